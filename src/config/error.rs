@@ -1,0 +1,181 @@
+//! Configuration errors: one per bad key or portmap entry, each saying which
+//! key, which entry, which byte and why. The parser collects them instead of
+//! stopping, so valid entries still form a configuration.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// One problem in the metadata, located precisely enough for an operator to
+/// find it without reading the parser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigError {
+    /// The full metadata key, e.g. `cloud.tritoncompute:portmap`.
+    pub key: String,
+    /// For list-valued keys (portmap, metrics_acl, certificate_name): the
+    /// index of the bad entry, counting from 0 over non-empty entries.
+    pub entry: Option<usize>,
+    /// Byte offset of the problem within the key's whole value.
+    pub offset: usize,
+    /// The text of the bad entry (or the whole value for scalar keys).
+    pub text: String,
+    /// What is wrong, in words.
+    pub reason: Reason,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.key)?;
+        if let Some(entry) = self.entry {
+            write!(f, " entry {entry}")?;
+        }
+        write!(
+            f,
+            " at byte {}: {} (in {:?})",
+            self.offset, self.reason, self.text
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Why a key or entry was refused. Precise variants, so tests and metrics can
+/// tell the cases apart; `Display` gives the sentence an operator reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// `loadbalancer` holds something other than `true` or `false`.
+    NotABoolean,
+    /// The service type before `://` is not one of the six.
+    UnknownServiceType(String),
+    /// The entry has no `://` after its type.
+    MissingScheme,
+    /// A port is absent where one is required.
+    MissingPort(&'static str),
+    /// A port is not a decimal number in 1..=65535.
+    InvalidPort(&'static str, String),
+    /// The backend is empty.
+    MissingBackend,
+    /// The backend is neither a DNS name nor an IP literal.
+    InvalidHostName(String, &'static str),
+    /// An IPv6 literal without brackets or with a broken bracket.
+    InvalidIpv6Literal(String),
+    /// An IP-literal backend without a port: there is nothing to ask SRV.
+    IpBackendNeedsPort,
+    /// `{` without its `}`, or text after the `}`.
+    UnbalancedBraces,
+    /// Text after the backend that is neither `:port` nor `{params}`.
+    TrailingText(String),
+    /// A health-check parameter that is not check, port, rise or fall.
+    UnknownParameter(String),
+    /// A health-check parameter without `:value`.
+    ParameterWithoutValue(String),
+    /// A parameter given twice in one entry.
+    DuplicateParameter(&'static str),
+    /// `check:` path that does not start with `/` or holds unsafe bytes.
+    InvalidCheckPath(String),
+    /// `rise`/`fall` outside 1..=100.
+    InvalidCount(&'static str, String),
+    /// A second service on a port already taken by an earlier entry.
+    DuplicateListenPort(u16, usize),
+    /// `max_rs` is not an integer.
+    NotAnInteger(String),
+    /// A number outside its range; the value used instead is given.
+    OutOfRange {
+        /// The value as written.
+        value: String,
+        /// The smallest allowed value.
+        min: u64,
+        /// The largest allowed value.
+        max: u64,
+        /// What is used instead.
+        used: u64,
+    },
+    /// A `certificate_name` entry that is not a DNS name.
+    InvalidCertificateName(String),
+    /// A `metrics_acl` entry that is not an IP prefix.
+    InvalidPrefix(String),
+    /// `syslog` is not `HOST:PORT`.
+    InvalidSyslogTarget(String),
+    /// `timeouts` names a key other than queue, connect, client, server.
+    UnknownTimeout(String),
+    /// A timeout value that is not `N`, `Nms` or `Ns`.
+    InvalidDuration(String),
+    /// `timeouts` entries must be `name:value`.
+    MalformedTimeouts(String),
+    /// The same timeout given twice.
+    DuplicateTimeout(&'static str),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NotABoolean => f.write_str("must be \"true\" to enable load balancing"),
+            Reason::UnknownServiceType(t) => write!(
+                f,
+                "unknown service type {t:?}; expected http, https, https+insecure, https-http, tcp or tcp-proxy-v2"
+            ),
+            Reason::MissingScheme => {
+                f.write_str("expected TYPE://LISTEN_PORT:BACKEND[:PORT][{PARAMS}]")
+            }
+            Reason::MissingPort(what) => write!(f, "missing {what} port"),
+            Reason::InvalidPort(what, v) => {
+                write!(f, "{what} port {v:?} is not a number in 1..65535")
+            }
+            Reason::MissingBackend => f.write_str("missing backend name or address"),
+            Reason::InvalidHostName(h, why) => write!(f, "backend {h:?} is not a DNS name: {why}"),
+            Reason::InvalidIpv6Literal(h) => write!(
+                f,
+                "{h:?} is not a valid IPv6 literal; write IPv6 backends in brackets, e.g. [2001:db8::1]:8080"
+            ),
+            Reason::IpBackendNeedsPort => f.write_str(
+                "an IP-literal backend needs a port (SRV discovery only works with DNS names)",
+            ),
+            Reason::UnbalancedBraces => f.write_str("unbalanced { } around health-check parameters"),
+            Reason::TrailingText(t) => write!(f, "unexpected text {t:?} after the backend"),
+            Reason::UnknownParameter(p) => {
+                write!(f, "unknown parameter {p:?}; expected check, port, rise or fall")
+            }
+            Reason::ParameterWithoutValue(p) => write!(f, "parameter {p:?} needs a value after ':'"),
+            Reason::DuplicateParameter(p) => write!(f, "parameter {p:?} is given twice"),
+            Reason::InvalidCheckPath(p) => write!(
+                f,
+                "check path {p:?} must start with '/' and hold only visible ASCII"
+            ),
+            Reason::InvalidCount(what, v) => write!(f, "{what} {v:?} is not a number in 1..100"),
+            Reason::DuplicateListenPort(port, first) => write!(
+                f,
+                "port {port} is already used by entry {first}; each service needs its own listen port"
+            ),
+            Reason::NotAnInteger(v) => write!(f, "{v:?} is not an integer"),
+            Reason::OutOfRange { value, min, max, used } => {
+                write!(f, "{value} is outside {min}..={max}; using {used}")
+            }
+            Reason::InvalidCertificateName(n) => write!(f, "{n:?} is not a DNS name"),
+            Reason::InvalidPrefix(p) => {
+                write!(f, "{p:?} is not an IP prefix such as 10.0.0.0/8 or 2001:db8::/32")
+            }
+            Reason::InvalidSyslogTarget(t) => write!(f, "{t:?} is not HOST:PORT"),
+            Reason::UnknownTimeout(k) => write!(
+                f,
+                "unknown timeout {k:?}; expected queue, connect, client or server (the whole key is ignored)"
+            ),
+            Reason::InvalidDuration(v) => write!(
+                f,
+                "{v:?} is not a duration; write milliseconds as 500 or 500ms, seconds as 5s (the whole key is ignored)"
+            ),
+            Reason::MalformedTimeouts(t) => write!(
+                f,
+                "{t:?} is not name:value; expected e.g. {{connect:2s,client:55s}} (the whole key is ignored)"
+            ),
+            Reason::DuplicateTimeout(k) => {
+                write!(f, "timeout {k:?} is given twice (the whole key is ignored)")
+            }
+        }
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}

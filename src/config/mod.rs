@@ -1,0 +1,231 @@
+//! Typed configuration from the `cloud.tritoncompute:*` metadata keys.
+//!
+//! Pure: no I/O. [`Config::from_metadata`] takes the raw key → value map a
+//! metadata source read and returns a configuration that cannot hold an
+//! invalid value, plus one [`ConfigError`] for every bad key or entry. The
+//! valid parts always form the configuration, so one typo never takes the
+//! other services down.
+
+pub mod error;
+pub mod keys;
+pub mod portmap;
+pub mod timeouts;
+
+use std::collections::BTreeMap;
+
+pub use error::{ConfigError, Reason};
+pub use keys::{IpPrefix, SyslogHost, SyslogTarget};
+pub use portmap::{BackendTarget, CheckPath, Count, HealthCheck, HostName, Service, ServiceKind};
+pub use timeouts::Timeouts;
+
+/// Raw metadata: full key name → value, as a source read it.
+pub type Metadata = BTreeMap<String, String>;
+
+/// Where and to whom metrics are served; present only when `metrics_acl`
+/// holds at least one valid prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetricsConfig {
+    /// TCP port, all addresses.
+    pub port: u16,
+    /// Peers allowed to scrape; everyone else gets 403.
+    pub acl: Vec<IpPrefix>,
+}
+
+/// The whole configuration of one balancer instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Config {
+    enabled: bool,
+    services: Vec<Service>,
+    max_rs: u16,
+    certificate_names: Vec<HostName>,
+    metrics: Option<MetricsConfig>,
+    syslog: Option<SyslogTarget>,
+    timeouts: Timeouts,
+}
+
+impl Default for Config {
+    /// Disabled: what an instance without metadata runs.
+    fn default() -> Self {
+        Config {
+            enabled: false,
+            services: Vec::new(),
+            max_rs: keys::MAX_RS_DEFAULT,
+            certificate_names: Vec::new(),
+            metrics: None,
+            syslog: None,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Builds the configuration from raw metadata. Every key is parsed even
+    /// when `loadbalancer` is not `true`, so `moirai check` reports all
+    /// problems at once; a disabled balancer simply runs no services.
+    pub fn from_metadata(md: &Metadata) -> (Config, Vec<ConfigError>) {
+        let get = |k: &str| md.get(k).map(String::as_str).unwrap_or("");
+        let mut errors = Vec::new();
+
+        let (enabled, e) = keys::parse_loadbalancer(get(keys::LOADBALANCER));
+        errors.extend(e);
+
+        let (parsed, e) = portmap::parse(get(keys::PORTMAP));
+        errors.extend(e);
+        let mut services: Vec<Service> = Vec::with_capacity(parsed.len());
+        let mut first_on_port: BTreeMap<u16, usize> = BTreeMap::new();
+        for (span, service) in parsed {
+            let port = service.listen.get();
+            if let Some(&first) = first_on_port.get(&port) {
+                let text = &get(keys::PORTMAP)[span.start..span.end];
+                // Point at the listen port, right after "TYPE://".
+                let rel = text.find("://").map_or(0, |i| i + 3);
+                errors.push(ConfigError {
+                    key: keys::PORTMAP.to_owned(),
+                    entry: Some(span.index),
+                    offset: span.start + rel,
+                    text: text.to_owned(),
+                    reason: Reason::DuplicateListenPort(port, first),
+                });
+                continue;
+            }
+            first_on_port.insert(port, span.index);
+            services.push(service);
+        }
+
+        let (max_rs, e) = keys::parse_max_rs(get(keys::MAX_RS));
+        errors.extend(e);
+        let (certificate_names, e) = keys::parse_certificate_names(get(keys::CERTIFICATE_NAME));
+        errors.extend(e);
+        let (acl, e) = keys::parse_metrics_acl(get(keys::METRICS_ACL));
+        errors.extend(e);
+        let (port, e) = keys::parse_metrics_port(get(keys::METRICS_PORT));
+        errors.extend(e);
+        let metrics = (!acl.is_empty()).then_some(MetricsConfig { port, acl });
+        let (syslog, e) = keys::parse_syslog(get(keys::SYSLOG));
+        errors.extend(e);
+        let (timeouts, e) = timeouts::parse(get(keys::TIMEOUTS));
+        errors.extend(e);
+
+        errors.sort_by_key(|e| {
+            (
+                keys::ALL.iter().position(|k| *k == e.key),
+                e.entry,
+                e.offset,
+            )
+        });
+        let config = Config {
+            enabled,
+            services: if enabled { services } else { Vec::new() },
+            max_rs,
+            certificate_names,
+            metrics,
+            syslog,
+            timeouts,
+        };
+        (config, errors)
+    }
+
+    /// Whether `loadbalancer` is `true`.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The services to run, in portmap order, listen ports all distinct
+    /// (empty when disabled).
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// Most backends used per service, 1..=1024.
+    pub fn max_rs(&self) -> u16 {
+        self.max_rs
+    }
+
+    /// Certificate names, the first being the CN; empty means self-signed.
+    pub fn certificate_names(&self) -> &[HostName] {
+        &self.certificate_names
+    }
+
+    /// The metrics endpoint, if `metrics_acl` enables it.
+    pub fn metrics(&self) -> Option<&MetricsConfig> {
+        self.metrics.as_ref()
+    }
+
+    /// Remote syslog target, if any.
+    pub fn syslog(&self) -> Option<&SyslogTarget> {
+        self.syslog.as_ref()
+    }
+
+    /// Connection timeouts.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn md(pairs: &[(&str, &str)]) -> Metadata {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn disabled_without_loadbalancer_true() {
+        let (c, e) = Config::from_metadata(&md(&[(keys::PORTMAP, "http://80:a.example:1")]));
+        assert!(!c.enabled());
+        assert!(c.services().is_empty());
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn duplicate_port_is_an_error_for_the_later_entry() {
+        let (c, e) = Config::from_metadata(&md(&[
+            (keys::LOADBALANCER, "true"),
+            (
+                keys::PORTMAP,
+                "http://80:a.example:1,tcp://81:b.example:2,tcp://80:c.example:3",
+            ),
+        ]));
+        assert_eq!(c.services().len(), 2);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].entry, Some(2));
+        assert_eq!(e[0].reason, Reason::DuplicateListenPort(80, 0));
+        assert_eq!(
+            e[0].offset,
+            "http://80:a.example:1,tcp://81:b.example:2,tcp://".len()
+        );
+    }
+
+    #[test]
+    fn errors_from_every_key_together() {
+        let (c, e) = Config::from_metadata(&md(&[
+            (keys::LOADBALANCER, "true"),
+            (keys::PORTMAP, "http://80:a.example:1,bogus"),
+            (keys::MAX_RS, "2000"),
+            (keys::METRICS_ACL, "10.0.0.0/8 zzz"),
+            (keys::METRICS_PORT, "0"),
+            (keys::SYSLOG, "nope"),
+            (keys::TIMEOUTS, "{x:1}"),
+        ]));
+        assert_eq!(c.services().len(), 1);
+        assert_eq!(c.max_rs(), 1024);
+        assert_eq!(c.metrics().unwrap().port, 8405);
+        assert_eq!(c.metrics().unwrap().acl.len(), 1);
+        let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                keys::PORTMAP,
+                keys::MAX_RS,
+                keys::METRICS_ACL,
+                keys::METRICS_PORT,
+                keys::SYSLOG,
+                keys::TIMEOUTS
+            ]
+        );
+    }
+}

@@ -1,0 +1,768 @@
+//! The portmap grammar: `TYPE://LISTEN:BACKEND[:PORT][{PARAMS}]`, entries
+//! separated by `,`, space or newline outside braces.
+//!
+//! Parsing is total: every entry either becomes a [`Service`] or a
+//! [`ConfigError`] that says where and why, and one bad entry never hides the
+//! others. Duplicate listen ports are checked by the caller
+//! ([`super::Config`]), which sees the whole set.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU16;
+
+use super::error::{ConfigError, Reason};
+use super::keys::PORTMAP;
+
+/// The six service types of the guide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceKind {
+    /// Plain HTTP in and out, with `X-Forwarded-For`.
+    Http,
+    /// TLS in, TLS out with the backend's certificate verified.
+    Https,
+    /// TLS in, TLS out without verification.
+    HttpsInsecure,
+    /// TLS in, plain HTTP out: the recommended termination.
+    HttpsHttp,
+    /// Bytes through, untouched.
+    Tcp,
+    /// Bytes through, after a PROXY protocol v2 header.
+    TcpProxyV2,
+}
+
+impl ServiceKind {
+    /// Every kind, for tables and property tests.
+    pub const ALL: [ServiceKind; 6] = [
+        ServiceKind::Http,
+        ServiceKind::Https,
+        ServiceKind::HttpsInsecure,
+        ServiceKind::HttpsHttp,
+        ServiceKind::Tcp,
+        ServiceKind::TcpProxyV2,
+    ];
+
+    /// The portmap spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::Http => "http",
+            ServiceKind::Https => "https",
+            ServiceKind::HttpsInsecure => "https+insecure",
+            ServiceKind::HttpsHttp => "https-http",
+            ServiceKind::Tcp => "tcp",
+            ServiceKind::TcpProxyV2 => "tcp-proxy-v2",
+        }
+    }
+
+    /// Parses a type name, ignoring ASCII case.
+    pub fn parse(s: &str) -> Option<ServiceKind> {
+        ServiceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// Whether the balancer speaks HTTP on this service (vs byte passthrough).
+    pub fn is_http(self) -> bool {
+        !matches!(self, ServiceKind::Tcp | ServiceKind::TcpProxyV2)
+    }
+}
+
+impl fmt::Display for ServiceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A syntactically valid DNS name: lower-cased, without a trailing dot,
+/// labels of 1..=63 letters, digits, `-` or `_`, 253 bytes at most.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostName(String);
+
+impl HostName {
+    /// Validates and normalises `s`; the error says what is wrong.
+    pub fn parse(s: &str) -> Result<HostName, &'static str> {
+        let s = s.strip_suffix('.').unwrap_or(s);
+        if s.is_empty() {
+            return Err("it is empty");
+        }
+        if s.len() > 253 {
+            return Err("it is longer than 253 bytes");
+        }
+        let mut all_numeric = true;
+        for label in s.split('.') {
+            if label.is_empty() {
+                return Err("it has an empty label");
+            }
+            if label.len() > 63 {
+                return Err("a label is longer than 63 bytes");
+            }
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err("only letters, digits, '-', '_' and '.' are allowed");
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return Err("a label starts or ends with '-'");
+            }
+            all_numeric &= label.bytes().all(|b| b.is_ascii_digit());
+        }
+        if all_numeric {
+            return Err("it looks like an IPv4 address but is not a valid one");
+        }
+        Ok(HostName(s.to_ascii_lowercase()))
+    }
+
+    /// `*.base`: a wildcard certificate name. Only certificates use these.
+    pub fn wildcard(base: &HostName) -> HostName {
+        HostName(format!("*.{}", base.0))
+    }
+
+    /// The name, lower-case, without a trailing dot.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a service's backends come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BackendTarget {
+    /// An IP literal with its port: one fixed backend, no DNS.
+    Ip(SocketAddr),
+    /// A name resolved by A/AAAA; every address gets `port`.
+    Dns {
+        /// The name to resolve.
+        name: HostName,
+        /// The port every resolved address gets.
+        port: NonZeroU16,
+    },
+    /// A name resolved by SRV at the same name: targets and ports from DNS.
+    Srv {
+        /// The name whose SRV records list the backends.
+        name: HostName,
+    },
+}
+
+impl BackendTarget {
+    /// `"ip"`, `"a"` or `"srv"`: how the backend set is found.
+    pub fn resolve_mode(&self) -> &'static str {
+        match self {
+            BackendTarget::Ip(_) => "ip",
+            BackendTarget::Dns { .. } => "a",
+            BackendTarget::Srv { .. } => "srv",
+        }
+    }
+
+    /// The backend port, when the portmap gives one.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            BackendTarget::Ip(a) => Some(a.port()),
+            BackendTarget::Dns { port, .. } => Some(port.get()),
+            BackendTarget::Srv { .. } => None,
+        }
+    }
+
+    /// The name or address, as an operator wrote it (IPv6 without brackets).
+    pub fn host(&self) -> String {
+        match self {
+            BackendTarget::Ip(a) => a.ip().to_string(),
+            BackendTarget::Dns { name, .. } | BackendTarget::Srv { name } => name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for BackendTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendTarget::Ip(a) => write!(f, "{a}"),
+            BackendTarget::Dns { name, port } => write!(f, "{name}:{port}"),
+            BackendTarget::Srv { name } => write!(f, "{name}"),
+        }
+    }
+}
+
+/// A health-check HTTP path: starts with `/`, visible ASCII only, so it can
+/// go into a request line unescaped; no `,`, `{` or `}`, which the portmap
+/// grammar reserves (percent-encode them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CheckPath(String);
+
+impl CheckPath {
+    /// Validates `s` as a request target.
+    pub fn parse(s: &str) -> Option<CheckPath> {
+        let ok = s.starts_with('/')
+            && s.len() <= 1024
+            && s.bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'{' | b'}' | b','));
+        ok.then(|| CheckPath(s.to_owned()))
+    }
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A rise or fall count, 1..=100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Count(u8);
+
+impl Count {
+    /// The largest count accepted: 100 checks at 2 s is over three minutes.
+    pub const MAX: u8 = 100;
+
+    /// `n` if it is in 1..=100.
+    pub fn new(n: u8) -> Option<Count> {
+        (1..=Count::MAX).contains(&n).then_some(Count(n))
+    }
+
+    /// The count.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// Health-check parameters of one service, with the guide's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HealthCheck {
+    /// `check:/path`: an HTTP check instead of (on top of) the TCP connect.
+    pub path: Option<CheckPath>,
+    /// `port:N`: the port checked, instead of the backend's.
+    pub port: Option<NonZeroU16>,
+    /// Consecutive successes before a backend is used (default 2).
+    pub rise: Count,
+    /// Consecutive failures before a backend is dropped (default 1).
+    pub fall: Count,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: None,
+            port: None,
+            rise: Count(2),
+            fall: Count(1),
+        }
+    }
+}
+
+/// One valid portmap entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Service {
+    /// The service type.
+    pub kind: ServiceKind,
+    /// The port the balancer listens on (all addresses).
+    pub listen: NonZeroU16,
+    /// Where the backends come from.
+    pub backend: BackendTarget,
+    /// Health-check parameters.
+    pub check: HealthCheck,
+}
+
+impl fmt::Display for Service {
+    /// Prints the entry back in portmap syntax; parsing the output gives the
+    /// same value (property-tested).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.kind, self.listen, self.backend)?;
+        let mut params = Vec::new();
+        if let Some(p) = &self.check.path {
+            params.push(format!("check:{}", p.as_str()));
+        }
+        if let Some(p) = self.check.port {
+            params.push(format!("port:{p}"));
+        }
+        let d = HealthCheck::default();
+        if self.check.rise != d.rise {
+            params.push(format!("rise:{}", self.check.rise.get()));
+        }
+        if self.check.fall != d.fall {
+            params.push(format!("fall:{}", self.check.fall.get()));
+        }
+        if !params.is_empty() {
+            write!(f, "{{{}}}", params.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// One entry's place in the portmap value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Index among non-empty entries, from 0.
+    pub index: usize,
+    /// Byte offset of the entry in the value.
+    pub start: usize,
+    /// Byte offset one past its end.
+    pub end: usize,
+}
+
+/// Splits a portmap value into entries: `,`, space, tab, CR and newline
+/// separate, except inside a `{...}` that is closed later on.
+pub fn split_entries(text: &str) -> Vec<Span> {
+    let bytes = text.as_bytes();
+    let mut spans = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if matches!(b, b',' | b' ' | b'\n' | b'\r' | b'\t') {
+            if let Some(s) = start.take() {
+                spans.push(Span {
+                    index: spans.len(),
+                    start: s,
+                    end: i,
+                });
+            }
+        } else {
+            start.get_or_insert(i);
+            if b == b'{' {
+                // Separators inside braces belong to the parameters, but an
+                // unclosed brace must not swallow every later entry.
+                if let Some(close) = bytes[i..].iter().position(|&c| c == b'}') {
+                    i += close;
+                }
+            }
+        }
+        i += 1;
+    }
+    if let Some(s) = start {
+        spans.push(Span {
+            index: spans.len(),
+            start: s,
+            end: bytes.len(),
+        });
+    }
+    spans
+}
+
+/// Parses a whole portmap value. Valid entries come back in order, each with
+/// its span; every invalid one becomes an error. Duplicate ports are not
+/// checked here.
+pub fn parse(text: &str) -> (Vec<(Span, Service)>, Vec<ConfigError>) {
+    let mut services = Vec::new();
+    let mut errors = Vec::new();
+    for span in split_entries(text) {
+        let entry = &text[span.start..span.end];
+        match parse_entry(entry) {
+            Ok(s) => services.push((span, s)),
+            Err((rel, reason)) => errors.push(ConfigError {
+                key: PORTMAP.to_owned(),
+                entry: Some(span.index),
+                offset: span.start + rel,
+                text: entry.to_owned(),
+                reason,
+            }),
+        }
+    }
+    (services, errors)
+}
+
+/// An error inside one entry: the offset relative to the entry, and why.
+type EntryError = (usize, Reason);
+
+/// Parses one entry (no separators in it, except inside braces).
+pub fn parse_entry(entry: &str) -> Result<Service, EntryError> {
+    let Some(sep) = entry.find("://") else {
+        return Err((0, Reason::MissingScheme));
+    };
+    let kind = ServiceKind::parse(&entry[..sep])
+        .ok_or_else(|| (0, Reason::UnknownServiceType(entry[..sep].to_owned())))?;
+    let mut pos = sep + 3;
+
+    // Listen port, up to the next ':'.
+    let rest = &entry[pos..];
+    let Some(colon) = rest.find(':') else {
+        return Err(if rest.is_empty() {
+            (pos, Reason::MissingPort("listen"))
+        } else {
+            (pos + rest.len(), Reason::MissingBackend)
+        });
+    };
+    let listen = parse_port(&rest[..colon]).ok_or_else(|| {
+        let r = if colon == 0 {
+            Reason::MissingPort("listen")
+        } else {
+            Reason::InvalidPort("listen", rest[..colon].to_owned())
+        };
+        (pos, r)
+    })?;
+    pos += colon + 1;
+
+    // Parameters, if any, are the tail starting at the first '{'.
+    let (target_end, params) = match entry[pos..].find('{') {
+        Some(open) => {
+            let open = pos + open;
+            if !entry.ends_with('}') || entry[open + 1..entry.len() - 1].contains(['{', '}']) {
+                return Err((open, Reason::UnbalancedBraces));
+            }
+            (open, Some((open + 1, &entry[open + 1..entry.len() - 1])))
+        }
+        None => {
+            if let Some(close) = entry[pos..].find('}') {
+                return Err((pos + close, Reason::UnbalancedBraces));
+            }
+            (entry.len(), None)
+        }
+    };
+
+    let backend = parse_backend(&entry[pos..target_end]).map_err(|(rel, r)| (pos + rel, r))?;
+    let check = match params {
+        Some((off, p)) => parse_params(p).map_err(|(rel, r)| (off + rel, r))?,
+        None => HealthCheck::default(),
+    };
+    Ok(Service {
+        kind,
+        listen,
+        backend,
+        check,
+    })
+}
+
+/// `1..=65535`, decimal digits only.
+fn parse_port(s: &str) -> Option<NonZeroU16> {
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u16>().ok().and_then(NonZeroU16::new)
+}
+
+/// `name[:port]`, `a.b.c.d[:port]` or `[v6][:port]`.
+fn parse_backend(s: &str) -> Result<BackendTarget, EntryError> {
+    if s.is_empty() {
+        return Err((0, Reason::MissingBackend));
+    }
+    let (host, port_at) = if let Some(inner) = s.strip_prefix('[') {
+        let Some(close) = inner.find(']') else {
+            return Err((0, Reason::InvalidIpv6Literal(s.to_owned())));
+        };
+        let ip: Ipv6Addr = inner[..close]
+            .parse()
+            .map_err(|_| (1, Reason::InvalidIpv6Literal(inner[..close].to_owned())))?;
+        let after = close + 2;
+        let port = match &s[after..] {
+            "" => None,
+            p => match p.strip_prefix(':') {
+                Some(p) => Some(
+                    parse_port(p)
+                        .ok_or_else(|| (after + 1, Reason::InvalidPort("backend", p.to_owned())))?,
+                ),
+                None => return Err((after, Reason::TrailingText(p.to_owned()))),
+            },
+        };
+        return match port {
+            Some(port) => Ok(BackendTarget::Ip(SocketAddr::new(
+                IpAddr::V6(ip),
+                port.get(),
+            ))),
+            None => Err((0, Reason::IpBackendNeedsPort)),
+        };
+    } else {
+        match s.find(':') {
+            Some(c) => (&s[..c], Some(c + 1)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return Err((0, Reason::MissingBackend));
+    }
+    let port = match port_at {
+        Some(at) => {
+            let p = &s[at..];
+            if p.contains(':') || host.parse::<Ipv6Addr>().is_ok() {
+                return Err((0, Reason::InvalidIpv6Literal(s.to_owned())));
+            }
+            Some(parse_port(p).ok_or_else(|| {
+                let r = if p.is_empty() {
+                    Reason::MissingPort("backend")
+                } else {
+                    Reason::InvalidPort("backend", p.to_owned())
+                };
+                (at, r)
+            })?)
+        }
+        None => None,
+    };
+    if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
+        return match port {
+            Some(port) => Ok(BackendTarget::Ip(SocketAddr::new(
+                IpAddr::V4(ip),
+                port.get(),
+            ))),
+            None => Err((0, Reason::IpBackendNeedsPort)),
+        };
+    }
+    let name =
+        HostName::parse(host).map_err(|why| (0, Reason::InvalidHostName(host.to_owned(), why)))?;
+    Ok(match port {
+        Some(port) => BackendTarget::Dns { name, port },
+        None => BackendTarget::Srv { name },
+    })
+}
+
+/// `check:/p,port:N,rise:N,fall:N` in any order, each at most once.
+fn parse_params(s: &str) -> Result<HealthCheck, EntryError> {
+    let mut hc = HealthCheck::default();
+    let (mut seen_check, mut seen_port, mut seen_rise, mut seen_fall) =
+        (false, false, false, false);
+    let mut off = 0;
+    for param in s.split(',') {
+        let here = off;
+        off += param.len() + 1;
+        let trimmed = param.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let lead = param.len() - param.trim_start().len();
+        let at = here + lead;
+        let Some((name, value)) = trimmed.split_once(':') else {
+            return Err((at, Reason::ParameterWithoutValue(trimmed.to_owned())));
+        };
+        let value_at = at + name.len() + 1;
+        let value = value.trim();
+        if value.is_empty() {
+            return Err((at, Reason::ParameterWithoutValue(name.to_owned())));
+        }
+        let once = |seen: &mut bool, n: &'static str| {
+            if std::mem::replace(seen, true) {
+                Err((at, Reason::DuplicateParameter(n)))
+            } else {
+                Ok(())
+            }
+        };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "check" => {
+                once(&mut seen_check, "check")?;
+                hc.path = Some(
+                    CheckPath::parse(value)
+                        .ok_or_else(|| (value_at, Reason::InvalidCheckPath(value.to_owned())))?,
+                );
+            }
+            "port" => {
+                once(&mut seen_port, "port")?;
+                hc.port =
+                    Some(parse_port(value).ok_or_else(|| {
+                        (value_at, Reason::InvalidPort("check", value.to_owned()))
+                    })?);
+            }
+            "rise" => {
+                once(&mut seen_rise, "rise")?;
+                hc.rise = parse_count(value)
+                    .ok_or_else(|| (value_at, Reason::InvalidCount("rise", value.to_owned())))?;
+            }
+            "fall" => {
+                once(&mut seen_fall, "fall")?;
+                hc.fall = parse_count(value)
+                    .ok_or_else(|| (value_at, Reason::InvalidCount("fall", value.to_owned())))?;
+            }
+            other => return Err((at, Reason::UnknownParameter(other.to_owned()))),
+        }
+    }
+    Ok(hc)
+}
+
+fn parse_count(s: &str) -> Option<Count> {
+    if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u8>().ok().and_then(Count::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> Service {
+        parse_entry(s).unwrap_or_else(|e| panic!("{s}: {e:?}"))
+    }
+
+    fn err(s: &str) -> EntryError {
+        parse_entry(s).expect_err(s)
+    }
+
+    #[test]
+    fn types_are_case_insensitive() {
+        for k in ServiceKind::ALL {
+            let upper = format!("{}://80:web.example.com:8080", k.as_str().to_uppercase());
+            assert_eq!(ok(&upper).kind, k);
+        }
+    }
+
+    #[test]
+    fn a_mode_srv_mode_and_ip_literals() {
+        let s = ok("http://80:Web.Example.com:8080");
+        assert_eq!(s.backend.resolve_mode(), "a");
+        assert_eq!(s.backend.host(), "web.example.com");
+        assert_eq!(s.backend.port(), Some(8080));
+        let s = ok("http://80:web.example.com");
+        assert_eq!(s.backend.resolve_mode(), "srv");
+        assert_eq!(s.backend.port(), None);
+        let s = ok("tcp://5432:10.1.2.3:5432");
+        assert_eq!(
+            s.backend,
+            BackendTarget::Ip("10.1.2.3:5432".parse().unwrap())
+        );
+        let s = ok("tcp://5432:[2001:db8::1]:5432");
+        assert_eq!(
+            s.backend,
+            BackendTarget::Ip("[2001:db8::1]:5432".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn params_in_any_order_with_defaults() {
+        let s = ok("http://80:w.example:8080{fall:3,check:/healthz,rise:5,port:9000}");
+        assert_eq!(s.check.path.as_ref().unwrap().as_str(), "/healthz");
+        assert_eq!(s.check.port.unwrap().get(), 9000);
+        assert_eq!((s.check.rise.get(), s.check.fall.get()), (5, 3));
+        let s = ok("http://80:w.example:8080{check:/x}");
+        assert_eq!((s.check.rise.get(), s.check.fall.get()), (2, 1));
+        let s = ok("http://80:w.example:8080{CHECK:/x?a=b:c}");
+        assert_eq!(s.check.path.unwrap().as_str(), "/x?a=b:c");
+    }
+
+    #[test]
+    fn separators_never_split_inside_braces() {
+        let text = "http://80:a.example:1{check:/a, port:9}\nTCP://81:b.example:2  https-http://443:c.example:3{check:/h,rise:3,fall:2}";
+        let (services, errors) = parse(text);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(services.len(), 3);
+        assert_eq!(services[0].1.check.port.unwrap().get(), 9);
+        assert_eq!(services[2].0.index, 2);
+    }
+
+    #[test]
+    fn each_error_names_its_place() {
+        type Case = (&'static str, usize, fn(&Reason) -> bool);
+        let cases: &[Case] = &[
+            ("http:/80:a:1", 0, |r| matches!(r, Reason::MissingScheme)),
+            ("ftp://80:a:1", 0, |r| {
+                matches!(r, Reason::UnknownServiceType(_))
+            }),
+            ("http://", 7, |r| matches!(r, Reason::MissingPort("listen"))),
+            ("http://80", 9, |r| matches!(r, Reason::MissingBackend)),
+            ("http://:a.b:1", 7, |r| {
+                matches!(r, Reason::MissingPort("listen"))
+            }),
+            ("http://0:a.b:1", 7, |r| {
+                matches!(r, Reason::InvalidPort("listen", _))
+            }),
+            ("http://65536:a.b:1", 7, |r| {
+                matches!(r, Reason::InvalidPort("listen", _))
+            }),
+            ("http://8x:a.b:1", 7, |r| {
+                matches!(r, Reason::InvalidPort("listen", _))
+            }),
+            ("http://80:", 10, |r| matches!(r, Reason::MissingBackend)),
+            ("http://80:a.b:", 14, |r| {
+                matches!(r, Reason::MissingPort("backend"))
+            }),
+            ("http://80:a.b:0", 14, |r| {
+                matches!(r, Reason::InvalidPort("backend", _))
+            }),
+            ("http://80:a..b:1", 10, |r| {
+                matches!(r, Reason::InvalidHostName(..))
+            }),
+            ("http://80:a b.c:1", 10, |r| {
+                matches!(r, Reason::InvalidHostName(..))
+            }),
+            ("http://80:300.1.1.1:1", 10, |r| {
+                matches!(r, Reason::InvalidHostName(..))
+            }),
+            ("http://80:-a.b:1", 10, |r| {
+                matches!(r, Reason::InvalidHostName(..))
+            }),
+            ("http://80:2001:db8::1:80", 10, |r| {
+                matches!(r, Reason::InvalidIpv6Literal(_))
+            }),
+            ("http://80:[2001:db8::1:80", 10, |r| {
+                matches!(r, Reason::InvalidIpv6Literal(_))
+            }),
+            ("http://80:[zz::1]:80", 11, |r| {
+                matches!(r, Reason::InvalidIpv6Literal(_))
+            }),
+            ("http://80:[::1]80", 15, |r| {
+                matches!(r, Reason::TrailingText(_))
+            }),
+            ("http://80:[::1]", 10, |r| {
+                matches!(r, Reason::IpBackendNeedsPort)
+            }),
+            ("http://80:10.0.0.1", 10, |r| {
+                matches!(r, Reason::IpBackendNeedsPort)
+            }),
+            ("http://80:a.b:1{check:/x", 15, |r| {
+                matches!(r, Reason::UnbalancedBraces)
+            }),
+            ("http://80:a.b:1}", 15, |r| {
+                matches!(r, Reason::UnbalancedBraces)
+            }),
+            ("http://80:a.b:1{check:/x}x", 15, |r| {
+                matches!(r, Reason::UnbalancedBraces)
+            }),
+            ("http://80:a.b:1{bogus:1}", 16, |r| {
+                matches!(r, Reason::UnknownParameter(_))
+            }),
+            ("http://80:a.b:1{check}", 16, |r| {
+                matches!(r, Reason::ParameterWithoutValue(_))
+            }),
+            ("http://80:a.b:1{rise:}", 16, |r| {
+                matches!(r, Reason::ParameterWithoutValue(_))
+            }),
+            ("http://80:a.b:1{check:healthz}", 22, |r| {
+                matches!(r, Reason::InvalidCheckPath(_))
+            }),
+            ("http://80:a.b:1{port:99999}", 21, |r| {
+                matches!(r, Reason::InvalidPort("check", _))
+            }),
+            ("http://80:a.b:1{rise:0}", 21, |r| {
+                matches!(r, Reason::InvalidCount("rise", _))
+            }),
+            ("http://80:a.b:1{fall:101}", 21, |r| {
+                matches!(r, Reason::InvalidCount("fall", _))
+            }),
+            ("http://80:a.b:1{rise:2,rise:3}", 23, |r| {
+                matches!(r, Reason::DuplicateParameter("rise"))
+            }),
+        ];
+        for (text, offset, reason) in cases {
+            let (at, r) = err(text);
+            assert!(reason(&r), "{text}: got {r:?}");
+            assert_eq!(at, *offset, "{text}: {r}");
+        }
+    }
+
+    #[test]
+    fn errors_carry_absolute_offsets_and_keep_valid_entries() {
+        let text = "http://80:a.example:1,tcp://81:b.example:x,tcp://82:10.0.0.1:5";
+        let (services, errors) = parse(text);
+        assert_eq!(services.len(), 2);
+        assert_eq!(errors.len(), 1);
+        let e = &errors[0];
+        assert_eq!(e.entry, Some(1));
+        assert_eq!(e.text, "tcp://81:b.example:x");
+        assert_eq!(&text[e.offset..e.offset + 1], "x");
+    }
+
+    #[test]
+    fn unclosed_brace_does_not_swallow_later_entries() {
+        let (services, errors) = parse("http://80:a.b:1{check:/x http://81:c.d:2");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(services.len(), 1);
+        assert_eq!(services[0].1.listen.get(), 81);
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in [
+            "http://80:web.example:8080",
+            "https+insecure://443:web.example{check:/h,port:9,rise:3,fall:2}",
+            "tcp-proxy-v2://1:[::1]:65535",
+        ] {
+            assert_eq!(ok(text).to_string(), text);
+        }
+    }
+}

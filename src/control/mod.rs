@@ -1,0 +1,341 @@
+//! The control thread: it decides, the workers move bytes.
+//!
+//! It reads the metadata (a file is watched several times a second, other
+//! sources are polled every `--metadata-interval`, SIGHUP reads at once),
+//! turns it into a [`Config`], builds a [`Snapshot`] and sends it to every
+//! worker with a wake-up. A source that fails, or metadata that parses to
+//! the same configuration, changes nothing. SIGTERM/SIGINT drain the workers
+//! for up to the grace period.
+//!
+//! Later issues add DNS discovery, health checks, ACME and the status
+//! socket here; each reports into the same snapshot builder.
+
+pub mod hosts;
+pub mod publish;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::config::{Config, ConfigError, Metadata};
+use crate::engine::worker::{self, FromWorker, ListenConfig, ToWorker, WorkerHandle};
+use crate::metadata::Source;
+use crate::snapshot::Snapshot;
+use crate::sys::net::{ListenMode, SharedListeners};
+use crate::sys::poll::{Events, Poll, Token};
+use crate::sys::rlimit;
+use crate::sys::signals::{Signal, Signals};
+
+/// How often the loop wakes to check sources and worker reports.
+const TICK: Duration = Duration::from_millis(200);
+/// Token of the signal pipe in the control poll.
+const SIGNALS: Token = Token(1);
+
+/// Everything `moirai run` configures.
+pub struct Options {
+    /// Where metadata comes from.
+    pub source: Box<dyn Source>,
+    /// Worker threads.
+    pub workers: usize,
+    /// How long open connections may finish after SIGTERM.
+    pub grace: Duration,
+    /// How often a source that cannot signal changes is read.
+    pub metadata_interval: Duration,
+    /// Static names consulted before DNS.
+    pub hosts_file: PathBuf,
+    /// Per-worker or shared listening sockets.
+    pub listen_mode: ListenMode,
+    /// Certificates, keys and the control socket live here.
+    pub state_dir: PathBuf,
+}
+
+/// Why `moirai run` could not start.
+#[derive(Debug)]
+pub enum RunError {
+    /// The state directory cannot be created.
+    StateDir(PathBuf, io::Error),
+    /// The control poll or the signal handlers cannot be set up.
+    Setup(&'static str, io::Error),
+    /// A worker thread cannot be started.
+    Spawn(io::Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::StateDir(p, e) => write!(f, "state directory {}: {e}", p.display()),
+            RunError::Setup(what, e) => write!(f, "cannot set up {what}: {e}"),
+            RunError::Spawn(e) => write!(f, "cannot start a worker thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// A generation sent to the workers and not yet applied by all of them.
+struct Pending {
+    seen: Instant,
+    acks: usize,
+    changes: Vec<String>,
+}
+
+struct Control {
+    source: Box<dyn Source>,
+    interval: Duration,
+    hosts: hosts::Hosts,
+    builder: publish::Builder,
+    workers: Vec<WorkerHandle>,
+    reports: Receiver<FromWorker>,
+    metadata: Option<Metadata>,
+    config: Option<Config>,
+    errors: Vec<ConfigError>,
+    snapshot: Arc<Snapshot>,
+    pending: HashMap<u64, Pending>,
+    next_read: Instant,
+    last_source_error: Option<String>,
+}
+
+/// Runs the balancer until SIGTERM or SIGINT, then drains.
+pub fn run(opts: Options) -> Result<(), RunError> {
+    create_state_dir(&opts.state_dir)?;
+    match rlimit::raise_nofile() {
+        Ok((old, new)) if old != new => {
+            log::info!("raised the file descriptor limit from {old} to {new}")
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
+    }
+    let mut poll = Poll::new().map_err(|e| RunError::Setup("the control poll", e))?;
+    let mut signals = Signals::install().map_err(|e| RunError::Setup("signal handlers", e))?;
+    signals
+        .register(poll.registry(), SIGNALS)
+        .map_err(|e| RunError::Setup("signal handlers", e))?;
+
+    let (report_tx, reports) = crossbeam_channel::unbounded();
+    let listen = ListenConfig {
+        mode: opts.listen_mode,
+        shared: Arc::new(SharedListeners::default()),
+    };
+    let mut workers = Vec::with_capacity(opts.workers);
+    for id in 0..opts.workers.max(1) {
+        workers
+            .push(worker::spawn(id, listen.clone(), report_tx.clone()).map_err(RunError::Spawn)?);
+    }
+    drop(report_tx);
+    log::info!(
+        "moirai {} running: {} workers, {:?} listeners, metadata from {}",
+        env!("CARGO_PKG_VERSION"),
+        workers.len(),
+        opts.listen_mode,
+        opts.source.describe()
+    );
+
+    let mut ctl = Control {
+        source: opts.source,
+        interval: opts.metadata_interval,
+        hosts: hosts::Hosts::load(opts.hosts_file),
+        builder: publish::Builder::default(),
+        workers,
+        reports,
+        metadata: None,
+        config: None,
+        errors: Vec::new(),
+        snapshot: Arc::new(Snapshot::default()),
+        pending: HashMap::new(),
+        next_read: Instant::now(),
+        last_source_error: None,
+    };
+    ctl.read_metadata(Instant::now(), true);
+
+    let mut events = Events::with_capacity(16);
+    'run: loop {
+        if let Err(e) = poll.poll(&mut events, Some(TICK)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!("control poll failed: {e}");
+                std::thread::sleep(TICK);
+            }
+        }
+        let now = Instant::now();
+        if events.iter().any(|e| e.token() == SIGNALS) {
+            for sig in signals.take() {
+                match sig {
+                    Signal::Terminate => break 'run,
+                    Signal::Reload => {
+                        log::info!("SIGHUP: reading metadata now");
+                        ctl.read_metadata(now, false);
+                    }
+                }
+            }
+        }
+        ctl.collect_reports();
+        let hosts_changed = ctl.hosts.refresh();
+        if hosts_changed || ctl.source_due(now) {
+            ctl.read_metadata(now, hosts_changed);
+        }
+    }
+    ctl.drain(opts.grace);
+    Ok(())
+}
+
+fn create_state_dir(dir: &std::path::Path) -> Result<(), RunError> {
+    std::fs::create_dir_all(dir).map_err(|e| RunError::StateDir(dir.to_owned(), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Private keys will live here.
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+impl Control {
+    /// Whether the source should be read now: its interval passed, or it
+    /// says cheaply that it changed (a file, checked every tick).
+    fn source_due(&mut self, now: Instant) -> bool {
+        now >= self.next_read
+            || (self.last_source_error.is_none() && self.source.may_have_changed() == Some(true))
+    }
+
+    /// Reads the source; on success, reconfigures if anything changed.
+    fn read_metadata(&mut self, now: Instant, rebuild: bool) {
+        self.next_read = now + self.interval;
+        let md = match self.source.read() {
+            Ok(md) => md,
+            Err(e) => {
+                let msg = e.to_string();
+                if self.last_source_error.as_deref() != Some(&msg) {
+                    log::error!(
+                        "cannot read metadata ({msg}); keeping the running configuration (generation {})",
+                        self.snapshot.generation
+                    );
+                }
+                self.last_source_error = Some(msg);
+                return;
+            }
+        };
+        if self.last_source_error.take().is_some() {
+            log::info!("metadata readable again from {}", self.source.describe());
+        }
+        let seen = Instant::now();
+        let (config, errors) = Config::from_metadata(&md);
+        if errors != self.errors {
+            for e in &errors {
+                log::error!("config: {e}");
+            }
+            if errors.is_empty() && !self.errors.is_empty() {
+                log::info!("config: every key is valid again");
+            }
+            self.errors = errors;
+        }
+        self.metadata = Some(md);
+        if !rebuild && self.config.as_ref() == Some(&config) {
+            return;
+        }
+        if !config.enabled() {
+            log::warn!("cloud.tritoncompute:loadbalancer is not \"true\": running no services");
+        }
+        let snap = Arc::new(self.builder.build(&config, &self.hosts));
+        self.config = Some(config);
+        self.publish(snap, seen);
+    }
+
+    fn publish(&mut self, snap: Arc<Snapshot>, seen: Instant) {
+        let changes = publish::describe_changes(&self.snapshot, &snap);
+        for s in &snap.services {
+            if let Some(why) = &s.no_backends {
+                log::warn!("service {}: no backends: {why:?}", s.spec);
+            }
+        }
+        let mut sent = 0;
+        for w in &self.workers {
+            if w.send(ToWorker::Snapshot(Arc::clone(&snap))) {
+                sent += 1;
+            }
+        }
+        if sent == 0 {
+            log::error!(
+                "no worker is running to take generation {}",
+                snap.generation
+            );
+        }
+        self.pending.insert(
+            snap.generation,
+            Pending {
+                seen,
+                acks: 0,
+                changes,
+            },
+        );
+        self.snapshot = snap;
+    }
+
+    fn collect_reports(&mut self) {
+        while let Ok(r) = self.reports.try_recv() {
+            match r {
+                FromWorker::Applied { generation, at, .. } => {
+                    let Some(p) = self.pending.get_mut(&generation) else {
+                        continue;
+                    };
+                    p.acks += 1;
+                    if p.acks == self.workers.len() {
+                        let took = at.saturating_duration_since(p.seen);
+                        log::info!(
+                            "generation {generation} applied by {} workers in {:.1} ms: {}",
+                            self.workers.len(),
+                            took.as_secs_f64() * 1000.0,
+                            if p.changes.is_empty() {
+                                "no service changes".to_owned()
+                            } else {
+                                p.changes.join("; ")
+                            }
+                        );
+                        self.pending.retain(|g, _| *g > generation);
+                    }
+                }
+                FromWorker::ListenFailed {
+                    worker,
+                    port,
+                    error,
+                } => {
+                    log::error!(
+                        "worker {worker}: cannot listen on port {port}: {error} (retrying)"
+                    );
+                }
+                FromWorker::Exited { worker, cut } => {
+                    log::warn!("worker {worker} exited unexpectedly ({cut} sessions open)");
+                }
+            }
+        }
+    }
+
+    /// Stops accepting everywhere and waits for the workers to finish their
+    /// sessions, at most `grace`.
+    fn drain(self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        log::info!(
+            "draining: no new connections; open ones have {} s to finish",
+            grace.as_secs()
+        );
+        for w in &self.workers {
+            w.send(ToWorker::Drain(deadline));
+        }
+        let mut cut = 0;
+        for w in self.workers {
+            let _ = w.join.join();
+        }
+        while let Ok(r) = self.reports.try_recv() {
+            if let FromWorker::Exited { cut: c, .. } = r {
+                cut += c;
+            }
+        }
+        if cut > 0 {
+            log::warn!("grace period over: closed {cut} connections still open");
+        }
+        log::info!("stopped");
+    }
+}

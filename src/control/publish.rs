@@ -1,0 +1,164 @@
+//! Building snapshots and handing them to the workers.
+//!
+//! Backends are kept by (service port, address) across generations, so a
+//! backend that stays in the set keeps its `Arc` and with it the live
+//! connection count that least-connections balancing reads.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use super::hosts::Hosts;
+use crate::config::{BackendTarget, Config};
+use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, Snapshot};
+
+/// Builds generation-numbered snapshots.
+#[derive(Debug, Default)]
+pub struct Builder {
+    generation: u64,
+    backends: HashMap<(u16, SocketAddr), Arc<Backend>>,
+}
+
+impl Builder {
+    /// The snapshot for `config`, names resolved through `hosts`.
+    pub fn build(&mut self, config: &Config, hosts: &Hosts) -> Snapshot {
+        self.generation += 1;
+        let mut kept = HashMap::new();
+        let mut services = Vec::with_capacity(config.services().len());
+        for spec in config.services() {
+            let port = spec.listen.get();
+            let (mut addrs, no_backends): (Vec<SocketAddr>, Option<NoBackends>) = match &spec.backend {
+                BackendTarget::Ip(a) => (vec![*a], None),
+                BackendTarget::Dns { name, port } => match hosts.lookup(name) {
+                    Some(ips) => (ips.iter().map(|ip| SocketAddr::new(*ip, port.get())).collect(), None),
+                    None => (
+                        Vec::new(),
+                        Some(NoBackends::Unresolved(format!(
+                            "{name} is not in the hosts file, and DNS discovery is not available yet"
+                        ))),
+                    ),
+                },
+                BackendTarget::Srv { name } => (
+                    Vec::new(),
+                    Some(NoBackends::Unresolved(format!(
+                        "{name} needs an SRV lookup, and DNS discovery is not available yet"
+                    ))),
+                ),
+            };
+            // A stable choice when there are more than max_rs: sorted order,
+            // so every generation keeps the same ones.
+            addrs.sort_by_key(|a| (matches!(a.ip(), IpAddr::V6(_)), *a));
+            addrs.dedup();
+            addrs.truncate(usize::from(config.max_rs()));
+            let backends: Vec<Arc<Backend>> = addrs
+                .into_iter()
+                .map(|a| {
+                    let b = self
+                        .backends
+                        .get(&(port, a))
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(Backend::new(a)));
+                    kept.insert((port, a), Arc::clone(&b));
+                    b
+                })
+                .collect();
+            let no_backends = match no_backends {
+                Some(n) => Some(n),
+                None if backends.is_empty() => Some(NoBackends::Empty),
+                None => None,
+            };
+            services.push(Arc::new(ServiceSnapshot {
+                spec: spec.clone(),
+                timeouts: *config.timeouts(),
+                backends,
+                no_backends,
+            }));
+        }
+        self.backends = kept;
+        Snapshot {
+            generation: self.generation,
+            services,
+        }
+    }
+}
+
+/// What changed between two snapshots, one phrase per change, for the log.
+pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &new.services {
+        match old.service(s.port()) {
+            None => out.push(format!("+{}", s.spec)),
+            Some(o) if o.spec != s.spec => out.push(format!("~{} (was {})", s.spec, o.spec)),
+            Some(o) => {
+                let before: Vec<_> = o.backends.iter().map(|b| b.addr()).collect();
+                let after: Vec<_> = s.backends.iter().map(|b| b.addr()).collect();
+                if before != after {
+                    out.push(format!(
+                        ":{} backends {:?} -> {:?}",
+                        s.port(),
+                        before,
+                        after
+                    ));
+                } else if o.timeouts != s.timeouts {
+                    out.push(format!(":{} timeouts", s.port()));
+                }
+            }
+        }
+    }
+    for o in &old.services {
+        if new.service(o.port()).is_none() {
+            out.push(format!("-{}", o.spec));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{keys, Metadata};
+
+    fn config(portmap: &str) -> Config {
+        let md: Metadata = [
+            (keys::LOADBALANCER.to_owned(), "true".to_owned()),
+            (keys::PORTMAP.to_owned(), portmap.to_owned()),
+            (keys::MAX_RS.to_owned(), "2".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        Config::from_metadata(&md).0
+    }
+
+    #[test]
+    fn backends_survive_generations_and_names_resolve_from_hosts() {
+        let dir = std::env::temp_dir().join(format!("moirai-hosts-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "127.0.0.4 web.test\n127.0.0.3 web.test\n127.0.0.2 web.test\n",
+        )
+        .unwrap();
+        let hosts = Hosts::load(&dir);
+        let mut b = Builder::default();
+        let s1 = b.build(
+            &config("tcp://80:web.test:8080,tcp://81:10.0.0.1:1,tcp://82:srv.test"),
+            &hosts,
+        );
+        let web = &s1.services[0];
+        // max_rs 2: the two lowest addresses, every time.
+        let addrs: Vec<_> = web.backends.iter().map(|b| b.addr().to_string()).collect();
+        assert_eq!(addrs, ["127.0.0.2:8080", "127.0.0.3:8080"]);
+        assert!(matches!(
+            s1.services[2].no_backends,
+            Some(NoBackends::Unresolved(_))
+        ));
+        let s2 = b.build(&config("tcp://80:web.test:8080"), &hosts);
+        assert!(Arc::ptr_eq(
+            &s1.services[0].backends[0],
+            &s2.services[0].backends[0]
+        ));
+        assert_eq!(s2.generation, 2);
+        let changes = describe_changes(&s1, &s2);
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        std::fs::remove_file(dir).unwrap();
+    }
+}

@@ -1,0 +1,149 @@
+//! Fixed-size I/O buffers from a per-worker pool.
+//!
+//! A buffer is taken when a read is about to happen and given back as soon
+//! as it is empty, so an idle connection holds none; the pool keeps freed
+//! buffers for reuse, so the steady state allocates nothing.
+
+/// Size of every buffer: large enough for a TLS record or a full HTTP head.
+pub const BUFFER_SIZE: usize = 16 * 1024;
+
+/// Bytes waiting to be written, `data[start..end]`, with room after `end`.
+#[derive(Debug)]
+pub struct Buffer {
+    data: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Buffer {
+    /// The bytes not yet written out.
+    pub fn pending(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    /// How many bytes wait.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Free room to read into. Empty when the buffer is full.
+    pub fn spare(&mut self) -> &mut [u8] {
+        if self.start == self.end {
+            // Everything was written: reuse the buffer from the start.
+            self.start = 0;
+            self.end = 0;
+        }
+        &mut self.data[self.end..]
+    }
+
+    /// `n` bytes were read into [`Buffer::spare`].
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.data.len());
+    }
+
+    /// `n` bytes of [`Buffer::pending`] were written out.
+    pub fn consumed(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// No room left to read into.
+    pub fn is_full(&self) -> bool {
+        self.end == self.data.len() && self.start != self.end
+    }
+}
+
+/// A worker's free buffers.
+#[derive(Debug)]
+pub struct BufferPool {
+    free: Vec<Box<[u8]>>,
+    max_free: usize,
+    allocated: usize,
+}
+
+impl BufferPool {
+    /// A pool that keeps at most `max_free` idle buffers (beyond that, freed
+    /// buffers return to the allocator, so a burst does not pin memory).
+    pub fn new(max_free: usize) -> BufferPool {
+        BufferPool {
+            free: Vec::new(),
+            max_free,
+            allocated: 0,
+        }
+    }
+
+    /// An empty buffer, reused when one is free.
+    pub fn take(&mut self) -> Buffer {
+        let data = self.free.pop().unwrap_or_else(|| {
+            self.allocated += 1;
+            vec![0u8; BUFFER_SIZE].into_boxed_slice()
+        });
+        Buffer {
+            data,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Returns a buffer (its contents are discarded).
+    pub fn give(&mut self, buf: Buffer) {
+        if self.free.len() < self.max_free {
+            self.free.push(buf.data);
+        } else {
+            self.allocated -= 1;
+        }
+    }
+
+    /// Buffers idle in the pool.
+    pub fn idle(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Buffers that exist, in use or idle.
+    pub fn allocated(&self) -> usize {
+        self.allocated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_drain_and_reuse() {
+        let mut pool = BufferPool::new(4);
+        let mut b = pool.take();
+        assert!(b.is_empty());
+        b.spare()[..5].copy_from_slice(b"hello");
+        b.filled(5);
+        assert_eq!(b.pending(), b"hello");
+        b.consumed(2);
+        assert_eq!(b.pending(), b"llo");
+        b.consumed(3);
+        assert!(b.is_empty());
+        assert_eq!(b.spare().len(), BUFFER_SIZE);
+        pool.give(b);
+        assert_eq!(pool.idle(), 1);
+        let _again = pool.take();
+        assert_eq!(pool.allocated(), 1);
+    }
+
+    #[test]
+    fn full_and_bounded_pool() {
+        let mut pool = BufferPool::new(1);
+        let mut b = pool.take();
+        let n = b.spare().len();
+        b.filled(n);
+        assert!(b.is_full());
+        assert!(b.spare().is_empty());
+        let c = pool.take();
+        pool.give(b);
+        pool.give(c);
+        assert_eq!(pool.idle(), 1);
+        assert_eq!(pool.allocated(), 1);
+    }
+}

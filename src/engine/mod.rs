@@ -1,0 +1,18 @@
+//! The data plane: worker threads that move bytes.
+//!
+//! - [`worker`]: the thread, its loop and snapshot application.
+//! - [`listener`]: listening sockets keyed by port.
+//! - [`session`]: one proxied connection.
+//! - [`balance`]: least-connections with round-robin ties.
+//! - [`buffer`], [`timer`], [`token`]: the worker's pool, wheel and names.
+//!
+//! The engine knows [`crate::snapshot`], [`crate::proto`] and [`crate::sys`],
+//! never the control plane or the metadata sources.
+
+pub mod balance;
+pub mod buffer;
+pub mod listener;
+pub mod session;
+pub mod timer;
+pub mod token;
+pub mod worker;

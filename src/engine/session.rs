@@ -1,0 +1,495 @@
+//! One proxied TCP connection (`tcp` and `tcp-proxy-v2`): the client socket,
+//! the backend socket, and the bytes between them.
+//!
+//! Stages: `Connecting` (one retry on another backend, `retries 1` +
+//! `redispatch`), then `Streaming` until both directions have carried their
+//! FIN through, an error resets both, or an idle timeout fires. Buffers come
+//! from the worker's pool only while bytes are in flight. The half-close
+//! logic is [`crate::proto::pipe`]; the preface is [`crate::proto::proxy_v2`].
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::balance::{self, RoundRobin};
+use super::buffer::{Buffer, BufferPool};
+use super::token::{EventTarget, Side, SlotId};
+use crate::config::ServiceKind;
+use crate::proto::pipe::{Half, Pipe};
+use crate::proto::proxy_v2;
+use crate::snapshot::{BackendLease, ServiceSnapshot};
+use crate::sys::net::{self, TcpStream};
+use crate::sys::poll::{Event, Interest, Registry};
+
+/// Rounds of read/write per event before yielding to other sessions: a bulk
+/// transfer must not starve the worker.
+const ROUNDS_PER_TURN: usize = 16;
+/// Connect attempts per session: the first, plus one redispatch.
+const CONNECT_ATTEMPTS: u8 = 2;
+
+/// What the worker should do with the session after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Wait for events.
+    Open,
+    /// Still has work; run it again before polling.
+    Again,
+    /// Finished or failed: remove it.
+    Closed(CloseReason),
+}
+
+/// Why a session ended, for logs and (later) metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both sides finished cleanly.
+    Done,
+    /// The service has no usable backend.
+    NoBackend,
+    /// Every connect attempt failed.
+    ConnectFailed,
+    /// A socket error on one side; the other side was reset.
+    Reset(Side),
+    /// Client or server inactivity.
+    IdleTimeout(Side),
+}
+
+/// What the session needs from its worker for one step.
+pub struct Ctx<'a> {
+    /// For registering the backend socket.
+    pub registry: &'a Registry,
+    /// Buffers.
+    pub pool: &'a mut BufferPool,
+    /// Time of this event batch.
+    pub now: Instant,
+    /// The session's slot, for its tokens.
+    pub id: SlotId,
+    /// The worker's round-robin cursor for this service.
+    pub cursor: &'a mut RoundRobin,
+}
+
+#[derive(Debug)]
+enum Stage {
+    Connecting { attempt: u8, deadline: Instant },
+    Streaming,
+}
+
+/// A socket and what its last events said about it.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    readable: bool,
+    writable: bool,
+    last_io: Instant,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, now: Instant) -> Conn {
+        Conn {
+            stream,
+            readable: false,
+            writable: false,
+            last_io: now,
+        }
+    }
+
+    fn note(&mut self, ev: &Event) {
+        // Errors and hang-ups surface through the next read or write.
+        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+            self.readable = true;
+        }
+        if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+            self.writable = true;
+        }
+    }
+}
+
+/// A failed read or write, and on which socket.
+struct Fault(Side);
+
+/// The PROXY v2 header and how much of it was sent.
+#[derive(Debug)]
+struct Preface {
+    header: proxy_v2::Header,
+    sent: usize,
+}
+
+impl Preface {
+    fn rest(&self) -> &[u8] {
+        &self.header.as_bytes()[self.sent..]
+    }
+}
+
+/// One proxied connection.
+#[derive(Debug)]
+pub struct Session {
+    service: Arc<ServiceSnapshot>,
+    client: Conn,
+    backend: Option<Conn>,
+    lease: Option<BackendLease>,
+    stage: Stage,
+    up: Option<Buffer>,
+    down: Option<Buffer>,
+    pipe: Pipe,
+    preface: Option<Preface>,
+    /// Earliest wheel entry pending for this session, if any.
+    armed: Option<Instant>,
+}
+
+impl Session {
+    /// Starts a session for an accepted client: registers it and begins the
+    /// backend connect. `local` is the address the client connected to.
+    pub fn start(
+        ctx: &mut Ctx<'_>,
+        service: Arc<ServiceSnapshot>,
+        mut client: TcpStream,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Result<Session, CloseReason> {
+        let _ = client.set_nodelay(true);
+        ctx.registry
+            .register(
+                &mut client,
+                EventTarget::Session(ctx.id, Side::Client).token(),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|_| CloseReason::Reset(Side::Client))?;
+        let preface = match (service.spec.kind, local) {
+            (ServiceKind::TcpProxyV2, Some(local)) => Some(Preface {
+                header: proxy_v2::encode(peer, local),
+                sent: 0,
+            }),
+            _ => None,
+        };
+        let mut s = Session {
+            client: Conn::new(client, ctx.now),
+            backend: None,
+            lease: None,
+            stage: Stage::Streaming,
+            up: None,
+            down: None,
+            pipe: Pipe::default(),
+            preface,
+            armed: None,
+            service,
+        };
+        s.connect(ctx, 0, None)?;
+        Ok(s)
+    }
+
+    /// Opens a connection to a backend, trying another one if the connect
+    /// fails at once.
+    fn connect(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mut attempt: u8,
+        mut avoid: Option<SocketAddr>,
+    ) -> Result<(), CloseReason> {
+        self.backend = None;
+        self.lease = None;
+        while attempt < CONNECT_ATTEMPTS {
+            let backends = &self.service.backends;
+            // With one backend, the retry goes to the same one.
+            let Some(b) = balance::pick(backends, ctx.cursor, avoid)
+                .or_else(|| balance::pick(backends, ctx.cursor, None))
+            else {
+                return Err(CloseReason::NoBackend);
+            };
+            let lease = BackendLease::acquire(b);
+            attempt += 1;
+            match net::connect(b.addr()) {
+                Ok(mut stream) => {
+                    if ctx
+                        .registry
+                        .register(
+                            &mut stream,
+                            EventTarget::Session(ctx.id, Side::Backend).token(),
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_err()
+                    {
+                        avoid = Some(b.addr());
+                        continue;
+                    }
+                    self.backend = Some(Conn::new(stream, ctx.now));
+                    self.lease = Some(lease);
+                    self.stage = Stage::Connecting {
+                        attempt,
+                        deadline: ctx.now + self.service.timeouts.connect,
+                    };
+                    return Ok(());
+                }
+                Err(e) => {
+                    log::debug!("connect to {} failed at once: {e}", b.addr());
+                    avoid = Some(b.addr());
+                }
+            }
+        }
+        Err(CloseReason::ConnectFailed)
+    }
+
+    /// The backend connect failed or timed out: redispatch once.
+    fn retry(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Stage::Connecting { attempt, .. } = self.stage else {
+            return Step::Open;
+        };
+        let failed = self.lease.as_ref().map(|l| l.backend().addr());
+        if let Some(addr) = failed {
+            log::debug!("backend {addr} did not accept a connection (attempt {attempt})");
+        }
+        match self.connect(ctx, attempt, failed) {
+            Ok(()) => Step::Open,
+            Err(r) => Step::Closed(r),
+        }
+    }
+
+    /// Records readiness from an event.
+    pub fn note(&mut self, side: Side, ev: &Event) {
+        match side {
+            Side::Client => self.client.note(ev),
+            Side::Backend => {
+                if let Some(b) = &mut self.backend {
+                    b.note(ev);
+                }
+            }
+        }
+    }
+
+    /// Handles an event: completes the connect, or moves bytes.
+    pub fn on_event(&mut self, ctx: &mut Ctx<'_>, side: Side, ev: &Event) -> Step {
+        self.note(side, ev);
+        if let Stage::Connecting { .. } = self.stage {
+            if side == Side::Client {
+                return Step::Open;
+            }
+            match self.connect_result() {
+                None => return Step::Open,
+                Some(Err(e)) => {
+                    if let Some(l) = &self.lease {
+                        log::debug!("connect to {} failed: {e}", l.backend().addr());
+                    }
+                    return self.retry(ctx);
+                }
+                Some(Ok(())) => {
+                    self.stage = Stage::Streaming;
+                    if let Some(b) = &mut self.backend {
+                        let _ = b.stream.set_nodelay(true);
+                        b.last_io = ctx.now;
+                    }
+                    self.client.last_io = ctx.now;
+                }
+            }
+        }
+        self.drive(ctx)
+    }
+
+    /// None while the connect is still in progress.
+    fn connect_result(&self) -> Option<io::Result<()>> {
+        let b = self.backend.as_ref()?;
+        match b.stream.take_error() {
+            Ok(Some(e)) | Err(e) => return Some(Err(e)),
+            Ok(None) => {}
+        }
+        match b.stream.peer_addr() {
+            Ok(_) => Some(Ok(())),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Moves bytes both ways until nothing more can move now.
+    pub fn drive(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        if let Stage::Connecting { .. } = self.stage {
+            return Step::Open;
+        }
+        let Some(backend) = self.backend.as_mut() else {
+            return Step::Closed(CloseReason::ConnectFailed);
+        };
+        for _ in 0..ROUNDS_PER_TURN {
+            let up = transfer(
+                &mut self.client,
+                backend,
+                &mut self.up,
+                &mut self.pipe.up,
+                self.preface.as_mut(),
+                ctx,
+                (Side::Client, Side::Backend),
+            );
+            let down = transfer(
+                backend,
+                &mut self.client,
+                &mut self.down,
+                &mut self.pipe.down,
+                None,
+                ctx,
+                (Side::Backend, Side::Client),
+            );
+            let progress = match (up, down) {
+                (Err(Fault(side)), _) | (_, Err(Fault(side))) => {
+                    // Pass the failure on: reset the side that did not fail.
+                    match side {
+                        Side::Client => net::set_reset_on_close(&backend.stream),
+                        Side::Backend => net::set_reset_on_close(&self.client.stream),
+                    }
+                    return Step::Closed(CloseReason::Reset(side));
+                }
+                (Ok(a), Ok(b)) => a || b,
+            };
+            if self.pipe.finished() {
+                return Step::Closed(CloseReason::Done);
+            }
+            if !progress {
+                return Step::Open;
+            }
+        }
+        Step::Again
+    }
+
+    /// When the session must be looked at again if nothing happens.
+    pub fn deadline(&self) -> Instant {
+        match self.stage {
+            Stage::Connecting { deadline, .. } => deadline,
+            Stage::Streaming => {
+                let t = &self.service.timeouts;
+                let client = self.client.last_io + t.client;
+                match &self.backend {
+                    Some(b) => client.min(b.last_io + t.server),
+                    None => client,
+                }
+            }
+        }
+    }
+
+    /// Whether a wheel entry must be added for the current deadline; marks
+    /// it armed if so.
+    pub fn needs_timer(&mut self) -> Option<Instant> {
+        let d = self.deadline();
+        match self.armed {
+            Some(a) if a <= d => None,
+            _ => {
+                self.armed = Some(d);
+                Some(d)
+            }
+        }
+    }
+
+    /// A wheel entry fired: time out, or say when to look again.
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        self.armed = None;
+        if ctx.now < self.deadline() {
+            return Step::Open;
+        }
+        match self.stage {
+            Stage::Connecting { .. } => self.retry(ctx),
+            Stage::Streaming => {
+                let t = &self.service.timeouts;
+                let side = if ctx.now >= self.client.last_io + t.client {
+                    Side::Client
+                } else {
+                    Side::Backend
+                };
+                Step::Closed(CloseReason::IdleTimeout(side))
+            }
+        }
+    }
+
+    /// The listen port of the session's service.
+    pub fn port(&self) -> u16 {
+        self.service.port()
+    }
+
+    /// Gives the session's buffers back before it is dropped.
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        for b in [self.up.take(), self.down.take()].into_iter().flatten() {
+            pool.give(b);
+        }
+    }
+
+    /// Buffers held right now (0 for an idle session).
+    pub fn buffers_held(&self) -> usize {
+        usize::from(self.up.is_some()) + usize::from(self.down.is_some())
+    }
+}
+
+/// One direction: flush what is buffered (preface first), read more, and
+/// carry a FIN through once everything before it is delivered.
+fn transfer(
+    src: &mut Conn,
+    dst: &mut Conn,
+    slot: &mut Option<Buffer>,
+    half: &mut Half,
+    mut preface: Option<&mut Preface>,
+    ctx: &mut Ctx<'_>,
+    (src_side, dst_side): (Side, Side),
+) -> Result<bool, Fault> {
+    let mut progress = false;
+    let pre_len = preface.as_ref().map_or(0, |p| p.rest().len());
+    let buf_len = slot.as_ref().map_or(0, Buffer::len);
+
+    if dst.writable && pre_len + buf_len > 0 {
+        let empty: &[u8] = &[];
+        let pending = slot.as_ref().map_or(empty, Buffer::pending);
+        let res = match preface.as_ref() {
+            Some(p) if pre_len > 0 => dst
+                .stream
+                .write_vectored(&[IoSlice::new(p.rest()), IoSlice::new(pending)]),
+            _ => dst.stream.write(pending),
+        };
+        match res {
+            Ok(0) => return Err(Fault(dst_side)),
+            Ok(mut n) => {
+                if let Some(p) = preface.as_mut() {
+                    let k = n.min(pre_len);
+                    p.sent += k;
+                    n -= k;
+                }
+                if let Some(b) = slot.as_mut() {
+                    b.consumed(n);
+                }
+                dst.last_io = ctx.now;
+                progress = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => dst.writable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+            Err(_) => return Err(Fault(dst_side)),
+        }
+    }
+
+    if src.readable && !half.eof() {
+        let b = slot.get_or_insert_with(|| ctx.pool.take());
+        if !b.is_full() {
+            match src.stream.read(b.spare()) {
+                Ok(0) => {
+                    half.saw_eof();
+                    progress = true;
+                }
+                Ok(n) => {
+                    b.filled(n);
+                    src.last_io = ctx.now;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => src.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
+                Err(_) => return Err(Fault(src_side)),
+            }
+        }
+    }
+    if slot.as_ref().is_some_and(Buffer::is_empty) {
+        if let Some(b) = slot.take() {
+            ctx.pool.give(b);
+        }
+    }
+
+    let pre_left = preface.as_ref().map_or(0, |p| p.rest().len());
+    if half.should_shutdown(pre_left + slot.as_ref().map_or(0, Buffer::len)) {
+        match dst.stream.shutdown(Shutdown::Write) {
+            Ok(()) => {}
+            // The peer already went away; the next read or write says so.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+            Err(_) => return Err(Fault(dst_side)),
+        }
+        half.did_shutdown();
+        progress = true;
+    }
+    Ok(progress)
+}

@@ -1,0 +1,538 @@
+//! A worker thread: one poll, its listeners, its sessions, its buffer pool
+//! and its timer wheel. Nothing here is shared with another thread except
+//! the snapshot (read-only) and the backends' connection counters.
+//!
+//! The loop: poll, handle the batch, fire timers, then read the control
+//! channel and apply the newest snapshot in one step. Open sessions keep the
+//! service and backend they started with; only new connections see the new
+//! snapshot.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use slab::Slab;
+
+use super::balance::RoundRobin;
+use super::buffer::BufferPool;
+use super::listener::{Accepted, Listener, EXHAUSTION_PAUSE};
+use super::session::{CloseReason, Ctx, Session, Step};
+use super::timer::{Wheel, TICK};
+use super::token::{EventTarget, Generations, Side, SlotId};
+use crate::config::ServiceKind;
+use crate::snapshot::{ServiceSnapshot, Snapshot};
+use crate::sys::net::{self, ListenMode, SharedListeners, TcpStream};
+use crate::sys::poll::{Event, Events, Interest, Poll, Waker};
+
+/// How often a listener that could not be opened is tried again.
+const BIND_RETRY: Duration = Duration::from_secs(2);
+/// Idle buffers a worker keeps (16 KiB each).
+const POOL_KEEP: usize = 4096;
+
+/// Control → worker.
+#[derive(Debug)]
+pub enum ToWorker {
+    /// Run this configuration from now on.
+    Snapshot(Arc<Snapshot>),
+    /// Stop accepting; finish open sessions until the deadline, then exit.
+    Drain(Instant),
+}
+
+/// Worker → control.
+#[derive(Debug)]
+pub enum FromWorker {
+    /// A snapshot is in force on this worker.
+    Applied {
+        /// Which worker.
+        worker: usize,
+        /// The generation applied.
+        generation: u64,
+        /// When it was applied.
+        at: Instant,
+    },
+    /// A listener could not be opened (it is retried).
+    ListenFailed {
+        /// Which worker.
+        worker: usize,
+        /// The port.
+        port: u16,
+        /// Why.
+        error: String,
+    },
+    /// The worker finished draining and exited.
+    Exited {
+        /// Which worker.
+        worker: usize,
+        /// Sessions still open at exit (cut by the grace deadline).
+        cut: usize,
+    },
+}
+
+/// How a worker opens listeners.
+#[derive(Debug, Clone)]
+pub struct ListenConfig {
+    /// Per-worker sockets or one shared socket.
+    pub mode: ListenMode,
+    /// The shared sockets, for [`ListenMode::Shared`].
+    pub shared: Arc<SharedListeners>,
+}
+
+/// The control thread's handle on a worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    /// Messages in.
+    pub tx: Sender<ToWorker>,
+    /// Wakes the worker's poll after a message.
+    pub waker: Arc<Waker>,
+    /// The thread.
+    pub join: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Sends a message and wakes the worker. False if it is gone.
+    pub fn send(&self, msg: ToWorker) -> bool {
+        self.tx.send(msg).is_ok() && self.waker.wake().is_ok()
+    }
+}
+
+/// Starts worker `id`.
+pub fn spawn(
+    id: usize,
+    listen: ListenConfig,
+    reports: Sender<FromWorker>,
+) -> io::Result<WorkerHandle> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), EventTarget::Waker.token())?);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let join = std::thread::Builder::new()
+        .name(format!("moirai-worker-{id}"))
+        .spawn(move || {
+            let mut w = Worker::new(id, poll, rx, reports, listen);
+            w.run();
+        })?;
+    Ok(WorkerHandle { tx, waker, join })
+}
+
+struct SessionSlot {
+    gen: u32,
+    session: Session,
+}
+
+struct ListenerSlot {
+    gen: u32,
+    listener: Listener,
+}
+
+struct Worker {
+    id: usize,
+    poll: Poll,
+    rx: Receiver<ToWorker>,
+    reports: Sender<FromWorker>,
+    listen: ListenConfig,
+    snapshot: Arc<Snapshot>,
+    listeners: Slab<ListenerSlot>,
+    by_port: HashMap<u16, usize>,
+    /// Services whose listener could not be opened yet.
+    unbound: Vec<Arc<ServiceSnapshot>>,
+    next_bind_retry: Option<Instant>,
+    sessions: Slab<SessionSlot>,
+    gens: Generations,
+    pool: BufferPool,
+    wheel: Wheel,
+    cursors: HashMap<u16, RoundRobin>,
+    again: Vec<SlotId>,
+    draining: Option<Instant>,
+}
+
+impl Worker {
+    fn new(
+        id: usize,
+        poll: Poll,
+        rx: Receiver<ToWorker>,
+        reports: Sender<FromWorker>,
+        listen: ListenConfig,
+    ) -> Worker {
+        Worker {
+            id,
+            poll,
+            rx,
+            reports,
+            listen,
+            snapshot: Arc::new(Snapshot::default()),
+            listeners: Slab::new(),
+            by_port: HashMap::new(),
+            unbound: Vec::new(),
+            next_bind_retry: None,
+            sessions: Slab::with_capacity(1024),
+            gens: Generations::default(),
+            pool: BufferPool::new(POOL_KEEP),
+            wheel: Wheel::new(Instant::now()),
+            cursors: HashMap::new(),
+            again: Vec::new(),
+            draining: None,
+        }
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut expired = Vec::new();
+        let mut again = Vec::new();
+        loop {
+            let timeout = if !self.again.is_empty() {
+                Some(Duration::ZERO)
+            } else if self.wheel.is_empty()
+                && self.unbound.is_empty()
+                && self.draining.is_none()
+                && !self
+                    .listeners
+                    .iter()
+                    .any(|(_, l)| l.listener.paused_until.is_some())
+            {
+                None
+            } else {
+                Some(TICK)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("worker {}: poll failed: {e}", self.id);
+                    std::thread::sleep(TICK);
+                }
+                continue;
+            }
+            let now = Instant::now();
+            let mut messages = false;
+            for ev in events.iter() {
+                match EventTarget::from_token(ev.token()) {
+                    EventTarget::Waker => messages = true,
+                    EventTarget::Listener(id) => self.on_listener(id, now),
+                    EventTarget::Session(id, side) => self.on_session_event(id, side, ev, now),
+                }
+            }
+            std::mem::swap(&mut again, &mut self.again);
+            for id in again.drain(..) {
+                self.with_session(id, now, |s, ctx| s.drive(ctx));
+            }
+            self.wheel.expire(now, &mut expired);
+            for id in expired.drain(..) {
+                if let Some(slot) = self.sessions.get_mut(id.index as usize) {
+                    if slot.gen == id.gen {
+                        self.with_session(id, now, |s, ctx| s.on_timer(ctx));
+                    }
+                }
+            }
+            self.resume_listeners(now);
+            if messages || !self.rx.is_empty() {
+                self.read_messages(now);
+            }
+            if let Some(deadline) = self.draining {
+                if self.sessions.is_empty() || now >= deadline {
+                    break;
+                }
+            }
+        }
+        let cut = self.sessions.len();
+        for (_, mut slot) in std::mem::take(&mut self.sessions) {
+            slot.session.release(&mut self.pool);
+        }
+        let _ = self.reports.send(FromWorker::Exited {
+            worker: self.id,
+            cut,
+        });
+    }
+
+    fn read_messages(&mut self, now: Instant) {
+        let mut newest = None;
+        loop {
+            match self.rx.try_recv() {
+                Ok(ToWorker::Snapshot(s)) => newest = Some(s),
+                Ok(ToWorker::Drain(deadline)) => self.start_drain(deadline, now),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    // The control thread is gone: nobody can reconfigure or
+                    // stop us, so finish what is open and exit.
+                    if self.draining.is_none() {
+                        self.start_drain(now, now);
+                    }
+                    break;
+                }
+            }
+        }
+        if let Some(s) = newest {
+            if self.draining.is_none() {
+                self.apply(s, now);
+            }
+        }
+    }
+
+    /// Puts a snapshot in force: new listeners opened, removed ones closed,
+    /// kept ones pointed at their new service.
+    fn apply(&mut self, snap: Arc<Snapshot>, now: Instant) {
+        self.unbound.clear();
+        for svc in &snap.services {
+            match self.by_port.get(&svc.port()) {
+                Some(&i) => self.listeners[i].listener.service = Arc::clone(svc),
+                None => self.open(svc),
+            }
+        }
+        let gone: Vec<u16> = self
+            .by_port
+            .keys()
+            .copied()
+            .filter(|p| snap.service(*p).is_none())
+            .collect();
+        for port in gone {
+            self.close_listener(port, now);
+            self.cursors.remove(&port);
+        }
+        self.next_bind_retry = (!self.unbound.is_empty()).then(|| now + BIND_RETRY);
+        let generation = snap.generation;
+        self.snapshot = snap;
+        let _ = self.reports.send(FromWorker::Applied {
+            worker: self.id,
+            generation,
+            at: Instant::now(),
+        });
+    }
+
+    fn open(&mut self, svc: &Arc<ServiceSnapshot>) {
+        let port = svc.port();
+        let socket = match net::listen(port, self.listen.mode, &self.listen.shared) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.reports.send(FromWorker::ListenFailed {
+                    worker: self.id,
+                    port,
+                    error: e.to_string(),
+                });
+                self.unbound.push(Arc::clone(svc));
+                return;
+            }
+        };
+        let entry = self.listeners.vacant_entry();
+        let index = entry.key();
+        let gen = self.gens.bump();
+        let mut slot = ListenerSlot {
+            gen,
+            listener: Listener {
+                socket,
+                service: Arc::clone(svc),
+                paused_until: None,
+            },
+        };
+        let token = EventTarget::Listener(SlotId {
+            index: index as u32,
+            gen,
+        })
+        .token();
+        if let Err(e) = self.poll.registry().register(
+            &mut slot.listener.socket.socket,
+            token,
+            Interest::READABLE,
+        ) {
+            let _ = self.reports.send(FromWorker::ListenFailed {
+                worker: self.id,
+                port,
+                error: format!("cannot poll the listener: {e}"),
+            });
+            self.unbound.push(Arc::clone(svc));
+            return;
+        }
+        entry.insert(slot);
+        self.by_port.insert(port, index);
+    }
+
+    /// Closes a listener after accepting what is already queued on it, so a
+    /// removed service does not reset connections the kernel had accepted.
+    fn close_listener(&mut self, port: u16, now: Instant) {
+        let Some(i) = self.by_port.remove(&port) else {
+            return;
+        };
+        self.accept_all(i, now);
+        let mut slot = self.listeners.remove(i);
+        // Deregister explicitly: in shared mode other workers hold
+        // duplicates of this descriptor, so closing ours would not remove
+        // the registration.
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut slot.listener.socket.socket);
+    }
+
+    fn start_drain(&mut self, deadline: Instant, now: Instant) {
+        self.draining = Some(deadline);
+        let ports: Vec<u16> = self.by_port.keys().copied().collect();
+        for port in ports {
+            self.close_listener(port, now);
+        }
+        self.unbound.clear();
+    }
+
+    fn on_listener(&mut self, id: SlotId, now: Instant) {
+        let i = id.index as usize;
+        match self.listeners.get(i) {
+            Some(slot) if slot.gen == id.gen && slot.listener.paused_until.is_none() => {
+                self.accept_all(i, now)
+            }
+            _ => {}
+        }
+    }
+
+    fn accept_all(&mut self, i: usize, now: Instant) {
+        loop {
+            let Some(slot) = self.listeners.get_mut(i) else {
+                return;
+            };
+            match slot.listener.accept() {
+                Accepted::Conn(stream, peer) => {
+                    let svc = Arc::clone(&slot.listener.service);
+                    self.start_session(svc, stream, peer, now);
+                }
+                Accepted::Empty => return,
+                Accepted::Skip => continue,
+                Accepted::Exhausted(e) => {
+                    log::warn!(
+                        "worker {}: port {}: {e}; pausing accepts for {} ms",
+                        self.id,
+                        slot.listener.service.port(),
+                        EXHAUSTION_PAUSE.as_millis()
+                    );
+                    slot.listener.paused_until = Some(now + EXHAUSTION_PAUSE);
+                    return;
+                }
+                Accepted::Failed(e) => {
+                    log::error!(
+                        "worker {}: accept on port {} failed: {e}",
+                        self.id,
+                        slot.listener.service.port()
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    fn resume_listeners(&mut self, now: Instant) {
+        let due: Vec<usize> = self
+            .listeners
+            .iter()
+            .filter(|(_, s)| s.listener.paused_until.is_some_and(|t| now >= t))
+            .map(|(i, _)| i)
+            .collect();
+        for i in due {
+            self.listeners[i].listener.paused_until = None;
+            // Edge-triggered: connections queued while paused raise no new
+            // event, so look now.
+            self.accept_all(i, now);
+        }
+        if self.next_bind_retry.is_some_and(|t| now >= t) && self.draining.is_none() {
+            let pending = std::mem::take(&mut self.unbound);
+            for svc in pending {
+                // Skip services a newer snapshot removed meanwhile.
+                if self
+                    .snapshot
+                    .service(svc.port())
+                    .is_some_and(|s| Arc::ptr_eq(s, &svc))
+                {
+                    self.open(&svc);
+                }
+            }
+            self.next_bind_retry = (!self.unbound.is_empty()).then(|| now + BIND_RETRY);
+        }
+    }
+
+    fn start_session(
+        &mut self,
+        svc: Arc<ServiceSnapshot>,
+        stream: TcpStream,
+        peer: std::net::SocketAddr,
+        now: Instant,
+    ) {
+        let local = match svc.spec.kind {
+            ServiceKind::TcpProxyV2 => stream.local_addr().ok(),
+            _ => None,
+        };
+        let entry = self.sessions.vacant_entry();
+        let id = SlotId {
+            index: entry.key() as u32,
+            gen: self.gens.bump(),
+        };
+        let port = svc.port();
+        let mut ctx = Ctx {
+            registry: self.poll.registry(),
+            pool: &mut self.pool,
+            now,
+            id,
+            cursor: self.cursors.entry(port).or_default(),
+        };
+        match Session::start(&mut ctx, svc, stream, peer, local) {
+            Ok(mut session) => {
+                if let Some(d) = session.needs_timer() {
+                    self.wheel.schedule(id, d);
+                }
+                entry.insert(SessionSlot {
+                    gen: id.gen,
+                    session,
+                });
+            }
+            Err(CloseReason::NoBackend) => {
+                log::debug!("port {port}: no usable backend; closing {peer}");
+            }
+            Err(r) => log::debug!("port {port}: session for {peer} not started: {r:?}"),
+        }
+    }
+
+    fn on_session_event(&mut self, id: SlotId, side: Side, ev: &Event, now: Instant) {
+        self.with_session(id, now, |s, ctx| s.on_event(ctx, side, ev));
+    }
+
+    /// Runs `f` on a live session and acts on the step it returns.
+    fn with_session(
+        &mut self,
+        id: SlotId,
+        now: Instant,
+        f: impl FnOnce(&mut Session, &mut Ctx<'_>) -> Step,
+    ) {
+        let i = id.index as usize;
+        let Some(slot) = self.sessions.get_mut(i) else {
+            return;
+        };
+        if slot.gen != id.gen {
+            return;
+        }
+        let port = slot.session_port();
+        let mut ctx = Ctx {
+            registry: self.poll.registry(),
+            pool: &mut self.pool,
+            now,
+            id,
+            cursor: self.cursors.entry(port).or_default(),
+        };
+        match f(&mut slot.session, &mut ctx) {
+            Step::Open => {
+                if let Some(d) = slot.session.needs_timer() {
+                    self.wheel.schedule(id, d);
+                }
+            }
+            Step::Again => {
+                self.again.push(id);
+                if let Some(d) = slot.session.needs_timer() {
+                    self.wheel.schedule(id, d);
+                }
+            }
+            Step::Closed(reason) => {
+                log::trace!("worker {}: session {i} closed: {reason:?}", self.id);
+                let mut slot = self.sessions.remove(i);
+                slot.session.release(&mut self.pool);
+            }
+        }
+    }
+}
+
+impl SessionSlot {
+    fn session_port(&self) -> u16 {
+        self.session.port()
+    }
+}

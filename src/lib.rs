@@ -1,0 +1,20 @@
+//! moirai: a metadata-driven load balancer for Triton.
+//!
+//! Two planes: the control thread ([`control`]) reads metadata, decides what
+//! should run and publishes immutable [`snapshot::Snapshot`]s; the workers
+//! ([`engine`]) move bytes. Protocols ([`proto`]) and configuration
+//! ([`config`]) are pure and free of I/O; all operating-system code, and the
+//! only `unsafe`, lives in [`sys`]. See `docs/ARCHITECTURE.md`.
+
+#![deny(unsafe_code)]
+
+pub mod check;
+pub mod config;
+pub mod control;
+pub mod engine;
+pub mod logging;
+pub mod metadata;
+pub mod proto;
+pub mod snapshot;
+#[allow(unsafe_code)]
+pub mod sys;

@@ -1,0 +1,204 @@
+//! The `moirai` command: `run`, `check`, `--version`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use moirai::config::Config;
+use moirai::metadata::{self, file::FileSource, mdata::MdataClient, mdata_get::MdataGet, Source};
+use moirai::sys::net::ListenMode;
+
+#[derive(Parser)]
+#[command(
+    name = "moirai",
+    version,
+    about = "A metadata-driven load balancer for Triton"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the balancer.
+    Run(RunArgs),
+    /// Print the services the metadata describes, and every error in it.
+    Check(CheckArgs),
+}
+
+/// Where metadata comes from; without one, the zone's metadata socket (or
+/// /usr/sbin/mdata-get) is used.
+#[derive(Args)]
+#[group(multiple = false)]
+struct SourceArgs {
+    /// A JSON object of metadata key to string value; re-read when it changes.
+    #[arg(long, value_name = "PATH")]
+    metadata_file: Option<PathBuf>,
+    /// The SmartOS metadata socket (protocol V2).
+    #[arg(long, value_name = "PATH")]
+    mdata_socket: Option<PathBuf>,
+    /// An mdata-get binary, run once per key.
+    #[arg(long, value_name = "PATH")]
+    mdata_get: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    fn open(&self) -> Result<Box<dyn Source>, String> {
+        if let Some(p) = &self.metadata_file {
+            return Ok(Box::new(FileSource::new(p)));
+        }
+        if let Some(p) = &self.mdata_socket {
+            return Ok(Box::new(MdataClient::new(p)));
+        }
+        if let Some(p) = &self.mdata_get {
+            return Ok(Box::new(MdataGet::new(p)));
+        }
+        metadata::default_source().ok_or_else(|| {
+            format!(
+                "no metadata source: none of {} or {} exists; give --metadata-file, --mdata-socket or --mdata-get",
+                metadata::ZONE_SOCKETS.join(", "),
+                metadata::MDATA_GET
+            )
+        })
+    }
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Worker threads [default: one per CPU].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Certificates, keys and the control socket live here.
+    #[arg(long, value_name = "DIR", default_value = default_state_dir())]
+    state_dir: PathBuf,
+    /// How long open connections may finish after SIGTERM (`30`, `30s`, `500ms`).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    grace: Duration,
+    /// How often the metadata is read (a --metadata-file is also watched).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    metadata_interval: Duration,
+    /// Static names, consulted before DNS.
+    #[arg(long, value_name = "PATH", default_value = "/etc/hosts")]
+    hosts_file: PathBuf,
+    /// Share one listening socket among workers even where SO_REUSEPORT
+    /// exists (what illumos does; for testing that path).
+    #[arg(long)]
+    shared_listener: bool,
+    /// error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    log_level: log::LevelFilter,
+}
+
+const fn default_state_dir() -> &'static str {
+    if cfg!(any(target_os = "illumos", target_os = "solaris")) {
+        "/var/moirai"
+    } else {
+        "/var/lib/moirai"
+    }
+}
+
+/// `N` (seconds), `Ns` or `Nms`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration such as 30, 30s or 500ms");
+    let (digits, ms) = if let Some(d) = s.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = s.strip_suffix('s') {
+        (d, 1000)
+    } else {
+        (s, 1000)
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(ms).map(Duration::from_millis).ok_or_else(bad)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors.
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::Check(args) => check(args),
+        Command::Run(args) => run(args),
+    }
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let mut source = match args.source.open() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let md = match source.read() {
+        Ok(md) => md,
+        Err(e) => {
+            return fail(&format!(
+                "cannot read metadata from {}: {e}",
+                source.describe()
+            ))
+        }
+    };
+    let (config, errors) = Config::from_metadata(&md);
+    if args.json {
+        println!("{}", moirai::check::to_json(&config, &errors));
+    } else {
+        print!("{}", moirai::check::to_text(&config, &errors));
+    }
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("moirai: {msg}");
+    ExitCode::from(2)
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    moirai::logging::init(args.log_level);
+    let source = match args.source.open() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = moirai::control::Options {
+        source,
+        workers,
+        grace: args.grace,
+        metadata_interval: args.metadata_interval,
+        hosts_file: args.hosts_file,
+        listen_mode: if args.shared_listener {
+            ListenMode::Shared
+        } else {
+            ListenMode::native()
+        },
+        state_dir: args.state_dir,
+    };
+    match moirai::control::run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}

@@ -1,0 +1,9 @@
+//! Protocols without I/O. Each takes what was read and says what to write
+//! and when to close; the engine does the reads and writes. That is what
+//! makes them testable byte for byte and fuzzable.
+//!
+//! - [`pipe`]: byte passthrough with half-close bookkeeping (`tcp`).
+//! - [`proxy_v2`]: the PROXY protocol v2 preface (`tcp-proxy-v2`).
+
+pub mod pipe;
+pub mod proxy_v2;

@@ -1,0 +1,110 @@
+//! What the control thread hands to the workers: one immutable,
+//! generation-numbered picture of everything that should run.
+//!
+//! A worker swaps a new [`Snapshot`] in between event batches, in one step.
+//! Running sessions keep the `Arc<Backend>` they started with, so a backend
+//! removed from the set finishes its connections undisturbed. The only
+//! mutable state in here is per-backend atomics (active connections), shared
+//! by the workers and touched once per connection, never per byte.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::config::{Service, Timeouts};
+
+/// One backend address of one service.
+#[derive(Debug)]
+pub struct Backend {
+    addr: SocketAddr,
+    active: AtomicUsize,
+}
+
+impl Backend {
+    /// A backend at `addr` with no connections.
+    pub fn new(addr: SocketAddr) -> Backend {
+        Backend {
+            addr,
+            active: AtomicUsize::new(0),
+        }
+    }
+
+    /// Where to connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections open to it now, over all workers.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+}
+
+/// A counted use of a backend: created when a session picks it, and the
+/// count drops when the lease does.
+#[derive(Debug)]
+pub struct BackendLease(Arc<Backend>);
+
+impl BackendLease {
+    /// Counts one more connection on `backend`.
+    pub fn acquire(backend: &Arc<Backend>) -> BackendLease {
+        backend.active.fetch_add(1, Ordering::Relaxed);
+        BackendLease(Arc::clone(backend))
+    }
+
+    /// The backend leased.
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.0
+    }
+}
+
+impl Drop for BackendLease {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why a service has no backend to offer right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoBackends {
+    /// The name could not be resolved (yet).
+    Unresolved(String),
+    /// The name resolved to nothing.
+    Empty,
+}
+
+/// A service as the workers run it.
+#[derive(Debug)]
+pub struct ServiceSnapshot {
+    /// The portmap entry.
+    pub spec: Service,
+    /// Timeouts in force for new sessions.
+    pub timeouts: Timeouts,
+    /// Usable backends, at most `max_rs`, in a stable order.
+    pub backends: Vec<Arc<Backend>>,
+    /// Set when `backends` is empty, saying why.
+    pub no_backends: Option<NoBackends>,
+}
+
+impl ServiceSnapshot {
+    /// The listen port.
+    pub fn port(&self) -> u16 {
+        self.spec.listen.get()
+    }
+}
+
+/// The whole configuration the workers run.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Increases by one with every published change.
+    pub generation: u64,
+    /// Services, listen ports all distinct.
+    pub services: Vec<Arc<ServiceSnapshot>>,
+}
+
+impl Snapshot {
+    /// The service on `port`, if any.
+    pub fn service(&self, port: u16) -> Option<&Arc<ServiceSnapshot>> {
+        self.services.iter().find(|s| s.port() == port)
+    }
+}

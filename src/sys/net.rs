@@ -1,0 +1,185 @@
+//! Sockets: listeners, connects, resets.
+//!
+//! Linux gives every worker its own listening socket on the same port with
+//! `SO_REUSEPORT`, so the kernel spreads connections and no accept is
+//! contended. illumos has no `SO_REUSEPORT` for native programs: there one
+//! socket is bound and every worker polls a duplicate of it; the workers
+//! race on `accept`, and a loser gets `EAGAIN` and moves on. The shared path
+//! can be forced on Linux ([`ListenMode::Shared`]) so tests cover it.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, Weak};
+
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+pub use mio::net::{TcpListener, TcpStream};
+
+/// Accept queue length asked for; the kernel caps it at its own maximum.
+const BACKLOG: i32 = 4096;
+
+/// How workers get their listening sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenMode {
+    /// One socket per worker, `SO_REUSEPORT` (Linux, BSDs).
+    ReusePort,
+    /// One socket shared by all workers (illumos).
+    Shared,
+}
+
+impl ListenMode {
+    /// What this platform supports natively.
+    pub fn native() -> ListenMode {
+        if cfg!(any(target_os = "illumos", target_os = "solaris")) {
+            ListenMode::Shared
+        } else {
+            ListenMode::ReusePort
+        }
+    }
+}
+
+/// The shared sockets of [`ListenMode::Shared`], by port. Touched only when a
+/// worker opens a listener (a configuration change), never per connection.
+#[derive(Debug, Default)]
+pub struct SharedListeners {
+    by_port: Mutex<HashMap<u16, Weak<std::net::TcpListener>>>,
+}
+
+/// A worker's listening socket. In shared mode it also keeps the shared
+/// socket alive, so a worker that opens the port later finds the same one.
+#[derive(Debug)]
+pub struct WorkerListener {
+    /// The socket this worker polls and accepts on.
+    pub socket: TcpListener,
+    _shared: Option<Arc<std::net::TcpListener>>,
+}
+
+/// Opens this worker's listener for `port` on all addresses (IPv6 and IPv4
+/// where the host has IPv6, else IPv4 only).
+pub fn listen(port: u16, mode: ListenMode, shared: &SharedListeners) -> io::Result<WorkerListener> {
+    match mode {
+        ListenMode::ReusePort => Ok(WorkerListener {
+            socket: TcpListener::from_std(bind_any(port, true)?),
+            _shared: None,
+        }),
+        ListenMode::Shared => {
+            let mut map = shared.by_port.lock().unwrap_or_else(|p| p.into_inner());
+            let sock = match map.get(&port).and_then(Weak::upgrade) {
+                Some(s) => s,
+                None => {
+                    let s = Arc::new(bind_any(port, false)?);
+                    map.insert(port, Arc::downgrade(&s));
+                    s
+                }
+            };
+            map.retain(|_, w| w.strong_count() > 0);
+            let dup = sock.try_clone()?;
+            Ok(WorkerListener {
+                socket: TcpListener::from_std(dup),
+                _shared: Some(sock),
+            })
+        }
+    }
+}
+
+fn bind_any(port: u16, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let v6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+    match bind(v6, reuse_port) {
+        Ok(l) => Ok(l),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(nix::libc::EAFNOSUPPORT) | Some(nix::libc::EADDRNOTAVAIL)
+            ) =>
+        {
+            bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), reuse_port)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Binds one non-blocking listening socket.
+pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        set_reuse_port(&socket)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+#[cfg(not(any(target_os = "illumos", target_os = "solaris")))]
+fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
+    // Native illumos programs have no SO_REUSEPORT; ListenMode::native()
+    // never asks for it there, and a forced request is refused plainly.
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not available on this platform",
+    ))
+}
+
+/// Starts a non-blocking connect to `addr`.
+pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    TcpStream::connect(addr)
+}
+
+/// Makes the next close of `stream` send a RST instead of a FIN, to pass a
+/// reset from one side of a proxied connection to the other.
+pub fn set_reset_on_close(stream: &TcpStream) {
+    // Failing here only means the peer sees a FIN instead of a RST.
+    let _ = SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
+}
+
+/// Whether an accept failed because the process or system ran out of
+/// descriptors or memory: retrying at once would spin.
+pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EMFILE)
+            | Some(nix::libc::ENFILE)
+            | Some(nix::libc::ENOBUFS)
+            | Some(nix::libc::ENOMEM)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_mode_reuses_one_socket() {
+        let shared = SharedListeners::default();
+        let a = listen(0, ListenMode::Shared, &shared);
+        // Port 0 picks a fresh port per bind; use the one we got.
+        let a = a.unwrap();
+        let port = a.socket.local_addr().unwrap().port();
+        drop(a);
+        let b = listen(port, ListenMode::Shared, &shared).unwrap();
+        let c = listen(port, ListenMode::Shared, &shared).unwrap();
+        assert_eq!(
+            b.socket.local_addr().unwrap(),
+            c.socket.local_addr().unwrap()
+        );
+    }
+
+    #[test]
+    fn reuse_port_lets_every_worker_bind() {
+        let shared = SharedListeners::default();
+        let a = listen(0, ListenMode::ReusePort, &shared).unwrap();
+        let port = a.socket.local_addr().unwrap().port();
+        let b = listen(port, ListenMode::ReusePort, &shared).unwrap();
+        assert_eq!(b.socket.local_addr().unwrap().port(), port);
+    }
+}

@@ -1,0 +1,169 @@
+//! `moirai check`: text and JSON reports, and the exit codes 0, 1 and 2.
+
+use std::process::{Command, Output};
+
+use crate::util::temp_dir;
+
+fn check(json: &str, extra: &[&str]) -> Output {
+    let dir = temp_dir("check");
+    let md = dir.join("md.json");
+    std::fs::write(&md, json).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .arg("check")
+        .arg("--metadata-file")
+        .arg(&md)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not one JSON object ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+#[test]
+fn valid_metadata_exits_0_with_one_line_per_service() {
+    let out = check(
+        r#"{"cloud.tritoncompute:loadbalancer":"true",
+            "cloud.tritoncompute:portmap":"https-http://443:web.svc.acct.dc.cns.example.zone:8080{check:/healthz},http://80:web.svc.acct.dc.cns.example.zone"}"#,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("https-http") && lines[0].contains(":443") && lines[0].contains("GET /healthz"), "{text}");
+    assert!(lines[1].starts_with("http ") && lines[1].contains("(SRV)"), "{text}");
+}
+
+#[test]
+fn json_has_the_documented_shape() {
+    let out = check(
+        r#"{"cloud.tritoncompute:loadbalancer":"true",
+            "cloud.tritoncompute:portmap":"https-http://443:web.svc.acct.dc.cns.example.zone:8080{check:/healthz,port:9000,rise:3,fall:2} tcp://5432:[2001:db8::5]:5432 http://80:web.svc.acct.dc.cns.example.zone",
+            "cloud.tritoncompute:certificate_name":"example.com,www.example.com",
+            "cloud.tritoncompute:metrics_acl":"10.0.0.0/8",
+            "cloud.tritoncompute:syslog":"logs.example.net:514",
+            "cloud.tritoncompute:timeouts":"{connect:1s,client:30s}"}"#,
+        &["--json"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v = json_of(&out);
+    assert_eq!(v["valid"], true);
+    assert_eq!(
+        v["services"][0],
+        serde_json::json!({"type": "https-http", "listen": 443, "backend": "web.svc.acct.dc.cns.example.zone",
+            "port": 8080, "resolve": "a", "check": {"path": "/healthz", "port": 9000, "rise": 3, "fall": 2}})
+    );
+    assert_eq!(v["services"][1]["resolve"], "ip");
+    assert_eq!(v["services"][1]["backend"], "2001:db8::5");
+    assert_eq!(v["services"][2]["resolve"], "srv");
+    assert_eq!(v["services"][2]["port"], serde_json::Value::Null);
+    assert_eq!(v["services"][2]["check"]["path"], serde_json::Value::Null);
+    assert_eq!(v["errors"], serde_json::json!([]));
+    assert_eq!(v["max_rs"], 32);
+    assert_eq!(v["metrics"], serde_json::json!({"port": 8405, "acl": ["10.0.0.0/8"]}));
+    assert_eq!(v["syslog"], "logs.example.net:514");
+    assert_eq!(v["certificate_names"], serde_json::json!(["example.com", "www.example.com"]));
+    assert_eq!(
+        v["timeouts"],
+        serde_json::json!({"connect_ms": 1000, "client_ms": 30000, "server_ms": 120000, "queue_ms": 0})
+    );
+}
+
+#[test]
+fn invalid_entries_exit_1_and_valid_ones_still_print() {
+    let portmap = "http://80:web.example:8080,htp://81:web.example:8080,tcp://80:db.example:5432";
+    let out = check(
+        &serde_json::json!({"cloud.tritoncompute:loadbalancer": "true", "cloud.tritoncompute:portmap": portmap})
+            .to_string(),
+        &["--json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["services"].as_array().unwrap().len(), 1);
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0]["key"], "cloud.tritoncompute:portmap");
+    assert_eq!(errors[0]["entry"], 1);
+    assert_eq!(errors[0]["text"], "htp://81:web.example:8080");
+    assert_eq!(errors[0]["offset"], 27);
+    assert!(errors[0]["reason"].as_str().unwrap().contains("unknown service type"));
+    assert_eq!(errors[1]["entry"], 2);
+    assert!(errors[1]["reason"].as_str().unwrap().contains("already used by entry 0"));
+    // The text form says the same, one error per line.
+    let out = check(
+        &serde_json::json!({"cloud.tritoncompute:loadbalancer": "true", "cloud.tritoncompute:portmap": portmap})
+            .to_string(),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().filter(|l| l.starts_with("error: ")).count(), 2, "{text}");
+}
+
+#[test]
+fn unreadable_source_and_usage_errors_exit_2() {
+    let out = check("{not json", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read metadata"));
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(["check", "--metadata-file", "/nonexistent.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(["check", "--bogus-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(["check", "--metadata-file", "a", "--mdata-socket", "b"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn mdata_get_exit_codes() {
+    let dir = temp_dir("mdata-get");
+    let script = dir.join("mdata-get");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$1\" in\n  cloud.tritoncompute:loadbalancer) echo true ;;\n  cloud.tritoncompute:portmap) echo 'tcp://5432:10.0.0.9:5432' ;;\n  cloud.tritoncompute:syslog) echo 'mdata-get: failure' >&2; exit 2 ;;\n  *) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    let broken = dir.join("mdata-get-ok");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\ncase \"$1\" in\n  cloud.tritoncompute:loadbalancer) echo true ;;\n  cloud.tritoncompute:portmap) echo 'tcp://5432:10.0.0.9:5432' ;;\n  *) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for s in [&script, &broken] {
+        std::fs::set_permissions(s, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let run = |p: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_moirai"))
+            .args(["check", "--json", "--mdata-get"])
+            .arg(p)
+            .output()
+            .unwrap()
+    };
+    // Exit 2 from mdata-get is an error, not an absent key.
+    let out = run(&script);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exited 2"));
+    let out = run(&broken);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json_of(&out)["services"][0]["backend"], "10.0.0.9");
+}
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai")).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("moirai "));
+}

@@ -1,0 +1,11 @@
+//! Integration tests: one binary for every capability, so the suite links
+//! once. Each module is one capability; shared helpers are in `util`.
+
+mod check_cli;
+mod guide;
+mod mdata;
+mod props;
+mod proxy_v2;
+mod reconfig;
+mod tcp;
+mod util;

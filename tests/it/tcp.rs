@@ -1,0 +1,324 @@
+//! `tcp` through the engine: concurrency, volume, half-close, retries,
+//! backend death, drain.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::util::backend::{Backend, Behaviour};
+use crate::util::{connect_within, free_port, local, metadata, roundtrip, wait_refused, Moirai};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+#[test]
+fn a_thousand_concurrent_connections_through_one_service() {
+    let port = free_port();
+    let a = Backend::start("127.0.0.2:0", Behaviour::Echo);
+    let bport = a.addr.port();
+    let b = Backend::start(&format!("127.0.0.3:{bport}"), Behaviour::Echo);
+    let _m = Moirai::start(
+        &metadata(&format!("tcp://{port}:echo.test:{bport}")),
+        "127.0.0.2 echo.test\n127.0.0.3 echo.test\n",
+        &[],
+    );
+    let addr = local(port);
+    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect_within(addr, SECS(5))).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(format!("client {i:05} says hello\n").as_bytes())
+            .unwrap();
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let want = format!("client {i:05} says hello\n");
+        let mut got = vec![0u8; want.len()];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(got, want.as_bytes());
+    }
+    // All 1,000 are open at once; least-connections spreads them evenly.
+    assert_eq!(a.accepted() + b.accepted(), 1000);
+    assert!(
+        a.accepted().abs_diff(b.accepted()) <= 50,
+        "{} vs {}",
+        a.accepted(),
+        b.accepted()
+    );
+}
+
+/// A 1 MiB block stamped with its index, so reordering or loss shows.
+fn block(i: u64) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ i;
+    let mut v = Vec::with_capacity(1 << 20);
+    while v.len() < 1 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v[..8].copy_from_slice(&i.to_le_bytes());
+    v
+}
+
+#[test]
+fn a_gibibyte_each_way_arrives_intact() {
+    const BLOCKS: u64 = 1024;
+    let port = free_port();
+    // Upload: the backend hashes what it reads and answers with the CRC.
+    // Download: it sends the same stream and closes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bport = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(2) {
+            let mut s = conn.unwrap();
+            let mut mode = [0u8; 1];
+            s.read_exact(&mut mode).unwrap();
+            if mode[0] == b'U' {
+                let mut h = crc32fast::Hasher::new();
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = s.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                }
+                s.write_all(&h.finalize().to_le_bytes()).unwrap();
+            } else {
+                for i in 0..BLOCKS {
+                    s.write_all(&block(i)).unwrap();
+                }
+            }
+        }
+    });
+    let _m = Moirai::start(
+        &metadata(&format!("tcp://{port}:127.0.0.1:{bport}")),
+        "",
+        &[],
+    );
+
+    let mut up = connect_within(local(port), SECS(5));
+    up.set_read_timeout(Some(SECS(120))).unwrap();
+    up.write_all(b"U").unwrap();
+    let mut sent = crc32fast::Hasher::new();
+    for i in 0..BLOCKS {
+        let b = block(i);
+        sent.update(&b);
+        up.write_all(&b).unwrap();
+    }
+    up.shutdown(Shutdown::Write).unwrap();
+    let mut crc = [0u8; 4];
+    up.read_exact(&mut crc).unwrap();
+    assert_eq!(u32::from_le_bytes(crc), sent.finalize(), "upload checksum");
+
+    let mut down = connect_within(local(port), SECS(5));
+    down.set_read_timeout(Some(SECS(120))).unwrap();
+    down.write_all(b"D").unwrap();
+    let mut got = crc32fast::Hasher::new();
+    let mut want = crc32fast::Hasher::new();
+    for i in 0..BLOCKS {
+        want.update(&block(i));
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = down.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        got.update(&buf[..n]);
+    }
+    assert_eq!(total, BLOCKS << 20);
+    assert_eq!(got.finalize(), want.finalize(), "download checksum");
+}
+
+#[test]
+fn half_close_travels_both_ways() {
+    let port = free_port();
+    // Backend that speaks first and closes its side first, then reports
+    // what it still receives.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bport = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = listener.accept().unwrap().0;
+        s.write_all(b"hello").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        tx.send(got).unwrap();
+    });
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let port2 = free_port();
+    let _m = Moirai::start(
+        &metadata(&format!(
+            "tcp://{port}:127.0.0.1:{bport},tcp://{port2}:127.0.0.1:{}",
+            echo.addr.port()
+        )),
+        "",
+        &[],
+    );
+
+    // Backend closes first: the client reads everything, then EOF, and can
+    // still send.
+    let mut c = connect_within(local(port), SECS(5));
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"hello");
+    c.write_all(b"still talking").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(rx.recv_timeout(SECS(5)).unwrap(), b"still talking");
+
+    // Client closes first: the backend sees EOF, answers, and the client
+    // reads the answer after its own FIN.
+    let mut c = connect_within(local(port2), SECS(5));
+    c.write_all(b"ping").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"ping");
+}
+
+#[test]
+fn a_refused_connect_is_retried_on_another_backend() {
+    let port = free_port();
+    let live = Backend::start("127.0.0.3:0", Behaviour::Echo);
+    let bport = live.addr.port();
+    // 127.0.0.2 has nothing on that port: every connect there is refused.
+    let _m = Moirai::start(
+        &metadata(&format!("tcp://{port}:mixed.test:{bport}")),
+        "127.0.0.2 mixed.test\n127.0.0.3 mixed.test\n",
+        &[],
+    );
+    for i in 0..20 {
+        let mut c = connect_within(local(port), SECS(5));
+        let msg = format!("attempt {i}");
+        assert_eq!(roundtrip(&mut c, msg.as_bytes()).unwrap(), msg.as_bytes());
+    }
+    assert_eq!(live.accepted(), 20);
+}
+
+#[test]
+fn a_backend_dying_mid_stream_closes_only_its_own_clients() {
+    let port = free_port();
+    let a = Backend::start("127.0.0.2:0", Behaviour::TaggedEcho(b'A'));
+    let bport = a.addr.port();
+    let b = Backend::start(&format!("127.0.0.3:{bport}"), Behaviour::TaggedEcho(b'B'));
+    let _m = Moirai::start(
+        &metadata(&format!("tcp://{port}:two.test:{bport}")),
+        "127.0.0.2 two.test\n127.0.0.3 two.test\n",
+        &[],
+    );
+    let mut clients: Vec<(u8, TcpStream)> = (0..10)
+        .map(|_| {
+            let mut c = connect_within(local(port), SECS(5));
+            let mut tag = [0u8];
+            c.read_exact(&mut tag).unwrap();
+            (tag[0], c)
+        })
+        .collect();
+    assert!(clients.iter().any(|(t, _)| *t == b'A') && clients.iter().any(|(t, _)| *t == b'B'));
+    a.kill();
+    for (tag, c) in clients.iter_mut() {
+        let r = roundtrip(c, b"are you there?");
+        match tag {
+            b'A' => assert!(
+                r.is_err(),
+                "a client of the dead backend must see its connection end"
+            ),
+            _ => assert_eq!(r.unwrap(), b"are you there?"),
+        }
+    }
+    drop(b);
+}
+
+#[test]
+fn sigterm_stops_accepting_and_lets_open_connections_finish() {
+    let port = free_port();
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let mut m = Moirai::start(
+        &metadata(&format!("tcp://{port}:127.0.0.1:{}", echo.addr.port())),
+        "",
+        &["--grace", "20s"],
+    );
+    let mut open = connect_within(local(port), SECS(5));
+    assert_eq!(roundtrip(&mut open, b"before").unwrap(), b"before");
+    m.signal("TERM");
+    m.wait_log("draining", SECS(5));
+    wait_refused(local(port), SECS(5));
+    // The open connection still works during the drain...
+    assert_eq!(roundtrip(&mut open, b"during").unwrap(), b"during");
+    assert!(
+        m.child.try_wait().unwrap().is_none(),
+        "exited while a connection was open"
+    );
+    // ...and the process exits 0 as soon as it ends.
+    drop(open);
+    let start = Instant::now();
+    assert_eq!(m.wait_exit(SECS(10)), Some(0));
+    assert!(start.elapsed() < SECS(5));
+}
+
+#[test]
+fn the_grace_period_bounds_the_drain() {
+    let port = free_port();
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let mut m = Moirai::start(
+        &metadata(&format!("tcp://{port}:127.0.0.1:{}", echo.addr.port())),
+        "",
+        &["--grace", "1s"],
+    );
+    let mut open = connect_within(local(port), SECS(5));
+    assert_eq!(roundtrip(&mut open, b"x").unwrap(), b"x");
+    let start = Instant::now();
+    m.signal("TERM");
+    assert_eq!(m.wait_exit(SECS(10)), Some(0));
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    assert!(m.log_text().contains("closed 1 connections still open"));
+}
+
+#[test]
+fn a_shared_listener_accepts_every_connection_exactly_once() {
+    let port = free_port();
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let _m = Moirai::start(
+        &metadata(&format!("tcp://{port}:127.0.0.1:{}", echo.addr.port())),
+        "",
+        &["--shared-listener"],
+    );
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    let mut c = connect_within(local(port), SECS(5));
+                    let msg = format!("thread {t} conn {i}");
+                    assert_eq!(roundtrip(&mut c, msg.as_bytes()).unwrap(), msg.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(echo.accepted(), 400);
+}
+
+#[test]
+fn a_service_without_backends_refuses_and_others_keep_working() {
+    let port = free_port();
+    let port2 = free_port();
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let m = Moirai::start(
+        &metadata(&format!(
+            "tcp://{port}:unknown.test:80,tcp://{port2}:127.0.0.1:{}",
+            echo.addr.port()
+        )),
+        "",
+        &[],
+    );
+    m.wait_log("no backends", SECS(5));
+    let mut c = connect_within(local(port), SECS(5));
+    let mut buf = [0u8; 1];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "closed without a backend");
+    let mut c = connect_within(local(port2), SECS(5));
+    assert_eq!(roundtrip(&mut c, b"ok").unwrap(), b"ok");
+}

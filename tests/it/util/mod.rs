@@ -1,0 +1,199 @@
+//! Helpers shared by the integration tests: a moirai process driven through
+//! a metadata file, small backends, and ports from the OS.
+
+#![allow(dead_code)]
+
+pub mod backend;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("moirai-it-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A port that was free a moment ago (bind to 0, read, release).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Metadata JSON for an enabled balancer with this portmap.
+pub fn metadata(portmap: &str) -> String {
+    serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": portmap,
+    })
+    .to_string()
+}
+
+/// Writes a file atomically (write, then rename), as an operator's tool would.
+pub fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A running `moirai run`, killed on drop.
+pub struct Moirai {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub metadata: PathBuf,
+    pub hosts: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Moirai {
+    /// Starts moirai on `metadata_json` with 2 workers and extra args.
+    pub fn start(metadata_json: &str, hosts: &str, extra: &[&str]) -> Moirai {
+        let dir = temp_dir("moirai");
+        let md = dir.join("metadata.json");
+        let hosts_path = dir.join("hosts");
+        std::fs::write(&md, metadata_json).unwrap();
+        std::fs::write(&hosts_path, hosts).unwrap();
+        let log = dir.join("moirai.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moirai"));
+        cmd.arg("run");
+        if !extra.iter().any(|a| a.starts_with("--mdata")) {
+            cmd.arg("--metadata-file").arg(&md);
+        }
+        let child = cmd
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--hosts-file")
+            .arg(&hosts_path)
+            .args(["--workers", "2", "--log-level", "debug"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let m = Moirai {
+            child,
+            dir,
+            metadata: md,
+            hosts: hosts_path,
+            log,
+        };
+        m.wait_log("generation 1 applied", Duration::from_secs(10));
+        m
+    }
+
+    /// Replaces the metadata file.
+    pub fn set_metadata(&self, json: &str) {
+        write_atomic(&self.metadata, json);
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log_text().contains(needle) {
+            assert!(
+                start.elapsed() < limit,
+                "moirai did not log {needle:?} within {limit:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "moirai did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Moirai {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("moirai log ({}):\n{}", self.log.display(), self.log_text());
+        }
+    }
+}
+
+/// Connects, retrying until `limit` (for listeners that are about to open).
+pub fn connect_within(addr: SocketAddr, limit: Duration) -> TcpStream {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                return s;
+            }
+            Err(e) => {
+                assert!(
+                    start.elapsed() < limit,
+                    "cannot connect to {addr} within {limit:?}: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Waits until connecting to `addr` is refused (the listener closed).
+pub fn wait_refused(addr: SocketAddr, limit: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_ok() {
+        assert!(
+            start.elapsed() < limit,
+            "{addr} still accepts after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `msg` and reads the same number of bytes back.
+pub fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+    s.write_all(msg)?;
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back)?;
+    Ok(back)
+}
+
+/// A local address on `127.0.0.1` with `port`.
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
