@@ -80,6 +80,8 @@ struct Conn {
     stream: TcpStream,
     readable: bool,
     writable: bool,
+    /// The peer's FIN (or an error) was already reported by an event.
+    peer_closed: bool,
     last_io: Instant,
 }
 
@@ -89,6 +91,7 @@ impl Conn {
             stream,
             readable: false,
             writable: false,
+            peer_closed: false,
             last_io: now,
         }
     }
@@ -97,6 +100,9 @@ impl Conn {
         // Errors and hang-ups surface through the next read or write.
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
             self.readable = true;
+        }
+        if ev.is_read_closed() || ev.is_error() {
+            self.peer_closed = true;
         }
         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
             self.writable = true;
@@ -438,6 +444,10 @@ fn transfer(
         match res {
             Ok(0) => return Err(Fault(dst_side)),
             Ok(mut n) => {
+                // A short write means the socket buffer is full.
+                if n < pre_len + buf_len {
+                    dst.writable = false;
+                }
                 if let Some(p) = preface.as_mut() {
                     let k = n.min(pre_len);
                     p.sent += k;
@@ -458,12 +468,22 @@ fn transfer(
     if src.readable && !half.eof() {
         let b = slot.get_or_insert_with(|| ctx.pool.take());
         if !b.is_full() {
+            let room = b.spare().len();
             match src.stream.read(b.spare()) {
                 Ok(0) => {
                     half.saw_eof();
                     progress = true;
                 }
                 Ok(n) => {
+                    // A short read drained the socket: skip the read that
+                    // would only say WouldBlock. Edge-triggered epoll reports
+                    // every later arrival, and one-shot event ports re-arm
+                    // after each delivery, so nothing is missed -- except a
+                    // FIN that came with the same event: then read on to
+                    // see the EOF.
+                    if n < room && !src.peer_closed {
+                        src.readable = false;
+                    }
                     b.filled(n);
                     src.last_io = ctx.now;
                     progress = true;

@@ -90,7 +90,7 @@ fn bind_any(port: u16, reuse_port: bool) -> io::Result<std::net::TcpListener> {
         Err(e)
             if matches!(
                 e.raw_os_error(),
-                Some(nix::libc::EAFNOSUPPORT) | Some(nix::libc::EADDRNOTAVAIL)
+                Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
             ) =>
         {
             bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), reuse_port)
@@ -147,10 +147,7 @@ pub fn set_reset_on_close(stream: &TcpStream) {
 pub fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(nix::libc::EMFILE)
-            | Some(nix::libc::ENFILE)
-            | Some(nix::libc::ENOBUFS)
-            | Some(nix::libc::ENOMEM)
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
     )
 }
 

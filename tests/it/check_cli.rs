@@ -19,7 +19,10 @@ fn check(json: &str, extra: &[&str]) -> Output {
 
 fn json_of(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not one JSON object ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "not one JSON object ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
@@ -33,8 +36,16 @@ fn valid_metadata_exits_0_with_one_line_per_service() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("https-http") && lines[0].contains(":443") && lines[0].contains("GET /healthz"), "{text}");
-    assert!(lines[1].starts_with("http ") && lines[1].contains("(SRV)"), "{text}");
+    assert!(
+        lines[0].starts_with("https-http")
+            && lines[0].contains(":443")
+            && lines[0].contains("GET /healthz"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("http ") && lines[1].contains("(SRV)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -63,9 +74,15 @@ fn json_has_the_documented_shape() {
     assert_eq!(v["services"][2]["check"]["path"], serde_json::Value::Null);
     assert_eq!(v["errors"], serde_json::json!([]));
     assert_eq!(v["max_rs"], 32);
-    assert_eq!(v["metrics"], serde_json::json!({"port": 8405, "acl": ["10.0.0.0/8"]}));
+    assert_eq!(
+        v["metrics"],
+        serde_json::json!({"port": 8405, "acl": ["10.0.0.0/8"]})
+    );
     assert_eq!(v["syslog"], "logs.example.net:514");
-    assert_eq!(v["certificate_names"], serde_json::json!(["example.com", "www.example.com"]));
+    assert_eq!(
+        v["certificate_names"],
+        serde_json::json!(["example.com", "www.example.com"])
+    );
     assert_eq!(
         v["timeouts"],
         serde_json::json!({"connect_ms": 1000, "client_ms": 30000, "server_ms": 120000, "queue_ms": 0})
@@ -90,9 +107,15 @@ fn invalid_entries_exit_1_and_valid_ones_still_print() {
     assert_eq!(errors[0]["entry"], 1);
     assert_eq!(errors[0]["text"], "htp://81:web.example:8080");
     assert_eq!(errors[0]["offset"], 27);
-    assert!(errors[0]["reason"].as_str().unwrap().contains("unknown service type"));
+    assert!(errors[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("unknown service type"));
     assert_eq!(errors[1]["entry"], 2);
-    assert!(errors[1]["reason"].as_str().unwrap().contains("already used by entry 0"));
+    assert!(errors[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("already used by entry 0"));
     // The text form says the same, one error per line.
     let out = check(
         &serde_json::json!({"cloud.tritoncompute:loadbalancer": "true", "cloud.tritoncompute:portmap": portmap})
@@ -101,7 +124,11 @@ fn invalid_entries_exit_1_and_valid_ones_still_print() {
     );
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().filter(|l| l.starts_with("error: ")).count(), 2, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("error: ")).count(),
+        2,
+        "{text}"
+    );
 }
 
 #[test]
@@ -163,7 +190,10 @@ fn mdata_get_exit_codes() {
 
 #[test]
 fn version_and_help() {
-    let out = Command::new(env!("CARGO_BIN_EXE_moirai")).arg("--version").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .arg("--version")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("moirai "));
 }

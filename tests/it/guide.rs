@@ -231,19 +231,38 @@ fn cases() -> Vec<Case> {
 #[test]
 fn every_guide_example_parses_as_documented() {
     for case in cases() {
-        let md: Metadata = case.metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let md: Metadata = case
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let (config, errors) = Config::from_metadata(&md);
         assert!(errors.is_empty(), "{}: {errors:?}", case.what);
         assert!(config.enabled(), "{}", case.what);
-        assert_eq!(config.services().len(), case.services.len(), "{}", case.what);
+        assert_eq!(
+            config.services().len(),
+            case.services.len(),
+            "{}",
+            case.what
+        );
         for (s, e) in config.services().iter().zip(&case.services) {
             assert_eq!(s.kind, e.kind, "{}", case.what);
             assert_eq!(s.listen.get(), e.listen, "{}", case.what);
             assert_eq!(s.backend.host(), e.backend, "{}", case.what);
             assert_eq!(s.backend.port(), e.port, "{}", case.what);
-            assert_eq!(s.check.path.as_ref().map(|p| p.as_str()), e.check, "{}", case.what);
+            assert_eq!(
+                s.check.path.as_ref().map(|p| p.as_str()),
+                e.check,
+                "{}",
+                case.what
+            );
             assert_eq!(s.check.port.map(|p| p.get()), e.check_port, "{}", case.what);
-            assert_eq!((s.check.rise.get(), s.check.fall.get()), (e.rise, e.fall), "{}", case.what);
+            assert_eq!(
+                (s.check.rise.get(), s.check.fall.get()),
+                (e.rise, e.fall),
+                "{}",
+                case.what
+            );
         }
         (case.check)(&config);
     }
@@ -251,7 +270,12 @@ fn every_guide_example_parses_as_documented() {
 
 #[test]
 fn the_guide_requires_loadbalancer_true() {
-    let md: Metadata = [(keys::PORTMAP.to_owned(), "http://80:web.example:8080".to_owned())].into_iter().collect();
+    let md: Metadata = [(
+        keys::PORTMAP.to_owned(),
+        "http://80:web.example:8080".to_owned(),
+    )]
+    .into_iter()
+    .collect();
     let (config, errors) = Config::from_metadata(&md);
     assert!(errors.is_empty());
     assert!(config.services().is_empty());

@@ -41,7 +41,11 @@ struct Fake {
 
 fn frame(id: &str, rest: &str) -> String {
     let body = format!("{id} {rest}");
-    format!("V2 {} {:08x} {body}\n", body.len(), crc32fast::hash(body.as_bytes()))
+    format!(
+        "V2 {} {:08x} {body}\n",
+        body.len(),
+        crc32fast::hash(body.as_bytes())
+    )
 }
 
 impl Fake {
@@ -102,8 +106,16 @@ fn serve(conn: UnixStream, data: Arc<Mutex<HashMap<String, String>>>, trick: Arc
         let parts: Vec<&str> = line.trim_end_matches('\n').splitn(4, ' ').collect();
         assert_eq!(parts[0], "V2");
         let body = parts[3];
-        assert_eq!(parts[1].parse::<usize>().unwrap(), body.len(), "length field");
-        assert_eq!(parts[2], format!("{:08x}", crc32fast::hash(body.as_bytes())), "crc field");
+        assert_eq!(
+            parts[1].parse::<usize>().unwrap(),
+            body.len(),
+            "length field"
+        );
+        assert_eq!(
+            parts[2],
+            format!("{:08x}", crc32fast::hash(body.as_bytes())),
+            "crc field"
+        );
         let mut words = body.splitn(3, ' ');
         let (id, op, payload) = (words.next().unwrap(), words.next().unwrap(), words.next());
         let payload = payload.map(|p| String::from_utf8(B64.decode(p).unwrap()).unwrap());
@@ -148,17 +160,30 @@ fn serve(conn: UnixStream, data: Arc<Mutex<HashMap<String, String>>>, trick: Arc
 fn get_keys_and_put_round_trip() {
     let f = Fake::start();
     f.set(keys::LOADBALANCER, "true");
-    f.set(keys::PORTMAP, "tcp://80:10.0.0.1:80 http://81:web.example:8080{check:/h}");
+    f.set(
+        keys::PORTMAP,
+        "tcp://80:10.0.0.1:80 http://81:web.example:8080{check:/h}",
+    );
     let mut c = f.client();
     assert_eq!(c.get(keys::LOADBALANCER).unwrap().as_deref(), Some("true"));
     assert_eq!(c.get("absent").unwrap(), None);
-    c.put("triton.cns.acme-challenge", "token-1 token-2").unwrap();
-    assert_eq!(c.get("triton.cns.acme-challenge").unwrap().as_deref(), Some("token-1 token-2"));
+    c.put("triton.cns.acme-challenge", "token-1 token-2")
+        .unwrap();
+    assert_eq!(
+        c.get("triton.cns.acme-challenge").unwrap().as_deref(),
+        Some("token-1 token-2")
+    );
     let k = c.keys().unwrap();
-    assert!(k.contains(&keys::PORTMAP.to_owned()) && k.len() == 3, "{k:?}");
+    assert!(
+        k.contains(&keys::PORTMAP.to_owned()) && k.len() == 3,
+        "{k:?}"
+    );
     let md = c.read().unwrap();
     assert_eq!(md.len(), 2);
-    assert_eq!(md[keys::PORTMAP], "tcp://80:10.0.0.1:80 http://81:web.example:8080{check:/h}");
+    assert_eq!(
+        md[keys::PORTMAP],
+        "tcp://80:10.0.0.1:80 http://81:web.example:8080{check:/h}"
+    );
     // One connection served all of it.
     assert_eq!(*f.connections.lock().unwrap(), 1);
 }
@@ -222,7 +247,10 @@ fn a_silent_server_times_out() {
 fn moirai_check_reads_the_socket() {
     let f = Fake::start();
     f.set(keys::LOADBALANCER, "true");
-    f.set(keys::PORTMAP, "tcp://5432:postgres.svc.acct.dc.cns.test:5432");
+    f.set(
+        keys::PORTMAP,
+        "tcp://5432:postgres.svc.acct.dc.cns.test:5432",
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_moirai"))
         .args(["check", "--json", "--mdata-socket"])
         .arg(&f.path)

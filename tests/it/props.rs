@@ -4,7 +4,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU16;
 
-use moirai::config::portmap::{self, BackendTarget, CheckPath, Count, HealthCheck, HostName, Service, ServiceKind};
+use moirai::config::portmap::{
+    self, BackendTarget, CheckPath, Count, HealthCheck, HostName, Service, ServiceKind,
+};
 use moirai::config::{keys, timeouts, Config, Metadata};
 use moirai::metadata::protocol;
 use proptest::prelude::*;
@@ -24,8 +26,10 @@ fn port() -> impl Strategy<Value = NonZeroU16> {
 
 fn backend() -> impl Strategy<Value = BackendTarget> {
     prop_oneof![
-        (any::<[u8; 4]>(), port()).prop_map(|(a, p)| BackendTarget::Ip(SocketAddr::from((Ipv4Addr::from(a), p.get())))),
-        (any::<[u8; 16]>(), port()).prop_map(|(a, p)| BackendTarget::Ip(SocketAddr::from((Ipv6Addr::from(a), p.get())))),
+        (any::<[u8; 4]>(), port())
+            .prop_map(|(a, p)| BackendTarget::Ip(SocketAddr::from((Ipv4Addr::from(a), p.get())))),
+        (any::<[u8; 16]>(), port())
+            .prop_map(|(a, p)| BackendTarget::Ip(SocketAddr::from((Ipv6Addr::from(a), p.get())))),
         (host(), port()).prop_map(|(name, port)| BackendTarget::Dns { name, port }),
         host().prop_map(|name| BackendTarget::Srv { name }),
     ]

@@ -322,3 +322,47 @@ fn a_service_without_backends_refuses_and_others_keep_working() {
     let mut c = connect_within(local(port2), SECS(5));
     assert_eq!(roundtrip(&mut c, b"ok").unwrap(), b"ok");
 }
+
+#[test]
+fn sessions_end_when_data_and_fin_arrive_together() {
+    // Each side sends its last bytes and its FIN back to back, often in
+    // one segment: the balancer must still see both EOFs and end the
+    // session, or a drain would wait for sessions that are long gone.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bport = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            std::thread::spawn(move || {
+                let mut req = Vec::new();
+                let _ = s.read_to_end(&mut req);
+                let _ = s.write_all(&req);
+                let _ = s.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    let port = free_port();
+    let mut m = Moirai::start(
+        &metadata(&format!("tcp://{port}:127.0.0.1:{bport}")),
+        "",
+        &["--grace", "30s"],
+    );
+    for i in 0..200 {
+        let mut c = connect_within(local(port), SECS(5));
+        let msg = format!("request {i}");
+        c.write_all(msg.as_bytes()).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    m.signal("TERM");
+    assert_eq!(m.wait_exit(SECS(35)), Some(0));
+    assert!(
+        start.elapsed() < SECS(3),
+        "sessions were left open: {}",
+        m.log_text()
+    );
+}
