@@ -13,6 +13,8 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 #[test]
 fn a_thousand_concurrent_connections_through_one_service() {
+    // 1,000 clients plus 1,000 backend sockets live in this process.
+    moirai::sys::rlimit::raise_nofile().unwrap();
     let port = free_port();
     let a = Backend::start("127.0.0.2:0", Behaviour::Echo);
     let bport = a.addr.port();
