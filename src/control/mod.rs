@@ -110,6 +110,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         Ok(_) => {}
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
     }
+    let workers_n = opts.workers.max(1);
+    let max_sessions = sessions_per_worker(rlimit::nofile().unwrap_or(1024), workers_n);
     let mut poll = Poll::new().map_err(|e| RunError::Setup("the control poll", e))?;
     let mut signals = Signals::install().map_err(|e| RunError::Setup("signal handlers", e))?;
     signals
@@ -120,15 +122,16 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     let listen = ListenConfig {
         mode: opts.listen_mode,
         shared: Arc::new(SharedListeners::default()),
+        max_sessions,
     };
-    let mut workers = Vec::with_capacity(opts.workers);
-    for id in 0..opts.workers.max(1) {
+    let mut workers = Vec::with_capacity(workers_n);
+    for id in 0..workers_n {
         workers
             .push(worker::spawn(id, listen.clone(), report_tx.clone()).map_err(RunError::Spawn)?);
     }
     drop(report_tx);
     log::info!(
-        "moirai {} running: {} workers, {:?} listeners, metadata from {}",
+        "moirai {} running: {} workers of up to {max_sessions} connections, {:?} listeners, metadata from {}",
         env!("CARGO_PKG_VERSION"),
         workers.len(),
         opts.listen_mode,
@@ -180,6 +183,17 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     }
     ctl.drain(opts.grace);
     Ok(())
+}
+
+/// Descriptors kept aside for everything that is not a session: polls,
+/// wakers, listeners, the metadata source, logs.
+const RESERVED_FDS: u64 = 64;
+
+/// How many sessions each worker may hold within the descriptor limit
+/// (two descriptors per session), at least one.
+pub fn sessions_per_worker(nofile: u64, workers: usize) -> usize {
+    let spare = nofile.saturating_sub(RESERVED_FDS + 4 * workers as u64);
+    ((spare / 2) as usize / workers.max(1)).max(1)
 }
 
 fn create_state_dir(dir: &std::path::Path) -> Result<(), RunError> {
@@ -337,5 +351,17 @@ impl Control {
             log::warn!("grace period over: closed {cut} connections still open");
         }
         log::info!("stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sessions_per_worker;
+
+    #[test]
+    fn sessions_fit_in_the_descriptor_limit() {
+        assert_eq!(sessions_per_worker(65_536, 2), (65_536 - 64 - 8) / 2 / 2);
+        assert_eq!(sessions_per_worker(256, 16), (256 - 64 - 64) / 2 / 16);
+        assert_eq!(sessions_per_worker(10, 4), 1);
     }
 }

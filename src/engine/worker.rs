@@ -71,13 +71,17 @@ pub enum FromWorker {
     },
 }
 
-/// How a worker opens listeners.
+/// How a worker opens listeners, and how many connections it may hold.
 #[derive(Debug, Clone)]
 pub struct ListenConfig {
     /// Per-worker sockets or one shared socket.
     pub mode: ListenMode,
     /// The shared sockets, for [`ListenMode::Shared`].
     pub shared: Arc<SharedListeners>,
+    /// Sessions this worker may hold (each needs two descriptors). At the
+    /// limit it stops accepting, so new clients wait in the kernel's accept
+    /// queue instead of being accepted and dropped (HAProxy's `maxconn`).
+    pub max_sessions: usize,
 }
 
 /// The control thread's handle on a worker.
@@ -145,6 +149,8 @@ struct Worker {
     cursors: HashMap<u16, RoundRobin>,
     again: Vec<SlotId>,
     draining: Option<Instant>,
+    /// Accepting stopped at `max_sessions`; resumes when sessions end.
+    full: bool,
 }
 
 impl Worker {
@@ -173,6 +179,7 @@ impl Worker {
             cursors: HashMap::new(),
             again: Vec::new(),
             draining: None,
+            full: false,
         }
     }
 
@@ -224,6 +231,13 @@ impl Worker {
                 }
             }
             self.resume_listeners(now);
+            if self.full && self.sessions.len() < self.listen.max_sessions {
+                self.full = false;
+                let open: Vec<usize> = self.by_port.values().copied().collect();
+                for i in open {
+                    self.accept_all(i, now);
+                }
+            }
             if messages || !self.rx.is_empty() {
                 self.read_messages(now);
             }
@@ -382,6 +396,17 @@ impl Worker {
 
     fn accept_all(&mut self, i: usize, now: Instant) {
         loop {
+            if self.sessions.len() >= self.listen.max_sessions {
+                if !self.full && self.draining.is_none() {
+                    log::warn!(
+                        "worker {}: at its limit of {} connections; new ones wait in the accept queue",
+                        self.id,
+                        self.listen.max_sessions
+                    );
+                }
+                self.full = true;
+                return;
+            }
             let Some(slot) = self.listeners.get_mut(i) else {
                 return;
             };

@@ -368,3 +368,180 @@ fn sessions_end_when_data_and_fin_arrive_together() {
         m.log_text()
     );
 }
+
+#[test]
+fn resets_are_passed_on_in_both_directions() {
+    // Backend resets: the client must see a reset, not a clean end.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let rst_port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let mut s = conn.unwrap();
+            if i == 0 {
+                let mut b = [0u8; 5];
+                s.read_exact(&mut b).unwrap();
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+                drop(s);
+            } else {
+                // Client resets: report how the backend saw the end.
+                let mut buf = [0u8; 64];
+                let r = loop {
+                    match s.read(&mut buf) {
+                        Ok(0) => break "eof",
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break "reset",
+                        Err(_) => break "error",
+                    }
+                };
+                tx.send(r).unwrap();
+            }
+        }
+    });
+    let port = free_port();
+    let _m = Moirai::start(
+        &metadata(&format!("tcp://{port}:127.0.0.1:{rst_port}")),
+        "",
+        &[],
+    );
+    let mut c = connect_within(local(port), SECS(5));
+    c.write_all(b"hello").unwrap();
+    let mut buf = [0u8; 8];
+    let e = c.read(&mut buf).expect_err("a reset, not an EOF");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+
+    let c = connect_within(local(port), SECS(5));
+    (&c).write_all(b"data").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+    assert_eq!(rx.recv_timeout(SECS(5)).unwrap(), "reset");
+}
+
+#[test]
+fn a_black_holed_backend_times_out_and_the_retry_lands_elsewhere() {
+    // A listener that never accepts, with its backlog already full: the
+    // kernel drops further SYNs, so a connect hangs until our timeout.
+    let hole = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    hole.bind(
+        &"127.0.0.2:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    hole.listen(0).unwrap();
+    let hport = hole.local_addr().unwrap().as_socket().unwrap().port();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&std::net::SocketAddr::from(([127, 0, 0, 2], hport)).into());
+        fillers.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let live = Backend::start(&format!("127.0.0.3:{hport}"), Behaviour::Echo);
+    let port = free_port();
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": format!("tcp://{port}:hole.test:{hport}"),
+        "cloud.tritoncompute:timeouts": "{connect:300ms}",
+    });
+    let _m = Moirai::start(
+        &md.to_string(),
+        "127.0.0.2 hole.test\n127.0.0.3 hole.test\n",
+        &[],
+    );
+    let mut slow = 0;
+    for i in 0..6 {
+        let start = Instant::now();
+        let mut c = connect_within(local(port), SECS(5));
+        let msg = format!("try {i}");
+        assert_eq!(roundtrip(&mut c, msg.as_bytes()).unwrap(), msg.as_bytes());
+        if start.elapsed() >= Duration::from_millis(250) {
+            slow += 1;
+        }
+    }
+    assert_eq!(live.accepted(), 6);
+    assert!(slow >= 1, "no connect went to the black hole first");
+    drop(fillers);
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_client_timeout() {
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let port = free_port();
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": format!("tcp://{port}:127.0.0.1:{}", echo.addr.port()),
+        "cloud.tritoncompute:timeouts": "{client:700ms,server:5s}",
+    });
+    let _m = Moirai::start(&md.to_string(), "", &[]);
+    let mut c = connect_within(local(port), SECS(5));
+    // Activity keeps it open past the timeout...
+    for _ in 0..4 {
+        assert_eq!(roundtrip(&mut c, b"tick").unwrap(), b"tick");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // ...and silence closes it.
+    let start = Instant::now();
+    let mut buf = [0u8; 1];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < SECS(3),
+        "{waited:?}"
+    );
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn a_low_descriptor_limit_queues_clients_without_spinning() {
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let port = free_port();
+    // prlimit caps the hard limit too, so moirai cannot raise it away.
+    let mut m = Moirai::start_wrapped(
+        &["prlimit", "--nofile=96:96", "--"],
+        &metadata(&format!("tcp://{port}:127.0.0.1:{}", echo.addr.port())),
+    );
+    // Far more clients than descriptors: each session needs two.
+    let mut clients: Vec<TcpStream> = (0..150)
+        .map(|_| connect_within(local(port), SECS(5)))
+        .collect();
+    for c in &mut clients {
+        c.write_all(b"queued").unwrap();
+    }
+    m.wait_log("new ones wait in the accept queue", SECS(5));
+    let pid = m.child.id();
+    let before = cpu_seconds(pid);
+    std::thread::sleep(SECS(2));
+    let used = cpu_seconds(pid) - before;
+    assert!(
+        used < 0.5,
+        "moirai used {used:.2} s of CPU in 2 s while at its limit"
+    );
+    // Clients are served in turn as earlier ones leave: nobody is dropped.
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let mut back = [0u8; 6];
+        c.read_exact(&mut back)
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+        assert_eq!(&back, b"queued");
+    }
+    assert!(m.child.try_wait().unwrap().is_none(), "moirai died");
+}

@@ -58,13 +58,29 @@ pub struct Moirai {
 impl Moirai {
     /// Starts moirai on `metadata_json` with 2 workers and extra args.
     pub fn start(metadata_json: &str, hosts: &str, extra: &[&str]) -> Moirai {
+        Moirai::spawn(&[], metadata_json, hosts, extra)
+    }
+
+    /// Starts moirai under a wrapper command (e.g. `prlimit ... --`).
+    pub fn start_wrapped(wrapper: &[&str], metadata_json: &str) -> Moirai {
+        Moirai::spawn(wrapper, metadata_json, "", &[])
+    }
+
+    fn spawn(wrapper: &[&str], metadata_json: &str, hosts: &str, extra: &[&str]) -> Moirai {
         let dir = temp_dir("moirai");
         let md = dir.join("metadata.json");
         let hosts_path = dir.join("hosts");
         std::fs::write(&md, metadata_json).unwrap();
         std::fs::write(&hosts_path, hosts).unwrap();
         let log = dir.join("moirai.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moirai"));
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_moirai"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_moirai")),
+        };
         cmd.arg("run");
         if !extra.iter().any(|a| a.starts_with("--mdata")) {
             cmd.arg("--metadata-file").arg(&md);
