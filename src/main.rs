@@ -78,7 +78,7 @@ struct CheckArgs {
 struct RunArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// Worker threads [default: one per CPU].
+    /// Worker threads; 0 or absent: one per CPU.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// Certificates, keys and the control socket live here.
@@ -181,9 +181,10 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = match args.workers {
+        Some(n) if n > 0 => n,
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let opts = moirai::control::Options {
         source,
         workers,

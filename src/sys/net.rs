@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
+#[cfg(target_os = "illumos")]
+pub use super::poll::event_ports::io::{TcpListener, TcpStream};
+#[cfg(not(target_os = "illumos"))]
 pub use mio::net::{TcpListener, TcpStream};
 
 /// Accept queue length asked for; the kernel caps it at its own maximum.

@@ -7,5 +7,6 @@ mod mdata;
 mod props;
 mod proxy_v2;
 mod reconfig;
+mod smf;
 mod tcp;
 mod util;
