@@ -90,6 +90,9 @@ struct RunArgs {
     /// How often the metadata is read (a --metadata-file is also watched).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     metadata_interval: Duration,
+    /// How long an HTTP request head may take once started (then 408).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    request_header_timeout: Duration,
     /// Static names, consulted before DNS.
     #[arg(long, value_name = "PATH", default_value = "/etc/hosts")]
     hosts_file: PathBuf,
@@ -197,6 +200,7 @@ fn run(args: RunArgs) -> ExitCode {
             ListenMode::native()
         },
         state_dir: args.state_dir,
+        header_timeout: args.request_header_timeout,
     };
     match moirai::control::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

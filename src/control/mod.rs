@@ -25,6 +25,7 @@ use crossbeam_channel::Receiver;
 use crate::config::{Config, ConfigError, Metadata};
 use crate::engine::worker::{self, FromWorker, ListenConfig, ToWorker, WorkerHandle};
 use crate::metadata::Source;
+use crate::proto::cookie::CookieKey;
 use crate::snapshot::Snapshot;
 use crate::sys::net::{ListenMode, SharedListeners};
 use crate::sys::poll::{Events, Poll, Token};
@@ -52,6 +53,8 @@ pub struct Options {
     pub listen_mode: ListenMode,
     /// Certificates, keys and the control socket live here.
     pub state_dir: PathBuf,
+    /// How long an HTTP request head may take (then 408).
+    pub header_timeout: Duration,
 }
 
 /// Why `moirai run` could not start.
@@ -123,6 +126,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         mode: opts.listen_mode,
         shared: Arc::new(SharedListeners::default()),
         max_sessions,
+        cookie_key: load_cookie_key(&opts.state_dir)?,
+        header_timeout: opts.header_timeout,
     };
     let mut workers = Vec::with_capacity(workers_n);
     for id in 0..workers_n {
@@ -196,6 +201,31 @@ pub fn sessions_per_worker(nofile: u64, workers: usize) -> usize {
     ((spare / 2) as usize / workers.max(1)).max(1)
 }
 
+/// The sticky-cookie key, kept in the state directory so cookies stay
+/// valid across restarts; made from `/dev/urandom` the first time.
+fn load_cookie_key(dir: &std::path::Path) -> Result<CookieKey, RunError> {
+    let path = dir.join("cookie.key");
+    let err = |e| RunError::StateDir(path.clone(), e);
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(k) = <[u8; 16]>::try_from(bytes.as_slice()) {
+            return Ok(CookieKey(k));
+        }
+        log::warn!("{} is not a 16-byte key; making a new one", path.display());
+    }
+    let mut k = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut k))
+        .map_err(err)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &k))
+        .map_err(err)?;
+    Ok(CookieKey(k))
+}
+
 fn create_state_dir(dir: &std::path::Path) -> Result<(), RunError> {
     std::fs::create_dir_all(dir).map_err(|e| RunError::StateDir(dir.to_owned(), e))?;
     #[cfg(unix)]
@@ -254,6 +284,11 @@ impl Control {
             log::warn!("cloud.tritoncompute:loadbalancer is not \"true\": running no services");
         }
         let snap = Arc::new(self.builder.build(&config, &self.hosts));
+        for s in config.services() {
+            if snap.service(s.listen.get()).is_none() {
+                log::error!("service {s}: TLS services are not available in this version; not started");
+            }
+        }
         self.config = Some(config);
         self.publish(snap, seen);
     }

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use super::hosts::Hosts;
-use crate::config::{BackendTarget, Config};
+use crate::config::{BackendTarget, Config, ServiceKind};
 use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, Snapshot};
 
 /// Builds generation-numbered snapshots.
@@ -26,6 +26,14 @@ impl Builder {
         let mut kept = HashMap::new();
         let mut services = Vec::with_capacity(config.services().len());
         for spec in config.services() {
+            if matches!(
+                spec.kind,
+                ServiceKind::Https | ServiceKind::HttpsInsecure | ServiceKind::HttpsHttp
+            ) {
+                // TLS services need the TLS layer; until it exists they are
+                // reported (by the control loop) and not started.
+                continue;
+            }
             let port = spec.listen.get();
             let (mut addrs, no_backends): (Vec<SocketAddr>, Option<NoBackends>) = match &spec.backend {
                 BackendTarget::Ip(a) => (vec![*a], None),

@@ -2,7 +2,9 @@
 //!
 //! - [`worker`]: the thread, its loop and snapshot application.
 //! - [`listener`]: listening sockets keyed by port.
-//! - [`session`]: one proxied connection.
+//! - [`session`]: one proxied TCP connection (`tcp`, `tcp-proxy-v2`).
+//! - [`http`]: one HTTP client connection (`http`); [`pool`] keeps idle
+//!   backend connections for it.
 //! - [`balance`]: least-connections with round-robin ties.
 //! - [`buffer`], [`timer`], [`token`]: the worker's pool, wheel and names.
 //!
@@ -11,7 +13,9 @@
 
 pub mod balance;
 pub mod buffer;
+pub mod http;
 pub mod listener;
+pub mod pool;
 pub mod session;
 pub mod timer;
 pub mod token;

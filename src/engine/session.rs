@@ -66,6 +66,12 @@ pub struct Ctx<'a> {
     pub id: SlotId,
     /// The worker's round-robin cursor for this service.
     pub cursor: &'a mut RoundRobin,
+    /// Idle keep-alive connections to backends (HTTP).
+    pub idle: &'a mut super::pool::IdlePool,
+    /// Key of the sticky-session cookie.
+    pub cookie_key: &'a crate::proto::cookie::CookieKey,
+    /// How long an HTTP request head may take once started.
+    pub header_timeout: std::time::Duration,
 }
 
 #[derive(Debug)]
@@ -76,17 +82,17 @@ enum Stage {
 
 /// A socket and what its last events said about it.
 #[derive(Debug)]
-struct Conn {
-    stream: TcpStream,
-    readable: bool,
-    writable: bool,
+pub(super) struct Conn {
+    pub(super) stream: TcpStream,
+    pub(super) readable: bool,
+    pub(super) writable: bool,
     /// The peer's FIN (or an error) was already reported by an event.
-    peer_closed: bool,
-    last_io: Instant,
+    pub(super) peer_closed: bool,
+    pub(super) last_io: Instant,
 }
 
 impl Conn {
-    fn new(stream: TcpStream, now: Instant) -> Conn {
+    pub(super) fn new(stream: TcpStream, now: Instant) -> Conn {
         Conn {
             stream,
             readable: false,
@@ -96,7 +102,7 @@ impl Conn {
         }
     }
 
-    fn note(&mut self, ev: &Event) {
+    pub(super) fn note(&mut self, ev: &Event) {
         // Errors and hang-ups surface through the next read or write.
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
             self.readable = true;
@@ -111,11 +117,11 @@ impl Conn {
 }
 
 /// A failed read or write, and on which socket.
-struct Fault(Side);
+pub(super) struct Fault(pub(super) Side);
 
 /// The PROXY v2 header and how much of it was sent.
 #[derive(Debug)]
-struct Preface {
+pub(super) struct Preface {
     header: proxy_v2::Header,
     sent: usize,
 }
@@ -419,7 +425,7 @@ impl Session {
 
 /// One direction: flush what is buffered (preface first), read more, and
 /// carry a FIN through once everything before it is delivered.
-fn transfer(
+pub(super) fn transfer(
     src: &mut Conn,
     dst: &mut Conn,
     slot: &mut Option<Buffer>,

@@ -18,11 +18,14 @@ use slab::Slab;
 
 use super::balance::RoundRobin;
 use super::buffer::BufferPool;
+use super::http::HttpSession;
+use super::pool::IdlePool;
 use super::listener::{Accepted, Listener, EXHAUSTION_PAUSE};
 use super::session::{CloseReason, Ctx, Session, Step};
 use super::timer::{Wheel, TICK};
 use super::token::{EventTarget, Generations, Side, SlotId};
 use crate::config::ServiceKind;
+use crate::proto::cookie::CookieKey;
 use crate::snapshot::{ServiceSnapshot, Snapshot};
 use crate::sys::net::{self, ListenMode, SharedListeners, TcpStream};
 use crate::sys::poll::{Event, Events, Interest, Poll, Waker};
@@ -82,6 +85,11 @@ pub struct ListenConfig {
     /// limit it stops accepting, so new clients wait in the kernel's accept
     /// queue instead of being accepted and dropped (HAProxy's `maxconn`).
     pub max_sessions: usize,
+    /// Key of the sticky-session cookie (per instance).
+    pub cookie_key: CookieKey,
+    /// How long an HTTP request head may take once its first byte came
+    /// (then 408): slow clients cannot hold a worker's sessions.
+    pub header_timeout: Duration,
 }
 
 /// The control thread's handle on a worker.
@@ -120,9 +128,56 @@ pub fn spawn(
     Ok(WorkerHandle { tx, waker, join })
 }
 
+/// A session of either kind; the worker treats them alike. Kept inline in
+/// the slab (not boxed), so a new connection allocates nothing.
+#[allow(clippy::large_enum_variant)]
+enum AnySession {
+    Tcp(Session),
+    Http(HttpSession),
+}
+
+impl AnySession {
+    fn on_event(&mut self, ctx: &mut Ctx<'_>, side: Side, ev: &Event) -> Step {
+        match self {
+            AnySession::Tcp(s) => s.on_event(ctx, side, ev),
+            AnySession::Http(s) => s.on_event(ctx, side, ev),
+        }
+    }
+    fn drive(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        match self {
+            AnySession::Tcp(s) => s.drive(ctx),
+            AnySession::Http(s) => s.drive(ctx),
+        }
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        match self {
+            AnySession::Tcp(s) => s.on_timer(ctx),
+            AnySession::Http(s) => s.on_timer(ctx),
+        }
+    }
+    fn needs_timer(&mut self) -> Option<Instant> {
+        match self {
+            AnySession::Tcp(s) => s.needs_timer(),
+            AnySession::Http(s) => s.needs_timer(),
+        }
+    }
+    fn port(&self) -> u16 {
+        match self {
+            AnySession::Tcp(s) => s.port(),
+            AnySession::Http(s) => s.port(),
+        }
+    }
+    fn release(&mut self, pool: &mut BufferPool) {
+        match self {
+            AnySession::Tcp(s) => s.release(pool),
+            AnySession::Http(s) => s.release(pool),
+        }
+    }
+}
+
 struct SessionSlot {
     gen: u32,
-    session: Session,
+    session: AnySession,
 }
 
 struct ListenerSlot {
@@ -151,6 +206,8 @@ struct Worker {
     draining: Option<Instant>,
     /// Accepting stopped at `max_sessions`; resumes when sessions end.
     full: bool,
+    idle: IdlePool,
+    next_idle_expiry: Instant,
 }
 
 impl Worker {
@@ -180,6 +237,8 @@ impl Worker {
             again: Vec::new(),
             draining: None,
             full: false,
+            idle: IdlePool::default(),
+            next_idle_expiry: Instant::now(),
         }
     }
 
@@ -191,6 +250,7 @@ impl Worker {
             let timeout = if !self.again.is_empty() {
                 Some(Duration::ZERO)
             } else if self.wheel.is_empty()
+                && self.idle.is_empty()
                 && self.unbound.is_empty()
                 && self.draining.is_none()
                 && !self
@@ -231,6 +291,10 @@ impl Worker {
                 }
             }
             self.resume_listeners(now);
+            if now >= self.next_idle_expiry {
+                self.idle.expire(now);
+                self.next_idle_expiry = now + Duration::from_secs(1);
+            }
             if self.full && self.sessions.len() < self.listen.max_sessions {
                 self.full = false;
                 let open: Vec<usize> = self.by_port.values().copied().collect();
@@ -468,14 +532,9 @@ impl Worker {
         }
     }
 
-    fn start_session(
-        &mut self,
-        svc: Arc<ServiceSnapshot>,
-        stream: TcpStream,
-        peer: std::net::SocketAddr,
-        now: Instant,
-    ) {
-        let local = match svc.spec.kind {
+    fn start_session(&mut self, svc: Arc<ServiceSnapshot>, stream: TcpStream, peer: std::net::SocketAddr, now: Instant) {
+        let kind = svc.spec.kind;
+        let local = match kind {
             ServiceKind::TcpProxyV2 => stream.local_addr().ok(),
             _ => None,
         };
@@ -491,16 +550,20 @@ impl Worker {
             now,
             id,
             cursor: self.cursors.entry(port).or_default(),
+            idle: &mut self.idle,
+            cookie_key: &self.listen.cookie_key,
+            header_timeout: self.listen.header_timeout,
         };
-        match Session::start(&mut ctx, svc, stream, peer, local) {
+        let started = match kind {
+            ServiceKind::Http => HttpSession::start(&mut ctx, svc, stream, peer).map(AnySession::Http),
+            _ => Session::start(&mut ctx, svc, stream, peer, local).map(AnySession::Tcp),
+        };
+        match started {
             Ok(mut session) => {
                 if let Some(d) = session.needs_timer() {
                     self.wheel.schedule(id, d);
                 }
-                entry.insert(SessionSlot {
-                    gen: id.gen,
-                    session,
-                });
+                entry.insert(SessionSlot { gen: id.gen, session });
             }
             Err(CloseReason::NoBackend) => {
                 log::debug!("port {port}: no usable backend; closing {peer}");
@@ -518,7 +581,7 @@ impl Worker {
         &mut self,
         id: SlotId,
         now: Instant,
-        f: impl FnOnce(&mut Session, &mut Ctx<'_>) -> Step,
+        f: impl FnOnce(&mut AnySession, &mut Ctx<'_>) -> Step,
     ) {
         let i = id.index as usize;
         let Some(slot) = self.sessions.get_mut(i) else {
@@ -527,13 +590,16 @@ impl Worker {
         if slot.gen != id.gen {
             return;
         }
-        let port = slot.session_port();
+        let port = slot.session.port();
         let mut ctx = Ctx {
             registry: self.poll.registry(),
             pool: &mut self.pool,
             now,
             id,
             cursor: self.cursors.entry(port).or_default(),
+            idle: &mut self.idle,
+            cookie_key: &self.listen.cookie_key,
+            header_timeout: self.listen.header_timeout,
         };
         match f(&mut slot.session, &mut ctx) {
             Step::Open => {
@@ -553,11 +619,5 @@ impl Worker {
                 slot.session.release(&mut self.pool);
             }
         }
-    }
-}
-
-impl SessionSlot {
-    fn session_port(&self) -> u16 {
-        self.session.port()
     }
 }

@@ -4,6 +4,10 @@
 //!
 //! - [`pipe`]: byte passthrough with half-close bookkeeping (`tcp`).
 //! - [`proxy_v2`]: the PROXY protocol v2 preface (`tcp-proxy-v2`).
+//! - [`http1`]: HTTP/1.x heads, framing and the balancer's own answers.
+//! - [`cookie`]: the sticky-session cookie.
 
+pub mod cookie;
+pub mod http1;
 pub mod pipe;
 pub mod proxy_v2;

@@ -47,6 +47,11 @@ impl TcpStream {
         self.inner.take_error()
     }
 
+    /// `MSG_PEEK` read: is the connection still idle and open?
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.peek(buf)
+    }
+
     /// `shutdown(2)`.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)

@@ -1,0 +1,998 @@
+//! One HTTP/1.x client connection (`http`): requests parsed and checked by
+//! [`crate::proto::http1`], balanced one by one (or kept on their sticky
+//! backend), forwarded with `X-Forwarded-*` injected by vectored writes, and
+//! answered in order. Backend connections are kept alive in the worker's
+//! [`IdlePool`](super::pool::IdlePool) between requests.
+//!
+//! Stages of one exchange: `ReadHead` → `Connect` (skipped with a pooled
+//! connection) → `SendHead` → `Exchange` (request body up, response down)
+//! → back to `ReadHead` for the next request, or `Tunnel` after a `101`, or
+//! `Error` (a canned response, then a lingering close).
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::balance;
+use super::buffer::{Buffer, BufferPool};
+use super::session::{transfer, CloseReason, Conn, Ctx, Fault, Step};
+use super::token::{EventTarget, Side};
+use crate::proto::cookie::{self, CookieKey, COOKIE_NAME};
+use crate::proto::http1::body::{BodyTracker, Framing};
+use crate::proto::http1::errors::Status;
+use crate::proto::http1::request::{self, RequestHead};
+use crate::proto::http1::response::{self, ResponseHead};
+use crate::proto::http1::HeadError;
+use crate::proto::pipe::Pipe;
+use crate::snapshot::{Backend, BackendLease, ServiceSnapshot};
+use crate::sys::net::{self, TcpStream};
+use crate::sys::poll::{Event, Interest};
+
+/// How long a request head may take once its first byte arrived, unless
+/// configured otherwise.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an error response waits for the client to stop sending before
+/// the connection is closed (closing with unread input would reset it and
+/// could destroy the response).
+const LINGER: Duration = Duration::from_secs(1);
+const ROUNDS_PER_TURN: usize = 16;
+const CONNECT_ATTEMPTS: u8 = 2;
+/// Slices in one vectored head write; more segments go in later writes.
+const MAX_SLICES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    ReadHead,
+    Connect { attempt: u8, deadline: Instant },
+    SendHead,
+    Exchange,
+    Tunnel,
+    Error,
+    Linger { until: Instant },
+}
+
+/// One client connection of an `http` service.
+#[derive(Debug)]
+pub struct HttpSession {
+    service: Arc<ServiceSnapshot>,
+    peer: SocketAddr,
+    client: Conn,
+    backend: Option<Conn>,
+    lease: Option<BackendLease>,
+    stage: Stage,
+    /// Bytes from the client (request heads and bodies).
+    cbuf: Option<Buffer>,
+    /// Bytes from the backend (response heads and bodies).
+    bbuf: Option<Buffer>,
+    req: Option<RequestHead>,
+    req_drop: Vec<Range<usize>>,
+    /// Lines added to the request: X-Forwarded-*, Connection, Cookie.
+    req_inject: Vec<u8>,
+    req_body: BodyTracker,
+    /// Bytes of the outgoing head (request or response) already written.
+    head_sent: usize,
+    resp: Option<ResponseHead>,
+    resp_drop: Vec<Range<usize>>,
+    resp_inject: Vec<u8>,
+    resp_body: BodyTracker,
+    /// The response head went out: the client saw a status.
+    resp_started: bool,
+    /// First byte of the current request head, for the header timeout.
+    head_since: Option<Instant>,
+    /// The sticky cookie the client sent, if any.
+    sticky: Option<[u8; 16]>,
+    error: Option<(Status, usize)>,
+    tunnel: Pipe,
+    client_eof: bool,
+    backend_eof: bool,
+    armed: Option<Instant>,
+    cookie_key: CookieKey,
+    header_timeout: Duration,
+}
+
+impl HttpSession {
+    /// A session for an accepted client, registered and waiting for its
+    /// first request.
+    pub fn start(
+        ctx: &mut Ctx<'_>,
+        service: Arc<ServiceSnapshot>,
+        mut client: TcpStream,
+        peer: SocketAddr,
+    ) -> Result<HttpSession, CloseReason> {
+        let _ = client.set_nodelay(true);
+        ctx.registry
+            .register(
+                &mut client,
+                EventTarget::Session(ctx.id, Side::Client).token(),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|_| CloseReason::Reset(Side::Client))?;
+        Ok(HttpSession {
+            service,
+            peer,
+            client: Conn::new(client, ctx.now),
+            backend: None,
+            lease: None,
+            stage: Stage::ReadHead,
+            cbuf: None,
+            bbuf: None,
+            req: None,
+            req_drop: Vec::new(),
+            req_inject: Vec::new(),
+            req_body: BodyTracker::new(Framing::None),
+            head_sent: 0,
+            resp: None,
+            resp_drop: Vec::new(),
+            resp_inject: Vec::new(),
+            resp_body: BodyTracker::new(Framing::None),
+            resp_started: false,
+            head_since: None,
+            sticky: None,
+            error: None,
+            tunnel: Pipe::default(),
+            client_eof: false,
+            backend_eof: false,
+            armed: None,
+            cookie_key: *ctx.cookie_key,
+            header_timeout: ctx.header_timeout,
+        })
+    }
+
+    /// The listen port of the session's service.
+    pub fn port(&self) -> u16 {
+        self.service.port()
+    }
+
+    /// Handles an event on one side.
+    pub fn on_event(&mut self, ctx: &mut Ctx<'_>, side: Side, ev: &Event) -> Step {
+        match side {
+            Side::Client => self.client.note(ev),
+            Side::Backend => {
+                if let Some(b) = &mut self.backend {
+                    b.note(ev);
+                }
+            }
+        }
+        if let Stage::Connect { .. } = self.stage {
+            if side == Side::Backend {
+                match self.connect_result() {
+                    None => return Step::Open,
+                    Some(Err(e)) => {
+                        log::debug!("http: connect to {:?} failed: {e}", self.backend_addr());
+                        return self.redispatch(ctx);
+                    }
+                    Some(Ok(())) => {
+                        if let Some(b) = &mut self.backend {
+                            let _ = b.stream.set_nodelay(true);
+                            b.last_io = ctx.now;
+                        }
+                        self.stage = Stage::SendHead;
+                    }
+                }
+            }
+        }
+        self.drive(ctx)
+    }
+
+    fn backend_addr(&self) -> Option<SocketAddr> {
+        self.lease.as_ref().map(|l| l.backend().addr())
+    }
+
+    fn connect_result(&self) -> Option<io::Result<()>> {
+        let b = self.backend.as_ref()?;
+        match b.stream.take_error() {
+            Ok(Some(e)) | Err(e) => return Some(Err(e)),
+            Ok(None) => {}
+        }
+        match b.stream.peer_addr() {
+            Ok(_) => Some(Ok(())),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Runs the session until nothing more can happen now.
+    pub fn drive(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        for _ in 0..ROUNDS_PER_TURN {
+            let r = match self.stage {
+                Stage::ReadHead => self.read_head(ctx),
+                Stage::Connect { .. } => return Step::Open,
+                Stage::SendHead => self.send_head(ctx),
+                Stage::Exchange => self.exchange(ctx),
+                Stage::Tunnel => self.tunnel(ctx),
+                Stage::Error => self.write_error(ctx),
+                Stage::Linger { .. } => self.linger(ctx),
+            };
+            match r {
+                Ok(true) => continue,
+                Ok(false) => return Step::Open,
+                Err(step) => return step,
+            }
+        }
+        Step::Again
+    }
+
+    /// Starts answering with `status` and closing.
+    fn fail(&mut self, status: Status) -> Result<bool, Step> {
+        if self.resp_started {
+            // The client already has a status line: all we can do is cut.
+            return Err(Step::Closed(CloseReason::Reset(Side::Backend)));
+        }
+        log::debug!("http: port {}: {} for {}", self.port(), status.code(), self.peer);
+        self.backend = None;
+        self.lease = None;
+        self.error = Some((status, 0));
+        self.stage = Stage::Error;
+        Ok(true)
+    }
+
+    // ---- reading a request head -------------------------------------
+
+    fn read_head(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
+        let mut progress = false;
+        let pending = self.cbuf.as_ref().map_or(0, Buffer::len);
+        if pending == 0 || self.cbuf.as_ref().is_some_and(|b| !b.is_full()) {
+            match fill(&mut self.client, &mut self.cbuf, ctx) {
+                Ok(Fill::Data) => progress = true,
+                Ok(Fill::Eof) => {
+                    self.client_eof = true;
+                    progress = true;
+                }
+                Ok(Fill::Nothing) => {}
+                Err(_) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
+            }
+        }
+        let Some(buf) = self.cbuf.as_ref() else {
+            return if self.client_eof {
+                Err(Step::Closed(CloseReason::Done))
+            } else {
+                Ok(progress)
+            };
+        };
+        if buf.is_empty() {
+            return if self.client_eof {
+                Err(Step::Closed(CloseReason::Done))
+            } else {
+                Ok(progress)
+            };
+        }
+        self.head_since.get_or_insert(ctx.now);
+        match request::parse(buf.pending(), &mut self.req_drop, &mut self.req_inject) {
+            Ok(Some(head)) => {
+                self.begin_request(ctx, head)?;
+                Ok(true)
+            }
+            Ok(None) if buf.is_full() => self.fail(Status::HeaderTooLarge),
+            Ok(None) if self.client_eof => Err(Step::Closed(CloseReason::Done)),
+            Ok(None) => Ok(progress),
+            Err(HeadError::TooLarge) => self.fail(Status::HeaderTooLarge),
+            Err(HeadError::NotImplemented(_)) => self.fail(Status::NotImplemented),
+            Err(HeadError::Malformed(why)) => {
+                log::debug!("http: port {}: bad request from {}: {why}", self.port(), self.peer);
+                self.fail(Status::BadRequest)
+            }
+        }
+    }
+
+    /// A complete, valid head: add our lines, choose a backend.
+    fn begin_request(&mut self, ctx: &mut Ctx<'_>, head: RequestHead) -> Result<(), Step> {
+        // req_inject may already hold the client's other cookies.
+        let ip = self.peer.ip().to_canonical();
+        let _ = write!(
+            self.req_inject,
+            "X-Forwarded-For: {ip}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: {}\r\n",
+            self.port()
+        );
+        self.req_inject.extend_from_slice(if head.upgrade {
+            b"Connection: upgrade\r\n"
+        } else {
+            b"Connection: keep-alive\r\n"
+        });
+        self.sticky = head.sticky;
+        self.req_body = BodyTracker::new(head.framing);
+        self.req = Some(head);
+        self.head_sent = 0;
+        self.resp = None;
+        self.resp_started = false;
+        self.backend_eof = false;
+        self.choose_backend(ctx, None)
+    }
+
+    /// Sticky backend if the cookie names a usable one, else the least
+    /// loaded; a pooled connection if there is one, else a connect.
+    fn choose_backend(&mut self, ctx: &mut Ctx<'_>, avoid: Option<SocketAddr>) -> Result<(), Step> {
+        let backends = &self.service.backends;
+        let sticky = self.sticky.and_then(|v| {
+            backends
+                .iter()
+                .find(|b| Some(b.addr()) != avoid && cookie::value(ctx.cookie_key, b.addr()) == v)
+        });
+        let chosen: Option<Arc<Backend>> = sticky
+            .or_else(|| balance::pick(backends, ctx.cursor, avoid))
+            .or_else(|| balance::pick(backends, ctx.cursor, None))
+            .cloned();
+        let Some(b) = chosen else {
+            self.fail(Status::Unavailable)?;
+            return Ok(());
+        };
+        let lease = BackendLease::acquire(&b);
+        if let Some(mut stream) = ctx.idle.take(b.addr(), ctx.now) {
+            if ctx
+                .registry
+                .reregister(
+                    &mut stream,
+                    EventTarget::Session(ctx.id, Side::Backend).token(),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .is_ok()
+            {
+                let mut conn = Conn::new(stream, ctx.now);
+                conn.writable = true;
+                self.backend = Some(conn);
+                self.lease = Some(lease);
+                self.stage = Stage::SendHead;
+                return Ok(());
+            }
+        }
+        self.lease = Some(lease);
+        self.connect(ctx, 0, b.addr())
+    }
+
+    fn connect(&mut self, ctx: &mut Ctx<'_>, attempt: u8, addr: SocketAddr) -> Result<(), Step> {
+        let stream = net::connect(addr).and_then(|mut s| {
+            ctx.registry
+                .register(
+                    &mut s,
+                    EventTarget::Session(ctx.id, Side::Backend).token(),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .map(|()| s)
+        });
+        match stream {
+            Ok(s) => {
+                self.backend = Some(Conn::new(s, ctx.now));
+                self.stage = Stage::Connect {
+                    attempt: attempt + 1,
+                    deadline: ctx.now + self.service.timeouts.connect,
+                };
+                Ok(())
+            }
+            Err(e) => {
+                log::debug!("http: connect to {addr} failed at once: {e}");
+                self.stage = Stage::Connect {
+                    attempt: attempt + 1,
+                    deadline: ctx.now,
+                };
+                match self.redispatch(ctx) {
+                    Step::Closed(r) => Err(Step::Closed(r)),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// The connect failed or timed out: once more on another backend, then
+    /// 503 (HAProxy's `retries 1` + `redispatch`).
+    fn redispatch(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let Stage::Connect { attempt, .. } = self.stage else {
+            return Step::Open;
+        };
+        let failed = self.backend_addr();
+        self.backend = None;
+        self.lease = None;
+        if attempt >= CONNECT_ATTEMPTS {
+            let _ = self.fail(Status::Unavailable);
+            return self.drive(ctx);
+        }
+        let backends = &self.service.backends;
+        let next = balance::pick(backends, ctx.cursor, failed)
+            .or_else(|| balance::pick(backends, ctx.cursor, None))
+            .cloned();
+        let Some(b) = next else {
+            let _ = self.fail(Status::Unavailable);
+            return self.drive(ctx);
+        };
+        self.lease = Some(BackendLease::acquire(&b));
+        match self.connect(ctx, attempt, b.addr()) {
+            Ok(()) => match self.stage {
+                Stage::Connect { .. } => Step::Open,
+                _ => self.drive(ctx),
+            },
+            Err(step) => step,
+        }
+    }
+
+    // ---- sending the request head ------------------------------------
+
+    fn send_head(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
+        let (Some(req), Some(buf), Some(backend)) = (&self.req, &self.cbuf, &mut self.backend) else {
+            return Err(Step::Closed(CloseReason::ConnectFailed));
+        };
+        if !backend.writable {
+            return Ok(false);
+        }
+        let src = &buf.pending()[..req.end_of_fields];
+        let total = virtual_len(src.len(), &self.req_drop, self.req_inject.len());
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let n = head_slices(src, &self.req_drop, &self.req_inject, self.head_sent, &mut slices);
+        match backend.stream.write_vectored(&slices[..n]) {
+            Ok(0) => return self.backend_failed(),
+            Ok(w) => {
+                backend.last_io = ctx.now;
+                self.head_sent += w;
+                if self.head_sent < total {
+                    backend.writable = false;
+                    return Ok(true);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                backend.writable = false;
+                return Ok(false);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+            Err(_) => return self.backend_failed(),
+        }
+        // The whole head is out: the body (if any) follows from the buffer.
+        let head_len = req.head_len;
+        if let Some(b) = self.cbuf.as_mut() {
+            b.consumed(head_len);
+        }
+        self.head_sent = 0;
+        self.head_since = None;
+        self.stage = Stage::Exchange;
+        Ok(true)
+    }
+
+    /// The backend failed before its response began: 502.
+    fn backend_failed(&mut self) -> Result<bool, Step> {
+        self.fail(Status::BadGateway)
+    }
+
+    // ---- request body up, response down -----------------------------
+
+    fn exchange(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
+        let mut progress = false;
+        let Some(backend) = self.backend.as_mut() else {
+            return Err(Step::Closed(CloseReason::ConnectFailed));
+        };
+
+        // Request body, client → backend.
+        if !self.req_body.is_done() {
+            match forward(&mut self.cbuf, &mut self.req_body, backend, ctx.now) {
+                Ok(p) => progress |= p,
+                Err(Forward::Write) => return self.backend_failed(),
+                Err(Forward::Chunk) => return self.fail(Status::BadRequest),
+            }
+        }
+        // Read more from the client while its buffer has room: the rest of
+        // the body, or pipelined requests that wait their turn.
+        if !self.client_eof && self.cbuf.as_ref().is_none_or(|b| !b.is_full()) {
+            match fill(&mut self.client, &mut self.cbuf, ctx) {
+                Ok(Fill::Data) => progress = true,
+                Ok(Fill::Eof) => {
+                    self.client_eof = true;
+                    progress = true;
+                }
+                Ok(Fill::Nothing) => {}
+                Err(_) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
+            }
+        }
+        if self.client_eof && !self.req_body.is_done() {
+            // The client gave up in the middle of its request body.
+            return Err(Step::Closed(CloseReason::Reset(Side::Client)));
+        }
+
+        // Response, backend → client.
+        if !self.backend_eof {
+            let backend = self.backend.as_mut().expect("checked above");
+            match fill(backend, &mut self.bbuf, ctx) {
+                Ok(Fill::Data) => progress = true,
+                Ok(Fill::Eof) => {
+                    self.backend_eof = true;
+                    progress = true;
+                }
+                Ok(Fill::Nothing) => {}
+                Err(_) => {
+                    if self.resp.is_none() {
+                        return self.backend_failed();
+                    }
+                    return Err(Step::Closed(CloseReason::Reset(Side::Backend)));
+                }
+            }
+        }
+        if self.resp.is_none() {
+            match self.parse_response()? {
+                Some(p) => progress |= p,
+                None => return Ok(progress),
+            }
+        }
+        if self.resp.is_some() && !self.resp_started {
+            progress |= self.send_response_head(ctx)?;
+        }
+        if self.resp_started && !self.resp_body.is_done() {
+            match forward(&mut self.bbuf, &mut self.resp_body, &mut self.client, ctx.now) {
+                Ok(p) => progress |= p,
+                Err(Forward::Write) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
+                Err(Forward::Chunk) => return Err(Step::Closed(CloseReason::Reset(Side::Backend))),
+            }
+            let flushed = self.bbuf.as_ref().is_none_or(Buffer::is_empty);
+            if self.backend_eof && flushed && !self.resp_body.is_done() {
+                if self.resp_body.until_close() {
+                    // Close-delimited: the close is the end. Done below.
+                    self.resp_body = BodyTracker::new(Framing::None);
+                } else {
+                    return Err(Step::Closed(CloseReason::Reset(Side::Backend)));
+                }
+            }
+        }
+        if self.resp_started && self.resp_body.is_done() {
+            return self.finish_exchange(ctx).map(|_| true);
+        }
+        if self.backend_eof && self.resp.is_none() {
+            return self.backend_failed();
+        }
+        release_if_empty(&mut self.bbuf, ctx.pool);
+        Ok(progress)
+    }
+
+    /// Looks for a response head in the backend's bytes. Interim (1xx)
+    /// responses are passed on as they are; `Some(progress)` when the
+    /// caller may go on.
+    fn parse_response(&mut self) -> Result<Option<bool>, Step> {
+        let is_head = self.req.as_ref().is_some_and(|r| r.is_head);
+        let Some(buf) = self.bbuf.as_ref() else {
+            return Ok(None);
+        };
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        match response::parse(buf.pending(), is_head, &mut self.resp_drop) {
+            Ok(Some(head)) => {
+                if head.is_switch() && self.req.as_ref().is_some_and(|r| r.upgrade) {
+                    // Pass the 101 on untouched, then tunnel.
+                    self.resp_inject.clear();
+                    self.resp_drop.clear();
+                } else if head.is_switch() {
+                    return self.backend_failed().map(Some);
+                } else {
+                    self.build_response_inject(&head);
+                }
+                self.resp_body = BodyTracker::new(head.framing);
+                self.resp = Some(head);
+                self.head_sent = 0;
+                Ok(Some(true))
+            }
+            Ok(None) if buf.is_full() => self.backend_failed().map(Some),
+            Ok(None) => Ok(None),
+            Err(_) => self.backend_failed().map(Some),
+        }
+    }
+
+    fn build_response_inject(&mut self, head: &ResponseHead) {
+        self.resp_inject.clear();
+        if head.is_interim() {
+            return;
+        }
+        // Insert the sticky cookie when the client does not already hold
+        // the right one (insert, indirect, nocache: a response that sets
+        // it must not be cached and shared).
+        if let Some(addr) = self.backend_addr() {
+            let v = cookie::value(&self.cookie_key, addr);
+            if self.sticky != Some(v) {
+                self.resp_inject.extend_from_slice(b"Set-Cookie: ");
+                self.resp_inject.extend_from_slice(COOKIE_NAME.as_bytes());
+                self.resp_inject.push(b'=');
+                self.resp_inject.extend_from_slice(&v);
+                self.resp_inject.extend_from_slice(b"; path=/\r\nCache-Control: private\r\n");
+            }
+        }
+        let keep = self.client_keeps_alive(head);
+        let http11 = self.req.as_ref().is_some_and(|r| r.http11);
+        if !keep {
+            self.resp_inject.extend_from_slice(b"Connection: close\r\n");
+        } else if !http11 {
+            self.resp_inject.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+
+    fn client_keeps_alive(&self, head: &ResponseHead) -> bool {
+        self.req.as_ref().is_some_and(|r| r.keep_alive)
+            && head.framing != Framing::UntilClose
+            && !self.client_eof
+    }
+
+    fn send_response_head(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
+        let (Some(resp), Some(buf)) = (&self.resp, &self.bbuf) else {
+            return Ok(false);
+        };
+        if !self.client.writable {
+            return Ok(false);
+        }
+        let src = &buf.pending()[..resp.end_of_fields];
+        let total = virtual_len(src.len(), &self.resp_drop, self.resp_inject.len());
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let n = head_slices(src, &self.resp_drop, &self.resp_inject, self.head_sent, &mut slices);
+        match self.client.stream.write_vectored(&slices[..n]) {
+            Ok(0) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
+            Ok(w) => {
+                self.client.last_io = ctx.now;
+                self.head_sent += w;
+                if self.head_sent < total {
+                    self.client.writable = false;
+                    return Ok(true);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.client.writable = false;
+                return Ok(false);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+            Err(_) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
+        }
+        let head_len = resp.head_len;
+        let interim = resp.is_interim();
+        let switch = resp.is_switch();
+        if let Some(b) = self.bbuf.as_mut() {
+            b.consumed(head_len);
+        }
+        self.head_sent = 0;
+        if interim {
+            // 100 Continue and friends: the real response is still to come.
+            self.resp = None;
+            return Ok(true);
+        }
+        self.resp_started = true;
+        if switch {
+            self.stage = Stage::Tunnel;
+        }
+        Ok(true)
+    }
+
+    /// Both messages are complete: keep or drop each side.
+    fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Step> {
+        let resp = self.resp.take().expect("finished with a response");
+        let req = self.req.take().expect("finished with a request");
+        let leftover = self.bbuf.as_ref().is_some_and(|b| !b.is_empty());
+        let reusable = resp.keep_alive && self.req_body.is_done() && !self.backend_eof && !leftover;
+        if let (Some(b), Some(lease)) = (self.backend.take(), self.lease.take()) {
+            if reusable {
+                ctx.idle.put(lease.backend().addr(), b.stream, ctx.now);
+            }
+        }
+        if let Some(b) = self.bbuf.take() {
+            ctx.pool.give(b);
+        }
+        let keep = req.keep_alive
+            && resp.framing != Framing::UntilClose
+            && self.req_body.is_done()
+            && !self.client_eof;
+        if !keep {
+            let _ = self.client.stream.shutdown(Shutdown::Write);
+            return Err(Step::Closed(CloseReason::Done));
+        }
+        self.stage = Stage::ReadHead;
+        self.req_inject.clear();
+        release_if_empty(&mut self.cbuf, ctx.pool);
+        Ok(())
+    }
+
+    // ---- after a 101 -------------------------------------------------
+
+    fn tunnel(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
+        let Some(backend) = self.backend.as_mut() else {
+            return Err(Step::Closed(CloseReason::ConnectFailed));
+        };
+        let up = transfer(
+            &mut self.client,
+            backend,
+            &mut self.cbuf,
+            &mut self.tunnel.up,
+            None,
+            ctx,
+            (Side::Client, Side::Backend),
+        );
+        let down = transfer(
+            backend,
+            &mut self.client,
+            &mut self.bbuf,
+            &mut self.tunnel.down,
+            None,
+            ctx,
+            (Side::Backend, Side::Client),
+        );
+        match (up, down) {
+            (Err(Fault(side)), _) | (_, Err(Fault(side))) => {
+                match side {
+                    Side::Client => net::set_reset_on_close(&backend.stream),
+                    Side::Backend => net::set_reset_on_close(&self.client.stream),
+                }
+                Err(Step::Closed(CloseReason::Reset(side)))
+            }
+            (Ok(a), Ok(b)) => {
+                if self.tunnel.finished() {
+                    Err(Step::Closed(CloseReason::Done))
+                } else {
+                    Ok(a || b)
+                }
+            }
+        }
+    }
+
+    // ---- our own answers ---------------------------------------------
+
+    fn write_error(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
+        let Some((status, sent)) = self.error else {
+            return Err(Step::Closed(CloseReason::Done));
+        };
+        let bytes = status.response();
+        if sent < bytes.len() {
+            if !self.client.writable {
+                return Ok(false);
+            }
+            match self.client.stream.write(&bytes[sent..]) {
+                Ok(0) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
+                Ok(n) => {
+                    self.error = Some((status, sent + n));
+                    if sent + n < bytes.len() {
+                        self.client.writable = false;
+                    }
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.client.writable = false;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+                Err(_) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
+            }
+        }
+        let _ = self.client.stream.shutdown(Shutdown::Write);
+        self.stage = Stage::Linger {
+            until: ctx.now + LINGER,
+        };
+        Ok(true)
+    }
+
+    /// After an error response: read and discard until the client closes,
+    /// so unread input does not turn our close into a reset.
+    fn linger(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
+        if let Some(b) = self.cbuf.as_mut() {
+            b.consumed(b.len());
+        }
+        match fill(&mut self.client, &mut self.cbuf, ctx) {
+            Ok(Fill::Data) => Ok(true),
+            Ok(Fill::Eof) | Err(_) => Err(Step::Closed(CloseReason::Done)),
+            Ok(Fill::Nothing) => Ok(false),
+        }
+    }
+
+    // ---- timers ------------------------------------------------------
+
+    /// When the session must be looked at again if nothing happens.
+    pub fn deadline(&self) -> Instant {
+        let t = &self.service.timeouts;
+        match self.stage {
+            Stage::ReadHead => match self.head_since {
+                Some(since) => since + self.header_timeout,
+                None => self.client.last_io + t.client,
+            },
+            Stage::Connect { deadline, .. } => deadline,
+            Stage::SendHead | Stage::Exchange | Stage::Tunnel => {
+                let client = self.client.last_io + t.client;
+                match &self.backend {
+                    Some(b) => client.min(b.last_io + t.server),
+                    None => client,
+                }
+            }
+            Stage::Error => self.client.last_io + LINGER * 5,
+            Stage::Linger { until } => until,
+        }
+    }
+
+    /// Whether a wheel entry must be added for the current deadline.
+    pub fn needs_timer(&mut self) -> Option<Instant> {
+        let d = self.deadline();
+        match self.armed {
+            Some(a) if a <= d => None,
+            _ => {
+                self.armed = Some(d);
+                Some(d)
+            }
+        }
+    }
+
+    /// A wheel entry fired.
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        self.armed = None;
+        if ctx.now < self.deadline() {
+            return Step::Open;
+        }
+        let t = self.service.timeouts;
+        match self.stage {
+            Stage::ReadHead if self.head_since.is_some() => {
+                let _ = self.fail(Status::RequestTimeout);
+                self.drive(ctx)
+            }
+            Stage::ReadHead => Step::Closed(CloseReason::IdleTimeout(Side::Client)),
+            Stage::Connect { .. } => self.redispatch(ctx),
+            Stage::SendHead | Stage::Exchange => {
+                let backend_idle = self
+                    .backend
+                    .as_ref()
+                    .is_some_and(|b| ctx.now >= b.last_io + t.server);
+                if backend_idle && !self.resp_started {
+                    let _ = self.fail(Status::GatewayTimeout);
+                    self.drive(ctx)
+                } else if backend_idle {
+                    Step::Closed(CloseReason::IdleTimeout(Side::Backend))
+                } else {
+                    Step::Closed(CloseReason::IdleTimeout(Side::Client))
+                }
+            }
+            Stage::Tunnel => Step::Closed(CloseReason::IdleTimeout(Side::Client)),
+            Stage::Error | Stage::Linger { .. } => Step::Closed(CloseReason::Done),
+        }
+    }
+
+    /// Gives the session's buffers back before it is dropped.
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        for b in [self.cbuf.take(), self.bbuf.take()].into_iter().flatten() {
+            pool.give(b);
+        }
+    }
+}
+
+/// What a read into a buffer gave.
+enum Fill {
+    Data,
+    Eof,
+    Nothing,
+}
+
+/// Reads from `conn` into its buffer (taken from the pool if needed).
+fn fill(conn: &mut Conn, slot: &mut Option<Buffer>, ctx: &mut Ctx<'_>) -> io::Result<Fill> {
+    if !conn.readable {
+        return Ok(Fill::Nothing);
+    }
+    let b = slot.get_or_insert_with(|| ctx.pool.take());
+    let room = b.spare().len();
+    if room == 0 {
+        return Ok(Fill::Nothing);
+    }
+    let r = match conn.stream.read(b.spare()) {
+        Ok(0) => Ok(Fill::Eof),
+        Ok(n) => {
+            if n < room && !conn.peer_closed {
+                conn.readable = false;
+            }
+            b.filled(n);
+            conn.last_io = ctx.now;
+            Ok(Fill::Data)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            conn.readable = false;
+            Ok(Fill::Nothing)
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Fill::Data),
+        Err(e) => Err(e),
+    };
+    release_if_empty(slot, ctx.pool);
+    r
+}
+
+fn release_if_empty(slot: &mut Option<Buffer>, pool: &mut BufferPool) {
+    if slot.as_ref().is_some_and(Buffer::is_empty) {
+        if let Some(b) = slot.take() {
+            pool.give(b);
+        }
+    }
+}
+
+enum Forward {
+    Write,
+    Chunk,
+}
+
+/// Writes the body bytes at the front of `slot` to `dst`, no further than
+/// the body's end (what follows is the next message).
+fn forward(slot: &mut Option<Buffer>, body: &mut BodyTracker, dst: &mut Conn, now: Instant) -> Result<bool, Forward> {
+    let Some(b) = slot.as_mut() else {
+        return Ok(false);
+    };
+    if b.is_empty() || !dst.writable {
+        return Ok(false);
+    }
+    let mut probe = *body;
+    let m = probe.advance(b.pending()).map_err(|_| Forward::Chunk)?;
+    if m == 0 {
+        // A chunked body can end on bytes already written (the final CRLF
+        // arrives alone); `advance` recorded that.
+        *body = probe;
+        return Ok(false);
+    }
+    match dst.stream.write(&b.pending()[..m]) {
+        Ok(0) => Err(Forward::Write),
+        Ok(w) => {
+            // A prefix of bytes the probe accepted cannot fail.
+            let _ = body.advance(&b.pending()[..w]);
+            b.consumed(w);
+            dst.last_io = now;
+            if w < m {
+                dst.writable = false;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            dst.writable = false;
+            Ok(false)
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+        Err(_) => Err(Forward::Write),
+    }
+}
+
+/// Length of a head written as `src` minus `drop`, plus `inject` and CRLF.
+fn virtual_len(src_len: usize, drop: &[Range<usize>], inject_len: usize) -> usize {
+    src_len - drop.iter().map(|r| r.len()).sum::<usize>() + inject_len + 2
+}
+
+/// Fills `out` with the slices of the outgoing head, skipping the first
+/// `skip` bytes (already written); returns how many slices were used.
+fn head_slices<'a>(
+    src: &'a [u8],
+    drop: &[Range<usize>],
+    inject: &'a [u8],
+    mut skip: usize,
+    out: &mut [IoSlice<'a>; MAX_SLICES],
+) -> usize {
+    let mut n = 0;
+    let mut push = |piece: &'a [u8], out: &mut [IoSlice<'a>; MAX_SLICES]| {
+        if piece.is_empty() || n == MAX_SLICES {
+            return;
+        }
+        if skip >= piece.len() {
+            skip -= piece.len();
+            return;
+        }
+        out[n] = IoSlice::new(&piece[skip..]);
+        skip = 0;
+        n += 1;
+    };
+    let mut at = 0;
+    for r in drop {
+        let end = r.start.min(src.len());
+        if end > at {
+            push(&src[at..end], out);
+        }
+        at = r.end.max(at);
+    }
+    if at < src.len() {
+        push(&src[at..], out);
+    }
+    push(inject, out);
+    push(b"\r\n", out);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one dropped line, by design
+    fn head_slices_skip_dropped_lines_and_written_bytes() {
+        let src = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nAccept: */*\r\n";
+        let drop = [25..44];
+        let inject = b"X-Forwarded-For: 1.2.3.4\r\n";
+        let whole = b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n";
+        assert_eq!(virtual_len(src.len(), &drop, inject.len()), whole.len());
+        for skip in 0..whole.len() {
+            let mut out = [IoSlice::new(&[]); MAX_SLICES];
+            let n = head_slices(src, &drop, inject, skip, &mut out);
+            let got: Vec<u8> = out[..n].iter().flat_map(|s| s.iter().copied()).collect();
+            assert_eq!(got, &whole[skip..], "skip {skip}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The balancer's own answers: small, complete responses that close the
+//! connection, since after any of them the stream cannot safely continue.
+
+/// A status the balancer answers with itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Malformed request.
+    BadRequest,
+    /// Header not complete in time.
+    RequestTimeout,
+    /// Header larger than the buffer.
+    HeaderTooLarge,
+    /// Unknown transfer coding or method.
+    NotImplemented,
+    /// Invalid or no response from the backend.
+    BadGateway,
+    /// No usable backend.
+    Unavailable,
+    /// The backend did not answer in time.
+    GatewayTimeout,
+}
+
+impl Status {
+    /// The numeric code.
+    pub fn code(self) -> u16 {
+        match self {
+            Status::BadRequest => 400,
+            Status::RequestTimeout => 408,
+            Status::HeaderTooLarge => 431,
+            Status::NotImplemented => 501,
+            Status::BadGateway => 502,
+            Status::Unavailable => 503,
+            Status::GatewayTimeout => 504,
+        }
+    }
+
+    /// The whole response, with `Connection: close`.
+    pub fn response(self) -> &'static [u8] {
+        match self {
+            Status::BadRequest => b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 43\r\n\r\n400 Bad Request: the request is malformed.\n",
+            Status::RequestTimeout => b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 55\r\n\r\n408 Request Timeout: the request header took too long.\n",
+            Status::HeaderTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 38\r\n\r\n431: the request header is too large.\n",
+            Status::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 60\r\n\r\n501 Not Implemented: unsupported transfer coding or method.\n",
+            Status::BadGateway => b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 63\r\n\r\n502 Bad Gateway: the backend sent an invalid response or none.\n",
+            Status::Unavailable => b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 50\r\n\r\n503 Service Unavailable: no backend is available.\n",
+            Status::GatewayTimeout => b"HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Length: 57\r\n\r\n504 Gateway Timeout: the backend did not answer in time.\n",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_are_well_formed_and_say_their_length() {
+        for s in [
+            Status::BadRequest,
+            Status::RequestTimeout,
+            Status::HeaderTooLarge,
+            Status::NotImplemented,
+            Status::BadGateway,
+            Status::Unavailable,
+            Status::GatewayTimeout,
+        ] {
+            let r = s.response();
+            let mut headers = [httparse::EMPTY_HEADER; 8];
+            let mut resp = httparse::Response::new(&mut headers);
+            let n = match resp.parse(r).unwrap() {
+                httparse::Status::Complete(n) => n,
+                httparse::Status::Partial => panic!("partial"),
+            };
+            assert_eq!(resp.code, Some(s.code()));
+            let cl = resp.headers.iter().find(|h| h.name == "Content-Length").unwrap();
+            let cl: usize = std::str::from_utf8(cl.value).unwrap().parse().unwrap();
+            assert_eq!(cl, r.len() - n);
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Request heads: parsed with httparse, checked against request smuggling
+//! (RFC 9112 §6.3, §11.2), and turned into what to forward without
+//! re-serialising: the original head minus the lines to drop, plus the
+//! lines to inject.
+
+use std::ops::Range;
+
+use super::body::Framing;
+use super::{line_range, token_list_has, HeadError, MAX_HEADERS};
+use crate::proto::cookie::COOKIE_NAME;
+
+/// What the proxy needs to know about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// Bytes of the head, final CRLF included.
+    pub head_len: usize,
+    /// Where the final CRLF starts: injected lines go just before it.
+    pub end_of_fields: usize,
+    /// `HEAD`: the response has no body whatever it says.
+    pub is_head: bool,
+    /// HTTP/1.1 (true) or 1.0.
+    pub http11: bool,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The client wants the connection kept open after this exchange.
+    pub keep_alive: bool,
+    /// `Connection: upgrade` with an `Upgrade` header (e.g. WebSocket).
+    pub upgrade: bool,
+    /// The value of the sticky-session cookie, if the client sent one.
+    pub sticky: Option<[u8; 16]>,
+}
+
+/// Header lines the proxy drops or rewrites, per RFC 9110 §7.6.1 (hop by
+/// hop) and because the proxy sets them itself.
+fn always_dropped(name: &str) -> bool {
+    const NAMES: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "upgrade",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Parses the head at the start of `buf`.
+///
+/// Returns `Ok(None)` while the head is incomplete. On success, `drop`
+/// holds the byte ranges of header lines not to forward, and `cookie_rest`
+/// the request's other cookies when the sticky cookie had to be taken out
+/// of a `Cookie` line (already in `drop`).
+pub fn parse(
+    buf: &[u8],
+    drop: &mut Vec<Range<usize>>,
+    cookie_rest: &mut Vec<u8>,
+) -> Result<Option<RequestHead>, HeadError> {
+    drop.clear();
+    cookie_rest.clear();
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Malformed("malformed request head")),
+    };
+    let http11 = req.version == Some(1);
+    let is_head = req.method == Some("HEAD");
+    if req.method == Some("CONNECT") {
+        return Err(HeadError::NotImplemented("CONNECT is not supported"));
+    }
+
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_encoding = false;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut conn_upgrade = false;
+    let mut upgrade_header = false;
+    let mut upgrade_line = None;
+    let mut hosts = 0;
+    let mut sticky = None;
+    // Names listed in Connection are hop by hop too; checked in a second pass.
+    let mut connection_values: [&[u8]; 8] = [&[]; 8];
+    let mut nconn = 0;
+
+    for h in req.headers.iter() {
+        let name = h.name;
+        let value = h.value;
+        if name.eq_ignore_ascii_case("content-length") {
+            let v = parse_content_length(value)?;
+            if content_length.is_some_and(|c| c != v) {
+                return Err(HeadError::Malformed("conflicting Content-Length"));
+            }
+            content_length = Some(v);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            if transfer_encoding {
+                return Err(HeadError::Malformed("repeated Transfer-Encoding"));
+            }
+            transfer_encoding = true;
+            let v = trim(value);
+            if !v.eq_ignore_ascii_case(b"chunked") {
+                return Err(HeadError::NotImplemented("unsupported transfer coding"));
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("connection") {
+            conn_close |= token_list_has(value, b"close");
+            conn_keep_alive |= token_list_has(value, b"keep-alive");
+            conn_upgrade |= token_list_has(value, b"upgrade");
+            if nconn < connection_values.len() {
+                connection_values[nconn] = value;
+                nconn += 1;
+            } else {
+                return Err(HeadError::Malformed("too many Connection headers"));
+            }
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade_header = true;
+            upgrade_line = Some(line_range(buf, h));
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("cookie") {
+            if let Some(v) = take_sticky(value, cookie_rest) {
+                sticky = sticky.or(Some(v));
+                drop.push(line_range(buf, h));
+                continue;
+            }
+        }
+        if always_dropped(name) {
+            drop.push(line_range(buf, h));
+        }
+    }
+    // Headers named by Connection are hop by hop (RFC 9110 §7.6.1).
+    if nconn > 0 {
+        for h in req.headers.iter() {
+            let listed = connection_values[..nconn]
+                .iter()
+                .any(|v| token_list_has(v, h.name.as_bytes()));
+            let protected = ["host", "content-length", "transfer-encoding", "cookie"]
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(h.name));
+            let r = line_range(buf, h);
+            if listed && !protected && !drop.contains(&r) {
+                drop.push(r);
+            }
+        }
+    }
+
+    if transfer_encoding && content_length.is_some() {
+        return Err(HeadError::Malformed("both Content-Length and Transfer-Encoding"));
+    }
+    if transfer_encoding && !http11 {
+        return Err(HeadError::Malformed("Transfer-Encoding in an HTTP/1.0 request"));
+    }
+    if http11 && hosts != 1 {
+        return Err(HeadError::Malformed("HTTP/1.1 needs exactly one Host header"));
+    }
+    if hosts > 1 {
+        return Err(HeadError::Malformed("more than one Host header"));
+    }
+    let framing = if chunked {
+        Framing::Chunked
+    } else {
+        match content_length {
+            Some(n) => Framing::Length(n),
+            None => Framing::None,
+        }
+    };
+    let keep_alive = if http11 { !conn_close } else { conn_keep_alive && !conn_close };
+    let upgrade = conn_upgrade && upgrade_header && http11;
+    if upgrade {
+        // The one hop-by-hop header that must reach the backend; the proxy
+        // writes its own `Connection: upgrade`.
+        drop.retain(|r| Some(r) != upgrade_line.as_ref());
+    }
+    drop.sort_by_key(|r| r.start);
+    Ok(Some(RequestHead {
+        head_len,
+        end_of_fields: head_len - 2,
+        is_head,
+        http11,
+        framing,
+        keep_alive,
+        upgrade,
+        sticky,
+    }))
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let s = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
+    let e = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(s, |e| e + 1);
+    &v[s..e]
+}
+
+/// `Content-Length`: digits only (a comma list of equal values is allowed,
+/// RFC 9110 §8.6), at most 18 digits.
+pub(super) fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
+    let mut out: Option<u64> = None;
+    for part in v.split(|&b| b == b',') {
+        let p = trim(part);
+        if p.is_empty() || p.len() > 18 || !p.iter().all(u8::is_ascii_digit) {
+            return Err(HeadError::Malformed("invalid Content-Length"));
+        }
+        let n = p.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if out.is_some_and(|o| o != n) {
+            return Err(HeadError::Malformed("conflicting Content-Length"));
+        }
+        out = Some(n);
+    }
+    out.ok_or(HeadError::Malformed("invalid Content-Length"))
+}
+
+/// Finds the sticky cookie in a `Cookie` value. When found, the other
+/// cookies (if any) are appended to `rest` as a `Cookie:` line to forward
+/// instead (indirect mode: the server never sees the balancer's cookie).
+fn take_sticky(value: &[u8], rest: &mut Vec<u8>) -> Option<[u8; 16]> {
+    let mut found = None;
+    let mut others: [&[u8]; 32] = [&[]; 32];
+    let mut n = 0;
+    for pair in value.split(|&b| b == b';') {
+        let pair = trim(pair);
+        if pair.is_empty() {
+            continue;
+        }
+        match pair.strip_prefix(COOKIE_NAME.as_bytes()).and_then(|r| r.strip_prefix(b"=")) {
+            Some(v) if found.is_none() => {
+                let mut id = [0u8; 16];
+                if v.len() == 16 {
+                    id.copy_from_slice(v);
+                }
+                found = Some(id);
+            }
+            Some(_) => {}
+            None if n < others.len() => {
+                others[n] = pair;
+                n += 1;
+            }
+            None => {}
+        }
+    }
+    found?;
+    if n > 0 {
+        rest.extend_from_slice(b"Cookie: ");
+        for (i, o) in others[..n].iter().enumerate() {
+            if i > 0 {
+                rest.extend_from_slice(b"; ");
+            }
+            rest.extend_from_slice(o);
+        }
+        rest.extend_from_slice(b"\r\n");
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Option<RequestHead>, HeadError> {
+        let mut d = Vec::new();
+        let mut c = Vec::new();
+        parse(s.as_bytes(), &mut d, &mut c)
+    }
+
+    fn forwarded(s: &str) -> (String, RequestHead) {
+        let mut d = Vec::new();
+        let mut c = Vec::new();
+        let h = parse(s.as_bytes(), &mut d, &mut c).unwrap().unwrap();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for r in &d {
+            out.extend_from_slice(&s.as_bytes()[at..r.start]);
+            at = r.end;
+        }
+        out.extend_from_slice(&s.as_bytes()[at..h.end_of_fields]);
+        out.extend_from_slice(&c);
+        (String::from_utf8(out).unwrap(), h)
+    }
+
+    #[test]
+    fn simple_get() {
+        let h = p("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next").unwrap().unwrap();
+        assert_eq!(h.head_len, 27);
+        assert_eq!(h.framing, Framing::None);
+        assert!(h.keep_alive && h.http11 && !h.is_head);
+        assert_eq!(p("GET / HTTP/1.1\r\nHost: a\r\n").unwrap(), None);
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        assert!(!p("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(!p("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(p("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().unwrap().keep_alive);
+    }
+
+    #[test]
+    fn hop_by_hop_lines_are_dropped() {
+        let (out, _) = forwarded(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nX-Forwarded-Proto: https\r\nAccept: */*\r\n\r\n",
+        );
+        assert_eq!(out, "GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n");
+    }
+
+    #[test]
+    fn sticky_cookie_is_taken_out() {
+        let (out, h) = forwarded(
+            "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; CLOUD-TRITONCOMPUTE-RS=0123456789abcdef; b=2\r\n\r\n",
+        );
+        assert_eq!(h.sticky, Some(*b"0123456789abcdef"));
+        assert_eq!(out, "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; b=2\r\n");
+        let (out, h) = forwarded("GET / HTTP/1.1\r\nHost: a\r\nCookie: CLOUD-TRITONCOMPUTE-RS=x\r\n\r\n");
+        assert_eq!(h.sticky, Some([0; 16]));
+        assert_eq!(out, "GET / HTTP/1.1\r\nHost: a\r\n");
+        let (out, h) = forwarded("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\n\r\n");
+        assert_eq!(h.sticky, None);
+        assert!(out.contains("Cookie: a=1"));
+    }
+
+    #[test]
+    fn framing_and_smuggling() {
+        let ok = |s: &str| p(s).unwrap().unwrap().framing;
+        assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"), Framing::Length(5));
+        assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n"), Framing::Length(5));
+        assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"), Framing::Chunked);
+        let bad = |s: &str| p(s).expect_err(s);
+        assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), HeadError::Malformed(_)));
+        assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), HeadError::Malformed(_)));
+        assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"), HeadError::Malformed(_)));
+        assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1e3\r\n\r\n"), HeadError::Malformed(_)));
+        assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), HeadError::NotImplemented(_)));
+        assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"), HeadError::Malformed(_)));
+        assert!(matches!(bad("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), HeadError::Malformed(_)));
+        assert!(matches!(bad("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n"), HeadError::Malformed(_)));
+        assert!(matches!(bad("GET / HTTP/1.1\r\n\r\n"), HeadError::Malformed(_)));
+        assert!(matches!(bad("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), HeadError::Malformed(_)));
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        let (out, h) = forwarded("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+        assert!(h.upgrade);
+        assert_eq!(out, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n");
+        let h = p("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n").unwrap().unwrap();
+        assert!(!h.upgrade);
+    }
+}

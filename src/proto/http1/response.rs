@@ -1,0 +1,154 @@
+//! Response heads: parsed with httparse, framed per RFC 9112 §6.3 (HEAD,
+//! 1xx, 204 and 304 have no body; chunked; Content-Length; else until
+//! close), with hop-by-hop lines marked to drop.
+
+use std::ops::Range;
+
+use super::body::Framing;
+use super::request::parse_content_length;
+use super::{line_range, token_list_has, HeadError, MAX_HEADERS};
+
+/// What the proxy needs to know about a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// Bytes of the head, final CRLF included.
+    pub head_len: usize,
+    /// Where the final CRLF starts: injected lines go just before it.
+    pub end_of_fields: usize,
+    /// The status code.
+    pub code: u16,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The backend will keep the connection open after this response.
+    pub keep_alive: bool,
+}
+
+impl ResponseHead {
+    /// 1xx other than 101: another response follows.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.code) && self.code != 101
+    }
+
+    /// 101 Switching Protocols: the connection becomes a tunnel.
+    pub fn is_switch(&self) -> bool {
+        self.code == 101
+    }
+}
+
+/// Parses the head at the start of `buf` for a request that was `HEAD` or
+/// not. `Ok(None)` while incomplete; `drop` gets the lines not to forward.
+pub fn parse(buf: &[u8], request_was_head: bool, drop: &mut Vec<Range<usize>>) -> Result<Option<ResponseHead>, HeadError> {
+    drop.clear();
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Malformed("malformed response head")),
+    };
+    let code = resp.code.unwrap_or(0);
+    let http11 = resp.version == Some(1);
+    let mut content_length = None;
+    let mut te_chunked = None;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let switch = code == 101;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = parse_content_length(h.value).map_err(|_| HeadError::Malformed("invalid Content-Length"))?;
+            if content_length.is_some_and(|c| c != v) {
+                return Err(HeadError::Malformed("conflicting Content-Length"));
+            }
+            content_length = Some(v);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Chunked must be the final coding for the length to be known.
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(&[]);
+            te_chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            close |= token_list_has(h.value, b"close");
+            keep_alive_token |= token_list_has(h.value, b"keep-alive");
+            if !switch {
+                drop.push(line_range(buf, h));
+            }
+        } else if !switch
+            && (h.name.eq_ignore_ascii_case("keep-alive") || h.name.eq_ignore_ascii_case("proxy-connection"))
+        {
+            drop.push(line_range(buf, h));
+        }
+    }
+    if te_chunked.is_some() && content_length.is_some() {
+        return Err(HeadError::Malformed("both Content-Length and Transfer-Encoding"));
+    }
+    let no_body = request_was_head || (100..200).contains(&code) || code == 204 || code == 304;
+    let framing = if no_body {
+        Framing::None
+    } else {
+        match (te_chunked, content_length) {
+            (Some(true), _) => Framing::Chunked,
+            (Some(false), _) => Framing::UntilClose,
+            (None, Some(n)) => Framing::Length(n),
+            (None, None) => Framing::UntilClose,
+        }
+    };
+    let keep_alive = framing != Framing::UntilClose
+        && !switch
+        && if http11 { !close } else { keep_alive_token && !close };
+    drop.sort_by_key(|r| r.start);
+    Ok(Some(ResponseHead {
+        head_len,
+        end_of_fields: head_len - 2,
+        code,
+        framing,
+        keep_alive,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str, head: bool) -> ResponseHead {
+        parse(s.as_bytes(), head, &mut Vec::new()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn framing_rules() {
+        assert_eq!(p("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false).framing, Framing::Length(5));
+        assert_eq!(p("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).framing, Framing::None);
+        assert_eq!(p("HTTP/1.1 204 No Content\r\n\r\n", false).framing, Framing::None);
+        assert_eq!(p("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false).framing, Framing::None);
+        assert_eq!(p("HTTP/1.1 100 Continue\r\n\r\n", false).framing, Framing::None);
+        assert!(p("HTTP/1.1 100 Continue\r\n\r\n", false).is_interim());
+        assert_eq!(p("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false).framing, Framing::Chunked);
+        assert_eq!(p("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false).framing, Framing::UntilClose);
+        let r = p("HTTP/1.1 200 OK\r\n\r\n", false);
+        assert_eq!(r.framing, Framing::UntilClose);
+        assert!(!r.keep_alive);
+    }
+
+    #[test]
+    fn keep_alive_and_hop_by_hop() {
+        let s = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n";
+        let mut d = Vec::new();
+        let r = parse(s.as_bytes(), false, &mut d).unwrap().unwrap();
+        assert!(r.keep_alive);
+        assert_eq!(d.len(), 2);
+        assert!(!p("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false).keep_alive);
+        assert!(!p("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).keep_alive);
+        let r = p("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", false);
+        assert!(r.is_switch() && !r.keep_alive);
+    }
+
+    #[test]
+    fn bad_responses() {
+        for s in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "garbage\r\n\r\n",
+        ] {
+            assert!(parse(s.as_bytes(), false, &mut Vec::new()).is_err(), "{s}");
+        }
+    }
+}
