@@ -286,7 +286,9 @@ impl Control {
         let snap = Arc::new(self.builder.build(&config, &self.hosts));
         for s in config.services() {
             if snap.service(s.listen.get()).is_none() {
-                log::error!("service {s}: TLS services are not available in this version; not started");
+                log::error!(
+                    "service {s}: TLS services are not available in this version; not started"
+                );
             }
         }
         self.config = Some(config);

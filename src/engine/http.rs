@@ -220,7 +220,12 @@ impl HttpSession {
             // The client already has a status line: all we can do is cut.
             return Err(Step::Closed(CloseReason::Reset(Side::Backend)));
         }
-        log::debug!("http: port {}: {} for {}", self.port(), status.code(), self.peer);
+        log::debug!(
+            "http: port {}: {} for {}",
+            self.port(),
+            status.code(),
+            self.peer
+        );
         self.backend = None;
         self.lease = None;
         self.error = Some((status, 0));
@@ -270,7 +275,11 @@ impl HttpSession {
             Err(HeadError::TooLarge) => self.fail(Status::HeaderTooLarge),
             Err(HeadError::NotImplemented(_)) => self.fail(Status::NotImplemented),
             Err(HeadError::Malformed(why)) => {
-                log::debug!("http: port {}: bad request from {}: {why}", self.port(), self.peer);
+                log::debug!(
+                    "http: port {}: bad request from {}: {why}",
+                    self.port(),
+                    self.peer
+                );
                 self.fail(Status::BadRequest)
             }
         }
@@ -407,7 +416,8 @@ impl HttpSession {
     // ---- sending the request head ------------------------------------
 
     fn send_head(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
-        let (Some(req), Some(buf), Some(backend)) = (&self.req, &self.cbuf, &mut self.backend) else {
+        let (Some(req), Some(buf), Some(backend)) = (&self.req, &self.cbuf, &mut self.backend)
+        else {
             return Err(Step::Closed(CloseReason::ConnectFailed));
         };
         if !backend.writable {
@@ -416,7 +426,13 @@ impl HttpSession {
         let src = &buf.pending()[..req.end_of_fields];
         let total = virtual_len(src.len(), &self.req_drop, self.req_inject.len());
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = head_slices(src, &self.req_drop, &self.req_inject, self.head_sent, &mut slices);
+        let n = head_slices(
+            src,
+            &self.req_drop,
+            &self.req_inject,
+            self.head_sent,
+            &mut slices,
+        );
         match backend.stream.write_vectored(&slices[..n]) {
             Ok(0) => return self.backend_failed(),
             Ok(w) => {
@@ -505,14 +521,24 @@ impl HttpSession {
         if self.resp.is_none() {
             match self.parse_response()? {
                 Some(p) => progress |= p,
+                // Closed before a whole response head: 502.
+                None if self.backend_eof => return self.backend_failed(),
                 None => return Ok(progress),
             }
         }
         if self.resp.is_some() && !self.resp_started {
             progress |= self.send_response_head(ctx)?;
+            if self.stage == Stage::Tunnel {
+                return Ok(true);
+            }
         }
         if self.resp_started && !self.resp_body.is_done() {
-            match forward(&mut self.bbuf, &mut self.resp_body, &mut self.client, ctx.now) {
+            match forward(
+                &mut self.bbuf,
+                &mut self.resp_body,
+                &mut self.client,
+                ctx.now,
+            ) {
                 Ok(p) => progress |= p,
                 Err(Forward::Write) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
                 Err(Forward::Chunk) => return Err(Step::Closed(CloseReason::Reset(Side::Backend))),
@@ -585,7 +611,8 @@ impl HttpSession {
                 self.resp_inject.extend_from_slice(COOKIE_NAME.as_bytes());
                 self.resp_inject.push(b'=');
                 self.resp_inject.extend_from_slice(&v);
-                self.resp_inject.extend_from_slice(b"; path=/\r\nCache-Control: private\r\n");
+                self.resp_inject
+                    .extend_from_slice(b"; path=/\r\nCache-Control: private\r\n");
             }
         }
         let keep = self.client_keeps_alive(head);
@@ -593,7 +620,8 @@ impl HttpSession {
         if !keep {
             self.resp_inject.extend_from_slice(b"Connection: close\r\n");
         } else if !http11 {
-            self.resp_inject.extend_from_slice(b"Connection: keep-alive\r\n");
+            self.resp_inject
+                .extend_from_slice(b"Connection: keep-alive\r\n");
         }
     }
 
@@ -613,7 +641,13 @@ impl HttpSession {
         let src = &buf.pending()[..resp.end_of_fields];
         let total = virtual_len(src.len(), &self.resp_drop, self.resp_inject.len());
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = head_slices(src, &self.resp_drop, &self.resp_inject, self.head_sent, &mut slices);
+        let n = head_slices(
+            src,
+            &self.resp_drop,
+            &self.resp_inject,
+            self.head_sent,
+            &mut slices,
+        );
         match self.client.stream.write_vectored(&slices[..n]) {
             Ok(0) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
             Ok(w) => {
@@ -897,7 +931,12 @@ enum Forward {
 
 /// Writes the body bytes at the front of `slot` to `dst`, no further than
 /// the body's end (what follows is the next message).
-fn forward(slot: &mut Option<Buffer>, body: &mut BodyTracker, dst: &mut Conn, now: Instant) -> Result<bool, Forward> {
+fn forward(
+    slot: &mut Option<Buffer>,
+    body: &mut BodyTracker,
+    dst: &mut Conn,
+    now: Instant,
+) -> Result<bool, Forward> {
     let Some(b) = slot.as_mut() else {
         return Ok(false);
     };

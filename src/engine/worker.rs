@@ -19,8 +19,8 @@ use slab::Slab;
 use super::balance::RoundRobin;
 use super::buffer::BufferPool;
 use super::http::HttpSession;
-use super::pool::IdlePool;
 use super::listener::{Accepted, Listener, EXHAUSTION_PAUSE};
+use super::pool::IdlePool;
 use super::session::{CloseReason, Ctx, Session, Step};
 use super::timer::{Wheel, TICK};
 use super::token::{EventTarget, Generations, Side, SlotId};
@@ -532,7 +532,13 @@ impl Worker {
         }
     }
 
-    fn start_session(&mut self, svc: Arc<ServiceSnapshot>, stream: TcpStream, peer: std::net::SocketAddr, now: Instant) {
+    fn start_session(
+        &mut self,
+        svc: Arc<ServiceSnapshot>,
+        stream: TcpStream,
+        peer: std::net::SocketAddr,
+        now: Instant,
+    ) {
         let kind = svc.spec.kind;
         let local = match kind {
             ServiceKind::TcpProxyV2 => stream.local_addr().ok(),
@@ -555,7 +561,9 @@ impl Worker {
             header_timeout: self.listen.header_timeout,
         };
         let started = match kind {
-            ServiceKind::Http => HttpSession::start(&mut ctx, svc, stream, peer).map(AnySession::Http),
+            ServiceKind::Http => {
+                HttpSession::start(&mut ctx, svc, stream, peer).map(AnySession::Http)
+            }
             _ => Session::start(&mut ctx, svc, stream, peer, local).map(AnySession::Tcp),
         };
         match started {
@@ -563,7 +571,10 @@ impl Worker {
                 if let Some(d) = session.needs_timer() {
                     self.wheel.schedule(id, d);
                 }
-                entry.insert(SessionSlot { gen: id.gen, session });
+                entry.insert(SessionSlot {
+                    gen: id.gen,
+                    session,
+                });
             }
             Err(CloseReason::NoBackend) => {
                 log::debug!("port {port}: no usable backend; closing {peer}");

@@ -3,6 +3,7 @@
 
 mod check_cli;
 mod guide;
+mod http;
 mod mdata;
 mod props;
 mod proxy_v2;

@@ -75,7 +75,10 @@ impl BodyTracker {
         let state = match framing {
             Framing::None | Framing::Length(0) => State::Done,
             Framing::Length(n) => State::Length(n),
-            Framing::Chunked => State::Chunked(Chunk::Size { value: 0, digits: 0 }),
+            Framing::Chunked => State::Chunked(Chunk::Size {
+                value: 0,
+                digits: 0,
+            }),
             Framing::UntilClose => State::UntilClose,
         };
         BodyTracker { state }
@@ -150,9 +153,16 @@ fn step(c: &mut Chunk, data: &[u8]) -> Result<usize, ChunkError> {
             if b == b'\r' {
                 *c = Chunk::SizeLf { value };
             } else if b == b'\n' || len >= MAX_LINE {
-                return Err(if b == b'\n' { ChunkError::BadSize } else { ChunkError::LineTooLong });
+                return Err(if b == b'\n' {
+                    ChunkError::BadSize
+                } else {
+                    ChunkError::LineTooLong
+                });
             } else {
-                *c = Chunk::Ext { value, len: len + 1 };
+                *c = Chunk::Ext {
+                    value,
+                    len: len + 1,
+                };
             }
             Ok(1)
         }
@@ -187,7 +197,10 @@ fn step(c: &mut Chunk, data: &[u8]) -> Result<usize, ChunkError> {
             if b != b'\n' {
                 return Err(ChunkError::MissingCrlf);
             }
-            *c = Chunk::Size { value: 0, digits: 0 };
+            *c = Chunk::Size {
+                value: 0,
+                digits: 0,
+            };
             Ok(1)
         }
         Chunk::TrailerStart => {
@@ -214,7 +227,11 @@ fn step(c: &mut Chunk, data: &[u8]) -> Result<usize, ChunkError> {
             if b != b'\n' {
                 return Err(ChunkError::MissingCrlf);
             }
-            *c = if empty { Chunk::Done } else { Chunk::TrailerStart };
+            *c = if empty {
+                Chunk::Done
+            } else {
+                Chunk::TrailerStart
+            };
             Ok(1)
         }
         Chunk::Done => Ok(0),
@@ -267,10 +284,22 @@ mod tests {
         assert_eq!(whole(Framing::Chunked, b"zz\r\n"), Err(ChunkError::BadSize));
         assert_eq!(whole(Framing::Chunked, b"\r\n"), Err(ChunkError::BadSize));
         assert_eq!(whole(Framing::Chunked, b"-1\r\n"), Err(ChunkError::BadSize));
-        assert_eq!(whole(Framing::Chunked, b"0x10\r\n"), Err(ChunkError::BadSize));
-        assert_eq!(whole(Framing::Chunked, b"11111111111111111\r\n"), Err(ChunkError::SizeTooLarge));
-        assert_eq!(whole(Framing::Chunked, b"3\r\nabcX"), Err(ChunkError::MissingCrlf));
+        assert_eq!(
+            whole(Framing::Chunked, b"0x10\r\n"),
+            Err(ChunkError::BadSize)
+        );
+        assert_eq!(
+            whole(Framing::Chunked, b"11111111111111111\r\n"),
+            Err(ChunkError::SizeTooLarge)
+        );
+        assert_eq!(
+            whole(Framing::Chunked, b"3\r\nabcX"),
+            Err(ChunkError::MissingCrlf)
+        );
         assert_eq!(whole(Framing::Chunked, b"3\nabc"), Err(ChunkError::BadSize));
-        assert_eq!(whole(Framing::Chunked, b"1\r\na\r\n0\r\n\n"), Err(ChunkError::MissingCrlf));
+        assert_eq!(
+            whole(Framing::Chunked, b"1\r\na\r\n0\r\n\n"),
+            Err(ChunkError::MissingCrlf)
+        );
     }
 }

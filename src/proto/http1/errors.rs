@@ -71,7 +71,11 @@ mod tests {
                 httparse::Status::Partial => panic!("partial"),
             };
             assert_eq!(resp.code, Some(s.code()));
-            let cl = resp.headers.iter().find(|h| h.name == "Content-Length").unwrap();
+            let cl = resp
+                .headers
+                .iter()
+                .find(|h| h.name == "Content-Length")
+                .unwrap();
             let cl: usize = std::str::from_utf8(cl.value).unwrap().parse().unwrap();
             assert_eq!(cl, r.len() - n);
         }

@@ -67,6 +67,11 @@ pub fn parse(
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Err(_) => return Err(HeadError::Malformed("malformed request head")),
     };
+    // A bare LF ends a line for some servers and not for others: a
+    // smuggling vector, since the head is forwarded as it came.
+    if has_bare_lf(&buf[..head_len]) {
+        return Err(HeadError::Malformed("bare LF in the request head"));
+    }
     let http11 = req.version == Some(1);
     let is_head = req.method == Some("HEAD");
     if req.method == Some("CONNECT") {
@@ -149,13 +154,19 @@ pub fn parse(
     }
 
     if transfer_encoding && content_length.is_some() {
-        return Err(HeadError::Malformed("both Content-Length and Transfer-Encoding"));
+        return Err(HeadError::Malformed(
+            "both Content-Length and Transfer-Encoding",
+        ));
     }
     if transfer_encoding && !http11 {
-        return Err(HeadError::Malformed("Transfer-Encoding in an HTTP/1.0 request"));
+        return Err(HeadError::Malformed(
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ));
     }
     if http11 && hosts != 1 {
-        return Err(HeadError::Malformed("HTTP/1.1 needs exactly one Host header"));
+        return Err(HeadError::Malformed(
+            "HTTP/1.1 needs exactly one Host header",
+        ));
     }
     if hosts > 1 {
         return Err(HeadError::Malformed("more than one Host header"));
@@ -168,7 +179,11 @@ pub fn parse(
             None => Framing::None,
         }
     };
-    let keep_alive = if http11 { !conn_close } else { conn_keep_alive && !conn_close };
+    let keep_alive = if http11 {
+        !conn_close
+    } else {
+        conn_keep_alive && !conn_close
+    };
     let upgrade = conn_upgrade && upgrade_header && http11;
     if upgrade {
         // The one hop-by-hop header that must reach the backend; the proxy
@@ -188,9 +203,21 @@ pub fn parse(
     }))
 }
 
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
 fn trim(v: &[u8]) -> &[u8] {
-    let s = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let e = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(s, |e| e + 1);
+    let s = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let e = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(s, |e| e + 1);
     &v[s..e]
 }
 
@@ -224,7 +251,10 @@ fn take_sticky(value: &[u8], rest: &mut Vec<u8>) -> Option<[u8; 16]> {
         if pair.is_empty() {
             continue;
         }
-        match pair.strip_prefix(COOKIE_NAME.as_bytes()).and_then(|r| r.strip_prefix(b"=")) {
+        match pair
+            .strip_prefix(COOKIE_NAME.as_bytes())
+            .and_then(|r| r.strip_prefix(b"="))
+        {
             Some(v) if found.is_none() => {
                 let mut id = [0u8; 16];
                 if v.len() == 16 {
@@ -281,7 +311,9 @@ mod tests {
 
     #[test]
     fn simple_get() {
-        let h = p("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next").unwrap().unwrap();
+        let h = p("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next")
+            .unwrap()
+            .unwrap();
         assert_eq!(h.head_len, 27);
         assert_eq!(h.framing, Framing::None);
         assert!(h.keep_alive && h.http11 && !h.is_head);
@@ -290,9 +322,19 @@ mod tests {
 
     #[test]
     fn keep_alive_rules() {
-        assert!(!p("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(
+            !p("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .keep_alive
+        );
         assert!(!p("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().keep_alive);
-        assert!(p("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap().unwrap().keep_alive);
+        assert!(
+            p("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .keep_alive
+        );
     }
 
     #[test]
@@ -310,7 +352,8 @@ mod tests {
         );
         assert_eq!(h.sticky, Some(*b"0123456789abcdef"));
         assert_eq!(out, "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1; b=2\r\n");
-        let (out, h) = forwarded("GET / HTTP/1.1\r\nHost: a\r\nCookie: CLOUD-TRITONCOMPUTE-RS=x\r\n\r\n");
+        let (out, h) =
+            forwarded("GET / HTTP/1.1\r\nHost: a\r\nCookie: CLOUD-TRITONCOMPUTE-RS=x\r\n\r\n");
         assert_eq!(h.sticky, Some([0; 16]));
         assert_eq!(out, "GET / HTTP/1.1\r\nHost: a\r\n");
         let (out, h) = forwarded("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\n\r\n");
@@ -321,28 +364,65 @@ mod tests {
     #[test]
     fn framing_and_smuggling() {
         let ok = |s: &str| p(s).unwrap().unwrap().framing;
-        assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"), Framing::Length(5));
-        assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n"), Framing::Length(5));
-        assert_eq!(ok("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"), Framing::Chunked);
+        assert_eq!(
+            ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            ok("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n"),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            ok("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"),
+            Framing::Chunked
+        );
         let bad = |s: &str| p(s).expect_err(s);
         assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), HeadError::Malformed(_)));
-        assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), HeadError::Malformed(_)));
-        assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"), HeadError::Malformed(_)));
-        assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1e3\r\n\r\n"), HeadError::Malformed(_)));
-        assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), HeadError::NotImplemented(_)));
+        assert!(matches!(
+            bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
+        assert!(matches!(
+            bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
+        assert!(matches!(
+            bad("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1e3\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
+        assert!(matches!(
+            bad("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            HeadError::NotImplemented(_)
+        ));
         assert!(matches!(bad("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"), HeadError::Malformed(_)));
-        assert!(matches!(bad("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), HeadError::Malformed(_)));
-        assert!(matches!(bad("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n"), HeadError::Malformed(_)));
-        assert!(matches!(bad("GET / HTTP/1.1\r\n\r\n"), HeadError::Malformed(_)));
-        assert!(matches!(bad("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), HeadError::Malformed(_)));
+        assert!(matches!(
+            bad("GET / HTTP/1.1\r\nHost : a\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
+        assert!(matches!(
+            bad("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
+        assert!(matches!(
+            bad("GET / HTTP/1.1\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
+        assert!(matches!(
+            bad("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
     }
 
     #[test]
     fn upgrade_needs_both_headers() {
-        let (out, h) = forwarded("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+        let (out, h) = forwarded(
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
         assert!(h.upgrade);
         assert_eq!(out, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n");
-        let h = p("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n").unwrap().unwrap();
+        let h = p("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(!h.upgrade);
     }
 }

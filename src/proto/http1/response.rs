@@ -37,7 +37,11 @@ impl ResponseHead {
 
 /// Parses the head at the start of `buf` for a request that was `HEAD` or
 /// not. `Ok(None)` while incomplete; `drop` gets the lines not to forward.
-pub fn parse(buf: &[u8], request_was_head: bool, drop: &mut Vec<Range<usize>>) -> Result<Option<ResponseHead>, HeadError> {
+pub fn parse(
+    buf: &[u8],
+    request_was_head: bool,
+    drop: &mut Vec<Range<usize>>,
+) -> Result<Option<ResponseHead>, HeadError> {
     drop.clear();
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
@@ -56,7 +60,8 @@ pub fn parse(buf: &[u8], request_was_head: bool, drop: &mut Vec<Range<usize>>) -
     let switch = code == 101;
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let v = parse_content_length(h.value).map_err(|_| HeadError::Malformed("invalid Content-Length"))?;
+            let v = parse_content_length(h.value)
+                .map_err(|_| HeadError::Malformed("invalid Content-Length"))?;
             if content_length.is_some_and(|c| c != v) {
                 return Err(HeadError::Malformed("conflicting Content-Length"));
             }
@@ -72,13 +77,16 @@ pub fn parse(buf: &[u8], request_was_head: bool, drop: &mut Vec<Range<usize>>) -
                 drop.push(line_range(buf, h));
             }
         } else if !switch
-            && (h.name.eq_ignore_ascii_case("keep-alive") || h.name.eq_ignore_ascii_case("proxy-connection"))
+            && (h.name.eq_ignore_ascii_case("keep-alive")
+                || h.name.eq_ignore_ascii_case("proxy-connection"))
         {
             drop.push(line_range(buf, h));
         }
     }
     if te_chunked.is_some() && content_length.is_some() {
-        return Err(HeadError::Malformed("both Content-Length and Transfer-Encoding"));
+        return Err(HeadError::Malformed(
+            "both Content-Length and Transfer-Encoding",
+        ));
     }
     let no_body = request_was_head || (100..200).contains(&code) || code == 204 || code == 304;
     let framing = if no_body {
@@ -93,7 +101,11 @@ pub fn parse(buf: &[u8], request_was_head: bool, drop: &mut Vec<Range<usize>>) -
     };
     let keep_alive = framing != Framing::UntilClose
         && !switch
-        && if http11 { !close } else { keep_alive_token && !close };
+        && if http11 {
+            !close
+        } else {
+            keep_alive_token && !close
+        };
     drop.sort_by_key(|r| r.start);
     Ok(Some(ResponseHead {
         head_len,
@@ -114,14 +126,43 @@ mod tests {
 
     #[test]
     fn framing_rules() {
-        assert_eq!(p("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false).framing, Framing::Length(5));
-        assert_eq!(p("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).framing, Framing::None);
-        assert_eq!(p("HTTP/1.1 204 No Content\r\n\r\n", false).framing, Framing::None);
-        assert_eq!(p("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false).framing, Framing::None);
-        assert_eq!(p("HTTP/1.1 100 Continue\r\n\r\n", false).framing, Framing::None);
+        assert_eq!(
+            p("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false).framing,
+            Framing::Length(5)
+        );
+        assert_eq!(
+            p("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).framing,
+            Framing::None
+        );
+        assert_eq!(
+            p("HTTP/1.1 204 No Content\r\n\r\n", false).framing,
+            Framing::None
+        );
+        assert_eq!(
+            p(
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                false
+            )
+            .framing,
+            Framing::None
+        );
+        assert_eq!(
+            p("HTTP/1.1 100 Continue\r\n\r\n", false).framing,
+            Framing::None
+        );
         assert!(p("HTTP/1.1 100 Continue\r\n\r\n", false).is_interim());
-        assert_eq!(p("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false).framing, Framing::Chunked);
-        assert_eq!(p("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false).framing, Framing::UntilClose);
+        assert_eq!(
+            p(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            )
+            .framing,
+            Framing::Chunked
+        );
+        assert_eq!(
+            p("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false).framing,
+            Framing::UntilClose
+        );
         let r = p("HTTP/1.1 200 OK\r\n\r\n", false);
         assert_eq!(r.framing, Framing::UntilClose);
         assert!(!r.keep_alive);
@@ -134,9 +175,18 @@ mod tests {
         let r = parse(s.as_bytes(), false, &mut d).unwrap().unwrap();
         assert!(r.keep_alive);
         assert_eq!(d.len(), 2);
-        assert!(!p("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false).keep_alive);
+        assert!(
+            !p(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                false
+            )
+            .keep_alive
+        );
         assert!(!p("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).keep_alive);
-        let r = p("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", false);
+        let r = p(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            false,
+        );
         assert!(r.is_switch() && !r.keep_alive);
     }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod http;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -90,7 +91,12 @@ impl Moirai {
             .arg(dir.join("state"))
             .arg("--hosts-file")
             .arg(&hosts_path)
-            .args(["--workers", "2", "--log-level", "debug"])
+            .args(if extra.contains(&"--workers") {
+                &[][..]
+            } else {
+                &["--workers", "2"][..]
+            })
+            .args(["--log-level", "debug"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

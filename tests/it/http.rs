@@ -1,0 +1,549 @@
+//! `http` services end to end: header injection byte for byte, framing,
+//! keep-alive and backend reuse, stickiness, errors and hostile requests.
+
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::util::http::{get, ok, Client, HttpBackend, Reply};
+use crate::util::{free_port, local, metadata, Moirai};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// A backend that answers with the request head it received.
+fn head_echo() -> HttpBackend {
+    HttpBackend::start("127.0.0.1:0", |req| {
+        let mut body = req.head.clone().into_bytes();
+        body.extend_from_slice(b"--body--");
+        body.extend_from_slice(&req.body);
+        ok(body)
+    })
+}
+
+fn http_lb(backend_port: u16, extra: &[&str]) -> (Moirai, u16) {
+    let port = free_port();
+    let m = Moirai::start(
+        &metadata(&format!("http://{port}:127.0.0.1:{backend_port}")),
+        "",
+        extra,
+    );
+    (m, port)
+}
+
+#[test]
+fn forwarded_headers_are_injected_and_the_rest_is_byte_for_byte() {
+    let b = head_echo();
+    let (_m, port) = http_lb(b.port(), &[]);
+    let mut c = Client::connect(local(port));
+    let req = "POST /submit?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\nX-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Proto: https\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nContent-Length: 11\r\n\r\nhello world";
+    let r = c.exchange(req.as_bytes()).unwrap();
+    assert_eq!(r.status, 200);
+    let body = String::from_utf8(r.body).unwrap();
+    let (head, rest) = body.split_once("--body--").unwrap();
+    assert_eq!(rest, "hello world");
+    // Original lines in order, hop-by-hop and spoofable ones gone, ours
+    // appended (a client's X-Forwarded-For is kept, as HAProxy does).
+    assert_eq!(
+        head,
+        format!(
+            "POST /submit?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\nX-Forwarded-For: 10.9.9.9\r\nContent-Length: 11\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: {port}\r\nConnection: keep-alive\r\n\r\n"
+        )
+    );
+    // The same connection serves the next request.
+    let r = c.exchange(&get("/again")).unwrap();
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn curl_sees_the_response_and_the_sticky_cookie() {
+    let b = HttpBackend::start("127.0.0.1:0", |_| ok("hi from backend"));
+    let (_m, port) = http_lb(b.port(), &[]);
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-i", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .expect("curl is needed (apt-get install -y curl)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.ends_with("hi from backend"), "{text}");
+    let cookie = text
+        .lines()
+        .find(|l| l.starts_with("Set-Cookie: CLOUD-TRITONCOMPUTE-RS="))
+        .expect("sticky cookie");
+    let value = cookie.split('=').nth(1).unwrap().split(';').next().unwrap();
+    assert_eq!(value.len(), 16);
+    assert!(!value.contains("127.0.0.1"));
+    assert!(text.contains("Cache-Control: private"));
+}
+
+#[test]
+fn clients_that_close_reuse_backend_connections() {
+    let b = HttpBackend::start("127.0.0.1:0", |_| ok("x"));
+    let (_m, port) = http_lb(b.port(), &["--workers", "1"]);
+    for _ in 0..50 {
+        let mut c = Client::connect(local(port));
+        let r = c
+            .exchange(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("connection").as_deref(), Some("close"));
+        assert!(c.closed());
+    }
+    assert_eq!(b.requests.load(Ordering::SeqCst), 50);
+    // Without reuse this would be 50: one backend connect per client.
+    assert!(
+        b.accepted.load(Ordering::SeqCst) <= 3,
+        "{} backend connections",
+        b.accepted.load(Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let b = HttpBackend::start("127.0.0.1:0", |req| ok(req.path.clone()));
+    let (_m, port) = http_lb(b.port(), &[]);
+    let mut c = Client::connect(local(port));
+    c.send(&[get("/one"), get("/two"), get("/three")].concat());
+    for want in ["/one", "/two", "/three"] {
+        assert_eq!(c.response().unwrap().body, want.as_bytes());
+    }
+}
+
+#[test]
+fn framing_head_204_304_100_and_close_delimited() {
+    let b = HttpBackend::start("127.0.0.1:0", |req| match req.path.as_str() {
+        "/204" => Reply::Bytes(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()),
+        "/304" => {
+            Reply::Bytes(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n".to_vec())
+        }
+        "/head" => Reply::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec()),
+        "/continue" => Reply::Bytes(
+            [
+                &b"HTTP/1.1 100 Continue\r\n\r\n"[..],
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone",
+            ]
+            .concat(),
+        ),
+        "/eof" => Reply::ThenClose(b"HTTP/1.1 200 OK\r\n\r\nuntil the end".to_vec()),
+        _ => ok("plain"),
+    });
+    let (_m, port) = http_lb(b.port(), &[]);
+    let mut c = Client::connect(local(port));
+    assert_eq!(c.exchange(&get("/204")).unwrap().status, 204);
+    assert_eq!(c.exchange(&get("/304")).unwrap().status, 304);
+    c.send(b"HEAD /head HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = crate::util::http::read_response(&mut c.r, true).unwrap();
+    assert_eq!(r.header("content-length").as_deref(), Some("100"));
+    // Still in step: the next response is the right one.
+    assert_eq!(c.exchange(&get("/x")).unwrap().body, b"plain");
+    let r = c.exchange(&get("/continue")).unwrap();
+    assert_eq!(r.status, 100);
+    let r = c.response().unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"done"[..]));
+    // A close-delimited body reaches the client whole, then the close.
+    let r = c.exchange(&get("/eof")).unwrap();
+    assert_eq!(r.body, b"until the end");
+}
+
+#[test]
+fn large_and_chunked_bodies_keep_their_checksums() {
+    let b = HttpBackend::start("127.0.0.1:0", |req| {
+        if req.path == "/download" {
+            // 8 MiB, chunked, in uneven chunks.
+            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            let mut x = 1u32;
+            let mut left = 8 << 20;
+            while left > 0 {
+                let n = (x as usize % 70_000 + 1).min(left);
+                r.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                r.extend((0..n).map(|i| (i as u32 ^ x) as u8));
+                r.extend_from_slice(b"\r\n");
+                left -= n;
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            }
+            r.extend_from_slice(b"0\r\n\r\n");
+            Reply::Bytes(r)
+        } else {
+            ok(format!(
+                "{} {:08x}",
+                req.body.len(),
+                crc32fast::hash(&req.body)
+            ))
+        }
+    });
+    let (_m, port) = http_lb(b.port(), &[]);
+    let mut c = Client::connect(local(port));
+    // Upload 6 MiB chunked.
+    let data: Vec<u8> = (0..6u32 << 20).map(|i| (i * 7 + i / 251) as u8).collect();
+    let mut req =
+        b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for chunk in data.chunks(50_000) {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let w = c.w.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut w = w;
+        w.write_all(&req).unwrap();
+    });
+    let r = c.response().unwrap();
+    sender.join().unwrap();
+    assert_eq!(
+        String::from_utf8(r.body).unwrap(),
+        format!("{} {:08x}", data.len(), crc32fast::hash(&data))
+    );
+    // Upload with Content-Length on the same connection.
+    let mut req = format!(
+        "PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&data);
+    let w = c.w.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut w = w;
+        w.write_all(&req).unwrap();
+    });
+    let r = c.response().unwrap();
+    sender.join().unwrap();
+    assert_eq!(
+        String::from_utf8(r.body).unwrap(),
+        format!("{} {:08x}", data.len(), crc32fast::hash(&data))
+    );
+    // Download chunked.
+    let r = c.exchange(&get("/download")).unwrap();
+    assert_eq!(r.body.len(), 8 << 20);
+    let mut x = 1u32;
+    let mut want = Vec::with_capacity(8 << 20);
+    let mut left = 8 << 20;
+    while left > 0 {
+        let n = (x as usize % 70_000 + 1).min(left);
+        want.extend((0..n).map(|i| (i as u32 ^ x) as u8));
+        left -= n;
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+    }
+    assert_eq!(crc32fast::hash(&r.body), crc32fast::hash(&want));
+}
+
+#[test]
+fn websocket_upgrade_becomes_a_tunnel() {
+    let b = HttpBackend::start("127.0.0.1:0", |req| {
+        assert_eq!(req.header("upgrade").as_deref(), Some("websocket"));
+        assert_eq!(req.header("connection").as_deref(), Some("upgrade"));
+        Reply::ThenEcho(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec())
+    });
+    let (_m, port) = http_lb(b.port(), &[]);
+    let mut c = Client::connect(local(port));
+    let r = c
+        .exchange(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.status, 101);
+    assert_eq!(r.header("upgrade").as_deref(), Some("websocket"));
+    for msg in [&b"\x81\x05hello"[..], b"\x81\x03abc", &[0x82; 3000]] {
+        c.send(msg);
+        let mut back = vec![0u8; msg.len()];
+        c.r.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg);
+    }
+}
+
+/// Cookie value from a response, if it sets one.
+fn cookie_of(r: &crate::util::http::Resp) -> Option<String> {
+    r.headers("set-cookie").iter().find_map(|c| {
+        c.strip_prefix("CLOUD-TRITONCOMPUTE-RS=")
+            .map(|v| v.split(';').next().unwrap().to_owned())
+    })
+}
+
+#[test]
+fn sticky_sessions_hold_and_move_when_their_backend_goes() {
+    let a = HttpBackend::start("127.0.0.2:0", |_| ok("A"));
+    let bport = a.port();
+    let b = HttpBackend::start(&format!("127.0.0.3:{bport}"), |_| ok("B"));
+    let port = free_port();
+    let _m = Moirai::start(
+        &metadata(&format!("http://{port}:web.test:{bport}")),
+        "127.0.0.2 web.test\n127.0.0.3 web.test\n",
+        &[],
+    );
+    let first = Client::connect(local(port)).exchange(&get("/")).unwrap();
+    let cookie = cookie_of(&first).expect("first response sets the cookie");
+    let owner = first.body.clone();
+    // With the cookie, every request (new connections, balanced otherwise)
+    // goes to the same backend, and the cookie is not set again.
+    for _ in 0..10 {
+        let req =
+            format!("GET / HTTP/1.1\r\nHost: t\r\nCookie: CLOUD-TRITONCOMPUTE-RS={cookie}\r\n\r\n");
+        let r = Client::connect(local(port))
+            .exchange(req.as_bytes())
+            .unwrap();
+        assert_eq!(r.body, owner);
+        assert_eq!(cookie_of(&r), None);
+    }
+    // Without it, requests are balanced over both.
+    let seen: std::collections::HashSet<Vec<u8>> = (0..6)
+        .map(|_| {
+            Client::connect(local(port))
+                .exchange(&get("/"))
+                .unwrap()
+                .body
+        })
+        .collect();
+    assert_eq!(seen.len(), 2);
+    // The owner goes away: the request is served elsewhere, with a new cookie.
+    if owner == b"A" {
+        a.kill()
+    } else {
+        b.kill()
+    }
+    // Let the killed backend's listener close: a connection it accepted in
+    // its last moments would be reset, which is a 502 for that request.
+    std::thread::sleep(Duration::from_millis(100));
+    let req =
+        format!("GET / HTTP/1.1\r\nHost: t\r\nCookie: CLOUD-TRITONCOMPUTE-RS={cookie}\r\n\r\n");
+    let r = Client::connect(local(port))
+        .exchange(req.as_bytes())
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_ne!(r.body, owner);
+    let new = cookie_of(&r).expect("a replaced cookie");
+    assert_ne!(new, cookie);
+}
+
+#[test]
+fn backend_failures_get_502_503_504() {
+    let garbage = HttpBackend::start("127.0.0.1:0", |_| {
+        Reply::Bytes(b"SMTP ready\r\n\r\n".to_vec())
+    });
+    let hangup = HttpBackend::start("127.0.0.1:0", |_| Reply::Hangup);
+    let silent = HttpBackend::start("127.0.0.1:0", |_| Reply::Silence);
+    let (p1, p2, p3, p4) = (free_port(), free_port(), free_port(), free_port());
+    let dead = free_port();
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": format!(
+            "http://{p1}:127.0.0.1:{} http://{p2}:127.0.0.1:{} http://{p3}:127.0.0.1:{} http://{p4}:127.0.0.1:{dead}",
+            garbage.port(), hangup.port(), silent.port()
+        ),
+        "cloud.tritoncompute:timeouts": "{server:700ms,connect:300ms}",
+    });
+    let _m = Moirai::start(&md.to_string(), "", &[]);
+    for (port, status) in [(p1, 502), (p2, 502), (p3, 504), (p4, 503)] {
+        let mut c = Client::connect(local(port));
+        let r = c.exchange(&get("/")).unwrap();
+        assert_eq!(r.status, status, "port {port}");
+        assert_eq!(r.header("connection").as_deref(), Some("close"));
+    }
+}
+
+#[test]
+fn a_slow_request_head_gets_408() {
+    let b = HttpBackend::start("127.0.0.1:0", |_| ok("x"));
+    let (_m, port) = http_lb(b.port(), &["--request-header-timeout", "700ms"]);
+    let mut slow = Client::connect(local(port));
+    slow.send(b"GET / HTTP/1.1\r\nHost: t\r\n");
+    let start = Instant::now();
+    // Others are served meanwhile.
+    assert_eq!(
+        Client::connect(local(port))
+            .exchange(&get("/"))
+            .unwrap()
+            .status,
+        200
+    );
+    let r = slow.response().unwrap();
+    assert_eq!(r.status, 408);
+    assert!(start.elapsed() >= Duration::from_millis(500));
+    assert_eq!(b.requests.load(Ordering::SeqCst), 1);
+}
+
+/// Requests that must be refused, with the status each must get.
+const HOSTILE: &[(&str, u16)] = &[
+    ("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 6\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5x\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: \r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nContent-Length : 5\r\n\r\nhello", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400),
+    ("GET / HTTP/1.1\r\nHost: t\r\nX-Folded: a\r\n b\r\n\r\n", 400),
+    ("GET / HTTP/1.1\r\nHost: t\r\n\tX: y\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 501),
+    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n", 501),
+    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400),
+    ("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n", 400),
+    ("GET / HTTP/1.1\r\n\r\n", 400),
+    ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("GET / HTTP/9.9\r\nHost: t\r\n\r\n", 400),
+    ("GET /\r\n\r\n", 400),
+    ("G@T / HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    ("GET / HTTP/1.1\r\nHost: t\r\nBad\x00Header: x\r\n\r\n", 400),
+    ("GET / HTTP/1.1\r\nHost: t\r\nX: a\x00b\r\n\r\n", 400),
+    ("GET /a b HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    ("\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03\r\n\r\n", 400),
+    ("GET / HTTP/1.1\nHost: t\n\n", 400),
+    ("GET / HTTP/1.1\r\nHost: t\nX-Smuggle: 1\r\n\r\n", 400),
+    ("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501),
+    ("GET / HTTP/1.1\r\nHost: t\r\n: empty-name\r\n\r\n", 400),
+];
+
+#[test]
+fn hostile_requests_get_their_exact_status_and_cost_nothing_else() {
+    assert!(HOSTILE.len() >= 30);
+    let b = HttpBackend::start("127.0.0.1:0", |req| ok(format!("fine {}", req.path)));
+    let (_m, port) = http_lb(b.port(), &[]);
+    for (i, (req, status)) in HOSTILE.iter().enumerate() {
+        let mut c = Client::connect(local(port));
+        c.send(req.as_bytes());
+        let r = c
+            .response()
+            .unwrap_or_else(|| panic!("case {i}: no response to {req:?}"));
+        assert_eq!(r.status, *status, "case {i}: {req:?}");
+        assert_eq!(r.header("connection").as_deref(), Some("close"), "case {i}");
+        assert!(c.closed(), "case {i}: connection left open");
+        // The next client is unaffected.
+        let ok = Client::connect(local(port))
+            .exchange(&get(&format!("/after-{i}")))
+            .unwrap();
+        assert_eq!(ok.body, format!("fine /after-{i}").as_bytes(), "case {i}");
+    }
+    // Nothing hostile reached the backend.
+    assert_eq!(b.requests.load(Ordering::SeqCst), HOSTILE.len());
+}
+
+#[test]
+fn an_oversized_head_gets_431() {
+    let b = HttpBackend::start("127.0.0.1:0", |_| ok("x"));
+    let (_m, port) = http_lb(b.port(), &[]);
+    let mut c = Client::connect(local(port));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let w = c.w.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut w = w;
+        let _ = w.write_all(big.as_bytes());
+    });
+    assert_eq!(c.response().unwrap().status, 431);
+    let many: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
+    let mut c = Client::connect(local(port));
+    assert_eq!(
+        c.exchange(format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n").as_bytes())
+            .unwrap()
+            .status,
+        431
+    );
+}
+
+#[test]
+fn no_backend_is_503() {
+    let port = free_port();
+    let _m = Moirai::start(
+        &metadata(&format!("http://{port}:nowhere.test:80")),
+        "",
+        &[],
+    );
+    let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+    assert_eq!(r.status, 503);
+}
+
+/// nginx from the Debian package, on a loopback port, serving a file and
+/// telling what forwarding headers it received.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    file: Vec<u8>,
+    _dir: std::path::PathBuf,
+}
+
+impl Nginx {
+    fn start() -> Nginx {
+        let nginx = std::path::Path::new("/usr/sbin/nginx");
+        assert!(
+            nginx.exists(),
+            "nginx is needed as a real backend: apt-get install -y nginx-light (.ci/run does)"
+        );
+        let dir = crate::util::temp_dir("nginx");
+        let port = free_port();
+        let file: Vec<u8> = (0..5_000_000u32).map(|i| (i ^ (i >> 9)) as u8).collect();
+        std::fs::create_dir_all(dir.join("www")).unwrap();
+        std::fs::write(dir.join("www/big.bin"), &file).unwrap();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("nginx.conf"),
+            format!(
+                "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+                   keepalive_requests 10000;\n\
+                   server {{\n    listen 127.0.0.1:{port};\n    root {d}/www;\n\
+                     location = /xff {{ default_type text/plain; return 200 \"$http_x_forwarded_for|$http_x_forwarded_proto|$http_x_forwarded_port\"; }}\n\
+                   }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(nginx)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-p")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        crate::util::connect_within(local(port), SECS(5));
+        Nginx {
+            child,
+            port,
+            file,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn nginx_behind_moirai_with_curl_in_front() {
+    let nginx = Nginx::start();
+    let (_m, port) = http_lb(nginx.port, &[]);
+    let curl = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "10"])
+            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "curl {path}: {:?}", out.status);
+        out.stdout
+    };
+    assert_eq!(curl("/xff"), format!("127.0.0.1|http|{port}").as_bytes());
+    let body = curl("/big.bin");
+    assert_eq!(body.len(), nginx.file.len());
+    assert_eq!(crc32fast::hash(&body), crc32fast::hash(&nginx.file));
+    // Many requests on one client connection, nginx keeping its side alive.
+    let mut c = Client::connect(local(port));
+    for _ in 0..100 {
+        let r = c.exchange(&get("/xff")).unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let r = c
+        .exchange(b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.status, 404);
+}
