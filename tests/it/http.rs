@@ -547,3 +547,23 @@ fn nginx_behind_moirai_with_curl_in_front() {
         .unwrap();
     assert_eq!(r.status, 404);
 }
+
+#[test]
+fn http_1_0_clients_get_a_close_unless_they_ask_for_keep_alive() {
+    let b = head_echo();
+    let (_m, port) = http_lb(b.port(), &[]);
+    let mut c = Client::connect(local(port));
+    let r = c.exchange(b"GET /old HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection").as_deref(), Some("close"));
+    assert!(c.closed());
+    let mut c = Client::connect(local(port));
+    let r = c
+        .exchange(b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.header("connection").as_deref(), Some("keep-alive"));
+    let r = c
+        .exchange(b"GET /again HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.status, 200);
+}
