@@ -1,15 +1,32 @@
 //! `loadtest`: the harness that measures moirai side by side with HAProxy.
 //!
-//! Today it provides the fast backends (`loadtest backend`); the load
-//! generator and the side-by-side comparison (`run`, `compare`, `idle`)
-//! come with the loadtest issue and say so when called.
+//! - `backend`: fast mio backends (http, echo, sink, source).
+//! - `run`: load one target, closed or open loop, and report latency
+//!   percentiles (hdrhistogram) and throughput.
+//! - `compare`: the same load through moirai, HAProxy and directly,
+//!   interleaved, with the balancer's CPU time and memory.
+//! - `idle`: the memory cost of idle connections.
+//!
+//! Method and figures: docs/BENCHMARKS.md.
 
+mod affinity;
 mod backend;
+mod chart;
+mod compare;
+mod gen;
+mod idle;
+mod stats;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::compare::System;
+use crate::gen::{Plan, Scenario};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +52,23 @@ pub enum Kind {
     Source,
 }
 
+/// A duration: bare seconds (`3`), or `10s`, `500ms`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration such as 3, 10s or 500ms");
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// A fast backend on mio.
@@ -52,17 +86,85 @@ enum Command {
         #[arg(long)]
         report_proxy: bool,
     },
-    /// Load one target (not yet available).
-    Run,
-    /// Compare moirai, HAProxy and direct (not yet available).
-    Compare,
-    /// Hold idle connections and report memory (not yet available).
-    Idle,
+    /// Load one target and report throughput and latency.
+    Run {
+        /// Where to send the load.
+        #[arg(long)]
+        target: SocketAddr,
+        /// What each request does.
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        /// How long (`10`, `10s`, `500ms`).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Open loop at this many requests per second (latency counted from
+        /// when each request was due); closed loop without it.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Load generator threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Also write the result as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Compare moirai, HAProxy and direct, interleaved.
+    Compare {
+        /// What each request does.
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+        /// Systems, in the order they take turns.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "moirai,haproxy,direct"
+        )]
+        systems: Vec<System>,
+        /// Length of each run (`10`, `10s`, `500ms`).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Runs per system.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Draw the latency curves and throughput as SVG.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// The moirai binary [default: next to loadtest].
+        #[arg(long)]
+        moirai: Option<PathBuf>,
+        /// The HAProxy binary.
+        #[arg(long, default_value = "/usr/sbin/haproxy")]
+        haproxy: PathBuf,
+    },
+    /// Hold idle keep-alive connections; report the balancer's memory.
+    Idle {
+        /// The balancer's address.
+        #[arg(long)]
+        target: SocketAddr,
+        /// How many connections.
+        #[arg(long)]
+        connections: usize,
+        /// The balancer's pid [default: whoever listens on the port].
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Plain TCP connections instead of one HTTP request each.
+        #[arg(long)]
+        tcp: bool,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    match Cli::parse().command {
         Command::Backend {
             listen,
             kind,
@@ -70,14 +172,135 @@ fn main() -> ExitCode {
             report_proxy,
         } => match backend::run(listen, kind, body_size, report_proxy) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("loadtest backend: {e}");
-                ExitCode::from(1)
-            }
+            Err(e) => fail(&format!("backend: {e}")),
         },
-        Command::Run | Command::Compare | Command::Idle => {
-            eprintln!("loadtest: this subcommand is not built yet; use wrk or iperf3 meanwhile (docs/BENCHMARKS.md)");
-            ExitCode::from(2)
+        Command::Run {
+            target,
+            scenario,
+            connections,
+            duration,
+            rate,
+            threads,
+            json,
+        } => {
+            let plan = Plan {
+                target,
+                scenario,
+                connections,
+                duration,
+                rate,
+                threads,
+                progress: true,
+            };
+            let r = match gen::run(&plan) {
+                Ok(r) => r,
+                Err(e) => return fail(&format!("run: {e}")),
+            };
+            println!("| scenario | req/s | Gbit/s in | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | errors | bytes in | bytes out |");
+            println!("|---|---|---|---|---|---|---|---|---|---|---|");
+            let errors = if r.errors.is_empty() {
+                "0".to_owned()
+            } else {
+                r.errors
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "| {} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {errors} | {} | {} |",
+                scenario.name(),
+                r.rps(),
+                r.gbps(),
+                r.percentile(50.0),
+                r.percentile(90.0),
+                r.percentile(99.0),
+                r.percentile(99.9),
+                r.latency.max(),
+                r.bytes_in,
+                r.bytes_out
+            );
+            if let Some(path) = json {
+                let v = json!({
+                    "scenario": scenario.name(),
+                    "connections": connections,
+                    "duration_s": duration.as_secs_f64(),
+                    "rate": rate,
+                    "requests": r.requests,
+                    "rps": r.rps(),
+                    "gbps": r.gbps(),
+                    "p50_us": r.percentile(50.0),
+                    "p90_us": r.percentile(90.0),
+                    "p99_us": r.percentile(99.0),
+                    "p999_us": r.percentile(99.9),
+                    "max_us": r.latency.max(),
+                    "errors": r.errors,
+                    "bytes_in": r.bytes_in,
+                    "bytes_out": r.bytes_out,
+                });
+                if let Err(e) =
+                    std::fs::write(&path, serde_json::to_string_pretty(&v).expect("json"))
+                {
+                    return fail(&format!("writing {}: {e}", path.display()));
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Compare {
+            scenario,
+            systems,
+            duration,
+            repeat,
+            connections,
+            json,
+            svg,
+            moirai,
+            haproxy,
+        } => {
+            let opts = compare::Options {
+                scenario,
+                systems,
+                duration,
+                repeat: repeat.max(1),
+                connections,
+                json,
+                svg,
+                moirai,
+                haproxy,
+            };
+            match compare::run(&opts) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Idle {
+            target,
+            connections,
+            pid,
+            tcp,
+        } => {
+            let Some(pid) = pid.or_else(|| idle::listener_pid(target.port())) else {
+                return fail(&format!(
+                    "no process found listening on port {}; pass --pid",
+                    target.port()
+                ));
+            };
+            match idle::run(target, connections, !tcp, pid) {
+                Ok((before, after)) => {
+                    let per =
+                        (after.saturating_sub(before)) as f64 * 1024.0 / connections.max(1) as f64;
+                    println!("| connections | RSS before KiB | RSS after KiB | bytes per idle connection |");
+                    println!("|---|---|---|---|");
+                    println!("| {connections} | {before} | {after} | {per:.0} |");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("idle: {e}")),
+            }
         }
     }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("loadtest: {msg}");
+    ExitCode::from(2)
 }

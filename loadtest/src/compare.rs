@@ -1,0 +1,522 @@
+//! `loadtest compare`: the same load through moirai, HAProxy and straight to
+//! the backend, interleaved run by run, with the balancer's CPU time and
+//! memory, as a Markdown table, JSON and an SVG chart.
+//!
+//! Method (docs/BENCHMARKS.md): the backend and this load generator share
+//! CPU 0, the balancer under test has CPU 1 alone; moirai runs one worker and
+//! HAProxy one thread, both without logs, with 16 KiB buffers, configured
+//! from one service description.
+
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use crate::gen::{self, Plan, Scenario};
+use crate::stats::{self, median, RunResult};
+
+/// The systems that can be compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum System {
+    /// moirai, one worker.
+    Moirai,
+    /// HAProxy from the Debian package, one thread.
+    Haproxy,
+    /// No balancer: the physical ceiling.
+    Direct,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Moirai => "moirai",
+            System::Haproxy => "haproxy",
+            System::Direct => "direct",
+        }
+    }
+}
+
+/// What to compare.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scenario: Scenario,
+    pub systems: Vec<System>,
+    pub duration: Duration,
+    pub repeat: usize,
+    pub connections: usize,
+    pub json: Option<PathBuf>,
+    pub svg: Option<PathBuf>,
+    pub moirai: Option<PathBuf>,
+    pub haproxy: PathBuf,
+}
+
+/// Why a comparison could not run.
+#[derive(Debug)]
+pub enum CompareError {
+    /// HAProxy was asked for and is not installed.
+    NoHaproxy(PathBuf),
+    /// The moirai binary was not found.
+    NoMoirai,
+    /// A scenario this version cannot run.
+    Unsupported(&'static str),
+    /// Something failed to start or answer.
+    Io(String, io::Error),
+}
+
+impl std::fmt::Display for CompareError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompareError::NoHaproxy(p) => write!(
+                f,
+                "HAProxy is not installed at {}: install it with `apt-get install -y haproxy` \
+                 (or pass --haproxy PATH, or leave it out with --systems moirai,direct)",
+                p.display()
+            ),
+            CompareError::NoMoirai => f.write_str(
+                "the moirai binary was not found next to loadtest: build it with \
+                 `cargo build --release -p moirai` or pass --moirai PATH",
+            ),
+            CompareError::Unsupported(s) => write!(f, "{s}"),
+            CompareError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CompareError {}
+
+/// A child process, killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), CompareError> {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(_) => return Ok(()),
+            Err(e) if start.elapsed() > Duration::from_secs(10) => {
+                return Err(CompareError::Io(
+                    format!("{what} did not listen on {addr}"),
+                    e,
+                ))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// `taskset -c CPU` in front of a command, when taskset and the CPU exist.
+fn pinned(program: &Path, cpu: usize) -> Command {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus > cpu && Path::new("/usr/bin/taskset").exists() {
+        let mut c = Command::new("/usr/bin/taskset");
+        c.arg("-c").arg(cpu.to_string()).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn moirai_path(opts: &Options) -> Result<PathBuf, CompareError> {
+    if let Some(p) = &opts.moirai {
+        return Ok(p.clone());
+    }
+    let here = std::env::current_exe().map_err(|e| CompareError::Io("current exe".into(), e))?;
+    let sibling = here.with_file_name("moirai");
+    if sibling.exists() {
+        return Ok(sibling);
+    }
+    // Test binaries live one level down, in deps/.
+    let parent = here
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("moirai"));
+    match parent {
+        Some(p) if p.exists() => Ok(p),
+        _ => Err(CompareError::NoMoirai),
+    }
+}
+
+/// The HAProxy configuration equivalent to one moirai service.
+pub fn haproxy_config(kind: &str, listen: u16, backend: SocketAddr) -> String {
+    let mode = if kind == "http" { "http" } else { "tcp" };
+    let http = if kind == "http" {
+        "  option forwardfor\n  http-reuse always\n"
+    } else {
+        ""
+    };
+    format!(
+        "global\n  nbthread 1\n  maxconn 8000\n  tune.bufsize 16384\n\
+         defaults\n  mode {mode}\n{http}  balance leastconn\n  retries 1\n  option redispatch\n\
+           timeout connect 2s\n  timeout client 55s\n  timeout server 120s\n\
+         frontend fe\n  bind 127.0.0.1:{listen}\n  default_backend be\n\
+         backend be\n  server s1 {backend}\n"
+    )
+}
+
+/// One system's measurements over the repetitions.
+#[derive(Debug, Default)]
+struct Series {
+    rps: Vec<f64>,
+    gbps: Vec<f64>,
+    p50: Vec<f64>,
+    p90: Vec<f64>,
+    p99: Vec<f64>,
+    p999: Vec<f64>,
+    max: Vec<f64>,
+    cpu_us_per_req: Vec<f64>,
+    rss_kib: u64,
+    errors: u64,
+    latency: Option<Histogram<u64>>,
+}
+
+/// Runs the comparison and prints the table; returns the JSON report.
+pub fn run(opts: &Options) -> Result<Value, CompareError> {
+    if matches!(opts.scenario, Scenario::Tls | Scenario::TlsHandshake) {
+        return Err(CompareError::Unsupported(
+            "the tls scenarios need moirai's TLS services, which this version does not have yet",
+        ));
+    }
+    if opts.systems.contains(&System::Haproxy) && !opts.haproxy.exists() {
+        return Err(CompareError::NoHaproxy(opts.haproxy.clone()));
+    }
+    let moirai_bin = if opts.systems.contains(&System::Moirai) {
+        Some(moirai_path(opts)?)
+    } else {
+        None
+    };
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |e| CompareError::Io(what.clone(), e)
+    };
+    let dir = std::env::temp_dir().join(format!("loadtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(io("temp dir"))?;
+
+    // The backend, on CPU 0 with the load generator.
+    let (backend_kind, service_kind) = match opts.scenario {
+        Scenario::Http | Scenario::HttpClose => ("http", "http"),
+        Scenario::TcpEcho => ("echo", "tcp"),
+        _ => ("source", "tcp"),
+    };
+    let me = std::env::current_exe().map_err(io("current exe"))?;
+    let bport = free_port().map_err(io("port"))?;
+    let backend_addr = SocketAddr::from(([127, 0, 0, 1], bport));
+    let _backend = Guard(
+        pinned(&me, 0)
+            .args([
+                "backend",
+                "--listen",
+                &backend_addr.to_string(),
+                "--kind",
+                backend_kind,
+                "--body-size",
+                "64",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io("starting the backend"))?,
+    );
+    wait_listening(backend_addr, "the backend")?;
+
+    let mut targets: Vec<(System, SocketAddr, Option<u32>, Option<Guard>)> = Vec::new();
+    for &sys in &opts.systems {
+        match sys {
+            System::Direct => targets.push((sys, backend_addr, None, None)),
+            System::Moirai => {
+                let port = free_port().map_err(io("port"))?;
+                let md = dir.join("metadata.json");
+                std::fs::write(
+                    &md,
+                    json!({
+                        "cloud.tritoncompute:loadbalancer": "true",
+                        "cloud.tritoncompute:portmap": format!("{service_kind}://{port}:{backend_addr}"),
+                    })
+                    .to_string(),
+                )
+                .map_err(io("metadata file"))?;
+                let bin = moirai_bin.as_ref().expect("set when moirai is compared");
+                let child = pinned(bin, 1)
+                    .args([
+                        "run",
+                        "--workers",
+                        "1",
+                        "--log-level",
+                        "error",
+                        "--metadata-file",
+                    ])
+                    .arg(&md)
+                    .arg("--state-dir")
+                    .arg(dir.join("state"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(io("starting moirai"))?;
+                let pid = child.id();
+                let g = Guard(child);
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                wait_listening(addr, "moirai")?;
+                targets.push((sys, addr, Some(pid), Some(g)));
+            }
+            System::Haproxy => {
+                let port = free_port().map_err(io("port"))?;
+                let cfg = dir.join("haproxy.cfg");
+                std::fs::write(&cfg, haproxy_config(service_kind, port, backend_addr))
+                    .map_err(io("haproxy.cfg"))?;
+                let child = pinned(&opts.haproxy, 1)
+                    .arg("-db")
+                    .arg("-f")
+                    .arg(&cfg)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(io("starting haproxy"))?;
+                let pid = child.id();
+                let g = Guard(child);
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                wait_listening(addr, "haproxy")?;
+                targets.push((sys, addr, Some(pid), Some(g)));
+            }
+        }
+    }
+    // taskset execs the program, so the child's pid is the balancer's.
+    crate::affinity::pin_self(0);
+
+    let mut series: Vec<Series> = targets.iter().map(|_| Series::default()).collect();
+    for rep in 0..opts.repeat {
+        for (k, (sys, addr, pid, _)) in targets.iter().enumerate() {
+            let plan = Plan {
+                target: *addr,
+                scenario: opts.scenario,
+                connections: opts.connections,
+                duration: opts.duration,
+                rate: None,
+                threads: 1,
+                progress: false,
+            };
+            let cpu0 = pid.and_then(stats::cpu_time);
+            let r = gen::run(&plan).map_err(io("load"))?;
+            let cpu1 = pid.and_then(stats::cpu_time);
+            eprintln!(
+                "run {}/{} {:>8}: {:>10.0} req/s  p99 {:>8.0} µs  errors {}",
+                rep + 1,
+                opts.repeat,
+                sys.name(),
+                r.rps(),
+                r.percentile(99.0),
+                r.error_count()
+            );
+            record(
+                &mut series[k],
+                &r,
+                cpu0.zip(cpu1),
+                pid.and_then(stats::rss_kib).map(|(_, hwm)| hwm),
+            );
+        }
+    }
+    drop(targets);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let report = report(opts, &series);
+    print_table(opts, &series);
+    if let Some(p) = &opts.svg {
+        crate::chart::write(
+            p,
+            opts.scenario.name(),
+            &opts.systems,
+            &series_view(&series),
+        )
+        .map_err(|e| {
+            CompareError::Io(
+                format!("writing {}", p.display()),
+                io::Error::other(e.to_string()),
+            )
+        })?;
+    }
+    if let Some(p) = &opts.json {
+        std::fs::write(p, serde_json::to_string_pretty(&report).expect("json"))
+            .map_err(io("writing the JSON"))?;
+    }
+    Ok(report)
+}
+
+fn record(s: &mut Series, r: &RunResult, cpu: Option<(Duration, Duration)>, rss_peak: Option<u64>) {
+    s.rps.push(r.rps());
+    s.gbps.push(r.gbps());
+    s.p50.push(r.percentile(50.0));
+    s.p90.push(r.percentile(90.0));
+    s.p99.push(r.percentile(99.0));
+    s.p999.push(r.percentile(99.9));
+    s.max.push(r.latency.max() as f64);
+    if let Some((a, b)) = cpu {
+        let per = (b - a).as_secs_f64() * 1e6 / (r.requests.max(1) as f64);
+        s.cpu_us_per_req.push(per);
+    }
+    if let Some(k) = rss_peak {
+        s.rss_kib = s.rss_kib.max(k);
+    }
+    s.errors += r.error_count();
+    match &mut s.latency {
+        Some(h) => h.add(&r.latency).expect("same bounds"),
+        None => s.latency = Some(r.latency.clone()),
+    }
+}
+
+/// Per-system data the chart needs.
+pub struct ChartSeries {
+    pub rps: f64,
+    pub gbps: f64,
+    /// (percentile, µs) points.
+    pub curve: Vec<(f64, f64)>,
+}
+
+/// Percentiles drawn on the latency curves.
+pub const CURVE_POINTS: [f64; 8] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0];
+
+fn series_view(series: &[Series]) -> Vec<ChartSeries> {
+    series
+        .iter()
+        .map(|s| ChartSeries {
+            rps: median(&s.rps),
+            gbps: median(&s.gbps),
+            curve: CURVE_POINTS
+                .iter()
+                .map(|p| {
+                    let v = s
+                        .latency
+                        .as_ref()
+                        .map_or(0, |h| h.value_at_quantile(p / 100.0));
+                    (*p, v as f64)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn report(opts: &Options, series: &[Series]) -> Value {
+    let mut systems = serde_json::Map::new();
+    let stream = opts.scenario == Scenario::TcpStream;
+    for (sys, s) in opts.systems.iter().zip(series) {
+        let balancer = *sys != System::Direct;
+        systems.insert(
+            sys.name().to_owned(),
+            json!({
+                "rps": s.rps,
+                "rps_median": median(&s.rps),
+                "p50_us": median(&s.p50),
+                "p99_us": median(&s.p99),
+                "p999_us": median(&s.p999),
+                "cpu_us_per_req": if balancer { json!(median(&s.cpu_us_per_req)) } else { Value::Null },
+                "rss_kib": if balancer { json!(s.rss_kib) } else { Value::Null },
+                "errors": s.errors,
+                "gbps": if stream { json!(median(&s.gbps)) } else { Value::Null },
+            }),
+        );
+    }
+    let pick = |name: &str, key: &str| systems.get(name).and_then(|v| v[key].as_f64());
+    let ratio = |key: &str| match (pick("moirai", key), pick("haproxy", key)) {
+        (Some(m), Some(h)) if h > 0.0 => json!(m / h),
+        _ => Value::Null,
+    };
+    let ratios = json!({
+        "rps": ratio("rps_median"),
+        "p99_us": ratio("p99_us"),
+        "cpu_us_per_req": ratio("cpu_us_per_req"),
+        "rss_kib": ratio("rss_kib"),
+    });
+    json!({
+        "scenario": opts.scenario.name(),
+        "duration_s": opts.duration.as_secs_f64(),
+        "repeat": opts.repeat,
+        "systems": systems,
+        "ratio_vs_haproxy": ratios,
+    })
+}
+
+fn range(v: &[f64], digits: usize) -> String {
+    if v.is_empty() {
+        return "-".to_owned();
+    }
+    let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.d$} ({:.d$}–{:.d$})", median(v), lo, hi, d = digits)
+}
+
+fn print_table(opts: &Options, series: &[Series]) {
+    let mut out = io::stdout().lock();
+    let stream = opts.scenario == Scenario::TcpStream;
+    let _ = writeln!(
+        out,
+        "\n`{}`, {} connections, {} × {:.0} s per system, medians (min–max)\n",
+        opts.scenario.name(),
+        opts.connections,
+        opts.repeat,
+        opts.duration.as_secs_f64()
+    );
+    let unit = if stream { "Gbit/s" } else { "req/s" };
+    let _ = writeln!(out, "| system | {unit} | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | CPU µs/req | peak RSS KiB | errors |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    for (sys, s) in opts.systems.iter().zip(series) {
+        let balancer = *sys != System::Direct;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            sys.name(),
+            if stream {
+                range(&s.gbps, 2)
+            } else {
+                range(&s.rps, 0)
+            },
+            range(&s.p50, 0),
+            range(&s.p90, 0),
+            range(&s.p99, 0),
+            range(&s.p999, 0),
+            range(&s.max, 0),
+            if balancer {
+                range(&s.cpu_us_per_req, 2)
+            } else {
+                "-".into()
+            },
+            if balancer {
+                s.rss_kib.to_string()
+            } else {
+                "-".into()
+            },
+            s.errors
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haproxy_gets_the_moirai_equivalent() {
+        let b: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let http = haproxy_config("http", 8080, b);
+        assert!(
+            http.contains("mode http")
+                && http.contains("option forwardfor")
+                && http.contains("http-reuse always")
+        );
+        assert!(http.contains("nbthread 1") && http.contains("tune.bufsize 16384"));
+        assert!(!http.contains("\n  log "), "logging stays off");
+        let tcp = haproxy_config("tcp", 8080, b);
+        assert!(tcp.contains("mode tcp") && !tcp.contains("forwardfor"));
+        assert!(tcp.contains("bind 127.0.0.1:8080") && tcp.contains("server s1 127.0.0.1:9000"));
+    }
+}

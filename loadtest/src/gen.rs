@@ -1,0 +1,452 @@
+//! The load generator: mio connections on one or more threads, closed loop
+//! (each connection sends its next request when the last one is answered)
+//! or open loop (requests are due at a fixed rate and wait for a free
+//! connection, latency counted from when they were due).
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::stats::{self, RunResult};
+
+/// What each request does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Keep-alive GET.
+    Http,
+    /// One GET per connection.
+    HttpClose,
+    /// 64-byte request/response over TCP.
+    TcpEcho,
+    /// Bulk download from a `source` backend.
+    TcpStream,
+    /// HTTPS keep-alive.
+    Tls,
+    /// A full TLS handshake per request.
+    TlsHandshake,
+}
+
+impl Scenario {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Http => "http",
+            Scenario::HttpClose => "http-close",
+            Scenario::TcpEcho => "tcp-echo",
+            Scenario::TcpStream => "tcp-stream",
+            Scenario::Tls => "tls",
+            Scenario::TlsHandshake => "tls-handshake",
+        }
+    }
+}
+
+const HTTP_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: loadtest\r\n\r\n";
+const HTTP_CLOSE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: loadtest\r\nConnection: close\r\n\r\n";
+const ECHO: &[u8; 64] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n";
+
+/// One load run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Where to send the load.
+    pub target: SocketAddr,
+    /// What to send.
+    pub scenario: Scenario,
+    /// Connections (over all threads).
+    pub connections: usize,
+    /// How long.
+    pub duration: Duration,
+    /// Open loop: requests per second over all connections.
+    pub rate: Option<f64>,
+    /// Generator threads.
+    pub threads: usize,
+    /// Show live progress on a terminal.
+    pub progress: bool,
+}
+
+/// Runs a plan and returns the merged result.
+pub fn run(plan: &Plan) -> io::Result<RunResult> {
+    if matches!(plan.scenario, Scenario::Tls | Scenario::TlsHandshake) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the tls scenarios need moirai's TLS services, which this version does not have yet",
+        ));
+    }
+    let threads = plan.threads.clamp(1, plan.connections.max(1));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + plan.duration;
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let conns = plan.connections / threads + usize::from(t < plan.connections % threads);
+        let rate = plan.rate.map(|r| r / threads as f64);
+        let (plan, done) = (plan.clone(), done.clone());
+        handles.push(std::thread::spawn(move || {
+            Worker::new(&plan, conns, rate, start, deadline, done).and_then(|mut w| w.run())
+        }));
+    }
+    if plan.progress && io::stderr().is_terminal() {
+        progress(&done, start, deadline);
+    }
+    let mut total = RunResult::new();
+    for h in handles {
+        let r = h
+            .join()
+            .map_err(|_| io::Error::other("a load thread panicked"))??;
+        total.merge(&r);
+    }
+    Ok(total)
+}
+
+fn progress(done: &AtomicU64, start: Instant, deadline: Instant) {
+    let total = deadline.saturating_duration_since(start).as_secs_f64();
+    let mut last = (start, 0u64);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = Instant::now();
+        let n = done.load(Ordering::Relaxed);
+        let rate = (n - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+        last = (now, n);
+        let elapsed = now.duration_since(start).as_secs_f64().min(total);
+        let width = 30;
+        let filled = ((elapsed / total) * width as f64) as usize;
+        eprint!(
+            "\r[{}{}] {elapsed:5.1}/{total:.0} s {rate:>10.0} req/s",
+            "#".repeat(filled),
+            " ".repeat(width - filled.min(width))
+        );
+    }
+    eprintln!();
+}
+
+#[derive(Debug)]
+enum Phase {
+    Connecting,
+    Sending,
+    Receiving,
+    Idle,
+}
+
+struct Conn {
+    stream: Option<TcpStream>,
+    phase: Phase,
+    sent: usize,
+    inbuf: Vec<u8>,
+    /// Total bytes of the awaited response, once its head is known.
+    expect: Option<usize>,
+    /// When the request in flight was due.
+    intended: Instant,
+}
+
+struct Worker {
+    plan: Plan,
+    poll: Poll,
+    conns: Vec<Conn>,
+    result: RunResult,
+    rate: Option<f64>,
+    start: Instant,
+    deadline: Instant,
+    /// Open loop: due times waiting for a free connection.
+    queue: std::collections::VecDeque<Instant>,
+    next_due: Instant,
+    done: Arc<AtomicU64>,
+}
+
+impl Worker {
+    fn new(
+        plan: &Plan,
+        n: usize,
+        rate: Option<f64>,
+        start: Instant,
+        deadline: Instant,
+        done: Arc<AtomicU64>,
+    ) -> io::Result<Worker> {
+        let conns = (0..n)
+            .map(|_| Conn {
+                stream: None,
+                phase: Phase::Idle,
+                sent: 0,
+                inbuf: Vec::with_capacity(4096),
+                expect: None,
+                intended: start,
+            })
+            .collect();
+        Ok(Worker {
+            plan: plan.clone(),
+            poll: Poll::new()?,
+            conns,
+            result: RunResult::new(),
+            rate,
+            start,
+            deadline,
+            queue: std::collections::VecDeque::new(),
+            next_due: start,
+            done,
+        })
+    }
+
+    fn run(&mut self) -> io::Result<RunResult> {
+        let mut events = Events::with_capacity(1024);
+        for i in 0..self.conns.len() {
+            self.connect(i, Instant::now());
+        }
+        loop {
+            let now = Instant::now();
+            if now >= self.deadline {
+                break;
+            }
+            self.release_due(now);
+            let timeout = match self.rate {
+                Some(_) => self
+                    .next_due
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(5)),
+                None => Duration::from_millis(50),
+            };
+            self.poll
+                .poll(&mut events, Some(timeout.min(self.deadline - now)))?;
+            let now = Instant::now();
+            for ev in events.iter() {
+                self.on_ready(ev.token().0, now);
+            }
+        }
+        self.result.elapsed = self.deadline.duration_since(self.start);
+        Ok(std::mem::take(&mut self.result))
+    }
+
+    /// Open loop: queue every request whose time has come, and hand them to
+    /// idle connections.
+    fn release_due(&mut self, now: Instant) {
+        let Some(rate) = self.rate else { return };
+        let step = Duration::from_secs_f64(1.0 / rate.max(1e-6));
+        while self.next_due <= now {
+            self.queue.push_back(self.next_due);
+            self.next_due += step;
+        }
+        for i in 0..self.conns.len() {
+            if self.queue.is_empty() {
+                break;
+            }
+            if matches!(self.conns[i].phase, Phase::Idle) && self.conns[i].stream.is_some() {
+                let due = self.queue.pop_front().expect("checked non-empty");
+                self.begin(i, due, now);
+            }
+        }
+    }
+
+    fn connect(&mut self, i: usize, now: Instant) {
+        match TcpStream::connect(self.plan.target) {
+            Ok(mut s) => {
+                if self
+                    .poll
+                    .registry()
+                    .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)
+                    .is_err()
+                {
+                    self.result.error("connect");
+                    return;
+                }
+                let c = &mut self.conns[i];
+                c.stream = Some(s);
+                c.phase = Phase::Connecting;
+                c.inbuf.clear();
+                c.expect = None;
+                c.sent = 0;
+                if self.rate.is_none() {
+                    c.intended = now;
+                }
+            }
+            Err(_) => self.result.error("connect"),
+        }
+    }
+
+    /// Starts the next request on connection `i`, due at `due`.
+    fn begin(&mut self, i: usize, due: Instant, now: Instant) {
+        let c = &mut self.conns[i];
+        c.intended = due;
+        c.sent = 0;
+        c.inbuf.clear();
+        c.expect = None;
+        c.phase = Phase::Sending;
+        self.on_ready(i, now);
+    }
+
+    fn request(&self) -> &'static [u8] {
+        match self.plan.scenario {
+            Scenario::Http => HTTP_REQUEST,
+            Scenario::HttpClose => HTTP_CLOSE_REQUEST,
+            Scenario::TcpEcho => ECHO,
+            _ => b"",
+        }
+    }
+
+    fn fail(&mut self, i: usize, kind: &'static str, now: Instant) {
+        self.result.error(kind);
+        self.conns[i].stream = None;
+        if now < self.deadline {
+            self.connect(i, now);
+        }
+    }
+
+    fn on_ready(&mut self, i: usize, now: Instant) {
+        let scenario = self.plan.scenario;
+        let req = self.request();
+        loop {
+            let c = &mut self.conns[i];
+            let Some(stream) = c.stream.as_mut() else {
+                return;
+            };
+            match c.phase {
+                Phase::Connecting => match stream.peer_addr() {
+                    Ok(_) => {
+                        let _ = stream.set_nodelay(true);
+                        if scenario == Scenario::TcpStream {
+                            c.phase = Phase::Receiving;
+                        } else if self.rate.is_some() {
+                            // Open loop: take a due request, or wait for one.
+                            match self.queue.pop_front() {
+                                Some(due) => {
+                                    c.intended = due;
+                                    c.phase = Phase::Sending;
+                                }
+                                None => c.phase = Phase::Idle,
+                            }
+                        } else {
+                            c.phase = Phase::Sending;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        if let Ok(Some(_)) | Err(_) = stream.take_error() {
+                            return self.fail(i, "connect", now);
+                        }
+                        return;
+                    }
+                    Err(_) => return self.fail(i, "connect", now),
+                },
+                Phase::Sending => match stream.write(&req[c.sent..]) {
+                    Ok(n) => {
+                        c.sent += n;
+                        self.result.bytes_out += n as u64;
+                        if c.sent == req.len() {
+                            c.phase = Phase::Receiving;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(_) => return self.fail(i, "write", now),
+                },
+                Phase::Receiving => {
+                    let mut buf = [0u8; 65536];
+                    match stream.read(&mut buf) {
+                        Ok(0) => {
+                            if scenario == Scenario::HttpClose
+                                && c.expect.is_none()
+                                && c.inbuf.windows(4).any(|w| w == b"\r\n\r\n")
+                            {
+                                // Close-delimited response: the close ends it.
+                                self.complete(i, now);
+                                return;
+                            }
+                            return self.fail(i, "closed", now);
+                        }
+                        Ok(n) => {
+                            self.result.bytes_in += n as u64;
+                            if scenario == Scenario::TcpStream {
+                                self.result.requests += 1;
+                                continue;
+                            }
+                            c.inbuf.extend_from_slice(&buf[..n]);
+                            match self.response_complete(i) {
+                                Ok(true) => {
+                                    self.complete(i, now);
+                                    if !matches!(self.conns[i].phase, Phase::Sending) {
+                                        return;
+                                    }
+                                }
+                                Ok(false) => {}
+                                Err(kind) => return self.fail(i, kind, now),
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(_) => return self.fail(i, "read", now),
+                    }
+                }
+                Phase::Idle => return,
+            }
+        }
+    }
+
+    /// Whether the bytes read so far hold the whole response.
+    fn response_complete(&mut self, i: usize) -> Result<bool, &'static str> {
+        let c = &mut self.conns[i];
+        if self.plan.scenario == Scenario::TcpEcho {
+            return Ok(c.inbuf.len() >= ECHO.len());
+        }
+        if c.expect.is_none() {
+            let Some(end) = c.inbuf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return if c.inbuf.len() > 65536 {
+                    Err("bad_response")
+                } else {
+                    Ok(false)
+                };
+            };
+            let head = &c.inbuf[..end];
+            let status = head
+                .get(9..12)
+                .and_then(|s| std::str::from_utf8(s).ok())
+                .and_then(|s| s.parse::<u16>().ok());
+            match status {
+                Some(200..=399) => {}
+                Some(400..=499) => return Err("status_4xx"),
+                Some(_) => return Err("status_5xx"),
+                None => return Err("bad_response"),
+            }
+            let cl = head.split(|&b| b == b'\n').find_map(|l| {
+                let l = std::str::from_utf8(l).ok()?;
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            });
+            match cl {
+                Some(n) => c.expect = Some(end + 4 + n),
+                None if self.plan.scenario == Scenario::HttpClose => return Ok(false),
+                None => return Err("bad_response"),
+            }
+        }
+        Ok(c.expect.is_some_and(|n| c.inbuf.len() >= n))
+    }
+
+    fn complete(&mut self, i: usize, now: Instant) {
+        let intended = self.conns[i].intended;
+        stats::record(&mut self.result.latency, intended, now);
+        self.result.requests += 1;
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if self.plan.scenario == Scenario::HttpClose {
+            self.conns[i].stream = None;
+            if now < self.deadline {
+                self.connect(i, now);
+            }
+            return;
+        }
+        let c = &mut self.conns[i];
+        c.inbuf.clear();
+        c.expect = None;
+        c.sent = 0;
+        match self.rate {
+            None => {
+                c.intended = now;
+                c.phase = Phase::Sending;
+            }
+            Some(_) => match self.queue.pop_front() {
+                Some(due) => {
+                    c.intended = due;
+                    c.phase = Phase::Sending;
+                }
+                None => c.phase = Phase::Idle,
+            },
+        }
+    }
+}

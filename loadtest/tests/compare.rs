@@ -1,0 +1,165 @@
+//! `loadtest compare` end to end, 1 s per system: the report has the
+//! documented shape. Not a speed assertion.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn moirai_binary() -> PathBuf {
+    let loadtest = PathBuf::from(env!("CARGO_BIN_EXE_loadtest"));
+    let moirai = loadtest.with_file_name("moirai");
+    if !moirai.exists() {
+        // Run alone (`cargo test -p loadtest`), the balancer may not be built.
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "-p", "moirai", "--bin", "moirai"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot build moirai");
+    }
+    moirai
+}
+
+#[test]
+fn compare_writes_the_documented_json() {
+    let moirai = moirai_binary();
+    let dir = std::env::temp_dir().join(format!("loadtest-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let svg = dir.join("chart.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "compare",
+            "--scenario",
+            "http",
+            "--duration",
+            "1s",
+            "--repeat",
+            "1",
+            "--connections",
+            "8",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .arg("--moirai")
+        .arg(&moirai)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    for sys in ["| moirai |", "| haproxy |", "| direct |"] {
+        assert!(table.contains(sys), "{table}");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["scenario"], "http");
+    assert_eq!(v["duration_s"], 1.0);
+    assert_eq!(v["repeat"], 1);
+    for sys in ["moirai", "haproxy", "direct"] {
+        let s = &v["systems"][sys];
+        assert_eq!(s["rps"].as_array().unwrap().len(), 1, "{sys}");
+        for key in ["rps_median", "p50_us", "p99_us", "p999_us"] {
+            assert!(s[key].as_f64().unwrap() > 0.0, "{sys}.{key}");
+        }
+        assert!(s["errors"].is_u64(), "{sys}");
+        assert!(s["gbps"].is_null(), "{sys}: gbps is for tcp-stream");
+    }
+    for sys in ["moirai", "haproxy"] {
+        assert!(v["systems"][sys]["cpu_us_per_req"].as_f64().unwrap() > 0.0);
+        assert!(v["systems"][sys]["rss_kib"].as_u64().unwrap() > 0);
+    }
+    for key in ["rps", "p99_us", "cpu_us_per_req", "rss_kib"] {
+        assert!(
+            v["ratio_vs_haproxy"][key].as_f64().unwrap() > 0.0,
+            "ratio {key}"
+        );
+    }
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.contains("latency by percentile"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_haproxy_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "compare",
+            "--scenario",
+            "http",
+            "--duration",
+            "1",
+            "--haproxy",
+            "/nonexistent/haproxy",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apt-get install -y haproxy"), "{err}");
+}
+
+#[test]
+fn run_reports_open_loop_load_against_a_backend() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut backend = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "backend",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--kind",
+            "echo",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed().as_secs() < 5);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let dir = std::env::temp_dir().join(format!("loadtest-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("run.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "run",
+            "--target",
+            &format!("127.0.0.1:{port}"),
+            "--scenario",
+            "tcp-echo",
+        ])
+        .args([
+            "--connections",
+            "4",
+            "--duration",
+            "1",
+            "--rate",
+            "200",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let _ = backend.kill();
+    let _ = backend.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    // Open loop at 200/s for 1 s: about 200 requests, not as many as the
+    // echo backend could take.
+    let n = v["requests"].as_u64().unwrap();
+    assert!((150..=210).contains(&n), "{n} requests");
+    assert_eq!(v["errors"], serde_json::json!({}));
+    let _ = std::fs::remove_dir_all(&dir);
+}
