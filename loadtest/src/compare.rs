@@ -467,7 +467,12 @@ fn print_table(opts: &Options, series: &[Series]) {
         opts.duration.as_secs_f64()
     );
     let unit = if stream { "Gbit/s" } else { "req/s" };
-    let _ = writeln!(out, "| system | {unit} | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | CPU µs/req | peak RSS KiB | errors |");
+    let per = if stream {
+        "CPU µs/64 KiB"
+    } else {
+        "CPU µs/req"
+    };
+    let _ = writeln!(out, "| system | {unit} | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | {per} | peak RSS KiB | errors |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for (sys, s) in opts.systems.iter().zip(series) {
         let balancer = *sys != System::Direct;

@@ -215,6 +215,11 @@ impl Worker {
             }
         }
         self.result.elapsed = self.deadline.duration_since(self.start);
+        if self.plan.scenario == Scenario::TcpStream {
+            // A bulk stream has no requests: count 64 KiB units, so CPU per
+            // "request" is CPU per 64 KiB moved, comparable between systems.
+            self.result.requests = self.result.bytes_in / 65536;
+        }
         Ok(std::mem::take(&mut self.result))
     }
 
@@ -355,7 +360,6 @@ impl Worker {
                         Ok(n) => {
                             self.result.bytes_in += n as u64;
                             if scenario == Scenario::TcpStream {
-                                self.result.requests += 1;
                                 continue;
                             }
                             c.inbuf.extend_from_slice(&buf[..n]);

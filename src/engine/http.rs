@@ -24,7 +24,7 @@ use crate::proto::http1::body::{BodyTracker, Framing};
 use crate::proto::http1::errors::Status;
 use crate::proto::http1::request::{self, RequestHead};
 use crate::proto::http1::response::{self, ResponseHead};
-use crate::proto::http1::HeadError;
+use crate::proto::http1::{head_slices, virtual_len, HeadError, MAX_SLICES};
 use crate::proto::pipe::Pipe;
 use crate::snapshot::{Backend, BackendLease, ServiceSnapshot};
 use crate::sys::net::{self, TcpStream};
@@ -39,8 +39,6 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_secs(1);
 const ROUNDS_PER_TURN: usize = 16;
 const CONNECT_ATTEMPTS: u8 = 2;
-/// Slices in one vectored head write; more segments go in later writes.
-const MAX_SLICES: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -90,6 +88,14 @@ pub struct HttpSession {
     armed: Option<Instant>,
     cookie_key: CookieKey,
     header_timeout: Duration,
+    /// `X-Forwarded-*` lines: the same for every request of the connection,
+    /// so formatted once.
+    fwd: Vec<u8>,
+    /// The `Connection` line sent with the current request.
+    conn_line: &'static [u8],
+    /// The last backend connection, kept between this client's requests
+    /// (with its address) while it is idle.
+    parked: Option<(SocketAddr, Conn)>,
 }
 
 impl HttpSession {
@@ -137,6 +143,9 @@ impl HttpSession {
             armed: None,
             cookie_key: *ctx.cookie_key,
             header_timeout: ctx.header_timeout,
+            fwd: Vec::new(),
+            conn_line: b"Connection: keep-alive\r\n",
+            parked: None,
         })
     }
 
@@ -149,11 +158,18 @@ impl HttpSession {
     pub fn on_event(&mut self, ctx: &mut Ctx<'_>, side: Side, ev: &Event) -> Step {
         match side {
             Side::Client => self.client.note(ev),
-            Side::Backend => {
-                if let Some(b) = &mut self.backend {
-                    b.note(ev);
+            Side::Backend => match &mut self.backend {
+                Some(b) => b.note(ev),
+                None => {
+                    // An idle backend connection has nothing to say: any
+                    // input or hang-up means the backend is closing it.
+                    if self.parked.is_some()
+                        && (ev.is_readable() || ev.is_read_closed() || ev.is_error())
+                    {
+                        self.parked = None;
+                    }
                 }
-            }
+            },
         }
         if let Stage::Connect { .. } = self.stage {
             if side == Side::Backend {
@@ -287,18 +303,21 @@ impl HttpSession {
 
     /// A complete, valid head: add our lines, choose a backend.
     fn begin_request(&mut self, ctx: &mut Ctx<'_>, head: RequestHead) -> Result<(), Step> {
-        // req_inject may already hold the client's other cookies.
-        let ip = self.peer.ip().to_canonical();
-        let _ = write!(
-            self.req_inject,
-            "X-Forwarded-For: {ip}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: {}\r\n",
-            self.port()
-        );
-        self.req_inject.extend_from_slice(if head.upgrade {
+        // req_inject may hold the client's other cookies; the forwarding
+        // lines are formatted once per connection.
+        if self.fwd.is_empty() {
+            let ip = self.peer.ip().to_canonical();
+            let _ = write!(
+                self.fwd,
+                "X-Forwarded-For: {ip}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: {}\r\n",
+                self.port()
+            );
+        }
+        self.conn_line = if head.upgrade {
             b"Connection: upgrade\r\n"
         } else {
             b"Connection: keep-alive\r\n"
-        });
+        };
         self.sticky = head.sticky;
         self.req_body = BodyTracker::new(head.framing);
         self.req = Some(head);
@@ -318,7 +337,16 @@ impl HttpSession {
                 .iter()
                 .find(|b| Some(b.addr()) != avoid && cookie::value(ctx.cookie_key, b.addr()) == v)
         });
+        // Among the least loaded, prefer the backend this client's previous
+        // request used: its connection is still open here.
+        let parked = self.parked.as_ref().map(|(a, _)| *a).and_then(|a| {
+            let least = backends.iter().map(|b| b.active()).min()?;
+            backends
+                .iter()
+                .find(|b| b.addr() == a && Some(a) != avoid && b.active() <= least)
+        });
         let chosen: Option<Arc<Backend>> = sticky
+            .or(if self.sticky.is_none() { parked } else { None })
             .or_else(|| balance::pick(backends, ctx.cursor, avoid))
             .or_else(|| balance::pick(backends, ctx.cursor, None))
             .cloned();
@@ -327,6 +355,15 @@ impl HttpSession {
             return Ok(());
         };
         let lease = BackendLease::acquire(&b);
+        if let Some((addr, conn)) = self.parked.take() {
+            if addr == b.addr() {
+                self.backend = Some(conn);
+                self.lease = Some(lease);
+                self.stage = Stage::SendHead;
+                return Ok(());
+            }
+            ctx.idle.put(addr, conn.stream, ctx.now);
+        }
         if let Some(mut stream) = ctx.idle.take(b.addr(), ctx.now) {
             if ctx
                 .registry
@@ -424,15 +461,10 @@ impl HttpSession {
             return Ok(false);
         }
         let src = &buf.pending()[..req.end_of_fields];
-        let total = virtual_len(src.len(), &self.req_drop, self.req_inject.len());
+        let injects: [&[u8]; 3] = [&self.req_inject, &self.fwd, self.conn_line];
+        let total = virtual_len(src.len(), &self.req_drop, &injects);
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = head_slices(
-            src,
-            &self.req_drop,
-            &self.req_inject,
-            self.head_sent,
-            &mut slices,
-        );
+        let n = head_slices(src, &self.req_drop, &injects, self.head_sent, &mut slices);
         match backend.stream.write_vectored(&slices[..n]) {
             Ok(0) => return self.backend_failed(),
             Ok(w) => {
@@ -639,15 +671,10 @@ impl HttpSession {
             return Ok(false);
         }
         let src = &buf.pending()[..resp.end_of_fields];
-        let total = virtual_len(src.len(), &self.resp_drop, self.resp_inject.len());
+        let injects: [&[u8]; 1] = [&self.resp_inject];
+        let total = virtual_len(src.len(), &self.resp_drop, &injects);
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = head_slices(
-            src,
-            &self.resp_drop,
-            &self.resp_inject,
-            self.head_sent,
-            &mut slices,
-        );
+        let n = head_slices(src, &self.resp_drop, &injects, self.head_sent, &mut slices);
         match self.client.stream.write_vectored(&slices[..n]) {
             Ok(0) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
             Ok(w) => {
@@ -690,18 +717,22 @@ impl HttpSession {
         let req = self.req.take().expect("finished with a request");
         let leftover = self.bbuf.as_ref().is_some_and(|b| !b.is_empty());
         let reusable = resp.keep_alive && self.req_body.is_done() && !self.backend_eof && !leftover;
+        let keep = req.keep_alive
+            && resp.framing != Framing::UntilClose
+            && self.req_body.is_done()
+            && !self.client_eof;
         if let (Some(b), Some(lease)) = (self.backend.take(), self.lease.take()) {
-            if reusable {
+            if reusable && keep {
+                // Kept on this session for the client's next request: no
+                // pool round trip, no re-registration.
+                self.parked = Some((lease.backend().addr(), b));
+            } else if reusable {
                 ctx.idle.put(lease.backend().addr(), b.stream, ctx.now);
             }
         }
         if let Some(b) = self.bbuf.take() {
             ctx.pool.give(b);
         }
-        let keep = req.keep_alive
-            && resp.framing != Framing::UntilClose
-            && self.req_body.is_done()
-            && !self.client_eof;
         if !keep {
             let _ = self.client.stream.shutdown(Shutdown::Write);
             return Err(Step::Closed(CloseReason::Done));
@@ -969,69 +1000,5 @@ fn forward(
         }
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
         Err(_) => Err(Forward::Write),
-    }
-}
-
-/// Length of a head written as `src` minus `drop`, plus `inject` and CRLF.
-fn virtual_len(src_len: usize, drop: &[Range<usize>], inject_len: usize) -> usize {
-    src_len - drop.iter().map(|r| r.len()).sum::<usize>() + inject_len + 2
-}
-
-/// Fills `out` with the slices of the outgoing head, skipping the first
-/// `skip` bytes (already written); returns how many slices were used.
-fn head_slices<'a>(
-    src: &'a [u8],
-    drop: &[Range<usize>],
-    inject: &'a [u8],
-    mut skip: usize,
-    out: &mut [IoSlice<'a>; MAX_SLICES],
-) -> usize {
-    let mut n = 0;
-    let mut push = |piece: &'a [u8], out: &mut [IoSlice<'a>; MAX_SLICES]| {
-        if piece.is_empty() || n == MAX_SLICES {
-            return;
-        }
-        if skip >= piece.len() {
-            skip -= piece.len();
-            return;
-        }
-        out[n] = IoSlice::new(&piece[skip..]);
-        skip = 0;
-        n += 1;
-    };
-    let mut at = 0;
-    for r in drop {
-        let end = r.start.min(src.len());
-        if end > at {
-            push(&src[at..end], out);
-        }
-        at = r.end.max(at);
-    }
-    if at < src.len() {
-        push(&src[at..], out);
-    }
-    push(inject, out);
-    push(b"\r\n", out);
-    n
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[allow(clippy::single_range_in_vec_init)] // one dropped line, by design
-    fn head_slices_skip_dropped_lines_and_written_bytes() {
-        let src = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nAccept: */*\r\n";
-        let drop = [25..44];
-        let inject = b"X-Forwarded-For: 1.2.3.4\r\n";
-        let whole = b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n";
-        assert_eq!(virtual_len(src.len(), &drop, inject.len()), whole.len());
-        for skip in 0..whole.len() {
-            let mut out = [IoSlice::new(&[]); MAX_SLICES];
-            let n = head_slices(src, &drop, inject, skip, &mut out);
-            let got: Vec<u8> = out[..n].iter().flat_map(|s| s.iter().copied()).collect();
-            assert_eq!(got, &whole[skip..], "skip {skip}");
-        }
     }
 }

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod request;
 pub mod response;
 
+use std::io::IoSlice;
 use std::ops::Range;
 
 /// Most header fields accepted in one head (HAProxy allows 101).
@@ -42,4 +43,81 @@ pub(crate) fn token_list_has(list: &[u8], token: &[u8]) -> bool {
         let t = t.trim_ascii();
         t.eq_ignore_ascii_case(token)
     })
+}
+
+/// Slices in one vectored head write; more segments go in later writes.
+pub const MAX_SLICES: usize = 32;
+
+/// Length of a head written as `src` minus the `drop` ranges, plus the
+/// `injects`, plus the final CRLF.
+pub fn virtual_len(src_len: usize, drop: &[Range<usize>], injects: &[&[u8]]) -> usize {
+    src_len - drop.iter().map(|r| r.len()).sum::<usize>()
+        + injects.iter().map(|i| i.len()).sum::<usize>()
+        + 2
+}
+
+/// Fills `out` with the slices of the head to forward: `src` (the original
+/// head up to its final CRLF) without the `drop` ranges (sorted), then the
+/// `injects`, then CRLF, skipping the first `skip` bytes (already written).
+/// Nothing is copied; returns how many slices were used.
+pub fn head_slices<'a>(
+    src: &'a [u8],
+    drop: &[Range<usize>],
+    injects: &[&'a [u8]],
+    mut skip: usize,
+    out: &mut [IoSlice<'a>; MAX_SLICES],
+) -> usize {
+    let mut n = 0;
+    let mut push = |piece: &'a [u8], out: &mut [IoSlice<'a>; MAX_SLICES]| {
+        if piece.is_empty() || n == MAX_SLICES {
+            return;
+        }
+        if skip >= piece.len() {
+            skip -= piece.len();
+            return;
+        }
+        out[n] = IoSlice::new(&piece[skip..]);
+        skip = 0;
+        n += 1;
+    };
+    let mut at = 0;
+    for r in drop {
+        let end = r.start.min(src.len());
+        if end > at {
+            push(&src[at..end], out);
+        }
+        at = r.end.max(at);
+    }
+    if at < src.len() {
+        push(&src[at..], out);
+    }
+    for i in injects {
+        push(i, out);
+    }
+    push(b"\r\n", out);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one dropped line, by design
+    fn head_slices_skip_dropped_lines_and_written_bytes() {
+        let src = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nAccept: */*\r\n";
+        let drop = [25..44];
+        let injects: [&[u8]; 2] = [
+            b"X-Forwarded-For: 1.2.3.4\r\n",
+            b"Connection: keep-alive\r\n",
+        ];
+        let whole = b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nX-Forwarded-For: 1.2.3.4\r\nConnection: keep-alive\r\n\r\n";
+        assert_eq!(virtual_len(src.len(), &drop, &injects), whole.len());
+        for skip in 0..whole.len() {
+            let mut out = [IoSlice::new(&[]); MAX_SLICES];
+            let n = head_slices(src, &drop, &injects, skip, &mut out);
+            let got: Vec<u8> = out[..n].iter().flat_map(|s| s.iter().copied()).collect();
+            assert_eq!(got, &whole[skip..], "skip {skip}");
+        }
+    }
 }
