@@ -11,6 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use moirai::config::portmap;
 use moirai::engine::balance::{self, RoundRobin};
 use moirai::engine::buffer::BufferPool;
+use moirai::proto::http1::{head_slices, request, MAX_SLICES};
 use moirai::proto::proxy_v2;
 use moirai::snapshot::Backend;
 
@@ -68,5 +69,30 @@ fn bench_engine(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_portmap, bench_proxy_v2, bench_engine);
+fn bench_http(c: &mut Criterion) {
+    let head = b"GET /api/v1/items?page=2 HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: text/html,application/xhtml+xml\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: keep-alive\r\nCookie: session=abc123; CLOUD-TRITONCOMPUTE-RS=0123456789abcdef\r\n\r\n";
+    let fwd: &[u8] =
+        b"X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\n";
+    let mut drop = Vec::new();
+    let mut rest = Vec::new();
+    c.bench_function("http/parse_and_inject", |b| {
+        b.iter(|| {
+            let h = request::parse(black_box(head), &mut drop, &mut rest)
+                .unwrap()
+                .unwrap();
+            let injects: [&[u8]; 3] = [&rest, fwd, b"Connection: keep-alive\r\n"];
+            let mut out = [std::io::IoSlice::new(&[]); MAX_SLICES];
+            let n = head_slices(&head[..h.end_of_fields], &drop, &injects, 0, &mut out);
+            black_box(n)
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    bench_portmap,
+    bench_proxy_v2,
+    bench_engine,
+    bench_http
+);
 criterion_main!(benches);

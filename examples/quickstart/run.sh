@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs moirai on a working example, all on loopback:
 #   - two HTTP backends (127.0.0.2:8000 and 127.0.0.3:8000) behind
-#     tcp://8080, found by name through the example hosts file;
+#     http://8080, found by name through the example hosts file;
 #   - a backend on 127.0.0.1:8002 that prints the PROXY v2 header it gets,
 #     behind tcp-proxy-v2://8081.
 # Try, from another terminal:
-#   curl -s http://127.0.0.1:8080/   (the backend prints each PROXY v2 header
-#   that arrives on :8081)
+#   curl -si http://127.0.0.1:8080/     (note the sticky cookie)
+#   and anything sent to :8081 reaches a backend that prints the PROXY v2
+#   header it got.
 # Ctrl-C stops everything.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +19,6 @@ target/release/loadtest backend --listen 127.0.0.2:8000 --kind http --body-size 
 target/release/loadtest backend --listen 127.0.0.3:8000 --kind http --body-size 13 &
 target/release/loadtest backend --listen 127.0.0.1:8002 --kind echo --report-proxy &
 target/release/moirai check --metadata-file "$here/metadata.json" || true
-echo "moirai: tcp on :8080 (two backends), tcp-proxy-v2 on :8081; edit $here/metadata.json to reconfigure live"
+echo "moirai: http on :8080 (two backends), tcp-proxy-v2 on :8081; edit $here/metadata.json to reconfigure live"
 target/release/moirai run --metadata-file "$here/metadata.json" --hosts-file "$here/hosts" \
   --state-dir "$state" "$@"

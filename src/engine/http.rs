@@ -463,17 +463,31 @@ impl HttpSession {
         let src = &buf.pending()[..req.end_of_fields];
         let injects: [&[u8]; 3] = [&self.req_inject, &self.fwd, self.conn_line];
         let total = virtual_len(src.len(), &self.req_drop, &injects);
+        // Body bytes already buffered go in the same write as the head.
+        let after = &buf.pending()[req.head_len..];
+        let mut probe = self.req_body;
+        let Ok(m) = probe.advance(after) else {
+            return self.fail(Status::BadRequest);
+        };
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = head_slices(src, &self.req_drop, &injects, self.head_sent, &mut slices);
-        match backend.stream.write_vectored(&slices[..n]) {
+        let mut n = head_slices(src, &self.req_drop, &injects, self.head_sent, &mut slices);
+        if m > 0 && n < MAX_SLICES {
+            slices[n] = IoSlice::new(&after[..m]);
+            n += 1;
+        }
+        let written = match backend.stream.write_vectored(&slices[..n]) {
             Ok(0) => return self.backend_failed(),
             Ok(w) => {
                 backend.last_io = ctx.now;
-                self.head_sent += w;
-                if self.head_sent < total {
+                if self.head_sent + w < total {
+                    self.head_sent += w;
                     backend.writable = false;
                     return Ok(true);
                 }
+                if self.head_sent + w < total + m {
+                    backend.writable = false;
+                }
+                self.head_sent + w - total
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 backend.writable = false;
@@ -481,11 +495,14 @@ impl HttpSession {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
             Err(_) => return self.backend_failed(),
-        }
-        // The whole head is out: the body (if any) follows from the buffer.
+        };
+        // The whole head is out, and `written` body bytes after it.
         let head_len = req.head_len;
         if let Some(b) = self.cbuf.as_mut() {
             b.consumed(head_len);
+            // A prefix of what the probe accepted cannot fail.
+            let _ = self.req_body.advance(&b.pending()[..written]);
+            b.consumed(written);
         }
         self.head_sent = 0;
         self.head_since = None;
@@ -673,17 +690,31 @@ impl HttpSession {
         let src = &buf.pending()[..resp.end_of_fields];
         let injects: [&[u8]; 1] = [&self.resp_inject];
         let total = virtual_len(src.len(), &self.resp_drop, &injects);
+        // Body bytes already buffered go in the same write as the head.
+        let after = &buf.pending()[resp.head_len..];
+        let mut probe = self.resp_body;
+        let Ok(m) = probe.advance(after) else {
+            return self.backend_failed();
+        };
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = head_slices(src, &self.resp_drop, &injects, self.head_sent, &mut slices);
-        match self.client.stream.write_vectored(&slices[..n]) {
+        let mut n = head_slices(src, &self.resp_drop, &injects, self.head_sent, &mut slices);
+        if m > 0 && n < MAX_SLICES {
+            slices[n] = IoSlice::new(&after[..m]);
+            n += 1;
+        }
+        let written = match self.client.stream.write_vectored(&slices[..n]) {
             Ok(0) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
             Ok(w) => {
                 self.client.last_io = ctx.now;
-                self.head_sent += w;
-                if self.head_sent < total {
+                if self.head_sent + w < total {
+                    self.head_sent += w;
                     self.client.writable = false;
                     return Ok(true);
                 }
+                if self.head_sent + w < total + m {
+                    self.client.writable = false;
+                }
+                self.head_sent + w - total
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.client.writable = false;
@@ -691,13 +722,16 @@ impl HttpSession {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
             Err(_) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
-        }
+        };
         let head_len = resp.head_len;
-        let interim = resp.is_interim();
-        let switch = resp.is_switch();
         if let Some(b) = self.bbuf.as_mut() {
             b.consumed(head_len);
+            // A prefix of what the probe accepted cannot fail.
+            let _ = self.resp_body.advance(&b.pending()[..written]);
+            b.consumed(written);
         }
+        let interim = resp.is_interim();
+        let switch = resp.is_switch();
         self.head_sent = 0;
         if interim {
             // 100 Continue and friends: the real response is still to come.
