@@ -474,6 +474,8 @@ fn print_table(opts: &Options, series: &[Series]) {
     };
     let _ = writeln!(out, "| system | {unit} | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | {per} | peak RSS KiB | errors |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    // A bulk stream has no per-request latency.
+    let lat = |v: &[f64]| if stream { "-".to_owned() } else { range(v, 0) };
     for (sys, s) in opts.systems.iter().zip(series) {
         let balancer = *sys != System::Direct;
         let _ = writeln!(
@@ -485,11 +487,11 @@ fn print_table(opts: &Options, series: &[Series]) {
             } else {
                 range(&s.rps, 0)
             },
-            range(&s.p50, 0),
-            range(&s.p90, 0),
-            range(&s.p99, 0),
-            range(&s.p999, 0),
-            range(&s.max, 0),
+            lat(&s.p50),
+            lat(&s.p90),
+            lat(&s.p99),
+            lat(&s.p999),
+            lat(&s.max),
             if balancer {
                 range(&s.cpu_us_per_req, 2)
             } else {
