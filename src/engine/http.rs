@@ -65,15 +65,12 @@ pub struct HttpSession {
     /// Bytes from the backend (response heads and bodies).
     bbuf: Option<Buffer>,
     req: Option<RequestHead>,
-    req_drop: Vec<Range<usize>>,
-    /// Lines added to the request: X-Forwarded-*, Connection, Cookie.
-    req_inject: Vec<u8>,
+    /// Reusable vectors for heads (from the worker's free list).
+    s: Scratch,
     req_body: BodyTracker,
     /// Bytes of the outgoing head (request or response) already written.
     head_sent: usize,
     resp: Option<ResponseHead>,
-    resp_drop: Vec<Range<usize>>,
-    resp_inject: Vec<u8>,
     resp_body: BodyTracker,
     /// The response head went out: the client saw a status.
     resp_started: bool,
@@ -88,9 +85,6 @@ pub struct HttpSession {
     armed: Option<Instant>,
     cookie_key: CookieKey,
     header_timeout: Duration,
-    /// `X-Forwarded-*` lines: the same for every request of the connection,
-    /// so formatted once.
-    fwd: Vec<u8>,
     /// The `Connection` line sent with the current request.
     conn_line: &'static [u8],
     /// The last backend connection, kept between this client's requests
@@ -125,13 +119,10 @@ impl HttpSession {
             cbuf: None,
             bbuf: None,
             req: None,
-            req_drop: Vec::new(),
-            req_inject: Vec::new(),
+            s: ctx.scratch.pop().unwrap_or_default(),
             req_body: BodyTracker::new(Framing::None),
             head_sent: 0,
             resp: None,
-            resp_drop: Vec::new(),
-            resp_inject: Vec::new(),
             resp_body: BodyTracker::new(Framing::None),
             resp_started: false,
             head_since: None,
@@ -143,7 +134,6 @@ impl HttpSession {
             armed: None,
             cookie_key: *ctx.cookie_key,
             header_timeout: ctx.header_timeout,
-            fwd: Vec::new(),
             conn_line: b"Connection: keep-alive\r\n",
             parked: None,
         })
@@ -280,7 +270,7 @@ impl HttpSession {
             };
         }
         self.head_since.get_or_insert(ctx.now);
-        match request::parse(buf.pending(), &mut self.req_drop, &mut self.req_inject) {
+        match request::parse(buf.pending(), &mut self.s.req_drop, &mut self.s.req_inject) {
             Ok(Some(head)) => {
                 self.begin_request(ctx, head)?;
                 Ok(true)
@@ -305,10 +295,10 @@ impl HttpSession {
     fn begin_request(&mut self, ctx: &mut Ctx<'_>, head: RequestHead) -> Result<(), Step> {
         // req_inject may hold the client's other cookies; the forwarding
         // lines are formatted once per connection.
-        if self.fwd.is_empty() {
+        if self.s.fwd.is_empty() {
             let ip = self.peer.ip().to_canonical();
             let _ = write!(
-                self.fwd,
+                self.s.fwd,
                 "X-Forwarded-For: {ip}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: {}\r\n",
                 self.port()
             );
@@ -461,8 +451,8 @@ impl HttpSession {
             return Ok(false);
         }
         let src = &buf.pending()[..req.end_of_fields];
-        let injects: [&[u8]; 3] = [&self.req_inject, &self.fwd, self.conn_line];
-        let total = virtual_len(src.len(), &self.req_drop, &injects);
+        let injects: [&[u8]; 3] = [&self.s.req_inject, &self.s.fwd, self.conn_line];
+        let total = virtual_len(src.len(), &self.s.req_drop, &injects);
         // Body bytes already buffered go in the same write as the head.
         let after = &buf.pending()[req.head_len..];
         let mut probe = self.req_body;
@@ -470,7 +460,7 @@ impl HttpSession {
             return self.fail(Status::BadRequest);
         };
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let mut n = head_slices(src, &self.req_drop, &injects, self.head_sent, &mut slices);
+        let mut n = head_slices(src, &self.s.req_drop, &injects, self.head_sent, &mut slices);
         if m > 0 && n < MAX_SLICES {
             slices[n] = IoSlice::new(&after[..m]);
             n += 1;
@@ -623,12 +613,12 @@ impl HttpSession {
         if buf.is_empty() {
             return Ok(None);
         }
-        match response::parse(buf.pending(), is_head, &mut self.resp_drop) {
+        match response::parse(buf.pending(), is_head, &mut self.s.resp_drop) {
             Ok(Some(head)) => {
                 if head.is_switch() && self.req.as_ref().is_some_and(|r| r.upgrade) {
                     // Pass the 101 on untouched, then tunnel.
-                    self.resp_inject.clear();
-                    self.resp_drop.clear();
+                    self.s.resp_inject.clear();
+                    self.s.resp_drop.clear();
                 } else if head.is_switch() {
                     return self.backend_failed().map(Some);
                 } else {
@@ -646,7 +636,7 @@ impl HttpSession {
     }
 
     fn build_response_inject(&mut self, head: &ResponseHead) {
-        self.resp_inject.clear();
+        self.s.resp_inject.clear();
         if head.is_interim() {
             return;
         }
@@ -656,20 +646,24 @@ impl HttpSession {
         if let Some(addr) = self.backend_addr() {
             let v = cookie::value(&self.cookie_key, addr);
             if self.sticky != Some(v) {
-                self.resp_inject.extend_from_slice(b"Set-Cookie: ");
-                self.resp_inject.extend_from_slice(COOKIE_NAME.as_bytes());
-                self.resp_inject.push(b'=');
-                self.resp_inject.extend_from_slice(&v);
-                self.resp_inject
+                self.s.resp_inject.extend_from_slice(b"Set-Cookie: ");
+                self.s.resp_inject.extend_from_slice(COOKIE_NAME.as_bytes());
+                self.s.resp_inject.push(b'=');
+                self.s.resp_inject.extend_from_slice(&v);
+                self.s
+                    .resp_inject
                     .extend_from_slice(b"; path=/\r\nCache-Control: private\r\n");
             }
         }
         let keep = self.client_keeps_alive(head);
         let http11 = self.req.as_ref().is_some_and(|r| r.http11);
         if !keep {
-            self.resp_inject.extend_from_slice(b"Connection: close\r\n");
+            self.s
+                .resp_inject
+                .extend_from_slice(b"Connection: close\r\n");
         } else if !http11 {
-            self.resp_inject
+            self.s
+                .resp_inject
                 .extend_from_slice(b"Connection: keep-alive\r\n");
         }
     }
@@ -688,8 +682,8 @@ impl HttpSession {
             return Ok(false);
         }
         let src = &buf.pending()[..resp.end_of_fields];
-        let injects: [&[u8]; 1] = [&self.resp_inject];
-        let total = virtual_len(src.len(), &self.resp_drop, &injects);
+        let injects: [&[u8]; 1] = [&self.s.resp_inject];
+        let total = virtual_len(src.len(), &self.s.resp_drop, &injects);
         // Body bytes already buffered go in the same write as the head.
         let after = &buf.pending()[resp.head_len..];
         let mut probe = self.resp_body;
@@ -697,7 +691,13 @@ impl HttpSession {
             return self.backend_failed();
         };
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let mut n = head_slices(src, &self.resp_drop, &injects, self.head_sent, &mut slices);
+        let mut n = head_slices(
+            src,
+            &self.s.resp_drop,
+            &injects,
+            self.head_sent,
+            &mut slices,
+        );
         if m > 0 && n < MAX_SLICES {
             slices[n] = IoSlice::new(&after[..m]);
             n += 1;
@@ -772,7 +772,7 @@ impl HttpSession {
             return Err(Step::Closed(CloseReason::Done));
         }
         self.stage = Stage::ReadHead;
-        self.req_inject.clear();
+        self.s.req_inject.clear();
         release_if_empty(&mut self.cbuf, ctx.pool);
         Ok(())
     }
@@ -936,10 +936,43 @@ impl HttpSession {
     }
 
     /// Gives the session's buffers back before it is dropped.
-    pub fn release(&mut self, pool: &mut BufferPool) {
+    pub fn release(&mut self, pool: &mut BufferPool, scratch: &mut Vec<Scratch>) {
         for b in [self.cbuf.take(), self.bbuf.take()].into_iter().flatten() {
             pool.give(b);
         }
+        if scratch.len() < MAX_FREE_SCRATCH {
+            let mut s = std::mem::take(&mut self.s);
+            s.clear();
+            scratch.push(s);
+        }
+    }
+}
+
+/// Scratch vectors kept in the worker's free list.
+const MAX_FREE_SCRATCH: usize = 4096;
+
+/// The small vectors an HTTP session needs for its heads. Sessions take
+/// them from the worker's free list and give them back, so connections after
+/// the first few allocate nothing.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    req_drop: Vec<Range<usize>>,
+    /// Lines added to the request besides `fwd`: the client's other cookies.
+    req_inject: Vec<u8>,
+    resp_drop: Vec<Range<usize>>,
+    resp_inject: Vec<u8>,
+    /// `X-Forwarded-*` lines: the same for every request of a connection,
+    /// so formatted once.
+    fwd: Vec<u8>,
+}
+
+impl Scratch {
+    fn clear(&mut self) {
+        self.req_drop.clear();
+        self.req_inject.clear();
+        self.resp_drop.clear();
+        self.resp_inject.clear();
+        self.fwd.clear();
     }
 }
 

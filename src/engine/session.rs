@@ -72,6 +72,8 @@ pub struct Ctx<'a> {
     pub cookie_key: &'a crate::proto::cookie::CookieKey,
     /// How long an HTTP request head may take once started.
     pub header_timeout: std::time::Duration,
+    /// The worker's free HTTP scratch vectors.
+    pub scratch: &'a mut Vec<super::http::Scratch>,
 }
 
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use slab::Slab;
 
 use super::balance::RoundRobin;
 use super::buffer::BufferPool;
-use super::http::HttpSession;
+use super::http::{HttpSession, Scratch};
 use super::listener::{Accepted, Listener, EXHAUSTION_PAUSE};
 use super::pool::IdlePool;
 use super::session::{CloseReason, Ctx, Session, Step};
@@ -167,10 +167,10 @@ impl AnySession {
             AnySession::Http(s) => s.port(),
         }
     }
-    fn release(&mut self, pool: &mut BufferPool) {
+    fn release(&mut self, pool: &mut BufferPool, scratch: &mut Vec<Scratch>) {
         match self {
             AnySession::Tcp(s) => s.release(pool),
-            AnySession::Http(s) => s.release(pool),
+            AnySession::Http(s) => s.release(pool, scratch),
         }
     }
 }
@@ -208,6 +208,7 @@ struct Worker {
     full: bool,
     idle: IdlePool,
     next_idle_expiry: Instant,
+    scratch: Vec<Scratch>,
 }
 
 impl Worker {
@@ -239,6 +240,7 @@ impl Worker {
             full: false,
             idle: IdlePool::default(),
             next_idle_expiry: Instant::now(),
+            scratch: Vec::new(),
         }
     }
 
@@ -313,7 +315,7 @@ impl Worker {
         }
         let cut = self.sessions.len();
         for (_, mut slot) in std::mem::take(&mut self.sessions) {
-            slot.session.release(&mut self.pool);
+            slot.session.release(&mut self.pool, &mut self.scratch);
         }
         let _ = self.reports.send(FromWorker::Exited {
             worker: self.id,
@@ -559,6 +561,7 @@ impl Worker {
             idle: &mut self.idle,
             cookie_key: &self.listen.cookie_key,
             header_timeout: self.listen.header_timeout,
+            scratch: &mut self.scratch,
         };
         let started = match kind {
             ServiceKind::Http => {
@@ -611,6 +614,7 @@ impl Worker {
             idle: &mut self.idle,
             cookie_key: &self.listen.cookie_key,
             header_timeout: self.listen.header_timeout,
+            scratch: &mut self.scratch,
         };
         match f(&mut slot.session, &mut ctx) {
             Step::Open => {
@@ -627,7 +631,7 @@ impl Worker {
             Step::Closed(reason) => {
                 log::trace!("worker {}: session {i} closed: {reason:?}", self.id);
                 let mut slot = self.sessions.remove(i);
-                slot.session.release(&mut self.pool);
+                slot.session.release(&mut self.pool, &mut self.scratch);
             }
         }
     }
