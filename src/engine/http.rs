@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::balance;
 use super::buffer::{Buffer, BufferPool};
-use super::session::{transfer, CloseReason, Conn, Ctx, Fault, Step};
+use super::session::{connect_result, transfer, CloseReason, Conn, Ctx, Fault, Step};
 use super::token::{EventTarget, Side};
 use crate::proto::cookie::{self, CookieKey, COOKIE_NAME};
 use crate::proto::http1::body::{BodyTracker, Framing};
@@ -163,7 +163,7 @@ impl HttpSession {
         }
         if let Stage::Connect { .. } = self.stage {
             if side == Side::Backend {
-                match self.connect_result() {
+                match self.backend.as_ref().and_then(connect_result) {
                     None => return Step::Open,
                     Some(Err(e)) => {
                         log::debug!("http: connect to {:?} failed: {e}", self.backend_addr());
@@ -184,19 +184,6 @@ impl HttpSession {
 
     fn backend_addr(&self) -> Option<SocketAddr> {
         self.lease.as_ref().map(|l| l.backend().addr())
-    }
-
-    fn connect_result(&self) -> Option<io::Result<()>> {
-        let b = self.backend.as_ref()?;
-        match b.stream.take_error() {
-            Ok(Some(e)) | Err(e) => return Some(Err(e)),
-            Ok(None) => {}
-        }
-        match b.stream.peer_addr() {
-            Ok(_) => Some(Ok(())),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
-            Err(e) => Some(Err(e)),
-        }
     }
 
     /// Runs the session until nothing more can happen now.
@@ -241,19 +228,25 @@ impl HttpSession {
 
     // ---- reading a request head -------------------------------------
 
+    /// Reads what the client sent into its buffer; true if anything (data
+    /// or EOF) arrived.
+    fn fill_client(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
+        match fill(&mut self.client, &mut self.cbuf, ctx) {
+            Ok(Fill::Data) => Ok(true),
+            Ok(Fill::Eof) => {
+                self.client_eof = true;
+                Ok(true)
+            }
+            Ok(Fill::Nothing) => Ok(false),
+            Err(_) => Err(Step::Closed(CloseReason::Reset(Side::Client))),
+        }
+    }
+
     fn read_head(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
         let mut progress = false;
         let pending = self.cbuf.as_ref().map_or(0, Buffer::len);
         if pending == 0 || self.cbuf.as_ref().is_some_and(|b| !b.is_full()) {
-            match fill(&mut self.client, &mut self.cbuf, ctx) {
-                Ok(Fill::Data) => progress = true,
-                Ok(Fill::Eof) => {
-                    self.client_eof = true;
-                    progress = true;
-                }
-                Ok(Fill::Nothing) => {}
-                Err(_) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
-            }
+            progress |= self.fill_client(ctx)?;
         }
         let Some(buf) = self.cbuf.as_ref() else {
             return if self.client_eof {
@@ -524,15 +517,7 @@ impl HttpSession {
         // Read more from the client while its buffer has room: the rest of
         // the body, or pipelined requests that wait their turn.
         if !self.client_eof && self.cbuf.as_ref().is_none_or(|b| !b.is_full()) {
-            match fill(&mut self.client, &mut self.cbuf, ctx) {
-                Ok(Fill::Data) => progress = true,
-                Ok(Fill::Eof) => {
-                    self.client_eof = true;
-                    progress = true;
-                }
-                Ok(Fill::Nothing) => {}
-                Err(_) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
-            }
+            progress |= self.fill_client(ctx)?;
         }
         if self.client_eof && !self.req_body.is_done() {
             // The client gave up in the middle of its request body.
@@ -893,13 +878,7 @@ impl HttpSession {
     /// Whether a wheel entry must be added for the current deadline.
     pub fn needs_timer(&mut self) -> Option<Instant> {
         let d = self.deadline();
-        match self.armed {
-            Some(a) if a <= d => None,
-            _ => {
-                self.armed = Some(d);
-                Some(d)
-            }
-        }
+        super::timer::arm(&mut self.armed, d)
     }
 
     /// A wheel entry fired.

@@ -276,7 +276,7 @@ impl Session {
             if side == Side::Client {
                 return Step::Open;
             }
-            match self.connect_result() {
+            match self.backend.as_ref().and_then(connect_result) {
                 None => return Step::Open,
                 Some(Err(e)) => {
                     if let Some(l) = &self.lease {
@@ -295,20 +295,6 @@ impl Session {
             }
         }
         self.drive(ctx)
-    }
-
-    /// None while the connect is still in progress.
-    fn connect_result(&self) -> Option<io::Result<()>> {
-        let b = self.backend.as_ref()?;
-        match b.stream.take_error() {
-            Ok(Some(e)) | Err(e) => return Some(Err(e)),
-            Ok(None) => {}
-        }
-        match b.stream.peer_addr() {
-            Ok(_) => Some(Ok(())),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
-            Err(e) => Some(Err(e)),
-        }
     }
 
     /// Moves bytes both ways until nothing more can move now.
@@ -378,13 +364,7 @@ impl Session {
     /// it armed if so.
     pub fn needs_timer(&mut self) -> Option<Instant> {
         let d = self.deadline();
-        match self.armed {
-            Some(a) if a <= d => None,
-            _ => {
-                self.armed = Some(d);
-                Some(d)
-            }
-        }
+        super::timer::arm(&mut self.armed, d)
     }
 
     /// A wheel entry fired: time out, or say when to look again.
@@ -422,6 +402,20 @@ impl Session {
     /// Buffers held right now (0 for an idle session).
     pub fn buffers_held(&self) -> usize {
         usize::from(self.up.is_some()) + usize::from(self.down.is_some())
+    }
+}
+
+/// How a non-blocking connect ended: None while it is still in progress
+/// (a spurious wake-up), else success or the error.
+pub(super) fn connect_result(b: &Conn) -> Option<io::Result<()>> {
+    match b.stream.take_error() {
+        Ok(Some(e)) | Err(e) => return Some(Err(e)),
+        Ok(None) => {}
+    }
+    match b.stream.peer_addr() {
+        Ok(_) => Some(Ok(())),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+        Err(e) => Some(Err(e)),
     }
 }
 
