@@ -567,3 +567,100 @@ fn http_1_0_clients_get_a_close_unless_they_ask_for_keep_alive() {
         .unwrap();
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn a_client_leaving_mid_response_costs_nothing_else() {
+    let big = vec![b'z'; 4 << 20];
+    let b = HttpBackend::start("127.0.0.1:0", move |req| {
+        if req.path == "/big" {
+            ok(&big)
+        } else {
+            ok("small")
+        }
+    });
+    let (_m, port) = http_lb(b.port(), &["--workers", "1"]);
+    for _ in 0..5 {
+        let mut c = Client::connect(local(port));
+        c.send(&get("/big"));
+        let mut some = [0u8; 1000];
+        c.r.read_exact(&mut some).unwrap();
+        // Gone with 4 MiB still to come.
+        drop(c);
+    }
+    // The worker is fine, and the half-read backend connections were not
+    // handed to anyone else.
+    for _ in 0..5 {
+        let r = Client::connect(local(port))
+            .exchange(&get("/small"))
+            .unwrap();
+        assert_eq!(r.body, b"small");
+    }
+}
+
+#[test]
+fn an_early_response_ends_the_exchange_cleanly() {
+    // A backend that answers as soon as it has the head, without reading
+    // the body, then closes.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bport = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { return };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let _ = s.write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig!");
+                std::thread::sleep(Duration::from_millis(200));
+            });
+        }
+    });
+    let (_m, port) = http_lb(bport, &[]);
+    let mut c = Client::connect(local(port));
+    let data = vec![b'u'; 8 << 20];
+    let mut req = format!(
+        "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&data);
+    let w = c.w.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut w = w;
+        let _ = w.write_all(&req);
+    });
+    let r = c.response().expect("the early response reaches the client");
+    assert_eq!(r.status, 413);
+    assert_eq!(r.body, b"big!");
+    // The request body was cut short, so the connection cannot go on.
+    assert!(c.closed());
+    // And the next client is served.
+    let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+    assert_eq!(r.status, 413);
+}
+
+#[test]
+fn a_backend_closing_after_its_response_keeps_the_client_connection() {
+    let b = HttpBackend::start("127.0.0.1:0", |_| {
+        Reply::ThenClose(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_vec(),
+        )
+    });
+    let (_m, port) = http_lb(b.port(), &[]);
+    let mut c = Client::connect(local(port));
+    for _ in 0..3 {
+        let r = c.exchange(&get("/")).unwrap();
+        assert_eq!(r.body, b"ok");
+        assert_eq!(
+            r.header("connection"),
+            None,
+            "the client's connection stays open"
+        );
+    }
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 3);
+}

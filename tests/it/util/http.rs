@@ -330,10 +330,18 @@ impl Client {
         self.response()
     }
 
-    /// Whether the server closed the connection (EOF, or a reset).
+    /// Whether the server closed the connection (EOF, or a reset); a read
+    /// timeout means it is still open.
     pub fn closed(&mut self) -> bool {
         let mut b = [0u8; 1];
-        matches!(self.r.read(&mut b), Ok(0) | Err(_))
+        match self.r.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ),
+        }
     }
 }
 
