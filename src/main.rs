@@ -93,6 +93,16 @@ struct RunArgs {
     /// How long an HTTP request head may take once started (then 408).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     request_header_timeout: Duration,
+    /// Nameserver for backend discovery (repeatable); default: those of
+    /// --resolv-conf.
+    #[arg(long = "nameserver", value_name = "IP:PORT")]
+    nameservers: Vec<std::net::SocketAddr>,
+    /// Where the default nameservers are listed.
+    #[arg(long, value_name = "PATH", default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
+    /// Longest time a DNS answer is used before asking again, whatever its TTL.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    max_ttl: Duration,
     /// Static names, consulted before DNS.
     #[arg(long, value_name = "PATH", default_value = "/etc/hosts")]
     hosts_file: PathBuf,
@@ -201,6 +211,9 @@ fn run(args: RunArgs) -> ExitCode {
         },
         state_dir: args.state_dir,
         header_timeout: args.request_header_timeout,
+        nameservers: args.nameservers,
+        resolv_conf: args.resolv_conf,
+        max_ttl: args.max_ttl,
     };
     match moirai::control::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

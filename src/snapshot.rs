@@ -17,16 +17,28 @@ use crate::config::{Service, Timeouts};
 #[derive(Debug)]
 pub struct Backend {
     addr: SocketAddr,
+    weight: u16,
     active: AtomicUsize,
 }
 
 impl Backend {
-    /// A backend at `addr` with no connections.
+    /// A backend at `addr` with weight 1 and no connections.
     pub fn new(addr: SocketAddr) -> Backend {
+        Backend::with_weight(addr, 1)
+    }
+
+    /// A backend with a weight (from SRV), at least 1.
+    pub fn with_weight(addr: SocketAddr, weight: u16) -> Backend {
         Backend {
             addr,
+            weight: weight.max(1),
             active: AtomicUsize::new(0),
         }
+    }
+
+    /// Its share relative to the others (1 unless SRV says otherwise).
+    pub fn weight(&self) -> u16 {
+        self.weight
     }
 
     /// Where to connect.

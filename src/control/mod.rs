@@ -10,6 +10,7 @@
 //! Later issues add DNS discovery, health checks, ACME and the status
 //! socket here; each reports into the same snapshot builder.
 
+pub mod dns;
 pub mod hosts;
 pub mod publish;
 
@@ -36,6 +37,10 @@ use crate::sys::signals::{Signal, Signals};
 const TICK: Duration = Duration::from_millis(200);
 /// Token of the signal pipe in the control poll.
 const SIGNALS: Token = Token(1);
+/// Token of the DNS thread's wake-ups.
+const DNS: Token = Token(2);
+/// How long one nameserver gets to answer before the next is asked.
+const DNS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Everything `moirai run` configures.
 pub struct Options {
@@ -55,6 +60,12 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// How long an HTTP request head may take (then 408).
     pub header_timeout: Duration,
+    /// Nameservers to ask; empty means those of `resolv_conf`.
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// Where the default nameservers are listed.
+    pub resolv_conf: PathBuf,
+    /// Longest time a DNS answer is trusted, whatever its TTL.
+    pub max_ttl: Duration,
 }
 
 /// Why `moirai run` could not start.
@@ -101,6 +112,9 @@ struct Control {
     pending: HashMap<u64, Pending>,
     next_read: Instant,
     last_source_error: Option<String>,
+    dns: Option<dns::watcher::Watcher>,
+    discovered: publish::Discovered,
+    watched: Vec<dns::resolver::Target>,
 }
 
 /// Runs the balancer until SIGTERM or SIGINT, then drains.
@@ -143,6 +157,28 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         opts.source.describe()
     );
 
+    let resolver = if opts.nameservers.is_empty() {
+        dns::resolver::Resolver::from_resolv_conf(&opts.resolv_conf, DNS_TIMEOUT)
+    } else {
+        Ok(dns::resolver::Resolver::new(
+            opts.nameservers.clone(),
+            DNS_TIMEOUT,
+        ))
+    };
+    let dns_watcher = match resolver {
+        Ok(r) => {
+            log::info!("DNS discovery asks {:?}", r.servers());
+            let waker = Arc::new(
+                crate::sys::poll::Waker::new(poll.registry(), DNS)
+                    .map_err(|e| RunError::Setup("the DNS waker", e))?,
+            );
+            Some(dns::watcher::Watcher::spawn(r, opts.max_ttl, waker).map_err(RunError::Spawn)?)
+        }
+        Err(e) => {
+            log::warn!("DNS discovery is off: {e}; backend names resolve from the hosts file only");
+            None
+        }
+    };
     let mut ctl = Control {
         source: opts.source,
         interval: opts.metadata_interval,
@@ -157,6 +193,12 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         pending: HashMap::new(),
         next_read: Instant::now(),
         last_source_error: None,
+        discovered: publish::Discovered {
+            enabled: dns_watcher.is_some(),
+            ..publish::Discovered::default()
+        },
+        dns: dns_watcher,
+        watched: Vec::new(),
     };
     ctl.read_metadata(Instant::now(), true);
 
@@ -181,6 +223,9 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             }
         }
         ctl.collect_reports();
+        if events.iter().any(|e| e.token() == DNS) {
+            ctl.dns_updates();
+        }
         let hosts_changed = ctl.hosts.refresh();
         if hosts_changed || ctl.source_due(now) {
             ctl.read_metadata(now, hosts_changed);
@@ -283,7 +328,8 @@ impl Control {
         if !config.enabled() {
             log::warn!("cloud.tritoncompute:loadbalancer is not \"true\": running no services");
         }
-        let snap = Arc::new(self.builder.build(&config, &self.hosts));
+        self.watch_names(&config);
+        let snap = Arc::new(self.builder.build(&config, &self.hosts, &self.discovered));
         for s in config.services() {
             if snap.service(s.listen.get()).is_none() {
                 log::error!(
@@ -293,6 +339,77 @@ impl Control {
         }
         self.config = Some(config);
         self.publish(snap, seen);
+    }
+
+    /// Tells the DNS thread which names the configuration needs.
+    fn watch_names(&mut self, config: &Config) {
+        let Some(w) = &self.dns else { return };
+        let mut targets: Vec<dns::resolver::Target> = config
+            .services()
+            .iter()
+            .filter(|s| match &s.backend {
+                crate::config::BackendTarget::Dns { name, .. } => self.hosts.lookup(name).is_none(),
+                _ => true,
+            })
+            .filter_map(|s| publish::dns_target(&s.backend))
+            .collect();
+        targets.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        targets.dedup();
+        if targets != self.watched {
+            w.watch(targets.clone());
+            self.watched = targets;
+            self.discovered.good.retain(|t, _| self.watched.contains(t));
+            self.discovered
+                .errors
+                .retain(|t, _| self.watched.contains(t));
+        }
+    }
+
+    /// Takes the DNS thread's answers; a changed backend set is published
+    /// at once. A failure keeps the last good set.
+    fn dns_updates(&mut self) {
+        let Some(w) = &self.dns else { return };
+        let mut changed = false;
+        while let Ok(u) = w.updates.try_recv() {
+            if !self.watched.contains(&u.target) {
+                continue;
+            }
+            let name = u.target.name().to_owned();
+            match u.result {
+                Ok(r) => {
+                    let mut list = r.backends;
+                    list.sort();
+                    if self.discovered.errors.remove(&u.target).is_some() {
+                        log::info!("dns: {name} answers again");
+                    }
+                    if self.discovered.good.get(&u.target) != Some(&list) {
+                        log::info!(
+                            "dns: {name} -> {:?} (ttl {} s)",
+                            list.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+                            r.ttl
+                        );
+                        self.discovered.good.insert(u.target, list);
+                        changed = true;
+                    }
+                }
+                Err(e) => {
+                    if self.discovered.errors.get(&u.target) != Some(&e) {
+                        let keeping = self.discovered.good.get(&u.target).map_or(0, Vec::len);
+                        log::warn!("dns: {name}: {e}; keeping the last good set ({keeping} backends), retrying");
+                        self.discovered.errors.insert(u.target.clone(), e);
+                        // A name that never resolved says why in the snapshot.
+                        changed |= keeping == 0;
+                    }
+                }
+            }
+        }
+        if changed {
+            if let Some(config) = self.config.clone() {
+                let seen = Instant::now();
+                let snap = Arc::new(self.builder.build(&config, &self.hosts, &self.discovered));
+                self.publish(snap, seen);
+            }
+        }
     }
 
     fn publish(&mut self, snap: Arc<Snapshot>, seen: Instant) {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use super::dns::resolver::Target;
 use super::hosts::Hosts;
 use crate::config::{BackendTarget, Config, ServiceKind};
 use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, Snapshot};
@@ -19,9 +20,35 @@ pub struct Builder {
     backends: HashMap<(u16, SocketAddr), Arc<Backend>>,
 }
 
+/// What DNS discovery knows: the last good backends of each name, and the
+/// last error of names that never resolved.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// Last good answer per lookup.
+    pub good: HashMap<Target, Vec<(SocketAddr, u16)>>,
+    /// Why a lookup has no good answer yet.
+    pub errors: HashMap<Target, String>,
+    /// Whether discovery runs at all.
+    pub enabled: bool,
+}
+
+/// The DNS lookup a backend entry needs, if any.
+pub fn dns_target(t: &BackendTarget) -> Option<Target> {
+    match t {
+        BackendTarget::Ip(_) => None,
+        BackendTarget::Dns { name, port } => Some(Target::Addr {
+            name: name.to_string(),
+            port: port.get(),
+        }),
+        BackendTarget::Srv { name } => Some(Target::Srv {
+            name: name.to_string(),
+        }),
+    }
+}
+
 impl Builder {
-    /// The snapshot for `config`, names resolved through `hosts`.
-    pub fn build(&mut self, config: &Config, hosts: &Hosts) -> Snapshot {
+    /// The snapshot for `config`: names from `hosts` first, then DNS.
+    pub fn build(&mut self, config: &Config, hosts: &Hosts, dns: &Discovered) -> Snapshot {
         self.generation += 1;
         let mut kept = HashMap::new();
         let mut services = Vec::with_capacity(config.services().len());
@@ -35,37 +62,51 @@ impl Builder {
                 continue;
             }
             let port = spec.listen.get();
-            let (mut addrs, no_backends): (Vec<SocketAddr>, Option<NoBackends>) = match &spec.backend {
-                BackendTarget::Ip(a) => (vec![*a], None),
-                BackendTarget::Dns { name, port } => match hosts.lookup(name) {
-                    Some(ips) => (ips.iter().map(|ip| SocketAddr::new(*ip, port.get())).collect(), None),
-                    None => (
-                        Vec::new(),
-                        Some(NoBackends::Unresolved(format!(
-                            "{name} is not in the hosts file, and DNS discovery is not available yet"
-                        ))),
-                    ),
-                },
-                BackendTarget::Srv { name } => (
-                    Vec::new(),
-                    Some(NoBackends::Unresolved(format!(
-                        "{name} needs an SRV lookup, and DNS discovery is not available yet"
-                    ))),
-                ),
+            let from_hosts = match &spec.backend {
+                BackendTarget::Dns { name, port } => hosts.lookup(name).map(|ips| {
+                    ips.iter()
+                        .map(|ip| (SocketAddr::new(*ip, port.get()), 1))
+                        .collect()
+                }),
+                _ => None,
             };
+            let (mut addrs, no_backends): (Vec<(SocketAddr, u16)>, Option<NoBackends>) =
+                match (&spec.backend, from_hosts) {
+                    (BackendTarget::Ip(a), _) => (vec![(*a, 1)], None),
+                    (_, Some(list)) => (list, None),
+                    (t, None) => {
+                        let target = dns_target(t).expect("names only here");
+                        match dns.good.get(&target) {
+                            Some(list) => (list.clone(), None),
+                            None if !dns.enabled => (
+                                Vec::new(),
+                                Some(NoBackends::Unresolved(format!(
+                                    "{} is not in the hosts file and DNS discovery is off",
+                                    target.name()
+                                ))),
+                            ),
+                            None => (
+                                Vec::new(),
+                                Some(NoBackends::Unresolved(match dns.errors.get(&target) {
+                                    Some(e) => format!("{}: {e}", target.name()),
+                                    None => format!("{}: waiting for DNS", target.name()),
+                                })),
+                            ),
+                        }
+                    }
+                };
             // A stable choice when there are more than max_rs: sorted order,
             // so every generation keeps the same ones.
-            addrs.sort_by_key(|a| (matches!(a.ip(), IpAddr::V6(_)), *a));
-            addrs.dedup();
+            addrs.sort_by_key(|(a, _)| (matches!(a.ip(), IpAddr::V6(_)), *a));
+            addrs.dedup_by_key(|(a, _)| *a);
             addrs.truncate(usize::from(config.max_rs()));
             let backends: Vec<Arc<Backend>> = addrs
                 .into_iter()
-                .map(|a| {
-                    let b = self
-                        .backends
-                        .get(&(port, a))
-                        .cloned()
-                        .unwrap_or_else(|| Arc::new(Backend::new(a)));
+                .map(|(a, w)| {
+                    let b = match self.backends.get(&(port, a)) {
+                        Some(b) if b.weight() == w.max(1) => Arc::clone(b),
+                        _ => Arc::new(Backend::with_weight(a, w)),
+                    };
                     kept.insert((port, a), Arc::clone(&b));
                     b
                 })
@@ -147,9 +188,11 @@ mod tests {
         .unwrap();
         let hosts = Hosts::load(&dir);
         let mut b = Builder::default();
+        let none = Discovered::default();
         let s1 = b.build(
             &config("tcp://80:web.test:8080,tcp://81:10.0.0.1:1,tcp://82:srv.test"),
             &hosts,
+            &none,
         );
         let web = &s1.services[0];
         // max_rs 2: the two lowest addresses, every time.
@@ -159,7 +202,7 @@ mod tests {
             s1.services[2].no_backends,
             Some(NoBackends::Unresolved(_))
         ));
-        let s2 = b.build(&config("tcp://80:web.test:8080"), &hosts);
+        let s2 = b.build(&config("tcp://80:web.test:8080"), &hosts, &none);
         assert!(Arc::ptr_eq(
             &s1.services[0].backends[0],
             &s2.services[0].backends[0]

@@ -12,28 +12,31 @@ use crate::snapshot::Backend;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RoundRobin(usize);
 
-/// Picks the backend with the fewest active connections, skipping `avoid`
-/// (the one that just failed, for the redispatch retry). Among equals, the
-/// first at or after the cursor wins, and the cursor moves past it.
+/// Picks the backend with the fewest active connections relative to its
+/// weight, skipping `avoid` (the one that just failed, for the redispatch
+/// retry). Among equals, the first at or after the cursor wins, and the
+/// cursor moves past it.
 pub fn pick<'a>(
     backends: &'a [Arc<Backend>],
     cursor: &mut RoundRobin,
     avoid: Option<SocketAddr>,
 ) -> Option<&'a Arc<Backend>> {
     let n = backends.len();
-    let mut best: Option<(usize, usize)> = None;
+    // (index, active + 1, weight): compared as (a+1)/w without division.
+    let mut best: Option<(usize, u64, u64)> = None;
     for k in 0..n {
         let i = (cursor.0 + k) % n;
         let b = &backends[i];
         if Some(b.addr()) == avoid {
             continue;
         }
-        let load = b.active();
-        if best.is_none_or(|(_, l)| load < l) {
-            best = Some((i, load));
+        let load = b.active() as u64 + 1;
+        let w = u64::from(b.weight());
+        if best.is_none_or(|(_, l, bw)| load * bw < l * w) {
+            best = Some((i, load, w));
         }
     }
-    let (i, _) = best?;
+    let (i, _, _) = best?;
     cursor.0 = (i + 1) % n;
     Some(&backends[i])
 }
@@ -69,6 +72,26 @@ mod tests {
         let _l3 = BackendLease::acquire(&b[2]);
         let _l4 = BackendLease::acquire(&b[2]);
         assert_ne!(pick(&b, &mut rr, None).unwrap().addr().port(), 3);
+    }
+
+    #[test]
+    fn weights_share_the_load() {
+        let heavy = Arc::new(Backend::with_weight(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            3,
+        ));
+        let light = Arc::new(Backend::with_weight(
+            SocketAddr::from(([127, 0, 0, 1], 2)),
+            1,
+        ));
+        let b = vec![heavy, light];
+        let mut rr = RoundRobin::default();
+        let mut leases = Vec::new();
+        for _ in 0..8 {
+            let chosen = pick(&b, &mut rr, None).unwrap();
+            leases.push(BackendLease::acquire(chosen));
+        }
+        assert_eq!((b[0].active(), b[1].active()), (6, 2));
     }
 
     #[test]

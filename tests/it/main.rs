@@ -2,6 +2,7 @@
 //! once. Each module is one capability; shared helpers are in `util`.
 
 mod check_cli;
+mod dns;
 mod guide;
 mod http;
 mod mdata;

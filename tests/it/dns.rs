@@ -1,0 +1,265 @@
+//! Backend discovery against a real DNS server (dnsmasq, serving a
+//! CNS-shaped zone with TTL 1), changed while traffic flows.
+
+use std::io::Read;
+use std::net::{TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::backend::{Backend, Behaviour};
+use crate::util::http::{get, ok, Client, HttpBackend};
+use crate::util::{connect_within, free_port, local, metadata, roundtrip, Moirai};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+const ZONE: &str = "u1.dc1.cns.test";
+
+/// dnsmasq on a loopback port, answering `cns.test` from its arguments.
+struct Dns {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Dns {
+    fn start(records: &[String]) -> Dns {
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut d = Dns { port, child: None };
+        d.restart(records);
+        d
+    }
+
+    /// Replaces the records (dnsmasq reads them at start).
+    fn restart(&mut self, records: &[String]) {
+        self.stop();
+        let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("dnsmasq is needed as a real DNS server: apt-get install -y dnsmasq-base (.ci/run does)");
+        let child = Command::new(bin)
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--user=root",
+                "--pid-file=",
+                "--local-ttl=1",
+                "--local=/cns.test/",
+            ])
+            .arg(format!("--port={}", self.port))
+            .args(records)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        // Wait until it answers on TCP (it listens on both).
+        connect_within(local(self.port), SECS(5));
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn nameserver(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn host(name: &str, ip: &str) -> String {
+    format!("--host-record={name}.{ZONE},{ip}")
+}
+
+/// Connects until the tagged backend answering is `want`, within `limit`.
+fn reach(port: u16, want: u8, limit: Duration) -> TcpStream {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut c) = TcpStream::connect(local(port)) {
+            c.set_read_timeout(Some(SECS(2))).unwrap();
+            let mut tag = [0u8];
+            if c.read_exact(&mut tag).is_ok() && tag[0] == want {
+                return c;
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "port {port} never reached backend {}",
+            want as char
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_mode_follows_dns_within_the_ttl() {
+    let a = Backend::start("127.0.0.2:0", Behaviour::TaggedEcho(b'A'));
+    let bport = a.addr.port();
+    let b = Backend::start(&format!("127.0.0.3:{bport}"), Behaviour::TaggedEcho(b'B'));
+    let mut dns = Dns::start(&[host("web.svc", "127.0.0.2")]);
+    let port = free_port();
+    let ns = dns.nameserver();
+    let m = Moirai::start(
+        &metadata(&format!("tcp://{port}:web.svc.{ZONE}:{bport}")),
+        "",
+        &["--nameserver", &ns, "--max-ttl", "2s"],
+    );
+    let mut old = reach(port, b'A', SECS(5));
+    // Instance A leaves CNS, B joins: new connections move within TTL +
+    // interval; the open one to A finishes undisturbed.
+    dns.restart(&[host("web.svc", "127.0.0.3")]);
+    let start = Instant::now();
+    let _ = reach(port, b'B', SECS(5));
+    assert!(start.elapsed() < SECS(4), "took {:?}", start.elapsed());
+    for _ in 0..5 {
+        let mut c = connect_within(local(port), SECS(2));
+        let mut tag = [0u8];
+        c.read_exact(&mut tag).unwrap();
+        assert_eq!(tag[0], b'B', "a removed backend got a new connection");
+    }
+    assert_eq!(roundtrip(&mut old, b"still here").unwrap(), b"still here");
+    // Both: traffic reaches both.
+    dns.restart(&[host("web.svc", "127.0.0.2"), host("web.svc", "127.0.0.3")]);
+    let _ = reach(port, b'A', SECS(5));
+    m.wait_log("dns: web.svc", SECS(1));
+    drop((a, b));
+}
+
+#[test]
+fn srv_mode_finds_backends_on_different_ports() {
+    let a = Backend::start("127.0.0.2:0", Behaviour::TaggedEcho(b'A'));
+    let b = Backend::start("127.0.0.3:0", Behaviour::TaggedEcho(b'B'));
+    assert_ne!(a.addr.port(), b.addr.port());
+    let dns = Dns::start(&[
+        host("i1.inst", "127.0.0.2"),
+        host("i2.inst", "127.0.0.3"),
+        format!(
+            "--srv-host=api.svc.{ZONE},i1.inst.{ZONE},{},0,10",
+            a.addr.port()
+        ),
+        format!(
+            "--srv-host=api.svc.{ZONE},i2.inst.{ZONE},{},0,10",
+            b.addr.port()
+        ),
+    ]);
+    let port = free_port();
+    let _m = Moirai::start(
+        &metadata(&format!("tcp://{port}:api.svc.{ZONE}")),
+        "",
+        &["--nameserver", &dns.nameserver()],
+    );
+    let _ = reach(port, b'A', SECS(5));
+    let _ = reach(port, b'B', SECS(5));
+}
+
+#[test]
+fn with_dns_down_traffic_goes_to_the_last_good_set() {
+    let a = Backend::start("127.0.0.2:0", Behaviour::TaggedEcho(b'A'));
+    let mut dns = Dns::start(&[host("web.svc", "127.0.0.2")]);
+    let port = free_port();
+    let m = Moirai::start(
+        &metadata(&format!("tcp://{port}:web.svc.{ZONE}:{}", a.addr.port())),
+        "",
+        &["--nameserver", &dns.nameserver(), "--max-ttl", "1s"],
+    );
+    let _ = reach(port, b'A', SECS(5));
+    dns.stop();
+    m.wait_log("keeping the last good set", SECS(10));
+    // Several TTLs later, still served.
+    std::thread::sleep(SECS(2));
+    let mut c = reach(port, b'A', SECS(2));
+    assert_eq!(roundtrip(&mut c, b"ok").unwrap(), b"ok");
+}
+
+#[test]
+fn nxdomain_empties_the_set_and_recovery_refills_it() {
+    let a = HttpBackend::start("127.0.0.2:0", |_| ok("up"));
+    let mut dns = Dns::start(&[host("web.svc", "127.0.0.2")]);
+    let port = free_port();
+    let _m = Moirai::start(
+        &metadata(&format!("http://{port}:web.svc.{ZONE}:{}", a.port())),
+        "",
+        &["--nameserver", &dns.nameserver(), "--max-ttl", "1s"],
+    );
+    let until = |status: u16| {
+        let start = Instant::now();
+        loop {
+            let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+            if r.status == status {
+                return;
+            }
+            assert!(start.elapsed() < SECS(6), "never got {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until(200);
+    // CNS removed every instance: the name is gone, the service says 503.
+    dns.restart(&[host("other.svc", "127.0.0.9")]);
+    until(503);
+    dns.restart(&[host("web.svc", "127.0.0.2")]);
+    until(200);
+}
+
+#[test]
+fn metadata_changes_under_load_fail_no_request_on_unchanged_services() {
+    let b = HttpBackend::start("127.0.0.1:0", |_| ok("steady"));
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let (steady, churn) = (free_port(), free_port());
+    let stable = format!("http://{steady}:127.0.0.1:{}", b.port());
+    let m = Moirai::start(&metadata(&stable), "", &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loaders: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut ok_n, mut failed) = (0u32, 0u32);
+                let mut c = Client::connect(local(steady));
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match c.exchange(&get("/")) {
+                        Some(r) if r.status == 200 => ok_n += 1,
+                        _ => {
+                            failed += 1;
+                            c = Client::connect(local(steady));
+                        }
+                    }
+                    // Half the time on a fresh connection.
+                    if ok_n % 2 == 0 {
+                        c = Client::connect(local(steady));
+                    }
+                }
+                (ok_n, failed)
+            })
+        })
+        .collect();
+    for i in 0..20 {
+        let portmap = if i % 2 == 0 {
+            format!("{stable} tcp://{churn}:127.0.0.1:{}", echo.addr.port())
+        } else {
+            stable.clone()
+        };
+        m.set_metadata(&metadata(&portmap));
+        m.wait_log(&format!("generation {} applied", i + 2), SECS(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut total, mut failed) = (0, 0);
+    for l in loaders {
+        let (o, f) = l.join().unwrap();
+        total += o;
+        failed += f;
+    }
+    assert!(total > 100, "only {total} requests");
+    assert_eq!(failed, 0, "{failed} of {total} requests failed");
+}
