@@ -94,7 +94,6 @@ impl std::error::Error for RunError {}
 /// A generation sent to the workers and not yet applied by all of them.
 struct Pending {
     seen: Instant,
-    acks: usize,
     changes: Vec<String>,
 }
 
@@ -113,6 +112,8 @@ struct Control {
     next_read: Instant,
     last_source_error: Option<String>,
     dns: Option<dns::watcher::Watcher>,
+    /// The newest generation each worker has applied.
+    worker_gen: Vec<u64>,
     discovered: publish::Discovered,
     watched: Vec<dns::resolver::Target>,
 }
@@ -198,6 +199,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             ..publish::Discovered::default()
         },
         dns: dns_watcher,
+        worker_gen: vec![0; workers_n],
         watched: Vec::new(),
     };
     ctl.read_metadata(Instant::now(), true);
@@ -431,29 +433,39 @@ impl Control {
                 snap.generation
             );
         }
-        self.pending.insert(
-            snap.generation,
-            Pending {
-                seen,
-                acks: 0,
-                changes,
-            },
-        );
+        self.pending
+            .insert(snap.generation, Pending { seen, changes });
         self.snapshot = snap;
     }
 
     fn collect_reports(&mut self) {
         while let Ok(r) = self.reports.try_recv() {
             match r {
-                FromWorker::Applied { generation, at, .. } => {
-                    let Some(p) = self.pending.get_mut(&generation) else {
-                        continue;
-                    };
-                    p.acks += 1;
-                    if p.acks == self.workers.len() {
+                FromWorker::Applied {
+                    worker,
+                    generation,
+                    at,
+                } => {
+                    // A worker applies only the newest snapshot it finds, so
+                    // an ack for N also stands for every generation before.
+                    if let Some(g) = self.worker_gen.get_mut(worker) {
+                        *g = (*g).max(generation);
+                    }
+                    let everywhere = self.worker_gen.iter().copied().min().unwrap_or(0);
+                    let mut done: Vec<u64> = self
+                        .pending
+                        .keys()
+                        .copied()
+                        .filter(|g| *g <= everywhere)
+                        .collect();
+                    done.sort_unstable();
+                    for g in done {
+                        let Some(p) = self.pending.remove(&g) else {
+                            continue;
+                        };
                         let took = at.saturating_duration_since(p.seen);
                         log::info!(
-                            "generation {generation} applied by {} workers in {:.1} ms: {}",
+                            "generation {g} applied by {} workers in {:.1} ms: {}",
                             self.workers.len(),
                             took.as_secs_f64() * 1000.0,
                             if p.changes.is_empty() {
@@ -462,7 +474,6 @@ impl Control {
                                 p.changes.join("; ")
                             }
                         );
-                        self.pending.retain(|g, _| *g > generation);
                     }
                 }
                 FromWorker::ListenFailed {

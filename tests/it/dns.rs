@@ -2,7 +2,7 @@
 //! CNS-shaped zone with TTL 1), changed while traffic flows.
 
 use std::io::Read;
-use std::net::{TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,11 +21,7 @@ struct Dns {
 
 impl Dns {
     fn start(records: &[String]) -> Dns {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut d = Dns { port, child: None };
         d.restart(records);
         d
@@ -59,7 +55,18 @@ impl Dns {
             .unwrap();
         self.child = Some(child);
         // Wait until it answers on TCP (it listens on both).
-        connect_within(local(self.port), SECS(5));
+        let start = Instant::now();
+        while TcpStream::connect(local(self.port)).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("dnsmasq exited at start ({status}) on port {}", self.port);
+            }
+            assert!(
+                start.elapsed() < SECS(5),
+                "dnsmasq did not listen on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn stop(&mut self) {

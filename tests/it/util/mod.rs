@@ -22,13 +22,34 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
-/// A port that was free a moment ago (bind to 0, read, release).
+/// A port that is free for TCP and UDP, on every address. Taken from below
+/// the kernel's ephemeral range (32768 and up on Linux), so a later bind to
+/// port 0 (a test backend, a client) can never be handed the same port; an
+/// atomic counter keeps parallel tests apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 800) as u16 * 15,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::SeqCst);
+        let p = if p >= 32_000 {
+            NEXT.store(20_001, Ordering::SeqCst);
+            20_000
+        } else {
+            p
+        };
+        let free = TcpListener::bind(("::", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok();
+        if free {
+            return p;
+        }
+    }
 }
 
 /// Metadata JSON for an enabled balancer with this portmap.
@@ -95,6 +116,13 @@ impl Moirai {
                 &[][..]
             } else {
                 &["--workers", "2"][..]
+            })
+            // Tests never ask the machine's resolver: names come from the
+            // hosts file or from a DNS server the test starts itself.
+            .args(if extra.contains(&"--nameserver") {
+                &[][..]
+            } else {
+                &["--nameserver", "127.0.0.1:9"][..]
             })
             .args(["--log-level", "debug"])
             .args(extra)
