@@ -111,3 +111,59 @@ pub fn to_text(config: &Config, errors: &[ConfigError]) -> String {
     }
     out
 }
+
+/// `moirai status` for people: one block per service, then DNS and errors.
+pub fn status_text(v: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "moirai {} generation {} (metadata from {}{})",
+        v["version"].as_str().unwrap_or("?"),
+        v["generation"],
+        v["metadata_source"].as_str().unwrap_or("?"),
+        v["metadata_error"]
+            .as_str()
+            .map(|e| format!("; last read failed: {e}"))
+            .unwrap_or_default()
+    );
+    for s in v["services"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "{}", s["service"].as_str().unwrap_or("?"));
+        let backends = s["backends"].as_array().map_or(&[][..], Vec::as_slice);
+        if let Some(why) = s["no_backends"].as_str() {
+            let _ = writeln!(out, "  no backends: {why}");
+        }
+        for b in backends {
+            let _ = writeln!(
+                out,
+                "  {:<40} weight {:<3} active {}",
+                b["address"].as_str().unwrap_or("?"),
+                b["weight"],
+                b["active"]
+            );
+        }
+    }
+    for d in v["dns"].as_array().into_iter().flatten() {
+        let answer = match d["last_answer"].as_array() {
+            Some(a) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => "(no answer yet)".to_owned(),
+        };
+        let _ = write!(
+            out,
+            "dns {} {}: {answer}",
+            d["lookup"].as_str().unwrap_or("?"),
+            d["name"].as_str().unwrap_or("?")
+        );
+        if let Some(e) = d["error"].as_str() {
+            let _ = write!(out, " [last error: {e}]");
+        }
+        out.push('\n');
+    }
+    for e in v["config_errors"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "error: {}", e.as_str().unwrap_or("?"));
+    }
+    out
+}

@@ -26,6 +26,18 @@ enum Command {
     Run(RunArgs),
     /// Print the services the metadata describes, and every error in it.
     Check(CheckArgs),
+    /// Ask a running moirai what it is doing (services, backends, DNS).
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The running moirai's state directory.
+    #[arg(long, value_name = "DIR", default_value = default_state_dir())]
+    state_dir: PathBuf,
+    /// Print the JSON document as it comes.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where metadata comes from; without one, the zone's metadata socket (or
@@ -153,7 +165,31 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check(args),
         Command::Run(args) => run(args),
+        Command::Status(args) => status(args),
     }
+}
+
+fn status(args: StatusArgs) -> ExitCode {
+    use std::io::Read;
+    let path = args.state_dir.join(moirai::control::status::SOCKET);
+    let mut text = String::new();
+    let read = std::os::unix::net::UnixStream::connect(&path).and_then(|mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.read_to_string(&mut text)
+    });
+    if let Err(e) = read {
+        return fail(&format!("cannot reach moirai at {}: {e}", path.display()));
+    }
+    if args.json {
+        println!("{text}");
+        return ExitCode::SUCCESS;
+    }
+    let v: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return fail(&format!("unreadable status from {}: {e}", path.display())),
+    };
+    print!("{}", moirai::check::status_text(&v));
+    ExitCode::SUCCESS
 }
 
 fn check(args: CheckArgs) -> ExitCode {

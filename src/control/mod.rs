@@ -13,6 +13,7 @@
 pub mod dns;
 pub mod hosts;
 pub mod publish;
+pub mod status;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -39,6 +40,8 @@ const TICK: Duration = Duration::from_millis(200);
 const SIGNALS: Token = Token(1);
 /// Token of the DNS thread's wake-ups.
 const DNS: Token = Token(2);
+/// Token of the status socket.
+const STATUS: Token = Token(3);
 /// How long one nameserver gets to answer before the next is asked.
 const DNS_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -204,6 +207,13 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     };
     ctl.read_metadata(Instant::now(), true);
 
+    let mut status = match status::StatusServer::bind(&opts.state_dir, poll.registry(), STATUS) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn!("no status socket in {}: {e}", opts.state_dir.display());
+            None
+        }
+    };
     let mut events = Events::with_capacity(16);
     'run: loop {
         if let Err(e) = poll.poll(&mut events, Some(TICK)) {
@@ -227,6 +237,11 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         ctl.collect_reports();
         if events.iter().any(|e| e.token() == DNS) {
             ctl.dns_updates();
+        }
+        if events.iter().any(|e| e.token() == STATUS) {
+            if let Some(s) = status.as_mut() {
+                s.serve(|| ctl.status_report().to_string());
+            }
         }
         let hosts_changed = ctl.hosts.refresh();
         if hosts_changed || ctl.source_due(now) {
@@ -341,6 +356,51 @@ impl Control {
         }
         self.config = Some(config);
         self.publish(snap, seen);
+    }
+
+    /// The running truth, as `moirai status` shows it.
+    fn status_report(&self) -> serde_json::Value {
+        use serde_json::json;
+        let services: Vec<_> = self
+            .snapshot
+            .services
+            .iter()
+            .map(|s| {
+                json!({
+                    "service": s.spec.to_string(),
+                    "type": s.spec.kind.as_str(),
+                    "listen": s.port(),
+                    "backends": s.backends.iter().map(|b| json!({
+                        "address": b.addr().to_string(),
+                        "weight": b.weight(),
+                        "active": b.active(),
+                    })).collect::<Vec<_>>(),
+                    "no_backends": s.no_backends.as_ref().map(|n| format!("{n:?}")),
+                })
+            })
+            .collect();
+        let dns: Vec<_> = self
+            .watched
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name(),
+                    "lookup": match t { dns::resolver::Target::Addr { .. } => "a", _ => "srv" },
+                    "last_answer": self.discovered.good.get(t).map(|v| v.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>()),
+                    "error": self.discovered.errors.get(t),
+                })
+            })
+            .collect();
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "generation": self.snapshot.generation,
+            "metadata_source": self.source.describe(),
+            "metadata_error": self.last_source_error,
+            "enabled": self.config.as_ref().is_some_and(Config::enabled),
+            "services": services,
+            "dns": dns,
+            "config_errors": self.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        })
     }
 
     /// Tells the DNS thread which names the configuration needs.

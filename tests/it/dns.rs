@@ -270,3 +270,64 @@ fn metadata_changes_under_load_fail_no_request_on_unchanged_services() {
     assert!(total > 100, "only {total} requests");
     assert_eq!(failed, 0, "{failed} of {total} requests failed");
 }
+
+#[test]
+fn moirai_status_shows_services_backends_dns_and_errors() {
+    let a = Backend::start("127.0.0.2:0", Behaviour::TaggedEcho(b'A'));
+    let dns = Dns::start(&[host("web.svc", "127.0.0.2")]);
+    let (p1, p2) = (free_port(), free_port());
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": format!(
+            "tcp://{p1}:web.svc.{ZONE}:{} tcp://{p2}:gone.svc.{ZONE}:80 bogus://1:x",
+            a.addr.port()
+        ),
+    });
+    let m = Moirai::start(&md.to_string(), "", &["--nameserver", &dns.nameserver()]);
+    let _ = reach(p1, b'A', SECS(5));
+    let status = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moirai"));
+        cmd.args(["status", "--state-dir"]).arg(m.dir.join("state"));
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let v: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    assert!(v["generation"].as_u64().unwrap() >= 1);
+    let services = v["services"].as_array().unwrap();
+    assert_eq!(services.len(), 2);
+    assert_eq!(
+        services[0]["backends"][0]["address"],
+        format!("127.0.0.2:{}", a.addr.port())
+    );
+    assert!(services[1]["no_backends"].is_string());
+    let text = status(false);
+    assert!(
+        text.contains(&format!("tcp://{p1}:web.svc.{ZONE}:{}", a.addr.port())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "dns a web.svc.{ZONE}: 127.0.0.2:{}",
+            a.addr.port()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("error: cloud.tritoncompute:portmap entry 2"),
+        "{text}"
+    );
+    // Without a running moirai: a clear error, exit 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(["status", "--state-dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -71,6 +71,12 @@ impl Source for mio::net::UnixStream {
     }
 }
 
+impl Source for mio::net::UnixListener {
+    fn raw_fd(&self) -> RawFd {
+        self.as_raw_fd()
+    }
+}
+
 fn dirs(interest: Interest) -> u8 {
     let mut d = 0;
     if interest.is_readable() {
