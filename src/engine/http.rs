@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::balance;
 use super::buffer::{Buffer, BufferPool};
-use super::session::{connect_result, transfer, CloseReason, Conn, Ctx, Fault, Step};
+use super::session::{connect_result, pipe_round, CloseReason, Conn, Ctx, Step, Streams};
 use super::token::{EventTarget, Side};
 use crate::proto::cookie::{self, CookieKey, COOKIE_NAME};
 use crate::proto::http1::body::{BodyTracker, Framing};
@@ -768,40 +768,15 @@ impl HttpSession {
         let Some(backend) = self.backend.as_mut() else {
             return Err(Step::Closed(CloseReason::ConnectFailed));
         };
-        let up = transfer(
-            &mut self.client,
+        let streams = Streams {
+            client: &mut self.client,
             backend,
-            &mut self.cbuf,
-            &mut self.tunnel.up,
-            None,
-            ctx,
-            (Side::Client, Side::Backend),
-        );
-        let down = transfer(
-            backend,
-            &mut self.client,
-            &mut self.bbuf,
-            &mut self.tunnel.down,
-            None,
-            ctx,
-            (Side::Backend, Side::Client),
-        );
-        match (up, down) {
-            (Err(Fault(side)), _) | (_, Err(Fault(side))) => {
-                match side {
-                    Side::Client => net::set_reset_on_close(&backend.stream),
-                    Side::Backend => net::set_reset_on_close(&self.client.stream),
-                }
-                Err(Step::Closed(CloseReason::Reset(side)))
-            }
-            (Ok(a), Ok(b)) => {
-                if self.tunnel.finished() {
-                    Err(Step::Closed(CloseReason::Done))
-                } else {
-                    Ok(a || b)
-                }
-            }
-        }
+            up: &mut self.cbuf,
+            down: &mut self.bbuf,
+            pipe: &mut self.tunnel,
+            preface: None,
+        };
+        pipe_round(streams, ctx)
     }
 
     // ---- our own answers ---------------------------------------------

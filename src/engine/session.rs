@@ -119,7 +119,7 @@ impl Conn {
 }
 
 /// A failed read or write, and on which socket.
-pub(super) struct Fault(pub(super) Side);
+struct Fault(Side);
 
 /// The PROXY v2 header and how much of it was sent.
 #[derive(Debug)]
@@ -306,40 +306,18 @@ impl Session {
             return Step::Closed(CloseReason::ConnectFailed);
         };
         for _ in 0..ROUNDS_PER_TURN {
-            let up = transfer(
-                &mut self.client,
-                backend,
-                &mut self.up,
-                &mut self.pipe.up,
-                self.preface.as_mut(),
-                ctx,
-                (Side::Client, Side::Backend),
-            );
-            let down = transfer(
-                backend,
-                &mut self.client,
-                &mut self.down,
-                &mut self.pipe.down,
-                None,
-                ctx,
-                (Side::Backend, Side::Client),
-            );
-            let progress = match (up, down) {
-                (Err(Fault(side)), _) | (_, Err(Fault(side))) => {
-                    // Pass the failure on: reset the side that did not fail.
-                    match side {
-                        Side::Client => net::set_reset_on_close(&backend.stream),
-                        Side::Backend => net::set_reset_on_close(&self.client.stream),
-                    }
-                    return Step::Closed(CloseReason::Reset(side));
-                }
-                (Ok(a), Ok(b)) => a || b,
+            let streams = Streams {
+                client: &mut self.client,
+                backend: &mut *backend,
+                up: &mut self.up,
+                down: &mut self.down,
+                pipe: &mut self.pipe,
+                preface: self.preface.as_mut(),
             };
-            if self.pipe.finished() {
-                return Step::Closed(CloseReason::Done);
-            }
-            if !progress {
-                return Step::Open;
+            match pipe_round(streams, ctx) {
+                Ok(true) => continue,
+                Ok(false) => return Step::Open,
+                Err(step) => return step,
             }
         }
         Step::Again
@@ -405,6 +383,51 @@ impl Session {
     }
 }
 
+/// Both directions of a byte pipe, borrowed for one round.
+pub(super) struct Streams<'a> {
+    pub(super) client: &'a mut Conn,
+    pub(super) backend: &'a mut Conn,
+    pub(super) up: &'a mut Option<Buffer>,
+    pub(super) down: &'a mut Option<Buffer>,
+    pub(super) pipe: &'a mut Pipe,
+    pub(super) preface: Option<&'a mut Preface>,
+}
+
+/// One round of moving bytes both ways: `Ok(progress)`, or the step that
+/// ends the pipe: done when both FINs went through, or a reset passed on to
+/// the side that did not fail.
+pub(super) fn pipe_round(s: Streams<'_>, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
+    let up = transfer(
+        s.client,
+        s.backend,
+        s.up,
+        &mut s.pipe.up,
+        s.preface,
+        ctx,
+        (Side::Client, Side::Backend),
+    );
+    let down = transfer(
+        s.backend,
+        s.client,
+        s.down,
+        &mut s.pipe.down,
+        None,
+        ctx,
+        (Side::Backend, Side::Client),
+    );
+    match (up, down) {
+        (Err(Fault(side)), _) | (_, Err(Fault(side))) => {
+            match side {
+                Side::Client => net::set_reset_on_close(&s.backend.stream),
+                Side::Backend => net::set_reset_on_close(&s.client.stream),
+            }
+            Err(Step::Closed(CloseReason::Reset(side)))
+        }
+        _ if s.pipe.finished() => Err(Step::Closed(CloseReason::Done)),
+        (Ok(a), Ok(b)) => Ok(a || b),
+    }
+}
+
 /// How a non-blocking connect ended: None while it is still in progress
 /// (a spurious wake-up), else success or the error.
 pub(super) fn connect_result(b: &Conn) -> Option<io::Result<()>> {
@@ -421,7 +444,7 @@ pub(super) fn connect_result(b: &Conn) -> Option<io::Result<()>> {
 
 /// One direction: flush what is buffered (preface first), read more, and
 /// carry a FIN through once everything before it is delivered.
-pub(super) fn transfer(
+fn transfer(
     src: &mut Conn,
     dst: &mut Conn,
     slot: &mut Option<Buffer>,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::http::{get, ok, Client, HttpBackend};
-use crate::util::{connect_within, free_port, local, metadata, roundtrip, Moirai};
+use crate::util::{connect_within, free_port, local, metadata, reach_tag, roundtrip, Moirai};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 const ZONE: &str = "u1.dc1.cns.test";
@@ -91,26 +91,6 @@ fn host(name: &str, ip: &str) -> String {
     format!("--host-record={name}.{ZONE},{ip}")
 }
 
-/// Connects until the tagged backend answering is `want`, within `limit`.
-fn reach(port: u16, want: u8, limit: Duration) -> TcpStream {
-    let start = Instant::now();
-    loop {
-        if let Ok(mut c) = TcpStream::connect(local(port)) {
-            c.set_read_timeout(Some(SECS(2))).unwrap();
-            let mut tag = [0u8];
-            if c.read_exact(&mut tag).is_ok() && tag[0] == want {
-                return c;
-            }
-        }
-        assert!(
-            start.elapsed() < limit,
-            "port {port} never reached backend {}",
-            want as char
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_mode_follows_dns_within_the_ttl() {
     let a = Backend::start("127.0.0.2:0", Behaviour::TaggedEcho(b'A'));
@@ -124,12 +104,12 @@ fn a_mode_follows_dns_within_the_ttl() {
         "",
         &["--nameserver", &ns, "--max-ttl", "2s"],
     );
-    let mut old = reach(port, b'A', SECS(5));
+    let mut old = reach_tag(port, b'A', SECS(5));
     // Instance A leaves CNS, B joins: new connections move within TTL +
     // interval; the open one to A finishes undisturbed.
     dns.restart(&[host("web.svc", "127.0.0.3")]);
     let start = Instant::now();
-    let _ = reach(port, b'B', SECS(5));
+    let _ = reach_tag(port, b'B', SECS(5));
     assert!(start.elapsed() < SECS(4), "took {:?}", start.elapsed());
     for _ in 0..5 {
         let mut c = connect_within(local(port), SECS(2));
@@ -140,7 +120,7 @@ fn a_mode_follows_dns_within_the_ttl() {
     assert_eq!(roundtrip(&mut old, b"still here").unwrap(), b"still here");
     // Both: traffic reaches both.
     dns.restart(&[host("web.svc", "127.0.0.2"), host("web.svc", "127.0.0.3")]);
-    let _ = reach(port, b'A', SECS(5));
+    let _ = reach_tag(port, b'A', SECS(5));
     m.wait_log("dns: web.svc", SECS(1));
     drop((a, b));
 }
@@ -168,8 +148,8 @@ fn srv_mode_finds_backends_on_different_ports() {
         "",
         &["--nameserver", &dns.nameserver()],
     );
-    let _ = reach(port, b'A', SECS(5));
-    let _ = reach(port, b'B', SECS(5));
+    let _ = reach_tag(port, b'A', SECS(5));
+    let _ = reach_tag(port, b'B', SECS(5));
 }
 
 #[test]
@@ -182,12 +162,12 @@ fn with_dns_down_traffic_goes_to_the_last_good_set() {
         "",
         &["--nameserver", &dns.nameserver(), "--max-ttl", "1s"],
     );
-    let _ = reach(port, b'A', SECS(5));
+    let _ = reach_tag(port, b'A', SECS(5));
     dns.stop();
     m.wait_log("keeping the last good set", SECS(10));
     // Several TTLs later, still served.
     std::thread::sleep(SECS(2));
-    let mut c = reach(port, b'A', SECS(2));
+    let mut c = reach_tag(port, b'A', SECS(2));
     assert_eq!(roundtrip(&mut c, b"ok").unwrap(), b"ok");
 }
 
@@ -284,7 +264,7 @@ fn moirai_status_shows_services_backends_dns_and_errors() {
         ),
     });
     let m = Moirai::start(&md.to_string(), "", &["--nameserver", &dns.nameserver()]);
-    let _ = reach(p1, b'A', SECS(5));
+    let _ = reach_tag(p1, b'A', SECS(5));
     let status = |json: bool| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_moirai"));
         cmd.args(["status", "--state-dir"]).arg(m.dir.join("state"));

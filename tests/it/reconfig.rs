@@ -1,34 +1,16 @@
 //! Live reconfiguration: snapshots change under open connections, and
 //! SIGHUP re-reads the metadata at once.
 
-use std::io::Read;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::{
-    connect_within, free_port, local, metadata, roundtrip, temp_dir, wait_refused, Moirai,
+    connect_within, free_port, local, metadata, reach_tag, roundtrip, temp_dir, wait_refused,
+    Moirai,
 };
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-/// Connects to `port` until the tagged backend answering is `want`.
-fn connect_to_tag(port: u16, want: u8, limit: Duration) -> TcpStream {
-    let start = Instant::now();
-    loop {
-        let mut c = connect_within(local(port), limit);
-        let mut tag = [0u8];
-        if c.read_exact(&mut tag).is_ok() && tag[0] == want {
-            return c;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "port {port} never reached backend {}",
-            want as char
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn twenty_snapshot_changes_leave_open_connections_unharmed() {
@@ -37,7 +19,7 @@ fn twenty_snapshot_changes_leave_open_connections_unharmed() {
     let (pa, pb) = (a.addr.port(), b.addr.port());
     let main = free_port();
     let m = Moirai::start(&metadata(&format!("tcp://{main}:127.0.0.1:{pa}")), "", &[]);
-    let mut first = connect_to_tag(main, b'A', SECS(5));
+    let mut first = reach_tag(main, b'A', SECS(5));
     let mut kept: Vec<(u8, TcpStream)> = Vec::new();
     let mut previous: Option<u16> = None;
     for round in 0..20 {
@@ -52,9 +34,9 @@ fn twenty_snapshot_changes_leave_open_connections_unharmed() {
         m.set_metadata(&metadata(&format!(
             "tcp://{main}:127.0.0.1:{bport} tcp://{extra}:127.0.0.1:{bport}"
         )));
-        let c = connect_to_tag(extra, tag, SECS(5));
+        let c = reach_tag(extra, tag, SECS(5));
         kept.push((tag, c));
-        kept.push((tag, connect_to_tag(main, tag, SECS(5))));
+        kept.push((tag, reach_tag(main, tag, SECS(5))));
         if let Some(p) = previous {
             wait_refused(local(p), SECS(5));
         }

@@ -17,13 +17,21 @@ pub struct Req {
     pub body: Vec<u8>,
 }
 
-impl Req {
-    /// The first value of a header (case-insensitive name).
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
+/// Every value of a header (case-insensitive name) in a raw head.
+fn header_values(head: &str, name: &str) -> Vec<String> {
+    head.lines()
+        .skip(1)
+        .filter_map(|l| {
             let (n, v) = l.split_once(':')?;
             n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
         })
+        .collect()
+}
+
+impl Req {
+    /// The first value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<String> {
+        header_values(&self.head, name).into_iter().next()
     }
 }
 
@@ -249,21 +257,11 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
+        header_values(&self.head, name).into_iter().next()
     }
 
     pub fn headers(&self, name: &str) -> Vec<String> {
-        self.head
-            .lines()
-            .skip(1)
-            .filter_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-            })
-            .collect()
+        header_values(&self.head, name)
     }
 }
 

@@ -223,6 +223,29 @@ pub fn connect_within(addr: SocketAddr, limit: Duration) -> TcpStream {
     }
 }
 
+/// Connects to `port` until a tagged backend (one that sends its tag byte
+/// first) answers with `want`; the balancer may need a moment to apply a
+/// change, or a connection may land on another backend meanwhile.
+pub fn reach_tag(port: u16, want: u8, limit: Duration) -> TcpStream {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut c) = TcpStream::connect(local(port)) {
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut tag = [0u8];
+            if c.read_exact(&mut tag).is_ok() && tag[0] == want {
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                return c;
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "port {port} never reached backend {}",
+            want as char
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits until connecting to `addr` is refused (the listener closed).
 pub fn wait_refused(addr: SocketAddr, limit: Duration) {
     let start = Instant::now();
