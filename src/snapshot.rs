@@ -18,6 +18,8 @@ use crate::config::{Service, Timeouts};
 pub struct Backend {
     addr: SocketAddr,
     weight: u16,
+    /// Its sticky-cookie value, computed once when the snapshot is built.
+    cookie: [u8; 16],
     active: AtomicUsize,
 }
 
@@ -32,8 +34,20 @@ impl Backend {
         Backend {
             addr,
             weight: weight.max(1),
+            cookie: [0; 16],
             active: AtomicUsize::new(0),
         }
+    }
+
+    /// The same backend, named by `cookie` in sticky sessions.
+    pub fn with_cookie(mut self, cookie: [u8; 16]) -> Backend {
+        self.cookie = cookie;
+        self
+    }
+
+    /// The value of the sticky cookie that names this backend.
+    pub fn cookie(&self) -> &[u8; 16] {
+        &self.cookie
     }
 
     /// Its share relative to the others (1 unless SRV says otherwise).

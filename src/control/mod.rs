@@ -140,11 +140,11 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         .map_err(|e| RunError::Setup("signal handlers", e))?;
 
     let (report_tx, reports) = crossbeam_channel::unbounded();
+    let cookie_key = load_cookie_key(&opts.state_dir)?;
     let listen = ListenConfig {
         mode: opts.listen_mode,
         shared: Arc::new(SharedListeners::default()),
         max_sessions,
-        cookie_key: load_cookie_key(&opts.state_dir)?,
         header_timeout: opts.header_timeout,
     };
     let mut workers = Vec::with_capacity(workers_n);
@@ -187,7 +187,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         source: opts.source,
         interval: opts.metadata_interval,
         hosts: hosts::Hosts::load(opts.hosts_file),
-        builder: publish::Builder::default(),
+        builder: publish::Builder::new(cookie_key),
         workers,
         reports,
         metadata: None,

@@ -11,13 +11,26 @@ use std::sync::Arc;
 use super::dns::resolver::Target;
 use super::hosts::Hosts;
 use crate::config::{BackendTarget, Config, ServiceKind};
+use crate::proto::cookie::{self, CookieKey};
 use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, Snapshot};
 
 /// Builds generation-numbered snapshots.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Builder {
     generation: u64,
     backends: HashMap<(u16, SocketAddr), Arc<Backend>>,
+    cookie_key: CookieKey,
+}
+
+impl Builder {
+    /// A builder whose backends carry sticky cookies keyed by `cookie_key`.
+    pub fn new(cookie_key: CookieKey) -> Builder {
+        Builder {
+            generation: 0,
+            backends: HashMap::new(),
+            cookie_key,
+        }
+    }
 }
 
 /// What DNS discovery knows: the last good backends of each name, and the
@@ -105,7 +118,12 @@ impl Builder {
                 .map(|(a, w)| {
                     let b = match self.backends.get(&(port, a)) {
                         Some(b) if b.weight() == w.max(1) => Arc::clone(b),
-                        _ => Arc::new(Backend::with_weight(a, w)),
+                        // The sticky cookie is hashed here, once, not per
+                        // request.
+                        _ => Arc::new(
+                            Backend::with_weight(a, w)
+                                .with_cookie(cookie::value(&self.cookie_key, a)),
+                        ),
                     };
                     kept.insert((port, a), Arc::clone(&b));
                     b
@@ -187,7 +205,8 @@ mod tests {
         )
         .unwrap();
         let hosts = Hosts::load(&dir);
-        let mut b = Builder::default();
+        let key = CookieKey([7; 16]);
+        let mut b = Builder::new(key);
         let none = Discovered::default();
         let s1 = b.build(
             &config("tcp://80:web.test:8080,tcp://81:10.0.0.1:1,tcp://82:srv.test"),

@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 
 use super::balance;
 use super::buffer::{Buffer, BufferPool};
-use super::session::{connect_result, pipe_round, CloseReason, Conn, Ctx, Step, Streams};
+use super::session::{
+    connect_result, idle_deadline, pipe_round, CloseReason, Conn, Ctx, Step, Streams,
+};
 use super::token::{EventTarget, Side};
-use crate::proto::cookie::{self, CookieKey, COOKIE_NAME};
+use crate::proto::cookie::COOKIE_NAME;
 use crate::proto::http1::body::{BodyTracker, Framing};
 use crate::proto::http1::errors::Status;
 use crate::proto::http1::request::{self, RequestHead};
@@ -83,7 +85,6 @@ pub struct HttpSession {
     client_eof: bool,
     backend_eof: bool,
     armed: Option<Instant>,
-    cookie_key: CookieKey,
     header_timeout: Duration,
     /// The `Connection` line sent with the current request.
     conn_line: &'static [u8],
@@ -132,7 +133,6 @@ impl HttpSession {
             client_eof: false,
             backend_eof: false,
             armed: None,
-            cookie_key: *ctx.cookie_key,
             header_timeout: ctx.header_timeout,
             conn_line: b"Connection: keep-alive\r\n",
             parked: None,
@@ -318,7 +318,7 @@ impl HttpSession {
         let sticky = self.sticky.and_then(|v| {
             backends
                 .iter()
-                .find(|b| Some(b.addr()) != avoid && cookie::value(ctx.cookie_key, b.addr()) == v)
+                .find(|b| Some(b.addr()) != avoid && *b.cookie() == v)
         });
         // Among the least loaded, prefer the backend this client's previous
         // request used: its connection is still open here.
@@ -628,8 +628,8 @@ impl HttpSession {
         // Insert the sticky cookie when the client does not already hold
         // the right one (insert, indirect, nocache: a response that sets
         // it must not be cached and shared).
-        if let Some(addr) = self.backend_addr() {
-            let v = cookie::value(&self.cookie_key, addr);
+        if let Some(lease) = &self.lease {
+            let v = *lease.backend().cookie();
             if self.sticky != Some(v) {
                 self.s.resp_inject.extend_from_slice(b"Set-Cookie: ");
                 self.s.resp_inject.extend_from_slice(COOKIE_NAME.as_bytes());
@@ -839,11 +839,7 @@ impl HttpSession {
             },
             Stage::Connect { deadline, .. } => deadline,
             Stage::SendHead | Stage::Exchange | Stage::Tunnel => {
-                let client = self.client.last_io + t.client;
-                match &self.backend {
-                    Some(b) => client.min(b.last_io + t.server),
-                    None => client,
-                }
+                idle_deadline(&self.client, self.backend.as_ref(), t)
             }
             Stage::Error => self.client.last_io + LINGER * 5,
             Stage::Linger { until } => until,

@@ -68,8 +68,6 @@ pub struct Ctx<'a> {
     pub cursor: &'a mut RoundRobin,
     /// Idle keep-alive connections to backends (HTTP).
     pub idle: &'a mut super::pool::IdlePool,
-    /// Key of the sticky-session cookie.
-    pub cookie_key: &'a crate::proto::cookie::CookieKey,
     /// How long an HTTP request head may take once started.
     pub header_timeout: std::time::Duration,
     /// The worker's free HTTP scratch vectors.
@@ -328,12 +326,7 @@ impl Session {
         match self.stage {
             Stage::Connecting { deadline, .. } => deadline,
             Stage::Streaming => {
-                let t = &self.service.timeouts;
-                let client = self.client.last_io + t.client;
-                match &self.backend {
-                    Some(b) => client.min(b.last_io + t.server),
-                    None => client,
-                }
+                idle_deadline(&self.client, self.backend.as_ref(), &self.service.timeouts)
             }
         }
     }
@@ -426,6 +419,17 @@ pub(super) fn pipe_round(s: Streams<'_>, ctx: &mut Ctx<'_>) -> Result<bool, Step
         _ if s.pipe.finished() => Err(Step::Closed(CloseReason::Done)),
         (Ok(a), Ok(b)) => Ok(a || b),
     }
+}
+
+/// When a moving connection times out for inactivity: the client side after
+/// the client timeout, the backend side after the server timeout.
+pub(super) fn idle_deadline(
+    client: &Conn,
+    backend: Option<&Conn>,
+    t: &crate::config::Timeouts,
+) -> Instant {
+    let c = client.last_io + t.client;
+    backend.map_or(c, |b| c.min(b.last_io + t.server))
 }
 
 /// How a non-blocking connect ended: None while it is still in progress

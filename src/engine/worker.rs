@@ -25,7 +25,6 @@ use super::session::{CloseReason, Ctx, Session, Step};
 use super::timer::{Wheel, TICK};
 use super::token::{EventTarget, Generations, Side, SlotId};
 use crate::config::ServiceKind;
-use crate::proto::cookie::CookieKey;
 use crate::snapshot::{ServiceSnapshot, Snapshot};
 use crate::sys::net::{self, ListenMode, SharedListeners, TcpStream};
 use crate::sys::poll::{Event, Events, Interest, Poll, Waker};
@@ -85,8 +84,6 @@ pub struct ListenConfig {
     /// limit it stops accepting, so new clients wait in the kernel's accept
     /// queue instead of being accepted and dropped (HAProxy's `maxconn`).
     pub max_sessions: usize,
-    /// Key of the sticky-session cookie (per instance).
-    pub cookie_key: CookieKey,
     /// How long an HTTP request head may take once its first byte came
     /// (then 408): slow clients cannot hold a worker's sessions.
     pub header_timeout: Duration,
@@ -559,7 +556,6 @@ impl Worker {
             id,
             cursor: self.cursors.entry(port).or_default(),
             idle: &mut self.idle,
-            cookie_key: &self.listen.cookie_key,
             header_timeout: self.listen.header_timeout,
             scratch: &mut self.scratch,
         };
@@ -612,7 +608,6 @@ impl Worker {
             id,
             cursor: self.cursors.entry(port).or_default(),
             idle: &mut self.idle,
-            cookie_key: &self.listen.cookie_key,
             header_timeout: self.listen.header_timeout,
             scratch: &mut self.scratch,
         };
