@@ -133,9 +133,17 @@ pub fn status_text(v: &Value) -> String {
             let _ = writeln!(out, "  no backends: {why}");
         }
         for b in backends {
+            let health = if b["up"].as_bool() == Some(true) {
+                "up".to_owned()
+            } else {
+                match b["last_failure"].as_str() {
+                    Some(why) => format!("down ({why})"),
+                    None => "down (checking)".to_owned(),
+                }
+            };
             let _ = writeln!(
                 out,
-                "  {:<40} weight {:<3} active {}",
+                "  {:<40} weight {:<3} active {:<5} {health}",
                 b["address"].as_str().unwrap_or("?"),
                 b["weight"],
                 b["active"]

@@ -97,6 +97,18 @@ pub enum NoBackends {
     Unresolved(String),
     /// The name resolved to nothing.
     Empty,
+    /// Every backend fails its health checks (or has not passed them yet).
+    AllDown(usize),
+}
+
+impl std::fmt::Display for NoBackends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoBackends::Unresolved(why) => write!(f, "unresolved: {why}"),
+            NoBackends::Empty => f.write_str("the name has no addresses"),
+            NoBackends::AllDown(n) => write!(f, "all {n} backends are down"),
+        }
+    }
 }
 
 /// A service as the workers run it.
@@ -106,7 +118,8 @@ pub struct ServiceSnapshot {
     pub spec: Service,
     /// Timeouts in force for new sessions.
     pub timeouts: Timeouts,
-    /// Usable backends, at most `max_rs`, in a stable order.
+    /// Usable backends (resolved, at most `max_rs`, passing their health
+    /// checks), in a stable order.
     pub backends: Vec<Arc<Backend>>,
     /// Set when `backends` is empty, saying why.
     pub no_backends: Option<NoBackends>,

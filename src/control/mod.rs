@@ -11,6 +11,7 @@
 //! socket here; each reports into the same snapshot builder.
 
 pub mod dns;
+pub mod health;
 pub mod hosts;
 pub mod publish;
 pub mod status;
@@ -38,10 +39,13 @@ use crate::sys::signals::{Signal, Signals};
 const TICK: Duration = Duration::from_millis(200);
 /// Token of the signal pipe in the control poll.
 const SIGNALS: Token = Token(1);
-/// Token of the DNS thread's wake-ups.
-const DNS: Token = Token(2);
+/// Token of the wake-ups from other threads: DNS answers and worker
+/// reports (mio allows one waker per poll, so they share it).
+const WAKE: Token = Token(2);
 /// Token of the status socket.
 const STATUS: Token = Token(3);
+/// Health-check sockets get tokens from here up.
+const HEALTH_TOKENS: usize = 1024;
 /// How long one nameserver gets to answer before the next is asked.
 const DNS_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -119,6 +123,12 @@ struct Control {
     worker_gen: Vec<u64>,
     discovered: publish::Discovered,
     watched: Vec<dns::resolver::Target>,
+    health: health::Checks,
+    registry: crate::sys::poll::Registry,
+    /// "Every backend checked", held until the generation that carries
+    /// those verdicts is applied everywhere, so whoever reads it can rely
+    /// on the workers using them.
+    settled_note: Option<(u64, String)>,
 }
 
 /// Runs the balancer until SIGTERM or SIGINT, then drains.
@@ -140,6 +150,11 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         .map_err(|e| RunError::Setup("signal handlers", e))?;
 
     let (report_tx, reports) = crossbeam_channel::unbounded();
+    let waker = Arc::new(
+        crate::sys::poll::Waker::new(poll.registry(), WAKE)
+            .map_err(|e| RunError::Setup("the control waker", e))?,
+    );
+    let report_tx = worker::Reporter::new(report_tx, Some(Arc::clone(&waker)));
     let cookie_key = load_cookie_key(&opts.state_dir)?;
     let listen = ListenConfig {
         mode: opts.listen_mode,
@@ -172,11 +187,10 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     let dns_watcher = match resolver {
         Ok(r) => {
             log::info!("DNS discovery asks {:?}", r.servers());
-            let waker = Arc::new(
-                crate::sys::poll::Waker::new(poll.registry(), DNS)
-                    .map_err(|e| RunError::Setup("the DNS waker", e))?,
-            );
-            Some(dns::watcher::Watcher::spawn(r, opts.max_ttl, waker).map_err(RunError::Spawn)?)
+            Some(
+                dns::watcher::Watcher::spawn(r, opts.max_ttl, Arc::clone(&waker))
+                    .map_err(RunError::Spawn)?,
+            )
         }
         Err(e) => {
             log::warn!("DNS discovery is off: {e}; backend names resolve from the hosts file only");
@@ -204,6 +218,12 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         dns: dns_watcher,
         worker_gen: vec![0; workers_n],
         watched: Vec::new(),
+        health: health::Checks::new(HEALTH_TOKENS),
+        settled_note: None,
+        registry: poll
+            .registry()
+            .try_clone()
+            .map_err(|e| RunError::Setup("the control poll", e))?,
     };
     ctl.read_metadata(Instant::now(), true);
 
@@ -214,9 +234,15 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             None
         }
     };
-    let mut events = Events::with_capacity(16);
+    let mut events = Events::with_capacity(256);
     'run: loop {
-        if let Err(e) = poll.poll(&mut events, Some(TICK)) {
+        let wait = ctl.health.next_wake().map_or(TICK, |t| {
+            t.saturating_duration_since(Instant::now())
+                .min(TICK)
+                // Rounds up: waking a hair early would only loop again.
+                + Duration::from_millis(1)
+        });
+        if let Err(e) = poll.poll(&mut events, Some(wait)) {
             if e.kind() != io::ErrorKind::Interrupted {
                 log::error!("control poll failed: {e}");
                 std::thread::sleep(TICK);
@@ -235,7 +261,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             }
         }
         ctl.collect_reports();
-        if events.iter().any(|e| e.token() == DNS) {
+        if events.iter().any(|e| e.token() == WAKE) {
             ctl.dns_updates();
         }
         if events.iter().any(|e| e.token() == STATUS) {
@@ -243,6 +269,12 @@ pub fn run(opts: Options) -> Result<(), RunError> {
                 s.serve(|| ctl.status_report().to_string());
             }
         }
+        for ev in events.iter() {
+            if ctl.health.owns(ev.token()) {
+                ctl.health.ready(poll.registry(), ev.token(), now);
+            }
+        }
+        ctl.health_updates(Instant::now());
         let hosts_changed = ctl.hosts.refresh();
         if hosts_changed || ctl.source_due(now) {
             ctl.read_metadata(now, hosts_changed);
@@ -346,7 +378,7 @@ impl Control {
             log::warn!("cloud.tritoncompute:loadbalancer is not \"true\": running no services");
         }
         self.watch_names(&config);
-        let snap = Arc::new(self.builder.build(&config, &self.hosts, &self.discovered));
+        let snap = self.build(&config);
         for s in config.services() {
             if snap.service(s.listen.get()).is_none() {
                 log::error!(
@@ -370,12 +402,20 @@ impl Control {
                     "service": s.spec.to_string(),
                     "type": s.spec.kind.as_str(),
                     "listen": s.port(),
-                    "backends": s.backends.iter().map(|b| json!({
-                        "address": b.addr().to_string(),
-                        "weight": b.weight(),
-                        "active": b.active(),
-                    })).collect::<Vec<_>>(),
-                    "no_backends": s.no_backends.as_ref().map(|n| format!("{n:?}")),
+                    "backends": self.builder.candidates(s.port()).map(|b| {
+                        let h = self.health.health(&(s.port(), b.addr()));
+                        json!({
+                            "address": b.addr().to_string(),
+                            "weight": b.weight(),
+                            "active": b.active(),
+                            "up": h.is_some_and(|h| h.up),
+                            "checks": h.map_or(0, |h| h.checks),
+                            "failed_checks": h.map_or(0, |h| h.failures),
+                            "check_ms": h.and_then(|h| h.latency).map(|d| d.as_secs_f64() * 1000.0),
+                            "last_failure": h.and_then(|h| h.last_failure.as_ref()).map(ToString::to_string),
+                        })
+                    }).collect::<Vec<_>>(),
+                    "no_backends": s.no_backends.as_ref().map(ToString::to_string),
                 })
             })
             .collect();
@@ -466,10 +506,54 @@ impl Control {
             }
         }
         if changed {
-            if let Some(config) = self.config.clone() {
-                let seen = Instant::now();
-                let snap = Arc::new(self.builder.build(&config, &self.hosts, &self.discovered));
-                self.publish(snap, seen);
+            self.rebuild(Instant::now());
+        }
+    }
+
+    /// Builds the snapshot for `config` from what names resolve to and
+    /// what the health checks say, and starts checking new backends.
+    fn build(&mut self, config: &Config) -> Arc<Snapshot> {
+        let snap = self
+            .builder
+            .build(config, &self.hosts, &self.discovered, &self.health);
+        self.health
+            .sync(&self.registry, self.builder.check_specs(), Instant::now());
+        Arc::new(snap)
+    }
+
+    /// Publishes the running configuration again after DNS or health
+    /// changed what is usable.
+    fn rebuild(&mut self, seen: Instant) {
+        if let Some(config) = self.config.clone() {
+            let snap = self.build(&config);
+            self.publish(snap, seen);
+        }
+    }
+
+    /// Starts due checks, times out late ones, and publishes state changes.
+    fn health_updates(&mut self, now: Instant) {
+        self.health.run_due(&self.registry, now);
+        if !self.health.take_transitions().is_empty() {
+            self.rebuild(now);
+        }
+        if let Some((up, down)) = self.health.take_settled() {
+            self.settled_note = Some((
+                self.snapshot.generation,
+                format!("health: every backend checked ({up} up, {down} down)"),
+            ));
+            self.log_settled();
+        }
+    }
+
+    fn log_settled(&mut self) {
+        let everywhere = self.worker_gen.iter().copied().min().unwrap_or(0);
+        if self
+            .settled_note
+            .as_ref()
+            .is_some_and(|(g, _)| *g <= everywhere)
+        {
+            if let Some((_, note)) = self.settled_note.take() {
+                log::info!("{note}");
             }
         }
     }
@@ -478,7 +562,10 @@ impl Control {
         let changes = publish::describe_changes(&self.snapshot, &snap);
         for s in &snap.services {
             if let Some(why) = &s.no_backends {
-                log::warn!("service {}: no backends: {why:?}", s.spec);
+                let before = self.snapshot.service(s.port()).map(|o| &o.no_backends);
+                if before != Some(&s.no_backends) {
+                    log::warn!("service {}: no backends: {why}", s.spec);
+                }
             }
         }
         let mut sent = 0;
@@ -550,6 +637,7 @@ impl Control {
                 }
             }
         }
+        self.log_settled();
     }
 
     /// Stops accepting everywhere and waits for the workers to finish their

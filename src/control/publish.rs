@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use super::dns::resolver::Target;
+use super::health::{CheckSpec, Checks, Key};
 use super::hosts::Hosts;
 use crate::config::{BackendTarget, Config, ServiceKind};
 use crate::proto::cookie::{self, CookieKey};
@@ -18,7 +19,11 @@ use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, Snapshot};
 #[derive(Debug)]
 pub struct Builder {
     generation: u64,
-    backends: HashMap<(u16, SocketAddr), Arc<Backend>>,
+    /// Every resolved backend, usable or not, so one that goes down and up
+    /// again keeps its `Arc` (and its count of open connections).
+    backends: HashMap<Key, Arc<Backend>>,
+    /// How each of them is to be health-checked.
+    checks: Vec<(Key, CheckSpec)>,
     cookie_key: CookieKey,
 }
 
@@ -28,6 +33,7 @@ impl Builder {
         Builder {
             generation: 0,
             backends: HashMap::new(),
+            checks: Vec::new(),
             cookie_key,
         }
     }
@@ -60,10 +66,32 @@ pub fn dns_target(t: &BackendTarget) -> Option<Target> {
 }
 
 impl Builder {
-    /// The snapshot for `config`: names from `hosts` first, then DNS.
-    pub fn build(&mut self, config: &Config, hosts: &Hosts, dns: &Discovered) -> Snapshot {
+    /// Every backend of the service on `port` in the last snapshot, usable
+    /// or not, in the snapshot's order.
+    pub fn candidates(&self, port: u16) -> impl Iterator<Item = &Arc<Backend>> {
+        self.checks
+            .iter()
+            .filter(move |(k, _)| k.0 == port)
+            .filter_map(|(k, _)| self.backends.get(k))
+    }
+
+    /// The health checks the last snapshot's backends need, usable or not.
+    pub fn check_specs(&self) -> Vec<(Key, CheckSpec)> {
+        self.checks.clone()
+    }
+
+    /// The snapshot for `config`: names from `hosts` first, then DNS; of
+    /// those, the backends `health` says are up.
+    pub fn build(
+        &mut self,
+        config: &Config,
+        hosts: &Hosts,
+        dns: &Discovered,
+        health: &Checks,
+    ) -> Snapshot {
         self.generation += 1;
         let mut kept = HashMap::new();
+        self.checks.clear();
         let mut services = Vec::with_capacity(config.services().len());
         for spec in config.services() {
             if matches!(
@@ -113,6 +141,11 @@ impl Builder {
             addrs.sort_by_key(|(a, _)| (matches!(a.ip(), IpAddr::V6(_)), *a));
             addrs.dedup_by_key(|(a, _)| *a);
             addrs.truncate(usize::from(config.max_rs()));
+            let resolved = addrs.len();
+            let host = match &spec.backend {
+                BackendTarget::Ip(a) => a.to_string(),
+                BackendTarget::Dns { name, .. } | BackendTarget::Srv { name } => name.to_string(),
+            };
             let backends: Vec<Arc<Backend>> = addrs
                 .into_iter()
                 .map(|(a, w)| {
@@ -126,12 +159,30 @@ impl Builder {
                         ),
                     };
                     kept.insert((port, a), Arc::clone(&b));
+                    self.checks.push((
+                        (port, a),
+                        CheckSpec {
+                            target: SocketAddr::new(
+                                a.ip(),
+                                spec.check.port.map_or(a.port(), |p| p.get()),
+                            ),
+                            http: spec
+                                .check
+                                .path
+                                .as_ref()
+                                .map(|p| (p.as_str().to_owned(), host.clone())),
+                            rise: spec.check.rise.get(),
+                            fall: spec.check.fall.get(),
+                        },
+                    ));
                     b
                 })
+                .filter(|b| health.is_up(&(port, b.addr())))
                 .collect();
             let no_backends = match no_backends {
                 Some(n) => Some(n),
-                None if backends.is_empty() => Some(NoBackends::Empty),
+                None if resolved == 0 => Some(NoBackends::Empty),
+                None if backends.is_empty() => Some(NoBackends::AllDown(resolved)),
                 None => None,
             };
             services.push(Arc::new(ServiceSnapshot {
@@ -208,11 +259,24 @@ mod tests {
         let key = CookieKey([7; 16]);
         let mut b = Builder::new(key);
         let none = Discovered::default();
-        let s1 = b.build(
-            &config("tcp://80:web.test:8080,tcp://81:10.0.0.1:1,tcp://82:srv.test"),
-            &hosts,
-            &none,
-        );
+        let portmap =
+            "tcp://80:web.test:8080{port:9000,rise:3},tcp://81:10.0.0.1:1,tcp://82:srv.test";
+        let mut health = Checks::new(100);
+        let s0 = b.build(&config(portmap), &hosts, &none, &health);
+        // Nothing has passed a check yet: resolved, checked, not used.
+        assert_eq!(s0.services[0].no_backends, Some(NoBackends::AllDown(2)));
+        assert!(s0.services[0].backends.is_empty());
+        let specs = b.check_specs();
+        assert_eq!(specs.len(), 3, "{specs:?}");
+        let (key, spec) = &specs[0];
+        assert_eq!(key.1.to_string(), "127.0.0.2:8080");
+        assert_eq!(spec.target.to_string(), "127.0.0.2:9000", "port: overrides");
+        assert_eq!(spec.rise, 3);
+        for (k, s) in specs {
+            health.assume_up(k, s);
+        }
+
+        let s1 = b.build(&config(portmap), &hosts, &none, &health);
         let web = &s1.services[0];
         // max_rs 2: the two lowest addresses, every time.
         let addrs: Vec<_> = web.backends.iter().map(|b| b.addr().to_string()).collect();
@@ -221,12 +285,17 @@ mod tests {
             s1.services[2].no_backends,
             Some(NoBackends::Unresolved(_))
         ));
-        let s2 = b.build(&config("tcp://80:web.test:8080"), &hosts, &none);
+        let s2 = b.build(
+            &config("tcp://80:web.test:8080{port:9000,rise:3}"),
+            &hosts,
+            &none,
+            &health,
+        );
         assert!(Arc::ptr_eq(
             &s1.services[0].backends[0],
             &s2.services[0].backends[0]
         ));
-        assert_eq!(s2.generation, 2);
+        assert_eq!(s2.generation, 3);
         let changes = describe_changes(&s1, &s2);
         assert_eq!(changes.len(), 2, "{changes:?}");
         std::fs::remove_file(dir).unwrap();

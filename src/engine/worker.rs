@@ -73,6 +73,30 @@ pub enum FromWorker {
     },
 }
 
+/// A worker's way to report to the control thread: a message, then a
+/// wake-up, so the control loop logs "generation N applied" when it
+/// happens rather than at its next tick.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    tx: Sender<FromWorker>,
+    waker: Option<Arc<Waker>>,
+}
+
+impl Reporter {
+    /// Reports on `tx`, waking `waker` after each message.
+    pub fn new(tx: Sender<FromWorker>, waker: Option<Arc<Waker>>) -> Reporter {
+        Reporter { tx, waker }
+    }
+
+    fn send(&self, msg: FromWorker) {
+        if self.tx.send(msg).is_ok() {
+            if let Some(w) = &self.waker {
+                let _ = w.wake();
+            }
+        }
+    }
+}
+
 /// How a worker opens listeners, and how many connections it may hold.
 #[derive(Debug, Clone)]
 pub struct ListenConfig {
@@ -108,11 +132,7 @@ impl WorkerHandle {
 }
 
 /// Starts worker `id`.
-pub fn spawn(
-    id: usize,
-    listen: ListenConfig,
-    reports: Sender<FromWorker>,
-) -> io::Result<WorkerHandle> {
+pub fn spawn(id: usize, listen: ListenConfig, reports: Reporter) -> io::Result<WorkerHandle> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), EventTarget::Waker.token())?);
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -186,7 +206,7 @@ struct Worker {
     id: usize,
     poll: Poll,
     rx: Receiver<ToWorker>,
-    reports: Sender<FromWorker>,
+    reports: Reporter,
     listen: ListenConfig,
     snapshot: Arc<Snapshot>,
     listeners: Slab<ListenerSlot>,
@@ -213,7 +233,7 @@ impl Worker {
         id: usize,
         poll: Poll,
         rx: Receiver<ToWorker>,
-        reports: Sender<FromWorker>,
+        reports: Reporter,
         listen: ListenConfig,
     ) -> Worker {
         Worker {
@@ -314,7 +334,7 @@ impl Worker {
         for (_, mut slot) in std::mem::take(&mut self.sessions) {
             slot.session.release(&mut self.pool, &mut self.scratch);
         }
-        let _ = self.reports.send(FromWorker::Exited {
+        self.reports.send(FromWorker::Exited {
             worker: self.id,
             cut,
         });
@@ -367,7 +387,7 @@ impl Worker {
         self.next_bind_retry = (!self.unbound.is_empty()).then(|| now + BIND_RETRY);
         let generation = snap.generation;
         self.snapshot = snap;
-        let _ = self.reports.send(FromWorker::Applied {
+        self.reports.send(FromWorker::Applied {
             worker: self.id,
             generation,
             at: Instant::now(),
@@ -379,7 +399,7 @@ impl Worker {
         let socket = match net::listen(port, self.listen.mode, &self.listen.shared) {
             Ok(s) => s,
             Err(e) => {
-                let _ = self.reports.send(FromWorker::ListenFailed {
+                self.reports.send(FromWorker::ListenFailed {
                     worker: self.id,
                     port,
                     error: e.to_string(),
@@ -409,7 +429,7 @@ impl Worker {
             token,
             Interest::READABLE,
         ) {
-            let _ = self.reports.send(FromWorker::ListenFailed {
+            self.reports.send(FromWorker::ListenFailed {
                 worker: self.id,
                 port,
                 error: format!("cannot poll the listener: {e}"),

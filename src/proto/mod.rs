@@ -6,8 +6,10 @@
 //! - [`proxy_v2`]: the PROXY protocol v2 preface (`tcp-proxy-v2`).
 //! - [`http1`]: HTTP/1.x heads, framing and the balancer's own answers.
 //! - [`cookie`]: the sticky-session cookie.
+//! - [`health`]: the HTTP health-check request and its verdict.
 
 pub mod cookie;
+pub mod health;
 pub mod http1;
 pub mod pipe;
 pub mod proxy_v2;

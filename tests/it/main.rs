@@ -4,6 +4,7 @@
 mod check_cli;
 mod dns;
 mod guide;
+mod health;
 mod http;
 mod mdata;
 mod props;

@@ -94,6 +94,8 @@ fn sighup_rereads_the_metadata_at_once() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(TcpStream::connect(local(p2)).is_err());
     m.signal("HUP");
+    // The new service's backend starts down until its checks pass.
+    m.wait_log(&format!("health: service :{p2} backend"), SECS(5));
     let mut c = connect_within(local(p2), SECS(5));
     assert_eq!(roundtrip(&mut c, b"hup").unwrap(), b"hup");
     wait_refused(local(p1), SECS(5));

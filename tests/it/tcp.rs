@@ -7,7 +7,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::util::backend::{Backend, Behaviour};
-use crate::util::{connect_within, free_port, local, metadata, roundtrip, wait_refused, Moirai};
+use crate::util::{
+    check_responder, connect_within, free_port, local, metadata, roundtrip, wait_refused, Moirai,
+};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -448,7 +450,9 @@ fn a_black_holed_backend_times_out_and_the_retry_lands_elsewhere() {
     let port = free_port();
     let md = serde_json::json!({
         "cloud.tritoncompute:loadbalancer": "true",
-        "cloud.tritoncompute:portmap": format!("tcp://{port}:hole.test:{hport}"),
+        // Checks go to the responder: the hole itself would fail them and
+        // never be tried, and this test is about the data plane's retry.
+        "cloud.tritoncompute:portmap": format!("tcp://{port}:hole.test:{hport}{{port:{}}}", check_responder()),
         "cloud.tritoncompute:timeouts": "{connect:300ms}",
     });
     let _m = Moirai::start(

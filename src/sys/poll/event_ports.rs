@@ -95,6 +95,13 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Another handle on the same poller (as mio's).
+    pub fn try_clone(&self) -> stdio::Result<Registry> {
+        Ok(Registry {
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
     /// Starts delivering events for `source` under `token`.
     pub fn register<S: Source + ?Sized>(
         &self,

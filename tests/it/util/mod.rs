@@ -52,13 +52,88 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// Metadata JSON for an enabled balancer with this portmap.
+/// Metadata JSON for an enabled balancer with this portmap, where every
+/// entry without `{...}` parameters gets `{port:P}`, P being
+/// [`check_responder`]'s port: its health checks then go to the responder
+/// on the backend's address, so test backends see only test traffic and a
+/// backend left dead on purpose still passes its checks (to exercise the
+/// data plane's own retries). Tests of health checks write parameters.
 pub fn metadata(portmap: &str) -> String {
+    let p = check_responder();
+    let mut out = String::new();
+    let mut depth = 0;
+    let mut entry_has_params = false;
+    let mut in_entry = false;
+    for c in portmap.chars().chain(std::iter::once(',')) {
+        let sep = depth == 0 && matches!(c, ',' | ' ' | '\n');
+        if sep && in_entry && !entry_has_params {
+            out.push_str(&format!("{{port:{p}}}"));
+        }
+        match c {
+            '{' => {
+                depth += 1;
+                entry_has_params = true;
+            }
+            '}' => depth -= 1,
+            _ => {}
+        }
+        if sep {
+            in_entry = false;
+            entry_has_params = false;
+        } else {
+            in_entry = true;
+        }
+        out.push(c);
+    }
+    out.pop();
+    metadata_exact(&out)
+}
+
+/// Metadata JSON for an enabled balancer with exactly this portmap.
+pub fn metadata_exact(portmap: &str) -> String {
     serde_json::json!({
         "cloud.tritoncompute:loadbalancer": "true",
         "cloud.tritoncompute:portmap": portmap,
     })
     .to_string()
+}
+
+/// A port on which 127.0.0.1 to 127.0.0.9 and ::1 all accept health checks
+/// and answer any HTTP check with 200; started once per test binary.
+pub fn check_responder() -> u16 {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *PORT.get_or_init(|| loop {
+        let port = free_port();
+        let addrs: Vec<SocketAddr> = (1..=9)
+            .map(|i| SocketAddr::from(([127, 0, 0, i], port)))
+            .chain(std::iter::once(SocketAddr::from((
+                std::net::Ipv6Addr::LOCALHOST,
+                port,
+            ))))
+            .collect();
+        let Ok(listeners) = addrs
+            .iter()
+            .map(TcpListener::bind)
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            continue;
+        };
+        for l in listeners {
+            std::thread::spawn(move || {
+                for conn in l.incoming() {
+                    let Ok(mut c) = conn else { continue };
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
+                    let mut buf = [0u8; 1024];
+                    if matches!(c.read(&mut buf), Ok(n) if buf[..n].starts_with(b"GET ")) {
+                        let _ = c.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                }
+            });
+        }
+        return port;
+    })
 }
 
 /// Writes a file atomically (write, then rename), as an operator's tool would.
@@ -139,6 +214,8 @@ impl Moirai {
             log,
         };
         m.wait_log("generation 1 applied", Duration::from_secs(10));
+        // New backends start down until their health checks pass.
+        m.wait_log("health: every backend checked", Duration::from_secs(10));
         m
     }
 
@@ -154,8 +231,13 @@ impl Moirai {
 
     /// Waits until the log contains `needle`.
     pub fn wait_log(&self, needle: &str, limit: Duration) {
+        self.wait_log_count(needle, 1, limit);
+    }
+
+    /// Waits until the log contains `needle` at least `n` times.
+    pub fn wait_log_count(&self, needle: &str, n: usize, limit: Duration) {
         let start = Instant::now();
-        while !self.log_text().contains(needle) {
+        while self.log_text().matches(needle).count() < n {
             assert!(
                 start.elapsed() < limit,
                 "moirai did not log {needle:?} within {limit:?}; log:\n{}",
@@ -163,6 +245,28 @@ impl Moirai {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What `moirai status` (or `moirai status --json`) prints.
+    pub fn status(&self, json: bool) -> String {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moirai"));
+        cmd.args(["status", "--state-dir"])
+            .arg(self.dir.join("state"));
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
     }
 
     /// Sends a signal.
