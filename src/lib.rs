@@ -14,6 +14,7 @@ pub mod control;
 pub mod engine;
 pub mod logging;
 pub mod metadata;
+pub mod metrics;
 pub mod proto;
 pub mod snapshot;
 #[allow(unsafe_code)]

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::config::{Service, Timeouts};
+use crate::metrics::stats::Sharded;
 
 /// One backend address of one service.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub struct Backend {
     /// Its sticky-cookie value, computed once when the snapshot is built.
     cookie: [u8; 16],
     active: AtomicUsize,
+    /// Its counters, kept across generations by the builder.
+    stats: Arc<Sharded>,
 }
 
 impl Backend {
@@ -36,7 +39,25 @@ impl Backend {
             weight: weight.max(1),
             cookie: [0; 16],
             active: AtomicUsize::new(0),
+            stats: Arc::new(Sharded::new(1)),
         }
+    }
+
+    /// The same backend, counting into `stats`.
+    pub fn with_stats(mut self, stats: Arc<Sharded>) -> Backend {
+        self.stats = stats;
+        self
+    }
+
+    /// Its counters, shared.
+    pub fn stats_arc(&self) -> &Arc<Sharded> {
+        &self.stats
+    }
+
+    /// Its counters.
+    #[inline]
+    pub fn stats(&self) -> &Sharded {
+        &self.stats
     }
 
     /// The same backend, named by `cookie` in sticky sessions.
@@ -123,6 +144,8 @@ pub struct ServiceSnapshot {
     pub backends: Vec<Arc<Backend>>,
     /// Set when `backends` is empty, saying why.
     pub no_backends: Option<NoBackends>,
+    /// The service's own counters (client side), kept across generations.
+    pub stats: Arc<Sharded>,
 }
 
 impl ServiceSnapshot {

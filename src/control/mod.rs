@@ -44,6 +44,10 @@ const SIGNALS: Token = Token(1);
 const WAKE: Token = Token(2);
 /// Token of the status socket.
 const STATUS: Token = Token(3);
+/// Token of the metrics listener.
+const METRICS: Token = Token(4);
+/// Metrics connections get tokens from here (64 of them).
+const METRICS_CONNS: usize = 16;
 /// Health-check sockets get tokens from here up.
 const HEALTH_TOKENS: usize = 1024;
 /// How long one nameserver gets to answer before the next is asked.
@@ -129,6 +133,14 @@ struct Control {
     /// those verdicts is applied everywhere, so whoever reads it can rely
     /// on the workers using them.
     settled_note: Option<(u64, String)>,
+    /// Latencies merged from the workers.
+    exporter: crate::metrics::export::Exporter,
+    started: std::time::SystemTime,
+    /// When the running generation was applied everywhere.
+    applied_at: Option<std::time::SystemTime>,
+    metadata_errors: u64,
+    /// Lookups and failed lookups per DNS name.
+    dns_counts: HashMap<dns::resolver::Target, (u64, u64)>,
 }
 
 /// Runs the balancer until SIGTERM or SIGINT, then drains.
@@ -201,7 +213,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         source: opts.source,
         interval: opts.metadata_interval,
         hosts: hosts::Hosts::load(opts.hosts_file),
-        builder: publish::Builder::new(cookie_key),
+        builder: publish::Builder::new(cookie_key, workers_n),
         workers,
         reports,
         metadata: None,
@@ -220,6 +232,11 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         watched: Vec::new(),
         health: health::Checks::new(HEALTH_TOKENS),
         settled_note: None,
+        exporter: crate::metrics::export::Exporter::default(),
+        started: std::time::SystemTime::now(),
+        applied_at: None,
+        metadata_errors: 0,
+        dns_counts: HashMap::new(),
         registry: poll
             .registry()
             .try_clone()
@@ -234,6 +251,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             None
         }
     };
+    let mut metrics = crate::metrics::server::MetricsServer::new(METRICS, METRICS_CONNS);
     let mut events = Events::with_capacity(256);
     'run: loop {
         let wait = ctl.health.next_wake().map_or(TICK, |t| {
@@ -272,8 +290,15 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         for ev in events.iter() {
             if ctl.health.owns(ev.token()) {
                 ctl.health.ready(poll.registry(), ev.token(), now);
+            } else if metrics.owns(ev.token()) {
+                metrics.ready(poll.registry(), ev.token(), now, &mut || ctl.metrics_text());
             }
         }
+        metrics.configure(
+            poll.registry(),
+            ctl.config.as_ref().and_then(Config::metrics),
+        );
+        metrics.expire(poll.registry(), now);
         ctl.health_updates(Instant::now());
         let hosts_changed = ctl.hosts.refresh();
         if hosts_changed || ctl.source_due(now) {
@@ -345,6 +370,7 @@ impl Control {
         let md = match self.source.read() {
             Ok(md) => md,
             Err(e) => {
+                self.metadata_errors += 1;
                 let msg = e.to_string();
                 if self.last_source_error.as_deref() != Some(&msg) {
                     log::error!(
@@ -443,6 +469,65 @@ impl Control {
         })
     }
 
+    /// The Prometheus exposition of the running truth.
+    fn metrics_text(&self) -> String {
+        use crate::metrics::export::{BackendView, ControlView, DnsView, ServiceView};
+        let services: Vec<ServiceView<'_>> = self
+            .snapshot
+            .services
+            .iter()
+            .map(|s| ServiceView {
+                port: s.port(),
+                kind: s.spec.kind.as_str(),
+                stats: &s.stats,
+                backends: self
+                    .builder
+                    .candidates(s.port())
+                    .map(|b| {
+                        let h = self.health.health(&(s.port(), b.addr()));
+                        BackendView {
+                            addr: b.addr(),
+                            stats: b.stats(),
+                            active: b.active(),
+                            up: h.is_some_and(|h| h.up),
+                            check_latency: h.and_then(|h| h.latency),
+                            checks: h.map_or((0, 0), |h| (h.checks, h.failures)),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut config_errors: Vec<(&str, usize)> = Vec::new();
+        for e in &self.errors {
+            match config_errors.iter_mut().find(|(k, _)| *k == e.key) {
+                Some((_, n)) => *n += 1,
+                None => config_errors.push((&e.key, 1)),
+            }
+        }
+        let control = ControlView {
+            generation: self.snapshot.generation,
+            applied: self.applied_at,
+            config_errors,
+            dns: self
+                .watched
+                .iter()
+                .map(|t| {
+                    let (queries, failures) = self.dns_counts.get(t).copied().unwrap_or_default();
+                    DnsView {
+                        name: t.name(),
+                        queries,
+                        failures,
+                        answers: self.discovered.good.get(t).map_or(0, Vec::len),
+                    }
+                })
+                .collect(),
+            metadata_errors: self.metadata_errors,
+            syslog: (0, 0),
+            started: Some(self.started),
+        };
+        self.exporter.render(&services, &control)
+    }
+
     /// Tells the DNS thread which names the configuration needs.
     fn watch_names(&mut self, config: &Config) {
         let Some(w) = &self.dns else { return };
@@ -464,6 +549,7 @@ impl Control {
             self.discovered
                 .errors
                 .retain(|t, _| self.watched.contains(t));
+            self.dns_counts.retain(|t, _| self.watched.contains(t));
         }
     }
 
@@ -477,6 +563,9 @@ impl Control {
                 continue;
             }
             let name = u.target.name().to_owned();
+            let counts = self.dns_counts.entry(u.target.clone()).or_default();
+            counts.0 += 1;
+            counts.1 += u64::from(u.result.is_err());
             match u.result {
                 Ok(r) => {
                     let mut list = r.backends;
@@ -582,6 +671,8 @@ impl Control {
         }
         self.pending
             .insert(snap.generation, Pending { seen, changes });
+        let ports: Vec<u16> = snap.services.iter().map(|s| s.port()).collect();
+        self.exporter.retain(&ports);
         self.snapshot = snap;
     }
 
@@ -611,6 +702,7 @@ impl Control {
                             continue;
                         };
                         let took = at.saturating_duration_since(p.seen);
+                        self.applied_at = Some(std::time::SystemTime::now());
                         log::info!(
                             "generation {g} applied by {} workers in {:.1} ms: {}",
                             self.workers.len(),
@@ -635,6 +727,7 @@ impl Control {
                 FromWorker::Exited { worker, cut } => {
                     log::warn!("worker {worker} exited unexpectedly ({cut} sessions open)");
                 }
+                FromWorker::Latency(batch) => self.exporter.merge(batch),
             }
         }
         self.log_settled();

@@ -12,6 +12,7 @@ use super::dns::resolver::Target;
 use super::health::{CheckSpec, Checks, Key};
 use super::hosts::Hosts;
 use crate::config::{BackendTarget, Config, ServiceKind};
+use crate::metrics::stats::Sharded;
 use crate::proto::cookie::{self, CookieKey};
 use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, Snapshot};
 
@@ -25,16 +26,25 @@ pub struct Builder {
     /// How each of them is to be health-checked.
     checks: Vec<(Key, CheckSpec)>,
     cookie_key: CookieKey,
+    /// Counters by service port and by backend, kept while they exist so
+    /// a reconfiguration or a weight change does not reset them.
+    service_stats: HashMap<u16, Arc<Sharded>>,
+    backend_stats: HashMap<Key, Arc<Sharded>>,
+    workers: usize,
 }
 
 impl Builder {
-    /// A builder whose backends carry sticky cookies keyed by `cookie_key`.
-    pub fn new(cookie_key: CookieKey) -> Builder {
+    /// A builder whose backends carry sticky cookies keyed by
+    /// `cookie_key`, and counters sharded for `workers` workers.
+    pub fn new(cookie_key: CookieKey, workers: usize) -> Builder {
         Builder {
             generation: 0,
             backends: HashMap::new(),
             checks: Vec::new(),
             cookie_key,
+            service_stats: HashMap::new(),
+            backend_stats: HashMap::new(),
+            workers,
         }
     }
 }
@@ -91,6 +101,8 @@ impl Builder {
     ) -> Snapshot {
         self.generation += 1;
         let mut kept = HashMap::new();
+        let mut kept_service_stats = HashMap::new();
+        let mut kept_backend_stats = HashMap::new();
         self.checks.clear();
         let mut services = Vec::with_capacity(config.services().len());
         for spec in config.services() {
@@ -155,9 +167,15 @@ impl Builder {
                         // request.
                         _ => Arc::new(
                             Backend::with_weight(a, w)
-                                .with_cookie(cookie::value(&self.cookie_key, a)),
+                                .with_cookie(cookie::value(&self.cookie_key, a))
+                                .with_stats(Arc::clone(
+                                    self.backend_stats
+                                        .entry((port, a))
+                                        .or_insert_with(|| Arc::new(Sharded::new(self.workers))),
+                                )),
                         ),
                     };
+                    kept_backend_stats.insert((port, a), Arc::clone(b.stats_arc()));
                     kept.insert((port, a), Arc::clone(&b));
                     self.checks.push((
                         (port, a),
@@ -185,7 +203,14 @@ impl Builder {
                 None if backends.is_empty() => Some(NoBackends::AllDown(resolved)),
                 None => None,
             };
+            let stats = Arc::clone(
+                self.service_stats
+                    .entry(port)
+                    .or_insert_with(|| Arc::new(Sharded::new(self.workers))),
+            );
+            kept_service_stats.insert(port, Arc::clone(&stats));
             services.push(Arc::new(ServiceSnapshot {
+                stats,
                 spec: spec.clone(),
                 timeouts: *config.timeouts(),
                 backends,
@@ -193,6 +218,8 @@ impl Builder {
             }));
         }
         self.backends = kept;
+        self.service_stats = kept_service_stats;
+        self.backend_stats = kept_backend_stats;
         Snapshot {
             generation: self.generation,
             services,
@@ -257,7 +284,7 @@ mod tests {
         .unwrap();
         let hosts = Hosts::load(&dir);
         let key = CookieKey([7; 16]);
-        let mut b = Builder::new(key);
+        let mut b = Builder::new(key, 2);
         let none = Discovered::default();
         let portmap =
             "tcp://80:web.test:8080{port:9000,rise:3},tcp://81:10.0.0.1:1,tcp://82:srv.test";

@@ -9,7 +9,7 @@
 //! → back to `ReadHead` for the next request, or `Tunnel` after a `101`, or
 //! `Error` (a canned response, then a lingering close).
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::ops::Range;
 use std::sync::Arc;
@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use super::balance;
 use super::buffer::{Buffer, BufferPool};
 use super::session::{
-    connect_result, idle_deadline, pipe_round, CloseReason, Conn, Ctx, Step, Streams,
+    connect_result, idle_deadline, pipe_round, CloseReason, Conn, Ctx, Meter, Step, Streams,
 };
 use super::token::{EventTarget, Side};
+use crate::metrics::stats::record;
 use crate::proto::cookie::COOKIE_NAME;
 use crate::proto::http1::body::{BodyTracker, Framing};
 use crate::proto::http1::errors::Status;
@@ -45,12 +46,18 @@ const CONNECT_ATTEMPTS: u8 = 2;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     ReadHead,
-    Connect { attempt: u8, deadline: Instant },
+    Connect {
+        attempt: u8,
+        deadline: Instant,
+        since: Instant,
+    },
     SendHead,
     Exchange,
     Tunnel,
     Error,
-    Linger { until: Instant },
+    Linger {
+        until: Instant,
+    },
 }
 
 /// One client connection of an `http` service.
@@ -91,6 +98,10 @@ pub struct HttpSession {
     /// The last backend connection, kept between this client's requests
     /// (with its address) while it is idle.
     parked: Option<(SocketAddr, Conn)>,
+    /// When the current request's head was complete.
+    req_since: Instant,
+    /// The worker, whose counter shard this session writes.
+    worker: usize,
 }
 
 impl HttpSession {
@@ -110,10 +121,11 @@ impl HttpSession {
                 Interest::READABLE | Interest::WRITABLE,
             )
             .map_err(|_| CloseReason::Reset(Side::Client))?;
+        let meter = Meter::client(&service, ctx.worker);
         Ok(HttpSession {
             service,
             peer,
-            client: Conn::new(client, ctx.now),
+            client: Conn::new(client, ctx.now, meter),
             backend: None,
             lease: None,
             stage: Stage::ReadHead,
@@ -136,12 +148,24 @@ impl HttpSession {
             header_timeout: ctx.header_timeout,
             conn_line: b"Connection: keep-alive\r\n",
             parked: None,
+            req_since: ctx.now,
+            worker: ctx.worker,
         })
     }
 
     /// The listen port of the session's service.
     pub fn port(&self) -> u16 {
         self.service.port()
+    }
+
+    /// The session's service.
+    pub fn service(&self) -> &ServiceSnapshot {
+        &self.service
+    }
+
+    /// The backend of the request in progress, if any.
+    pub fn backend(&self) -> Option<&Backend> {
+        self.lease.as_ref().map(|l| &**l.backend())
     }
 
     /// Handles an event on one side.
@@ -173,6 +197,13 @@ impl HttpSession {
                         if let Some(b) = &mut self.backend {
                             let _ = b.stream.set_nodelay(true);
                             b.last_io = ctx.now;
+                        }
+                        if let Stage::Connect { since, .. } = self.stage {
+                            let took = ctx.now.saturating_duration_since(since);
+                            record(&mut ctx.latency(self.port()).connect, took);
+                        }
+                        if let Some(l) = &self.lease {
+                            l.backend().stats().of(ctx.worker).opened.add(1);
                         }
                         self.stage = Stage::SendHead;
                     }
@@ -221,6 +252,7 @@ impl HttpSession {
         );
         self.backend = None;
         self.lease = None;
+        self.service.stats.of(self.worker).response(status.code());
         self.error = Some((status, 0));
         self.stage = Stage::Error;
         Ok(true)
@@ -302,6 +334,7 @@ impl HttpSession {
             b"Connection: keep-alive\r\n"
         };
         self.sticky = head.sticky;
+        self.req_since = ctx.now;
         self.req_body = BodyTracker::new(head.framing);
         self.req = Some(head);
         self.head_sent = 0;
@@ -357,7 +390,7 @@ impl HttpSession {
                 )
                 .is_ok()
             {
-                let mut conn = Conn::new(stream, ctx.now);
+                let mut conn = Conn::new(stream, ctx.now, Meter::backend(&b, ctx.worker));
                 conn.writable = true;
                 self.backend = Some(conn);
                 self.lease = Some(lease);
@@ -366,10 +399,11 @@ impl HttpSession {
             }
         }
         self.lease = Some(lease);
-        self.connect(ctx, 0, b.addr())
+        self.connect(ctx, 0, &b)
     }
 
-    fn connect(&mut self, ctx: &mut Ctx<'_>, attempt: u8, addr: SocketAddr) -> Result<(), Step> {
+    fn connect(&mut self, ctx: &mut Ctx<'_>, attempt: u8, b: &Backend) -> Result<(), Step> {
+        let addr = b.addr();
         let stream = net::connect(addr).and_then(|mut s| {
             ctx.registry
                 .register(
@@ -381,10 +415,11 @@ impl HttpSession {
         });
         match stream {
             Ok(s) => {
-                self.backend = Some(Conn::new(s, ctx.now));
+                self.backend = Some(Conn::new(s, ctx.now, Meter::backend(b, ctx.worker)));
                 self.stage = Stage::Connect {
                     attempt: attempt + 1,
                     deadline: ctx.now + self.service.timeouts.connect,
+                    since: ctx.now,
                 };
                 Ok(())
             }
@@ -393,6 +428,7 @@ impl HttpSession {
                 self.stage = Stage::Connect {
                     attempt: attempt + 1,
                     deadline: ctx.now,
+                    since: ctx.now,
                 };
                 match self.redispatch(ctx) {
                     Step::Closed(r) => Err(Step::Closed(r)),
@@ -409,6 +445,14 @@ impl HttpSession {
             return Step::Open;
         };
         let failed = self.backend_addr();
+        if let Some(l) = &self.lease {
+            let c = l.backend().stats().of(ctx.worker);
+            c.connect_errors.add(1);
+            if attempt < CONNECT_ATTEMPTS {
+                c.retries.add(1);
+                self.service.stats.of(ctx.worker).retries.add(1);
+            }
+        }
         self.backend = None;
         self.lease = None;
         if attempt >= CONNECT_ATTEMPTS {
@@ -424,7 +468,7 @@ impl HttpSession {
             return self.drive(ctx);
         };
         self.lease = Some(BackendLease::acquire(&b));
-        match self.connect(ctx, attempt, b.addr()) {
+        match self.connect(ctx, attempt, &b) {
             Ok(()) => match self.stage {
                 Stage::Connect { .. } => Step::Open,
                 _ => self.drive(ctx),
@@ -458,7 +502,7 @@ impl HttpSession {
             slices[n] = IoSlice::new(&after[..m]);
             n += 1;
         }
-        let written = match backend.stream.write_vectored(&slices[..n]) {
+        let written = match backend.write_vectored(&slices[..n]) {
             Ok(0) => return self.backend_failed(),
             Ok(w) => {
                 backend.last_io = ctx.now;
@@ -543,7 +587,7 @@ impl HttpSession {
             }
         }
         if self.resp.is_none() {
-            match self.parse_response()? {
+            match self.parse_response(ctx)? {
                 Some(p) => progress |= p,
                 // Closed before a whole response head: 502.
                 None if self.backend_eof => return self.backend_failed(),
@@ -590,7 +634,7 @@ impl HttpSession {
     /// Looks for a response head in the backend's bytes. Interim (1xx)
     /// responses are passed on as they are; `Some(progress)` when the
     /// caller may go on.
-    fn parse_response(&mut self) -> Result<Option<bool>, Step> {
+    fn parse_response(&mut self, ctx: &mut Ctx<'_>) -> Result<Option<bool>, Step> {
         let is_head = self.req.as_ref().is_some_and(|r| r.is_head);
         let Some(buf) = self.bbuf.as_ref() else {
             return Ok(None);
@@ -608,6 +652,14 @@ impl HttpSession {
                     return self.backend_failed().map(Some);
                 } else {
                     self.build_response_inject(&head);
+                }
+                self.service.stats.of(ctx.worker).response(head.code);
+                if let Some(l) = &self.lease {
+                    l.backend().stats().of(ctx.worker).response(head.code);
+                }
+                if !head.is_interim() {
+                    let took = ctx.now.saturating_duration_since(self.req_since);
+                    record(&mut ctx.latency(self.port()).request, took);
                 }
                 self.resp_body = BodyTracker::new(head.framing);
                 self.resp = Some(head);
@@ -687,7 +739,7 @@ impl HttpSession {
             slices[n] = IoSlice::new(&after[..m]);
             n += 1;
         }
-        let written = match self.client.stream.write_vectored(&slices[..n]) {
+        let written = match self.client.write_vectored(&slices[..n]) {
             Ok(0) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
             Ok(w) => {
                 self.client.last_io = ctx.now;
@@ -790,7 +842,7 @@ impl HttpSession {
             if !self.client.writable {
                 return Ok(false);
             }
-            match self.client.stream.write(&bytes[sent..]) {
+            match self.client.write(&bytes[sent..]) {
                 Ok(0) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
                 Ok(n) => {
                     self.error = Some((status, sent + n));
@@ -943,7 +995,7 @@ fn fill(conn: &mut Conn, slot: &mut Option<Buffer>, ctx: &mut Ctx<'_>) -> io::Re
     if room == 0 {
         return Ok(Fill::Nothing);
     }
-    let r = match conn.stream.read(b.spare()) {
+    let r = match conn.read(b.spare()) {
         Ok(0) => Ok(Fill::Eof),
         Ok(n) => {
             if n < room && !conn.peer_closed {
@@ -999,7 +1051,7 @@ fn forward(
         *body = probe;
         return Ok(false);
     }
-    match dst.stream.write(&b.pending()[..m]) {
+    match dst.write(&b.pending()[..m]) {
         Ok(0) => Err(Forward::Write),
         Ok(w) => {
             // A prefix of bytes the probe accepted cannot fail.

@@ -16,9 +16,10 @@ use super::balance::{self, RoundRobin};
 use super::buffer::{Buffer, BufferPool};
 use super::token::{EventTarget, Side, SlotId};
 use crate::config::ServiceKind;
+use crate::metrics::stats::{Latency, Sharded};
 use crate::proto::pipe::{Half, Pipe};
 use crate::proto::proxy_v2;
-use crate::snapshot::{BackendLease, ServiceSnapshot};
+use crate::snapshot::{Backend, BackendLease, ServiceSnapshot};
 use crate::sys::net::{self, TcpStream};
 use crate::sys::poll::{Event, Interest, Registry};
 
@@ -72,11 +73,28 @@ pub struct Ctx<'a> {
     pub header_timeout: std::time::Duration,
     /// The worker's free HTTP scratch vectors.
     pub scratch: &'a mut Vec<super::http::Scratch>,
+    /// Which worker: the shard its counters go to.
+    pub worker: usize,
+    /// This worker's latencies by service port, handed to the control
+    /// thread every second.
+    pub latency: &'a mut std::collections::HashMap<u16, Latency>,
+}
+
+impl Ctx<'_> {
+    /// This worker's latency histograms for the service on `port`.
+    #[inline]
+    pub fn latency(&mut self, port: u16) -> &mut Latency {
+        self.latency.entry(port).or_default()
+    }
 }
 
 #[derive(Debug)]
 enum Stage {
-    Connecting { attempt: u8, deadline: Instant },
+    Connecting {
+        attempt: u8,
+        deadline: Instant,
+        since: Instant,
+    },
     Streaming,
 }
 
@@ -89,17 +107,102 @@ pub(super) struct Conn {
     /// The peer's FIN (or an error) was already reported by an event.
     pub(super) peer_closed: bool,
     pub(super) last_io: Instant,
+    meter: Meter,
+}
+
+/// Where a socket's bytes are counted: the service's counters for a client
+/// socket, the backend's for a backend socket, in this worker's shard.
+#[derive(Debug)]
+pub(super) struct Meter {
+    stats: Arc<Sharded>,
+    worker: usize,
+    /// Whether bytes read from this socket travel in the request direction
+    /// (a client socket) or the response direction (a backend socket).
+    reads_are_requests: bool,
+}
+
+impl Meter {
+    /// Counting for a client socket of `service`.
+    pub(super) fn client(service: &ServiceSnapshot, worker: usize) -> Meter {
+        Meter {
+            stats: Arc::clone(&service.stats),
+            worker,
+            reads_are_requests: true,
+        }
+    }
+
+    /// Counting for a socket to `backend`.
+    pub(super) fn backend(backend: &Backend, worker: usize) -> Meter {
+        Meter {
+            stats: Arc::clone(backend.stats_arc()),
+            worker,
+            reads_are_requests: false,
+        }
+    }
+
+    #[inline]
+    fn read(&self, n: usize) {
+        let c = self.stats.of(self.worker);
+        let n = n as u64;
+        if self.reads_are_requests {
+            c.bytes_in.add(n);
+        } else {
+            c.bytes_out.add(n);
+        }
+    }
+
+    #[inline]
+    fn wrote(&self, n: usize) {
+        let c = self.stats.of(self.worker);
+        let n = n as u64;
+        if self.reads_are_requests {
+            c.bytes_out.add(n);
+        } else {
+            c.bytes_in.add(n);
+        }
+    }
 }
 
 impl Conn {
-    pub(super) fn new(stream: TcpStream, now: Instant) -> Conn {
+    pub(super) fn new(stream: TcpStream, now: Instant, meter: Meter) -> Conn {
         Conn {
             stream,
             readable: false,
             writable: false,
             peer_closed: false,
             last_io: now,
+            meter,
         }
+    }
+
+    /// Reads, counting what arrived.
+    #[inline]
+    pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.stream.read(buf);
+        if let Ok(n) = r {
+            self.meter.read(n);
+        }
+        r
+    }
+
+    /// Writes, counting what left.
+    #[inline]
+    pub(super) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.stream.write(buf);
+        if let Ok(n) = r {
+            self.meter.wrote(n);
+        }
+        r
+    }
+
+    /// Writes several slices at once, counting what left.
+    #[inline]
+    pub(super) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let r = self.stream.write_vectored(bufs);
+        if let Ok(n) = r {
+            self.meter.wrote(n);
+        }
+        r
     }
 
     pub(super) fn note(&mut self, ev: &Event) {
@@ -173,8 +276,9 @@ impl Session {
             }),
             _ => None,
         };
+        let meter = Meter::client(&service, ctx.worker);
         let mut s = Session {
-            client: Conn::new(client, ctx.now),
+            client: Conn::new(client, ctx.now, meter),
             backend: None,
             lease: None,
             stage: Stage::Streaming,
@@ -223,16 +327,18 @@ impl Session {
                         avoid = Some(b.addr());
                         continue;
                     }
-                    self.backend = Some(Conn::new(stream, ctx.now));
+                    self.backend = Some(Conn::new(stream, ctx.now, Meter::backend(b, ctx.worker)));
                     self.lease = Some(lease);
                     self.stage = Stage::Connecting {
                         attempt,
                         deadline: ctx.now + self.service.timeouts.connect,
+                        since: ctx.now,
                     };
                     return Ok(());
                 }
                 Err(e) => {
                     log::debug!("connect to {} failed at once: {e}", b.addr());
+                    b.stats().of(ctx.worker).connect_errors.add(1);
                     avoid = Some(b.addr());
                 }
             }
@@ -246,8 +352,17 @@ impl Session {
             return Step::Open;
         };
         let failed = self.lease.as_ref().map(|l| l.backend().addr());
-        if let Some(addr) = failed {
-            log::debug!("backend {addr} did not accept a connection (attempt {attempt})");
+        if let Some(l) = &self.lease {
+            log::debug!(
+                "backend {} did not accept a connection (attempt {attempt})",
+                l.backend().addr()
+            );
+            let c = l.backend().stats().of(ctx.worker);
+            c.connect_errors.add(1);
+            if attempt < CONNECT_ATTEMPTS {
+                c.retries.add(1);
+                self.service.stats.of(ctx.worker).retries.add(1);
+            }
         }
         match self.connect(ctx, attempt, failed) {
             Ok(()) => Step::Open,
@@ -283,6 +398,16 @@ impl Session {
                     return self.retry(ctx);
                 }
                 Some(Ok(())) => {
+                    if let Stage::Connecting { since, .. } = self.stage {
+                        let took = ctx.now.saturating_duration_since(since);
+                        crate::metrics::stats::record(
+                            &mut ctx.latency(self.service.port()).connect,
+                            took,
+                        );
+                    }
+                    if let Some(l) = &self.lease {
+                        l.backend().stats().of(ctx.worker).opened.add(1);
+                    }
                     self.stage = Stage::Streaming;
                     if let Some(b) = &mut self.backend {
                         let _ = b.stream.set_nodelay(true);
@@ -361,6 +486,16 @@ impl Session {
     /// The listen port of the session's service.
     pub fn port(&self) -> u16 {
         self.service.port()
+    }
+
+    /// The session's service.
+    pub fn service(&self) -> &ServiceSnapshot {
+        &self.service
+    }
+
+    /// The backend it uses or tries, if any.
+    pub fn backend(&self) -> Option<&Backend> {
+        self.lease.as_ref().map(|l| &**l.backend())
     }
 
     /// Gives the session's buffers back before it is dropped.
@@ -465,10 +600,10 @@ fn transfer(
         let empty: &[u8] = &[];
         let pending = slot.as_ref().map_or(empty, Buffer::pending);
         let res = match preface.as_ref() {
-            Some(p) if pre_len > 0 => dst
-                .stream
-                .write_vectored(&[IoSlice::new(p.rest()), IoSlice::new(pending)]),
-            _ => dst.stream.write(pending),
+            Some(p) if pre_len > 0 => {
+                dst.write_vectored(&[IoSlice::new(p.rest()), IoSlice::new(pending)])
+            }
+            _ => dst.write(pending),
         };
         match res {
             Ok(0) => return Err(Fault(dst_side)),
@@ -498,7 +633,7 @@ fn transfer(
         let b = slot.get_or_insert_with(|| ctx.pool.take());
         if !b.is_full() {
             let room = b.spare().len();
-            match src.stream.read(b.spare()) {
+            match src.read(b.spare()) {
                 Ok(0) => {
                     half.saw_eof();
                     progress = true;

@@ -25,7 +25,8 @@ use super::session::{CloseReason, Ctx, Session, Step};
 use super::timer::{Wheel, TICK};
 use super::token::{EventTarget, Generations, Side, SlotId};
 use crate::config::ServiceKind;
-use crate::snapshot::{ServiceSnapshot, Snapshot};
+use crate::metrics::stats::Latency;
+use crate::snapshot::{Backend, ServiceSnapshot, Snapshot};
 use crate::sys::net::{self, ListenMode, SharedListeners, TcpStream};
 use crate::sys::poll::{Event, Events, Interest, Poll, Waker};
 
@@ -33,6 +34,8 @@ use crate::sys::poll::{Event, Events, Interest, Poll, Waker};
 const BIND_RETRY: Duration = Duration::from_secs(2);
 /// Idle buffers a worker keeps (16 KiB each).
 const POOL_KEEP: usize = 4096;
+/// How often latencies go to the control thread.
+const LATENCY_HANDOVER: Duration = Duration::from_secs(1);
 
 /// Control → worker.
 #[derive(Debug)]
@@ -64,6 +67,8 @@ pub enum FromWorker {
         /// Why.
         error: String,
     },
+    /// Latencies recorded since the last batch, by service port.
+    Latency(Vec<(u16, Latency)>),
     /// The worker finished draining and exited.
     Exited {
         /// Which worker.
@@ -190,6 +195,36 @@ impl AnySession {
             AnySession::Http(s) => s.release(pool, scratch),
         }
     }
+    fn service(&self) -> &ServiceSnapshot {
+        match self {
+            AnySession::Tcp(s) => s.service(),
+            AnySession::Http(s) => s.service(),
+        }
+    }
+    fn backend(&self) -> Option<&Backend> {
+        match self {
+            AnySession::Tcp(s) => s.backend(),
+            AnySession::Http(s) => s.backend(),
+        }
+    }
+}
+
+/// Counts a client connection's end: closed, and a timeout on the side
+/// that timed out (the service's for the client side; the backend's too for
+/// the server side).
+fn count_close(worker: usize, svc: &ServiceSnapshot, backend: Option<&Backend>, r: CloseReason) {
+    let c = svc.stats.of(worker);
+    c.closed.add(1);
+    match r {
+        CloseReason::IdleTimeout(side) => {
+            c.timeouts.add(1);
+            if let (Side::Backend, Some(b)) = (side, backend) {
+                b.stats().of(worker).timeouts.add(1);
+            }
+        }
+        CloseReason::ConnectFailed => c.connect_errors.add(1),
+        _ => {}
+    }
 }
 
 struct SessionSlot {
@@ -226,6 +261,9 @@ struct Worker {
     idle: IdlePool,
     next_idle_expiry: Instant,
     scratch: Vec<Scratch>,
+    /// Latencies by service port since the last hand-over.
+    latency: HashMap<u16, Latency>,
+    next_latency_handover: Instant,
 }
 
 impl Worker {
@@ -258,6 +296,8 @@ impl Worker {
             idle: IdlePool::default(),
             next_idle_expiry: Instant::now(),
             scratch: Vec::new(),
+            latency: HashMap::new(),
+            next_latency_handover: Instant::now() + LATENCY_HANDOVER,
         }
     }
 
@@ -272,6 +312,7 @@ impl Worker {
                 && self.idle.is_empty()
                 && self.unbound.is_empty()
                 && self.draining.is_none()
+                && self.latency.is_empty()
                 && !self
                     .listeners
                     .iter()
@@ -313,6 +354,13 @@ impl Worker {
             if now >= self.next_idle_expiry {
                 self.idle.expire(now);
                 self.next_idle_expiry = now + Duration::from_secs(1);
+            }
+            if now >= self.next_latency_handover {
+                self.next_latency_handover = now + LATENCY_HANDOVER;
+                if !self.latency.is_empty() {
+                    let batch: Vec<(u16, Latency)> = self.latency.drain().collect();
+                    self.reports.send(FromWorker::Latency(batch));
+                }
             }
             if self.full && self.sessions.len() < self.listen.max_sessions {
                 self.full = false;
@@ -569,6 +617,8 @@ impl Worker {
             gen: self.gens.bump(),
         };
         let port = svc.port();
+        svc.stats.of(self.id).opened.add(1);
+        let counted = Arc::clone(&svc);
         let mut ctx = Ctx {
             registry: self.poll.registry(),
             pool: &mut self.pool,
@@ -578,6 +628,8 @@ impl Worker {
             idle: &mut self.idle,
             header_timeout: self.listen.header_timeout,
             scratch: &mut self.scratch,
+            worker: self.id,
+            latency: &mut self.latency,
         };
         let started = match kind {
             ServiceKind::Http => {
@@ -595,10 +647,15 @@ impl Worker {
                     session,
                 });
             }
-            Err(CloseReason::NoBackend) => {
-                log::debug!("port {port}: no usable backend; closing {peer}");
+            Err(r) => {
+                count_close(self.id, &counted, None, r);
+                match r {
+                    CloseReason::NoBackend => {
+                        log::debug!("port {port}: no usable backend; closing {peer}")
+                    }
+                    r => log::debug!("port {port}: session for {peer} not started: {r:?}"),
+                }
             }
-            Err(r) => log::debug!("port {port}: session for {peer} not started: {r:?}"),
         }
     }
 
@@ -630,6 +687,8 @@ impl Worker {
             idle: &mut self.idle,
             header_timeout: self.listen.header_timeout,
             scratch: &mut self.scratch,
+            worker: self.id,
+            latency: &mut self.latency,
         };
         match f(&mut slot.session, &mut ctx) {
             Step::Open => {
@@ -645,6 +704,12 @@ impl Worker {
             }
             Step::Closed(reason) => {
                 log::trace!("worker {}: session {i} closed: {reason:?}", self.id);
+                count_close(
+                    self.id,
+                    slot.session.service(),
+                    slot.session.backend(),
+                    reason,
+                );
                 let mut slot = self.sessions.remove(i);
                 slot.session.release(&mut self.pool, &mut self.scratch);
             }

@@ -12,5 +12,6 @@
 
 pub mod net;
 pub mod poll;
+pub mod process;
 pub mod rlimit;
 pub mod signals;

@@ -86,7 +86,9 @@ pub fn listen(port: u16, mode: ListenMode, shared: &SharedListeners) -> io::Resu
     }
 }
 
-fn bind_any(port: u16, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+/// Binds `port` on every address: dual-stack IPv6, or IPv4 where IPv6 is
+/// missing.
+pub fn bind_any(port: u16, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let v6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
     match bind(v6, reuse_port) {
         Ok(l) => Ok(l),

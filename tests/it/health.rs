@@ -82,6 +82,9 @@ fn a_failing_http_check_takes_a_backend_out_and_rise_brings_it_back() {
     let down = format!("backend 127.0.0.3:{bport} is down");
     m.wait_log(&down, SECS(2 * 2 + 2));
     let took = failed_at.elapsed();
+    // The state change is published as a generation; wait until every
+    // worker runs it.
+    m.wait_log(&format!("-> [127.0.0.2:{bport}]"), SECS(2));
     assert!(
         spread(port, 20).iter().all(|t| t == "A"),
         "a down backend got traffic"
@@ -96,6 +99,11 @@ fn a_failing_http_check_takes_a_backend_out_and_rise_brings_it_back() {
     b_health.store(200, Ordering::SeqCst);
     let up = format!("backend 127.0.0.3:{bport} is up");
     m.wait_log_count(&up, 2, SECS(2 * 2 + 2));
+    m.wait_log_count(
+        &format!("-> [127.0.0.2:{bport}, 127.0.0.3:{bport}]"),
+        2,
+        SECS(2),
+    );
     let got = spread(port, 20);
     assert!(got.contains(&"B".into()), "{got:?}");
     eprintln!("down after {took:?}");
@@ -126,6 +134,8 @@ fn with_every_backend_down_http_answers_503_and_tcp_closes_until_they_return() {
         SECS(5),
     );
     m.wait_log(&format!("backend 127.0.0.1:{eport} is down"), SECS(5));
+    m.wait_log(&format!("[127.0.0.1:{}] -> []", web.port()), SECS(5));
+    m.wait_log(&format!("[127.0.0.1:{eport}] -> []"), SECS(5));
     m.wait_log(
         &format!(
             "{hp}:127.0.0.1:{}{{check:/healthz}}: no backends: all 1 backends are down",
@@ -148,6 +158,8 @@ fn with_every_backend_down_http_answers_503_and_tcp_closes_until_they_return() {
     let limit = SECS(2 * 2 + 2);
     m.wait_log_count(&format!("backend 127.0.0.1:{} is up", web.port()), 2, limit);
     m.wait_log_count(&format!("backend 127.0.0.1:{eport} is up"), 2, limit);
+    m.wait_log_count(&format!("[] -> [127.0.0.1:{}]", web.port()), 2, limit);
+    m.wait_log_count(&format!("[] -> [127.0.0.1:{eport}]"), 2, limit);
     eprintln!("back after {:?}", back.elapsed());
     assert_eq!(spread(hp, 1), ["W"]);
     let mut c = connect_within(local(tp), SECS(5));
@@ -175,6 +187,7 @@ fn a_backend_marked_down_finishes_its_open_connections_and_gets_no_new_ones() {
     assert_eq!(roundtrip(&mut on_a, b"before").unwrap(), b"before");
     drop(check_a);
     m.wait_log(&format!("backend 127.0.0.2:{bport} is down"), SECS(5));
+    m.wait_log(&format!("-> [127.0.0.3:{bport}]"), SECS(2));
     // The open connection keeps working...
     assert_eq!(roundtrip(&mut on_a, b"after").unwrap(), b"after");
     // ...and every new one goes to B.

@@ -7,6 +7,7 @@ mod guide;
 mod health;
 mod http;
 mod mdata;
+mod metrics;
 mod props;
 mod proxy_v2;
 mod reconfig;

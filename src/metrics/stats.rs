@@ -1,0 +1,207 @@
+//! What the workers count, and how, without costing the data plane.
+//!
+//! Every counter is sharded by worker and each shard has one writer, so an
+//! increment is a relaxed load and store on a cache line no other thread
+//! writes: no lock, no atomic read-modify-write, no false sharing. The
+//! control thread sums the shards when it renders. Latencies go into
+//! per-worker hdrhistograms that are handed to the control thread once a
+//! second and merged there.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+use hdrhistogram::Histogram;
+
+/// A counter with one writing thread.
+#[derive(Debug, Default)]
+pub struct Count(AtomicU64);
+
+impl Count {
+    /// Adds `n`. Only the owning worker calls this, so a plain load and
+    /// store cannot lose an update.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The value now.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// HTTP status classes 1xx..5xx.
+pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// One worker's counts for a service or a backend. "In" is the request
+/// direction (client to backend), "out" the response direction, as in
+/// HAProxy.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections opened: accepted (service) or connected to (backend).
+    pub opened: Count,
+    /// Connections closed; open = opened - closed.
+    pub closed: Count,
+    /// Responses by status class, index 0 = 1xx.
+    pub responses: [Count; 5],
+    /// Bytes in the request direction.
+    pub bytes_in: Count,
+    /// Bytes in the response direction.
+    pub bytes_out: Count,
+    /// Failed connects (refused, unreachable, timed out).
+    pub connect_errors: Count,
+    /// Connects retried on another backend after a failure.
+    pub retries: Count,
+    /// Connections ended by a client or server timeout.
+    pub timeouts: Count,
+}
+
+impl Counters {
+    /// Counts a response with `status`.
+    #[inline]
+    pub fn response(&self, status: u16) {
+        if let Some(c) = self
+            .responses
+            .get(usize::from(status / 100).wrapping_sub(1))
+        {
+            c.add(1);
+        }
+    }
+}
+
+/// The sum of every worker's [`Counters`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// See [`Counters::opened`].
+    pub opened: u64,
+    /// See [`Counters::closed`].
+    pub closed: u64,
+    /// See [`Counters::responses`].
+    pub responses: [u64; 5],
+    /// See [`Counters::bytes_in`].
+    pub bytes_in: u64,
+    /// See [`Counters::bytes_out`].
+    pub bytes_out: u64,
+    /// See [`Counters::connect_errors`].
+    pub connect_errors: u64,
+    /// See [`Counters::retries`].
+    pub retries: u64,
+    /// See [`Counters::timeouts`].
+    pub timeouts: u64,
+}
+
+/// [`Counters`] with one cache-padded shard per worker.
+#[derive(Debug)]
+pub struct Sharded(Box<[CachePadded<Counters>]>);
+
+impl Sharded {
+    /// Shards for `workers` workers (at least one).
+    pub fn new(workers: usize) -> Sharded {
+        Sharded(
+            (0..workers.max(1))
+                .map(|_| CachePadded::new(Counters::default()))
+                .collect(),
+        )
+    }
+
+    /// Worker `w`'s shard. A worker id beyond the shards (a snapshot built
+    /// for fewer workers) shares the last one: wrong only in who writes,
+    /// never in what is counted, and it cannot happen in `moirai run`.
+    #[inline]
+    pub fn of(&self, w: usize) -> &Counters {
+        &self.0[w.min(self.0.len() - 1)]
+    }
+
+    /// The totals over all workers.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for c in self.0.iter() {
+            t.opened += c.opened.get();
+            t.closed += c.closed.get();
+            for (sum, r) in t.responses.iter_mut().zip(&c.responses) {
+                *sum += r.get();
+            }
+            t.bytes_in += c.bytes_in.get();
+            t.bytes_out += c.bytes_out.get();
+            t.connect_errors += c.connect_errors.get();
+            t.retries += c.retries.get();
+            t.timeouts += c.timeouts.get();
+        }
+        t
+    }
+}
+
+/// Microseconds: the unit latencies are recorded in.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// A latency histogram: 1 µs to an hour, two significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 2).expect("static bounds are valid")
+}
+
+/// Records `d` (clamped to the histogram's range).
+#[inline]
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    let us = u64::try_from(d.as_micros()).unwrap_or(MAX_MICROS);
+    h.saturating_record(us.clamp(1, MAX_MICROS));
+}
+
+/// One worker's latencies for one service since the last hand-over.
+#[derive(Debug)]
+pub struct Latency {
+    /// From a request's complete head to its response's complete head.
+    pub request: Histogram<u64>,
+    /// From starting a backend connect to its completion.
+    pub connect: Histogram<u64>,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            request: new_histogram(),
+            connect: new_histogram(),
+        }
+    }
+}
+
+impl Latency {
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.request.is_empty() && self.connect.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_sum_and_classes_count() {
+        let s = Sharded::new(3);
+        s.of(0).opened.add(2);
+        s.of(2).opened.add(3);
+        s.of(1).response(204);
+        s.of(1).response(503);
+        s.of(1).response(99);
+        s.of(1).response(600);
+        s.of(7).bytes_in.add(10);
+        let t = s.totals();
+        assert_eq!(t.opened, 5);
+        assert_eq!(t.responses, [0, 1, 0, 0, 1]);
+        assert_eq!(t.bytes_in, 10);
+    }
+
+    #[test]
+    fn latencies_are_clamped_not_lost() {
+        let mut h = new_histogram();
+        record(&mut h, Duration::ZERO);
+        record(&mut h, Duration::from_secs(7200));
+        record(&mut h, Duration::from_millis(5));
+        assert_eq!(h.len(), 3);
+        assert!(h.max() >= MAX_MICROS * 99 / 100);
+    }
+}

@@ -1,0 +1,401 @@
+//! The metrics endpoint against real traffic: exact counters, promtool,
+//! the ACL by peer address, and live changes of port and ACL.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::util::backend::{Backend, Behaviour};
+use crate::util::http::{get, ok, Client, HttpBackend, Reply};
+use crate::util::{free_port, local, metadata, Moirai};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// Metadata for `portmap` (checks to the shared responder) plus `extra`.
+fn metadata_with(portmap: &str, extra: &[(&str, &str)]) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&metadata(portmap)).unwrap();
+    for (k, val) in extra {
+        v[format!("cloud.tritoncompute:{k}")] = (*val).into();
+    }
+    v.to_string()
+}
+
+/// A connection from `source` (e.g. 127.0.0.2) to `dest`.
+fn connect_from(source: [u8; 4], dest: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.bind(&SocketAddr::from((source, 0)).into())?;
+    s.connect(&dest.into())?;
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(SECS(10)))?;
+    Ok(s)
+}
+
+/// Sends `request` from `source` and returns (status, body).
+fn ask(source: [u8; 4], port: u16, request: &str) -> std::io::Result<(u16, String)> {
+    let mut s = connect_from(source, local(port))?;
+    s.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((status, body))
+}
+
+fn scrape(port: u16) -> String {
+    let (status, body) = ask(
+        [127, 0, 0, 1],
+        port,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The value of the series `name` whose labels include every pair.
+fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(series, _)| {
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// Scrapes until `name{labels}` equals `want` (workers hand latencies over
+/// once a second), returning the last exposition.
+fn scrape_until(port: u16, name: &str, labels: &[(&str, &str)], want: f64) -> String {
+    let start = Instant::now();
+    loop {
+        let text = scrape(port);
+        if value(&text, name, labels) == Some(want) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < SECS(10),
+            "{name}{labels:?} never reached {want}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn counters_match_known_traffic_exactly_and_promtool_accepts_the_exposition() {
+    const REPLY: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    const MISSING: &[u8] = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+    let web = HttpBackend::start("127.0.0.1:0", |req| {
+        if req.path == "/missing" {
+            Reply::Bytes(MISSING.to_vec())
+        } else {
+            Reply::Bytes(REPLY.to_vec())
+        }
+    });
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let (hp, tp, pp, mp) = (free_port(), free_port(), free_port(), free_port());
+    let (wport, eport) = (web.port(), echo.addr.port());
+    let mport = mp.to_string();
+    let _m = Moirai::start(
+        &metadata_with(
+            &format!(
+                "http://{hp}:127.0.0.1:{wport} tcp://{tp}:127.0.0.1:{eport} tcp-proxy-v2://{pp}:127.0.0.1:{eport}"
+            ),
+            &[("metrics_acl", "127.0.0.1"), ("metrics_port", &mport)],
+        ),
+        "",
+        &[],
+    );
+
+    // http: 10 found and 3 missing, pipelined on one connection whose last
+    // request closes it, so every byte each way is known.
+    let mut requests = String::new();
+    for i in 0..13 {
+        let path = if i % 4 == 3 { "/missing" } else { "/" };
+        let close = if i == 12 { "Connection: close\r\n" } else { "" };
+        requests.push_str(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n{close}\r\n"));
+    }
+    let mut c = crate::util::connect_within(local(hp), SECS(5));
+    c.write_all(requests.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 10, "{text}");
+    assert_eq!(text.matches("HTTP/1.1 404").count(), 3, "{text}");
+
+    // tcp and tcp-proxy-v2: 1,000 bytes echoed on each.
+    let payload = vec![7u8; 1000];
+    for port in [tp, pp] {
+        let mut c = crate::util::connect_within(local(port), SECS(5));
+        c.write_all(&payload).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).unwrap();
+        // The proxy-v2 echo returns the 28-byte IPv4 header too.
+        let header = if port == pp { 28 } else { 0 };
+        assert_eq!(back.len(), 1000 + header);
+    }
+
+    let hs = hp.to_string();
+    let text = scrape_until(
+        mp,
+        "moirai_request_duration_seconds_count",
+        &[("service", &hs)],
+        13.0,
+    );
+    let svc = |name: &str, port: u16, extra: &[(&str, &str)]| {
+        let p = port.to_string();
+        let mut l = vec![("service", p.as_str())];
+        l.extend_from_slice(extra);
+        value(&text, name, &l)
+    };
+    assert_eq!(svc("moirai_service_connections_total", hp, &[]), Some(1.0));
+    assert_eq!(svc("moirai_service_connections_active", hp, &[]), Some(0.0));
+    assert_eq!(
+        svc("moirai_service_responses_total", hp, &[("class", "2xx")]),
+        Some(10.0)
+    );
+    assert_eq!(
+        svc("moirai_service_responses_total", hp, &[("class", "4xx")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        svc("moirai_service_responses_total", hp, &[("class", "5xx")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        svc("moirai_service_request_bytes_total", hp, &[]),
+        Some(requests.len() as f64)
+    );
+    assert_eq!(
+        svc("moirai_service_response_bytes_total", hp, &[]),
+        Some(got.len() as f64)
+    );
+    let wb = format!("127.0.0.1:{wport}");
+    let web_l = [("backend", wb.as_str())];
+    assert_eq!(
+        svc(
+            "moirai_backend_responses_total",
+            hp,
+            &[web_l[0], ("class", "2xx")]
+        ),
+        Some(10.0)
+    );
+    assert_eq!(
+        svc(
+            "moirai_backend_responses_total",
+            hp,
+            &[web_l[0], ("class", "4xx")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        svc("moirai_backend_response_bytes_total", hp, &web_l),
+        Some((10 * REPLY.len() + 3 * MISSING.len()) as f64)
+    );
+    assert_eq!(
+        svc("moirai_backend_connections_total", hp, &web_l),
+        Some(1.0)
+    );
+    assert_eq!(svc("moirai_backend_up", hp, &web_l), Some(1.0));
+    assert_eq!(
+        svc("moirai_backend_connect_errors_total", hp, &web_l),
+        Some(0.0)
+    );
+
+    let eb = format!("127.0.0.1:{eport}");
+    let echo_l = [("backend", eb.as_str())];
+    for (port, header) in [(tp, 0.0), (pp, 28.0)] {
+        assert_eq!(
+            svc("moirai_service_connections_total", port, &[]),
+            Some(1.0)
+        );
+        assert_eq!(
+            svc("moirai_service_request_bytes_total", port, &[]),
+            Some(1000.0)
+        );
+        assert_eq!(
+            svc("moirai_service_response_bytes_total", port, &[]),
+            Some(1000.0 + header)
+        );
+        assert_eq!(
+            svc("moirai_backend_request_bytes_total", port, &echo_l),
+            Some(1000.0 + header)
+        );
+        assert_eq!(
+            svc("moirai_backend_response_bytes_total", port, &echo_l),
+            Some(1000.0 + header)
+        );
+        assert_eq!(
+            svc("moirai_connect_duration_seconds_count", port, &[]),
+            Some(1.0)
+        );
+    }
+    assert!(value(&text, "moirai_config_generation", &[]).unwrap() >= 1.0);
+    assert!(value(&text, "process_open_fds", &[]).unwrap() > 0.0);
+    assert!(value(&text, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
+    assert!(value(
+        &text,
+        "moirai_request_duration_quantile_seconds",
+        &[("quantile", "0.99")]
+    )
+    .is_some());
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_acl_reads_the_peer_address_and_a_forged_forwarded_for_does_not_help() {
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("x"));
+    let (hp, mp) = (free_port(), free_port());
+    let mport = mp.to_string();
+    let _m = Moirai::start(
+        &metadata_with(
+            &format!("http://{hp}:127.0.0.1:{}", web.port()),
+            &[
+                ("metrics_acl", "127.0.0.1/32 10.0.0.0/8"),
+                ("metrics_port", &mport),
+            ],
+        ),
+        "",
+        &[],
+    );
+    let forged = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.1\r\nX-Real-IP: 127.0.0.1\r\n\r\n";
+    let (status, _) = ask([127, 0, 0, 2], mp, forged).unwrap();
+    assert_eq!(status, 403);
+    let (status, body) = ask([127, 0, 0, 1], mp, forged).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("# TYPE moirai_config_generation gauge"),
+        "{body}"
+    );
+    assert_eq!(
+        ask([127, 0, 0, 1], mp, "GET / HTTP/1.1\r\n\r\n").unwrap().0,
+        404
+    );
+    assert_eq!(
+        ask(
+            [127, 0, 0, 1],
+            mp,
+            "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap()
+        .0,
+        405
+    );
+    // Denied peers learn nothing, not even which paths exist.
+    assert_eq!(
+        ask([127, 0, 0, 2], mp, "GET / HTTP/1.1\r\n\r\n").unwrap().0,
+        403
+    );
+}
+
+#[test]
+fn port_and_acl_change_live_without_dropping_data_plane_connections() {
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("steady"));
+    let (hp, m1, m2) = (free_port(), free_port(), free_port());
+    let portmap = format!("http://{hp}:127.0.0.1:{}", web.port());
+    let (m1s, m2s) = (m1.to_string(), m2.to_string());
+    let m = Moirai::start(
+        &metadata_with(
+            &portmap,
+            &[("metrics_acl", "127.0.0.1"), ("metrics_port", &m1s)],
+        ),
+        "",
+        &[],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let loaders: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut n, mut failed) = (0u32, 0u32);
+                let mut c = Client::connect(local(hp));
+                while !stop.load(Ordering::SeqCst) {
+                    match c.exchange(&get("/")) {
+                        Some(r) if r.status == 200 => n += 1,
+                        _ => {
+                            failed += 1;
+                            c = Client::connect(local(hp));
+                        }
+                    }
+                }
+                (n, failed)
+            })
+        })
+        .collect();
+    assert_eq!(
+        ask([127, 0, 0, 2], m1, "GET /metrics HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .0,
+        403
+    );
+
+    // Move the endpoint and open it to 127.0.0.2 as well.
+    m.set_metadata(&metadata_with(
+        &portmap,
+        &[
+            ("metrics_acl", "127.0.0.1,127.0.0.2"),
+            ("metrics_port", &m2s),
+        ],
+    ));
+    m.wait_log(&format!("metrics: serving /metrics on :{m2}"), SECS(5));
+    let start = Instant::now();
+    while TcpStream::connect(local(m1)).is_ok() {
+        assert!(
+            start.elapsed() < SECS(5),
+            "the old metrics port still accepts"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        ask([127, 0, 0, 2], m2, "GET /metrics HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .0,
+        200
+    );
+
+    // Without metrics_acl the endpoint goes away.
+    m.set_metadata(&metadata_with(&portmap, &[]));
+    m.wait_log("metrics: no metrics_acl; endpoint", SECS(5));
+    assert!(TcpStream::connect(local(m2)).is_err());
+
+    stop.store(true, Ordering::SeqCst);
+    let (mut total, mut failed) = (0, 0);
+    for l in loaders {
+        let (n, f) = l.join().unwrap();
+        total += n;
+        failed += f;
+    }
+    assert!(total > 50, "only {total} requests");
+    assert_eq!(failed, 0, "{failed} of {total} data-plane requests failed");
+}
