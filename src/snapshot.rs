@@ -155,6 +155,15 @@ impl ServiceSnapshot {
     }
 }
 
+/// Where access lines go, when the `syslog` key is set and resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogSpec {
+    /// The collector.
+    pub addr: SocketAddr,
+    /// Hostname and pid for the header.
+    pub origin: Arc<crate::proto::syslog::Origin>,
+}
+
 /// The whole configuration the workers run.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -162,6 +171,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// Services, listen ports all distinct.
     pub services: Vec<Arc<ServiceSnapshot>>,
+    /// Remote syslog for access lines; none means no lines are produced.
+    pub syslog: Option<SyslogSpec>,
 }
 
 impl Snapshot {

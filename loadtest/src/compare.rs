@@ -7,7 +7,7 @@
 //! HAProxy one thread, both without logs, with 16 KiB buffers, configured
 //! from one service description.
 
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +24,10 @@ use crate::stats::{self, median, RunResult};
 pub enum System {
     /// moirai, one worker.
     Moirai,
+    /// moirai with the metrics endpoint on, scraped every second.
+    MoiraiMetrics,
+    /// Another moirai binary (`--baseline`), e.g. an older build.
+    Baseline,
     /// HAProxy from the Debian package, one thread.
     Haproxy,
     /// No balancer: the physical ceiling.
@@ -34,6 +38,8 @@ impl System {
     fn name(self) -> &'static str {
         match self {
             System::Moirai => "moirai",
+            System::MoiraiMetrics => "moirai-metrics",
+            System::Baseline => "baseline",
             System::Haproxy => "haproxy",
             System::Direct => "direct",
         }
@@ -51,6 +57,7 @@ pub struct Options {
     pub json: Option<PathBuf>,
     pub svg: Option<PathBuf>,
     pub moirai: Option<PathBuf>,
+    pub baseline: Option<PathBuf>,
     pub haproxy: PathBuf,
 }
 
@@ -114,6 +121,73 @@ fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), CompareError> {
                 ))
             }
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Waits until `addr` answers through to a backend of `kind`: a balancer
+/// with no usable backend yet closes at once instead.
+fn wait_serving(addr: SocketAddr, kind: &str) -> Result<(), CompareError> {
+    let start = Instant::now();
+    loop {
+        let ok = TcpStream::connect(addr).is_ok_and(|mut s| {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+            let probe: &[u8] = match kind {
+                "http" => b"GET / HTTP/1.1\r\nHost: probe\r\n\r\n",
+                "echo" => b"x",
+                _ => b"",
+            };
+            let mut buf = [0u8; 16];
+            s.write_all(probe).is_ok()
+                && matches!(s.read(&mut buf), Ok(n) if n > 0 && (kind != "http" || buf.starts_with(b"HTTP/1.1 200")))
+        });
+        if ok {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err(CompareError::Io(
+                format!("{addr} did not reach its backend"),
+                io::Error::from(io::ErrorKind::TimedOut),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Scrapes a metrics endpoint once a second (Prometheus scrapes every 15 s
+/// by default; this is 15 times the cost) until dropped.
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Scraper {
+    fn start(addr: SocketAddr) -> Scraper {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mut c) = TcpStream::connect(addr) {
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                    let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: loadtest\r\n\r\n");
+                    let mut sink = Vec::new();
+                    let _ = c.read_to_end(&mut sink);
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        Scraper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -193,7 +267,11 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
     if opts.systems.contains(&System::Haproxy) && !opts.haproxy.exists() {
         return Err(CompareError::NoHaproxy(opts.haproxy.clone()));
     }
-    let moirai_bin = if opts.systems.contains(&System::Moirai) {
+    let moirai_bin = if opts
+        .systems
+        .iter()
+        .any(|s| matches!(s, System::Moirai | System::MoiraiMetrics))
+    {
         Some(moirai_path(opts)?)
     } else {
         None
@@ -233,22 +311,29 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
     wait_listening(backend_addr, "the backend")?;
 
     let mut targets: Vec<(System, SocketAddr, Option<u32>, Option<Guard>)> = Vec::new();
+    let mut scrapers: Vec<Scraper> = Vec::new();
     for &sys in &opts.systems {
         match sys {
             System::Direct => targets.push((sys, backend_addr, None, None)),
-            System::Moirai => {
+            System::Moirai | System::MoiraiMetrics | System::Baseline => {
                 let port = free_port().map_err(io("port"))?;
-                let md = dir.join("metadata.json");
-                std::fs::write(
-                    &md,
-                    json!({
-                        "cloud.tritoncompute:loadbalancer": "true",
-                        "cloud.tritoncompute:portmap": format!("{service_kind}://{port}:{backend_addr}"),
-                    })
-                    .to_string(),
-                )
-                .map_err(io("metadata file"))?;
-                let bin = moirai_bin.as_ref().expect("set when moirai is compared");
+                let md = dir.join(format!("{}.json", sys.name()));
+                let mut metadata = json!({
+                    "cloud.tritoncompute:loadbalancer": "true",
+                    "cloud.tritoncompute:portmap": format!("{service_kind}://{port}:{backend_addr}"),
+                });
+                let metrics_port = free_port().map_err(io("port"))?;
+                if sys == System::MoiraiMetrics {
+                    metadata["cloud.tritoncompute:metrics_acl"] = "127.0.0.1".into();
+                    metadata["cloud.tritoncompute:metrics_port"] = metrics_port.to_string().into();
+                }
+                std::fs::write(&md, metadata.to_string()).map_err(io("metadata file"))?;
+                let bin = match sys {
+                    System::Baseline => opts.baseline.as_ref().ok_or(CompareError::Unsupported(
+                        "--systems baseline needs --baseline PATH",
+                    ))?,
+                    _ => moirai_bin.as_ref().ok_or(CompareError::NoMoirai)?,
+                };
                 let child = pinned(bin, 1)
                     .args([
                         "run",
@@ -260,7 +345,7 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
                     ])
                     .arg(&md)
                     .arg("--state-dir")
-                    .arg(dir.join("state"))
+                    .arg(dir.join(format!("state-{}", sys.name())))
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
@@ -269,6 +354,14 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
                 let g = Guard(child);
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
                 wait_listening(addr, "moirai")?;
+                // New backends start down until their health checks pass.
+                wait_serving(addr, backend_kind)?;
+                if sys == System::MoiraiMetrics {
+                    scrapers.push(Scraper::start(SocketAddr::from((
+                        [127, 0, 0, 1],
+                        metrics_port,
+                    ))));
+                }
                 targets.push((sys, addr, Some(pid), Some(g)));
             }
             System::Haproxy => {
@@ -327,6 +420,7 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
             );
         }
     }
+    drop(scrapers);
     drop(targets);
     let _ = std::fs::remove_dir_all(&dir);
 

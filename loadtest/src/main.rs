@@ -142,6 +142,9 @@ enum Command {
         /// The moirai binary [default: next to loadtest].
         #[arg(long)]
         moirai: Option<PathBuf>,
+        /// Another moirai binary, run as the `baseline` system.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
         /// The HAProxy binary.
         #[arg(long, default_value = "/usr/sbin/haproxy")]
         haproxy: PathBuf,
@@ -255,6 +258,7 @@ fn main() -> ExitCode {
             json,
             svg,
             moirai,
+            baseline,
             haproxy,
         } => {
             let opts = compare::Options {
@@ -266,6 +270,7 @@ fn main() -> ExitCode {
                 json,
                 svg,
                 moirai,
+                baseline,
                 haproxy,
             };
             match compare::run(&opts) {

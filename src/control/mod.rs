@@ -141,6 +141,10 @@ struct Control {
     metadata_errors: u64,
     /// Lookups and failed lookups per DNS name.
     dns_counts: HashMap<dns::resolver::Target, (u64, u64)>,
+    /// Access lines the workers sent and dropped.
+    syslog_counts: Arc<crate::metrics::stats::SyslogCounters>,
+    /// This host, for syslog headers.
+    origin: Arc<crate::proto::syslog::Origin>,
 }
 
 /// Runs the balancer until SIGTERM or SIGINT, then drains.
@@ -168,11 +172,13 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     );
     let report_tx = worker::Reporter::new(report_tx, Some(Arc::clone(&waker)));
     let cookie_key = load_cookie_key(&opts.state_dir)?;
+    let syslog_counts = Arc::new(crate::metrics::stats::SyslogCounters::new(workers_n));
     let listen = ListenConfig {
         mode: opts.listen_mode,
         shared: Arc::new(SharedListeners::default()),
         max_sessions,
         header_timeout: opts.header_timeout,
+        syslog_counts: Arc::clone(&syslog_counts),
     };
     let mut workers = Vec::with_capacity(workers_n);
     for id in 0..workers_n {
@@ -237,6 +243,11 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         applied_at: None,
         metadata_errors: 0,
         dns_counts: HashMap::new(),
+        syslog_counts,
+        origin: Arc::new(crate::proto::syslog::Origin::new(
+            &crate::sys::process::hostname(),
+            std::process::id(),
+        )),
         registry: poll
             .registry()
             .try_clone()
@@ -522,7 +533,11 @@ impl Control {
                 })
                 .collect(),
             metadata_errors: self.metadata_errors,
-            syslog: (0, 0),
+            syslog: {
+                let (s, d) = self.syslog_counts.totals();
+                let (es, ed) = crate::logging::remote_counts();
+                (s + es, d + ed)
+            },
             started: Some(self.started),
         };
         self.exporter.render(&services, &control)
@@ -540,6 +555,16 @@ impl Control {
             })
             .filter_map(|s| publish::dns_target(&s.backend))
             .collect();
+        if let Some(t) = config.syslog() {
+            if let crate::config::SyslogHost::Name(n) = &t.host {
+                if self.hosts.lookup(n).is_none() {
+                    targets.push(dns::resolver::Target::Addr {
+                        name: n.to_string(),
+                        port: t.port.get(),
+                    });
+                }
+            }
+        }
         targets.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         targets.dedup();
         if targets != self.watched {
@@ -602,12 +627,50 @@ impl Control {
     /// Builds the snapshot for `config` from what names resolve to and
     /// what the health checks say, and starts checking new backends.
     fn build(&mut self, config: &Config) -> Arc<Snapshot> {
-        let snap = self
+        let mut snap = self
             .builder
             .build(config, &self.hosts, &self.discovered, &self.health);
+        snap.syslog = self.syslog_spec(config);
+        if snap.syslog != self.snapshot.syslog {
+            crate::logging::set_remote(snap.syslog.clone());
+        }
         self.health
             .sync(&self.registry, self.builder.check_specs(), Instant::now());
         Arc::new(snap)
+    }
+
+    /// Where syslog goes: the `syslog` key's address, or its name from the
+    /// hosts file or DNS. A name not resolved yet means no syslog for now.
+    fn syslog_spec(&self, config: &Config) -> Option<crate::snapshot::SyslogSpec> {
+        let t = config.syslog()?;
+        let ip = match &t.host {
+            crate::config::SyslogHost::Ip(ip) => Some(*ip),
+            crate::config::SyslogHost::Name(n) => self
+                .hosts
+                .lookup(n)
+                .and_then(|ips| ips.first().copied())
+                .or_else(|| {
+                    let target = dns::resolver::Target::Addr {
+                        name: n.to_string(),
+                        port: t.port.get(),
+                    };
+                    self.discovered
+                        .good
+                        .get(&target)
+                        .and_then(|v| v.first())
+                        .map(|(a, _)| a.ip())
+                }),
+        };
+        match ip {
+            Some(ip) => Some(crate::snapshot::SyslogSpec {
+                addr: std::net::SocketAddr::new(ip, t.port.get()),
+                origin: Arc::clone(&self.origin),
+            }),
+            None => {
+                log::debug!("syslog: {t} is not resolved yet");
+                None
+            }
+        }
     }
 
     /// Publishes the running configuration again after DNS or health

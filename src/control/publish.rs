@@ -223,6 +223,7 @@ impl Builder {
         Snapshot {
             generation: self.generation,
             services,
+            syslog: None,
         }
     }
 }
@@ -254,6 +255,12 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
         if new.service(o.port()).is_none() {
             out.push(format!("-{}", o.spec));
         }
+    }
+    if old.syslog != new.syslog {
+        out.push(match &new.syslog {
+            Some(s) => format!("syslog to {}", s.addr),
+            None => "no syslog".to_owned(),
+        });
     }
     out
 }

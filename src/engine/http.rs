@@ -20,6 +20,7 @@ use super::buffer::{Buffer, BufferPool};
 use super::session::{
     connect_result, idle_deadline, pipe_round, CloseReason, Conn, Ctx, Meter, Step, Streams,
 };
+use super::syslog::Sink;
 use super::token::{EventTarget, Side};
 use crate::metrics::stats::record;
 use crate::proto::cookie::COOKIE_NAME;
@@ -29,6 +30,7 @@ use crate::proto::http1::request::{self, RequestHead};
 use crate::proto::http1::response::{self, ResponseHead};
 use crate::proto::http1::{head_slices, virtual_len, HeadError, MAX_SLICES};
 use crate::proto::pipe::Pipe;
+use crate::proto::syslog::{Access, Termination};
 use crate::snapshot::{Backend, BackendLease, ServiceSnapshot};
 use crate::sys::net::{self, TcpStream};
 use crate::sys::poll::{Event, Interest};
@@ -100,6 +102,17 @@ pub struct HttpSession {
     parked: Option<(SocketAddr, Conn)>,
     /// When the current request's head was complete.
     req_since: Instant,
+    /// When its first byte came.
+    req_start: Instant,
+    /// How long this request's backend connect took (none when a kept
+    /// connection was reused).
+    connect_took: Option<Duration>,
+    /// When the response head arrived.
+    resp_at: Option<Instant>,
+    /// "METHOD target" of the current request, kept only for syslog.
+    req_line: String,
+    /// Client bytes (read, written) when the current request began.
+    marks: (u64, u64),
     /// The worker, whose counter shard this session writes.
     worker: usize,
 }
@@ -150,12 +163,81 @@ impl HttpSession {
             parked: None,
             req_since: ctx.now,
             worker: ctx.worker,
+            req_start: ctx.now,
+            connect_took: None,
+            resp_at: None,
+            req_line: String::new(),
+            marks: (0, 0),
         })
     }
 
     /// The listen port of the session's service.
     pub fn port(&self) -> u16 {
         self.service.port()
+    }
+
+    /// Sends the access line of the current request.
+    fn log_request(
+        &mut self,
+        sink: &mut Sink,
+        status: Option<u16>,
+        term: Termination,
+        now: Instant,
+    ) {
+        let (method, target) = self.req_line.split_once(' ').unwrap_or(("-", "-"));
+        sink.access(&Access {
+            kind: "http",
+            client: self.peer,
+            service: self.service.port(),
+            backend: self.backend_addr(),
+            status,
+            request: Some((method, target)),
+            bytes: (self.client.rx - self.marks.0, self.client.tx - self.marks.1),
+            t_request: Some(self.req_since.saturating_duration_since(self.req_start)),
+            t_connect: self.connect_took,
+            t_response: self
+                .resp_at
+                .map(|t| t.saturating_duration_since(self.req_since)),
+            t_total: now.saturating_duration_since(self.req_start),
+            term,
+        });
+        self.marks = (self.client.rx, self.client.tx);
+        self.req_line.clear();
+    }
+
+    /// The access line a closing session still owes: the request in
+    /// progress, or the error moirai answered. An idle keep-alive
+    /// connection closing owes none.
+    pub fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
+        let (status, term) = match (self.error, r) {
+            (Some((status, _)), _) => (
+                Some(status.code()),
+                Termination(match status.code() {
+                    503 => *b"SC",
+                    504 => *b"sH",
+                    502 => *b"SH",
+                    408 => *b"cR",
+                    _ => *b"PR",
+                }),
+            ),
+            (None, r) if self.req.is_some() => (None, super::worker::termination(r)),
+            _ => return,
+        };
+        let (method, target) = self.req_line.split_once(' ').unwrap_or(("-", "-"));
+        sink.access(&Access {
+            kind: "http",
+            client: self.peer,
+            service: self.service.port(),
+            backend: self.backend_addr(),
+            status,
+            request: (!self.req_line.is_empty()).then_some((method, target)),
+            bytes: (self.client.rx - self.marks.0, self.client.tx - self.marks.1),
+            t_request: None,
+            t_connect: self.connect_took,
+            t_response: None,
+            t_total: now.saturating_duration_since(self.req_start),
+            term,
+        });
     }
 
     /// The session's service.
@@ -200,6 +282,7 @@ impl HttpSession {
                         }
                         if let Stage::Connect { since, .. } = self.stage {
                             let took = ctx.now.saturating_duration_since(since);
+                            self.connect_took = Some(took);
                             record(&mut ctx.latency(self.port()).connect, took);
                         }
                         if let Some(l) = &self.lease {
@@ -297,6 +380,9 @@ impl HttpSession {
         self.head_since.get_or_insert(ctx.now);
         match request::parse(buf.pending(), &mut self.s.req_drop, &mut self.s.req_inject) {
             Ok(Some(head)) => {
+                if ctx.syslog.is_some() {
+                    keep_request_line(&mut self.req_line, buf.pending());
+                }
                 self.begin_request(ctx, head)?;
                 Ok(true)
             }
@@ -335,6 +421,9 @@ impl HttpSession {
         };
         self.sticky = head.sticky;
         self.req_since = ctx.now;
+        self.req_start = self.head_since.unwrap_or(ctx.now);
+        self.connect_took = None;
+        self.resp_at = None;
         self.req_body = BodyTracker::new(head.framing);
         self.req = Some(head);
         self.head_sent = 0;
@@ -658,6 +747,7 @@ impl HttpSession {
                     l.backend().stats().of(ctx.worker).response(head.code);
                 }
                 if !head.is_interim() {
+                    self.resp_at = Some(ctx.now);
                     let took = ctx.now.saturating_duration_since(self.req_since);
                     record(&mut ctx.latency(self.port()).request, took);
                 }
@@ -785,6 +875,9 @@ impl HttpSession {
     /// Both messages are complete: keep or drop each side.
     fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Step> {
         let resp = self.resp.take().expect("finished with a response");
+        if let Some(sink) = ctx.syslog.as_deref_mut() {
+            self.log_request(sink, Some(resp.code), Termination::NORMAL, ctx.now);
+        }
         let req = self.req.take().expect("finished with a request");
         let leftover = self.bbuf.as_ref().is_some_and(|b| !b.is_empty());
         let reusable = resp.keep_alive && self.req_body.is_done() && !self.backend_eof && !leftover;
@@ -1014,6 +1107,22 @@ fn fill(conn: &mut Conn, slot: &mut Option<Buffer>, ctx: &mut Ctx<'_>) -> io::Re
     };
     release_if_empty(slot, ctx.pool);
     r
+}
+
+/// Keeps "METHOD target" of the head at the front of `head` in `line`
+/// (reusing its allocation), at most 1 KiB of it.
+fn keep_request_line(line: &mut String, head: &[u8]) {
+    line.clear();
+    let first = head
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or(&[]);
+    let mut parts = first.split(|&b| b == b' ').filter(|p| !p.is_empty());
+    let method = parts.next().unwrap_or(b"-");
+    let target = parts.next().unwrap_or(b"-");
+    line.push_str(&String::from_utf8_lossy(&method[..method.len().min(32)]));
+    line.push(' ');
+    line.push_str(&String::from_utf8_lossy(&target[..target.len().min(1024)]));
 }
 
 fn release_if_empty(slot: &mut Option<Buffer>, pool: &mut BufferPool) {

@@ -17,6 +17,7 @@ pub mod http;
 pub mod listener;
 pub mod pool;
 pub mod session;
+pub mod syslog;
 pub mod timer;
 pub mod token;
 pub mod worker;

@@ -78,6 +78,9 @@ pub struct Ctx<'a> {
     /// This worker's latencies by service port, handed to the control
     /// thread every second.
     pub latency: &'a mut std::collections::HashMap<u16, Latency>,
+    /// Where access lines go; `None` without the `syslog` key, and then no
+    /// line is even formatted.
+    pub syslog: Option<&'a mut super::syslog::Sink>,
 }
 
 impl Ctx<'_> {
@@ -108,6 +111,9 @@ pub(super) struct Conn {
     pub(super) peer_closed: bool,
     pub(super) last_io: Instant,
     meter: Meter,
+    /// Bytes read from and written to this socket, for access lines.
+    pub(super) rx: u64,
+    pub(super) tx: u64,
 }
 
 /// Where a socket's bytes are counted: the service's counters for a client
@@ -172,6 +178,8 @@ impl Conn {
             peer_closed: false,
             last_io: now,
             meter,
+            rx: 0,
+            tx: 0,
         }
     }
 
@@ -181,6 +189,7 @@ impl Conn {
         let r = self.stream.read(buf);
         if let Ok(n) = r {
             self.meter.read(n);
+            self.rx += n as u64;
         }
         r
     }
@@ -191,6 +200,7 @@ impl Conn {
         let r = self.stream.write(buf);
         if let Ok(n) = r {
             self.meter.wrote(n);
+            self.tx += n as u64;
         }
         r
     }
@@ -201,6 +211,7 @@ impl Conn {
         let r = self.stream.write_vectored(bufs);
         if let Ok(n) = r {
             self.meter.wrote(n);
+            self.tx += n as u64;
         }
         r
     }
@@ -249,6 +260,11 @@ pub struct Session {
     preface: Option<Preface>,
     /// Earliest wheel entry pending for this session, if any.
     armed: Option<Instant>,
+    /// The client, and when it was accepted, for the access line.
+    peer: SocketAddr,
+    accepted: Instant,
+    /// How long the successful backend connect took.
+    connect_took: Option<std::time::Duration>,
 }
 
 impl Session {
@@ -288,6 +304,9 @@ impl Session {
             preface,
             armed: None,
             service,
+            peer,
+            accepted: ctx.now,
+            connect_took: None,
         };
         s.connect(ctx, 0, None)?;
         Ok(s)
@@ -400,6 +419,7 @@ impl Session {
                 Some(Ok(())) => {
                     if let Stage::Connecting { since, .. } = self.stage {
                         let took = ctx.now.saturating_duration_since(since);
+                        self.connect_took = Some(took);
                         crate::metrics::stats::record(
                             &mut ctx.latency(self.service.port()).connect,
                             took,
@@ -496,6 +516,24 @@ impl Session {
     /// The backend it uses or tries, if any.
     pub fn backend(&self) -> Option<&Backend> {
         self.lease.as_ref().map(|l| &**l.backend())
+    }
+
+    /// The connection's access line, sent as it closes.
+    pub fn log_close(&self, sink: &mut super::syslog::Sink, r: CloseReason, now: Instant) {
+        sink.access(&crate::proto::syslog::Access {
+            kind: "tcp",
+            client: self.peer,
+            service: self.service.port(),
+            backend: self.lease.as_ref().map(|l| l.backend().addr()),
+            status: None,
+            request: None,
+            bytes: (self.client.rx, self.client.tx),
+            t_request: None,
+            t_connect: self.connect_took,
+            t_response: None,
+            t_total: now.saturating_duration_since(self.accepted),
+            term: super::worker::termination(r),
+        });
     }
 
     /// Gives the session's buffers back before it is dropped.

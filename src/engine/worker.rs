@@ -22,10 +22,12 @@ use super::http::{HttpSession, Scratch};
 use super::listener::{Accepted, Listener, EXHAUSTION_PAUSE};
 use super::pool::IdlePool;
 use super::session::{CloseReason, Ctx, Session, Step};
+use super::syslog::Sink;
 use super::timer::{Wheel, TICK};
 use super::token::{EventTarget, Generations, Side, SlotId};
 use crate::config::ServiceKind;
-use crate::metrics::stats::Latency;
+use crate::metrics::stats::{Latency, SyslogCounters};
+use crate::proto::syslog::{Access, Termination};
 use crate::snapshot::{Backend, ServiceSnapshot, Snapshot};
 use crate::sys::net::{self, ListenMode, SharedListeners, TcpStream};
 use crate::sys::poll::{Event, Events, Interest, Poll, Waker};
@@ -116,6 +118,8 @@ pub struct ListenConfig {
     /// How long an HTTP request head may take once its first byte came
     /// (then 408): slow clients cannot hold a worker's sessions.
     pub header_timeout: Duration,
+    /// Syslog lines sent and dropped, a shard per worker.
+    pub syslog_counts: Arc<SyslogCounters>,
 }
 
 /// The control thread's handle on a worker.
@@ -207,6 +211,26 @@ impl AnySession {
             AnySession::Http(s) => s.backend(),
         }
     }
+    /// Sends the access line a closing session still owes: a tcp
+    /// connection's, or an http request's that did not finish.
+    fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
+        match self {
+            AnySession::Tcp(s) => s.log_close(sink, r, now),
+            AnySession::Http(s) => s.log_close(sink, r, now),
+        }
+    }
+}
+
+/// HAProxy's termination state for a connection that ended for `r`.
+pub(super) fn termination(r: CloseReason) -> Termination {
+    Termination(match r {
+        CloseReason::Done => *b"--",
+        CloseReason::NoBackend | CloseReason::ConnectFailed => *b"SC",
+        CloseReason::Reset(Side::Client) => *b"CD",
+        CloseReason::Reset(Side::Backend) => *b"SD",
+        CloseReason::IdleTimeout(Side::Client) => *b"cD",
+        CloseReason::IdleTimeout(Side::Backend) => *b"sD",
+    })
 }
 
 /// Counts a client connection's end: closed, and a timeout on the side
@@ -264,6 +288,8 @@ struct Worker {
     /// Latencies by service port since the last hand-over.
     latency: HashMap<u16, Latency>,
     next_latency_handover: Instant,
+    /// Where access lines go, if the `syslog` key is set.
+    syslog: Option<Sink>,
 }
 
 impl Worker {
@@ -298,6 +324,7 @@ impl Worker {
             scratch: Vec::new(),
             latency: HashMap::new(),
             next_latency_handover: Instant::now() + LATENCY_HANDOVER,
+            syslog: None,
         }
     }
 
@@ -434,6 +461,14 @@ impl Worker {
         }
         self.next_bind_retry = (!self.unbound.is_empty()).then(|| now + BIND_RETRY);
         let generation = snap.generation;
+        if self.syslog.as_ref().map(Sink::spec) != snap.syslog.as_ref() {
+            self.syslog = snap.syslog.clone().and_then(|spec| {
+                let addr = spec.addr;
+                Sink::open(spec, Arc::clone(&self.listen.syslog_counts), self.id)
+                    .map_err(|e| log::error!("worker {}: no syslog to {addr}: {e}", self.id))
+                    .ok()
+            });
+        }
         self.snapshot = snap;
         self.reports.send(FromWorker::Applied {
             worker: self.id,
@@ -630,6 +665,7 @@ impl Worker {
             scratch: &mut self.scratch,
             worker: self.id,
             latency: &mut self.latency,
+            syslog: self.syslog.as_mut(),
         };
         let started = match kind {
             ServiceKind::Http => {
@@ -649,6 +685,26 @@ impl Worker {
             }
             Err(r) => {
                 count_close(self.id, &counted, None, r);
+                if let Some(sink) = self.syslog.as_mut() {
+                    sink.access(&Access {
+                        kind: if kind == ServiceKind::Http {
+                            "http"
+                        } else {
+                            "tcp"
+                        },
+                        client: peer,
+                        service: port,
+                        backend: None,
+                        status: None,
+                        request: None,
+                        bytes: (0, 0),
+                        t_request: None,
+                        t_connect: None,
+                        t_response: None,
+                        t_total: Duration::ZERO,
+                        term: termination(r),
+                    });
+                }
                 match r {
                     CloseReason::NoBackend => {
                         log::debug!("port {port}: no usable backend; closing {peer}")
@@ -689,6 +745,7 @@ impl Worker {
             scratch: &mut self.scratch,
             worker: self.id,
             latency: &mut self.latency,
+            syslog: self.syslog.as_mut(),
         };
         match f(&mut slot.session, &mut ctx) {
             Step::Open => {
@@ -710,6 +767,9 @@ impl Worker {
                     slot.session.backend(),
                     reason,
                 );
+                if let Some(sink) = self.syslog.as_mut() {
+                    slot.session.log_close(sink, reason, now);
+                }
                 let mut slot = self.sessions.remove(i);
                 slot.session.release(&mut self.pool, &mut self.scratch);
             }

@@ -135,6 +135,39 @@ impl Sharded {
     }
 }
 
+/// Syslog lines sent and dropped, one shard per worker.
+#[derive(Debug)]
+pub struct SyslogCounters(Box<[CachePadded<(Count, Count)>]>);
+
+impl SyslogCounters {
+    /// Shards for `workers` workers.
+    pub fn new(workers: usize) -> SyslogCounters {
+        SyslogCounters(
+            (0..workers.max(1))
+                .map(|_| CachePadded::new((Count::default(), Count::default())))
+                .collect(),
+        )
+    }
+
+    /// Counts a line of worker `w`: sent, or dropped.
+    #[inline]
+    pub fn count(&self, w: usize, sent: bool) {
+        let (s, d) = &*self.0[w.min(self.0.len() - 1)];
+        if sent {
+            s.add(1);
+        } else {
+            d.add(1);
+        }
+    }
+
+    /// (sent, dropped) over all workers.
+    pub fn totals(&self) -> (u64, u64) {
+        self.0
+            .iter()
+            .fold((0, 0), |(s, d), c| (s + c.0.get(), d + c.1.get()))
+    }
+}
+
 /// Microseconds: the unit latencies are recorded in.
 const MAX_MICROS: u64 = 3_600_000_000;
 

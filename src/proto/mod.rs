@@ -6,6 +6,7 @@
 //! - [`proxy_v2`]: the PROXY protocol v2 preface (`tcp-proxy-v2`).
 //! - [`http1`]: HTTP/1.x heads, framing and the balancer's own answers.
 //! - [`cookie`]: the sticky-session cookie.
+//! - [`syslog`]: RFC 5424 access and event lines.
 //! - [`health`]: the HTTP health-check request and its verdict.
 
 pub mod cookie;
@@ -13,3 +14,4 @@ pub mod health;
 pub mod http1;
 pub mod pipe;
 pub mod proxy_v2;
+pub mod syslog;

@@ -29,6 +29,19 @@ pub fn stats() -> ProcessStats {
     }
 }
 
+/// The node name, for syslog headers; empty if the system will not say.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the pointer and length describe `buf`, which gethostname
+    // fills with at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 fn cpu() -> Option<Duration> {
     let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a whole `rusage` into the pointer, which is
@@ -69,6 +82,7 @@ mod tests {
         let s = super::stats();
         assert!(s.open_fds.unwrap() >= 3);
         assert!(s.cpu.is_some());
+        assert!(!super::hostname().is_empty());
         #[cfg(target_os = "linux")]
         assert!(s.rss_bytes.unwrap() > 1 << 20);
     }

@@ -12,5 +12,6 @@ mod props;
 mod proxy_v2;
 mod reconfig;
 mod smf;
+mod syslog;
 mod tcp;
 mod util;

@@ -1,0 +1,198 @@
+//! Remote syslog against a real receiver (socat): RFC 5424 access lines for
+//! http requests and tcp connections with HAProxy httplog's fields, event
+//! lines for the control plane, and drops counted instead of blocking.
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::backend::{Backend, Behaviour};
+use crate::util::http::{HttpBackend, Reply};
+use crate::util::{connect_within, free_port, local, metadata, temp_dir, Moirai};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// socat receiving syslog datagrams on 127.0.0.1:`port`, one line each.
+struct Receiver {
+    child: Child,
+    file: std::path::PathBuf,
+}
+
+impl Receiver {
+    fn start(port: u16) -> Receiver {
+        let file = temp_dir("syslog").join("received.log");
+        std::fs::write(&file, "").unwrap();
+        let child = Command::new("socat")
+            .args([
+                "-u",
+                &format!("UDP-RECVFROM:{port},bind=127.0.0.1,fork"),
+                &format!("SYSTEM:cat >> {0}; echo >> {0}", file.display()),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("socat must be installed");
+        // socat binds at once; give it a moment to be there.
+        std::thread::sleep(Duration::from_millis(200));
+        Receiver { child, file }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.file)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits for a line containing every needle.
+    fn wait_for(&self, needles: &[&str]) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self
+                .lines()
+                .into_iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return l;
+            }
+            assert!(
+                start.elapsed() < SECS(10),
+                "no syslog line with {needles:?}; got:\n{}",
+                self.lines().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks the RFC 5424 header: `<PRI>1 TIMESTAMP HOST moirai PID MSGID `.
+fn check_header(line: &str, pri: u8, pid: u32, msgid: &str) {
+    let mut f = line.splitn(7, ' ');
+    assert_eq!(f.next(), Some(format!("<{pri}>1").as_str()), "{line}");
+    let ts = f.next().unwrap();
+    assert!(
+        ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+        "timestamp {ts:?} in {line}"
+    );
+    let host = f.next().unwrap();
+    assert!(!host.is_empty() && host != "-", "{line}");
+    assert_eq!(f.next(), Some("moirai"), "{line}");
+    assert_eq!(f.next(), Some(pid.to_string().as_str()), "{line}");
+    assert_eq!(f.next(), Some(msgid), "{line}");
+}
+
+#[test]
+fn access_and_event_lines_reach_a_real_receiver_in_rfc5424() {
+    let sport = free_port();
+    let rx = Receiver::start(sport);
+    const REPLY: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    let web = HttpBackend::start("127.0.0.1:0", |_| Reply::Bytes(REPLY.to_vec()));
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let (hp, tp) = (free_port(), free_port());
+    let mut md: serde_json::Value = serde_json::from_str(&metadata(&format!(
+        "http://{hp}:127.0.0.1:{} tcp://{tp}:127.0.0.1:{}",
+        web.port(),
+        echo.addr.port()
+    )))
+    .unwrap();
+    // By name, through the hosts file, as an operator would write it.
+    md["cloud.tritoncompute:syslog"] = format!("logs.test:{sport}").into();
+    let m = Moirai::start(&md.to_string(), "127.0.0.1 logs.test\n", &[]);
+    let pid = m.pid();
+
+    let request = "GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let mut c = connect_within(local(hp), SECS(5));
+    c.write_all(request.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+
+    let mut t = connect_within(local(tp), SECS(5));
+    t.write_all(&[1u8; 100]).unwrap();
+    t.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    t.read_to_end(&mut back).unwrap();
+    assert_eq!(back.len(), 100);
+
+    let http = rx.wait_for(&[" http [access@32473 ", &format!("service=\"{hp}\"")]);
+    check_header(&http, 134, pid, "http");
+    for field in [
+        "client=\"127.0.0.1:".to_owned(),
+        format!("backend=\"127.0.0.1:{}\"", web.port()),
+        "status=\"200\"".to_owned(),
+        format!("bytes_in=\"{}\"", request.len()),
+        format!("bytes_out=\"{}\"", got.len()),
+        "connect_us=\"".to_owned(),
+        "response_us=\"".to_owned(),
+        "total_us=\"".to_owned(),
+        "termination=\"--\"".to_owned(),
+        "\"GET /hello?x=1\"".to_owned(),
+    ] {
+        assert!(http.contains(&field), "{field} missing in {http}");
+    }
+
+    let tcp = rx.wait_for(&[" tcp [access@32473 ", &format!("service=\"{tp}\"")]);
+    check_header(&tcp, 134, pid, "tcp");
+    for field in [
+        format!("backend=\"127.0.0.1:{}\"", echo.addr.port()),
+        "bytes_in=\"100\"".to_owned(),
+        "bytes_out=\"100\"".to_owned(),
+        "termination=\"--\"".to_owned(),
+    ] {
+        assert!(tcp.contains(&field), "{field} missing in {tcp}");
+    }
+
+    // Operational events: a backend coming up, a configuration applied.
+    let up = rx.wait_for(&[" event - ", "is up"]);
+    check_header(&up, 133, pid, "event");
+    let gen = rx.wait_for(&[" event - generation "]);
+    assert!(gen.contains("applied"), "{gen}");
+}
+
+#[test]
+fn lines_that_cannot_be_sent_are_dropped_and_counted_not_waited_for() {
+    // Nobody listens on the syslog port: every send fails fast.
+    let (sport, mport, hp) = (free_port(), free_port(), free_port());
+    let web = HttpBackend::start("127.0.0.1:0", |_| {
+        Reply::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec())
+    });
+    let mut md: serde_json::Value =
+        serde_json::from_str(&metadata(&format!("http://{hp}:127.0.0.1:{}", web.port()))).unwrap();
+    md["cloud.tritoncompute:syslog"] = format!("127.0.0.1:{sport}").into();
+    md["cloud.tritoncompute:metrics_acl"] = "127.0.0.1".into();
+    md["cloud.tritoncompute:metrics_port"] = mport.to_string().into();
+    let _m = Moirai::start(&md.to_string(), "", &[]);
+    let mut c = crate::util::http::Client::connect(local(hp));
+    for _ in 0..20 {
+        let r = c.exchange(&crate::util::http::get("/")).unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let mut s = connect_within(local(mport), SECS(5));
+    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let count = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    let (sent, dropped) = (
+        count("moirai_syslog_sent_total"),
+        count("moirai_syslog_dropped_total"),
+    );
+    // Refused datagrams: some sends fail (ICMP port unreachable makes the
+    // next send on a connected socket fail), none block.
+    assert!(dropped >= 1.0, "sent {sent} dropped {dropped}\n{text}");
+    assert!(sent + dropped >= 20.0, "sent {sent} dropped {dropped}");
+}
