@@ -19,3 +19,4 @@ pub mod proto;
 pub mod snapshot;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tls;

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the balancer.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the services the metadata describes, and every error in it.
     Check(CheckArgs),
     /// Ask a running moirai what it is doing (services, backends, DNS).
@@ -118,6 +118,11 @@ struct RunArgs {
     /// Static names, consulted before DNS.
     #[arg(long, value_name = "PATH", default_value = "/etc/hosts")]
     hosts_file: PathBuf,
+    /// CA bundle that `https` backends are verified against [default: the
+    /// system's, /etc/ssl/certs/ca-certificates.crt or on SmartOS
+    /// /opt/local/share/mozilla-rootcerts/cacert.pem].
+    #[arg(long, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
     /// Share one listening socket among workers even where SO_REUSEPORT
     /// exists (what illumos does; for testing that path).
     #[arg(long)]
@@ -164,7 +169,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check(args),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Status(args) => status(args),
     }
 }
@@ -250,6 +255,9 @@ fn run(args: RunArgs) -> ExitCode {
         nameservers: args.nameservers,
         resolv_conf: args.resolv_conf,
         max_ttl: args.max_ttl,
+        ca_file: args
+            .ca_file
+            .unwrap_or_else(|| PathBuf::from(moirai::tls::config::default_ca_file())),
     };
     match moirai::control::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -132,6 +132,19 @@ impl std::fmt::Display for NoBackends {
     }
 }
 
+/// The TLS of a service: the server side for every TLS type, and for
+/// `https`/`https+insecure` the client side towards the backends.
+#[derive(Debug, Clone)]
+pub struct ServiceTls {
+    /// Terminates the clients' TLS.
+    pub server: Arc<rustls::ServerConfig>,
+    /// Speaks TLS to the backends, with the name to send and verify.
+    pub client: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
 /// A service as the workers run it.
 #[derive(Debug)]
 pub struct ServiceSnapshot {
@@ -146,6 +159,8 @@ pub struct ServiceSnapshot {
     pub no_backends: Option<NoBackends>,
     /// The service's own counters (client side), kept across generations.
     pub stats: Arc<Sharded>,
+    /// TLS, for the https types.
+    pub tls: Option<ServiceTls>,
 }
 
 impl ServiceSnapshot {

@@ -64,6 +64,14 @@ impl ServiceKind {
     pub fn is_http(self) -> bool {
         !matches!(self, ServiceKind::Tcp | ServiceKind::TcpProxyV2)
     }
+
+    /// Whether clients speak TLS to the balancer on this service.
+    pub fn is_tls(self) -> bool {
+        matches!(
+            self,
+            ServiceKind::Https | ServiceKind::HttpsInsecure | ServiceKind::HttpsHttp
+        )
+    }
 }
 
 impl fmt::Display for ServiceKind {

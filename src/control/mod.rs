@@ -77,6 +77,8 @@ pub struct Options {
     pub resolv_conf: PathBuf,
     /// Longest time a DNS answer is trusted, whatever its TTL.
     pub max_ttl: Duration,
+    /// The CA bundle `https` backends are verified against.
+    pub ca_file: PathBuf,
 }
 
 /// Why `moirai run` could not start.
@@ -145,6 +147,11 @@ struct Control {
     syslog_counts: Arc<crate::metrics::stats::SyslogCounters>,
     /// This host, for syslog headers.
     origin: Arc<crate::proto::syslog::Origin>,
+    /// Certificates and TLS configurations, made when a TLS service first
+    /// appears.
+    tls: Option<publish::TlsMaterial>,
+    state_dir: PathBuf,
+    ca_file: PathBuf,
 }
 
 /// Runs the balancer until SIGTERM or SIGINT, then drains.
@@ -244,6 +251,9 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         metadata_errors: 0,
         dns_counts: HashMap::new(),
         syslog_counts,
+        tls: None,
+        state_dir: opts.state_dir.clone(),
+        ca_file: opts.ca_file.clone(),
         origin: Arc::new(crate::proto::syslog::Origin::new(
             &crate::sys::process::hostname(),
             std::process::id(),
@@ -418,9 +428,7 @@ impl Control {
         let snap = self.build(&config);
         for s in config.services() {
             if snap.service(s.listen.get()).is_none() {
-                log::error!(
-                    "service {s}: TLS services are not available in this version; not started"
-                );
+                log::error!("service {s}: no TLS certificate could be set up; not started");
             }
         }
         self.config = Some(config);
@@ -627,9 +635,16 @@ impl Control {
     /// Builds the snapshot for `config` from what names resolve to and
     /// what the health checks say, and starts checking new backends.
     fn build(&mut self, config: &Config) -> Arc<Snapshot> {
-        let mut snap = self
-            .builder
-            .build(config, &self.hosts, &self.discovered, &self.health);
+        if self.tls.is_none() && config.services().iter().any(|s| s.kind.is_tls()) {
+            self.tls = self.make_tls(config);
+        }
+        let mut snap = self.builder.build(
+            config,
+            &self.hosts,
+            &self.discovered,
+            &self.health,
+            self.tls.as_ref(),
+        );
         snap.syslog = self.syslog_spec(config);
         if snap.syslog != self.snapshot.syslog {
             crate::logging::set_remote(snap.syslog.clone());
@@ -637,6 +652,50 @@ impl Control {
         self.health
             .sync(&self.registry, self.builder.check_specs(), Instant::now());
         Arc::new(snap)
+    }
+
+    /// The certificate store (self-signed until ACME supplies one), the
+    /// server config, and the backend client configs.
+    fn make_tls(&self, config: &Config) -> Option<publish::TlsMaterial> {
+        use crate::tls;
+        let names: Vec<String> = config
+            .certificate_names()
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        let cert = match tls::certs::self_signed(&self.state_dir, &names) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("tls: {e}");
+                return None;
+            }
+        };
+        let store = tls::certs::CertStore::new(cert);
+        let server = match tls::config::server(Arc::clone(&store) as _) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("tls: {e}");
+                return None;
+            }
+        };
+        let verified = match tls::config::load_roots(&self.ca_file)
+            .and_then(|roots| tls::config::verified_client(Arc::new(roots)))
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::error!(
+                    "tls: no trust store for https backends ({e}); they will all fail verification"
+                );
+                None
+            }
+        };
+        let insecure = tls::config::insecure_client().ok()?;
+        Some(publish::TlsMaterial {
+            store,
+            server,
+            verified,
+            insecure,
+        })
     }
 
     /// Where syslog goes: the `syslog` key's address, or its name from the

@@ -14,7 +14,7 @@ use super::hosts::Hosts;
 use crate::config::{BackendTarget, Config, ServiceKind};
 use crate::metrics::stats::Sharded;
 use crate::proto::cookie::{self, CookieKey};
-use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, Snapshot};
+use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, ServiceTls, Snapshot};
 
 /// Builds generation-numbered snapshots.
 #[derive(Debug)]
@@ -45,6 +45,29 @@ impl Builder {
             service_stats: HashMap::new(),
             backend_stats: HashMap::new(),
             workers,
+        }
+    }
+}
+
+/// Everything the TLS service types need, shared by every generation.
+#[derive(Debug, Clone)]
+pub struct TlsMaterial {
+    /// The certificates served, by SNI.
+    pub store: Arc<crate::tls::certs::CertStore>,
+    /// The server side of every TLS service.
+    pub server: Arc<rustls::ServerConfig>,
+    /// The `https` backend side; none when the trust store is unusable.
+    pub verified: Option<Arc<rustls::ClientConfig>>,
+    /// The `https+insecure` backend side.
+    pub insecure: Arc<rustls::ClientConfig>,
+}
+
+/// The name `https` sends as SNI and verifies: the portmap's backend name.
+fn backend_server_name(t: &BackendTarget) -> Option<rustls::pki_types::ServerName<'static>> {
+    match t {
+        BackendTarget::Ip(a) => Some(rustls::pki_types::ServerName::IpAddress(a.ip().into())),
+        BackendTarget::Dns { name, .. } | BackendTarget::Srv { name } => {
+            rustls::pki_types::ServerName::try_from(name.to_string()).ok()
         }
     }
 }
@@ -98,6 +121,7 @@ impl Builder {
         hosts: &Hosts,
         dns: &Discovered,
         health: &Checks,
+        tls: Option<&TlsMaterial>,
     ) -> Snapshot {
         self.generation += 1;
         let mut kept = HashMap::new();
@@ -106,14 +130,34 @@ impl Builder {
         self.checks.clear();
         let mut services = Vec::with_capacity(config.services().len());
         for spec in config.services() {
-            if matches!(
-                spec.kind,
-                ServiceKind::Https | ServiceKind::HttpsInsecure | ServiceKind::HttpsHttp
-            ) {
-                // TLS services need the TLS layer; until it exists they are
-                // reported (by the control loop) and not started.
-                continue;
-            }
+            let service_tls = match (spec.kind, tls) {
+                (k, _) if !k.is_tls() => None,
+                // Without certificates a TLS service cannot start; the
+                // control loop reports it.
+                (_, None) => continue,
+                (ServiceKind::HttpsHttp, Some(m)) => Some(ServiceTls {
+                    server: Arc::clone(&m.server),
+                    client: None,
+                }),
+                (k, Some(m)) => {
+                    let config = if k == ServiceKind::Https {
+                        // No trust store: a config trusting nothing, so
+                        // every backend fails verification, visibly.
+                        m.verified.clone().unwrap_or_else(|| {
+                            crate::tls::config::verified_client(Arc::new(
+                                rustls::RootCertStore::empty(),
+                            ))
+                            .expect("the same config built with roots")
+                        })
+                    } else {
+                        Arc::clone(&m.insecure)
+                    };
+                    Some(ServiceTls {
+                        server: Arc::clone(&m.server),
+                        client: backend_server_name(&spec.backend).map(|n| (config, n)),
+                    })
+                }
+            };
             let port = spec.listen.get();
             let from_hosts = match &spec.backend {
                 BackendTarget::Dns { name, port } => hosts.lookup(name).map(|ips| {
@@ -210,6 +254,7 @@ impl Builder {
             );
             kept_service_stats.insert(port, Arc::clone(&stats));
             services.push(Arc::new(ServiceSnapshot {
+                tls: service_tls,
                 stats,
                 spec: spec.clone(),
                 timeouts: *config.timeouts(),
@@ -296,7 +341,7 @@ mod tests {
         let portmap =
             "tcp://80:web.test:8080{port:9000,rise:3},tcp://81:10.0.0.1:1,tcp://82:srv.test";
         let mut health = Checks::new(100);
-        let s0 = b.build(&config(portmap), &hosts, &none, &health);
+        let s0 = b.build(&config(portmap), &hosts, &none, &health, None);
         // Nothing has passed a check yet: resolved, checked, not used.
         assert_eq!(s0.services[0].no_backends, Some(NoBackends::AllDown(2)));
         assert!(s0.services[0].backends.is_empty());
@@ -310,7 +355,7 @@ mod tests {
             health.assume_up(k, s);
         }
 
-        let s1 = b.build(&config(portmap), &hosts, &none, &health);
+        let s1 = b.build(&config(portmap), &hosts, &none, &health, None);
         let web = &s1.services[0];
         // max_rs 2: the two lowest addresses, every time.
         let addrs: Vec<_> = web.backends.iter().map(|b| b.addr().to_string()).collect();
@@ -324,6 +369,7 @@ mod tests {
             &hosts,
             &none,
             &health,
+            None,
         );
         assert!(Arc::ptr_eq(
             &s1.services[0].backends[0],

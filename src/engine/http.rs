@@ -109,6 +109,8 @@ pub struct HttpSession {
     connect_took: Option<Duration>,
     /// When the response head arrived.
     resp_at: Option<Instant>,
+    /// Set when the session ended but TLS records are still to be sent.
+    closing: Option<CloseReason>,
     /// "METHOD target" of the current request, kept only for syslog.
     req_line: String,
     /// Client bytes (read, written) when the current request began.
@@ -135,10 +137,16 @@ impl HttpSession {
             )
             .map_err(|_| CloseReason::Reset(Side::Client))?;
         let meter = Meter::client(&service, ctx.worker);
+        let mut client = Conn::new(client, ctx.now, meter);
+        if let Some(tls) = &service.tls {
+            let server = rustls::ServerConnection::new(Arc::clone(&tls.server))
+                .map_err(|_| CloseReason::Reset(Side::Client))?;
+            client = client.with_tls(server.into());
+        }
         Ok(HttpSession {
             service,
             peer,
-            client: Conn::new(client, ctx.now, meter),
+            client,
             backend: None,
             lease: None,
             stage: Stage::ReadHead,
@@ -168,6 +176,7 @@ impl HttpSession {
             resp_at: None,
             req_line: String::new(),
             marks: (0, 0),
+            closing: None,
         })
     }
 
@@ -276,6 +285,20 @@ impl HttpSession {
                         return self.redispatch(ctx);
                     }
                     Some(Ok(())) => {
+                        // https: the TLS handshake belongs to the connect;
+                        // a backend failing it (verification included) is
+                        // a failed connect, retried elsewhere, then 503.
+                        match self.backend.as_mut().map(Conn::handshake) {
+                            Some(Ok(false)) => return Step::Open,
+                            Some(Err(e)) => {
+                                log::warn!(
+                                    "https: TLS with backend {:?} failed: {e}",
+                                    self.backend_addr()
+                                );
+                                return self.redispatch(ctx);
+                            }
+                            _ => {}
+                        }
                         if let Some(b) = &mut self.backend {
                             let _ = b.stream.set_nodelay(true);
                             b.last_io = ctx.now;
@@ -302,6 +325,19 @@ impl HttpSession {
 
     /// Runs the session until nothing more can happen now.
     pub fn drive(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        if let Some(reason) = self.closing {
+            return self.close_after_flush(reason);
+        }
+        // TLS records left over from earlier writes go first: handshake
+        // flights, the tail of a response.
+        if self.client.writable && self.client.pending_out() && self.client.flush().is_err() {
+            return Step::Closed(CloseReason::Reset(Side::Client));
+        }
+        if let Some(b) = self.backend.as_mut() {
+            if b.writable && b.pending_out() && b.flush().is_err() {
+                return Step::Closed(CloseReason::Reset(Side::Backend));
+            }
+        }
         for _ in 0..ROUNDS_PER_TURN {
             let r = match self.stage {
                 Stage::ReadHead => self.read_head(ctx),
@@ -315,10 +351,27 @@ impl HttpSession {
             match r {
                 Ok(true) => continue,
                 Ok(false) => return Step::Open,
+                // Everything was written to rustls; the records still have
+                // to reach the socket before it closes.
+                Err(Step::Closed(reason))
+                    if self.client.pending_out() && reason != CloseReason::Reset(Side::Client) =>
+                {
+                    self.closing = Some(reason);
+                    return self.close_after_flush(reason);
+                }
                 Err(step) => return step,
             }
         }
         Step::Again
+    }
+
+    /// Closes once the client's TLS records are all out.
+    fn close_after_flush(&mut self, reason: CloseReason) -> Step {
+        match self.client.flush() {
+            Ok(true) => Step::Closed(reason),
+            Ok(false) => Step::Open,
+            Err(_) => Step::Closed(CloseReason::Reset(Side::Client)),
+        }
     }
 
     /// Starts answering with `status` and closing.
@@ -410,7 +463,12 @@ impl HttpSession {
             let ip = self.peer.ip().to_canonical();
             let _ = write!(
                 self.s.fwd,
-                "X-Forwarded-For: {ip}\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: {}\r\n",
+                "X-Forwarded-For: {ip}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Port: {}\r\n",
+                if self.client.is_tls() {
+                    "https"
+                } else {
+                    "http"
+                },
                 self.port()
             );
         }
@@ -467,9 +525,22 @@ impl HttpSession {
                 self.stage = Stage::SendHead;
                 return Ok(());
             }
-            ctx.idle.put(addr, conn.stream, ctx.now);
+            // A TLS connection cannot leave its session: its state is here.
+            if !conn.is_tls() {
+                ctx.idle.put(addr, conn.stream, ctx.now);
+            }
         }
-        if let Some(mut stream) = ctx.idle.take(b.addr(), ctx.now) {
+        let tls_backend = self
+            .service
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client.is_some());
+        let pooled = if tls_backend {
+            None
+        } else {
+            ctx.idle.take(b.addr(), ctx.now)
+        };
+        if let Some(mut stream) = pooled {
             if ctx
                 .registry
                 .reregister(
@@ -504,7 +575,18 @@ impl HttpSession {
         });
         match stream {
             Ok(s) => {
-                self.backend = Some(Conn::new(s, ctx.now, Meter::backend(b, ctx.worker)));
+                let mut conn = Conn::new(s, ctx.now, Meter::backend(b, ctx.worker));
+                if let Some((cfg, name)) = self.service.tls.as_ref().and_then(|t| t.client.as_ref())
+                {
+                    match rustls::ClientConnection::new(Arc::clone(cfg), name.clone()) {
+                        Ok(c) => conn = conn.with_tls(c.into()),
+                        Err(e) => {
+                            log::warn!("https: no TLS session for {addr}: {e}");
+                            return Err(Step::Closed(CloseReason::ConnectFailed));
+                        }
+                    }
+                }
+                self.backend = Some(conn);
                 self.stage = Stage::Connect {
                     attempt: attempt + 1,
                     deadline: ctx.now + self.service.timeouts.connect,
@@ -890,7 +972,7 @@ impl HttpSession {
                 // Kept on this session for the client's next request: no
                 // pool round trip, no re-registration.
                 self.parked = Some((lease.backend().addr(), b));
-            } else if reusable {
+            } else if reusable && !b.is_tls() {
                 ctx.idle.put(lease.backend().addr(), b.stream, ctx.now);
             }
         }

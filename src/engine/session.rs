@@ -114,6 +114,8 @@ pub(super) struct Conn {
     /// Bytes read from and written to this socket, for access lines.
     pub(super) rx: u64,
     pub(super) tx: u64,
+    /// TLS over the socket (https types): reads and writes go through it.
+    tls: Option<Box<rustls::Connection>>,
 }
 
 /// Where a socket's bytes are counted: the service's counters for a client
@@ -180,13 +182,89 @@ impl Conn {
             meter,
             rx: 0,
             tx: 0,
+            tls: None,
         }
+    }
+
+    /// The same socket, speaking TLS through `tls`.
+    pub(super) fn with_tls(mut self, tls: rustls::Connection) -> Conn {
+        self.tls = Some(Box::new(tls));
+        self
+    }
+
+    /// Whether this socket speaks TLS.
+    pub(super) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether TLS records are waiting to be written to the socket.
+    pub(super) fn pending_out(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Writes waiting TLS records; `Ok(true)` when none are left.
+    pub(super) fn flush(&mut self) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(true);
+        };
+        let done = tls_flush(&mut self.stream, tls)?;
+        if !done {
+            self.writable = false;
+        }
+        Ok(done)
+    }
+
+    /// Moves a client-side TLS handshake on: `Ok(true)` once it is done
+    /// (at once for plain sockets), `Ok(false)` while it waits for the
+    /// peer, an error if it failed (a certificate that does not verify is
+    /// `InvalidData`, with rustls's reason).
+    pub(super) fn handshake(&mut self) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(true);
+        };
+        loop {
+            if !tls_flush(&mut self.stream, tls)? {
+                self.writable = false;
+            }
+            if !tls.is_handshaking() {
+                return Ok(true);
+            }
+            if !tls.wants_read() {
+                return Ok(false);
+            }
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {
+                    if let Err(e) = tls.process_new_packets() {
+                        let _ = tls_flush(&mut self.stream, tls);
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Ends the sending direction: a TLS close_notify first, then the FIN.
+    pub(super) fn shutdown_write(&mut self) -> io::Result<()> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.send_close_notify();
+            // Best effort: a peer that reads nothing more loses only the
+            // alert, not data (callers flush data before shutting down).
+            let _ = tls_flush(&mut self.stream, tls);
+        }
+        self.stream.shutdown(Shutdown::Write)
     }
 
     /// Reads, counting what arrived.
     #[inline]
     pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let r = self.stream.read(buf);
+        let r = match self.tls.as_deref_mut() {
+            None => self.stream.read(buf),
+            Some(tls) => tls_read(&mut self.stream, tls, buf),
+        };
         if let Ok(n) = r {
             self.meter.read(n);
             self.rx += n as u64;
@@ -197,7 +275,10 @@ impl Conn {
     /// Writes, counting what left.
     #[inline]
     pub(super) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let r = self.stream.write(buf);
+        let r = match self.tls.as_deref_mut() {
+            None => self.stream.write(buf),
+            Some(tls) => tls_write(&mut self.stream, tls, &[IoSlice::new(buf)]),
+        };
         if let Ok(n) = r {
             self.meter.wrote(n);
             self.tx += n as u64;
@@ -208,7 +289,10 @@ impl Conn {
     /// Writes several slices at once, counting what left.
     #[inline]
     pub(super) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let r = self.stream.write_vectored(bufs);
+        let r = match self.tls.as_deref_mut() {
+            None => self.stream.write_vectored(bufs),
+            Some(tls) => tls_write(&mut self.stream, tls, bufs),
+        };
         if let Ok(n) = r {
             self.meter.wrote(n);
             self.tx += n as u64;
@@ -228,6 +312,92 @@ impl Conn {
             self.writable = true;
         }
     }
+}
+
+/// Writes TLS records until none wait (`Ok(true)`) or the socket is full.
+fn tls_flush(sock: &mut TcpStream, tls: &mut rustls::Connection) -> io::Result<bool> {
+    while tls.wants_write() {
+        match tls.write_tls(sock) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Plaintext from a TLS socket, with the same contract as a socket read:
+/// `Ok(0)` at the end (close_notify, or a FIN: many peers skip the alert),
+/// `WouldBlock` when nothing is buffered and the socket is drained. A short
+/// read means the socket is drained, as callers assume. Handshake records
+/// are answered on the way.
+fn tls_read(
+    sock: &mut TcpStream,
+    tls: &mut rustls::Connection,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let mut n = 0;
+    let mut eof = false;
+    loop {
+        match tls.reader().read(&mut buf[n..]) {
+            Ok(0) => return Ok(n),
+            Ok(k) => {
+                n += k;
+                if n == buf.len() {
+                    return Ok(n);
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(n),
+            Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
+        }
+        if eof {
+            return Ok(n);
+        }
+        match tls.read_tls(sock) {
+            Ok(0) => eof = true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Handshake answers (or alerts) go out now; the rest waits
+                // for the socket to be writable.
+                let _ = tls_flush(sock, tls);
+                return if n > 0 { Ok(n) } else { Err(e) };
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
+        }
+        if let Err(e) = tls.process_new_packets() {
+            // Send the alert that says why, then fail the connection.
+            let _ = tls_flush(sock, tls);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        if tls.wants_write() {
+            let _ = tls_flush(sock, tls);
+        }
+    }
+}
+
+/// Plaintext into a TLS socket. Records still waiting from the last write
+/// go first; while they cannot, nothing new is taken (`WouldBlock`), so
+/// what is buffered in rustls stays within one write's worth.
+fn tls_write(
+    sock: &mut TcpStream,
+    tls: &mut rustls::Connection,
+    bufs: &[IoSlice<'_>],
+) -> io::Result<usize> {
+    if !tls_flush(sock, tls)? {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let n = tls.writer().write_vectored(bufs)?;
+    if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    // Records that do not fit now are sent by the next write or flush.
+    tls_flush(sock, tls)?;
+    Ok(n)
 }
 
 /// A failed read or write, and on which socket.
@@ -631,6 +801,12 @@ fn transfer(
     (src_side, dst_side): (Side, Side),
 ) -> Result<bool, Fault> {
     let mut progress = false;
+    if dst.writable && dst.pending_out() {
+        match dst.flush() {
+            Ok(done) => progress |= done,
+            Err(_) => return Err(Fault(dst_side)),
+        }
+    }
     let pre_len = preface.as_ref().map_or(0, |p| p.rest().len());
     let buf_len = slot.as_ref().map_or(0, Buffer::len);
 
@@ -703,8 +879,9 @@ fn transfer(
     }
 
     let pre_left = preface.as_ref().map_or(0, |p| p.rest().len());
-    if half.should_shutdown(pre_left + slot.as_ref().map_or(0, Buffer::len)) {
-        match dst.stream.shutdown(Shutdown::Write) {
+    let tls_left = usize::from(dst.pending_out());
+    if half.should_shutdown(pre_left + slot.as_ref().map_or(0, Buffer::len) + tls_left) {
+        match dst.shutdown_write() {
             Ok(()) => {}
             // The peer already went away; the next read or write says so.
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {}

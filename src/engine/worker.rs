@@ -668,7 +668,10 @@ impl Worker {
             syslog: self.syslog.as_mut(),
         };
         let started = match kind {
-            ServiceKind::Http => {
+            ServiceKind::Http
+            | ServiceKind::HttpsHttp
+            | ServiceKind::Https
+            | ServiceKind::HttpsInsecure => {
                 HttpSession::start(&mut ctx, svc, stream, peer).map(AnySession::Http)
             }
             _ => Session::start(&mut ctx, svc, stream, peer, local).map(AnySession::Tcp),

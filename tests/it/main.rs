@@ -14,4 +14,5 @@ mod reconfig;
 mod smf;
 mod syslog;
 mod tcp;
+mod tls;
 mod util;

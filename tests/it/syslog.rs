@@ -13,7 +13,8 @@ use crate::util::{connect_within, free_port, local, metadata, temp_dir, Moirai};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
-/// socat receiving syslog datagrams on 127.0.0.1:`port`, one line each.
+/// socat receiving syslog datagrams on 127.0.0.1:`port` into a file. UDP
+/// datagrams carry no separator; each message starts with `<PRI>1 `.
 struct Receiver {
     child: Child,
     file: std::path::PathBuf,
@@ -26,8 +27,8 @@ impl Receiver {
         let child = Command::new("socat")
             .args([
                 "-u",
-                &format!("UDP-RECVFROM:{port},bind=127.0.0.1,fork"),
-                &format!("SYSTEM:cat >> {0}; echo >> {0}", file.display()),
+                &format!("UDP-RECV:{port},bind=127.0.0.1"),
+                &format!("OPEN:{},creat,append", file.display()),
             ])
             .stdin(Stdio::null())
             .spawn()
@@ -37,12 +38,22 @@ impl Receiver {
         Receiver { child, file }
     }
 
+    /// The messages received, split at each `<PRI>1 ` header.
     fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.file)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
+        let text = std::fs::read_to_string(&self.file).unwrap_or_default();
+        let mut starts: Vec<usize> = text
+            .match_indices('<')
+            .map(|(i, _)| i)
+            .filter(|&i| {
+                let rest = &text[i + 1..];
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                (1..=3).contains(&digits) && rest[digits..].starts_with(">1 ")
+            })
+            .collect();
+        starts.push(text.len());
+        starts
+            .windows(2)
+            .map(|w| text[w[0]..w[1]].to_owned())
             .collect()
     }
 

@@ -1,0 +1,208 @@
+//! Certificates: which one each handshake gets, and where they come from.
+//!
+//! [`CertStore`] is the SNI resolver of every TLS service. It holds one
+//! immutable set (a default certificate and certificates by name) behind an
+//! `ArcSwap`: the control thread replaces the whole set in one store, every
+//! worker's next handshake sees it, and handshakes already past
+//! certificate selection keep the one they had. No restart, no lock on the
+//! handshake path.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use super::TlsError;
+
+/// File names of the self-signed fallback in the state directory.
+pub const SELF_SIGNED_CERT: &str = "selfsigned.crt";
+/// Its key (mode 0600).
+pub const SELF_SIGNED_KEY: &str = "selfsigned.key";
+
+#[derive(Debug)]
+struct Certs {
+    default: Arc<CertifiedKey>,
+    /// Lower-case names, `*.domain` for wildcards.
+    by_name: HashMap<String, Arc<CertifiedKey>>,
+}
+
+/// The certificates served, swapped atomically.
+#[derive(Debug)]
+pub struct CertStore {
+    current: ArcSwap<Certs>,
+}
+
+impl CertStore {
+    /// A store serving `default` to every handshake.
+    pub fn new(default: Arc<CertifiedKey>) -> Arc<CertStore> {
+        Arc::new(CertStore {
+            current: ArcSwap::from_pointee(Certs {
+                default,
+                by_name: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Serves `key` for each of `names` from the next handshake on.
+    pub fn install(&self, names: &[String], key: Arc<CertifiedKey>) {
+        let old = self.current.load();
+        let mut by_name = old.by_name.clone();
+        for n in names {
+            by_name.insert(n.to_ascii_lowercase(), Arc::clone(&key));
+        }
+        self.current.store(Arc::new(Certs {
+            default: Arc::clone(&old.default),
+            by_name,
+        }));
+    }
+
+    /// The certificate for `sni`: exact name, then a wildcard one level up,
+    /// then the default (no SNI, or a name nobody asked for).
+    pub fn lookup(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
+        let c = self.current.load();
+        sni.map(str::to_ascii_lowercase)
+            .and_then(|n| {
+                c.by_name.get(&n).cloned().or_else(|| {
+                    let parent = n.split_once('.')?.1;
+                    c.by_name.get(&format!("*.{parent}")).cloned()
+                })
+            })
+            .unwrap_or_else(|| Arc::clone(&c.default))
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.lookup(hello.server_name()))
+    }
+}
+
+/// A certified key from PEM text: the chain (leaf first) and its key.
+pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("certificate PEM: {e}"))?;
+    if chain.is_empty() {
+        return Err("no certificate in the PEM".to_owned());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("key PEM: {e}"))?;
+    let signing = super::config::provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("key: {e}"))?;
+    Ok(Arc::new(CertifiedKey::new(chain, signing)))
+}
+
+/// Writes `bytes` to `path` readable by the owner only, atomically (a
+/// temporary file renamed over it).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let err = |e| TlsError::Io(path.to_owned(), e);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp).map_err(err)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// The self-signed fallback: read from `dir` if a previous run made one,
+/// else a new P-256 certificate for `names` (the first is the CN; none
+/// means the host name), persisted there.
+pub fn self_signed(dir: &Path, names: &[String]) -> Result<Arc<CertifiedKey>, TlsError> {
+    let (cp, kp) = (dir.join(SELF_SIGNED_CERT), dir.join(SELF_SIGNED_KEY));
+    if let (Ok(c), Ok(k)) = (std::fs::read(&cp), std::fs::read(&kp)) {
+        match from_pem(&c, &k) {
+            Ok(key) => return Ok(key),
+            Err(e) => log::warn!(
+                "{}: {e}; making a new self-signed certificate",
+                cp.display()
+            ),
+        }
+    }
+    let names: Vec<String> = if names.is_empty() {
+        let h = crate::sys::process::hostname();
+        vec![if h.is_empty() {
+            "localhost".to_owned()
+        } else {
+            h
+        }]
+    } else {
+        names.to_vec()
+    };
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(names.clone())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, names[0].clone());
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "moirai self-signed");
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
+    write_private(&kp, key_pem.as_bytes())?;
+    write_private(&cp, cert_pem.as_bytes())?;
+    log::info!(
+        "tls: made a self-signed P-256 certificate for {} ({})",
+        names.join(", "),
+        cp.display()
+    );
+    from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).map_err(|e| TlsError::Pem(cp, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_is_made_once_and_kept_private() {
+        let dir = std::env::temp_dir().join(format!("moirai-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = self_signed(&dir, &["lb.example.test".to_owned()]).unwrap();
+        let b = self_signed(&dir, &["other.test".to_owned()]).unwrap();
+        assert_eq!(a.cert, b.cert, "a restart reuses the certificate");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(SELF_SIGNED_KEY))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn sni_picks_exact_then_wildcard_then_default() {
+        let dir = std::env::temp_dir().join(format!("moirai-tls-sni-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let default = self_signed(&dir.join("."), &["default.test".to_owned()]).unwrap();
+        std::fs::remove_file(dir.join(SELF_SIGNED_CERT)).unwrap();
+        let other = self_signed(&dir, &["a.test".to_owned()]).unwrap();
+        let store = CertStore::new(Arc::clone(&default));
+        store.install(
+            &["A.test".to_owned(), "*.wild.test".to_owned()],
+            Arc::clone(&other),
+        );
+        assert!(Arc::ptr_eq(&store.lookup(Some("a.TEST")), &other));
+        assert!(Arc::ptr_eq(&store.lookup(Some("x.wild.test")), &other));
+        assert!(Arc::ptr_eq(&store.lookup(Some("y.x.wild.test")), &default));
+        assert!(Arc::ptr_eq(&store.lookup(Some("unknown.test")), &default));
+        assert!(Arc::ptr_eq(&store.lookup(None), &default));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,111 @@
+//! rustls configurations for the three TLS service types.
+//!
+//! The provider is ring: it builds with a C compiler alone on Linux and
+//! illumos (aws-lc-rs needs CMake and more), and its AES-GCM and P-256 are
+//! assembly on x86-64. Suites are Mozilla's "intermediate" set: TLS 1.3's
+//! three, and for TLS 1.2 only ECDHE with AES-GCM or ChaCha20-Poly1305.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::crypto::{ring, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::server::ResolvesServerCert;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+use super::TlsError;
+
+/// Sessions remembered for resumption by id (TLS 1.2 and stateful 1.3).
+const SESSION_CACHE: usize = 16 * 1024;
+
+/// ring with the intermediate suites and key exchange groups.
+pub fn provider() -> Arc<CryptoProvider> {
+    use ring::cipher_suite as cs;
+    Arc::new(CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS13_CHACHA20_POLY1305_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ],
+        kx_groups: vec![
+            ring::kx_group::X25519,
+            ring::kx_group::SECP256R1,
+            ring::kx_group::SECP384R1,
+        ],
+        ..ring::default_provider()
+    })
+}
+
+const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// The server side of every TLS service: certificates from `certs` (by
+/// SNI), ALPN `http/1.1`, resumption by ticket and by session cache.
+pub fn server(certs: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut c = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    c.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
+    c.ticketer = ring::Ticketer::new()?;
+    Ok(Arc::new(c))
+}
+
+/// The backend side of `https`: chains verified against `roots`, names
+/// against the portmap's backend name.
+pub fn verified_client(roots: Arc<RootCertStore>) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut c = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(c))
+}
+
+/// The backend side of `https+insecure`: encrypted, not authenticated.
+pub fn insecure_client() -> Result<Arc<ClientConfig>, TlsError> {
+    let p = provider();
+    let mut c = ClientConfig::builder_with_provider(Arc::clone(&p))
+        .with_protocol_versions(VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(super::danger::AcceptAnyServerCert::new(p)))
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(c))
+}
+
+/// The system trust store: `--ca-file`, else the platform's bundle.
+pub fn default_ca_file() -> &'static str {
+    if cfg!(target_os = "illumos") {
+        "/opt/local/share/mozilla-rootcerts/cacert.pem"
+    } else {
+        "/etc/ssl/certs/ca-certificates.crt"
+    }
+}
+
+/// Every certificate in a PEM bundle, as trust anchors. Certificates that
+/// do not parse are skipped (bundles carry oddities); none at all is an
+/// error.
+pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TlsError::Pem(path.to_owned(), e.to_string()))?
+        .filter_map(Result::ok)
+        .collect();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(TlsError::Pem(
+            path.to_owned(),
+            "no usable CA certificate".to_owned(),
+        ));
+    }
+    Ok(roots)
+}

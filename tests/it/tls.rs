@@ -1,0 +1,211 @@
+//! TLS services with real clients (curl, openssl s_client): the
+//! self-signed fallback, protocol versions, ALPN, X-Forwarded-Proto; and
+//! backend TLS against a test CA: `https` verifies chain and name,
+//! `https+insecure` does not.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::util::http::{ok, HttpBackend};
+use crate::util::{free_port, metadata, temp_dir, Moirai};
+
+/// curl against `https://127.0.0.1:port/`, trusting anything; returns
+/// (exit ok, stdout).
+fn curl(port: u16, extra: &[&str]) -> (bool, String) {
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "10"])
+        .args(extra)
+        .arg(format!("https://127.0.0.1:{port}/"))
+        .output()
+        .expect("curl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// What `openssl s_client` reports for a handshake with `args`.
+fn s_client(port: u16, args: &[&str]) -> String {
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    // Closing stdin ends the session after the handshake.
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn https_http_serves_the_self_signed_certificate_over_tls_1_2_and_1_3_only() {
+    let web = HttpBackend::start("127.0.0.1:0", |req| {
+        ok(format!(
+            "proto={}",
+            req.header("x-forwarded-proto").unwrap_or_default()
+        ))
+    });
+    let port = free_port();
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": format!("https-http://{port}:127.0.0.1:{}", web.port()),
+        "cloud.tritoncompute:certificate_name": "lb.example.test,www.example.test",
+    });
+    let m = Moirai::start(&md.to_string(), "", &[]);
+    let (ok13, body) = curl(port, &[]);
+    assert!(ok13, "curl over TLS failed");
+    assert_eq!(body, "proto=https");
+    let (ok12, body) = curl(port, &["--tls-max", "1.2"]);
+    assert!(ok12 && body == "proto=https", "TLS 1.2: {body}");
+
+    let v13 = s_client(
+        port,
+        &["-servername", "lb.example.test", "-alpn", "http/1.1"],
+    );
+    assert!(v13.contains("TLSv1.3"), "{v13}");
+    assert!(v13.contains("ALPN protocol: http/1.1"), "{v13}");
+    // The self-signed fallback: the first name is the CN, issuer = subject.
+    assert!(v13.contains("subject=CN = lb.example.test"), "{v13}");
+    assert!(v13.contains("issuer=CN = lb.example.test"), "{v13}");
+    let v11 = s_client(port, &["-tls1_1"]);
+    assert!(
+        v11.contains("Cipher is (NONE)"),
+        "TLS 1.1 must be refused:\n{v11}"
+    );
+
+    // The key is private and a restart serves the same certificate.
+    let state = m.dir.join("state");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(state.join("selfsigned.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let pem = std::fs::read(state.join("selfsigned.crt")).unwrap();
+    assert!(pem.starts_with(b"-----BEGIN CERTIFICATE-----"));
+}
+
+/// A test CA and a server certificate for `name` it signed, as PEM.
+fn ca_and_cert(name: &str) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("test CA for {name}"));
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// A TLS backend on 127.0.0.1 answering every request with `body`.
+fn tls_backend(cert_pem: &str, key_pem: &str, body: &'static str) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(sock) = conn else { continue };
+            let config = Arc::clone(&config);
+            std::thread::spawn(move || {
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+                let Ok(tls) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let stream = rustls::StreamOwned::new(tls, sock);
+                let mut r = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    // Read one request head (no bodies in these tests).
+                    loop {
+                        line.clear();
+                        match r.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if r.get_mut().write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn https_verifies_chain_and_name_and_https_insecure_does_not() {
+    let (ca, cert, key) = ca_and_cert("web.test");
+    let good = tls_backend(&cert, &key, "verified");
+    // Signed by a CA moirai does not trust.
+    let (_other_ca, ocert, okey) = ca_and_cert("web.test");
+    let stranger = tls_backend(&ocert, &okey, "stranger");
+    let dir = temp_dir("tls-ca");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+
+    let (p_ok, p_name, p_ca, p_ins_name, p_ins_ca) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let portmap = format!(
+        "https://{p_ok}:web.test:{good} \
+         https://{p_name}:wrong.test:{good} \
+         https://{p_ca}:web.test:{stranger} \
+         https+insecure://{p_ins_name}:wrong.test:{good} \
+         https+insecure://{p_ins_ca}:web.test:{stranger}"
+    );
+    let m = Moirai::start(
+        &metadata(&portmap),
+        "127.0.0.1 web.test\n127.0.0.1 wrong.test\n",
+        &["--ca-file", ca_file.to_str().unwrap()],
+    );
+    assert_eq!(curl(p_ok, &[]), (true, "verified".to_owned()));
+    // Verification failures are failed backends: 503, never a downgrade.
+    for p in [p_name, p_ca] {
+        let (_, body) = curl(p, &["-o", "/dev/null", "-w", "%{http_code}"]);
+        assert_eq!(body, "503", "port {p}");
+    }
+    assert_eq!(curl(p_ins_name, &[]), (true, "verified".to_owned()));
+    assert_eq!(curl(p_ins_ca, &[]), (true, "stranger".to_owned()));
+    let log = m.log_text();
+    assert!(
+        log.contains("certificate") || log.contains("Certificate"),
+        "the verification failure is logged:\n{log}"
+    );
+}
