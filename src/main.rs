@@ -123,6 +123,24 @@ struct RunArgs {
     /// /opt/local/share/mozilla-rootcerts/cacert.pem].
     #[arg(long, value_name = "PATH")]
     ca_file: Option<PathBuf>,
+    /// ACME directory URL for certificate_name [default: Let's Encrypt].
+    #[arg(long, value_name = "URL")]
+    acme_directory: Option<String>,
+    /// Use Let's Encrypt's staging directory.
+    #[arg(long)]
+    acme_staging: bool,
+    /// An extra CA that the ACME server's own HTTPS is signed by (e.g.
+    /// pebble's test CA).
+    #[arg(long, value_name = "PATH")]
+    acme_ca_file: Option<PathBuf>,
+    /// How ACME challenges are answered: http-01 (on the http listener) or
+    /// dns-01 (TXT records published by CNS from metadata).
+    #[arg(long, value_name = "TYPE", default_value = "http-01", value_parser = parse_challenge)]
+    acme_challenge: moirai::control::acme::ChallengeKind,
+    /// Renew certificates this long before they expire [default: at
+    /// two-thirds of their lifetime].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    acme_renew_before: Option<Duration>,
     /// Share one listening socket among workers even where SO_REUSEPORT
     /// exists (what illumos does; for testing that path).
     #[arg(long)]
@@ -141,12 +159,26 @@ const fn default_state_dir() -> &'static str {
 }
 
 /// `N` (seconds), `Ns` or `Nms`.
+fn parse_challenge(s: &str) -> Result<moirai::control::acme::ChallengeKind, String> {
+    match s {
+        "http-01" => Ok(moirai::control::acme::ChallengeKind::Http01),
+        "dns-01" => Ok(moirai::control::acme::ChallengeKind::Dns01),
+        _ => Err(format!("{s:?} is not http-01 or dns-01")),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a duration such as 30, 30s or 500ms");
+    let bad = || format!("{s:?} is not a duration such as 30, 30s, 500ms, 5m, 12h or 30d");
     let (digits, ms) = if let Some(d) = s.strip_suffix("ms") {
         (d, 1)
     } else if let Some(d) = s.strip_suffix('s') {
         (d, 1000)
+    } else if let Some(d) = s.strip_suffix('m') {
+        (d, 60_000)
+    } else if let Some(d) = s.strip_suffix('h') {
+        (d, 3_600_000)
+    } else if let Some(d) = s.strip_suffix('d') {
+        (d, 86_400_000)
     } else {
         (s, 1000)
     };
@@ -258,6 +290,14 @@ fn run(args: RunArgs) -> ExitCode {
         ca_file: args
             .ca_file
             .unwrap_or_else(|| PathBuf::from(moirai::tls::config::default_ca_file())),
+        acme_directory: match (args.acme_directory, args.acme_staging) {
+            (Some(url), _) => url,
+            (None, true) => moirai::control::acme::LETS_ENCRYPT_STAGING.to_owned(),
+            (None, false) => moirai::control::acme::LETS_ENCRYPT.to_owned(),
+        },
+        acme_ca_file: args.acme_ca_file,
+        acme_challenge: args.acme_challenge,
+        acme_renew_before: args.acme_renew_before,
     };
     match moirai::control::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 //! mutable state in here is per-backend atomics (active connections), shared
 //! by the workers and touched once per connection, never per byte.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -161,6 +162,9 @@ pub struct ServiceSnapshot {
     pub stats: Arc<Sharded>,
     /// TLS, for the https types.
     pub tls: Option<ServiceTls>,
+    /// Pending ACME HTTP-01 challenges (token → key authorization), served
+    /// by `http` services before any proxying; empty almost always.
+    pub acme: Arc<HashMap<String, String>>,
 }
 
 impl ServiceSnapshot {

@@ -10,6 +10,7 @@
 //! Later issues add DNS discovery, health checks, ACME and the status
 //! socket here; each reports into the same snapshot builder.
 
+pub mod acme;
 pub mod dns;
 pub mod health;
 pub mod hosts;
@@ -79,6 +80,15 @@ pub struct Options {
     pub max_ttl: Duration,
     /// The CA bundle `https` backends are verified against.
     pub ca_file: PathBuf,
+    /// The ACME directory URL.
+    pub acme_directory: String,
+    /// An extra CA for the ACME server's HTTPS.
+    pub acme_ca_file: Option<PathBuf>,
+    /// How ACME challenges are answered.
+    pub acme_challenge: acme::ChallengeKind,
+    /// Renew this long before expiry (default: at two-thirds of the
+    /// lifetime).
+    pub acme_renew_before: Option<Duration>,
 }
 
 /// Why `moirai run` could not start.
@@ -152,6 +162,16 @@ struct Control {
     tls: Option<publish::TlsMaterial>,
     state_dir: PathBuf,
     ca_file: PathBuf,
+    /// The ACME manager, once a configuration names a certificate.
+    acme: Option<acme::Acme>,
+    acme_opts: acme::AcmeOptions,
+    /// The names last asked of the ACME manager.
+    acme_names: Vec<String>,
+    /// Pending HTTP-01 answers, in every `http` service's snapshot.
+    challenges: Arc<HashMap<String, String>>,
+    /// Expiry of the certificate served per name.
+    cert_expiry: Vec<(String, std::time::SystemTime)>,
+    waker: Arc<crate::sys::poll::Waker>,
 }
 
 /// Runs the balancer until SIGTERM or SIGINT, then drains.
@@ -254,6 +274,18 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         tls: None,
         state_dir: opts.state_dir.clone(),
         ca_file: opts.ca_file.clone(),
+        acme: None,
+        acme_opts: acme::AcmeOptions {
+            directory: opts.acme_directory.clone(),
+            ca_file: opts.acme_ca_file.clone(),
+            challenge: opts.acme_challenge,
+            dir: acme::dir(&opts.state_dir),
+            renew_before: opts.acme_renew_before,
+        },
+        acme_names: Vec::new(),
+        challenges: Arc::default(),
+        cert_expiry: Vec::new(),
+        waker: Arc::clone(&waker),
         origin: Arc::new(crate::proto::syslog::Origin::new(
             &crate::sys::process::hostname(),
             std::process::id(),
@@ -302,6 +334,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         ctl.collect_reports();
         if events.iter().any(|e| e.token() == WAKE) {
             ctl.dns_updates();
+            ctl.acme_updates();
         }
         if events.iter().any(|e| e.token() == STATUS) {
             if let Some(s) = status.as_mut() {
@@ -547,6 +580,15 @@ impl Control {
                 (s + es, d + ed)
             },
             started: Some(self.started),
+            certs: self
+                .cert_expiry
+                .iter()
+                .map(|(n, t)| (n.as_str(), *t))
+                .collect(),
+            acme: self.acme.as_ref().map(|a| {
+                use std::sync::atomic::Ordering::Relaxed;
+                (a.attempts.load(Relaxed), a.failures.load(Relaxed))
+            }),
         };
         self.exporter.render(&services, &control)
     }
@@ -638,12 +680,14 @@ impl Control {
         if self.tls.is_none() && config.services().iter().any(|s| s.kind.is_tls()) {
             self.tls = self.make_tls(config);
         }
+        self.follow_certificate_names(config);
         let mut snap = self.builder.build(
             config,
             &self.hosts,
             &self.discovered,
             &self.health,
             self.tls.as_ref(),
+            &self.challenges,
         );
         snap.syslog = self.syslog_spec(config);
         if snap.syslog != self.snapshot.syslog {
@@ -652,6 +696,107 @@ impl Control {
         self.health
             .sync(&self.registry, self.builder.check_specs(), Instant::now());
         Arc::new(snap)
+    }
+
+    /// Starts the ACME manager when TLS services and `certificate_name`
+    /// exist, and tells it the names whenever they change.
+    fn follow_certificate_names(&mut self, config: &Config) {
+        if self.tls.is_none() {
+            return;
+        }
+        let names: Vec<String> = config
+            .certificate_names()
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        if names.is_empty() || names == self.acme_names {
+            return;
+        }
+        if self.acme.is_none() {
+            match acme::Acme::spawn(self.acme_opts.clone(), Arc::clone(&self.waker)) {
+                Ok(a) => self.acme = Some(a),
+                Err(e) => {
+                    log::error!("acme: cannot start: {e}");
+                    return;
+                }
+            }
+        }
+        log::info!(
+            "acme: asking {} for a certificate for {}",
+            self.acme_opts.directory,
+            names.join(", ")
+        );
+        if let Some(a) = &self.acme {
+            a.want(names.clone());
+        }
+        self.acme_names = names;
+    }
+
+    /// Acts on what the ACME manager says.
+    fn acme_updates(&mut self) {
+        let Some(a) = &self.acme else { return };
+        let events: Vec<acme::AcmeEvent> = a.events.try_iter().collect();
+        let mut republish = false;
+        for e in events {
+            match e {
+                acme::AcmeEvent::Http01 { token, key_auth } => {
+                    Arc::make_mut(&mut self.challenges).insert(token, key_auth);
+                    republish = true;
+                }
+                acme::AcmeEvent::ChallengesDone => {
+                    if !self.challenges.is_empty() {
+                        self.challenges = Arc::default();
+                        republish = true;
+                    }
+                }
+                acme::AcmeEvent::Dns01 { value } => {
+                    match self.source.put(acme::DNS_CHALLENGE_KEY, &value) {
+                        Ok(()) => {
+                            log::info!("acme: dns-01 answer written to {}", acme::DNS_CHALLENGE_KEY)
+                        }
+                        Err(e) => {
+                            log::error!("acme: cannot write {}: {e}", acme::DNS_CHALLENGE_KEY)
+                        }
+                    }
+                }
+                acme::AcmeEvent::Issued {
+                    names,
+                    cert_pem,
+                    key_pem,
+                    not_after,
+                    fresh,
+                } => match crate::tls::certs::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()) {
+                    Ok(key) => {
+                        if let Some(tls) = &self.tls {
+                            tls.store.install(&names, key);
+                        }
+                        let until = not_after
+                            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                            .unwrap_or_else(|| "an unknown date".to_owned());
+                        log::info!(
+                            "tls: serving the ACME certificate for {} ({}, valid until {until})",
+                            names.join(", "),
+                            if fresh { "just issued" } else { "stored" }
+                        );
+                        if let Some(t) = not_after {
+                            self.cert_expiry.retain(|(n, _)| !names.contains(n));
+                            self.cert_expiry
+                                .extend(names.iter().map(|n| (n.clone(), t)));
+                        }
+                    }
+                    Err(e) => log::error!("acme: the issued certificate is unusable: {e}"),
+                },
+                acme::AcmeEvent::Failed { error, retry_in } => {
+                    log::error!(
+                        "acme: {error}; still serving the previous certificate, retrying in {} s",
+                        retry_in.as_secs()
+                    );
+                }
+            }
+        }
+        if republish {
+            self.rebuild(Instant::now());
+        }
     }
 
     /// The certificate store (self-signed until ACME supplies one), the

@@ -122,6 +122,7 @@ impl Builder {
         dns: &Discovered,
         health: &Checks,
         tls: Option<&TlsMaterial>,
+        acme: &Arc<HashMap<String, String>>,
     ) -> Snapshot {
         self.generation += 1;
         let mut kept = HashMap::new();
@@ -254,6 +255,11 @@ impl Builder {
             );
             kept_service_stats.insert(port, Arc::clone(&stats));
             services.push(Arc::new(ServiceSnapshot {
+                acme: if spec.kind == ServiceKind::Http {
+                    Arc::clone(acme)
+                } else {
+                    Arc::default()
+                },
                 tls: service_tls,
                 stats,
                 spec: spec.clone(),
@@ -341,7 +347,14 @@ mod tests {
         let portmap =
             "tcp://80:web.test:8080{port:9000,rise:3},tcp://81:10.0.0.1:1,tcp://82:srv.test";
         let mut health = Checks::new(100);
-        let s0 = b.build(&config(portmap), &hosts, &none, &health, None);
+        let s0 = b.build(
+            &config(portmap),
+            &hosts,
+            &none,
+            &health,
+            None,
+            &Arc::default(),
+        );
         // Nothing has passed a check yet: resolved, checked, not used.
         assert_eq!(s0.services[0].no_backends, Some(NoBackends::AllDown(2)));
         assert!(s0.services[0].backends.is_empty());
@@ -355,7 +368,14 @@ mod tests {
             health.assume_up(k, s);
         }
 
-        let s1 = b.build(&config(portmap), &hosts, &none, &health, None);
+        let s1 = b.build(
+            &config(portmap),
+            &hosts,
+            &none,
+            &health,
+            None,
+            &Arc::default(),
+        );
         let web = &s1.services[0];
         // max_rs 2: the two lowest addresses, every time.
         let addrs: Vec<_> = web.backends.iter().map(|b| b.addr().to_string()).collect();
@@ -370,6 +390,7 @@ mod tests {
             &none,
             &health,
             None,
+            &Arc::default(),
         );
         assert!(Arc::ptr_eq(
             &s1.services[0].backends[0],

@@ -10,7 +10,7 @@
 //! `Error` (a canned response, then a lingering close).
 
 use std::io::{self, IoSlice, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,6 +109,9 @@ pub struct HttpSession {
     connect_took: Option<Duration>,
     /// When the response head arrived.
     resp_at: Option<Instant>,
+    /// A response moirai makes itself (an ACME challenge), sent like an
+    /// error response: then the connection closes.
+    local: Option<Vec<u8>>,
     /// Set when the session ended but TLS records are still to be sent.
     closing: Option<CloseReason>,
     /// "METHOD target" of the current request, kept only for syslog.
@@ -177,6 +180,7 @@ impl HttpSession {
             req_line: String::new(),
             marks: (0, 0),
             closing: None,
+            local: None,
         })
     }
 
@@ -219,6 +223,13 @@ impl HttpSession {
     /// connection closing owes none.
     pub fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
         let (status, term) = match (self.error, r) {
+            (Some(_), _) if self.local.is_some() => {
+                let ok = self
+                    .local
+                    .as_ref()
+                    .is_some_and(|l| l.starts_with(b"HTTP/1.1 200"));
+                (Some(if ok { 200 } else { 404 }), Termination::NORMAL)
+            }
             (Some((status, _)), _) => (
                 Some(status.code()),
                 Termination(match status.code() {
@@ -374,6 +385,21 @@ impl HttpSession {
         }
     }
 
+    /// Answers with `response` (made here, not by a backend), then closes.
+    fn answer_locally(&mut self, response: Vec<u8>) -> Result<bool, Step> {
+        let code = if response.starts_with(b"HTTP/1.1 200") {
+            200
+        } else {
+            404
+        };
+        self.service.stats.of(self.worker).response(code);
+        self.local = Some(response);
+        // The status slot only drives the error stage; the bytes are ours.
+        self.error = Some((Status::BadRequest, 0));
+        self.stage = Stage::Error;
+        Ok(true)
+    }
+
     /// Starts answering with `status` and closing.
     fn fail(&mut self, status: Status) -> Result<bool, Step> {
         if self.resp_started {
@@ -435,6 +461,12 @@ impl HttpSession {
             Ok(Some(head)) => {
                 if ctx.syslog.is_some() {
                     keep_request_line(&mut self.req_line, buf.pending());
+                }
+                if !self.service.acme.is_empty() {
+                    if let Some(token) = acme_token(buf.pending()) {
+                        let answer = acme_answer(self.service.acme.get(token));
+                        return self.answer_locally(answer);
+                    }
                 }
                 self.begin_request(ctx, head)?;
                 Ok(true)
@@ -980,7 +1012,7 @@ impl HttpSession {
             ctx.pool.give(b);
         }
         if !keep {
-            let _ = self.client.stream.shutdown(Shutdown::Write);
+            let _ = self.client.shutdown_write();
             return Err(Step::Closed(CloseReason::Done));
         }
         self.stage = Stage::ReadHead;
@@ -1012,16 +1044,20 @@ impl HttpSession {
         let Some((status, sent)) = self.error else {
             return Err(Step::Closed(CloseReason::Done));
         };
-        let bytes = status.response();
+        let bytes = match &self.local {
+            Some(b) => &b[..],
+            None => status.response(),
+        };
         if sent < bytes.len() {
             if !self.client.writable {
                 return Ok(false);
             }
+            let len = bytes.len();
             match self.client.write(&bytes[sent..]) {
                 Ok(0) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
                 Ok(n) => {
                     self.error = Some((status, sent + n));
-                    if sent + n < bytes.len() {
+                    if sent + n < len {
                         self.client.writable = false;
                     }
                     return Ok(true);
@@ -1034,7 +1070,7 @@ impl HttpSession {
                 Err(_) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
             }
         }
-        let _ = self.client.stream.shutdown(Shutdown::Write);
+        let _ = self.client.shutdown_write();
         self.stage = Stage::Linger {
             until: ctx.now + LINGER,
         };
@@ -1189,6 +1225,28 @@ fn fill(conn: &mut Conn, slot: &mut Option<Buffer>, ctx: &mut Ctx<'_>) -> io::Re
     };
     release_if_empty(slot, ctx.pool);
     r
+}
+
+/// The token of `GET /.well-known/acme-challenge/TOKEN`, if the head at
+/// the front of `head` is that request.
+fn acme_token(head: &[u8]) -> Option<&str> {
+    const PREFIX: &[u8] = b"GET /.well-known/acme-challenge/";
+    let rest = head.strip_prefix(PREFIX)?;
+    let end = rest.iter().position(|&b| b == b' ' || b == b'?')?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+/// The answer to an ACME HTTP-01 validation: the key authorization, or 404
+/// for a token that is not (or no longer) pending.
+fn acme_answer(key_auth: Option<&String>) -> Vec<u8> {
+    match key_auth {
+        Some(k) => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{k}",
+            k.len()
+        )
+        .into_bytes(),
+        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+    }
 }
 
 /// Keeps "METHOD target" of the head at the front of `head` in `line`

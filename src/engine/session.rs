@@ -251,9 +251,12 @@ impl Conn {
     pub(super) fn shutdown_write(&mut self) -> io::Result<()> {
         if let Some(tls) = self.tls.as_deref_mut() {
             tls.send_close_notify();
-            // Best effort: a peer that reads nothing more loses only the
-            // alert, not data (callers flush data before shutting down).
-            let _ = tls_flush(&mut self.stream, tls);
+            // Records that cannot go now stay queued behind the data; the
+            // session flushes them before it closes, and the FIN follows.
+            if !tls_flush(&mut self.stream, tls)? {
+                self.writable = false;
+                return Ok(());
+            }
         }
         self.stream.shutdown(Shutdown::Write)
     }

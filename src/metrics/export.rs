@@ -86,6 +86,10 @@ pub struct ControlView<'a> {
     pub syslog: (u64, u64),
     /// Process start.
     pub started: Option<SystemTime>,
+    /// Expiry of the certificate served for each name.
+    pub certs: Vec<(&'a str, SystemTime)>,
+    /// ACME orders started and failed, once ACME runs.
+    pub acme: Option<(u64, u64)>,
 }
 
 /// The cumulative latencies of each service.
@@ -275,8 +279,18 @@ fn record_control(c: &ControlView<'_>) {
         (names::MAX_FDS, false),
         (names::RSS, false),
         (names::START_TIME, false),
+        (names::CERT_EXPIRY, false),
+        (names::ACME_ATTEMPTS, true),
+        (names::ACME_FAILURES, true),
     ] {
         describe(n, is_counter);
+    }
+    for (name, t) in &c.certs {
+        gauge!(names::CERT_EXPIRY.0, "name" => (*name).to_owned()).set(unix_seconds(*t));
+    }
+    if let Some((attempts, failures)) = c.acme {
+        counter!(names::ACME_ATTEMPTS.0).absolute(attempts);
+        counter!(names::ACME_FAILURES.0).absolute(failures);
     }
     gauge!(names::GENERATION.0).set(c.generation as f64);
     if let Some(t) = c.applied {

@@ -185,17 +185,17 @@ pub const SYSLOG_DROPPED: Name = (
 /// Syslog lines sent.
 pub const SYSLOG_SENT: Name = ("moirai_syslog_sent_total", "Syslog lines sent.");
 
-/// Certificate expiry (exported once the TLS layer serves certificates).
+/// Certificate expiry, per name with an ACME certificate.
 pub const CERT_EXPIRY: Name = (
     "moirai_certificate_expiry_timestamp_seconds",
     "When the certificate served for the name expires (Unix time).",
 );
-/// ACME orders started (exported once ACME runs).
+/// ACME orders started.
 pub const ACME_ATTEMPTS: Name = (
     "moirai_acme_attempts_total",
     "ACME certificate orders started.",
 );
-/// ACME orders failed (exported once ACME runs).
+/// ACME orders failed.
 pub const ACME_FAILURES: Name = (
     "moirai_acme_failures_total",
     "ACME certificate orders that failed.",

@@ -14,6 +14,7 @@
 pub mod certs;
 pub mod config;
 pub mod danger;
+pub mod validity;
 
 use std::fmt;
 use std::io;

@@ -11,16 +11,16 @@ use crate::util::http::{get, ok, Client, HttpBackend};
 use crate::util::{connect_within, free_port, local, metadata, reach_tag, roundtrip, Moirai};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-const ZONE: &str = "u1.dc1.cns.test";
+pub(crate) const ZONE: &str = "u1.dc1.cns.test";
 
 /// dnsmasq on a loopback port, answering `cns.test` from its arguments.
-struct Dns {
+pub(crate) struct Dns {
     port: u16,
     child: Option<Child>,
 }
 
 impl Dns {
-    fn start(records: &[String]) -> Dns {
+    pub(crate) fn start(records: &[String]) -> Dns {
         let port = free_port();
         let mut d = Dns { port, child: None };
         d.restart(records);
@@ -76,7 +76,7 @@ impl Dns {
         }
     }
 
-    fn nameserver(&self) -> String {
+    pub(crate) fn nameserver(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 }
@@ -87,7 +87,7 @@ impl Drop for Dns {
     }
 }
 
-fn host(name: &str, ip: &str) -> String {
+pub(crate) fn host(name: &str, ip: &str) -> String {
     format!("--host-record={name}.{ZONE},{ip}")
 }
 

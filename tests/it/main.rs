@@ -1,6 +1,7 @@
 //! Integration tests: one binary for every capability, so the suite links
 //! once. Each module is one capability; shared helpers are in `util`.
 
+mod acme;
 mod check_cli;
 mod dns;
 mod guide;

@@ -1,0 +1,283 @@
+//! ACME against pebble (Let's Encrypt's test server, Debian package
+//! `pebble`): moirai answers HTTP-01 on its `http` listener, serves the
+//! issued certificate without a restart, renews it, and swaps it under load
+//! without a failed handshake or a dropped connection.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::dns::{host, Dns, ZONE};
+use crate::util::http::{ok, HttpBackend};
+use crate::util::{free_port, local, metadata, temp_dir, Moirai};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+struct Pebble {
+    child: Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Pebble {
+    /// pebble on 127.0.0.1, validating HTTP-01 on `http_port` of the
+    /// addresses `dns` gives.
+    fn start(http_port: u16, dns: &Dns) -> Pebble {
+        let dir = temp_dir("pebble");
+        // pebble's own HTTPS certificate, from a CA moirai is told to trust.
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "pebble test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        let (port, mgmt, tls_port) = (free_port(), free_port(), free_port());
+        let config = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{mgmt}"),
+            "certificate": dir.join("cert.pem"),
+            "privateKey": dir.join("key.pem"),
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        }});
+        std::fs::write(dir.join("pebble.json"), config.to_string()).unwrap();
+        let child = Command::new("pebble")
+            .arg("-config")
+            .arg(dir.join("pebble.json"))
+            .args(["-dnsserver", &dns.nameserver()])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .stdout(Stdio::from(
+                std::fs::File::create(dir.join("pebble.log")).unwrap(),
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("pebble.err")).unwrap(),
+            ))
+            .spawn()
+            .expect("pebble must be installed (apt-get install -y pebble; .ci/run does)");
+        let start = Instant::now();
+        while TcpStream::connect(local(port)).is_err() {
+            assert!(start.elapsed() < SECS(10), "pebble did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Pebble { child, dir, port }
+    }
+
+    fn directory(&self) -> String {
+        format!("https://127.0.0.1:{}/dir", self.port)
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A rustls client that accepts any certificate and records the leaf.
+#[derive(Debug)]
+struct Record(
+    std::sync::Mutex<Vec<Vec<u8>>>,
+    Arc<rustls::crypto::CryptoProvider>,
+);
+
+impl rustls::client::danger::ServerCertVerifier for Record {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.0.lock().unwrap().push(end_entity.to_vec());
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn client_config(record: Arc<Record>) -> Arc<rustls::ClientConfig> {
+    let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(record)
+    .with_no_client_auth();
+    // Fresh handshakes every time: resumption would skip the certificate.
+    c.resumption = rustls::client::Resumption::disabled();
+    Arc::new(c)
+}
+
+/// One HTTPS GET on a TLS stream; true on `200` with body `W`.
+fn get(tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>) -> bool {
+    if tls.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").is_err() {
+        return false;
+    }
+    // The response is small: read until the body (1 byte, "W") arrives.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"\r\n\r\nW") {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got.starts_with(b"HTTP/1.1 200")
+}
+
+fn connect(
+    config: &Arc<rustls::ClientConfig>,
+    port: u16,
+    sni: &str,
+) -> Option<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    let sock = TcpStream::connect(local(port)).ok()?;
+    sock.set_read_timeout(Some(SECS(10))).ok()?;
+    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).ok()?;
+    let conn = rustls::ClientConnection::new(Arc::clone(config), name).ok()?;
+    Some(rustls::StreamOwned::new(conn, sock))
+}
+
+fn issuer_cn(der: &[u8]) -> String {
+    // Good enough for a test: the issuer's CN is the first printable
+    // string after the first "CN" OID (2.5.4.3).
+    let oid = [0x06, 0x03, 0x55, 0x04, 0x03];
+    let i = der.windows(5).position(|w| w == oid).unwrap();
+    let len = der[i + 6] as usize;
+    String::from_utf8_lossy(&der[i + 7..i + 7 + len]).into_owned()
+}
+
+#[test]
+fn a_certificate_is_issued_served_renewed_and_swapped_under_load() {
+    let name = format!("lb.{ZONE}");
+    let dns = Dns::start(&[host("lb", "127.0.0.1")]);
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let (hp, tp) = (free_port(), free_port());
+    let pebble = Pebble::start(hp, &dns);
+    let mut md: serde_json::Value = serde_json::from_str(&metadata(&format!(
+        "http://{hp}:127.0.0.1:{w} https-http://{tp}:127.0.0.1:{w}",
+        w = web.port()
+    )))
+    .unwrap();
+    md["cloud.tritoncompute:certificate_name"] = name.clone().into();
+    let m = Moirai::start(
+        &md.to_string(),
+        "",
+        &[
+            "--acme-directory",
+            &pebble.directory(),
+            "--acme-ca-file",
+            pebble.dir.join("ca.pem").to_str().unwrap(),
+            // Renew as soon as allowed, to see a renewal within the test.
+            "--acme-renew-before",
+            "87600h",
+        ],
+    );
+    let issued = "tls: serving the ACME certificate for";
+    m.wait_log(issued, SECS(30));
+    let record = Arc::new(Record(
+        Default::default(),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    ));
+    let config = client_config(Arc::clone(&record));
+    let mut first = connect(&config, tp, &name).unwrap();
+    assert!(get(&mut first), "https through the issued certificate");
+    let leaf1 = record.0.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        issuer_cn(&leaf1).contains("Pebble"),
+        "issuer {}",
+        issuer_cn(&leaf1)
+    );
+    // Without SNI (or with another name) the self-signed default remains.
+    let other = connect(&config, tp, "other.test").map(|mut s| get(&mut s));
+    assert_eq!(other, Some(true));
+    let leaf_other = record.0.lock().unwrap().last().cloned().unwrap();
+    assert!(!issuer_cn(&leaf_other).contains("Pebble"));
+
+    // Load across the renewal: new handshakes all the time, and open
+    // keep-alive connections that must survive the swap.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicU32::new(0));
+    let loaders: Vec<_> = (0..3)
+        .map(|i| {
+            let (stop, failures, done, config, name) = (
+                stop.clone(),
+                failures.clone(),
+                done.clone(),
+                config.clone(),
+                name.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut kept = connect(&config, tp, &name);
+                while !stop.load(Ordering::SeqCst) {
+                    let ok = if i == 0 {
+                        kept.as_mut().is_some_and(get)
+                    } else {
+                        connect(&config, tp, &name).is_some_and(|mut s| get(&mut s))
+                    };
+                    if ok {
+                        done.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    m.wait_log_count(issued, 2, SECS(40));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    for l in loaders {
+        l.join().unwrap();
+    }
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        0,
+        "requests failed during the swap"
+    );
+    assert!(done.load(Ordering::SeqCst) > 20);
+    // The first connection, opened before the renewal, still works.
+    assert!(get(&mut first));
+    // New handshakes get the renewed certificate.
+    let _ = connect(&config, tp, &name).map(|mut s| get(&mut s));
+    let leaf2 = record.0.lock().unwrap().last().cloned().unwrap();
+    assert_ne!(leaf1, leaf2, "the renewal is served");
+    assert!(m.log_text().contains("just issued"));
+    let _ = ("127.0.0.1:0").to_socket_addrs();
+}
