@@ -20,6 +20,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -48,12 +49,18 @@ const MAX_ANSWER: usize = 2048;
 pub type Key = (u16, SocketAddr);
 
 /// How to check one backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CheckSpec {
     /// Where to connect: the backend, or its `port:` override.
     pub target: SocketAddr,
     /// `(path, Host header)` for an HTTP check.
     pub http: Option<(String, String)>,
+    /// TLS to the backend (`https`, `https+insecure`): the check completes
+    /// a handshake, verified as the data plane would, before it counts.
+    pub tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     /// Successes that make a down backend usable.
     pub rise: u8,
     /// Failures that make a usable backend unusable.
@@ -71,6 +78,8 @@ pub enum Failure {
     Http(CheckFailure),
     /// Reading or writing failed after the connect.
     Io(io::ErrorKind),
+    /// The TLS handshake failed (a certificate that does not verify).
+    Tls(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -80,6 +89,7 @@ impl std::fmt::Display for Failure {
             Failure::Timeout => write!(f, "no answer within {} s", TIMEOUT.as_secs()),
             Failure::Http(e) => write!(f, "http check {e}"),
             Failure::Io(k) => write!(f, "connection failed: {k}"),
+            Failure::Tls(e) => write!(f, "TLS failed: {e}"),
         }
     }
 }
@@ -121,6 +131,7 @@ struct Probe {
     request: Vec<u8>,
     written: usize,
     answer: Vec<u8>,
+    tls: Option<rustls::ClientConnection>,
 }
 
 /// A change of a backend's state, for the control loop to publish.
@@ -323,7 +334,17 @@ impl Checks {
             return self.record(key, Err(Failure::Io(err.kind())), now);
         }
         let deadline = now + TIMEOUT;
+        let tls = match &e.spec.tls {
+            Some((config, name)) => {
+                match rustls::ClientConnection::new(Arc::clone(config), name.clone()) {
+                    Ok(c) => Some(c),
+                    Err(err) => return self.record(key, Err(Failure::Tls(err.to_string())), now),
+                }
+            }
+            None => None,
+        };
         entry.insert(Probe {
+            tls,
             key,
             stream,
             started: now,
@@ -352,12 +373,27 @@ impl Checks {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return None,
                 Err(e) => return Some(Err(Failure::Connect(e.kind()))),
             }
+            if p.request.is_empty() && p.tls.is_none() {
+                return Some(Ok(()));
+            }
+        }
+        if let Some(tls) = p.tls.as_mut() {
+            while tls.is_handshaking() {
+                match tls.complete_io(&mut p.stream) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Some(Err(Failure::Tls(e.to_string()))),
+                }
+            }
             if p.request.is_empty() {
                 return Some(Ok(()));
             }
         }
+        // Plain, or through TLS: the same bytes either way.
+        let mut plain = Wire(&mut p.stream, p.tls.as_mut());
         while p.written < p.request.len() {
-            match p.stream.write(&p.request[p.written..]) {
+            match plain.write(&p.request[p.written..]) {
                 Ok(0) => return Some(Err(Failure::Io(io::ErrorKind::WriteZero))),
                 Ok(n) => p.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
@@ -368,7 +404,7 @@ impl Checks {
         let mut chunk = [0u8; 512];
         let mut closed = false;
         while p.answer.len() < MAX_ANSWER {
-            match p.stream.read(&mut chunk) {
+            match plain.read(&mut chunk) {
                 Ok(0) => {
                     closed = true;
                     break;
@@ -474,6 +510,42 @@ impl Checks {
     }
 }
 
+/// A check socket, through TLS or not.
+struct Wire<'a>(&'a mut TcpStream, Option<&'a mut rustls::ClientConnection>);
+
+impl Read for Wire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.1.as_deref_mut() {
+            None => self.0.read(buf),
+            Some(tls) => {
+                let r = rustls::Stream::new(tls, self.0).read(buf);
+                // A peer that closes without close_notify has still
+                // answered; the status line is what counts.
+                match r {
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                    r => r,
+                }
+            }
+        }
+    }
+}
+
+impl Write for Wire<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.1.as_deref_mut() {
+            None => self.0.write(buf),
+            Some(tls) => rustls::Stream::new(tls, self.0).write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.1.as_deref_mut() {
+            None => self.0.flush(),
+            Some(tls) => rustls::Stream::new(tls, self.0).flush(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +556,7 @@ mod tests {
         CheckSpec {
             target,
             http: http.map(|p| (p.to_owned(), "test".to_owned())),
+            tls: None,
             rise: 2,
             fall: 1,
         }

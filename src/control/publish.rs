@@ -234,6 +234,7 @@ impl Builder {
                                 .path
                                 .as_ref()
                                 .map(|p| (p.as_str().to_owned(), host.clone())),
+                            tls: service_tls.as_ref().and_then(|t| t.client.clone()),
                             rise: spec.check.rise.get(),
                             fall: spec.check.fall.get(),
                         },

@@ -183,12 +183,13 @@ fn https_verifies_chain_and_name_and_https_insecure_does_not() {
         free_port(),
         free_port(),
     );
+    // Health checks speak TLS too, verified as the data plane would.
     let portmap = format!(
-        "https://{p_ok}:web.test:{good} \
-         https://{p_name}:wrong.test:{good} \
-         https://{p_ca}:web.test:{stranger} \
-         https+insecure://{p_ins_name}:wrong.test:{good} \
-         https+insecure://{p_ins_ca}:web.test:{stranger}"
+        "https://{p_ok}:web.test:{good}{{check:/healthz}} \
+         https://{p_name}:wrong.test:{good}{{check:/healthz}} \
+         https://{p_ca}:web.test:{stranger}{{check:/healthz}} \
+         https+insecure://{p_ins_name}:wrong.test:{good}{{check:/healthz}} \
+         https+insecure://{p_ins_ca}:web.test:{stranger}{{check:/healthz}}"
     );
     let m = Moirai::start(
         &metadata(&portmap),
@@ -205,7 +206,15 @@ fn https_verifies_chain_and_name_and_https_insecure_does_not() {
     assert_eq!(curl(p_ins_ca, &[]), (true, "stranger".to_owned()));
     let log = m.log_text();
     assert!(
-        log.contains("certificate") || log.contains("Certificate"),
-        "the verification failure is logged:\n{log}"
+        log.contains(&format!(
+            "service :{p_name} backend 127.0.0.1:{good} stays down: TLS failed"
+        )) && log.contains("not valid for name \"wrong.test\""),
+        "the wrong name is logged:\n{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "service :{p_ca} backend 127.0.0.1:{stranger} stays down: TLS failed"
+        )) && log.contains("invalid peer certificate"),
+        "the unknown CA is logged:\n{log}"
     );
 }
