@@ -84,7 +84,11 @@ struct StderrLogger;
 
 impl Log for StderrLogger {
     fn enabled(&self, m: &Metadata<'_>) -> bool {
+        // Libraries (rustls, hyper...) speak only for errors: their
+        // warnings are per connection (a client's odd SNI) and would let
+        // any client fill the log.
         m.level() <= log::max_level()
+            && (m.level() == Level::Error || m.target().starts_with("moirai"))
     }
 
     fn log(&self, r: &Record<'_>) {
