@@ -141,6 +141,10 @@ struct RunArgs {
     /// two-thirds of their lifetime].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     acme_renew_before: Option<Duration>,
+    /// With dns-01: how long CNS gets to publish the TXT record before the
+    /// CA is told to look.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    acme_dns_propagation: Duration,
     /// Share one listening socket among workers even where SO_REUSEPORT
     /// exists (what illumos does; for testing that path).
     #[arg(long)]
@@ -298,6 +302,7 @@ fn run(args: RunArgs) -> ExitCode {
         acme_ca_file: args.acme_ca_file,
         acme_challenge: args.acme_challenge,
         acme_renew_before: args.acme_renew_before,
+        acme_dns_propagation: args.acme_dns_propagation,
     };
     match moirai::control::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

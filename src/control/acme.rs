@@ -62,6 +62,8 @@ pub struct AcmeOptions {
     /// Renew this long before expiry instead of at two-thirds of the
     /// lifetime.
     pub renew_before: Option<Duration>,
+    /// How long CNS gets to publish a dns-01 answer before the CA looks.
+    pub dns_propagation: Duration,
 }
 
 /// What the manager asks of the control loop, or tells it.
@@ -365,7 +367,7 @@ impl Manager<'_> {
             // Time for the snapshot (or CNS) to carry the answer.
             tokio::time::sleep(match self.opts.challenge {
                 ChallengeKind::Http01 => Duration::from_millis(500),
-                ChallengeKind::Dns01 => Duration::from_secs(60),
+                ChallengeKind::Dns01 => self.opts.dns_propagation,
             })
             .await;
             ch.set_ready()

@@ -89,6 +89,8 @@ pub struct Options {
     /// Renew this long before expiry (default: at two-thirds of the
     /// lifetime).
     pub acme_renew_before: Option<Duration>,
+    /// How long CNS gets to publish a dns-01 answer.
+    pub acme_dns_propagation: Duration,
 }
 
 /// Why `moirai run` could not start.
@@ -281,6 +283,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             challenge: opts.acme_challenge,
             dir: acme::dir(&opts.state_dir),
             renew_before: opts.acme_renew_before,
+            dns_propagation: opts.acme_dns_propagation,
         },
         acme_names: Vec::new(),
         challenges: Arc::default(),

@@ -281,3 +281,67 @@ fn a_certificate_is_issued_served_renewed_and_swapped_under_load() {
     assert!(m.log_text().contains("just issued"));
     let _ = ("127.0.0.1:0").to_socket_addrs();
 }
+
+#[test]
+fn dns_01_answers_through_metadata_for_cns_to_publish() {
+    let name = format!("lb.{ZONE}");
+    let mut dns = Dns::start(&[host("lb", "127.0.0.1")]);
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let tp = free_port();
+    // No http service: dns-01 needs none.
+    let pebble = Pebble::start(free_port(), &dns);
+    let md = crate::mdata::Fake::start();
+    md.set("cloud.tritoncompute:loadbalancer", "true");
+    md.set(
+        "cloud.tritoncompute:portmap",
+        &format!("https-http://{tp}:127.0.0.1:{}", web.port()),
+    );
+    md.set("cloud.tritoncompute:certificate_name", &name);
+    let m = Moirai::start(
+        "{}",
+        "",
+        &[
+            "--mdata-socket",
+            md.path.to_str().unwrap(),
+            "--acme-directory",
+            &pebble.directory(),
+            "--acme-ca-file",
+            pebble.dir.join("ca.pem").to_str().unwrap(),
+            "--acme-challenge",
+            "dns-01",
+            "--acme-dns-propagation",
+            "3s",
+        ],
+    );
+    // Play CNS: publish what moirai wrote to triton.cns.acme-challenge.
+    let start = Instant::now();
+    let value = loop {
+        if let Some(v) = md.data.lock().unwrap().get("triton.cns.acme-challenge") {
+            break v.clone();
+        }
+        assert!(
+            start.elapsed() < SECS(20),
+            "no dns-01 answer was written:\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    dns.restart(&[
+        host("lb", "127.0.0.1"),
+        format!("--txt-record=_acme-challenge.{name},{value}"),
+    ]);
+    m.wait_log("tls: serving the ACME certificate for", SECS(30));
+    let record = Arc::new(Record(
+        Default::default(),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    ));
+    let config = client_config(Arc::clone(&record));
+    let mut s = connect(&config, tp, &name).unwrap();
+    assert!(get(&mut s));
+    let leaf = record.0.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        issuer_cn(&leaf).contains("Pebble"),
+        "issuer {}",
+        issuer_cn(&leaf)
+    );
+}

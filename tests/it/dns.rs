@@ -28,7 +28,7 @@ impl Dns {
     }
 
     /// Replaces the records (dnsmasq reads them at start).
-    fn restart(&mut self, records: &[String]) {
+    pub(crate) fn restart(&mut self, records: &[String]) {
         self.stop();
         let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
             .into_iter()

@@ -32,9 +32,9 @@ enum Trick {
     NoV2,
 }
 
-struct Fake {
-    path: PathBuf,
-    data: Arc<Mutex<HashMap<String, String>>>,
+pub(crate) struct Fake {
+    pub(crate) path: PathBuf,
+    pub(crate) data: Arc<Mutex<HashMap<String, String>>>,
     trick: Arc<Mutex<Trick>>,
     connections: Arc<Mutex<usize>>,
 }
@@ -49,7 +49,7 @@ fn frame(id: &str, rest: &str) -> String {
 }
 
 impl Fake {
-    fn start() -> Fake {
+    pub(crate) fn start() -> Fake {
         let path = temp_dir("mdata").join("metadata.sock");
         let listener = UnixListener::bind(&path).unwrap();
         let data = Arc::new(Mutex::new(HashMap::new()));
@@ -72,7 +72,7 @@ impl Fake {
         }
     }
 
-    fn set(&self, k: &str, v: &str) {
+    pub(crate) fn set(&self, k: &str, v: &str) {
         self.data.lock().unwrap().insert(k.to_owned(), v.to_owned());
     }
 
