@@ -77,6 +77,9 @@ fn https_http_serves_the_self_signed_certificate_over_tls_1_2_and_1_3_only() {
     // The self-signed fallback: the first name is the CN, issuer = subject.
     assert!(v13.contains("subject=CN = lb.example.test"), "{v13}");
     assert!(v13.contains("issuer=CN = lb.example.test"), "{v13}");
+    // Resumption: s_client -reconnect resumes five times after the first.
+    let again = s_client(port, &["-reconnect", "-tls1_2"]);
+    assert!(again.matches("Reused, TLSv1.2").count() >= 4, "{again}");
     let v11 = s_client(port, &["-tls1_1"]);
     assert!(
         v11.contains("Cipher is (NONE)"),
