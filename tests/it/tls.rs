@@ -221,3 +221,27 @@ fn https_verifies_chain_and_name_and_https_insecure_does_not() {
         "the unknown CA is logged:\n{log}"
     );
 }
+
+#[test]
+fn a_failed_acme_order_keeps_serving_and_says_why() {
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("still here"));
+    let port = free_port();
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": format!("https-http://{port}:127.0.0.1:{}", web.port()),
+        "cloud.tritoncompute:certificate_name": "lb.example.test",
+    });
+    // Nothing listens there: every order fails.
+    let m = Moirai::start(
+        &md.to_string(),
+        "",
+        &["--acme-directory", "https://127.0.0.1:9/directory"],
+    );
+    m.wait_log(
+        "still serving the previous certificate, retrying in 10 s",
+        Duration::from_secs(20),
+    );
+    assert_eq!(curl(port, &[]), (true, "still here".to_owned()));
+    let served = s_client(port, &["-servername", "lb.example.test"]);
+    assert!(served.contains("subject=CN = lb.example.test"), "{served}");
+}
