@@ -7,6 +7,9 @@
 //! only `unsafe`, lives in [`sys`]. See `docs/ARCHITECTURE.md`.
 
 #![deny(unsafe_code)]
+// Input never reaches an `unwrap`: errors are values. (`expect` remains for
+// invariants the code itself guarantees, each with its reason.)
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod check;
 pub mod config;

@@ -1,5 +1,7 @@
 //! The `moirai` command: `run`, `check`, `--version`.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
