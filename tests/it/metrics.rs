@@ -104,18 +104,30 @@ fn counters_match_known_traffic_exactly_and_promtool_accepts_the_exposition() {
     });
     let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
     let (hp, tp, pp, mp) = (free_port(), free_port(), free_port(), free_port());
+    let (sh, sv, si) = (free_port(), free_port(), free_port());
     let (wport, eport) = (web.port(), echo.addr.port());
     let mport = mp.to_string();
+    // The TLS types too: a TLS backend signed by a CA moirai is told about.
+    let (ca, cert, key) = crate::tls::ca_and_cert("web.test");
+    let tls_port = crate::tls::tls_backend(&cert, &key, "secure");
+    let ca_file = crate::util::temp_dir("metrics-ca").join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
     let _m = Moirai::start(
         &metadata_with(
             &format!(
-                "http://{hp}:127.0.0.1:{wport} tcp://{tp}:127.0.0.1:{eport} tcp-proxy-v2://{pp}:127.0.0.1:{eport}"
+                "http://{hp}:127.0.0.1:{wport} tcp://{tp}:127.0.0.1:{eport} tcp-proxy-v2://{pp}:127.0.0.1:{eport} \
+                 https-http://{sh}:127.0.0.1:{wport} https://{sv}:web.test:{tls_port}{{check:/}} \
+                 https+insecure://{si}:web.test:{tls_port}{{check:/}}"
             ),
             &[("metrics_acl", "127.0.0.1"), ("metrics_port", &mport)],
         ),
-        "",
-        &[],
+        "127.0.0.1 web.test\n",
+        &["--ca-file", ca_file.to_str().unwrap()],
     );
+    for p in [sh, sv, si] {
+        let (ok, _) = crate::tls::curl(p, &[]);
+        assert!(ok, "https request through port {p}");
+    }
 
     // http: 10 found and 3 missing, pipelined on one connection whose last
     // request closes it, so every byte each way is known.

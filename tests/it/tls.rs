@@ -14,7 +14,7 @@ use crate::util::{free_port, metadata, temp_dir, Moirai};
 
 /// curl against `https://127.0.0.1:port/`, trusting anything; returns
 /// (exit ok, stdout).
-fn curl(port: u16, extra: &[&str]) -> (bool, String) {
+pub(crate) fn curl(port: u16, extra: &[&str]) -> (bool, String) {
     let out = Command::new("curl")
         .args(["-sk", "--max-time", "10"])
         .args(extra)
@@ -99,7 +99,7 @@ fn https_http_serves_the_self_signed_certificate_over_tls_1_2_and_1_3_only() {
 }
 
 /// A test CA and a server certificate for `name` it signed, as PEM.
-fn ca_and_cert(name: &str) -> (String, String, String) {
+pub(crate) fn ca_and_cert(name: &str) -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -114,7 +114,7 @@ fn ca_and_cert(name: &str) -> (String, String, String) {
 }
 
 /// A TLS backend on 127.0.0.1 answering every request with `body`.
-fn tls_backend(cert_pem: &str, key_pem: &str, body: &'static str) -> u16 {
+pub(crate) fn tls_backend(cert_pem: &str, key_pem: &str, body: &'static str) -> u16 {
     use rustls::pki_types::pem::PemObject;
     let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<_, _>>()
