@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::http::{get, ok, Client, HttpBackend, Reply};
-use crate::util::{connect_within, free_port, local, metadata_exact, roundtrip, Moirai};
+use crate::util::{
+    connect_within, cpu_seconds, free_port, local, metadata_exact, roundtrip, Moirai,
+};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -199,16 +201,6 @@ fn a_backend_marked_down_finishes_its_open_connections_and_gets_no_new_ones() {
         assert_eq!(tag[0], b'B');
     }
     drop(check_b);
-}
-
-/// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which is in parentheses).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod acme;
 mod check_cli;
 mod dns;
+mod faults;
 mod guide;
 mod health;
 mod http;

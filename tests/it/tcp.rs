@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::{
-    check_responder, connect_within, free_port, local, metadata, roundtrip, wait_refused, Moirai,
+    check_responder, connect_within, cpu_seconds, free_port, local, metadata, roundtrip,
+    wait_refused, Moirai,
 };
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -500,19 +501,6 @@ fn idle_connections_are_closed_after_the_client_timeout() {
         waited >= Duration::from_millis(300) && waited < SECS(3),
         "{waited:?}"
     );
-}
-
-/// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
 }
 
 #[test]
