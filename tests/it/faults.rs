@@ -32,7 +32,7 @@ fn load(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u32, u32, 
                 }
             }
             worst = worst.max(t.elapsed());
-            if n % 3 == 0 {
+            if n.is_multiple_of(3) {
                 c = Client::connect(local(port));
             }
         }
@@ -205,7 +205,7 @@ fn dns_that_answers_garbage_or_late_does_not_stall_the_data_plane() {
                 continue;
             };
             k += 1;
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 std::thread::sleep(SECS(5));
             }
             // Right id, garbage after it.
