@@ -279,6 +279,11 @@ impl Moirai {
         assert!(ok, "kill -{sig} failed");
     }
 
+    /// Whether the process is still running.
+    pub fn wait_exit_or_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// Waits for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
