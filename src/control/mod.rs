@@ -7,8 +7,10 @@
 //! the same configuration, changes nothing. SIGTERM/SIGINT drain the workers
 //! for up to the grace period.
 //!
-//! Later issues add DNS discovery, health checks, ACME and the status
-//! socket here; each reports into the same snapshot builder.
+//! DNS discovery (`dns`), health checks (`health`), ACME (`acme`), the
+//! status socket (`status`) and the metrics endpoint all report into the
+//! same snapshot builder (`publish`), so every change reaches the workers
+//! the same way: as a new generation.
 
 pub mod acme;
 pub mod dns;
