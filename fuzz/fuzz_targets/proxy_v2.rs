@@ -22,6 +22,18 @@ fuzz_target!(|input: (bool, [u8; 16], u16, [u8; 16], u16, &[u8])| {
     };
     let h = proxy_v2::encode(client, local);
     let bytes = h.as_bytes();
+    // By design, IPv4-mapped IPv6 addresses (a dual-stack listener's IPv4
+    // clients) go out as IPv4 when both ends are IPv4 underneath, and as
+    // IPv6 (mapped) when the families still differ.
+    let canon = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    let as_v6 = |a: SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(v4) => SocketAddr::from((v4.to_ipv6_mapped(), a.port())),
+        _ => a,
+    };
+    let (client, local) = match (canon(client), canon(local)) {
+        (c, l) if c.is_ipv4() && l.is_ipv4() => (c, l),
+        (c, l) => (as_v6(c), as_v6(l)),
+    };
     assert_eq!(proxy_v2::decode(bytes), Some((client, local, bytes.len())));
     let reference = ppp::v2::Header::try_from(bytes).expect("ppp decodes ours");
     match reference.addresses {

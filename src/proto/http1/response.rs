@@ -35,6 +35,19 @@ impl ResponseHead {
     }
 }
 
+/// Where the empty line that ends `head` starts. httparse accepts a bare LF
+/// as a line end in responses (RFC 9112 lets recipients), so the final line
+/// may be `\r\n` or `\n`: cutting a fixed two bytes would cut into the
+/// last header line and leave its drop range past the end (found by
+/// fuzzing: a backend could crash a worker with `Connection: x\n\n`).
+fn final_line_start(head: &[u8]) -> usize {
+    if head.ends_with(b"\r\n") {
+        head.len() - 2
+    } else {
+        head.len().saturating_sub(1)
+    }
+}
+
 /// Parses the head at the start of `buf` for a request that was `HEAD` or
 /// not. `Ok(None)` while incomplete; `drop` gets the lines not to forward.
 pub fn parse(
@@ -109,7 +122,7 @@ pub fn parse(
     drop.sort_by_key(|r| r.start);
     Ok(Some(ResponseHead {
         head_len,
-        end_of_fields: head_len - 2,
+        end_of_fields: final_line_start(&buf[..head_len]),
         code,
         framing,
         keep_alive,
@@ -122,6 +135,38 @@ mod tests {
 
     fn p(s: &str, head: bool) -> ResponseHead {
         parse(s.as_bytes(), head, &mut Vec::new()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn bare_lf_heads_keep_drop_ranges_inside_the_fields() {
+        // The fuzzer's case: a dropped line ends with LF, then a bare LF.
+        for text in [
+            "HTTP/1.1 100 Continue\r\nConnection: up\n\n",
+            "HTTP/1.1 200 OK\nConnection: close\nContent-Length: 0\n\n",
+            "HTTP/1.1 200 OK\r\nKeep-Alive: 5\r\n\n",
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+        ] {
+            let mut drop = Vec::new();
+            let h = parse(text.as_bytes(), false, &mut drop).unwrap().unwrap();
+            assert!(drop.iter().all(|r| r.end <= h.end_of_fields), "{text:?}");
+            // What the engine forwards: fields minus drops, then CRLF.
+            let mut out = [std::io::IoSlice::new(&[]); crate::proto::http1::MAX_SLICES];
+            let n = crate::proto::http1::head_slices(
+                &text.as_bytes()[..h.end_of_fields],
+                &drop,
+                &[],
+                0,
+                &mut out,
+            );
+            let fwd: Vec<u8> = out[..n].iter().flat_map(|s| s.to_vec()).collect();
+            let mut hs = [httparse::EMPTY_HEADER; 8];
+            let mut r = httparse::Response::new(&mut hs);
+            assert!(
+                matches!(r.parse(&fwd), Ok(httparse::Status::Complete(k)) if k == fwd.len()),
+                "{text:?} forwarded as {:?}",
+                String::from_utf8_lossy(&fwd)
+            );
+        }
     }
 
     #[test]
