@@ -94,8 +94,8 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// What a backend's checks say now.
-#[derive(Debug, Clone)]
+/// What a backend's checks say now (a new backend: down, nothing checked).
+#[derive(Debug, Clone, Default)]
 pub struct Health {
     /// Whether it may take new connections.
     pub up: bool,
@@ -210,14 +210,7 @@ impl Checks {
                         key,
                         Entry {
                             spec,
-                            health: Health {
-                                up: false,
-                                streak: 0,
-                                last_failure: None,
-                                latency: None,
-                                checks: 0,
-                                failures: 0,
-                            },
+                            health: Health::default(),
                             settled: false,
                             due: now,
                             probe: None,
@@ -299,11 +292,7 @@ impl Checks {
                 spec,
                 health: Health {
                     up: true,
-                    streak: 0,
-                    last_failure: None,
-                    latency: None,
-                    checks: 0,
-                    failures: 0,
+                    ..Health::default()
                 },
                 settled: true,
                 due: now + INTER,

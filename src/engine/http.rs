@@ -111,7 +111,7 @@ pub struct HttpSession {
     resp_at: Option<Instant>,
     /// A response moirai makes itself (an ACME challenge), sent like an
     /// error response: then the connection closes.
-    local: Option<Vec<u8>>,
+    local: Option<(u16, Vec<u8>)>,
     /// Set when the session ended but TLS records are still to be sent.
     closing: Option<CloseReason>,
     /// "METHOD target" of the current request, kept only for syslog.
@@ -189,62 +189,10 @@ impl HttpSession {
         self.service.port()
     }
 
-    /// Sends the access line of the current request.
-    fn log_request(
-        &mut self,
-        sink: &mut Sink,
-        status: Option<u16>,
-        term: Termination,
-        now: Instant,
-    ) {
+    /// The access line of the current request, with what is known now.
+    fn access(&self, status: Option<u16>, term: Termination, now: Instant) -> Access<'_> {
         let (method, target) = self.req_line.split_once(' ').unwrap_or(("-", "-"));
-        sink.access(&Access {
-            kind: "http",
-            client: self.peer,
-            service: self.service.port(),
-            backend: self.backend_addr(),
-            status,
-            request: Some((method, target)),
-            bytes: (self.client.rx - self.marks.0, self.client.tx - self.marks.1),
-            t_request: Some(self.req_since.saturating_duration_since(self.req_start)),
-            t_connect: self.connect_took,
-            t_response: self
-                .resp_at
-                .map(|t| t.saturating_duration_since(self.req_since)),
-            t_total: now.saturating_duration_since(self.req_start),
-            term,
-        });
-        self.marks = (self.client.rx, self.client.tx);
-        self.req_line.clear();
-    }
-
-    /// The access line a closing session still owes: the request in
-    /// progress, or the error moirai answered. An idle keep-alive
-    /// connection closing owes none.
-    pub fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
-        let (status, term) = match (self.error, r) {
-            (Some(_), _) if self.local.is_some() => {
-                let ok = self
-                    .local
-                    .as_ref()
-                    .is_some_and(|l| l.starts_with(b"HTTP/1.1 200"));
-                (Some(if ok { 200 } else { 404 }), Termination::NORMAL)
-            }
-            (Some((status, _)), _) => (
-                Some(status.code()),
-                Termination(match status.code() {
-                    503 => *b"SC",
-                    504 => *b"sH",
-                    502 => *b"SH",
-                    408 => *b"cR",
-                    _ => *b"PR",
-                }),
-            ),
-            (None, r) if self.req.is_some() => (None, super::worker::termination(r)),
-            _ => return,
-        };
-        let (method, target) = self.req_line.split_once(' ').unwrap_or(("-", "-"));
-        sink.access(&Access {
+        Access {
             kind: "http",
             client: self.peer,
             service: self.service.port(),
@@ -254,10 +202,50 @@ impl HttpSession {
             bytes: (self.client.rx - self.marks.0, self.client.tx - self.marks.1),
             t_request: None,
             t_connect: self.connect_took,
-            t_response: None,
+            t_response: self
+                .resp_at
+                .map(|t| t.saturating_duration_since(self.req_since)),
             t_total: now.saturating_duration_since(self.req_start),
             term,
+        }
+    }
+
+    /// Sends the access line of a completed request.
+    fn log_request(
+        &mut self,
+        sink: &mut Sink,
+        status: Option<u16>,
+        term: Termination,
+        now: Instant,
+    ) {
+        sink.access(&Access {
+            t_request: Some(self.req_since.saturating_duration_since(self.req_start)),
+            ..self.access(status, term, now)
         });
+        self.marks = (self.client.rx, self.client.tx);
+        self.req_line.clear();
+    }
+
+    /// The access line a closing session still owes: the request in
+    /// progress, or the answer moirai made itself. An idle keep-alive
+    /// connection closing owes none.
+    pub fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
+        let (status, term) = match (&self.local, self.error, r) {
+            (Some((code, _)), _, _) => (Some(*code), Termination::NORMAL),
+            (None, Some((status, _)), _) => (
+                Some(status.code()),
+                Termination(match status.code() {
+                    503 => *b"SC",
+                    504 => *b"sH",
+                    502 => *b"SH",
+                    408 => *b"cR",
+                    _ => *b"PR",
+                }),
+            ),
+            (None, None, r) if self.req.is_some() => (None, super::worker::termination(r)),
+            _ => return,
+        };
+        sink.access(&self.access(status, term, now));
     }
 
     /// The session's service.
@@ -386,15 +374,11 @@ impl HttpSession {
     }
 
     /// Answers with `response` (made here, not by a backend), then closes.
-    fn answer_locally(&mut self, response: Vec<u8>) -> Result<bool, Step> {
-        let code = if response.starts_with(b"HTTP/1.1 200") {
-            200
-        } else {
-            404
-        };
+    fn answer_locally(&mut self, (code, response): (u16, Vec<u8>)) -> Result<bool, Step> {
         self.service.stats.of(self.worker).response(code);
-        self.local = Some(response);
-        // The status slot only drives the error stage; the bytes are ours.
+        self.local = Some((code, response));
+        // The error stage writes it (`write_error` prefers `local`) and
+        // closes; the status slot only carries the bytes sent.
         self.error = Some((Status::BadRequest, 0));
         self.stage = Stage::Error;
         Ok(true)
@@ -1045,7 +1029,7 @@ impl HttpSession {
             return Err(Step::Closed(CloseReason::Done));
         };
         let bytes = match &self.local {
-            Some(b) => &b[..],
+            Some((_, b)) => &b[..],
             None => status.response(),
         };
         if sent < bytes.len() {
@@ -1236,16 +1220,22 @@ fn acme_token(head: &[u8]) -> Option<&str> {
     std::str::from_utf8(&rest[..end]).ok()
 }
 
-/// The answer to an ACME HTTP-01 validation: the key authorization, or 404
-/// for a token that is not (or no longer) pending.
-fn acme_answer(key_auth: Option<&String>) -> Vec<u8> {
+/// The answer to an ACME HTTP-01 validation, with its status: the key
+/// authorization, or 404 for a token that is not (or no longer) pending.
+fn acme_answer(key_auth: Option<&String>) -> (u16, Vec<u8>) {
     match key_auth {
-        Some(k) => format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{k}",
-            k.len()
-        )
-        .into_bytes(),
-        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+        Some(k) => (
+            200,
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{k}",
+                k.len()
+            )
+            .into_bytes(),
+        ),
+        None => (
+            404,
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
     }
 }
 

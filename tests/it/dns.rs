@@ -152,17 +152,24 @@ fn srv_mode_finds_backends_on_different_ports() {
     let _ = reach_tag(port, b'B', SECS(5));
 }
 
-#[test]
-fn with_dns_down_traffic_goes_to_the_last_good_set() {
+/// Backend A on 127.0.0.2 as `web.svc.ZONE` in dnsmasq, moirai following
+/// it with a 1 s TTL cap, and A already reached: (A, DNS, port, moirai).
+pub(crate) fn one_backend_by_name() -> (Backend, Dns, u16, Moirai) {
     let a = Backend::start("127.0.0.2:0", Behaviour::TaggedEcho(b'A'));
-    let mut dns = Dns::start(&[host("web.svc", "127.0.0.2")]);
+    let dns = Dns::start(&[host("web.svc", "127.0.0.2")]);
     let port = free_port();
     let m = Moirai::start(
         &metadata(&format!("tcp://{port}:web.svc.{ZONE}:{}", a.addr.port())),
         "",
         &["--nameserver", &dns.nameserver(), "--max-ttl", "1s"],
     );
-    let _ = reach_tag(port, b'A', SECS(5));
+    let _ = reach_tag(port, b'A', SECS(10));
+    (a, dns, port, m)
+}
+
+#[test]
+fn with_dns_down_traffic_goes_to_the_last_good_set() {
+    let (_a, mut dns, port, m) = one_backend_by_name();
     dns.stop();
     m.wait_log("keeping the last good set", SECS(10));
     // Several TTLs later, still served.

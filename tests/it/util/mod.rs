@@ -280,7 +280,7 @@ impl Moirai {
     }
 
     /// Whether the process is still running.
-    pub fn wait_exit_or_running(&mut self) -> bool {
+    pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
 
