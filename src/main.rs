@@ -104,7 +104,8 @@ struct RunArgs {
     /// How often the metadata is read (a --metadata-file is also watched).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     metadata_interval: Duration,
-    /// How long an HTTP request head may take once started (then 408).
+    /// How long an HTTP request head may take: from its first byte (then
+    /// 408), and for a new connection from accept (then a silent close).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     request_header_timeout: Duration,
     /// Nameserver for backend discovery (repeatable); default: those of

@@ -15,7 +15,7 @@ use std::io::IoSlice;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use moirai::proto::http1::body::{BodyTracker, Framing};
+use moirai::proto::http1::body::{relay, Body, Framing};
 use moirai::proto::http1::{head_slices, request, MAX_SLICES};
 
 #[derive(Arbitrary, Debug)]
@@ -117,10 +117,16 @@ fuzz_target!(|i: Input| {
         }
     }
     let head_bytes = out.len();
-    let mut tracker = BodyTracker::new(head.framing);
-    let body_len = tracker.advance(&buf[head.head_len..]).expect("a body we encoded is valid");
-    assert!(tracker.is_done() || matches!(head.framing, Framing::None), "whole body present");
-    out.extend_from_slice(&buf[head.head_len..head.head_len + body_len]);
+    let mut body = Body::new(head.framing);
+    let mut body_out = Vec::new();
+    relay(&mut body, &buf[head.head_len..], |s: &[IoSlice<'_>]| {
+        let n = s.iter().map(|x| x.len()).sum();
+        s.iter().for_each(|x| body_out.extend_from_slice(x));
+        Ok(n)
+    })
+    .expect("a body we encoded is valid");
+    assert!(body.is_done() || matches!(head.framing, Framing::None), "whole body present");
+    out.extend_from_slice(&body_out);
 
     // Re-parse what the backend gets.
     let mut h1 = [httparse::EMPTY_HEADER; 64];
@@ -164,7 +170,9 @@ fuzz_target!(|i: Input| {
         .collect();
     assert_eq!(xff.last().copied(), Some(&b"192.0.2.1"[..]), "ours comes last");
     // No split: the body ends exactly where the forwarded bytes end.
-    let mut again = BodyTracker::new(head.framing);
-    let m = again.advance(&out[n..]).expect("forwarded body is valid");
+    let mut again = Body::new(head.framing);
+    let m = relay(&mut again, &out[n..], |s: &[IoSlice<'_>]| Ok(s.iter().map(|x| x.len()).sum()))
+        .expect("forwarded body is valid")
+        .consumed;
     assert_eq!(n + m, out.len());
 });

@@ -24,7 +24,7 @@ use super::syslog::Sink;
 use super::token::{EventTarget, Side};
 use crate::metrics::stats::record;
 use crate::proto::cookie::COOKIE_NAME;
-use crate::proto::http1::body::{BodyTracker, Framing};
+use crate::proto::http1::body::{self, Body, Framing, RelayError};
 use crate::proto::http1::errors::Status;
 use crate::proto::http1::request::{self, RequestHead};
 use crate::proto::http1::response::{self, ResponseHead};
@@ -78,11 +78,11 @@ pub struct HttpSession {
     req: Option<RequestHead>,
     /// Reusable vectors for heads (from the worker's free list).
     s: Scratch,
-    req_body: BodyTracker,
+    req_body: Body,
     /// Bytes of the outgoing head (request or response) already written.
     head_sent: usize,
     resp: Option<ResponseHead>,
-    resp_body: BodyTracker,
+    resp_body: Body,
     /// The response head went out: the client saw a status.
     resp_started: bool,
     /// First byte of the current request head, for the header timeout.
@@ -120,6 +120,21 @@ pub struct HttpSession {
     marks: (u64, u64),
     /// The worker, whose counter shard this session writes.
     worker: usize,
+    /// When the client connected: its first request head must be complete
+    /// a header timeout after this (HAProxy's `timeout http-request`).
+    accepted: Instant,
+    /// Requests answered on this connection. Only after the first may a
+    /// request take another client's idle backend connection
+    /// (`http-reuse safe`).
+    served: u32,
+    /// The current backend connection was reused (parked or pooled).
+    reused: bool,
+    /// The current request was already sent again once.
+    retried: bool,
+    /// Bytes of the current request (head and whole body) kept at the
+    /// front of the client buffer until the backend answers, so it can be
+    /// sent again if a reused connection turns out dead.
+    replay: Option<usize>,
 }
 
 impl HttpSession {
@@ -157,10 +172,10 @@ impl HttpSession {
             bbuf: None,
             req: None,
             s: ctx.scratch.pop().unwrap_or_default(),
-            req_body: BodyTracker::new(Framing::None),
+            req_body: Body::new(Framing::None),
             head_sent: 0,
             resp: None,
-            resp_body: BodyTracker::new(Framing::None),
+            resp_body: Body::new(Framing::None),
             resp_started: false,
             head_since: None,
             sticky: None,
@@ -181,6 +196,11 @@ impl HttpSession {
             marks: (0, 0),
             closing: None,
             local: None,
+            accepted: ctx.now,
+            served: 0,
+            reused: false,
+            retried: false,
+            replay: None,
         })
     }
 
@@ -441,6 +461,15 @@ impl HttpSession {
             };
         }
         self.head_since.get_or_insert(ctx.now);
+        let blank = request::leading_empty_lines(buf.pending());
+        if blank > 0 {
+            // Never forwarded (RFC 9112 §2.2).
+            if let Some(b) = self.cbuf.as_mut() {
+                b.consumed(blank);
+            }
+            release_if_empty(&mut self.cbuf, ctx.pool);
+            return Ok(true);
+        }
         match request::parse(buf.pending(), &mut self.s.req_drop, &mut self.s.req_inject) {
             Ok(Some(head)) => {
                 if ctx.syslog.is_some() {
@@ -498,12 +527,14 @@ impl HttpSession {
         self.req_start = self.head_since.unwrap_or(ctx.now);
         self.connect_took = None;
         self.resp_at = None;
-        self.req_body = BodyTracker::new(head.framing);
+        self.req_body = Body::new(head.framing);
         self.req = Some(head);
         self.head_sent = 0;
         self.resp = None;
         self.resp_started = false;
         self.backend_eof = false;
+        self.retried = false;
+        self.replay = None;
         self.choose_backend(ctx, None)
     }
 
@@ -538,12 +569,13 @@ impl HttpSession {
             if addr == b.addr() {
                 self.backend = Some(conn);
                 self.lease = Some(lease);
+                self.reused = true;
                 self.stage = Stage::SendHead;
                 return Ok(());
             }
             // A TLS connection cannot leave its session: its state is here.
             if !conn.is_tls() {
-                ctx.idle.put(addr, conn.stream, ctx.now);
+                ctx.idle.put(ctx.registry, addr, conn.stream, ctx.now);
             }
         }
         let tls_backend = self
@@ -551,7 +583,10 @@ impl HttpSession {
             .tls
             .as_ref()
             .is_some_and(|t| t.client.is_some());
-        let pooled = if tls_backend {
+        // `http-reuse safe`: a client's first request never rides another
+        // client's connection, so whatever a backend might still send on it
+        // (a late or unsolicited response) can never answer a newcomer.
+        let pooled = if tls_backend || self.served == 0 {
             None
         } else {
             ctx.idle.take(b.addr(), ctx.now)
@@ -570,6 +605,7 @@ impl HttpSession {
                 conn.writable = true;
                 self.backend = Some(conn);
                 self.lease = Some(lease);
+                self.reused = true;
                 self.stage = Stage::SendHead;
                 return Ok(());
             }
@@ -603,6 +639,7 @@ impl HttpSession {
                     }
                 }
                 self.backend = Some(conn);
+                self.reused = false;
                 self.stage = Stage::Connect {
                     attempt: attempt + 1,
                     deadline: ctx.now + self.service.timeouts.connect,
@@ -677,11 +714,23 @@ impl HttpSession {
         let src = &buf.pending()[..req.end_of_fields];
         let injects: [&[u8]; 3] = [&self.s.req_inject, &self.s.fwd, self.conn_line];
         let total = virtual_len(src.len(), &self.s.req_drop, &injects);
-        // Body bytes already buffered go in the same write as the head.
+        // A chunked body is checked as far as it arrived while a 400 is
+        // still possible, then re-framed by the exchange; other bodies'
+        // buffered bytes go in the same write as the head.
         let after = &buf.pending()[req.head_len..];
-        let mut probe = self.req_body;
-        let Ok(m) = probe.advance(after) else {
+        if let Err(e) = self.req_body.check(after) {
+            log::debug!(
+                "http: port {}: bad request body from {}: {}",
+                self.service.port(),
+                self.peer,
+                e.reason()
+            );
             return self.fail(Status::BadRequest);
+        }
+        let m = if self.req_body.is_chunked() {
+            0
+        } else {
+            self.req_body.data(after).len()
         };
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let mut n = head_slices(src, &self.s.req_drop, &injects, self.head_sent, &mut slices);
@@ -690,7 +739,7 @@ impl HttpSession {
             n += 1;
         }
         let written = match backend.write_vectored(&slices[..n]) {
-            Ok(0) => return self.backend_failed(),
+            Ok(0) => return self.retry_or_fail(ctx),
             Ok(w) => {
                 backend.last_io = ctx.now;
                 if self.head_sent + w < total {
@@ -708,15 +757,17 @@ impl HttpSession {
                 return Ok(false);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
-            Err(_) => return self.backend_failed(),
+            Err(_) => return self.retry_or_fail(ctx),
         };
         // The whole head is out, and `written` body bytes after it.
-        let head_len = req.head_len;
-        if let Some(b) = self.cbuf.as_mut() {
-            b.consumed(head_len);
-            // A prefix of what the probe accepted cannot fail.
-            let _ = self.req_body.advance(&b.pending()[..written]);
-            b.consumed(written);
+        let sent = req.head_len + self.req_body.wrote(written);
+        let idempotent = req.idempotent;
+        if self.reused && !self.retried && idempotent && self.req_body.is_done() {
+            // The whole request went out on a reused connection: keep it
+            // until the backend answers, in case that connection was dead.
+            self.replay = Some(sent);
+        } else if let Some(b) = self.cbuf.as_mut() {
+            b.consumed(sent);
         }
         self.head_sent = 0;
         self.head_since = None;
@@ -727,6 +778,44 @@ impl HttpSession {
     /// The backend failed before its response began: 502.
     fn backend_failed(&mut self) -> Result<bool, Step> {
         self.fail(Status::BadGateway)
+    }
+
+    /// A backend connection failed before the first response byte. A
+    /// reused connection may simply have been closed by the backend while
+    /// idle: an idempotent request whose bytes moirai still holds is sent
+    /// once more on a new connection (HAProxy's `retry-on conn-failure
+    /// empty-response`). Anything else, or a second failure, is a 502.
+    fn retry_or_fail(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
+        let answered = self.resp.is_some() || self.bbuf.as_ref().is_some_and(|b| !b.is_empty());
+        let held = self.stage == Stage::SendHead || self.replay.is_some();
+        let idempotent = self.req.as_ref().is_some_and(|r| r.idempotent);
+        let backend = self.lease.as_ref().map(|l| Arc::clone(l.backend()));
+        let (true, false, false, true, true, Some(b)) = (
+            self.reused,
+            self.retried,
+            answered,
+            held,
+            idempotent,
+            backend,
+        ) else {
+            return self.backend_failed();
+        };
+        log::debug!(
+            "http: port {}: reused connection to {} failed before answering; sending again",
+            self.port(),
+            b.addr()
+        );
+        b.stats().of(ctx.worker).retries.add(1);
+        self.service.stats.of(ctx.worker).retries.add(1);
+        self.retried = true;
+        self.replay = None;
+        self.backend = None;
+        self.backend_eof = false;
+        self.head_sent = 0;
+        let framing = self.req.as_ref().map_or(Framing::None, |r| r.framing);
+        self.req_body = Body::new(framing);
+        self.connect(ctx, 0, &b)?;
+        Ok(true)
     }
 
     // ---- request body up, response down -----------------------------
@@ -742,7 +831,17 @@ impl HttpSession {
             match forward(&mut self.cbuf, &mut self.req_body, backend, ctx.now) {
                 Ok(p) => progress |= p,
                 Err(Forward::Write) => return self.backend_failed(),
-                Err(Forward::Chunk) => return self.fail(Status::BadRequest),
+                Err(Forward::Chunk(e)) => {
+                    // The head already went out: the backend connection
+                    // holds part of a message and is never reused.
+                    log::debug!(
+                        "http: port {}: bad request body from {}: {}",
+                        self.port(),
+                        self.peer,
+                        e.reason()
+                    );
+                    return Err(Step::Closed(CloseReason::BadFraming(Side::Client)));
+                }
             }
         }
         // Read more from the client while its buffer has room: the rest of
@@ -759,7 +858,13 @@ impl HttpSession {
         if !self.backend_eof {
             let backend = self.backend.as_mut().expect("checked above");
             match fill(backend, &mut self.bbuf, ctx) {
-                Ok(Fill::Data) => progress = true,
+                Ok(Fill::Data) => {
+                    progress = true;
+                    // The backend answered: the request is not sent again.
+                    if let (Some(n), Some(b)) = (self.replay.take(), self.cbuf.as_mut()) {
+                        b.consumed(n);
+                    }
+                }
                 Ok(Fill::Eof) => {
                     self.backend_eof = true;
                     progress = true;
@@ -767,7 +872,7 @@ impl HttpSession {
                 Ok(Fill::Nothing) => {}
                 Err(_) => {
                     if self.resp.is_none() {
-                        return self.backend_failed();
+                        return self.retry_or_fail(ctx);
                     }
                     return Err(Step::Closed(CloseReason::Reset(Side::Backend)));
                 }
@@ -776,8 +881,9 @@ impl HttpSession {
         if self.resp.is_none() {
             match self.parse_response(ctx)? {
                 Some(p) => progress |= p,
-                // Closed before a whole response head: 502.
-                None if self.backend_eof => return self.backend_failed(),
+                // Closed before a whole response head: 502 (or once more,
+                // for a reused connection that closed without a byte).
+                None if self.backend_eof => return self.retry_or_fail(ctx),
                 None => return Ok(progress),
             }
         }
@@ -796,13 +902,22 @@ impl HttpSession {
             ) {
                 Ok(p) => progress |= p,
                 Err(Forward::Write) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
-                Err(Forward::Chunk) => return Err(Step::Closed(CloseReason::Reset(Side::Backend))),
+                Err(Forward::Chunk(e)) => {
+                    // The client keeps what was valid; both connections end.
+                    log::debug!(
+                        "http: port {}: bad response body from {:?}: {}",
+                        self.port(),
+                        self.backend_addr(),
+                        e.reason()
+                    );
+                    return Err(Step::Closed(CloseReason::BadFraming(Side::Backend)));
+                }
             }
             let flushed = self.bbuf.as_ref().is_none_or(Buffer::is_empty);
             if self.backend_eof && flushed && !self.resp_body.is_done() {
                 if self.resp_body.until_close() {
                     // Close-delimited: the close is the end. Done below.
-                    self.resp_body = BodyTracker::new(Framing::None);
+                    self.resp_body.end_at_close();
                 } else {
                     return Err(Step::Closed(CloseReason::Reset(Side::Backend)));
                 }
@@ -829,6 +944,15 @@ impl HttpSession {
         if buf.is_empty() {
             return Ok(None);
         }
+        // Empty lines before a status line (an old server's extra CRLF
+        // after a body) are skipped, never forwarded.
+        let blank = request::leading_empty_lines(buf.pending());
+        if blank > 0 {
+            if let Some(b) = self.bbuf.as_mut() {
+                b.consumed(blank);
+            }
+            return Ok(Some(true));
+        }
         match response::parse(buf.pending(), is_head, &mut self.s.resp_drop) {
             Ok(Some(head)) => {
                 if head.is_switch() && self.req.as_ref().is_some_and(|r| r.upgrade) {
@@ -849,7 +973,7 @@ impl HttpSession {
                     let took = ctx.now.saturating_duration_since(self.req_since);
                     record(&mut ctx.latency(self.port()).request, took);
                 }
-                self.resp_body = BodyTracker::new(head.framing);
+                self.resp_body = Body::new(head.framing);
                 self.resp = Some(head);
                 self.head_sent = 0;
                 Ok(Some(true))
@@ -880,6 +1004,9 @@ impl HttpSession {
                     .extend_from_slice(b"; path=/\r\nCache-Control: private\r\n");
             }
         }
+        if let Some(n) = head.length_rewritten {
+            let _ = write!(self.s.resp_inject, "Content-Length: {n}\r\n");
+        }
         let keep = self.client_keeps_alive(head);
         let http11 = self.req.as_ref().is_some_and(|r| r.http11);
         if !keep {
@@ -909,11 +1036,17 @@ impl HttpSession {
         let src = &buf.pending()[..resp.end_of_fields];
         let injects: [&[u8]; 1] = [&self.s.resp_inject];
         let total = virtual_len(src.len(), &self.s.resp_drop, &injects);
-        // Body bytes already buffered go in the same write as the head.
+        // As for requests: a chunked body is checked as far as it
+        // arrived while a 502 is still possible; other bodies' buffered
+        // bytes go in the same write as the head.
         let after = &buf.pending()[resp.head_len..];
-        let mut probe = self.resp_body;
-        let Ok(m) = probe.advance(after) else {
+        if self.resp_body.check(after).is_err() {
             return self.backend_failed();
+        }
+        let m = if self.resp_body.is_chunked() {
+            0
+        } else {
+            self.resp_body.data(after).len()
         };
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let mut n = head_slices(
@@ -948,12 +1081,9 @@ impl HttpSession {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
             Err(_) => return Err(Step::Closed(CloseReason::Reset(Side::Client))),
         };
-        let head_len = resp.head_len;
+        let sent = resp.head_len + self.resp_body.wrote(written);
         if let Some(b) = self.bbuf.as_mut() {
-            b.consumed(head_len);
-            // A prefix of what the probe accepted cannot fail.
-            let _ = self.resp_body.advance(&b.pending()[..written]);
-            b.consumed(written);
+            b.consumed(sent);
         }
         let interim = resp.is_interim();
         let switch = resp.is_switch();
@@ -989,12 +1119,20 @@ impl HttpSession {
                 // pool round trip, no re-registration.
                 self.parked = Some((lease.backend().addr(), b));
             } else if reusable && !b.is_tls() {
-                ctx.idle.put(lease.backend().addr(), b.stream, ctx.now);
+                ctx.idle
+                    .put(ctx.registry, lease.backend().addr(), b.stream, ctx.now);
             }
         }
         if let Some(b) = self.bbuf.take() {
             ctx.pool.give(b);
         }
+        self.served = self.served.saturating_add(1);
+        // Nothing of this exchange may shape the next one: a bad next
+        // request gets its 400 like a first one would.
+        self.resp_started = false;
+        self.replay = None;
+        self.retried = false;
+        self.reused = false;
         if !keep {
             let _ = self.client.shutdown_write();
             return Err(Step::Closed(CloseReason::Done));
@@ -1082,6 +1220,11 @@ impl HttpSession {
         match self.stage {
             Stage::ReadHead => match self.head_since {
                 Some(since) => since + self.header_timeout,
+                // A new connection has the header timeout for its first
+                // request, counted from accept: a silent connection does
+                // not hold a slot for the whole client timeout.
+                None if self.served == 0 => self.accepted + self.header_timeout,
+                // Between requests of a keep-alive connection.
                 None => self.client.last_io + t.client,
             },
             Stage::Connect { deadline, .. } => deadline,
@@ -1265,48 +1408,37 @@ fn release_if_empty(slot: &mut Option<Buffer>, pool: &mut BufferPool) {
 
 enum Forward {
     Write,
-    Chunk,
+    Chunk(body::ChunkError),
 }
 
 /// Writes the body bytes at the front of `slot` to `dst`, no further than
-/// the body's end (what follows is the next message).
+/// the body's end (what follows is the next message), through
+/// [`body::relay`]: chunked framing is re-made, data moves untouched.
 fn forward(
     slot: &mut Option<Buffer>,
-    body: &mut BodyTracker,
+    body: &mut Body,
     dst: &mut Conn,
     now: Instant,
 ) -> Result<bool, Forward> {
-    let Some(b) = slot.as_mut() else {
-        return Ok(false);
-    };
-    if b.is_empty() || !dst.writable {
+    if !dst.writable {
         return Ok(false);
     }
-    let mut probe = *body;
-    let m = probe.advance(b.pending()).map_err(|_| Forward::Chunk)?;
-    if m == 0 {
-        // A chunked body can end on bytes already written (the final CRLF
-        // arrives alone); `advance` recorded that.
-        *body = probe;
-        return Ok(false);
-    }
-    match dst.write(&b.pending()[..m]) {
-        Ok(0) => Err(Forward::Write),
-        Ok(w) => {
-            // A prefix of bytes the probe accepted cannot fail.
-            let _ = body.advance(&b.pending()[..w]);
-            b.consumed(w);
-            dst.last_io = now;
-            if w < m {
+    let input = slot.as_ref().map_or(&[][..], Buffer::pending);
+    let r = body::relay(body, input, |slices| dst.write_vectored(slices));
+    match r {
+        Ok(r) => {
+            if let Some(b) = slot.as_mut() {
+                b.consumed(r.consumed);
+            }
+            if r.blocked {
                 dst.writable = false;
             }
-            Ok(true)
+            if r.written > 0 {
+                dst.last_io = now;
+            }
+            Ok(r.written > 0 || r.consumed > 0)
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            dst.writable = false;
-            Ok(false)
-        }
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
-        Err(_) => Err(Forward::Write),
+        Err(RelayError::Framing(e)) => Err(Forward::Chunk(e)),
+        Err(RelayError::Write(_)) => Err(Forward::Write),
     }
 }

@@ -1,14 +1,24 @@
 //! Idle keep-alive connections to backends, per worker and per backend
 //! address, so HTTP clients that close after each request (or many short
 //! clients) do not cost a backend connect each time. Bounded in number and
-//! age; a connection is checked for life before it is reused.
+//! age.
+//!
+//! A pooled connection is watched: it stays registered with the worker's
+//! poll under its own [`EventTarget::Idle`] token, and any event on it (a
+//! byte the backend sent unasked, a hang-up, an error) closes it at once.
+//! A late or unsolicited response therefore never waits in the pool for
+//! the next request, and a connection is checked once more before reuse.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use slab::Slab;
+
+use super::token::{EventTarget, Generations, SlotId};
 use crate::sys::net::TcpStream;
+use crate::sys::poll::{Interest, Registry};
 
 /// Idle connections kept per backend per worker.
 pub const MAX_IDLE_PER_BACKEND: usize = 64;
@@ -16,64 +26,148 @@ pub const MAX_IDLE_PER_BACKEND: usize = 64;
 /// timeouts (nginx 75 s, Apache 5 s), so the backend rarely closes first.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
+#[derive(Debug)]
+struct Idle {
+    stream: TcpStream,
+    addr: SocketAddr,
+    since: Instant,
+    gen: u32,
+}
+
 /// A worker's idle backend connections.
 #[derive(Debug, Default)]
 pub struct IdlePool {
-    by_backend: HashMap<SocketAddr, Vec<(TcpStream, Instant)>>,
-    count: usize,
+    conns: Slab<Idle>,
+    /// Slab keys per backend, most recently parked last.
+    by_backend: HashMap<SocketAddr, Vec<usize>>,
+    gens: Generations,
+    /// Connections closed because the backend spoke or hung up while idle.
+    unsolicited: u64,
 }
 
 impl IdlePool {
-    /// Keeps `stream` for reuse; false (and the stream is dropped) if the
-    /// backend already has its share.
-    pub fn put(&mut self, addr: SocketAddr, stream: TcpStream, now: Instant) -> bool {
-        let v = self.by_backend.entry(addr).or_default();
-        if v.len() >= MAX_IDLE_PER_BACKEND {
+    /// Keeps `stream` for reuse, watched for unsolicited input; false (and
+    /// the stream is dropped) if the backend already has its share or the
+    /// stream cannot be watched.
+    pub fn put(
+        &mut self,
+        registry: &Registry,
+        addr: SocketAddr,
+        mut stream: TcpStream,
+        now: Instant,
+    ) -> bool {
+        let keys = self.by_backend.entry(addr).or_default();
+        if keys.len() >= MAX_IDLE_PER_BACKEND {
             return false;
         }
-        v.push((stream, now));
-        self.count += 1;
+        let entry = self.conns.vacant_entry();
+        let gen = self.gens.bump();
+        let token = EventTarget::Idle(SlotId {
+            index: entry.key() as u32,
+            gen,
+        })
+        .token();
+        if registry
+            .reregister(&mut stream, token, Interest::READABLE)
+            .is_err()
+        {
+            return false;
+        }
+        keys.push(entry.key());
+        entry.insert(Idle {
+            stream,
+            addr,
+            since: now,
+            gen,
+        });
         true
     }
 
-    /// The most recently used live connection to `addr`, if any. Dead ones
-    /// found on the way (closed by the backend, or with unexpected bytes)
-    /// are dropped.
+    /// The most recently used live connection to `addr`, if any (the
+    /// caller re-registers it under its own token). Dead ones found on the
+    /// way (too old, closed by the backend, or with unexpected bytes) are
+    /// dropped.
     pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
-        let v = self.by_backend.get_mut(&addr)?;
-        while let Some((s, since)) = v.pop() {
-            self.count -= 1;
-            if now.saturating_duration_since(since) >= IDLE_TIMEOUT {
+        let keys = self.by_backend.get_mut(&addr)?;
+        let mut found = None;
+        while let Some(key) = keys.pop() {
+            let Some(c) = self.conns.try_remove(key) else {
+                continue;
+            };
+            if now.saturating_duration_since(c.since) >= IDLE_TIMEOUT {
                 continue;
             }
             let mut probe = [0u8; 1];
-            match s.peek(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(s),
-                _ => continue,
+            match c.stream.peek(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    found = Some(c.stream);
+                    break;
+                }
+                _ => self.unsolicited += 1,
             }
         }
-        None
+        if keys.is_empty() {
+            self.by_backend.remove(&addr);
+        }
+        found
+    }
+
+    /// An event on a pooled connection: the backend sent bytes nobody
+    /// asked for, or closed. The connection is closed now.
+    pub fn on_event(&mut self, id: SlotId) {
+        let key = id.index as usize;
+        if self.conns.get(key).is_none_or(|c| c.gen != id.gen) {
+            return;
+        }
+        let c = self.conns.remove(key);
+        self.unsolicited += 1;
+        if let Some(keys) = self.by_backend.get_mut(&c.addr) {
+            keys.retain(|&k| k != key);
+            if keys.is_empty() {
+                self.by_backend.remove(&c.addr);
+            }
+        }
+        log::debug!(
+            "idle connection to {} closed: the backend spoke or hung up unasked",
+            c.addr
+        );
     }
 
     /// Drops connections idle for too long.
     pub fn expire(&mut self, now: Instant) {
-        let mut dropped = 0;
-        for v in self.by_backend.values_mut() {
-            let before = v.len();
-            v.retain(|(_, since)| now.saturating_duration_since(*since) < IDLE_TIMEOUT);
-            dropped += before - v.len();
+        let conns = &mut self.conns;
+        self.by_backend.retain(|_, keys| {
+            keys.retain(|&k| {
+                let old = conns
+                    .get(k)
+                    .is_none_or(|c| now.saturating_duration_since(c.since) >= IDLE_TIMEOUT);
+                if old {
+                    conns.try_remove(k);
+                }
+                !old
+            });
+            !keys.is_empty()
+        });
+        if self.conns.is_empty() {
+            // Give back the slab's memory after a burst.
+            self.conns = Slab::new();
+            self.by_backend.shrink_to_fit();
         }
-        self.count -= dropped;
-        self.by_backend.retain(|_, v| !v.is_empty());
     }
 
     /// Idle connections held.
     pub fn len(&self) -> usize {
-        self.count
+        self.conns.len()
     }
 
     /// None held.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.conns.is_empty()
+    }
+
+    /// Connections closed so far because the backend spoke or hung up
+    /// while they were idle.
+    pub fn unsolicited(&self) -> u64 {
+        self.unsolicited
     }
 }

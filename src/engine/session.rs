@@ -53,6 +53,9 @@ pub enum CloseReason {
     Reset(Side),
     /// Client or server inactivity.
     IdleTimeout(Side),
+    /// This side sent a message body whose framing moirai refuses, after
+    /// part of the message was already forwarded: both sides are closed.
+    BadFraming(Side),
 }
 
 /// What the session needs from its worker for one step.

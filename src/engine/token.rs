@@ -18,7 +18,7 @@ pub enum Side {
 pub struct SlotId {
     /// Index in the slab.
     pub index: u32,
-    /// Generation of the slot's occupant (30 bits).
+    /// Generation of the slot's occupant (29 bits).
     pub gen: u32,
 }
 
@@ -31,21 +31,28 @@ pub enum EventTarget {
     Listener(SlotId),
     /// One side of a session.
     Session(SlotId, Side),
+    /// An idle backend connection in the worker's pool: any event on it
+    /// means the backend spoke or hung up unasked.
+    Idle(SlotId),
 }
 
-const TAG_BITS: u32 = 2;
-const GEN_MASK: u32 = (1 << 30) - 1;
+const TAG_BITS: u32 = 3;
+const GEN_BITS: u32 = 64 - 32 - TAG_BITS;
+const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
 
 impl EventTarget {
-    /// Packs into a token: 2 tag bits, 32 index bits, 30 generation bits.
+    /// Packs into a token: 3 tag bits, 32 index bits, 29 generation bits.
     pub fn token(self) -> Token {
         let (tag, id) = match self {
             EventTarget::Waker => (0u64, SlotId { index: 0, gen: 0 }),
             EventTarget::Listener(id) => (1, id),
             EventTarget::Session(id, Side::Client) => (2, id),
             EventTarget::Session(id, Side::Backend) => (3, id),
+            EventTarget::Idle(id) => (4, id),
         };
-        let v = tag | (u64::from(id.index) << TAG_BITS) | (u64::from(id.gen & GEN_MASK) << 34);
+        let v = tag
+            | (u64::from(id.index) << TAG_BITS)
+            | (u64::from(id.gen & GEN_MASK) << (32 + TAG_BITS));
         Token(v as usize)
     }
 
@@ -54,13 +61,14 @@ impl EventTarget {
         let v = t.0 as u64;
         let id = SlotId {
             index: (v >> TAG_BITS) as u32,
-            gen: ((v >> 34) as u32) & GEN_MASK,
+            gen: ((v >> (32 + TAG_BITS)) as u32) & GEN_MASK,
         };
-        match v & 3 {
+        match v & ((1 << TAG_BITS) - 1) {
             0 => EventTarget::Waker,
             1 => EventTarget::Listener(id),
             2 => EventTarget::Session(id, Side::Client),
-            _ => EventTarget::Session(id, Side::Backend),
+            3 => EventTarget::Session(id, Side::Backend),
+            _ => EventTarget::Idle(id),
         }
     }
 }
@@ -92,6 +100,7 @@ mod tests {
             EventTarget::Listener(id),
             EventTarget::Session(id, Side::Client),
             EventTarget::Session(SlotId { index: 7, gen: 3 }, Side::Backend),
+            EventTarget::Idle(id),
         ] {
             assert_eq!(EventTarget::from_token(t.token()), t);
         }

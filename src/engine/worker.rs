@@ -230,6 +230,8 @@ pub(super) fn termination(r: CloseReason) -> Termination {
         CloseReason::Reset(Side::Backend) => *b"SD",
         CloseReason::IdleTimeout(Side::Client) => *b"cD",
         CloseReason::IdleTimeout(Side::Backend) => *b"sD",
+        // HAProxy's "proxy blocked it in the data phase".
+        CloseReason::BadFraming(_) => *b"PD",
     })
 }
 
@@ -363,6 +365,7 @@ impl Worker {
                     EventTarget::Waker => messages = true,
                     EventTarget::Listener(id) => self.on_listener(id, now),
                     EventTarget::Session(id, side) => self.on_session_event(id, side, ev, now),
+                    EventTarget::Idle(id) => self.idle.on_event(id),
                 }
             }
             std::mem::swap(&mut again, &mut self.again);

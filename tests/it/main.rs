@@ -14,6 +14,7 @@ mod props;
 mod proxy_v2;
 mod reconfig;
 mod smf;
+mod smuggling;
 mod syslog;
 mod tcp;
 mod tls;

@@ -37,6 +37,14 @@ pub(crate) fn line_range(buf: &[u8], h: &httparse::Header<'_>) -> Range<usize> {
     start..end
 }
 
+/// Whether `head` has a LF not preceded by CR: some parsers end a line
+/// there and others do not, so it is never forwarded.
+pub(crate) fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
 /// Whether a comma-separated token list holds `token` (case-insensitive).
 pub(crate) fn token_list_has(list: &[u8], token: &[u8]) -> bool {
     list.split(|&b| b == b',').any(|t| {

@@ -28,6 +28,9 @@ pub struct RequestHead {
     pub upgrade: bool,
     /// The value of the sticky-session cookie, if the client sent one.
     pub sticky: Option<[u8; 16]>,
+    /// GET, HEAD, OPTIONS, PUT or DELETE (RFC 9110 §9.2.2): may be sent
+    /// again on a new connection when a reused one fails before answering.
+    pub idempotent: bool,
 }
 
 /// Header lines the proxy drops or rewrites, per RFC 9110 §7.6.1 (hop by
@@ -46,19 +49,22 @@ fn always_dropped(name: &str) -> bool {
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
-/// Parses the head at the start of `buf`.
+/// Parses the head at the start of `buf` (after any empty lines, which
+/// the caller skips: see [`leading_empty_lines`]).
 ///
 /// Returns `Ok(None)` while the head is incomplete. On success, `drop`
-/// holds the byte ranges of header lines not to forward, and `cookie_rest`
-/// the request's other cookies when the sticky cookie had to be taken out
-/// of a `Cookie` line (already in `drop`).
+/// holds the byte ranges of header lines not to forward, and `inject` the
+/// lines to forward in their place: the request's other cookies when the
+/// sticky cookie had to be taken out of a `Cookie` line, and one canonical
+/// `Content-Length` when the client sent a list or repeats.
 pub fn parse(
     buf: &[u8],
     drop: &mut Vec<Range<usize>>,
-    cookie_rest: &mut Vec<u8>,
+    inject: &mut Vec<u8>,
 ) -> Result<Option<RequestHead>, HeadError> {
     drop.clear();
-    cookie_rest.clear();
+    inject.clear();
+    let cookie_rest = inject;
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
@@ -69,7 +75,7 @@ pub fn parse(
     };
     // A bare LF ends a line for some servers and not for others: a
     // smuggling vector, since the head is forwarded as it came.
-    if has_bare_lf(&buf[..head_len]) {
+    if super::has_bare_lf(&buf[..head_len]) {
         return Err(HeadError::Malformed("bare LF in the request head"));
     }
     let http11 = req.version == Some(1);
@@ -79,6 +85,12 @@ pub fn parse(
     }
 
     let mut content_length: Option<u64> = None;
+    // Lines of Content-Length, and whether one is a list: then all are
+    // replaced by one canonical line, so the backend never has to decide
+    // what `5, 5` means (RFC 9110 §8.6).
+    let mut length_lines = 0;
+    let mut length_list = false;
+    let mut host_value: &[u8] = &[];
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut conn_close = false;
@@ -101,6 +113,10 @@ pub fn parse(
                 return Err(HeadError::Malformed("conflicting Content-Length"));
             }
             content_length = Some(v);
+            length_lines += 1;
+            length_list |= value.contains(&b',');
+            drop.push(line_range(buf, h));
+            continue;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             if transfer_encoding {
                 return Err(HeadError::Malformed("repeated Transfer-Encoding"));
@@ -126,6 +142,7 @@ pub fn parse(
             upgrade_line = Some(line_range(buf, h));
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            host_value = trim(value);
         } else if name.eq_ignore_ascii_case("cookie") {
             if let Some(v) = take_sticky(value, cookie_rest) {
                 sticky = sticky.or(Some(v));
@@ -171,6 +188,16 @@ pub fn parse(
     if hosts > 1 {
         return Err(HeadError::Malformed("more than one Host header"));
     }
+    check_target(req.path.unwrap_or(""), req.method.unwrap_or(""), host_value)?;
+    if let Some(n) = content_length {
+        if length_lines == 1 && !length_list {
+            // The client's own line is canonical: forward it as it is.
+            drop.retain(|r| !is_length_line(&buf[r.clone()]));
+        } else {
+            use std::io::Write;
+            let _ = write!(cookie_rest, "Content-Length: {n}\r\n");
+        }
+    }
     let framing = if chunked {
         Framing::Chunked
     } else {
@@ -200,13 +227,71 @@ pub fn parse(
         keep_alive,
         upgrade,
         sticky,
+        idempotent: matches!(
+            req.method,
+            Some("GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
+        ),
     }))
 }
 
-fn has_bare_lf(head: &[u8]) -> bool {
-    head.iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+fn is_length_line(line: &[u8]) -> bool {
+    line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:")
+}
+
+/// How many bytes of empty lines (CRLF or LF) start `buf`: RFC 9112 §2.2
+/// lets a server skip them before a request line, and they are never
+/// forwarded.
+pub fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        match &buf[i..] {
+            [b'\r', b'\n', ..] => i += 2,
+            [b'\n', ..] => i += 1,
+            _ => return i,
+        }
+    }
+}
+
+/// The request-target (RFC 9112 §3.2): origin-form, asterisk-form for
+/// OPTIONS, or absolute-form whose authority is the `Host` header. moirai
+/// refuses an absolute-form target naming another host rather than
+/// rewriting `Host`: the backend and moirai must agree on which site the
+/// request is for, and a client that sends two different answers is
+/// probing for a disagreement.
+fn check_target(target: &str, method: &str, host: &[u8]) -> Result<(), HeadError> {
+    if target.starts_with('/') {
+        return Ok(());
+    }
+    if target == "*" {
+        return if method == "OPTIONS" {
+            Ok(())
+        } else {
+            Err(HeadError::Malformed("asterisk-form target outside OPTIONS"))
+        };
+    }
+    let Some((scheme, rest)) = target.split_once("://") else {
+        // authority-form belongs to CONNECT, which is refused earlier.
+        return Err(HeadError::Malformed(
+            "request target is not origin- or absolute-form",
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(HeadError::Malformed(
+            "absolute-form target with an unknown scheme",
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return Err(HeadError::Malformed(
+            "absolute-form target without a plain authority",
+        ));
+    }
+    if !authority.as_bytes().eq_ignore_ascii_case(host) {
+        return Err(HeadError::Malformed(
+            "absolute-form target differs from Host",
+        ));
+    }
+    Ok(())
 }
 
 fn trim(v: &[u8]) -> &[u8] {
@@ -244,7 +329,7 @@ pub(super) fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
 /// instead (indirect mode: the server never sees the balancer's cookie).
 fn take_sticky(value: &[u8], rest: &mut Vec<u8>) -> Option<[u8; 16]> {
     let mut found = None;
-    let mut others: [&[u8]; 32] = [&[]; 32];
+    let start = rest.len();
     let mut n = 0;
     for pair in value.split(|&b| b == b';') {
         let pair = trim(pair);
@@ -263,22 +348,19 @@ fn take_sticky(value: &[u8], rest: &mut Vec<u8>) -> Option<[u8; 16]> {
                 found = Some(id);
             }
             Some(_) => {}
-            None if n < others.len() => {
-                others[n] = pair;
+            None => {
+                // Every other cookie is kept, however many there are.
+                rest.extend_from_slice(if n == 0 { b"Cookie: " } else { b"; " });
+                rest.extend_from_slice(pair);
                 n += 1;
             }
-            None => {}
         }
     }
-    found?;
+    if found.is_none() {
+        rest.truncate(start);
+        return None;
+    }
     if n > 0 {
-        rest.extend_from_slice(b"Cookie: ");
-        for (i, o) in others[..n].iter().enumerate() {
-            if i > 0 {
-                rest.extend_from_slice(b"; ");
-            }
-            rest.extend_from_slice(o);
-        }
         rest.extend_from_slice(b"\r\n");
     }
     found
@@ -424,5 +506,76 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(!h.upgrade);
+    }
+
+    #[test]
+    fn content_length_lists_become_one_canonical_line() {
+        let (out, h) =
+            forwarded("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nX: 1\r\n\r\n");
+        assert_eq!(h.framing, Framing::Length(5));
+        assert_eq!(
+            out,
+            "POST / HTTP/1.1\r\nHost: a\r\nX: 1\r\nContent-Length: 5\r\n"
+        );
+        let (out, _) = forwarded(
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nHost: a\r\ncontent-length: 5\r\n\r\n",
+        );
+        assert_eq!(out, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n");
+        // One plain line is the client's own, forwarded where it was.
+        let (out, _) = forwarded("POST / HTTP/1.1\r\nContent-Length: 5\r\nHost: a\r\n\r\n");
+        assert_eq!(out, "POST / HTTP/1.1\r\nContent-Length: 5\r\nHost: a\r\n");
+    }
+
+    #[test]
+    fn targets_must_agree_with_host() {
+        assert!(p("GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .is_some());
+        assert!(p("GET HTTP://A:80/ HTTP/1.1\r\nHost: a:80\r\n\r\n")
+            .unwrap()
+            .is_some());
+        assert!(p("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .is_some());
+        for bad in [
+            "GET http://evil/x HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET http://a@evil/ HTTP/1.1\r\nHost: a@evil\r\n\r\n",
+            "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert!(matches!(p(bad), Err(HeadError::Malformed(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_other_cookie_is_kept() {
+        let many: Vec<String> = (0..40).map(|i| format!("c{i}=v{i}")).collect();
+        let head = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nCookie: {}; CLOUD-TRITONCOMPUTE-RS=0123456789abcdef\r\n\r\n",
+            many.join("; ")
+        );
+        let (out, h) = forwarded(&head);
+        assert!(h.sticky.is_some());
+        assert!(
+            out.ends_with(&format!("Cookie: {}\r\n", many.join("; "))),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn leading_empty_lines_are_counted() {
+        assert_eq!(leading_empty_lines(b"\r\n\n\r\nGET"), 5);
+        assert_eq!(leading_empty_lines(b"\r"), 0);
+        assert_eq!(leading_empty_lines(b"GET"), 0);
+    }
+
+    #[test]
+    fn idempotent_methods() {
+        let m = |s: &str| p(s).unwrap().unwrap().idempotent;
+        assert!(m("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(m("DELETE / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!m("POST / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!m("PATCH / HTTP/1.1\r\nHost: a\r\n\r\n"));
     }
 }

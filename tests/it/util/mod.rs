@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod http;
+pub mod nginx;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
