@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod proto;
 pub mod snapshot;
+pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;

@@ -184,7 +184,9 @@ impl Manager<'_> {
                 return;
             }
         };
-        let _ = std::fs::create_dir_all(&self.opts.dir);
+        if let Err(e) = crate::state::prepare(&self.opts.dir) {
+            log::error!("acme: {e}");
+        }
         let mut names: Vec<String> = Vec::new();
         let mut due: Option<Instant> = None;
         let mut backoff = FIRST_BACKOFF;
@@ -256,7 +258,9 @@ impl Manager<'_> {
             return None;
         }
         let cert_pem = std::fs::read_to_string(dir.join("cert.pem")).ok()?;
-        let key_pem = std::fs::read_to_string(dir.join("key.pem")).ok()?;
+        let key_pem = crate::state::read_private(&dir.join("key.pem"))
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())?;
         let due = self.renewal_due(&cert_pem);
         (self.send)(AcmeEvent::Issued {
             names: names.to_vec(),
@@ -298,7 +302,10 @@ impl Manager<'_> {
             }
             .map_err(|e| format!("ACME client: {e}"))
         };
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(text) = crate::state::read_private(&path)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+        {
             if let Ok(saved) = serde_json::from_str::<SavedAccount>(&text) {
                 if saved.directory == self.opts.directory {
                     return builder()?

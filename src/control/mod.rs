@@ -30,7 +30,7 @@ use crossbeam_channel::Receiver;
 
 use crate::config::{Config, ConfigError, Metadata};
 use crate::engine::worker::{self, FromWorker, ListenConfig, ToWorker, WorkerHandle};
-use crate::metadata::Source;
+use crate::metadata::{reader, Source};
 use crate::proto::cookie::CookieKey;
 use crate::snapshot::Snapshot;
 use crate::sys::net::{ListenMode, SharedListeners};
@@ -100,6 +100,8 @@ pub struct Options {
 pub enum RunError {
     /// The state directory cannot be created.
     StateDir(PathBuf, io::Error),
+    /// The state directory cannot hold secrets.
+    State(crate::state::StateDirError),
     /// The control poll or the signal handlers cannot be set up.
     Setup(&'static str, io::Error),
     /// A worker thread cannot be started.
@@ -110,6 +112,7 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::StateDir(p, e) => write!(f, "state directory {}: {e}", p.display()),
+            RunError::State(e) => write!(f, "{e}"),
             RunError::Setup(what, e) => write!(f, "cannot set up {what}: {e}"),
             RunError::Spawn(e) => write!(f, "cannot start a worker thread: {e}"),
         }
@@ -125,8 +128,8 @@ struct Pending {
 }
 
 struct Control {
-    source: Box<dyn Source>,
-    interval: Duration,
+    /// The metadata source, on its own thread.
+    source: reader::Reader,
     hosts: hosts::Hosts,
     builder: publish::Builder,
     workers: Vec<WorkerHandle>,
@@ -136,7 +139,6 @@ struct Control {
     errors: Vec<ConfigError>,
     snapshot: Arc<Snapshot>,
     pending: HashMap<u64, Pending>,
-    next_read: Instant,
     last_source_error: Option<String>,
     dns: Option<dns::watcher::Watcher>,
     /// The newest generation each worker has applied.
@@ -180,7 +182,7 @@ struct Control {
 
 /// Runs the balancer until SIGTERM or SIGINT, then drains.
 pub fn run(opts: Options) -> Result<(), RunError> {
-    create_state_dir(&opts.state_dir)?;
+    crate::state::prepare(&opts.state_dir).map_err(RunError::State)?;
     match rlimit::raise_nofile() {
         Ok((old, new)) if old != new => {
             log::info!("raised the file descriptor limit from {old} to {new}")
@@ -246,9 +248,10 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             None
         }
     };
+    let source = reader::Reader::spawn(opts.source, opts.metadata_interval, Arc::clone(&waker))
+        .map_err(RunError::Spawn)?;
     let mut ctl = Control {
-        source: opts.source,
-        interval: opts.metadata_interval,
+        source,
         hosts: hosts::Hosts::load(opts.hosts_file),
         builder: publish::Builder::new(cookie_key, workers_n),
         workers,
@@ -258,7 +261,6 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         errors: Vec::new(),
         snapshot: Arc::new(Snapshot::default()),
         pending: HashMap::new(),
-        next_read: Instant::now(),
         last_source_error: None,
         discovered: publish::Discovered {
             enabled: dns_watcher.is_some(),
@@ -300,7 +302,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             .try_clone()
             .map_err(|e| RunError::Setup("the control poll", e))?,
     };
-    ctl.read_metadata(Instant::now(), true);
+    // The first read is under way on the reader thread; its outcome
+    // arrives like every other, with a wake-up.
 
     let mut status = match status::StatusServer::bind(&opts.state_dir, poll.registry(), STATUS) {
         Ok(s) => Some(s),
@@ -331,13 +334,14 @@ pub fn run(opts: Options) -> Result<(), RunError> {
                     Signal::Terminate => break 'run,
                     Signal::Reload => {
                         log::info!("SIGHUP: reading metadata now");
-                        ctl.read_metadata(now, false);
+                        ctl.source.read_now();
                     }
                 }
             }
         }
         ctl.collect_reports();
         if events.iter().any(|e| e.token() == WAKE) {
+            ctl.metadata_updates();
             ctl.dns_updates();
             ctl.acme_updates();
         }
@@ -359,9 +363,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         );
         metrics.expire(poll.registry(), now);
         ctl.health_updates(Instant::now());
-        let hosts_changed = ctl.hosts.refresh();
-        if hosts_changed || ctl.source_due(now) {
-            ctl.read_metadata(now, hosts_changed);
+        if ctl.hosts.refresh() {
+            ctl.hosts_changed();
         }
     }
     ctl.drain(opts.grace);
@@ -384,7 +387,7 @@ pub fn sessions_per_worker(nofile: u64, workers: usize) -> usize {
 fn load_cookie_key(dir: &std::path::Path) -> Result<CookieKey, RunError> {
     let path = dir.join("cookie.key");
     let err = |e| RunError::StateDir(path.clone(), e);
-    if let Ok(bytes) = std::fs::read(&path) {
+    if let Ok(bytes) = crate::state::read_private(&path) {
         if let Ok(k) = <[u8; 16]>::try_from(bytes.as_slice()) {
             return Ok(CookieKey(k));
         }
@@ -394,43 +397,45 @@ fn load_cookie_key(dir: &std::path::Path) -> Result<CookieKey, RunError> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut k))
         .map_err(err)?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(&path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, &k))
-        .map_err(err)?;
+    crate::state::write_private(&path, &k).map_err(err)?;
     Ok(CookieKey(k))
 }
 
-fn create_state_dir(dir: &std::path::Path) -> Result<(), RunError> {
-    std::fs::create_dir_all(dir).map_err(|e| RunError::StateDir(dir.to_owned(), e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Private keys will live here.
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
-    Ok(())
-}
-
 impl Control {
-    /// Whether the source should be read now: its interval passed, or it
-    /// says cheaply that it changed (a file, checked every tick).
-    fn source_due(&mut self, now: Instant) -> bool {
-        now >= self.next_read
-            || (self.last_source_error.is_none() && self.source.may_have_changed() == Some(true))
+    /// Acts on what the metadata reader reports.
+    fn metadata_updates(&mut self) {
+        let outcomes: Vec<reader::Outcome> = self.source.outcomes.try_iter().collect();
+        for o in outcomes {
+            match o {
+                reader::Outcome::Read(r) => self.on_metadata(r, false),
+                reader::Outcome::Put {
+                    key,
+                    result: Ok(()),
+                } => {
+                    log::info!("metadata: {key} written");
+                }
+                reader::Outcome::Put {
+                    key,
+                    result: Err(e),
+                } => log::error!("metadata: cannot write {key}: {e}"),
+            }
+        }
     }
 
-    /// Reads the source; on success, reconfigures if anything changed.
-    fn read_metadata(&mut self, now: Instant, rebuild: bool) {
-        self.next_read = now + self.interval;
-        let md = match self.source.read() {
+    /// The hosts file changed: names resolve anew from the last metadata.
+    fn hosts_changed(&mut self) {
+        if let Some(md) = self.metadata.clone() {
+            self.on_metadata(Ok(md), true);
+        }
+    }
+
+    /// A read finished; on success, reconfigures if anything changed (or
+    /// always, with `rebuild`).
+    fn on_metadata(&mut self, read: Result<Metadata, String>, rebuild: bool) {
+        let md = match read {
             Ok(md) => md,
-            Err(e) => {
+            Err(msg) => {
                 self.metadata_errors += 1;
-                let msg = e.to_string();
                 if self.last_source_error.as_deref() != Some(&msg) {
                     log::error!(
                         "cannot read metadata ({msg}); keeping the running configuration (generation {})",
@@ -755,14 +760,9 @@ impl Control {
                     }
                 }
                 acme::AcmeEvent::Dns01 { value } => {
-                    match self.source.put(acme::DNS_CHALLENGE_KEY, &value) {
-                        Ok(()) => {
-                            log::info!("acme: dns-01 answer written to {}", acme::DNS_CHALLENGE_KEY)
-                        }
-                        Err(e) => {
-                            log::error!("acme: cannot write {}: {e}", acme::DNS_CHALLENGE_KEY)
-                        }
-                    }
+                    // Written by the reader thread; its outcome is logged
+                    // when it comes back.
+                    self.source.put(acme::DNS_CHALLENGE_KEY, &value);
                 }
                 acme::AcmeEvent::Issued {
                     names,

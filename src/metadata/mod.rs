@@ -9,6 +9,7 @@ pub mod file;
 pub mod mdata;
 pub mod mdata_get;
 pub mod protocol;
+pub mod reader;
 
 use std::fmt;
 use std::io;

@@ -98,21 +98,10 @@ pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, St
     Ok(Arc::new(CertifiedKey::new(chain, signing)))
 }
 
-/// Writes `bytes` to `path` readable by the owner only, atomically (a
-/// temporary file renamed over it).
+/// Writes `bytes` to `path` readable by the owner only, atomically
+/// ([`crate::state::write_private`]).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let err = |e| TlsError::Io(path.to_owned(), e);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp).map_err(err)?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    crate::state::write_private(path, bytes).map_err(|e| TlsError::Io(path.to_owned(), e))
 }
 
 /// The self-signed fallback: read from `dir` if a previous run made one,
@@ -120,7 +109,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
 /// means the host name), persisted there.
 pub fn self_signed(dir: &Path, names: &[String]) -> Result<Arc<CertifiedKey>, TlsError> {
     let (cp, kp) = (dir.join(SELF_SIGNED_CERT), dir.join(SELF_SIGNED_KEY));
-    if let (Ok(c), Ok(k)) = (std::fs::read(&cp), std::fs::read(&kp)) {
+    if let (Ok(c), Ok(k)) = (std::fs::read(&cp), crate::state::read_private(&kp)) {
         match from_pem(&c, &k) {
             Ok(key) => return Ok(key),
             Err(e) => log::warn!(

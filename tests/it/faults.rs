@@ -352,3 +352,24 @@ fn a_256_descriptor_limit_with_1000_clients_neither_spins_nor_crashes() {
     );
     assert!(m.is_running(), "moirai died");
 }
+
+#[test]
+fn a_world_writable_state_directory_is_refused_and_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::util::temp_dir("state-1777");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let md = dir.join("metadata.json");
+    std::fs::write(&md, crate::util::metadata_exact("tcp://1:127.0.0.1:1")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(["run", "--metadata-file"])
+        .arg(&md)
+        .arg("--state-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("writable by anybody"), "{err}");
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777);
+}

@@ -37,6 +37,8 @@ pub(crate) struct Fake {
     pub(crate) data: Arc<Mutex<HashMap<String, String>>>,
     trick: Arc<Mutex<Trick>>,
     connections: Arc<Mutex<usize>>,
+    /// How long every answer waits: a hung metadata agent.
+    delay: Arc<Mutex<Duration>>,
 }
 
 fn frame(id: &str, rest: &str) -> String {
@@ -55,13 +57,19 @@ impl Fake {
         let data = Arc::new(Mutex::new(HashMap::new()));
         let trick = Arc::new(Mutex::new(Trick::None));
         let connections = Arc::new(Mutex::new(0));
-        let (d, t, c) = (data.clone(), trick.clone(), connections.clone());
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
+        let (d, t, c, w) = (
+            data.clone(),
+            trick.clone(),
+            connections.clone(),
+            delay.clone(),
+        );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 *c.lock().unwrap() += 1;
-                let (d, t) = (d.clone(), t.clone());
-                std::thread::spawn(move || serve(conn, d, t));
+                let (d, t, w) = (d.clone(), t.clone(), w.clone());
+                std::thread::spawn(move || serve(conn, d, t, w));
             }
         });
         Fake {
@@ -69,6 +77,7 @@ impl Fake {
             data,
             trick,
             connections,
+            delay,
         }
     }
 
@@ -85,7 +94,12 @@ impl Fake {
     }
 }
 
-fn serve(conn: UnixStream, data: Arc<Mutex<HashMap<String, String>>>, trick: Arc<Mutex<Trick>>) {
+fn serve(
+    conn: UnixStream,
+    data: Arc<Mutex<HashMap<String, String>>>,
+    trick: Arc<Mutex<Trick>>,
+    delay: Arc<Mutex<Duration>>,
+) {
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
     let mut line = String::new();
@@ -139,6 +153,8 @@ fn serve(conn: UnixStream, data: Arc<Mutex<HashMap<String, String>>>, trick: Arc
             }
             _ => "FAILURE".to_owned(),
         };
+        let wait = *delay.lock().unwrap();
+        std::thread::sleep(wait);
         let t = std::mem::replace(&mut *trick.lock().unwrap(), Trick::None);
         let out = match t {
             Trick::None | Trick::NoV2 => frame(id, &answer),
@@ -259,4 +275,48 @@ fn moirai_check_reads_the_socket() {
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["services"][0]["listen"], 5432);
+}
+
+#[test]
+fn a_hung_metadata_agent_never_delays_health_checks_or_status() {
+    use crate::util::http::{ok, HttpBackend};
+    use crate::util::{free_port, Moirai};
+    let f = Fake::start();
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("x"));
+    let port = free_port();
+    f.set(keys::LOADBALANCER, "true");
+    f.set(
+        keys::PORTMAP,
+        &format!("http://{port}:127.0.0.1:{}{{check:/}}", web.port()),
+    );
+    let path = f.path.display().to_string();
+    let m = Moirai::start(
+        "{}",
+        "",
+        &["--mdata-socket", &path, "--metadata-interval", "1s"],
+    );
+    // Every answer now takes 5 s: each read of the keys takes minutes.
+    *f.delay.lock().unwrap() = Duration::from_secs(5);
+    std::thread::sleep(Duration::from_millis(1500));
+    let start = std::time::Instant::now();
+    let status = m.status(false);
+    assert!(status.contains(&web.port().to_string()), "{status}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "status took {:?}",
+        start.elapsed()
+    );
+    let killed = std::time::Instant::now();
+    web.kill();
+    m.wait_log(
+        &format!("backend 127.0.0.1:{} is down", web.port()),
+        Duration::from_secs(5),
+    );
+    // Two failed checks 2 s apart at most, not a metadata read's minutes.
+    assert!(
+        killed.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        killed.elapsed()
+    );
+    *f.delay.lock().unwrap() = Duration::ZERO;
 }

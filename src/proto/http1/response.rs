@@ -162,9 +162,13 @@ mod tests {
             assert!(matches!(r, Err(HeadError::Malformed(_))), "{text:?}");
         }
         let mut drop = Vec::new();
-        let h = parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", false, &mut drop)
-            .unwrap()
-            .unwrap();
+        let h = parse(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+            false,
+            &mut drop,
+        )
+        .unwrap()
+        .unwrap();
         assert!(drop.iter().all(|r| r.end <= h.end_of_fields));
     }
 
