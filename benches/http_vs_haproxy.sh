@@ -2,7 +2,7 @@
 # Loopback comparison of moirai and HAProxy 2.6 for `http` services, until
 # `loadtest compare` exists. wrk and the backend on CPU 0; the balancer (one
 # worker / one thread) on CPU 1. HAProxy runs `mode http`, `option
-# forwardfor`, `http-reuse always`, as Moirai configures it.
+# forwardfor`, `http-reuse safe`, as Moirai configures it.
 # Needs: haproxy, wrk (Debian). Usage: benches/http_vs_haproxy.sh [SECONDS]
 set -euo pipefail
 secs=${1:-5}
@@ -25,7 +25,7 @@ global
 defaults
   mode http
   option forwardfor
-  http-reuse always
+  http-reuse safe
   timeout connect 2s
   timeout client 55s
   timeout server 120s

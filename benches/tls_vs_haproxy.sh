@@ -34,7 +34,7 @@ global
 defaults
   mode http
   option forwardfor
-  http-reuse always
+  http-reuse safe
   timeout connect 2s
   timeout client 55s
   timeout server 120s

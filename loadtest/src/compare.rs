@@ -228,7 +228,7 @@ fn moirai_path(opts: &Options) -> Result<PathBuf, CompareError> {
 pub fn haproxy_config(kind: &str, listen: u16, backend: SocketAddr) -> String {
     let mode = if kind == "http" { "http" } else { "tcp" };
     let http = if kind == "http" {
-        "  option forwardfor\n  http-reuse always\n"
+        "  option forwardfor\n  http-reuse safe\n"
     } else {
         ""
     };
@@ -612,7 +612,7 @@ mod tests {
         assert!(
             http.contains("mode http")
                 && http.contains("option forwardfor")
-                && http.contains("http-reuse always")
+                && http.contains("http-reuse safe")
         );
         assert!(http.contains("nbthread 1") && http.contains("tune.bufsize 16384"));
         assert!(!http.contains("\n  log "), "logging stays off");
