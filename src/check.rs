@@ -141,11 +141,24 @@ pub fn status_text(v: &Value) -> String {
                     None => "down (checking)".to_owned(),
                 }
             };
+            let health = if b["retiring"].as_bool() == Some(true) {
+                format!("{health}, replaced: in rotation until a new backend is up")
+            } else {
+                health
+            };
             let _ = writeln!(
                 out,
                 "  {:<40} weight {:<3} active {:<5} {health}",
                 b["address"].as_str().unwrap_or("?"),
                 b["weight"],
+                b["active"]
+            );
+        }
+        for b in s["removed"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  {:<40} removed, still holding {} connections",
+                b["address"].as_str().unwrap_or("?"),
                 b["active"]
             );
         }

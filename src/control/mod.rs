@@ -501,8 +501,15 @@ impl Control {
                             "failed_checks": h.map_or(0, |h| h.failures),
                             "check_ms": h.and_then(|h| h.latency).map(|d| d.as_secs_f64() * 1000.0),
                             "last_failure": h.and_then(|h| h.last_failure.as_ref()).map(ToString::to_string),
+                            "retiring": self.builder.is_retiring(s.port(), b.addr()),
                         })
                     }).collect::<Vec<_>>(),
+                    // Removed backends still holding connections (`tcp`
+                    // connections keep their backend until they end).
+                    "removed": self.builder.gone(s.port()).map(|b| json!({
+                        "address": b.addr().to_string(),
+                        "active": b.active(),
+                    })).collect::<Vec<_>>(),
                     "no_backends": s.no_backends.as_ref().map(ToString::to_string),
                 })
             })
@@ -693,11 +700,14 @@ impl Control {
         self.follow_certificate_names(config);
         let mut snap = self.builder.build(
             config,
-            &self.hosts,
-            &self.discovered,
-            &self.health,
-            self.tls.as_ref(),
-            &self.challenges,
+            &publish::Inputs {
+                hosts: &self.hosts,
+                dns: &self.discovered,
+                health: &self.health,
+                tls: self.tls.as_ref(),
+                acme: &self.challenges,
+                now: Instant::now(),
+            },
         );
         snap.syslog = self.syslog_spec(config);
         if snap.syslog != self.snapshot.syslog {
@@ -891,10 +901,12 @@ impl Control {
         }
     }
 
-    /// Starts due checks, times out late ones, and publishes state changes.
+    /// Starts due checks, times out late ones, and publishes state changes
+    /// (and the end of a make-before-break).
     fn health_updates(&mut self, now: Instant) {
         self.health.run_due(&self.registry, now);
-        if !self.health.take_transitions().is_empty() {
+        let retired = self.builder.next_retirement().is_some_and(|t| now >= t);
+        if !self.health.take_transitions().is_empty() || retired {
             self.rebuild(now);
         }
         if let Some((up, down)) = self.health.take_settled() {

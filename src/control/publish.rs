@@ -3,10 +3,21 @@
 //! Backends are kept by (service port, address) across generations, so a
 //! backend that stays in the set keeps its `Arc` and with it the live
 //! connection count that least-connections balancing reads.
+//!
+//! **Make before break.** When a configuration or DNS change replaces every
+//! backend of a service at once (a blue/green swap), the new ones start
+//! down until their checks pass. So that the service is never left with no
+//! backend while the old ones still answer, the replaced backends stay in
+//! rotation (and keep being checked) while they are up, until one new
+//! backend is up or [`RETIRE_LIMIT`] has passed. The alternative, starting
+//! new backends as up (HAProxy's start-up behaviour), would send requests
+//! to instances that may still be booting; keeping the old ones sends them
+//! only to instances known to answer.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::dns::resolver::Target;
 use super::health::{CheckSpec, Checks, Key};
@@ -15,6 +26,26 @@ use crate::config::{BackendTarget, Config, ServiceKind};
 use crate::metrics::stats::Sharded;
 use crate::proto::cookie::{self, CookieKey};
 use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, ServiceTls, Snapshot};
+
+/// A backend with how it is checked.
+type Checked = (Arc<Backend>, CheckSpec);
+
+/// What a snapshot is built from, besides the configuration.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    /// Names from the hosts file.
+    pub hosts: &'a Hosts,
+    /// What DNS discovery knows.
+    pub dns: &'a Discovered,
+    /// Health of every checked backend.
+    pub health: &'a Checks,
+    /// Certificates and TLS configs, when TLS services exist.
+    pub tls: Option<&'a TlsMaterial>,
+    /// Pending ACME HTTP-01 answers.
+    pub acme: &'a Arc<HashMap<String, String>>,
+    /// The time of the build (make-before-break deadlines).
+    pub now: Instant,
+}
 
 /// Builds generation-numbered snapshots.
 #[derive(Debug)]
@@ -31,7 +62,18 @@ pub struct Builder {
     service_stats: HashMap<u16, Arc<Sharded>>,
     backend_stats: HashMap<Key, Arc<Sharded>>,
     workers: usize,
+    /// The usable backends of each service in the last snapshot, with how
+    /// they were checked.
+    last_usable: HashMap<u16, Vec<Checked>>,
+    /// Replaced backends kept in rotation, by service port, since when.
+    retiring: HashMap<u16, (Instant, Vec<Checked>)>,
+    /// Backends gone from every service that still carry connections
+    /// (`tcp` connections keep their backend), for `moirai status`.
+    gone: Vec<(u16, Arc<Backend>)>,
 }
+
+/// How long replaced backends stay in rotation while no new one is up.
+pub const RETIRE_LIMIT: Duration = Duration::from_secs(10);
 
 impl Builder {
     /// A builder whose backends carry sticky cookies keyed by
@@ -45,7 +87,36 @@ impl Builder {
             service_stats: HashMap::new(),
             backend_stats: HashMap::new(),
             workers,
+            last_usable: HashMap::new(),
+            retiring: HashMap::new(),
+            gone: Vec::new(),
         }
+    }
+
+    /// When the earliest make-before-break ends: the snapshot must then be
+    /// built again without those backends.
+    pub fn next_retirement(&self) -> Option<Instant> {
+        self.retiring
+            .values()
+            .map(|(since, _)| *since + RETIRE_LIMIT)
+            .min()
+    }
+
+    /// Whether the backend of the service on `port` at `addr` is a
+    /// replaced one kept in rotation.
+    pub fn is_retiring(&self, port: u16, addr: SocketAddr) -> bool {
+        self.retiring
+            .get(&port)
+            .is_some_and(|(_, l)| l.iter().any(|(b, _)| b.addr() == addr))
+    }
+
+    /// Backends removed from the service on `port` that still hold
+    /// connections.
+    pub fn gone(&self, port: u16) -> impl Iterator<Item = &Arc<Backend>> {
+        self.gone
+            .iter()
+            .filter(move |(p, b)| *p == port && b.active() > 0)
+            .map(|(_, b)| b)
     }
 }
 
@@ -113,18 +184,20 @@ impl Builder {
         self.checks.clone()
     }
 
-    /// The snapshot for `config`: names from `hosts` first, then DNS; of
-    /// those, the backends `health` says are up.
-    pub fn build(
-        &mut self,
-        config: &Config,
-        hosts: &Hosts,
-        dns: &Discovered,
-        health: &Checks,
-        tls: Option<&TlsMaterial>,
-        acme: &Arc<HashMap<String, String>>,
-    ) -> Snapshot {
+    /// The snapshot for `config`: names from the hosts file first, then
+    /// DNS; of those, the backends the health checks say are up.
+    pub fn build(&mut self, config: &Config, inputs: &Inputs<'_>) -> Snapshot {
+        let Inputs {
+            hosts,
+            dns,
+            health,
+            tls,
+            acme,
+            now,
+        } = *inputs;
         self.generation += 1;
+        let mut last_usable = HashMap::new();
+        let mut retiring = HashMap::new();
         let mut kept = HashMap::new();
         let mut kept_service_stats = HashMap::new();
         let mut kept_backend_stats = HashMap::new();
@@ -199,11 +272,12 @@ impl Builder {
             addrs.dedup_by_key(|(a, _)| *a);
             addrs.truncate(usize::from(config.max_rs()));
             let resolved = addrs.len();
+            let resolved_addrs: Vec<SocketAddr> = addrs.iter().map(|(a, _)| *a).collect();
             let host = match &spec.backend {
                 BackendTarget::Ip(a) => a.to_string(),
                 BackendTarget::Dns { name, .. } | BackendTarget::Srv { name } => name.to_string(),
             };
-            let backends: Vec<Arc<Backend>> = addrs
+            let mut backends: Vec<Arc<Backend>> = addrs
                 .into_iter()
                 .map(|(a, w)| {
                     let b = match self.backends.get(&(port, a)) {
@@ -243,6 +317,41 @@ impl Builder {
                 })
                 .filter(|b| health.is_up(&(port, b.addr())))
                 .collect();
+            if backends.is_empty() {
+                // Make before break: see the module doc.
+                let (since, mut list) = self.retiring.remove(&port).unwrap_or((now, Vec::new()));
+                if now < since + RETIRE_LIMIT {
+                    for (b, spec) in self.last_usable.get(&port).into_iter().flatten() {
+                        if !list.iter().any(|(r, _)| r.addr() == b.addr()) {
+                            list.push((Arc::clone(b), spec.clone()));
+                        }
+                    }
+                    list.retain(|(b, _)| !resolved_addrs.contains(&b.addr()));
+                    for (b, spec) in &list {
+                        let key = (port, b.addr());
+                        self.checks.push((key, spec.clone()));
+                        kept.insert(key, Arc::clone(b));
+                        kept_backend_stats.insert(key, Arc::clone(b.stats_arc()));
+                    }
+                    backends = list
+                        .iter()
+                        .filter(|(b, _)| health.is_up(&(port, b.addr())))
+                        .map(|(b, _)| Arc::clone(b))
+                        .collect();
+                    if !list.is_empty() {
+                        retiring.insert(port, (since, list));
+                    }
+                }
+            }
+            let specs: Vec<Checked> = backends
+                .iter()
+                .filter_map(|b| {
+                    let key = (port, b.addr());
+                    let spec = self.checks.iter().find(|(k, _)| *k == key)?;
+                    Some((Arc::clone(b), spec.1.clone()))
+                })
+                .collect();
+            last_usable.insert(port, specs);
             let no_backends = match no_backends {
                 Some(n) => Some(n),
                 None if resolved == 0 => Some(NoBackends::Empty),
@@ -269,7 +378,18 @@ impl Builder {
                 no_backends,
             }));
         }
+        // Backends leaving every service: remembered while they still
+        // carry connections.
+        for (key, b) in self.backends.drain() {
+            if !kept.contains_key(&key) && b.active() > 0 {
+                self.gone.push((key.0, b));
+            }
+        }
+        self.gone
+            .retain(|(p, b)| b.active() > 0 && !kept.contains_key(&(*p, b.addr())));
         self.backends = kept;
+        self.last_usable = last_usable;
+        self.retiring = retiring;
         self.service_stats = kept_service_stats;
         self.backend_stats = kept_backend_stats;
         Snapshot {
@@ -350,11 +470,14 @@ mod tests {
         let mut health = Checks::new(100);
         let s0 = b.build(
             &config(portmap),
-            &hosts,
-            &none,
-            &health,
-            None,
-            &Arc::default(),
+            &Inputs {
+                hosts: &hosts,
+                dns: &none,
+                health: &health,
+                tls: None,
+                acme: &Arc::default(),
+                now: Instant::now(),
+            },
         );
         // Nothing has passed a check yet: resolved, checked, not used.
         assert_eq!(s0.services[0].no_backends, Some(NoBackends::AllDown(2)));
@@ -371,11 +494,14 @@ mod tests {
 
         let s1 = b.build(
             &config(portmap),
-            &hosts,
-            &none,
-            &health,
-            None,
-            &Arc::default(),
+            &Inputs {
+                hosts: &hosts,
+                dns: &none,
+                health: &health,
+                tls: None,
+                acme: &Arc::default(),
+                now: Instant::now(),
+            },
         );
         let web = &s1.services[0];
         // max_rs 2: the two lowest addresses, every time.
@@ -387,11 +513,14 @@ mod tests {
         ));
         let s2 = b.build(
             &config("tcp://80:web.test:8080{port:9000,rise:3}"),
-            &hosts,
-            &none,
-            &health,
-            None,
-            &Arc::default(),
+            &Inputs {
+                hosts: &hosts,
+                dns: &none,
+                health: &health,
+                tls: None,
+                acme: &Arc::default(),
+                now: Instant::now(),
+            },
         );
         assert!(Arc::ptr_eq(
             &s1.services[0].backends[0],

@@ -273,6 +273,15 @@ impl HttpSession {
         &self.service
     }
 
+    /// Waiting for a request that has not begun: closing it now loses
+    /// nothing.
+    pub fn is_idle(&self) -> bool {
+        self.stage == Stage::ReadHead
+            && self.head_since.is_none()
+            && self.served > 0
+            && self.cbuf.as_ref().is_none_or(Buffer::is_empty)
+    }
+
     /// The backend of the request in progress, if any.
     pub fn backend(&self) -> Option<&Backend> {
         self.lease.as_ref().map(|l| &**l.backend())
@@ -502,6 +511,23 @@ impl HttpSession {
 
     /// A complete, valid head: add our lines, choose a backend.
     fn begin_request(&mut self, ctx: &mut Ctx<'_>, head: RequestHead) -> Result<(), Step> {
+        // Every request is balanced over the worker's current set, as
+        // HAProxy balances each request: a backend removed or marked down
+        // since the connection opened gets nothing more from it.
+        match ctx.current {
+            Some(cur) if cur.spec.kind == self.service.spec.kind => {
+                if !Arc::ptr_eq(cur, &self.service) {
+                    self.service = Arc::clone(cur);
+                }
+            }
+            // The port serves something else now, or nothing: this
+            // connection belongs to a configuration that is gone.
+            _ => {
+                self.req = Some(head);
+                self.fail(Status::Unavailable)?;
+                return Ok(());
+            }
+        }
         // req_inject may hold the client's other cookies; the forwarding
         // lines are formatted once per connection.
         if self.s.fwd.is_empty() {
@@ -1118,7 +1144,7 @@ impl HttpSession {
                 // Kept on this session for the client's next request: no
                 // pool round trip, no re-registration.
                 self.parked = Some((lease.backend().addr(), b));
-            } else if reusable && !b.is_tls() {
+            } else if reusable && !b.is_tls() && is_current(ctx, lease.backend().addr()) {
                 ctx.idle
                     .put(ctx.registry, lease.backend().addr(), b.stream, ctx.now);
             }
@@ -1352,6 +1378,13 @@ fn fill(conn: &mut Conn, slot: &mut Option<Buffer>, ctx: &mut Ctx<'_>) -> io::Re
     };
     release_if_empty(slot, ctx.pool);
     r
+}
+
+/// Whether `addr` is a usable backend of the session's service now: only
+/// then may a connection to it wait in the pool.
+fn is_current(ctx: &Ctx<'_>, addr: SocketAddr) -> bool {
+    ctx.current
+        .is_some_and(|s| s.backends.iter().any(|b| b.addr() == addr))
 }
 
 /// The token of `GET /.well-known/acme-challenge/TOKEN`, if the head at

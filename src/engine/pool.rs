@@ -133,6 +133,21 @@ impl IdlePool {
         );
     }
 
+    /// Closes every idle connection to a backend `keep` refuses: one that
+    /// left every service or went down.
+    pub fn retain_backends(&mut self, mut keep: impl FnMut(SocketAddr) -> bool) {
+        let conns = &mut self.conns;
+        self.by_backend.retain(|addr, keys| {
+            if keep(*addr) {
+                return true;
+            }
+            for &k in keys.iter() {
+                conns.try_remove(k);
+            }
+            false
+        });
+    }
+
     /// Drops connections idle for too long.
     pub fn expire(&mut self, now: Instant) {
         let conns = &mut self.conns;

@@ -70,6 +70,10 @@ pub struct Ctx<'a> {
     pub id: SlotId,
     /// The worker's round-robin cursor for this service.
     pub cursor: &'a mut RoundRobin,
+    /// The worker's current snapshot of the session's service (none when
+    /// the port is no longer served): each HTTP request is balanced over
+    /// this, not over the set the connection started with.
+    pub current: Option<&'a Arc<ServiceSnapshot>>,
     /// Idle keep-alive connections to backends (HTTP).
     pub idle: &'a mut super::pool::IdlePool,
     /// How long an HTTP request head may take once started.

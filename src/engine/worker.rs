@@ -458,10 +458,36 @@ impl Worker {
             .copied()
             .filter(|p| snap.service(*p).is_none())
             .collect();
-        for port in gone {
+        for &port in &gone {
             self.close_listener(port, now);
             self.cursors.remove(&port);
         }
+        // Idle keep-alive connections of a service that is gone are closed,
+        // as HAProxy's reload closes the old process's idle connections:
+        // their clients reconnect to what is served now.
+        if !gone.is_empty() {
+            let idle: Vec<SlotId> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| match &s.session {
+                    AnySession::Http(h) => gone.contains(&h.port()) && h.is_idle(),
+                    AnySession::Tcp(_) => false,
+                })
+                .map(|(i, s)| SlotId {
+                    index: i as u32,
+                    gen: s.gen,
+                })
+                .collect();
+            for id in idle {
+                self.with_session(id, now, |_, _| Step::Closed(CloseReason::Done));
+            }
+        }
+        // Idle backend connections only to backends in service and up.
+        self.idle.retain_backends(|addr| {
+            snap.services
+                .iter()
+                .any(|s| s.backends.iter().any(|b| b.addr() == addr))
+        });
         self.next_bind_retry = (!self.unbound.is_empty()).then(|| now + BIND_RETRY);
         let generation = snap.generation;
         if self.syslog.as_ref().map(Sink::spec) != snap.syslog.as_ref() {
@@ -663,6 +689,7 @@ impl Worker {
             now,
             id,
             cursor: self.cursors.entry(port).or_default(),
+            current: self.snapshot.service(port),
             idle: &mut self.idle,
             header_timeout: self.listen.header_timeout,
             scratch: &mut self.scratch,
@@ -746,6 +773,7 @@ impl Worker {
             now,
             id,
             cursor: self.cursors.entry(port).or_default(),
+            current: self.snapshot.service(port),
             idle: &mut self.idle,
             header_timeout: self.listen.header_timeout,
             scratch: &mut self.scratch,

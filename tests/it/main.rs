@@ -13,6 +13,7 @@ mod metrics;
 mod props;
 mod proxy_v2;
 mod reconfig;
+mod routing;
 mod smf;
 mod smuggling;
 mod syslog;

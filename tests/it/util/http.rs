@@ -64,7 +64,9 @@ pub struct HttpBackend {
     pub accepted: Arc<AtomicUsize>,
     pub requests: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
+    /// Open connections by number, for kill(); each leaves when it ends,
+    /// so a long load does not pile up descriptors.
+    conns: Arc<Mutex<std::collections::HashMap<usize, TcpStream>>>,
 }
 
 impl HttpBackend {
@@ -79,7 +81,7 @@ impl HttpBackend {
         let accepted = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
+        let conns = Arc::new(Mutex::new(std::collections::HashMap::new()));
         let (a, r, st, c) = (
             accepted.clone(),
             requests.clone(),
@@ -91,10 +93,13 @@ impl HttpBackend {
                 match listener.accept() {
                     Ok((s, _)) => {
                         s.set_nonblocking(false).unwrap();
-                        a.fetch_add(1, Ordering::SeqCst);
-                        c.lock().unwrap().push(s.try_clone().unwrap());
-                        let (h, r) = (handler.clone(), r.clone());
-                        std::thread::spawn(move || serve(s, h, r));
+                        let n = a.fetch_add(1, Ordering::SeqCst);
+                        c.lock().unwrap().insert(n, s.try_clone().unwrap());
+                        let (h, r, c) = (handler.clone(), r.clone(), c.clone());
+                        std::thread::spawn(move || {
+                            serve(s, h, r);
+                            c.lock().unwrap().remove(&n);
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -112,7 +117,7 @@ impl HttpBackend {
     /// Stops listening and cuts every connection.
     pub fn kill(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
+        for (_, c) in self.conns.lock().unwrap().drain() {
             let _ = c.shutdown(Shutdown::Both);
         }
     }
