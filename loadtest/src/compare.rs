@@ -96,7 +96,7 @@ impl std::fmt::Display for CompareError {
 impl std::error::Error for CompareError {}
 
 /// A child process, killed when dropped.
-struct Guard(Child);
+pub(crate) struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -204,7 +204,7 @@ fn pinned(program: &Path, cpu: usize) -> Command {
     }
 }
 
-fn moirai_path(opts: &Options) -> Result<PathBuf, CompareError> {
+pub(crate) fn moirai_path(opts: &Options) -> Result<PathBuf, CompareError> {
     if let Some(p) = &opts.moirai {
         return Ok(p.clone());
     }
@@ -280,113 +280,12 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
         let what = what.to_owned();
         move |e| CompareError::Io(what.clone(), e)
     };
-    let dir = std::env::temp_dir().join(format!("loadtest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(io("temp dir"))?;
-
-    // The backend, on CPU 0 with the load generator.
-    let (backend_kind, service_kind) = match opts.scenario {
-        Scenario::Http | Scenario::HttpClose => ("http", "http"),
-        Scenario::TcpEcho => ("echo", "tcp"),
-        _ => ("source", "tcp"),
-    };
-    let me = std::env::current_exe().map_err(io("current exe"))?;
-    let bport = free_port().map_err(io("port"))?;
-    let backend_addr = SocketAddr::from(([127, 0, 0, 1], bport));
-    let _backend = Guard(
-        pinned(&me, 0)
-            .args([
-                "backend",
-                "--listen",
-                &backend_addr.to_string(),
-                "--kind",
-                backend_kind,
-                "--body-size",
-                "64",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(io("starting the backend"))?,
-    );
-    wait_listening(backend_addr, "the backend")?;
-
-    let mut targets: Vec<(System, SocketAddr, Option<u32>, Option<Guard>)> = Vec::new();
-    let mut scrapers: Vec<Scraper> = Vec::new();
-    for &sys in &opts.systems {
-        match sys {
-            System::Direct => targets.push((sys, backend_addr, None, None)),
-            System::Moirai | System::MoiraiMetrics | System::Baseline => {
-                let port = free_port().map_err(io("port"))?;
-                let md = dir.join(format!("{}.json", sys.name()));
-                let mut metadata = json!({
-                    "cloud.tritoncompute:loadbalancer": "true",
-                    "cloud.tritoncompute:portmap": format!("{service_kind}://{port}:{backend_addr}"),
-                });
-                let metrics_port = free_port().map_err(io("port"))?;
-                if sys == System::MoiraiMetrics {
-                    metadata["cloud.tritoncompute:metrics_acl"] = "127.0.0.1".into();
-                    metadata["cloud.tritoncompute:metrics_port"] = metrics_port.to_string().into();
-                }
-                std::fs::write(&md, metadata.to_string()).map_err(io("metadata file"))?;
-                let bin = match sys {
-                    System::Baseline => opts.baseline.as_ref().ok_or(CompareError::Unsupported(
-                        "--systems baseline needs --baseline PATH",
-                    ))?,
-                    _ => moirai_bin.as_ref().ok_or(CompareError::NoMoirai)?,
-                };
-                let child = pinned(bin, 1)
-                    .args([
-                        "run",
-                        "--workers",
-                        "1",
-                        "--log-level",
-                        "error",
-                        "--metadata-file",
-                    ])
-                    .arg(&md)
-                    .arg("--state-dir")
-                    .arg(dir.join(format!("state-{}", sys.name())))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .map_err(io("starting moirai"))?;
-                let pid = child.id();
-                let g = Guard(child);
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                wait_listening(addr, "moirai")?;
-                // New backends start down until their health checks pass.
-                wait_serving(addr, backend_kind)?;
-                if sys == System::MoiraiMetrics {
-                    scrapers.push(Scraper::start(SocketAddr::from((
-                        [127, 0, 0, 1],
-                        metrics_port,
-                    ))));
-                }
-                targets.push((sys, addr, Some(pid), Some(g)));
-            }
-            System::Haproxy => {
-                let port = free_port().map_err(io("port"))?;
-                let cfg = dir.join("haproxy.cfg");
-                std::fs::write(&cfg, haproxy_config(service_kind, port, backend_addr))
-                    .map_err(io("haproxy.cfg"))?;
-                let child = pinned(&opts.haproxy, 1)
-                    .arg("-db")
-                    .arg("-f")
-                    .arg(&cfg)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .map_err(io("starting haproxy"))?;
-                let pid = child.id();
-                let g = Guard(child);
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                wait_listening(addr, "haproxy")?;
-                targets.push((sys, addr, Some(pid), Some(g)));
-            }
-        }
-    }
-    // taskset execs the program, so the child's pid is the balancer's.
-    crate::affinity::pin_self(0);
+    let Launched {
+        dir,
+        backend: _backend,
+        targets,
+        scrapers,
+    } = launch(opts, moirai_bin.as_ref(), 1)?;
 
     let mut series: Vec<Series> = targets.iter().map(|_| Series::default()).collect();
     for rep in 0..opts.repeat {
@@ -445,6 +344,148 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
             .map_err(io("writing the JSON"))?;
     }
     Ok(report)
+}
+
+/// A balancer (or the backend itself) under test.
+pub(crate) type Target = (System, SocketAddr, Option<u32>, Option<Guard>);
+
+/// What [`launch`] started: kept alive while the load runs.
+pub(crate) struct Launched {
+    pub dir: PathBuf,
+    pub backend: Guard,
+    pub targets: Vec<Target>,
+    scrapers: Vec<Scraper>,
+}
+
+/// Starts the backend (CPU 0) and every system of `opts` (CPU 1), each
+/// balancer with `workers` workers or threads, then pins this process to
+/// CPU 0.
+pub(crate) fn launch(
+    opts: &Options,
+    moirai_bin: Option<&PathBuf>,
+    workers: usize,
+) -> Result<Launched, CompareError> {
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |e| CompareError::Io(what.clone(), e)
+    };
+    let dir = std::env::temp_dir().join(format!("loadtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(io("temp dir"))?;
+
+    // The backend, on CPU 0 with the load generator.
+    let (backend_kind, service_kind) = match opts.scenario {
+        Scenario::Http | Scenario::HttpClose => ("http", "http"),
+        Scenario::TcpEcho | Scenario::TcpClose => ("echo", "tcp"),
+        _ => ("source", "tcp"),
+    };
+    let me = std::env::current_exe().map_err(io("current exe"))?;
+    let bport = free_port().map_err(io("port"))?;
+    let backend_addr = SocketAddr::from(([127, 0, 0, 1], bport));
+    let _backend = Guard(
+        pinned(&me, 0)
+            .args([
+                "backend",
+                "--listen",
+                &backend_addr.to_string(),
+                "--kind",
+                backend_kind,
+                "--body-size",
+                "64",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io("starting the backend"))?,
+    );
+    wait_listening(backend_addr, "the backend")?;
+
+    let mut targets: Vec<(System, SocketAddr, Option<u32>, Option<Guard>)> = Vec::new();
+    let mut scrapers: Vec<Scraper> = Vec::new();
+    for &sys in &opts.systems {
+        match sys {
+            System::Direct => targets.push((sys, backend_addr, None, None)),
+            System::Moirai | System::MoiraiMetrics | System::Baseline => {
+                let port = free_port().map_err(io("port"))?;
+                let md = dir.join(format!("{}.json", sys.name()));
+                let mut metadata = json!({
+                    "cloud.tritoncompute:loadbalancer": "true",
+                    "cloud.tritoncompute:portmap": format!("{service_kind}://{port}:{backend_addr}"),
+                });
+                let metrics_port = free_port().map_err(io("port"))?;
+                if sys == System::MoiraiMetrics {
+                    metadata["cloud.tritoncompute:metrics_acl"] = "127.0.0.1".into();
+                    metadata["cloud.tritoncompute:metrics_port"] = metrics_port.to_string().into();
+                }
+                std::fs::write(&md, metadata.to_string()).map_err(io("metadata file"))?;
+                let bin = match sys {
+                    System::Baseline => opts.baseline.as_ref().ok_or(CompareError::Unsupported(
+                        "--systems baseline needs --baseline PATH",
+                    ))?,
+                    _ => moirai_bin.as_ref().ok_or(CompareError::NoMoirai)?,
+                };
+                let child = pinned(bin, 1)
+                    .args([
+                        "run",
+                        "--workers",
+                        &workers.to_string(),
+                        "--log-level",
+                        "error",
+                        "--metadata-file",
+                    ])
+                    .arg(&md)
+                    .arg("--state-dir")
+                    .arg(dir.join(format!("state-{}", sys.name())))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(io("starting moirai"))?;
+                let pid = child.id();
+                let g = Guard(child);
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                wait_listening(addr, "moirai")?;
+                // New backends start down until their health checks pass.
+                wait_serving(addr, backend_kind)?;
+                if sys == System::MoiraiMetrics {
+                    scrapers.push(Scraper::start(SocketAddr::from((
+                        [127, 0, 0, 1],
+                        metrics_port,
+                    ))));
+                }
+                targets.push((sys, addr, Some(pid), Some(g)));
+            }
+            System::Haproxy => {
+                let port = free_port().map_err(io("port"))?;
+                let cfg = dir.join("haproxy.cfg");
+                std::fs::write(
+                    &cfg,
+                    haproxy_config(service_kind, port, backend_addr)
+                        .replace("nbthread 1", &format!("nbthread {workers}")),
+                )
+                .map_err(io("haproxy.cfg"))?;
+                let child = pinned(&opts.haproxy, 1)
+                    .arg("-db")
+                    .arg("-f")
+                    .arg(&cfg)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(io("starting haproxy"))?;
+                let pid = child.id();
+                let g = Guard(child);
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                wait_listening(addr, "haproxy")?;
+                targets.push((sys, addr, Some(pid), Some(g)));
+            }
+        }
+    }
+    // taskset execs the program, so the child's pid is the balancer's.
+    crate::affinity::pin_self(0);
+    Ok(Launched {
+        dir,
+        backend: _backend,
+        targets,
+        scrapers,
+    })
 }
 
 fn record(s: &mut Series, r: &RunResult, cpu: Option<(Duration, Duration)>, rss_peak: Option<u64>) {

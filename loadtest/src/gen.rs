@@ -23,6 +23,8 @@ pub enum Scenario {
     HttpClose,
     /// 64-byte request/response over TCP.
     TcpEcho,
+    /// One 64-byte echo per TCP connection.
+    TcpClose,
     /// Bulk download from a `source` backend.
     TcpStream,
     /// HTTPS keep-alive.
@@ -38,6 +40,7 @@ impl Scenario {
             Scenario::Http => "http",
             Scenario::HttpClose => "http-close",
             Scenario::TcpEcho => "tcp-echo",
+            Scenario::TcpClose => "tcp-close",
             Scenario::TcpStream => "tcp-stream",
             Scenario::Tls => "tls",
             Scenario::TlsHandshake => "tls-handshake",
@@ -284,7 +287,7 @@ impl Worker {
         match self.plan.scenario {
             Scenario::Http => HTTP_REQUEST,
             Scenario::HttpClose => HTTP_CLOSE_REQUEST,
-            Scenario::TcpEcho => ECHO,
+            Scenario::TcpEcho | Scenario::TcpClose => ECHO,
             _ => b"",
         }
     }
@@ -386,7 +389,7 @@ impl Worker {
     /// Whether the bytes read so far hold the whole response.
     fn response_complete(&mut self, i: usize) -> Result<bool, &'static str> {
         let c = &mut self.conns[i];
-        if self.plan.scenario == Scenario::TcpEcho {
+        if matches!(self.plan.scenario, Scenario::TcpEcho | Scenario::TcpClose) {
             return Ok(c.inbuf.len() >= ECHO.len());
         }
         if c.expect.is_none() {
@@ -428,7 +431,7 @@ impl Worker {
         stats::record(&mut self.result.latency, intended, now);
         self.result.requests += 1;
         self.done.fetch_add(1, Ordering::Relaxed);
-        if self.plan.scenario == Scenario::HttpClose {
+        if matches!(self.plan.scenario, Scenario::HttpClose | Scenario::TcpClose) {
             self.conns[i].stream = None;
             if now < self.deadline {
                 self.connect(i, now);

@@ -15,6 +15,7 @@ mod chart;
 mod compare;
 mod gen;
 mod idle;
+mod soak;
 mod stats;
 
 use std::net::SocketAddr;
@@ -149,6 +150,42 @@ enum Command {
         #[arg(long, default_value = "/usr/sbin/haproxy")]
         haproxy: PathBuf,
     },
+    /// Millions of short connections through each balancer, its memory
+    /// sampled as they pass (does it plateau?).
+    Soak {
+        /// `http-close` or `tcp-close`.
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+        /// Systems, one after the other.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "moirai,haproxy"
+        )]
+        systems: Vec<System>,
+        /// Connections through each system.
+        #[arg(long, default_value_t = 2_000_000)]
+        total: u64,
+        /// Sample the memory every this many connections.
+        #[arg(long, default_value_t = 100_000)]
+        every: u64,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Workers (moirai) or threads (HAProxy).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// The moirai binary [default: next to loadtest].
+        #[arg(long)]
+        moirai: Option<PathBuf>,
+        /// The HAProxy binary.
+        #[arg(long, default_value = "/usr/sbin/haproxy")]
+        haproxy: PathBuf,
+    },
     /// Hold idle keep-alive connections; report the balancer's memory.
     Idle {
         /// The balancer's address.
@@ -275,6 +312,48 @@ fn main() -> ExitCode {
             };
             match compare::run(&opts) {
                 Ok(_) => ExitCode::SUCCESS,
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Soak {
+            scenario,
+            systems,
+            total,
+            every,
+            connections,
+            workers,
+            json,
+            moirai,
+            haproxy,
+        } => {
+            let opts = soak::SoakOptions {
+                compare: compare::Options {
+                    scenario,
+                    systems,
+                    duration: std::time::Duration::from_secs(1),
+                    repeat: 1,
+                    connections,
+                    json: None,
+                    svg: None,
+                    moirai,
+                    baseline: None,
+                    haproxy,
+                },
+                total,
+                every: every.max(1),
+                workers: workers.max(1),
+            };
+            match soak::run(&opts) {
+                Ok(report) => {
+                    if let Some(p) = json {
+                        if let Err(e) =
+                            std::fs::write(&p, serde_json::to_string_pretty(&report).expect("json"))
+                        {
+                            return fail(&format!("writing {}: {e}", p.display()));
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
                 Err(e) => fail(&e.to_string()),
             }
         }

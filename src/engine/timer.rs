@@ -1,19 +1,44 @@
 //! A hashed timer wheel: 100 ms ticks, no syscall and no allocation per
-//! timer once the slots have grown.
+//! timer once its slab has grown, and memory in proportion to the sessions
+//! alive, never to the sessions served.
 //!
-//! Timers are lazy. A session keeps its own deadline and arms the wheel only
-//! when it has no earlier entry pending; when an entry fires, the session
-//! compares the time with its current deadline and re-arms if activity moved
-//! it. Stale entries (sessions gone, slots reused) are filtered by the
-//! caller through the generation in [`SlotId`].
+//! Each session has at most one entry. Entries live in a slab, linked into
+//! their slot's list, so an entry is cancelled in O(1) when its session
+//! ends or moves its deadline earlier. (An earlier wheel of plain vectors
+//! left each closed session's entries until they fired: at thousands of
+//! new connections a second that was hundreds of thousands of stale
+//! entries, and slot vectors whose capacity only grew.)
+//!
+//! Timers are still lazy: a session whose deadline moves later keeps its
+//! entry; when it fires, the session compares the time with its current
+//! deadline and arms again.
 
 use std::time::{Duration, Instant};
+
+use slab::Slab;
 
 use super::token::SlotId;
 
 /// Wheel resolution.
 pub const TICK: Duration = Duration::from_millis(100);
 const SLOTS: usize = 512;
+const NIL: u32 = u32::MAX;
+
+/// An armed entry, to cancel it. It names its session too, so a key kept
+/// after its entry fired can never cancel another session's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerKey {
+    key: u32,
+    id: SlotId,
+}
+
+#[derive(Debug)]
+struct Entry {
+    tick: u64,
+    id: SlotId,
+    prev: u32,
+    next: u32,
+}
 
 /// The wheel.
 #[derive(Debug)]
@@ -21,8 +46,9 @@ pub struct Wheel {
     origin: Instant,
     /// The next tick to be processed.
     cursor: u64,
-    slots: Vec<Vec<(u64, SlotId)>>,
-    len: usize,
+    /// First entry of each slot's list.
+    heads: Vec<u32>,
+    entries: Slab<Entry>,
 }
 
 impl Wheel {
@@ -31,8 +57,8 @@ impl Wheel {
         Wheel {
             origin: now,
             cursor: 0,
-            slots: (0..SLOTS).map(|_| Vec::new()).collect(),
-            len: 0,
+            heads: vec![NIL; SLOTS],
+            entries: Slab::new(),
         }
     }
 
@@ -43,41 +69,80 @@ impl Wheel {
     }
 
     /// Arms a timer for `id` at `deadline`.
-    pub fn schedule(&mut self, id: SlotId, deadline: Instant) {
+    pub fn schedule(&mut self, id: SlotId, deadline: Instant) -> TimerKey {
         let tick = self.tick_of(deadline).max(self.cursor);
-        self.slots[(tick % SLOTS as u64) as usize].push((tick, id));
-        self.len += 1;
+        let slot = (tick % SLOTS as u64) as usize;
+        let head = self.heads[slot];
+        let key = self.entries.insert(Entry {
+            tick,
+            id,
+            prev: NIL,
+            next: head,
+        }) as u32;
+        if head != NIL {
+            self.entries[head as usize].prev = key;
+        }
+        self.heads[slot] = key;
+        TimerKey { key, id }
     }
 
-    /// Collects into `out` every entry due at `now`.
+    /// Disarms an entry that has not fired.
+    pub fn cancel(&mut self, key: TimerKey) {
+        if self
+            .entries
+            .get(key.key as usize)
+            .is_some_and(|e| e.id == key.id)
+        {
+            self.unlink(key.key);
+        }
+    }
+
+    /// Takes entry `k` out of its list and the slab.
+    fn unlink(&mut self, k: u32) -> Entry {
+        let e = self.entries.remove(k as usize);
+        if e.prev == NIL {
+            self.heads[(e.tick % SLOTS as u64) as usize] = e.next;
+        } else {
+            self.entries[e.prev as usize].next = e.next;
+        }
+        if e.next != NIL {
+            self.entries[e.next as usize].prev = e.prev;
+        }
+        e
+    }
+
+    /// Collects into `out` every entry due at `now` (each leaves the
+    /// wheel: its key is spent).
     pub fn expire(&mut self, now: Instant, out: &mut Vec<SlotId>) {
         let target = self.tick_of(now);
         // After a long stall, one pass over every slot finds everything due.
         let last = target.min(self.cursor + SLOTS as u64);
         while self.cursor <= last {
-            let slot = &mut self.slots[(self.cursor % SLOTS as u64) as usize];
-            let mut i = 0;
-            while i < slot.len() {
-                if slot[i].0 <= target {
-                    out.push(slot.swap_remove(i).1);
-                    self.len -= 1;
-                } else {
-                    i += 1;
+            let mut k = self.heads[(self.cursor % SLOTS as u64) as usize];
+            while k != NIL {
+                let next = self.entries[k as usize].next;
+                if self.entries[k as usize].tick <= target {
+                    out.push(self.unlink(k).id);
                 }
+                k = next;
             }
             self.cursor += 1;
         }
         self.cursor = self.cursor.max(target + 1).min(last + 1);
+        if self.entries.is_empty() && self.entries.capacity() > 1024 {
+            // Give back what a burst of sessions needed.
+            self.entries = Slab::new();
+        }
     }
 
-    /// Entries armed (including stale ones).
+    /// Entries armed.
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     /// No entries at all.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
     }
 }
 
@@ -120,6 +185,39 @@ mod tests {
         w.expire(t0 + Duration::from_secs(121), &mut out);
         assert_eq!(out, [id(2)]);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn cancelled_entries_never_fire_and_free_their_room() {
+        let t0 = Instant::now();
+        let mut w = Wheel::new(t0);
+        let keys: Vec<TimerKey> = (0..100)
+            .map(|i| w.schedule(id(i), t0 + Duration::from_millis(200)))
+            .collect();
+        let later = w.schedule(id(500), t0 + Duration::from_secs(60));
+        for (i, k) in keys.iter().enumerate() {
+            if i % 2 == 0 {
+                w.cancel(*k);
+            }
+        }
+        assert_eq!(w.len(), 51);
+        let mut out = Vec::new();
+        w.expire(t0 + Duration::from_millis(300), &mut out);
+        out.sort_by_key(|s| s.index);
+        assert_eq!(
+            out,
+            (0..100).filter(|i| i % 2 == 1).map(id).collect::<Vec<_>>()
+        );
+        w.cancel(later);
+        assert!(w.is_empty());
+        // A million sessions that come and go leave nothing behind.
+        let room = w.entries.capacity();
+        for i in 0..1_000_000u32 {
+            let k = w.schedule(id(i), t0 + Duration::from_secs(10));
+            w.cancel(k);
+        }
+        assert!(w.is_empty());
+        assert_eq!(w.entries.capacity(), room);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::listener::{Accepted, Listener, EXHAUSTION_PAUSE};
 use super::pool::IdlePool;
 use super::session::{CloseReason, Ctx, Session, Step};
 use super::syslog::Sink;
-use super::timer::{Wheel, TICK};
+use super::timer::{TimerKey, Wheel, TICK};
 use super::token::{EventTarget, Generations, Side, SlotId};
 use crate::config::ServiceKind;
 use crate::metrics::stats::{Latency, SyslogCounters};
@@ -255,6 +255,8 @@ fn count_close(worker: usize, svc: &ServiceSnapshot, backend: Option<&Backend>, 
 
 struct SessionSlot {
     gen: u32,
+    /// The session's entry in the timer wheel, if armed.
+    timer: Option<TimerKey>,
     session: AnySession,
 }
 
@@ -376,6 +378,8 @@ impl Worker {
             for id in expired.drain(..) {
                 if let Some(slot) = self.sessions.get_mut(id.index as usize) {
                     if slot.gen == id.gen {
+                        // The entry left the wheel as it fired.
+                        slot.timer = None;
                         self.with_session(id, now, |s, ctx| s.on_timer(ctx));
                     }
                 }
@@ -708,11 +712,10 @@ impl Worker {
         };
         match started {
             Ok(mut session) => {
-                if let Some(d) = session.needs_timer() {
-                    self.wheel.schedule(id, d);
-                }
+                let timer = session.needs_timer().map(|d| self.wheel.schedule(id, d));
                 entry.insert(SessionSlot {
                     gen: id.gen,
+                    timer,
                     session,
                 });
             }
@@ -781,18 +784,19 @@ impl Worker {
             latency: &mut self.latency,
             syslog: self.syslog.as_mut(),
         };
-        match f(&mut slot.session, &mut ctx) {
-            Step::Open => {
-                if let Some(d) = slot.session.needs_timer() {
-                    self.wheel.schedule(id, d);
+        let step = f(&mut slot.session, &mut ctx);
+        if matches!(step, Step::Open | Step::Again) {
+            if let Some(d) = slot.session.needs_timer() {
+                // One entry per session: an earlier deadline replaces it.
+                if let Some(old) = slot.timer.take() {
+                    self.wheel.cancel(old);
                 }
+                slot.timer = Some(self.wheel.schedule(id, d));
             }
-            Step::Again => {
-                self.again.push(id);
-                if let Some(d) = slot.session.needs_timer() {
-                    self.wheel.schedule(id, d);
-                }
-            }
+        }
+        match step {
+            Step::Open => {}
+            Step::Again => self.again.push(id),
             Step::Closed(reason) => {
                 log::trace!("worker {}: session {i} closed: {reason:?}", self.id);
                 count_close(
@@ -805,6 +809,9 @@ impl Worker {
                     slot.session.log_close(sink, reason, now);
                 }
                 let mut slot = self.sessions.remove(i);
+                if let Some(t) = slot.timer.take() {
+                    self.wheel.cancel(t);
+                }
                 slot.session.release(&mut self.pool, &mut self.scratch);
             }
         }
