@@ -9,7 +9,8 @@
 //! down until their checks pass. So that the service is never left with no
 //! backend while the old ones still answer, the replaced backends stay in
 //! rotation (and keep being checked) while they are up, until one new
-//! backend is up or [`RETIRE_LIMIT`] has passed. The alternative, starting
+//! backend is up or [`RETIRE_LIMIT`] has passed. A set emptied outright (a
+//! name gone from DNS) is not a swap: it empties the service at once. The alternative, starting
 //! new backends as up (HAProxy's start-up behaviour), would send requests
 //! to instances that may still be booting; keeping the old ones sends them
 //! only to instances known to answer.
@@ -317,8 +318,10 @@ impl Builder {
                 })
                 .filter(|b| health.is_up(&(port, b.addr())))
                 .collect();
-            if backends.is_empty() {
-                // Make before break: see the module doc.
+            if backends.is_empty() && resolved > 0 {
+                // Make before break: see the module doc. Only while
+                // replacements exist: a name that vanished (NXDOMAIN) is
+                // an operator's "no traffic", not a swap.
                 let (since, mut list) = self.retiring.remove(&port).unwrap_or((now, Vec::new()));
                 if now < since + RETIRE_LIMIT {
                     for (b, spec) in self.last_usable.get(&port).into_iter().flatten() {

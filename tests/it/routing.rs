@@ -293,3 +293,42 @@ fn a_hundred_swaps_under_load_fail_no_request() {
     );
     m.wait_log("generation", SECS(1));
 }
+
+#[test]
+fn tcp_connections_keep_a_removed_backend_and_status_counts_them() {
+    use crate::util::backend::{Backend, Behaviour};
+    use crate::util::{reach_tag, roundtrip};
+    let a = Backend::start("127.0.0.1:0", Behaviour::TaggedEcho(b'A'));
+    let b = Backend::start("127.0.0.1:0", Behaviour::TaggedEcho(b'B'));
+    let port = free_port();
+    let m = Moirai::start(&metadata(&format!("tcp://{port}:{}", a.addr)), "", &[]);
+    let mut held: Vec<_> = (0..3).map(|_| reach_tag(port, b'A', SECS(5))).collect();
+    m.set_metadata(&metadata(&format!("tcp://{port}:{}", b.addr)));
+    let _ = reach_tag(port, b'B', SECS(5));
+    // The open connections stay on A (no request boundary to move at).
+    for c in &mut held {
+        assert_eq!(roundtrip(c, b"still A").unwrap(), b"still A");
+    }
+    let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+    let removed = &v["services"][0]["removed"];
+    assert_eq!(removed[0]["address"], a.addr.to_string(), "{v:#}");
+    assert_eq!(removed[0]["active"], 3, "{v:#}");
+    let text = m.status(false);
+    assert!(
+        text.contains("removed, still holding 3 connections"),
+        "{text}"
+    );
+    drop(held);
+    let start = Instant::now();
+    loop {
+        let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+        if v["services"][0]["removed"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+        {
+            break;
+        }
+        assert!(start.elapsed() < SECS(5), "{v:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
