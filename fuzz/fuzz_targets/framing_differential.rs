@@ -228,6 +228,10 @@ fn moirai_forward(stream: &[u8], responses: bool, reads: &[u8], writes: &[u8]) -
         loop {
             let mut budget = writes.next();
             let r = relay(&mut body, &stream[pos..avail], |s: &[IoSlice<'_>]| {
+                // A socket that took its fill would block, never say 0.
+                if budget == 0 {
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
                 let mut n = 0;
                 for sl in s {
                     let take = sl.len().min(budget - n);

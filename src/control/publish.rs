@@ -456,6 +456,67 @@ mod tests {
         Config::from_metadata(&md).0
     }
 
+    /// Inputs without DNS, TLS or ACME, at `now`.
+    fn inputs<'a>(hosts: &'a Hosts, health: &'a Checks, now: Instant) -> Inputs<'a> {
+        static NONE: std::sync::OnceLock<Discovered> = std::sync::OnceLock::new();
+        static ACME: std::sync::OnceLock<Arc<HashMap<String, String>>> = std::sync::OnceLock::new();
+        Inputs {
+            hosts,
+            dns: NONE.get_or_init(Discovered::default),
+            health,
+            tls: None,
+            acme: ACME.get_or_init(Arc::default),
+            now,
+        }
+    }
+
+    #[test]
+    fn a_full_swap_keeps_the_old_backends_until_a_new_one_is_up() {
+        let hosts = Hosts::load(std::path::Path::new("/nonexistent"));
+        let mut b = Builder::new(CookieKey([1; 16]), 1);
+        let mut health = Checks::new(100);
+        let t0 = Instant::now();
+        let _ = b.build(&config("tcp://80:10.0.0.1:1"), &inputs(&hosts, &health, t0));
+        for (k, s) in b.check_specs() {
+            health.assume_up(k, s);
+        }
+        let s0 = b.build(&config("tcp://80:10.0.0.1:1"), &inputs(&hosts, &health, t0));
+        assert_eq!(s0.services[0].backends.len(), 1);
+        // Swap: the new backend starts down; the old one stays, checked.
+        let s1 = b.build(&config("tcp://80:10.0.0.2:1"), &inputs(&hosts, &health, t0));
+        let old: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let new: SocketAddr = "10.0.0.2:1".parse().unwrap();
+        assert_eq!(s1.services[0].backends[0].addr(), old);
+        assert!(Arc::ptr_eq(
+            &s0.services[0].backends[0],
+            &s1.services[0].backends[0]
+        ));
+        assert!(b.is_retiring(80, old));
+        assert_eq!(b.check_specs().len(), 2);
+        assert_eq!(b.next_retirement(), Some(t0 + RETIRE_LIMIT));
+        // The new one passes its checks: the old one leaves.
+        for (k, s) in b.check_specs() {
+            if k.1 == new {
+                health.assume_up(k, s);
+            }
+        }
+        let s2 = b.build(&config("tcp://80:10.0.0.2:1"), &inputs(&hosts, &health, t0));
+        assert_eq!(s2.services[0].backends[0].addr(), new);
+        assert_eq!(s2.services[0].backends.len(), 1);
+        assert!(!b.is_retiring(80, old) && b.next_retirement().is_none());
+        // Another swap whose new backend never comes up: the old one
+        // serves for RETIRE_LIMIT, then the service is empty.
+        let s3 = b.build(&config("tcp://80:10.0.0.3:1"), &inputs(&hosts, &health, t0));
+        assert_eq!(s3.services[0].backends[0].addr(), new);
+        let late = t0 + RETIRE_LIMIT + Duration::from_millis(1);
+        let s4 = b.build(
+            &config("tcp://80:10.0.0.3:1"),
+            &inputs(&hosts, &health, late),
+        );
+        assert!(s4.services[0].backends.is_empty());
+        assert_eq!(s4.services[0].no_backends, Some(NoBackends::AllDown(1)));
+    }
+
     #[test]
     fn backends_survive_generations_and_names_resolve_from_hosts() {
         let dir = std::env::temp_dir().join(format!("moirai-hosts-{}", std::process::id()));
@@ -467,21 +528,10 @@ mod tests {
         let hosts = Hosts::load(&dir);
         let key = CookieKey([7; 16]);
         let mut b = Builder::new(key, 2);
-        let none = Discovered::default();
         let portmap =
             "tcp://80:web.test:8080{port:9000,rise:3},tcp://81:10.0.0.1:1,tcp://82:srv.test";
         let mut health = Checks::new(100);
-        let s0 = b.build(
-            &config(portmap),
-            &Inputs {
-                hosts: &hosts,
-                dns: &none,
-                health: &health,
-                tls: None,
-                acme: &Arc::default(),
-                now: Instant::now(),
-            },
-        );
+        let s0 = b.build(&config(portmap), &inputs(&hosts, &health, Instant::now()));
         // Nothing has passed a check yet: resolved, checked, not used.
         assert_eq!(s0.services[0].no_backends, Some(NoBackends::AllDown(2)));
         assert!(s0.services[0].backends.is_empty());
@@ -495,17 +545,7 @@ mod tests {
             health.assume_up(k, s);
         }
 
-        let s1 = b.build(
-            &config(portmap),
-            &Inputs {
-                hosts: &hosts,
-                dns: &none,
-                health: &health,
-                tls: None,
-                acme: &Arc::default(),
-                now: Instant::now(),
-            },
-        );
+        let s1 = b.build(&config(portmap), &inputs(&hosts, &health, Instant::now()));
         let web = &s1.services[0];
         // max_rs 2: the two lowest addresses, every time.
         let addrs: Vec<_> = web.backends.iter().map(|b| b.addr().to_string()).collect();
@@ -516,14 +556,7 @@ mod tests {
         ));
         let s2 = b.build(
             &config("tcp://80:web.test:8080{port:9000,rise:3}"),
-            &Inputs {
-                hosts: &hosts,
-                dns: &none,
-                health: &health,
-                tls: None,
-                acme: &Arc::default(),
-                now: Instant::now(),
-            },
+            &inputs(&hosts, &health, Instant::now()),
         );
         assert!(Arc::ptr_eq(
             &s1.services[0].backends[0],

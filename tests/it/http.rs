@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::util::http::{get, ok, Client, HttpBackend, Reply};
-use crate::util::{free_port, local, metadata, Moirai};
+use crate::util::{free_port, http_lb, local, metadata, Moirai};
 
 /// A backend that answers with the request head it received.
 fn head_echo() -> HttpBackend {
@@ -16,16 +16,6 @@ fn head_echo() -> HttpBackend {
         body.extend_from_slice(&req.body);
         ok(body)
     })
-}
-
-fn http_lb(backend_port: u16, extra: &[&str]) -> (Moirai, u16) {
-    let port = free_port();
-    let m = Moirai::start(
-        &metadata(&format!("http://{port}:127.0.0.1:{backend_port}")),
-        "",
-        extra,
-    );
-    (m, port)
 }
 
 #[test]

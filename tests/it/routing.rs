@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::dns::{host, Dns, ZONE};
 use crate::util::http::{get, ok, Client, HttpBackend, Reply};
-use crate::util::{free_port, local, metadata, metadata_exact, Moirai};
+use crate::util::{free_port, http_lb, local, metadata, metadata_exact, Moirai};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -127,16 +127,20 @@ impl Load {
     }
 }
 
+fn no_failures(answered: usize, failed: &[String]) {
+    assert!(
+        failed.is_empty(),
+        "{} of {answered} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+}
+
 #[test]
 fn a_keep_alive_connection_follows_a_portmap_change() {
     let (a, _) = named("127.0.0.1:0", "A");
     let (b, _) = named("127.0.0.1:0", "B");
-    let port = free_port();
-    let m = Moirai::start(
-        &metadata(&format!("http://{port}:127.0.0.1:{}", a.port())),
-        "",
-        &[],
-    );
+    let (m, port) = http_lb(a.port(), &[]);
     let mut c = Client::connect(local(port));
     assert_eq!(who(&mut c), "A");
     let load = Load::start(port, 4);
@@ -233,12 +237,7 @@ fn a_keep_alive_connection_follows_a_dns_change() {
 fn a_full_swap_under_load_answers_no_error() {
     let (a, _) = named("127.0.0.1:0", "A");
     let (b, _) = named("127.0.0.1:0", "B");
-    let port = free_port();
-    let m = Moirai::start(
-        &metadata(&format!("http://{port}:127.0.0.1:{}", a.port())),
-        "",
-        &[],
-    );
+    let (m, port) = http_lb(a.port(), &[]);
     let load = Load::start(port, 6);
     std::thread::sleep(Duration::from_millis(300));
     // Blue/green: every backend replaced at once. B starts down until its
@@ -249,12 +248,7 @@ fn a_full_swap_under_load_answers_no_error() {
     let a_after = a.requests.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(500));
     let (answered, failed) = load.finish();
-    assert!(
-        failed.is_empty(),
-        "{} of {answered} failed: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(3)]
-    );
+    no_failures(answered, &failed);
     assert_eq!(
         a.requests.load(Ordering::SeqCst),
         a_after,
@@ -266,12 +260,7 @@ fn a_full_swap_under_load_answers_no_error() {
 fn a_hundred_swaps_under_load_fail_no_request() {
     let (a, _) = named("127.0.0.1:0", "A");
     let (b, _) = named("127.0.0.1:0", "B");
-    let port = free_port();
-    let m = Moirai::start(
-        &metadata(&format!("http://{port}:127.0.0.1:{}", a.port())),
-        "",
-        &[],
-    );
+    let (m, port) = http_lb(a.port(), &[]);
     let load = Load::start(port, 6);
     for round in 0..100 {
         let to = if round % 2 == 0 { b.port() } else { a.port() };
@@ -281,12 +270,7 @@ fn a_hundred_swaps_under_load_fail_no_request() {
     std::thread::sleep(Duration::from_millis(500));
     let seen = load.by_backend.lock().unwrap().clone();
     let (answered, failed) = load.finish();
-    assert!(
-        failed.is_empty(),
-        "{} of {answered} failed: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(3)]
-    );
+    no_failures(answered, &failed);
     assert!(
         seen.get("A").is_some_and(|&n| n > 0) && seen.get("B").is_some_and(|&n| n > 0),
         "{seen:?}"

@@ -13,17 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::http::{read_request, Client};
 use crate::util::nginx::Nginx;
-use crate::util::{free_port, local, metadata, Moirai};
-
-fn lb(backend_port: u16, extra: &[&str]) -> (Moirai, u16) {
-    let port = free_port();
-    let m = Moirai::start(
-        &metadata(&format!("http://{port}:127.0.0.1:{backend_port}")),
-        "",
-        extra,
-    );
-    (m, port)
-}
+use crate::util::{free_port, http_lb, local, metadata, Moirai};
 
 /// Sends `parts` with a pause between them (so later parts arrive after
 /// moirai forwarded earlier ones), then reads until the connection closes
@@ -93,7 +83,7 @@ const BAD_BODIES: &[(&str, &[u8])] = &[
 #[test]
 fn bad_chunked_request_bodies_never_reach_nginx_as_two_requests() {
     let nginx = Nginx::start();
-    let (_m, port) = lb(nginx.port, &[]);
+    let (_m, port) = http_lb(nginx.port, &[]);
     for (what, body) in BAD_BODIES {
         // In one piece: nothing was forwarded yet, so a 400.
         let whole = [CHUNKED_HEAD, body, SMUGGLED].concat();
@@ -153,7 +143,7 @@ fn the_reviews_smuggling_request_is_refused_over_https_http_too() {
 #[test]
 fn valid_chunked_requests_with_extensions_and_trailers_reach_nginx_once_each() {
     let nginx = Nginx::start();
-    let (_m, port) = lb(nginx.port, &[]);
+    let (_m, port) = http_lb(nginx.port, &[]);
     let mut c = Client::connect(local(port));
     let body: &[u8] = b"5;name=\"v\\\"x\" ; b\r\nhello\r\n6 ;c=d\r\n world\r\n0\r\nX-Sum: 1\r\nContent-Length: 99\r\n\r\n";
     c.send(
@@ -209,7 +199,7 @@ fn a_late_extra_response_never_reaches_another_client() {
         std::thread::sleep(Duration::from_millis(30));
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY");
     });
-    let (_m, port) = lb(bport, &["--workers", "1"]);
+    let (_m, port) = http_lb(bport, &["--workers", "1"]);
     for round in 0..3 {
         for pause in [0, 100] {
             let mut c = Client::connect(local(port));
@@ -242,7 +232,7 @@ fn a_dead_reused_connection_retries_idempotent_requests_once_and_never_a_post() 
             let _ = s.shutdown(Shutdown::Both);
         }
     });
-    let (_m, port) = lb(bport, &["--workers", "1"]);
+    let (_m, port) = http_lb(bport, &["--workers", "1"]);
     for method in ["GET", "HEAD", "OPTIONS", "DELETE"] {
         let mut c = Client::connect(local(port));
         assert_eq!(
@@ -282,7 +272,7 @@ fn bad_chunked_response_ends_both_connections_after_what_was_valid() {
         std::thread::sleep(Duration::from_millis(100));
         let _ = s.write_all(b"0\r\nX: a\n\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY");
     });
-    let (_m, port) = lb(bport, &[]);
+    let (_m, port) = http_lb(bport, &[]);
     let answer = raw(port, &[b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"]);
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:?}");
     assert!(answer.ends_with("\r\n\r\n5\r\nhello\r\n"), "{answer:?}");
@@ -292,7 +282,7 @@ fn bad_chunked_response_ends_both_connections_after_what_was_valid() {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\nhello\r\n0\r\n\r\n",
         );
     });
-    let (_m2, port) = lb(bport, &[]);
+    let (_m2, port) = http_lb(bport, &[]);
     let answer = raw(port, &[b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"]);
     assert!(answer.starts_with("HTTP/1.1 502 "), "{answer:?}");
 }
@@ -300,7 +290,7 @@ fn bad_chunked_response_ends_both_connections_after_what_was_valid() {
 #[test]
 fn hostile_heads_are_refused_or_normalised_as_nginx_sees_them() {
     let nginx = Nginx::start();
-    let (_m, port) = lb(nginx.port, &[]);
+    let (_m, port) = http_lb(nginx.port, &[]);
     // A bad second request on a keep-alive connection gets its 400.
     let answer = raw(
         port,
@@ -342,7 +332,7 @@ fn hostile_heads_are_refused_or_normalised_as_nginx_sees_them() {
 #[test]
 fn a_silent_connection_is_closed_after_the_header_timeout() {
     let nginx = Nginx::start();
-    let (_m, port) = lb(nginx.port, &["--request-header-timeout", "1s"]);
+    let (_m, port) = http_lb(nginx.port, &["--request-header-timeout", "1s"]);
     let start = Instant::now();
     let mut s = TcpStream::connect(local(port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -90,6 +90,18 @@ pub fn metadata(portmap: &str) -> String {
     metadata_exact(&out)
 }
 
+/// moirai with one `http` service on a free port in front of the backend
+/// on 127.0.0.1:`backend_port`; returns it and its port.
+pub fn http_lb(backend_port: u16, extra: &[&str]) -> (Moirai, u16) {
+    let port = free_port();
+    let m = Moirai::start(
+        &metadata(&format!("http://{port}:127.0.0.1:{backend_port}")),
+        "",
+        extra,
+    );
+    (m, port)
+}
+
 /// Metadata JSON for an enabled balancer with exactly this portmap.
 pub fn metadata_exact(portmap: &str) -> String {
     serde_json::json!({
