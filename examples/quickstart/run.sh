@@ -12,11 +12,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
-cargo build --release -q -p moirai -p loadtest
+echo "building moirai and its test backends (a few minutes the first time)..."
+cargo build --release -p moirai -p loadtest
 state=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$state"' EXIT
-target/release/loadtest backend --listen 127.0.0.2:8000 --kind http --body-size 13 &
-target/release/loadtest backend --listen 127.0.0.3:8000 --kind http --body-size 13 &
+# Each answers with its own address, so balancing and stickiness show.
+target/release/loadtest backend --listen 127.0.0.2:8000 --kind http --body $'backend 127.0.0.2:8000\n' &
+target/release/loadtest backend --listen 127.0.0.3:8000 --kind http --body $'backend 127.0.0.3:8000\n' &
 target/release/loadtest backend --listen 127.0.0.1:8002 --kind echo --report-proxy &
 target/release/moirai check --metadata-file "$here/metadata.json" || true
 echo "moirai: http on :8080 (two backends), tcp-proxy-v2 on :8081; edit $here/metadata.json to reconfigure live"

@@ -22,7 +22,13 @@ struct Conn {
 }
 
 /// Serves `kind` on `listen` until killed.
-pub fn run(listen: SocketAddr, kind: Kind, body_size: usize, report_proxy: bool) -> io::Result<()> {
+pub fn run(
+    listen: SocketAddr,
+    kind: Kind,
+    body_size: usize,
+    body: Option<String>,
+    report_proxy: bool,
+) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut listener = TcpListener::bind(listen)?;
     poll.registry()
@@ -30,11 +36,13 @@ pub fn run(listen: SocketAddr, kind: Kind, body_size: usize, report_proxy: bool)
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = Events::with_capacity(1024);
     let response = {
+        let body = body.map_or_else(|| vec![b'x'; body_size], String::into_bytes);
         let mut r = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {body_size}\r\nContent-Type: text/plain\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n",
+            body.len()
         )
         .into_bytes();
-        r.resize(r.len() + body_size, b'x');
+        r.extend_from_slice(&body);
         r
     };
     let stream_chunk = vec![b's'; 64 * 1024];

@@ -83,6 +83,10 @@ enum Command {
         /// Body size of `http` responses.
         #[arg(long, default_value_t = 0)]
         body_size: usize,
+        /// The body of `http` responses, instead of `--body-size` bytes
+        /// (the quickstart's backends say who they are).
+        #[arg(long)]
+        body: Option<String>,
         /// Print the PROXY v2 header each connection starts with.
         #[arg(long)]
         report_proxy: bool,
@@ -209,8 +213,9 @@ fn main() -> ExitCode {
             listen,
             kind,
             body_size,
+            body,
             report_proxy,
-        } => match backend::run(listen, kind, body_size, report_proxy) {
+        } => match backend::run(listen, kind, body_size, body, report_proxy) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("backend: {e}")),
         },
