@@ -164,20 +164,22 @@ fn valid_chunked_requests_with_extensions_and_trailers_reach_nginx_once_each() {
 }
 
 /// A raw backend: for each request it reads, `answer(connection's request
-/// index, head)` gives what to do.
+/// index, head)` gives what to do. Returns its port and how many
+/// connections were accepted and have been closed by moirai.
 fn raw_backend(
     answer: impl Fn(usize, &str, &mut TcpStream) + Send + Sync + 'static,
-) -> (u16, Arc<AtomicUsize>) {
+) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&accepted);
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (count, ended) = (Arc::clone(&accepted), Arc::clone(&closed));
     let answer = Arc::new(answer);
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { break };
             count.fetch_add(1, Ordering::SeqCst);
-            let answer = Arc::clone(&answer);
+            let (answer, ended) = (Arc::clone(&answer), Arc::clone(&ended));
             std::thread::spawn(move || {
                 let mut r = BufReader::new(s.try_clone().unwrap());
                 let mut i = 0;
@@ -185,16 +187,17 @@ fn raw_backend(
                     answer(i, &req.head, &mut s);
                     i += 1;
                 }
+                ended.fetch_add(1, Ordering::SeqCst);
             });
         }
     });
-    (port, accepted)
+    (port, accepted, closed)
 }
 
 #[test]
 fn a_late_extra_response_never_reaches_another_client() {
     // The backend answers, then writes a stray response 30 ms later.
-    let (bport, _) = raw_backend(|_, _, s| {
+    let (bport, accepted, closed) = raw_backend(|_, _, s| {
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal");
         std::thread::sleep(Duration::from_millis(30));
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY");
@@ -219,13 +222,33 @@ fn a_late_extra_response_never_reaches_another_client() {
             assert_eq!(r.body, b"real", "round {round}, pause {pause}, second");
         }
     }
+    // Every connection that delivered a stray response was closed at once,
+    // pooled ones included (the pool would otherwise keep them 4 s).
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        accepted.load(Ordering::SeqCst)
+    );
+    // A pooled connection is watched: the stray closes it with no request
+    // coming to look (the pool would otherwise keep it 4 s).
+    let mut c = Client::connect(local(port));
+    let r = c
+        .exchange(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.body, b"real");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        accepted.load(Ordering::SeqCst),
+        "a pooled connection that received a stray response is still open"
+    );
 }
 
 #[test]
 fn a_dead_reused_connection_retries_idempotent_requests_once_and_never_a_post() {
     // The backend answers a connection's first request, then reads the
     // second and hangs up without a byte: a keep-alive race lost.
-    let (bport, accepted) = raw_backend(|i, _, s| {
+    let (bport, accepted, _) = raw_backend(|i, _, s| {
         if i == 0 {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         } else {
@@ -267,7 +290,7 @@ fn a_dead_reused_connection_retries_idempotent_requests_once_and_never_a_post() 
 
 #[test]
 fn bad_chunked_response_ends_both_connections_after_what_was_valid() {
-    let (bport, _) = raw_backend(|_, _, s| {
+    let (bport, _, _) = raw_backend(|_, _, s| {
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
         std::thread::sleep(Duration::from_millis(100));
         let _ = s.write_all(b"0\r\nX: a\n\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY");
@@ -277,7 +300,7 @@ fn bad_chunked_response_ends_both_connections_after_what_was_valid() {
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:?}");
     assert!(answer.ends_with("\r\n\r\n5\r\nhello\r\n"), "{answer:?}");
     // All at once: nothing went to the client yet, so a 502.
-    let (bport, _) = raw_backend(|_, _, s| {
+    let (bport, _, _) = raw_backend(|_, _, s| {
         let _ = s.write_all(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\nhello\r\n0\r\n\r\n",
         );
