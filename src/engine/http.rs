@@ -600,7 +600,8 @@ impl HttpSession {
                 return Ok(());
             }
             // A TLS connection cannot leave its session: its state is here.
-            if !conn.is_tls() {
+            // One to a backend that left the set or went down is closed.
+            if !conn.is_tls() && is_current(ctx, addr) {
                 ctx.idle.put(ctx.registry, addr, conn.stream, ctx.now);
             }
         }

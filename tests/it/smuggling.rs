@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::util::http::{read_request, Client};
+use crate::util::http::{get, read_request, Client};
 use crate::util::nginx::Nginx;
 use crate::util::{free_port, http_lb, local, metadata, Moirai};
 
@@ -275,6 +275,14 @@ fn a_dead_reused_connection_retries_idempotent_requests_once_and_never_a_post() 
             "{method}: one new connection"
         );
     }
+    // A PUT whose whole body went out with its head is kept for a retry
+    // too: nothing of it is lost.
+    let mut c = Client::connect(local(port));
+    assert_eq!(c.exchange(&get("/")).unwrap().status, 200);
+    let r = c
+        .exchange(b"PUT /again HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
+        .unwrap();
+    assert_eq!(r.status, 200, "PUT");
     let mut c = Client::connect(local(port));
     assert_eq!(
         c.exchange(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -125,6 +125,11 @@ impl HttpBackend {
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
+
+    /// Connections open now (the other side has not closed them).
+    pub fn open(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
 }
 
 impl Drop for HttpBackend {
