@@ -876,7 +876,10 @@ impl HttpSession {
         if !self.client_eof && self.cbuf.as_ref().is_none_or(|b| !b.is_full()) {
             progress |= self.fill_client(ctx)?;
         }
-        if self.client_eof && !self.req_body.is_done() {
+        if self.client_eof
+            && !self.req_body.input_done()
+            && self.cbuf.as_ref().is_none_or(Buffer::is_empty)
+        {
             // The client gave up in the middle of its request body.
             return Err(Step::Closed(CloseReason::Reset(Side::Client)));
         }
@@ -941,7 +944,8 @@ impl HttpSession {
                 }
             }
             let flushed = self.bbuf.as_ref().is_none_or(Buffer::is_empty);
-            if self.backend_eof && flushed && !self.resp_body.is_done() {
+            // Framing moirai still has to write is not a truncation.
+            if self.backend_eof && flushed && !self.resp_body.input_done() {
                 if self.resp_body.until_close() {
                     // Close-delimited: the close is the end. Done below.
                     self.resp_body.end_at_close();

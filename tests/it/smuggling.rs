@@ -393,3 +393,30 @@ fn a_silent_connection_is_closed_after_the_header_timeout() {
         200
     );
 }
+
+#[test]
+fn a_chunked_response_ended_by_a_close_reaches_a_slow_client_whole() {
+    // 4 MiB in 64 KiB chunks, then the backend closes at once: moirai has
+    // read everything while the framing it writes still waits for a slow
+    // client. The close must not cut the response short.
+    let chunk = vec![b'z'; 65536];
+    let (bport, _, _) = raw_backend(move |_, _, s| {
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        );
+        for _ in 0..64 {
+            let _ = s.write_all(b"10000\r\n");
+            let _ = s.write_all(&chunk);
+            let _ = s.write_all(b"\r\n");
+        }
+        let _ = s.write_all(b"0\r\n\r\n");
+        let _ = s.shutdown(Shutdown::Both);
+    });
+    let (_m, port) = http_lb(bport, &[]);
+    let mut c = Client::connect(local(port));
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(700));
+    let r = crate::util::http::read_response(&mut c.r, false).expect("a whole response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 64 * 65536);
+}

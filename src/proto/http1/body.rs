@@ -345,6 +345,16 @@ impl Body {
         parsed && self.frame_at == self.frame_len && self.trailers_sent == self.trailers.len()
     }
 
+    /// Every input byte of the body has arrived and been parsed (output
+    /// may still be pending): the sender closing now truncates nothing.
+    pub fn input_done(&self) -> bool {
+        match self.kind {
+            Kind::Done => true,
+            Kind::Chunked(p) => p.phase == Phase::Done,
+            _ => false,
+        }
+    }
+
     /// The body ends only when the sender closes.
     pub fn until_close(&self) -> bool {
         self.kind == Kind::UntilClose
