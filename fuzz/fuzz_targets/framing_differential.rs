@@ -141,7 +141,11 @@ struct Cycle<'a> {
 
 impl Cycle<'_> {
     fn next(&mut self) -> usize {
-        let n = self.sizes.get(self.i % self.sizes.len().max(1)).copied().unwrap_or(255);
+        let n = self
+            .sizes
+            .get(self.i % self.sizes.len().max(1))
+            .copied()
+            .unwrap_or(255);
         self.i += 1;
         usize::from(n).max(1)
     }
@@ -150,7 +154,10 @@ impl Cycle<'_> {
 /// Runs the stream through moirai's code, as the engine does.
 fn moirai_forward(stream: &[u8], responses: bool, reads: &[u8], writes: &[u8]) -> Forwarded {
     let mut reads = Cycle { sizes: reads, i: 0 };
-    let mut writes = Cycle { sizes: writes, i: 0 };
+    let mut writes = Cycle {
+        sizes: writes,
+        i: 0,
+    };
     let mut f = Forwarded {
         out: Vec::new(),
         ends: Vec::new(),
@@ -160,7 +167,8 @@ fn moirai_forward(stream: &[u8], responses: bool, reads: &[u8], writes: &[u8]) -
     let mut pos = 0; // start of unconsumed input
     let mut avail = reads.next().min(stream.len()); // bytes "read" so far
     let (mut drop, mut inject) = (Vec::new(), Vec::new());
-    let fwd: &[u8] = b"X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\n";
+    let fwd: &[u8] =
+        b"X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\n";
     let more = |avail: &mut usize, reads: &mut Cycle<'_>| -> bool {
         if *avail == stream.len() {
             return false;
@@ -212,7 +220,13 @@ fn moirai_forward(stream: &[u8], responses: bool, reads: &[u8], writes: &[u8]) -
         };
         let injects: [&[u8]; 3] = [&inject, if responses { b"" } else { fwd }, conn];
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = head_slices(&stream[pos..pos + end_of_fields], &drop, &injects, 0, &mut slices);
+        let n = head_slices(
+            &stream[pos..pos + end_of_fields],
+            &drop,
+            &injects,
+            0,
+            &mut slices,
+        );
         for s in &slices[..n] {
             f.out.extend_from_slice(s);
         }
@@ -279,20 +293,24 @@ enum Mode {
     Lenient,
 }
 
-/// A line at `at`: its content and the offset after its end, or None if
-/// the line is not complete (or, strictly, ends badly).
-fn line(b: &[u8], at: usize, mode: Mode) -> Option<Result<(&[u8], usize), ()>> {
+/// A line at `at`: its content and the offset after its end; an error
+/// says the line is not complete yet (`Unfinished`) or, strictly, ends
+/// badly (`Error`).
+fn line(b: &[u8], at: usize, mode: Mode) -> Result<(&[u8], usize), Tail> {
     let rest = &b[at..];
-    let lf = rest.iter().position(|&c| c == b'\n')?;
+    let lf = rest
+        .iter()
+        .position(|&c| c == b'\n')
+        .ok_or(Tail::Unfinished)?;
     let content = &rest[..lf];
     match mode {
         Mode::Strict => {
             if !content.ends_with(b"\r") || content[..content.len() - 1].contains(&b'\r') {
-                return Some(Err(()));
+                return Err(Tail::Error);
             }
-            Some(Ok((&content[..content.len() - 1], at + lf + 1)))
+            Ok((&content[..content.len() - 1], at + lf + 1))
         }
-        Mode::Lenient => Some(Ok((content.strip_suffix(b"\r").unwrap_or(content), at + lf + 1))),
+        Mode::Lenient => Ok((content.strip_suffix(b"\r").unwrap_or(content), at + lf + 1)),
     }
 }
 
@@ -317,50 +335,56 @@ enum Tail {
 /// Parses `b` as HTTP/1.1 messages the way a peer would.
 fn reference(b: &[u8], responses: bool, mode: Mode) -> Parsed {
     let mut ends = Vec::new();
+    let tail = messages(b, responses, mode, &mut ends).unwrap_or_else(|t| t);
+    Parsed::Ends(ends, tail)
+}
+
+/// The messages of `b`, their ends pushed to `ends`; how the stream ends
+/// (`Err` for a message cut short or refused).
+fn messages(b: &[u8], responses: bool, mode: Mode, ends: &mut Vec<usize>) -> Result<Tail, Tail> {
     let mut at = 0;
     loop {
         if at == b.len() {
-            return Parsed::Ends(ends, Tail::Clean);
+            return Ok(Tail::Clean);
         }
         // Start line.
-        let (start, mut next) = match line(b, at, mode) {
-            None => return Parsed::Ends(ends, Tail::Unfinished),
-            Some(Err(())) => return Parsed::Ends(ends, Tail::Error),
-            Some(Ok(l)) => l,
-        };
+        let (start, mut next) = line(b, at, mode)?;
         let status = responses
-            .then(|| start.get(9..12).and_then(|c| std::str::from_utf8(c).ok()?.parse::<u16>().ok()))
+            .then(|| {
+                start
+                    .get(9..12)
+                    .and_then(|c| std::str::from_utf8(c).ok()?.parse::<u16>().ok())
+            })
             .flatten();
         if start.is_empty() {
             // A peer may skip it; moirai must never send one.
-            return Parsed::Ends(ends, Tail::Error);
+            return Err(Tail::Error);
         }
         let http11 = start.ends_with(b"HTTP/1.1");
         let mut length: Option<u64> = None;
         let mut te: Option<Vec<u8>> = None;
         let mut upgrade = (false, false);
         loop {
-            let (l, n) = match line(b, next, mode) {
-                None => return Parsed::Ends(ends, Tail::Unfinished),
-                Some(Err(())) => return Parsed::Ends(ends, Tail::Error),
-                Some(Ok(l)) => l,
-            };
+            let (l, n) = line(b, next, mode)?;
             next = n;
             if l.is_empty() {
                 break;
             }
             let Some(colon) = l.iter().position(|&c| c == b':') else {
-                return Parsed::Ends(ends, Tail::Error);
+                return Err(Tail::Error);
             };
-            let name = std::str::from_utf8(&l[..colon]).unwrap_or("").to_ascii_lowercase();
+            let name = std::str::from_utf8(&l[..colon])
+                .unwrap_or("")
+                .to_ascii_lowercase();
             let value = l[colon + 1..].trim_ascii();
             match name.as_str() {
                 "content-length" => {
-                    let Some(v) = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()) else {
-                        return Parsed::Ends(ends, Tail::Error);
+                    let Some(v) = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok())
+                    else {
+                        return Err(Tail::Error);
                     };
                     if length.is_some() {
-                        return Parsed::Ends(ends, Tail::Error);
+                        return Err(Tail::Error);
                     }
                     length = Some(v);
                 }
@@ -372,22 +396,31 @@ fn reference(b: &[u8], responses: bool, mode: Mode) -> Parsed {
                     t.extend_from_slice(value);
                     te = Some(t);
                 }
-                "connection" => upgrade.0 |= value.to_ascii_lowercase().windows(7).any(|w| w == b"upgrade"),
+                "connection" => {
+                    upgrade.0 |= value
+                        .to_ascii_lowercase()
+                        .windows(7)
+                        .any(|w| w == b"upgrade")
+                }
                 "upgrade" => upgrade.1 = true,
                 _ => {}
             }
         }
         let chunked = te.as_ref().map(|t| {
-            t.rsplit(|&c| c == b',').next().unwrap_or(&[]).trim_ascii().eq_ignore_ascii_case(b"chunked")
+            t.rsplit(|&c| c == b',')
+                .next()
+                .unwrap_or(&[])
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked")
         });
         if chunked.is_some() && length.is_some() {
-            return Parsed::Ends(ends, Tail::Error);
+            return Err(Tail::Error);
         }
         let framing = match status {
             Some(c) if (100..200).contains(&c) || c == 204 || c == 304 => Framing::None,
             _ => match (chunked, length) {
                 (Some(true), _) => Framing::Chunked,
-                (Some(false), _) if !responses => return Parsed::Ends(ends, Tail::Error),
+                (Some(false), _) if !responses => return Err(Tail::Error),
                 (Some(false), _) => Framing::UntilClose,
                 (None, Some(n)) => Framing::Length(n),
                 (None, None) if responses => Framing::UntilClose,
@@ -399,38 +432,31 @@ fn reference(b: &[u8], responses: bool, mode: Mode) -> Parsed {
             Framing::None => {}
             Framing::Length(n) => {
                 if ((b.len() - at) as u64) < n {
-                    return Parsed::Ends(ends, Tail::Unfinished);
+                    return Err(Tail::Unfinished);
                 }
                 at += n as usize;
             }
             Framing::UntilClose => {
                 ends.push(b.len());
-                return Parsed::Ends(ends, Tail::Clean);
+                return Ok(Tail::Clean);
             }
             Framing::Chunked => loop {
-                let (l, n) = match line(b, at, mode) {
-                    None => return Parsed::Ends(ends, Tail::Unfinished),
-                    Some(Err(())) => return Parsed::Ends(ends, Tail::Error),
-                    Some(Ok(l)) => l,
-                };
+                let (l, n) = line(b, at, mode)?;
                 let digits = l.iter().take_while(|c| c.is_ascii_hexdigit()).count();
                 if digits == 0 || digits > 16 {
-                    return Parsed::Ends(ends, Tail::Error);
+                    return Err(Tail::Error);
                 }
                 if matches!(mode, Mode::Strict) && digits != l.len() && l[digits] != b';' {
-                    return Parsed::Ends(ends, Tail::Error);
+                    return Err(Tail::Error);
                 }
-                let size = u64::from_str_radix(std::str::from_utf8(&l[..digits]).unwrap_or("0"), 16)
-                    .unwrap_or(0);
+                let size =
+                    u64::from_str_radix(std::str::from_utf8(&l[..digits]).unwrap_or("0"), 16)
+                        .unwrap_or(0);
                 at = n;
                 if size == 0 {
                     // Trailers, to an empty line.
                     loop {
-                        let (l, n) = match line(b, at, mode) {
-                            None => return Parsed::Ends(ends, Tail::Unfinished),
-                            Some(Err(())) => return Parsed::Ends(ends, Tail::Error),
-                            Some(Ok(l)) => l,
-                        };
+                        let (l, n) = line(b, at, mode)?;
                         at = n;
                         if l.is_empty() {
                             break;
@@ -439,20 +465,19 @@ fn reference(b: &[u8], responses: bool, mode: Mode) -> Parsed {
                     break;
                 }
                 if ((b.len() - at) as u64) < size {
-                    return Parsed::Ends(ends, Tail::Unfinished);
+                    return Err(Tail::Unfinished);
                 }
                 at += size as usize;
-                match line(b, at, mode) {
-                    None => return Parsed::Ends(ends, Tail::Unfinished),
-                    Some(Ok((l, n))) if l.is_empty() => at = n,
-                    _ => return Parsed::Ends(ends, Tail::Error),
+                match line(b, at, mode)? {
+                    (l, n) if l.is_empty() => at = n,
+                    _ => return Err(Tail::Error),
                 }
             },
         }
         ends.push(at);
         let switched = status == Some(101) || (!responses && http11 && upgrade.0 && upgrade.1);
         if switched {
-            return Parsed::Ends(ends, Tail::Tunnel);
+            return Ok(Tail::Tunnel);
         }
     }
 }
@@ -463,7 +488,8 @@ fuzz_target!(|i: Input| {
     for mode in [Mode::Strict, Mode::Lenient] {
         let Parsed::Ends(ends, tail) = reference(&f.out, i.responses, mode);
         assert_eq!(
-            ends, f.ends,
+            ends,
+            f.ends,
             "{mode:?} parser's messages differ from moirai's in {:?}",
             String::from_utf8_lossy(&f.out)
         );
@@ -475,7 +501,8 @@ fuzz_target!(|i: Input| {
             Tail::Clean
         };
         assert_eq!(
-            tail, expected,
+            tail,
+            expected,
             "{mode:?} parser's end differs in {:?}",
             String::from_utf8_lossy(&f.out)
         );

@@ -30,12 +30,22 @@ struct Input {
 }
 
 const NAMES: [&str; 10] = [
-    "Host", "hOsT", "Accept", "X-Forwarded-For", "x-forwarded-for", "Cookie", "User-Agent",
-    "X-Custom", "Connection", "Keep-Alive",
+    "Host",
+    "hOsT",
+    "Accept",
+    "X-Forwarded-For",
+    "x-forwarded-for",
+    "Cookie",
+    "User-Agent",
+    "X-Custom",
+    "Connection",
+    "Keep-Alive",
 ];
 
 fn visible(v: &[u8]) -> Vec<u8> {
-    v.iter().map(|&b| if (0x21..0x7f).contains(&b) { b } else { b'a' }).collect()
+    v.iter()
+        .map(|&b| if (0x21..0x7f).contains(&b) { b } else { b'a' })
+        .collect()
 }
 
 fn build(i: &Input) -> Vec<u8> {
@@ -100,14 +110,21 @@ fuzz_target!(|i: Input| {
     let Ok(Some(head)) = request::parse(&buf, &mut drop, &mut cookie_rest) else {
         return;
     };
-    let fwd: &[u8] = b"X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\n";
+    let fwd: &[u8] =
+        b"X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\n";
     let conn: &[u8] = b"Connection: keep-alive\r\n";
     let injects: [&[u8]; 3] = [&cookie_rest, fwd, conn];
     let mut out = Vec::new();
     let mut skip = 0;
     loop {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = head_slices(&buf[..head.end_of_fields], &drop, &injects, skip, &mut slices);
+        let n = head_slices(
+            &buf[..head.end_of_fields],
+            &drop,
+            &injects,
+            skip,
+            &mut slices,
+        );
         if n == 0 {
             break;
         }
@@ -125,13 +142,19 @@ fuzz_target!(|i: Input| {
         Ok(n)
     })
     .expect("a body we encoded is valid");
-    assert!(body.is_done() || matches!(head.framing, Framing::None), "whole body present");
+    assert!(
+        body.is_done() || matches!(head.framing, Framing::None),
+        "whole body present"
+    );
     out.extend_from_slice(&body_out);
 
     // Re-parse what the backend gets.
     let mut h1 = [httparse::EMPTY_HEADER; 64];
     let mut orig = httparse::Request::new(&mut h1);
-    assert!(matches!(orig.parse(&buf), Ok(httparse::Status::Complete(_))));
+    assert!(matches!(
+        orig.parse(&buf),
+        Ok(httparse::Status::Complete(_))
+    ));
     let mut h2 = [httparse::EMPTY_HEADER; 80];
     let mut back = httparse::Request::new(&mut h2);
     let n = match back.parse(&out) {
@@ -142,10 +165,18 @@ fuzz_target!(|i: Input| {
     assert_eq!(orig.method, back.method);
     assert_eq!(orig.path, back.path);
     let hop = |name: &str| {
-        ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade",
-         "x-forwarded-proto", "x-forwarded-port"]
-            .iter()
-            .any(|h| name.eq_ignore_ascii_case(h))
+        [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "upgrade",
+            "x-forwarded-proto",
+            "x-forwarded-port",
+        ]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
     };
     // The client's end-to-end headers, in order (cookies may be rewritten).
     let kept: Vec<(&str, &[u8])> = orig
@@ -160,7 +191,10 @@ fuzz_target!(|i: Input| {
         .filter(|h| !hop(h.name) && !h.name.eq_ignore_ascii_case("cookie"))
         .map(|h| (h.name, h.value))
         .collect();
-    assert!(sent.len() == kept.len() + 1, "ours is the one added: {kept:?} vs {sent:?}");
+    assert!(
+        sent.len() == kept.len() + 1,
+        "ours is the one added: {kept:?} vs {sent:?}"
+    );
     assert_eq!(&sent[..kept.len()], &kept[..]);
     let xff: Vec<&[u8]> = back
         .headers
@@ -168,11 +202,17 @@ fuzz_target!(|i: Input| {
         .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
         .map(|h| h.value)
         .collect();
-    assert_eq!(xff.last().copied(), Some(&b"192.0.2.1"[..]), "ours comes last");
+    assert_eq!(
+        xff.last().copied(),
+        Some(&b"192.0.2.1"[..]),
+        "ours comes last"
+    );
     // No split: the body ends exactly where the forwarded bytes end.
     let mut again = Body::new(head.framing);
-    let m = relay(&mut again, &out[n..], |s: &[IoSlice<'_>]| Ok(s.iter().map(|x| x.len()).sum()))
-        .expect("forwarded body is valid")
-        .consumed;
+    let m = relay(&mut again, &out[n..], |s: &[IoSlice<'_>]| {
+        Ok(s.iter().map(|x| x.len()).sum())
+    })
+    .expect("forwarded body is valid")
+    .consumed;
     assert_eq!(n + m, out.len());
 });

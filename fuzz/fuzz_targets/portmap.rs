@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use moirai::config::portmap;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (services, errors) = portmap::parse(text);
     for e in &errors {
         assert!(e.offset <= text.len());

@@ -39,11 +39,17 @@ fuzz_target!(|input: (bool, [u8; 16], u16, [u8; 16], u16, &[u8])| {
     match reference.addresses {
         ppp::v2::Addresses::IPv4(x) => {
             assert_eq!(SocketAddr::from((x.source_address, x.source_port)), client);
-            assert_eq!(SocketAddr::from((x.destination_address, x.destination_port)), local);
+            assert_eq!(
+                SocketAddr::from((x.destination_address, x.destination_port)),
+                local
+            );
         }
         ppp::v2::Addresses::IPv6(x) => {
             assert_eq!(SocketAddr::from((x.source_address, x.source_port)), client);
-            assert_eq!(SocketAddr::from((x.destination_address, x.destination_port)), local);
+            assert_eq!(
+                SocketAddr::from((x.destination_address, x.destination_port)),
+                local
+            );
         }
         other => panic!("ppp read {other:?}"),
     }

@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use moirai::config::timeouts::{self, MAX_IDLE_MS};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (t, _) = timeouts::parse(text);
     assert!(t.client.as_millis() <= u128::from(MAX_IDLE_MS));
     assert!(t.server.as_millis() <= u128::from(MAX_IDLE_MS));
