@@ -28,9 +28,6 @@ use crate::metrics::stats::Sharded;
 use crate::proto::cookie::{self, CookieKey};
 use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, ServiceTls, Snapshot};
 
-/// A backend with how it is checked.
-type Checked = (Arc<Backend>, CheckSpec);
-
 /// What a snapshot is built from, besides the configuration.
 #[derive(Clone, Copy)]
 pub struct Inputs<'a> {
@@ -63,11 +60,10 @@ pub struct Builder {
     service_stats: HashMap<u16, Arc<Sharded>>,
     backend_stats: HashMap<Key, Arc<Sharded>>,
     workers: usize,
-    /// The usable backends of each service in the last snapshot, with how
-    /// they were checked.
-    last_usable: HashMap<u16, Vec<Checked>>,
+    /// The usable backends of each service in the last snapshot.
+    last_usable: HashMap<u16, Vec<Arc<Backend>>>,
     /// Replaced backends kept in rotation, by service port, since when.
-    retiring: HashMap<u16, (Instant, Vec<Checked>)>,
+    retiring: HashMap<u16, (Instant, Vec<Arc<Backend>>)>,
     /// Backends gone from every service that still carry connections
     /// (`tcp` connections keep their backend), for `moirai status`.
     gone: Vec<(u16, Arc<Backend>)>,
@@ -108,7 +104,7 @@ impl Builder {
     pub fn is_retiring(&self, port: u16, addr: SocketAddr) -> bool {
         self.retiring
             .get(&port)
-            .is_some_and(|(_, l)| l.iter().any(|(b, _)| b.addr() == addr))
+            .is_some_and(|(_, l)| l.iter().any(|b| b.addr() == addr))
     }
 
     /// Backends removed from the service on `port` that still hold
@@ -202,7 +198,10 @@ impl Builder {
         let mut kept = HashMap::new();
         let mut kept_service_stats = HashMap::new();
         let mut kept_backend_stats = HashMap::new();
-        self.checks.clear();
+        // How each backend of the last snapshot was checked: a replaced one
+        // kept in rotation goes on being checked the same way.
+        let previous: HashMap<Key, CheckSpec> =
+            std::mem::take(&mut self.checks).into_iter().collect();
         let mut services = Vec::with_capacity(config.services().len());
         for spec in config.services() {
             let service_tls = match (spec.kind, tls) {
@@ -324,37 +323,35 @@ impl Builder {
                 // an operator's "no traffic", not a swap.
                 let (since, mut list) = self.retiring.remove(&port).unwrap_or((now, Vec::new()));
                 if now < since + RETIRE_LIMIT {
-                    for (b, spec) in self.last_usable.get(&port).into_iter().flatten() {
-                        if !list.iter().any(|(r, _)| r.addr() == b.addr()) {
-                            list.push((Arc::clone(b), spec.clone()));
+                    for b in self.last_usable.get(&port).into_iter().flatten() {
+                        if !list.iter().any(|r| r.addr() == b.addr()) {
+                            list.push(Arc::clone(b));
                         }
                     }
-                    list.retain(|(b, _)| !resolved_addrs.contains(&b.addr()));
-                    for (b, spec) in &list {
+                    list.retain(|b| {
                         let key = (port, b.addr());
+                        let Some(spec) = previous.get(&key) else {
+                            return false;
+                        };
+                        if resolved_addrs.contains(&b.addr()) {
+                            return false;
+                        }
                         self.checks.push((key, spec.clone()));
                         kept.insert(key, Arc::clone(b));
                         kept_backend_stats.insert(key, Arc::clone(b.stats_arc()));
-                    }
+                        true
+                    });
                     backends = list
                         .iter()
-                        .filter(|(b, _)| health.is_up(&(port, b.addr())))
-                        .map(|(b, _)| Arc::clone(b))
+                        .filter(|b| health.is_up(&(port, b.addr())))
+                        .map(Arc::clone)
                         .collect();
                     if !list.is_empty() {
                         retiring.insert(port, (since, list));
                     }
                 }
             }
-            let specs: Vec<Checked> = backends
-                .iter()
-                .filter_map(|b| {
-                    let key = (port, b.addr());
-                    let spec = self.checks.iter().find(|(k, _)| *k == key)?;
-                    Some((Arc::clone(b), spec.1.clone()))
-                })
-                .collect();
-            last_usable.insert(port, specs);
+            last_usable.insert(port, backends.clone());
             let no_backends = match no_backends {
                 Some(n) => Some(n),
                 None if resolved == 0 => Some(NoBackends::Empty),

@@ -514,7 +514,7 @@ impl HttpSession {
         // Every request is balanced over the worker's current set, as
         // HAProxy balances each request: a backend removed or marked down
         // since the connection opened gets nothing more from it.
-        match ctx.current {
+        match ctx.current(self.port()) {
             Some(cur) if cur.spec.kind == self.service.spec.kind => {
                 if !Arc::ptr_eq(cur, &self.service) {
                     self.service = Arc::clone(cur);
@@ -601,7 +601,7 @@ impl HttpSession {
             }
             // A TLS connection cannot leave its session: its state is here.
             // One to a backend that left the set or went down is closed.
-            if !conn.is_tls() && is_current(ctx, addr) {
+            if !conn.is_tls() && is_current(ctx, self.port(), addr) {
                 ctx.idle.put(ctx.registry, addr, conn.stream, ctx.now);
             }
         }
@@ -814,17 +814,14 @@ impl HttpSession {
     /// empty-response`). Anything else, or a second failure, is a 502.
     fn retry_or_fail(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
         let answered = self.resp.is_some() || self.bbuf.as_ref().is_some_and(|b| !b.is_empty());
+        // The request's bytes are still in the client buffer: not yet
+        // consumed (head being sent) or kept for this (`replay`).
         let held = self.stage == Stage::SendHead || self.replay.is_some();
         let idempotent = self.req.as_ref().is_some_and(|r| r.idempotent);
-        let backend = self.lease.as_ref().map(|l| Arc::clone(l.backend()));
-        let (true, false, false, true, true, Some(b)) = (
-            self.reused,
-            self.retried,
-            answered,
-            held,
-            idempotent,
-            backend,
-        ) else {
+        if !self.reused || self.retried || answered || !held || !idempotent {
+            return self.backend_failed();
+        }
+        let Some(b) = self.lease.as_ref().map(|l| Arc::clone(l.backend())) else {
             return self.backend_failed();
         };
         log::debug!(
@@ -1149,7 +1146,10 @@ impl HttpSession {
                 // Kept on this session for the client's next request: no
                 // pool round trip, no re-registration.
                 self.parked = Some((lease.backend().addr(), b));
-            } else if reusable && !b.is_tls() && is_current(ctx, lease.backend().addr()) {
+            } else if reusable
+                && !b.is_tls()
+                && is_current(ctx, self.port(), lease.backend().addr())
+            {
                 ctx.idle
                     .put(ctx.registry, lease.backend().addr(), b.stream, ctx.now);
             }
@@ -1387,8 +1387,8 @@ fn fill(conn: &mut Conn, slot: &mut Option<Buffer>, ctx: &mut Ctx<'_>) -> io::Re
 
 /// Whether `addr` is a usable backend of the session's service now: only
 /// then may a connection to it wait in the pool.
-fn is_current(ctx: &Ctx<'_>, addr: SocketAddr) -> bool {
-    ctx.current
+fn is_current(ctx: &Ctx<'_>, port: u16, addr: SocketAddr) -> bool {
+    ctx.current(port)
         .is_some_and(|s| s.backends.iter().any(|b| b.addr() == addr))
 }
 

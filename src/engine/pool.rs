@@ -41,8 +41,6 @@ pub struct IdlePool {
     /// Slab keys per backend, most recently parked last.
     by_backend: HashMap<SocketAddr, Vec<usize>>,
     gens: Generations,
-    /// Connections closed because the backend spoke or hung up while idle.
-    unsolicited: u64,
 }
 
 impl IdlePool {
@@ -97,13 +95,12 @@ impl IdlePool {
             if now.saturating_duration_since(c.since) >= IDLE_TIMEOUT {
                 continue;
             }
+            // Any byte or EOF waiting means the backend spoke unasked.
             let mut probe = [0u8; 1];
-            match c.stream.peek(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    found = Some(c.stream);
-                    break;
-                }
-                _ => self.unsolicited += 1,
+            if matches!(c.stream.peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            {
+                found = Some(c.stream);
+                break;
             }
         }
         if keys.is_empty() {
@@ -120,7 +117,6 @@ impl IdlePool {
             return;
         }
         let c = self.conns.remove(key);
-        self.unsolicited += 1;
         if let Some(keys) = self.by_backend.get_mut(&c.addr) {
             keys.retain(|&k| k != key);
             if keys.is_empty() {
@@ -178,11 +174,5 @@ impl IdlePool {
     /// None held.
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
-    }
-
-    /// Connections closed so far because the backend spoke or hung up
-    /// while they were idle.
-    pub fn unsolicited(&self) -> u64 {
-        self.unsolicited
     }
 }

@@ -70,10 +70,9 @@ pub struct Ctx<'a> {
     pub id: SlotId,
     /// The worker's round-robin cursor for this service.
     pub cursor: &'a mut RoundRobin,
-    /// The worker's current snapshot of the session's service (none when
-    /// the port is no longer served): each HTTP request is balanced over
-    /// this, not over the set the connection started with.
-    pub current: Option<&'a Arc<ServiceSnapshot>>,
+    /// The worker's snapshot in force. Only looked into once per HTTP
+    /// request ([`Ctx::current`]), never per event.
+    pub snapshot: &'a crate::snapshot::Snapshot,
     /// Idle keep-alive connections to backends (HTTP).
     pub idle: &'a mut super::pool::IdlePool,
     /// How long an HTTP request head may take once started.
@@ -91,6 +90,13 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The service on `port` now (none when the port is no longer
+    /// served): each HTTP request is balanced over this, not over the set
+    /// its connection started with.
+    pub fn current(&self, port: u16) -> Option<&Arc<ServiceSnapshot>> {
+        self.snapshot.service(port)
+    }
+
     /// This worker's latency histograms for the service on `port`.
     #[inline]
     pub fn latency(&mut self, port: u16) -> &mut Latency {

@@ -115,8 +115,6 @@ pub fn parse(
             content_length = Some(v);
             length_lines += 1;
             length_list |= value.contains(&b',');
-            drop.push(line_range(buf, h));
-            continue;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             if transfer_encoding {
                 return Err(HeadError::Malformed("repeated Transfer-Encoding"));
@@ -189,14 +187,16 @@ pub fn parse(
         return Err(HeadError::Malformed("more than one Host header"));
     }
     check_target(req.path.unwrap_or(""), req.method.unwrap_or(""), host_value)?;
-    if let Some(n) = content_length {
-        if length_lines == 1 && !length_list {
-            // The client's own line is canonical: forward it as it is.
-            drop.retain(|r| !is_length_line(&buf[r.clone()]));
-        } else {
-            use std::io::Write;
-            let _ = write!(cookie_rest, "Content-Length: {n}\r\n");
+    // One plain line is the client's own, forwarded as it is; a list or
+    // repeats are replaced by one canonical line.
+    if let Some(n) = content_length.filter(|_| length_lines > 1 || length_list) {
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                drop.push(line_range(buf, h));
+            }
         }
+        use std::io::Write;
+        let _ = write!(cookie_rest, "Content-Length: {n}\r\n");
     }
     let framing = if chunked {
         Framing::Chunked
@@ -232,10 +232,6 @@ pub fn parse(
             Some("GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
         ),
     }))
-}
-
-fn is_length_line(line: &[u8]) -> bool {
-    line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:")
 }
 
 /// How many bytes of empty lines (CRLF or LF) start `buf`: RFC 9112 §2.2
