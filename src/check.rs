@@ -5,17 +5,18 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::config::{Config, ConfigError, Service};
+use crate::config::{Config, Diagnostics, Service};
 
 /// The JSON object `moirai check --json` prints.
-pub fn to_json(config: &Config, errors: &[ConfigError]) -> Value {
+pub fn to_json(config: &Config, diag: &Diagnostics) -> Value {
     let services: Vec<Value> = config.services().iter().map(service_json).collect();
     let t = config.timeouts();
     json!({
-        "valid": errors.is_empty(),
+        "valid": diag.errors.is_empty(),
         "enabled": config.enabled(),
         "services": services,
-        "errors": errors,
+        "errors": diag.errors,
+        "warnings": diag.warnings,
         "max_rs": config.max_rs(),
         "metrics": config.metrics().map(|m| json!({
             "port": m.port,
@@ -42,14 +43,14 @@ fn service_json(s: &Service) -> Value {
         "check": {
             "path": s.check.path.as_ref().map(|p| p.as_str()),
             "port": s.check.port.map(|p| p.get()),
-            "rise": s.check.rise.get(),
-            "fall": s.check.fall.get(),
+            "rise": s.check.rise(),
+            "fall": s.check.fall(),
         },
     })
 }
 
 /// The human report: one line per service, then one per error.
-pub fn to_text(config: &Config, errors: &[ConfigError]) -> String {
+pub fn to_text(config: &Config, diag: &Diagnostics) -> String {
     let mut out = String::new();
     if !config.enabled() {
         out.push_str(
@@ -79,7 +80,7 @@ pub fn to_text(config: &Config, errors: &[ConfigError]) -> String {
         if let Some(p) = c.port {
             let _ = write!(out, " port {p}");
         }
-        let _ = writeln!(out, " rise {} fall {}", c.rise.get(), c.fall.get());
+        let _ = writeln!(out, " rise {} fall {}", c.rise(), c.fall());
     }
     let t = config.timeouts();
     let _ = writeln!(
@@ -106,8 +107,11 @@ pub fn to_text(config: &Config, errors: &[ConfigError]) -> String {
     if let Some(s) = config.syslog() {
         let _ = writeln!(out, "syslog to {s}");
     }
-    for e in errors {
+    for e in &diag.errors {
         let _ = writeln!(out, "error: {e}");
+    }
+    for w in &diag.warnings {
+        let _ = writeln!(out, "warning: {w}");
     }
     out
 }
@@ -183,8 +187,29 @@ pub fn status_text(v: &Value) -> String {
         }
         out.push('\n');
     }
-    for e in v["config_errors"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "error: {}", e.as_str().unwrap_or("?"));
+    for (list, label) in [("config_errors", "error"), ("config_warnings", "warning")] {
+        for e in v[list].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "{label}: {}", problem_text(e));
+        }
     }
     out
+}
+
+/// A `check --json` problem object as one line, like its `Display`.
+fn problem_text(e: &Value) -> String {
+    let mut line = e["key"].as_str().unwrap_or("?").to_owned();
+    if let Some(n) = e["entry"].as_u64() {
+        let _ = write!(
+            line,
+            " entry {n} at byte {}",
+            e["offset"].as_u64().unwrap_or(0)
+        );
+    }
+    let _ = write!(
+        line,
+        ": {} (in {:?})",
+        e["reason"].as_str().unwrap_or("?"),
+        e["text"].as_str().unwrap_or("")
+    );
+    line
 }

@@ -22,6 +22,9 @@ pub struct Backend {
     weight: u16,
     /// Its sticky-cookie value, computed once when the snapshot is built.
     cookie: [u8; 16],
+    /// The value Moirai's own key gives it, honoured as well (equal to
+    /// `cookie` when the service has no health-check parameters).
+    moirai_cookie: [u8; 16],
     active: AtomicUsize,
     /// Its counters, kept across generations by the builder.
     stats: Arc<Sharded>,
@@ -39,6 +42,7 @@ impl Backend {
             addr,
             weight: weight.max(1),
             cookie: [0; 16],
+            moirai_cookie: [0; 16],
             active: AtomicUsize::new(0),
             stats: Arc::new(Sharded::new(1)),
         }
@@ -61,15 +65,23 @@ impl Backend {
         &self.stats
     }
 
-    /// The same backend, named by `cookie` in sticky sessions.
-    pub fn with_cookie(mut self, cookie: [u8; 16]) -> Backend {
+    /// The same backend, named by `cookie` in sticky sessions and also
+    /// by `moirai_cookie` (see `proto::cookie`).
+    pub fn with_cookie(mut self, cookie: [u8; 16], moirai_cookie: [u8; 16]) -> Backend {
         self.cookie = cookie;
+        self.moirai_cookie = moirai_cookie;
         self
     }
 
     /// The value of the sticky cookie that names this backend.
     pub fn cookie(&self) -> &[u8; 16] {
         &self.cookie
+    }
+
+    /// Whether a client's sticky cookie names this backend.
+    #[inline]
+    pub fn named_by(&self, value: &[u8; 16]) -> bool {
+        self.cookie == *value || self.moirai_cookie == *value
     }
 
     /// Its share relative to the others (1 unless SRV says otherwise).

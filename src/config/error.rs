@@ -26,14 +26,20 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.key)?;
+        // Offsets help inside lists (portmap, names, prefixes); for a
+        // single value the text itself says where.
         if let Some(entry) = self.entry {
-            write!(f, " entry {entry}")?;
+            write!(f, " entry {entry} at byte {}", self.offset)?;
         }
-        write!(
-            f,
-            " at byte {}: {} (in {:?})",
-            self.offset, self.reason, self.text
-        )
+        write!(f, ": {} (in {:?})", self.reason, self.text)
+    }
+}
+
+impl ConfigError {
+    /// Whether this is a warning: the value was accepted (as Moirai accepts
+    /// it) or replaced by the default, and the configuration runs.
+    pub fn is_warning(&self) -> bool {
+        self.reason.is_warning()
     }
 }
 
@@ -69,17 +75,36 @@ pub enum Reason {
     UnknownParameter(String),
     /// A health-check parameter without `:value`.
     ParameterWithoutValue(String),
-    /// A parameter given twice in one entry.
+    /// A parameter given twice in one entry; the last value is used
+    /// (warning, as Moirai does).
     DuplicateParameter(&'static str),
-    /// `check:` path that does not start with `/` or holds unsafe bytes.
+    /// `check:` path that holds unsafe bytes.
     InvalidCheckPath(String),
-    /// `rise`/`fall` outside 1..=100.
+    /// `check:path` without its leading `/`; the `/` is added (warning).
+    CheckPathWithoutSlash(String),
+    /// The health-check parameters have no closing `}` (warning: accepted
+    /// as Moirai accepts it).
+    MissingClosingBrace,
+    /// `rise`/`fall` that is not a number in 1..=65535.
     InvalidCount(&'static str, String),
+    /// `rise`/`fall` above 100: accepted, as Moirai accepts any 16-bit
+    /// count, but worth a look (warning).
+    LargeCount(&'static str, u16),
+    /// `metrics_port` is a service's listen port: the service keeps the
+    /// port, metrics are not served.
+    MetricsPortTaken(u16, usize),
     /// A second service on a port already taken by an earlier entry.
     DuplicateListenPort(u16, usize),
-    /// `max_rs` is not an integer.
-    NotAnInteger(String),
-    /// A number outside its range; the value used instead is given.
+    /// A number key that is not an integer; the default is used
+    /// (warning).
+    NotAnInteger {
+        /// The value as written.
+        value: String,
+        /// What is used instead.
+        used: u64,
+    },
+    /// A number outside its range; the value used instead is given
+    /// (warning).
     OutOfRange {
         /// The value as written.
         value: String,
@@ -106,6 +131,22 @@ pub enum Reason {
     DuplicateTimeout(&'static str),
 }
 
+impl Reason {
+    /// Whether the configuration still runs with this problem, with the
+    /// value Moirai would also have used: a warning, not an error.
+    pub fn is_warning(&self) -> bool {
+        matches!(
+            self,
+            Reason::DuplicateParameter(_)
+                | Reason::CheckPathWithoutSlash(_)
+                | Reason::MissingClosingBrace
+                | Reason::LargeCount(..)
+                | Reason::NotAnInteger { .. }
+                | Reason::OutOfRange { .. }
+        )
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -119,7 +160,7 @@ impl fmt::Display for Reason {
             }
             Reason::MissingPort(what) => write!(f, "missing {what} port"),
             Reason::InvalidPort(what, v) => {
-                write!(f, "{what} port {v:?} is not a number in 1..65535")
+                write!(f, "{what} port {v:?} is not a number from 1 to 65535")
             }
             Reason::MissingBackend => f.write_str("missing backend name or address"),
             Reason::InvalidHostName(h, why) => write!(f, "backend {h:?} is not a DNS name: {why}"),
@@ -136,25 +177,46 @@ impl fmt::Display for Reason {
                 write!(f, "unknown parameter {p:?}; expected check, port, rise or fall")
             }
             Reason::ParameterWithoutValue(p) => write!(f, "parameter {p:?} needs a value after ':'"),
-            Reason::DuplicateParameter(p) => write!(f, "parameter {p:?} is given twice"),
+            Reason::DuplicateParameter(p) => {
+                write!(f, "parameter {p:?} is given twice; the last value is used")
+            }
             Reason::InvalidCheckPath(p) => write!(
                 f,
-                "check path {p:?} must start with '/' and hold only visible ASCII"
+                "check path {p:?} must hold only visible ASCII, without ',', '{{' or '}}'"
             ),
-            Reason::InvalidCount(what, v) => write!(f, "{what} {v:?} is not a number in 1..100"),
+            Reason::CheckPathWithoutSlash(p) => {
+                write!(f, "check path {p:?} does not start with '/'; using \"/{p}\"")
+            }
+            Reason::MissingClosingBrace => f.write_str(
+                "the health-check parameters have no closing '}'; read as if it were there",
+            ),
+            Reason::InvalidCount(what, v) => {
+                write!(f, "{what} {v:?} is not a number from 1 to 65535")
+            }
+            Reason::LargeCount(what, n) => write!(
+                f,
+                "{what} {n} is above 100: at one check every 2 s that is {} s; accepted",
+                u32::from(*n) * 2
+            ),
+            Reason::MetricsPortTaken(port, entry) => write!(
+                f,
+                "metrics port {port} is the listen port of portmap entry {entry}; the service keeps it and metrics are not served"
+            ),
             Reason::DuplicateListenPort(port, first) => write!(
                 f,
                 "port {port} is already used by entry {first}; each service needs its own listen port"
             ),
-            Reason::NotAnInteger(v) => write!(f, "{v:?} is not an integer"),
+            Reason::NotAnInteger { value, used } => {
+                write!(f, "{value:?} is not an integer; using {used}")
+            }
             Reason::OutOfRange { value, min, max, used } => {
-                write!(f, "{value} is outside {min}..={max}; using {used}")
+                write!(f, "{value} is outside {min} to {max}; using {used}")
             }
             Reason::InvalidCertificateName(n) => write!(f, "{n:?} is not a DNS name"),
             Reason::InvalidPrefix(p) => {
                 write!(f, "{p:?} is not an IP prefix such as 10.0.0.0/8 or 2001:db8::/32")
             }
-            Reason::InvalidSyslogTarget(t) => write!(f, "{t:?} is not HOST:PORT"),
+            Reason::InvalidSyslogTarget(t) => write!(f, "{t:?} is not HOST or HOST:PORT"),
             Reason::UnknownTimeout(k) => write!(
                 f,
                 "unknown timeout {k:?}; expected queue, connect, client or server (the whole key is ignored)"

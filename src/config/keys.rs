@@ -44,6 +44,8 @@ pub const ALL: [&str; 8] = [
 pub const MAX_RS_DEFAULT: u16 = 32;
 /// Largest `max_rs`.
 pub const MAX_RS_LIMIT: u16 = 1024;
+/// The fewest backends `max_rs` gives (Moirai's lower clamp).
+pub const MAX_RS_MIN: u16 = 32;
 /// Default metrics port.
 pub const METRICS_PORT_DEFAULT: u16 = 8405;
 
@@ -73,8 +75,8 @@ pub fn parse_loadbalancer(value: &str) -> (bool, Option<ConfigError>) {
     }
 }
 
-/// 1..=1024, default 32; out of range is clamped, unparsable is the default,
-/// and both are reported.
+/// 32..=1024, default 32, as Moirai's `clamp(32, 1024)`: out of range is
+/// clamped and unparsable is the default, each with a warning.
 pub fn parse_max_rs(value: &str) -> (u16, Option<ConfigError>) {
     let v = value.trim();
     if v.is_empty() {
@@ -86,24 +88,27 @@ pub fn parse_max_rs(value: &str) -> (u16, Option<ConfigError>) {
             Some(scalar_error(
                 MAX_RS,
                 value,
-                Reason::NotAnInteger(v.to_owned()),
+                Reason::NotAnInteger {
+                    value: v.to_owned(),
+                    used: u64::from(MAX_RS_DEFAULT),
+                },
             )),
         );
     };
-    let used = n.clamp(1, i64::from(MAX_RS_LIMIT));
+    let used = n.clamp(i64::from(MAX_RS_MIN), i64::from(MAX_RS_LIMIT));
     let err = (used != n).then(|| {
         scalar_error(
             MAX_RS,
             value,
             Reason::OutOfRange {
                 value: v.to_owned(),
-                min: 1,
+                min: u64::from(MAX_RS_MIN),
                 max: u64::from(MAX_RS_LIMIT),
                 used: used as u64,
             },
         )
     });
-    // `used` is within 1..=1024 after the clamp.
+    // `used` is within 32..=1024 after the clamp.
     (used as u16, err)
 }
 
@@ -125,11 +130,13 @@ fn list_entries<'a>(
         .map(|(i, (at, part))| (i, at, part))
 }
 
-/// Comma-separated DNS names (the first is the CN); `*.` wildcards allowed.
+/// DNS names separated by commas, spaces or both, as Moirai accepts them
+/// (it turns commas into spaces for dehydrated); the first is the CN. `*.`
+/// wildcards allowed.
 pub fn parse_certificate_names(value: &str) -> (Vec<HostName>, Vec<ConfigError>) {
     let mut names: Vec<HostName> = Vec::new();
     let mut errors = Vec::new();
-    for (index, at, raw) in list_entries(value, &[',']) {
+    for (index, at, raw) in list_entries(value, &[',', ' ', '\t', '\n', '\r']) {
         let (wild, base) = match raw.strip_prefix("*.") {
             Some(base) => (true, base),
             None => (false, raw),
@@ -250,7 +257,10 @@ pub fn parse_metrics_port(value: &str) -> (u16, Option<ConfigError>) {
             Some(scalar_error(
                 METRICS_PORT,
                 value,
-                Reason::NotAnInteger(v.to_owned()),
+                Reason::NotAnInteger {
+                    value: v.to_owned(),
+                    used: u64::from(METRICS_PORT_DEFAULT),
+                },
             )),
         ),
     }
@@ -284,7 +294,8 @@ impl fmt::Display for SyslogTarget {
     }
 }
 
-/// `HOST:PORT`, IPv6 in brackets; empty means no syslog.
+/// `HOST:PORT` or `HOST` alone (port 514, HAProxy's default), IPv6 in
+/// brackets; empty means no syslog.
 pub fn parse_syslog(value: &str) -> (Option<SyslogTarget>, Option<ConfigError>) {
     let v = value.trim();
     if v.is_empty() {
@@ -300,8 +311,13 @@ pub fn parse_syslog(value: &str) -> (Option<SyslogTarget>, Option<ConfigError>) 
             )),
         )
     };
-    let Some((host, port)) = v.rsplit_once(':') else {
-        return bad();
+    // A colon outside brackets separates the port; a bare IPv6 address
+    // (several colons) must be bracketed.
+    let (host, port) = match v.rsplit_once(':') {
+        _ if v.starts_with('[') && v.ends_with(']') => (v, "514"),
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, p),
+        Some(_) => return bad(),
+        None => (v, "514"),
     };
     let Some(port) = port
         .parse::<u16>()
@@ -346,9 +362,13 @@ mod tests {
         assert_eq!(parse_max_rs(""), (32, None));
         assert_eq!(parse_max_rs("5000").0, 1024);
         assert!(parse_max_rs("5000").1.is_some());
-        assert_eq!(parse_max_rs("0").0, 1);
+        // Moirai's clamp(32, 1024): 10 becomes 32, with a warning.
+        let (n, w) = parse_max_rs("10");
+        assert_eq!(n, 32);
+        assert!(w.unwrap().is_warning());
+        assert_eq!(parse_max_rs("0").0, 32);
         assert_eq!(parse_max_rs("lots").0, 32);
-        assert!(parse_max_rs("lots").1.is_some());
+        assert!(parse_max_rs("lots").1.unwrap().is_warning());
     }
 
     #[test]
@@ -357,11 +377,22 @@ mod tests {
         assert!(e.is_empty(), "{e:?}");
         let n: Vec<_> = n.iter().map(|n| n.as_str().to_owned()).collect();
         assert_eq!(n, ["example.com", "www.example.com", "*.api.example.com"]);
-        let (n, e) = parse_certificate_names("example.com,bad name!,a_b.example.com");
+        let (n, e) = parse_certificate_names("example.com,bad!,a_b.example.com");
         assert_eq!(n.len(), 1);
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].entry, Some(1));
         assert_eq!(e[0].offset, 12);
+        // Spaces separate too, with or without commas (Moirai's form).
+        for text in [
+            "example.com www.example.com",
+            "example.com, www.example.com",
+            " example.com  ,www.example.com ",
+        ] {
+            let (n, e) = parse_certificate_names(text);
+            assert!(e.is_empty(), "{text}: {e:?}");
+            let n: Vec<_> = n.iter().map(|n| n.as_str()).collect();
+            assert_eq!(n, ["example.com", "www.example.com"], "{text}");
+        }
     }
 
     #[test]
@@ -395,7 +426,17 @@ mod tests {
             parse_syslog("[::1]:514").0.unwrap().to_string(),
             "[::1]:514"
         );
-        assert!(parse_syslog("nohost").1.is_some());
+        // HOST alone: HAProxy's default port.
+        let (t, e) = parse_syslog("logs.example.com");
+        assert!(e.is_none());
+        assert_eq!(t.unwrap().to_string(), "logs.example.com:514");
+        assert_eq!(
+            parse_syslog("10.0.0.1").0.unwrap().to_string(),
+            "10.0.0.1:514"
+        );
+        assert_eq!(parse_syslog("[::1]").0.unwrap().to_string(), "[::1]:514");
+        assert!(parse_syslog("::1").1.is_some());
+        assert!(parse_syslog("bad host!").1.is_some());
         assert!(parse_syslog("host:0").1.is_some());
     }
 }

@@ -18,6 +18,23 @@ pub use keys::{IpPrefix, SyslogHost, SyslogTarget};
 pub use portmap::{BackendTarget, CheckPath, Count, HealthCheck, HostName, Service, ServiceKind};
 pub use timeouts::Timeouts;
 
+/// What parsing found wrong: errors (something was not applied) and
+/// warnings (applied the way Moirai applies it, or the default used).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    /// Problems that left a key or entry out.
+    pub errors: Vec<ConfigError>,
+    /// Inputs accepted as Moirai accepts them, with what was done.
+    pub warnings: Vec<ConfigError>,
+}
+
+impl Diagnostics {
+    /// Neither errors nor warnings.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty() && self.warnings.is_empty()
+    }
+}
+
 /// Raw metadata: full key name → value, as a source read it.
 pub type Metadata = BTreeMap<String, String>;
 
@@ -62,7 +79,7 @@ impl Config {
     /// Builds the configuration from raw metadata. Every key is parsed even
     /// when `loadbalancer` is not `true`, so `moirai check` reports all
     /// problems at once; a disabled balancer simply runs no services.
-    pub fn from_metadata(md: &Metadata) -> (Config, Vec<ConfigError>) {
+    pub fn from_metadata(md: &Metadata) -> (Config, Diagnostics) {
         let get = |k: &str| md.get(k).map(String::as_str).unwrap_or("");
         let mut errors = Vec::new();
 
@@ -100,7 +117,24 @@ impl Config {
         errors.extend(e);
         let (port, e) = keys::parse_metrics_port(get(keys::METRICS_PORT));
         errors.extend(e);
-        let metrics = (!acl.is_empty()).then_some(MetricsConfig { port, acl });
+        let mut metrics = (!acl.is_empty()).then_some(MetricsConfig { port, acl });
+        if let (Some(m), Some(&entry)) = (&metrics, first_on_port.get(&port)) {
+            // Two listeners on one port would split connections between
+            // them at random; the service keeps its port.
+            let value = get(keys::METRICS_PORT);
+            errors.push(ConfigError {
+                key: keys::METRICS_PORT.to_owned(),
+                entry: None,
+                offset: value.len() - value.trim_start().len(),
+                text: if value.trim().is_empty() {
+                    m.port.to_string()
+                } else {
+                    value.to_owned()
+                },
+                reason: Reason::MetricsPortTaken(m.port, entry),
+            });
+            metrics = None;
+        }
         let (syslog, e) = keys::parse_syslog(get(keys::SYSLOG));
         errors.extend(e);
         let (timeouts, e) = timeouts::parse(get(keys::TIMEOUTS));
@@ -113,6 +147,7 @@ impl Config {
                 e.offset,
             )
         });
+        let (warnings, errors) = errors.into_iter().partition(ConfigError::is_warning);
         let config = Config {
             enabled,
             services: if enabled { services } else { Vec::new() },
@@ -122,7 +157,7 @@ impl Config {
             syslog,
             timeouts,
         };
-        (config, errors)
+        (config, Diagnostics { errors, warnings })
     }
 
     /// Whether `loadbalancer` is `true`.
@@ -136,7 +171,7 @@ impl Config {
         &self.services
     }
 
-    /// Most backends used per service, 1..=1024.
+    /// Most backends used per service, 32..=1024.
     pub fn max_rs(&self) -> u16 {
         self.max_rs
     }
@@ -175,21 +210,22 @@ mod tests {
 
     #[test]
     fn disabled_without_loadbalancer_true() {
-        let (c, e) = Config::from_metadata(&md(&[(keys::PORTMAP, "http://80:a.example:1")]));
+        let (c, d) = Config::from_metadata(&md(&[(keys::PORTMAP, "http://80:a.example:1")]));
         assert!(!c.enabled());
         assert!(c.services().is_empty());
-        assert!(e.is_empty());
+        assert!(d.is_empty());
     }
 
     #[test]
     fn duplicate_port_is_an_error_for_the_later_entry() {
-        let (c, e) = Config::from_metadata(&md(&[
+        let (c, d) = Config::from_metadata(&md(&[
             (keys::LOADBALANCER, "true"),
             (
                 keys::PORTMAP,
                 "http://80:a.example:1,tcp://81:b.example:2,tcp://80:c.example:3",
             ),
         ]));
+        let e = d.errors;
         assert_eq!(c.services().len(), 2);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].entry, Some(2));
@@ -202,30 +238,64 @@ mod tests {
 
     #[test]
     fn errors_from_every_key_together() {
-        let (c, e) = Config::from_metadata(&md(&[
+        let (c, d) = Config::from_metadata(&md(&[
             (keys::LOADBALANCER, "true"),
             (keys::PORTMAP, "http://80:a.example:1,bogus"),
             (keys::MAX_RS, "2000"),
             (keys::METRICS_ACL, "10.0.0.0/8 zzz"),
             (keys::METRICS_PORT, "0"),
-            (keys::SYSLOG, "nope"),
+            (keys::SYSLOG, "bad host!"),
             (keys::TIMEOUTS, "{x:1}"),
         ]));
         assert_eq!(c.services().len(), 1);
         assert_eq!(c.max_rs(), 1024);
         assert_eq!(c.metrics().unwrap().port, 8405);
         assert_eq!(c.metrics().unwrap().acl.len(), 1);
-        let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+        let keys: Vec<_> = d.errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(
             keys,
             [
                 keys::PORTMAP,
-                keys::MAX_RS,
                 keys::METRICS_ACL,
-                keys::METRICS_PORT,
                 keys::SYSLOG,
                 keys::TIMEOUTS
             ]
+        );
+        // Clamped numbers run, with a warning each.
+        let warned: Vec<_> = d.warnings.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(warned, [keys::MAX_RS, keys::METRICS_PORT]);
+    }
+
+    #[test]
+    fn metrics_on_a_service_port_is_an_error_and_the_service_keeps_it() {
+        let (c, d) = Config::from_metadata(&md(&[
+            (keys::LOADBALANCER, "true"),
+            (
+                keys::PORTMAP,
+                "http://80:a.example:1,http://8405:b.example:1",
+            ),
+            (keys::METRICS_ACL, "10.0.0.0/8"),
+        ]));
+        assert_eq!(c.services().len(), 2);
+        assert!(c.metrics().is_none());
+        assert_eq!(d.errors.len(), 1);
+        assert_eq!(d.errors[0].reason, Reason::MetricsPortTaken(8405, 1));
+        assert!(d.errors[0].to_string().contains("metrics are not served"));
+    }
+
+    #[test]
+    fn scalar_keys_say_no_byte_offset() {
+        let (_, d) = Config::from_metadata(&md(&[(keys::LOADBALANCER, "yes")]));
+        let text = d.errors[0].to_string();
+        assert!(!text.contains("at byte"), "{text}");
+        let (_, d) = Config::from_metadata(&md(&[
+            (keys::LOADBALANCER, "true"),
+            (keys::PORTMAP, "http://80:a.example:1{rise:0}"),
+        ]));
+        assert!(
+            d.errors[0].to_string().contains("entry 0 at byte 27"),
+            "{}",
+            d.errors[0]
         );
     }
 }

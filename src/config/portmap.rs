@@ -196,66 +196,93 @@ impl fmt::Display for BackendTarget {
 
 /// A health-check HTTP path: starts with `/`, visible ASCII only, so it can
 /// go into a request line unescaped; no `,`, `{` or `}`, which the portmap
-/// grammar reserves (percent-encode them).
+/// grammar reserves (percent-encode them). Moirai passes `check:healthz`
+/// to HAProxy as written; the `/` is added here and the text as written is
+/// kept, to print the entry back and for Moirai's cookie key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CheckPath(String);
+pub struct CheckPath {
+    path: String,
+    written: String,
+}
 
 impl CheckPath {
-    /// Validates `s` as a request target.
+    /// Validates `s` as a request target, adding a missing leading `/`.
     pub fn parse(s: &str) -> Option<CheckPath> {
-        let ok = s.starts_with('/')
+        let ok = !s.is_empty()
             && s.len() <= 1024
             && s.bytes()
                 .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'{' | b'}' | b','));
-        ok.then(|| CheckPath(s.to_owned()))
+        let path = if s.starts_with('/') {
+            s.to_owned()
+        } else {
+            format!("/{s}")
+        };
+        ok.then(|| CheckPath {
+            path,
+            written: s.to_owned(),
+        })
     }
 
-    /// The path as written.
+    /// The path requested, with its leading `/`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.path
+    }
+
+    /// The path as the portmap wrote it.
+    pub fn written(&self) -> &str {
+        &self.written
     }
 }
 
-/// A rise or fall count, 1..=100.
+/// A rise or fall count, 1..=65535 as in Moirai (HAProxy takes any
+/// positive count); above 100 is accepted with a warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Count(u8);
+pub struct Count(u16);
 
 impl Count {
-    /// The largest count accepted: 100 checks at 2 s is over three minutes.
-    pub const MAX: u8 = 100;
+    /// Counts above this get a warning: 100 checks at 2 s is over three
+    /// minutes, rarely what anyone meant.
+    pub const USUAL_MAX: u16 = 100;
 
-    /// `n` if it is in 1..=100.
-    pub fn new(n: u8) -> Option<Count> {
-        (1..=Count::MAX).contains(&n).then_some(Count(n))
+    /// `n` if it is at least 1.
+    pub fn new(n: u16) -> Option<Count> {
+        (n >= 1).then_some(Count(n))
     }
 
     /// The count.
-    pub fn get(self) -> u8 {
+    pub fn get(self) -> u16 {
         self.0
     }
 }
 
-/// Health-check parameters of one service, with the guide's defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Health-check parameters of one service, as written; the guide's
+/// defaults apply to what is not given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct HealthCheck {
     /// `check:/path`: an HTTP check instead of (on top of) the TCP connect.
     pub path: Option<CheckPath>,
     /// `port:N`: the port checked, instead of the backend's.
     pub port: Option<NonZeroU16>,
-    /// Consecutive successes before a backend is used (default 2).
-    pub rise: Count,
-    /// Consecutive failures before a backend is dropped (default 1).
-    pub fall: Count,
+    /// `rise:N`, if given.
+    pub rise: Option<Count>,
+    /// `fall:N`, if given.
+    pub fall: Option<Count>,
 }
 
-impl Default for HealthCheck {
-    fn default() -> Self {
-        HealthCheck {
-            path: None,
-            port: None,
-            rise: Count(2),
-            fall: Count(1),
-        }
+impl HealthCheck {
+    /// The guide's default rise.
+    pub const DEFAULT_RISE: u16 = 2;
+    /// The guide's default fall.
+    pub const DEFAULT_FALL: u16 = 1;
+
+    /// Consecutive successes before a backend is used (default 2).
+    pub fn rise(&self) -> u16 {
+        self.rise.map_or(Self::DEFAULT_RISE, Count::get)
+    }
+
+    /// Consecutive failures before a backend is dropped (default 1).
+    pub fn fall(&self) -> u16 {
+        self.fall.map_or(Self::DEFAULT_FALL, Count::get)
     }
 }
 
@@ -279,17 +306,16 @@ impl fmt::Display for Service {
         write!(f, "{}://{}:{}", self.kind, self.listen, self.backend)?;
         let mut params = Vec::new();
         if let Some(p) = &self.check.path {
-            params.push(format!("check:{}", p.as_str()));
+            params.push(format!("check:{}", p.written()));
         }
         if let Some(p) = self.check.port {
             params.push(format!("port:{p}"));
         }
-        let d = HealthCheck::default();
-        if self.check.rise != d.rise {
-            params.push(format!("rise:{}", self.check.rise.get()));
+        if let Some(n) = self.check.rise {
+            params.push(format!("rise:{}", n.get()));
         }
-        if self.check.fall != d.fall {
-            params.push(format!("fall:{}", self.check.fall.get()));
+        if let Some(n) = self.check.fall {
+            params.push(format!("fall:{}", n.get()));
         }
         if !params.is_empty() {
             write!(f, "{{{}}}", params.join(","))?;
@@ -310,15 +336,18 @@ pub struct Span {
 }
 
 /// Splits a portmap value into entries: `,`, space, tab, CR and newline
-/// separate, except inside a `{...}` that is closed later on.
+/// separate, except inside `{...}`. A `{` that is never closed (Moirai
+/// accepts that) runs to the start of the next entry, `TYPE://`, or to the
+/// end, so it never swallows the entries after it.
 pub fn split_entries(text: &str) -> Vec<Span> {
     let bytes = text.as_bytes();
+    let is_sep = |b: u8| matches!(b, b',' | b' ' | b'\n' | b'\r' | b'\t');
     let mut spans = Vec::new();
     let mut start: Option<usize> = None;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if matches!(b, b',' | b' ' | b'\n' | b'\r' | b'\t') {
+        if is_sep(b) {
             if let Some(s) = start.take() {
                 spans.push(Span {
                     index: spans.len(),
@@ -329,10 +358,18 @@ pub fn split_entries(text: &str) -> Vec<Span> {
         } else {
             start.get_or_insert(i);
             if b == b'{' {
-                // Separators inside braces belong to the parameters, but an
-                // unclosed brace must not swallow every later entry.
-                if let Some(close) = bytes[i..].iter().position(|&c| c == b'}') {
-                    i += close;
+                let next_entry = next_entry_start(bytes, i + 1);
+                let close = bytes[i..].iter().position(|&c| c == b'}').map(|c| i + c);
+                match close {
+                    Some(c) if c < next_entry => i = c,
+                    // Unclosed: up to the separators before the next entry.
+                    _ => {
+                        let mut end = next_entry;
+                        while end > i + 1 && is_sep(bytes[end - 1]) {
+                            end -= 1;
+                        }
+                        i = end - 1;
+                    }
                 }
             }
         }
@@ -348,23 +385,51 @@ pub fn split_entries(text: &str) -> Vec<Span> {
     spans
 }
 
+/// Where the next `TYPE://` after a separator begins, at or after `from`;
+/// the length of `bytes` when there is none.
+fn next_entry_start(bytes: &[u8], from: usize) -> usize {
+    let is_sep = |b: u8| matches!(b, b',' | b' ' | b'\n' | b'\r' | b'\t');
+    let mut i = from;
+    while i < bytes.len() {
+        if is_sep(bytes[i]) {
+            let word = i + 1;
+            let mut j = word;
+            while j < bytes.len()
+                && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'+' | b'-'))
+            {
+                j += 1;
+            }
+            if j > word && bytes[j..].starts_with(b"://") {
+                return word;
+            }
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
 /// Parses a whole portmap value. Valid entries come back in order, each with
-/// its span; every invalid one becomes an error. Duplicate ports are not
-/// checked here.
+/// its span; every invalid one becomes an error, and what was accepted with
+/// a warning adds a warning (see [`Reason::is_warning`]). Duplicate ports
+/// are not checked here.
 pub fn parse(text: &str) -> (Vec<(Span, Service)>, Vec<ConfigError>) {
     let mut services = Vec::new();
     let mut errors = Vec::new();
     for span in split_entries(text) {
         let entry = &text[span.start..span.end];
-        match parse_entry(entry) {
-            Ok(s) => services.push((span, s)),
-            Err((rel, reason)) => errors.push(ConfigError {
-                key: PORTMAP.to_owned(),
-                entry: Some(span.index),
-                offset: span.start + rel,
-                text: entry.to_owned(),
-                reason,
-            }),
+        let problem = |(rel, reason): EntryError| ConfigError {
+            key: PORTMAP.to_owned(),
+            entry: Some(span.index),
+            offset: span.start + rel,
+            text: entry.to_owned(),
+            reason,
+        };
+        match parse_entry_with_warnings(entry) {
+            Ok((s, warnings)) => {
+                errors.extend(warnings.into_iter().map(problem));
+                services.push((span, s));
+            }
+            Err(e) => errors.push(problem(e)),
         }
     }
     (services, errors)
@@ -373,8 +438,16 @@ pub fn parse(text: &str) -> (Vec<(Span, Service)>, Vec<ConfigError>) {
 /// An error inside one entry: the offset relative to the entry, and why.
 type EntryError = (usize, Reason);
 
-/// Parses one entry (no separators in it, except inside braces).
+/// Parses one entry (no separators in it, except inside braces), dropping
+/// warnings.
 pub fn parse_entry(entry: &str) -> Result<Service, EntryError> {
+    parse_entry_with_warnings(entry).map(|(s, _)| s)
+}
+
+/// Parses one entry; what was accepted the way Moirai accepts it comes
+/// back as warnings beside the service.
+pub fn parse_entry_with_warnings(entry: &str) -> Result<(Service, Vec<EntryError>), EntryError> {
+    let mut warnings = Vec::new();
     let Some(sep) = entry.find("://") else {
         return Err((0, Reason::MissingScheme));
     };
@@ -405,10 +478,19 @@ pub fn parse_entry(entry: &str) -> Result<Service, EntryError> {
     let (target_end, params) = match entry[pos..].find('{') {
         Some(open) => {
             let open = pos + open;
-            if !entry.ends_with('}') || entry[open + 1..entry.len() - 1].contains(['{', '}']) {
+            let inner = &entry[open + 1..];
+            let inner = match inner.strip_suffix('}') {
+                Some(inner) => inner,
+                None if !inner.contains('}') => {
+                    warnings.push((entry.len(), Reason::MissingClosingBrace));
+                    inner
+                }
+                None => return Err((open, Reason::UnbalancedBraces)),
+            };
+            if inner.contains(['{', '}']) {
                 return Err((open, Reason::UnbalancedBraces));
             }
-            (open, Some((open + 1, &entry[open + 1..entry.len() - 1])))
+            (open, Some((open + 1, inner)))
         }
         None => {
             if let Some(close) = entry[pos..].find('}') {
@@ -420,15 +502,23 @@ pub fn parse_entry(entry: &str) -> Result<Service, EntryError> {
 
     let backend = parse_backend(&entry[pos..target_end]).map_err(|(rel, r)| (pos + rel, r))?;
     let check = match params {
-        Some((off, p)) => parse_params(p).map_err(|(rel, r)| (off + rel, r))?,
+        Some((off, p)) => {
+            let (check, w) = parse_params(p).map_err(|(rel, r)| (off + rel, r))?;
+            warnings.extend(w.into_iter().map(|(rel, r)| (off + rel, r)));
+            check
+        }
         None => HealthCheck::default(),
     };
-    Ok(Service {
-        kind,
-        listen,
-        backend,
-        check,
-    })
+    warnings.sort_by_key(|w| w.0);
+    Ok((
+        Service {
+            kind,
+            listen,
+            backend,
+            check,
+        },
+        warnings,
+    ))
 }
 
 /// `1..=65535`, decimal digits only.
@@ -512,11 +602,12 @@ fn parse_backend(s: &str) -> Result<BackendTarget, EntryError> {
     })
 }
 
-/// `check:/p,port:N,rise:N,fall:N` in any order, each at most once.
-fn parse_params(s: &str) -> Result<HealthCheck, EntryError> {
+/// `check:/p,port:N,rise:N,fall:N` in any order. As in Moirai, a
+/// parameter given twice takes its last value (with a warning).
+fn parse_params(s: &str) -> Result<(HealthCheck, Vec<EntryError>), EntryError> {
     let mut hc = HealthCheck::default();
-    let (mut seen_check, mut seen_port, mut seen_rise, mut seen_fall) =
-        (false, false, false, false);
+    let mut warnings = Vec::new();
+    let mut seen: Vec<&'static str> = Vec::new();
     let mut off = 0;
     for param in s.split(',') {
         let here = off;
@@ -535,49 +626,55 @@ fn parse_params(s: &str) -> Result<HealthCheck, EntryError> {
         if value.is_empty() {
             return Err((at, Reason::ParameterWithoutValue(name.to_owned())));
         }
-        let once = |seen: &mut bool, n: &'static str| {
-            if std::mem::replace(seen, true) {
-                Err((at, Reason::DuplicateParameter(n)))
-            } else {
-                Ok(())
-            }
+        let lower = name.trim().to_ascii_lowercase();
+        let known: &'static str = match lower.as_str() {
+            "check" => "check",
+            "port" => "port",
+            "rise" => "rise",
+            "fall" => "fall",
+            other => return Err((at, Reason::UnknownParameter(other.to_owned()))),
         };
-        match name.trim().to_ascii_lowercase().as_str() {
+        if seen.contains(&known) {
+            warnings.push((at, Reason::DuplicateParameter(known)));
+        }
+        seen.push(known);
+        match known {
             "check" => {
-                once(&mut seen_check, "check")?;
-                hc.path = Some(
-                    CheckPath::parse(value)
-                        .ok_or_else(|| (value_at, Reason::InvalidCheckPath(value.to_owned())))?,
-                );
+                let path = CheckPath::parse(value)
+                    .ok_or_else(|| (value_at, Reason::InvalidCheckPath(value.to_owned())))?;
+                if !value.starts_with('/') {
+                    warnings.push((value_at, Reason::CheckPathWithoutSlash(value.to_owned())));
+                }
+                hc.path = Some(path);
             }
             "port" => {
-                once(&mut seen_port, "port")?;
                 hc.port =
                     Some(parse_port(value).ok_or_else(|| {
                         (value_at, Reason::InvalidPort("check", value.to_owned()))
                     })?);
             }
-            "rise" => {
-                once(&mut seen_rise, "rise")?;
-                hc.rise = parse_count(value)
-                    .ok_or_else(|| (value_at, Reason::InvalidCount("rise", value.to_owned())))?;
+            what => {
+                let n = parse_count(value)
+                    .ok_or_else(|| (value_at, Reason::InvalidCount(what, value.to_owned())))?;
+                if n.get() > Count::USUAL_MAX {
+                    warnings.push((value_at, Reason::LargeCount(what, n.get())));
+                }
+                if what == "rise" {
+                    hc.rise = Some(n);
+                } else {
+                    hc.fall = Some(n);
+                }
             }
-            "fall" => {
-                once(&mut seen_fall, "fall")?;
-                hc.fall = parse_count(value)
-                    .ok_or_else(|| (value_at, Reason::InvalidCount("fall", value.to_owned())))?;
-            }
-            other => return Err((at, Reason::UnknownParameter(other.to_owned()))),
         }
     }
-    Ok(hc)
+    Ok((hc, warnings))
 }
 
 fn parse_count(s: &str) -> Option<Count> {
-    if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse::<u8>().ok().and_then(Count::new)
+    s.parse::<u16>().ok().and_then(Count::new)
 }
 
 #[cfg(test)]
@@ -626,9 +723,9 @@ mod tests {
         let s = ok("http://80:w.example:8080{fall:3,check:/healthz,rise:5,port:9000}");
         assert_eq!(s.check.path.as_ref().unwrap().as_str(), "/healthz");
         assert_eq!(s.check.port.unwrap().get(), 9000);
-        assert_eq!((s.check.rise.get(), s.check.fall.get()), (5, 3));
+        assert_eq!((s.check.rise(), s.check.fall()), (5, 3));
         let s = ok("http://80:w.example:8080{check:/x}");
-        assert_eq!((s.check.rise.get(), s.check.fall.get()), (2, 1));
+        assert_eq!((s.check.rise(), s.check.fall()), (2, 1));
         let s = ok("http://80:w.example:8080{CHECK:/x?a=b:c}");
         assert_eq!(s.check.path.unwrap().as_str(), "/x?a=b:c");
     }
@@ -702,9 +799,6 @@ mod tests {
             ("http://80:10.0.0.1", 10, |r| {
                 matches!(r, Reason::IpBackendNeedsPort)
             }),
-            ("http://80:a.b:1{check:/x", 15, |r| {
-                matches!(r, Reason::UnbalancedBraces)
-            }),
             ("http://80:a.b:1}", 15, |r| {
                 matches!(r, Reason::UnbalancedBraces)
             }),
@@ -720,20 +814,20 @@ mod tests {
             ("http://80:a.b:1{rise:}", 16, |r| {
                 matches!(r, Reason::ParameterWithoutValue(_))
             }),
-            ("http://80:a.b:1{check:healthz}", 22, |r| {
-                matches!(r, Reason::InvalidCheckPath(_))
-            }),
             ("http://80:a.b:1{port:99999}", 21, |r| {
                 matches!(r, Reason::InvalidPort("check", _))
             }),
             ("http://80:a.b:1{rise:0}", 21, |r| {
                 matches!(r, Reason::InvalidCount("rise", _))
             }),
-            ("http://80:a.b:1{fall:101}", 21, |r| {
+            ("http://80:a.b:1{fall:65536}", 21, |r| {
                 matches!(r, Reason::InvalidCount("fall", _))
             }),
-            ("http://80:a.b:1{rise:2,rise:3}", 23, |r| {
-                matches!(r, Reason::DuplicateParameter("rise"))
+            ("http://80:a.b:1{check:/a{b}", 15, |r| {
+                matches!(r, Reason::UnbalancedBraces)
+            }),
+            ("http://80:a.b:1{check:/a b}", 22, |r| {
+                matches!(r, Reason::InvalidCheckPath(_))
             }),
         ];
         for (text, offset, reason) in cases {
@@ -756,11 +850,57 @@ mod tests {
     }
 
     #[test]
-    fn unclosed_brace_does_not_swallow_later_entries() {
-        let (services, errors) = parse("http://80:a.b:1{check:/x http://81:c.d:2");
-        assert_eq!(errors.len(), 1);
-        assert_eq!(services.len(), 1);
-        assert_eq!(services[0].1.listen.get(), 81);
+    fn unclosed_brace_is_accepted_and_does_not_swallow_later_entries() {
+        let text = "http://80:a.b:1{check:/x,rise:3 http://81:c.d:2{fall:2}, tcp://82:e.f:3{rise:4";
+        let (services, errors) = parse(text);
+        assert_eq!(services.len(), 3, "{errors:?}");
+        assert_eq!(services[0].1.check.rise(), 3);
+        assert_eq!(services[1].1.listen.get(), 81);
+        assert_eq!(services[1].1.check.fall(), 2);
+        assert_eq!(services[2].1.check.rise(), 4);
+        let reasons: Vec<_> = errors.iter().map(|e| (e.entry, e.reason.clone())).collect();
+        assert_eq!(
+            reasons,
+            [
+                (Some(0), Reason::MissingClosingBrace),
+                (Some(2), Reason::MissingClosingBrace)
+            ]
+        );
+        assert!(errors.iter().all(ConfigError::is_warning));
+    }
+
+    /// Every row of Moirai's accepted inputs that moirai once refused:
+    /// accepted, running, and a warning that says what was done.
+    #[test]
+    fn what_moirai_accepts_runs_with_a_warning() {
+        let warned = |text: &str| {
+            let (s, w) =
+                parse_entry_with_warnings(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            assert!(w.iter().all(|(_, r)| r.is_warning()), "{text}: {w:?}");
+            (s, w.into_iter().map(|(_, r)| r).collect::<Vec<_>>())
+        };
+        let (s, w) = warned("http://80:a.b:1{rise:300,fall:65535}");
+        assert_eq!((s.check.rise(), s.check.fall()), (300, 65535));
+        assert_eq!(
+            w,
+            [
+                Reason::LargeCount("rise", 300),
+                Reason::LargeCount("fall", 65535)
+            ]
+        );
+        let (s, w) = warned("http://80:a.b:1{rise:2,check:/a,rise:5}");
+        assert_eq!(s.check.rise(), 5);
+        assert_eq!(w, [Reason::DuplicateParameter("rise")]);
+        let (s, w) = warned("http://80:a.b:1{check:healthz}");
+        assert_eq!(s.check.path.as_ref().unwrap().as_str(), "/healthz");
+        assert_eq!(s.check.path.as_ref().unwrap().written(), "healthz");
+        assert_eq!(w, [Reason::CheckPathWithoutSlash("healthz".into())]);
+        let (s, w) = warned("http://80:a.b:1{check:/h");
+        assert_eq!(s.check.path.unwrap().as_str(), "/h");
+        assert_eq!(w, [Reason::MissingClosingBrace]);
+        let (s, w) = warned("http://80:a.b:1{}");
+        assert_eq!(s.check, HealthCheck::default());
+        assert!(w.is_empty());
     }
 
     #[test]
@@ -768,6 +908,7 @@ mod tests {
         for text in [
             "http://80:web.example:8080",
             "https+insecure://443:web.example{check:/h,port:9,rise:3,fall:2}",
+            "http://80:web.example:1{check:h,rise:2}",
             "tcp-proxy-v2://1:[::1]:65535",
         ] {
             assert_eq!(ok(text).to_string(), text);

@@ -62,9 +62,9 @@ pub struct CheckSpec {
         rustls::pki_types::ServerName<'static>,
     )>,
     /// Successes that make a down backend usable.
-    pub rise: u8,
+    pub rise: u16,
     /// Failures that make a usable backend unusable.
-    pub fall: u8,
+    pub fall: u16,
 }
 
 /// Why a check failed.
@@ -100,7 +100,7 @@ pub struct Health {
     /// Whether it may take new connections.
     pub up: bool,
     /// Consecutive results pointing the other way.
-    pub streak: u8,
+    pub streak: u16,
     /// The latest failure, kept until a success.
     pub last_failure: Option<Failure>,
     /// How long the latest successful check took.

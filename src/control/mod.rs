@@ -28,10 +28,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::config::{Config, ConfigError, Metadata};
+use crate::config::{Config, Diagnostics, Metadata};
 use crate::engine::worker::{self, FromWorker, ListenConfig, ToWorker, WorkerHandle};
 use crate::metadata::{reader, Source};
-use crate::proto::cookie::CookieKey;
 use crate::snapshot::Snapshot;
 use crate::sys::net::{ListenMode, SharedListeners};
 use crate::sys::poll::{Events, Poll, Token};
@@ -136,7 +135,7 @@ struct Control {
     reports: Receiver<FromWorker>,
     metadata: Option<Metadata>,
     config: Option<Config>,
-    errors: Vec<ConfigError>,
+    errors: Diagnostics,
     snapshot: Arc<Snapshot>,
     pending: HashMap<u64, Pending>,
     last_source_error: Option<String>,
@@ -204,7 +203,6 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             .map_err(|e| RunError::Setup("the control waker", e))?,
     );
     let report_tx = worker::Reporter::new(report_tx, Some(Arc::clone(&waker)));
-    let cookie_key = load_cookie_key(&opts.state_dir)?;
     let syslog_counts = Arc::new(crate::metrics::stats::SyslogCounters::new(workers_n));
     let listen = ListenConfig {
         mode: opts.listen_mode,
@@ -253,12 +251,12 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     let mut ctl = Control {
         source,
         hosts: hosts::Hosts::load(opts.hosts_file),
-        builder: publish::Builder::new(cookie_key, workers_n),
+        builder: publish::Builder::new(workers_n),
         workers,
         reports,
         metadata: None,
         config: None,
-        errors: Vec::new(),
+        errors: Diagnostics::default(),
         snapshot: Arc::new(Snapshot::default()),
         pending: HashMap::new(),
         last_source_error: None,
@@ -382,25 +380,6 @@ pub fn sessions_per_worker(nofile: u64, workers: usize) -> usize {
     ((spare / 2) as usize / workers.max(1)).max(1)
 }
 
-/// The sticky-cookie key, kept in the state directory so cookies stay
-/// valid across restarts; made from `/dev/urandom` the first time.
-fn load_cookie_key(dir: &std::path::Path) -> Result<CookieKey, RunError> {
-    let path = dir.join("cookie.key");
-    let err = |e| RunError::StateDir(path.clone(), e);
-    if let Ok(bytes) = crate::state::read_private(&path) {
-        if let Ok(k) = <[u8; 16]>::try_from(bytes.as_slice()) {
-            return Ok(CookieKey(k));
-        }
-        log::warn!("{} is not a 16-byte key; making a new one", path.display());
-    }
-    let mut k = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut k))
-        .map_err(err)?;
-    crate::state::write_private(&path, &k).map_err(err)?;
-    Ok(CookieKey(k))
-}
-
 impl Control {
     /// Acts on what the metadata reader reports.
     fn metadata_updates(&mut self) {
@@ -452,10 +431,13 @@ impl Control {
         let seen = Instant::now();
         let (config, errors) = Config::from_metadata(&md);
         if errors != self.errors {
-            for e in &errors {
+            for e in &errors.errors {
                 log::error!("config: {e}");
             }
-            if errors.is_empty() && !self.errors.is_empty() {
+            for w in &errors.warnings {
+                log::warn!("config: {w}");
+            }
+            if errors.errors.is_empty() && !self.errors.errors.is_empty() {
                 log::info!("config: every key is valid again");
             }
             self.errors = errors;
@@ -534,7 +516,9 @@ impl Control {
             "enabled": self.config.as_ref().is_some_and(Config::enabled),
             "services": services,
             "dns": dns,
-            "config_errors": self.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            // The same objects as `moirai check --json`.
+            "config_errors": &self.errors.errors,
+            "config_warnings": &self.errors.warnings,
         })
     }
 
@@ -567,7 +551,7 @@ impl Control {
             })
             .collect();
         let mut config_errors: Vec<(&str, usize)> = Vec::new();
-        for e in &self.errors {
+        for e in &self.errors.errors {
             match config_errors.iter_mut().find(|(k, _)| *k == e.key) {
                 Some((_, n)) => *n += 1,
                 None => config_errors.push((&e.key, 1)),

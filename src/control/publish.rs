@@ -25,7 +25,7 @@ use super::health::{CheckSpec, Checks, Key};
 use super::hosts::Hosts;
 use crate::config::{BackendTarget, Config, ServiceKind};
 use crate::metrics::stats::Sharded;
-use crate::proto::cookie::{self, CookieKey};
+use crate::proto::cookie;
 use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, ServiceTls, Snapshot};
 
 /// What a snapshot is built from, besides the configuration.
@@ -54,7 +54,6 @@ pub struct Builder {
     backends: HashMap<Key, Arc<Backend>>,
     /// How each of them is to be health-checked.
     checks: Vec<(Key, CheckSpec)>,
-    cookie_key: CookieKey,
     /// Counters by service port and by backend, kept while they exist so
     /// a reconfiguration or a weight change does not reset them.
     service_stats: HashMap<u16, Arc<Sharded>>,
@@ -73,14 +72,13 @@ pub struct Builder {
 pub const RETIRE_LIMIT: Duration = Duration::from_secs(10);
 
 impl Builder {
-    /// A builder whose backends carry sticky cookies keyed by
-    /// `cookie_key`, and counters sharded for `workers` workers.
-    pub fn new(cookie_key: CookieKey, workers: usize) -> Builder {
+    /// A builder whose backends carry counters sharded for `workers`
+    /// workers.
+    pub fn new(workers: usize) -> Builder {
         Builder {
             generation: 0,
             backends: HashMap::new(),
             checks: Vec::new(),
-            cookie_key,
             service_stats: HashMap::new(),
             backend_stats: HashMap::new(),
             workers,
@@ -277,16 +275,18 @@ impl Builder {
                 BackendTarget::Ip(a) => a.to_string(),
                 BackendTarget::Dns { name, .. } | BackendTarget::Srv { name } => name.to_string(),
             };
+            // Sticky cookies are hashed here, once per build, not per
+            // request: the same values on every balancer with this entry.
+            let keys = cookie::Keys::of(spec);
             let mut backends: Vec<Arc<Backend>> = addrs
                 .into_iter()
                 .map(|(a, w)| {
+                    let issued = cookie::value(&keys.issued, a);
                     let b = match self.backends.get(&(port, a)) {
-                        Some(b) if b.weight() == w.max(1) => Arc::clone(b),
-                        // The sticky cookie is hashed here, once, not per
-                        // request.
+                        Some(b) if b.weight() == w.max(1) && *b.cookie() == issued => Arc::clone(b),
                         _ => Arc::new(
                             Backend::with_weight(a, w)
-                                .with_cookie(cookie::value(&self.cookie_key, a))
+                                .with_cookie(issued, cookie::value(&keys.moirai, a))
                                 .with_stats(Arc::clone(
                                     self.backend_stats
                                         .entry((port, a))
@@ -309,8 +309,8 @@ impl Builder {
                                 .as_ref()
                                 .map(|p| (p.as_str().to_owned(), host.clone())),
                             tls: service_tls.as_ref().and_then(|t| t.client.clone()),
-                            rise: spec.check.rise.get(),
-                            fall: spec.check.fall.get(),
+                            rise: spec.check.rise(),
+                            fall: spec.check.fall(),
                         },
                     ));
                     b
@@ -446,7 +446,7 @@ mod tests {
         let md: Metadata = [
             (keys::LOADBALANCER.to_owned(), "true".to_owned()),
             (keys::PORTMAP.to_owned(), portmap.to_owned()),
-            (keys::MAX_RS.to_owned(), "2".to_owned()),
+            (keys::MAX_RS.to_owned(), "32".to_owned()),
         ]
         .into_iter()
         .collect();
@@ -470,7 +470,7 @@ mod tests {
     #[test]
     fn a_full_swap_keeps_the_old_backends_until_a_new_one_is_up() {
         let hosts = Hosts::load(std::path::Path::new("/nonexistent"));
-        let mut b = Builder::new(CookieKey([1; 16]), 1);
+        let mut b = Builder::new(1);
         let mut health = Checks::new(100);
         let t0 = Instant::now();
         let _ = b.build(&config("tcp://80:10.0.0.1:1"), &inputs(&hosts, &health, t0));
@@ -517,23 +517,23 @@ mod tests {
     #[test]
     fn backends_survive_generations_and_names_resolve_from_hosts() {
         let dir = std::env::temp_dir().join(format!("moirai-hosts-{}", std::process::id()));
-        std::fs::write(
-            &dir,
-            "127.0.0.4 web.test\n127.0.0.3 web.test\n127.0.0.2 web.test\n",
-        )
-        .unwrap();
+        // 34 addresses, written highest first.
+        let lines: String = (2..=35)
+            .rev()
+            .map(|i| format!("127.0.0.{i} web.test\n"))
+            .collect();
+        std::fs::write(&dir, lines).unwrap();
         let hosts = Hosts::load(&dir);
-        let key = CookieKey([7; 16]);
-        let mut b = Builder::new(key, 2);
+        let mut b = Builder::new(2);
         let portmap =
             "tcp://80:web.test:8080{port:9000,rise:3},tcp://81:10.0.0.1:1,tcp://82:srv.test";
         let mut health = Checks::new(100);
         let s0 = b.build(&config(portmap), &inputs(&hosts, &health, Instant::now()));
         // Nothing has passed a check yet: resolved, checked, not used.
-        assert_eq!(s0.services[0].no_backends, Some(NoBackends::AllDown(2)));
+        assert_eq!(s0.services[0].no_backends, Some(NoBackends::AllDown(32)));
         assert!(s0.services[0].backends.is_empty());
         let specs = b.check_specs();
-        assert_eq!(specs.len(), 3, "{specs:?}");
+        assert_eq!(specs.len(), 33, "{specs:?}");
         let (key, spec) = &specs[0];
         assert_eq!(key.1.to_string(), "127.0.0.2:8080");
         assert_eq!(spec.target.to_string(), "127.0.0.2:9000", "port: overrides");
@@ -544,9 +544,10 @@ mod tests {
 
         let s1 = b.build(&config(portmap), &inputs(&hosts, &health, Instant::now()));
         let web = &s1.services[0];
-        // max_rs 2: the two lowest addresses, every time.
+        // max_rs 32: the 32 lowest addresses, every time.
         let addrs: Vec<_> = web.backends.iter().map(|b| b.addr().to_string()).collect();
-        assert_eq!(addrs, ["127.0.0.2:8080", "127.0.0.3:8080"]);
+        let lowest: Vec<_> = (2..=33).map(|i| format!("127.0.0.{i}:8080")).collect();
+        assert_eq!(addrs, lowest);
         assert!(matches!(
             s1.services[2].no_backends,
             Some(NoBackends::Unresolved(_))

@@ -571,7 +571,7 @@ impl HttpSession {
         let sticky = self.sticky.and_then(|v| {
             backends
                 .iter()
-                .find(|b| Some(b.addr()) != avoid && *b.cookie() == v)
+                .find(|b| Some(b.addr()) != avoid && b.named_by(&v))
         });
         // Among the least loaded, prefer the backend this client's previous
         // request used: its connection is still open here.

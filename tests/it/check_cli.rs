@@ -197,3 +197,82 @@ fn version_and_help() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("moirai "));
 }
+
+/// Every row of the compatibility table (issue: metadata real Moirai runs
+/// must run): accepted, running, listed under "warnings", exit 0.
+#[test]
+fn what_moirai_accepts_is_a_warning_and_exits_0() {
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "http://80:a.example:8080{rise:300,fall:2,fall:3} http://81:b.example:8080{check:healthz} http://82:c.example:8080{} http://83:d.example:8080{check:/x,rise:4",
+        "cloud.tritoncompute:max_rs": "10",
+        "cloud.tritoncompute:syslog": "logs.example.net",
+    })
+    .to_string();
+    let out = check(&md, &["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["errors"], serde_json::json!([]));
+    let s = &v["services"];
+    assert_eq!(s.as_array().unwrap().len(), 4);
+    assert_eq!(s[0]["check"]["rise"], 300);
+    assert_eq!(s[0]["check"]["fall"], 3, "the last value wins");
+    assert_eq!(s[1]["check"]["path"], "/healthz");
+    assert_eq!(s[2]["check"]["path"], serde_json::Value::Null);
+    assert_eq!(s[3]["check"]["path"], "/x");
+    assert_eq!(s[3]["check"]["rise"], 4);
+    assert_eq!(v["max_rs"], 32);
+    assert_eq!(v["syslog"], "logs.example.net:514");
+    let reasons: Vec<String> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["reason"].as_str().unwrap().to_owned())
+        .collect();
+    let expect = [
+        "rise 300 is above 100",
+        "\"fall\" is given twice; the last value is used",
+        "does not start with '/'; using \"/healthz\"",
+        "no closing '}'",
+        "10 is outside 32 to 1024; using 32",
+    ];
+    assert_eq!(reasons.len(), expect.len(), "{reasons:?}");
+    for (r, e) in reasons.iter().zip(expect) {
+        assert!(r.contains(e), "{r:?} should say {e:?}");
+    }
+    // The text form prints them as warnings, still exit 0.
+    let out = check(&md, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("warning: ")).count(),
+        5,
+        "{text}"
+    );
+    assert!(!text.contains("error:"), "{text}");
+}
+
+#[test]
+fn metrics_port_on_a_service_port_exits_1() {
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "http://8405:a.example:8080",
+        "cloud.tritoncompute:metrics_acl": "10.0.0.0/8",
+    })
+    .to_string();
+    let out = check(&md, &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(v["metrics"], serde_json::Value::Null);
+    assert_eq!(v["errors"][0]["key"], "cloud.tritoncompute:metrics_port");
+    assert!(v["errors"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("listen port of portmap entry 0"));
+}

@@ -11,8 +11,8 @@ struct Expect {
     port: Option<u16>,
     check: Option<&'static str>,
     check_port: Option<u16>,
-    rise: u8,
-    fall: u8,
+    rise: u16,
+    fall: u16,
 }
 
 const fn svc(kind: ServiceKind, listen: u16, backend: &'static str, port: Option<u16>) -> Expect {
@@ -258,7 +258,7 @@ fn every_guide_example_parses_as_documented() {
             );
             assert_eq!(s.check.port.map(|p| p.get()), e.check_port, "{}", case.what);
             assert_eq!(
-                (s.check.rise.get(), s.check.fall.get()),
+                (s.check.rise(), s.check.fall()),
                 (e.rise, e.fall),
                 "{}",
                 case.what

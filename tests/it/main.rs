@@ -16,6 +16,7 @@ mod reconfig;
 mod routing;
 mod smf;
 mod smuggling;
+mod sticky;
 mod syslog;
 mod tcp;
 mod tls;
