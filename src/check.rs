@@ -40,6 +40,7 @@ fn service_json(s: &Service) -> Value {
         "backend": s.backend.host(),
         "port": s.backend.port(),
         "resolve": s.backend.resolve_mode(),
+        "verify_host": s.verify_host.as_ref().map(|n| n.as_str()),
         "check": {
             "path": s.check.path.as_ref().map(|p| p.as_str()),
             "port": s.check.port.map(|p| p.get()),
@@ -80,7 +81,17 @@ pub fn to_text(config: &Config, diag: &Diagnostics) -> String {
         if let Some(p) = c.port {
             let _ = write!(out, " port {p}");
         }
-        let _ = writeln!(out, " rise {} fall {}", c.rise(), c.fall());
+        let _ = write!(out, " rise {} fall {}", c.rise(), c.fall());
+        match (&s.verify_host, s.kind) {
+            (Some(n), _) => {
+                let _ = write!(out, "; backend certificates verified for {n}");
+            }
+            (None, crate::config::ServiceKind::Https) => {
+                out.push_str("; backend certificate chains verified, names not");
+            }
+            _ => {}
+        }
+        out.push('\n');
     }
     let t = config.timeouts();
     let _ = writeln!(
@@ -135,6 +146,20 @@ pub fn status_text(v: &Value) -> String {
         let backends = s["backends"].as_array().map_or(&[][..], Vec::as_slice);
         if let Some(why) = s["no_backends"].as_str() {
             let _ = writeln!(out, "  no backends: {why}");
+        }
+        if let Some(m) = s["tls_name_mismatch"].as_object() {
+            let names: Vec<&str> = m["certificate_names"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let _ = writeln!(
+                out,
+                "  tls: backend certificates are for {}, not {} (chain verified, name not; verify_host:NAME requires one)",
+                if names.is_empty() { "other names".to_owned() } else { names.join(", ") },
+                m["name"].as_str().unwrap_or("?")
+            );
         }
         for b in backends {
             let health = if b["up"].as_bool() == Some(true) {

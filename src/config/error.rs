@@ -90,6 +90,9 @@ pub enum Reason {
     /// `rise`/`fall` above 100: accepted, as Moirai accepts any 16-bit
     /// count, but worth a look (warning).
     LargeCount(&'static str, u16),
+    /// `verify_host:` on a service that does not verify backends (not
+    /// `https`): ignored (warning).
+    VerifyHostIgnored(&'static str),
     /// `metrics_port` is a service's listen port: the service keeps the
     /// port, metrics are not served.
     MetricsPortTaken(u16, usize),
@@ -141,6 +144,7 @@ impl Reason {
                 | Reason::CheckPathWithoutSlash(_)
                 | Reason::MissingClosingBrace
                 | Reason::LargeCount(..)
+                | Reason::VerifyHostIgnored(_)
                 | Reason::NotAnInteger { .. }
                 | Reason::OutOfRange { .. }
         )
@@ -174,7 +178,7 @@ impl fmt::Display for Reason {
             Reason::UnbalancedBraces => f.write_str("unbalanced { } around health-check parameters"),
             Reason::TrailingText(t) => write!(f, "unexpected text {t:?} after the backend"),
             Reason::UnknownParameter(p) => {
-                write!(f, "unknown parameter {p:?}; expected check, port, rise or fall")
+                write!(f, "unknown parameter {p:?}; expected check, port, rise, fall or verify_host")
             }
             Reason::ParameterWithoutValue(p) => write!(f, "parameter {p:?} needs a value after ':'"),
             Reason::DuplicateParameter(p) => {
@@ -197,6 +201,10 @@ impl fmt::Display for Reason {
                 f,
                 "{what} {n} is above 100: at one check every 2 s that is {} s; accepted",
                 u32::from(*n) * 2
+            ),
+            Reason::VerifyHostIgnored(kind) => write!(
+                f,
+                "verify_host applies to https services only; ignored on {kind}"
             ),
             Reason::MetricsPortTaken(port, entry) => write!(
                 f,

@@ -297,6 +297,10 @@ pub struct Service {
     pub backend: BackendTarget,
     /// Health-check parameters.
     pub check: HealthCheck,
+    /// `verify_host:NAME` (moirai's own parameter, `https` only): the name
+    /// backend certificates must carry, also sent as SNI. Without it the
+    /// chain is verified and the name is not, as in Moirai.
+    pub verify_host: Option<HostName>,
 }
 
 impl fmt::Display for Service {
@@ -316,6 +320,9 @@ impl fmt::Display for Service {
         }
         if let Some(n) = self.check.fall {
             params.push(format!("fall:{}", n.get()));
+        }
+        if let Some(n) = &self.verify_host {
+            params.push(format!("verify_host:{n}"));
         }
         if !params.is_empty() {
             write!(f, "{{{}}}", params.join(","))?;
@@ -501,14 +508,18 @@ pub fn parse_entry_with_warnings(entry: &str) -> Result<(Service, Vec<EntryError
     };
 
     let backend = parse_backend(&entry[pos..target_end]).map_err(|(rel, r)| (pos + rel, r))?;
-    let check = match params {
+    let (check, mut verify_host) = match params {
         Some((off, p)) => {
-            let (check, w) = parse_params(p).map_err(|(rel, r)| (off + rel, r))?;
+            let (check, verify_host, w) = parse_params(p).map_err(|(rel, r)| (off + rel, r))?;
             warnings.extend(w.into_iter().map(|(rel, r)| (off + rel, r)));
-            check
+            (check, verify_host.map(|(at, n)| (off + at, n)))
         }
-        None => HealthCheck::default(),
+        None => (HealthCheck::default(), None),
     };
+    if let Some((at, _)) = verify_host.as_ref().filter(|_| kind != ServiceKind::Https) {
+        warnings.push((*at, Reason::VerifyHostIgnored(kind.as_str())));
+        verify_host = None;
+    }
     warnings.sort_by_key(|w| w.0);
     Ok((
         Service {
@@ -516,6 +527,7 @@ pub fn parse_entry_with_warnings(entry: &str) -> Result<(Service, Vec<EntryError
             listen,
             backend,
             check,
+            verify_host: verify_host.map(|(_, n)| n),
         },
         warnings,
     ))
@@ -602,10 +614,14 @@ fn parse_backend(s: &str) -> Result<BackendTarget, EntryError> {
     })
 }
 
-/// `check:/p,port:N,rise:N,fall:N` in any order. As in Moirai, a
-/// parameter given twice takes its last value (with a warning).
-fn parse_params(s: &str) -> Result<(HealthCheck, Vec<EntryError>), EntryError> {
+/// What `verify_host:` gave, and where.
+type VerifyHost = Option<(usize, HostName)>;
+
+/// `check:/p,port:N,rise:N,fall:N,verify_host:NAME` in any order. As in
+/// Moirai, a parameter given twice takes its last value (with a warning).
+fn parse_params(s: &str) -> Result<(HealthCheck, VerifyHost, Vec<EntryError>), EntryError> {
     let mut hc = HealthCheck::default();
+    let mut verify_host = None;
     let mut warnings = Vec::new();
     let mut seen: Vec<&'static str> = Vec::new();
     let mut off = 0;
@@ -632,6 +648,7 @@ fn parse_params(s: &str) -> Result<(HealthCheck, Vec<EntryError>), EntryError> {
             "port" => "port",
             "rise" => "rise",
             "fall" => "fall",
+            "verify_host" => "verify_host",
             other => return Err((at, Reason::UnknownParameter(other.to_owned()))),
         };
         if seen.contains(&known) {
@@ -653,6 +670,11 @@ fn parse_params(s: &str) -> Result<(HealthCheck, Vec<EntryError>), EntryError> {
                         (value_at, Reason::InvalidPort("check", value.to_owned()))
                     })?);
             }
+            "verify_host" => {
+                let name = HostName::parse(value)
+                    .map_err(|why| (value_at, Reason::InvalidHostName(value.to_owned(), why)))?;
+                verify_host = Some((at, name));
+            }
             what => {
                 let n = parse_count(value)
                     .ok_or_else(|| (value_at, Reason::InvalidCount(what, value.to_owned())))?;
@@ -667,7 +689,7 @@ fn parse_params(s: &str) -> Result<(HealthCheck, Vec<EntryError>), EntryError> {
             }
         }
     }
-    Ok((hc, warnings))
+    Ok((hc, verify_host, warnings))
 }
 
 fn parse_count(s: &str) -> Option<Count> {
@@ -898,6 +920,12 @@ mod tests {
         let (s, w) = warned("http://80:a.b:1{check:/h");
         assert_eq!(s.check.path.unwrap().as_str(), "/h");
         assert_eq!(w, [Reason::MissingClosingBrace]);
+        let (s, w) = warned("http://80:a.b:1{verify_host:api.example.com}");
+        assert_eq!(s.verify_host, None);
+        assert_eq!(w, [Reason::VerifyHostIgnored("http")]);
+        let (s, w) = warned("https://443:a.b:1{verify_host:API.example.com}");
+        assert_eq!(s.verify_host.unwrap().as_str(), "api.example.com");
+        assert!(w.is_empty());
         let (s, w) = warned("http://80:a.b:1{}");
         assert_eq!(s.check, HealthCheck::default());
         assert!(w.is_empty());
@@ -909,6 +937,7 @@ mod tests {
             "http://80:web.example:8080",
             "https+insecure://443:web.example{check:/h,port:9,rise:3,fall:2}",
             "http://80:web.example:1{check:h,rise:2}",
+            "https://443:tlsbe.example:8443{check:/h,verify_host:api.example.com}",
             "tcp-proxy-v2://1:[::1]:65535",
         ] {
             assert_eq!(ok(text).to_string(), text);

@@ -167,6 +167,10 @@ struct Control {
     tls: Option<publish::TlsMaterial>,
     state_dir: PathBuf,
     ca_file: PathBuf,
+    /// `https` backend names their certificates did not carry, recorded
+    /// by handshakes; `logged_mismatches` of them have been logged.
+    name_mismatches: Arc<crate::tls::chain::NameMismatches>,
+    logged_mismatches: Vec<(String, Vec<String>)>,
     /// The ACME manager, once a configuration names a certificate.
     acme: Option<acme::Acme>,
     acme_opts: acme::AcmeOptions,
@@ -278,6 +282,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         tls: None,
         state_dir: opts.state_dir.clone(),
         ca_file: opts.ca_file.clone(),
+        name_mismatches: Arc::default(),
+        logged_mismatches: Vec::new(),
         acme: None,
         acme_opts: acme::AcmeOptions {
             directory: opts.acme_directory.clone(),
@@ -361,6 +367,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         );
         metrics.expire(poll.registry(), now);
         ctl.health_updates(Instant::now());
+        ctl.name_mismatch_updates();
         if ctl.hosts.refresh() {
             ctl.hosts_changed();
         }
@@ -381,6 +388,28 @@ pub fn sessions_per_worker(nofile: u64, workers: usize) -> usize {
 }
 
 impl Control {
+    /// Logs, once each, `https` backends whose certificate is for another
+    /// name.
+    fn name_mismatch_updates(&mut self) {
+        let all = self.name_mismatches.all();
+        if all == self.logged_mismatches {
+            return;
+        }
+        for (name, presented) in &all {
+            if !self
+                .logged_mismatches
+                .iter()
+                .any(|(n, p)| n == name && p == presented)
+            {
+                log::warn!(
+                    "tls: https backends reached as {name} present a certificate for {}; the chain is verified and the name is not (as Moirai does); add verify_host:NAME to the portmap entry to require one",
+                    if presented.is_empty() { "other names".to_owned() } else { presented.join(", ") }
+                );
+            }
+        }
+        self.logged_mismatches = all;
+    }
+
     /// Acts on what the metadata reader reports.
     fn metadata_updates(&mut self) {
         let outcomes: Vec<reader::Outcome> = self.source.outcomes.try_iter().collect();
@@ -493,6 +522,14 @@ impl Control {
                         "active": b.active(),
                     })).collect::<Vec<_>>(),
                     "no_backends": s.no_backends.as_ref().map(ToString::to_string),
+                    "tls_name_mismatch": (s.spec.kind == crate::config::ServiceKind::Https && s.spec.verify_host.is_none())
+                        .then(|| self.name_mismatches.get(&s.spec.backend.host()))
+                        .flatten()
+                        .map(|presented| json!({
+                            "name": s.spec.backend.host(),
+                            "certificate_names": presented,
+                        })),
+                    "verify_host": s.spec.verify_host.as_ref().map(ToString::to_string),
                 })
             })
             .collect();
@@ -822,22 +859,27 @@ impl Control {
                 return None;
             }
         };
-        let verified = match tls::config::load_roots(&self.ca_file)
-            .and_then(|roots| tls::config::verified_client(Arc::new(roots)))
-        {
-            Ok(c) => Some(c),
+        let roots = match tls::config::load_roots(&self.ca_file) {
+            Ok(r) => Arc::new(r),
             Err(e) => {
                 log::error!(
                     "tls: no trust store for https backends ({e}); they will all fail verification"
                 );
-                None
+                Arc::new(rustls::RootCertStore::empty())
             }
         };
+        let verified = tls::config::chain_verified_client(
+            Arc::clone(&roots),
+            Arc::clone(&self.name_mismatches),
+        )
+        .ok()?;
+        let strict = tls::config::verified_client(roots).ok()?;
         let insecure = tls::config::insecure_client().ok()?;
         Some(publish::TlsMaterial {
             store,
             server,
             verified,
+            strict,
             insecure,
         })
     }

@@ -122,8 +122,11 @@ pub struct TlsMaterial {
     pub store: Arc<crate::tls::certs::CertStore>,
     /// The server side of every TLS service.
     pub server: Arc<rustls::ServerConfig>,
-    /// The `https` backend side; none when the trust store is unusable.
-    pub verified: Option<Arc<rustls::ClientConfig>>,
+    /// The `https` backend side: the chain verified, not the name (an
+    /// unusable trust store gives one that trusts nothing).
+    pub verified: Arc<rustls::ClientConfig>,
+    /// The `https` backend side with `verify_host:NAME`: the name too.
+    pub strict: Arc<rustls::ClientConfig>,
     /// The `https+insecure` backend side.
     pub insecure: Arc<rustls::ClientConfig>,
 }
@@ -212,21 +215,21 @@ impl Builder {
                     client: None,
                 }),
                 (k, Some(m)) => {
-                    let config = if k == ServiceKind::Https {
-                        // No trust store: a config trusting nothing, so
-                        // every backend fails verification, visibly.
-                        m.verified.clone().unwrap_or_else(|| {
-                            crate::tls::config::verified_client(Arc::new(
-                                rustls::RootCertStore::empty(),
-                            ))
-                            .expect("the same config built with roots")
-                        })
-                    } else {
-                        Arc::clone(&m.insecure)
-                    };
+                    let client =
+                        match (k, &spec.verify_host) {
+                            (ServiceKind::Https, Some(name)) => {
+                                rustls::pki_types::ServerName::try_from(name.to_string())
+                                    .ok()
+                                    .map(|n| (Arc::clone(&m.strict), n))
+                            }
+                            (ServiceKind::Https, None) => backend_server_name(&spec.backend)
+                                .map(|n| (Arc::clone(&m.verified), n)),
+                            _ => backend_server_name(&spec.backend)
+                                .map(|n| (Arc::clone(&m.insecure), n)),
+                        };
                     Some(ServiceTls {
                         server: Arc::clone(&m.server),
-                        client: backend_server_name(&spec.backend).map(|n| (config, n)),
+                        client,
                     })
                 }
             };

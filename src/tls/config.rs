@@ -59,8 +59,26 @@ pub fn server(certs: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, T
     Ok(Arc::new(c))
 }
 
-/// The backend side of `https`: chains verified against `roots`, names
-/// against the portmap's backend name.
+/// The backend side of `https`, as Moirai has it: chains verified against
+/// `roots`, names not required to match (recorded in `mismatches`).
+pub fn chain_verified_client(
+    roots: Arc<RootCertStore>,
+    mismatches: Arc<super::chain::NameMismatches>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let p = provider();
+    let mut c = ClientConfig::builder_with_provider(Arc::clone(&p))
+        .with_protocol_versions(VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(super::chain::ChainOnly::new(
+            roots, p, mismatches,
+        )))
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(c))
+}
+
+/// The backend side of `https` with `verify_host:NAME`: chains verified
+/// against `roots` and the certificate must be for the name given.
 pub fn verified_client(roots: Arc<RootCertStore>) -> Result<Arc<ClientConfig>, TlsError> {
     let mut c = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)?

@@ -7,11 +7,14 @@
 //!   store) and `https+insecure`.
 //! - [`certs`]: certificates by SNI, swapped atomically for every worker
 //!   at once; PEM loading; the persisted self-signed P-256 certificate.
+//! - [`chain`]: the `https` verifier: chain and validity, not the name (as
+//!   Moirai's HAProxy), with names that did not match recorded.
 //! - [`danger`]: the `https+insecure` verifier, named for what it is.
 //!
 //! rustls has no renegotiation at all, which is the point.
 
 pub mod certs;
+pub mod chain;
 pub mod config;
 pub mod danger;
 pub mod validity;

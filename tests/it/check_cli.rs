@@ -65,7 +65,7 @@ fn json_has_the_documented_shape() {
     assert_eq!(
         v["services"][0],
         serde_json::json!({"type": "https-http", "listen": 443, "backend": "web.svc.acct.dc.cns.example.zone",
-            "port": 8080, "resolve": "a", "check": {"path": "/healthz", "port": 9000, "rise": 3, "fall": 2}})
+            "port": 8080, "resolve": "a", "verify_host": null, "check": {"path": "/healthz", "port": 9000, "rise": 3, "fall": 2}})
     );
     assert_eq!(v["services"][1]["resolve"], "ip");
     assert_eq!(v["services"][1]["backend"], "2001:db8::5");

@@ -57,6 +57,7 @@ fn service() -> impl Strategy<Value = Service> {
         listen,
         backend,
         check,
+        verify_host: None,
     })
 }
 

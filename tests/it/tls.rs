@@ -168,50 +168,59 @@ pub(crate) fn tls_backend(cert_pem: &str, key_pem: &str, body: &'static str) -> 
     port
 }
 
+/// Moirai's rule (`ssl verify required`, no `verifyhost`): the chain is
+/// verified, the name is not, in health checks too; `verify_host:NAME`
+/// adds the name; `https+insecure` verifies nothing.
 #[test]
-fn https_verifies_chain_and_name_and_https_insecure_does_not() {
-    let (ca, cert, key) = ca_and_cert("web.test");
+fn https_verifies_the_chain_not_the_name_unless_asked() {
+    // A CA-signed certificate for the backend's public name, reached by
+    // another name (a CNS name, as in Triton).
+    let (ca, cert, key) = ca_and_cert("api.example.com");
     let good = tls_backend(&cert, &key, "verified");
     // Signed by a CA moirai does not trust.
-    let (_other_ca, ocert, okey) = ca_and_cert("web.test");
+    let (_other_ca, ocert, okey) = ca_and_cert("api.example.com");
     let stranger = tls_backend(&ocert, &okey, "stranger");
     let dir = temp_dir("tls-ca");
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, &ca).unwrap();
 
-    let (p_ok, p_name, p_ca, p_ins_name, p_ins_ca) = (
+    let (p_cns, p_host_ok, p_host_bad, p_ca, p_ins_ca) = (
         free_port(),
         free_port(),
         free_port(),
         free_port(),
         free_port(),
     );
-    // Health checks speak TLS too, verified as the data plane would.
     let portmap = format!(
-        "https://{p_ok}:web.test:{good}{{check:/healthz}} \
-         https://{p_name}:wrong.test:{good}{{check:/healthz}} \
-         https://{p_ca}:web.test:{stranger}{{check:/healthz}} \
-         https+insecure://{p_ins_name}:wrong.test:{good}{{check:/healthz}} \
-         https+insecure://{p_ins_ca}:web.test:{stranger}{{check:/healthz}}"
+        "https://{p_cns}:tlsbe.test:{good}{{check:/healthz}} \
+         https://{p_host_ok}:tlsbe.test:{good}{{check:/healthz,verify_host:api.example.com}} \
+         https://{p_host_bad}:tlsbe.test:{good}{{check:/healthz,verify_host:other.example.com}} \
+         https://{p_ca}:api.example.com:{stranger}{{check:/healthz}} \
+         https+insecure://{p_ins_ca}:api.example.com:{stranger}{{check:/healthz}}"
     );
     let m = Moirai::start(
         &metadata(&portmap),
-        "127.0.0.1 web.test\n127.0.0.1 wrong.test\n",
+        "127.0.0.1 tlsbe.test\n127.0.0.1 api.example.com\n",
         &["--ca-file", ca_file.to_str().unwrap()],
     );
-    assert_eq!(curl(p_ok, &[]), (true, "verified".to_owned()));
+    // The name differs, the chain is good: served, as HAProxy does.
+    assert_eq!(curl(p_cns, &[]), (true, "verified".to_owned()));
+    assert_eq!(curl(p_host_ok, &[]), (true, "verified".to_owned()));
     // Verification failures are failed backends: 503, never a downgrade.
-    for p in [p_name, p_ca] {
+    for p in [p_host_bad, p_ca] {
         let (_, body) = curl(p, &["-o", "/dev/null", "-w", "%{http_code}"]);
         assert_eq!(body, "503", "port {p}");
     }
-    assert_eq!(curl(p_ins_name, &[]), (true, "verified".to_owned()));
     assert_eq!(curl(p_ins_ca, &[]), (true, "stranger".to_owned()));
+    m.wait_log(
+        "tls: https backends reached as tlsbe.test present a certificate for api.example.com",
+        Duration::from_secs(5),
+    );
     let log = m.log_text();
     assert!(
         log.contains(&format!(
-            "service :{p_name} backend 127.0.0.1:{good} stays down: TLS failed"
-        )) && log.contains("not valid for name \"wrong.test\""),
+            "service :{p_host_bad} backend 127.0.0.1:{good} stays down: TLS failed"
+        )) && log.contains("not valid for name \"other.example.com\""),
         "the wrong name is logged:\n{log}"
     );
     assert!(
@@ -220,6 +229,31 @@ fn https_verifies_chain_and_name_and_https_insecure_does_not() {
         )) && log.contains("invalid peer certificate"),
         "the unknown CA is logged:\n{log}"
     );
+    // moirai status says which service's backends present another name.
+    let status = m.status(false);
+    assert!(
+        status.contains("tls: backend certificates are for api.example.com, not tlsbe.test"),
+        "{status}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+    let cns = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["listen"] == p_cns)
+        .unwrap();
+    assert_eq!(
+        cns["tls_name_mismatch"]["certificate_names"],
+        serde_json::json!(["api.example.com"])
+    );
+    let strict = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["listen"] == p_host_ok)
+        .unwrap();
+    assert_eq!(strict["tls_name_mismatch"], serde_json::Value::Null);
+    assert_eq!(strict["verify_host"], "api.example.com");
 }
 
 #[test]
