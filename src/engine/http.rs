@@ -1002,6 +1002,15 @@ impl HttpSession {
                     record(&mut ctx.latency(self.port()).request, took);
                 }
                 self.resp_body = Body::new(head.framing);
+                if self.dechunks(&head) {
+                    // An HTTP/1.0 client never sees chunked framing: the
+                    // data alone, ended by the close.
+                    self.s
+                        .resp_drop
+                        .extend(head.transfer_encoding.iter().cloned());
+                    self.s.resp_drop.sort_by_key(|r| r.start);
+                    self.resp_body = Body::new(head.framing).dechunked();
+                }
                 self.resp = Some(head);
                 self.head_sent = 0;
                 Ok(Some(true))
@@ -1051,7 +1060,13 @@ impl HttpSession {
     fn client_keeps_alive(&self, head: &ResponseHead) -> bool {
         self.req.as_ref().is_some_and(|r| r.keep_alive)
             && head.framing != Framing::UntilClose
+            && !self.dechunks(head)
             && !self.client_eof
+    }
+
+    /// A chunked response to an HTTP/1.0 request is de-chunked.
+    fn dechunks(&self, head: &ResponseHead) -> bool {
+        head.framing == Framing::Chunked && self.req.as_ref().is_some_and(|r| !r.http11)
     }
 
     fn send_response_head(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Step> {
@@ -1134,13 +1149,10 @@ impl HttpSession {
         if let Some(sink) = ctx.syslog.as_deref_mut() {
             self.log_request(sink, Some(resp.code), Termination::NORMAL, ctx.now);
         }
-        let req = self.req.take().expect("finished with a request");
+        let keep = self.client_keeps_alive(&resp) && self.req_body.is_done();
+        let _req = self.req.take().expect("finished with a request");
         let leftover = self.bbuf.as_ref().is_some_and(|b| !b.is_empty());
         let reusable = resp.keep_alive && self.req_body.is_done() && !self.backend_eof && !leftover;
-        let keep = req.keep_alive
-            && resp.framing != Framing::UntilClose
-            && self.req_body.is_done()
-            && !self.client_eof;
         if let (Some(b), Some(lease)) = (self.backend.take(), self.lease.take()) {
             if reusable && keep {
                 // Kept on this session for the client's next request: no

@@ -587,3 +587,45 @@ fn a_backend_closing_after_its_response_keeps_the_client_connection() {
     }
     assert_eq!(b.accepted.load(Ordering::SeqCst), 3);
 }
+
+/// RFC 9112 §6.1: an HTTP/1.0 client never receives chunked framing. The
+/// body is de-chunked and ends with the close; HTTP/1.1 clients still get
+/// it chunked, on a kept connection.
+#[test]
+fn http_1_0_clients_never_see_chunked_framing() {
+    let b = HttpBackend::start("127.0.0.1:0", |_| {
+        Reply::Bytes(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Kept: yes\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n"
+                .to_vec(),
+        )
+    });
+    let (_m, port) = http_lb(b.port(), &[]);
+    for keep_alive in [false, true] {
+        let mut s = std::net::TcpStream::connect(local(port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let req = if keep_alive {
+            "GET / HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n"
+        } else {
+            "GET / HTTP/1.0\r\nHost: t\r\n\r\n"
+        };
+        std::io::Write::write_all(&mut s, req.as_bytes()).unwrap();
+        // The whole answer, up to the close moirai makes.
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut all).unwrap();
+        let text = String::from_utf8(all).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            !head.to_ascii_lowercase().contains("transfer-encoding"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nConnection: close"), "{head}");
+        assert!(head.contains("\r\nX-Kept: yes"), "{head}");
+        assert_eq!(body, "hello, world");
+    }
+    // HTTP/1.1: chunked as ever, the connection kept.
+    let mut c = Client::connect(local(port));
+    let r = c.exchange(&get("/")).unwrap();
+    assert_eq!(r.header("transfer-encoding").as_deref(), Some("chunked"));
+    assert_eq!(r.body, b"hello, world");
+    assert_eq!(c.exchange(&get("/")).unwrap().status, 200);
+}

@@ -305,6 +305,10 @@ pub struct Body {
     trailers: Vec<u8>,
     trailers_ready: usize,
     trailers_sent: usize,
+    /// De-chunked: the chunked input is parsed and checked as ever, but
+    /// only its data is written (for an HTTP/1.0 recipient, which must
+    /// never see chunked framing; the body then ends at the close).
+    strip: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,7 +336,16 @@ impl Body {
             trailers: Vec::new(),
             trailers_ready: 0,
             trailers_sent: 0,
+            strip: false,
         }
+    }
+
+    /// The same body written without chunked framing: data only, no size
+    /// lines, no trailers (RFC 9112 §7.1: a chunked message for an
+    /// HTTP/1.0 recipient is de-chunked and delimited by the close).
+    pub fn dechunked(mut self) -> Body {
+        self.strip = true;
+        self
     }
 
     /// The whole body has been parsed and everything for it written.
@@ -435,6 +448,9 @@ impl Body {
     }
 
     fn emit(&mut self, e: Emit) {
+        if self.strip {
+            return;
+        }
         match e {
             Emit::Nothing => {}
             Emit::Chunk(size) => {
@@ -651,7 +667,14 @@ mod tests {
         data: &[u8],
         step: usize,
     ) -> Result<(usize, Vec<u8>, bool), ChunkError> {
-        let mut body = Body::new(framing);
+        through_body(Body::new(framing), data, step)
+    }
+
+    fn through_body(
+        mut body: Body,
+        data: &[u8],
+        step: usize,
+    ) -> Result<(usize, Vec<u8>, bool), ChunkError> {
         let mut out = Vec::new();
         let mut at = 0;
         loop {
@@ -677,6 +700,21 @@ mod tests {
                 return Ok((at, out, body.is_done()));
             }
         }
+    }
+
+    #[test]
+    fn dechunked_bodies_carry_the_data_alone_and_are_still_checked() {
+        let stream = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-T: 1\r\n\r\n";
+        for step in [1, 3, 64] {
+            let body = Body::new(Framing::Chunked).dechunked();
+            let (n, out, done) = through_body(body, stream, step).unwrap();
+            assert_eq!(
+                (n, out.as_slice(), done),
+                (stream.len(), &b"hello, world"[..], true)
+            );
+        }
+        let body = Body::new(Framing::Chunked).dechunked();
+        assert!(through_body(body, b"5\nhello\r\n0\r\n\r\n", 64).is_err());
     }
 
     fn whole(framing: Framing, data: &[u8]) -> Result<(usize, bool), ChunkError> {

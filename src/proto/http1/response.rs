@@ -25,6 +25,9 @@ pub struct ResponseHead {
     /// lines are in `drop`, and the proxy writes one canonical line with
     /// this value.
     pub length_rewritten: Option<u64>,
+    /// The `Transfer-Encoding` lines, to drop when the body is de-chunked
+    /// for an HTTP/1.0 client.
+    pub transfer_encoding: Vec<Range<usize>>,
 }
 
 impl ResponseHead {
@@ -68,6 +71,7 @@ pub fn parse(
     let mut length_lines = 0;
     let mut length_list = false;
     let mut te_chunked = None;
+    let mut te_lines = Vec::new();
     let mut close = false;
     let mut keep_alive_token = false;
     let switch = code == 101;
@@ -85,6 +89,7 @@ pub fn parse(
             // Chunked must be the final coding for the length to be known.
             let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(&[]);
             te_chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            te_lines.push(line_range(buf, h));
         } else if h.name.eq_ignore_ascii_case("connection") {
             close |= token_list_has(h.value, b"close");
             keep_alive_token |= token_list_has(h.value, b"keep-alive");
@@ -137,6 +142,7 @@ pub fn parse(
         framing,
         keep_alive,
         length_rewritten,
+        transfer_encoding: te_lines,
     }))
 }
 
