@@ -207,6 +207,12 @@ pub fn status_text(v: &Value) -> String {
             d["lookup"].as_str().unwrap_or("?"),
             d["name"].as_str().unwrap_or("?")
         );
+        if let Some(e) = d["empty"].as_str() {
+            let _ = write!(out, "(none: {e})");
+        }
+        if let Some(age) = d["answer_age_s"].as_u64() {
+            let _ = write!(out, " [answered {age} s ago]");
+        }
         if let Some(e) = d["error"].as_str() {
             let _ = write!(out, " [last error: {e}]");
         }

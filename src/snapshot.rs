@@ -129,8 +129,8 @@ impl Drop for BackendLease {
 pub enum NoBackends {
     /// The name could not be resolved (yet).
     Unresolved(String),
-    /// The name resolved to nothing.
-    Empty,
+    /// The name resolved to nothing, and why (NXDOMAIN, NODATA, no SRV).
+    Empty(String),
     /// Every backend fails its health checks (or has not passed them yet).
     AllDown(usize),
 }
@@ -139,7 +139,8 @@ impl std::fmt::Display for NoBackends {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NoBackends::Unresolved(why) => write!(f, "unresolved: {why}"),
-            NoBackends::Empty => f.write_str("the name has no addresses"),
+            NoBackends::Empty(why) if why.is_empty() => f.write_str("the name has no addresses"),
+            NoBackends::Empty(why) => write!(f, "the name has no backends: {why}"),
             NoBackends::AllDown(n) => write!(f, "all {n} backends are down"),
         }
     }

@@ -158,6 +158,8 @@ struct Control {
     metadata_errors: u64,
     /// Lookups and failed lookups per DNS name.
     dns_counts: HashMap<dns::resolver::Target, (u64, u64)>,
+    /// When each name last answered.
+    dns_answered: HashMap<dns::resolver::Target, std::time::SystemTime>,
     /// Access lines the workers sent and dropped.
     syslog_counts: Arc<crate::metrics::stats::SyslogCounters>,
     /// This host, for syslog headers.
@@ -278,6 +280,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         applied_at: None,
         metadata_errors: 0,
         dns_counts: HashMap::new(),
+        dns_answered: HashMap::new(),
         syslog_counts,
         tls: None,
         state_dir: opts.state_dir.clone(),
@@ -542,6 +545,10 @@ impl Control {
                     "lookup": match t { dns::resolver::Target::Addr { .. } => "a", _ => "srv" },
                     "last_answer": self.discovered.good.get(t).map(|v| v.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>()),
                     "error": self.discovered.errors.get(t),
+                    "empty": self.discovered.empty.get(t),
+                    "answer_age_s": self.dns_answered.get(t)
+                        .and_then(|at| at.elapsed().ok())
+                        .map(|d| d.as_secs()),
                 })
             })
             .collect();
@@ -660,6 +667,9 @@ impl Control {
             self.watched = targets;
             self.discovered.good.retain(|t, _| self.watched.contains(t));
             self.discovered
+                .empty
+                .retain(|t, _| self.watched.contains(t));
+            self.discovered
                 .errors
                 .retain(|t, _| self.watched.contains(t));
             self.dns_counts.retain(|t, _| self.watched.contains(t));
@@ -681,6 +691,19 @@ impl Control {
             counts.1 += u64::from(u.result.is_err());
             match u.result {
                 Ok(r) => {
+                    self.dns_answered
+                        .insert(u.target.clone(), std::time::SystemTime::now());
+                    let why = r.empty.map(|e| e.to_string());
+                    if self.discovered.empty.get(&u.target) != why.as_ref() {
+                        if let Some(w) = &why {
+                            log::warn!("dns: {name}: {w}");
+                        }
+                        match why {
+                            Some(w) => self.discovered.empty.insert(u.target.clone(), w),
+                            None => self.discovered.empty.remove(&u.target),
+                        };
+                        changed = true;
+                    }
                     let mut list = r.backends;
                     list.sort();
                     if self.discovered.errors.remove(&u.target).is_some() {

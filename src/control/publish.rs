@@ -149,6 +149,8 @@ pub struct Discovered {
     pub good: HashMap<Target, Vec<(SocketAddr, u16)>>,
     /// Why a lookup has no good answer yet.
     pub errors: HashMap<Target, String>,
+    /// Why a good answer holds no backends.
+    pub empty: HashMap<Target, String>,
     /// Whether discovery runs at all.
     pub enabled: bool,
 }
@@ -357,7 +359,11 @@ impl Builder {
             last_usable.insert(port, backends.clone());
             let no_backends = match no_backends {
                 Some(n) => Some(n),
-                None if resolved == 0 => Some(NoBackends::Empty),
+                None if resolved == 0 => Some(NoBackends::Empty(
+                    dns_target(&spec.backend)
+                        .and_then(|t| dns.empty.get(&t).cloned())
+                        .unwrap_or_default(),
+                )),
                 None if backends.is_empty() => Some(NoBackends::AllDown(resolved)),
                 None => None,
             };

@@ -312,3 +312,48 @@ fn moirai_status_shows_services_backends_dns_and_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A name without SRV records but with addresses, written without a port:
+/// `moirai status` says what to fix; a missing name says NXDOMAIN.
+#[test]
+fn status_says_why_a_name_gives_no_backends() {
+    let dns = Dns::start(&[host("web.svc", "127.0.0.2")]);
+    let (srv_port, gone_port) = (free_port(), free_port());
+    let m = Moirai::start(
+        &metadata(&format!(
+            "tcp://{srv_port}:web.svc.{ZONE} tcp://{gone_port}:gone.svc.{ZONE}:80"
+        )),
+        "",
+        &["--nameserver", &dns.nameserver()],
+    );
+    let start = Instant::now();
+    loop {
+        let text = m.status(false);
+        if text.contains("no SRV records; A records exist (1 addresses): add a port")
+            && text.contains("NXDOMAIN")
+        {
+            break;
+        }
+        assert!(start.elapsed() < SECS(10), "{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+    let srv = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["listen"] == srv_port)
+        .unwrap();
+    assert!(
+        srv["no_backends"].as_str().unwrap().contains("add a port"),
+        "{srv}"
+    );
+    let d = v["dns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["lookup"] == "srv")
+        .unwrap();
+    assert!(d["answer_age_s"].as_u64().is_some(), "{d}");
+    m.wait_log("dns: web.svc", SECS(1));
+}

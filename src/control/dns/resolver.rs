@@ -46,6 +46,35 @@ pub struct Resolved {
     pub backends: Vec<(SocketAddr, u16)>,
     /// Seconds until the answer should be refreshed.
     pub ttl: u32,
+    /// Why there are none, when there are none.
+    pub empty: Option<Emptiness>,
+}
+
+/// Why an answer holds no backends: what an operator has to fix differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emptiness {
+    /// The name does not exist (NXDOMAIN).
+    NxDomain,
+    /// The name exists without records of the asked type (NODATA).
+    NoData,
+    /// No SRV records at the name, but it has addresses: the portmap
+    /// entry lacks its backend port.
+    NoSrvButAddresses(usize),
+}
+
+impl std::fmt::Display for Emptiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Emptiness::NxDomain => f.write_str("NXDOMAIN: the name does not exist"),
+            Emptiness::NoData => {
+                f.write_str("NODATA: the name exists but has no records of this type")
+            }
+            Emptiness::NoSrvButAddresses(n) => write!(
+                f,
+                "no SRV records; A records exist ({n} addresses): add a port to the portmap entry"
+            ),
+        }
+    }
 }
 
 /// TTL used for empty answers, which carry none of their own.
@@ -175,21 +204,40 @@ impl Resolver {
     pub fn lookup(&self, target: &Target) -> Result<Resolved, DnsError> {
         match target {
             Target::Addr { name, port } => {
-                let (ips, ttl) = self.addresses(name)?;
+                let (ips, ttl, nxdomain) = self.addresses(name)?;
+                let empty = ips.is_empty().then_some(if nxdomain {
+                    Emptiness::NxDomain
+                } else {
+                    Emptiness::NoData
+                });
                 Ok(Resolved {
                     backends: ips
                         .into_iter()
                         .map(|ip| (SocketAddr::new(ip, *port), 1))
                         .collect(),
                     ttl,
+                    empty,
                 })
             }
             Target::Srv { name } => {
                 let a = self.ask(name, Qtype::Srv)?;
                 if a.nxdomain || a.srv.is_empty() {
+                    let empty = if a.nxdomain {
+                        Emptiness::NxDomain
+                    } else {
+                        // Worth one more question: the usual mistake is a
+                        // name with addresses and no port in the portmap.
+                        match self.addresses(name) {
+                            Ok((ips, _, _)) if !ips.is_empty() => {
+                                Emptiness::NoSrvButAddresses(ips.len())
+                            }
+                            _ => Emptiness::NoData,
+                        }
+                    };
                     return Ok(Resolved {
                         backends: Vec::new(),
                         ttl: EMPTY_TTL,
+                        empty: Some(empty),
                     });
                 }
                 let best = a.srv.iter().map(|s| s.priority).min().unwrap_or(0);
@@ -199,7 +247,7 @@ impl Resolver {
                     let ips = match a.extra.get(&s.target) {
                         Some(ips) => ips.clone(),
                         None => {
-                            let (ips, t) = self.addresses(&s.target)?;
+                            let (ips, t, _) = self.addresses(&s.target)?;
                             ttl = ttl.min(t);
                             ips
                         }
@@ -208,13 +256,19 @@ impl Resolver {
                     let w = s.weight.max(1);
                     backends.extend(ips.into_iter().map(|ip| (SocketAddr::new(ip, s.port), w)));
                 }
-                Ok(Resolved { backends, ttl })
+                let empty = backends.is_empty().then_some(Emptiness::NoData);
+                Ok(Resolved {
+                    backends,
+                    ttl,
+                    empty,
+                })
             }
         }
     }
 
-    /// A and AAAA of `name`; an AAAA failure is forgiven when A answered.
-    fn addresses(&self, name: &str) -> Result<(Vec<IpAddr>, u32), DnsError> {
+    /// A and AAAA of `name`, their TTL, and whether the name does not
+    /// exist; an AAAA failure is forgiven when A answered.
+    fn addresses(&self, name: &str) -> Result<(Vec<IpAddr>, u32, bool), DnsError> {
         let a = self.ask(name, Qtype::A)?;
         let mut ips = a.addrs.clone();
         let mut ttl = a.ttl;
@@ -229,7 +283,7 @@ impl Resolver {
             Err(e) if ips.is_empty() && !a.nxdomain => return Err(e),
             Err(_) => {}
         }
-        Ok((ips, ttl.unwrap_or(EMPTY_TTL)))
+        Ok((ips, ttl.unwrap_or(EMPTY_TTL), a.nxdomain))
     }
 }
 
