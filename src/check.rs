@@ -5,10 +5,44 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::config::{Config, Diagnostics, Service};
+use crate::config::{keys, Config, ConfigError, Diagnostics, Reason, Service};
+use crate::control::acme::{self, ChallengeChoice, Plan};
+
+/// The ACME challenges `moirai run` would use for `config` with
+/// `--acme-challenge choice` and this metadata source: `None` when no
+/// certificate is ordered (no `certificate_name` or no TLS service); when
+/// no challenge can work, an error for `certificate_name` joins `diag`.
+pub fn acme_plan(
+    config: &Config,
+    choice: ChallengeChoice,
+    metadata_writable: bool,
+    diag: &mut Diagnostics,
+) -> Option<Plan> {
+    if config.certificate_names().is_empty() || !config.services().iter().any(|s| s.kind.is_tls()) {
+        return None;
+    }
+    match acme::plan(choice, config, metadata_writable) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            let names: Vec<&str> = config
+                .certificate_names()
+                .iter()
+                .map(|n| n.as_str())
+                .collect();
+            diag.errors.push(ConfigError {
+                key: keys::CERTIFICATE_NAME.to_owned(),
+                entry: None,
+                offset: 0,
+                text: names.join(","),
+                reason: Reason::NoAcmeChallenge(why),
+            });
+            None
+        }
+    }
+}
 
 /// The JSON object `moirai check --json` prints.
-pub fn to_json(config: &Config, diag: &Diagnostics) -> Value {
+pub fn to_json(config: &Config, diag: &Diagnostics, acme: Option<&Plan>) -> Value {
     let services: Vec<Value> = config.services().iter().map(service_json).collect();
     let t = config.timeouts();
     json!({
@@ -24,6 +58,10 @@ pub fn to_json(config: &Config, diag: &Diagnostics) -> Value {
         })),
         "syslog": config.syslog().map(ToString::to_string),
         "certificate_names": config.certificate_names().iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+        "acme": acme.map(|p| json!({
+            "challenge": p.first.as_str(),
+            "fallback": p.fallback.map(|f| f.as_str()),
+        })),
         "timeouts": {
             "connect_ms": t.connect.as_millis() as u64,
             "client_ms": t.client.as_millis() as u64,
@@ -51,7 +89,7 @@ fn service_json(s: &Service) -> Value {
 }
 
 /// The human report: one line per service, then one per error.
-pub fn to_text(config: &Config, diag: &Diagnostics) -> String {
+pub fn to_text(config: &Config, diag: &Diagnostics, acme: Option<&Plan>) -> String {
     let mut out = String::new();
     if !config.enabled() {
         out.push_str(
@@ -109,7 +147,13 @@ pub fn to_text(config: &Config, diag: &Diagnostics) -> String {
             .iter()
             .map(|n| n.as_str())
             .collect();
-        let _ = writeln!(out, "certificate {}", names.join(", "));
+        let _ = write!(out, "certificate {}", names.join(", "));
+        match acme {
+            Some(p) => {
+                let _ = writeln!(out, ": ACME by {p}");
+            }
+            None => out.push('\n'),
+        }
     }
     if let Some(m) = config.metrics() {
         let acl: Vec<_> = m.acl.iter().map(ToString::to_string).collect();

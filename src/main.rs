@@ -83,6 +83,10 @@ impl SourceArgs {
 struct CheckArgs {
     #[command(flatten)]
     source: SourceArgs,
+    /// The --acme-challenge that `moirai run` is given, to say which
+    /// challenge it will try first.
+    #[arg(long, value_name = "TYPE", default_value = "auto")]
+    acme_challenge: moirai::control::acme::ChallengeChoice,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -136,10 +140,13 @@ struct RunArgs {
     /// pebble's test CA).
     #[arg(long, value_name = "PATH")]
     acme_ca_file: Option<PathBuf>,
-    /// How ACME challenges are answered: http-01 (on the http listener) or
-    /// dns-01 (TXT records published by CNS from metadata).
-    #[arg(long, value_name = "TYPE", default_value = "http-01", value_parser = parse_challenge)]
-    acme_challenge: moirai::control::acme::ChallengeKind,
+    /// How ACME challenges are answered: auto (tls-alpn-01 when a TLS
+    /// service listens on 443, http-01 when an http service listens on 80,
+    /// else dns-01; dns-01 after a failed validation), or always one of
+    /// tls-alpn-01, http-01 (on the http listener) or dns-01 (TXT records
+    /// published by CNS from metadata).
+    #[arg(long, value_name = "TYPE", default_value = "auto")]
+    acme_challenge: moirai::control::acme::ChallengeChoice,
     /// Renew certificates this long before they expire [default: at
     /// two-thirds of their lifetime].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -165,15 +172,7 @@ const fn default_state_dir() -> &'static str {
     }
 }
 
-/// `N` (seconds), `Ns` or `Nms`.
-fn parse_challenge(s: &str) -> Result<moirai::control::acme::ChallengeKind, String> {
-    match s {
-        "http-01" => Ok(moirai::control::acme::ChallengeKind::Http01),
-        "dns-01" => Ok(moirai::control::acme::ChallengeKind::Dns01),
-        _ => Err(format!("{s:?} is not http-01 or dns-01")),
-    }
-}
-
+/// `N` (seconds), `Ns`, `Nms`, `Nm`, `Nh` or `Nd`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration such as 30, 30s, 500ms, 5m, 12h or 30d");
     let (digits, ms) = if let Some(d) = s.strip_suffix("ms") {
@@ -250,11 +249,23 @@ fn check(args: CheckArgs) -> ExitCode {
             ))
         }
     };
-    let (config, errors) = Config::from_metadata(&md);
+    let (config, mut errors) = Config::from_metadata(&md);
+    let acme = moirai::check::acme_plan(
+        &config,
+        args.acme_challenge,
+        source.can_write(),
+        &mut errors,
+    );
     if args.json {
-        println!("{}", moirai::check::to_json(&config, &errors));
+        println!(
+            "{}",
+            moirai::check::to_json(&config, &errors, acme.as_ref())
+        );
     } else {
-        print!("{}", moirai::check::to_text(&config, &errors));
+        print!(
+            "{}",
+            moirai::check::to_text(&config, &errors, acme.as_ref())
+        );
     }
     // Warnings alone still run: exit 0.
     if errors.errors.is_empty() {

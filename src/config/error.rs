@@ -93,6 +93,8 @@ pub enum Reason {
     /// `verify_host:` on a service that does not verify backends (not
     /// `https`): ignored (warning).
     VerifyHostIgnored(&'static str),
+    /// `certificate_name` is set but no ACME challenge can work here.
+    NoAcmeChallenge(String),
     /// `metrics_port` is a service's listen port: the service keeps the
     /// port, metrics are not served.
     MetricsPortTaken(u16, usize),
@@ -206,6 +208,9 @@ impl fmt::Display for Reason {
                 f,
                 "verify_host applies to https services only; ignored on {kind}"
             ),
+            Reason::NoAcmeChallenge(why) => {
+                write!(f, "{why}; the self-signed certificate is served")
+            }
             Reason::MetricsPortTaken(port, entry) => write!(
                 f,
                 "metrics port {port} is the listen port of portmap entry {entry}; the service keeps it and metrics are not served"

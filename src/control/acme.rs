@@ -6,10 +6,24 @@
 //! current-thread tokio runtime; no worker ever sees it. The thread tells
 //! the control loop what to publish (a challenge to answer, a certificate
 //! to serve, a failure to report) through a channel and the control
-//! waker. The control loop answers HTTP-01 through the `http` services
-//! (the snapshot carries pending tokens) and dns-01 by writing
+//! waker. The control loop answers TLS-ALPN-01 (RFC 8737) in the TLS
+//! handshake of every TLS service (ALPN `acme-tls/1`, a certificate with
+//! the acmeIdentifier extension), HTTP-01 through the `http` services (the
+//! snapshot carries pending tokens) and dns-01 by writing
 //! `triton.cns.acme-challenge` through the metadata protocol, for CNS to
-//! publish as TXT records.
+//! publish as TXT records, which is Moirai's own method.
+//!
+//! Which one: [`plan`]. With `--acme-challenge auto` (the default),
+//! TLS-ALPN-01 when a TLS service listens on 443, HTTP-01 when an `http`
+//! service listens on 80, otherwise dns-01; when a TLS-ALPN-01 or HTTP-01
+//! validation fails (it may have reached the other balancer of an HA
+//! pair), the next attempt uses dns-01.
+//!
+//! Failed validations count against the CA's limits (Let's Encrypt: 5
+//! per name, account and hour), so after one the next try waits at least
+//! [`VALIDATION_BACKOFF`], doubling, and never more than
+//! [`MAX_FAILED_PER_HOUR`] fail in any hour. A switch of method is tried
+//! at once: it is a different question, not a retry.
 //!
 //! State in `STATE_DIR/acme/` (keys 0600): `account.json` (credentials and
 //! the directory they belong to), `cert.pem` + `key.pem` (the current
@@ -42,10 +56,140 @@ pub const DNS_CHALLENGE_KEY: &str = "triton.cns.acme-challenge";
 /// How a challenge is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChallengeKind {
+    /// In the TLS handshake of a TLS service (port 443 in production).
+    TlsAlpn01,
     /// On the `http` listener (port 80 in production).
     Http01,
     /// As a TXT record published by CNS from instance metadata.
     Dns01,
+}
+
+impl ChallengeKind {
+    /// The name ACME and `--acme-challenge` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeKind::TlsAlpn01 => "tls-alpn-01",
+            ChallengeKind::Http01 => "http-01",
+            ChallengeKind::Dns01 => "dns-01",
+        }
+    }
+}
+
+impl std::fmt::Display for ChallengeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `--acme-challenge`: chosen by the configuration, or one method only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeChoice {
+    /// TLS-ALPN-01 on 443, else HTTP-01 on 80, else dns-01; dns-01 after a
+    /// failed validation of the others.
+    Auto,
+    /// Always this one (tests on high ports, or an operator's choice).
+    Only(ChallengeKind),
+}
+
+impl std::str::FromStr for ChallengeChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ChallengeChoice, String> {
+        Ok(match s {
+            "auto" => ChallengeChoice::Auto,
+            "tls-alpn-01" => ChallengeChoice::Only(ChallengeKind::TlsAlpn01),
+            "http-01" => ChallengeChoice::Only(ChallengeKind::Http01),
+            "dns-01" => ChallengeChoice::Only(ChallengeKind::Dns01),
+            _ => return Err(format!("{s:?} is not auto, tls-alpn-01, http-01 or dns-01")),
+        })
+    }
+}
+
+/// The challenges an order tries: `first`, then `fallback` after a failed
+/// validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Tried first.
+    pub first: ChallengeKind,
+    /// Tried after `first` fails validation.
+    pub fallback: Option<ChallengeKind>,
+}
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.first)?;
+        if let Some(b) = self.fallback {
+            write!(f, ", then {b} if validation fails")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which challenges can work for `config` here: the listeners it has, and
+/// whether the metadata source can write (dns-01). An error says why none
+/// can.
+pub fn plan(
+    choice: ChallengeChoice,
+    config: &crate::config::Config,
+    metadata_writable: bool,
+) -> Result<Plan, String> {
+    use crate::config::ServiceKind;
+    let services = config.services();
+    let tls_on = |port: Option<u16>| {
+        services
+            .iter()
+            .any(|s| s.kind.is_tls() && port.is_none_or(|p| s.listen.get() == p))
+    };
+    let http_on = |port: Option<u16>| {
+        services
+            .iter()
+            .any(|s| s.kind == ServiceKind::Http && port.is_none_or(|p| s.listen.get() == p))
+    };
+    let dns = metadata_writable.then_some(ChallengeKind::Dns01);
+    match choice {
+        ChallengeChoice::Auto => {
+            let first = if tls_on(Some(443)) {
+                Some(ChallengeKind::TlsAlpn01)
+            } else if http_on(Some(80)) {
+                Some(ChallengeKind::Http01)
+            } else {
+                None
+            };
+            match (first, dns) {
+                (Some(first), fallback) => Ok(Plan { first, fallback }),
+                (None, Some(d)) => Ok(Plan {
+                    first: d,
+                    fallback: None,
+                }),
+                (None, None) => Err(
+                    "no ACME challenge can work: no TLS service on port 443 (tls-alpn-01), no http service on port 80 (http-01), and the metadata source cannot write (dns-01)"
+                        .to_owned(),
+                ),
+            }
+        }
+        ChallengeChoice::Only(k) => {
+            let ok = match k {
+                ChallengeKind::TlsAlpn01 => tls_on(None),
+                ChallengeKind::Http01 => http_on(None),
+                ChallengeKind::Dns01 => metadata_writable,
+            };
+            if ok {
+                Ok(Plan {
+                    first: k,
+                    fallback: None,
+                })
+            } else {
+                Err(format!(
+                    "--acme-challenge {k} cannot work: {}",
+                    match k {
+                        ChallengeKind::TlsAlpn01 => "no TLS service",
+                        ChallengeKind::Http01 => "no http service",
+                        ChallengeKind::Dns01 => "the metadata source cannot write",
+                    }
+                ))
+            }
+        }
+    }
 }
 
 /// How the manager works.
@@ -55,8 +199,8 @@ pub struct AcmeOptions {
     pub directory: String,
     /// An extra CA for the ACME server's own HTTPS (pebble's test CA).
     pub ca_file: Option<PathBuf>,
-    /// The challenge type.
-    pub challenge: ChallengeKind,
+    /// How the challenge type is chosen.
+    pub challenge: ChallengeChoice,
     /// Where the account and certificates live.
     pub dir: PathBuf,
     /// Renew this long before expiry instead of at two-thirds of the
@@ -75,6 +219,16 @@ pub enum AcmeEvent {
         token: String,
         /// The body to answer with.
         key_auth: String,
+    },
+    /// Answer TLS-ALPN-01 for `name` with this certificate (ALPN
+    /// `acme-tls/1`).
+    TlsAlpn01 {
+        /// The name validated (SNI).
+        name: String,
+        /// The challenge certificate, with the acmeIdentifier extension.
+        cert_pem: String,
+        /// Its key.
+        key_pem: String,
     },
     /// The challenges of an order are over; stop serving them.
     ChallengesDone,
@@ -105,10 +259,20 @@ pub enum AcmeEvent {
     },
 }
 
+/// What the control loop asks for: a certificate for `names` (the first is
+/// the CN), obtained by `plan`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Want {
+    /// The names.
+    pub names: Vec<String>,
+    /// The challenges to use.
+    pub plan: Plan,
+}
+
 /// The handle the control loop keeps.
 #[derive(Debug)]
 pub struct Acme {
-    want: Sender<Vec<String>>,
+    want: Sender<Want>,
     /// Events for the control loop.
     pub events: Receiver<AcmeEvent>,
     /// Orders started and failed.
@@ -149,25 +313,57 @@ impl Acme {
         })
     }
 
-    /// Asks for a certificate for `names` (the first is the CN).
-    pub fn want(&self, names: Vec<String>) {
-        let _ = self.want.send(names);
+    /// Asks for a certificate (again, when the names or the plan change).
+    pub fn want(&self, want: Want) {
+        let _ = self.want.send(want);
     }
 }
 
 struct Manager<'a> {
     opts: AcmeOptions,
-    want: Receiver<Vec<String>>,
+    want: Receiver<Want>,
     send: &'a dyn Fn(AcmeEvent),
     attempts: Arc<std::sync::atomic::AtomicU64>,
     failures: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// The first retry after a failure; doubled up to an hour.
+/// The first retry after a failure to reach the CA; doubled up to an hour.
 const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// The first retry after a failed validation, doubled up to an hour.
+pub const VALIDATION_BACKOFF: Duration = Duration::from_secs(300);
+/// Failed validations allowed in any hour (Let's Encrypt allows 5 per
+/// name, account and hour).
+pub const MAX_FAILED_PER_HOUR: usize = 4;
+const HOUR: Duration = Duration::from_secs(3600);
 /// Never two orders for the same names closer than this (CA rate limits).
 const MIN_REORDER: Duration = Duration::from_secs(10);
+
+/// Why an order failed.
+#[derive(Debug)]
+struct OrderError {
+    /// The CA tried the challenge and it failed (vs. never got that far).
+    validation: bool,
+    message: String,
+}
+
+impl OrderError {
+    fn before(message: String) -> OrderError {
+        OrderError {
+            validation: false,
+            message,
+        }
+    }
+}
+
+/// When the next order may start after a failed validation at `now`,
+/// given the recent failures (oldest first, all within the last hour,
+/// this one included): at most [`MAX_FAILED_PER_HOUR`] in any hour.
+fn validation_window(failed: &[Instant], now: Instant) -> Option<Instant> {
+    (failed.len() >= MAX_FAILED_PER_HOUR)
+        .then(|| failed[failed.len() - MAX_FAILED_PER_HOUR] + HOUR)
+        .filter(|t| *t > now)
+}
 
 impl Manager<'_> {
     fn run(self) {
@@ -187,25 +383,34 @@ impl Manager<'_> {
         if let Err(e) = crate::state::prepare(&self.opts.dir) {
             log::error!("acme: {e}");
         }
-        let mut names: Vec<String> = Vec::new();
+        let mut want: Option<Want> = None;
         let mut due: Option<Instant> = None;
         let mut backoff = FIRST_BACKOFF;
+        let mut validation_backoff = VALIDATION_BACKOFF;
         let mut last_order: Option<Instant> = None;
+        // After a failed validation of `first`, the fallback is used.
+        let mut use_fallback = false;
+        let mut failed_validations: Vec<Instant> = Vec::new();
         loop {
             let wait = due.map_or(Duration::from_secs(3600), |d| {
                 d.saturating_duration_since(Instant::now())
             });
             match self.want.recv_timeout(wait) {
-                Ok(n) if n != names => {
-                    names = n;
-                    backoff = FIRST_BACKOFF;
-                    due = self.serve_stored(&names).or(Some(Instant::now()));
+                Ok(w) if Some(&w) != want.as_ref() => {
+                    let names_changed = want.as_ref().is_none_or(|old| old.names != w.names);
+                    if names_changed {
+                        backoff = FIRST_BACKOFF;
+                        due = self.serve_stored(&w.names).or(Some(Instant::now()));
+                    }
+                    use_fallback = false;
+                    want = Some(w);
                     continue;
                 }
                 Ok(_) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            if names.is_empty() || due.is_none_or(|d| d > Instant::now()) {
+            let Some(w) = want.as_ref() else { continue };
+            if due.is_none_or(|d| d > Instant::now()) {
                 continue;
             }
             if let Some(t) = last_order {
@@ -214,36 +419,77 @@ impl Manager<'_> {
                     continue;
                 }
             }
+            let kind = match (use_fallback, w.plan.fallback) {
+                (true, Some(f)) => f,
+                _ => w.plan.first,
+            };
             last_order = Some(Instant::now());
             self.attempts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let result = rt.block_on(self.order(&names));
+            log::info!(
+                "acme: ordering a certificate for {} by {kind}",
+                w.names.join(", ")
+            );
+            let result = rt.block_on(self.order(&w.names, kind));
             (self.send)(AcmeEvent::ChallengesDone);
             match result {
                 Ok((cert_pem, key_pem)) => {
                     backoff = FIRST_BACKOFF;
-                    if let Err(e) = self.store(&names, &cert_pem, &key_pem) {
+                    validation_backoff = VALIDATION_BACKOFF;
+                    if let Err(e) = self.store(&w.names, &cert_pem, &key_pem) {
                         log::error!("acme: cannot store the certificate: {e}");
                     }
                     let not_after = not_after(&cert_pem);
                     due = Some(self.renewal_due(&cert_pem));
                     (self.send)(AcmeEvent::Issued {
-                        names: names.clone(),
+                        names: w.names.clone(),
                         cert_pem,
                         key_pem,
                         not_after,
                         fresh: true,
                     });
                 }
-                Err(error) => {
+                Err(e) => {
                     self.failures
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    due = Some(Instant::now() + backoff);
+                    let now = Instant::now();
+                    let retry_in = if e.validation {
+                        failed_validations.retain(|t| now.duration_since(*t) < HOUR);
+                        failed_validations.push(now);
+                        let switch = w.plan.fallback.is_some();
+                        let mut wait = if switch && !use_fallback {
+                            // Another method: tried at once.
+                            MIN_REORDER
+                        } else {
+                            let w = validation_backoff;
+                            validation_backoff = (validation_backoff * 2).min(MAX_BACKOFF);
+                            w
+                        };
+                        if let Some(open) = validation_window(&failed_validations, now) {
+                            wait = wait.max(open.duration_since(now));
+                        }
+                        if switch {
+                            use_fallback = !use_fallback;
+                        }
+                        wait
+                    } else {
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        wait
+                    };
+                    due = Some(now + retry_in);
+                    let next = match (use_fallback, w.plan.fallback) {
+                        (true, Some(f)) => f,
+                        _ => w.plan.first,
+                    };
                     (self.send)(AcmeEvent::Failed {
-                        error,
-                        retry_in: backoff,
+                        error: if next != kind {
+                            format!("{}; the next attempt uses {next}", e.message)
+                        } else {
+                            e.message
+                        },
+                        retry_in,
                     });
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -337,75 +583,163 @@ impl Manager<'_> {
         Ok(account)
     }
 
-    /// One order, start to finish: (chain PEM, key PEM).
-    async fn order(&self, names: &[String]) -> Result<(String, String), String> {
-        let account = self.account().await?;
+    /// One order by `kind`, start to finish: (chain PEM, key PEM).
+    async fn order(
+        &self,
+        names: &[String],
+        kind: ChallengeKind,
+    ) -> Result<(String, String), OrderError> {
+        let account = self.account().await.map_err(OrderError::before)?;
         let identifiers: Vec<Identifier> =
             names.iter().map(|n| Identifier::Dns(n.clone())).collect();
         let mut order = account
             .new_order(&NewOrder::new(&identifiers))
             .await
-            .map_err(|e| format!("new order: {e}"))?;
-        let kind = match self.opts.challenge {
+            .map_err(|e| OrderError::before(format!("new order: {e}")))?;
+        let acme_type = match kind {
+            ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
             ChallengeKind::Http01 => ChallengeType::Http01,
             ChallengeKind::Dns01 => ChallengeType::Dns01,
         };
+        // First every answer is published, then the CA is told to look:
+        // dns-01 answers for several names share one metadata key (CNS
+        // publishes its space-separated values as TXT records under every
+        // name of the instance), written once.
+        let mut dns_values = Vec::new();
+        let mut pending = 0;
         let mut auths = order.authorizations();
         while let Some(a) = auths.next().await {
-            let mut a = a.map_err(|e| format!("authorization: {e}"))?;
+            let mut a = a.map_err(|e| OrderError::before(format!("authorization: {e}")))?;
             match a.status {
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
-                s => return Err(format!("authorization is {s:?}")),
+                s => {
+                    return Err(OrderError {
+                        validation: true,
+                        message: format!("authorization is {s:?}"),
+                    })
+                }
             }
-            let mut ch = a
-                .challenge(kind.clone())
-                .ok_or_else(|| format!("the server offers no {kind:?} challenge"))?;
+            pending += 1;
+            let name = match a.identifier().identifier {
+                Identifier::Dns(n) => n.clone(),
+                other => format!("{other:?}"),
+            };
+            let ch = a.challenge(acme_type.clone()).ok_or_else(|| {
+                OrderError::before(format!("the CA offers no {kind} challenge for {name}"))
+            })?;
             let key_auth = ch.key_authorization();
-            match self.opts.challenge {
+            match kind {
+                ChallengeKind::TlsAlpn01 => {
+                    let (cert_pem, key_pem) = alpn_certificate(&name, key_auth.digest().as_ref())
+                        .map_err(OrderError::before)?;
+                    (self.send)(AcmeEvent::TlsAlpn01 {
+                        name,
+                        cert_pem,
+                        key_pem,
+                    })
+                }
                 ChallengeKind::Http01 => (self.send)(AcmeEvent::Http01 {
                     token: ch.token.clone(),
                     key_auth: key_auth.as_str().to_owned(),
                 }),
-                ChallengeKind::Dns01 => (self.send)(AcmeEvent::Dns01 {
-                    value: key_auth.dns_value(),
-                }),
+                ChallengeKind::Dns01 => dns_values.push(key_auth.dns_value()),
             }
-            // Time for the snapshot (or CNS) to carry the answer.
-            tokio::time::sleep(match self.opts.challenge {
-                ChallengeKind::Http01 => Duration::from_millis(500),
+        }
+        if pending > 0 {
+            if !dns_values.is_empty() {
+                (self.send)(AcmeEvent::Dns01 {
+                    value: dns_values.join(" "),
+                });
+            }
+            // Time for the certificate store, the snapshot (or CNS) to
+            // carry the answers.
+            tokio::time::sleep(match kind {
                 ChallengeKind::Dns01 => self.opts.dns_propagation,
+                _ => Duration::from_millis(500),
             })
             .await;
-            ch.set_ready()
-                .await
-                .map_err(|e| format!("challenge: {e}"))?;
+            let mut auths = order.authorizations();
+            while let Some(a) = auths.next().await {
+                let mut a = a.map_err(|e| OrderError::before(format!("authorization: {e}")))?;
+                if a.status != AuthorizationStatus::Pending {
+                    continue;
+                }
+                if let Some(mut ch) = a.challenge(acme_type.clone()) {
+                    ch.set_ready()
+                        .await
+                        .map_err(|e| OrderError::before(format!("challenge: {e}")))?;
+                }
+            }
         }
-        let status = order
-            .poll_ready(&RetryPolicy::default())
-            .await
-            .map_err(|e| format!("waiting for validation: {e}"))?;
-        if status != OrderStatus::Ready {
-            return Err(format!("order is {status:?} after validation"));
+        let status = order.poll_ready(&RetryPolicy::default()).await;
+        let failed = match status {
+            Ok(OrderStatus::Ready) => None,
+            Ok(s) => Some(format!("order is {s:?} after validation")),
+            Err(e) => Some(format!("validation: {e}")),
+        };
+        if let Some(summary) = failed {
+            // The CA's problem document says why: DNS, connection, TLS...
+            let mut why = Vec::new();
+            let mut auths = order.authorizations();
+            while let Some(Ok(a)) = auths.next().await {
+                for c in &a.challenges {
+                    if let Some(p) = &c.error {
+                        why.push(format!(
+                            "{}{}",
+                            p.detail.as_deref().unwrap_or("no detail"),
+                            p.r#type
+                                .as_deref()
+                                .map(|t| format!(" ({t})"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+            return Err(OrderError {
+                validation: true,
+                message: if why.is_empty() {
+                    format!("{kind} {summary}")
+                } else {
+                    format!("{kind} validation failed: {}", why.join("; "))
+                },
+            });
         }
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| e.to_string())?;
-        let mut params =
-            rcgen::CertificateParams::new(names.to_vec()).map_err(|e| e.to_string())?;
+            .map_err(|e| OrderError::before(e.to_string()))?;
+        let mut params = rcgen::CertificateParams::new(names.to_vec())
+            .map_err(|e| OrderError::before(e.to_string()))?;
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, names[0].clone());
-        let csr = params.serialize_request(&key).map_err(|e| e.to_string())?;
+        let csr = params
+            .serialize_request(&key)
+            .map_err(|e| OrderError::before(e.to_string()))?;
         order
             .finalize_csr(csr.der())
             .await
-            .map_err(|e| format!("finalize: {e}"))?;
+            .map_err(|e| OrderError::before(format!("finalize: {e}")))?;
         let chain = order
             .poll_certificate(&RetryPolicy::default())
             .await
-            .map_err(|e| format!("certificate: {e}"))?;
+            .map_err(|e| OrderError::before(format!("certificate: {e}")))?;
         Ok((chain, key.serialize_pem()))
     }
+}
+
+/// The TLS-ALPN-01 certificate for `name` (RFC 8737 §3): self-signed,
+/// `name` as its only SAN, and the critical acmeIdentifier extension
+/// holding the SHA-256 digest of the key authorization.
+fn alpn_certificate(name: &str, digest: &[u8]) -> Result<(String, String), String> {
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let mut params =
+        rcgen::CertificateParams::new(vec![name.to_owned()]).map_err(|e| e.to_string())?;
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::new_acme_identifier(digest));
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -430,4 +764,99 @@ fn not_after(pem: &str) -> Option<SystemTime> {
 /// The ACME state directory inside the state directory.
 pub fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join("acme")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{keys, Config, Metadata};
+
+    fn config(portmap: &str) -> Config {
+        let md: Metadata = [
+            (keys::LOADBALANCER.to_owned(), "true".to_owned()),
+            (keys::PORTMAP.to_owned(), portmap.to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        Config::from_metadata(&md).0
+    }
+
+    #[test]
+    fn auto_picks_by_listener_and_falls_back_to_dns_01() {
+        let auto = ChallengeChoice::Auto;
+        let tls = config("https-http://443:a.example:80");
+        assert_eq!(
+            plan(auto, &tls, true),
+            Ok(Plan {
+                first: ChallengeKind::TlsAlpn01,
+                fallback: Some(ChallengeKind::Dns01)
+            })
+        );
+        assert_eq!(plan(auto, &tls, false).unwrap().fallback, None);
+        let http = config("http://80:a.example:80 https-http://8443:a.example:80");
+        assert_eq!(
+            plan(auto, &http, true).unwrap().first,
+            ChallengeKind::Http01
+        );
+        let both = config("http://80:a.example:80 https-http://443:a.example:80");
+        assert_eq!(
+            plan(auto, &both, true).unwrap().first,
+            ChallengeKind::TlsAlpn01
+        );
+        let neither = config("https-http://8443:a.example:80");
+        assert_eq!(
+            plan(auto, &neither, true),
+            Ok(Plan {
+                first: ChallengeKind::Dns01,
+                fallback: None
+            })
+        );
+        assert!(plan(auto, &neither, false)
+            .unwrap_err()
+            .contains("no ACME challenge can work"));
+    }
+
+    #[test]
+    fn explicit_choices_need_their_listener_or_a_writable_source() {
+        let c = config("https-http://8443:a.example:80");
+        let only = |k| ChallengeChoice::Only(k);
+        assert_eq!(
+            plan(only(ChallengeKind::TlsAlpn01), &c, false)
+                .unwrap()
+                .first,
+            ChallengeKind::TlsAlpn01
+        );
+        assert!(plan(only(ChallengeKind::Http01), &c, true).is_err());
+        assert!(plan(only(ChallengeKind::Dns01), &c, false).is_err());
+        assert_eq!("auto".parse(), Ok(ChallengeChoice::Auto));
+        assert!("tls-sni-01".parse::<ChallengeChoice>().is_err());
+    }
+
+    #[test]
+    fn at_most_a_handful_of_failed_validations_an_hour() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let failed: Vec<Instant> = (0..3).map(|i| at(i * 60)).collect();
+        assert_eq!(validation_window(&failed, at(180)), None);
+        let failed: Vec<Instant> = (0..4).map(|i| at(i * 60)).collect();
+        // The fifth may come only when the first is an hour old.
+        assert_eq!(validation_window(&failed, at(180)), Some(at(3600)));
+        assert_eq!(validation_window(&failed, at(3601)), None);
+    }
+
+    #[test]
+    fn the_alpn_certificate_carries_the_name_and_the_digest() {
+        let digest = [7u8; 32];
+        let (cert, _) = alpn_certificate("lb.example.com", &digest).unwrap();
+        use rustls::pki_types::pem::PemObject;
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        // id-pe-acmeIdentifier 1.3.6.1.5.5.7.1.31, then the digest as an
+        // OCTET STRING.
+        let oid = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x1f];
+        assert!(der.windows(oid.len()).any(|w| w == oid));
+        let mut octets = vec![0x04, 0x20];
+        octets.extend_from_slice(&digest);
+        assert!(der.windows(octets.len()).any(|w| w == octets.as_slice()));
+        assert!(der.windows(14).any(|w| w == b"lb.example.com"));
+    }
 }

@@ -86,7 +86,7 @@ pub struct Options {
     /// An extra CA for the ACME server's HTTPS.
     pub acme_ca_file: Option<PathBuf>,
     /// How ACME challenges are answered.
-    pub acme_challenge: acme::ChallengeKind,
+    pub acme_challenge: acme::ChallengeChoice,
     /// Renew this long before expiry (default: at two-thirds of the
     /// lifetime).
     pub acme_renew_before: Option<Duration>,
@@ -176,8 +176,10 @@ struct Control {
     /// The ACME manager, once a configuration names a certificate.
     acme: Option<acme::Acme>,
     acme_opts: acme::AcmeOptions,
-    /// The names last asked of the ACME manager.
-    acme_names: Vec<String>,
+    /// What was last asked of the ACME manager.
+    acme_wanted: Option<acme::Want>,
+    /// Why no challenge can work, when none can (logged on change).
+    acme_plan_error: Option<String>,
     /// Pending HTTP-01 answers, in every `http` service's snapshot.
     challenges: Arc<HashMap<String, String>>,
     /// Expiry of the certificate served per name.
@@ -296,7 +298,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             renew_before: opts.acme_renew_before,
             dns_propagation: opts.acme_dns_propagation,
         },
-        acme_names: Vec::new(),
+        acme_wanted: None,
+        acme_plan_error: None,
         challenges: Arc::default(),
         cert_expiry: Vec::new(),
         waker: Arc::clone(&waker),
@@ -773,7 +776,24 @@ impl Control {
             .iter()
             .map(|n| n.as_str().to_owned())
             .collect();
-        if names.is_empty() || names == self.acme_names {
+        if names.is_empty() {
+            return;
+        }
+        let plan = match acme::plan(self.acme_opts.challenge, config, self.source.writable()) {
+            Ok(p) => {
+                self.acme_plan_error = None;
+                p
+            }
+            Err(e) => {
+                if self.acme_plan_error.as_ref() != Some(&e) {
+                    log::error!("acme: {e}; serving the self-signed certificate");
+                    self.acme_plan_error = Some(e);
+                }
+                return;
+            }
+        };
+        let want = acme::Want { names, plan };
+        if self.acme_wanted.as_ref() == Some(&want) {
             return;
         }
         if self.acme.is_none() {
@@ -786,14 +806,14 @@ impl Control {
             }
         }
         log::info!(
-            "acme: asking {} for a certificate for {}",
+            "acme: asking {} for a certificate for {} by {plan}",
             self.acme_opts.directory,
-            names.join(", ")
+            want.names.join(", ")
         );
         if let Some(a) = &self.acme {
-            a.want(names.clone());
+            a.want(want.clone());
         }
-        self.acme_names = names;
+        self.acme_wanted = Some(want);
     }
 
     /// Acts on what the ACME manager says.
@@ -807,7 +827,22 @@ impl Control {
                     Arc::make_mut(&mut self.challenges).insert(token, key_auth);
                     republish = true;
                 }
+                acme::AcmeEvent::TlsAlpn01 {
+                    name,
+                    cert_pem,
+                    key_pem,
+                } => match crate::tls::certs::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()) {
+                    Ok(key) => {
+                        if let Some(tls) = &self.tls {
+                            tls.store.set_challenge(&name, key);
+                        }
+                    }
+                    Err(e) => log::error!("acme: the tls-alpn-01 certificate is unusable: {e}"),
+                },
                 acme::AcmeEvent::ChallengesDone => {
+                    if let Some(tls) = &self.tls {
+                        tls.store.clear_challenges();
+                    }
                     if !self.challenges.is_empty() {
                         self.challenges = Arc::default();
                         republish = true;
@@ -827,7 +862,9 @@ impl Control {
                 } => match crate::tls::certs::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()) {
                     Ok(key) => {
                         if let Some(tls) = &self.tls {
-                            tls.store.install(&names, key);
+                            // Also the default: clients without SNI or
+                            // with another name get it, not self-signed.
+                            tls.store.install(&names, key, true);
                         }
                         let until = not_after
                             .map(|t| humantime::format_rfc3339_seconds(t).to_string())

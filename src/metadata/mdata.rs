@@ -173,6 +173,10 @@ impl Source for MdataClient {
         read_known_keys(|k| self.get(k))
     }
 
+    fn can_write(&self) -> bool {
+        true
+    }
+
     fn put(&mut self, key: &str, value: &str) -> Result<(), SourceError> {
         match self.request("PUT", Some(&protocol::put_payload(key, value)))? {
             Response::Success(_) => Ok(()),

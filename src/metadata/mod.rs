@@ -96,6 +96,11 @@ pub trait Source: Send {
 
     /// Stores a key (ACME dns-01 publishes its token this way).
     fn put(&mut self, key: &str, value: &str) -> Result<(), SourceError>;
+
+    /// Whether [`Source::put`] can work at all (dns-01 needs it).
+    fn can_write(&self) -> bool {
+        false
+    }
 }
 
 /// Reads the known keys one by one through `get`; keys that are absent are

@@ -49,6 +49,7 @@ pub struct Reader {
     /// Outcomes, in order.
     pub outcomes: Receiver<Outcome>,
     describe: String,
+    writable: bool,
 }
 
 impl Reader {
@@ -61,6 +62,7 @@ impl Reader {
         let (tx, requests) = crossbeam_channel::unbounded();
         let (report, outcomes) = crossbeam_channel::unbounded();
         let describe = source.describe();
+        let writable = source.can_write();
         std::thread::Builder::new()
             .name("metadata".into())
             .spawn(move || {
@@ -102,12 +104,18 @@ impl Reader {
             tx,
             outcomes,
             describe,
+            writable,
         })
     }
 
     /// The source, for logs and `moirai status`.
     pub fn describe(&self) -> &str {
         &self.describe
+    }
+
+    /// Whether the source can store keys (ACME dns-01).
+    pub fn writable(&self) -> bool {
+        self.writable
     }
 
     /// Asks for a read as soon as the current operation ends.

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use rustls::pki_types::pem::PemObject;
@@ -31,10 +31,16 @@ struct Certs {
     by_name: HashMap<String, Arc<CertifiedKey>>,
 }
 
+/// The ALPN protocol of TLS-ALPN-01 validation (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
 /// The certificates served, swapped atomically.
 #[derive(Debug)]
 pub struct CertStore {
     current: ArcSwap<Certs>,
+    /// TLS-ALPN-01 answers by name, served only to handshakes that offer
+    /// `acme-tls/1` alone (the CA's validator); empty between orders.
+    challenges: Mutex<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 impl CertStore {
@@ -45,20 +51,55 @@ impl CertStore {
                 default,
                 by_name: HashMap::new(),
             }),
+            challenges: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Serves `key` for each of `names` from the next handshake on.
-    pub fn install(&self, names: &[String], key: Arc<CertifiedKey>) {
+    /// Serves `key` for each of `names` from the next handshake on, and to
+    /// clients that send no SNI or another name too when `as_default`
+    /// (the ACME certificate: the self-signed one is only for when there
+    /// is nothing better).
+    pub fn install(&self, names: &[String], key: Arc<CertifiedKey>, as_default: bool) {
         let old = self.current.load();
         let mut by_name = old.by_name.clone();
         for n in names {
             by_name.insert(n.to_ascii_lowercase(), Arc::clone(&key));
         }
         self.current.store(Arc::new(Certs {
-            default: Arc::clone(&old.default),
+            default: if as_default {
+                Arc::clone(&key)
+            } else {
+                Arc::clone(&old.default)
+            },
             by_name,
         }));
+    }
+
+    /// Answers TLS-ALPN-01 for `name` with `key` until
+    /// [`CertStore::clear_challenges`].
+    pub fn set_challenge(&self, name: &str, key: Arc<CertifiedKey>) {
+        if let Ok(mut c) = self.challenges.lock() {
+            c.insert(name.to_ascii_lowercase(), key);
+        }
+    }
+
+    /// The order is over: no more TLS-ALPN-01 answers.
+    pub fn clear_challenges(&self) {
+        if let Ok(mut c) = self.challenges.lock() {
+            c.clear();
+        }
+    }
+
+    /// The challenge certificate for a validation handshake: one offering
+    /// `acme-tls/1` as its only protocol (RFC 8737 §3), for a name with a
+    /// pending challenge.
+    fn challenge(&self, hello: &ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let mut alpn = hello.alpn()?;
+        if alpn.next() != Some(ACME_TLS_ALPN) || alpn.next().is_some() {
+            return None;
+        }
+        let name = hello.server_name()?.to_ascii_lowercase();
+        self.challenges.lock().ok()?.get(&name).cloned()
     }
 
     /// The certificate for `sni`: exact name, then a wildcard one level up,
@@ -78,6 +119,9 @@ impl CertStore {
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(c) = self.challenge(&hello) {
+            return Some(c);
+        }
         Some(self.lookup(hello.server_name()))
     }
 }
@@ -186,12 +230,17 @@ mod tests {
         store.install(
             &["A.test".to_owned(), "*.wild.test".to_owned()],
             Arc::clone(&other),
+            false,
         );
         assert!(Arc::ptr_eq(&store.lookup(Some("a.TEST")), &other));
         assert!(Arc::ptr_eq(&store.lookup(Some("x.wild.test")), &other));
         assert!(Arc::ptr_eq(&store.lookup(Some("y.x.wild.test")), &default));
         assert!(Arc::ptr_eq(&store.lookup(Some("unknown.test")), &default));
         assert!(Arc::ptr_eq(&store.lookup(None), &default));
+        // The ACME certificate is the default as well.
+        store.install(&["b.test".to_owned()], Arc::clone(&other), true);
+        assert!(Arc::ptr_eq(&store.lookup(None), &other));
+        assert!(Arc::ptr_eq(&store.lookup(Some("unknown.test")), &other));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

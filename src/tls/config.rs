@@ -53,7 +53,9 @@ pub fn server(certs: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, T
         .with_protocol_versions(VERSIONS)?
         .with_no_client_auth()
         .with_cert_resolver(certs);
-    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // `acme-tls/1` is only ever chosen by a client that offers nothing
+    // else: the CA validating TLS-ALPN-01 (see `certs::CertStore`).
+    c.alpn_protocols = vec![b"http/1.1".to_vec(), super::certs::ACME_TLS_ALPN.to_vec()];
     c.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     c.ticketer = ring::Ticketer::new()?;
     Ok(Arc::new(c))

@@ -1,6 +1,9 @@
 //! ACME against pebble (Let's Encrypt's test server, Debian package
-//! `pebble`): moirai answers HTTP-01 on its `http` listener, serves the
-//! issued certificate without a restart, renews it, and swaps it under load
+//! `pebble`): moirai answers TLS-ALPN-01 in the handshake on 443 (chosen
+//! by itself, as for the guide's https-only example), HTTP-01 on its `http`
+//! listener and dns-01 through metadata, falls back to dns-01 when a
+//! validation fails, serves the issued certificate without a restart (to
+//! clients with and without SNI), renews it, and swaps it under load
 //! without a failed handshake or a dropped connection.
 
 use std::io::{Read, Write};
@@ -26,6 +29,11 @@ impl Pebble {
     /// pebble on 127.0.0.1, validating HTTP-01 on `http_port` of the
     /// addresses `dns` gives.
     fn start(http_port: u16, dns: &Dns) -> Pebble {
+        Pebble::start_with(http_port, free_port(), dns)
+    }
+
+    /// The same, validating TLS-ALPN-01 on `tls_port`.
+    fn start_with(http_port: u16, tls_port: u16, dns: &Dns) -> Pebble {
         let dir = temp_dir("pebble");
         // pebble's own HTTPS certificate, from a CA moirai is told to trust.
         let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -43,7 +51,7 @@ impl Pebble {
         std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
         std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
         std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-        let (port, mgmt, tls_port) = (free_port(), free_port(), free_port());
+        let (port, mgmt) = (free_port(), free_port());
         let config = serde_json::json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{port}"),
             "managementListenAddress": format!("127.0.0.1:{mgmt}"),
@@ -168,9 +176,129 @@ fn connect(
 ) -> Option<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
     let sock = TcpStream::connect(local(port)).ok()?;
     sock.set_read_timeout(Some(SECS(10))).ok()?;
+    // An IP address as the name: rustls then sends no SNI at all.
     let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).ok()?;
     let conn = rustls::ClientConnection::new(Arc::clone(config), name).ok()?;
     Some(rustls::StreamOwned::new(conn, sock))
+}
+
+/// The leaf a client gets from `port` for `sni` ("127.0.0.1": no SNI).
+fn leaf_for(port: u16, sni: &str) -> Vec<u8> {
+    let record = Arc::new(Record(
+        Default::default(),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    ));
+    let config = client_config(Arc::clone(&record));
+    let mut s = connect(&config, port, sni).expect("a TLS connection");
+    assert!(get(&mut s), "https through {sni}");
+    let leaf = record.0.lock().unwrap().last().cloned().unwrap();
+    leaf
+}
+
+/// Plays CNS: waits for moirai to write the dns-01 answers through the
+/// metadata protocol, then publishes each space-separated value as a TXT
+/// record under `_acme-challenge.` of every name, as CNS does.
+fn publish_dns_01(md: &crate::mdata::Fake, dns: &mut Dns, names: &[&str], m: &Moirai) {
+    let start = Instant::now();
+    let value = loop {
+        if let Some(v) = md.data.lock().unwrap().get("triton.cns.acme-challenge") {
+            break v.clone();
+        }
+        assert!(
+            start.elapsed() < SECS(40),
+            "no dns-01 answer was written:\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut records = vec![host("lb", "127.0.0.1"), host("www.lb", "127.0.0.1")];
+    for name in names {
+        for v in value.split(' ') {
+            records.push(format!("--txt-record=_acme-challenge.{name},{v}"));
+        }
+    }
+    dns.restart(&records);
+}
+
+/// The guide's TLS example, https only on 443 with no `--acme-challenge`:
+/// moirai chooses TLS-ALPN-01 by itself and serves the certificate with and
+/// without SNI. Then, with the CA's TLS validation reaching somewhere else
+/// (the other balancer of a pair), the next attempt uses dns-01. Both in
+/// one test: port 443 is one port.
+#[test]
+fn https_only_on_443_gets_its_certificate_by_itself() {
+    assert!(
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n")),
+        "binding port 443 needs root; CI runs the suite as root"
+    );
+    let name = format!("lb.{ZONE}");
+    let mut dns = Dns::start(&[host("lb", "127.0.0.1")]);
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let mut md: serde_json::Value = serde_json::from_str(&metadata(&format!(
+        "https-http://443:127.0.0.1:{}",
+        web.port()
+    )))
+    .unwrap();
+    md["cloud.tritoncompute:certificate_name"] = format!("{name}, www.{name}").into();
+    {
+        dns.restart(&[host("lb", "127.0.0.1"), host("www.lb", "127.0.0.1")]);
+        let pebble = Pebble::start_with(free_port(), 443, &dns);
+        let m = Moirai::start(
+            &md.to_string(),
+            "",
+            &[
+                "--acme-directory",
+                &pebble.directory(),
+                "--acme-ca-file",
+                pebble.dir.join("ca.pem").to_str().unwrap(),
+            ],
+        );
+        m.wait_log("tls: serving the ACME certificate for", SECS(40));
+        assert!(m.log_text().contains("by tls-alpn-01"), "{}", m.log_text());
+        let with_sni = leaf_for(443, &name);
+        assert!(
+            issuer_cn(&with_sni).contains("Pebble"),
+            "issuer {}",
+            issuer_cn(&with_sni)
+        );
+        assert_eq!(leaf_for(443, &format!("www.{name}")), with_sni);
+        // No SNI at all, and a name nobody asked for: the same certificate.
+        assert_eq!(leaf_for(443, "127.0.0.1"), with_sni);
+        assert_eq!(leaf_for(443, "other.test"), with_sni);
+    }
+    // The CA validates TLS-ALPN-01 somewhere else (nothing listens there):
+    // the next attempt uses dns-01 through metadata.
+    let fake = crate::mdata::Fake::start();
+    for (k, v) in md.as_object().unwrap() {
+        fake.set(k, v.as_str().unwrap());
+    }
+    let pebble = Pebble::start_with(free_port(), free_port(), &dns);
+    let m = Moirai::start(
+        "{}",
+        "",
+        &[
+            "--mdata-socket",
+            fake.path.to_str().unwrap(),
+            "--acme-directory",
+            &pebble.directory(),
+            "--acme-ca-file",
+            pebble.dir.join("ca.pem").to_str().unwrap(),
+            "--acme-dns-propagation",
+            "2s",
+        ],
+    );
+    m.wait_log("the next attempt uses dns-01", SECS(40));
+    publish_dns_01(&fake, &mut dns, &[&name, &format!("www.{name}")], &m);
+    m.wait_log("tls: serving the ACME certificate for", SECS(60));
+    let log = m.log_text();
+    assert!(
+        log.contains("tls-alpn-01 validation failed"),
+        "the CA's reason is logged:\n{log}"
+    );
+    assert!(issuer_cn(&leaf_for(443, "127.0.0.1")).contains("Pebble"));
 }
 
 fn issuer_cn(der: &[u8]) -> String {
@@ -203,6 +331,9 @@ fn a_certificate_is_issued_served_renewed_and_swapped_under_load() {
             &pebble.directory(),
             "--acme-ca-file",
             pebble.dir.join("ca.pem").to_str().unwrap(),
+            // Not port 80: auto would choose dns-01.
+            "--acme-challenge",
+            "http-01",
             // Renew as soon as allowed, to see a renewal within the test.
             "--acme-renew-before",
             "87600h",
@@ -223,11 +354,11 @@ fn a_certificate_is_issued_served_renewed_and_swapped_under_load() {
         "issuer {}",
         issuer_cn(&leaf1)
     );
-    // Without SNI (or with another name) the self-signed default remains.
+    // With another name too: the issued certificate is the default.
     let other = connect(&config, tp, "other.test").map(|mut s| get(&mut s));
     assert_eq!(other, Some(true));
     let leaf_other = record.0.lock().unwrap().last().cloned().unwrap();
-    assert!(!issuer_cn(&leaf_other).contains("Pebble"));
+    assert_eq!(leaf_other, leaf1);
 
     // Load across the renewal: new handshakes all the time, and open
     // keep-alive connections that must survive the swap.
@@ -312,23 +443,7 @@ fn dns_01_answers_through_metadata_for_cns_to_publish() {
             "3s",
         ],
     );
-    // Play CNS: publish what moirai wrote to triton.cns.acme-challenge.
-    let start = Instant::now();
-    let value = loop {
-        if let Some(v) = md.data.lock().unwrap().get("triton.cns.acme-challenge") {
-            break v.clone();
-        }
-        assert!(
-            start.elapsed() < SECS(20),
-            "no dns-01 answer was written:\n{}",
-            m.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    dns.restart(&[
-        host("lb", "127.0.0.1"),
-        format!("--txt-record=_acme-challenge.{name},{value}"),
-    ]);
+    publish_dns_01(&md, &mut dns, &[&name], &m);
     m.wait_log("tls: serving the ACME certificate for", SECS(30));
     let record = Arc::new(Record(
         Default::default(),

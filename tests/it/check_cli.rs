@@ -276,3 +276,61 @@ fn metrics_port_on_a_service_port_exits_1() {
         .unwrap()
         .contains("listen port of portmap entry 0"));
 }
+
+/// The guide's TLS example: `moirai check` says tls-alpn-01 comes first;
+/// without a listener on 443 or 80 and with a metadata file (which cannot
+/// write, so no dns-01), no challenge can work: exit 1.
+#[test]
+fn check_says_which_acme_challenge_comes_first() {
+    let guide = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "https-http://443:web.svc.example.cns.tritoncompute:8080{check:/healthz}",
+        "cloud.tritoncompute:certificate_name": "example.com,www.example.com",
+    })
+    .to_string();
+    let out = check(&guide, &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json_of(&out);
+    assert_eq!(
+        v["acme"],
+        serde_json::json!({"challenge": "tls-alpn-01", "fallback": null})
+    );
+    let text = String::from_utf8(check(&guide, &[]).stdout).unwrap();
+    assert!(
+        text.contains("certificate example.com, www.example.com: ACME by tls-alpn-01"),
+        "{text}"
+    );
+    // An http service on 80 and no TLS on 443: http-01.
+    let http = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "http://80:web.example:8080 https-http://8443:web.example:8080",
+        "cloud.tritoncompute:certificate_name": "example.com",
+    })
+    .to_string();
+    assert_eq!(
+        json_of(&check(&http, &["--json"]))["acme"]["challenge"],
+        "http-01"
+    );
+    // Pinned by the operator.
+    let pinned = check(&guide, &["--json", "--acme-challenge", "tls-alpn-01"]);
+    assert_eq!(json_of(&pinned)["acme"]["challenge"], "tls-alpn-01");
+    // Nothing can work.
+    let none = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "https-http://8443:web.example:8080",
+        "cloud.tritoncompute:certificate_name": "example.com",
+    })
+    .to_string();
+    let out = check(&none, &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(v["acme"], serde_json::Value::Null);
+    assert_eq!(
+        v["errors"][0]["key"],
+        "cloud.tritoncompute:certificate_name"
+    );
+    assert!(v["errors"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no ACME challenge can work"));
+}

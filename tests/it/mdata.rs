@@ -320,3 +320,38 @@ fn a_hung_metadata_agent_never_delays_health_checks_or_status() {
     );
     *f.delay.lock().unwrap() = Duration::ZERO;
 }
+
+/// Where only `mdata-get` is reachable (KVM guests), dns-01 writes through
+/// `mdata-put` beside it, as triton-dehydrated does; without one, the
+/// source says it cannot write (so `auto` does not pick dns-01).
+#[test]
+fn mdata_get_sources_write_through_mdata_put_beside_them() {
+    use moirai::metadata::mdata_get::MdataGet;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("mdata-put");
+    let get = dir.join("mdata-get");
+    std::fs::write(&get, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(&get, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut source = MdataGet::new(&get);
+    assert!(!source.can_write());
+    let put = dir.join("mdata-put");
+    let out = dir.join("written");
+    std::fs::write(
+        &put,
+        format!(
+            "#!/bin/sh\nprintf '%s=%s' \"$1\" \"$2\" > {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&put, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(source.can_write());
+    source.put("triton.cns.acme-challenge", "abc def").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "triton.cns.acme-challenge=abc def"
+    );
+    std::fs::write(&put, "#!/bin/sh\necho refused >&2\nexit 3\n").unwrap();
+    let e = source.put("k", "v").unwrap_err().to_string();
+    assert!(e.contains("refused"), "{e}");
+}
