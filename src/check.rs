@@ -42,7 +42,12 @@ pub fn acme_plan(
 }
 
 /// The JSON object `moirai check --json` prints.
-pub fn to_json(config: &Config, diag: &Diagnostics, acme: Option<&Plan>) -> Value {
+pub fn to_json(
+    config: &Config,
+    diag: &Diagnostics,
+    acme: Option<&Plan>,
+    listen: &[std::net::IpAddr],
+) -> Value {
     let services: Vec<Value> = config.services().iter().map(service_json).collect();
     let t = config.timeouts();
     json!({
@@ -51,6 +56,7 @@ pub fn to_json(config: &Config, diag: &Diagnostics, acme: Option<&Plan>) -> Valu
         "services": services,
         "errors": diag.errors,
         "warnings": diag.warnings,
+        "listen_addresses": listen_list(listen),
         "max_rs": config.max_rs(),
         "metrics": config.metrics().map(|m| json!({
             "port": m.port,
@@ -89,7 +95,12 @@ fn service_json(s: &Service) -> Value {
 }
 
 /// The human report: one line per service, then one per error.
-pub fn to_text(config: &Config, diag: &Diagnostics, acme: Option<&Plan>) -> String {
+pub fn to_text(
+    config: &Config,
+    diag: &Diagnostics,
+    acme: Option<&Plan>,
+    listen: &[std::net::IpAddr],
+) -> String {
     let mut out = String::new();
     if !config.enabled() {
         out.push_str(
@@ -131,6 +142,7 @@ pub fn to_text(config: &Config, diag: &Diagnostics, acme: Option<&Plan>) -> Stri
         }
         out.push('\n');
     }
+    let _ = writeln!(out, "listening on {}", listen_list(listen).join(", "));
     let t = config.timeouts();
     let _ = writeln!(
         out,
@@ -185,8 +197,15 @@ pub fn status_text(v: &Value) -> String {
             .map(|e| format!("; last read failed: {e}"))
             .unwrap_or_default()
     );
+    if let Some(a) = v["listen_addresses"].as_array() {
+        let a: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+        let _ = writeln!(out, "listening on {}", a.join(", "));
+    }
     for s in v["services"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "{}", s["service"].as_str().unwrap_or("?"));
+        for n in s["not_listening"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "  {}", n.as_str().unwrap_or("?"));
+        }
         let backends = s["backends"].as_array().map_or(&[][..], Vec::as_slice);
         if let Some(why) = s["no_backends"].as_str() {
             let _ = writeln!(out, "  no backends: {why}");
@@ -268,6 +287,15 @@ pub fn status_text(v: &Value) -> String {
         }
     }
     out
+}
+
+/// `--listen-address`es as shown: `["all"]` when there are none.
+fn listen_list(listen: &[std::net::IpAddr]) -> Vec<String> {
+    if listen.is_empty() {
+        vec!["all".to_owned()]
+    } else {
+        listen.iter().map(ToString::to_string).collect()
+    }
 }
 
 /// A `check --json` problem object as one line, like its `Display`.

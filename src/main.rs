@@ -87,6 +87,9 @@ struct CheckArgs {
     /// challenge it will try first.
     #[arg(long, value_name = "TYPE", default_value = "auto")]
     acme_challenge: moirai::control::acme::ChallengeChoice,
+    /// The --listen-address list that `moirai run` is given.
+    #[arg(long = "listen-address", value_name = "ADDR")]
+    listen_addresses: Vec<std::net::IpAddr>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -159,6 +162,15 @@ struct RunArgs {
     /// exists (what illumos does; for testing that path).
     #[arg(long)]
     shared_listener: bool,
+    /// Listen on this address only (IPv4 or IPv6; repeat for several),
+    /// e.g. the public interface of a multi-homed balancer, or to run two
+    /// instances on one host [default: every address].
+    #[arg(long = "listen-address", value_name = "ADDR")]
+    listen_addresses: Vec<std::net::IpAddr>,
+    /// Where the metrics endpoint listens (repeatable) [default: as
+    /// --listen-address].
+    #[arg(long = "metrics-listen-address", value_name = "ADDR")]
+    metrics_addresses: Vec<std::net::IpAddr>,
     /// error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: log::LevelFilter,
@@ -259,12 +271,12 @@ fn check(args: CheckArgs) -> ExitCode {
     if args.json {
         println!(
             "{}",
-            moirai::check::to_json(&config, &errors, acme.as_ref())
+            moirai::check::to_json(&config, &errors, acme.as_ref(), &args.listen_addresses)
         );
     } else {
         print!(
             "{}",
-            moirai::check::to_text(&config, &errors, acme.as_ref())
+            moirai::check::to_text(&config, &errors, acme.as_ref(), &args.listen_addresses)
         );
     }
     // Warnings alone still run: exit 0.
@@ -296,6 +308,8 @@ fn run(args: RunArgs) -> ExitCode {
         grace: args.grace,
         metadata_interval: args.metadata_interval,
         hosts_file: args.hosts_file,
+        listen_addresses: args.listen_addresses,
+        metrics_addresses: (!args.metrics_addresses.is_empty()).then_some(args.metrics_addresses),
         listen_mode: if args.shared_listener {
             ListenMode::Shared
         } else {

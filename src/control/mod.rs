@@ -69,6 +69,11 @@ pub struct Options {
     pub hosts_file: PathBuf,
     /// Per-worker or shared listening sockets.
     pub listen_mode: ListenMode,
+    /// The addresses services listen on; empty means all.
+    pub listen_addresses: Vec<std::net::IpAddr>,
+    /// The addresses the metrics endpoint listens on; `None` means those
+    /// of the services.
+    pub metrics_addresses: Option<Vec<std::net::IpAddr>>,
     /// Certificates, keys and the control socket live here.
     pub state_dir: PathBuf,
     /// How long an HTTP request head may take (then 408).
@@ -158,6 +163,11 @@ struct Control {
     metadata_errors: u64,
     /// Lookups and failed lookups per DNS name.
     dns_counts: HashMap<dns::resolver::Target, (u64, u64)>,
+    /// `--listen-address`es; empty means all.
+    listen_addresses: Vec<std::net::IpAddr>,
+    /// Listeners that cannot be opened, by (port, address): the reason
+    /// and when it was last logged.
+    not_listening: HashMap<(u16, Option<std::net::IpAddr>), (String, Instant)>,
     /// When each name last answered.
     dns_answered: HashMap<dns::resolver::Target, std::time::SystemTime>,
     /// Access lines the workers sent and dropped.
@@ -214,6 +224,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     let syslog_counts = Arc::new(crate::metrics::stats::SyslogCounters::new(workers_n));
     let listen = ListenConfig {
         mode: opts.listen_mode,
+        addresses: Arc::new(opts.listen_addresses.clone()),
         shared: Arc::new(SharedListeners::default()),
         max_sessions,
         header_timeout: opts.header_timeout,
@@ -283,6 +294,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         metadata_errors: 0,
         dns_counts: HashMap::new(),
         dns_answered: HashMap::new(),
+        not_listening: HashMap::new(),
+        listen_addresses: opts.listen_addresses.clone(),
         syslog_counts,
         tls: None,
         state_dir: opts.state_dir.clone(),
@@ -322,7 +335,12 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             None
         }
     };
-    let mut metrics = crate::metrics::server::MetricsServer::new(METRICS, METRICS_CONNS);
+    let mut metrics = crate::metrics::server::MetricsServer::new(METRICS, METRICS_CONNS)
+        .with_addresses(
+            opts.metrics_addresses
+                .clone()
+                .unwrap_or_else(|| opts.listen_addresses.clone()),
+        );
     let mut events = Events::with_capacity(256);
     'run: loop {
         let wait = ctl.health.next_wake().map_or(TICK, |t| {
@@ -381,6 +399,9 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     ctl.drain(opts.grace);
     Ok(())
 }
+
+/// How often a listener that still cannot be opened is logged again.
+const NOT_LISTENING_REPEAT: Duration = Duration::from_secs(300);
 
 /// Descriptors kept aside for everything that is not a session: polls,
 /// wakers, listeners, the metadata source, logs.
@@ -536,6 +557,13 @@ impl Control {
                             "certificate_names": presented,
                         })),
                     "verify_host": s.spec.verify_host.as_ref().map(ToString::to_string),
+                    "not_listening": self.not_listening.iter()
+                        .filter(|((p, _), _)| *p == s.port())
+                        .map(|((p, a), (why, _))| format!(
+                            "NOT LISTENING: port {p}{}: {why}",
+                            a.map(|a| format!(" on {a}")).unwrap_or_default()
+                        ))
+                        .collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -557,6 +585,11 @@ impl Control {
             .collect();
         json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "listen_addresses": if self.listen_addresses.is_empty() {
+                vec!["all".to_owned()]
+            } else {
+                self.listen_addresses.iter().map(ToString::to_string).collect()
+            },
             "generation": self.snapshot.generation,
             "metadata_source": self.source.describe(),
             "metadata_error": self.last_source_error,
@@ -578,6 +611,7 @@ impl Control {
             .iter()
             .map(|s| ServiceView {
                 port: s.port(),
+                listening: !self.not_listening.keys().any(|(p, _)| *p == s.port()),
                 kind: s.spec.kind.as_str(),
                 stats: &s.stats,
                 backends: self
@@ -1019,6 +1053,9 @@ impl Control {
 
     fn publish(&mut self, snap: Arc<Snapshot>, seen: Instant) {
         let changes = publish::describe_changes(&self.snapshot, &snap);
+        // A service that is gone has nothing left to listen on.
+        self.not_listening
+            .retain(|(port, _), _| snap.service(*port).is_some());
         for s in &snap.services {
             if let Some(why) = &s.no_backends {
                 let before = self.snapshot.service(s.port()).map(|o| &o.no_backends);
@@ -1086,13 +1123,36 @@ impl Control {
                     }
                 }
                 FromWorker::ListenFailed {
-                    worker,
+                    worker: _,
                     port,
+                    addr,
                     error,
                 } => {
-                    log::error!(
-                        "worker {worker}: cannot listen on port {port}: {error} (retrying)"
-                    );
+                    // Every worker retries every 2 s: said once, again when
+                    // the reason changes, and every few minutes.
+                    let now = Instant::now();
+                    let entry = self.not_listening.entry((port, addr));
+                    let say = match &entry {
+                        std::collections::hash_map::Entry::Occupied(o) => {
+                            o.get().0 != error || now >= o.get().1 + NOT_LISTENING_REPEAT
+                        }
+                        std::collections::hash_map::Entry::Vacant(_) => true,
+                    };
+                    if say {
+                        log::error!(
+                            "NOT LISTENING: port {port}{}: {error} (retrying every 2 s)",
+                            addr.map(|a| format!(" on {a}")).unwrap_or_default()
+                        );
+                        entry.insert_entry((error, now));
+                    }
+                }
+                FromWorker::Listening { port, addr } => {
+                    if self.not_listening.remove(&(port, addr)).is_some() {
+                        log::info!(
+                            "listening on port {port}{} again",
+                            addr.map(|a| format!(" on {a}")).unwrap_or_default()
+                        );
+                    }
                 }
                 FromWorker::Exited { worker, cut } => {
                     log::warn!("worker {worker} exited unexpectedly ({cut} sessions open)");

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -60,12 +61,21 @@ pub enum FromWorker {
         /// When it was applied.
         at: Instant,
     },
+    /// A listener that had failed is open now.
+    Listening {
+        /// The port.
+        port: u16,
+        /// The address (none: all).
+        addr: Option<IpAddr>,
+    },
     /// A listener could not be opened (it is retried).
     ListenFailed {
         /// Which worker.
         worker: usize,
         /// The port.
         port: u16,
+        /// The address (none: all).
+        addr: Option<IpAddr>,
         /// Why.
         error: String,
     },
@@ -109,6 +119,9 @@ impl Reporter {
 pub struct ListenConfig {
     /// Per-worker sockets or one shared socket.
     pub mode: ListenMode,
+    /// The addresses services listen on (`--listen-address`); empty means
+    /// all of them.
+    pub addresses: Arc<Vec<IpAddr>>,
     /// The shared sockets, for [`ListenMode::Shared`].
     pub shared: Arc<SharedListeners>,
     /// Sessions this worker may hold (each needs two descriptors). At the
@@ -273,9 +286,10 @@ struct Worker {
     listen: ListenConfig,
     snapshot: Arc<Snapshot>,
     listeners: Slab<ListenerSlot>,
-    by_port: HashMap<u16, usize>,
-    /// Services whose listener could not be opened yet.
-    unbound: Vec<Arc<ServiceSnapshot>>,
+    /// Listener slots by service port: one per listen address.
+    by_port: HashMap<u16, Vec<usize>>,
+    /// Listeners (address, service) that could not be opened yet.
+    unbound: Vec<(Option<IpAddr>, Arc<ServiceSnapshot>)>,
     next_bind_retry: Option<Instant>,
     sessions: Slab<SessionSlot>,
     gens: Generations,
@@ -398,7 +412,7 @@ impl Worker {
             }
             if self.full && self.sessions.len() < self.listen.max_sessions {
                 self.full = false;
-                let open: Vec<usize> = self.by_port.values().copied().collect();
+                let open: Vec<usize> = self.by_port.values().flatten().copied().collect();
                 for i in open {
                     self.accept_all(i, now);
                 }
@@ -449,10 +463,17 @@ impl Worker {
     /// Puts a snapshot in force: new listeners opened, removed ones closed,
     /// kept ones pointed at their new service.
     fn apply(&mut self, snap: Arc<Snapshot>, now: Instant) {
-        self.unbound.clear();
+        // Listeners still to open keep being tried while their service
+        // stays (another address of it may be open already).
+        self.unbound
+            .retain(|(_, s)| snap.service(s.port()).is_some());
         for svc in &snap.services {
             match self.by_port.get(&svc.port()) {
-                Some(&i) => self.listeners[i].listener.service = Arc::clone(svc),
+                Some(slots) => {
+                    for &i in slots {
+                        self.listeners[i].listener.service = Arc::clone(svc);
+                    }
+                }
                 None => self.open(svc),
             }
         }
@@ -510,19 +531,33 @@ impl Worker {
         });
     }
 
+    /// Opens the service's listeners, one per listen address.
     fn open(&mut self, svc: &Arc<ServiceSnapshot>) {
-        let port = svc.port();
-        let socket = match net::listen(port, self.listen.mode, &self.listen.shared) {
-            Ok(s) => s,
-            Err(e) => {
-                self.reports.send(FromWorker::ListenFailed {
-                    worker: self.id,
-                    port,
-                    error: e.to_string(),
-                });
-                self.unbound.push(Arc::clone(svc));
-                return;
+        self.by_port.entry(svc.port()).or_default();
+        if self.listen.addresses.is_empty() {
+            self.open_one(None, svc);
+        } else {
+            let addrs = Arc::clone(&self.listen.addresses);
+            for &a in addrs.iter() {
+                self.open_one(Some(a), svc);
             }
+        }
+    }
+
+    fn open_one(&mut self, addr: Option<IpAddr>, svc: &Arc<ServiceSnapshot>) {
+        let port = svc.port();
+        let failed = |w: &mut Worker, error: String| {
+            w.reports.send(FromWorker::ListenFailed {
+                worker: w.id,
+                port,
+                addr,
+                error,
+            });
+            w.unbound.push((addr, Arc::clone(svc)));
+        };
+        let socket = match net::listen(addr, port, self.listen.mode, &self.listen.shared) {
+            Ok(s) => s,
+            Err(e) => return failed(self, e.to_string()),
         };
         let entry = self.listeners.vacant_entry();
         let index = entry.key();
@@ -545,33 +580,29 @@ impl Worker {
             token,
             Interest::READABLE,
         ) {
-            self.reports.send(FromWorker::ListenFailed {
-                worker: self.id,
-                port,
-                error: format!("cannot poll the listener: {e}"),
-            });
-            self.unbound.push(Arc::clone(svc));
-            return;
+            return failed(self, format!("cannot poll the listener: {e}"));
         }
         entry.insert(slot);
-        self.by_port.insert(port, index);
+        self.by_port.entry(port).or_default().push(index);
     }
 
     /// Closes a listener after accepting what is already queued on it, so a
     /// removed service does not reset connections the kernel had accepted.
     fn close_listener(&mut self, port: u16, now: Instant) {
-        let Some(i) = self.by_port.remove(&port) else {
+        let Some(slots) = self.by_port.remove(&port) else {
             return;
         };
-        self.accept_all(i, now);
-        let mut slot = self.listeners.remove(i);
-        // Deregister explicitly: in shared mode other workers hold
-        // duplicates of this descriptor, so closing ours would not remove
-        // the registration.
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut slot.listener.socket.socket);
+        for i in slots {
+            self.accept_all(i, now);
+            let mut slot = self.listeners.remove(i);
+            // Deregister explicitly: in shared mode other workers hold
+            // duplicates of this descriptor, so closing ours would not
+            // remove the registration.
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut slot.listener.socket.socket);
+        }
     }
 
     fn start_drain(&mut self, deadline: Instant, now: Instant) {
@@ -653,14 +684,20 @@ impl Worker {
         }
         if self.next_bind_retry.is_some_and(|t| now >= t) && self.draining.is_none() {
             let pending = std::mem::take(&mut self.unbound);
-            for svc in pending {
+            for (addr, svc) in pending {
                 // Skip services a newer snapshot removed meanwhile.
-                if self
-                    .snapshot
-                    .service(svc.port())
-                    .is_some_and(|s| Arc::ptr_eq(s, &svc))
-                {
-                    self.open(&svc);
+                if let Some(current) = self.snapshot.service(svc.port()).cloned() {
+                    self.open_one(addr, &current);
+                    if !self
+                        .unbound
+                        .iter()
+                        .any(|(a, s)| *a == addr && s.port() == svc.port())
+                    {
+                        self.reports.send(FromWorker::Listening {
+                            port: svc.port(),
+                            addr,
+                        });
+                    }
                 }
             }
             self.next_bind_retry = (!self.unbound.is_empty()).then(|| now + BIND_RETRY);

@@ -54,6 +54,8 @@ pub struct ServiceView<'a> {
     pub stats: &'a Sharded,
     /// Its backends, usable or not.
     pub backends: Vec<BackendView<'a>>,
+    /// Whether all its listeners are open.
+    pub listening: bool,
 }
 
 /// One DNS name's lookups.
@@ -185,6 +187,7 @@ fn record_services(services: &[ServiceView<'_>]) {
     for (n, c) in [
         (names::SERVICE_CONNECTIONS, true),
         (names::SERVICE_ACTIVE, false),
+        (names::SERVICE_LISTENING, false),
         (names::SERVICE_RESPONSES, true),
         (names::SERVICE_REQUEST_BYTES, true),
         (names::SERVICE_RESPONSE_BYTES, true),
@@ -212,6 +215,7 @@ fn record_services(services: &[ServiceView<'_>]) {
         let l = [("service", svc.clone()), ("type", s.kind.to_owned())];
         counter!(names::SERVICE_CONNECTIONS.0, &l).absolute(t.opened);
         gauge!(names::SERVICE_ACTIVE.0, &l).set(t.opened.saturating_sub(t.closed) as f64);
+        gauge!(names::SERVICE_LISTENING.0, &l).set(if s.listening { 1.0 } else { 0.0 });
         counter!(names::SERVICE_REQUEST_BYTES.0, &l).absolute(t.bytes_in);
         counter!(names::SERVICE_RESPONSE_BYTES.0, &l).absolute(t.bytes_out);
         counter!(names::SERVICE_CONNECT_ERRORS.0, &l).absolute(t.connect_errors);
@@ -404,6 +408,7 @@ mod tests {
         record(&mut l.request, Duration::from_secs(2));
         ex.merge(vec![(8080, l)]);
         let services = [ServiceView {
+            listening: true,
             port: 8080,
             kind: "http",
             stats: &svc,

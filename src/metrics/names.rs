@@ -23,6 +23,11 @@ pub const SERVICE_ACTIVE: Name = (
     "moirai_service_connections_active",
     "Client connections open now.",
 );
+/// Whether every listener of the service is open (0: NOT LISTENING).
+pub const SERVICE_LISTENING: Name = (
+    "moirai_service_listening",
+    "1 when the service listens on every address it should, 0 when a port cannot be bound (in use).",
+);
 /// Responses sent to clients, by status class (http types).
 pub const SERVICE_RESPONSES: Name = (
     "moirai_service_responses_total",

@@ -102,7 +102,10 @@ struct Scrape {
 /// The endpoint, reconfigured with every generation.
 #[derive(Debug)]
 pub struct MetricsServer {
-    listener: Option<(u16, TcpListener)>,
+    /// The port and one socket per address, all under `listener_token`.
+    listener: Option<(u16, Vec<TcpListener>)>,
+    /// Where to listen; empty means every address.
+    addresses: Vec<std::net::IpAddr>,
     acl: Vec<IpPrefix>,
     conns: Slab<Scrape>,
     listener_token: Token,
@@ -117,6 +120,7 @@ impl MetricsServer {
     pub fn new(listener_token: Token, conn_base: usize) -> MetricsServer {
         MetricsServer {
             listener: None,
+            addresses: Vec::new(),
             acl: Vec::new(),
             conns: Slab::new(),
             listener_token,
@@ -131,6 +135,13 @@ impl MetricsServer {
             || (self.conn_base..self.conn_base + MAX_CONNS).contains(&token.0)
     }
 
+    /// Listens on these addresses only (`--metrics-listen-address`, else
+    /// `--listen-address`); empty means every address.
+    pub fn with_addresses(mut self, addresses: Vec<std::net::IpAddr>) -> MetricsServer {
+        self.addresses = addresses;
+        self
+    }
+
     /// The port served now, if any.
     pub fn port(&self) -> Option<u16> {
         self.listener.as_ref().map(|(p, _)| *p)
@@ -141,8 +152,10 @@ impl MetricsServer {
     /// next call.
     pub fn configure(&mut self, registry: &Registry, config: Option<&MetricsConfig>) {
         let Some(cfg) = config else {
-            if let Some((port, mut l)) = self.listener.take() {
-                let _ = registry.deregister(&mut l);
+            if let Some((port, mut ls)) = self.listener.take() {
+                for l in &mut ls {
+                    let _ = registry.deregister(l);
+                }
                 log::info!("metrics: no metrics_acl; endpoint on :{port} closed");
             }
             self.acl.clear();
@@ -152,15 +165,33 @@ impl MetricsServer {
         if self.port() == Some(cfg.port) {
             return;
         }
-        let bound = net::bind_any(cfg.port, false).and_then(|l| {
-            let mut l = TcpListener::from_std(l);
-            registry.register(&mut l, self.listener_token, Interest::READABLE)?;
-            Ok(l)
+        let addrs: Vec<Option<std::net::IpAddr>> = if self.addresses.is_empty() {
+            vec![None]
+        } else {
+            self.addresses.iter().copied().map(Some).collect()
+        };
+        // Every address or none: a half-open endpoint would hide a typo.
+        let bound: std::io::Result<Vec<TcpListener>> = addrs
+            .into_iter()
+            .map(|a| net::bind_on(a, cfg.port, false).map(TcpListener::from_std))
+            .collect();
+        let bound = bound.and_then(|mut ls| {
+            for (i, l) in ls.iter_mut().enumerate() {
+                if let Err(e) = registry.register(l, self.listener_token, Interest::READABLE) {
+                    for l in &mut ls[..i] {
+                        let _ = registry.deregister(l);
+                    }
+                    return Err(e);
+                }
+            }
+            Ok(ls)
         });
         match bound {
             Ok(l) => {
                 if let Some((_, mut old)) = self.listener.replace((cfg.port, l)) {
-                    let _ = registry.deregister(&mut old);
+                    for o in &mut old {
+                        let _ = registry.deregister(o);
+                    }
                 }
                 self.failed = None;
                 log::info!(
@@ -221,38 +252,42 @@ impl MetricsServer {
     }
 
     fn accept(&mut self, registry: &Registry, now: Instant) {
-        let Some((_, listener)) = &self.listener else {
+        // Taken out while connections go into `conns`, then put back.
+        let Some((port, listeners)) = self.listener.take() else {
             return;
         };
-        while self.conns.len() < MAX_CONNS {
-            match listener.accept() {
-                Ok((mut stream, peer)) => {
-                    let entry = self.conns.vacant_entry();
-                    let token = Token(self.conn_base + entry.key());
-                    if registry
-                        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-                        .is_err()
-                    {
-                        continue;
+        for listener in &listeners {
+            while self.conns.len() < MAX_CONNS {
+                match listener.accept() {
+                    Ok((mut stream, peer)) => {
+                        let entry = self.conns.vacant_entry();
+                        let token = Token(self.conn_base + entry.key());
+                        if registry
+                            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                            .is_err()
+                        {
+                            continue;
+                        }
+                        entry.insert(Scrape {
+                            stream,
+                            allowed: allowed(&self.acl, peer),
+                            head: Vec::new(),
+                            out: None,
+                            sent: 0,
+                            deadline: now + HEAD_TIMEOUT,
+                        });
                     }
-                    entry.insert(Scrape {
-                        stream,
-                        allowed: allowed(&self.acl, peer),
-                        head: Vec::new(),
-                        out: None,
-                        sent: 0,
-                        deadline: now + HEAD_TIMEOUT,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        log::warn!("metrics: accept failed: {e}");
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            log::warn!("metrics: accept failed: {e}");
+                        }
+                        break;
                     }
-                    return;
                 }
             }
         }
+        self.listener = Some((port, listeners));
     }
 
     /// Moves one scrape on; true when it is finished.

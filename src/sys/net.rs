@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -42,12 +42,16 @@ impl ListenMode {
     }
 }
 
-/// The shared sockets of [`ListenMode::Shared`], by port. Touched only when a
-/// worker opens a listener (a configuration change), never per connection.
+/// The shared sockets of [`ListenMode::Shared`], by address (none: all)
+/// and port. Touched only when a worker opens a listener (a configuration
+/// change), never per connection.
 #[derive(Debug, Default)]
 pub struct SharedListeners {
-    by_port: Mutex<HashMap<u16, Weak<std::net::TcpListener>>>,
+    by_port: Mutex<HashMap<ListenKey, Weak<std::net::TcpListener>>>,
 }
+
+/// A listening address (none: all) and port.
+type ListenKey = (Option<IpAddr>, u16);
 
 /// A worker's listening socket. In shared mode it also keeps the shared
 /// socket alive, so a worker that opens the port later finds the same one.
@@ -58,21 +62,38 @@ pub struct WorkerListener {
     _shared: Option<Arc<std::net::TcpListener>>,
 }
 
-/// Opens this worker's listener for `port` on all addresses (IPv6 and IPv4
-/// where the host has IPv6, else IPv4 only).
-pub fn listen(port: u16, mode: ListenMode, shared: &SharedListeners) -> io::Result<WorkerListener> {
+/// Binds `port` on `addr`, or on every address when there is none.
+pub fn bind_on(
+    addr: Option<IpAddr>,
+    port: u16,
+    reuse_port: bool,
+) -> io::Result<std::net::TcpListener> {
+    match addr {
+        Some(ip) => bind(SocketAddr::new(ip, port), reuse_port),
+        None => bind_any(port, reuse_port),
+    }
+}
+
+/// Opens this worker's listener for `port` on `addr`, or on all addresses
+/// (IPv6 and IPv4 where the host has IPv6, else IPv4 only).
+pub fn listen(
+    addr: Option<IpAddr>,
+    port: u16,
+    mode: ListenMode,
+    shared: &SharedListeners,
+) -> io::Result<WorkerListener> {
     match mode {
         ListenMode::ReusePort => Ok(WorkerListener {
-            socket: TcpListener::from_std(bind_any(port, true)?),
+            socket: TcpListener::from_std(bind_on(addr, port, true)?),
             _shared: None,
         }),
         ListenMode::Shared => {
             let mut map = shared.by_port.lock().unwrap_or_else(|p| p.into_inner());
-            let sock = match map.get(&port).and_then(Weak::upgrade) {
+            let sock = match map.get(&(addr, port)).and_then(Weak::upgrade) {
                 Some(s) => s,
                 None => {
-                    let s = Arc::new(bind_any(port, false)?);
-                    map.insert(port, Arc::downgrade(&s));
+                    let s = Arc::new(bind_on(addr, port, false)?);
+                    map.insert((addr, port), Arc::downgrade(&s));
                     s
                 }
             };
@@ -107,8 +128,10 @@ pub fn bind_any(port: u16, reuse_port: bool) -> io::Result<std::net::TcpListener
 /// Binds one non-blocking listening socket.
 pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // The wildcard IPv6 socket serves IPv4 too; a specific IPv6 address
+    // only itself.
     if addr.is_ipv6() {
-        socket.set_only_v6(false)?;
+        socket.set_only_v6(!addr.ip().is_unspecified())?;
     }
     socket.set_reuse_address(true)?;
     if reuse_port {
@@ -163,13 +186,13 @@ mod tests {
     #[test]
     fn shared_mode_reuses_one_socket() {
         let shared = SharedListeners::default();
-        let a = listen(0, ListenMode::Shared, &shared);
+        let a = listen(None, 0, ListenMode::Shared, &shared);
         // Port 0 picks a fresh port per bind; use the one we got.
         let a = a.unwrap();
         let port = a.socket.local_addr().unwrap().port();
         drop(a);
-        let b = listen(port, ListenMode::Shared, &shared).unwrap();
-        let c = listen(port, ListenMode::Shared, &shared).unwrap();
+        let b = listen(None, port, ListenMode::Shared, &shared).unwrap();
+        let c = listen(None, port, ListenMode::Shared, &shared).unwrap();
         assert_eq!(
             b.socket.local_addr().unwrap(),
             c.socket.local_addr().unwrap()
@@ -177,11 +200,21 @@ mod tests {
     }
 
     #[test]
+    fn a_listen_address_binds_that_address_only() {
+        let shared = SharedListeners::default();
+        for ip in ["127.0.0.2", "::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let l = listen(Some(ip), 0, ListenMode::ReusePort, &shared).unwrap();
+            assert_eq!(l.socket.local_addr().unwrap().ip(), ip);
+        }
+    }
+
+    #[test]
     fn reuse_port_lets_every_worker_bind() {
         let shared = SharedListeners::default();
-        let a = listen(0, ListenMode::ReusePort, &shared).unwrap();
+        let a = listen(None, 0, ListenMode::ReusePort, &shared).unwrap();
         let port = a.socket.local_addr().unwrap().port();
-        let b = listen(port, ListenMode::ReusePort, &shared).unwrap();
+        let b = listen(None, port, ListenMode::ReusePort, &shared).unwrap();
         assert_eq!(b.socket.local_addr().unwrap().port(), port);
     }
 }

@@ -373,3 +373,54 @@ fn a_world_writable_state_directory_is_refused_and_keeps_its_mode() {
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o1777);
 }
+
+/// A port someone else holds: said once (not every 2 s by every worker),
+/// shown by `moirai status` and the metrics, and served as soon as it is
+/// free.
+#[test]
+fn a_port_in_use_is_not_listening_once_and_recovers() {
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("up"));
+    let (port, mp) = (free_port(), free_port());
+    let blocker = TcpListener::bind(("::", port)).unwrap();
+    let mut md: serde_json::Value = serde_json::from_str(&metadata(&format!(
+        "http://{port}:127.0.0.1:{}",
+        web.port()
+    )))
+    .unwrap();
+    md["cloud.tritoncompute:metrics_acl"] = "127.0.0.0/8".into();
+    md["cloud.tritoncompute:metrics_port"] = mp.to_string().into();
+    let m = Moirai::start(&md.to_string(), "", &[]);
+    m.wait_log("NOT LISTENING", Duration::from_secs(5));
+    // Several retries by both workers later, still one line.
+    std::thread::sleep(Duration::from_millis(4500));
+    assert_eq!(
+        m.log_text().matches("NOT LISTENING").count(),
+        1,
+        "{}",
+        m.log_text()
+    );
+    let status = m.status(false);
+    assert!(
+        status.contains(&format!("NOT LISTENING: port {port}")),
+        "{status}"
+    );
+    let metrics = Client::connect(local(mp))
+        .exchange(&get("/metrics"))
+        .unwrap();
+    let text = String::from_utf8(metrics.body).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("moirai_service_listening{")
+                && l.contains(&format!("service=\"{port}\""))
+                && l.ends_with(" 0")),
+        "{text}"
+    );
+    drop(blocker);
+    m.wait_log(
+        &format!("listening on port {port} again"),
+        Duration::from_secs(5),
+    );
+    let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(!m.status(false).contains("NOT LISTENING"));
+}

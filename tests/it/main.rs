@@ -6,6 +6,7 @@ mod check_cli;
 mod dns;
 mod faults;
 mod guide;
+mod ha;
 mod health;
 mod http;
 mod mdata;

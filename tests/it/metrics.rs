@@ -158,6 +158,17 @@ fn counters_match_known_traffic_exactly_and_promtool_accepts_the_exposition() {
         assert_eq!(back.len(), 1000 + header);
     }
 
+    // Latencies reach the control thread in per-worker batches: wait for
+    // each service's, not only the last one's.
+    for port in [tp, pp] {
+        let ps = port.to_string();
+        scrape_until(
+            mp,
+            "moirai_connect_duration_seconds_count",
+            &[("service", &ps)],
+            1.0,
+        );
+    }
     let hs = hp.to_string();
     let text = scrape_until(
         mp,

@@ -269,7 +269,12 @@ fn a_failed_acme_order_keeps_serving_and_says_why() {
     let m = Moirai::start(
         &md.to_string(),
         "",
-        &["--acme-directory", "https://127.0.0.1:9/directory"],
+        &[
+            "--acme-directory",
+            "https://127.0.0.1:9/directory",
+            "--acme-challenge",
+            "tls-alpn-01",
+        ],
     );
     m.wait_log(
         "still serving the previous certificate, retrying in 10 s",

@@ -324,8 +324,23 @@ impl Client {
         }
     }
 
+    /// A client on a connection made elsewhere.
+    pub fn from_stream(s: TcpStream) -> Client {
+        Client {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.w.write_all(bytes).unwrap();
+    }
+
+    /// Sends a request and reads its response; `None` when either fails
+    /// (for peers that may die mid-way).
+    pub fn try_exchange(&mut self, bytes: &[u8]) -> Option<Resp> {
+        self.w.write_all(bytes).ok()?;
+        self.response()
     }
 
     pub fn response(&mut self) -> Option<Resp> {
