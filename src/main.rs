@@ -40,6 +40,18 @@ struct StatusArgs {
     /// Print the JSON document as it comes.
     #[arg(long)]
     json: bool,
+    /// Print how many refreshes (SIGHUPs) have been answered, and nothing
+    /// else (for scripts).
+    #[arg(long, conflicts_with_all = ["json", "wait_reload_after"])]
+    reloads: bool,
+    /// Wait until more than N refreshes have been answered, then print the
+    /// last one's outcome ("no change" or "generation G applied: ...");
+    /// exit 1 if none comes within --timeout.
+    #[arg(long, value_name = "N", conflicts_with = "json")]
+    wait_reload_after: Option<u64>,
+    /// How long --wait-reload-after waits.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    timeout: Duration,
 }
 
 /// Where metadata comes from; without one, the zone's metadata socket (or
@@ -224,25 +236,61 @@ fn main() -> ExitCode {
     }
 }
 
-fn status(args: StatusArgs) -> ExitCode {
+/// One status document from the running moirai.
+fn read_status(state_dir: &std::path::Path) -> Result<String, String> {
     use std::io::Read;
-    let path = args.state_dir.join(moirai::control::status::SOCKET);
+    let path = state_dir.join(moirai::control::status::SOCKET);
     let mut text = String::new();
-    let read = std::os::unix::net::UnixStream::connect(&path).and_then(|mut s| {
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.read_to_string(&mut text)
-    });
-    if let Err(e) = read {
-        return fail(&format!("cannot reach moirai at {}: {e}", path.display()));
+    std::os::unix::net::UnixStream::connect(&path)
+        .and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.read_to_string(&mut text)
+        })
+        .map_err(|e| format!("cannot reach moirai at {}: {e}", path.display()))?;
+    Ok(text)
+}
+
+fn status(args: StatusArgs) -> ExitCode {
+    let parse = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text)
+            .map_err(|e| format!("unreadable status from {}: {e}", args.state_dir.display()))
+    };
+    if let Some(after) = args.wait_reload_after {
+        let deadline = std::time::Instant::now() + args.timeout;
+        loop {
+            // The daemon may be restarting: keep asking until the deadline.
+            if let Ok(v) = read_status(&args.state_dir).and_then(|t| parse(&t)) {
+                if v["reload"]["done"].as_u64().is_some_and(|d| d > after) {
+                    println!("{}", v["reload"]["outcome"].as_str().unwrap_or("done"));
+                    return ExitCode::SUCCESS;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                eprintln!(
+                    "moirai: the refresh was not answered within {}",
+                    humantime::format_duration(args.timeout)
+                );
+                return ExitCode::from(1);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
+    let text = match read_status(&args.state_dir) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
     if args.json {
         println!("{text}");
         return ExitCode::SUCCESS;
     }
-    let v: serde_json::Value = match serde_json::from_str(&text) {
+    let v = match parse(&text) {
         Ok(v) => v,
-        Err(e) => return fail(&format!("unreadable status from {}: {e}", path.display())),
+        Err(e) => return fail(&e),
     };
+    if args.reloads {
+        println!("{}", v["reload"]["done"].as_u64().unwrap_or(0));
+        return ExitCode::SUCCESS;
+    }
     print!("{}", moirai::check::status_text(&v));
     ExitCode::SUCCESS
 }

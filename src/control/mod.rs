@@ -125,6 +125,34 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// Where a SIGHUP (`svcadm refresh`) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReloadPhase {
+    /// Waiting for the metadata read it asked for.
+    Read,
+    /// Waiting for every worker to apply this generation.
+    Applied(u64),
+}
+
+/// SIGHUPs asked and answered, for `/opt/triton/clb/reconfigure` (which
+/// waits for its own) and the log.
+#[derive(Debug, Default)]
+struct Reloads {
+    requested: u64,
+    done: u64,
+    outcome: Option<String>,
+    waiting: Option<ReloadPhase>,
+}
+
+impl Reloads {
+    fn complete(&mut self, outcome: String) {
+        log::info!("refresh: {outcome}");
+        self.done = self.requested;
+        self.outcome = Some(outcome);
+        self.waiting = None;
+    }
+}
+
 /// A generation sent to the workers and not yet applied by all of them.
 struct Pending {
     seen: Instant,
@@ -165,6 +193,8 @@ struct Control {
     dns_counts: HashMap<dns::resolver::Target, (u64, u64)>,
     /// `--listen-address`es; empty means all.
     listen_addresses: Vec<std::net::IpAddr>,
+    /// SIGHUPs and their outcomes.
+    reload: Reloads,
     /// Listeners that cannot be opened, by (port, address): the reason
     /// and when it was last logged.
     not_listening: HashMap<(u16, Option<std::net::IpAddr>), (String, Instant)>,
@@ -296,6 +326,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         dns_answered: HashMap::new(),
         not_listening: HashMap::new(),
         listen_addresses: opts.listen_addresses.clone(),
+        reload: Reloads::default(),
         syslog_counts,
         tls: None,
         state_dir: opts.state_dir.clone(),
@@ -362,6 +393,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
                     Signal::Terminate => break 'run,
                     Signal::Reload => {
                         log::info!("SIGHUP: reading metadata now");
+                        ctl.reload.requested += 1;
+                        ctl.reload.waiting = Some(ReloadPhase::Read);
                         ctl.source.read_now();
                     }
                 }
@@ -471,6 +504,12 @@ impl Control {
             Ok(md) => md,
             Err(msg) => {
                 self.metadata_errors += 1;
+                if self.reload.waiting == Some(ReloadPhase::Read) {
+                    self.reload.complete(format!(
+                        "metadata read failed ({msg}); generation {} keeps running",
+                        self.snapshot.generation
+                    ));
+                }
                 if self.last_source_error.as_deref() != Some(&msg) {
                     log::error!(
                         "cannot read metadata ({msg}); keeping the running configuration (generation {})",
@@ -500,6 +539,12 @@ impl Control {
         }
         self.metadata = Some(md);
         if !rebuild && self.config.as_ref() == Some(&config) {
+            if self.reload.waiting == Some(ReloadPhase::Read) {
+                self.reload.complete(format!(
+                    "no change (generation {} keeps running)",
+                    self.snapshot.generation
+                ));
+            }
             return;
         }
         if !config.enabled() {
@@ -513,7 +558,11 @@ impl Control {
             }
         }
         self.config = Some(config);
+        let generation = snap.generation;
         self.publish(snap, seen);
+        if self.reload.waiting == Some(ReloadPhase::Read) {
+            self.reload.waiting = Some(ReloadPhase::Applied(generation));
+        }
     }
 
     /// The running truth, as `moirai status` shows it.
@@ -585,6 +634,11 @@ impl Control {
             .collect();
         json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "reload": {
+                "requested": self.reload.requested,
+                "done": self.reload.done,
+                "outcome": self.reload.outcome,
+            },
             "listen_addresses": if self.listen_addresses.is_empty() {
                 vec!["all".to_owned()]
             } else {
@@ -1110,6 +1164,15 @@ impl Control {
                         };
                         let took = at.saturating_duration_since(p.seen);
                         self.applied_at = Some(std::time::SystemTime::now());
+                        if self.reload.waiting == Some(ReloadPhase::Applied(g)) {
+                            let what = if p.changes.is_empty() {
+                                "no service changes".to_owned()
+                            } else {
+                                p.changes.join("; ")
+                            };
+                            self.reload
+                                .complete(format!("generation {g} applied: {what}"));
+                        }
                         log::info!(
                             "generation {g} applied by {} workers in {:.1} ms: {}",
                             self.workers.len(),

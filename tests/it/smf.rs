@@ -72,3 +72,206 @@ fn the_start_method_uses_flags_moirai_accepts() {
         assert!(help.contains(flag), "moirai run has no {flag}");
     }
 }
+
+const ILLUMOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/illumos");
+
+/// Commands the scripts run, replaced by stubs that log their arguments
+/// to `calls` (and do what `extra` says), first in PATH.
+fn stubs(dir: &std::path::Path, extra: &[(&str, &str)]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("stub-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = dir.join("calls");
+    for name in [
+        "svccfg",
+        "svcadm",
+        "svcprop",
+        "groupadd",
+        "useradd",
+        "chown",
+        "getent",
+        "mdata-get",
+    ] {
+        let body = extra
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, b)| *b);
+        let script = format!(
+            "#!/bin/bash\necho \"{name} $*\" >> {}\n{body}\n",
+            calls.display()
+        );
+        let path = bin.join(name);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+}
+
+#[test]
+fn make_proto_lays_out_the_image_tree() {
+    let dir = crate::util::temp_dir("proto");
+    let out = Command::new("make")
+        .args(["-C", ILLUMOS, "proto"])
+        .arg(format!("PROTO={}", dir.display()))
+        .arg(format!("BINARY={}", env!("CARGO_BIN_EXE_moirai")))
+        .output()
+        .expect("make");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for (path, mode) in [
+        ("opt/triton/moirai/bin/moirai", 0o755),
+        ("opt/triton/moirai/smf/moirai.xml", 0o444),
+        ("opt/triton/moirai/boot/setup.sh", 0o755),
+        ("opt/triton/moirai/share/doc/moirai/OPERATIONS.md", 0o444),
+        ("opt/triton/moirai/share/doc/moirai/COMPATIBILITY.md", 0o444),
+        ("opt/triton/clb/reconfigure", 0o755),
+    ] {
+        let m = std::fs::metadata(dir.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(m.permissions().mode() & 0o777, mode, "{path}");
+    }
+    // The installed binary runs, and everything names the same prefix.
+    let v = Command::new(dir.join("opt/triton/moirai/bin/moirai"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(v.status.success());
+    let manifest = std::fs::read_to_string(dir.join("opt/triton/moirai/smf/moirai.xml")).unwrap();
+    assert!(attr(method("start"), "exec").starts_with("/opt/triton/moirai/bin/moirai run"));
+    let doc = manifest
+        .split("doc_link")
+        .nth(1)
+        .map(|d| attr(d, "uri"))
+        .unwrap();
+    let doc = doc.strip_prefix("file://").unwrap();
+    assert!(
+        dir.join(doc.trim_start_matches('/')).exists(),
+        "the manifest's doc link {doc} is installed"
+    );
+    assert!(!MANIFEST.contains("/opt/moirai/"));
+}
+
+#[test]
+fn first_boot_imports_and_enables_once_and_refuses_without_loadbalancer() {
+    let root = crate::util::temp_dir("first-boot");
+    let run = |path: &str| {
+        Command::new(format!("{ILLUMOS}/boot/setup.sh"))
+            .env("MOIRAI_ROOT", &root)
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    };
+    // loadbalancer is not true: nothing is set up, exit SMF_EXIT_ERR_FATAL.
+    let path = stubs(&root, &[("mdata-get", "echo false"), ("getent", "exit 2")]);
+    let out = run(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(95),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loadbalancer is not"));
+    assert!(!std::fs::read_to_string(root.join("calls"))
+        .unwrap()
+        .contains("svccfg"));
+
+    let path = stubs(&root, &[("mdata-get", "echo true"), ("getent", "exit 2")]);
+    let out = run(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(94),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = std::fs::read_to_string(root.join("calls")).unwrap();
+    for want in [
+        "groupadd moirai".to_owned(),
+        "useradd -g moirai -d /var/moirai -s /usr/bin/false moirai".to_owned(),
+        format!(
+            "svccfg import {}/opt/triton/moirai/smf/moirai.xml",
+            root.display()
+        ),
+        "svcadm enable moirai".to_owned(),
+    ] {
+        assert!(calls.contains(&want), "{want:?} not in\n{calls}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(root.join("var/moirai"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    // Again: done already, nothing runs.
+    std::fs::remove_file(root.join("calls")).unwrap();
+    let out = run(&path);
+    assert_eq!(out.status.code(), Some(94));
+    assert!(
+        !root.join("calls").exists()
+            || !std::fs::read_to_string(root.join("calls"))
+                .unwrap()
+                .contains("svccfg")
+    );
+}
+
+#[test]
+fn reconfigure_refreshes_and_says_what_happened() {
+    let fake = crate::mdata::Fake::start();
+    let web = crate::util::http::HttpBackend::start("127.0.0.1:0", |_| crate::util::http::ok("W"));
+    let (p1, p2) = (crate::util::free_port(), crate::util::free_port());
+    fake.set("cloud.tritoncompute:loadbalancer", "true");
+    fake.set(
+        "cloud.tritoncompute:portmap",
+        &format!("http://{p1}:127.0.0.1:{}", web.port()),
+    );
+    // Read only when asked (the interval is long): the refresh is what
+    // brings the change.
+    let m = crate::util::Moirai::start(
+        "{}",
+        "",
+        &[
+            "--mdata-socket",
+            fake.path.to_str().unwrap(),
+            "--metadata-interval",
+            "600s",
+        ],
+    );
+    let path = stubs(&m.dir, &[("svcadm", &format!("kill -HUP {}", m.pid()))]);
+    let reconfigure = || {
+        let out = Command::new(format!("{ILLUMOS}/clb/reconfigure"))
+            .env("PATH", &path)
+            .env("MOIRAI_BIN", env!("CARGO_BIN_EXE_moirai"))
+            .env("MOIRAI_STATE_DIR", m.dir.join("state"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let said = reconfigure();
+    assert!(
+        said.starts_with("no change (generation ") && said.trim_end().ends_with(" keeps running)"),
+        "{said}"
+    );
+    fake.set(
+        "cloud.tritoncompute:portmap",
+        &format!(
+            "http://{p1}:127.0.0.1:{w} http://{p2}:127.0.0.1:{w}",
+            w = web.port()
+        ),
+    );
+    let said = reconfigure();
+    assert!(
+        said.starts_with("generation ") && said.contains(&format!(" applied: +http://{p2}:")),
+        "{said}"
+    );
+    crate::util::connect_within(crate::util::local(p2), std::time::Duration::from_secs(2));
+    assert!(m
+        .log_text()
+        .contains(&format!("refresh: {}", said.trim_end())));
+}
