@@ -94,6 +94,27 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// The last check's result as HAProxy's `check_status` names it, for the
+/// `haproxy_server_check_status` family; none before the first check.
+pub fn haproxy_check_state(h: &Health, http: bool, tls: bool) -> Option<&'static str> {
+    use crate::proto::health::CheckFailure;
+    if h.checks == 0 {
+        return None;
+    }
+    Some(match &h.last_failure {
+        None if http => "L7OK",
+        None if tls => "L6OK",
+        None => "L4OK",
+        Some(Failure::Connect(_)) => "L4CON",
+        Some(Failure::Timeout) if http => "L7TOUT",
+        Some(Failure::Timeout) => "L4TOUT",
+        Some(Failure::Http(CheckFailure::Status(_))) => "L7STS",
+        Some(Failure::Http(_)) => "L7RSP",
+        Some(Failure::Io(_)) => "SOCKERR",
+        Some(Failure::Tls(_)) => "L6RSP",
+    })
+}
+
 /// What a backend's checks say now (a new backend: down, nothing checked).
 #[derive(Debug, Clone, Default)]
 pub struct Health {

@@ -665,6 +665,7 @@ impl Control {
             .iter()
             .map(|s| ServiceView {
                 port: s.port(),
+                response_average: self.exporter.response_average(s.port()),
                 listening: !self.not_listening.keys().any(|(p, _)| *p == s.port()),
                 kind: s.spec.kind.as_str(),
                 stats: &s.stats,
@@ -680,6 +681,17 @@ impl Control {
                             up: h.is_some_and(|h| h.up),
                             check_latency: h.and_then(|h| h.latency),
                             checks: h.map_or((0, 0), |h| (h.checks, h.failures)),
+                            check_state: h.and_then(|h| {
+                                health::haproxy_check_state(
+                                    h,
+                                    s.spec.check.path.is_some(),
+                                    matches!(
+                                        s.spec.kind,
+                                        crate::config::ServiceKind::Https
+                                            | crate::config::ServiceKind::HttpsInsecure
+                                    ),
+                                )
+                            }),
                         }
                     })
                     .collect(),

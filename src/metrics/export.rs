@@ -41,6 +41,9 @@ pub struct BackendView<'a> {
     pub check_latency: Option<Duration>,
     /// Checks run and failed.
     pub checks: (u64, u64),
+    /// The last check's result as HAProxy names it (`L4OK`, `L7STS`...;
+    /// one of [`super::haproxy::CHECK_STATES`]), none before the first.
+    pub check_state: Option<&'static str>,
 }
 
 /// One service as the scrape sees it.
@@ -56,6 +59,8 @@ pub struct ServiceView<'a> {
     pub backends: Vec<BackendView<'a>>,
     /// Whether all its listeners are open.
     pub listening: bool,
+    /// Average response time of recent requests, in seconds.
+    pub response_average: Option<f64>,
 }
 
 /// One DNS name's lookups.
@@ -98,12 +103,24 @@ pub struct ControlView<'a> {
 #[derive(Debug, Default)]
 pub struct Exporter {
     latency: HashMap<u16, Latency>,
+    /// Average response time of about the last 1024 requests, per
+    /// service, in seconds (HAProxy's `rtime`).
+    recent: HashMap<u16, f64>,
 }
 
 impl Exporter {
     /// Adds a worker's latencies since its last batch.
     pub fn merge(&mut self, batch: Vec<(u16, Latency)>) {
         for (port, l) in batch {
+            if !l.request.is_empty() {
+                // Each batch moves the average by its share of 1024.
+                let mean = l.request.mean() / 1e6;
+                let w = (l.request.len() as f64 / 1024.0).min(1.0);
+                self.recent
+                    .entry(port)
+                    .and_modify(|a| *a += (mean - *a) * w)
+                    .or_insert(mean);
+            }
             let acc = self.latency.entry(port).or_default();
             // Same bounds everywhere, so adding cannot fail; if it ever
             // did, the batch is lost, not the process.
@@ -112,9 +129,15 @@ impl Exporter {
         }
     }
 
+    /// The recent average response time of service `port`, in seconds.
+    pub fn response_average(&self, port: u16) -> Option<f64> {
+        self.recent.get(&port).copied()
+    }
+
     /// Forgets services that no longer exist.
     pub fn retain(&mut self, ports: &[u16]) {
         self.latency.retain(|p, _| ports.contains(p));
+        self.recent.retain(|p, _| ports.contains(p));
     }
 
     /// The whole exposition.
@@ -123,6 +146,7 @@ impl Exporter {
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
             record_services(services);
+            super::haproxy::record(services);
             record_control(control);
         });
         let mut out = handle.render();
@@ -409,6 +433,7 @@ mod tests {
         ex.merge(vec![(8080, l)]);
         let services = [ServiceView {
             listening: true,
+            response_average: None,
             port: 8080,
             kind: "http",
             stats: &svc,
@@ -419,6 +444,7 @@ mod tests {
                 up: true,
                 check_latency: Some(Duration::from_micros(250)),
                 checks: (10, 1),
+                check_state: Some("L7OK"),
             }],
         }];
         let text = ex.render(&services, &ControlView::default());

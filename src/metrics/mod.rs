@@ -3,6 +3,7 @@
 //! endpoint on the control thread ([`server`]).
 
 pub mod export;
+pub mod haproxy;
 pub mod names;
 pub mod server;
 pub mod stats;

@@ -236,3 +236,149 @@ pub const LATENCY_BUCKETS: [f64; 18] = [
 
 /// Quantiles exported as gauges.
 pub const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
+
+// ---- HAProxy's own exporter, as Triton-Moirai serves it ----------------
+//
+// The same names, types and labels as HAProxy 2.6's `prometheus-exporter`
+// gives for Moirai's configuration: frontends `fe0`.., backends `be0`..
+// (label `proxy`, in portmap order), servers `rs1`.. (label `server`, the
+// backends' sorted addresses), so existing dashboards and alerts keep
+// working. Checked against a running HAProxy in `tests/it/metrics.rs`.
+
+/// Frontend state, one-hot over `state` (UP, DOWN).
+pub const HA_FRONTEND_STATUS: Name = (
+    "haproxy_frontend_status",
+    "Current status of the service, per state label value.",
+);
+/// Client connections open now.
+pub const HA_FRONTEND_CURRENT_SESSIONS: Name = (
+    "haproxy_frontend_current_sessions",
+    "Number of current sessions on the frontend.",
+);
+/// Client connections accepted.
+pub const HA_FRONTEND_SESSIONS: Name = (
+    "haproxy_frontend_sessions_total",
+    "Total number of sessions on the frontend.",
+);
+/// Client connections accepted (HAProxy counts them apart from sessions).
+pub const HA_FRONTEND_CONNECTIONS: Name = (
+    "haproxy_frontend_connections_total",
+    "Total number of new connections.",
+);
+/// Bytes from clients.
+pub const HA_FRONTEND_BYTES_IN: Name = (
+    "haproxy_frontend_bytes_in_total",
+    "Total number of request bytes since process started.",
+);
+/// Bytes to clients.
+pub const HA_FRONTEND_BYTES_OUT: Name = (
+    "haproxy_frontend_bytes_out_total",
+    "Total number of response bytes since process started.",
+);
+/// Responses to clients by `code` class (1xx..5xx, other).
+pub const HA_FRONTEND_HTTP_RESPONSES: Name = (
+    "haproxy_frontend_http_responses_total",
+    "Total number of HTTP responses with status 100-199 returned by this object.",
+);
+/// Backend state, one-hot over `state` (UP, DOWN).
+pub const HA_BACKEND_STATUS: Name = (
+    "haproxy_backend_status",
+    "Current status of the service, per state label value.",
+);
+/// Backend connections in use now.
+pub const HA_BACKEND_CURRENT_SESSIONS: Name = (
+    "haproxy_backend_current_sessions",
+    "Number of current sessions on the frontend, backend or server.",
+);
+/// Backend connections made.
+pub const HA_BACKEND_SESSIONS: Name = (
+    "haproxy_backend_sessions_total",
+    "Total number of sessions on the frontend, backend or server.",
+);
+/// Bytes to the backends.
+pub const HA_BACKEND_BYTES_IN: Name = (
+    "haproxy_backend_bytes_in_total",
+    "Total number of request bytes since process started.",
+);
+/// Bytes from the backends.
+pub const HA_BACKEND_BYTES_OUT: Name = (
+    "haproxy_backend_bytes_out_total",
+    "Total number of response bytes since process started.",
+);
+/// Responses from the backends by `code` class.
+pub const HA_BACKEND_HTTP_RESPONSES: Name = (
+    "haproxy_backend_http_responses_total",
+    "Total number of HTTP responses with status 100-199 returned by this object.",
+);
+/// Failed backend connects.
+pub const HA_BACKEND_CONNECTION_ERRORS: Name = (
+    "haproxy_backend_connection_errors_total",
+    "Total number of failed connections to server since the worker process started.",
+);
+/// Requests sent again on another connection.
+pub const HA_BACKEND_RETRY_WARNINGS: Name = (
+    "haproxy_backend_retry_warnings_total",
+    "Total number of server connection retries since the worker process started.",
+);
+/// Servers up.
+pub const HA_BACKEND_ACTIVE_SERVERS: Name = (
+    "haproxy_backend_active_servers",
+    "Total number of active UP servers with a non-zero weight.",
+);
+/// Recent average response time.
+pub const HA_BACKEND_RESPONSE_TIME: Name = (
+    "haproxy_backend_response_time_average_seconds",
+    "Avg. response time for last 1024 successful connections.",
+);
+/// Recent average queue time (moirai never queues: 0).
+pub const HA_BACKEND_QUEUE_TIME: Name = (
+    "haproxy_backend_queue_time_average_seconds",
+    "Avg. queue time for last 1024 successful connections.",
+);
+/// Server state, one-hot over `state` (DOWN, UP, MAINT, DRAIN, NOLB).
+pub const HA_SERVER_STATUS: Name = (
+    "haproxy_server_status",
+    "Current status of the service, per state label value.",
+);
+/// Server connections in use now.
+pub const HA_SERVER_CURRENT_SESSIONS: Name = (
+    "haproxy_server_current_sessions",
+    "Number of current sessions on the frontend, backend or server.",
+);
+/// Server connections made.
+pub const HA_SERVER_SESSIONS: Name = (
+    "haproxy_server_sessions_total",
+    "Total number of sessions on the frontend, backend or server.",
+);
+/// Bytes to the server.
+pub const HA_SERVER_BYTES_IN: Name = (
+    "haproxy_server_bytes_in_total",
+    "Total number of request bytes since process started.",
+);
+/// Bytes from the server.
+pub const HA_SERVER_BYTES_OUT: Name = (
+    "haproxy_server_bytes_out_total",
+    "Total number of response bytes since process started.",
+);
+/// Responses from the server by `code` class.
+pub const HA_SERVER_HTTP_RESPONSES: Name = (
+    "haproxy_server_http_responses_total",
+    "Total number of HTTP responses with status 100-199 returned by this object.",
+);
+/// Failed connects to the server.
+pub const HA_SERVER_CONNECTION_ERRORS: Name = (
+    "haproxy_server_connection_errors_total",
+    "Total number of failed connections to server since the worker process started.",
+);
+/// The last check's result, one-hot over HAProxy's check states.
+pub const HA_SERVER_CHECK_STATUS: Name = (
+    "haproxy_server_check_status",
+    "Status of last health check, per state label value.",
+);
+/// How long the last passing check took.
+pub const HA_SERVER_CHECK_DURATION: Name = (
+    "haproxy_server_check_duration_seconds",
+    "Total duration of the latest server health check, in seconds.",
+);
+/// Failed checks.
+pub const HA_SERVER_CHECK_FAILURES: Name = ("haproxy_server_check_failures_total", "Total number of failed individual health checks per server/backend, since the worker process started.");

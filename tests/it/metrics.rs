@@ -422,3 +422,157 @@ fn port_and_acl_change_live_without_dropping_data_plane_connections() {
     assert!(total > 50, "only {total} requests");
     assert_eq!(failed, 0, "{failed} of {total} data-plane requests failed");
 }
+
+/// Families of an exposition: name → (type, label-name sets, values of
+/// the enumerated labels `state` and `code`), for names with `prefix`,
+/// leaving out `proxy="metrics"` (HAProxy's own scrape frontend).
+type Families = std::collections::BTreeMap<
+    String,
+    (
+        String,
+        std::collections::BTreeSet<Vec<String>>,
+        std::collections::BTreeSet<String>,
+    ),
+>;
+
+fn families(text: &str, prefix: &str) -> Families {
+    let mut f = Families::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut w = rest.split_whitespace();
+            let (name, ty) = (w.next().unwrap(), w.next().unwrap());
+            if name.starts_with(prefix) {
+                f.entry(name.to_owned()).or_default().0 = ty.to_owned();
+            }
+            continue;
+        }
+        if line.starts_with('#') || !line.starts_with(prefix) {
+            continue;
+        }
+        let (name, labels) = match line.split_once('{') {
+            Some((n, rest)) => (n, rest.split_once('}').unwrap().0),
+            None => (line.split_whitespace().next().unwrap(), ""),
+        };
+        let pairs: Vec<(String, String)> = labels
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                (k.to_owned(), v.trim_matches('"').to_owned())
+            })
+            .collect();
+        if pairs.iter().any(|(k, v)| k == "proxy" && v == "metrics") {
+            continue;
+        }
+        let e = f.entry(name.to_owned()).or_default();
+        e.1.insert(pairs.iter().map(|(k, _)| k.clone()).collect());
+        for (k, v) in &pairs {
+            if k == "state" || k == "code" {
+                e.2.insert(v.clone());
+            }
+        }
+    }
+    f
+}
+
+/// Operators' dashboards read HAProxy's exporter: the `haproxy_*` families
+/// moirai exports exist in HAProxy 2.6's own output for the equivalent
+/// configuration (Moirai's names: fe0, be0, rs1..), with the same type,
+/// label sets and state/code values.
+#[test]
+fn haproxy_families_match_a_running_haproxy() {
+    let a = HttpBackend::start("127.0.0.2:0", |_| ok("A"));
+    let bport = a.port();
+    let _b = HttpBackend::start(&format!("127.0.0.3:{bport}"), |_| ok("B"));
+    let (lb, mp, hp, hm) = (free_port(), free_port(), free_port(), free_port());
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": format!("http://{lb}:web.test:{bport}{{check:/healthz}}"),
+        "cloud.tritoncompute:metrics_acl": "127.0.0.0/8",
+        "cloud.tritoncompute:metrics_port": mp.to_string(),
+    });
+    let _m = Moirai::start(
+        &md.to_string(),
+        "127.0.0.2 web.test\n127.0.0.3 web.test\n",
+        &[],
+    );
+    let dir = crate::util::temp_dir("haproxy-exporter");
+    let cfg = format!(
+        "global\n  log stderr local0\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend fe0\n  bind 127.0.0.1:{hp}\n  default_backend be0\n\
+         backend be0\n  balance leastconn\n  cookie CLOUD-TRITONCOMPUTE-RS insert indirect nocache dynamic\n  dynamic-cookie-key k\n\
+           option httpchk GET /healthz\n  http-check expect status 200\n\
+           server rs1 127.0.0.2:{bport} check inter 500\n  server rs2 127.0.0.3:{bport} check inter 500\n\
+         frontend metrics\n  bind 127.0.0.1:{hm}\n  http-request use-service prometheus-exporter if {{ path /metrics }}\n"
+    );
+    std::fs::write(dir.join("h.cfg"), cfg).unwrap();
+    let mut haproxy = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(dir.join("h.cfg"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy (scripts/test installs it)");
+    crate::util::connect_within(local(hp), SECS(5));
+    std::thread::sleep(Duration::from_millis(1200));
+    for port in [lb, hp] {
+        for _ in 0..4 {
+            let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+            assert_eq!(r.status, 200);
+        }
+    }
+    // Moirai::start waited until every backend was checked.
+    let ours = families(&scrape(mp), "haproxy_");
+    let theirs = families(&scrape(hm), "haproxy_");
+    let _ = haproxy.kill();
+    let _ = haproxy.wait();
+    // What dashboards need, at least.
+    for name in [
+        "haproxy_frontend_status",
+        "haproxy_frontend_current_sessions",
+        "haproxy_frontend_sessions_total",
+        "haproxy_frontend_bytes_in_total",
+        "haproxy_frontend_bytes_out_total",
+        "haproxy_frontend_http_responses_total",
+        "haproxy_backend_status",
+        "haproxy_backend_active_servers",
+        "haproxy_backend_current_sessions",
+        "haproxy_backend_sessions_total",
+        "haproxy_backend_bytes_in_total",
+        "haproxy_backend_http_responses_total",
+        "haproxy_backend_connection_errors_total",
+        "haproxy_backend_response_time_average_seconds",
+        "haproxy_backend_queue_time_average_seconds",
+        "haproxy_server_status",
+        "haproxy_server_current_sessions",
+        "haproxy_server_sessions_total",
+        "haproxy_server_bytes_in_total",
+        "haproxy_server_http_responses_total",
+        "haproxy_server_connection_errors_total",
+        "haproxy_server_check_status",
+    ] {
+        assert!(ours.contains_key(name), "moirai exports no {name}");
+    }
+    for (name, (ty, labels, values)) in &ours {
+        let (their_ty, their_labels, their_values) = theirs
+            .get(name)
+            .unwrap_or_else(|| panic!("HAProxy 2.6 has no {name}"));
+        assert_eq!(ty, their_ty, "{name}: type");
+        assert_eq!(labels, their_labels, "{name}: label sets");
+        assert_eq!(values, their_values, "{name}: state/code values");
+    }
+    // And the values mean the same: both balancers saw 4 requests, 2xx.
+    let ours_text = scrape(mp);
+    let sum_2xx = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("haproxy_frontend_http_responses_total{")
+                    && l.contains("code=\"2xx\"")
+                    && l.contains("proxy=\"fe0\"")
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!(sum_2xx(&ours_text), 4.0, "{ours_text}");
+}
