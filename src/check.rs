@@ -197,6 +197,12 @@ pub fn status_text(v: &Value) -> String {
             .map(|e| format!("; last read failed: {e}"))
             .unwrap_or_default()
     );
+    if let Some(why) = v["loadbalancer_kept"].as_str() {
+        let _ = writeln!(
+            out,
+            "error: {why}: the running configuration is kept; disable the service to stop"
+        );
+    }
     if let Some(a) = v["listen_addresses"].as_array() {
         let a: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
         let _ = writeln!(out, "listening on {}", a.join(", "));

@@ -179,6 +179,10 @@ struct RunArgs {
     /// instances on one host [default: every address].
     #[arg(long = "listen-address", value_name = "ADDR")]
     listen_addresses: Vec<std::net::IpAddr>,
+    /// At start, how long the metadata may stay unreadable before moirai
+    /// exits with status 96 (SMF_EXIT_ERR_CONFIG).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    startup_timeout: Duration,
     /// Where the metrics endpoint listens (repeatable) [default: as
     /// --listen-address].
     #[arg(long = "metrics-listen-address", value_name = "ADDR")]
@@ -380,9 +384,14 @@ fn run(args: RunArgs) -> ExitCode {
         acme_challenge: args.acme_challenge,
         acme_renew_before: args.acme_renew_before,
         acme_dns_propagation: args.acme_dns_propagation,
+        startup_timeout: args.startup_timeout,
     };
     match moirai::control::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e.to_string()),
+        Err(e) => {
+            // One line, for `svcs -x` and the SMF log.
+            eprintln!("moirai: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }

@@ -97,6 +97,9 @@ pub struct Options {
     pub acme_renew_before: Option<Duration>,
     /// How long CNS gets to publish a dns-01 answer.
     pub acme_dns_propagation: Duration,
+    /// How long the metadata may stay unreadable at start before moirai
+    /// gives up (exit 96).
+    pub startup_timeout: Duration,
 }
 
 /// Why `moirai run` could not start.
@@ -110,6 +113,21 @@ pub enum RunError {
     Setup(&'static str, io::Error),
     /// A worker thread cannot be started.
     Spawn(io::Error),
+    /// No configuration at start: the metadata could not be read within
+    /// the start-up limit, or `loadbalancer` is not `true`. SMF's
+    /// `SMF_EXIT_ERR_CONFIG` (96), so `svcs -x` points at it.
+    Config(String),
+}
+
+impl RunError {
+    /// The exit status for SMF: 96 (`SMF_EXIT_ERR_CONFIG`) for a
+    /// configuration the operator must fix, 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Config(_) => 96,
+            _ => 2,
+        }
+    }
 }
 
 impl fmt::Display for RunError {
@@ -119,6 +137,7 @@ impl fmt::Display for RunError {
             RunError::State(e) => write!(f, "{e}"),
             RunError::Setup(what, e) => write!(f, "cannot set up {what}: {e}"),
             RunError::Spawn(e) => write!(f, "cannot start a worker thread: {e}"),
+            RunError::Config(why) => f.write_str(why),
         }
     }
 }
@@ -195,6 +214,11 @@ struct Control {
     listen_addresses: Vec<std::net::IpAddr>,
     /// SIGHUPs and their outcomes.
     reload: Reloads,
+    /// Why moirai must stop at start (exit 96), once known.
+    fatal: Option<String>,
+    /// `loadbalancer` went away from `true` while running: the running
+    /// configuration is kept, and this says why (status, log, metrics).
+    kept_running: Option<String>,
     /// Listeners that cannot be opened, by (port, address): the reason
     /// and when it was last logged.
     not_listening: HashMap<(u16, Option<std::net::IpAddr>), (String, Instant)>,
@@ -327,6 +351,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         not_listening: HashMap::new(),
         listen_addresses: opts.listen_addresses.clone(),
         reload: Reloads::default(),
+        fatal: None,
+        kept_running: None,
         syslog_counts,
         tls: None,
         state_dir: opts.state_dir.clone(),
@@ -387,6 +413,25 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             }
         }
         let now = Instant::now();
+        if ctl.config.is_none() && ctl.fatal.is_none() {
+            let waited = ctl.started.elapsed().unwrap_or_default();
+            if waited >= opts.startup_timeout {
+                ctl.fatal = Some(format!(
+                    "cannot read the metadata from {} for {} s{}; exiting (SMF_EXIT_ERR_CONFIG)",
+                    ctl.source.describe(),
+                    waited.as_secs(),
+                    ctl.last_source_error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if let Some(why) = ctl.fatal.take() {
+            log::error!("{why}");
+            ctl.drain(Duration::ZERO);
+            return Err(RunError::Config(why));
+        }
         if events.iter().any(|e| e.token() == SIGNALS) {
             for sig in signals.take() {
                 match sig {
@@ -538,6 +583,49 @@ impl Control {
             self.errors = errors;
         }
         self.metadata = Some(md);
+        if !config.enabled() {
+            let value = self
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get(crate::config::keys::LOADBALANCER))
+                .cloned()
+                .unwrap_or_default();
+            let why = format!(
+                "cloud.tritoncompute:loadbalancer is {} (not \"true\")",
+                if value.trim().is_empty() {
+                    "empty or missing".to_owned()
+                } else {
+                    format!("{value:?}")
+                }
+            );
+            if self.config.is_none() {
+                // At start: nothing to keep serving; say so to SMF.
+                self.fatal = Some(format!(
+                    "{why}: no load balancer to run; exiting (SMF_EXIT_ERR_CONFIG)"
+                ));
+                return;
+            }
+            // While running: a typo or a transient empty read must not
+            // take every listener down (Moirai's reconfigure skips too).
+            if self.kept_running.as_ref() != Some(&why) {
+                log::error!(
+                    "{why}: keeping the running configuration (generation {}); to stop load balancing, disable the service",
+                    self.snapshot.generation
+                );
+                self.kept_running = Some(why);
+            }
+            if self.reload.waiting == Some(ReloadPhase::Read) {
+                self.reload.complete(format!(
+                    "no change: {} (generation {} keeps running)",
+                    self.kept_running.as_deref().unwrap_or_default(),
+                    self.snapshot.generation
+                ));
+            }
+            return;
+        }
+        if self.kept_running.take().is_some() {
+            log::info!("cloud.tritoncompute:loadbalancer is \"true\" again");
+        }
         if !rebuild && self.config.as_ref() == Some(&config) {
             if self.reload.waiting == Some(ReloadPhase::Read) {
                 self.reload.complete(format!(
@@ -546,9 +634,6 @@ impl Control {
                 ));
             }
             return;
-        }
-        if !config.enabled() {
-            log::warn!("cloud.tritoncompute:loadbalancer is not \"true\": running no services");
         }
         self.watch_names(&config);
         let snap = self.build(&config);
@@ -634,6 +719,7 @@ impl Control {
             .collect();
         json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "loadbalancer_kept": self.kept_running,
             "reload": {
                 "requested": self.reload.requested,
                 "done": self.reload.done,
@@ -703,6 +789,13 @@ impl Control {
                 Some((_, n)) => *n += 1,
                 None => config_errors.push((&e.key, 1)),
             }
+        }
+        if self.kept_running.is_some()
+            && !config_errors
+                .iter()
+                .any(|(k, _)| *k == crate::config::keys::LOADBALANCER)
+        {
+            config_errors.push((crate::config::keys::LOADBALANCER, 1));
         }
         let control = ControlView {
             generation: self.snapshot.generation,

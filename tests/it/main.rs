@@ -11,6 +11,7 @@ mod health;
 mod http;
 mod mdata;
 mod metrics;
+mod operator;
 mod props;
 mod proxy_v2;
 mod reconfig;

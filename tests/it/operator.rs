@@ -1,0 +1,108 @@
+//! What an operator relies on under SMF: a daemon that fails loudly at
+//! start (exit 96, one line, so `svcs -x` points at it) and keeps serving
+//! when the metadata goes wrong later.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::http::{get, ok, Client, HttpBackend};
+use crate::util::{free_port, local, metadata, temp_dir, Moirai};
+
+/// Runs `moirai run` on a metadata file until it exits (at most `limit`):
+/// (exit code, stderr).
+fn run_until_exit(
+    metadata: Option<&str>,
+    extra: &[&str],
+    limit: Duration,
+) -> (Option<i32>, String) {
+    let dir = temp_dir("fail-loudly");
+    let md = dir.join("metadata.json");
+    if let Some(text) = metadata {
+        std::fs::write(&md, text).unwrap();
+    }
+    let err = dir.join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .arg("run")
+        .arg("--metadata-file")
+        .arg(&md)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(["--nameserver", "127.0.0.1:9", "--workers", "1"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, std::fs::read_to_string(err).unwrap())
+}
+
+#[test]
+fn at_start_without_loadbalancer_true_moirai_exits_96() {
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "flase",
+        "cloud.tritoncompute:portmap": "http://8080:10.0.0.1:80",
+    })
+    .to_string();
+    let (code, err) = run_until_exit(Some(&md), &[], Duration::from_secs(10));
+    assert_eq!(code, Some(96), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("moirai: cloud.tritoncompute:loadbalancer is \"flase\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn at_start_unreadable_metadata_exits_96_after_the_limit() {
+    let start = Instant::now();
+    let (code, err) = run_until_exit(None, &["--startup-timeout", "2s"], Duration::from_secs(10));
+    assert_eq!(code, Some(96), "{err}");
+    assert!(start.elapsed() >= Duration::from_secs(2));
+    let last = err.lines().last().unwrap();
+    assert!(last.contains("cannot read the metadata from file"), "{err}");
+}
+
+#[test]
+fn loadbalancer_flipping_away_from_true_keeps_serving() {
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("up"));
+    let port = free_port();
+    let md = metadata(&format!("http://{port}:127.0.0.1:{}", web.port()));
+    let m = Moirai::start(&md, "", &[]);
+    for bad in ["flase", ""] {
+        let mut v: serde_json::Value = serde_json::from_str(&md).unwrap();
+        v["cloud.tritoncompute:loadbalancer"] = bad.into();
+        m.set_metadata(&v.to_string());
+        m.wait_log("keeping the running configuration", Duration::from_secs(5));
+        // Several reads later, still serving.
+        std::thread::sleep(Duration::from_millis(2500));
+        let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+        assert_eq!(r.status, 200);
+        let status = m.status(false);
+        assert!(
+            status.contains("the running configuration is kept"),
+            "{status}"
+        );
+        m.set_metadata(&md);
+        m.wait_log("loadbalancer is \"true\" again", Duration::from_secs(5));
+    }
+    // Said once per episode, not at every read.
+    assert_eq!(
+        m.log_text()
+            .matches("keeping the running configuration")
+            .count(),
+        2
+    );
+}
