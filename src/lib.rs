@@ -24,3 +24,11 @@ pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;
+
+/// The version and the commit built from, e.g. `0.1.0 (commit 0123abcd4567)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MOIRAI_COMMIT"),
+    ")"
+);

@@ -14,7 +14,7 @@ use moirai::sys::net::ListenMode;
 #[derive(Parser)]
 #[command(
     name = "moirai",
-    version,
+    version = moirai::VERSION,
     about = "A metadata-driven load balancer for Triton"
 )]
 struct Cli {

@@ -557,7 +557,7 @@ impl Manager<'_> {
                     return builder()?
                         .from_credentials(saved.credentials)
                         .await
-                        .map_err(|e| format!("ACME account: {e}"));
+                        .map_err(|e| format!("ACME account: {}", why(&e)));
                 }
             }
         }
@@ -572,7 +572,7 @@ impl Manager<'_> {
                 None,
             )
             .await
-            .map_err(|e| format!("ACME account at {}: {e}", self.opts.directory))?;
+            .map_err(|e| format!("ACME account at {}: {}", self.opts.directory, why(&e)))?;
         let saved = SavedAccount {
             directory: self.opts.directory.clone(),
             credentials,
@@ -595,7 +595,7 @@ impl Manager<'_> {
         let mut order = account
             .new_order(&NewOrder::new(&identifiers))
             .await
-            .map_err(|e| OrderError::before(format!("new order: {e}")))?;
+            .map_err(|e| OrderError::before(format!("new order: {}", why(&e))))?;
         let acme_type = match kind {
             ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
             ChallengeKind::Http01 => ChallengeType::Http01,
@@ -609,7 +609,7 @@ impl Manager<'_> {
         let mut pending = 0;
         let mut auths = order.authorizations();
         while let Some(a) = auths.next().await {
-            let mut a = a.map_err(|e| OrderError::before(format!("authorization: {e}")))?;
+            let mut a = a.map_err(|e| OrderError::before(format!("authorization: {}", why(&e))))?;
             match a.status {
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
@@ -661,14 +661,15 @@ impl Manager<'_> {
             .await;
             let mut auths = order.authorizations();
             while let Some(a) = auths.next().await {
-                let mut a = a.map_err(|e| OrderError::before(format!("authorization: {e}")))?;
+                let mut a =
+                    a.map_err(|e| OrderError::before(format!("authorization: {}", why(&e))))?;
                 if a.status != AuthorizationStatus::Pending {
                     continue;
                 }
                 if let Some(mut ch) = a.challenge(acme_type.clone()) {
                     ch.set_ready()
                         .await
-                        .map_err(|e| OrderError::before(format!("challenge: {e}")))?;
+                        .map_err(|e| OrderError::before(format!("challenge: {}", why(&e))))?;
                 }
             }
         }
@@ -676,7 +677,7 @@ impl Manager<'_> {
         let failed = match status {
             Ok(OrderStatus::Ready) => None,
             Ok(s) => Some(format!("order is {s:?} after validation")),
-            Err(e) => Some(format!("validation: {e}")),
+            Err(e) => Some(format!("validation: {}", why(&e))),
         };
         if let Some(summary) = failed {
             // The CA's problem document says why: DNS, connection, TLS...
@@ -718,13 +719,46 @@ impl Manager<'_> {
         order
             .finalize_csr(csr.der())
             .await
-            .map_err(|e| OrderError::before(format!("finalize: {e}")))?;
+            .map_err(|e| OrderError::before(format!("finalize: {}", why(&e))))?;
         let chain = order
             .poll_certificate(&RetryPolicy::default())
             .await
-            .map_err(|e| OrderError::before(format!("certificate: {e}")))?;
+            .map_err(|e| OrderError::before(format!("certificate: {}", why(&e))))?;
         Ok((chain, key.serialize_pem()))
     }
+}
+
+/// An ACME error with its cause named: the CA's problem document, or
+/// what failed underneath (DNS, the connection, TLS verification) with
+/// every layer's words, instead of hyper's bare "client error (Connect)".
+fn why(e: &instant_acme::Error) -> String {
+    if let instant_acme::Error::Api(problem) = e {
+        return format!("the CA refused: {problem}");
+    }
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    let all = parts.join(": ");
+    let lower = all.to_ascii_lowercase();
+    let kind = if lower.contains("dns error") || lower.contains("failed to lookup") {
+        "DNS"
+    } else if lower.contains("certificate")
+        || lower.contains("invalid peer")
+        || lower.contains("tls")
+    {
+        "TLS verification"
+    } else if lower.contains("connect") || lower.contains("connection refused") {
+        "connect"
+    } else {
+        "request"
+    };
+    format!("{kind}: {all}")
 }
 
 /// The TLS-ALPN-01 certificate for `name` (RFC 8737 §3): self-signed,

@@ -214,6 +214,11 @@ struct Control {
     listen_addresses: Vec<std::net::IpAddr>,
     /// SIGHUPs and their outcomes.
     reload: Reloads,
+    /// Services that have had backends; a later loss is an outage (WARN),
+    /// not a start (INFO).
+    served: std::collections::HashSet<u16>,
+    /// Services in an outage, for the line that says it ended.
+    outage: std::collections::HashSet<u16>,
     /// Why moirai must stop at start (exit 96), once known.
     fatal: Option<String>,
     /// `loadbalancer` went away from `true` while running: the running
@@ -292,7 +297,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     drop(report_tx);
     log::info!(
         "moirai {} running: {} workers of up to {max_sessions} connections, {:?} listeners, metadata from {}",
-        env!("CARGO_PKG_VERSION"),
+        crate::VERSION,
         workers.len(),
         opts.listen_mode,
         opts.source.describe()
@@ -353,6 +358,8 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         reload: Reloads::default(),
         fatal: None,
         kept_running: None,
+        served: Default::default(),
+        outage: Default::default(),
         syslog_counts,
         tls: None,
         state_dir: opts.state_dir.clone(),
@@ -718,7 +725,7 @@ impl Control {
             })
             .collect();
         json!({
-            "version": env!("CARGO_PKG_VERSION"),
+            "version": crate::VERSION,
             "loadbalancer_kept": self.kept_running,
             "reload": {
                 "requested": self.reload.requested,
@@ -1216,13 +1223,34 @@ impl Control {
         self.not_listening
             .retain(|(port, _), _| snap.service(*port).is_some());
         for s in &snap.services {
-            if let Some(why) = &s.no_backends {
-                let before = self.snapshot.service(s.port()).map(|o| &o.no_backends);
-                if before != Some(&s.no_backends) {
-                    log::warn!("service {}: no backends: {why}", s.spec);
+            let before = self.snapshot.service(s.port()).map(|o| &o.no_backends);
+            match &s.no_backends {
+                Some(why) if before != Some(&s.no_backends) => {
+                    // Before a service has ever had a backend (the first
+                    // checks of a start or a new service) this is the
+                    // normal way up, not an outage.
+                    if self.served.contains(&s.port()) {
+                        log::warn!("service {}: no backends: {why}", s.spec);
+                        self.outage.insert(s.port());
+                    } else {
+                        log::info!("service {}: no backends yet: {why}", s.spec);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    self.served.insert(s.port());
+                    if self.outage.remove(&s.port()) {
+                        log::info!(
+                            "service {}: serving again ({} backends)",
+                            s.spec,
+                            s.backends.len()
+                        );
+                    }
                 }
             }
         }
+        self.served.retain(|p| snap.service(*p).is_some());
+        self.outage.retain(|p| snap.service(*p).is_some());
         let mut sent = 0;
         for w in &self.workers {
             if w.send(ToWorker::Snapshot(Arc::clone(&snap))) {

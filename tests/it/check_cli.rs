@@ -195,7 +195,23 @@ fn version_and_help() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("moirai "));
+    let v = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(v.starts_with("moirai 0."), "{v}");
+    // The commit it was built from (or "unknown" outside a checkout).
+    let commit = v
+        .split("(commit ")
+        .nth(1)
+        .expect("a commit")
+        .trim_end()
+        .trim_end_matches(')');
+    assert!(
+        commit == "unknown"
+            || commit
+                .trim_end_matches("-modified")
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit()),
+        "{v}"
+    );
 }
 
 /// Every row of the compatibility table (issue: metadata real Moirai runs

@@ -138,12 +138,19 @@ fn with_every_backend_down_http_answers_503_and_tcp_closes_until_they_return() {
     m.wait_log(&format!("backend 127.0.0.1:{eport} is down"), SECS(5));
     m.wait_log(&format!("[127.0.0.1:{}] -> []", web.port()), SECS(5));
     m.wait_log(&format!("[127.0.0.1:{eport}] -> []"), SECS(5));
+    // After serving, losing every backend is an outage: WARN.
     m.wait_log(
         &format!(
-            "{hp}:127.0.0.1:{}{{check:/healthz}}: no backends: all 1 backends are down",
+            "WARN  service http://{hp}:127.0.0.1:{}{{check:/healthz}}: no backends: all 1 backends are down",
             web.port()
         ),
         SECS(5),
+    );
+    // The first checks of the start were not.
+    assert!(
+        m.log_text().contains("INFO  service tcp://"),
+        "{}",
+        m.log_text()
     );
     let r = Client::connect(local(hp)).exchange(&get("/")).unwrap();
     assert_eq!(r.status, 503);
@@ -163,6 +170,8 @@ fn with_every_backend_down_http_answers_503_and_tcp_closes_until_they_return() {
     m.wait_log_count(&format!("[] -> [127.0.0.1:{}]", web.port()), 2, limit);
     m.wait_log_count(&format!("[] -> [127.0.0.1:{eport}]"), 2, limit);
     eprintln!("back after {:?}", back.elapsed());
+    m.wait_log(&format!("service http://{hp}:"), SECS(1));
+    m.wait_log("serving again (1 backends)", SECS(2));
     assert_eq!(spread(hp, 1), ["W"]);
     let mut c = connect_within(local(tp), SECS(5));
     assert_eq!(roundtrip(&mut c, b"back").unwrap(), b"back");

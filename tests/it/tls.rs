@@ -280,6 +280,16 @@ fn a_failed_acme_order_keeps_serving_and_says_why() {
         "still serving the previous certificate, retrying in 10 s",
         Duration::from_secs(20),
     );
+    // The cause is named, down to the refused connection.
+    let log = m.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("still serving the previous"))
+        .unwrap();
+    assert!(
+        line.contains("connect: ") && line.to_ascii_lowercase().contains("refused"),
+        "{line}"
+    );
     assert_eq!(curl(port, &[]), (true, "still here".to_owned()));
     let served = s_client(port, &["-servername", "lb.example.test"]);
     assert!(served.contains("subject=CN = lb.example.test"), "{served}");
