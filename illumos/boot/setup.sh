@@ -2,8 +2,8 @@
 #
 # First boot of a moirai load-balancer zone: the image runs this once (as
 # Triton-Moirai's boot/setup.sh), from its own SMF service or by hand.
-# It prepares the state directory and the service's user, rotates the logs,
-# imports the manifest and enables moirai. Running it again changes
+# It prepares the state directory, rotates the logs, imports the manifest
+# and enables moirai. Running it again changes
 # nothing.
 #
 # MOIRAI_ROOT (default empty) prefixes every path, so the layout and the
@@ -34,13 +34,15 @@ if ! mdata-get cloud.tritoncompute:loadbalancer 2>/dev/null | grep -qiw true; th
     exit "$SMF_EXIT_ERR_FATAL"
 fi
 
-# The service's user and its state directory (certificates, keys, the
-# control socket; owner only).
-getent group moirai >/dev/null || groupadd moirai
-getent passwd moirai >/dev/null || useradd -g moirai -d /var/moirai -s /usr/bin/false moirai
+# The state directory (certificates, keys, the control socket): root's,
+# owner only. The service runs as root with a reduced privilege set (see
+# the manifest), so owner access is all it has.
 mkdir -p "$STATE"
-chown moirai:moirai "$STATE"
+chown root:root "$STATE"
 chmod 0700 "$STATE"
+
+# Rotation of the local error log (moirai writes it; logadm rotates).
+logadm -w "$ROOT/var/log/moirai/errors.log" -C 5 -c -s 100m
 
 # What the configuration would run, in the first-boot log.
 "$PREFIX/bin/moirai" check || true

@@ -57,7 +57,41 @@ fn stop_outlasts_the_drain_and_refresh_is_sighup() {
     assert_eq!(attr(method("stop"), "exec"), ":kill -TERM");
     assert_eq!(attr(method("refresh"), "exec"), ":kill -HUP");
     assert!(MANIFEST.contains(r#"<propval name="duration" type="astring" value="child"/>"#));
-    assert!(MANIFEST.contains(r#"privileges="basic,net_privaddr""#));
+    // Root with a reduced set: owner access to the metadata socket and
+    // the state directory, ports below 1024, and nothing of root's DAC
+    // override or process powers.
+    assert!(MANIFEST.contains(
+        r#"user="root" group="root" privileges="basic,!proc_info,!proc_session,!file_link_any,net_privaddr""#
+    ));
+    assert!(!MANIFEST.contains("ignore_error"));
+}
+
+/// `svccfg` is enough: every config property has a description.
+#[test]
+fn every_config_property_is_described() {
+    let config = MANIFEST
+        .split("<property_group name=\"config\"")
+        .nth(1)
+        .unwrap()
+        .split("</property_group>")
+        .next()
+        .unwrap();
+    let names: Vec<&str> = config
+        .split("<propval")
+        .skip(1)
+        .map(|p| attr(p, "name"))
+        .collect();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        assert!(
+            MANIFEST.contains(&format!("<prop_pattern name=\"{name}\"")),
+            "config/{name} has no prop_pattern"
+        );
+        assert!(
+            attr(method("start"), "exec").contains(&format!("%{{config/{name}}}")),
+            "config/{name} is not used by the start method"
+        );
+    }
 }
 
 #[test]
@@ -86,10 +120,8 @@ fn stubs(dir: &std::path::Path, extra: &[(&str, &str)]) -> String {
         "svccfg",
         "svcadm",
         "svcprop",
-        "groupadd",
-        "useradd",
         "chown",
-        "getent",
+        "logadm",
         "mdata-get",
     ] {
         let body = extra
@@ -165,7 +197,7 @@ fn first_boot_imports_and_enables_once_and_refuses_without_loadbalancer() {
             .unwrap()
     };
     // loadbalancer is not true: nothing is set up, exit SMF_EXIT_ERR_FATAL.
-    let path = stubs(&root, &[("mdata-get", "echo false"), ("getent", "exit 2")]);
+    let path = stubs(&root, &[("mdata-get", "echo false")]);
     let out = run(&path);
     assert_eq!(
         out.status.code(),
@@ -178,7 +210,7 @@ fn first_boot_imports_and_enables_once_and_refuses_without_loadbalancer() {
         .unwrap()
         .contains("svccfg"));
 
-    let path = stubs(&root, &[("mdata-get", "echo true"), ("getent", "exit 2")]);
+    let path = stubs(&root, &[("mdata-get", "echo true")]);
     let out = run(&path);
     assert_eq!(
         out.status.code(),
@@ -188,8 +220,8 @@ fn first_boot_imports_and_enables_once_and_refuses_without_loadbalancer() {
     );
     let calls = std::fs::read_to_string(root.join("calls")).unwrap();
     for want in [
-        "groupadd moirai".to_owned(),
-        "useradd -g moirai -d /var/moirai -s /usr/bin/false moirai".to_owned(),
+        format!("chown root:root {}/var/moirai", root.display()),
+        format!("logadm -w {}/var/log/moirai/errors.log -C 5 -c -s 100m", root.display()),
         format!(
             "svccfg import {}/opt/triton/moirai/smf/moirai.xml",
             root.display()
