@@ -179,6 +179,19 @@ struct RunArgs {
     /// instances on one host [default: every address].
     #[arg(long = "listen-address", value_name = "ADDR")]
     listen_addresses: Vec<std::net::IpAddr>,
+    /// The local error log: per service and interval, the errors moirai
+    /// answered or met (5xx it made, connect failures, timeouts, resets,
+    /// 4xx for hostile requests); "none" turns it off. Rotate it with
+    /// logadm (boot/setup.sh does).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/log/moirai/errors.log"
+    )]
+    error_log: String,
+    /// How often the error log gets its lines.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    error_log_interval: Duration,
     /// At start, how long the metadata may stay unreadable before moirai
     /// exits with status 96 (SMF_EXIT_ERR_CONFIG).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
@@ -385,6 +398,8 @@ fn run(args: RunArgs) -> ExitCode {
         acme_renew_before: args.acme_renew_before,
         acme_dns_propagation: args.acme_dns_propagation,
         startup_timeout: args.startup_timeout,
+        error_log: (args.error_log != "none").then(|| PathBuf::from(&args.error_log)),
+        error_log_interval: args.error_log_interval,
     };
     match moirai::control::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,7 @@
 
 pub mod acme;
 pub mod dns;
+pub mod errlog;
 pub mod health;
 pub mod hosts;
 pub mod publish;
@@ -100,6 +101,10 @@ pub struct Options {
     /// How long the metadata may stay unreadable at start before moirai
     /// gives up (exit 96).
     pub startup_timeout: Duration,
+    /// The local error log (none: off).
+    pub error_log: Option<PathBuf>,
+    /// How often it gets its per-service lines.
+    pub error_log_interval: Duration,
 }
 
 /// Why `moirai run` could not start.
@@ -214,6 +219,8 @@ struct Control {
     listen_addresses: Vec<std::net::IpAddr>,
     /// SIGHUPs and their outcomes.
     reload: Reloads,
+    /// Errors per service per interval, to a local file.
+    error_log: errlog::ErrorLog,
     /// Services that have had backends; a later loss is an outage (WARN),
     /// not a start (INFO).
     served: std::collections::HashSet<u16>,
@@ -360,6 +367,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         kept_running: None,
         served: Default::default(),
         outage: Default::default(),
+        error_log: errlog::ErrorLog::new(opts.error_log.clone(), opts.error_log_interval),
         syslog_counts,
         tls: None,
         state_dir: opts.state_dir.clone(),
@@ -477,6 +485,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         metrics.expire(poll.registry(), now);
         ctl.health_updates(Instant::now());
         ctl.name_mismatch_updates();
+        ctl.error_log_tick(Instant::now());
         if ctl.hosts.refresh() {
             ctl.hosts_changed();
         }
@@ -500,6 +509,17 @@ pub fn sessions_per_worker(nofile: u64, workers: usize) -> usize {
 }
 
 impl Control {
+    /// Writes the interval's errors per service to the local error log.
+    fn error_log_tick(&mut self, now: Instant) {
+        let services: Vec<(u16, &str, crate::metrics::stats::Totals)> = self
+            .snapshot
+            .services
+            .iter()
+            .map(|s| (s.port(), s.spec.kind.as_str(), s.stats.totals()))
+            .collect();
+        self.error_log.tick(now, &services);
+    }
+
     /// Logs, once each, `https` backends whose certificate is for another
     /// name.
     fn name_mismatch_updates(&mut self) {

@@ -427,7 +427,9 @@ impl HttpSession {
         );
         self.backend = None;
         self.lease = None;
-        self.service.stats.of(self.worker).response(status.code());
+        let c = self.service.stats.of(self.worker);
+        c.response(status.code());
+        c.own[status.index()].add(1);
         self.error = Some((status, 0));
         self.stage = Stage::Error;
         Ok(true)

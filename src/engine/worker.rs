@@ -262,7 +262,9 @@ fn count_close(worker: usize, svc: &ServiceSnapshot, backend: Option<&Backend>, 
             }
         }
         CloseReason::ConnectFailed => c.connect_errors.add(1),
-        _ => {}
+        CloseReason::Reset(_) | CloseReason::BadFraming(_) => c.resets.add(1),
+        CloseReason::NoBackend => c.no_backend.add(1),
+        CloseReason::Done => {}
     }
 }
 

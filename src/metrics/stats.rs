@@ -58,6 +58,14 @@ pub struct Counters {
     pub retries: Count,
     /// Connections ended by a client or server timeout.
     pub timeouts: Count,
+    /// Connections cut by a reset (either side) or refused framing.
+    pub resets: Count,
+    /// Connections closed because no backend was usable (tcp types;
+    /// http answers 503, counted in `own`).
+    pub no_backend: Count,
+    /// Responses moirai made itself, by [`crate::proto::http1::errors::Status::index`]
+    /// (400, 408, 431, 501, 502, 503, 504): counted on the error path only.
+    pub own: [Count; 7],
 }
 
 impl Counters {
@@ -92,6 +100,12 @@ pub struct Totals {
     pub retries: u64,
     /// See [`Counters::timeouts`].
     pub timeouts: u64,
+    /// See [`Counters::resets`].
+    pub resets: u64,
+    /// See [`Counters::no_backend`].
+    pub no_backend: u64,
+    /// See [`Counters::own`].
+    pub own: [u64; 7],
 }
 
 /// [`Counters`] with one cache-padded shard per worker.
@@ -130,6 +144,11 @@ impl Sharded {
             t.connect_errors += c.connect_errors.get();
             t.retries += c.retries.get();
             t.timeouts += c.timeouts.get();
+            t.resets += c.resets.get();
+            t.no_backend += c.no_backend.get();
+            for (sum, r) in t.own.iter_mut().zip(&c.own) {
+                *sum += r.get();
+            }
         }
         t
     }

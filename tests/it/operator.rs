@@ -106,3 +106,67 @@ fn loadbalancer_flipping_away_from_true_keeps_serving() {
         2
     );
 }
+
+/// Without the syslog key, errors still leave a trace on the box: one line
+/// per service and interval in the local error log, not one per request.
+#[test]
+fn errors_are_aggregated_in_the_local_error_log() {
+    let port = free_port();
+    // Nothing listens at the backend: every request is a 503.
+    let dead = free_port();
+    let m = Moirai::start(
+        &crate::util::metadata_exact(&format!("http://{port}:127.0.0.1:{dead}")),
+        "",
+        &[],
+    );
+    for _ in 0..37 {
+        let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+        assert_eq!(r.status, 503);
+    }
+    let r = Client::connect(local(port))
+        .exchange(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.status, 400);
+    let log = m.dir.join("errors.log");
+    let start = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("× 503 no backend") {
+            break text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no error line:\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let total: u64 = text
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .flat_map(|rest| rest.split(", "))
+        .filter(|p| p.contains("× 503 no backend"))
+        .map(|p| p.split(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 37, "{text}");
+    assert!(
+        text.contains(&format!("service :{port} (http): ")),
+        "{text}"
+    );
+    assert!(
+        text.lines().count() <= 3,
+        "aggregated, not per request:\n{text}"
+    );
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("1 × 400 bad request")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

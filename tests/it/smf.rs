@@ -221,7 +221,10 @@ fn first_boot_imports_and_enables_once_and_refuses_without_loadbalancer() {
     let calls = std::fs::read_to_string(root.join("calls")).unwrap();
     for want in [
         format!("chown root:root {}/var/moirai", root.display()),
-        format!("logadm -w {}/var/log/moirai/errors.log -C 5 -c -s 100m", root.display()),
+        format!(
+            "logadm -w {}/var/log/moirai/errors.log -C 5 -c -s 100m",
+            root.display()
+        ),
         format!(
             "svccfg import {}/opt/triton/moirai/smf/moirai.xml",
             root.display()

@@ -21,6 +21,35 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in [`Status::index`] order.
+    pub const ALL: [Status; 7] = [
+        Status::BadRequest,
+        Status::RequestTimeout,
+        Status::HeaderTooLarge,
+        Status::NotImplemented,
+        Status::BadGateway,
+        Status::Unavailable,
+        Status::GatewayTimeout,
+    ];
+
+    /// Its place in [`Status::ALL`] (and in per-status counters).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// What it means here, for the error log: "no backend", "bad request".
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Status::BadRequest => "bad request",
+            Status::RequestTimeout => "request head too slow",
+            Status::HeaderTooLarge => "request head too large",
+            Status::NotImplemented => "not implemented",
+            Status::BadGateway => "bad response from the backend",
+            Status::Unavailable => "no backend",
+            Status::GatewayTimeout => "backend timeout",
+        }
+    }
+
     /// The numeric code.
     pub fn code(self) -> u16 {
         match self {

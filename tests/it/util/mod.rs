@@ -213,6 +213,16 @@ impl Moirai {
                 &["--nameserver", "127.0.0.1:9"][..]
             })
             .args(["--log-level", "debug"])
+            .args(if extra.contains(&"--error-log") {
+                vec![]
+            } else {
+                vec![
+                    "--error-log".to_owned(),
+                    dir.join("errors.log").display().to_string(),
+                    "--error-log-interval".to_owned(),
+                    "1s".to_owned(),
+                ]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
