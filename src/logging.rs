@@ -71,7 +71,14 @@ fn send_remote(level: Level, msg: &str) {
     };
     let mut guard = REMOTE.lock().unwrap_or_else(|p| p.into_inner());
     let Some(r) = guard.as_mut() else { return };
-    syslog::event(&mut r.buf, SystemTime::now(), &r.spec.origin, sev, msg);
+    syslog::event_in(
+        r.spec.format,
+        &mut r.buf,
+        SystemTime::now(),
+        &r.spec.origin,
+        sev,
+        msg,
+    );
     let counter = if r.sock.send(&r.buf).is_ok() {
         &SENT
     } else {

@@ -189,6 +189,11 @@ struct RunArgs {
         default_value = "/var/log/moirai/errors.log"
     )]
     error_log: String,
+    /// The remote syslog format: rfc3164 (what Moirai's HAProxy sends:
+    /// HAProxy's httplog/tcplog text, which the HAPROXYHTTP grok pattern
+    /// reads) or rfc5424 (the same fields as structured data).
+    #[arg(long, value_name = "FORMAT", default_value = "rfc3164")]
+    syslog_format: moirai::proto::syslog::Format,
     /// How often the error log gets its lines.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     error_log_interval: Duration,
@@ -400,6 +405,7 @@ fn run(args: RunArgs) -> ExitCode {
         startup_timeout: args.startup_timeout,
         error_log: (args.error_log != "none").then(|| PathBuf::from(&args.error_log)),
         error_log_interval: args.error_log_interval,
+        syslog_format: args.syslog_format,
     };
     match moirai::control::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

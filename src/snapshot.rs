@@ -25,6 +25,11 @@ pub struct Backend {
     /// The value Moirai's own key gives it, honoured as well (equal to
     /// `cookie` when the service has no health-check parameters).
     moirai_cookie: [u8; 16],
+    /// Its place among the service's backends by sorted address, from 1:
+    /// the `N` of HAProxy's server name `rsN`. Set by the control thread
+    /// when it builds a snapshot (an address that moves keeps its `Arc`,
+    /// and with it its count of open connections); read for log lines.
+    slot: std::sync::atomic::AtomicU16,
     active: AtomicUsize,
     /// Its counters, kept across generations by the builder.
     stats: Arc<Sharded>,
@@ -43,6 +48,7 @@ impl Backend {
             weight: weight.max(1),
             cookie: [0; 16],
             moirai_cookie: [0; 16],
+            slot: std::sync::atomic::AtomicU16::new(0),
             active: AtomicUsize::new(0),
             stats: Arc::new(Sharded::new(1)),
         }
@@ -76,6 +82,16 @@ impl Backend {
     /// The value of the sticky cookie that names this backend.
     pub fn cookie(&self) -> &[u8; 16] {
         &self.cookie
+    }
+
+    /// Names it server `rs{slot}` from now on.
+    pub fn set_slot(&self, slot: u16) {
+        self.slot.store(slot, Ordering::Relaxed);
+    }
+
+    /// Its place by sorted address, from 1 (0: none given).
+    pub fn slot(&self) -> u16 {
+        self.slot.load(Ordering::Relaxed)
     }
 
     /// Whether a client's sticky cookie names this backend.
@@ -164,6 +180,9 @@ pub struct ServiceTls {
 pub struct ServiceSnapshot {
     /// The portmap entry.
     pub spec: Service,
+    /// Its place in the portmap (after refused entries are left out): the
+    /// `N` of HAProxy's `feN`/`beN` in logs and `haproxy_*` metrics.
+    pub index: usize,
     /// Timeouts in force for new sessions.
     pub timeouts: Timeouts,
     /// Usable backends (resolved, at most `max_rs`, passing their health
@@ -194,6 +213,8 @@ pub struct SyslogSpec {
     pub addr: SocketAddr,
     /// Hostname and pid for the header.
     pub origin: Arc<crate::proto::syslog::Origin>,
+    /// RFC 3164 with HAProxy's text (default) or RFC 5424.
+    pub format: crate::proto::syslog::Format,
 }
 
 /// The whole configuration the workers run.

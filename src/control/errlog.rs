@@ -148,9 +148,11 @@ mod tests {
             summary(443, "https-http", &before, &now, Duration::from_secs(10)).unwrap(),
             "service :443 (https-http): 37 × 503 no backend, 2 × connect failed in the last 10 s"
         );
-        let mut tcp = Totals::default();
-        tcp.no_backend = 3;
-        tcp.resets = 1;
+        let tcp = Totals {
+            no_backend: 3,
+            resets: 1,
+            ..Totals::default()
+        };
         assert_eq!(
             summary(5432, "tcp", &before, &tcp, Duration::from_secs(10)).unwrap(),
             "service :5432 (tcp): 3 × closed: no backend, 1 × reset in the last 10 s"

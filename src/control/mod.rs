@@ -103,6 +103,8 @@ pub struct Options {
     pub startup_timeout: Duration,
     /// The local error log (none: off).
     pub error_log: Option<PathBuf>,
+    /// The remote syslog format.
+    pub syslog_format: crate::proto::syslog::Format,
     /// How often it gets its per-service lines.
     pub error_log_interval: Duration,
 }
@@ -221,6 +223,8 @@ struct Control {
     reload: Reloads,
     /// Errors per service per interval, to a local file.
     error_log: errlog::ErrorLog,
+    /// The remote syslog format.
+    syslog_format: crate::proto::syslog::Format,
     /// Services that have had backends; a later loss is an outage (WARN),
     /// not a start (INFO).
     served: std::collections::HashSet<u16>,
@@ -368,6 +372,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         served: Default::default(),
         outage: Default::default(),
         error_log: errlog::ErrorLog::new(opts.error_log.clone(), opts.error_log_interval),
+        syslog_format: opts.syslog_format,
         syslog_counts,
         tls: None,
         state_dir: opts.state_dir.clone(),
@@ -1190,6 +1195,7 @@ impl Control {
             Some(ip) => Some(crate::snapshot::SyslogSpec {
                 addr: std::net::SocketAddr::new(ip, t.port.get()),
                 origin: Arc::clone(&self.origin),
+                format: self.syslog_format,
             }),
             None => {
                 log::debug!("syslog: {t} is not resolved yet");

@@ -206,7 +206,7 @@ impl Builder {
         let previous: HashMap<Key, CheckSpec> =
             std::mem::take(&mut self.checks).into_iter().collect();
         let mut services = Vec::with_capacity(config.services().len());
-        for spec in config.services() {
+        for (index, spec) in config.services().iter().enumerate() {
             let service_tls = match (spec.kind, tls) {
                 (k, _) if !k.is_tls() => None,
                 // Without certificates a TLS service cannot start; the
@@ -285,7 +285,10 @@ impl Builder {
             let keys = cookie::Keys::of(spec);
             let mut backends: Vec<Arc<Backend>> = addrs
                 .into_iter()
-                .map(|(a, w)| {
+                .enumerate()
+                .map(|(k, (a, w))| {
+                    // max_rs is at most 1024: the slot fits.
+                    let slot = (k + 1) as u16;
                     let issued = cookie::value(&keys.issued, a);
                     let b = match self.backends.get(&(port, a)) {
                         Some(b) if b.weight() == w.max(1) && *b.cookie() == issued => Arc::clone(b),
@@ -299,6 +302,7 @@ impl Builder {
                                 )),
                         ),
                     };
+                    b.set_slot(slot);
                     kept_backend_stats.insert((port, a), Arc::clone(b.stats_arc()));
                     kept.insert((port, a), Arc::clone(&b));
                     self.checks.push((
@@ -374,6 +378,7 @@ impl Builder {
             );
             kept_service_stats.insert(port, Arc::clone(&stats));
             services.push(Arc::new(ServiceSnapshot {
+                index,
                 acme: if spec.kind == ServiceKind::Http {
                     Arc::clone(acme)
                 } else {

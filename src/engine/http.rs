@@ -216,6 +216,14 @@ impl HttpSession {
             kind: "http",
             client: self.peer,
             service: self.service.port(),
+            frontend: self.service.index,
+            tls: self.service.spec.kind.is_tls(),
+            server: self.lease.as_ref().map_or(0, |l| l.backend().slot()),
+            version: if self.req.as_ref().is_some_and(|r| !r.http11) {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            },
             backend: self.backend_addr(),
             status,
             request: (!self.req_line.is_empty()).then_some((method, target)),

@@ -48,7 +48,13 @@ impl Sink {
 
     /// Formats and sends one access line.
     pub fn access(&mut self, a: &Access<'_>) {
-        syslog::access(&mut self.buf, SystemTime::now(), &self.spec.origin, a);
+        syslog::access_in(
+            self.spec.format,
+            &mut self.buf,
+            SystemTime::now(),
+            &self.spec.origin,
+            a,
+        );
         // WouldBlock (buffer full), ECONNREFUSED (no collector yet) and
         // the rest all mean the same here: this line is lost.
         let sent = self.sock.send(&self.buf).is_ok();

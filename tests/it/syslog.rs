@@ -1,4 +1,6 @@
-//! Remote syslog against a real receiver (socat): RFC 5424 access lines for
+//! Remote syslog against a real receiver (socat): RFC 3164 lines in
+//! HAProxy's httplog/tcplog text by default, read by the HAPROXYHTTP grok
+//! pattern; RFC 5424 access lines for
 //! http requests and tcp connections with HAProxy httplog's fields, event
 //! lines for the control plane, and drops counted instead of blocking.
 
@@ -38,7 +40,8 @@ impl Receiver {
         Receiver { child, file }
     }
 
-    /// The messages received, split at each `<PRI>1 ` header.
+    /// The messages received, split at each `<PRI>1 ` (RFC 5424) or
+    /// `<PRI>Mmm ` (RFC 3164) header.
     fn lines(&self) -> Vec<String> {
         let text = std::fs::read_to_string(&self.file).unwrap_or_default();
         let mut starts: Vec<usize> = text
@@ -47,7 +50,11 @@ impl Receiver {
             .filter(|&i| {
                 let rest = &text[i + 1..];
                 let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-                (1..=3).contains(&digits) && rest[digits..].starts_with(">1 ")
+                let after = &rest[digits..];
+                (1..=3).contains(&digits)
+                    && (after.starts_with(">1 ")
+                        || (after.starts_with('>')
+                            && after[1..].starts_with(|c: char| c.is_ascii_uppercase())))
             })
             .collect();
         starts.push(text.len());
@@ -117,7 +124,11 @@ fn access_and_event_lines_reach_a_real_receiver_in_rfc5424() {
     .unwrap();
     // By name, through the hosts file, as an operator would write it.
     md["cloud.tritoncompute:syslog"] = format!("logs.test:{sport}").into();
-    let m = Moirai::start(&md.to_string(), "127.0.0.1 logs.test\n", &[]);
+    let m = Moirai::start(
+        &md.to_string(),
+        "127.0.0.1 logs.test\n",
+        &["--syslog-format", "rfc5424"],
+    );
     let pid = m.pid();
 
     let request = "GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
@@ -167,6 +178,93 @@ fn access_and_event_lines_reach_a_real_receiver_in_rfc5424() {
     check_header(&up, 133, pid, "event");
     let gen = rx.wait_for(&[" event - generation "]);
     assert!(gen.contains("applied"), "{gen}");
+}
+
+/// logstash's `HAPROXYHTTP` and `HAPROXYTCP` grok patterns (with the
+/// syslog header they expect), expanded into Python regular expressions:
+/// an independent reader of the lines.
+const GROK: &str = r#"
+import re, sys
+HEAD = r'^<\d+>[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2} \S+ [\w._/%-]+(?:\[\d+\])?: '
+DATE = r'\[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2}\.\d+\]'
+INT = r'[+-]?\d+'
+HTTP = (HEAD + r'(?P<ip>[0-9a-fA-F.:]+):(?P<port>\d+) ' + DATE + r' (?P<fe>\S+) (?P<be>\S+)/(?P<srv>\S+) '
+        + INT + '/' + INT + '/' + INT + '/' + INT + r'/\S+ (?P<status>' + INT + r') \S+ .*? .*? (?P<term>\S+) '
+        + INT + '/' + INT + '/' + INT + '/' + INT + r'/\S+ ' + INT + '/' + INT
+        + r' "(?P<verb>\w+) (?P<req>\S+)(?: HTTP/(?P<ver>[\d.]+))?"$')
+TCP = (HEAD + r'(?P<ip>[0-9a-fA-F.:]+):(?P<port>\d+) ' + DATE + r' (?P<fe>\S+) (?P<be>\S+)/(?P<srv>\S+) '
+       + INT + '/' + INT + r'/\S+ \S+ (?P<term>\S+) ' + INT + '/' + INT + '/' + INT + '/' + INT + r'/\S+ ' + INT + '/' + INT + '$')
+kind, line = sys.argv[1], sys.argv[2]
+m = re.match(HTTP if kind == 'http' else TCP, line)
+if not m:
+    sys.exit('no match')
+print(' '.join(f'{k}={v}' for k, v in sorted(m.groupdict().items())))
+"#;
+
+fn grok(kind: &str, line: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", GROK, kind, line])
+        .output()
+        .expect("python3 (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{kind} line does not match HAPROXY{}: {line}",
+        kind.to_uppercase()
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// By default, lines are what Moirai's HAProxy sends: RFC 3164 with the
+/// httplog/tcplog text that existing parsers read.
+#[test]
+fn default_lines_are_rfc3164_httplog_that_haproxy_parsers_read() {
+    let sport = free_port();
+    let rx = Receiver::start(sport);
+    let web = HttpBackend::start("127.0.0.1:0", |_| {
+        Reply::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec())
+    });
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let (hp, tp) = (free_port(), free_port());
+    let mut md: serde_json::Value = serde_json::from_str(&metadata(&format!(
+        "http://{hp}:127.0.0.1:{} tcp://{tp}:127.0.0.1:{}",
+        web.port(),
+        echo.addr.port()
+    )))
+    .unwrap();
+    md["cloud.tritoncompute:syslog"] = format!("127.0.0.1:{sport}").into();
+    let m = Moirai::start(&md.to_string(), "", &[]);
+    let mut c = connect_within(local(hp), SECS(5));
+    c.write_all(b"GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    let mut t = connect_within(local(tp), SECS(5));
+    t.write_all(&[1u8; 100]).unwrap();
+    t.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    t.read_to_end(&mut back).unwrap();
+
+    let http = rx.wait_for(&["\"GET /hello?x=1 HTTP/1.1\""]);
+    assert!(http.starts_with("<134>"), "{http}");
+    assert!(http.contains(&format!(" moirai[{}]: ", m.pid())), "{http}");
+    let fields = grok("http", &http);
+    for want in [
+        "fe=fe0",
+        "be=be0",
+        "srv=rs1",
+        "status=200",
+        "term=----",
+        "verb=GET",
+        "ver=1.1",
+    ] {
+        assert!(fields.contains(want), "{want} not in {fields} ({http})");
+    }
+    let tcp = rx.wait_for(&[" fe1 be1/rs1 "]);
+    let fields = grok("tcp", &tcp);
+    assert!(fields.contains("term=--"), "{fields} ({tcp})");
+    // Events are RFC 3164 too.
+    let up = rx.wait_for(&["is up"]);
+    assert!(up.starts_with("<133>") && up.contains(" moirai["), "{up}");
 }
 
 #[test]
