@@ -197,10 +197,40 @@ pub fn status_text(v: &Value) -> String {
             .map(|e| format!("; last read failed: {e}"))
             .unwrap_or_default()
     );
+    let _ = writeln!(
+        out,
+        "pid {}, up {} s, configuration applied {}{}",
+        v["pid"],
+        v["uptime_s"],
+        v["applied_at"].as_str().unwrap_or("never"),
+        if v["draining"].as_bool() == Some(true) {
+            "; DRAINING"
+        } else {
+            ""
+        }
+    );
     if let Some(why) = v["loadbalancer_kept"].as_str() {
         let _ = writeln!(
             out,
             "error: {why}: the running configuration is kept; disable the service to stop"
+        );
+    }
+    for c in v["certificates"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "certificate ({}) {} issued by {}, valid until {}",
+            c["source"].as_str().unwrap_or("?"),
+            c["subject"].as_str().unwrap_or("?"),
+            c["issuer"].as_str().unwrap_or("?"),
+            c["not_after"].as_str().unwrap_or("?")
+        );
+    }
+    if let Some(a) = v["acme"].as_object() {
+        let _ = writeln!(
+            out,
+            "acme by {}: {}",
+            a["plan"].as_str().unwrap_or("?"),
+            a["state"].as_str().unwrap_or("ordering")
         );
     }
     if let Some(a) = v["listen_addresses"].as_array() {
@@ -208,7 +238,19 @@ pub fn status_text(v: &Value) -> String {
         let _ = writeln!(out, "listening on {}", a.join(", "));
     }
     for s in v["services"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "{}", s["service"].as_str().unwrap_or("?"));
+        let _ = writeln!(
+            out,
+            "{} ({}; {} connections, {} in all; check {})",
+            s["service"].as_str().unwrap_or("?"),
+            if s["listening"].as_bool() == Some(false) {
+                "NOT LISTENING"
+            } else {
+                "listening"
+            },
+            s["connections"],
+            s["connections_total"],
+            s["check"]["type"].as_str().unwrap_or("?")
+        );
         for n in s["not_listening"].as_array().into_iter().flatten() {
             let _ = writeln!(out, "  {}", n.as_str().unwrap_or("?"));
         }
@@ -246,10 +288,17 @@ pub fn status_text(v: &Value) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {:<40} weight {:<3} active {:<5} {health}",
+                "  {:<5} {:<40} weight {:<3} active {:<5} {health} since {} ({} changes); sessions {} 5xx {} connect errors {} retries {}",
+                b["server"].as_str().unwrap_or("?"),
                 b["address"].as_str().unwrap_or("?"),
                 b["weight"],
-                b["active"]
+                b["active"],
+                b["since"].as_str().unwrap_or("?"),
+                b["transitions"],
+                b["sessions_total"],
+                b["responses_5xx"],
+                b["connect_errors"],
+                b["retries"]
             );
         }
         for b in s["removed"].as_array().into_iter().flatten() {

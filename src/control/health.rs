@@ -130,6 +130,10 @@ pub struct Health {
     pub checks: u64,
     /// Failed checks since the backend appeared.
     pub failures: u64,
+    /// When `up` last changed (or the backend appeared).
+    pub since: Option<std::time::SystemTime>,
+    /// How many times `up` changed.
+    pub transitions: u64,
 }
 
 #[derive(Debug)]
@@ -231,7 +235,10 @@ impl Checks {
                         key,
                         Entry {
                             spec,
-                            health: Health::default(),
+                            health: Health {
+                                since: Some(std::time::SystemTime::now()),
+                                ..Health::default()
+                            },
                             settled: false,
                             due: now,
                             probe: None,
@@ -479,6 +486,8 @@ impl Checks {
                     if h.streak >= e.spec.rise {
                         h.up = true;
                         h.streak = 0;
+                        h.since = Some(std::time::SystemTime::now());
+                        h.transitions += 1;
                         e.settled = true;
                         log::info!(
                             "health: service :{} backend {} is up ({} checks passed)",
@@ -497,6 +506,8 @@ impl Checks {
                     if h.streak >= e.spec.fall {
                         h.up = false;
                         h.streak = 0;
+                        h.since = Some(std::time::SystemTime::now());
+                        h.transitions += 1;
                         log::warn!("health: service :{} backend {} is down: {f}", key.0, key.1);
                         self.transitions.push(Transition { key, up: false });
                     }

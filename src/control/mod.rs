@@ -151,6 +151,40 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// A certificate served, as `moirai status` shows it.
+#[derive(Debug, Clone)]
+struct CertInfo {
+    names: Vec<String>,
+    subject: String,
+    issuer: String,
+    not_after: Option<std::time::SystemTime>,
+    /// "acme" or "self-signed".
+    source: &'static str,
+}
+
+impl CertInfo {
+    fn of(names: Vec<String>, cert_pem: &[u8], source: &'static str) -> CertInfo {
+        use rustls::pki_types::pem::PemObject;
+        let der = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem)
+            .next()
+            .and_then(Result::ok);
+        let (subject, issuer) = der
+            .as_ref()
+            .and_then(|d| crate::tls::validity::subject_and_issuer(d))
+            .unwrap_or_default();
+        CertInfo {
+            names,
+            subject,
+            issuer,
+            not_after: der
+                .as_ref()
+                .and_then(|d| crate::tls::validity::validity(d))
+                .map(|(_, na)| na),
+            source,
+        }
+    }
+}
+
 /// Where a SIGHUP (`svcadm refresh`) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReloadPhase {
@@ -264,6 +298,12 @@ struct Control {
     challenges: Arc<HashMap<String, String>>,
     /// Expiry of the certificate served per name.
     cert_expiry: Vec<(String, std::time::SystemTime)>,
+    /// The certificates served (self-signed, ACME), for `moirai status`.
+    cert_info: Vec<CertInfo>,
+    /// What ACME is doing or last did, in words.
+    acme_state: Option<String>,
+    /// Stopping: listeners closed, connections finishing.
+    draining: bool,
     waker: Arc<crate::sys::poll::Waker>,
 }
 
@@ -392,6 +432,9 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         acme_plan_error: None,
         challenges: Arc::default(),
         cert_expiry: Vec::new(),
+        cert_info: Vec::new(),
+        acme_state: None,
+        draining: false,
         waker: Arc::clone(&waker),
         origin: Arc::new(crate::proto::syslog::Origin::new(
             &crate::sys::process::hostname(),
@@ -449,7 +492,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         }
         if let Some(why) = ctl.fatal.take() {
             log::error!("{why}");
-            ctl.drain(Duration::ZERO);
+            ctl.drain(Duration::ZERO, &mut poll, &mut events, status.as_mut());
             return Err(RunError::Config(why));
         }
         if events.iter().any(|e| e.token() == SIGNALS) {
@@ -495,7 +538,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             ctl.hosts_changed();
         }
     }
-    ctl.drain(opts.grace);
+    ctl.drain(opts.grace, &mut poll, &mut events, status.as_mut());
     Ok(())
 }
 
@@ -690,22 +733,59 @@ impl Control {
             .services
             .iter()
             .map(|s| {
+                let t = s.stats.totals();
+                let check_type = match (&s.spec.check.path, s.spec.kind) {
+                    (Some(_), _) => "http",
+                    (None, crate::config::ServiceKind::Https | crate::config::ServiceKind::HttpsInsecure) => "tls",
+                    (None, _) => "tcp",
+                };
                 json!({
                     "service": s.spec.to_string(),
                     "type": s.spec.kind.as_str(),
                     "listen": s.port(),
+                    "listening": !self.not_listening.keys().any(|(p, _)| *p == s.port()),
+                    "connections": t.opened.saturating_sub(t.closed),
+                    "connections_total": t.opened,
+                    "responses": crate::metrics::stats::CLASSES.iter().zip(t.responses)
+                        .map(|(c, n)| ((*c).to_owned(), n))
+                        .collect::<std::collections::BTreeMap<_, _>>(),
+                    "bytes_in": t.bytes_in,
+                    "bytes_out": t.bytes_out,
+                    "check": {
+                        "type": check_type,
+                        "path": s.spec.check.path.as_ref().map(|p| p.as_str()),
+                        "port": s.spec.check.port.map(|p| p.get()),
+                        "rise": s.spec.check.rise(),
+                        "fall": s.spec.check.fall(),
+                    },
                     "backends": self.builder.candidates(s.port()).map(|b| {
                         let h = self.health.health(&(s.port(), b.addr()));
+                        let bt = b.stats().totals();
+                        let retiring = self.builder.is_retiring(s.port(), b.addr());
                         json!({
                             "address": b.addr().to_string(),
+                            "server": format!("rs{}", b.slot()),
                             "weight": b.weight(),
+                            "state": match (h.is_some_and(|h| h.up), retiring) {
+                                (_, true) => "retiring",
+                                (true, false) => "up",
+                                (false, false) => "down",
+                            },
+                            "since": h.and_then(|h| h.since).map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                            "transitions": h.map_or(0, |h| h.transitions),
                             "active": b.active(),
                             "up": h.is_some_and(|h| h.up),
                             "checks": h.map_or(0, |h| h.checks),
                             "failed_checks": h.map_or(0, |h| h.failures),
                             "check_ms": h.and_then(|h| h.latency).map(|d| d.as_secs_f64() * 1000.0),
                             "last_failure": h.and_then(|h| h.last_failure.as_ref()).map(ToString::to_string),
-                            "retiring": self.builder.is_retiring(s.port(), b.addr()),
+                            "retiring": retiring,
+                            "sessions_total": bt.opened,
+                            "responses_5xx": bt.responses[4],
+                            "connect_errors": bt.connect_errors,
+                            "retries": bt.retries,
+                            "bytes_in": bt.bytes_in,
+                            "bytes_out": bt.bytes_out,
                         })
                     }).collect::<Vec<_>>(),
                     // Removed backends still holding connections (`tcp`
@@ -749,8 +829,32 @@ impl Control {
                 })
             })
             .collect();
+        let certificates: Vec<_> = self
+            .cert_info
+            .iter()
+            .map(|c| {
+                json!({
+                    "names": c.names,
+                    "subject": c.subject,
+                    "issuer": c.issuer,
+                    "not_after": c.not_after.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                    "source": c.source,
+                })
+            })
+            .collect();
         json!({
             "version": crate::VERSION,
+            "pid": std::process::id(),
+            "started": humantime::format_rfc3339_seconds(self.started).to_string(),
+            "uptime_s": self.started.elapsed().map_or(0, |d| d.as_secs()),
+            "applied_at": self.applied_at.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            "draining": self.draining,
+            "certificates": certificates,
+            "acme": self.acme_wanted.as_ref().map(|w| json!({
+                "names": w.names,
+                "plan": w.plan.to_string(),
+                "state": self.acme_state,
+            })),
             "loadbalancer_kept": self.kept_running,
             "reload": {
                 "requested": self.reload.requested,
@@ -1099,6 +1203,16 @@ impl Control {
                             names.join(", "),
                             if fresh { "just issued" } else { "stored" }
                         );
+                        self.cert_info.retain(|c| c.source != "acme");
+                        self.cert_info.push(CertInfo::of(
+                            names.clone(),
+                            cert_pem.as_bytes(),
+                            "acme",
+                        ));
+                        self.acme_state = Some(format!(
+                            "{} certificate served, valid until {until}",
+                            if fresh { "issued" } else { "stored" }
+                        ));
                         if let Some(t) = not_after {
                             self.cert_expiry.retain(|(n, _)| !names.contains(n));
                             self.cert_expiry
@@ -1108,6 +1222,10 @@ impl Control {
                     Err(e) => log::error!("acme: the issued certificate is unusable: {e}"),
                 },
                 acme::AcmeEvent::Failed { error, retry_in } => {
+                    self.acme_state = Some(format!(
+                        "failed: {error}; next attempt in {} s",
+                        retry_in.as_secs()
+                    ));
                     log::error!(
                         "acme: {error}; still serving the previous certificate, retrying in {} s",
                         retry_in.as_secs()
@@ -1122,7 +1240,7 @@ impl Control {
 
     /// The certificate store (self-signed until ACME supplies one), the
     /// server config, and the backend client configs.
-    fn make_tls(&self, config: &Config) -> Option<publish::TlsMaterial> {
+    fn make_tls(&mut self, config: &Config) -> Option<publish::TlsMaterial> {
         use crate::tls;
         let names: Vec<String> = config
             .certificate_names()
@@ -1130,7 +1248,13 @@ impl Control {
             .map(|n| n.as_str().to_owned())
             .collect();
         let cert = match tls::certs::self_signed(&self.state_dir, &names) {
-            Ok(c) => c,
+            Ok(c) => {
+                if let Ok(pem) = std::fs::read(self.state_dir.join(tls::certs::SELF_SIGNED_CERT)) {
+                    self.cert_info
+                        .push(CertInfo::of(names.clone(), &pem, "self-signed"));
+                }
+                c
+            }
             Err(e) => {
                 log::error!("tls: {e}");
                 return None;
@@ -1387,17 +1511,37 @@ impl Control {
 
     /// Stops accepting everywhere and waits for the workers to finish their
     /// sessions, at most `grace`.
-    fn drain(self, grace: Duration) {
+    /// Stops: every worker closes its listeners and idle connections and
+    /// lets the rest finish within `grace`. `moirai status` keeps
+    /// answering meanwhile (with `"draining": true`).
+    fn drain(
+        mut self,
+        grace: Duration,
+        poll: &mut Poll,
+        events: &mut Events,
+        mut status: Option<&mut status::StatusServer>,
+    ) {
         let deadline = Instant::now() + grace;
         log::info!(
             "draining: no new connections; open ones have {} s to finish",
             grace.as_secs()
         );
+        self.draining = true;
         for w in &self.workers {
             w.send(ToWorker::Drain(deadline));
         }
+        // The workers end by themselves by the deadline (plus a moment to
+        // close what is left).
+        while !self.workers.iter().all(|w| w.join.is_finished()) {
+            let _ = poll.poll(events, Some(Duration::from_millis(50)));
+            if events.iter().any(|e| e.token() == STATUS) {
+                if let Some(s) = status.as_deref_mut() {
+                    s.serve(|| self.status_report().to_string());
+                }
+            }
+        }
         let mut cut = 0;
-        for w in self.workers {
+        for w in std::mem::take(&mut self.workers) {
             let _ = w.join.join();
         }
         while let Ok(r) = self.reports.try_recv() {

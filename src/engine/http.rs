@@ -89,6 +89,8 @@ pub struct HttpSession {
     head_since: Option<Instant>,
     /// The sticky cookie the client sent, if any.
     sticky: Option<[u8; 16]>,
+    /// The worker is draining: no further request on this connection.
+    draining: bool,
     error: Option<(Status, usize)>,
     tunnel: Pipe,
     client_eof: bool,
@@ -179,6 +181,7 @@ impl HttpSession {
             resp_started: false,
             head_since: None,
             sticky: None,
+            draining: false,
             error: None,
             tunnel: Pipe::default(),
             client_eof: false,
@@ -279,6 +282,12 @@ impl HttpSession {
     /// The session's service.
     pub fn service(&self) -> &ServiceSnapshot {
         &self.service
+    }
+
+    /// The balancer is stopping: the exchange in progress is the last
+    /// (its response says `Connection: close` if it has not started).
+    pub fn set_draining(&mut self) {
+        self.draining = true;
     }
 
     /// Waiting for a request that has not begun: closing it now loses
@@ -1068,7 +1077,8 @@ impl HttpSession {
     }
 
     fn client_keeps_alive(&self, head: &ResponseHead) -> bool {
-        self.req.as_ref().is_some_and(|r| r.keep_alive)
+        !self.draining
+            && self.req.as_ref().is_some_and(|r| r.keep_alive)
             && head.framing != Framing::UntilClose
             && !self.dechunks(head)
             && !self.client_eof

@@ -614,6 +614,26 @@ impl Worker {
             self.close_listener(port, now);
         }
         self.unbound.clear();
+        // As HAProxy's soft-stop: idle keep-alive connections close now
+        // (their clients reconnect to whoever serves next), requests in
+        // flight finish with `Connection: close`; tcp connections keep
+        // their grace.
+        let mut idle = Vec::new();
+        for (i, slot) in self.sessions.iter_mut() {
+            if let AnySession::Http(h) = &mut slot.session {
+                if h.is_idle() {
+                    idle.push(SlotId {
+                        index: i as u32,
+                        gen: slot.gen,
+                    });
+                } else {
+                    h.set_draining();
+                }
+            }
+        }
+        for id in idle {
+            self.with_session(id, now, |_, _| Step::Closed(CloseReason::Done));
+        }
     }
 
     fn on_listener(&mut self, id: SlotId, now: Instant) {

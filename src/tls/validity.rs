@@ -54,6 +54,61 @@ fn time(tag: u8, v: &[u8]) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
+/// The first common name (2.5.4.3) in a DER `Name`, else the first
+/// organization (2.5.4.10): enough to tell an operator who a certificate
+/// is for and who issued it.
+fn common_name(name: &[u8]) -> Option<String> {
+    let mut found: Option<(u8, String)> = None;
+    let mut rdns = name;
+    while !rdns.is_empty() {
+        let (_, set, rest) = element(rdns)?;
+        rdns = rest;
+        let mut atvs = set;
+        while !atvs.is_empty() {
+            let (_, atv, rest) = element(atvs)?;
+            atvs = rest;
+            let (0x06, oid, value) = element(atv)? else {
+                continue;
+            };
+            let rank = match oid {
+                [0x55, 0x04, 0x03] => 0,
+                [0x55, 0x04, 0x0a] => 1,
+                _ => continue,
+            };
+            let (_, text, _) = element(value)?;
+            let text = String::from_utf8_lossy(text).into_owned();
+            if found.as_ref().is_none_or(|(r, _)| rank < *r) {
+                found = Some((rank, text));
+            }
+        }
+    }
+    found.map(|(_, t)| t)
+}
+
+/// (subject, issuer) of a DER certificate, each its common name (or
+/// organization).
+pub fn subject_and_issuer(cert_der: &[u8]) -> Option<(String, String)> {
+    let (0x30, cert, _) = element(cert_der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = element(cert)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = element(rest)?.2;
+    }
+    rest = element(rest)?.2; // serialNumber
+    rest = element(rest)?.2; // signature algorithm
+    let (_, issuer, rest) = element(rest)?;
+    let (_, _validity, rest) = element(rest)?;
+    let (_, subject, _) = element(rest)?;
+    Some((
+        common_name(subject).unwrap_or_default(),
+        common_name(issuer).unwrap_or_default(),
+    ))
+}
+
 /// (notBefore, notAfter) of a DER certificate.
 pub fn validity(cert_der: &[u8]) -> Option<(SystemTime, SystemTime)> {
     let (0x30, cert, _) = element(cert_der)? else {
@@ -97,6 +152,28 @@ mod tests {
         p.not_after = rcgen::date_time_ymd(2051, 3, 1);
         let cert = p.self_signed(&key).unwrap();
         assert_eq!(secs(validity(cert.der()).unwrap().1), 2_561_241_600);
+    }
+
+    #[test]
+    fn subject_and_issuer_names() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Org");
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Test CA R1");
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["lb.example".to_owned()]).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "lb.example");
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        assert_eq!(
+            subject_and_issuer(cert.der()),
+            Some(("lb.example".to_owned(), "Test CA R1".to_owned()))
+        );
+        assert_eq!(subject_and_issuer(b"junk"), None);
     }
 
     #[test]

@@ -170,3 +170,125 @@ fn errors_are_aggregated_in_the_local_error_log() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `svcadm restart` runs stop then start: an idle browser connection must
+/// not hold the drain open for the whole grace. Idle keep-alive
+/// connections close at once, a request in flight finishes with
+/// `Connection: close`, tcp keeps its grace, and `moirai status` answers
+/// throughout.
+#[test]
+fn a_drain_closes_idle_keep_alive_at_once_and_finishes_requests_in_flight() {
+    use std::io::{Read, Write};
+    let slow = HttpBackend::start("127.0.0.1:0", |req| {
+        if req.path == "/slow" {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        ok("done")
+    });
+    let echo =
+        crate::util::backend::Backend::start("127.0.0.1:0", crate::util::backend::Behaviour::Echo);
+    let (hp, tp) = (free_port(), free_port());
+    let mut m = Moirai::start(
+        &metadata(&format!(
+            "http://{hp}:127.0.0.1:{} tcp://{tp}:127.0.0.1:{}",
+            slow.port(),
+            echo.addr.port()
+        )),
+        "",
+        &["--grace", "20s"],
+    );
+    // An idle keep-alive client (one request served), a request in
+    // flight, and a tcp connection.
+    let mut idle = Client::connect(local(hp));
+    assert_eq!(idle.exchange(&get("/")).unwrap().status, 200);
+    let mut busy = std::net::TcpStream::connect(local(hp)).unwrap();
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut tcp = crate::util::connect_within(local(tp), Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    m.signal("TERM");
+    // The idle one is closed at once.
+    idle.r
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(idle.closed(), "the idle keep-alive connection is closed");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // Status answers during the drain.
+    let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+    assert_eq!(v["draining"], true);
+    // The request in flight gets its answer, with Connection: close.
+    busy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    busy.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
+    // The tcp connection still works (its grace is 20 s).
+    assert_eq!(
+        crate::util::roundtrip(&mut tcp, b"still").unwrap(),
+        b"still"
+    );
+    drop(tcp);
+    assert_eq!(m.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+/// `moirai status` answers "what is failing, since when, how much"
+/// without any metrics setup.
+#[test]
+fn status_says_what_is_failing_since_when_and_how_much() {
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let port = free_port();
+    let m = Moirai::start(
+        &crate::util::metadata_exact(&format!(
+            "https-http://{port}:127.0.0.1:{}{{check:/healthz}}",
+            web.port()
+        )),
+        "",
+        &[],
+    );
+    let (ok, body) = crate::tls::curl(port, &[]);
+    assert!(ok, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+    assert_eq!(v["pid"], m.pid());
+    assert!(v["uptime_s"].as_u64().is_some());
+    assert!(
+        v["applied_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{v}"
+    );
+    assert_eq!(v["draining"], false);
+    let s = &v["services"][0];
+    assert_eq!(s["listening"], true);
+    assert_eq!(s["connections_total"], 1);
+    assert_eq!(s["responses"]["2xx"], 1);
+    assert_eq!(s["check"]["type"], "http");
+    assert_eq!(s["check"]["path"], "/healthz");
+    let b = &s["backends"][0];
+    assert_eq!(b["state"], "up");
+    assert_eq!(b["server"], "rs1");
+    assert_eq!(b["transitions"], 1);
+    assert!(b["since"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(b["sessions_total"], 1);
+    assert_eq!(b["responses_5xx"], 0);
+    assert!(b["check_ms"].as_f64().is_some());
+    let c = &v["certificates"][0];
+    assert_eq!(c["source"], "self-signed");
+    assert!(c["issuer"].as_str().is_some_and(|i| !i.is_empty()), "{c}");
+    assert!(c["not_after"].as_str().is_some());
+    let text = m.status(false);
+    for want in [
+        "pid ",
+        "certificate (self-signed)",
+        "rs1",
+        "since ",
+        "(1 changes)",
+        "check http",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+}
