@@ -30,6 +30,46 @@ enum Command {
     Check(CheckArgs),
     /// Ask a running moirai what it is doing (services, backends, DNS).
     Status(StatusArgs),
+    /// Take a backend out of service, drain it, or put it back; kept until
+    /// enabled again, across restarts.
+    Backend(BackendArgs),
+    /// Change the running moirai's log level.
+    LogLevel(LogLevelArgs),
+    /// ACME: `moirai acme retry` orders the certificate now.
+    Acme(AcmeArgs),
+}
+
+#[derive(Args)]
+struct BackendArgs {
+    /// disable (no traffic), drain (sticky clients only) or enable.
+    #[arg(value_parser = ["disable", "drain", "enable"])]
+    action: String,
+    /// The service's listen port.
+    port: u16,
+    /// The backend's address and port, as `moirai status` lists it.
+    address: std::net::SocketAddr,
+    /// The running moirai's state directory.
+    #[arg(long, value_name = "DIR", default_value = default_state_dir())]
+    state_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct LogLevelArgs {
+    /// error, warn, info, debug or trace.
+    level: log::LevelFilter,
+    /// The running moirai's state directory.
+    #[arg(long, value_name = "DIR", default_value = default_state_dir())]
+    state_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct AcmeArgs {
+    /// What to do: retry.
+    #[arg(value_parser = ["retry"])]
+    action: String,
+    /// The running moirai's state directory.
+    #[arg(long, value_name = "DIR", default_value = default_state_dir())]
+    state_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -255,21 +295,48 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Run(args) => run(*args),
         Command::Status(args) => status(args),
+        Command::Backend(a) => control(
+            &a.state_dir,
+            &format!("backend {} {} {}", a.action, a.port, a.address),
+        ),
+        Command::LogLevel(a) => control(&a.state_dir, &format!("log-level {}", a.level)),
+        Command::Acme(a) => control(&a.state_dir, &format!("acme {}", a.action)),
     }
 }
 
-/// One status document from the running moirai.
-fn read_status(state_dir: &std::path::Path) -> Result<String, String> {
-    use std::io::Read;
+/// Sends one command line to the running moirai and returns its answer.
+fn ask(state_dir: &std::path::Path, line: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
     let path = state_dir.join(moirai::control::status::SOCKET);
     let mut text = String::new();
     std::os::unix::net::UnixStream::connect(&path)
         .and_then(|mut s| {
             s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(format!("{line}\n").as_bytes())?;
             s.read_to_string(&mut text)
         })
         .map_err(|e| format!("cannot reach moirai at {}: {e}", path.display()))?;
     Ok(text)
+}
+
+/// One status document from the running moirai.
+fn read_status(state_dir: &std::path::Path) -> Result<String, String> {
+    ask(state_dir, "status")
+}
+
+/// A run-time control: prints the answer; exit 1 when moirai refused it.
+fn control(state_dir: &std::path::Path, line: &str) -> ExitCode {
+    match ask(state_dir, line) {
+        Ok(answer) => {
+            println!("{}", answer.trim_end());
+            if answer.starts_with("ok") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 fn status(args: StatusArgs) -> ExitCode {

@@ -30,6 +30,9 @@ pub struct Backend {
     /// when it builds a snapshot (an address that moves keeps its `Arc`,
     /// and with it its count of open connections); read for log lines.
     slot: std::sync::atomic::AtomicU16,
+    /// Drained by an operator: only sticky clients still reach it. Set by
+    /// the control thread like `slot`.
+    draining: std::sync::atomic::AtomicBool,
     active: AtomicUsize,
     /// Its counters, kept across generations by the builder.
     stats: Arc<Sharded>,
@@ -49,6 +52,7 @@ impl Backend {
             cookie: [0; 16],
             moirai_cookie: [0; 16],
             slot: std::sync::atomic::AtomicU16::new(0),
+            draining: std::sync::atomic::AtomicBool::new(false),
             active: AtomicUsize::new(0),
             stats: Arc::new(Sharded::new(1)),
         }
@@ -87,6 +91,17 @@ impl Backend {
     /// Names it server `rs{slot}` from now on.
     pub fn set_slot(&self, slot: u16) {
         self.slot.store(slot, Ordering::Relaxed);
+    }
+
+    /// Drains it (only sticky clients) or not.
+    pub fn set_draining(&self, on: bool) {
+        self.draining.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether only sticky clients may reach it.
+    #[inline]
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Its place by sorted address, from 1 (0: none given).

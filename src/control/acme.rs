@@ -269,10 +269,20 @@ pub struct Want {
     pub plan: Plan,
 }
 
+/// What the control loop sends the manager.
+#[derive(Debug)]
+enum Ask {
+    /// A certificate for these names, by this plan.
+    Want(Want),
+    /// The next attempt now, whatever the backoff says (`moirai acme
+    /// retry`, after the operator fixed DNS, say).
+    RetryNow,
+}
+
 /// The handle the control loop keeps.
 #[derive(Debug)]
 pub struct Acme {
-    want: Sender<Want>,
+    want: Sender<Ask>,
     /// Events for the control loop.
     pub events: Receiver<AcmeEvent>,
     /// Orders started and failed.
@@ -315,13 +325,18 @@ impl Acme {
 
     /// Asks for a certificate (again, when the names or the plan change).
     pub fn want(&self, want: Want) {
-        let _ = self.want.send(want);
+        let _ = self.want.send(Ask::Want(want));
+    }
+
+    /// Tries the next order now.
+    pub fn retry_now(&self) {
+        let _ = self.want.send(Ask::RetryNow);
     }
 }
 
 struct Manager<'a> {
     opts: AcmeOptions,
-    want: Receiver<Want>,
+    want: Receiver<Ask>,
     send: &'a dyn Fn(AcmeEvent),
     attempts: Arc<std::sync::atomic::AtomicU64>,
     failures: Arc<std::sync::atomic::AtomicU64>,
@@ -396,7 +411,13 @@ impl Manager<'_> {
                 d.saturating_duration_since(Instant::now())
             });
             match self.want.recv_timeout(wait) {
-                Ok(w) if Some(&w) != want.as_ref() => {
+                Ok(Ask::RetryNow) => {
+                    // The operator's word: no backoff, no reorder pause.
+                    due = Some(Instant::now());
+                    last_order = None;
+                    use_fallback = false;
+                }
+                Ok(Ask::Want(w)) if Some(&w) != want.as_ref() => {
                     let names_changed = want.as_ref().is_none_or(|old| old.names != w.names);
                     if names_changed {
                         backoff = FIRST_BACKOFF;

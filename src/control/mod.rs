@@ -304,6 +304,9 @@ struct Control {
     acme_state: Option<String>,
     /// Stopping: listeners closed, connections finishing.
     draining: bool,
+    /// Backends an operator disabled or drained, kept in the state
+    /// directory until enabled again.
+    admin: HashMap<(u16, std::net::SocketAddr), publish::Admin>,
     waker: Arc<crate::sys::poll::Waker>,
 }
 
@@ -435,6 +438,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         cert_info: Vec::new(),
         acme_state: None,
         draining: false,
+        admin: load_admin(&opts.state_dir),
         waker: Arc::clone(&waker),
         origin: Arc::new(crate::proto::syslog::Origin::new(
             &crate::sys::process::hostname(),
@@ -516,7 +520,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         }
         if events.iter().any(|e| e.token() == STATUS) {
             if let Some(s) = status.as_mut() {
-                s.serve(|| ctl.status_report().to_string());
+                s.serve(|line| ctl.command(line));
             }
         }
         for ev in events.iter() {
@@ -542,6 +546,25 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Where `moirai backend disable|drain` is remembered.
+const ADMIN_FILE: &str = "admin.json";
+
+/// The operator's backend states from the state directory; none if the
+/// file is missing or unreadable (said in the log).
+fn load_admin(dir: &std::path::Path) -> HashMap<(u16, std::net::SocketAddr), publish::Admin> {
+    let path = dir.join(ADMIN_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return HashMap::new();
+    };
+    match serde_json::from_str::<Vec<(u16, std::net::SocketAddr, publish::Admin)>>(&text) {
+        Ok(list) => list.into_iter().map(|(p, a, s)| ((p, a), s)).collect(),
+        Err(e) => {
+            log::error!("{}: {e}; no backend is disabled or drained", path.display());
+            HashMap::new()
+        }
+    }
+}
+
 /// How often a listener that still cannot be opened is logged again.
 const NOT_LISTENING_REPEAT: Duration = Duration::from_secs(300);
 
@@ -557,6 +580,82 @@ pub fn sessions_per_worker(nofile: u64, workers: usize) -> usize {
 }
 
 impl Control {
+    /// Answers one line from the control socket.
+    fn command(&mut self, line: &str) -> String {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] | ["status"] => self.status_report().to_string(),
+            ["backend", action, port, addr] => self.admin_command(action, port, addr),
+            ["log-level", level] => match level.parse::<log::LevelFilter>() {
+                Ok(l) => {
+                    log::set_max_level(l);
+                    log::warn!("log level is now {l} (moirai log-level)");
+                    format!("ok: log level {l}")
+                }
+                Err(_) => format!(
+                    "error: {level:?} is not error, warn, info, debug or trace"
+                ),
+            },
+            ["acme", "retry"] => match &self.acme {
+                Some(a) => {
+                    a.retry_now();
+                    log::info!("acme: retrying now (moirai acme retry)");
+                    "ok: ACME order started".to_owned()
+                }
+                None => "error: no certificate is being ordered (no certificate_name, or no TLS service)"
+                    .to_owned(),
+            },
+            _ => format!(
+                "error: unknown command {line:?}; expected status, backend disable|enable|drain PORT ADDRESS, log-level LEVEL or acme retry"
+            ),
+        }
+    }
+
+    /// `backend disable|enable|drain PORT ADDRESS`: applied with a new
+    /// generation at once and remembered until enabled again.
+    fn admin_command(&mut self, action: &str, port: &str, addr: &str) -> String {
+        let Ok(port) = port.parse::<u16>() else {
+            return format!("error: {port:?} is not a service port");
+        };
+        let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
+            return format!("error: {addr:?} is not a backend address such as 10.0.0.5:8080");
+        };
+        if self.snapshot.service(port).is_none() {
+            return format!("error: no service listens on port {port}");
+        }
+        if self.builder.candidates(port).all(|b| b.addr() != addr) {
+            return format!("error: {addr} is not a backend of service :{port}");
+        }
+        let state = match action {
+            "disable" => Some(publish::Admin::Disable),
+            "drain" => Some(publish::Admin::Drain),
+            "enable" => None,
+            _ => return format!("error: {action:?} is not disable, enable or drain"),
+        };
+        match state {
+            Some(s) => self.admin.insert((port, addr), s),
+            None => self.admin.remove(&(port, addr)),
+        };
+        let mut list: Vec<_> = self.admin.iter().map(|((p, a), s)| (*p, *a, *s)).collect();
+        list.sort_by_key(|(p, a, _)| (*p, *a));
+        let saved = serde_json::to_vec(&list)
+            .map_err(std::io::Error::other)
+            .and_then(|json| crate::state::write_private(&self.state_dir.join(ADMIN_FILE), &json));
+        let what = match state {
+            Some(publish::Admin::Disable) => "disabled (no traffic; open connections finish)",
+            Some(publish::Admin::Drain) => "draining (sticky clients only)",
+            None => "enabled",
+        };
+        log::warn!("service :{port} backend {addr} {what} by an operator");
+        self.rebuild(Instant::now());
+        match saved {
+            Ok(()) => format!("ok: service :{port} backend {addr} {what}"),
+            Err(e) => format!(
+                "ok: service :{port} backend {addr} {what}; not remembered across restarts: {e}"
+            ),
+        }
+    }
+
     /// Writes the interval's errors per service to the local error log.
     fn error_log_tick(&mut self, now: Instant) {
         let services: Vec<(u16, &str, crate::metrics::stats::Totals)> = self
@@ -766,10 +865,12 @@ impl Control {
                             "address": b.addr().to_string(),
                             "server": format!("rs{}", b.slot()),
                             "weight": b.weight(),
-                            "state": match (h.is_some_and(|h| h.up), retiring) {
-                                (_, true) => "retiring",
-                                (true, false) => "up",
-                                (false, false) => "down",
+                            "state": match (self.admin.get(&(s.port(), b.addr())), h.is_some_and(|h| h.up), retiring) {
+                                (Some(publish::Admin::Disable), _, _) => "maint",
+                                (Some(publish::Admin::Drain), _, _) => "drain",
+                                (None, _, true) => "retiring",
+                                (None, true, false) => "up",
+                                (None, false, false) => "down",
                             },
                             "since": h.and_then(|h| h.since).map(|t| humantime::format_rfc3339_seconds(t).to_string()),
                             "transitions": h.map_or(0, |h| h.transitions),
@@ -780,6 +881,7 @@ impl Control {
                             "check_ms": h.and_then(|h| h.latency).map(|d| d.as_secs_f64() * 1000.0),
                             "last_failure": h.and_then(|h| h.last_failure.as_ref()).map(ToString::to_string),
                             "retiring": retiring,
+                            "admin": self.admin.get(&(s.port(), b.addr())),
                             "sessions_total": bt.opened,
                             "responses_5xx": bt.responses[4],
                             "connect_errors": bt.connect_errors,
@@ -1083,6 +1185,7 @@ impl Control {
                 tls: self.tls.as_ref(),
                 acme: &self.challenges,
                 now: Instant::now(),
+                admin: &self.admin,
             },
         );
         snap.syslog = self.syslog_spec(config);
@@ -1536,7 +1639,11 @@ impl Control {
             let _ = poll.poll(events, Some(Duration::from_millis(50)));
             if events.iter().any(|e| e.token() == STATUS) {
                 if let Some(s) = status.as_deref_mut() {
-                    s.serve(|| self.status_report().to_string());
+                    // Only status while stopping: nothing else would apply.
+                    s.serve(|line| match line {
+                        "" | "status" => self.status_report().to_string(),
+                        _ => "error: moirai is stopping".to_owned(),
+                    });
                 }
             }
         }

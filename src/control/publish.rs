@@ -43,6 +43,19 @@ pub struct Inputs<'a> {
     pub acme: &'a Arc<HashMap<String, String>>,
     /// The time of the build (make-before-break deadlines).
     pub now: Instant,
+    /// Backends an operator put in maintenance or drain
+    /// (`moirai backend disable|drain`).
+    pub admin: &'a HashMap<(u16, SocketAddr), Admin>,
+}
+
+/// What an operator set for one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Admin {
+    /// No traffic at all (HAProxy's MAINT); open connections finish.
+    Disable,
+    /// Only clients whose sticky cookie names it (HAProxy's DRAIN).
+    Drain,
 }
 
 /// Builds generation-numbered snapshots.
@@ -194,6 +207,7 @@ impl Builder {
             tls,
             acme,
             now,
+            admin,
         } = *inputs;
         self.generation += 1;
         let mut last_usable = HashMap::new();
@@ -303,6 +317,7 @@ impl Builder {
                         ),
                     };
                     b.set_slot(slot);
+                    b.set_draining(admin.get(&(port, a)) == Some(&Admin::Drain));
                     kept_backend_stats.insert((port, a), Arc::clone(b.stats_arc()));
                     kept.insert((port, a), Arc::clone(&b));
                     self.checks.push((
@@ -324,7 +339,10 @@ impl Builder {
                     ));
                     b
                 })
-                .filter(|b| health.is_up(&(port, b.addr())))
+                .filter(|b| {
+                    health.is_up(&(port, b.addr()))
+                        && admin.get(&(port, b.addr())) != Some(&Admin::Disable)
+                })
                 .collect();
             if backends.is_empty() && resolved > 0 {
                 // Make before break: see the module doc. Only while
@@ -471,6 +489,8 @@ mod tests {
     fn inputs<'a>(hosts: &'a Hosts, health: &'a Checks, now: Instant) -> Inputs<'a> {
         static NONE: std::sync::OnceLock<Discovered> = std::sync::OnceLock::new();
         static ACME: std::sync::OnceLock<Arc<HashMap<String, String>>> = std::sync::OnceLock::new();
+        static ADMIN: std::sync::OnceLock<HashMap<(u16, SocketAddr), Admin>> =
+            std::sync::OnceLock::new();
         Inputs {
             hosts,
             dns: NONE.get_or_init(Discovered::default),
@@ -478,6 +498,7 @@ mod tests {
             tls: None,
             acme: ACME.get_or_init(Arc::default),
             now,
+            admin: ADMIN.get_or_init(HashMap::new),
         }
     }
 

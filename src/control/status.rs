@@ -1,7 +1,14 @@
-//! The status socket: `moirai status` connects to `STATE_DIR/moirai.sock`
-//! and gets one JSON document of the running truth (services, backends,
-//! DNS answers, configuration errors), then the connection closes. Served
-//! by the control thread; the metrics issue exports the same data.
+//! The control socket, `STATE_DIR/moirai.sock` (0600: root, or whoever
+//! runs moirai, only). A client sends one line, a command, and gets one
+//! answer, then the connection closes:
+//!
+//! - `status` (or nothing): the JSON document of the running truth
+//!   (services, backends, DNS answers, certificates, errors);
+//! - `backend disable|enable|drain PORT ADDRESS`, `log-level LEVEL`,
+//!   `acme retry`: run-time controls, answered `ok: ...` or `error: ...`.
+//!
+//! Served by the control thread between events; a client gets 200 ms to
+//! send its line.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -37,12 +44,14 @@ impl StatusServer {
         Ok(StatusServer { listener, path })
     }
 
-    /// Answers every waiting client with `report`.
-    pub fn serve(&mut self, report: impl Fn() -> String) {
+    /// Answers every waiting client: `answer` gets the command line
+    /// (trimmed; empty for a client that sent none) and gives the reply.
+    pub fn serve(&mut self, mut answer: impl FnMut(&str) -> String) {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
-                    let text = report();
+                    let line = read_command(&mut stream);
+                    let text = answer(line.trim());
                     // The report is small and the socket buffer large; a
                     // client that does not read is given up after 500 ms.
                     let deadline = Instant::now() + Duration::from_millis(500);
@@ -68,6 +77,27 @@ impl StatusServer {
             }
         }
     }
+}
+
+/// The client's one line, read within 200 ms (at most 1 KiB).
+fn read_command(stream: &mut mio::net::UnixStream) -> String {
+    use std::io::Read;
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 256];
+    while Instant::now() < deadline && buf.len() < 1024 && !buf.contains(&b'\n') {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 impl Drop for StatusServer {

@@ -27,7 +27,8 @@ pub fn pick<'a>(
     for k in 0..n {
         let i = (cursor.0 + k) % n;
         let b = &backends[i];
-        if Some(b.addr()) == avoid {
+        // A drained backend takes sticky clients only, never a new one.
+        if Some(b.addr()) == avoid || b.is_draining() {
             continue;
         }
         let load = b.active() as u64 + 1;

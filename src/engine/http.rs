@@ -596,9 +596,9 @@ impl HttpSession {
         // request used: its connection is still open here.
         let parked = self.parked.as_ref().map(|(a, _)| *a).and_then(|a| {
             let least = backends.iter().map(|b| b.active()).min()?;
-            backends
-                .iter()
-                .find(|b| b.addr() == a && Some(a) != avoid && b.active() <= least)
+            backends.iter().find(|b| {
+                b.addr() == a && Some(a) != avoid && !b.is_draining() && b.active() <= least
+            })
         });
         let chosen: Option<Arc<Backend>> = sticky
             .or(if self.sticky.is_none() { parked } else { None })

@@ -292,3 +292,142 @@ fn status_says_what_is_failing_since_when_and_how_much() {
         assert!(text.contains(want), "{want:?} not in\n{text}");
     }
 }
+
+fn moirai_cmd(m: &Moirai, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(m.dir.join("state"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Maintenance without editing metadata: disable, drain and enable a
+/// backend over the control socket, kept across a restart; log level and
+/// ACME retry too; the socket is the owner's only.
+#[test]
+fn run_time_controls_over_the_control_socket() {
+    let a = HttpBackend::start("127.0.0.2:0", |_| ok("A"));
+    let bport = a.port();
+    let _b = HttpBackend::start(&format!("127.0.0.3:{bport}"), |_| ok("B"));
+    let port = free_port();
+    let md = metadata(&format!("http://{port}:web.test:{bport}"));
+    let hosts = "127.0.0.2 web.test\n127.0.0.3 web.test\n";
+    let m = Moirai::start(&md, hosts, &[]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(m.dir.join("state/moirai.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "root (the owner) only");
+    let bodies = |n: usize| -> std::collections::BTreeSet<String> {
+        (0..n)
+            .map(|_| {
+                let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+                String::from_utf8(r.body).unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(bodies(6).len(), 2);
+    // A sticky client of B, before B is drained.
+    let first_b = loop {
+        let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+        if r.body == b"B" {
+            break r;
+        }
+    };
+    let cookie = first_b
+        .headers("set-cookie")
+        .into_iter()
+        .find_map(|c| {
+            c.strip_prefix("CLOUD-TRITONCOMPUTE-RS=")
+                .map(|v| v.split(';').next().unwrap().to_owned())
+        })
+        .unwrap();
+    let b_addr = format!("127.0.0.3:{bport}");
+    let (code, said) = moirai_cmd(&m, &["backend", "drain", &port.to_string(), &b_addr]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.starts_with("ok: "), "{said}");
+    // New clients avoid B; B's sticky client keeps it.
+    assert_eq!(bodies(6), ["A".to_owned()].into());
+    let req =
+        format!("GET / HTTP/1.1\r\nHost: t\r\nCookie: CLOUD-TRITONCOMPUTE-RS={cookie}\r\n\r\n");
+    assert_eq!(
+        Client::connect(local(port))
+            .exchange(req.as_bytes())
+            .unwrap()
+            .body,
+        b"B"
+    );
+    // Disabled: nobody, not even the sticky client.
+    let (code, _) = moirai_cmd(&m, &["backend", "disable", &port.to_string(), &b_addr]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        Client::connect(local(port))
+            .exchange(req.as_bytes())
+            .unwrap()
+            .body,
+        b"A"
+    );
+    let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+    let b = v["services"][0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["address"] == b_addr.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(b["state"], "maint");
+    // Kept across a restart (same state directory).
+    let dir = m.dir.clone();
+    let (code, said) = moirai_cmd(&m, &["backend", "disable", &port.to_string(), "10.9.9.9:1"]);
+    assert_eq!(code, Some(1), "an unknown backend is refused: {said}");
+    let (code, said) = moirai_cmd(&m, &["log-level", "debug"]);
+    assert_eq!((code, said.trim()), (Some(0), "ok: log level DEBUG"));
+    let (code, said) = moirai_cmd(&m, &["acme", "retry"]);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("no certificate is being ordered"), "{said}");
+    let mut m = m;
+    m.signal("KILL");
+    let _ = m.wait_exit(Duration::from_secs(5));
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(["run", "--metadata-file"])
+        .arg(&m.metadata)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--hosts-file")
+        .arg(&m.hosts)
+        .args([
+            "--workers",
+            "1",
+            "--nameserver",
+            "127.0.0.1:9",
+            "--error-log",
+            "none",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut again = out;
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        bodies(4),
+        ["A".to_owned()].into(),
+        "still disabled after a restart"
+    );
+    let (code, _) = moirai_cmd(&m, &["backend", "enable", &port.to_string(), &b_addr]);
+    assert_eq!(code, Some(0));
+    let start = Instant::now();
+    while bodies(6).len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "B back in rotation"
+        );
+    }
+    let _ = again.kill();
+    let _ = again.wait();
+}
