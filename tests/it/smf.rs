@@ -158,6 +158,7 @@ fn make_proto_lays_out_the_image_tree() {
         ("opt/triton/moirai/bin/moirai", 0o755),
         ("opt/triton/moirai/smf/moirai.xml", 0o444),
         ("opt/triton/moirai/boot/setup.sh", 0o755),
+        ("opt/triton/moirai/boot/smoke.sh", 0o755),
         ("opt/triton/moirai/share/doc/moirai/OPERATIONS.md", 0o444),
         ("opt/triton/moirai/share/doc/moirai/COMPATIBILITY.md", 0o444),
         ("opt/triton/clb/reconfigure", 0o755),
@@ -184,6 +185,24 @@ fn make_proto_lays_out_the_image_tree() {
         "the manifest's doc link {doc} is installed"
     );
     assert!(!MANIFEST.contains("/opt/moirai/"));
+}
+
+/// The scripts an operator runs in a zone at least parse (the smoke
+/// script itself needs illumos: svcs, ppriv, the metadata socket).
+#[test]
+fn the_zone_scripts_parse() {
+    for script in ["boot/setup.sh", "clb/reconfigure", "smoke.sh"] {
+        let out = Command::new("bash")
+            .arg("-n")
+            .arg(format!("{ILLUMOS}/{script}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
