@@ -304,6 +304,9 @@ struct Control {
     acme_state: Option<String>,
     /// Stopping: listeners closed, connections finishing.
     draining: bool,
+    /// How long a stop lets connections finish (`--grace`, or
+    /// `config/grace` re-read on refresh).
+    grace: Duration,
     /// Backends an operator disabled or drained, kept in the state
     /// directory until enabled again.
     admin: HashMap<(u16, std::net::SocketAddr), publish::Admin>,
@@ -439,6 +442,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         acme_state: None,
         draining: false,
         admin: load_admin(&opts.state_dir),
+        grace: opts.grace,
         waker: Arc::clone(&waker),
         origin: Arc::new(crate::proto::syslog::Origin::new(
             &crate::sys::process::hostname(),
@@ -508,6 +512,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
                         ctl.reload.requested += 1;
                         ctl.reload.waiting = Some(ReloadPhase::Read);
                         ctl.source.read_now();
+                        ctl.reread_smf_config();
                     }
                 }
             }
@@ -542,8 +547,24 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             ctl.hosts_changed();
         }
     }
-    ctl.drain(opts.grace, &mut poll, &mut events, status.as_mut());
+    let grace = ctl.grace;
+    ctl.drain(grace, &mut poll, &mut events, status.as_mut());
     Ok(())
+}
+
+/// `svcprop -p config FMRI` output (`config/NAME TYPE VALUE`) as
+/// (NAME, VALUE); values with spaces come back as svcprop quotes them,
+/// backslashes removed.
+pub fn parse_svcprop(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let (prop, rest) = l.split_once(' ')?;
+            let name = prop.strip_prefix("config/")?;
+            let (_ty, value) = rest.trim_start().split_once(' ').unwrap_or((rest, ""));
+            let value = value.trim().trim_matches('"').replace('\\', "");
+            Some((name.to_owned(), value))
+        })
+        .collect()
 }
 
 /// Where `moirai backend disable|drain` is remembered.
@@ -580,6 +601,69 @@ pub fn sessions_per_worker(nofile: u64, workers: usize) -> usize {
 }
 
 impl Control {
+    /// Under SMF (`SMF_FMRI` set), `svcadm refresh` also means "read the
+    /// service's config properties again": those that can apply live do
+    /// (log level, ACME challenge, grace), the others are said to need a
+    /// restart. Without SMF, nothing.
+    fn reread_smf_config(&mut self) {
+        let Ok(fmri) = std::env::var("SMF_FMRI") else {
+            return;
+        };
+        let out = match std::process::Command::new("svcprop")
+            .args(["-p", "config", &fmri])
+            .output()
+        {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Ok(o) => {
+                log::error!(
+                    "refresh: svcprop -p config {fmri} failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                return;
+            }
+            Err(e) => {
+                log::error!("refresh: cannot run svcprop: {e}");
+                return;
+            }
+        };
+        for (name, value) in parse_svcprop(&out) {
+            match name.as_str() {
+                "log_level" => match value.parse::<log::LevelFilter>() {
+                    Ok(l) if l != log::max_level() => {
+                        // Said at any level: an operator changed it.
+                        log::set_max_level(l.max(log::LevelFilter::Warn));
+                        log::warn!("refresh: config/log_level is now {value}");
+                        log::set_max_level(l);
+                    }
+                    Ok(_) => {}
+                    Err(_) => log::error!("refresh: config/log_level {value:?} is not a level"),
+                },
+                "acme_challenge" => match value.parse::<acme::ChallengeChoice>() {
+                    Ok(c) if c != self.acme_opts.challenge => {
+                        self.acme_opts.challenge = c;
+                        log::warn!("refresh: config/acme_challenge is now {value}");
+                        // Asked again with the new plan.
+                        self.acme_wanted = None;
+                        if let Some(config) = self.config.clone() {
+                            self.follow_certificate_names(&config);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => log::error!("refresh: config/acme_challenge: {e}"),
+                },
+                "grace" => match humantime::parse_duration(&value) {
+                    Ok(g) if g != self.grace => {
+                        self.grace = g;
+                        log::warn!("refresh: config/grace is now {value}");
+                    }
+                    Ok(_) => {}
+                    Err(e) => log::error!("refresh: config/grace {value:?}: {e}"),
+                },
+                _ => {}
+            }
+        }
+    }
+
     /// Answers one line from the control socket.
     fn command(&mut self, line: &str) -> String {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -1665,7 +1749,21 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
-    use super::sessions_per_worker;
+    use super::{parse_svcprop, sessions_per_worker};
+
+    #[test]
+    fn svcprop_lines() {
+        let text = "config/log_level astring debug\nconfig/workers count 0\nconfig/acme_directory astring https://x.test/dir\nconfig/note astring a\\ b\nstart/exec astring /bin/true\n";
+        assert_eq!(
+            parse_svcprop(text),
+            [
+                ("log_level".to_owned(), "debug".to_owned()),
+                ("workers".to_owned(), "0".to_owned()),
+                ("acme_directory".to_owned(), "https://x.test/dir".to_owned()),
+                ("note".to_owned(), "a b".to_owned()),
+            ]
+        );
+    }
 
     #[test]
     fn sessions_fit_in_the_descriptor_limit() {

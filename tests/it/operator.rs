@@ -431,3 +431,52 @@ fn run_time_controls_over_the_control_socket() {
     let _ = again.kill();
     let _ = again.wait();
 }
+
+/// Under SMF, `svcadm refresh` re-reads the service's config properties:
+/// those that can apply live do, without a restart.
+#[test]
+fn refresh_applies_smf_config_properties_live() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("svcprop");
+    let props = dir.join("props");
+    std::fs::write(
+        &props,
+        "config/log_level astring debug\nconfig/grace astring 30s\n",
+    )
+    .unwrap();
+    let stub = dir.join("svcprop");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\n[ \"$3\" = svc:/network/moirai:default ] || exit 1\ncat {}\n",
+            props.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let port = free_port();
+    let m = Moirai::start_env(
+        &metadata(&format!("http://{port}:127.0.0.1:{}", web.port())),
+        &[],
+        &[("SMF_FMRI", "svc:/network/moirai:default"), ("PATH", &path)],
+    );
+    // The operator's `svccfg setprop` then `svcadm refresh`.
+    std::fs::write(
+        &props,
+        "config/log_level astring warn\nconfig/grace astring 5s\nconfig/workers count 4\n",
+    )
+    .unwrap();
+    m.signal("HUP");
+    m.wait_log(
+        "refresh: config/log_level is now warn",
+        Duration::from_secs(5),
+    );
+    m.wait_log("refresh: config/grace is now 5s", Duration::from_secs(5));
+    // Info lines are gone now: the next refresh outcome is not logged.
+    let before = m.log_text().matches("refresh: no change").count();
+    m.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(m.log_text().matches("refresh: no change").count(), before);
+}

@@ -168,15 +168,26 @@ pub struct Moirai {
 impl Moirai {
     /// Starts moirai on `metadata_json` with 2 workers and extra args.
     pub fn start(metadata_json: &str, hosts: &str, extra: &[&str]) -> Moirai {
-        Moirai::spawn(&[], metadata_json, hosts, extra)
+        Moirai::spawn(&[], metadata_json, hosts, extra, &[])
+    }
+
+    /// Starts moirai with extra environment variables (e.g. `SMF_FMRI`).
+    pub fn start_env(metadata_json: &str, extra: &[&str], env: &[(&str, &str)]) -> Moirai {
+        Moirai::spawn(&[], metadata_json, "", extra, env)
     }
 
     /// Starts moirai under a wrapper command (e.g. `prlimit ... --`).
     pub fn start_wrapped(wrapper: &[&str], metadata_json: &str) -> Moirai {
-        Moirai::spawn(wrapper, metadata_json, "", &[])
+        Moirai::spawn(wrapper, metadata_json, "", &[], &[])
     }
 
-    fn spawn(wrapper: &[&str], metadata_json: &str, hosts: &str, extra: &[&str]) -> Moirai {
+    fn spawn(
+        wrapper: &[&str],
+        metadata_json: &str,
+        hosts: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Moirai {
         let dir = temp_dir("moirai");
         let md = dir.join("metadata.json");
         let hosts_path = dir.join("hosts");
@@ -224,6 +235,7 @@ impl Moirai {
                 ]
             })
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
