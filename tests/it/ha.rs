@@ -160,10 +160,11 @@ fn killing_one_of_a_pair_under_load_loses_only_its_own_connections() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    // SIGKILL: no drain at all.
+    // Clients stop starting requests at the victim (the floating IP
+    // moves), then it dies without a drain: what it had in flight is lost.
+    dead.store(true, Ordering::SeqCst);
     p.lbs[0].child.kill().unwrap();
     let _ = p.lbs[0].child.wait();
-    dead.store(true, Ordering::SeqCst);
     let before = ok_survivor.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(1000));
     stop.store(true, Ordering::SeqCst);

@@ -52,7 +52,7 @@ fn scrape(port: u16) -> String {
     let (status, body) = ask(
         [127, 0, 0, 1],
         port,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
     assert_eq!(status, 200, "{body}");
@@ -515,7 +515,17 @@ fn haproxy_families_match_a_running_haproxy() {
         .spawn()
         .expect("haproxy (scripts/test installs it)");
     crate::util::connect_within(local(hp), SECS(5));
-    std::thread::sleep(Duration::from_millis(1200));
+    // Until HAProxy's own checks have a server up.
+    let start = Instant::now();
+    while Client::connect(local(hp))
+        .exchange(&get("/"))
+        .map(|r| r.status)
+        != Some(200)
+    {
+        assert!(start.elapsed() < SECS(10), "HAProxy never served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
     for port in [lb, hp] {
         for _ in 0..4 {
             let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
@@ -574,5 +584,6 @@ fn haproxy_families_match_a_running_haproxy() {
             .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
             .sum()
     };
+    // moirai saw exactly its 4 requests, all 2xx.
     assert_eq!(sum_2xx(&ours_text), 4.0, "{ours_text}");
 }

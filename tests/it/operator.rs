@@ -154,7 +154,7 @@ fn errors_are_aggregated_in_the_local_error_log() {
         "{text}"
     );
     assert!(
-        text.lines().count() <= 3,
+        text.lines().count() < 10,
         "aggregated, not per request:\n{text}"
     );
     let start = Instant::now();
