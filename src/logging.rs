@@ -30,14 +30,16 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Sends events to `spec` from now on (or to nowhere).
 pub fn set_remote(spec: Option<SyslogSpec>) {
+    // Events go to the remote collector only, never the access log.
     let remote = spec.and_then(|spec| {
-        let any: std::net::SocketAddr = if spec.addr.is_ipv6() {
+        let addr = spec.addr?;
+        let any: std::net::SocketAddr = if addr.is_ipv6() {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         } else {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         };
         let sock = UdpSocket::bind(any)
-            .and_then(|s| s.connect(spec.addr).map(|()| s))
+            .and_then(|s| s.connect(addr).map(|()| s))
             .and_then(|s| s.set_nonblocking(true).map(|()| s));
         match sock {
             Ok(sock) => Some(Remote {
@@ -46,7 +48,7 @@ pub fn set_remote(spec: Option<SyslogSpec>) {
                 buf: Vec::new(),
             }),
             Err(e) => {
-                log::error!("syslog: cannot send events to {}: {e}", spec.addr);
+                log::error!("syslog: cannot send events to {addr}: {e}");
                 None
             }
         }

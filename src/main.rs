@@ -234,6 +234,11 @@ struct RunArgs {
     /// reads) or rfc5424 (the same fields as structured data).
     #[arg(long, value_name = "FORMAT", default_value = "rfc3164")]
     syslog_format: moirai::proto::syslog::Format,
+    /// Also write every access line (the syslog format) to this file, as
+    /// the HAProxy image's /var/log/haproxy.log; rotate it with logadm
+    /// (`logadm -w PATH -C 5 -c -s 100m`) [default: off].
+    #[arg(long, value_name = "PATH")]
+    access_log: Option<PathBuf>,
     /// How often the error log gets its lines.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     error_log_interval: Duration,
@@ -473,6 +478,7 @@ fn run(args: RunArgs) -> ExitCode {
         error_log: (args.error_log != "none").then(|| PathBuf::from(&args.error_log)),
         error_log_interval: args.error_log_interval,
         syslog_format: args.syslog_format,
+        access_log: args.access_log,
     };
     match moirai::control::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -224,8 +224,11 @@ impl ServiceSnapshot {
 /// Where access lines go, when the `syslog` key is set and resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyslogSpec {
-    /// The collector.
-    pub addr: SocketAddr,
+    /// The remote collector (the `syslog` key), if any.
+    pub addr: Option<SocketAddr>,
+    /// The local access-log writer (`--access-log`), if any: a loopback
+    /// UDP socket of the control plane that appends to the file.
+    pub local: Option<SocketAddr>,
     /// Hostname and pid for the header.
     pub origin: Arc<crate::proto::syslog::Origin>,
     /// RFC 3164 with HAProxy's text (default) or RFC 5424.

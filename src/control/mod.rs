@@ -12,6 +12,7 @@
 //! same snapshot builder (`publish`), so every change reaches the workers
 //! the same way: as a new generation.
 
+pub mod accesslog;
 pub mod acme;
 pub mod dns;
 pub mod errlog;
@@ -105,6 +106,8 @@ pub struct Options {
     pub error_log: Option<PathBuf>,
     /// The remote syslog format.
     pub syslog_format: crate::proto::syslog::Format,
+    /// Every access line to this file too (none: off).
+    pub access_log: Option<PathBuf>,
     /// How often it gets its per-service lines.
     pub error_log_interval: Duration,
 }
@@ -259,6 +262,8 @@ struct Control {
     error_log: errlog::ErrorLog,
     /// The remote syslog format.
     syslog_format: crate::proto::syslog::Format,
+    /// The local access-log writer, if `--access-log` is set.
+    access_log: Option<accesslog::AccessLog>,
     /// Services that have had backends; a later loss is an outage (WARN),
     /// not a start (INFO).
     served: std::collections::HashSet<u16>,
@@ -419,6 +424,13 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         outage: Default::default(),
         error_log: errlog::ErrorLog::new(opts.error_log.clone(), opts.error_log_interval),
         syslog_format: opts.syslog_format,
+        access_log: match &opts.access_log {
+            Some(p) => Some(
+                accesslog::AccessLog::start(p.clone())
+                    .map_err(|e| RunError::Setup("the access log", e))?,
+            ),
+            None => None,
+        },
         syslog_counts,
         tls: None,
         state_dir: opts.state_dir.clone(),
@@ -1483,7 +1495,19 @@ impl Control {
     /// Where syslog goes: the `syslog` key's address, or its name from the
     /// hosts file or DNS. A name not resolved yet means no syslog for now.
     fn syslog_spec(&self, config: &Config) -> Option<crate::snapshot::SyslogSpec> {
-        let t = config.syslog()?;
+        let local = self.access_log.as_ref().map(|a| a.addr);
+        let remote = config.syslog().and_then(|t| self.syslog_addr(t));
+        (remote.is_some() || local.is_some()).then(|| crate::snapshot::SyslogSpec {
+            addr: remote,
+            local,
+            origin: Arc::clone(&self.origin),
+            format: self.syslog_format,
+        })
+    }
+
+    /// The `syslog` key's address, by address, the hosts file or DNS; none
+    /// while a name is not resolved yet.
+    fn syslog_addr(&self, t: &crate::config::SyslogTarget) -> Option<std::net::SocketAddr> {
         let ip = match &t.host {
             crate::config::SyslogHost::Ip(ip) => Some(*ip),
             crate::config::SyslogHost::Name(n) => self
@@ -1503,11 +1527,7 @@ impl Control {
                 }),
         };
         match ip {
-            Some(ip) => Some(crate::snapshot::SyslogSpec {
-                addr: std::net::SocketAddr::new(ip, t.port.get()),
-                origin: Arc::clone(&self.origin),
-                format: self.syslog_format,
-            }),
+            Some(ip) => Some(std::net::SocketAddr::new(ip, t.port.get())),
             None => {
                 log::debug!("syslog: {t} is not resolved yet");
                 None

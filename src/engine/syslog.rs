@@ -15,26 +15,37 @@ use crate::snapshot::SyslogSpec;
 #[derive(Debug)]
 pub struct Sink {
     spec: SyslogSpec,
-    sock: UdpSocket,
+    /// Connected to the remote collector and to the local access log.
+    socks: Vec<UdpSocket>,
     buf: Vec<u8>,
     counts: Arc<SyslogCounters>,
     worker: usize,
 }
 
+fn connected(to: SocketAddr) -> io::Result<UdpSocket> {
+    let any: SocketAddr = if to.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = UdpSocket::bind(any)?;
+    sock.connect(to)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
+}
+
 impl Sink {
-    /// A sender to `spec.addr`.
+    /// A sender to `spec.addr` and `spec.local`.
     pub fn open(spec: SyslogSpec, counts: Arc<SyslogCounters>, worker: usize) -> io::Result<Sink> {
-        let any: SocketAddr = if spec.addr.is_ipv6() {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        };
-        let sock = UdpSocket::bind(any)?;
-        sock.connect(spec.addr)?;
-        sock.set_nonblocking(true)?;
+        let socks = spec
+            .addr
+            .into_iter()
+            .chain(spec.local)
+            .map(connected)
+            .collect::<io::Result<Vec<_>>>()?;
         Ok(Sink {
             spec,
-            sock,
+            socks,
             buf: Vec::with_capacity(syslog::MAX_LEN),
             counts,
             worker,
@@ -46,7 +57,7 @@ impl Sink {
         &self.spec
     }
 
-    /// Formats and sends one access line.
+    /// Formats and sends one access line (once, to every destination).
     pub fn access(&mut self, a: &Access<'_>) {
         syslog::access_in(
             self.spec.format,
@@ -55,9 +66,11 @@ impl Sink {
             &self.spec.origin,
             a,
         );
-        // WouldBlock (buffer full), ECONNREFUSED (no collector yet) and
-        // the rest all mean the same here: this line is lost.
-        let sent = self.sock.send(&self.buf).is_ok();
-        self.counts.count(self.worker, sent);
+        for s in &self.socks {
+            // WouldBlock (buffer full), ECONNREFUSED (no collector yet)
+            // and the rest all mean the same here: this line is lost.
+            let sent = s.send(&self.buf).is_ok();
+            self.counts.count(self.worker, sent);
+        }
     }
 }

@@ -519,9 +519,8 @@ impl Worker {
         let generation = snap.generation;
         if self.syslog.as_ref().map(Sink::spec) != snap.syslog.as_ref() {
             self.syslog = snap.syslog.clone().and_then(|spec| {
-                let addr = spec.addr;
                 Sink::open(spec, Arc::clone(&self.listen.syslog_counts), self.id)
-                    .map_err(|e| log::error!("worker {}: no syslog to {addr}: {e}", self.id))
+                    .map_err(|e| log::error!("worker {}: no access lines: {e}", self.id))
                     .ok()
             });
         }

@@ -480,3 +480,45 @@ fn refresh_applies_smf_config_properties_live() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(m.log_text().matches("refresh: no change").count(), before);
 }
+
+/// The optional full local access log: every request, one line each, in
+/// HAProxy's httplog text (as the image's /var/log/haproxy.log), without
+/// the syslog key.
+#[test]
+fn the_access_log_option_writes_every_request_locally() {
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let port = free_port();
+    let dir = temp_dir("access-log");
+    let path = dir.join("log/access.log");
+    let m = Moirai::start(
+        &metadata(&format!("http://{port}:127.0.0.1:{}", web.port())),
+        "",
+        &["--access-log", path.to_str().unwrap()],
+    );
+    for i in 0..3 {
+        let r = Client::connect(local(port))
+            .exchange(&get(&format!("/a{i}")))
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let start = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.lines().count() >= 3 {
+            break text;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(!l.starts_with('<'), "no syslog priority in a file: {l}");
+        assert!(
+            l.contains(&format!(" moirai[{}]: 127.0.0.1:", m.pid())),
+            "{l}"
+        );
+        assert!(l.contains(" fe0 be0/rs1 "), "{l}");
+        assert!(l.ends_with(&format!("\"GET /a{i} HTTP/1.1\"")), "{l}");
+    }
+}
