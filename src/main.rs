@@ -37,6 +37,20 @@ enum Command {
     LogLevel(LogLevelArgs),
     /// ACME: `moirai acme retry` orders the certificate now.
     Acme(AcmeArgs),
+    /// Replace the running moirai by this program (default: the one it
+    /// runs, e.g. after installing a new one there) without refusing a
+    /// connection: the listening sockets are handed over, requests in
+    /// flight finish first, the PID stays.
+    Upgrade(UpgradeArgs),
+}
+
+#[derive(Args)]
+struct UpgradeArgs {
+    /// The program to run [default: the running one's path].
+    binary: Option<PathBuf>,
+    /// The running moirai's state directory.
+    #[arg(long, value_name = "DIR", default_value = default_state_dir())]
+    state_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -306,6 +320,13 @@ fn main() -> ExitCode {
         ),
         Command::LogLevel(a) => control(&a.state_dir, &format!("log-level {}", a.level)),
         Command::Acme(a) => control(&a.state_dir, &format!("acme {}", a.action)),
+        Command::Upgrade(a) => control(
+            &a.state_dir,
+            &match &a.binary {
+                Some(b) => format!("upgrade {}", b.display()),
+                None => "upgrade".to_owned(),
+            },
+        ),
     }
 }
 

@@ -312,6 +312,22 @@ struct Control {
     /// How long a stop lets connections finish (`--grace`, or
     /// `config/grace` re-read on refresh).
     grace: Duration,
+    /// After an upgrade: the workers get no configuration (and accept
+    /// nothing: the inherited queues wait) until every backend has been
+    /// checked, or this deadline, so the first clients meet no 503.
+    hold: Option<Instant>,
+    /// `moirai upgrade` asked for this program: hand the listeners over
+    /// and exec it.
+    upgrade: Option<PathBuf>,
+    /// The program running, and its identity when it started, to notice
+    /// a new binary at refresh.
+    exe: Option<(PathBuf, (u64, u64, i64))>,
+    /// Listening sockets the workers handed over for an upgrade.
+    handed: Vec<(
+        Option<std::net::IpAddr>,
+        u16,
+        crate::sys::net::WorkerListener,
+    )>,
     /// Backends an operator disabled or drained, kept in the state
     /// directory until enabled again.
     admin: HashMap<(u16, std::net::SocketAddr), publish::Admin>,
@@ -343,7 +359,11 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     );
     let report_tx = worker::Reporter::new(report_tx, Some(Arc::clone(&waker)));
     let syslog_counts = Arc::new(crate::metrics::stats::SyslogCounters::new(workers_n));
+    // Sockets a previous process handed over (`moirai upgrade`).
+    let inherited = Arc::new(crate::sys::net::Inherited::from_env());
+    let inherited_n = inherited.len();
     let listen = ListenConfig {
+        inherited,
         mode: opts.listen_mode,
         addresses: Arc::new(opts.listen_addresses.clone()),
         shared: Arc::new(SharedListeners::default()),
@@ -357,6 +377,11 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             .push(worker::spawn(id, listen.clone(), report_tx.clone()).map_err(RunError::Spawn)?);
     }
     drop(report_tx);
+    if inherited_n > 0 {
+        log::warn!(
+            "upgrade: {inherited_n} listening sockets inherited; accepting once every backend is checked"
+        );
+    }
     log::info!(
         "moirai {} running: {} workers of up to {max_sessions} connections, {:?} listeners, metadata from {}",
         crate::VERSION,
@@ -455,6 +480,12 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         draining: false,
         admin: load_admin(&opts.state_dir),
         grace: opts.grace,
+        hold: (inherited_n > 0).then(|| Instant::now() + Duration::from_secs(5)),
+        upgrade: None,
+        exe: std::env::current_exe()
+            .ok()
+            .and_then(|p| exe_identity(&p).map(|id| (p, id))),
+        handed: Vec::new(),
         waker: Arc::clone(&waker),
         origin: Arc::new(crate::proto::syslog::Origin::new(
             &crate::sys::process::hostname(),
@@ -525,6 +556,14 @@ pub fn run(opts: Options) -> Result<(), RunError> {
                         ctl.reload.waiting = Some(ReloadPhase::Read);
                         ctl.source.read_now();
                         ctl.reread_smf_config();
+                        // A new binary at the same path: refresh upgrades.
+                        if let Some((path, id)) = ctl.exe.clone() {
+                            if exe_identity(&path).is_some_and(|now| now != id) {
+                                if let Err(e) = ctl.ask_upgrade(path) {
+                                    log::error!("upgrade: {e}");
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -539,6 +578,9 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             if let Some(s) = status.as_mut() {
                 s.serve(|line| ctl.command(line));
             }
+        }
+        if ctl.upgrade.is_some() {
+            break 'run;
         }
         for ev in events.iter() {
             if ctl.health.owns(ev.token()) {
@@ -560,6 +602,9 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         }
     }
     let grace = ctl.grace;
+    if let Some(path) = ctl.upgrade.take() {
+        return ctl.handover(path, grace, &mut poll, &mut events, status);
+    }
     ctl.drain(grace, &mut poll, &mut events, status.as_mut());
     Ok(())
 }
@@ -577,6 +622,13 @@ pub fn parse_svcprop(text: &str) -> Vec<(String, String)> {
             Some((name.to_owned(), value))
         })
         .collect()
+}
+
+/// (device, inode, mtime) of a program file: replaced binaries differ.
+fn exe_identity(path: &std::path::Path) -> Option<(u64, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.mtime()))
 }
 
 /// Where `moirai backend disable|drain` is remembered.
@@ -676,6 +728,26 @@ impl Control {
         }
     }
 
+    /// Checks that `path` can run, then asks for the hand-over: the main
+    /// loop ends and [`Control::handover`] takes over.
+    fn ask_upgrade(&mut self, path: PathBuf) -> Result<String, String> {
+        use std::os::unix::fs::PermissionsExt;
+        if self.upgrade.is_some() || self.draining {
+            return Err("already stopping or upgrading".to_owned());
+        }
+        let m = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !m.is_file() || m.permissions().mode() & 0o111 == 0 {
+            return Err(format!("{} is not an executable file", path.display()));
+        }
+        log::warn!(
+            "upgrade: handing the listeners to {} (requests in flight finish first)",
+            path.display()
+        );
+        let msg = format!("upgrading to {}", path.display());
+        self.upgrade = Some(path);
+        Ok(msg)
+    }
+
     /// Answers one line from the control socket.
     fn command(&mut self, line: &str) -> String {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -692,6 +764,19 @@ impl Control {
                     "error: {level:?} is not error, warn, info, debug or trace"
                 ),
             },
+            ["upgrade"] | ["upgrade", _] => {
+                let path = match words.get(1) {
+                    Some(p) => PathBuf::from(p),
+                    None => match &self.exe {
+                        Some((p, _)) => p.clone(),
+                        None => return "error: cannot tell which program runs; name it".to_owned(),
+                    },
+                };
+                match self.ask_upgrade(path) {
+                    Ok(msg) => format!("ok: {msg}"),
+                    Err(e) => format!("error: {e}"),
+                }
+            }
             ["acme", "retry"] => match &self.acme {
                 Some(a) => {
                     a.retry_now();
@@ -1553,6 +1638,10 @@ impl Control {
             self.rebuild(now);
         }
         if let Some((up, down)) = self.health.take_settled() {
+            if self.hold.take().is_some() {
+                log::info!("upgrade: every backend checked ({up} up, {down} down); accepting");
+                self.rebuild(now);
+            }
             self.settled_note = Some((
                 self.snapshot.generation,
                 format!("health: every backend checked ({up} up, {down} down)"),
@@ -1575,6 +1664,13 @@ impl Control {
     }
 
     fn publish(&mut self, snap: Arc<Snapshot>, seen: Instant) {
+        if let Some(until) = self.hold {
+            if Instant::now() < until {
+                // Checks first; the inherited accept queues wait.
+                return;
+            }
+            self.hold = None;
+        }
         let changes = publish::describe_changes(&self.snapshot, &snap);
         // A service that is gone has nothing left to listen on.
         self.not_listening
@@ -1711,6 +1807,7 @@ impl Control {
                     log::warn!("worker {worker} exited unexpectedly ({cut} sessions open)");
                 }
                 FromWorker::Latency(batch) => self.exporter.merge(batch),
+                FromWorker::Listeners(l) => self.handed.extend(l),
             }
         }
         self.log_settled();
@@ -1718,6 +1815,71 @@ impl Control {
 
     /// Stops accepting everywhere and waits for the workers to finish their
     /// sessions, at most `grace`.
+    /// `moirai upgrade`: the workers give their listening sockets up
+    /// (still open: new connections queue in the kernel) and drain as for
+    /// a stop; then this process becomes `path`, same PID (SMF sees
+    /// nothing), with the sockets inherited. Returns only on failure.
+    fn handover(
+        mut self,
+        path: PathBuf,
+        grace: Duration,
+        poll: &mut Poll,
+        events: &mut Events,
+        status: Option<status::StatusServer>,
+    ) -> Result<(), RunError> {
+        let deadline = Instant::now() + grace;
+        self.draining = true;
+        for w in &self.workers {
+            w.send(ToWorker::Handover(deadline));
+        }
+        let mut status = status;
+        while !self.workers.iter().all(|w| w.join.is_finished()) {
+            let _ = poll.poll(events, Some(Duration::from_millis(20)));
+            if events.iter().any(|e| e.token() == STATUS) {
+                if let Some(s) = status.as_mut() {
+                    s.serve(|line| match line {
+                        "" | "status" => self.status_report().to_string(),
+                        _ => "error: moirai is upgrading".to_owned(),
+                    });
+                }
+            }
+        }
+        for w in std::mem::take(&mut self.workers) {
+            let _ = w.join.join();
+        }
+        while let Ok(r) = self.reports.try_recv() {
+            if let FromWorker::Listeners(l) = r {
+                self.handed.extend(l);
+            }
+        }
+        // The next process binds the control socket again.
+        drop(status);
+        let mut env = String::new();
+        let mut seen = std::collections::HashSet::new();
+        for (addr, port, l) in &self.handed {
+            let fd = l.raw_fd();
+            // Shared mode: every worker names the same socket; once.
+            if !seen.insert(fd) {
+                continue;
+            }
+            crate::sys::net::set_cloexec(fd, false)
+                .map_err(|e| RunError::Setup("a listener for the upgrade", e))?;
+            let addr = addr.map_or_else(|| "*".to_owned(), |a| a.to_string());
+            env.push_str(&format!("{fd}@{addr}@{port};"));
+        }
+        log::warn!(
+            "upgrade: {} listeners handed over; executing {}",
+            self.handed.len(),
+            path.display()
+        );
+        use std::os::unix::process::CommandExt;
+        let e = std::process::Command::new(&path)
+            .args(std::env::args_os().skip(1))
+            .env(crate::sys::net::INHERITED_ENV, env)
+            .exec();
+        Err(RunError::Setup("the upgraded program", e))
+    }
+
     /// Stops: every worker closes its listeners and idle connections and
     /// lets the rest finish within `grace`. `moirai status` keeps
     /// answering meanwhile (with `"draining": true`).

@@ -20,6 +20,8 @@ pub const EXHAUSTION_PAUSE: Duration = Duration::from_millis(100);
 pub struct Listener {
     /// The socket.
     pub socket: WorkerListener,
+    /// The address it listens on (none: every address).
+    pub addr: Option<std::net::IpAddr>,
     /// The service new connections belong to.
     pub service: Arc<ServiceSnapshot>,
     /// Set while accepting is paused after descriptor exhaustion.

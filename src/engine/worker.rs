@@ -47,6 +47,10 @@ pub enum ToWorker {
     Snapshot(Arc<Snapshot>),
     /// Stop accepting; finish open sessions until the deadline, then exit.
     Drain(Instant),
+    /// As `Drain`, but the listening sockets stay open (their accept
+    /// queues keep filling) and go to the control thread for the next
+    /// program (`moirai upgrade`).
+    Handover(Instant),
 }
 
 /// Worker → control.
@@ -79,6 +83,8 @@ pub enum FromWorker {
         /// Why.
         error: String,
     },
+    /// The listening sockets of a handover, sent just before `Exited`.
+    Listeners(Vec<(Option<IpAddr>, u16, net::WorkerListener)>),
     /// Latencies recorded since the last batch, by service port.
     Latency(Vec<(u16, Latency)>),
     /// The worker finished draining and exited.
@@ -122,6 +128,8 @@ pub struct ListenConfig {
     /// The addresses services listen on (`--listen-address`); empty means
     /// all of them.
     pub addresses: Arc<Vec<IpAddr>>,
+    /// Sockets an upgrade handed over, taken before binding.
+    pub inherited: Arc<net::Inherited>,
     /// The shared sockets, for [`ListenMode::Shared`].
     pub shared: Arc<SharedListeners>,
     /// Sessions this worker may hold (each needs two descriptors). At the
@@ -444,6 +452,7 @@ impl Worker {
             match self.rx.try_recv() {
                 Ok(ToWorker::Snapshot(s)) => newest = Some(s),
                 Ok(ToWorker::Drain(deadline)) => self.start_drain(deadline, now),
+                Ok(ToWorker::Handover(deadline)) => self.start_handover(deadline, now),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     // The control thread is gone: nobody can reconfigure or
@@ -556,7 +565,13 @@ impl Worker {
             });
             w.unbound.push((addr, Arc::clone(svc)));
         };
-        let socket = match net::listen(addr, port, self.listen.mode, &self.listen.shared) {
+        let socket = match net::listen(
+            addr,
+            port,
+            self.listen.mode,
+            &self.listen.shared,
+            &self.listen.inherited,
+        ) {
             Ok(s) => s,
             Err(e) => return failed(self, e.to_string()),
         };
@@ -567,6 +582,7 @@ impl Worker {
             gen,
             listener: Listener {
                 socket,
+                addr,
                 service: Arc::clone(svc),
                 paused_until: None,
             },
@@ -604,6 +620,28 @@ impl Worker {
                 .registry()
                 .deregister(&mut slot.listener.socket.socket);
         }
+    }
+
+    /// An upgrade: listeners leave the poll but stay open, for the control
+    /// thread to hand to the next program; then a drain as for a stop.
+    fn start_handover(&mut self, deadline: Instant, now: Instant) {
+        let mut out = Vec::new();
+        for (_, slots) in std::mem::take(&mut self.by_port) {
+            for i in slots {
+                let mut slot = self.listeners.remove(i);
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut slot.listener.socket.socket);
+                out.push((
+                    slot.listener.addr,
+                    slot.listener.service.port(),
+                    slot.listener.socket,
+                ));
+            }
+        }
+        self.reports.send(FromWorker::Listeners(out));
+        self.start_drain(deadline, now);
     }
 
     fn start_drain(&mut self, deadline: Instant, now: Instant) {

@@ -74,17 +74,135 @@ pub fn bind_on(
     }
 }
 
+/// The environment variable an upgrade passes listening sockets in:
+/// `FD@ADDR@PORT` items (ADDR `*` for every address), `;`-separated.
+pub const INHERITED_ENV: &str = "MOIRAI_LISTEN_FDS";
+
+/// Listening sockets a previous process handed over (`moirai upgrade`),
+/// by address and port, taken by the workers instead of binding: the
+/// kernel's accept queues carry on, so no connection is refused or lost.
+#[derive(Debug, Default)]
+pub struct Inherited(Mutex<HashMap<ListenKey, Vec<std::net::TcpListener>>>);
+
+impl Inherited {
+    /// Takes the sockets named by [`INHERITED_ENV`], if set, and unsets it
+    /// (so nothing this process starts inherits the claim).
+    pub fn from_env() -> Inherited {
+        let Ok(text) = std::env::var(INHERITED_ENV) else {
+            return Inherited::default();
+        };
+        std::env::remove_var(INHERITED_ENV);
+        let mut map: HashMap<ListenKey, Vec<std::net::TcpListener>> = HashMap::new();
+        for item in text.split(';').filter(|i| !i.is_empty()) {
+            let mut f = item.split('@');
+            let (Some(fd), Some(addr), Some(port)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            let (Ok(fd), Ok(port)) = (fd.parse::<i32>(), port.parse::<u16>()) else {
+                continue;
+            };
+            let addr = if addr == "*" {
+                None
+            } else {
+                match addr.parse() {
+                    Ok(a) => Some(a),
+                    Err(_) => continue,
+                }
+            };
+            match adopt(fd) {
+                Ok(l) => map.entry((addr, port)).or_default().push(l),
+                Err(e) => log::error!("upgrade: listener fd {fd} for port {port}: {e}"),
+            }
+        }
+        Inherited(Mutex::new(map))
+    }
+
+    /// How many sockets are still waiting to be taken.
+    pub fn len(&self) -> usize {
+        self.0.lock().map_or(0, |m| m.values().map(Vec::len).sum())
+    }
+
+    /// Whether none is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn take(&self, key: ListenKey) -> Option<std::net::TcpListener> {
+        self.0.lock().ok()?.get_mut(&key)?.pop()
+    }
+}
+
+/// A listening socket handed over by file descriptor: owned from now on,
+/// non-blocking, closed on exec again.
+fn adopt(fd: i32) -> io::Result<std::net::TcpListener> {
+    use std::os::unix::io::FromRawFd;
+    // SAFETY: `fd` comes from INHERITED_ENV, written by the process that
+    // exec'd us for exactly this purpose; fstat first proves it is open
+    // and a socket, and nothing else in this process owns it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, valid for the call.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a socket"));
+    }
+    // SAFETY: see above; ownership moves into the TcpListener.
+    let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    set_cloexec(fd, true)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Sets or clears `FD_CLOEXEC` on `fd` (cleared only on sockets handed to
+/// the next program by an upgrade).
+pub fn set_cloexec(fd: i32, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD on a descriptor the caller owns; no memory
+    // is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = if on {
+        flags | libc::FD_CLOEXEC
+    } else {
+        flags & !libc::FD_CLOEXEC
+    };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl WorkerListener {
+    /// The descriptor to hand over: the worker's own socket, or in shared
+    /// mode the shared one.
+    pub fn raw_fd(&self) -> i32 {
+        use std::os::unix::io::AsRawFd;
+        match &self._shared {
+            Some(s) => s.as_raw_fd(),
+            None => self.socket.as_raw_fd(),
+        }
+    }
+}
+
 /// Opens this worker's listener for `port` on `addr`, or on all addresses
-/// (IPv6 and IPv4 where the host has IPv6, else IPv4 only).
+/// (IPv6 and IPv4 where the host has IPv6, else IPv4 only); a socket an
+/// upgrade handed over is taken first.
 pub fn listen(
     addr: Option<IpAddr>,
     port: u16,
     mode: ListenMode,
     shared: &SharedListeners,
+    inherited: &Inherited,
 ) -> io::Result<WorkerListener> {
     match mode {
         ListenMode::ReusePort => Ok(WorkerListener {
-            socket: TcpListener::from_std(bind_on(addr, port, true)?),
+            socket: TcpListener::from_std(match inherited.take((addr, port)) {
+                Some(l) => l,
+                None => bind_on(addr, port, true)?,
+            }),
             _shared: None,
         }),
         ListenMode::Shared => {
@@ -92,7 +210,10 @@ pub fn listen(
             let sock = match map.get(&(addr, port)).and_then(Weak::upgrade) {
                 Some(s) => s,
                 None => {
-                    let s = Arc::new(bind_on(addr, port, false)?);
+                    let s = Arc::new(match inherited.take((addr, port)) {
+                        Some(l) => l,
+                        None => bind_on(addr, port, false)?,
+                    });
                     map.insert((addr, port), Arc::downgrade(&s));
                     s
                 }
@@ -186,13 +307,27 @@ mod tests {
     #[test]
     fn shared_mode_reuses_one_socket() {
         let shared = SharedListeners::default();
-        let a = listen(None, 0, ListenMode::Shared, &shared);
+        let a = listen(None, 0, ListenMode::Shared, &shared, &Inherited::default());
         // Port 0 picks a fresh port per bind; use the one we got.
         let a = a.unwrap();
         let port = a.socket.local_addr().unwrap().port();
         drop(a);
-        let b = listen(None, port, ListenMode::Shared, &shared).unwrap();
-        let c = listen(None, port, ListenMode::Shared, &shared).unwrap();
+        let b = listen(
+            None,
+            port,
+            ListenMode::Shared,
+            &shared,
+            &Inherited::default(),
+        )
+        .unwrap();
+        let c = listen(
+            None,
+            port,
+            ListenMode::Shared,
+            &shared,
+            &Inherited::default(),
+        )
+        .unwrap();
         assert_eq!(
             b.socket.local_addr().unwrap(),
             c.socket.local_addr().unwrap()
@@ -204,7 +339,14 @@ mod tests {
         let shared = SharedListeners::default();
         for ip in ["127.0.0.2", "::1"] {
             let ip: IpAddr = ip.parse().unwrap();
-            let l = listen(Some(ip), 0, ListenMode::ReusePort, &shared).unwrap();
+            let l = listen(
+                Some(ip),
+                0,
+                ListenMode::ReusePort,
+                &shared,
+                &Inherited::default(),
+            )
+            .unwrap();
             assert_eq!(l.socket.local_addr().unwrap().ip(), ip);
         }
     }
@@ -212,9 +354,23 @@ mod tests {
     #[test]
     fn reuse_port_lets_every_worker_bind() {
         let shared = SharedListeners::default();
-        let a = listen(None, 0, ListenMode::ReusePort, &shared).unwrap();
+        let a = listen(
+            None,
+            0,
+            ListenMode::ReusePort,
+            &shared,
+            &Inherited::default(),
+        )
+        .unwrap();
         let port = a.socket.local_addr().unwrap().port();
-        let b = listen(None, port, ListenMode::ReusePort, &shared).unwrap();
+        let b = listen(
+            None,
+            port,
+            ListenMode::ReusePort,
+            &shared,
+            &Inherited::default(),
+        )
+        .unwrap();
         assert_eq!(b.socket.local_addr().unwrap().port(), port);
     }
 }

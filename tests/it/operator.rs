@@ -522,3 +522,157 @@ fn the_access_log_option_writes_every_request_locally() {
         assert!(l.ends_with(&format!("\"GET /a{i} HTTP/1.1\"")), "{l}");
     }
 }
+
+/// `moirai upgrade`: new connections keep coming (each request on a new
+/// connection) across the hand-over: none refused, none failed, the same
+/// PID, and a request in flight finishes on the old program.
+#[test]
+fn an_upgrade_refuses_and_fails_nothing() {
+    upgrade_under_load(&[]);
+}
+
+/// The same with one listening socket shared by the workers, as on
+/// illumos.
+#[test]
+fn an_upgrade_with_shared_listeners_refuses_and_fails_nothing() {
+    upgrade_under_load(&["--shared-listener"]);
+}
+
+fn upgrade_under_load(extra: &[&str]) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let web = HttpBackend::start("127.0.0.1:0", |req| {
+        if req.path == "/slow" {
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        ok("W")
+    });
+    let port = free_port();
+    let mut m = Moirai::start(
+        &metadata(&format!("http://{port}:127.0.0.1:{}", web.port())),
+        "",
+        extra,
+    );
+    let pid = m.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let ok = std::net::TcpStream::connect(local(port))
+                        .ok()
+                        .and_then(|s| {
+                            s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+                            Client::from_stream(s).try_exchange(&get("/"))
+                        })
+                        .is_some_and(|r| r.status == 200);
+                    if ok {
+                        done.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut slow = std::net::TcpStream::connect(local(port)).unwrap();
+    std::io::Write::write_all(&mut slow, b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(["upgrade", "--state-dir"])
+        .arg(m.dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The request in flight finishes on the old program.
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut slow, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    m.wait_log("listening sockets inherited", Duration::from_secs(10));
+    m.wait_log("upgrade: every backend checked", Duration::from_secs(10));
+    let before = done.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::SeqCst);
+    for l in load {
+        l.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "{}", m.log_text());
+    assert!(
+        done.load(Ordering::SeqCst) > before + 20,
+        "the new program serves"
+    );
+    assert!(m.is_running());
+    assert_eq!(m.pid(), pid);
+    let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+    assert_eq!(v["pid"], pid, "the same process, a new program");
+}
+
+/// A new binary installed at the same path: `svcadm refresh` (SIGHUP)
+/// upgrades to it, with the same hand-over.
+#[test]
+fn refresh_after_installing_a_new_binary_upgrades() {
+    let dir = temp_dir("new-binary");
+    let bin = dir.join("moirai");
+    std::fs::copy(env!("CARGO_BIN_EXE_moirai"), &bin).unwrap();
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let port = free_port();
+    let md = dir.join("md.json");
+    std::fs::write(
+        &md,
+        metadata(&format!("http://{port}:127.0.0.1:{}", web.port())),
+    )
+    .unwrap();
+    let log = dir.join("log");
+    let mut child = Command::new(&bin)
+        .args(["run", "--metadata-file"])
+        .arg(&md)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args([
+            "--workers",
+            "1",
+            "--nameserver",
+            "127.0.0.1:9",
+            "--error-log",
+            "none",
+        ])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let wait = |needle: &str| {
+        let start = Instant::now();
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            assert!(start.elapsed() < Duration::from_secs(10), "no {needle:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait("health: every backend checked");
+    // Installing: a new file at the same path (a new inode, as pkgsrc or
+    // cp-then-mv would leave).
+    std::fs::copy(env!("CARGO_BIN_EXE_moirai"), dir.join("moirai.new")).unwrap();
+    std::fs::rename(dir.join("moirai.new"), &bin).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    wait("listening sockets inherited");
+    wait("upgrade: every backend checked");
+    let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the same process runs on"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
