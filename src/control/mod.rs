@@ -14,12 +14,15 @@
 
 pub mod accesslog;
 pub mod acme;
+mod commands;
 pub mod dns;
 pub mod errlog;
 pub mod health;
 pub mod hosts;
 pub mod publish;
+mod report;
 pub mod status;
+mod stop;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -154,40 +157,6 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// A certificate served, as `moirai status` shows it.
-#[derive(Debug, Clone)]
-struct CertInfo {
-    names: Vec<String>,
-    subject: String,
-    issuer: String,
-    not_after: Option<std::time::SystemTime>,
-    /// "acme" or "self-signed".
-    source: &'static str,
-}
-
-impl CertInfo {
-    fn of(names: Vec<String>, cert_pem: &[u8], source: &'static str) -> CertInfo {
-        use rustls::pki_types::pem::PemObject;
-        let der = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem)
-            .next()
-            .and_then(Result::ok);
-        let (subject, issuer) = der
-            .as_ref()
-            .and_then(|d| crate::tls::validity::subject_and_issuer(d))
-            .unwrap_or_default();
-        CertInfo {
-            names,
-            subject,
-            issuer,
-            not_after: der
-                .as_ref()
-                .and_then(|d| crate::tls::validity::validity(d))
-                .map(|(_, na)| na),
-            source,
-        }
-    }
-}
-
 /// Where a SIGHUP (`svcadm refresh`) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReloadPhase {
@@ -304,7 +273,7 @@ struct Control {
     /// Expiry of the certificate served per name.
     cert_expiry: Vec<(String, std::time::SystemTime)>,
     /// The certificates served (self-signed, ACME), for `moirai status`.
-    cert_info: Vec<CertInfo>,
+    cert_info: Vec<report::CertInfo>,
     /// What ACME is doing or last did, in words.
     acme_state: Option<String>,
     /// Stopping: listeners closed, connections finishing.
@@ -478,13 +447,13 @@ pub fn run(opts: Options) -> Result<(), RunError> {
         cert_info: Vec::new(),
         acme_state: None,
         draining: false,
-        admin: load_admin(&opts.state_dir),
+        admin: commands::load_admin(&opts.state_dir),
         grace: opts.grace,
         hold: (inherited_n > 0).then(|| Instant::now() + Duration::from_secs(5)),
         upgrade: None,
         exe: std::env::current_exe()
             .ok()
-            .and_then(|p| exe_identity(&p).map(|id| (p, id))),
+            .and_then(|p| commands::exe_identity(&p).map(|id| (p, id))),
         handed: Vec::new(),
         waker: Arc::clone(&waker),
         origin: Arc::new(crate::proto::syslog::Origin::new(
@@ -558,7 +527,7 @@ pub fn run(opts: Options) -> Result<(), RunError> {
                         ctl.reread_smf_config();
                         // A new binary at the same path: refresh upgrades.
                         if let Some((path, id)) = ctl.exe.clone() {
-                            if exe_identity(&path).is_some_and(|now| now != id) {
+                            if commands::exe_identity(&path).is_some_and(|now| now != id) {
                                 if let Err(e) = ctl.ask_upgrade(path) {
                                     log::error!("upgrade: {e}");
                                 }
@@ -609,47 +578,6 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     Ok(())
 }
 
-/// `svcprop -p config FMRI` output (`config/NAME TYPE VALUE`) as
-/// (NAME, VALUE); values with spaces come back as svcprop quotes them,
-/// backslashes removed.
-pub fn parse_svcprop(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let (prop, rest) = l.split_once(' ')?;
-            let name = prop.strip_prefix("config/")?;
-            let (_ty, value) = rest.trim_start().split_once(' ').unwrap_or((rest, ""));
-            let value = value.trim().trim_matches('"').replace('\\', "");
-            Some((name.to_owned(), value))
-        })
-        .collect()
-}
-
-/// (device, inode, mtime) of a program file: replaced binaries differ.
-fn exe_identity(path: &std::path::Path) -> Option<(u64, u64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.dev(), m.ino(), m.mtime()))
-}
-
-/// Where `moirai backend disable|drain` is remembered.
-const ADMIN_FILE: &str = "admin.json";
-
-/// The operator's backend states from the state directory; none if the
-/// file is missing or unreadable (said in the log).
-fn load_admin(dir: &std::path::Path) -> HashMap<(u16, std::net::SocketAddr), publish::Admin> {
-    let path = dir.join(ADMIN_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return HashMap::new();
-    };
-    match serde_json::from_str::<Vec<(u16, std::net::SocketAddr, publish::Admin)>>(&text) {
-        Ok(list) => list.into_iter().map(|(p, a, s)| ((p, a), s)).collect(),
-        Err(e) => {
-            log::error!("{}: {e}; no backend is disabled or drained", path.display());
-            HashMap::new()
-        }
-    }
-}
-
 /// How often a listener that still cannot be opened is logged again.
 const NOT_LISTENING_REPEAT: Duration = Duration::from_secs(300);
 
@@ -665,178 +593,6 @@ pub fn sessions_per_worker(nofile: u64, workers: usize) -> usize {
 }
 
 impl Control {
-    /// Under SMF (`SMF_FMRI` set), `svcadm refresh` also means "read the
-    /// service's config properties again": those that can apply live do
-    /// (log level, ACME challenge, grace), the others are said to need a
-    /// restart. Without SMF, nothing.
-    fn reread_smf_config(&mut self) {
-        let Ok(fmri) = std::env::var("SMF_FMRI") else {
-            return;
-        };
-        let out = match std::process::Command::new("svcprop")
-            .args(["-p", "config", &fmri])
-            .output()
-        {
-            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-            Ok(o) => {
-                log::error!(
-                    "refresh: svcprop -p config {fmri} failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                return;
-            }
-            Err(e) => {
-                log::error!("refresh: cannot run svcprop: {e}");
-                return;
-            }
-        };
-        for (name, value) in parse_svcprop(&out) {
-            match name.as_str() {
-                "log_level" => match value.parse::<log::LevelFilter>() {
-                    Ok(l) if l != log::max_level() => {
-                        // Said at any level: an operator changed it.
-                        log::set_max_level(l.max(log::LevelFilter::Warn));
-                        log::warn!("refresh: config/log_level is now {value}");
-                        log::set_max_level(l);
-                    }
-                    Ok(_) => {}
-                    Err(_) => log::error!("refresh: config/log_level {value:?} is not a level"),
-                },
-                "acme_challenge" => match value.parse::<acme::ChallengeChoice>() {
-                    Ok(c) if c != self.acme_opts.challenge => {
-                        self.acme_opts.challenge = c;
-                        log::warn!("refresh: config/acme_challenge is now {value}");
-                        // Asked again with the new plan.
-                        self.acme_wanted = None;
-                        if let Some(config) = self.config.clone() {
-                            self.follow_certificate_names(&config);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => log::error!("refresh: config/acme_challenge: {e}"),
-                },
-                "grace" => match humantime::parse_duration(&value) {
-                    Ok(g) if g != self.grace => {
-                        self.grace = g;
-                        log::warn!("refresh: config/grace is now {value}");
-                    }
-                    Ok(_) => {}
-                    Err(e) => log::error!("refresh: config/grace {value:?}: {e}"),
-                },
-                _ => {}
-            }
-        }
-    }
-
-    /// Checks that `path` can run, then asks for the hand-over: the main
-    /// loop ends and [`Control::handover`] takes over.
-    fn ask_upgrade(&mut self, path: PathBuf) -> Result<String, String> {
-        use std::os::unix::fs::PermissionsExt;
-        if self.upgrade.is_some() || self.draining {
-            return Err("already stopping or upgrading".to_owned());
-        }
-        let m = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if !m.is_file() || m.permissions().mode() & 0o111 == 0 {
-            return Err(format!("{} is not an executable file", path.display()));
-        }
-        log::warn!(
-            "upgrade: handing the listeners to {} (requests in flight finish first)",
-            path.display()
-        );
-        let msg = format!("upgrading to {}", path.display());
-        self.upgrade = Some(path);
-        Ok(msg)
-    }
-
-    /// Answers one line from the control socket.
-    fn command(&mut self, line: &str) -> String {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            [] | ["status"] => self.status_report().to_string(),
-            ["backend", action, port, addr] => self.admin_command(action, port, addr),
-            ["log-level", level] => match level.parse::<log::LevelFilter>() {
-                Ok(l) => {
-                    log::set_max_level(l);
-                    log::warn!("log level is now {l} (moirai log-level)");
-                    format!("ok: log level {l}")
-                }
-                Err(_) => format!(
-                    "error: {level:?} is not error, warn, info, debug or trace"
-                ),
-            },
-            ["upgrade"] | ["upgrade", _] => {
-                let path = match words.get(1) {
-                    Some(p) => PathBuf::from(p),
-                    None => match &self.exe {
-                        Some((p, _)) => p.clone(),
-                        None => return "error: cannot tell which program runs; name it".to_owned(),
-                    },
-                };
-                match self.ask_upgrade(path) {
-                    Ok(msg) => format!("ok: {msg}"),
-                    Err(e) => format!("error: {e}"),
-                }
-            }
-            ["acme", "retry"] => match &self.acme {
-                Some(a) => {
-                    a.retry_now();
-                    log::info!("acme: retrying now (moirai acme retry)");
-                    "ok: ACME order started".to_owned()
-                }
-                None => "error: no certificate is being ordered (no certificate_name, or no TLS service)"
-                    .to_owned(),
-            },
-            _ => format!(
-                "error: unknown command {line:?}; expected status, backend disable|enable|drain PORT ADDRESS, log-level LEVEL or acme retry"
-            ),
-        }
-    }
-
-    /// `backend disable|enable|drain PORT ADDRESS`: applied with a new
-    /// generation at once and remembered until enabled again.
-    fn admin_command(&mut self, action: &str, port: &str, addr: &str) -> String {
-        let Ok(port) = port.parse::<u16>() else {
-            return format!("error: {port:?} is not a service port");
-        };
-        let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
-            return format!("error: {addr:?} is not a backend address such as 10.0.0.5:8080");
-        };
-        if self.snapshot.service(port).is_none() {
-            return format!("error: no service listens on port {port}");
-        }
-        if self.builder.candidates(port).all(|b| b.addr() != addr) {
-            return format!("error: {addr} is not a backend of service :{port}");
-        }
-        let state = match action {
-            "disable" => Some(publish::Admin::Disable),
-            "drain" => Some(publish::Admin::Drain),
-            "enable" => None,
-            _ => return format!("error: {action:?} is not disable, enable or drain"),
-        };
-        match state {
-            Some(s) => self.admin.insert((port, addr), s),
-            None => self.admin.remove(&(port, addr)),
-        };
-        let mut list: Vec<_> = self.admin.iter().map(|((p, a), s)| (*p, *a, *s)).collect();
-        list.sort_by_key(|(p, a, _)| (*p, *a));
-        let saved = serde_json::to_vec(&list)
-            .map_err(std::io::Error::other)
-            .and_then(|json| crate::state::write_private(&self.state_dir.join(ADMIN_FILE), &json));
-        let what = match state {
-            Some(publish::Admin::Disable) => "disabled (no traffic; open connections finish)",
-            Some(publish::Admin::Drain) => "draining (sticky clients only)",
-            None => "enabled",
-        };
-        log::warn!("service :{port} backend {addr} {what} by an operator");
-        self.rebuild(Instant::now());
-        match saved {
-            Ok(()) => format!("ok: service :{port} backend {addr} {what}"),
-            Err(e) => format!(
-                "ok: service :{port} backend {addr} {what}; not remembered across restarts: {e}"
-            ),
-        }
-    }
-
     /// Writes the interval's errors per service to the local error log.
     fn error_log_tick(&mut self, now: Instant) {
         let services: Vec<(u16, &str, crate::metrics::stats::Totals)> = self
@@ -1003,254 +759,6 @@ impl Control {
         if self.reload.waiting == Some(ReloadPhase::Read) {
             self.reload.waiting = Some(ReloadPhase::Applied(generation));
         }
-    }
-
-    /// The running truth, as `moirai status` shows it.
-    fn status_report(&self) -> serde_json::Value {
-        use serde_json::json;
-        let services: Vec<_> = self
-            .snapshot
-            .services
-            .iter()
-            .map(|s| {
-                let t = s.stats.totals();
-                let check_type = match (&s.spec.check.path, s.spec.kind) {
-                    (Some(_), _) => "http",
-                    (None, crate::config::ServiceKind::Https | crate::config::ServiceKind::HttpsInsecure) => "tls",
-                    (None, _) => "tcp",
-                };
-                json!({
-                    "service": s.spec.to_string(),
-                    "type": s.spec.kind.as_str(),
-                    "listen": s.port(),
-                    "listening": !self.not_listening.keys().any(|(p, _)| *p == s.port()),
-                    "connections": t.opened.saturating_sub(t.closed),
-                    "connections_total": t.opened,
-                    "responses": crate::metrics::stats::CLASSES.iter().zip(t.responses)
-                        .map(|(c, n)| ((*c).to_owned(), n))
-                        .collect::<std::collections::BTreeMap<_, _>>(),
-                    "bytes_in": t.bytes_in,
-                    "bytes_out": t.bytes_out,
-                    "check": {
-                        "type": check_type,
-                        "path": s.spec.check.path.as_ref().map(|p| p.as_str()),
-                        "port": s.spec.check.port.map(|p| p.get()),
-                        "rise": s.spec.check.rise(),
-                        "fall": s.spec.check.fall(),
-                    },
-                    "backends": self.builder.candidates(s.port()).map(|b| {
-                        let h = self.health.health(&(s.port(), b.addr()));
-                        let bt = b.stats().totals();
-                        let retiring = self.builder.is_retiring(s.port(), b.addr());
-                        json!({
-                            "address": b.addr().to_string(),
-                            "server": format!("rs{}", b.slot()),
-                            "weight": b.weight(),
-                            "state": match (self.admin.get(&(s.port(), b.addr())), h.is_some_and(|h| h.up), retiring) {
-                                (Some(publish::Admin::Disable), _, _) => "maint",
-                                (Some(publish::Admin::Drain), _, _) => "drain",
-                                (None, _, true) => "retiring",
-                                (None, true, false) => "up",
-                                (None, false, false) => "down",
-                            },
-                            "since": h.and_then(|h| h.since).map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-                            "transitions": h.map_or(0, |h| h.transitions),
-                            "active": b.active(),
-                            "up": h.is_some_and(|h| h.up),
-                            "checks": h.map_or(0, |h| h.checks),
-                            "failed_checks": h.map_or(0, |h| h.failures),
-                            "check_ms": h.and_then(|h| h.latency).map(|d| d.as_secs_f64() * 1000.0),
-                            "last_failure": h.and_then(|h| h.last_failure.as_ref()).map(ToString::to_string),
-                            "retiring": retiring,
-                            "admin": self.admin.get(&(s.port(), b.addr())),
-                            "sessions_total": bt.opened,
-                            "responses_5xx": bt.responses[4],
-                            "connect_errors": bt.connect_errors,
-                            "retries": bt.retries,
-                            "bytes_in": bt.bytes_in,
-                            "bytes_out": bt.bytes_out,
-                        })
-                    }).collect::<Vec<_>>(),
-                    // Removed backends still holding connections (`tcp`
-                    // connections keep their backend until they end).
-                    "removed": self.builder.gone(s.port()).map(|b| json!({
-                        "address": b.addr().to_string(),
-                        "active": b.active(),
-                    })).collect::<Vec<_>>(),
-                    "no_backends": s.no_backends.as_ref().map(ToString::to_string),
-                    "tls_name_mismatch": (s.spec.kind == crate::config::ServiceKind::Https && s.spec.verify_host.is_none())
-                        .then(|| self.name_mismatches.get(&s.spec.backend.host()))
-                        .flatten()
-                        .map(|presented| json!({
-                            "name": s.spec.backend.host(),
-                            "certificate_names": presented,
-                        })),
-                    "verify_host": s.spec.verify_host.as_ref().map(ToString::to_string),
-                    "not_listening": self.not_listening.iter()
-                        .filter(|((p, _), _)| *p == s.port())
-                        .map(|((p, a), (why, _))| format!(
-                            "NOT LISTENING: port {p}{}: {why}",
-                            a.map(|a| format!(" on {a}")).unwrap_or_default()
-                        ))
-                        .collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let dns: Vec<_> = self
-            .watched
-            .iter()
-            .map(|t| {
-                json!({
-                    "name": t.name(),
-                    "lookup": match t { dns::resolver::Target::Addr { .. } => "a", _ => "srv" },
-                    "last_answer": self.discovered.good.get(t).map(|v| v.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>()),
-                    "error": self.discovered.errors.get(t),
-                    "empty": self.discovered.empty.get(t),
-                    "answer_age_s": self.dns_answered.get(t)
-                        .and_then(|at| at.elapsed().ok())
-                        .map(|d| d.as_secs()),
-                })
-            })
-            .collect();
-        let certificates: Vec<_> = self
-            .cert_info
-            .iter()
-            .map(|c| {
-                json!({
-                    "names": c.names,
-                    "subject": c.subject,
-                    "issuer": c.issuer,
-                    "not_after": c.not_after.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-                    "source": c.source,
-                })
-            })
-            .collect();
-        json!({
-            "version": crate::VERSION,
-            "pid": std::process::id(),
-            "started": humantime::format_rfc3339_seconds(self.started).to_string(),
-            "uptime_s": self.started.elapsed().map_or(0, |d| d.as_secs()),
-            "applied_at": self.applied_at.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-            "draining": self.draining,
-            "certificates": certificates,
-            "acme": self.acme_wanted.as_ref().map(|w| json!({
-                "names": w.names,
-                "plan": w.plan.to_string(),
-                "state": self.acme_state,
-            })),
-            "loadbalancer_kept": self.kept_running,
-            "reload": {
-                "requested": self.reload.requested,
-                "done": self.reload.done,
-                "outcome": self.reload.outcome,
-            },
-            "listen_addresses": if self.listen_addresses.is_empty() {
-                vec!["all".to_owned()]
-            } else {
-                self.listen_addresses.iter().map(ToString::to_string).collect()
-            },
-            "generation": self.snapshot.generation,
-            "metadata_source": self.source.describe(),
-            "metadata_error": self.last_source_error,
-            "enabled": self.config.as_ref().is_some_and(Config::enabled),
-            "services": services,
-            "dns": dns,
-            // The same objects as `moirai check --json`.
-            "config_errors": &self.errors.errors,
-            "config_warnings": &self.errors.warnings,
-        })
-    }
-
-    /// The Prometheus exposition of the running truth.
-    fn metrics_text(&self) -> String {
-        use crate::metrics::export::{BackendView, ControlView, DnsView, ServiceView};
-        let services: Vec<ServiceView<'_>> = self
-            .snapshot
-            .services
-            .iter()
-            .map(|s| ServiceView {
-                port: s.port(),
-                response_average: self.exporter.response_average(s.port()),
-                listening: !self.not_listening.keys().any(|(p, _)| *p == s.port()),
-                kind: s.spec.kind.as_str(),
-                stats: &s.stats,
-                backends: self
-                    .builder
-                    .candidates(s.port())
-                    .map(|b| {
-                        let h = self.health.health(&(s.port(), b.addr()));
-                        BackendView {
-                            addr: b.addr(),
-                            stats: b.stats(),
-                            active: b.active(),
-                            up: h.is_some_and(|h| h.up),
-                            check_latency: h.and_then(|h| h.latency),
-                            checks: h.map_or((0, 0), |h| (h.checks, h.failures)),
-                            check_state: h.and_then(|h| {
-                                health::haproxy_check_state(
-                                    h,
-                                    s.spec.check.path.is_some(),
-                                    matches!(
-                                        s.spec.kind,
-                                        crate::config::ServiceKind::Https
-                                            | crate::config::ServiceKind::HttpsInsecure
-                                    ),
-                                )
-                            }),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect();
-        let mut config_errors: Vec<(&str, usize)> = Vec::new();
-        for e in &self.errors.errors {
-            match config_errors.iter_mut().find(|(k, _)| *k == e.key) {
-                Some((_, n)) => *n += 1,
-                None => config_errors.push((&e.key, 1)),
-            }
-        }
-        if self.kept_running.is_some()
-            && !config_errors
-                .iter()
-                .any(|(k, _)| *k == crate::config::keys::LOADBALANCER)
-        {
-            config_errors.push((crate::config::keys::LOADBALANCER, 1));
-        }
-        let control = ControlView {
-            generation: self.snapshot.generation,
-            applied: self.applied_at,
-            config_errors,
-            dns: self
-                .watched
-                .iter()
-                .map(|t| {
-                    let (queries, failures) = self.dns_counts.get(t).copied().unwrap_or_default();
-                    DnsView {
-                        name: t.name(),
-                        queries,
-                        failures,
-                        answers: self.discovered.good.get(t).map_or(0, Vec::len),
-                    }
-                })
-                .collect(),
-            metadata_errors: self.metadata_errors,
-            syslog: {
-                let (s, d) = self.syslog_counts.totals();
-                let (es, ed) = crate::logging::remote_counts();
-                (s + es, d + ed)
-            },
-            started: Some(self.started),
-            certs: self
-                .cert_expiry
-                .iter()
-                .map(|(n, t)| (n.as_str(), *t))
-                .collect(),
-            acme: self.acme.as_ref().map(|a| {
-                use std::sync::atomic::Ordering::Relaxed;
-                (a.attempts.load(Relaxed), a.failures.load(Relaxed))
-            }),
-        };
-        self.exporter.render(&services, &control)
     }
 
     /// Tells the DNS thread which names the configuration needs.
@@ -1488,7 +996,7 @@ impl Control {
                             if fresh { "just issued" } else { "stored" }
                         );
                         self.cert_info.retain(|c| c.source != "acme");
-                        self.cert_info.push(CertInfo::of(
+                        self.cert_info.push(report::CertInfo::of(
                             names.clone(),
                             cert_pem.as_bytes(),
                             "acme",
@@ -1535,7 +1043,7 @@ impl Control {
             Ok(c) => {
                 if let Ok(pem) = std::fs::read(self.state_dir.join(tls::certs::SELF_SIGNED_CERT)) {
                     self.cert_info
-                        .push(CertInfo::of(names.clone(), &pem, "self-signed"));
+                        .push(report::CertInfo::of(names.clone(), &pem, "self-signed"));
                 }
                 c
             }
@@ -1812,140 +1320,11 @@ impl Control {
         }
         self.log_settled();
     }
-
-    /// Stops accepting everywhere and waits for the workers to finish their
-    /// sessions, at most `grace`.
-    /// `moirai upgrade`: the workers give their listening sockets up
-    /// (still open: new connections queue in the kernel) and drain as for
-    /// a stop; then this process becomes `path`, same PID (SMF sees
-    /// nothing), with the sockets inherited. Returns only on failure.
-    fn handover(
-        mut self,
-        path: PathBuf,
-        grace: Duration,
-        poll: &mut Poll,
-        events: &mut Events,
-        status: Option<status::StatusServer>,
-    ) -> Result<(), RunError> {
-        let deadline = Instant::now() + grace;
-        self.draining = true;
-        for w in &self.workers {
-            w.send(ToWorker::Handover(deadline));
-        }
-        let mut status = status;
-        while !self.workers.iter().all(|w| w.join.is_finished()) {
-            let _ = poll.poll(events, Some(Duration::from_millis(20)));
-            if events.iter().any(|e| e.token() == STATUS) {
-                if let Some(s) = status.as_mut() {
-                    s.serve(|line| match line {
-                        "" | "status" => self.status_report().to_string(),
-                        _ => "error: moirai is upgrading".to_owned(),
-                    });
-                }
-            }
-        }
-        for w in std::mem::take(&mut self.workers) {
-            let _ = w.join.join();
-        }
-        while let Ok(r) = self.reports.try_recv() {
-            if let FromWorker::Listeners(l) = r {
-                self.handed.extend(l);
-            }
-        }
-        // The next process binds the control socket again.
-        drop(status);
-        let mut env = String::new();
-        let mut seen = std::collections::HashSet::new();
-        for (addr, port, l) in &self.handed {
-            let fd = l.raw_fd();
-            // Shared mode: every worker names the same socket; once.
-            if !seen.insert(fd) {
-                continue;
-            }
-            crate::sys::net::set_cloexec(fd, false)
-                .map_err(|e| RunError::Setup("a listener for the upgrade", e))?;
-            let addr = addr.map_or_else(|| "*".to_owned(), |a| a.to_string());
-            env.push_str(&format!("{fd}@{addr}@{port};"));
-        }
-        log::warn!(
-            "upgrade: {} listeners handed over; executing {}",
-            self.handed.len(),
-            path.display()
-        );
-        use std::os::unix::process::CommandExt;
-        let e = std::process::Command::new(&path)
-            .args(std::env::args_os().skip(1))
-            .env(crate::sys::net::INHERITED_ENV, env)
-            .exec();
-        Err(RunError::Setup("the upgraded program", e))
-    }
-
-    /// Stops: every worker closes its listeners and idle connections and
-    /// lets the rest finish within `grace`. `moirai status` keeps
-    /// answering meanwhile (with `"draining": true`).
-    fn drain(
-        mut self,
-        grace: Duration,
-        poll: &mut Poll,
-        events: &mut Events,
-        mut status: Option<&mut status::StatusServer>,
-    ) {
-        let deadline = Instant::now() + grace;
-        log::info!(
-            "draining: no new connections; open ones have {} s to finish",
-            grace.as_secs()
-        );
-        self.draining = true;
-        for w in &self.workers {
-            w.send(ToWorker::Drain(deadline));
-        }
-        // The workers end by themselves by the deadline (plus a moment to
-        // close what is left).
-        while !self.workers.iter().all(|w| w.join.is_finished()) {
-            let _ = poll.poll(events, Some(Duration::from_millis(50)));
-            if events.iter().any(|e| e.token() == STATUS) {
-                if let Some(s) = status.as_deref_mut() {
-                    // Only status while stopping: nothing else would apply.
-                    s.serve(|line| match line {
-                        "" | "status" => self.status_report().to_string(),
-                        _ => "error: moirai is stopping".to_owned(),
-                    });
-                }
-            }
-        }
-        let mut cut = 0;
-        for w in std::mem::take(&mut self.workers) {
-            let _ = w.join.join();
-        }
-        while let Ok(r) = self.reports.try_recv() {
-            if let FromWorker::Exited { cut: c, .. } = r {
-                cut += c;
-            }
-        }
-        if cut > 0 {
-            log::warn!("grace period over: closed {cut} connections still open");
-        }
-        log::info!("stopped");
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_svcprop, sessions_per_worker};
-
-    #[test]
-    fn svcprop_lines() {
-        let text = "config/log_level astring debug\nconfig/workers count 0\nconfig/acme_directory astring https://x.test/dir\nconfig/note astring a\\ b\nstart/exec astring /bin/true\n";
-        assert_eq!(
-            parse_svcprop(text),
-            [
-                ("log_level".to_owned(), "debug".to_owned()),
-                ("workers".to_owned(), "0".to_owned()),
-                ("acme_directory".to_owned(), "https://x.test/dir".to_owned()),
-                ("note".to_owned(), "a b".to_owned()),
-            ]
-        );
-    }
+    use super::sessions_per_worker;
 
     #[test]
     fn sessions_fit_in_the_descriptor_limit() {
