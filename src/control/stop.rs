@@ -20,23 +20,14 @@ impl Control {
         events: &mut Events,
         status: Option<status::StatusServer>,
     ) -> Result<(), RunError> {
-        let deadline = Instant::now() + grace;
-        self.draining = true;
-        for w in &self.workers {
-            w.send(ToWorker::Handover(deadline));
-        }
         let mut status = status;
-        while !self.workers.iter().all(|w| w.join.is_finished()) {
-            let _ = poll.poll(events, Some(Duration::from_millis(20)));
-            if events.iter().any(|e| e.token() == STATUS) {
-                if let Some(s) = status.as_mut() {
-                    s.serve(|line| match line {
-                        "" | "status" => self.status_report().to_string(),
-                        _ => "error: moirai is upgrading".to_owned(),
-                    });
-                }
-            }
-        }
+        self.stop_workers(
+            ToWorker::Handover(Instant::now() + grace),
+            "upgrading",
+            poll,
+            events,
+            status.as_mut(),
+        );
         for w in std::mem::take(&mut self.workers) {
             let _ = w.join.join();
         }
@@ -81,31 +72,14 @@ impl Control {
         grace: Duration,
         poll: &mut Poll,
         events: &mut Events,
-        mut status: Option<&mut status::StatusServer>,
+        status: Option<&mut status::StatusServer>,
     ) {
         let deadline = Instant::now() + grace;
         log::info!(
             "draining: no new connections; open ones have {} s to finish",
             grace.as_secs()
         );
-        self.draining = true;
-        for w in &self.workers {
-            w.send(ToWorker::Drain(deadline));
-        }
-        // The workers end by themselves by the deadline (plus a moment to
-        // close what is left).
-        while !self.workers.iter().all(|w| w.join.is_finished()) {
-            let _ = poll.poll(events, Some(Duration::from_millis(50)));
-            if events.iter().any(|e| e.token() == STATUS) {
-                if let Some(s) = status.as_deref_mut() {
-                    // Only status while stopping: nothing else would apply.
-                    s.serve(|line| match line {
-                        "" | "status" => self.status_report().to_string(),
-                        _ => "error: moirai is stopping".to_owned(),
-                    });
-                }
-            }
-        }
+        self.stop_workers(ToWorker::Drain(deadline), "stopping", poll, events, status);
         let mut cut = 0;
         for w in std::mem::take(&mut self.workers) {
             let _ = w.join.join();
@@ -119,5 +93,34 @@ impl Control {
             log::warn!("grace period over: closed {cut} connections still open");
         }
         log::info!("stopped");
+    }
+
+    /// Sends every worker `how` (a drain or a hand-over; they end by
+    /// themselves by its deadline, plus a moment to close what is left)
+    /// and waits for them, answering `status` meanwhile; other commands
+    /// are refused: nothing else would apply.
+    fn stop_workers(
+        &mut self,
+        how: ToWorker,
+        doing: &str,
+        poll: &mut Poll,
+        events: &mut Events,
+        mut status: Option<&mut status::StatusServer>,
+    ) {
+        self.draining = true;
+        for w in &self.workers {
+            w.send(how.clone());
+        }
+        while !self.workers.iter().all(|w| w.join.is_finished()) {
+            let _ = poll.poll(events, Some(Duration::from_millis(20)));
+            if events.iter().any(|e| e.token() == STATUS) {
+                if let Some(s) = status.as_deref_mut() {
+                    s.serve(|line| match line {
+                        "" | "status" => self.status_report().to_string(),
+                        _ => format!("error: moirai is {doing}"),
+                    });
+                }
+            }
+        }
     }
 }

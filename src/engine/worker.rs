@@ -41,7 +41,7 @@ const POOL_KEEP: usize = 4096;
 const LATENCY_HANDOVER: Duration = Duration::from_secs(1);
 
 /// Control → worker.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ToWorker {
     /// Run this configuration from now on.
     Snapshot(Arc<Snapshot>),
