@@ -304,30 +304,20 @@ pub fn is_resource_exhaustion(e: &io::Error) -> bool {
 mod tests {
     use super::*;
 
+    /// A listener on every address, nothing inherited.
+    fn open(port: u16, mode: ListenMode, shared: &SharedListeners) -> WorkerListener {
+        listen(None, port, mode, shared, &Inherited::default()).unwrap()
+    }
+
     #[test]
     fn shared_mode_reuses_one_socket() {
         let shared = SharedListeners::default();
-        let a = listen(None, 0, ListenMode::Shared, &shared, &Inherited::default());
         // Port 0 picks a fresh port per bind; use the one we got.
-        let a = a.unwrap();
+        let a = open(0, ListenMode::Shared, &shared);
         let port = a.socket.local_addr().unwrap().port();
         drop(a);
-        let b = listen(
-            None,
-            port,
-            ListenMode::Shared,
-            &shared,
-            &Inherited::default(),
-        )
-        .unwrap();
-        let c = listen(
-            None,
-            port,
-            ListenMode::Shared,
-            &shared,
-            &Inherited::default(),
-        )
-        .unwrap();
+        let b = open(port, ListenMode::Shared, &shared);
+        let c = open(port, ListenMode::Shared, &shared);
         assert_eq!(
             b.socket.local_addr().unwrap(),
             c.socket.local_addr().unwrap()
@@ -354,23 +344,9 @@ mod tests {
     #[test]
     fn reuse_port_lets_every_worker_bind() {
         let shared = SharedListeners::default();
-        let a = listen(
-            None,
-            0,
-            ListenMode::ReusePort,
-            &shared,
-            &Inherited::default(),
-        )
-        .unwrap();
+        let a = open(0, ListenMode::ReusePort, &shared);
         let port = a.socket.local_addr().unwrap().port();
-        let b = listen(
-            None,
-            port,
-            ListenMode::ReusePort,
-            &shared,
-            &Inherited::default(),
-        )
-        .unwrap();
+        let b = open(port, ListenMode::ReusePort, &shared);
         assert_eq!(b.socket.local_addr().unwrap().port(), port);
     }
 }

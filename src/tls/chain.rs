@@ -14,10 +14,12 @@ use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::danger::AcceptAnyServerCert;
 
 /// Server names whose certificate did not carry them: name → the names
 /// the certificate presents. Written by handshakes (workers, checks), read
@@ -66,6 +68,8 @@ pub struct ChainOnly {
     roots: Arc<RootCertStore>,
     provider: Arc<CryptoProvider>,
     mismatches: Arc<NameMismatches>,
+    /// Handshake signature checks, shared with `https+insecure`.
+    signatures: AcceptAnyServerCert,
 }
 
 impl ChainOnly {
@@ -77,6 +81,7 @@ impl ChainOnly {
         mismatches: Arc<NameMismatches>,
     ) -> ChainOnly {
         ChainOnly {
+            signatures: AcceptAnyServerCert::new(Arc::clone(&provider)),
             roots,
             provider,
             mismatches,
@@ -116,18 +121,15 @@ impl ServerCertVerifier for ChainOnly {
         Ok(ServerCertVerified::assertion())
     }
 
+    // Handshake signatures: checked exactly as `https+insecure` checks
+    // them (the key must match the certificate shown).
     fn verify_tls12_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -136,17 +138,10 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }

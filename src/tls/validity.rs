@@ -85,32 +85,9 @@ fn common_name(name: &[u8]) -> Option<String> {
     found.map(|(_, t)| t)
 }
 
-/// (subject, issuer) of a DER certificate, each its common name (or
-/// organization).
-pub fn subject_and_issuer(cert_der: &[u8]) -> Option<(String, String)> {
-    let (0x30, cert, _) = element(cert_der)? else {
-        return None;
-    };
-    let (0x30, tbs, _) = element(cert)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    if rest.first() == Some(&0xa0) {
-        rest = element(rest)?.2;
-    }
-    rest = element(rest)?.2; // serialNumber
-    rest = element(rest)?.2; // signature algorithm
-    let (_, issuer, rest) = element(rest)?;
-    let (_, _validity, rest) = element(rest)?;
-    let (_, subject, _) = element(rest)?;
-    Some((
-        common_name(subject).unwrap_or_default(),
-        common_name(issuer).unwrap_or_default(),
-    ))
-}
-
-/// (notBefore, notAfter) of a DER certificate.
-pub fn validity(cert_der: &[u8]) -> Option<(SystemTime, SystemTime)> {
+/// The TBSCertificate fields an operator or renewal needs: (issuer,
+/// validity, subject), each an element's contents.
+fn tbs_names_and_dates(cert_der: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let (0x30, cert, _) = element(cert_der)? else {
         return None;
     };
@@ -124,10 +101,27 @@ pub fn validity(cert_der: &[u8]) -> Option<(SystemTime, SystemTime)> {
     }
     rest = element(rest)?.2; // serialNumber
     rest = element(rest)?.2; // signature algorithm
-    rest = element(rest)?.2; // issuer
-    let (0x30, validity, _) = element(rest)? else {
+    let (_, issuer, rest) = element(rest)?;
+    let (0x30, validity, rest) = element(rest)? else {
         return None;
     };
+    let (_, subject, _) = element(rest)?;
+    Some((issuer, validity, subject))
+}
+
+/// (subject, issuer) of a DER certificate, each its common name (or
+/// organization).
+pub fn subject_and_issuer(cert_der: &[u8]) -> Option<(String, String)> {
+    let (issuer, _, subject) = tbs_names_and_dates(cert_der)?;
+    Some((
+        common_name(subject).unwrap_or_default(),
+        common_name(issuer).unwrap_or_default(),
+    ))
+}
+
+/// (notBefore, notAfter) of a DER certificate.
+pub fn validity(cert_der: &[u8]) -> Option<(SystemTime, SystemTime)> {
+    let (_, validity, _) = tbs_names_and_dates(cert_der)?;
     let (t1, v1, rest) = element(validity)?;
     let (t2, v2, _) = element(rest)?;
     Some((time(t1, v1)?, time(t2, v2)?))

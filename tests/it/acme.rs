@@ -89,6 +89,21 @@ impl Pebble {
     fn directory(&self) -> String {
         format!("https://127.0.0.1:{}/dir", self.port)
     }
+
+    /// moirai on `metadata_json`, ordering from this pebble (its CA
+    /// trusted), with `extra` flags.
+    fn moirai(&self, metadata_json: &str, extra: &[&str]) -> Moirai {
+        let ca = self.dir.join("ca.pem");
+        let mut args = vec![
+            "--acme-directory".to_owned(),
+            self.directory(),
+            "--acme-ca-file".to_owned(),
+            ca.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Moirai::start(metadata_json, "", &args)
+    }
 }
 
 impl Drop for Pebble {
@@ -246,16 +261,7 @@ fn https_only_on_443_gets_its_certificate_by_itself() {
     {
         dns.restart(&[host("lb", "127.0.0.1"), host("www.lb", "127.0.0.1")]);
         let pebble = Pebble::start_with(free_port(), 443, &dns);
-        let m = Moirai::start(
-            &md.to_string(),
-            "",
-            &[
-                "--acme-directory",
-                &pebble.directory(),
-                "--acme-ca-file",
-                pebble.dir.join("ca.pem").to_str().unwrap(),
-            ],
-        );
+        let m = pebble.moirai(&md.to_string(), &[]);
         m.wait_log("tls: serving the ACME certificate for", SECS(40));
         assert!(m.log_text().contains("by tls-alpn-01"), "{}", m.log_text());
         let with_sni = leaf_for(443, &name);
@@ -276,16 +282,11 @@ fn https_only_on_443_gets_its_certificate_by_itself() {
         fake.set(k, v.as_str().unwrap());
     }
     let pebble = Pebble::start_with(free_port(), free_port(), &dns);
-    let m = Moirai::start(
+    let m = pebble.moirai(
         "{}",
-        "",
         &[
             "--mdata-socket",
             fake.path.to_str().unwrap(),
-            "--acme-directory",
-            &pebble.directory(),
-            "--acme-ca-file",
-            pebble.dir.join("ca.pem").to_str().unwrap(),
             "--acme-dns-propagation",
             "2s",
         ],
@@ -323,14 +324,9 @@ fn a_certificate_is_issued_served_renewed_and_swapped_under_load() {
     )))
     .unwrap();
     md["cloud.tritoncompute:certificate_name"] = name.clone().into();
-    let m = Moirai::start(
+    let m = pebble.moirai(
         &md.to_string(),
-        "",
         &[
-            "--acme-directory",
-            &pebble.directory(),
-            "--acme-ca-file",
-            pebble.dir.join("ca.pem").to_str().unwrap(),
             // Not port 80: auto would choose dns-01.
             "--acme-challenge",
             "http-01",
@@ -427,16 +423,11 @@ fn dns_01_answers_through_metadata_for_cns_to_publish() {
         &format!("https-http://{tp}:127.0.0.1:{}", web.port()),
     );
     md.set("cloud.tritoncompute:certificate_name", &name);
-    let m = Moirai::start(
+    let m = pebble.moirai(
         "{}",
-        "",
         &[
             "--mdata-socket",
             md.path.to_str().unwrap(),
-            "--acme-directory",
-            &pebble.directory(),
-            "--acme-ca-file",
-            pebble.dir.join("ca.pem").to_str().unwrap(),
             "--acme-challenge",
             "dns-01",
             "--acme-dns-propagation",

@@ -8,6 +8,37 @@ use std::time::{Duration, Instant};
 use crate::util::http::{get, ok, Client, HttpBackend};
 use crate::util::{free_port, local, metadata, temp_dir, Moirai};
 
+/// `PROGRAM run` on a metadata file and a state directory of its own,
+/// one worker, no DNS server, no error log, stderr to `stderr`: for
+/// tests that start, restart or replace the program themselves.
+fn spawn_run(
+    program: &std::path::Path,
+    metadata: &std::path::Path,
+    state_dir: &std::path::Path,
+    extra: &[&str],
+    stderr: Stdio,
+) -> std::process::Child {
+    Command::new(program)
+        .args(["run", "--metadata-file"])
+        .arg(metadata)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args([
+            "--workers",
+            "1",
+            "--nameserver",
+            "127.0.0.1:9",
+            "--error-log",
+            "none",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 /// Runs `moirai run` on a metadata file until it exits (at most `limit`):
 /// (exit code, stderr).
 fn run_until_exit(
@@ -21,19 +52,13 @@ fn run_until_exit(
         std::fs::write(&md, text).unwrap();
     }
     let err = dir.join("stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_moirai"))
-        .arg("run")
-        .arg("--metadata-file")
-        .arg(&md)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .args(["--nameserver", "127.0.0.1:9", "--workers", "1"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(
+        std::path::Path::new(env!("CARGO_BIN_EXE_moirai")),
+        &md,
+        &dir.join("state"),
+        extra,
+        std::fs::File::create(&err).unwrap().into(),
+    );
     let start = Instant::now();
     let code = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -394,25 +419,14 @@ fn run_time_controls_over_the_control_socket() {
     let mut m = m;
     m.signal("KILL");
     let _ = m.wait_exit(Duration::from_secs(5));
-    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
-        .args(["run", "--metadata-file"])
-        .arg(&m.metadata)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--hosts-file")
-        .arg(&m.hosts)
-        .args([
-            "--workers",
-            "1",
-            "--nameserver",
-            "127.0.0.1:9",
-            "--error-log",
-            "none",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut again = out;
+    let hosts = m.hosts.display().to_string();
+    let mut again = spawn_run(
+        std::path::Path::new(env!("CARGO_BIN_EXE_moirai")),
+        &m.metadata,
+        &dir.join("state"),
+        &["--hosts-file", &hosts],
+        Stdio::null(),
+    );
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         bodies(4),
@@ -631,22 +645,13 @@ fn refresh_after_installing_a_new_binary_upgrades() {
     )
     .unwrap();
     let log = dir.join("log");
-    let mut child = Command::new(&bin)
-        .args(["run", "--metadata-file"])
-        .arg(&md)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .args([
-            "--workers",
-            "1",
-            "--nameserver",
-            "127.0.0.1:9",
-            "--error-log",
-            "none",
-        ])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(
+        &bin,
+        &md,
+        &dir.join("state"),
+        &[],
+        std::fs::File::create(&log).unwrap().into(),
+    );
     let wait = |needle: &str| {
         let start = Instant::now();
         while !std::fs::read_to_string(&log)

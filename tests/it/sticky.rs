@@ -4,7 +4,6 @@
 //! and a health-check edit that re-balances nobody.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,51 +14,13 @@ use crate::util::{
     check_responder, connect_within, free_port, local, metadata_exact, temp_dir, Moirai,
 };
 
-/// Moirai's `Service` (its `src/lib.rs`), hashed the way its binary hashes
-/// it for `dynamic-cookie-key`. Written out here, apart from moirai's own
-/// code, so the two computations check each other.
-#[derive(Hash)]
-#[allow(dead_code)]
-enum MoiraiType {
-    Http,
-    Https,
-    HttpsInsecure,
-    HttpsHttp,
-    Tcp,
-    TcpProxyV2,
-}
-
-#[derive(Hash)]
-struct MoiraiService {
-    service_type: MoiraiType,
-    listen_port: u16,
-    backend_name: String,
-    backend_port: Option<u16>,
-    http_check_endpoint: Option<String>,
-    check_port: Option<u16>,
-    check_rise: Option<u16>,
-    check_fall: Option<u16>,
-}
-
-impl MoiraiService {
-    fn http(listen: u16, name: &str, port: u16) -> MoiraiService {
-        MoiraiService {
-            service_type: MoiraiType::Http,
-            listen_port: listen,
-            backend_name: name.to_owned(),
-            backend_port: Some(port),
-            http_check_endpoint: None,
-            check_port: None,
-            check_rise: None,
-            check_fall: None,
-        }
-    }
-
-    fn key(&self) -> String {
-        let mut h = DefaultHasher::new();
-        self.hash(&mut h);
-        format!("{:x}", h.finish())
-    }
+/// Moirai's `dynamic-cookie-key` of a portmap entry (with its
+/// health-check parameters, as Moirai hashes them). moirai's unit tests pin
+/// this computation to Rust's `DefaultHasher` over a copy of Moirai's own
+/// `Service` struct; here HAProxy itself turns it into cookie values.
+fn moirai_key(entry: &str) -> String {
+    let service = moirai::config::portmap::parse_entry(entry).expect("a valid entry");
+    moirai::proto::cookie::Keys::of(&service).moirai
 }
 
 /// HAProxy with one frontend per (port, dynamic-cookie-key), each in front
@@ -156,9 +117,6 @@ fn cookies_are_the_values_moirais_haproxy_issues() {
     let (plain, checked) = (free_port(), free_port());
     let plain_entry = format!("http://{plain}:web.test:{bport}");
     let checked_entry = format!("http://{checked}:web.test:{bport}{{port:{cr},rise:3}}");
-    let mut checked_service = MoiraiService::http(checked, "web.test", bport);
-    checked_service.check_port = Some(cr);
-    checked_service.check_rise = Some(3);
     let (h_plain, h_checked) = (free_port(), free_port());
     let dir = temp_dir("haproxy-cookies");
     let servers: Vec<SocketAddr> = vec![
@@ -168,8 +126,8 @@ fn cookies_are_the_values_moirais_haproxy_issues() {
     let _h = Haproxy::start(
         &dir,
         &[
-            (h_plain, MoiraiService::http(plain, "web.test", bport).key()),
-            (h_checked, checked_service.key()),
+            (h_plain, moirai_key(&plain_entry)),
+            (h_checked, moirai_key(&checked_entry)),
         ],
         &servers,
     );

@@ -108,8 +108,24 @@ fn check_header(line: &str, pri: u8, pid: u32, msgid: &str) {
     assert_eq!(f.next(), Some(msgid), "{line}");
 }
 
-#[test]
-fn access_and_event_lines_reach_a_real_receiver_in_rfc5424() {
+/// A balancer logging to a real receiver by name (the hosts file, as an
+/// operator would write the key), with one HTTP request (`REQUEST`) and one
+/// 100-byte tcp echo through it.
+struct Traffic {
+    rx: Receiver,
+    m: Moirai,
+    hp: u16,
+    tp: u16,
+    web_port: u16,
+    echo_port: u16,
+    /// Bytes the HTTP client got back.
+    got: usize,
+    _backends: (HttpBackend, Backend),
+}
+
+const REQUEST: &str = "GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+fn one_request_and_one_connection(extra: &[&str]) -> Traffic {
     let sport = free_port();
     let rx = Receiver::start(sport);
     const REPLY: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
@@ -122,18 +138,11 @@ fn access_and_event_lines_reach_a_real_receiver_in_rfc5424() {
         echo.addr.port()
     )))
     .unwrap();
-    // By name, through the hosts file, as an operator would write it.
     md["cloud.tritoncompute:syslog"] = format!("logs.test:{sport}").into();
-    let m = Moirai::start(
-        &md.to_string(),
-        "127.0.0.1 logs.test\n",
-        &["--syslog-format", "rfc5424"],
-    );
-    let pid = m.pid();
+    let m = Moirai::start(&md.to_string(), "127.0.0.1 logs.test\n", extra);
 
-    let request = "GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     let mut c = connect_within(local(hp), SECS(5));
-    c.write_all(request.as_bytes()).unwrap();
+    c.write_all(REQUEST.as_bytes()).unwrap();
     let mut got = Vec::new();
     c.read_to_end(&mut got).unwrap();
     assert!(got.starts_with(b"HTTP/1.1 200 OK"));
@@ -144,15 +153,40 @@ fn access_and_event_lines_reach_a_real_receiver_in_rfc5424() {
     let mut back = Vec::new();
     t.read_to_end(&mut back).unwrap();
     assert_eq!(back.len(), 100);
+    Traffic {
+        rx,
+        m,
+        hp,
+        tp,
+        web_port: web.port(),
+        echo_port: echo.addr.port(),
+        got: got.len(),
+        _backends: (web, echo),
+    }
+}
+
+#[test]
+fn access_and_event_lines_reach_a_real_receiver_in_rfc5424() {
+    let Traffic {
+        rx,
+        m,
+        hp,
+        tp,
+        web_port,
+        echo_port,
+        got,
+        ..
+    } = one_request_and_one_connection(&["--syslog-format", "rfc5424"]);
+    let pid = m.pid();
 
     let http = rx.wait_for(&[" http [access@32473 ", &format!("service=\"{hp}\"")]);
     check_header(&http, 134, pid, "http");
     for field in [
         "client=\"127.0.0.1:".to_owned(),
-        format!("backend=\"127.0.0.1:{}\"", web.port()),
+        format!("backend=\"127.0.0.1:{web_port}\""),
         "status=\"200\"".to_owned(),
-        format!("bytes_in=\"{}\"", request.len()),
-        format!("bytes_out=\"{}\"", got.len()),
+        format!("bytes_in=\"{}\"", REQUEST.len()),
+        format!("bytes_out=\"{got}\""),
         "connect_us=\"".to_owned(),
         "response_us=\"".to_owned(),
         "total_us=\"".to_owned(),
@@ -165,7 +199,7 @@ fn access_and_event_lines_reach_a_real_receiver_in_rfc5424() {
     let tcp = rx.wait_for(&[" tcp [access@32473 ", &format!("service=\"{tp}\"")]);
     check_header(&tcp, 134, pid, "tcp");
     for field in [
-        format!("backend=\"127.0.0.1:{}\"", echo.addr.port()),
+        format!("backend=\"127.0.0.1:{echo_port}\""),
         "bytes_in=\"100\"".to_owned(),
         "bytes_out=\"100\"".to_owned(),
         "termination=\"--\"".to_owned(),
@@ -218,32 +252,7 @@ fn grok(kind: &str, line: &str) -> String {
 /// httplog/tcplog text that existing parsers read.
 #[test]
 fn default_lines_are_rfc3164_httplog_that_haproxy_parsers_read() {
-    let sport = free_port();
-    let rx = Receiver::start(sport);
-    let web = HttpBackend::start("127.0.0.1:0", |_| {
-        Reply::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec())
-    });
-    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
-    let (hp, tp) = (free_port(), free_port());
-    let mut md: serde_json::Value = serde_json::from_str(&metadata(&format!(
-        "http://{hp}:127.0.0.1:{} tcp://{tp}:127.0.0.1:{}",
-        web.port(),
-        echo.addr.port()
-    )))
-    .unwrap();
-    md["cloud.tritoncompute:syslog"] = format!("127.0.0.1:{sport}").into();
-    let m = Moirai::start(&md.to_string(), "", &[]);
-    let mut c = connect_within(local(hp), SECS(5));
-    c.write_all(b"GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut got = Vec::new();
-    c.read_to_end(&mut got).unwrap();
-    let mut t = connect_within(local(tp), SECS(5));
-    t.write_all(&[1u8; 100]).unwrap();
-    t.shutdown(Shutdown::Write).unwrap();
-    let mut back = Vec::new();
-    t.read_to_end(&mut back).unwrap();
-
+    let Traffic { rx, m, .. } = one_request_and_one_connection(&[]);
     let http = rx.wait_for(&["\"GET /hello?x=1 HTTP/1.1\""]);
     assert!(http.starts_with("<134>"), "{http}");
     assert!(http.contains(&format!(" moirai[{}]: ", m.pid())), "{http}");
