@@ -1,9 +1,11 @@
 //! Structure-aware: valid-but-odd HTTP/1.1 requests (odd header case and
 //! spacing, client X-Forwarded-For, cookies with and without the sticky
 //! one, Content-Length or chunked bodies with extensions, pipelined
-//! followers) go through the request parser and the same forwarding the
-//! engine does (head minus dropped lines, plus injected ones, then exactly
-//! the body the framing allows). Properties:
+//! followers) go through the request parser and the engine's own
+//! transaction ([`Exchange`]: the lines it adds, the body bytes it lets go
+//! with the head), forwarded as the engine does (head minus dropped lines,
+//! plus the exchange's, then exactly the body the framing allows).
+//! Properties:
 //! - the bytes for the backend re-parse to the same method and target, the
 //!   client's headers that are not hop-by-hop in order, plus ours;
 //! - the client's X-Forwarded-For is kept and ours comes after it;
@@ -12,11 +14,13 @@
 #![no_main]
 
 use std::io::IoSlice;
+use std::time::Instant;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use moirai::proto::http1::body::{relay, Body, Framing};
-use moirai::proto::http1::{head_slices, request, MAX_SLICES};
+use moirai::proto::http1::exchange::{Client, Exchange};
+use moirai::proto::http1::{head_slices, request, Scratch, MAX_SLICES};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -106,21 +110,28 @@ fn build(i: &Input) -> Vec<u8> {
 
 fuzz_target!(|i: Input| {
     let buf = build(&i);
-    let (mut drop, mut cookie_rest) = (Vec::new(), Vec::new());
-    let Ok(Some(head)) = request::parse(&buf, &mut drop, &mut cookie_rest) else {
+    let mut scratch = Scratch::default();
+    let Ok(Some(head)) = request::parse(&buf, &mut scratch.req_drop, &mut scratch.req_inject)
+    else {
         return;
     };
-    let fwd: &[u8] =
-        b"X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\n";
-    let conn: &[u8] = b"Connection: keep-alive\r\n";
-    let injects: [&[u8]; 3] = [&cookie_rest, fwd, conn];
+    // The engine's own transaction decides what is added.
+    let client = Client {
+        peer: "192.0.2.1:40000".parse().unwrap(),
+        tls: false,
+        port: 80,
+    };
+    let now = Instant::now();
+    let mut ex = Exchange::begin(head, &client, &mut scratch, now, now);
+    let head = ex.request().clone();
+    let injects = ex.request_injects(&scratch);
     let mut out = Vec::new();
     let mut skip = 0;
     loop {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let n = head_slices(
             &buf[..head.end_of_fields],
-            &drop,
+            &scratch.req_drop,
             &injects,
             skip,
             &mut slices,
@@ -134,9 +145,9 @@ fuzz_target!(|i: Input| {
         }
     }
     let head_bytes = out.len();
-    let mut body = Body::new(head.framing);
+    let body = ex.request_body();
     let mut body_out = Vec::new();
-    relay(&mut body, &buf[head.head_len..], |s: &[IoSlice<'_>]| {
+    relay(body, &buf[head.head_len..], |s: &[IoSlice<'_>]| {
         let n = s.iter().map(|x| x.len()).sum();
         s.iter().for_each(|x| body_out.extend_from_slice(x));
         Ok(n)

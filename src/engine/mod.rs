@@ -2,9 +2,15 @@
 //!
 //! - [`worker`]: the thread, its loop and snapshot application.
 //! - [`listener`]: listening sockets keyed by port.
-//! - [`session`]: one proxied TCP connection (`tcp`, `tcp-proxy-v2`).
-//! - [`http`]: one HTTP client connection (`http`); [`pool`] keeps idle
-//!   backend connections for it.
+//! - [`step`]: what a session borrows from its worker and answers it.
+//! - [`conn`]: one socket of a session (TLS, readiness, counting) and the
+//!   [`conn::Transport`]/[`conn::Net`] seams that tests script.
+//! - [`connect`]: the one dialer (choose, connect, retry once, count).
+//! - [`pipe`]: the byte pipe, both directions with half-close.
+//! - [`tcp`]: one proxied TCP connection (`tcp`, `tcp-proxy-v2`).
+//! - [`http`]: one HTTP client connection, the I/O around
+//!   [`crate::proto::http1::exchange`]; [`pool`] keeps idle backend
+//!   connections for it.
 //! - [`balance`]: least-connections with round-robin ties.
 //! - [`buffer`], [`timer`], [`token`]: the worker's pool, wheel and names.
 //!
@@ -13,11 +19,18 @@
 
 pub mod balance;
 pub mod buffer;
+pub mod conn;
+pub mod connect;
 pub mod http;
 pub mod listener;
+pub mod pipe;
 pub mod pool;
-pub mod session;
+pub mod step;
 pub mod syslog;
+pub mod tcp;
 pub mod timer;
 pub mod token;
 pub mod worker;
+
+#[cfg(test)]
+mod script;

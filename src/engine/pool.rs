@@ -10,15 +10,15 @@
 //! the next request, and a connection is checked once more before reuse.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::conn::{Net, Transport};
 use super::token::{EventTarget, Generations, SlotId};
 use crate::sys::net::TcpStream;
-use crate::sys::poll::{Interest, Registry};
+use crate::sys::poll::Interest;
 
 /// Idle connections kept per backend per worker.
 pub const MAX_IDLE_PER_BACKEND: usize = 64;
@@ -27,31 +27,41 @@ pub const MAX_IDLE_PER_BACKEND: usize = 64;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 #[derive(Debug)]
-struct Idle {
-    stream: TcpStream,
+struct Idle<S> {
+    stream: S,
     addr: SocketAddr,
     since: Instant,
     gen: u32,
 }
 
 /// A worker's idle backend connections.
-#[derive(Debug, Default)]
-pub struct IdlePool {
-    conns: Slab<Idle>,
+#[derive(Debug)]
+pub struct IdlePool<S = TcpStream> {
+    conns: Slab<Idle<S>>,
     /// Slab keys per backend, most recently parked last.
     by_backend: HashMap<SocketAddr, Vec<usize>>,
     gens: Generations,
 }
 
-impl IdlePool {
+impl<S> Default for IdlePool<S> {
+    fn default() -> IdlePool<S> {
+        IdlePool {
+            conns: Slab::new(),
+            by_backend: HashMap::new(),
+            gens: Generations::default(),
+        }
+    }
+}
+
+impl<S: Transport> IdlePool<S> {
     /// Keeps `stream` for reuse, watched for unsolicited input; false (and
     /// the stream is dropped) if the backend already has its share or the
     /// stream cannot be watched.
     pub fn put(
         &mut self,
-        registry: &Registry,
+        net: &mut dyn Net<S>,
         addr: SocketAddr,
-        mut stream: TcpStream,
+        mut stream: S,
         now: Instant,
     ) -> bool {
         let keys = self.by_backend.entry(addr).or_default();
@@ -65,10 +75,7 @@ impl IdlePool {
             gen,
         })
         .token();
-        if registry
-            .reregister(&mut stream, token, Interest::READABLE)
-            .is_err()
-        {
+        if net.watch(&mut stream, token, Interest::READABLE).is_err() {
             return false;
         }
         keys.push(entry.key());
@@ -85,7 +92,7 @@ impl IdlePool {
     /// caller re-registers it under its own token). Dead ones found on the
     /// way (too old, closed by the backend, or with unexpected bytes) are
     /// dropped.
-    pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
+    pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<S> {
         let keys = self.by_backend.get_mut(&addr)?;
         let mut found = None;
         while let Some(key) = keys.pop() {
@@ -96,9 +103,7 @@ impl IdlePool {
                 continue;
             }
             // Any byte or EOF waiting means the backend spoke unasked.
-            let mut probe = [0u8; 1];
-            if matches!(c.stream.peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            {
+            if c.stream.is_quiet() {
                 found = Some(c.stream);
                 break;
             }

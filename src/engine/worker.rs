@@ -19,16 +19,19 @@ use slab::Slab;
 
 use super::balance::RoundRobin;
 use super::buffer::BufferPool;
-use super::http::{HttpSession, Scratch};
+use super::conn::{Os, Readiness};
+use super::http::HttpSession;
 use super::listener::{Accepted, Listener, EXHAUSTION_PAUSE};
 use super::pool::IdlePool;
-use super::session::{CloseReason, Ctx, Session, Step};
+use super::step::{CloseReason, Ctx, Step};
 use super::syslog::Sink;
+use super::tcp::TcpSession;
 use super::timer::{TimerKey, Wheel, TICK};
 use super::token::{EventTarget, Generations, Side, SlotId};
 use crate::config::ServiceKind;
 use crate::metrics::stats::{Latency, SyslogCounters};
-use crate::proto::syslog::{Access, Termination};
+use crate::proto::http1::Scratch;
+use crate::proto::syslog::Access;
 use crate::snapshot::{Backend, ServiceSnapshot, Snapshot};
 use crate::sys::net::{self, ListenMode, SharedListeners, TcpStream};
 use crate::sys::poll::{Event, Events, Interest, Poll, Waker};
@@ -179,15 +182,15 @@ pub fn spawn(id: usize, listen: ListenConfig, reports: Reporter) -> io::Result<W
 /// the slab (not boxed), so a new connection allocates nothing.
 #[allow(clippy::large_enum_variant)]
 enum AnySession {
-    Tcp(Session),
+    Tcp(TcpSession),
     Http(HttpSession),
 }
 
 impl AnySession {
-    fn on_event(&mut self, ctx: &mut Ctx<'_>, side: Side, ev: &Event) -> Step {
+    fn on_event(&mut self, ctx: &mut Ctx<'_>, side: Side, r: Readiness) -> Step {
         match self {
-            AnySession::Tcp(s) => s.on_event(ctx, side, ev),
-            AnySession::Http(s) => s.on_event(ctx, side, ev),
+            AnySession::Tcp(s) => s.on_event(ctx, side, r),
+            AnySession::Http(s) => s.on_event(ctx, side, r),
         }
     }
     fn drive(&mut self, ctx: &mut Ctx<'_>) -> Step {
@@ -240,20 +243,6 @@ impl AnySession {
             AnySession::Http(s) => s.log_close(sink, r, now),
         }
     }
-}
-
-/// HAProxy's termination state for a connection that ended for `r`.
-pub(super) fn termination(r: CloseReason) -> Termination {
-    Termination(match r {
-        CloseReason::Done => *b"--",
-        CloseReason::NoBackend | CloseReason::ConnectFailed => *b"SC",
-        CloseReason::Reset(Side::Client) => *b"CD",
-        CloseReason::Reset(Side::Backend) => *b"SD",
-        CloseReason::IdleTimeout(Side::Client) => *b"cD",
-        CloseReason::IdleTimeout(Side::Backend) => *b"sD",
-        // HAProxy's "proxy blocked it in the data phase".
-        CloseReason::BadFraming(_) => *b"PD",
-    })
 }
 
 /// Counts a client connection's end: closed, and a timeout on the side
@@ -766,7 +755,7 @@ impl Worker {
     fn start_session(
         &mut self,
         svc: Arc<ServiceSnapshot>,
-        stream: TcpStream,
+        mut stream: TcpStream,
         peer: std::net::SocketAddr,
         now: Instant,
     ) {
@@ -783,8 +772,16 @@ impl Worker {
         let port = svc.port();
         svc.stats.of(self.id).opened.add(1);
         let counted = Arc::clone(&svc);
+        let mut os = Os(self.poll.registry());
+        // Requests and responses go out at once, not after Nagle's wait.
+        let _ = stream.set_nodelay(true);
+        let watched = os.0.register(
+            &mut stream,
+            EventTarget::Session(id, Side::Client).token(),
+            Interest::READABLE | Interest::WRITABLE,
+        );
         let mut ctx = Ctx {
-            registry: self.poll.registry(),
+            net: &mut os,
             pool: &mut self.pool,
             now,
             id,
@@ -797,14 +794,12 @@ impl Worker {
             latency: &mut self.latency,
             syslog: self.syslog.as_mut(),
         };
-        let started = match kind {
-            ServiceKind::Http
-            | ServiceKind::HttpsHttp
-            | ServiceKind::Https
-            | ServiceKind::HttpsInsecure => {
+        let started = match watched {
+            Err(_) => Err(CloseReason::Reset(Side::Client)),
+            Ok(()) if kind.is_http() => {
                 HttpSession::start(&mut ctx, svc, stream, peer).map(AnySession::Http)
             }
-            _ => Session::start(&mut ctx, svc, stream, peer, local).map(AnySession::Tcp),
+            Ok(()) => TcpSession::start(&mut ctx, svc, stream, peer, local).map(AnySession::Tcp),
         };
         match started {
             Ok(mut session) => {
@@ -819,11 +814,7 @@ impl Worker {
                 count_close(self.id, &counted, None, r);
                 if let Some(sink) = self.syslog.as_mut() {
                     sink.access(&Access {
-                        kind: if kind == ServiceKind::Http {
-                            "http"
-                        } else {
-                            "tcp"
-                        },
+                        kind: if kind.is_http() { "http" } else { "tcp" },
                         client: peer,
                         service: port,
                         frontend: counted.index,
@@ -838,7 +829,7 @@ impl Worker {
                         t_connect: None,
                         t_response: None,
                         t_total: Duration::ZERO,
-                        term: termination(r),
+                        term: r.termination(),
                     });
                 }
                 match r {
@@ -852,7 +843,8 @@ impl Worker {
     }
 
     fn on_session_event(&mut self, id: SlotId, side: Side, ev: &Event, now: Instant) {
-        self.with_session(id, now, |s, ctx| s.on_event(ctx, side, ev));
+        let r = Readiness::from(ev);
+        self.with_session(id, now, |s, ctx| s.on_event(ctx, side, r));
     }
 
     /// Runs `f` on a live session and acts on the step it returns.
@@ -870,8 +862,9 @@ impl Worker {
             return;
         }
         let port = slot.session.port();
+        let mut os = Os(self.poll.registry());
         let mut ctx = Ctx {
-            registry: self.poll.registry(),
+            net: &mut os,
             pool: &mut self.pool,
             now,
             id,

@@ -1,12 +1,16 @@
 //! HTTP/1.x without I/O: request and response heads ([`request`],
-//! [`response`]), body framing ([`body`]) and the balancer's own answers
-//! ([`errors`]). The engine's HTTP session feeds these bytes and writes what
-//! they say; nothing here touches a socket.
+//! [`response`]), body framing ([`body`]), the balancer's own answers
+//! ([`errors`]) and the decisions of one transaction ([`exchange`]). The
+//! engine's HTTP session feeds these bytes and does what they say; nothing
+//! here touches a socket.
 
 pub mod body;
 pub mod errors;
+pub mod exchange;
 pub mod request;
 pub mod response;
+
+pub use exchange::Scratch;
 
 use std::io::IoSlice;
 use std::ops::Range;

@@ -1,0 +1,602 @@
+//! One socket of a session, as the sessions see it: a [`Transport`] (the
+//! kernel's socket, or a scripted one in tests), TLS over it when the
+//! service speaks TLS, what the last events said about it, and where its
+//! bytes are counted.
+//!
+//! Every read and write of a session goes through [`Conn::recv`],
+//! [`Conn::fill`] and [`Conn::send`], which answer one [`Io`] outcome and
+//! keep the readiness flags themselves: `WouldBlock`, `Interrupted` and
+//! short transfers are handled here and nowhere else.
+//!
+//! [`Net`] is the other half of the kernel a session touches: making and
+//! watching backend sockets. The worker passes its poll's registry behind
+//! it; tests pass a script.
+
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::buffer::{Buffer, BufferPool};
+use crate::metrics::stats::Sharded;
+use crate::snapshot::{Backend, ServiceSnapshot};
+use crate::sys::net::{self, TcpStream};
+use crate::sys::poll::{Event, Interest, Registry, Token};
+
+/// A connected (or connecting) byte stream: what a [`Conn`] reads and
+/// writes through.
+pub trait Transport: Read + Write + fmt::Debug {
+    /// Sends a FIN: nothing more will be written.
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// How a non-blocking connect ended: `None` while it is still in
+    /// progress, else success or the error.
+    fn connect_result(&self) -> Option<io::Result<()>>;
+    /// Sends small writes at once (request and response heads).
+    fn set_nodelay(&self);
+    /// Makes the next close a reset, to pass one side's reset on.
+    fn reset_on_close(&self);
+    /// Whether nothing waits to be read and the peer has not closed: an
+    /// idle backend connection that is still fit for a request.
+    fn is_quiet(&self) -> bool;
+}
+
+impl Transport for TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+
+    fn connect_result(&self) -> Option<io::Result<()>> {
+        match self.take_error() {
+            Ok(Some(e)) | Err(e) => return Some(Err(e)),
+            Ok(None) => {}
+        }
+        match self.peer_addr() {
+            Ok(_) => Some(Ok(())),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn set_nodelay(&self) {
+        // Without it heads wait for Nagle; failing only costs latency.
+        let _ = TcpStream::set_nodelay(self, true);
+    }
+
+    fn reset_on_close(&self) {
+        net::set_reset_on_close(self);
+    }
+
+    fn is_quiet(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// Making and watching backend sockets: the part of the worker's poll a
+/// session uses.
+pub trait Net<S> {
+    /// Starts a non-blocking connect to `addr` and watches it for both
+    /// directions under `token`.
+    fn connect(&mut self, addr: SocketAddr, token: Token) -> io::Result<S>;
+    /// Watches `stream` for `interest` under `token` from now on.
+    fn watch(&mut self, stream: &mut S, token: Token, interest: Interest) -> io::Result<()>;
+}
+
+/// The kernel's sockets, watched by a worker's poll.
+#[derive(Debug, Clone, Copy)]
+pub struct Os<'a>(pub &'a Registry);
+
+impl Net<TcpStream> for Os<'_> {
+    fn connect(&mut self, addr: SocketAddr, token: Token) -> io::Result<TcpStream> {
+        let mut s = net::connect(addr)?;
+        self.0
+            .register(&mut s, token, Interest::READABLE | Interest::WRITABLE)?;
+        Ok(s)
+    }
+
+    fn watch(
+        &mut self,
+        stream: &mut TcpStream,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.0.reregister(stream, token, interest)
+    }
+}
+
+/// What one event said about a socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Bytes (or an end) may be read.
+    pub readable: bool,
+    /// Bytes may be written.
+    pub writable: bool,
+    /// The peer sent its FIN.
+    pub read_closed: bool,
+    /// The socket failed.
+    pub error: bool,
+}
+
+impl Readiness {
+    /// Both directions ready, nothing closed.
+    pub const BOTH: Readiness = Readiness {
+        readable: true,
+        writable: true,
+        read_closed: false,
+        error: false,
+    };
+
+    /// Whether an idle connection was told anything at all (bytes, a
+    /// hang-up or an error all mean its peer is closing it).
+    pub fn says_anything(self) -> bool {
+        self.readable || self.read_closed || self.error
+    }
+}
+
+impl From<&Event> for Readiness {
+    fn from(ev: &Event) -> Readiness {
+        Readiness {
+            readable: ev.is_readable(),
+            writable: ev.is_writable() || ev.is_write_closed(),
+            read_closed: ev.is_read_closed(),
+            error: ev.is_error(),
+        }
+    }
+}
+
+/// What one read or write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Io {
+    /// Bytes moved (none after an interrupted call), and more may move now.
+    Moved(usize),
+    /// Bytes moved and the socket has no more now (a short transfer): the
+    /// next event says when to go on.
+    Drained(usize),
+    /// The peer's end of stream (reads only).
+    Eof,
+    /// Nothing can move until the next event.
+    Blocked,
+    /// The socket failed.
+    Failed,
+}
+
+impl Io {
+    /// Bytes moved, if any call succeeded.
+    pub fn moved(self) -> Option<usize> {
+        match self {
+            Io::Moved(n) | Io::Drained(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether anything happened that the caller must look at: bytes, an
+    /// end, or a failure.
+    pub fn progressed(self) -> bool {
+        !matches!(self, Io::Blocked)
+    }
+}
+
+/// A socket and what its last events said about it.
+#[derive(Debug)]
+pub struct Conn<S = TcpStream> {
+    stream: S,
+    readable: bool,
+    writable: bool,
+    /// The peer's FIN (or an error) was already reported by an event.
+    peer_closed: bool,
+    /// When bytes last moved, for idle timeouts.
+    last_io: Instant,
+    meter: Meter,
+    /// Bytes read from and written to this socket, for access lines.
+    rx: u64,
+    tx: u64,
+    /// TLS over the socket (https types): reads and writes go through it.
+    tls: Option<Box<rustls::Connection>>,
+}
+
+/// Where a socket's bytes are counted: the service's counters for a client
+/// socket, the backend's for a backend socket, in this worker's shard.
+#[derive(Debug)]
+pub struct Meter {
+    stats: Arc<Sharded>,
+    worker: usize,
+    /// Whether bytes read from this socket travel in the request direction
+    /// (a client socket) or the response direction (a backend socket).
+    reads_are_requests: bool,
+}
+
+impl Meter {
+    /// Counting for a client socket of `service`.
+    pub fn client(service: &ServiceSnapshot, worker: usize) -> Meter {
+        Meter {
+            stats: Arc::clone(&service.stats),
+            worker,
+            reads_are_requests: true,
+        }
+    }
+
+    /// Counting for a socket to `backend`.
+    pub fn backend(backend: &Backend, worker: usize) -> Meter {
+        Meter {
+            stats: Arc::clone(backend.stats_arc()),
+            worker,
+            reads_are_requests: false,
+        }
+    }
+
+    #[inline]
+    fn read(&self, n: usize) {
+        let c = self.stats.of(self.worker);
+        let n = n as u64;
+        if self.reads_are_requests {
+            c.bytes_in.add(n);
+        } else {
+            c.bytes_out.add(n);
+        }
+    }
+
+    #[inline]
+    fn wrote(&self, n: usize) {
+        let c = self.stats.of(self.worker);
+        let n = n as u64;
+        if self.reads_are_requests {
+            c.bytes_out.add(n);
+        } else {
+            c.bytes_in.add(n);
+        }
+    }
+}
+
+impl<S: Transport> Conn<S> {
+    /// A socket nothing is known about yet: it waits for its first event.
+    pub fn new(stream: S, now: Instant, meter: Meter) -> Conn<S> {
+        Conn {
+            stream,
+            readable: false,
+            writable: false,
+            peer_closed: false,
+            last_io: now,
+            meter,
+            rx: 0,
+            tx: 0,
+            tls: None,
+        }
+    }
+
+    /// The same socket, speaking TLS through `tls`.
+    pub fn with_tls(mut self, tls: rustls::Connection) -> Conn<S> {
+        self.tls = Some(Box::new(tls));
+        self
+    }
+
+    /// The socket, for the pool and for connect results.
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+
+    /// The socket itself, for the idle pool.
+    pub fn into_stream(self) -> S {
+        self.stream
+    }
+
+    /// Whether this socket speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether a write may be tried now.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Whether any event arrived since the socket was made (a connect in
+    /// progress has nothing to say before one does).
+    pub fn heard_from(&self) -> bool {
+        self.readable || self.writable
+    }
+
+    /// Takes this socket as writable without an event (a pooled connection
+    /// that was writable when it was parked).
+    pub fn assume_writable(&mut self) {
+        self.writable = true;
+    }
+
+    /// When bytes last moved.
+    pub fn last_io(&self) -> Instant {
+        self.last_io
+    }
+
+    /// Counts the connection as active now (a connect just completed).
+    pub fn touch(&mut self, now: Instant) {
+        self.last_io = now;
+    }
+
+    /// Bytes (read, written) so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        (self.rx, self.tx)
+    }
+
+    /// Records readiness from an event.
+    pub fn note(&mut self, r: Readiness) {
+        // Errors and hang-ups surface through the next read or write.
+        if r.readable || r.read_closed || r.error {
+            self.readable = true;
+        }
+        if r.read_closed || r.error {
+            self.peer_closed = true;
+        }
+        if r.writable || r.error {
+            self.writable = true;
+        }
+    }
+
+    /// Whether TLS records are waiting to be written to the socket.
+    pub fn pending_out(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Writes waiting TLS records; `Ok(true)` when none are left.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(true);
+        };
+        let done = tls_flush(&mut self.stream, tls)?;
+        if !done {
+            self.writable = false;
+        }
+        Ok(done)
+    }
+
+    /// Writes waiting TLS records if the socket may take them; false if
+    /// that failed.
+    pub fn flush_if_writable(&mut self) -> bool {
+        !(self.writable && self.pending_out() && self.flush().is_err())
+    }
+
+    /// Moves a client-side TLS handshake on: `Ok(true)` once it is done
+    /// (at once for plain sockets), `Ok(false)` while it waits for the
+    /// peer, an error if it failed (a certificate that does not verify is
+    /// `InvalidData`, with rustls's reason).
+    pub fn handshake(&mut self) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(true);
+        };
+        loop {
+            if !tls_flush(&mut self.stream, tls)? {
+                self.writable = false;
+            }
+            if !tls.is_handshaking() {
+                return Ok(true);
+            }
+            if !tls.wants_read() {
+                return Ok(false);
+            }
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {
+                    if let Err(e) = tls.process_new_packets() {
+                        let _ = tls_flush(&mut self.stream, tls);
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Ends the sending direction: a TLS close_notify first, then the FIN.
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.send_close_notify();
+            // Records that cannot go now stay queued behind the data; the
+            // session flushes them before it closes, and the FIN follows.
+            if !tls_flush(&mut self.stream, tls)? {
+                self.writable = false;
+                return Ok(());
+            }
+        }
+        self.stream.shutdown_write()
+    }
+
+    /// Reads into `buf` if the socket may have bytes.
+    pub fn recv(&mut self, buf: &mut [u8], now: Instant) -> Io {
+        if !self.readable {
+            return Io::Blocked;
+        }
+        let room = buf.len();
+        let r = match self.tls.as_deref_mut() {
+            None => self.stream.read(buf),
+            Some(tls) => tls_read(&mut self.stream, tls, buf),
+        };
+        match r {
+            Ok(0) if room > 0 => Io::Eof,
+            Ok(n) => {
+                self.meter.read(n);
+                self.rx += n as u64;
+                self.last_io = now;
+                // A short read drained the socket: skip the read that would
+                // only say WouldBlock. Edge-triggered epoll reports every
+                // later arrival, and one-shot event ports re-arm after each
+                // delivery, so nothing is missed -- except a FIN that came
+                // with the same event: then read on to see the EOF.
+                if n < room && !self.peer_closed {
+                    self.readable = false;
+                    Io::Drained(n)
+                } else {
+                    Io::Moved(n)
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                Io::Blocked
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Io::Moved(0),
+            Err(_) => Io::Failed,
+        }
+    }
+
+    /// Reads into the spare room of `slot`'s buffer, taken from `pool` for
+    /// the read and given back if nothing stays in it.
+    pub fn fill(&mut self, slot: &mut Option<Buffer>, pool: &mut BufferPool, now: Instant) -> Io {
+        if !self.readable {
+            return Io::Blocked;
+        }
+        let b = slot.get_or_insert_with(|| pool.take());
+        let io = if b.is_full() {
+            Io::Blocked
+        } else {
+            let io = self.recv(b.spare(), now);
+            if let Some(n) = io.moved() {
+                b.filled(n);
+            }
+            io
+        };
+        release_if_empty(slot, pool);
+        io
+    }
+
+    /// Writes `bufs` (in order) if the socket may take bytes.
+    pub fn send(&mut self, bufs: &[IoSlice<'_>], now: Instant) -> Io {
+        if !self.writable {
+            return Io::Blocked;
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let r = match self.tls.as_deref_mut() {
+            None => self.stream.write_vectored(bufs),
+            Some(tls) => tls_write(&mut self.stream, tls, bufs),
+        };
+        match r {
+            Ok(0) if total > 0 => Io::Failed,
+            Ok(n) => {
+                self.meter.wrote(n);
+                self.tx += n as u64;
+                self.last_io = now;
+                // A short write means the socket buffer is full.
+                if n < total {
+                    self.writable = false;
+                    Io::Drained(n)
+                } else {
+                    Io::Moved(n)
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.writable = false;
+                Io::Blocked
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Io::Moved(0),
+            Err(_) => Io::Failed,
+        }
+    }
+
+    /// [`Conn::send`] as a writer's result, for [`crate::proto::http1::body::relay`].
+    pub fn send_io(&mut self, bufs: &[IoSlice<'_>], now: Instant) -> io::Result<usize> {
+        match self.send(bufs, now) {
+            Io::Moved(n) | Io::Drained(n) => Ok(n),
+            Io::Blocked => Err(io::ErrorKind::WouldBlock.into()),
+            Io::Eof | Io::Failed => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    /// Passes a reset on: the next close of this socket is a RST.
+    pub fn reset_on_close(&self) {
+        self.stream.reset_on_close();
+    }
+}
+
+/// Gives `slot`'s buffer back to `pool` if nothing is left in it.
+pub fn release_if_empty(slot: &mut Option<Buffer>, pool: &mut BufferPool) {
+    if slot.as_ref().is_some_and(Buffer::is_empty) {
+        if let Some(b) = slot.take() {
+            pool.give(b);
+        }
+    }
+}
+
+/// Writes TLS records until none wait (`Ok(true)`) or the socket is full.
+fn tls_flush<S: Write>(sock: &mut S, tls: &mut rustls::Connection) -> io::Result<bool> {
+    while tls.wants_write() {
+        match tls.write_tls(sock) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Plaintext from a TLS socket, with the same contract as a socket read:
+/// `Ok(0)` at the end (close_notify, or a FIN: many peers skip the alert),
+/// `WouldBlock` when nothing is buffered and the socket is drained. A short
+/// read means the socket is drained, as callers assume. Handshake records
+/// are answered on the way.
+fn tls_read<S: Read + Write>(
+    sock: &mut S,
+    tls: &mut rustls::Connection,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let mut n = 0;
+    let mut eof = false;
+    loop {
+        match tls.reader().read(&mut buf[n..]) {
+            Ok(0) => return Ok(n),
+            Ok(k) => {
+                n += k;
+                if n == buf.len() {
+                    return Ok(n);
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(n),
+            Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
+        }
+        if eof {
+            return Ok(n);
+        }
+        match tls.read_tls(sock) {
+            Ok(0) => eof = true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Handshake answers (or alerts) go out now; the rest waits
+                // for the socket to be writable.
+                let _ = tls_flush(sock, tls);
+                return if n > 0 { Ok(n) } else { Err(e) };
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
+        }
+        if let Err(e) = tls.process_new_packets() {
+            // Send the alert that says why, then fail the connection.
+            let _ = tls_flush(sock, tls);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        if tls.wants_write() {
+            let _ = tls_flush(sock, tls);
+        }
+    }
+}
+
+/// Plaintext into a TLS socket. Records still waiting from the last write
+/// go first; while they cannot, nothing new is taken (`WouldBlock`), so
+/// what is buffered in rustls stays within one write's worth.
+fn tls_write<S: Write>(
+    sock: &mut S,
+    tls: &mut rustls::Connection,
+    bufs: &[IoSlice<'_>],
+) -> io::Result<usize> {
+    if !tls_flush(sock, tls)? {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let n = tls.writer().write_vectored(bufs)?;
+    if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    // Records that do not fit now are sent by the next write or flush.
+    tls_flush(sock, tls)?;
+    Ok(n)
+}

@@ -1,0 +1,781 @@
+//! Sessions without sockets: a scripted [`Transport`] that yields chosen
+//! bytes, `WouldBlock`, EOF and errors and records what was written, a
+//! scripted [`Net`] that hands out such transports as backend connects,
+//! and a harness that owns what a [`Ctx`] borrows. pingora tests its
+//! HTTP/1 code against scripted I/O the same way.
+//!
+//! The tests are tables of exchanges: keep-alive, pipelining, 1xx, 101,
+//! early responses, half-close, timeouts and retries, for the HTTP session
+//! and the TCP session. Each asserts on the bytes each peer saw and the
+//! step the session answered.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::balance::RoundRobin;
+use super::buffer::BufferPool;
+use super::conn::{Net, Readiness, Transport};
+use super::http::HttpSession;
+use super::pool::IdlePool;
+use super::step::{CloseReason, Ctx, Step};
+use super::tcp::TcpSession;
+use super::token::{Side, SlotId};
+use crate::config::portmap;
+use crate::metrics::stats::{Latency, Sharded};
+use crate::proto::http1::Scratch;
+use crate::snapshot::{Backend, ServiceSnapshot, Snapshot};
+use crate::sys::poll::{Interest, Token};
+
+/// What the peer of a scripted socket does next when read from.
+#[derive(Debug, Clone)]
+enum Next {
+    Bytes(Vec<u8>),
+    Eof,
+    Error,
+}
+
+/// Everything a scripted socket's peer sent and saw.
+#[derive(Debug, Default)]
+pub struct Wire {
+    reads: VecDeque<Next>,
+    /// Everything written to the socket.
+    pub written: Vec<u8>,
+    /// Bytes the socket takes before it says `WouldBlock` (`None`: any).
+    pub room: Option<usize>,
+    /// A FIN was sent.
+    pub shut: bool,
+    /// The close will be a reset.
+    pub reset: bool,
+    /// How the connect ended (`None` while in progress).
+    pub connected: Option<Result<(), io::ErrorKind>>,
+    /// Writes fail from now on.
+    pub broken: bool,
+}
+
+/// One end of a scripted connection; clones share the wire.
+#[derive(Debug, Clone, Default)]
+pub struct Script(pub Rc<RefCell<Wire>>);
+
+impl Script {
+    /// A connected socket with nothing to read yet.
+    pub fn connected() -> Script {
+        let s = Script::default();
+        s.0.borrow_mut().connected = Some(Ok(()));
+        s
+    }
+
+    /// The peer sends `bytes`.
+    pub fn push(&self, bytes: &[u8]) {
+        self.0
+            .borrow_mut()
+            .reads
+            .push_back(Next::Bytes(bytes.to_vec()));
+    }
+
+    /// The peer sends its FIN (after what it sent before).
+    pub fn eof(&self) {
+        self.0.borrow_mut().reads.push_back(Next::Eof);
+    }
+
+    /// The next read fails.
+    pub fn fail(&self) {
+        self.0.borrow_mut().reads.push_back(Next::Error);
+    }
+
+    /// Everything written so far, as text.
+    pub fn seen(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow().written).into_owned()
+    }
+
+    /// Forgets what was written so far.
+    pub fn clear_seen(&self) {
+        self.0.borrow_mut().written.clear();
+    }
+
+    fn shut(&self) -> bool {
+        self.0.borrow().shut
+    }
+}
+
+impl Read for Script {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut w = self.0.borrow_mut();
+        match w.reads.front_mut() {
+            None => Err(io::ErrorKind::WouldBlock.into()),
+            Some(Next::Eof) => Ok(0),
+            Some(Next::Error) => {
+                w.reads.pop_front();
+                Err(io::ErrorKind::ConnectionReset.into())
+            }
+            Some(Next::Bytes(b)) => {
+                let n = b.len().min(buf.len());
+                buf[..n].copy_from_slice(&b[..n]);
+                b.drain(..n);
+                if b.is_empty() {
+                    w.reads.pop_front();
+                }
+                Ok(n)
+            }
+        }
+    }
+}
+
+impl Write for Script {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut w = self.0.borrow_mut();
+        if w.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let n = w.room.map_or(buf.len(), |r| r.min(buf.len()));
+        if n == 0 && !buf.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if let Some(r) = w.room.as_mut() {
+            *r -= n;
+        }
+        w.written.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    /// As a socket's `writev`: as much of all the slices as there is room
+    /// for (std's default would take the first slice only).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut n = 0;
+        for b in bufs.iter().filter(|b| !b.is_empty()) {
+            match self.write(b) {
+                Ok(k) => {
+                    n += k;
+                    if k < b.len() {
+                        break;
+                    }
+                }
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Script {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.0.borrow_mut().shut = true;
+        Ok(())
+    }
+
+    fn connect_result(&self) -> Option<io::Result<()>> {
+        self.0
+            .borrow()
+            .connected
+            .map(|r| r.map_err(io::Error::from))
+    }
+
+    fn set_nodelay(&self) {}
+
+    fn reset_on_close(&self) {
+        self.0.borrow_mut().reset = true;
+    }
+
+    fn is_quiet(&self) -> bool {
+        self.0.borrow().reads.is_empty()
+    }
+}
+
+/// Backend connects: each takes the next scripted outcome.
+#[derive(Debug, Default)]
+pub struct ScriptNet {
+    /// What the next connects give: a socket, or an immediate error.
+    pub outcomes: VecDeque<Result<Script, io::ErrorKind>>,
+    /// Every address a connect was started to.
+    pub dialed: Vec<SocketAddr>,
+}
+
+impl Net<Script> for ScriptNet {
+    fn connect(&mut self, addr: SocketAddr, _: Token) -> io::Result<Script> {
+        self.dialed.push(addr);
+        match self.outcomes.pop_front() {
+            Some(Ok(s)) => Ok(s),
+            Some(Err(e)) => Err(e.into()),
+            // Unscripted: a socket that connects and answers nothing.
+            None => Ok(Script::connected()),
+        }
+    }
+
+    fn watch(&mut self, _: &mut Script, _: Token, _: Interest) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a session borrows from its worker, owned here.
+pub struct Harness {
+    pub net: ScriptNet,
+    pub pool: BufferPool,
+    pub cursor: RoundRobin,
+    pub snapshot: Snapshot,
+    pub idle: IdlePool<Script>,
+    pub scratch: Vec<Scratch>,
+    pub latency: HashMap<u16, Latency>,
+    pub now: Instant,
+}
+
+/// Backend addresses of the test services.
+pub const B1: &str = "192.0.2.1:8080";
+pub const B2: &str = "192.0.2.2:8080";
+
+impl Harness {
+    /// A harness whose one service is the portmap `entry`, with backends
+    /// `B1` and `B2` (or only `B1` when `two` is false).
+    pub fn new(entry: &str, two: bool) -> Harness {
+        let spec = portmap::parse_entry(entry).expect("a valid test entry");
+        let addrs: &[&str] = if two { &[B1, B2] } else { &[B1] };
+        let backends = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let cookie = *format!("{i:016}").as_bytes().first_chunk().unwrap();
+                Arc::new(Backend::new(a.parse().unwrap()).with_cookie(cookie, cookie))
+            })
+            .collect();
+        let service = Arc::new(ServiceSnapshot {
+            spec,
+            index: 0,
+            timeouts: Default::default(),
+            backends,
+            no_backends: None,
+            stats: Arc::new(Sharded::new(1)),
+            tls: None,
+            acme: Arc::default(),
+        });
+        Harness {
+            net: ScriptNet::default(),
+            pool: BufferPool::new(64),
+            cursor: RoundRobin::default(),
+            snapshot: Snapshot {
+                generation: 1,
+                services: vec![service],
+                syslog: None,
+            },
+            idle: IdlePool::default(),
+            scratch: Vec::new(),
+            latency: HashMap::new(),
+            now: Instant::now(),
+        }
+    }
+
+    pub fn service(&self) -> Arc<ServiceSnapshot> {
+        Arc::clone(&self.snapshot.services[0])
+    }
+
+    /// The next connect gives this socket.
+    pub fn backend(&mut self) -> Script {
+        let s = Script::default();
+        self.net.outcomes.push_back(Ok(s.clone()));
+        s
+    }
+
+    /// The next connect fails at once.
+    pub fn refuse(&mut self) {
+        self.net
+            .outcomes
+            .push_back(Err(io::ErrorKind::ConnectionRefused));
+    }
+
+    pub fn ctx(&mut self) -> Ctx<'_, Script> {
+        Ctx {
+            net: &mut self.net,
+            pool: &mut self.pool,
+            now: self.now,
+            id: SlotId { index: 0, gen: 1 },
+            cursor: &mut self.cursor,
+            snapshot: &self.snapshot,
+            idle: &mut self.idle,
+            header_timeout: super::http::HEADER_TIMEOUT,
+            scratch: &mut self.scratch,
+            worker: 0,
+            latency: &mut self.latency,
+            syslog: None,
+        }
+    }
+
+    pub fn later(&mut self, d: Duration) {
+        self.now += d;
+    }
+}
+
+/// An HTTP session on a scripted client, with its harness.
+struct Http {
+    h: Harness,
+    s: HttpSession<Script>,
+    client: Script,
+}
+
+impl Http {
+    fn new(two: bool) -> Http {
+        let mut h = Harness::new("http://80:backend.example:8080", two);
+        let client = Script::connected();
+        let svc = h.service();
+        let s = HttpSession::start(&mut h.ctx(), svc, client.clone(), peer()).unwrap();
+        Http { h, s, client }
+    }
+
+    /// The client sends `bytes`, and the event says so.
+    fn send(&mut self, bytes: &[u8]) -> Step {
+        self.client.push(bytes);
+        self.event(Side::Client)
+    }
+
+    fn event(&mut self, side: Side) -> Step {
+        self.s.on_event(&mut self.h.ctx(), side, Readiness::BOTH)
+    }
+
+    /// An event that also reports the peer's FIN.
+    fn fin(&mut self, side: Side) -> Step {
+        let r = Readiness {
+            read_closed: true,
+            ..Readiness::BOTH
+        };
+        self.s.on_event(&mut self.h.ctx(), side, r)
+    }
+
+    /// `backend`'s connect completes (or fails), and the event says so.
+    fn connect(&mut self, backend: &Script, ok: bool) -> Step {
+        backend.0.borrow_mut().connected = Some(if ok {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::ConnectionRefused)
+        });
+        self.event(Side::Backend)
+    }
+
+    /// The backend sends `bytes`.
+    fn answer(&mut self, backend: &Script, bytes: &[u8]) -> Step {
+        backend.push(bytes);
+        self.event(Side::Backend)
+    }
+
+    fn timer(&mut self) -> Step {
+        self.s.on_timer(&mut self.h.ctx())
+    }
+}
+
+fn peer() -> SocketAddr {
+    "198.51.100.7:40000".parse().unwrap()
+}
+
+const GET: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+
+/// The requests a backend saw, by their request lines.
+fn lines(seen: &str) -> Vec<&str> {
+    seen.split("\r\n")
+        .filter(|l| l.starts_with("GET ") || l.starts_with("POST "))
+        .collect()
+}
+
+#[test]
+fn http_keep_alive_reuses_the_parked_connection() {
+    let mut t = Http::new(true);
+    let b = t.h.backend();
+    assert_eq!(t.send(GET), Step::Open);
+    assert_eq!(t.h.net.dialed.len(), 1, "one connect");
+    assert_eq!(t.connect(&b, true), Step::Open);
+    let seen = b.seen();
+    assert!(seen.starts_with("GET /a HTTP/1.1\r\nHost: x\r\n"), "{seen}");
+    assert!(seen.contains("X-Forwarded-For: 198.51.100.7\r\n"), "{seen}");
+    assert!(seen.contains("X-Forwarded-Proto: http\r\nX-Forwarded-Port: 80\r\n"));
+    assert!(seen.ends_with("Connection: keep-alive\r\n\r\n"), "{seen}");
+    assert_eq!(t.answer(&b, OK), Step::Open);
+    let got = t.client.seen();
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(got.contains("Set-Cookie: CLOUD-TRITONCOMPUTE-RS="), "{got}");
+    assert!(got.ends_with("\r\n\r\nhi"), "{got}");
+    assert!(!got.contains("Connection: close"));
+    assert!(t.s.is_idle());
+
+    // The second request rides the same backend connection.
+    assert_eq!(t.send(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"), Step::Open);
+    assert_eq!(t.h.net.dialed.len(), 1, "no second connect");
+    assert_eq!(lines(&b.seen()), ["GET /a HTTP/1.1", "GET /b HTTP/1.1"]);
+    assert_eq!(t.answer(&b, OK), Step::Open);
+    assert_eq!(t.client.seen().matches("200 OK").count(), 2);
+}
+
+#[test]
+fn http_pipelined_requests_are_answered_in_order() {
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    let two = [GET, b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n"].concat();
+    t.send(&two);
+    t.connect(&b, true);
+    // Only the first goes out before its response.
+    assert_eq!(lines(&b.seen()), ["GET /a HTTP/1.1"]);
+    t.answer(&b, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    assert_eq!(
+        lines(&b.seen()),
+        ["GET /a HTTP/1.1", "GET /second HTTP/1.1"]
+    );
+    t.answer(&b, b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond");
+    let got = t.client.seen();
+    let first = got.find("first").unwrap();
+    let second = got.find("second").unwrap();
+    assert!(first < second, "{got}");
+}
+
+#[test]
+fn http_interim_responses_pass_and_the_final_one_follows() {
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    t.send(b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    t.connect(&b, true);
+    t.answer(&b, b"HTTP/1.1 100 Continue\r\n\r\n");
+    assert_eq!(t.client.seen(), "HTTP/1.1 100 Continue\r\n\r\n");
+    t.send(b"data");
+    assert!(b.seen().ends_with("\r\n\r\ndata"), "{}", b.seen());
+    t.answer(&b, OK);
+    let got = t.client.seen();
+    assert!(
+        got.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        "{got}"
+    );
+    assert!(t.s.is_idle());
+}
+
+#[test]
+fn http_101_becomes_a_tunnel() {
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    t.send(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+    t.connect(&b, true);
+    let seen = b.seen();
+    assert!(seen.contains("Upgrade: websocket\r\n"), "{seen}");
+    assert!(seen.contains("Connection: upgrade\r\n"), "{seen}");
+    t.answer(
+        &b,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    );
+    let got = t.client.seen();
+    assert_eq!(
+        got,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        "passed untouched"
+    );
+    b.clear_seen();
+    t.send(b"\x81\x02hi");
+    assert_eq!(b.0.borrow().written, b"\x81\x02hi");
+    t.answer(&b, b"pong");
+    assert!(t.client.seen().ends_with("pong"));
+    // Both FINs go through, then the session is done.
+    b.eof();
+    t.event(Side::Backend);
+    assert!(t.client.shut());
+    t.client.eof();
+    assert_eq!(t.event(Side::Client), Step::Closed(CloseReason::Done));
+    assert!(b.shut());
+}
+
+#[test]
+fn http_101_nobody_asked_for_is_a_502() {
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    t.send(GET);
+    t.connect(&b, true);
+    t.answer(&b, b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    assert!(
+        t.client.seen().starts_with("HTTP/1.1 502 "),
+        "{}",
+        t.client.seen()
+    );
+}
+
+#[test]
+fn http_early_response_ends_the_connection_after_it() {
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    t.send(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npart");
+    t.connect(&b, true);
+    // The backend refuses before the body is complete.
+    let step = t.answer(
+        &b,
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let got = t.client.seen();
+    assert!(got.starts_with("HTTP/1.1 413 "), "{got}");
+    // The rest of the body never comes: the client cannot send another
+    // request, and the backend connection holds part of one.
+    assert_eq!(step, Step::Closed(CloseReason::Done));
+    assert!(t.client.shut());
+}
+
+#[test]
+fn http_half_closed_client_gets_its_answer_then_the_close() {
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    t.client.push(GET);
+    t.client.eof();
+    t.fin(Side::Client);
+    t.connect(&b, true);
+    assert_eq!(lines(&b.seen()), ["GET /a HTTP/1.1"]);
+    let step = t.answer(&b, OK);
+    let got = t.client.seen();
+    assert!(got.contains("Connection: close\r\n"), "{got}");
+    assert!(got.ends_with("hi"));
+    assert_eq!(step, Step::Closed(CloseReason::Done));
+}
+
+#[test]
+fn http_slow_head_gets_408_and_silent_backend_504() {
+    let mut t = Http::new(false);
+    t.send(b"GET /slow HTTP/1.1\r\nHo");
+    t.h.later(super::http::HEADER_TIMEOUT);
+    t.timer();
+    assert!(
+        t.client.seen().starts_with("HTTP/1.1 408 "),
+        "{}",
+        t.client.seen()
+    );
+
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    t.send(GET);
+    t.connect(&b, true);
+    t.h.later(Duration::from_secs(121));
+    t.timer();
+    assert!(
+        t.client.seen().starts_with("HTTP/1.1 504 "),
+        "{}",
+        t.client.seen()
+    );
+}
+
+#[test]
+fn http_connect_failures_redispatch_once_then_503() {
+    // At once, then later: both count, the second backend gets it.
+    let mut t = Http::new(true);
+    t.h.refuse();
+    let b = t.h.backend();
+    t.send(GET);
+    assert_eq!(t.h.net.dialed.len(), 2);
+    assert_ne!(t.h.net.dialed[0], t.h.net.dialed[1], "another backend");
+    t.connect(&b, true);
+    assert_eq!(lines(&b.seen()), ["GET /a HTTP/1.1"]);
+
+    let mut t = Http::new(true);
+    let (b1, b2) = (t.h.backend(), t.h.backend());
+    t.send(GET);
+    t.connect(&b1, false);
+    assert_eq!(t.h.net.dialed.len(), 2);
+    t.connect(&b2, false);
+    assert!(
+        t.client.seen().starts_with("HTTP/1.1 503 "),
+        "{}",
+        t.client.seen()
+    );
+    let svc = t.h.service();
+    assert_eq!(
+        svc.stats.of(0).retries.get(),
+        1,
+        "one retry for two attempts"
+    );
+
+    // A connect that never completes times out and moves on.
+    let mut t = Http::new(true);
+    let (_b1, b2) = (t.h.backend(), t.h.backend());
+    t.send(GET);
+    t.h.later(Duration::from_secs(2));
+    t.timer();
+    assert_eq!(t.h.net.dialed.len(), 2);
+    t.connect(&b2, true);
+    assert_eq!(lines(&b2.seen()), ["GET /a HTTP/1.1"]);
+}
+
+#[test]
+fn http_dead_reused_connection_is_retried_for_a_get_only() {
+    for (request, retried) in [
+        (GET, true),
+        (
+            &b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"[..],
+            false,
+        ),
+    ] {
+        let mut t = Http::new(false);
+        let b = t.h.backend();
+        t.send(GET);
+        t.connect(&b, true);
+        t.answer(&b, OK);
+        // The parked connection died without a word; the next request
+        // finds out after sending.
+        let fresh = t.h.backend();
+        t.send(request);
+        b.eof();
+        t.event(Side::Backend);
+        if retried {
+            assert_eq!(t.h.net.dialed.len(), 2, "sent again on a new connection");
+            t.connect(&fresh, true);
+            assert_eq!(lines(&fresh.seen()), ["GET /a HTTP/1.1"]);
+            t.answer(&fresh, OK);
+            assert_eq!(t.client.seen().matches("200 OK").count(), 2);
+        } else {
+            assert_eq!(t.h.net.dialed.len(), 1, "a POST is never sent twice");
+            assert!(
+                t.client.seen().contains("HTTP/1.1 502 "),
+                "{}",
+                t.client.seen()
+            );
+        }
+    }
+}
+
+#[test]
+fn http_bad_chunk_is_a_400_before_anything_is_forwarded() {
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    t.send(
+        b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+    );
+    t.connect(&b, true);
+    assert_eq!(b.seen(), "", "nothing forwarded");
+    assert!(
+        t.client.seen().starts_with("HTTP/1.1 400 "),
+        "{}",
+        t.client.seen()
+    );
+}
+
+#[test]
+fn http_slow_client_socket_gets_the_whole_response_in_pieces() {
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    t.send(GET);
+    t.connect(&b, true);
+    t.client.0.borrow_mut().room = Some(7);
+    t.answer(&b, OK);
+    assert_eq!(t.client.seen().len(), 7);
+    for _ in 0..100 {
+        t.client.0.borrow_mut().room = Some(7);
+        t.event(Side::Client);
+    }
+    assert!(
+        t.client.seen().ends_with("\r\n\r\nhi"),
+        "{}",
+        t.client.seen()
+    );
+    assert!(t.s.is_idle());
+}
+
+/// A TCP session on a scripted client.
+struct Tcp {
+    h: Harness,
+    s: TcpSession<Script>,
+    client: Script,
+}
+
+impl Tcp {
+    fn new(two: bool, backends: &[Option<Script>]) -> Tcp {
+        let mut h = Harness::new("tcp://5432:db.example:5432", two);
+        for b in backends {
+            match b {
+                Some(s) => h.net.outcomes.push_back(Ok(s.clone())),
+                None => h.refuse(),
+            }
+        }
+        let client = Script::connected();
+        let svc = h.service();
+        let s = TcpSession::start(&mut h.ctx(), svc, client.clone(), peer(), None).unwrap();
+        Tcp { h, s, client }
+    }
+
+    fn event(&mut self, side: Side) -> Step {
+        self.s.on_event(&mut self.h.ctx(), side, Readiness::BOTH)
+    }
+
+    /// An event that also reports the peer's FIN.
+    fn fin(&mut self, side: Side) -> Step {
+        let r = Readiness {
+            read_closed: true,
+            ..Readiness::BOTH
+        };
+        self.s.on_event(&mut self.h.ctx(), side, r)
+    }
+}
+
+#[test]
+fn tcp_carries_bytes_and_each_fin_through() {
+    let b = Script::default();
+    let mut t = Tcp::new(false, &[Some(b.clone())]);
+    t.client.push(b"hello");
+    assert_eq!(t.event(Side::Client), Step::Open, "waits for the connect");
+    assert_eq!(b.seen(), "");
+    b.0.borrow_mut().connected = Some(Ok(()));
+    t.event(Side::Backend);
+    assert_eq!(b.seen(), "hello");
+    b.push(b"world");
+    t.event(Side::Backend);
+    assert_eq!(t.client.seen(), "world");
+    // The client half-closes: the backend gets the FIN, and may still
+    // answer.
+    t.client.eof();
+    assert_eq!(t.event(Side::Client), Step::Open);
+    assert!(b.shut());
+    b.push(b"late");
+    b.eof();
+    assert_eq!(t.fin(Side::Backend), Step::Closed(CloseReason::Done));
+    assert_eq!(t.client.seen(), "worldlate");
+    assert!(t.client.shut());
+}
+
+#[test]
+fn tcp_redispatches_once() {
+    // At once: the second backend.
+    let b = Script::default();
+    let t = Tcp::new(true, &[None, Some(b)]);
+    assert_eq!(t.h.net.dialed.len(), 2);
+    assert_ne!(t.h.net.dialed[0], t.h.net.dialed[1]);
+    let svc = t.h.service();
+    assert_eq!(
+        svc.stats.of(0).retries.get(),
+        1,
+        "an immediate failure is a retry too"
+    );
+
+    // Later, twice: the session ends.
+    let (b1, b2) = (Script::default(), Script::default());
+    let mut t = Tcp::new(true, &[Some(b1.clone()), Some(b2.clone())]);
+    b1.0.borrow_mut().connected = Some(Err(io::ErrorKind::ConnectionRefused));
+    assert_eq!(t.event(Side::Backend), Step::Open);
+    b2.0.borrow_mut().connected = Some(Err(io::ErrorKind::ConnectionRefused));
+    assert_eq!(
+        t.event(Side::Backend),
+        Step::Closed(CloseReason::ConnectFailed)
+    );
+}
+
+#[test]
+fn tcp_reset_passes_to_the_other_side_and_idle_times_out() {
+    let b = Script::connected();
+    let mut t = Tcp::new(false, &[Some(b.clone())]);
+    t.event(Side::Backend);
+    b.fail();
+    assert_eq!(
+        t.event(Side::Backend),
+        Step::Closed(CloseReason::Reset(Side::Backend))
+    );
+    assert!(t.client.0.borrow().reset, "the client is reset too");
+
+    let b = Script::connected();
+    let mut t = Tcp::new(false, &[Some(b.clone())]);
+    t.event(Side::Backend);
+    t.h.later(Duration::from_secs(56));
+    assert_eq!(
+        t.s.on_timer(&mut t.h.ctx()),
+        Step::Closed(CloseReason::IdleTimeout(Side::Client))
+    );
+}

@@ -1,0 +1,246 @@
+//! One proxied TCP connection (`tcp` and `tcp-proxy-v2`): the client socket,
+//! the backend socket, and the bytes between them.
+//!
+//! Stages: `Connecting` (the [dialer](super::connect) retries once on
+//! another backend), then `Streaming` until both directions have carried
+//! their FIN through, an error resets both, or an idle timeout fires.
+//! Buffers come from the worker's pool only while bytes are in flight. The
+//! byte moving is [`super::pipe`]; the preface is [`crate::proto::proxy_v2`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::buffer::{Buffer, BufferPool};
+use super::conn::{Conn, Meter, Readiness, Transport};
+use super::connect::{self, Dialing, Progress, Upstream};
+use super::pipe::{self, Preface, Streams};
+use super::step::{CloseReason, Ctx, Step};
+use super::syslog::Sink;
+use super::token::Side;
+use crate::config::ServiceKind;
+use crate::proto::pipe::Pipe;
+use crate::proto::proxy_v2;
+use crate::snapshot::{Backend, ServiceSnapshot};
+use crate::sys::net::TcpStream;
+
+/// Rounds of read/write per event before yielding to other sessions: a bulk
+/// transfer must not starve the worker.
+pub const ROUNDS_PER_TURN: usize = 16;
+
+#[derive(Debug)]
+enum Stage<S> {
+    Connecting(Upstream<S>, Dialing),
+    Streaming(Upstream<S>),
+    /// Every connect failed; the session is closing.
+    Failed,
+}
+
+/// One proxied connection.
+#[derive(Debug)]
+pub struct TcpSession<S = TcpStream> {
+    service: Arc<ServiceSnapshot>,
+    client: Conn<S>,
+    stage: Stage<S>,
+    up: Option<Buffer>,
+    down: Option<Buffer>,
+    pipe: Pipe,
+    preface: Option<Preface>,
+    /// Earliest wheel entry pending for this session, if any.
+    armed: Option<Instant>,
+    /// The client, and when it was accepted, for the access line.
+    peer: SocketAddr,
+    accepted: Instant,
+    /// How long the successful backend connect took.
+    connect_took: Option<Duration>,
+}
+
+impl<S: Transport> TcpSession<S> {
+    /// Starts a session for an accepted (and watched) client: begins the
+    /// backend connect. `local` is the address the client connected to.
+    pub fn start(
+        ctx: &mut Ctx<'_, S>,
+        service: Arc<ServiceSnapshot>,
+        client: S,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Result<TcpSession<S>, CloseReason> {
+        let preface = match (service.spec.kind, local) {
+            (ServiceKind::TcpProxyV2, Some(local)) => {
+                Some(Preface::new(proxy_v2::encode(peer, local)))
+            }
+            _ => None,
+        };
+        let (up, dialing) = connect::dial(ctx, &service, None)?;
+        let meter = Meter::client(&service, ctx.worker);
+        Ok(TcpSession {
+            client: Conn::new(client, ctx.now, meter),
+            stage: Stage::Connecting(up, dialing),
+            up: None,
+            down: None,
+            pipe: Pipe::default(),
+            preface,
+            armed: None,
+            service,
+            peer,
+            accepted: ctx.now,
+            connect_took: None,
+        })
+    }
+
+    /// Handles an event on one side.
+    pub fn on_event(&mut self, ctx: &mut Ctx<'_, S>, side: Side, r: Readiness) -> Step {
+        match (side, &mut self.stage) {
+            (Side::Client, _) => self.client.note(r),
+            (Side::Backend, Stage::Connecting(up, _) | Stage::Streaming(up)) => up.conn.note(r),
+            (Side::Backend, Stage::Failed) => {}
+        }
+        self.drive(ctx)
+    }
+
+    /// Completes the connect, then moves bytes both ways until nothing
+    /// more can move now.
+    pub fn drive(&mut self, ctx: &mut Ctx<'_, S>) -> Step {
+        loop {
+            match &mut self.stage {
+                Stage::Failed => return Step::Closed(CloseReason::ConnectFailed),
+                Stage::Connecting(up, dialing) => {
+                    match connect::progress(ctx, &self.service, up, dialing) {
+                        Progress::Waiting => return Step::Open,
+                        Progress::Ready(took) => {
+                            self.connect_took = Some(took);
+                            self.client.touch(ctx.now);
+                            let Stage::Connecting(up, _) =
+                                std::mem::replace(&mut self.stage, Stage::Failed)
+                            else {
+                                unreachable!("matched above")
+                            };
+                            self.stage = Stage::Streaming(up);
+                        }
+                        Progress::Failed(e) => {
+                            log::debug!("tcp: connect to {} failed: {e}", up.backend().addr());
+                            if let Err(r) = self.redial(ctx) {
+                                return Step::Closed(r);
+                            }
+                        }
+                    }
+                }
+                Stage::Streaming(backend) => {
+                    for _ in 0..ROUNDS_PER_TURN {
+                        let streams = Streams {
+                            client: &mut self.client,
+                            backend: &mut backend.conn,
+                            up: &mut self.up,
+                            down: &mut self.down,
+                            pipe: &mut self.pipe,
+                            preface: self.preface.as_mut(),
+                        };
+                        match pipe::round(streams, ctx.pool, ctx.now) {
+                            Ok(true) => continue,
+                            Ok(false) => return Step::Open,
+                            Err(r) => return Step::Closed(r),
+                        }
+                    }
+                    return Step::Again;
+                }
+            }
+        }
+    }
+
+    /// The connect failed or timed out: once more elsewhere.
+    fn redial(&mut self, ctx: &mut Ctx<'_, S>) -> Result<(), CloseReason> {
+        let Stage::Connecting(up, dialing) = std::mem::replace(&mut self.stage, Stage::Failed)
+        else {
+            return Ok(());
+        };
+        let (up, dialing) = connect::redial(ctx, &self.service, up, dialing)?;
+        self.stage = Stage::Connecting(up, dialing);
+        Ok(())
+    }
+
+    /// When the session must be looked at again if nothing happens.
+    pub fn deadline(&self) -> Instant {
+        match &self.stage {
+            Stage::Connecting(_, dialing) => dialing.deadline,
+            Stage::Streaming(up) => {
+                pipe::idle_deadline(&self.client, Some(&up.conn), &self.service.timeouts)
+            }
+            Stage::Failed => self.accepted,
+        }
+    }
+
+    /// Whether a wheel entry must be added for the current deadline; marks
+    /// it armed if so.
+    pub fn needs_timer(&mut self) -> Option<Instant> {
+        let d = self.deadline();
+        super::timer::arm(&mut self.armed, d)
+    }
+
+    /// A wheel entry fired: time out, or say when to look again.
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, S>) -> Step {
+        self.armed = None;
+        if ctx.now < self.deadline() {
+            return Step::Open;
+        }
+        match self.stage {
+            Stage::Connecting(..) => match self.redial(ctx) {
+                Ok(()) => self.drive(ctx),
+                Err(r) => Step::Closed(r),
+            },
+            Stage::Streaming(_) => Step::Closed(CloseReason::IdleTimeout(pipe::idle_side(
+                &self.client,
+                &self.service.timeouts,
+                ctx.now,
+            ))),
+            Stage::Failed => Step::Closed(CloseReason::ConnectFailed),
+        }
+    }
+
+    /// The listen port of the session's service.
+    pub fn port(&self) -> u16 {
+        self.service.port()
+    }
+
+    /// The session's service.
+    pub fn service(&self) -> &ServiceSnapshot {
+        &self.service
+    }
+
+    /// The backend it uses or tries, if any.
+    pub fn backend(&self) -> Option<&Backend> {
+        match &self.stage {
+            Stage::Connecting(up, _) | Stage::Streaming(up) => Some(up.backend()),
+            Stage::Failed => None,
+        }
+    }
+
+    /// The connection's access line, sent as it closes.
+    pub fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
+        let backend = self.backend();
+        sink.access(&crate::proto::syslog::Access {
+            kind: "tcp",
+            client: self.peer,
+            service: self.service.port(),
+            frontend: self.service.index,
+            tls: false,
+            server: backend.map_or(0, Backend::slot),
+            version: "",
+            backend: backend.map(Backend::addr),
+            status: None,
+            request: None,
+            bytes: self.client.bytes(),
+            t_request: None,
+            t_connect: self.connect_took,
+            t_response: None,
+            t_total: now.saturating_duration_since(self.accepted),
+            term: r.termination(),
+        });
+    }
+
+    /// Gives the session's buffers back before it is dropped.
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        for b in [self.up.take(), self.down.take()].into_iter().flatten() {
+            pool.give(b);
+        }
+    }
+}

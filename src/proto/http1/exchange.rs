@@ -1,0 +1,990 @@
+//! One HTTP transaction, without I/O: every decision the balancer makes
+//! about a request and its response, as HAProxy's `http_ana.c` makes them
+//! apart from the code that moves bytes. The engine's HTTP session parses
+//! heads with [`super::request`] and [`super::response`], asks an
+//! [`Exchange`] what to do, and does it; nothing here reads a socket or a
+//! clock, so every decision is unit-tested with plain values.
+//!
+//! The calls, in the order of a transaction:
+//! - [`Exchange::begin`]: the head to forward and the lines to add;
+//! - [`Exchange::request_with_head`] / [`Exchange::request_sent`]: what goes
+//!   in the head's write, and whether the request is held for a resend;
+//! - [`Exchange::on_response`]: forward, pass an interim response on,
+//!   switch to a tunnel, or refuse (502), with the sticky cookie to add;
+//! - [`Exchange::response_sent`]: the head went out;
+//! - [`Exchange::finish`]: keep the client? park, pool or drop the
+//!   backend connection;
+//! - [`Exchange::on_timeout`], [`Exchange::may_retry`]: the failures.
+//!
+//! [`Answer`] is what the balancer says itself (its errors, ACME
+//! challenges), with the termination code an access line gives it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use super::body::{Body, ChunkError, Framing};
+use super::errors::Status;
+use super::request::RequestHead;
+use super::response::ResponseHead;
+use crate::proto::cookie::COOKIE_NAME;
+use crate::proto::syslog::Termination;
+
+/// The small vectors an HTTP connection needs for its heads. Sessions take
+/// them from the worker's free list and give them back, so connections after
+/// the first few allocate nothing.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// Request lines not forwarded (hop-by-hop, ours, the sticky cookie).
+    pub req_drop: Vec<Range<usize>>,
+    /// Lines added to the request besides `fwd`: the client's other cookies.
+    pub req_inject: Vec<u8>,
+    /// Response lines not forwarded.
+    pub resp_drop: Vec<Range<usize>>,
+    /// Lines added to the response.
+    pub resp_inject: Vec<u8>,
+    /// `X-Forwarded-*` lines: the same for every request of a connection,
+    /// so formatted once.
+    fwd: Vec<u8>,
+}
+
+impl Scratch {
+    /// Empties every vector, keeping their memory.
+    pub fn clear(&mut self) {
+        self.req_drop.clear();
+        self.req_inject.clear();
+        self.resp_drop.clear();
+        self.resp_inject.clear();
+        self.fwd.clear();
+    }
+}
+
+/// The client connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    /// Its address.
+    pub peer: SocketAddr,
+    /// It speaks TLS to us.
+    pub tls: bool,
+    /// The service's listen port.
+    pub port: u16,
+}
+
+/// When the parts of a transaction happened, for its access line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// The request's first byte.
+    pub start: Instant,
+    /// Its head was complete.
+    pub head: Instant,
+    /// How long a new backend connection took (none for a reused one).
+    pub connect: Option<Duration>,
+    /// The final response head arrived.
+    pub response: Option<Instant>,
+}
+
+impl Timing {
+    /// From the first byte to the complete head.
+    pub fn request(&self) -> Duration {
+        self.head.saturating_duration_since(self.start)
+    }
+
+    /// From the complete request head to the response head.
+    pub fn response(&self) -> Option<Duration> {
+        self.response
+            .map(|t| t.saturating_duration_since(self.head))
+    }
+}
+
+/// What to do with a response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnResponse {
+    /// The final response: forward it with the lines in `resp_inject`.
+    Forward,
+    /// A 1xx (not 101): pass it on as it is; the final one is still to
+    /// come.
+    Interim,
+    /// A `101` to an upgrade request: pass it on untouched, then carry
+    /// bytes both ways.
+    Tunnel,
+    /// Not an answer to this request (a `101` nobody asked for): 502.
+    BadGateway,
+}
+
+/// What follows a response head that went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterHead {
+    /// Wait for the next response head.
+    Interim,
+    /// Forward the body.
+    Body,
+    /// Carry bytes both ways.
+    Tunnel,
+}
+
+/// What to do with the client's buffered bytes once the request went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Done with this many bytes.
+    Consume(usize),
+    /// Keep them until the backend answers: the connection was reused and
+    /// may turn out dead, and the request may be sent again.
+    Hold,
+}
+
+/// What becomes of the backend connection after a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Kept by this client's connection for its next request.
+    Park,
+    /// Given to the worker's pool, if the backend is still in service.
+    Pool,
+    /// Closed.
+    Drop,
+}
+
+/// How a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finish {
+    /// The client connection stays open for another request.
+    pub keep_client: bool,
+    /// The backend connection's fate.
+    pub backend: Reuse,
+}
+
+/// What the backend connection was like when the response ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BackendEnd {
+    /// It sent its FIN.
+    pub eof: bool,
+    /// It sent bytes after the response (never part of another one).
+    pub leftover: bool,
+    /// It speaks TLS: its state lives in the session, never in the pool.
+    pub tls: bool,
+}
+
+/// What a timeout in the middle of a transaction means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// Answer with this, then close.
+    Answer(Status),
+    /// The backend is silent and the client already has a status line:
+    /// close both.
+    BackendIdle,
+    /// The client is silent: close both.
+    ClientIdle,
+}
+
+/// One request and its response.
+#[derive(Debug)]
+pub struct Exchange {
+    req: RequestHead,
+    req_body: Body,
+    /// The response head being forwarded (interim or final).
+    resp: Option<ResponseHead>,
+    resp_body: Body,
+    /// The final response head went out: the client has a status.
+    started: bool,
+    /// The `Connection` line sent with the request.
+    conn_line: &'static [u8],
+    /// The backend connection was reused (parked or pooled).
+    reused: bool,
+    /// The request was already sent once more.
+    retried: bool,
+    /// Bytes of the request (head and whole body) held at the front of
+    /// the client's buffer until the backend answers.
+    replay: Option<usize>,
+    /// When its parts happened.
+    pub timing: Timing,
+}
+
+impl Exchange {
+    /// A complete, valid request head from `client`, its first byte at
+    /// `start`, complete at `now`. Formats the connection's
+    /// `X-Forwarded-*` lines into `scratch` the first time.
+    pub fn begin(
+        head: RequestHead,
+        client: &Client,
+        scratch: &mut Scratch,
+        start: Instant,
+        now: Instant,
+    ) -> Exchange {
+        if scratch.fwd.is_empty() {
+            let ip = client.peer.ip().to_canonical();
+            let _ = write!(
+                scratch.fwd,
+                "X-Forwarded-For: {ip}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Port: {}\r\n",
+                if client.tls { "https" } else { "http" },
+                client.port
+            );
+        }
+        Exchange {
+            conn_line: if head.upgrade {
+                b"Connection: upgrade\r\n"
+            } else {
+                b"Connection: keep-alive\r\n"
+            },
+            req_body: Body::new(head.framing),
+            req: head,
+            resp: None,
+            resp_body: Body::new(Framing::None),
+            started: false,
+            reused: false,
+            retried: false,
+            replay: None,
+            timing: Timing {
+                start,
+                head: now,
+                connect: None,
+                response: None,
+            },
+        }
+    }
+
+    /// The request head.
+    pub fn request(&self) -> &RequestHead {
+        &self.req
+    }
+
+    /// The response head being forwarded, if one arrived.
+    pub fn response(&self) -> Option<&ResponseHead> {
+        self.resp.as_ref()
+    }
+
+    /// The sticky cookie the client sent, if any.
+    pub fn sticky(&self) -> Option<[u8; 16]> {
+        self.req.sticky
+    }
+
+    /// Whether the client already has a final status line.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// The lines added to the forwarded request head, after the client's
+    /// own: its other cookies, `X-Forwarded-*`, and `Connection`.
+    pub fn request_injects<'a>(&self, scratch: &'a Scratch) -> [&'a [u8]; 3] {
+        [&scratch.req_inject, &scratch.fwd, self.conn_line]
+    }
+
+    /// The lines added to the forwarded response head.
+    pub fn response_injects<'a>(&self, scratch: &'a Scratch) -> [&'a [u8]; 1] {
+        [&scratch.resp_inject]
+    }
+
+    /// The request body, for relaying.
+    pub fn request_body(&mut self) -> &mut Body {
+        &mut self.req_body
+    }
+
+    /// The response body, for relaying.
+    pub fn response_body(&mut self) -> &mut Body {
+        &mut self.resp_body
+    }
+
+    /// Whether the whole request body went out.
+    pub fn request_done(&self) -> bool {
+        self.req_body.is_done()
+    }
+
+    /// Whether the whole response body went out.
+    pub fn response_done(&self) -> bool {
+        self.started && self.resp_body.is_done()
+    }
+
+    /// The backend connection was reused (true) or is new (false).
+    pub fn set_reused(&mut self, reused: bool) {
+        self.reused = reused;
+    }
+
+    /// The request body bytes buffered after its head (`after`) that go
+    /// in the head's write: none for a chunked body, which is checked as
+    /// far as it arrived (while a 400 is still possible) and re-framed
+    /// later.
+    pub fn request_with_head(&self, after: &[u8]) -> Result<usize, ChunkError> {
+        with_head(&self.req_body, after)
+    }
+
+    /// As [`Exchange::request_with_head`], for the response (a bad chunk
+    /// is still a 502 here).
+    pub fn response_with_head(&self, after: &[u8]) -> Result<usize, ChunkError> {
+        with_head(&self.resp_body, after)
+    }
+
+    /// The request head and `written` body bytes after it went out.
+    pub fn request_sent(&mut self, written: usize) -> Sent {
+        let sent = self.req.head_len + self.req_body.wrote(written);
+        if self.reused && !self.retried && self.req.idempotent && self.req_body.is_done() {
+            self.replay = Some(sent);
+            Sent::Hold
+        } else {
+            Sent::Consume(sent)
+        }
+    }
+
+    /// The backend sent its first bytes: the held request (if any) cannot
+    /// be sent again and its bytes are done with.
+    pub fn backend_spoke(&mut self) -> Option<usize> {
+        self.replay.take()
+    }
+
+    /// Whether a request whose backend connection failed before any
+    /// response byte may be sent once more on a new connection: only
+    /// after a reused connection (which the backend may have closed while
+    /// idle), once, for an idempotent method whose bytes are still held
+    /// (`head_pending`: the head is still being written). HAProxy's
+    /// `retry-on conn-failure empty-response`.
+    pub fn may_retry(&self, answered: bool, head_pending: bool) -> bool {
+        self.reused
+            && !self.retried
+            && !answered
+            && self.req.idempotent
+            && (head_pending || self.replay.is_some())
+    }
+
+    /// The request goes again on a new connection: from its first byte.
+    pub fn retry(&mut self) {
+        self.retried = true;
+        self.reused = false;
+        self.replay = None;
+        self.resp = None;
+        self.req_body = Body::new(self.req.framing);
+    }
+
+    /// A response head arrived at `now`. Fills `scratch.resp_inject` (and
+    /// adds to `scratch.resp_drop`) with what the forwarded head needs:
+    /// the sticky cookie for `cookie` (the backend's) when the client does
+    /// not hold it, a rewritten `Content-Length`, and `Connection`.
+    /// `closing`: the client connection ends after this response (the
+    /// balancer drains, or the client half-closed).
+    pub fn on_response(
+        &mut self,
+        head: ResponseHead,
+        cookie: Option<&[u8; 16]>,
+        closing: bool,
+        scratch: &mut Scratch,
+        now: Instant,
+    ) -> OnResponse {
+        scratch.resp_inject.clear();
+        let what = if head.is_switch() {
+            if !self.req.upgrade {
+                return OnResponse::BadGateway;
+            }
+            // Passed on untouched.
+            scratch.resp_drop.clear();
+            OnResponse::Tunnel
+        } else if head.is_interim() {
+            OnResponse::Interim
+        } else {
+            self.response_lines(&head, cookie, closing, &mut scratch.resp_inject);
+            OnResponse::Forward
+        };
+        if what != OnResponse::Interim {
+            self.timing.response = Some(now);
+        }
+        self.resp_body = Body::new(head.framing);
+        if self.dechunks(&head) {
+            // An HTTP/1.0 client never sees chunked framing: the data
+            // alone, ended by the close.
+            scratch
+                .resp_drop
+                .extend(head.transfer_encoding.iter().cloned());
+            scratch.resp_drop.sort_by_key(|r| r.start);
+            self.resp_body = Body::new(head.framing).dechunked();
+        }
+        self.resp = Some(head);
+        what
+    }
+
+    fn response_lines(
+        &self,
+        head: &ResponseHead,
+        cookie: Option<&[u8; 16]>,
+        closing: bool,
+        out: &mut Vec<u8>,
+    ) {
+        // Insert the sticky cookie when the client does not already hold
+        // the right one (insert, indirect, nocache: a response that sets
+        // it must not be cached and shared).
+        if let Some(v) = cookie {
+            if self.req.sticky.as_ref() != Some(v) {
+                out.extend_from_slice(b"Set-Cookie: ");
+                out.extend_from_slice(COOKIE_NAME.as_bytes());
+                out.push(b'=');
+                out.extend_from_slice(v);
+                out.extend_from_slice(b"; path=/\r\nCache-Control: private\r\n");
+            }
+        }
+        if let Some(n) = head.length_rewritten {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+        if !self.client_keeps_alive(head, closing) {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if !self.req.http11 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+
+    /// The response head and `written` body bytes after it went out: how
+    /// many of the backend's buffered bytes are done with, and what
+    /// follows.
+    pub fn response_sent(&mut self, written: usize) -> (usize, AfterHead) {
+        let Some(resp) = &self.resp else {
+            return (0, AfterHead::Interim);
+        };
+        let sent = resp.head_len + self.resp_body.wrote(written);
+        if resp.is_interim() {
+            self.resp = None;
+            return (sent, AfterHead::Interim);
+        }
+        self.started = true;
+        let after = if resp.is_switch() {
+            AfterHead::Tunnel
+        } else {
+            AfterHead::Body
+        };
+        (sent, after)
+    }
+
+    /// Both messages are complete: whether the client may send another
+    /// request, and what becomes of the backend connection.
+    pub fn finish(&self, closing: bool, backend: BackendEnd) -> Finish {
+        let Some(resp) = &self.resp else {
+            return Finish {
+                keep_client: false,
+                backend: Reuse::Drop,
+            };
+        };
+        let keep_client = self.client_keeps_alive(resp, closing) && self.req_body.is_done();
+        let reusable =
+            resp.keep_alive && self.req_body.is_done() && !backend.eof && !backend.leftover;
+        let backend = if reusable && keep_client {
+            // Kept on this client connection: no pool round trip, no
+            // re-registration for its next request.
+            Reuse::Park
+        } else if reusable && !backend.tls {
+            Reuse::Pool
+        } else {
+            Reuse::Drop
+        };
+        Finish {
+            keep_client,
+            backend,
+        }
+    }
+
+    /// The backend or client went quiet past its timeout
+    /// (`backend_idle`: the backend's).
+    pub fn on_timeout(&self, backend_idle: bool) -> Timeout {
+        match (backend_idle, self.started) {
+            (true, false) => Timeout::Answer(Status::GatewayTimeout),
+            (true, true) => Timeout::BackendIdle,
+            (false, _) => Timeout::ClientIdle,
+        }
+    }
+
+    fn client_keeps_alive(&self, head: &ResponseHead, closing: bool) -> bool {
+        !closing
+            && self.req.keep_alive
+            && head.framing != Framing::UntilClose
+            && !self.dechunks(head)
+    }
+
+    /// A chunked response to an HTTP/1.0 request is de-chunked.
+    fn dechunks(&self, head: &ResponseHead) -> bool {
+        head.framing == Framing::Chunked && !self.req.http11
+    }
+}
+
+fn with_head(body: &Body, after: &[u8]) -> Result<usize, ChunkError> {
+    body.check(after)?;
+    Ok(if body.is_chunked() {
+        0
+    } else {
+        body.data(after).len()
+    })
+}
+
+/// What the balancer answers itself, then closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// One of its error responses.
+    Error(Status),
+    /// A response it makes (an ACME HTTP-01 challenge).
+    Local {
+        /// Its status code.
+        code: u16,
+        /// The whole response.
+        bytes: Vec<u8>,
+    },
+}
+
+impl Answer {
+    /// The answer to an ACME HTTP-01 validation: the key authorization,
+    /// or 404 for a token that is not (or no longer) pending.
+    pub fn acme(key_auth: Option<&String>) -> Answer {
+        match key_auth {
+            Some(k) => Answer::Local {
+                code: 200,
+                bytes: format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{k}",
+                    k.len()
+                )
+                .into_bytes(),
+            },
+            None => Answer::Local {
+                code: 404,
+                bytes: b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            },
+        }
+    }
+
+    /// The whole response.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Answer::Error(s) => s.response(),
+            Answer::Local { bytes, .. } => bytes,
+        }
+    }
+
+    /// Its status code.
+    pub fn code(&self) -> u16 {
+        match self {
+            Answer::Error(s) => s.code(),
+            Answer::Local { code, .. } => *code,
+        }
+    }
+
+    /// HAProxy's termination state for a transaction answered so.
+    pub fn termination(&self) -> Termination {
+        match self {
+            Answer::Local { .. } => Termination::NORMAL,
+            Answer::Error(s) => termination(*s),
+        }
+    }
+}
+
+/// HAProxy's termination state for a transaction the balancer answered
+/// with `status`: who ended it (server, client, proxy) and in which phase.
+pub fn termination(status: Status) -> Termination {
+    Termination(match status {
+        Status::Unavailable => *b"SC",
+        Status::GatewayTimeout => *b"sH",
+        Status::BadGateway => *b"SH",
+        Status::RequestTimeout => *b"cR",
+        Status::BadRequest | Status::HeaderTooLarge | Status::NotImplemented => *b"PR",
+    })
+}
+
+/// The token of `GET /.well-known/acme-challenge/TOKEN`, if the head at
+/// the front of `head` is that request.
+pub fn acme_token(head: &[u8]) -> Option<&str> {
+    const PREFIX: &[u8] = b"GET /.well-known/acme-challenge/";
+    let rest = head.strip_prefix(PREFIX)?;
+    let end = rest.iter().position(|&b| b == b' ' || b == b'?')?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::http1::{request, response};
+
+    const COOKIE: [u8; 16] = *b"0123456789abcdef";
+
+    fn client(tls: bool) -> Client {
+        Client {
+            peer: "[::ffff:192.0.2.9]:40000".parse().unwrap(),
+            tls,
+            port: 443,
+        }
+    }
+
+    /// An exchange for the request `head`, its scratch, and a clock.
+    fn begin(head: &str) -> (Exchange, Scratch, Instant) {
+        let mut s = Scratch::default();
+        let h = request::parse(head.as_bytes(), &mut s.req_drop, &mut s.req_inject)
+            .unwrap()
+            .unwrap();
+        let now = Instant::now();
+        (Exchange::begin(h, &client(false), &mut s, now, now), s, now)
+    }
+
+    fn respond(
+        ex: &mut Exchange,
+        s: &mut Scratch,
+        head: &str,
+        closing: bool,
+    ) -> (OnResponse, String) {
+        let h = response::parse(head.as_bytes(), ex.request().is_head, &mut s.resp_drop)
+            .unwrap()
+            .unwrap();
+        let what = ex.on_response(h, Some(&COOKIE), closing, s, Instant::now());
+        (what, String::from_utf8_lossy(&s.resp_inject).into_owned())
+    }
+
+    const GET: &str = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
+
+    #[test]
+    fn begin_adds_forwarding_lines_once_and_the_connection_line() {
+        let mut s = Scratch::default();
+        let parse = |t: &str, s: &mut Scratch| {
+            request::parse(t.as_bytes(), &mut s.req_drop, &mut s.req_inject)
+                .unwrap()
+                .unwrap()
+        };
+        let now = Instant::now();
+        let h = parse(GET, &mut s);
+        let ex = Exchange::begin(h, &client(true), &mut s, now, now);
+        let [cookies, fwd, conn] = ex.request_injects(&s);
+        assert_eq!(cookies, b"");
+        assert_eq!(
+            fwd,
+            b"X-Forwarded-For: 192.0.2.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n"
+        );
+        assert_eq!(conn, b"Connection: keep-alive\r\n");
+        // The second request of the connection keeps the first's lines,
+        // even if asked with another client (it never is).
+        let h = parse(
+            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            &mut s,
+        );
+        let ex = Exchange::begin(h, &client(false), &mut s, now, now);
+        let [_, fwd, conn] = ex.request_injects(&s);
+        assert!(fwd.ends_with(b"X-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n"));
+        assert_eq!(conn, b"Connection: upgrade\r\n");
+    }
+
+    #[test]
+    fn body_bytes_ride_with_the_head_unless_chunked() {
+        let (ex, ..) = begin("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(ex.request_with_head(b"hel"), Ok(3));
+        assert_eq!(
+            ex.request_with_head(b"hello, next"),
+            Ok(5),
+            "never past the body"
+        );
+        let (ex, ..) = begin("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(ex.request_with_head(b"5\r\nhello\r\n0\r\n\r\n"), Ok(0));
+        assert!(ex.request_with_head(b"5\nhello").is_err(), "bare LF");
+        let (ex, ..) = begin(GET);
+        assert_eq!(ex.request_with_head(b"GET /next"), Ok(0));
+    }
+
+    #[test]
+    fn a_request_is_held_only_on_a_reused_connection_and_if_idempotent() {
+        let (mut ex, ..) = begin(GET);
+        let len = GET.len();
+        assert_eq!(ex.request_sent(0), Sent::Consume(len), "new connection");
+
+        let (mut ex, ..) = begin(GET);
+        ex.set_reused(true);
+        assert_eq!(ex.request_sent(0), Sent::Hold);
+        assert!(ex.may_retry(false, false));
+        assert!(!ex.may_retry(true, false), "answered");
+        assert_eq!(ex.backend_spoke(), Some(len));
+        assert_eq!(ex.backend_spoke(), None);
+        assert!(!ex.may_retry(false, false), "nothing held any more");
+        assert!(
+            ex.may_retry(false, true),
+            "a head still being written is held"
+        );
+
+        let post = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n";
+        let (mut ex, ..) = begin(post);
+        ex.set_reused(true);
+        assert_eq!(ex.request_sent(1), Sent::Consume(post.len() + 1));
+        assert!(!ex.may_retry(false, true), "never a POST");
+
+        let (mut ex, ..) = begin(GET);
+        ex.set_reused(true);
+        ex.retry();
+        assert!(!ex.may_retry(false, true), "once only");
+        ex.set_reused(true);
+        assert_eq!(ex.request_sent(0), Sent::Consume(len), "not held twice");
+    }
+
+    #[test]
+    fn the_sticky_cookie_is_set_unless_the_client_holds_it() {
+        let (mut ex, mut s, _) = begin(GET);
+        let (what, lines) = respond(&mut ex, &mut s, OK, false);
+        assert_eq!(what, OnResponse::Forward);
+        assert_eq!(
+            lines,
+            "Set-Cookie: CLOUD-TRITONCOMPUTE-RS=0123456789abcdef; path=/\r\nCache-Control: private\r\n"
+        );
+        let (mut ex, mut s, _) = begin(
+            "GET / HTTP/1.1\r\nHost: x\r\nCookie: CLOUD-TRITONCOMPUTE-RS=0123456789abcdef\r\n\r\n",
+        );
+        assert_eq!(ex.sticky(), Some(COOKIE));
+        let (_, lines) = respond(&mut ex, &mut s, OK, false);
+        assert_eq!(lines, "");
+        let (mut ex, mut s, _) = begin(
+            "GET / HTTP/1.1\r\nHost: x\r\nCookie: CLOUD-TRITONCOMPUTE-RS=ffffffffffffffff\r\n\r\n",
+        );
+        let (_, lines) = respond(&mut ex, &mut s, OK, false);
+        assert!(
+            lines.starts_with("Set-Cookie: "),
+            "a stale cookie is replaced"
+        );
+    }
+
+    #[test]
+    fn connection_lines_follow_the_client_and_the_framing() {
+        let sticky = "Cookie: CLOUD-TRITONCOMPUTE-RS=0123456789abcdef\r\n\r\n";
+        let cases = [
+            // (request, response, closing, expected lines)
+            ("GET / HTTP/1.1\r\nHost: x\r\n", OK, false, ""),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\n",
+                OK,
+                true,
+                "Connection: close\r\n",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+                OK,
+                false,
+                "Connection: close\r\n",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\n",
+                "HTTP/1.1 200 OK\r\n\r\n",
+                false,
+                "Connection: close\r\n",
+            ),
+            ("GET / HTTP/1.0\r\n", OK, false, "Connection: close\r\n"),
+            (
+                "GET / HTTP/1.0\r\nConnection: keep-alive\r\n",
+                OK,
+                false,
+                "Connection: keep-alive\r\n",
+            ),
+            (
+                "GET / HTTP/1.0\r\nConnection: keep-alive\r\n",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                "Connection: close\r\n",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+                false,
+                "Content-Length: 2\r\n",
+            ),
+        ];
+        for (req, resp, closing, want) in cases {
+            let (mut ex, mut s, _) = begin(&format!("{req}{sticky}"));
+            let (what, lines) = respond(&mut ex, &mut s, resp, closing);
+            assert_eq!(what, OnResponse::Forward);
+            assert_eq!(lines, want, "{req:?} → {resp:?} closing={closing}");
+        }
+    }
+
+    #[test]
+    fn an_http_1_0_client_never_sees_chunks() {
+        let (mut ex, mut s, _) = begin("GET / HTTP/1.0\r\n\r\n");
+        let resp = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        respond(&mut ex, &mut s, resp, false);
+        let te = resp.find("Transfer-Encoding").unwrap();
+        assert!(
+            s.resp_drop.iter().any(|r| r.start == te),
+            "the line is dropped"
+        );
+        let (done, after) = ex.response_sent(0);
+        assert_eq!((done, after), (resp.len(), AfterHead::Body));
+        let mut out = Vec::new();
+        let r = super::super::body::relay(ex.response_body(), b"2\r\nhi\r\n0\r\n\r\n", |b| {
+            b.iter().for_each(|x| out.extend_from_slice(x));
+            Ok(b.iter().map(|x| x.len()).sum())
+        })
+        .unwrap();
+        assert_eq!(r.consumed, 12);
+        assert_eq!(out, b"hi");
+    }
+
+    #[test]
+    fn interim_switch_and_unasked_switch() {
+        let (mut ex, mut s, _) = begin("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n");
+        let (what, lines) = respond(&mut ex, &mut s, "HTTP/1.1 100 Continue\r\n\r\n", false);
+        assert_eq!((what, lines.as_str()), (OnResponse::Interim, ""));
+        assert_eq!(
+            ex.timing.response, None,
+            "an interim response is not the answer"
+        );
+        assert_eq!(ex.response_sent(0).1, AfterHead::Interim);
+        assert!(ex.response().is_none() && !ex.started());
+        let (what, _) = respond(&mut ex, &mut s, OK, false);
+        assert_eq!(what, OnResponse::Forward);
+        assert_eq!(ex.response_sent(0).1, AfterHead::Body);
+        assert!(ex.started());
+
+        let (mut ex, mut s, _) = begin(GET);
+        let (what, _) = respond(
+            &mut ex,
+            &mut s,
+            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            false,
+        );
+        assert_eq!(what, OnResponse::BadGateway);
+
+        let (mut ex, mut s, _) =
+            begin("GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n");
+        let (what, lines) = respond(
+            &mut ex,
+            &mut s,
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+            false,
+        );
+        assert_eq!((what, lines.as_str()), (OnResponse::Tunnel, ""));
+        assert!(s.resp_drop.is_empty(), "passed on untouched");
+        assert_eq!(ex.response_sent(0).1, AfterHead::Tunnel);
+    }
+
+    #[test]
+    fn finish_keeps_parks_pools_or_drops() {
+        let end = BackendEnd::default();
+        let cases = [
+            // (request, response, closing, end, keep_client, reuse)
+            (GET, OK, false, end, true, Reuse::Park),
+            (GET, OK, true, end, false, Reuse::Pool),
+            (
+                GET,
+                OK,
+                true,
+                BackendEnd { tls: true, ..end },
+                false,
+                Reuse::Drop,
+            ),
+            (
+                GET,
+                OK,
+                false,
+                BackendEnd { eof: true, ..end },
+                true,
+                Reuse::Drop,
+            ),
+            (
+                GET,
+                OK,
+                false,
+                BackendEnd {
+                    leftover: true,
+                    ..end
+                },
+                true,
+                Reuse::Drop,
+            ),
+            (
+                GET,
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n",
+                false,
+                end,
+                true,
+                Reuse::Drop,
+            ),
+            (
+                GET,
+                "HTTP/1.1 200 OK\r\n\r\n",
+                false,
+                end,
+                false,
+                Reuse::Drop,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                OK,
+                false,
+                end,
+                false,
+                Reuse::Pool,
+            ),
+        ];
+        for (req, resp, closing, end, keep, reuse) in cases {
+            let (mut ex, mut s, _) = begin(req);
+            respond(&mut ex, &mut s, resp, closing);
+            let f = ex.finish(closing, end);
+            assert_eq!(
+                (f.keep_client, f.backend),
+                (keep, reuse),
+                "{req:?} → {resp:?} {closing} {end:?}"
+            );
+        }
+        // A request body not all sent: neither side can go on.
+        let (mut ex, mut s, _) = begin("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n");
+        respond(&mut ex, &mut s, OK, false);
+        let f = ex.finish(false, end);
+        assert_eq!((f.keep_client, f.backend), (false, Reuse::Drop));
+        // No response at all: nothing is kept.
+        let (ex, ..) = begin(GET);
+        assert_eq!(ex.finish(false, end).backend, Reuse::Drop);
+    }
+
+    #[test]
+    fn timeouts_answer_504_only_before_the_status_line() {
+        let (mut ex, mut s, _) = begin(GET);
+        assert_eq!(ex.on_timeout(true), Timeout::Answer(Status::GatewayTimeout));
+        assert_eq!(ex.on_timeout(false), Timeout::ClientIdle);
+        respond(&mut ex, &mut s, OK, false);
+        ex.response_sent(0);
+        assert_eq!(ex.on_timeout(true), Timeout::BackendIdle);
+        assert_eq!(ex.on_timeout(false), Timeout::ClientIdle);
+    }
+
+    #[test]
+    fn answers_and_their_termination_codes() {
+        let codes: Vec<(u16, [u8; 2])> = Status::ALL
+            .iter()
+            .map(|s| (s.code(), Answer::Error(*s).termination().0))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                (400, *b"PR"),
+                (408, *b"cR"),
+                (431, *b"PR"),
+                (501, *b"PR"),
+                (502, *b"SH"),
+                (503, *b"SC"),
+                (504, *b"sH"),
+            ]
+        );
+        let key = "tok.thumb".to_string();
+        let a = Answer::acme(Some(&key));
+        assert_eq!(a.code(), 200);
+        assert_eq!(a.termination(), Termination::NORMAL);
+        assert!(a
+            .bytes()
+            .ends_with(b"Content-Length: 9\r\nConnection: close\r\n\r\ntok.thumb"));
+        assert_eq!(Answer::acme(None).code(), 404);
+        assert_eq!(
+            Answer::Error(Status::Unavailable).bytes(),
+            Status::Unavailable.response()
+        );
+    }
+
+    #[test]
+    fn acme_tokens_are_recognised_only_in_a_get_of_the_path() {
+        assert_eq!(
+            acme_token(b"GET /.well-known/acme-challenge/abc_-1 HTTP/1.1\r\n"),
+            Some("abc_-1")
+        );
+        assert_eq!(
+            acme_token(b"GET /.well-known/acme-challenge/abc?x=1 HTTP/1.1\r\n"),
+            Some("abc")
+        );
+        assert_eq!(
+            acme_token(b"POST /.well-known/acme-challenge/abc HTTP/1.1\r\n"),
+            None
+        );
+        assert_eq!(
+            acme_token(b"GET /.well-known/acme-challenge/abc"),
+            None,
+            "incomplete"
+        );
+        assert_eq!(acme_token(b"GET /other HTTP/1.1\r\n"), None);
+    }
+}
