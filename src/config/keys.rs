@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU16;
 
 use super::error::{ConfigError, Reason};
-use super::portmap::HostName;
+use super::hostname::HostName;
 
 /// Prefix shared by every key moirai reads.
 pub const PREFIX: &str = "cloud.tritoncompute:";

@@ -7,6 +7,7 @@
 //! other services down.
 
 pub mod error;
+pub mod hostname;
 pub mod keys;
 pub mod portmap;
 pub mod timeouts;

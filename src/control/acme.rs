@@ -105,6 +105,15 @@ impl std::str::FromStr for ChallengeChoice {
     }
 }
 
+impl std::fmt::Display for ChallengeChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChallengeChoice::Auto => f.write_str("auto"),
+            ChallengeChoice::Only(k) => k.fmt(f),
+        }
+    }
+}
+
 /// The challenges an order tries: `first`, then `fallback` after a failed
 /// validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

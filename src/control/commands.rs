@@ -1,12 +1,188 @@
-//! The operator's side of the control loop: the control socket's
-//! commands (backend disable/drain/enable, log level, ACME retry,
-//! upgrade) and `svcadm refresh`'s re-read of the SMF properties.
+//! The operator's side of the control loop, without the loop: the control
+//! socket's commands parsed into [`Command`]s, the backend states an
+//! operator set ([`Admins`], kept in the state directory), the SMF
+//! properties `svcadm refresh` re-reads ([`SmfSetting`]), and what an
+//! upgrade may exec. The loop carries them out.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::{acme, publish, Control};
+use super::acme::ChallengeChoice;
+use super::publish::Admin;
+
+/// One line from the control socket, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The status document.
+    Status,
+    /// `backend disable|drain|enable PORT ADDRESS` (`None`: enable).
+    Backend {
+        port: u16,
+        addr: SocketAddr,
+        state: Option<Admin>,
+    },
+    /// `log-level LEVEL`.
+    LogLevel(log::LevelFilter),
+    /// `upgrade [BINARY]` (none: the program running).
+    Upgrade(Option<PathBuf>),
+    /// `acme retry`.
+    AcmeRetry,
+}
+
+impl Command {
+    /// Parses a control-socket line; the error is the answer to send.
+    pub fn parse(line: &str) -> Result<Command, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] | ["status"] => Ok(Command::Status),
+            ["backend", action, port, addr] => {
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| format!("error: {port:?} is not a service port"))?;
+                let addr = addr.parse::<SocketAddr>().map_err(|_| {
+                    format!("error: {addr:?} is not a backend address such as 10.0.0.5:8080")
+                })?;
+                let state = match *action {
+                    "disable" => Some(Admin::Disable),
+                    "drain" => Some(Admin::Drain),
+                    "enable" => None,
+                    _ => return Err(format!("error: {action:?} is not disable, enable or drain")),
+                };
+                Ok(Command::Backend { port, addr, state })
+            }
+            ["log-level", level] => level.parse().map(Command::LogLevel).map_err(|_| {
+                format!("error: {level:?} is not error, warn, info, debug or trace")
+            }),
+            ["upgrade"] => Ok(Command::Upgrade(None)),
+            ["upgrade", path] => Ok(Command::Upgrade(Some(PathBuf::from(path)))),
+            ["acme", "retry"] => Ok(Command::AcmeRetry),
+            _ => Err(format!(
+                "error: unknown command {line:?}; expected status, backend disable|enable|drain PORT ADDRESS, log-level LEVEL or acme retry"
+            )),
+        }
+    }
+}
+
+/// What a backend state means, for the log and the answer.
+pub fn admin_meaning(state: Option<Admin>) -> &'static str {
+    match state {
+        Some(Admin::Disable) => "disabled (no traffic; open connections finish)",
+        Some(Admin::Drain) => "draining (sticky clients only)",
+        None => "enabled",
+    }
+}
+
+/// Where `moirai backend disable|drain` is remembered.
+const ADMIN_FILE: &str = "admin.json";
+
+/// The backend states operators set, remembered until enabled again.
+#[derive(Debug)]
+pub struct Admins {
+    states: HashMap<(u16, SocketAddr), Admin>,
+    file: PathBuf,
+}
+
+impl Admins {
+    /// The states kept in `dir`; none if the file is missing or unreadable
+    /// (said in the log).
+    pub fn load(dir: &Path) -> Admins {
+        let file = dir.join(ADMIN_FILE);
+        let states = match std::fs::read_to_string(&file) {
+            Err(_) => HashMap::new(),
+            Ok(text) => match serde_json::from_str::<Vec<(u16, SocketAddr, Admin)>>(&text) {
+                Ok(list) => list.into_iter().map(|(p, a, s)| ((p, a), s)).collect(),
+                Err(e) => {
+                    log::error!("{}: {e}; no backend is disabled or drained", file.display());
+                    HashMap::new()
+                }
+            },
+        };
+        Admins { states, file }
+    }
+
+    /// Every state set, by (service port, backend).
+    pub fn states(&self) -> &HashMap<(u16, SocketAddr), Admin> {
+        &self.states
+    }
+
+    /// Sets (or with `None` clears) the state of `addr` in the service on
+    /// `port`, and writes the states down.
+    pub fn set(
+        &mut self,
+        port: u16,
+        addr: SocketAddr,
+        state: Option<Admin>,
+    ) -> std::io::Result<()> {
+        match state {
+            Some(s) => self.states.insert((port, addr), s),
+            None => self.states.remove(&(port, addr)),
+        };
+        let mut list: Vec<_> = self.states.iter().map(|((p, a), s)| (*p, *a, *s)).collect();
+        list.sort_by_key(|(p, a, _)| (*p, *a));
+        let json = serde_json::to_vec(&list).map_err(std::io::Error::other)?;
+        crate::state::write_private(&self.file, &json)
+    }
+}
+
+/// A service property `svcadm refresh` can apply live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmfSetting {
+    /// `config/log_level`.
+    LogLevel(log::LevelFilter),
+    /// `config/acme_challenge`.
+    AcmeChallenge(ChallengeChoice),
+    /// `config/grace`.
+    Grace(Duration),
+}
+
+/// The live settings in `svcprop -p config FMRI` output; values that do
+/// not parse are logged and left out.
+pub fn smf_settings(text: &str) -> Vec<SmfSetting> {
+    let mut out = Vec::new();
+    for (name, value) in parse_svcprop(text) {
+        match name.as_str() {
+            "log_level" => match value.parse() {
+                Ok(l) => out.push(SmfSetting::LogLevel(l)),
+                Err(_) => log::error!("refresh: config/log_level {value:?} is not a level"),
+            },
+            "acme_challenge" => match value.parse() {
+                Ok(c) => out.push(SmfSetting::AcmeChallenge(c)),
+                Err(e) => log::error!("refresh: config/acme_challenge: {e}"),
+            },
+            "grace" => match humantime::parse_duration(&value) {
+                Ok(g) => out.push(SmfSetting::Grace(g)),
+                Err(e) => log::error!("refresh: config/grace {value:?}: {e}"),
+            },
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Under SMF (`SMF_FMRI` set), the service's config properties; `None`
+/// without SMF or when `svcprop` fails (logged).
+pub fn read_smf_config() -> Option<String> {
+    let fmri = std::env::var("SMF_FMRI").ok()?;
+    match std::process::Command::new("svcprop")
+        .args(["-p", "config", &fmri])
+        .output()
+    {
+        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(o) => {
+            log::error!(
+                "refresh: svcprop -p config {fmri} failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            log::error!("refresh: cannot run svcprop: {e}");
+            None
+        }
+    }
+}
 
 /// `svcprop -p config FMRI` output (`config/NAME TYPE VALUE`) as
 /// (NAME, VALUE); values with spaces come back as svcprop quotes them,
@@ -24,210 +200,25 @@ pub fn parse_svcprop(text: &str) -> Vec<(String, String)> {
 }
 
 /// (device, inode, mtime) of a program file: replaced binaries differ.
-pub(super) fn exe_identity(path: &std::path::Path) -> Option<(u64, u64, i64)> {
+pub fn exe_identity(path: &Path) -> Option<(u64, u64, i64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     Some((m.dev(), m.ino(), m.mtime()))
 }
 
-/// Where `moirai backend disable|drain` is remembered.
-pub(super) const ADMIN_FILE: &str = "admin.json";
-
-/// The operator's backend states from the state directory; none if the
-/// file is missing or unreadable (said in the log).
-pub(super) fn load_admin(
-    dir: &std::path::Path,
-) -> HashMap<(u16, std::net::SocketAddr), publish::Admin> {
-    let path = dir.join(ADMIN_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return HashMap::new();
-    };
-    match serde_json::from_str::<Vec<(u16, std::net::SocketAddr, publish::Admin)>>(&text) {
-        Ok(list) => list.into_iter().map(|(p, a, s)| ((p, a), s)).collect(),
-        Err(e) => {
-            log::error!("{}: {e}; no backend is disabled or drained", path.display());
-            HashMap::new()
-        }
+/// Whether `path` is a program an upgrade can exec.
+pub fn check_executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !m.is_file() || m.permissions().mode() & 0o111 == 0 {
+        return Err(format!("{} is not an executable file", path.display()));
     }
-}
-
-impl Control {
-    /// Under SMF (`SMF_FMRI` set), `svcadm refresh` also means "read the
-    /// service's config properties again": those that can apply live do
-    /// (log level, ACME challenge, grace), the others are said to need a
-    /// restart. Without SMF, nothing.
-    pub(super) fn reread_smf_config(&mut self) {
-        let Ok(fmri) = std::env::var("SMF_FMRI") else {
-            return;
-        };
-        let out = match std::process::Command::new("svcprop")
-            .args(["-p", "config", &fmri])
-            .output()
-        {
-            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-            Ok(o) => {
-                log::error!(
-                    "refresh: svcprop -p config {fmri} failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                return;
-            }
-            Err(e) => {
-                log::error!("refresh: cannot run svcprop: {e}");
-                return;
-            }
-        };
-        for (name, value) in parse_svcprop(&out) {
-            match name.as_str() {
-                "log_level" => match value.parse::<log::LevelFilter>() {
-                    Ok(l) if l != log::max_level() => {
-                        // Said at any level: an operator changed it.
-                        log::set_max_level(l.max(log::LevelFilter::Warn));
-                        log::warn!("refresh: config/log_level is now {value}");
-                        log::set_max_level(l);
-                    }
-                    Ok(_) => {}
-                    Err(_) => log::error!("refresh: config/log_level {value:?} is not a level"),
-                },
-                "acme_challenge" => match value.parse::<acme::ChallengeChoice>() {
-                    Ok(c) if c != self.acme_opts.challenge => {
-                        self.acme_opts.challenge = c;
-                        log::warn!("refresh: config/acme_challenge is now {value}");
-                        // Asked again with the new plan.
-                        self.acme_wanted = None;
-                        if let Some(config) = self.config.clone() {
-                            self.follow_certificate_names(&config);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => log::error!("refresh: config/acme_challenge: {e}"),
-                },
-                "grace" => match humantime::parse_duration(&value) {
-                    Ok(g) if g != self.grace => {
-                        self.grace = g;
-                        log::warn!("refresh: config/grace is now {value}");
-                    }
-                    Ok(_) => {}
-                    Err(e) => log::error!("refresh: config/grace {value:?}: {e}"),
-                },
-                _ => {}
-            }
-        }
-    }
-
-    /// Checks that `path` can run, then asks for the hand-over: the main
-    /// loop ends and [`Control::handover`] takes over.
-    pub(super) fn ask_upgrade(&mut self, path: PathBuf) -> Result<String, String> {
-        use std::os::unix::fs::PermissionsExt;
-        if self.upgrade.is_some() || self.draining {
-            return Err("already stopping or upgrading".to_owned());
-        }
-        let m = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if !m.is_file() || m.permissions().mode() & 0o111 == 0 {
-            return Err(format!("{} is not an executable file", path.display()));
-        }
-        log::warn!(
-            "upgrade: handing the listeners to {} (requests in flight finish first)",
-            path.display()
-        );
-        let msg = format!("upgrading to {}", path.display());
-        self.upgrade = Some(path);
-        Ok(msg)
-    }
-
-    /// Answers one line from the control socket.
-    pub(super) fn command(&mut self, line: &str) -> String {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            [] | ["status"] => self.status_report().to_string(),
-            ["backend", action, port, addr] => self.admin_command(action, port, addr),
-            ["log-level", level] => match level.parse::<log::LevelFilter>() {
-                Ok(l) => {
-                    log::set_max_level(l);
-                    log::warn!("log level is now {l} (moirai log-level)");
-                    format!("ok: log level {l}")
-                }
-                Err(_) => format!(
-                    "error: {level:?} is not error, warn, info, debug or trace"
-                ),
-            },
-            ["upgrade"] | ["upgrade", _] => {
-                let path = match words.get(1) {
-                    Some(p) => PathBuf::from(p),
-                    None => match &self.exe {
-                        Some((p, _)) => p.clone(),
-                        None => return "error: cannot tell which program runs; name it".to_owned(),
-                    },
-                };
-                match self.ask_upgrade(path) {
-                    Ok(msg) => format!("ok: {msg}"),
-                    Err(e) => format!("error: {e}"),
-                }
-            }
-            ["acme", "retry"] => match &self.acme {
-                Some(a) => {
-                    a.retry_now();
-                    log::info!("acme: retrying now (moirai acme retry)");
-                    "ok: ACME order started".to_owned()
-                }
-                None => "error: no certificate is being ordered (no certificate_name, or no TLS service)"
-                    .to_owned(),
-            },
-            _ => format!(
-                "error: unknown command {line:?}; expected status, backend disable|enable|drain PORT ADDRESS, log-level LEVEL or acme retry"
-            ),
-        }
-    }
-
-    /// `backend disable|enable|drain PORT ADDRESS`: applied with a new
-    /// generation at once and remembered until enabled again.
-    pub(super) fn admin_command(&mut self, action: &str, port: &str, addr: &str) -> String {
-        let Ok(port) = port.parse::<u16>() else {
-            return format!("error: {port:?} is not a service port");
-        };
-        let Ok(addr) = addr.parse::<std::net::SocketAddr>() else {
-            return format!("error: {addr:?} is not a backend address such as 10.0.0.5:8080");
-        };
-        if self.snapshot.service(port).is_none() {
-            return format!("error: no service listens on port {port}");
-        }
-        if self.builder.candidates(port).all(|b| b.addr() != addr) {
-            return format!("error: {addr} is not a backend of service :{port}");
-        }
-        let state = match action {
-            "disable" => Some(publish::Admin::Disable),
-            "drain" => Some(publish::Admin::Drain),
-            "enable" => None,
-            _ => return format!("error: {action:?} is not disable, enable or drain"),
-        };
-        match state {
-            Some(s) => self.admin.insert((port, addr), s),
-            None => self.admin.remove(&(port, addr)),
-        };
-        let mut list: Vec<_> = self.admin.iter().map(|((p, a), s)| (*p, *a, *s)).collect();
-        list.sort_by_key(|(p, a, _)| (*p, *a));
-        let saved = serde_json::to_vec(&list)
-            .map_err(std::io::Error::other)
-            .and_then(|json| crate::state::write_private(&self.state_dir.join(ADMIN_FILE), &json));
-        let what = match state {
-            Some(publish::Admin::Disable) => "disabled (no traffic; open connections finish)",
-            Some(publish::Admin::Drain) => "draining (sticky clients only)",
-            None => "enabled",
-        };
-        log::warn!("service :{port} backend {addr} {what} by an operator");
-        self.rebuild(Instant::now());
-        match saved {
-            Ok(()) => format!("ok: service :{port} backend {addr} {what}"),
-            Err(e) => format!(
-                "ok: service :{port} backend {addr} {what}; not remembered across restarts: {e}"
-            ),
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_svcprop;
+    use super::*;
 
     #[test]
     fn svcprop_lines() {
@@ -241,5 +232,77 @@ mod tests {
                 ("note".to_owned(), "a b".to_owned()),
             ]
         );
+        let text = "config/log_level astring loud\nconfig/grace astring 30s\nconfig/acme_challenge astring dns-01\n";
+        assert_eq!(
+            smf_settings(text),
+            [
+                SmfSetting::Grace(Duration::from_secs(30)),
+                SmfSetting::AcmeChallenge("dns-01".parse().unwrap()),
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_parse_or_say_why_not() {
+        let addr: SocketAddr = "10.0.0.5:8080".parse().unwrap();
+        assert_eq!(Command::parse(""), Ok(Command::Status));
+        assert_eq!(Command::parse("status"), Ok(Command::Status));
+        assert_eq!(
+            Command::parse("backend drain 80 10.0.0.5:8080"),
+            Ok(Command::Backend {
+                port: 80,
+                addr,
+                state: Some(Admin::Drain)
+            })
+        );
+        assert_eq!(
+            Command::parse(" backend  enable 80 10.0.0.5:8080 "),
+            Ok(Command::Backend {
+                port: 80,
+                addr,
+                state: None
+            })
+        );
+        assert_eq!(
+            Command::parse("log-level debug"),
+            Ok(Command::LogLevel(log::LevelFilter::Debug))
+        );
+        assert_eq!(Command::parse("upgrade"), Ok(Command::Upgrade(None)));
+        assert_eq!(
+            Command::parse("upgrade /opt/new"),
+            Ok(Command::Upgrade(Some("/opt/new".into())))
+        );
+        assert_eq!(Command::parse("acme retry"), Ok(Command::AcmeRetry));
+        for (line, why) in [
+            ("backend drain http 10.0.0.5:8080", "is not a service port"),
+            ("backend drain 80 10.0.0.5", "is not a backend address"),
+            (
+                "backend pause 80 10.0.0.5:8080",
+                "is not disable, enable or drain",
+            ),
+            ("log-level loud", "is not error, warn"),
+            ("reboot", "unknown command"),
+        ] {
+            let e = Command::parse(line).unwrap_err();
+            assert!(e.starts_with("error: ") && e.contains(why), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn admin_states_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("moirai-admins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let addr: SocketAddr = "10.0.0.5:8080".parse().unwrap();
+        let mut a = Admins::load(&dir);
+        assert!(a.states().is_empty());
+        a.set(80, addr, Some(Admin::Disable)).unwrap();
+        a.set(443, addr, Some(Admin::Drain)).unwrap();
+        a.set(443, addr, None).unwrap();
+        let b = Admins::load(&dir);
+        assert_eq!(b.states().len(), 1);
+        assert_eq!(b.states().get(&(80, addr)), Some(&Admin::Disable));
+        std::fs::write(dir.join(ADMIN_FILE), "not json").unwrap();
+        assert!(Admins::load(&dir).states().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -20,7 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::dns::resolver::Target;
+use super::dns::{dns_target, Discovered};
 use super::health::{CheckSpec, Checks, Key};
 use super::hosts::Hosts;
 use crate::config::{BackendTarget, Config, ServiceKind};
@@ -151,34 +151,6 @@ fn backend_server_name(t: &BackendTarget) -> Option<rustls::pki_types::ServerNam
         BackendTarget::Dns { name, .. } | BackendTarget::Srv { name } => {
             rustls::pki_types::ServerName::try_from(name.to_string()).ok()
         }
-    }
-}
-
-/// What DNS discovery knows: the last good backends of each name, and the
-/// last error of names that never resolved.
-#[derive(Debug, Default)]
-pub struct Discovered {
-    /// Last good answer per lookup.
-    pub good: HashMap<Target, Vec<(SocketAddr, u16)>>,
-    /// Why a lookup has no good answer yet.
-    pub errors: HashMap<Target, String>,
-    /// Why a good answer holds no backends.
-    pub empty: HashMap<Target, String>,
-    /// Whether discovery runs at all.
-    pub enabled: bool,
-}
-
-/// The DNS lookup a backend entry needs, if any.
-pub fn dns_target(t: &BackendTarget) -> Option<Target> {
-    match t {
-        BackendTarget::Ip(_) => None,
-        BackendTarget::Dns { name, port } => Some(Target::Addr {
-            name: name.to_string(),
-            port: port.get(),
-        }),
-        BackendTarget::Srv { name } => Some(Target::Srv {
-            name: name.to_string(),
-        }),
     }
 }
 

@@ -1,49 +1,60 @@
 //! What the control loop tells: `moirai status` (one JSON document of the
 //! running truth) and the Prometheus exposition, both read from the same
-//! state.
+//! state, which each subsystem owns; [`Parts`] borrows it for one answer.
 
-use super::{dns, health, publish, Config, Control};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
 
-/// A certificate served, as `moirai status` shows it.
-#[derive(Debug, Clone)]
-pub(super) struct CertInfo {
-    names: Vec<String>,
-    subject: String,
-    issuer: String,
-    not_after: Option<std::time::SystemTime>,
-    /// "acme" or "self-signed".
-    pub(super) source: &'static str,
+use super::certs::Certificates;
+use super::commands::Admins;
+use super::dns::{self, Discovery};
+use super::health::{self, Checks};
+use super::publish::{self, Builder};
+use super::reload::Reloads;
+use super::rollout::Rollout;
+use crate::config::{Config, Diagnostics};
+use crate::metrics::export::Exporter;
+use crate::metrics::stats::SyslogCounters;
+
+/// What the control thread itself counts, for the exposition.
+pub struct Observed {
+    /// Latencies merged from the workers.
+    pub exporter: Exporter,
+    /// Access lines the workers sent and dropped.
+    pub syslog_counts: Arc<SyslogCounters>,
+    /// When this process started.
+    pub started: SystemTime,
+    /// Metadata reads that failed.
+    pub metadata_errors: u64,
 }
 
-impl CertInfo {
-    pub(super) fn of(names: Vec<String>, cert_pem: &[u8], source: &'static str) -> CertInfo {
-        use rustls::pki_types::pem::PemObject;
-        let der = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem)
-            .next()
-            .and_then(Result::ok);
-        let (subject, issuer) = der
-            .as_ref()
-            .and_then(|d| crate::tls::validity::subject_and_issuer(d))
-            .unwrap_or_default();
-        CertInfo {
-            names,
-            subject,
-            issuer,
-            not_after: der
-                .as_ref()
-                .and_then(|d| crate::tls::validity::validity(d))
-                .map(|(_, na)| na),
-            source,
-        }
-    }
+/// Everything an answer reads, borrowed from its owners.
+pub struct Parts<'a> {
+    pub rollout: &'a Rollout,
+    pub builder: &'a Builder,
+    pub health: &'a Checks,
+    pub certs: &'a Certificates,
+    pub dns: &'a Discovery,
+    pub reload: &'a Reloads,
+    pub admins: &'a Admins,
+    pub observed: &'a Observed,
+    pub config: Option<&'a Config>,
+    pub diagnostics: &'a Diagnostics,
+    /// Why the running configuration is kept despite `loadbalancer`.
+    pub kept_running: Option<&'a str>,
+    pub listen_addresses: &'a [IpAddr],
+    pub metadata_source: &'a str,
+    pub metadata_error: Option<&'a str>,
 }
 
-impl Control {
+impl Parts<'_> {
     /// The running truth, as `moirai status` shows it.
-    pub(super) fn status_report(&self) -> serde_json::Value {
+    pub fn status(&self) -> serde_json::Value {
         use serde_json::json;
         let services: Vec<_> = self
-            .snapshot
+            .rollout
+            .snapshot()
             .services
             .iter()
             .map(|s| {
@@ -57,7 +68,7 @@ impl Control {
                     "service": s.spec.to_string(),
                     "type": s.spec.kind.as_str(),
                     "listen": s.port(),
-                    "listening": !self.not_listening.keys().any(|(p, _)| *p == s.port()),
+                    "listening": self.rollout.is_listening(s.port()),
                     "connections": t.opened.saturating_sub(t.closed),
                     "connections_total": t.opened,
                     "responses": crate::metrics::stats::CLASSES.iter().zip(t.responses)
@@ -80,7 +91,7 @@ impl Control {
                             "address": b.addr().to_string(),
                             "server": format!("rs{}", b.slot()),
                             "weight": b.weight(),
-                            "state": match (self.admin.get(&(s.port(), b.addr())), h.is_some_and(|h| h.up), retiring) {
+                            "state": match (self.admins.states().get(&(s.port(), b.addr())), h.is_some_and(|h| h.up), retiring) {
                                 (Some(publish::Admin::Disable), _, _) => "maint",
                                 (Some(publish::Admin::Drain), _, _) => "drain",
                                 (None, _, true) => "retiring",
@@ -96,7 +107,7 @@ impl Control {
                             "check_ms": h.and_then(|h| h.latency).map(|d| d.as_secs_f64() * 1000.0),
                             "last_failure": h.and_then(|h| h.last_failure.as_ref()).map(ToString::to_string),
                             "retiring": retiring,
-                            "admin": self.admin.get(&(s.port(), b.addr())),
+                            "admin": self.admins.states().get(&(s.port(), b.addr())),
                             "sessions_total": bt.opened,
                             "responses_5xx": bt.responses[4],
                             "connect_errors": bt.connect_errors,
@@ -113,17 +124,17 @@ impl Control {
                     })).collect::<Vec<_>>(),
                     "no_backends": s.no_backends.as_ref().map(ToString::to_string),
                     "tls_name_mismatch": (s.spec.kind == crate::config::ServiceKind::Https && s.spec.verify_host.is_none())
-                        .then(|| self.name_mismatches.get(&s.spec.backend.host()))
+                        .then(|| self.certs.name_mismatch(&s.spec.backend.host()))
                         .flatten()
                         .map(|presented| json!({
                             "name": s.spec.backend.host(),
                             "certificate_names": presented,
                         })),
                     "verify_host": s.spec.verify_host.as_ref().map(ToString::to_string),
-                    "not_listening": self.not_listening.iter()
-                        .filter(|((p, _), _)| *p == s.port())
-                        .map(|((p, a), (why, _))| format!(
-                            "NOT LISTENING: port {p}{}: {why}",
+                    "not_listening": self.rollout.not_listening(s.port())
+                        .map(|(a, why)| format!(
+                            "NOT LISTENING: port {}{}: {why}",
+                            s.port(),
                             a.map(|a| format!(" on {a}")).unwrap_or_default()
                         ))
                         .collect::<Vec<_>>(),
@@ -131,23 +142,25 @@ impl Control {
             })
             .collect();
         let dns: Vec<_> = self
-            .watched
+            .dns
+            .watched()
             .iter()
             .map(|t| {
                 json!({
                     "name": t.name(),
                     "lookup": match t { dns::resolver::Target::Addr { .. } => "a", _ => "srv" },
-                    "last_answer": self.discovered.good.get(t).map(|v| v.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>()),
-                    "error": self.discovered.errors.get(t),
-                    "empty": self.discovered.empty.get(t),
-                    "answer_age_s": self.dns_answered.get(t)
+                    "last_answer": self.dns.found().good.get(t).map(|v| v.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>()),
+                    "error": self.dns.found().errors.get(t),
+                    "empty": self.dns.found().empty.get(t),
+                    "answer_age_s": self.dns.answered(t)
                         .and_then(|at| at.elapsed().ok())
                         .map(|d| d.as_secs()),
                 })
             })
             .collect();
         let certificates: Vec<_> = self
-            .cert_info
+            .certs
+            .info()
             .iter()
             .map(|c| {
                 json!({
@@ -162,15 +175,15 @@ impl Control {
         json!({
             "version": crate::VERSION,
             "pid": std::process::id(),
-            "started": humantime::format_rfc3339_seconds(self.started).to_string(),
-            "uptime_s": self.started.elapsed().map_or(0, |d| d.as_secs()),
-            "applied_at": self.applied_at.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-            "draining": self.draining,
+            "started": humantime::format_rfc3339_seconds(self.observed.started).to_string(),
+            "uptime_s": self.observed.started.elapsed().map_or(0, |d| d.as_secs()),
+            "applied_at": self.rollout.applied_at().map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            "draining": self.rollout.is_stopping(),
             "certificates": certificates,
-            "acme": self.acme_wanted.as_ref().map(|w| json!({
+            "acme": self.certs.acme_status().map(|(w, state)| json!({
                 "names": w.names,
                 "plan": w.plan.to_string(),
-                "state": self.acme_state,
+                "state": state,
             })),
             "loadbalancer_kept": self.kept_running,
             "reload": {
@@ -183,29 +196,30 @@ impl Control {
             } else {
                 self.listen_addresses.iter().map(ToString::to_string).collect()
             },
-            "generation": self.snapshot.generation,
-            "metadata_source": self.source.describe(),
-            "metadata_error": self.last_source_error,
-            "enabled": self.config.as_ref().is_some_and(Config::enabled),
+            "generation": self.rollout.generation(),
+            "metadata_source": self.metadata_source,
+            "metadata_error": self.metadata_error,
+            "enabled": self.config.is_some_and(Config::enabled),
             "services": services,
             "dns": dns,
             // The same objects as `moirai check --json`.
-            "config_errors": &self.errors.errors,
-            "config_warnings": &self.errors.warnings,
+            "config_errors": &self.diagnostics.errors,
+            "config_warnings": &self.diagnostics.warnings,
         })
     }
 
     /// The Prometheus exposition of the running truth.
-    pub(super) fn metrics_text(&self) -> String {
+    pub fn metrics(&self) -> String {
         use crate::metrics::export::{BackendView, ControlView, DnsView, ServiceView};
         let services: Vec<ServiceView<'_>> = self
-            .snapshot
+            .rollout
+            .snapshot()
             .services
             .iter()
             .map(|s| ServiceView {
                 port: s.port(),
-                response_average: self.exporter.response_average(s.port()),
-                listening: !self.not_listening.keys().any(|(p, _)| *p == s.port()),
+                response_average: self.observed.exporter.response_average(s.port()),
+                listening: self.rollout.is_listening(s.port()),
                 kind: s.spec.kind.as_str(),
                 stats: &s.stats,
                 backends: self
@@ -237,7 +251,7 @@ impl Control {
             })
             .collect();
         let mut config_errors: Vec<(&str, usize)> = Vec::new();
-        for e in &self.errors.errors {
+        for e in &self.diagnostics.errors {
             match config_errors.iter_mut().find(|(k, _)| *k == e.key) {
                 Some((_, n)) => *n += 1,
                 None => config_errors.push((&e.key, 1)),
@@ -251,39 +265,38 @@ impl Control {
             config_errors.push((crate::config::keys::LOADBALANCER, 1));
         }
         let control = ControlView {
-            generation: self.snapshot.generation,
-            applied: self.applied_at,
+            generation: self.rollout.generation(),
+            applied: self.rollout.applied_at(),
             config_errors,
             dns: self
-                .watched
+                .dns
+                .watched()
                 .iter()
                 .map(|t| {
-                    let (queries, failures) = self.dns_counts.get(t).copied().unwrap_or_default();
+                    let (queries, failures) = self.dns.counts(t);
                     DnsView {
                         name: t.name(),
                         queries,
                         failures,
-                        answers: self.discovered.good.get(t).map_or(0, Vec::len),
+                        answers: self.dns.found().good.get(t).map_or(0, Vec::len),
                     }
                 })
                 .collect(),
-            metadata_errors: self.metadata_errors,
+            metadata_errors: self.observed.metadata_errors,
             syslog: {
-                let (s, d) = self.syslog_counts.totals();
+                let (s, d) = self.observed.syslog_counts.totals();
                 let (es, ed) = crate::logging::remote_counts();
                 (s + es, d + ed)
             },
-            started: Some(self.started),
+            started: Some(self.observed.started),
             certs: self
-                .cert_expiry
+                .certs
+                .expiry()
                 .iter()
                 .map(|(n, t)| (n.as_str(), *t))
                 .collect(),
-            acme: self.acme.as_ref().map(|a| {
-                use std::sync::atomic::Ordering::Relaxed;
-                (a.attempts.load(Relaxed), a.failures.load(Relaxed))
-            }),
+            acme: self.certs.acme_counts(),
         };
-        self.exporter.render(&services, &control)
+        self.observed.exporter.render(&services, &control)
     }
 }

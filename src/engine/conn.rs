@@ -464,9 +464,11 @@ impl<S: Transport> Conn<S> {
             return Io::Blocked;
         }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let r = match self.tls.as_deref_mut() {
-            None => self.stream.write_vectored(bufs),
-            Some(tls) => tls_write(&mut self.stream, tls, bufs),
+        let r = match (self.tls.as_deref_mut(), bufs) {
+            // One slice: write(2), as cheap as it gets.
+            (None, [one]) => self.stream.write(one),
+            (None, _) => self.stream.write_vectored(bufs),
+            (Some(tls), _) => tls_write(&mut self.stream, tls, bufs),
         };
         match r {
             Ok(0) if total > 0 => Io::Failed,

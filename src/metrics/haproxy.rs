@@ -6,9 +6,9 @@
 
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 
-use super::export::ServiceView;
 use super::names::{self, Name};
 use super::stats::CLASSES;
+use super::view::ServiceView;
 
 /// HAProxy's check states, in its order; [`ServiceView`] backends name one.
 pub const CHECK_STATES: [&str; 16] = [

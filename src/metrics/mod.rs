@@ -7,3 +7,4 @@ pub mod haproxy;
 pub mod names;
 pub mod server;
 pub mod stats;
+pub mod view;

@@ -31,8 +31,7 @@ struct Certs {
     by_name: HashMap<String, Arc<CertifiedKey>>,
 }
 
-/// The ALPN protocol of TLS-ALPN-01 validation (RFC 8737).
-pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+pub use super::config::ACME_TLS_ALPN;
 
 /// The certificates served, swapped atomically.
 #[derive(Debug)]

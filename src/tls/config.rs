@@ -19,6 +19,10 @@ use super::TlsError;
 /// Sessions remembered for resumption by id (TLS 1.2 and stateful 1.3).
 const SESSION_CACHE: usize = 16 * 1024;
 
+/// The ALPN protocol of TLS-ALPN-01 validation (RFC 8737), offered by every
+/// TLS service and answered only with a challenge certificate.
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
 /// ring with the intermediate suites and key exchange groups.
 pub fn provider() -> Arc<CryptoProvider> {
     use ring::cipher_suite as cs;
@@ -55,7 +59,7 @@ pub fn server(certs: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, T
         .with_cert_resolver(certs);
     // `acme-tls/1` is only ever chosen by a client that offers nothing
     // else: the CA validating TLS-ALPN-01 (see `certs::CertStore`).
-    c.alpn_protocols = vec![b"http/1.1".to_vec(), super::certs::ACME_TLS_ALPN.to_vec()];
+    c.alpn_protocols = vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
     c.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     c.ticketer = ring::Ticketer::new()?;
     Ok(Arc::new(c))

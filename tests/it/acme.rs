@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::dns::{host, Dns, ZONE};
 use crate::util::http::{ok, HttpBackend};
-use crate::util::{free_port, local, metadata, temp_dir, Moirai};
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
+use crate::util::{free_port, local, metadata, temp_dir, Moirai, SECS};
 
 struct Pebble {
     child: Child,

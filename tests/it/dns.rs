@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::http::{get, ok, Client, HttpBackend};
-use crate::util::{connect_within, free_port, local, metadata, reach_tag, roundtrip, Moirai};
+use crate::util::{connect_within, free_port, local, metadata, reach_tag, roundtrip, Moirai, SECS};
 
-const SECS: fn(u64) -> Duration = Duration::from_secs;
 pub(crate) const ZONE: &str = "u1.dc1.cns.test";
 
 /// dnsmasq on a loopback port, answering `cns.test` from its arguments.

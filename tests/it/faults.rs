@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::http::{get, ok, Client, HttpBackend};
-use crate::util::{connect_within, free_port, local, metadata, rss_kib, Moirai};
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
+use crate::util::{connect_within, free_port, local, metadata, rss_kib, Moirai, SECS};
 
 /// Keep-alive and fresh-connection load on `port` until `stop`: returns
 /// (requests, failures, slowest request).

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::util::http::{get, ok, Client, HttpBackend, Resp};
-use crate::util::{check_responder, free_port, metadata_exact, Moirai};
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
+use crate::util::{check_responder, free_port, metadata_exact, Moirai, SECS};
 
 fn at(ip: &str, port: u16) -> std::net::SocketAddr {
     format!("{ip}:{port}").parse().unwrap()

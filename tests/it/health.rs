@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::http::{get, ok, Client, HttpBackend, Reply};
 use crate::util::{
-    connect_within, cpu_seconds, free_port, local, metadata_exact, roundtrip, Moirai,
+    connect_within, cpu_seconds, free_port, local, metadata_exact, roundtrip, Moirai, SECS,
 };
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 /// An HTTP backend answering `tag` on every path but `/healthz`, whose
 /// status the test sets; it records the Host of each check.

@@ -9,6 +9,7 @@ mod guide;
 mod ha;
 mod health;
 mod http;
+mod layout;
 mod mdata;
 mod metrics;
 mod operator;

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::http::{get, ok, Client, HttpBackend, Reply};
-use crate::util::{free_port, local, metadata, Moirai};
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
+use crate::util::{free_port, local, metadata, Moirai, SECS};
 
 /// Metadata for `portmap` (checks to the shared responder) plus `extra`.
 fn metadata_with(portmap: &str, extra: &[(&str, &str)]) -> String {

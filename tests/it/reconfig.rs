@@ -7,10 +7,8 @@ use std::time::Duration;
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::{
     connect_within, free_port, local, metadata, reach_tag, roundtrip, temp_dir, wait_refused,
-    Moirai,
+    Moirai, SECS,
 };
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 #[test]
 fn twenty_snapshot_changes_leave_open_connections_unharmed() {

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::dns::{host, Dns, ZONE};
 use crate::util::http::{get, ok, Client, HttpBackend, Reply};
-use crate::util::{free_port, http_lb, local, metadata, metadata_exact, Moirai};
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
+use crate::util::{free_port, http_lb, local, metadata, metadata_exact, Moirai, SECS};
 
 /// A backend answering its name, with a `/healthz` whose status can be set.
 fn named(addr: &str, name: &'static str) -> (HttpBackend, Arc<AtomicU16>) {

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::http::{HttpBackend, Reply};
-use crate::util::{connect_within, free_port, local, metadata, temp_dir, Moirai};
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
+use crate::util::{connect_within, free_port, local, metadata, temp_dir, Moirai, SECS};
 
 /// socat receiving syslog datagrams on 127.0.0.1:`port` into a file. UDP
 /// datagrams carry no separator; each message starts with `<PRI>1 `.

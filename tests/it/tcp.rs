@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 use crate::util::backend::{Backend, Behaviour};
 use crate::util::{
     check_responder, connect_within, cpu_seconds, free_port, local, metadata, roundtrip,
-    wait_refused, Moirai,
+    wait_refused, Moirai, SECS,
 };
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 #[test]
 fn a_thousand_concurrent_connections_through_one_service() {

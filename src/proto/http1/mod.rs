@@ -22,11 +22,96 @@ pub const MAX_HEADERS: usize = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
     /// Not valid HTTP/1.x, or a smuggling risk: 400 (502 from a backend).
-    Malformed(&'static str),
+    Malformed(Malformed),
     /// Larger than the buffer, or too many fields: 431 (502 from a backend).
     TooLarge,
     /// Valid but not something the proxy does: 501.
-    NotImplemented(&'static str),
+    NotImplemented(Unsupported),
+}
+
+/// What makes a head malformed. Each is refused because two parsers could
+/// disagree about where the message ends or what it asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// Not HTTP/1.x syntax at all.
+    Syntax,
+    /// A LF without its CR: some parsers end a line there, others not.
+    BareLf,
+    /// A `Content-Length` that is not a number.
+    InvalidLength,
+    /// `Content-Length` values that differ.
+    ConflictingLength,
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    LengthAndChunked,
+    /// `Transfer-Encoding` in an HTTP/1.0 request.
+    ChunkedHttp10,
+    /// `Transfer-Encoding` more than once.
+    RepeatedTransferEncoding,
+    /// An HTTP/1.1 request without a `Host`.
+    NoHost,
+    /// More than one `Host`.
+    ManyHosts,
+    /// More `Connection` lines than a client sends.
+    ManyConnectionHeaders,
+    /// `*` as the target of anything but OPTIONS.
+    AsteriskOutsideOptions,
+    /// A target neither origin- nor absolute-form.
+    TargetForm,
+    /// An absolute-form target that is not http or https.
+    UnknownScheme,
+    /// An absolute-form target without a plain authority (or with
+    /// userinfo).
+    NoAuthority,
+    /// An absolute-form target whose authority is not the `Host`.
+    TargetHostMismatch,
+}
+
+impl Malformed {
+    /// The reason, for logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Malformed::Syntax => "malformed head",
+            Malformed::BareLf => "bare LF in the head",
+            Malformed::InvalidLength => "invalid Content-Length",
+            Malformed::ConflictingLength => "conflicting Content-Length",
+            Malformed::LengthAndChunked => "both Content-Length and Transfer-Encoding",
+            Malformed::ChunkedHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
+            Malformed::RepeatedTransferEncoding => "repeated Transfer-Encoding",
+            Malformed::NoHost => "HTTP/1.1 needs exactly one Host header",
+            Malformed::ManyHosts => "more than one Host header",
+            Malformed::ManyConnectionHeaders => "too many Connection headers",
+            Malformed::AsteriskOutsideOptions => "asterisk-form target outside OPTIONS",
+            Malformed::TargetForm => "request target is not origin- or absolute-form",
+            Malformed::UnknownScheme => "absolute-form target with an unknown scheme",
+            Malformed::NoAuthority => "absolute-form target without a plain authority",
+            Malformed::TargetHostMismatch => "absolute-form target differs from Host",
+        }
+    }
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// Valid HTTP the balancer does not carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsupported {
+    /// `CONNECT`: a load balancer is not a forward proxy.
+    Connect,
+    /// A transfer coding other than `chunked`.
+    TransferCoding,
+}
+
+impl Unsupported {
+    /// The reason, for logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unsupported::Connect => "CONNECT is not supported",
+            Unsupported::TransferCoding => "unsupported transfer coding",
+        }
+    }
 }
 
 /// The byte range of a header's whole line (name to CRLF) within `buf`.

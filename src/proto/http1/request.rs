@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use super::body::Framing;
-use super::{line_range, token_list_has, HeadError, MAX_HEADERS};
+use super::{line_range, token_list_has, HeadError, Malformed, Unsupported, MAX_HEADERS};
 use crate::proto::cookie::COOKIE_NAME;
 
 /// What the proxy needs to know about a request.
@@ -71,17 +71,17 @@ pub fn parse(
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(_) => return Err(HeadError::Malformed("malformed request head")),
+        Err(_) => return Err(HeadError::Malformed(Malformed::Syntax)),
     };
     // A bare LF ends a line for some servers and not for others: a
     // smuggling vector, since the head is forwarded as it came.
     if super::has_bare_lf(&buf[..head_len]) {
-        return Err(HeadError::Malformed("bare LF in the request head"));
+        return Err(HeadError::Malformed(Malformed::BareLf));
     }
     let http11 = req.version == Some(1);
     let is_head = req.method == Some("HEAD");
     if req.method == Some("CONNECT") {
-        return Err(HeadError::NotImplemented("CONNECT is not supported"));
+        return Err(HeadError::NotImplemented(Unsupported::Connect));
     }
 
     let mut content_length: Option<u64> = None;
@@ -110,19 +110,19 @@ pub fn parse(
         if name.eq_ignore_ascii_case("content-length") {
             let v = parse_content_length(value)?;
             if content_length.is_some_and(|c| c != v) {
-                return Err(HeadError::Malformed("conflicting Content-Length"));
+                return Err(HeadError::Malformed(Malformed::ConflictingLength));
             }
             content_length = Some(v);
             length_lines += 1;
             length_list |= value.contains(&b',');
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             if transfer_encoding {
-                return Err(HeadError::Malformed("repeated Transfer-Encoding"));
+                return Err(HeadError::Malformed(Malformed::RepeatedTransferEncoding));
             }
             transfer_encoding = true;
             let v = trim(value);
             if !v.eq_ignore_ascii_case(b"chunked") {
-                return Err(HeadError::NotImplemented("unsupported transfer coding"));
+                return Err(HeadError::NotImplemented(Unsupported::TransferCoding));
             }
             chunked = true;
         } else if name.eq_ignore_ascii_case("connection") {
@@ -133,7 +133,7 @@ pub fn parse(
                 connection_values[nconn] = value;
                 nconn += 1;
             } else {
-                return Err(HeadError::Malformed("too many Connection headers"));
+                return Err(HeadError::Malformed(Malformed::ManyConnectionHeaders));
             }
         } else if name.eq_ignore_ascii_case("upgrade") {
             upgrade_header = true;
@@ -169,22 +169,16 @@ pub fn parse(
     }
 
     if transfer_encoding && content_length.is_some() {
-        return Err(HeadError::Malformed(
-            "both Content-Length and Transfer-Encoding",
-        ));
+        return Err(HeadError::Malformed(Malformed::LengthAndChunked));
     }
     if transfer_encoding && !http11 {
-        return Err(HeadError::Malformed(
-            "Transfer-Encoding in an HTTP/1.0 request",
-        ));
+        return Err(HeadError::Malformed(Malformed::ChunkedHttp10));
     }
     if http11 && hosts != 1 {
-        return Err(HeadError::Malformed(
-            "HTTP/1.1 needs exactly one Host header",
-        ));
+        return Err(HeadError::Malformed(Malformed::NoHost));
     }
     if hosts > 1 {
-        return Err(HeadError::Malformed("more than one Host header"));
+        return Err(HeadError::Malformed(Malformed::ManyHosts));
     }
     check_target(req.path.unwrap_or(""), req.method.unwrap_or(""), host_value)?;
     // One plain line is the client's own, forwarded as it is; a list or
@@ -262,30 +256,22 @@ fn check_target(target: &str, method: &str, host: &[u8]) -> Result<(), HeadError
         return if method == "OPTIONS" {
             Ok(())
         } else {
-            Err(HeadError::Malformed("asterisk-form target outside OPTIONS"))
+            Err(HeadError::Malformed(Malformed::AsteriskOutsideOptions))
         };
     }
     let Some((scheme, rest)) = target.split_once("://") else {
         // authority-form belongs to CONNECT, which is refused earlier.
-        return Err(HeadError::Malformed(
-            "request target is not origin- or absolute-form",
-        ));
+        return Err(HeadError::Malformed(Malformed::TargetForm));
     };
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return Err(HeadError::Malformed(
-            "absolute-form target with an unknown scheme",
-        ));
+        return Err(HeadError::Malformed(Malformed::UnknownScheme));
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.is_empty() || authority.contains('@') {
-        return Err(HeadError::Malformed(
-            "absolute-form target without a plain authority",
-        ));
+        return Err(HeadError::Malformed(Malformed::NoAuthority));
     }
     if !authority.as_bytes().eq_ignore_ascii_case(host) {
-        return Err(HeadError::Malformed(
-            "absolute-form target differs from Host",
-        ));
+        return Err(HeadError::Malformed(Malformed::TargetHostMismatch));
     }
     Ok(())
 }
@@ -309,15 +295,15 @@ pub(super) fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
     for part in v.split(|&b| b == b',') {
         let p = trim(part);
         if p.is_empty() || p.len() > 18 || !p.iter().all(u8::is_ascii_digit) {
-            return Err(HeadError::Malformed("invalid Content-Length"));
+            return Err(HeadError::Malformed(Malformed::InvalidLength));
         }
         let n = p.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
         if out.is_some_and(|o| o != n) {
-            return Err(HeadError::Malformed("conflicting Content-Length"));
+            return Err(HeadError::Malformed(Malformed::ConflictingLength));
         }
         out = Some(n);
     }
-    out.ok_or(HeadError::Malformed("invalid Content-Length"))
+    out.ok_or(HeadError::Malformed(Malformed::InvalidLength))
 }
 
 /// Finds the sticky cookie in a `Cookie` value. When found, the other

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::body::Framing;
 use super::request::parse_content_length;
-use super::{line_range, token_list_has, HeadError, MAX_HEADERS};
+use super::{line_range, token_list_has, HeadError, Malformed, MAX_HEADERS};
 
 /// What the proxy needs to know about a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,14 +56,14 @@ pub fn parse(
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(_) => return Err(HeadError::Malformed("malformed response head")),
+        Err(_) => return Err(HeadError::Malformed(Malformed::Syntax)),
     };
     // httparse accepts a bare LF as a line end in responses (RFC 9112
     // lets recipients), but the head is forwarded as it came, and a client
     // or cache that disagrees on where it ends would see another message:
     // a backend that sends one gets a 502, as for requests.
     if super::has_bare_lf(&buf[..head_len]) {
-        return Err(HeadError::Malformed("bare LF in the response head"));
+        return Err(HeadError::Malformed(Malformed::BareLf));
     }
     let code = resp.code.unwrap_or(0);
     let http11 = resp.version == Some(1);
@@ -78,9 +78,9 @@ pub fn parse(
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let v = parse_content_length(h.value)
-                .map_err(|_| HeadError::Malformed("invalid Content-Length"))?;
+                .map_err(|_| HeadError::Malformed(Malformed::InvalidLength))?;
             if content_length.is_some_and(|c| c != v) {
-                return Err(HeadError::Malformed("conflicting Content-Length"));
+                return Err(HeadError::Malformed(Malformed::ConflictingLength));
             }
             content_length = Some(v);
             length_list |= h.value.contains(&b',');
@@ -104,9 +104,7 @@ pub fn parse(
         }
     }
     if te_chunked.is_some() && content_length.is_some() {
-        return Err(HeadError::Malformed(
-            "both Content-Length and Transfer-Encoding",
-        ));
+        return Err(HeadError::Malformed(Malformed::LengthAndChunked));
     }
     let no_body = request_was_head || (100..200).contains(&code) || code == 204 || code == 304;
     let framing = if no_body {

@@ -1,0 +1,415 @@
+//! Certificates: the TLS material every TLS service shares (the store
+//! served by SNI, the server and backend configurations), the ACME
+//! manager that replaces the self-signed certificate, and what the status
+//! document says about both.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::acme;
+use super::publish::TlsMaterial;
+use crate::config::Config;
+use crate::metadata::reader::Reader;
+use crate::sys::poll::Waker;
+use crate::tls;
+
+/// A certificate served, as `moirai status` shows it.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    /// The names it was made or ordered for.
+    pub names: Vec<String>,
+    /// Its subject and issuer, as text.
+    pub subject: String,
+    pub issuer: String,
+    /// When it expires, if its dates could be read.
+    pub not_after: Option<SystemTime>,
+    /// "acme" or "self-signed".
+    pub source: &'static str,
+}
+
+impl CertInfo {
+    fn of(names: Vec<String>, cert_pem: &[u8], source: &'static str) -> CertInfo {
+        use rustls::pki_types::pem::PemObject;
+        let der = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem)
+            .next()
+            .and_then(Result::ok);
+        let (subject, issuer) = der
+            .as_ref()
+            .and_then(|d| tls::validity::subject_and_issuer(d))
+            .unwrap_or_default();
+        CertInfo {
+            names,
+            subject,
+            issuer,
+            not_after: der
+                .as_ref()
+                .and_then(|d| tls::validity::validity(d))
+                .map(|(_, na)| na),
+            source,
+        }
+    }
+}
+
+/// The certificates and how they are obtained.
+pub struct Certificates {
+    /// Made when a TLS service first appears.
+    material: Option<TlsMaterial>,
+    state_dir: PathBuf,
+    ca_file: PathBuf,
+    /// `https` backend names their certificates did not carry, recorded
+    /// by handshakes; `logged_mismatches` of them have been logged.
+    name_mismatches: Arc<tls::chain::NameMismatches>,
+    logged_mismatches: Vec<(String, Vec<String>)>,
+    /// The ACME manager, once a configuration names a certificate.
+    acme: Option<acme::Acme>,
+    acme_opts: acme::AcmeOptions,
+    /// What was last asked of the ACME manager.
+    wanted: Option<acme::Want>,
+    /// Why no challenge can work, when none can (logged on change).
+    plan_error: Option<String>,
+    /// Pending HTTP-01 answers, in every `http` service's snapshot.
+    challenges: Arc<HashMap<String, String>>,
+    /// Expiry of the certificate served per name.
+    expiry: Vec<(String, SystemTime)>,
+    /// The certificates served (self-signed, ACME).
+    info: Vec<CertInfo>,
+    /// What ACME is doing or last did, in words.
+    state: Option<String>,
+    waker: Arc<Waker>,
+}
+
+impl Certificates {
+    /// Certificates kept in `state_dir`; https backends verified against
+    /// `ca_file`; ACME as `acme_opts` say, reporting through `waker`.
+    pub fn new(
+        state_dir: PathBuf,
+        ca_file: PathBuf,
+        acme_opts: acme::AcmeOptions,
+        waker: Arc<Waker>,
+    ) -> Certificates {
+        Certificates {
+            material: None,
+            state_dir,
+            ca_file,
+            name_mismatches: Arc::default(),
+            logged_mismatches: Vec::new(),
+            acme: None,
+            acme_opts,
+            wanted: None,
+            plan_error: None,
+            challenges: Arc::default(),
+            expiry: Vec::new(),
+            info: Vec::new(),
+            state: None,
+            waker,
+        }
+    }
+
+    /// The TLS material, once a TLS service made it.
+    pub fn material(&self) -> Option<&TlsMaterial> {
+        self.material.as_ref()
+    }
+
+    /// Pending HTTP-01 answers.
+    pub fn challenges(&self) -> &Arc<HashMap<String, String>> {
+        &self.challenges
+    }
+
+    /// The certificates served.
+    pub fn info(&self) -> &[CertInfo] {
+        &self.info
+    }
+
+    /// What was last asked of ACME, and what it is doing.
+    pub fn acme_status(&self) -> Option<(&acme::Want, Option<&str>)> {
+        self.wanted.as_ref().map(|w| (w, self.state.as_deref()))
+    }
+
+    /// Expiry per name of the certificates served.
+    pub fn expiry(&self) -> &[(String, SystemTime)] {
+        &self.expiry
+    }
+
+    /// ACME orders attempted and failed.
+    pub fn acme_counts(&self) -> Option<(u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.acme
+            .as_ref()
+            .map(|a| (a.attempts.load(Relaxed), a.failures.load(Relaxed)))
+    }
+
+    /// The certificate names `https` backends reached as `name` presented
+    /// instead, if they did.
+    pub fn name_mismatch(&self, name: &str) -> Option<Vec<String>> {
+        self.name_mismatches.get(name)
+    }
+
+    /// Makes the TLS material when `config` has its first TLS service, and
+    /// starts (or re-aims) ACME when it names certificates.
+    /// `metadata_writable`: dns-01 answers can be published.
+    pub fn follow(&mut self, config: &Config, metadata_writable: bool) {
+        if self.material.is_none() && config.services().iter().any(|s| s.kind.is_tls()) {
+            self.material = self.make(config);
+        }
+        self.follow_names(config, metadata_writable);
+    }
+
+    /// `svcadm refresh` changed how challenges are chosen: ask again.
+    pub fn set_challenge(
+        &mut self,
+        choice: acme::ChallengeChoice,
+        config: Option<&Config>,
+        metadata_writable: bool,
+    ) -> bool {
+        if choice == self.acme_opts.challenge {
+            return false;
+        }
+        self.acme_opts.challenge = choice;
+        // Asked again with the new plan.
+        self.wanted = None;
+        if let Some(config) = config {
+            self.follow_names(config, metadata_writable);
+        }
+        true
+    }
+
+    /// `moirai acme retry`: false when nothing is being ordered.
+    pub fn retry_now(&self) -> bool {
+        match &self.acme {
+            Some(a) => {
+                a.retry_now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn follow_names(&mut self, config: &Config, metadata_writable: bool) {
+        if self.material.is_none() {
+            return;
+        }
+        let names: Vec<String> = config
+            .certificate_names()
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        if names.is_empty() {
+            return;
+        }
+        let plan = match acme::plan(self.acme_opts.challenge, config, metadata_writable) {
+            Ok(p) => {
+                self.plan_error = None;
+                p
+            }
+            Err(e) => {
+                if self.plan_error.as_ref() != Some(&e) {
+                    log::error!("acme: {e}; serving the self-signed certificate");
+                    self.plan_error = Some(e);
+                }
+                return;
+            }
+        };
+        let want = acme::Want { names, plan };
+        if self.wanted.as_ref() == Some(&want) {
+            return;
+        }
+        if self.acme.is_none() {
+            match acme::Acme::spawn(self.acme_opts.clone(), Arc::clone(&self.waker)) {
+                Ok(a) => self.acme = Some(a),
+                Err(e) => {
+                    log::error!("acme: cannot start: {e}");
+                    return;
+                }
+            }
+        }
+        log::info!(
+            "acme: asking {} for a certificate for {} by {plan}",
+            self.acme_opts.directory,
+            want.names.join(", ")
+        );
+        if let Some(a) = &self.acme {
+            a.want(want.clone());
+        }
+        self.wanted = Some(want);
+    }
+
+    /// Acts on what the ACME manager says; dns-01 answers go out through
+    /// `source`. True when the services must be published again (HTTP-01
+    /// answers changed).
+    pub fn acme_events(&mut self, source: &Reader) -> bool {
+        let Some(a) = &self.acme else { return false };
+        let events: Vec<acme::AcmeEvent> = a.events.try_iter().collect();
+        let mut republish = false;
+        for e in events {
+            match e {
+                acme::AcmeEvent::Http01 { token, key_auth } => {
+                    Arc::make_mut(&mut self.challenges).insert(token, key_auth);
+                    republish = true;
+                }
+                acme::AcmeEvent::TlsAlpn01 {
+                    name,
+                    cert_pem,
+                    key_pem,
+                } => match tls::certs::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()) {
+                    Ok(key) => {
+                        if let Some(m) = &self.material {
+                            m.store.set_challenge(&name, key);
+                        }
+                    }
+                    Err(e) => log::error!("acme: the tls-alpn-01 certificate is unusable: {e}"),
+                },
+                acme::AcmeEvent::ChallengesDone => {
+                    if let Some(m) = &self.material {
+                        m.store.clear_challenges();
+                    }
+                    if !self.challenges.is_empty() {
+                        self.challenges = Arc::default();
+                        republish = true;
+                    }
+                }
+                acme::AcmeEvent::Dns01 { value } => {
+                    // Written by the reader thread; its outcome is logged
+                    // when it comes back.
+                    source.put(acme::DNS_CHALLENGE_KEY, &value);
+                }
+                acme::AcmeEvent::Issued {
+                    names,
+                    cert_pem,
+                    key_pem,
+                    not_after,
+                    fresh,
+                } => self.issued(names, &cert_pem, &key_pem, not_after, fresh),
+                acme::AcmeEvent::Failed { error, retry_in } => {
+                    self.state = Some(format!(
+                        "failed: {error}; next attempt in {} s",
+                        retry_in.as_secs()
+                    ));
+                    log::error!(
+                        "acme: {error}; still serving the previous certificate, retrying in {} s",
+                        retry_in.as_secs()
+                    );
+                }
+            }
+        }
+        republish
+    }
+
+    fn issued(
+        &mut self,
+        names: Vec<String>,
+        cert_pem: &str,
+        key_pem: &str,
+        not_after: Option<SystemTime>,
+        fresh: bool,
+    ) {
+        let key = match tls::certs::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()) {
+            Ok(key) => key,
+            Err(e) => {
+                log::error!("acme: the issued certificate is unusable: {e}");
+                return;
+            }
+        };
+        if let Some(m) = &self.material {
+            // Also the default: clients without SNI or with another name
+            // get it, not self-signed.
+            m.store.install(&names, key, true);
+        }
+        let until = not_after
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+            .unwrap_or_else(|| "an unknown date".to_owned());
+        log::info!(
+            "tls: serving the ACME certificate for {} ({}, valid until {until})",
+            names.join(", "),
+            if fresh { "just issued" } else { "stored" }
+        );
+        self.info.retain(|c| c.source != "acme");
+        self.info
+            .push(CertInfo::of(names.clone(), cert_pem.as_bytes(), "acme"));
+        self.state = Some(format!(
+            "{} certificate served, valid until {until}",
+            if fresh { "issued" } else { "stored" }
+        ));
+        if let Some(t) = not_after {
+            self.expiry.retain(|(n, _)| !names.contains(n));
+            self.expiry.extend(names.iter().map(|n| (n.clone(), t)));
+        }
+    }
+
+    /// Logs, once each, `https` backends whose certificate is for another
+    /// name.
+    pub fn log_name_mismatches(&mut self) {
+        let all = self.name_mismatches.all();
+        if all == self.logged_mismatches {
+            return;
+        }
+        for (name, presented) in &all {
+            if !self
+                .logged_mismatches
+                .iter()
+                .any(|(n, p)| n == name && p == presented)
+            {
+                log::warn!(
+                    "tls: https backends reached as {name} present a certificate for {}; the chain is verified and the name is not (as Moirai does); add verify_host:NAME to the portmap entry to require one",
+                    if presented.is_empty() { "other names".to_owned() } else { presented.join(", ") }
+                );
+            }
+        }
+        self.logged_mismatches = all;
+    }
+
+    /// The certificate store (self-signed until ACME supplies one), the
+    /// server config, and the backend client configs.
+    fn make(&mut self, config: &Config) -> Option<TlsMaterial> {
+        let names: Vec<String> = config
+            .certificate_names()
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        let cert = match tls::certs::self_signed(&self.state_dir, &names) {
+            Ok(c) => {
+                if let Ok(pem) = std::fs::read(self.state_dir.join(tls::certs::SELF_SIGNED_CERT)) {
+                    self.info
+                        .push(CertInfo::of(names.clone(), &pem, "self-signed"));
+                }
+                c
+            }
+            Err(e) => {
+                log::error!("tls: {e}");
+                return None;
+            }
+        };
+        let store = tls::certs::CertStore::new(cert);
+        let server = match tls::config::server(Arc::clone(&store) as _) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("tls: {e}");
+                return None;
+            }
+        };
+        let roots = match tls::config::load_roots(&self.ca_file) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                log::error!(
+                    "tls: no trust store for https backends ({e}); they will all fail verification"
+                );
+                Arc::new(rustls::RootCertStore::empty())
+            }
+        };
+        let verified = tls::config::chain_verified_client(
+            Arc::clone(&roots),
+            Arc::clone(&self.name_mismatches),
+        )
+        .ok()?;
+        let strict = tls::config::verified_client(roots).ok()?;
+        let insecure = tls::config::insecure_client().ok()?;
+        Some(TlsMaterial {
+            store,
+            server,
+            verified,
+            strict,
+            insecure,
+        })
+    }
+}

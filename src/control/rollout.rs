@@ -1,0 +1,355 @@
+//! The rollout of snapshots to the workers: what was sent, what each
+//! worker applied, and what the workers report back (listeners that cannot
+//! open, latencies, their exit). Also the outage lines a new generation
+//! calls for, and the workers' end (a drain or an upgrade's hand-over).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::Receiver;
+
+use super::publish;
+use super::reload::Reloads;
+use crate::engine::worker::{FromWorker, ToWorker, WorkerHandle};
+use crate::metrics::export::Exporter;
+use crate::snapshot::Snapshot;
+use crate::sys::net::WorkerListener;
+
+/// How often a listener that still cannot be opened is logged again.
+const NOT_LISTENING_REPEAT: Duration = Duration::from_secs(300);
+
+/// A generation sent to the workers and not yet applied by all of them.
+struct Pending {
+    seen: Instant,
+    changes: Vec<String>,
+}
+
+/// The workers and what they run.
+pub struct Rollout {
+    workers: Vec<WorkerHandle>,
+    reports: Receiver<FromWorker>,
+    /// The newest generation sent.
+    snapshot: Arc<Snapshot>,
+    pending: HashMap<u64, Pending>,
+    /// The newest generation each worker has applied.
+    worker_gen: Vec<u64>,
+    /// When the running generation was applied everywhere.
+    applied_at: Option<SystemTime>,
+    /// A line held until the generation it speaks of is applied
+    /// everywhere ("every backend checked"), so whoever reads it can rely
+    /// on the workers using what it says.
+    settled_note: Option<(u64, String)>,
+    /// After an upgrade: the workers get no configuration (and accept
+    /// nothing: the inherited queues wait) until every backend has been
+    /// checked, or this deadline, so the first clients meet no 503.
+    hold: Option<Instant>,
+    /// Listening sockets the workers handed over for an upgrade.
+    handed: Vec<(Option<IpAddr>, u16, WorkerListener)>,
+    /// Listeners that cannot be opened, by (port, address): the reason
+    /// and when it was last logged.
+    not_listening: HashMap<(u16, Option<IpAddr>), (String, Instant)>,
+    /// Services that have had backends; a later loss is an outage (WARN),
+    /// not a start (INFO).
+    served: HashSet<u16>,
+    /// Services in an outage, for the line that says it ended.
+    outage: HashSet<u16>,
+    /// Stopping: listeners closed, connections finishing.
+    stopping: bool,
+}
+
+impl Rollout {
+    /// The rollout to `workers`, which report on `reports`. `hold`: the
+    /// workers inherited listeners and get nothing before it (or the first
+    /// complete round of checks).
+    pub fn new(
+        workers: Vec<WorkerHandle>,
+        reports: Receiver<FromWorker>,
+        hold: Option<Instant>,
+    ) -> Rollout {
+        Rollout {
+            worker_gen: vec![0; workers.len()],
+            workers,
+            reports,
+            snapshot: Arc::new(Snapshot::default()),
+            pending: HashMap::new(),
+            applied_at: None,
+            settled_note: None,
+            hold,
+            handed: Vec::new(),
+            not_listening: HashMap::new(),
+            served: HashSet::new(),
+            outage: HashSet::new(),
+            stopping: false,
+        }
+    }
+
+    /// The newest snapshot sent.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// Its generation.
+    pub fn generation(&self) -> u64 {
+        self.snapshot.generation
+    }
+
+    /// When the running generation was applied by every worker.
+    pub fn applied_at(&self) -> Option<SystemTime> {
+        self.applied_at
+    }
+
+    /// Whether the workers are stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// Whether the service on `port` listens on every address it should.
+    pub fn is_listening(&self, port: u16) -> bool {
+        !self.not_listening.keys().any(|(p, _)| *p == port)
+    }
+
+    /// Listeners of `port` that cannot be opened, with why.
+    pub fn not_listening(&self, port: u16) -> impl Iterator<Item = (Option<IpAddr>, &str)> {
+        self.not_listening
+            .iter()
+            .filter(move |((p, _), _)| *p == port)
+            .map(|((_, a), (why, _))| (*a, why.as_str()))
+    }
+
+    /// The first complete round of checks after an upgrade: the hold
+    /// ends. True if there was one.
+    pub fn release_hold(&mut self) -> bool {
+        self.hold.take().is_some()
+    }
+
+    /// Holds `note` until the running generation is applied everywhere,
+    /// then logs it.
+    pub fn note_when_applied(&mut self, note: String) {
+        self.settled_note = Some((self.snapshot.generation, note));
+        self.log_settled();
+    }
+
+    /// Sends `snap` to every worker (unless an upgrade's hold is still on)
+    /// and logs what it changes for the services' health.
+    pub fn publish(&mut self, snap: Arc<Snapshot>, seen: Instant, exporter: &mut Exporter) {
+        if let Some(until) = self.hold {
+            if Instant::now() < until {
+                // Checks first; the inherited accept queues wait.
+                return;
+            }
+            self.hold = None;
+        }
+        let changes = publish::describe_changes(&self.snapshot, &snap);
+        // A service that is gone has nothing left to listen on.
+        self.not_listening
+            .retain(|(port, _), _| snap.service(*port).is_some());
+        self.log_outages(&snap);
+        let mut sent = 0;
+        for w in &self.workers {
+            if w.send(ToWorker::Snapshot(Arc::clone(&snap))) {
+                sent += 1;
+            }
+        }
+        if sent == 0 {
+            log::error!(
+                "no worker is running to take generation {}",
+                snap.generation
+            );
+        }
+        self.pending
+            .insert(snap.generation, Pending { seen, changes });
+        let ports: Vec<u16> = snap.services.iter().map(|s| s.port()).collect();
+        exporter.retain(&ports);
+        self.snapshot = snap;
+    }
+
+    fn log_outages(&mut self, snap: &Snapshot) {
+        for s in &snap.services {
+            let before = self.snapshot.service(s.port()).map(|o| &o.no_backends);
+            match &s.no_backends {
+                Some(why) if before != Some(&s.no_backends) => {
+                    // Before a service has ever had a backend (the first
+                    // checks of a start or a new service) this is the
+                    // normal way up, not an outage.
+                    if self.served.contains(&s.port()) {
+                        log::warn!("service {}: no backends: {why}", s.spec);
+                        self.outage.insert(s.port());
+                    } else {
+                        log::info!("service {}: no backends yet: {why}", s.spec);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    self.served.insert(s.port());
+                    if self.outage.remove(&s.port()) {
+                        log::info!(
+                            "service {}: serving again ({} backends)",
+                            s.spec,
+                            s.backends.len()
+                        );
+                    }
+                }
+            }
+        }
+        self.served.retain(|p| snap.service(*p).is_some());
+        self.outage.retain(|p| snap.service(*p).is_some());
+    }
+
+    /// Takes the workers' reports: generations applied (answering a
+    /// refresh that waited for one), listeners failing or open again,
+    /// latencies, sockets handed over, exits.
+    pub fn collect(&mut self, reload: &mut Reloads, exporter: &mut Exporter) {
+        while let Ok(r) = self.reports.try_recv() {
+            match r {
+                FromWorker::Applied {
+                    worker,
+                    generation,
+                    at,
+                } => self.applied(worker, generation, at, reload),
+                FromWorker::ListenFailed {
+                    worker: _,
+                    port,
+                    addr,
+                    error,
+                } => {
+                    // Every worker retries every 2 s: said once, again when
+                    // the reason changes, and every few minutes.
+                    let now = Instant::now();
+                    let entry = self.not_listening.entry((port, addr));
+                    let say = match &entry {
+                        std::collections::hash_map::Entry::Occupied(o) => {
+                            o.get().0 != error || now >= o.get().1 + NOT_LISTENING_REPEAT
+                        }
+                        std::collections::hash_map::Entry::Vacant(_) => true,
+                    };
+                    if say {
+                        log::error!(
+                            "NOT LISTENING: port {port}{}: {error} (retrying every 2 s)",
+                            addr.map(|a| format!(" on {a}")).unwrap_or_default()
+                        );
+                        entry.insert_entry((error, now));
+                    }
+                }
+                FromWorker::Listening { port, addr } => {
+                    if self.not_listening.remove(&(port, addr)).is_some() {
+                        log::info!(
+                            "listening on port {port}{} again",
+                            addr.map(|a| format!(" on {a}")).unwrap_or_default()
+                        );
+                    }
+                }
+                FromWorker::Exited { worker, cut } => {
+                    log::warn!("worker {worker} exited unexpectedly ({cut} sessions open)");
+                }
+                FromWorker::Latency(batch) => exporter.merge(batch),
+                FromWorker::Listeners(l) => self.handed.extend(l),
+            }
+        }
+        self.log_settled();
+    }
+
+    fn applied(&mut self, worker: usize, generation: u64, at: Instant, reload: &mut Reloads) {
+        // A worker applies only the newest snapshot it finds, so an ack
+        // for N also stands for every generation before.
+        if let Some(g) = self.worker_gen.get_mut(worker) {
+            *g = (*g).max(generation);
+        }
+        let everywhere = self.everywhere();
+        let mut done: Vec<u64> = self
+            .pending
+            .keys()
+            .copied()
+            .filter(|g| *g <= everywhere)
+            .collect();
+        done.sort_unstable();
+        for g in done {
+            let Some(p) = self.pending.remove(&g) else {
+                continue;
+            };
+            let took = at.saturating_duration_since(p.seen);
+            self.applied_at = Some(SystemTime::now());
+            let what = if p.changes.is_empty() {
+                "no service changes".to_owned()
+            } else {
+                p.changes.join("; ")
+            };
+            if reload.waits_for(g) {
+                reload.complete(format!("generation {g} applied: {what}"));
+            }
+            log::info!(
+                "generation {g} applied by {} workers in {:.1} ms: {what}",
+                self.workers.len(),
+                took.as_secs_f64() * 1000.0,
+            );
+        }
+    }
+
+    /// The newest generation every worker has applied.
+    fn everywhere(&self) -> u64 {
+        self.worker_gen.iter().copied().min().unwrap_or(0)
+    }
+
+    fn log_settled(&mut self) {
+        let everywhere = self.everywhere();
+        if self
+            .settled_note
+            .as_ref()
+            .is_some_and(|(g, _)| *g <= everywhere)
+        {
+            if let Some((_, note)) = self.settled_note.take() {
+                log::info!("{note}");
+            }
+        }
+    }
+
+    /// Tells every worker to stop (`how`: a drain or a hand-over; they end
+    /// by themselves by its deadline, plus a moment to close what is left).
+    pub fn stop(&mut self, how: ToWorker) {
+        self.stopping = true;
+        for w in &self.workers {
+            w.send(how.clone());
+        }
+    }
+
+    /// Whether every worker thread has ended.
+    pub fn finished(&self) -> bool {
+        self.workers.iter().all(|w| w.join.is_finished())
+    }
+
+    /// Waits for the worker threads and takes their last reports: the
+    /// sessions the grace period cut, and the listeners handed over.
+    pub fn join(&mut self) -> usize {
+        for w in std::mem::take(&mut self.workers) {
+            let _ = w.join.join();
+        }
+        let mut cut = 0;
+        while let Ok(r) = self.reports.try_recv() {
+            match r {
+                FromWorker::Exited { cut: c, .. } => cut += c,
+                FromWorker::Listeners(l) => self.handed.extend(l),
+                _ => {}
+            }
+        }
+        cut
+    }
+
+    /// The listening sockets handed over, as the next program finds them
+    /// (`fd@address@port;` each, `*` for every address), made inheritable.
+    pub fn handover_env(&self) -> std::io::Result<(String, usize)> {
+        let mut env = String::new();
+        let mut seen = HashSet::new();
+        for (addr, port, l) in &self.handed {
+            let fd = l.raw_fd();
+            // Shared mode: every worker names the same socket; once.
+            if !seen.insert(fd) {
+                continue;
+            }
+            crate::sys::net::set_cloexec(fd, false)?;
+            let addr = addr.map_or_else(|| "*".to_owned(), |a| a.to_string());
+            env.push_str(&format!("{fd}@{addr}@{port};"));
+        }
+        Ok((env, self.handed.len()))
+    }
+}

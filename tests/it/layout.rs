@@ -1,0 +1,172 @@
+//! The shape of `src/`, checked: no two modules import each other (directly
+//! or round a longer loop), and `unsafe` lives in `src/sys/` only. A module
+//! is one file; an import is a `crate::`/`super::`/`self::` path outside
+//! comments and `#[cfg(test)]` modules. A module using its parent counts,
+//! as does a parent using its child; a re-export (`pub use child::X`) in a
+//! parent does not, since it names no path of its own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+type Module = Vec<String>;
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+fn module_of(src: &Path, file: &Path) -> Module {
+    let rel = file.strip_prefix(src).unwrap().with_extension("");
+    let mut parts: Module = rel
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    if matches!(parts.last().map(String::as_str), Some("mod" | "lib")) {
+        parts.pop();
+    }
+    parts
+}
+
+/// The code of a file without comments and without its test module.
+fn code(text: &str) -> String {
+    let text = match text.find("#[cfg(test)]\nmod tests") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The module a path (`super::a::b::Item`) names: its longest prefix that
+/// is a module.
+fn resolve(all: &BTreeSet<Module>, from: &Module, path: &[&str]) -> Option<Module> {
+    let (mut base, rest): (Module, &[&str]) = match *path.first()? {
+        "crate" => (Vec::new(), &path[1..]),
+        "self" => (from.clone(), &path[1..]),
+        "super" => {
+            let mut b = from.clone();
+            let mut rest = path;
+            while rest.first() == Some(&"super") {
+                b.pop();
+                rest = &rest[1..];
+            }
+            (b, rest)
+        }
+        _ => return None,
+    };
+    for seg in rest {
+        let mut next = base.clone();
+        next.push(seg.to_string());
+        if !all.contains(&next) {
+            break;
+        }
+        base = next;
+    }
+    all.contains(&base).then_some(base)
+}
+
+/// Every `crate|super|self::a::b` path in `code`, `{...}` groups expanded
+/// one level.
+fn paths(code: &str) -> Vec<Vec<&str>> {
+    let mut out = Vec::new();
+    let bytes = code.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    for start in ["crate::", "super::", "self::"] {
+        let mut at = 0;
+        while let Some(i) = code[at..].find(start) {
+            let i = at + i;
+            at = i + start.len();
+            if i > 0 && (word(bytes[i - 1]) || bytes[i - 1] == b':') {
+                continue;
+            }
+            let mut end = i;
+            while end < bytes.len() && (word(bytes[end]) || bytes[end] == b':') {
+                end += 1;
+            }
+            let prefix: Vec<&str> = code[i..end].split("::").filter(|s| !s.is_empty()).collect();
+            if code[end..].starts_with('{') {
+                let close = code[end..].find('}').map_or(code.len(), |c| end + c);
+                for item in code[end + 1..close].split(',') {
+                    let first = item.trim().split("::").next().unwrap_or("").trim();
+                    let first = first.split_whitespace().next().unwrap_or("");
+                    if !first.is_empty() && first != "self" {
+                        let mut p = prefix.clone();
+                        p.push(first);
+                        out.push(p);
+                    }
+                }
+            } else {
+                out.push(prefix);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut list = Vec::new();
+    files(&src, &mut list);
+    let all: BTreeSet<Module> = list.iter().map(|f| module_of(&src, f)).collect();
+    let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
+    for f in &list {
+        let from = module_of(&src, f);
+        let text = code(&std::fs::read_to_string(f).unwrap());
+        let deps = edges.entry(from.clone()).or_default();
+        for p in paths(&text) {
+            if let Some(m) = resolve(&all, &from, &p) {
+                if m != from {
+                    deps.insert(m);
+                }
+            }
+        }
+    }
+    // A loop is a module that reaches itself.
+    let mut loops = Vec::new();
+    for start in edges.keys() {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<&Module> = edges[start].iter().collect();
+        while let Some(m) = todo.pop() {
+            if m == start {
+                loops.push(start.join("::"));
+                break;
+            }
+            if seen.insert(m) {
+                todo.extend(edges.get(m).into_iter().flatten());
+            }
+        }
+    }
+    assert!(loops.is_empty(), "modules on an import loop: {loops:?}");
+    // The check sees imports at all: the engine's worker uses its sessions.
+    let worker = vec!["engine".to_owned(), "worker".to_owned()];
+    assert!(edges[&worker].contains(&vec!["engine".to_owned(), "http".to_owned()]));
+}
+
+#[test]
+fn unsafe_code_lives_in_sys_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut list = Vec::new();
+    files(&src, &mut list);
+    let outside: Vec<String> = list
+        .iter()
+        .filter(|f| !f.starts_with(src.join("sys")))
+        .filter(|f| {
+            let text = code(&std::fs::read_to_string(f).unwrap());
+            text.contains("unsafe {") || text.contains("unsafe fn") || text.contains("unsafe impl")
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(outside.is_empty(), "unsafe outside src/sys: {outside:?}");
+}
