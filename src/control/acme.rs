@@ -262,7 +262,9 @@ pub enum AcmeEvent {
     /// An order failed; the next try is in `retry_in`.
     Failed {
         /// Why.
-        error: String,
+        error: OrderError,
+        /// The method of the next attempt, when it is another one.
+        next: Option<ChallengeKind>,
         /// When it is tried again.
         retry_in: Duration,
     },
@@ -363,19 +365,71 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// Never two orders for the same names closer than this (CA rate limits).
 const MIN_REORDER: Duration = Duration::from_secs(10);
 
-/// Why an order failed.
-#[derive(Debug)]
-struct OrderError {
-    /// The CA tried the challenge and it failed (vs. never got that far).
-    validation: bool,
-    message: String,
+/// Where an order failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStep {
+    /// The order's async runtime could not start.
+    Runtime,
+    /// The account could not be loaded, made or registered.
+    Account,
+    /// The CA refused the new order.
+    NewOrder,
+    /// An authorization could not be fetched.
+    Authorization,
+    /// The CA says an authorization is invalid (a validation failed).
+    Invalid,
+    /// The CA offers no challenge of the method asked for.
+    NoChallenge,
+    /// The TLS-ALPN-01 certificate could not be made.
+    AlpnCertificate,
+    /// The CA refused to start a validation.
+    Challenge,
+    /// The CA's validation failed: its own words follow.
+    Validation,
+    /// The key or the signing request could not be made.
+    Request,
+    /// The CA refused to finalize.
+    Finalize,
+    /// The certificate could not be fetched.
+    Certificate,
+}
+
+/// Why an order failed: the step, and the CA's or library's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderError {
+    /// Where.
+    pub step: OrderStep,
+    /// What was said.
+    pub detail: String,
 }
 
 impl OrderError {
-    fn before(message: String) -> OrderError {
-        OrderError {
-            validation: false,
-            message,
+    fn at(step: OrderStep) -> impl FnOnce(String) -> OrderError {
+        move |detail| OrderError { step, detail }
+    }
+
+    /// The CA tried the challenge and it failed (vs. never got that far).
+    pub fn is_validation(&self) -> bool {
+        matches!(self.step, OrderStep::Invalid | OrderStep::Validation)
+    }
+}
+
+impl std::fmt::Display for OrderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.detail;
+        match self.step {
+            OrderStep::Runtime => write!(f, "cannot start the ACME runtime: {d}"),
+            OrderStep::NewOrder => write!(f, "new order: {d}"),
+            OrderStep::Authorization => write!(f, "authorization: {d}"),
+            OrderStep::Invalid => write!(f, "authorization is {d}"),
+            OrderStep::Challenge => write!(f, "challenge: {d}"),
+            OrderStep::Finalize => write!(f, "finalize: {d}"),
+            OrderStep::Certificate => write!(f, "certificate: {d}"),
+            OrderStep::Account
+            | OrderStep::NoChallenge
+            | OrderStep::AlpnCertificate
+            | OrderStep::Validation
+            | OrderStep::Request => f.write_str(d),
         }
     }
 }
@@ -398,7 +452,8 @@ impl Manager<'_> {
             Ok(rt) => rt,
             Err(e) => {
                 (self.send)(AcmeEvent::Failed {
-                    error: format!("cannot start the ACME runtime: {e}"),
+                    error: OrderError::at(OrderStep::Runtime)(e.to_string()),
+                    next: None,
                     retry_in: MAX_BACKOFF,
                 });
                 return;
@@ -483,7 +538,7 @@ impl Manager<'_> {
                     self.failures
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let now = Instant::now();
-                    let retry_in = if e.validation {
+                    let retry_in = if e.is_validation() {
                         failed_validations.retain(|t| now.duration_since(*t) < HOUR);
                         failed_validations.push(now);
                         let switch = w.plan.fallback.is_some();
@@ -513,11 +568,8 @@ impl Manager<'_> {
                         _ => w.plan.first,
                     };
                     (self.send)(AcmeEvent::Failed {
-                        error: if next != kind {
-                            format!("{}; the next attempt uses {next}", e.message)
-                        } else {
-                            e.message
-                        },
+                        error: e,
+                        next: (next != kind).then_some(next),
                         retry_in,
                     });
                 }
@@ -619,13 +671,16 @@ impl Manager<'_> {
         names: &[String],
         kind: ChallengeKind,
     ) -> Result<(String, String), OrderError> {
-        let account = self.account().await.map_err(OrderError::before)?;
+        let account = self
+            .account()
+            .await
+            .map_err(OrderError::at(OrderStep::Account))?;
         let identifiers: Vec<Identifier> =
             names.iter().map(|n| Identifier::Dns(n.clone())).collect();
         let mut order = account
             .new_order(&NewOrder::new(&identifiers))
             .await
-            .map_err(|e| OrderError::before(format!("new order: {}", why(&e))))?;
+            .map_err(|e| OrderError::at(OrderStep::NewOrder)(why(&e)))?;
         let acme_type = match kind {
             ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
             ChallengeKind::Http01 => ChallengeType::Http01,
@@ -639,16 +694,11 @@ impl Manager<'_> {
         let mut pending = 0;
         let mut auths = order.authorizations();
         while let Some(a) = auths.next().await {
-            let mut a = a.map_err(|e| OrderError::before(format!("authorization: {}", why(&e))))?;
+            let mut a = a.map_err(|e| OrderError::at(OrderStep::Authorization)(why(&e)))?;
             match a.status {
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
-                s => {
-                    return Err(OrderError {
-                        validation: true,
-                        message: format!("authorization is {s:?}"),
-                    })
-                }
+                s => return Err(OrderError::at(OrderStep::Invalid)(format!("{s:?}"))),
             }
             pending += 1;
             let name = match a.identifier().identifier {
@@ -656,13 +706,16 @@ impl Manager<'_> {
                 other => format!("{other:?}"),
             };
             let ch = a.challenge(acme_type.clone()).ok_or_else(|| {
-                OrderError::before(format!("the CA offers no {kind} challenge for {name}"))
+                OrderError::at(OrderStep::NoChallenge)(format!(
+                    "the CA offers no {kind} challenge for {name}"
+                ))
             })?;
             let key_auth = ch.key_authorization();
             match kind {
                 ChallengeKind::TlsAlpn01 => {
-                    let (cert_pem, key_pem) = alpn_certificate(&name, key_auth.digest().as_ref())
-                        .map_err(OrderError::before)?;
+                    let (cert_pem, key_pem) =
+                        alpn_certificate(&name, key_auth.digest().as_ref())
+                            .map_err(OrderError::at(OrderStep::AlpnCertificate))?;
                     (self.send)(AcmeEvent::TlsAlpn01 {
                         name,
                         cert_pem,
@@ -691,15 +744,14 @@ impl Manager<'_> {
             .await;
             let mut auths = order.authorizations();
             while let Some(a) = auths.next().await {
-                let mut a =
-                    a.map_err(|e| OrderError::before(format!("authorization: {}", why(&e))))?;
+                let mut a = a.map_err(|e| OrderError::at(OrderStep::Authorization)(why(&e)))?;
                 if a.status != AuthorizationStatus::Pending {
                     continue;
                 }
                 if let Some(mut ch) = a.challenge(acme_type.clone()) {
                     ch.set_ready()
                         .await
-                        .map_err(|e| OrderError::before(format!("challenge: {}", why(&e))))?;
+                        .map_err(|e| OrderError::at(OrderStep::Challenge)(why(&e)))?;
                 }
             }
         }
@@ -727,33 +779,30 @@ impl Manager<'_> {
                     }
                 }
             }
-            return Err(OrderError {
-                validation: true,
-                message: if why.is_empty() {
-                    format!("{kind} {summary}")
-                } else {
-                    format!("{kind} validation failed: {}", why.join("; "))
-                },
-            });
+            return Err(OrderError::at(OrderStep::Validation)(if why.is_empty() {
+                format!("{kind} {summary}")
+            } else {
+                format!("{kind} validation failed: {}", why.join("; "))
+            }));
         }
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| OrderError::before(e.to_string()))?;
+            .map_err(|e| OrderError::at(OrderStep::Request)(e.to_string()))?;
         let mut params = rcgen::CertificateParams::new(names.to_vec())
-            .map_err(|e| OrderError::before(e.to_string()))?;
+            .map_err(|e| OrderError::at(OrderStep::Request)(e.to_string()))?;
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, names[0].clone());
         let csr = params
             .serialize_request(&key)
-            .map_err(|e| OrderError::before(e.to_string()))?;
+            .map_err(|e| OrderError::at(OrderStep::Request)(e.to_string()))?;
         order
             .finalize_csr(csr.der())
             .await
-            .map_err(|e| OrderError::before(format!("finalize: {}", why(&e))))?;
+            .map_err(|e| OrderError::at(OrderStep::Finalize)(why(&e)))?;
         let chain = order
             .poll_certificate(&RetryPolicy::default())
             .await
-            .map_err(|e| OrderError::before(format!("certificate: {}", why(&e))))?;
+            .map_err(|e| OrderError::at(OrderStep::Certificate)(why(&e)))?;
         Ok((chain, key.serialize_pem()))
     }
 }

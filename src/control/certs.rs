@@ -281,7 +281,15 @@ impl Certificates {
                     not_after,
                     fresh,
                 } => self.issued(names, &cert_pem, &key_pem, not_after, fresh),
-                acme::AcmeEvent::Failed { error, retry_in } => {
+                acme::AcmeEvent::Failed {
+                    error,
+                    next,
+                    retry_in,
+                } => {
+                    let error = match next {
+                        Some(k) => format!("{error}; the next attempt uses {k}"),
+                        None => error.to_string(),
+                    };
                     self.state = Some(format!(
                         "failed: {error}; next attempt in {} s",
                         retry_in.as_secs()

@@ -150,7 +150,7 @@ impl Parts<'_> {
                     "name": t.name(),
                     "lookup": match t { dns::resolver::Target::Addr { .. } => "a", _ => "srv" },
                     "last_answer": self.dns.found().good.get(t).map(|v| v.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>()),
-                    "error": self.dns.found().errors.get(t),
+                    "error": self.dns.found().errors.get(t).map(ToString::to_string),
                     "empty": self.dns.found().empty.get(t),
                     "answer_age_s": self.dns.answered(t)
                         .and_then(|at| at.elapsed().ok())

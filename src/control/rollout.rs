@@ -346,7 +346,7 @@ impl Rollout {
             if !seen.insert(fd) {
                 continue;
             }
-            crate::sys::net::set_cloexec(fd, false)?;
+            l.inherit()?;
             let addr = addr.map_or_else(|| "*".to_owned(), |a| a.to_string());
             env.push_str(&format!("{fd}@{addr}@{port};"));
         }

@@ -5,17 +5,17 @@
 //! - `status` (or nothing): the JSON document of the running truth
 //!   (services, backends, DNS answers, certificates, errors);
 //! - `backend disable|enable|drain PORT ADDRESS`, `log-level LEVEL`,
-//!   `acme retry`: run-time controls, answered `ok: ...` or `error: ...`.
+//!   `acme retry`, `upgrade [BINARY]`: run-time controls, answered
+//!   `ok: ...` or `error: ...` (parsed by `commands::Command`).
 //!
 //! Served by the control thread between events; a client gets 200 ms to
-//! send its line.
+//! send its line and 500 ms to read the answer.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mio::net::UnixListener;
-
+use crate::sys::net::{UnixListener, UnixStream};
 use crate::sys::poll::{Interest, Registry, Token};
 
 /// The socket's file name in the state directory.
@@ -34,7 +34,6 @@ impl StatusServer {
         let path = dir.join(SOCKET);
         let _ = std::fs::remove_file(&path);
         let mut listener = UnixListener::bind(&path)?;
-        #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             // Only the service's user (and root) may ask.
@@ -80,7 +79,7 @@ impl StatusServer {
 }
 
 /// The client's one line, read within 200 ms (at most 1 KiB).
-fn read_command(stream: &mut mio::net::UnixStream) -> String {
+fn read_command(stream: &mut UnixStream) -> String {
     use std::io::Read;
     let deadline = Instant::now() + Duration::from_millis(200);
     let mut buf = Vec::new();

@@ -12,12 +12,16 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 
+use nix::errno::Errno;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 #[cfg(target_os = "illumos")]
 pub use super::poll::event_ports::io::{TcpListener, TcpStream};
 #[cfg(not(target_os = "illumos"))]
 pub use mio::net::{TcpListener, TcpStream};
+/// The control socket's types: polled like the TCP ones (the illumos
+/// backend registers mio's Unix sockets as they are).
+pub use mio::net::{UnixListener, UnixStream};
 
 /// Accept queue length asked for; the kernel caps it at its own maximum.
 const BACKLOG: i32 = 4096;
@@ -135,43 +139,34 @@ impl Inherited {
 /// A listening socket handed over by file descriptor: owned from now on,
 /// non-blocking, closed on exec again.
 fn adopt(fd: i32) -> io::Result<std::net::TcpListener> {
-    use std::os::unix::io::FromRawFd;
+    use nix::sys::stat::{fstat, SFlag};
+    use std::os::fd::{BorrowedFd, FromRawFd};
     // SAFETY: `fd` comes from INHERITED_ENV, written by the process that
-    // exec'd us for exactly this purpose; fstat first proves it is open
-    // and a socket, and nothing else in this process owns it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat writes into `st`, valid for the call.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+    // exec'd us for exactly this purpose; it is only borrowed for fstat,
+    // which fails cleanly (EBADF) if it is not open.
+    let st = fstat(unsafe { BorrowedFd::borrow_raw(fd) })?;
+    if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFSOCK.bits() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a socket"));
     }
-    // SAFETY: see above; ownership moves into the TcpListener.
+    // SAFETY: fstat proved it open and a socket, and nothing else in this
+    // process owns it; ownership moves into the TcpListener.
     let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-    set_cloexec(fd, true)?;
+    set_cloexec(&l, true)?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
 
-/// Sets or clears `FD_CLOEXEC` on `fd` (cleared only on sockets handed to
-/// the next program by an upgrade).
-pub fn set_cloexec(fd: i32, on: bool) -> io::Result<()> {
-    // SAFETY: F_GETFD/F_SETFD on a descriptor the caller owns; no memory
-    // is passed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
+/// Sets or clears `FD_CLOEXEC` (cleared only on sockets handed to the next
+/// program by an upgrade).
+fn set_cloexec(fd: impl std::os::fd::AsFd, on: bool) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let flags = FdFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFD)?);
     let flags = if on {
-        flags | libc::FD_CLOEXEC
+        flags | FdFlag::FD_CLOEXEC
     } else {
-        flags & !libc::FD_CLOEXEC
+        flags - FdFlag::FD_CLOEXEC
     };
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    fcntl(&fd, FcntlArg::F_SETFD(flags))?;
     Ok(())
 }
 
@@ -183,6 +178,15 @@ impl WorkerListener {
         match &self._shared {
             Some(s) => s.as_raw_fd(),
             None => self.socket.as_raw_fd(),
+        }
+    }
+
+    /// Lets the next program inherit [`WorkerListener::raw_fd`] across
+    /// exec.
+    pub fn inherit(&self) -> io::Result<()> {
+        match &self._shared {
+            Some(s) => set_cloexec(&**s, false),
+            None => set_cloexec(&self.socket, false),
         }
     }
 }
@@ -236,8 +240,8 @@ pub fn bind_any(port: u16, reuse_port: bool) -> io::Result<std::net::TcpListener
         Ok(l) => Ok(l),
         Err(e)
             if matches!(
-                e.raw_os_error(),
-                Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
+                e.raw_os_error().map(Errno::from_raw),
+                Some(Errno::EAFNOSUPPORT | Errno::EADDRNOTAVAIL)
             ) =>
         {
             bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), reuse_port)
@@ -295,8 +299,8 @@ pub fn set_reset_on_close(stream: &TcpStream) {
 /// descriptors or memory: retrying at once would spin.
 pub fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+        e.raw_os_error().map(Errno::from_raw),
+        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)
     )
 }
 

@@ -1,50 +1,27 @@
 //! File-descriptor limits. illumos starts processes with a soft limit of 256
 //! and SMF cannot raise it, so moirai raises its own soft limit to the hard
-//! one at start-up (Linux does the same for symmetry). Plain libc: nix has
-//! no resource module for illumos.
+//! one at start-up (Linux does the same for symmetry).
 
 // `rlim_t` is not u64 on every platform, so the casts stay.
 #![allow(clippy::unnecessary_cast)]
 
 use std::io;
 
-fn get() -> io::Result<libc::rlimit> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    if rc == 0 {
-        Ok(lim)
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns (old, new).
 pub fn raise_nofile() -> io::Result<(u64, u64)> {
-    let lim = get()?;
-    let old = lim.rlim_cur as u64;
-    if lim.rlim_cur >= lim.rlim_max {
-        return Ok((old, old));
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft >= hard {
+        return Ok((soft as u64, soft as u64));
     }
-    let raised = libc::rlimit {
-        rlim_cur: lim.rlim_max,
-        rlim_max: lim.rlim_max,
-    };
-    // SAFETY: `raised` is a valid rlimit that outlives the call.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
-    if rc == 0 {
-        Ok((old, lim.rlim_max as u64))
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    Ok((soft as u64, hard as u64))
 }
 
 /// The current soft `RLIMIT_NOFILE`.
 pub fn nofile() -> io::Result<u64> {
-    get().map(|l| l.rlim_cur as u64)
+    Ok(getrlimit(Resource::RLIMIT_NOFILE)?.0 as u64)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub struct Discovered {
     /// Last good answer per lookup.
     pub good: HashMap<Target, Vec<(SocketAddr, u16)>>,
     /// Why a lookup has no good answer yet.
-    pub errors: HashMap<Target, String>,
+    pub errors: HashMap<Target, wire::DnsError>,
     /// Why a good answer holds no backends.
     pub empty: HashMap<Target, String>,
     /// Whether discovery runs at all.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::resolver::{Resolved, Resolver, Target};
+use super::wire::DnsError;
 use crate::sys::poll::Waker;
 
 /// One lookup's outcome.
@@ -20,7 +21,7 @@ pub struct Update {
     /// What was looked up.
     pub target: Target,
     /// The backends, or why there is no answer.
-    pub result: Result<Resolved, String>,
+    pub result: Result<Resolved, DnsError>,
 }
 
 /// The control loop's handle on the thread.
@@ -113,7 +114,7 @@ fn run(
             .map(|(t, _)| t.clone())
             .collect();
         for t in due {
-            let result = resolver.lookup(&t).map_err(|e| e.to_string());
+            let result = resolver.lookup(&t);
             if let Some(e) = entries.get_mut(&t) {
                 match &result {
                     Ok(r) => {

@@ -184,6 +184,12 @@ impl AsRawFd for TcpListener {
     }
 }
 
+impl std::os::fd::AsFd for TcpListener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
 impl Drop for TcpListener {
     fn drop(&mut self) {
         if let Some(h) = self.hook.take() {
