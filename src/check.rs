@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::config::{keys, Config, ConfigError, Diagnostics, Reason, Service};
-use crate::control::acme::{self, ChallengeChoice, Plan};
+use crate::control::certs::acme::{self, ChallengeChoice, Plan};
 
 /// The ACME challenges `moirai run` would use for `config` with
 /// `--acme-challenge choice` and this metadata source: `None` when no

@@ -152,7 +152,7 @@ struct CheckArgs {
     /// The --acme-challenge that `moirai run` is given, to say which
     /// challenge it will try first.
     #[arg(long, value_name = "TYPE", default_value = "auto")]
-    acme_challenge: moirai::control::acme::ChallengeChoice,
+    acme_challenge: moirai::control::certs::acme::ChallengeChoice,
     /// The --listen-address list that `moirai run` is given.
     #[arg(long = "listen-address", value_name = "ADDR")]
     listen_addresses: Vec<std::net::IpAddr>,
@@ -215,7 +215,7 @@ struct RunArgs {
     /// tls-alpn-01, http-01 (on the http listener) or dns-01 (TXT records
     /// published by CNS from metadata).
     #[arg(long, value_name = "TYPE", default_value = "auto")]
-    acme_challenge: moirai::control::acme::ChallengeChoice,
+    acme_challenge: moirai::control::certs::acme::ChallengeChoice,
     /// Renew certificates this long before they expire [default: at
     /// two-thirds of their lifetime].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -488,8 +488,8 @@ fn run(args: RunArgs) -> ExitCode {
             .unwrap_or_else(|| PathBuf::from(moirai::tls::config::default_ca_file())),
         acme_directory: match (args.acme_directory, args.acme_staging) {
             (Some(url), _) => url,
-            (None, true) => moirai::control::acme::LETS_ENCRYPT_STAGING.to_owned(),
-            (None, false) => moirai::control::acme::LETS_ENCRYPT.to_owned(),
+            (None, true) => moirai::control::certs::acme::LETS_ENCRYPT_STAGING.to_owned(),
+            (None, false) => moirai::control::certs::acme::LETS_ENCRYPT.to_owned(),
         },
         acme_ca_file: args.acme_ca_file,
         acme_challenge: args.acme_challenge,

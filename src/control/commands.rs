@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::acme::ChallengeChoice;
+use super::certs::acme::ChallengeChoice;
 use super::publish::Admin;
 
 /// One line from the control socket, understood.

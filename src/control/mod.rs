@@ -16,13 +16,13 @@
 //! the snapshot builder ([`publish`]), as a new generation.
 
 pub mod accesslog;
-pub mod acme;
-mod certs;
+pub mod certs;
 mod commands;
 pub mod dns;
 pub mod errlog;
 pub mod health;
 pub mod hosts;
+mod intake;
 pub mod publish;
 mod reload;
 mod report;
@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{Config, Diagnostics, Metadata};
+use crate::config::{Config, Metadata};
 use crate::engine::worker::{self, ListenConfig, ToWorker};
 use crate::metadata::{reader, Source};
 use crate::metrics::server::MetricsServer;
@@ -46,6 +46,7 @@ use crate::sys::poll::{Events, Poll, Registry, Waker};
 use crate::sys::rlimit;
 use crate::sys::signals::{Signal, Signals};
 use commands::{Command, SmfSetting};
+use intake::Intake;
 use token::ControlToken;
 
 /// How often the loop wakes to check sources and worker reports.
@@ -92,7 +93,7 @@ pub struct Options {
     /// An extra CA for the ACME server's HTTPS.
     pub acme_ca_file: Option<PathBuf>,
     /// How ACME challenges are answered.
-    pub acme_challenge: acme::ChallengeChoice,
+    pub acme_challenge: certs::acme::ChallengeChoice,
     /// Renew this long before expiry (default: at two-thirds of the
     /// lifetime).
     pub acme_renew_before: Option<Duration>,
@@ -182,15 +183,10 @@ struct Control {
     reload: reload::Reloads,
     observed: report::Observed,
     logs: Logs,
-    metadata: Option<Metadata>,
-    config: Option<Config>,
-    diagnostics: Diagnostics,
-    last_source_error: Option<String>,
+    /// The metadata and the configuration it gave.
+    configured: intake::Configured,
     /// Why moirai must stop at start (exit 96), once known.
     fatal: Option<String>,
-    /// `loadbalancer` went away from `true` while running: the running
-    /// configuration is kept, and this says why (status, log, metrics).
-    kept_running: Option<String>,
     /// `--listen-address`es; empty means all.
     listen_addresses: Vec<std::net::IpAddr>,
     /// How long a stop lets connections finish (`--grace`, or
@@ -320,11 +316,12 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
     // every other, with a wake-up.
     let source = reader::Reader::spawn(opts.source, opts.metadata_interval, Arc::clone(&waker))
         .map_err(RunError::Spawn)?;
-    let acme_opts = acme::AcmeOptions {
+    let described = source.describe().to_owned();
+    let acme_opts = certs::acme::AcmeOptions {
         directory: opts.acme_directory.clone(),
         ca_file: opts.acme_ca_file.clone(),
         challenge: opts.acme_challenge,
-        dir: acme::dir(&opts.state_dir),
+        dir: certs::acme::dir(&opts.state_dir),
         renew_before: opts.acme_renew_before,
         dns_propagation: opts.acme_dns_propagation,
     };
@@ -373,12 +370,8 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
                 std::process::id(),
             )),
         },
-        metadata: None,
-        config: None,
-        diagnostics: Diagnostics::default(),
-        last_source_error: None,
+        configured: intake::Configured::new(&described),
         fatal: None,
-        kept_running: None,
         listen_addresses: opts.listen_addresses.clone(),
         grace: opts.grace,
         upgrade: None,
@@ -505,7 +498,7 @@ impl Control {
         }
         lp.metrics.configure(
             lp.poll.registry(),
-            self.config.as_ref().and_then(Config::metrics),
+            self.configured.config().and_then(Config::metrics),
         );
         lp.metrics.expire(lp.poll.registry(), now);
         self.health_updates(Instant::now());
@@ -519,7 +512,7 @@ impl Control {
 
     /// At start, the metadata must be readable within the start-up limit.
     fn check_startup(&mut self, limit: Duration) {
-        if self.config.is_some() || self.fatal.is_some() {
+        if self.configured.config().is_some() || self.fatal.is_some() {
             return;
         }
         let waited = self.observed.started.elapsed().unwrap_or_default();
@@ -528,8 +521,8 @@ impl Control {
                 "cannot read the metadata from {} for {} s{}; exiting (SMF_EXIT_ERR_CONFIG)",
                 self.source.describe(),
                 waited.as_secs(),
-                self.last_source_error
-                    .as_ref()
+                self.configured
+                    .source_error()
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default()
             ));
@@ -570,7 +563,10 @@ impl Control {
             }
             SmfSetting::AcmeChallenge(c) => {
                 let writable = self.source.writable();
-                if self.certs.set_challenge(c, self.config.as_ref(), writable) {
+                if self
+                    .certs
+                    .set_challenge(c, self.configured.config(), writable)
+                {
                     log::warn!("refresh: config/acme_challenge is now {c}");
                 }
             }
@@ -596,12 +592,12 @@ impl Control {
             reload: &self.reload,
             admins: &self.admins,
             observed: &self.observed,
-            config: self.config.as_ref(),
-            diagnostics: &self.diagnostics,
-            kept_running: self.kept_running.as_deref(),
+            config: self.configured.config(),
+            diagnostics: self.configured.diagnostics(),
+            kept_running: self.configured.kept_running(),
             listen_addresses: &self.listen_addresses,
             metadata_source: self.source.describe(),
-            metadata_error: self.last_source_error.as_deref(),
+            metadata_error: self.configured.source_error(),
         }
     }
 
@@ -716,97 +712,41 @@ impl Control {
 
     /// The hosts file changed: names resolve anew from the last metadata.
     fn hosts_changed(&mut self) {
-        if let Some(md) = self.metadata.clone() {
+        if let Some(md) = self.configured.metadata().cloned() {
             self.on_metadata(Ok(md), true);
         }
     }
 
-    /// A read finished; on success, reconfigures if anything changed (or
-    /// always, with `rebuild`).
+    /// A read finished: reconfigures if it means a new configuration, and
+    /// answers a refresh that waited for it.
     fn on_metadata(&mut self, read: Result<Metadata, String>, rebuild: bool) {
-        let md = match read {
-            Ok(md) => md,
-            Err(msg) => {
+        let seen = Instant::now();
+        let generation = self.rollout.generation();
+        let config = match self.configured.read(read, rebuild, generation) {
+            Intake::Apply(config) => config,
+            Intake::Fatal(why) => {
+                self.fatal = Some(why);
+                return;
+            }
+            Intake::ReadFailed(msg) => {
                 self.observed.metadata_errors += 1;
-                let generation = self.rollout.generation();
                 self.reload.read_ended(|| {
                     format!("metadata read failed ({msg}); generation {generation} keeps running")
                 });
-                if self.last_source_error.as_deref() != Some(&msg) {
-                    log::error!(
-                        "cannot read metadata ({msg}); keeping the running configuration (generation {})",
-                        self.rollout.generation()
-                    );
-                }
-                self.last_source_error = Some(msg);
+                return;
+            }
+            Intake::KeptRunning(why) => {
+                self.reload.read_ended(|| {
+                    format!("no change: {why} (generation {generation} keeps running)")
+                });
+                return;
+            }
+            Intake::Unchanged => {
+                self.reload
+                    .read_ended(|| format!("no change (generation {generation} keeps running)"));
                 return;
             }
         };
-        if self.last_source_error.take().is_some() {
-            log::info!("metadata readable again from {}", self.source.describe());
-        }
-        let seen = Instant::now();
-        let (config, errors) = Config::from_metadata(&md);
-        if errors != self.diagnostics {
-            for e in &errors.errors {
-                log::error!("config: {e}");
-            }
-            for w in &errors.warnings {
-                log::warn!("config: {w}");
-            }
-            if errors.errors.is_empty() && !self.diagnostics.errors.is_empty() {
-                log::info!("config: every key is valid again");
-            }
-            self.diagnostics = errors;
-        }
-        self.metadata = Some(md);
-        if !config.enabled() {
-            let value = self
-                .metadata
-                .as_ref()
-                .and_then(|m| m.get(crate::config::keys::LOADBALANCER))
-                .cloned()
-                .unwrap_or_default();
-            let why = format!(
-                "cloud.tritoncompute:loadbalancer is {} (not \"true\")",
-                if value.trim().is_empty() {
-                    "empty or missing".to_owned()
-                } else {
-                    format!("{value:?}")
-                }
-            );
-            if self.config.is_none() {
-                // At start: nothing to keep serving; say so to SMF.
-                self.fatal = Some(format!(
-                    "{why}: no load balancer to run; exiting (SMF_EXIT_ERR_CONFIG)"
-                ));
-                return;
-            }
-            // While running: a typo or a transient empty read must not
-            // take every listener down (Moirai's reconfigure skips too).
-            if self.kept_running.as_ref() != Some(&why) {
-                log::error!(
-                    "{why}: keeping the running configuration (generation {}); to stop load balancing, disable the service",
-                    self.rollout.generation()
-                );
-                self.kept_running = Some(why);
-            }
-            let kept = self.kept_running.as_deref().unwrap_or_default();
-            let generation = self.rollout.generation();
-            self.reload.read_ended(|| {
-                format!("no change: {kept} (generation {generation} keeps running)")
-            });
-            return;
-        }
-        if self.kept_running.take().is_some() {
-            log::info!("cloud.tritoncompute:loadbalancer is \"true\" again");
-        }
-        if !rebuild && self.config.as_ref() == Some(&config) {
-            let generation = self.rollout.generation();
-            self.reload
-                .read_ended(|| format!("no change (generation {generation} keeps running)"));
-            return;
-        }
         self.dns.watch(&config, &self.hosts);
         let snap = self.build(&config);
         for s in config.services() {
@@ -814,7 +754,7 @@ impl Control {
                 log::error!("service {s}: no TLS certificate could be set up; not started");
             }
         }
-        self.config = Some(config);
+        self.configured.applied(config);
         let generation = snap.generation;
         self.publish(snap, seen);
         self.reload.wait_for(generation);
@@ -875,7 +815,7 @@ impl Control {
     /// Publishes the running configuration again after DNS, health, ACME
     /// or an operator changed what is usable.
     fn rebuild(&mut self, seen: Instant) {
-        if let Some(config) = self.config.clone() {
+        if let Some(config) = self.configured.config().cloned() {
             let snap = self.build(&config);
             self.publish(snap, seen);
         }

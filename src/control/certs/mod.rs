@@ -1,14 +1,15 @@
 //! Certificates: the TLS material every TLS service shares (the store
 //! served by SNI, the server and backend configurations), the ACME
-//! manager that replaces the self-signed certificate, and what the status
-//! document says about both.
+//! manager that replaces the self-signed certificate ([`acme`], its own
+//! thread), and what the status document says about both.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::acme;
+pub mod acme;
+
 use super::publish::TlsMaterial;
 use crate::config::Config;
 use crate::metadata::reader::Reader;
@@ -20,8 +21,9 @@ use crate::tls;
 pub struct CertInfo {
     /// The names it was made or ordered for.
     pub names: Vec<String>,
-    /// Its subject and issuer, as text.
+    /// Its subject, as text.
     pub subject: String,
+    /// Its issuer, as text.
     pub issuer: String,
     /// When it expires, if its dates could be read.
     pub not_after: Option<SystemTime>,

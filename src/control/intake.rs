@@ -1,0 +1,204 @@
+//! From metadata to a configuration: what each read means. A failed read,
+//! a `loadbalancer` that is no longer `true`, or metadata that parses to the
+//! configuration already running change nothing (and say why, once); a
+//! different configuration is handed to the loop to apply. Configuration
+//! errors and warnings are logged when they change.
+
+use crate::config::{keys, Config, Diagnostics, Metadata};
+
+/// What a metadata read means for the running configuration.
+#[derive(Debug)]
+pub enum Intake {
+    /// The read failed; the running configuration stays.
+    ReadFailed(String),
+    /// `loadbalancer` is not `true` while running: the running
+    /// configuration stays, for this reason.
+    KeptRunning(String),
+    /// `loadbalancer` is not `true` at start: nothing to run (exit 96).
+    Fatal(String),
+    /// The same configuration as the one running.
+    Unchanged,
+    /// A configuration to apply.
+    Apply(Config),
+}
+
+/// The metadata and the configuration it gave.
+#[derive(Debug, Default)]
+pub struct Configured {
+    /// Where the metadata comes from, for the log.
+    source: String,
+    /// The last metadata read.
+    metadata: Option<Metadata>,
+    /// The configuration applied.
+    config: Option<Config>,
+    /// Errors and warnings of the last read.
+    diagnostics: Diagnostics,
+    /// Why the last read failed, while it does.
+    source_error: Option<String>,
+    /// Why the running configuration is kept despite `loadbalancer`.
+    kept_running: Option<String>,
+}
+
+impl Configured {
+    /// Nothing read yet from `source` (its description).
+    pub fn new(source: &str) -> Configured {
+        Configured {
+            source: source.to_owned(),
+            ..Configured::default()
+        }
+    }
+
+    /// The configuration applied, if any yet.
+    pub fn config(&self) -> Option<&Config> {
+        self.config.as_ref()
+    }
+
+    /// The last metadata read.
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_ref()
+    }
+
+    /// Errors and warnings of the last read.
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.diagnostics
+    }
+
+    /// Why the metadata cannot be read, while it cannot.
+    pub fn source_error(&self) -> Option<&str> {
+        self.source_error.as_deref()
+    }
+
+    /// Why the running configuration is kept despite `loadbalancer`.
+    pub fn kept_running(&self) -> Option<&str> {
+        self.kept_running.as_deref()
+    }
+
+    /// The loop applied `config`.
+    pub fn applied(&mut self, config: Config) {
+        self.config = Some(config);
+    }
+
+    /// What a read means. `rebuild`: apply even an unchanged configuration
+    /// (the hosts file changed what names mean). `generation` is the one
+    /// running, for the log.
+    pub fn read(
+        &mut self,
+        read: Result<Metadata, String>,
+        rebuild: bool,
+        generation: u64,
+    ) -> Intake {
+        let md = match read {
+            Ok(md) => md,
+            Err(msg) => {
+                if self.source_error.as_deref() != Some(&msg) {
+                    log::error!(
+                        "cannot read metadata ({msg}); keeping the running configuration (generation {generation})"
+                    );
+                }
+                self.source_error = Some(msg.clone());
+                return Intake::ReadFailed(msg);
+            }
+        };
+        if self.source_error.take().is_some() {
+            log::info!("metadata readable again from {}", self.source);
+        }
+        let (config, diagnostics) = Config::from_metadata(&md);
+        self.diagnose(diagnostics);
+        let loadbalancer = md.get(keys::LOADBALANCER).cloned().unwrap_or_default();
+        self.metadata = Some(md);
+        if !config.enabled() {
+            let why = format!(
+                "cloud.tritoncompute:loadbalancer is {} (not \"true\")",
+                if loadbalancer.trim().is_empty() {
+                    "empty or missing".to_owned()
+                } else {
+                    format!("{loadbalancer:?}")
+                }
+            );
+            if self.config.is_none() {
+                // At start: nothing to keep serving; say so to SMF.
+                return Intake::Fatal(format!(
+                    "{why}: no load balancer to run; exiting (SMF_EXIT_ERR_CONFIG)"
+                ));
+            }
+            // While running: a typo or a transient empty read must not
+            // take every listener down (Moirai's reconfigure skips too).
+            if self.kept_running.as_ref() != Some(&why) {
+                log::error!(
+                    "{why}: keeping the running configuration (generation {generation}); to stop load balancing, disable the service"
+                );
+                self.kept_running = Some(why.clone());
+            }
+            return Intake::KeptRunning(why);
+        }
+        if self.kept_running.take().is_some() {
+            log::info!("cloud.tritoncompute:loadbalancer is \"true\" again");
+        }
+        if !rebuild && self.config.as_ref() == Some(&config) {
+            return Intake::Unchanged;
+        }
+        Intake::Apply(config)
+    }
+
+    /// Logs errors and warnings when they differ from the last read's.
+    fn diagnose(&mut self, d: Diagnostics) {
+        if d == self.diagnostics {
+            return;
+        }
+        for e in &d.errors {
+            log::error!("config: {e}");
+        }
+        for w in &d.warnings {
+            log::warn!("config: {w}");
+        }
+        if d.errors.is_empty() && !self.diagnostics.errors.is_empty() {
+            log::info!("config: every key is valid again");
+        }
+        self.diagnostics = d;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn md(pairs: &[(&str, &str)]) -> Metadata {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn each_read_means_one_thing() {
+        let mut c = Configured::new("a test");
+        let off = md(&[("cloud.tritoncompute:loadbalancer", "ture")]);
+        let on = md(&[
+            ("cloud.tritoncompute:loadbalancer", "true"),
+            ("cloud.tritoncompute:portmap", "http://80:10.0.0.5:8080"),
+        ]);
+        assert!(
+            matches!(c.read(Ok(off.clone()), false, 0), Intake::Fatal(w) if w.contains("\"ture\""))
+        );
+        assert!(matches!(
+            c.read(Err("no socket".into()), false, 0),
+            Intake::ReadFailed(_)
+        ));
+        assert_eq!(c.source_error(), Some("no socket"));
+        let Intake::Apply(config) = c.read(Ok(on.clone()), false, 0) else {
+            panic!("a first configuration applies");
+        };
+        assert_eq!(c.source_error(), None);
+        c.applied(config);
+        assert!(matches!(
+            c.read(Ok(on.clone()), false, 1),
+            Intake::Unchanged
+        ));
+        assert!(matches!(c.read(Ok(on.clone()), true, 1), Intake::Apply(_)));
+        assert!(matches!(c.read(Ok(off), false, 1), Intake::KeptRunning(_)));
+        assert!(c.kept_running().is_some(), "said in status");
+        assert!(c.config().is_some(), "still running");
+        assert!(matches!(c.read(Ok(on), false, 1), Intake::Unchanged));
+        assert!(c.kept_running().is_none());
+    }
+}
