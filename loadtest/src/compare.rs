@@ -59,6 +59,8 @@ pub struct Options {
     pub moirai: Option<PathBuf>,
     pub baseline: Option<PathBuf>,
     pub haproxy: PathBuf,
+    /// Each balancer capped at this fraction of one CPU.
+    pub cpu_quota: Option<f64>,
 }
 
 /// Why a comparison could not run.
@@ -72,6 +74,8 @@ pub enum CompareError {
     Unsupported(&'static str),
     /// Something failed to start or answer.
     Io(String, io::Error),
+    /// `--cpu-quota` cannot be honoured.
+    Cgroup(crate::cgroup::CgroupError),
 }
 
 impl std::fmt::Display for CompareError {
@@ -89,6 +93,7 @@ impl std::fmt::Display for CompareError {
             ),
             CompareError::Unsupported(s) => write!(f, "{s}"),
             CompareError::Io(what, e) => write!(f, "{what}: {e}"),
+            CompareError::Cgroup(e) => write!(f, "{e}"),
         }
     }
 }
@@ -125,12 +130,38 @@ fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), CompareError> {
     }
 }
 
+/// Whether a GET over TLS to `addr` gets a 200 (the tls scenarios).
+fn tls_answers(addr: SocketAddr) -> bool {
+    let Ok(cfg) = gen::client_config() else {
+        return false;
+    };
+    let Ok(name) = rustls::pki_types::ServerName::try_from("loadtest") else {
+        return false;
+    };
+    let Ok(conn) = rustls::ClientConnection::new(cfg, name) else {
+        return false;
+    };
+    let Ok(sock) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut s = rustls::StreamOwned::new(conn, sock);
+    let mut buf = [0u8; 16];
+    s.write_all(b"GET / HTTP/1.1\r\nHost: probe\r\n\r\n")
+        .is_ok()
+        && s.read_exact(&mut buf).is_ok()
+        && buf.starts_with(b"HTTP/1.1 200")
+}
+
 /// Waits until `addr` answers through to a backend of `kind`: a balancer
 /// with no usable backend yet closes at once instead.
-fn wait_serving(addr: SocketAddr, kind: &str) -> Result<(), CompareError> {
+fn wait_serving(addr: SocketAddr, kind: &str, tls: bool) -> Result<(), CompareError> {
     let start = Instant::now();
     loop {
-        let ok = TcpStream::connect(addr).is_ok_and(|mut s| {
+        let ok = if tls {
+            tls_answers(addr)
+        } else {
+            TcpStream::connect(addr).is_ok_and(|mut s| {
             let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
             let probe: &[u8] = match kind {
                 "http" => b"GET / HTTP/1.1\r\nHost: probe\r\n\r\n",
@@ -140,7 +171,8 @@ fn wait_serving(addr: SocketAddr, kind: &str) -> Result<(), CompareError> {
             let mut buf = [0u8; 16];
             s.write_all(probe).is_ok()
                 && matches!(s.read(&mut buf), Ok(n) if n > 0 && (kind != "http" || buf.starts_with(b"HTTP/1.1 200")))
-        });
+            })
+        };
         if ok {
             return Ok(());
         }
@@ -224,10 +256,16 @@ pub(crate) fn moirai_path(opts: &Options) -> Result<PathBuf, CompareError> {
     }
 }
 
-/// The HAProxy configuration equivalent to one moirai service.
-pub fn haproxy_config(kind: &str, listen: u16, backend: SocketAddr) -> String {
-    let mode = if kind == "http" { "http" } else { "tcp" };
-    let http = if kind == "http" {
+/// The HAProxy configuration equivalent to one moirai service; `https-http`
+/// terminates TLS with the certificate and key in `pem`.
+pub fn haproxy_config(kind: &str, listen: u16, backend: SocketAddr, pem: Option<&Path>) -> String {
+    let http_mode = kind == "http" || kind == "https-http";
+    let mode = if http_mode { "http" } else { "tcp" };
+    let ssl = match pem {
+        Some(p) if kind == "https-http" => format!(" ssl crt {}", p.display()),
+        _ => String::new(),
+    };
+    let http = if http_mode {
         "  option forwardfor\n  http-reuse safe\n"
     } else {
         ""
@@ -236,7 +274,7 @@ pub fn haproxy_config(kind: &str, listen: u16, backend: SocketAddr) -> String {
         "global\n  nbthread 1\n  maxconn 8000\n  tune.bufsize 16384\n\
          defaults\n  mode {mode}\n{http}  balance leastconn\n  retries 1\n  option redispatch\n\
            timeout connect 2s\n  timeout client 55s\n  timeout server 120s\n\
-         frontend fe\n  bind 127.0.0.1:{listen}\n  default_backend be\n\
+         frontend fe\n  bind 127.0.0.1:{listen}{ssl}\n  default_backend be\n\
          backend be\n  server s1 {backend}\n"
     )
 }
@@ -259,11 +297,6 @@ struct Series {
 
 /// Runs the comparison and prints the table; returns the JSON report.
 pub fn run(opts: &Options) -> Result<Value, CompareError> {
-    if matches!(opts.scenario, Scenario::Tls | Scenario::TlsHandshake) {
-        return Err(CompareError::Unsupported(
-            "the tls scenarios need moirai's TLS services, which this version does not have yet",
-        ));
-    }
     if opts.systems.contains(&System::Haproxy) && !opts.haproxy.exists() {
         return Err(CompareError::NoHaproxy(opts.haproxy.clone()));
     }
@@ -280,11 +313,18 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
         let what = what.to_owned();
         move |e| CompareError::Io(what.clone(), e)
     };
+    if let Some(q) = opts.cpu_quota {
+        // Refuse before anything runs: a capped comparison never runs
+        // uncapped.
+        crate::cgroup::CpuCap::new(&format!("loadtest-{}-probe", std::process::id()), q)
+            .map_err(CompareError::Cgroup)?;
+    }
     let Launched {
         dir,
         backend: _backend,
         targets,
         scrapers,
+        caps,
     } = launch(opts, moirai_bin.as_ref(), 1)?;
 
     let mut series: Vec<Series> = targets.iter().map(|_| Series::default()).collect();
@@ -321,6 +361,8 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
     }
     drop(scrapers);
     drop(targets);
+    // The cgroups go once their processes have ended.
+    drop(caps);
     let _ = std::fs::remove_dir_all(&dir);
 
     let report = report(opts, &series);
@@ -355,6 +397,8 @@ pub(crate) struct Launched {
     pub backend: Guard,
     pub targets: Vec<Target>,
     scrapers: Vec<Scraper>,
+    /// The balancers' CPU caps (`--cpu-quota`), dropped after them.
+    pub caps: Vec<crate::cgroup::CpuCap>,
 }
 
 /// Starts the backend (CPU 0) and every system of `opts` (CPU 1), each
@@ -375,9 +419,25 @@ pub(crate) fn launch(
     // The backend, on CPU 0 with the load generator.
     let (backend_kind, service_kind) = match opts.scenario {
         Scenario::Http | Scenario::HttpClose => ("http", "http"),
+        Scenario::Tls | Scenario::TlsHandshake => ("http", "https-http"),
         Scenario::TcpEcho | Scenario::TcpClose => ("echo", "tcp"),
-        _ => ("source", "tcp"),
+        Scenario::TcpStream => ("source", "tcp"),
     };
+    let tls = service_kind == "https-http";
+    // One P-256 certificate, self-signed, for both balancers.
+    let tls_dir = dir.join("tls");
+    let haproxy_pem = dir.join("haproxy.pem");
+    if tls {
+        private_dir(&tls_dir).map_err(io("the certificate directory"))?;
+        moirai::tls::certs::self_signed(&tls_dir, &["loadtest".to_owned()]).map_err(|e| {
+            CompareError::Io("the certificate".into(), io::Error::other(e.to_string()))
+        })?;
+        let cert = std::fs::read(tls_dir.join(moirai::tls::certs::SELF_SIGNED_CERT))
+            .map_err(io("the certificate"))?;
+        let key = std::fs::read(tls_dir.join(moirai::tls::certs::SELF_SIGNED_KEY))
+            .map_err(io("the key"))?;
+        std::fs::write(&haproxy_pem, [cert, key].concat()).map_err(io("haproxy.pem"))?;
+    }
     let me = std::env::current_exe().map_err(io("current exe"))?;
     let bport = free_port().map_err(io("port"))?;
     let backend_addr = SocketAddr::from(([127, 0, 0, 1], bport));
@@ -401,6 +461,16 @@ pub(crate) fn launch(
 
     let mut targets: Vec<(System, SocketAddr, Option<u32>, Option<Guard>)> = Vec::new();
     let mut scrapers: Vec<Scraper> = Vec::new();
+    let mut caps: Vec<crate::cgroup::CpuCap> = Vec::new();
+    let mut cap = |sys: System, pid: u32| -> Result<(), CompareError> {
+        if let Some(q) = opts.cpu_quota {
+            let name = format!("loadtest-{}-{}", std::process::id(), sys.name());
+            let c = crate::cgroup::CpuCap::new(&name, q).map_err(CompareError::Cgroup)?;
+            c.add(pid).map_err(CompareError::Cgroup)?;
+            caps.push(c);
+        }
+        Ok(())
+    };
     for &sys in &opts.systems {
         match sys {
             System::Direct => targets.push((sys, backend_addr, None, None)),
@@ -423,6 +493,19 @@ pub(crate) fn launch(
                     ))?,
                     _ => moirai_bin.as_ref().ok_or(CompareError::NoMoirai)?,
                 };
+                let state = dir.join(format!("state-{}", sys.name()));
+                if tls {
+                    // The shared certificate, where moirai looks for its
+                    // self-signed one.
+                    private_dir(&state).map_err(io("the state directory"))?;
+                    for f in [
+                        moirai::tls::certs::SELF_SIGNED_CERT,
+                        moirai::tls::certs::SELF_SIGNED_KEY,
+                    ] {
+                        std::fs::copy(tls_dir.join(f), state.join(f))
+                            .map_err(io("the certificate"))?;
+                    }
+                }
                 let child = pinned(bin, 1)
                     .args([
                         "run",
@@ -434,17 +517,18 @@ pub(crate) fn launch(
                     ])
                     .arg(&md)
                     .arg("--state-dir")
-                    .arg(dir.join(format!("state-{}", sys.name())))
+                    .arg(&state)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
                     .map_err(io("starting moirai"))?;
                 let pid = child.id();
                 let g = Guard(child);
+                cap(sys, pid)?;
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
                 wait_listening(addr, "moirai")?;
                 // New backends start down until their health checks pass.
-                wait_serving(addr, backend_kind)?;
+                wait_serving(addr, backend_kind, tls)?;
                 if sys == System::MoiraiMetrics {
                     scrapers.push(Scraper::start(SocketAddr::from((
                         [127, 0, 0, 1],
@@ -458,7 +542,7 @@ pub(crate) fn launch(
                 let cfg = dir.join("haproxy.cfg");
                 std::fs::write(
                     &cfg,
-                    haproxy_config(service_kind, port, backend_addr)
+                    haproxy_config(service_kind, port, backend_addr, Some(&haproxy_pem))
                         .replace("nbthread 1", &format!("nbthread {workers}")),
                 )
                 .map_err(io("haproxy.cfg"))?;
@@ -472,8 +556,10 @@ pub(crate) fn launch(
                     .map_err(io("starting haproxy"))?;
                 let pid = child.id();
                 let g = Guard(child);
+                cap(sys, pid)?;
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
                 wait_listening(addr, "haproxy")?;
+                wait_serving(addr, backend_kind, tls)?;
                 targets.push((sys, addr, Some(pid), Some(g)));
             }
         }
@@ -485,7 +571,16 @@ pub(crate) fn launch(
         backend: _backend,
         targets,
         scrapers,
+        caps,
     })
+}
+
+/// A directory only its owner may read (moirai refuses a state directory
+/// others can write, and keys must stay private).
+fn private_dir(p: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(p)?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
 }
 
 fn record(s: &mut Series, r: &RunResult, cpu: Option<(Duration, Duration)>, rss_peak: Option<u64>) {
@@ -576,6 +671,7 @@ fn report(opts: &Options, series: &[Series]) -> Value {
         "scenario": opts.scenario.name(),
         "duration_s": opts.duration.as_secs_f64(),
         "repeat": opts.repeat,
+        "cpu_quota": opts.cpu_quota,
         "systems": systems,
         "ratio_vs_haproxy": ratios,
     })
@@ -595,11 +691,14 @@ fn print_table(opts: &Options, series: &[Series]) {
     let stream = opts.scenario == Scenario::TcpStream;
     let _ = writeln!(
         out,
-        "\n`{}`, {} connections, {} × {:.0} s per system, medians (min–max)\n",
+        "\n`{}`, {} connections, {} × {:.0} s per system{}, medians (min–max)\n",
         opts.scenario.name(),
         opts.connections,
         opts.repeat,
-        opts.duration.as_secs_f64()
+        opts.duration.as_secs_f64(),
+        opts.cpu_quota
+            .map(|q| format!(", each balancer capped at {q} CPU"))
+            .unwrap_or_default()
     );
     let unit = if stream { "Gbit/s" } else { "req/s" };
     let per = if stream {
@@ -649,7 +748,7 @@ mod tests {
     #[test]
     fn haproxy_gets_the_moirai_equivalent() {
         let b: SocketAddr = "127.0.0.1:9000".parse().unwrap();
-        let http = haproxy_config("http", 8080, b);
+        let http = haproxy_config("http", 8080, b, None);
         assert!(
             http.contains("mode http")
                 && http.contains("option forwardfor")
@@ -657,8 +756,13 @@ mod tests {
         );
         assert!(http.contains("nbthread 1") && http.contains("tune.bufsize 16384"));
         assert!(!http.contains("\n  log "), "logging stays off");
-        let tcp = haproxy_config("tcp", 8080, b);
+        let tcp = haproxy_config("tcp", 8080, b, None);
         assert!(tcp.contains("mode tcp") && !tcp.contains("forwardfor"));
         assert!(tcp.contains("bind 127.0.0.1:8080") && tcp.contains("server s1 127.0.0.1:9000"));
+        assert!(!tcp.contains(" ssl "));
+        let pem = Path::new("/tmp/x.pem");
+        let https = haproxy_config("https-http", 8443, b, Some(pem));
+        assert!(https.contains("bind 127.0.0.1:8443 ssl crt /tmp/x.pem"));
+        assert!(https.contains("mode http") && https.contains("option forwardfor"));
     }
 }

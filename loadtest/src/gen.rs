@@ -73,12 +73,10 @@ pub struct Plan {
 
 /// Runs a plan and returns the merged result.
 pub fn run(plan: &Plan) -> io::Result<RunResult> {
-    if matches!(plan.scenario, Scenario::Tls | Scenario::TlsHandshake) {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the tls scenarios need moirai's TLS services, which this version does not have yet",
-        ));
-    }
+    let tls = match plan.scenario {
+        Scenario::Tls | Scenario::TlsHandshake => Some(client_config()?),
+        _ => None,
+    };
     let threads = plan.threads.clamp(1, plan.connections.max(1));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -87,9 +85,9 @@ pub fn run(plan: &Plan) -> io::Result<RunResult> {
     for t in 0..threads {
         let conns = plan.connections / threads + usize::from(t < plan.connections % threads);
         let rate = plan.rate.map(|r| r / threads as f64);
-        let (plan, done) = (plan.clone(), done.clone());
+        let (plan, done, tls) = (plan.clone(), done.clone(), tls.clone());
         handles.push(std::thread::spawn(move || {
-            Worker::new(&plan, conns, rate, start, deadline, done).and_then(|mut w| w.run())
+            Worker::new(&plan, conns, rate, start, deadline, done, tls).and_then(|mut w| w.run())
         }));
     }
     if plan.progress && io::stderr().is_terminal() {
@@ -103,6 +101,29 @@ pub fn run(plan: &Plan) -> io::Result<RunResult> {
         total.merge(&r);
     }
     Ok(total)
+}
+
+/// The TLS client of the tls scenarios: any certificate accepted (both
+/// balancers serve a self-signed one), one cipher suite
+/// (TLS_AES_128_GCM_SHA256, so both balancers do the same work whatever
+/// their preferences), HTTP/1.1 by ALPN, and no session resumption: every
+/// `tls-handshake` connection is a full handshake.
+pub(crate) fn client_config() -> io::Result<Arc<rustls::ClientConfig>> {
+    let mut provider = (*moirai::tls::config::provider()).clone();
+    provider
+        .cipher_suites
+        .retain(|s| s.suite() == rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    let provider = Arc::new(provider);
+    let verifier = moirai::tls::danger::AcceptAnyServerCert::new(Arc::clone(&provider));
+    let mut c = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    c.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(c))
 }
 
 fn progress(done: &AtomicU64, start: Instant, deadline: Instant) {
@@ -136,6 +157,8 @@ enum Phase {
 
 struct Conn {
     stream: Option<TcpStream>,
+    /// TLS over the stream (the tls scenarios).
+    tls: Option<rustls::ClientConnection>,
     phase: Phase,
     sent: usize,
     inbuf: Vec<u8>,
@@ -157,6 +180,11 @@ struct Worker {
     queue: std::collections::VecDeque<Instant>,
     next_due: Instant,
     done: Arc<AtomicU64>,
+    /// The TLS client, for the tls scenarios.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// Where reads land, reused: a fresh 64 KiB array per read cost a
+    /// memset each time, and the generator measured itself.
+    rbuf: Vec<u8>,
 }
 
 impl Worker {
@@ -167,10 +195,12 @@ impl Worker {
         start: Instant,
         deadline: Instant,
         done: Arc<AtomicU64>,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> io::Result<Worker> {
         let conns = (0..n)
             .map(|_| Conn {
                 stream: None,
+                tls: None,
                 phase: Phase::Idle,
                 sent: 0,
                 inbuf: Vec::with_capacity(4096),
@@ -189,6 +219,8 @@ impl Worker {
             queue: std::collections::VecDeque::new(),
             next_due: start,
             done,
+            tls,
+            rbuf: vec![0; 65536],
         })
     }
 
@@ -260,6 +292,7 @@ impl Worker {
                 }
                 let c = &mut self.conns[i];
                 c.stream = Some(s);
+                c.tls = None;
                 c.phase = Phase::Connecting;
                 c.inbuf.clear();
                 c.expect = None;
@@ -285,8 +318,8 @@ impl Worker {
 
     fn request(&self) -> &'static [u8] {
         match self.plan.scenario {
-            Scenario::Http => HTTP_REQUEST,
-            Scenario::HttpClose => HTTP_CLOSE_REQUEST,
+            Scenario::Http | Scenario::Tls => HTTP_REQUEST,
+            Scenario::HttpClose | Scenario::TlsHandshake => HTTP_CLOSE_REQUEST,
             Scenario::TcpEcho | Scenario::TcpClose => ECHO,
             _ => b"",
         }
@@ -295,6 +328,7 @@ impl Worker {
     fn fail(&mut self, i: usize, kind: &'static str, now: Instant) {
         self.result.error(kind);
         self.conns[i].stream = None;
+        self.conns[i].tls = None;
         if now < self.deadline {
             self.connect(i, now);
         }
@@ -303,15 +337,30 @@ impl Worker {
     fn on_ready(&mut self, i: usize, now: Instant) {
         let scenario = self.plan.scenario;
         let req = self.request();
+        let closing = matches!(scenario, Scenario::HttpClose | Scenario::TlsHandshake);
         loop {
             let c = &mut self.conns[i];
             let Some(stream) = c.stream.as_mut() else {
                 return;
             };
+            // Records rustls could not hand over yet (a full socket).
+            if let Some(tls) = c.tls.as_mut() {
+                if tls_flush(stream, tls).is_err() {
+                    return self.fail(i, "write", now);
+                }
+            }
             match c.phase {
                 Phase::Connecting => match stream.peer_addr() {
                     Ok(_) => {
                         let _ = stream.set_nodelay(true);
+                        if let Some(cfg) = &self.tls {
+                            let name = rustls::pki_types::ServerName::try_from("loadtest")
+                                .expect("a valid name");
+                            match rustls::ClientConnection::new(Arc::clone(cfg), name) {
+                                Ok(t) => c.tls = Some(t),
+                                Err(_) => return self.fail(i, "tls", now),
+                            }
+                        }
                         if scenario == Scenario::TcpStream {
                             c.phase = Phase::Receiving;
                         } else if self.rate.is_some() {
@@ -335,7 +384,7 @@ impl Worker {
                     }
                     Err(_) => return self.fail(i, "connect", now),
                 },
-                Phase::Sending => match stream.write(&req[c.sent..]) {
+                Phase::Sending => match send(stream, c.tls.as_mut(), &req[c.sent..]) {
                     Ok(n) => {
                         c.sent += n;
                         self.result.bytes_out += n as u64;
@@ -347,10 +396,9 @@ impl Worker {
                     Err(_) => return self.fail(i, "write", now),
                 },
                 Phase::Receiving => {
-                    let mut buf = [0u8; 65536];
-                    match stream.read(&mut buf) {
+                    match recv(stream, c.tls.as_mut(), &mut self.rbuf) {
                         Ok(0) => {
-                            if scenario == Scenario::HttpClose
+                            if closing
                                 && c.expect.is_none()
                                 && c.inbuf.windows(4).any(|w| w == b"\r\n\r\n")
                             {
@@ -365,7 +413,7 @@ impl Worker {
                             if scenario == Scenario::TcpStream {
                                 continue;
                             }
-                            c.inbuf.extend_from_slice(&buf[..n]);
+                            c.inbuf.extend_from_slice(&self.rbuf[..n]);
                             match self.response_complete(i) {
                                 Ok(true) => {
                                     self.complete(i, now);
@@ -378,6 +426,9 @@ impl Worker {
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                            return self.fail(i, "tls", now)
+                        }
                         Err(_) => return self.fail(i, "read", now),
                     }
                 }
@@ -419,7 +470,13 @@ impl Worker {
             });
             match cl {
                 Some(n) => c.expect = Some(end + 4 + n),
-                None if self.plan.scenario == Scenario::HttpClose => return Ok(false),
+                None if matches!(
+                    self.plan.scenario,
+                    Scenario::HttpClose | Scenario::TlsHandshake
+                ) =>
+                {
+                    return Ok(false)
+                }
                 None => return Err("bad_response"),
             }
         }
@@ -431,8 +488,12 @@ impl Worker {
         stats::record(&mut self.result.latency, intended, now);
         self.result.requests += 1;
         self.done.fetch_add(1, Ordering::Relaxed);
-        if matches!(self.plan.scenario, Scenario::HttpClose | Scenario::TcpClose) {
+        if matches!(
+            self.plan.scenario,
+            Scenario::HttpClose | Scenario::TcpClose | Scenario::TlsHandshake
+        ) {
             self.conns[i].stream = None;
+            self.conns[i].tls = None;
             if now < self.deadline {
                 self.connect(i, now);
             }
@@ -456,4 +517,63 @@ impl Worker {
             },
         }
     }
+}
+
+/// Writes `data`, through TLS when there is one: plaintext goes into
+/// rustls (which holds it until the handshake is done) and its records to
+/// the socket as far as it takes them.
+fn send(
+    stream: &mut TcpStream,
+    tls: Option<&mut rustls::ClientConnection>,
+    data: &[u8],
+) -> io::Result<usize> {
+    let Some(tls) = tls else {
+        return stream.write(data);
+    };
+    let n = tls.writer().write(data)?;
+    tls_flush(stream, tls)?;
+    Ok(n)
+}
+
+/// Reads plaintext, through TLS when there is one, with a socket's
+/// contract: `Ok(0)` at the end, `WouldBlock` when nothing is there, and
+/// `InvalidData` for a TLS failure. Handshake records are answered on the
+/// way.
+fn recv(
+    stream: &mut TcpStream,
+    tls: Option<&mut rustls::ClientConnection>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let Some(tls) = tls else {
+        return stream.read(buf);
+    };
+    loop {
+        match tls.reader().read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        match tls.read_tls(stream) {
+            Ok(0) => return Ok(0),
+            Ok(_) => {
+                tls.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                tls_flush(stream, tls)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes waiting TLS records until none are left or the socket is full.
+fn tls_flush(stream: &mut TcpStream, tls: &mut rustls::ClientConnection) -> io::Result<()> {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@
 
 mod affinity;
 mod backend;
+mod cgroup;
 mod chart;
 mod compare;
 mod gen;
@@ -153,6 +154,11 @@ enum Command {
         /// The HAProxy binary.
         #[arg(long, default_value = "/usr/sbin/haproxy")]
         haproxy: PathBuf,
+        /// Cap each balancer at this fraction of one CPU (its own cgroup:
+        /// v2 cpu.max, or v1 cpu.cfs_quota_us), so req/s compares
+        /// balancers at equal CPU. Needs a writable cpu cgroup (root).
+        #[arg(long)]
+        cpu_quota: Option<f64>,
     },
     /// Millions of short connections through each balancer, its memory
     /// sampled as they pass (does it plateau?).
@@ -302,6 +308,7 @@ fn main() -> ExitCode {
             moirai,
             baseline,
             haproxy,
+            cpu_quota,
         } => {
             let opts = compare::Options {
                 scenario,
@@ -314,6 +321,7 @@ fn main() -> ExitCode {
                 moirai,
                 baseline,
                 haproxy,
+                cpu_quota,
             };
             match compare::run(&opts) {
                 Ok(_) => ExitCode::SUCCESS,
@@ -343,6 +351,7 @@ fn main() -> ExitCode {
                     moirai,
                     baseline: None,
                     haproxy,
+                    cpu_quota: None,
                 },
                 total,
                 every: every.max(1),

@@ -163,3 +163,93 @@ fn run_reports_open_loop_load_against_a_backend() {
     assert_eq!(v["errors"], serde_json::json!({}));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `loadtest compare` with `args` (1 s, one repetition, 4
+/// connections) and returns (success, stdout, stderr, the JSON report).
+fn compare(args: &[&str], name: &str) -> (bool, String, String, Option<serde_json::Value>) {
+    let moirai = moirai_binary();
+    let dir = std::env::temp_dir().join(format!("loadtest-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "compare",
+            "--duration",
+            "1s",
+            "--repeat",
+            "1",
+            "--connections",
+            "4",
+        ])
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--moirai")
+        .arg(&moirai)
+        .output()
+        .unwrap();
+    let v = std::fs::read(&json)
+        .ok()
+        .map(|b| serde_json::from_slice(&b).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        v,
+    )
+}
+
+/// Both TLS scenarios run through both balancers with one certificate,
+/// every request answered.
+#[test]
+fn tls_scenarios_run_through_both_balancers() {
+    for scenario in ["tls", "tls-handshake"] {
+        let (ok, table, err, v) = compare(
+            &["--scenario", scenario, "--systems", "moirai,haproxy"],
+            scenario,
+        );
+        assert!(ok, "{scenario}: {err}");
+        let v = v.unwrap();
+        for sys in ["moirai", "haproxy"] {
+            assert!(table.contains(&format!("| {sys} |")), "{table}");
+            let s = &v["systems"][sys];
+            assert!(s["rps_median"].as_f64().unwrap() > 0.0, "{scenario} {sys}");
+            assert_eq!(s["errors"], 0, "{scenario} {sys}: {table}");
+        }
+    }
+}
+
+/// `--cpu-quota` either caps each balancer (its CPU per second stays
+/// within the quota) or, where no cpu cgroup can be written, refuses
+/// before measuring anything.
+#[test]
+fn cpu_quota_caps_the_balancer_or_refuses() {
+    let (ok, _, err, v) = compare(
+        &[
+            "--scenario",
+            "http",
+            "--systems",
+            "moirai",
+            "--cpu-quota",
+            "0.2",
+        ],
+        "quota",
+    );
+    if !ok {
+        assert!(
+            err.contains("--cpu-quota") && err.contains("no numbers measured"),
+            "{err}"
+        );
+        assert!(v.is_none(), "nothing measured");
+        return;
+    }
+    let v = v.unwrap();
+    assert_eq!(v["cpu_quota"], 0.2);
+    let s = &v["systems"]["moirai"];
+    let cpu_share = s["cpu_us_per_req"].as_f64().unwrap() * s["rps_median"].as_f64().unwrap() / 1e6;
+    assert!(
+        cpu_share > 0.0 && cpu_share < 0.26,
+        "moirai used {cpu_share} of a CPU"
+    );
+}

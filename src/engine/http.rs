@@ -49,6 +49,8 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_secs(1);
 /// Scratch vectors kept in the worker's free list.
 const MAX_FREE_SCRATCH: usize = 4096;
+/// Finished exchanges kept for reuse in the worker's free list.
+const MAX_FREE_EXCHANGES: usize = 1024;
 
 #[derive(Debug)]
 enum Stage<S> {
@@ -480,7 +482,14 @@ impl<S: Transport> HttpSession<S> {
             tls: self.client.is_tls(),
             port: self.port(),
         };
-        let ex = Box::new(Exchange::begin(head, &client, &mut self.s, since, ctx.now));
+        let ex = Exchange::begin(head, &client, &mut self.s, since, ctx.now);
+        let ex = match ctx.exchanges.pop() {
+            Some(mut spare) => {
+                *spare = ex;
+                spare
+            }
+            None => Box::new(ex),
+        };
         // Every request is balanced over the worker's current set, as
         // HAProxy balances each request: a backend removed or marked down
         // since the connection opened gets nothing more from it.
@@ -996,6 +1005,9 @@ impl<S: Transport> HttpSession<S> {
         }
         if let Some(b) = self.bbuf.take() {
             ctx.pool.give(b);
+        }
+        if ctx.exchanges.len() < MAX_FREE_EXCHANGES {
+            ctx.exchanges.push(ex);
         }
         self.served = self.served.saturating_add(1);
         let next = Stage::ReadHead { since: None };

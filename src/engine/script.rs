@@ -223,6 +223,8 @@ pub struct Harness {
     pub snapshot: Snapshot,
     pub idle: IdlePool<Script>,
     pub scratch: Vec<Scratch>,
+    #[allow(clippy::vec_box)]
+    pub exchanges: Vec<Box<crate::proto::http1::exchange::Exchange>>,
     pub latency: HashMap<u16, Latency>,
     pub now: Instant,
 }
@@ -266,6 +268,7 @@ impl Harness {
             },
             idle: IdlePool::default(),
             scratch: Vec::new(),
+            exchanges: Vec::new(),
             latency: HashMap::new(),
             now: Instant::now(),
         }
@@ -300,6 +303,7 @@ impl Harness {
             idle: &mut self.idle,
             header_timeout: super::http::HEADER_TIMEOUT,
             scratch: &mut self.scratch,
+            exchanges: &mut self.exchanges,
             worker: 0,
             latency: &mut self.latency,
             syslog: None,

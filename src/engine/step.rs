@@ -14,6 +14,7 @@ use super::pool::IdlePool;
 use super::syslog::Sink;
 use super::token::{Side, SlotId};
 use crate::metrics::stats::Latency;
+use crate::proto::http1::exchange::Exchange;
 use crate::proto::http1::Scratch;
 use crate::proto::syslog::Termination;
 use crate::snapshot::{ServiceSnapshot, Snapshot};
@@ -86,6 +87,9 @@ pub struct Ctx<'a, S = TcpStream> {
     pub header_timeout: Duration,
     /// The worker's free HTTP scratch vectors.
     pub scratch: &'a mut Vec<Scratch>,
+    /// The worker's free exchanges: a keep-alive request reuses the
+    /// allocation of one that finished.
+    pub exchanges: &'a mut Vec<Box<Exchange>>,
     /// Which worker: the shard its counters go to.
     pub worker: usize,
     /// This worker's latencies by service port, handed to the control

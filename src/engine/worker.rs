@@ -30,6 +30,7 @@ use super::timer::{TimerKey, Wheel, TICK};
 use super::token::{EventTarget, Generations, Side, SlotId};
 use crate::config::ServiceKind;
 use crate::metrics::stats::{Latency, SyslogCounters};
+use crate::proto::http1::exchange::Exchange;
 use crate::proto::http1::Scratch;
 use crate::proto::syslog::Access;
 use crate::snapshot::{Backend, ServiceSnapshot, Snapshot};
@@ -302,6 +303,10 @@ struct Worker {
     idle: IdlePool,
     next_idle_expiry: Instant,
     scratch: Vec<Scratch>,
+    /// Finished HTTP exchanges, for the next requests to reuse. Boxed on
+    /// purpose: each box moves whole into a session's stage and back.
+    #[allow(clippy::vec_box)]
+    exchanges: Vec<Box<Exchange>>,
     /// Latencies by service port since the last hand-over.
     latency: HashMap<u16, Latency>,
     next_latency_handover: Instant,
@@ -339,6 +344,7 @@ impl Worker {
             idle: IdlePool::default(),
             next_idle_expiry: Instant::now(),
             scratch: Vec::new(),
+            exchanges: Vec::new(),
             latency: HashMap::new(),
             next_latency_handover: Instant::now() + LATENCY_HANDOVER,
             syslog: None,
@@ -790,6 +796,7 @@ impl Worker {
             idle: &mut self.idle,
             header_timeout: self.listen.header_timeout,
             scratch: &mut self.scratch,
+            exchanges: &mut self.exchanges,
             worker: self.id,
             latency: &mut self.latency,
             syslog: self.syslog.as_mut(),
@@ -873,6 +880,7 @@ impl Worker {
             idle: &mut self.idle,
             header_timeout: self.listen.header_timeout,
             scratch: &mut self.scratch,
+            exchanges: &mut self.exchanges,
             worker: self.id,
             latency: &mut self.latency,
             syslog: self.syslog.as_mut(),
