@@ -93,6 +93,29 @@ pub fn redial<S: Transport>(
     attempt(ctx, service, dialing.attempt, None, Some(failed.addr()))
 }
 
+/// A reused connection in `up` died before the backend answered a request
+/// that may be sent again ([`Exchange::may_retry`]): counted as a retry on
+/// the backend and the service, then a new connection to the same backend
+/// (HAProxy's `retry-on conn-failure empty-response`).
+///
+/// [`Exchange::may_retry`]: crate::proto::http1::exchange::Exchange::may_retry
+pub fn resend<S: Transport>(
+    ctx: &mut Ctx<'_, S>,
+    service: &ServiceSnapshot,
+    up: Upstream<S>,
+) -> Result<(Upstream<S>, Dialing), CloseReason> {
+    let b = Arc::clone(up.backend());
+    drop(up);
+    log::debug!(
+        "port {}: reused connection to {} failed before answering; sending again",
+        service.port(),
+        b.addr()
+    );
+    b.stats().of(ctx.worker).retries.add(1);
+    service.stats.of(ctx.worker).retries.add(1);
+    dial(ctx, service, Some(&b))
+}
+
 /// Moves the connect in `up` on: its result once an event came, then the
 /// TLS handshake for an https backend (a backend failing it, verification
 /// included, is a failed connect). When it is ready, the connect is counted

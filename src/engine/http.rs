@@ -22,7 +22,7 @@ use super::buffer::{Buffer, BufferPool};
 use super::conn::{release_if_empty, Conn, Io, Meter, Readiness, Transport};
 use super::connect::{self, Dialing, Progress, Upstream};
 use super::pipe::{self, Streams};
-use super::step::{CloseReason, Ctx, Step};
+use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
 use super::syslog::Sink;
 use super::token::{EventTarget, Side};
 use crate::metrics::stats::record;
@@ -282,7 +282,7 @@ impl<S: Transport> HttpSession<S> {
                 return Step::Closed(CloseReason::Reset(Side::Backend));
             }
         }
-        for _ in 0..super::tcp::ROUNDS_PER_TURN {
+        for _ in 0..ROUNDS_PER_TURN {
             let stage = mem::replace(&mut self.stage, Stage::Moving);
             let (next, flow) = self.turn(ctx, stage);
             self.stage = next;
@@ -632,20 +632,11 @@ impl<S: Transport> HttpSession<S> {
     }
 
     /// A reused connection died before answering an idempotent request
-    /// whose bytes are still held: send it again on a new connection to
-    /// the same backend.
+    /// whose bytes are still held: the dialer sends it again on a new
+    /// connection to the same backend.
     fn resend(&mut self, ctx: &mut Ctx<'_, S>, mut ex: Box<Exchange>, up: Upstream<S>) -> Turn<S> {
-        let b = Arc::clone(up.backend());
-        drop(up);
-        log::debug!(
-            "http: port {}: reused connection to {} failed before answering; sending again",
-            self.port(),
-            b.addr()
-        );
-        b.stats().of(ctx.worker).retries.add(1);
-        self.service.stats.of(ctx.worker).retries.add(1);
         ex.retry();
-        match connect::dial(ctx, &self.service, Some(&b)) {
+        match connect::resend(ctx, &self.service, up) {
             Ok((up, dialing)) => (Stage::Connect { ex, up, dialing }, Flow::Progress),
             Err(_) => {
                 let since = ex.timing.start;

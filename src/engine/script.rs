@@ -621,6 +621,9 @@ fn http_dead_reused_connection_is_retried_for_a_get_only() {
         t.send(request);
         b.eof();
         t.event(Side::Backend);
+        let svc = t.h.service();
+        let retries = svc.stats.of(0).retries.get();
+        assert_eq!(retries, u64::from(retried), "the dialer counts a resend");
         if retried {
             assert_eq!(t.h.net.dialed.len(), 2, "sent again on a new connection");
             t.connect(&fresh, true);

@@ -20,6 +20,11 @@ use crate::proto::syslog::Termination;
 use crate::snapshot::{ServiceSnapshot, Snapshot};
 use crate::sys::net::TcpStream;
 
+/// Rounds of work a session does per step before it yields to the others
+/// (`Step::Again`): a bulk transfer or a pipelining client must not starve
+/// the worker.
+pub const ROUNDS_PER_TURN: usize = 16;
+
 /// What the worker should do with the session after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {

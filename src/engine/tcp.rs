@@ -15,7 +15,7 @@ use super::buffer::{Buffer, BufferPool};
 use super::conn::{Conn, Meter, Readiness, Transport};
 use super::connect::{self, Dialing, Progress, Upstream};
 use super::pipe::{self, Preface, Streams};
-use super::step::{CloseReason, Ctx, Step};
+use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
 use super::syslog::Sink;
 use super::token::Side;
 use crate::config::ServiceKind;
@@ -23,10 +23,6 @@ use crate::proto::pipe::Pipe;
 use crate::proto::proxy_v2;
 use crate::snapshot::{Backend, ServiceSnapshot};
 use crate::sys::net::TcpStream;
-
-/// Rounds of read/write per event before yielding to other sessions: a bulk
-/// transfer must not starve the worker.
-pub const ROUNDS_PER_TURN: usize = 16;
 
 #[derive(Debug)]
 enum Stage<S> {
