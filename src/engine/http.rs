@@ -1003,7 +1003,11 @@ impl<S: Transport> HttpSession<S> {
         self.served = self.served.saturating_add(1);
         let next = Stage::ReadHead { since: None };
         if !finish.keep_client {
-            let _ = self.client.shutdown_write();
+            // TLS says close_notify first; a plain socket's close is its
+            // FIN, so a shutdown before it would only cost a syscall.
+            if self.client.is_tls() {
+                let _ = self.client.shutdown_write();
+            }
             return (next, Flow::Close(CloseReason::Done));
         }
         self.s.req_inject.clear();

@@ -779,8 +779,11 @@ impl Worker {
         svc.stats.of(self.id).opened.add(1);
         let counted = Arc::clone(&svc);
         let mut os = Os(self.poll.registry());
-        // Requests and responses go out at once, not after Nagle's wait.
-        let _ = stream.set_nodelay(true);
+        // Requests and responses go out at once, not after Nagle's wait
+        // (inherited from the listener where the kernel does that).
+        if !net::ACCEPTED_HAVE_NODELAY {
+            let _ = stream.set_nodelay(true);
+        }
         let watched = os.0.register(
             &mut stream,
             EventTarget::Session(id, Side::Client).token(),

@@ -153,6 +153,8 @@ fn adopt(fd: i32) -> io::Result<std::net::TcpListener> {
     let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
     set_cloexec(&l, true)?;
     l.set_nonblocking(true)?;
+    // An older program may not have set it.
+    let _ = SockRef::from(&l).set_nodelay(true);
     Ok(l)
 }
 
@@ -263,6 +265,8 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListe
         set_reuse_port(&socket)?;
     }
     socket.set_nonblocking(true)?;
+    // Accepted sockets inherit it (Linux): no setsockopt per connection.
+    let _ = socket.set_nodelay(true);
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
@@ -282,6 +286,11 @@ fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
         "SO_REUSEPORT is not available on this platform",
     ))
 }
+
+/// Whether a socket accepted from one of our listeners already has
+/// `TCP_NODELAY` (set on the listener, inherited by Linux's accept), so the
+/// worker need not set it per connection.
+pub const ACCEPTED_HAVE_NODELAY: bool = cfg!(target_os = "linux");
 
 /// Starts a non-blocking connect to `addr`.
 pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
@@ -311,6 +320,20 @@ mod tests {
     /// A listener on every address, nothing inherited.
     fn open(port: u16, mode: ListenMode, shared: &SharedListeners) -> WorkerListener {
         listen(None, port, mode, shared, &Inherited::default()).unwrap()
+    }
+
+    /// The worker skips its per-connection setsockopt only where the
+    /// kernel hands accepted sockets the listener's TCP_NODELAY.
+    #[test]
+    fn accepted_sockets_have_nodelay_where_promised() {
+        let l = bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let addr = l.local_addr().unwrap();
+        let _c = std::net::TcpStream::connect(addr).unwrap();
+        l.set_nonblocking(false).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        if ACCEPTED_HAVE_NODELAY {
+            assert!(accepted.nodelay().unwrap());
+        }
     }
 
     #[test]
