@@ -198,16 +198,19 @@ impl Config {
     }
 }
 
+/// Metadata from `(key, value)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn metadata_of(pairs: &[(&str, &str)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::metadata_of as md;
     use super::*;
-
-    fn md(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn disabled_without_loadbalancer_true() {

@@ -161,13 +161,7 @@ impl Configured {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn md(pairs: &[(&str, &str)]) -> Metadata {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::metadata_of as md;
 
     #[test]
     fn each_read_means_one_thing() {

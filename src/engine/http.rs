@@ -150,7 +150,6 @@ pub struct HttpSession<S = TcpStream> {
     draining: bool,
     /// The client sent its FIN.
     client_eof: bool,
-    armed: Option<Instant>,
     header_timeout: Duration,
     /// When the client connected: its first request head must be complete
     /// a header timeout after this (HAProxy's `timeout http-request`).
@@ -195,7 +194,6 @@ impl<S: Transport> HttpSession<S> {
             parked: None,
             draining: false,
             client_eof: false,
-            armed: None,
             header_timeout: ctx.header_timeout,
             accepted: ctx.now,
             served: 0,
@@ -389,6 +387,25 @@ impl<S: Transport> HttpSession<S> {
         )
     }
 
+    /// [`HttpSession::fail`] for a request that was understood: its
+    /// exchange goes with the answer, for the access line.
+    fn refuse(&mut self, status: Status, ex: Box<Exchange>) -> Turn<S> {
+        let since = ex.timing.start;
+        self.fail(status, Some(ex), since)
+    }
+
+    /// The dialer's answer for `ex`: a connect under way, or 503.
+    fn connecting(
+        &mut self,
+        ex: Box<Exchange>,
+        dialed: Result<(Upstream<S>, Dialing), CloseReason>,
+    ) -> Turn<S> {
+        match dialed {
+            Ok((up, dialing)) => (Stage::Connect { ex, up, dialing }, Flow::Progress),
+            Err(_) => self.refuse(Status::Unavailable, ex),
+        }
+    }
+
     // ---- reading a request head -------------------------------------
 
     /// Reads what the client sent into its buffer.
@@ -501,7 +518,7 @@ impl<S: Transport> HttpSession<S> {
             }
             // The port serves something else now, or nothing: this
             // connection belongs to a configuration that is gone.
-            _ => return self.fail(Status::Unavailable, Some(ex), since),
+            _ => return self.refuse(Status::Unavailable, ex),
         }
         self.choose_backend(ctx, ex)
     }
@@ -527,8 +544,7 @@ impl<S: Transport> HttpSession<S> {
             .or_else(|| balance::pick(backends, ctx.cursor, None))
             .cloned();
         let Some(b) = chosen else {
-            let since = ex.timing.start;
-            return self.fail(Status::Unavailable, Some(ex), since);
+            return self.refuse(Status::Unavailable, ex);
         };
         if let Some((addr, conn)) = self.parked.take() {
             if addr == b.addr() {
@@ -575,13 +591,8 @@ impl<S: Transport> HttpSession<S> {
                 return (Stage::SendHead { ex, up, sent: 0 }, Flow::Progress);
             }
         }
-        match connect::dial(ctx, &self.service, Some(&b)) {
-            Ok((up, dialing)) => (Stage::Connect { ex, up, dialing }, Flow::Progress),
-            Err(_) => {
-                let since = ex.timing.start;
-                self.fail(Status::Unavailable, Some(ex), since)
-            }
-        }
+        let dialed = connect::dial(ctx, &self.service, Some(&b));
+        self.connecting(ex, dialed)
     }
 
     /// The connect failed or timed out: once more on another backend, then
@@ -593,13 +604,8 @@ impl<S: Transport> HttpSession<S> {
         up: Upstream<S>,
         dialing: Dialing,
     ) -> Turn<S> {
-        match connect::redial(ctx, &self.service, up, dialing) {
-            Ok((up, dialing)) => (Stage::Connect { ex, up, dialing }, Flow::Progress),
-            Err(_) => {
-                let since = ex.timing.start;
-                self.fail(Status::Unavailable, Some(ex), since)
-            }
-        }
+        let dialed = connect::redial(ctx, &self.service, up, dialing);
+        self.connecting(ex, dialed)
     }
 
     /// Acts on a step that stopped short, with the stage's parts.
@@ -611,7 +617,6 @@ impl<S: Transport> HttpSession<S> {
         up: Upstream<S>,
         resume: impl FnOnce(Box<Exchange>, Upstream<S>) -> Stage<S>,
     ) -> Turn<S> {
-        let since = ex.timing.start;
         match halt {
             Halt::Close(r) => (resume(ex, up), Flow::Close(r)),
             // The client already has a status line: all we can do is cut.
@@ -619,12 +624,12 @@ impl<S: Transport> HttpSession<S> {
                 resume(ex, up),
                 Flow::Close(CloseReason::Reset(Side::Backend)),
             ),
-            Halt::Fail(status) => self.fail(status, Some(ex), since),
+            Halt::Fail(status) => self.refuse(status, ex),
             Halt::Retry { head_pending } => {
                 let answered =
                     ex.response().is_some() || self.bbuf.as_ref().is_some_and(|b| !b.is_empty());
                 if !ex.may_retry(answered, head_pending) {
-                    return self.fail(Status::BadGateway, Some(ex), since);
+                    return self.refuse(Status::BadGateway, ex);
                 }
                 self.resend(ctx, ex, up)
             }
@@ -636,13 +641,8 @@ impl<S: Transport> HttpSession<S> {
     /// connection to the same backend.
     fn resend(&mut self, ctx: &mut Ctx<'_, S>, mut ex: Box<Exchange>, up: Upstream<S>) -> Turn<S> {
         ex.retry();
-        match connect::resend(ctx, &self.service, up) {
-            Ok((up, dialing)) => (Stage::Connect { ex, up, dialing }, Flow::Progress),
-            Err(_) => {
-                let since = ex.timing.start;
-                self.fail(Status::Unavailable, Some(ex), since)
-            }
-        }
+        let dialed = connect::resend(ctx, &self.service, up);
+        self.connecting(ex, dialed)
     }
 
     // ---- sending the request head ------------------------------------
@@ -1104,18 +1104,9 @@ impl<S: Transport> HttpSession<S> {
         }
     }
 
-    /// Whether a wheel entry must be added for the current deadline.
-    pub fn needs_timer(&mut self) -> Option<Instant> {
-        let d = self.deadline();
-        super::timer::arm(&mut self.armed, d)
-    }
-
-    /// A wheel entry fired.
+    /// The session's deadline passed: 408, 504, a redispatch, or a close,
+    /// as the stage says.
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_, S>) -> Step {
-        self.armed = None;
-        if ctx.now < self.deadline() {
-            return Step::Open;
-        }
         let server = self.service.timeouts.server;
         let stage = mem::replace(&mut self.stage, Stage::Moving);
         let (next, flow) = match stage {
@@ -1162,10 +1153,7 @@ impl<S: Transport> HttpSession<S> {
         resume: impl FnOnce(Box<Exchange>) -> Stage<S>,
     ) -> Turn<S> {
         match t {
-            Timeout::Answer(status) => {
-                let since = ex.timing.start;
-                self.fail(status, Some(ex), since)
-            }
+            Timeout::Answer(status) => self.refuse(status, ex),
             Timeout::BackendIdle => (
                 resume(ex),
                 Flow::Close(CloseReason::IdleTimeout(Side::Backend)),

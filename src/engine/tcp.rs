@@ -42,8 +42,6 @@ pub struct TcpSession<S = TcpStream> {
     down: Option<Buffer>,
     pipe: Pipe,
     preface: Option<Preface>,
-    /// Earliest wheel entry pending for this session, if any.
-    armed: Option<Instant>,
     /// The client, and when it was accepted, for the access line.
     peer: SocketAddr,
     accepted: Instant,
@@ -76,7 +74,6 @@ impl<S: Transport> TcpSession<S> {
             down: None,
             pipe: Pipe::default(),
             preface,
-            armed: None,
             service,
             peer,
             accepted: ctx.now,
@@ -165,19 +162,9 @@ impl<S: Transport> TcpSession<S> {
         }
     }
 
-    /// Whether a wheel entry must be added for the current deadline; marks
-    /// it armed if so.
-    pub fn needs_timer(&mut self) -> Option<Instant> {
-        let d = self.deadline();
-        super::timer::arm(&mut self.armed, d)
-    }
-
-    /// A wheel entry fired: time out, or say when to look again.
+    /// The session's deadline passed: redispatch a connect, or close an
+    /// idle stream.
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_, S>) -> Step {
-        self.armed = None;
-        if ctx.now < self.deadline() {
-            return Step::Open;
-        }
         match self.stage {
             Stage::Connecting(..) => match self.redial(ctx) {
                 Ok(()) => self.drive(ctx),

@@ -146,19 +146,6 @@ impl Wheel {
     }
 }
 
-/// The lazy-arming rule every session follows: a wheel entry is added only
-/// when the session has none at or before `deadline`. `armed` is the
-/// session's earliest pending entry; returns the time to schedule, if any.
-pub fn arm(armed: &mut Option<Instant>, deadline: Instant) -> Option<Instant> {
-    match *armed {
-        Some(a) if a <= deadline => None,
-        _ => {
-            *armed = Some(deadline);
-            Some(deadline)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,10 +206,10 @@ impl AnySession {
             AnySession::Http(s) => s.on_timer(ctx),
         }
     }
-    fn needs_timer(&mut self) -> Option<Instant> {
+    fn deadline(&self) -> Instant {
         match self {
-            AnySession::Tcp(s) => s.needs_timer(),
-            AnySession::Http(s) => s.needs_timer(),
+            AnySession::Tcp(s) => s.deadline(),
+            AnySession::Http(s) => s.deadline(),
         }
     }
     fn port(&self) -> u16 {
@@ -268,9 +268,25 @@ fn count_close(worker: usize, svc: &ServiceSnapshot, backend: Option<&Backend>, 
 
 struct SessionSlot {
     gen: u32,
-    /// The session's entry in the timer wheel, if armed.
-    timer: Option<TimerKey>,
+    /// The session's entry in the timer wheel and when it fires, if armed.
+    /// Arming is lazy: a session whose deadline moves later keeps its entry
+    /// (when it fires early, the session is not called and it is armed
+    /// again); only an earlier deadline replaces it.
+    timer: Option<(TimerKey, Instant)>,
     session: AnySession,
+}
+
+impl SessionSlot {
+    /// The wheel entry the session's deadline calls for: `Some` when it has
+    /// none at or before that deadline (the old one, if any, is returned
+    /// for cancelling).
+    fn rearm(&mut self) -> Option<(Instant, Option<TimerKey>)> {
+        let d = self.session.deadline();
+        match self.timer {
+            Some((_, at)) if at <= d => None,
+            old => Some((d, old.map(|(k, _)| k))),
+        }
+    }
 }
 
 struct ListenerSlot {
@@ -397,9 +413,16 @@ impl Worker {
             for id in expired.drain(..) {
                 if let Some(slot) = self.sessions.get_mut(id.index as usize) {
                     if slot.gen == id.gen {
-                        // The entry left the wheel as it fired.
+                        // The entry left the wheel as it fired. A deadline
+                        // that moved later only needs a new entry.
                         slot.timer = None;
-                        self.with_session(id, now, |s, ctx| s.on_timer(ctx));
+                        self.with_session(id, now, |s, ctx| {
+                            if ctx.now < s.deadline() {
+                                Step::Open
+                            } else {
+                                s.on_timer(ctx)
+                            }
+                        });
                     }
                 }
             }
@@ -812,11 +835,11 @@ impl Worker {
             Ok(()) => TcpSession::start(&mut ctx, svc, stream, peer, local).map(AnySession::Tcp),
         };
         match started {
-            Ok(mut session) => {
-                let timer = session.needs_timer().map(|d| self.wheel.schedule(id, d));
+            Ok(session) => {
+                let d = session.deadline();
                 entry.insert(SessionSlot {
                     gen: id.gen,
-                    timer,
+                    timer: Some((self.wheel.schedule(id, d), d)),
                     session,
                 });
             }
@@ -890,12 +913,12 @@ impl Worker {
         };
         let step = f(&mut slot.session, &mut ctx);
         if matches!(step, Step::Open | Step::Again) {
-            if let Some(d) = slot.session.needs_timer() {
+            if let Some((d, old)) = slot.rearm() {
                 // One entry per session: an earlier deadline replaces it.
-                if let Some(old) = slot.timer.take() {
+                if let Some(old) = old {
                     self.wheel.cancel(old);
                 }
-                slot.timer = Some(self.wheel.schedule(id, d));
+                slot.timer = Some((self.wheel.schedule(id, d), d));
             }
         }
         match step {
@@ -913,7 +936,7 @@ impl Worker {
                     slot.session.log_close(sink, reason, now);
                 }
                 let mut slot = self.sessions.remove(i);
-                if let Some(t) = slot.timer.take() {
+                if let Some((t, _)) = slot.timer.take() {
                     self.wheel.cancel(t);
                 }
                 slot.session.release(&mut self.pool, &mut self.scratch);
