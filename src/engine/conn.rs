@@ -128,6 +128,13 @@ impl Readiness {
         error: false,
     };
 
+    /// Both directions ready, and the peer's FIN (scripted events).
+    #[cfg(test)]
+    pub const FIN: Readiness = Readiness {
+        read_closed: true,
+        ..Readiness::BOTH
+    };
+
     /// Whether an idle connection was told anything at all (bytes, a
     /// hang-up or an error all mean its peer is closing it).
     pub fn says_anything(self) -> bool {

@@ -343,11 +343,7 @@ impl Http {
 
     /// An event that also reports the peer's FIN.
     fn fin(&mut self, side: Side) -> Step {
-        let r = Readiness {
-            read_closed: true,
-            ..Readiness::BOTH
-        };
-        self.s.on_event(&mut self.h.ctx(), side, r)
+        self.s.on_event(&mut self.h.ctx(), side, Readiness::FIN)
     }
 
     /// `backend`'s connect completes (or fails), and the event says so.
@@ -696,11 +692,7 @@ impl Tcp {
 
     /// An event that also reports the peer's FIN.
     fn fin(&mut self, side: Side) -> Step {
-        let r = Readiness {
-            read_closed: true,
-            ..Readiness::BOTH
-        };
-        self.s.on_event(&mut self.h.ctx(), side, r)
+        self.s.on_event(&mut self.h.ctx(), side, Readiness::FIN)
     }
 }
 
