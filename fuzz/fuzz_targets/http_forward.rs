@@ -122,16 +122,16 @@ fuzz_target!(|i: Input| {
         port: 80,
     };
     let now = Instant::now();
-    let mut ex = Exchange::begin(head, &client, &mut scratch, now, now);
+    let mut ex = Exchange::begin(head, &client, scratch, now, now);
     let head = ex.request().clone();
-    let injects = ex.request_injects(&scratch);
+    let injects = ex.request_injects();
     let mut out = Vec::new();
     let mut skip = 0;
     loop {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let n = head_slices(
             &buf[..head.end_of_fields],
-            &scratch.req_drop,
+            ex.request_drops(),
             &injects,
             skip,
             &mut slices,

@@ -48,12 +48,29 @@ pub fn listener_pid(port: u16) -> Option<u32> {
     None
 }
 
+/// The balancer's memory at one moment, in KiB.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    /// Resident set (`VmRSS`), file pages of the binary included.
+    pub rss: u64,
+    /// Resident anonymous memory (`RssAnon`): what it allocated.
+    pub anon: u64,
+}
+
+fn memory(pid: u32) -> io::Result<Memory> {
+    let unreadable = || io::Error::other("cannot read the balancer's memory");
+    Ok(Memory {
+        rss: stats::rss_kib(pid).ok_or_else(unreadable)?.0,
+        anon: stats::anon_kib(pid).ok_or_else(unreadable)?,
+    })
+}
+
 /// Opens `n` connections to `target`, each carrying one HTTP request (so it
-/// is established end to end) or none (`tcp`), and reports the RSS of `pid`.
-pub fn run(target: SocketAddr, n: usize, http: bool, pid: u32) -> io::Result<(u64, u64)> {
+/// is established end to end) or none (`tcp`), and reports the memory of
+/// `pid` before and after.
+pub fn run(target: SocketAddr, n: usize, http: bool, pid: u32) -> io::Result<(Memory, Memory)> {
     let _ = moirai::sys::rlimit::raise_nofile();
-    let (before, _) =
-        stats::rss_kib(pid).ok_or_else(|| io::Error::other("cannot read the balancer's memory"))?;
+    let before = memory(pid)?;
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
         let mut s = TcpStream::connect(target)?;
@@ -71,8 +88,7 @@ pub fn run(target: SocketAddr, n: usize, http: bool, pid: u32) -> io::Result<(u6
         conns.push(s);
     }
     std::thread::sleep(Duration::from_secs(1));
-    let (after, _) =
-        stats::rss_kib(pid).ok_or_else(|| io::Error::other("cannot read the balancer's memory"))?;
+    let after = memory(pid)?;
     drop(conns);
     Ok((before, after))
 }

@@ -385,11 +385,20 @@ fn main() -> ExitCode {
             };
             match idle::run(target, connections, !tcp, pid) {
                 Ok((before, after)) => {
-                    let per =
-                        (after.saturating_sub(before)) as f64 * 1024.0 / connections.max(1) as f64;
-                    println!("| connections | RSS before KiB | RSS after KiB | bytes per idle connection |");
-                    println!("|---|---|---|---|");
-                    println!("| {connections} | {before} | {after} | {per:.0} |");
+                    let per = |b: u64, a: u64| {
+                        a.saturating_sub(b) as f64 * 1024.0 / connections.max(1) as f64
+                    };
+                    println!("| connections | RSS before KiB | RSS after KiB | anonymous before KiB | anonymous after KiB | bytes per idle connection (anonymous) | (RSS) |");
+                    println!("|---|---|---|---|---|---|---|");
+                    println!(
+                        "| {connections} | {} | {} | {} | {} | {:.0} | {:.0} |",
+                        before.rss,
+                        after.rss,
+                        before.anon,
+                        after.anon,
+                        per(before.anon, after.anon),
+                        per(before.rss, after.rss)
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&format!("idle: {e}")),

@@ -134,6 +134,14 @@ pub fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// Resident anonymous memory now (`RssAnon`), in KiB: what the process
+/// allocated, without the file pages of its binary and libraries, which
+/// move with readahead rather than with load.
+pub fn anon_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status_kib(&status, "RssAnon")
+}
+
 /// Resident memory now (`VmRSS`) and at its peak (`VmHWM`), in KiB.
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -224,6 +232,7 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmRSS"), Some(1024));
         assert_eq!(parse_status_kib(status, "VmHWM"), Some(2048));
         assert!(rss_kib(std::process::id()).is_some());
+        assert!(anon_kib(std::process::id()).is_some_and(|k| k > 0));
     }
 
     #[test]

@@ -8,22 +8,27 @@
 pub const BUFFER_SIZE: usize = 16 * 1024;
 
 /// Bytes waiting to be written, `data[start..end]`, with room after `end`.
+/// The offsets are `u32` (a buffer is [`BUFFER_SIZE`]): a session holds two
+/// of these, and every byte of a session counts at thousands of
+/// connections.
 #[derive(Debug)]
 pub struct Buffer {
     data: Box<[u8]>,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
+
+const _: () = assert!(BUFFER_SIZE <= u32::MAX as usize);
 
 impl Buffer {
     /// The bytes not yet written out.
     pub fn pending(&self) -> &[u8] {
-        &self.data[self.start..self.end]
+        &self.data[self.start as usize..self.end as usize]
     }
 
     /// How many bytes wait.
     pub fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 
     /// Nothing waits.
@@ -38,22 +43,22 @@ impl Buffer {
             self.start = 0;
             self.end = 0;
         }
-        &mut self.data[self.end..]
+        &mut self.data[self.end as usize..]
     }
 
     /// `n` bytes were read into [`Buffer::spare`].
     pub fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.data.len());
+        self.end = (self.end as usize + n).min(self.data.len()) as u32;
     }
 
     /// `n` bytes of [`Buffer::pending`] were written out.
     pub fn consumed(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        self.start = (self.start as usize + n).min(self.end as usize) as u32;
     }
 
     /// No room left to read into.
     pub fn is_full(&self) -> bool {
-        self.end == self.data.len() && self.start != self.end
+        self.end as usize == self.data.len() && self.start != self.end
     }
 }
 

@@ -208,10 +208,18 @@ pub struct Conn<S = TcpStream> {
 #[derive(Debug)]
 pub struct Meter {
     stats: Arc<Sharded>,
-    worker: usize,
+    /// `u32`, not `usize`: with the flag below it packs into one word, and
+    /// every connection holds a meter per socket.
+    worker: u32,
     /// Whether bytes read from this socket travel in the request direction
     /// (a client socket) or the response direction (a backend socket).
     reads_are_requests: bool,
+}
+
+/// A worker's number as a meter keeps it: worker numbers count threads, so
+/// they are far below `u32::MAX`.
+fn shard(worker: usize) -> u32 {
+    worker as u32
 }
 
 impl Meter {
@@ -219,7 +227,7 @@ impl Meter {
     pub fn client(service: &ServiceSnapshot, worker: usize) -> Meter {
         Meter {
             stats: Arc::clone(&service.stats),
-            worker,
+            worker: shard(worker),
             reads_are_requests: true,
         }
     }
@@ -228,14 +236,14 @@ impl Meter {
     pub fn backend(backend: &Backend, worker: usize) -> Meter {
         Meter {
             stats: Arc::clone(backend.stats_arc()),
-            worker,
+            worker: shard(worker),
             reads_are_requests: false,
         }
     }
 
     #[inline]
     fn read(&self, n: usize) {
-        let c = self.stats.of(self.worker);
+        let c = self.stats.of(self.worker as usize);
         let n = n as u64;
         if self.reads_are_requests {
             c.bytes_in.add(n);
@@ -246,7 +254,7 @@ impl Meter {
 
     #[inline]
     fn wrote(&self, n: usize) {
-        let c = self.stats.of(self.worker);
+        let c = self.stats.of(self.worker as usize);
         let n = n as u64;
         if self.reads_are_requests {
             c.bytes_out.add(n);

@@ -48,14 +48,18 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// could destroy the answer).
 const LINGER: Duration = Duration::from_secs(1);
 /// Scratch vectors kept in the worker's free list.
-const MAX_FREE_SCRATCH: usize = 4096;
+const MAX_FREE_SCRATCH: usize = 1024;
 /// Finished exchanges kept for reuse in the worker's free list.
 const MAX_FREE_EXCHANGES: usize = 1024;
 
 #[derive(Debug)]
 enum Stage<S> {
-    /// Waiting for a request head; `since` its first byte.
-    ReadHead { since: Option<Instant> },
+    /// Waiting for a request head; `since` its first byte. `parked`: the
+    /// previous request's backend connection, kept for this one.
+    ReadHead {
+        since: Option<Instant>,
+        parked: Option<Parked<S>>,
+    },
     /// A backend connect for `ex` is under way.
     Connect {
         ex: Box<Exchange>,
@@ -94,6 +98,14 @@ enum Stage<S> {
     Linger { until: Instant },
     /// Only while a stage's handler runs.
     Moving,
+}
+
+/// A backend connection kept between a client's requests, with the
+/// backend's address.
+#[derive(Debug)]
+struct Parked<S> {
+    addr: SocketAddr,
+    conn: Conn<S>,
 }
 
 /// What a stage's handler says about the loop.
@@ -141,11 +153,6 @@ pub struct HttpSession<S = TcpStream> {
     cbuf: Option<Buffer>,
     /// Bytes from the backend (response heads and bodies).
     bbuf: Option<Buffer>,
-    /// Reusable vectors for heads (from the worker's free list).
-    s: Scratch,
-    /// The last backend connection, kept between this client's requests
-    /// (with its address) while it is idle.
-    parked: Option<(SocketAddr, Conn<S>)>,
     /// The worker is draining: no further request on this connection.
     draining: bool,
     /// The client sent its FIN.
@@ -187,11 +194,12 @@ impl<S: Transport> HttpSession<S> {
             service,
             peer,
             client,
-            stage: Stage::ReadHead { since: None },
+            stage: Stage::ReadHead {
+                since: None,
+                parked: None,
+            },
             cbuf: None,
             bbuf: None,
-            s: ctx.scratch.pop().unwrap_or_default(),
-            parked: None,
             draining: false,
             client_eof: false,
             header_timeout: ctx.header_timeout,
@@ -223,7 +231,7 @@ impl<S: Transport> HttpSession<S> {
     /// Waiting for a request that has not begun: closing it now loses
     /// nothing.
     pub fn is_idle(&self) -> bool {
-        matches!(self.stage, Stage::ReadHead { since: None })
+        matches!(self.stage, Stage::ReadHead { since: None, .. })
             && self.served > 0
             && self.cbuf.as_ref().is_none_or(Buffer::is_empty)
     }
@@ -254,13 +262,14 @@ impl<S: Transport> HttpSession<S> {
                 | Stage::Exchange { up, .. }
                 | Stage::Tunnel { up, .. },
             ) => up.conn.note(r),
-            (Side::Backend, _) => {
+            (Side::Backend, Stage::ReadHead { parked, .. }) => {
                 // An idle backend connection has nothing to say: any
                 // input or hang-up means the backend is closing it.
                 if r.says_anything() {
-                    self.parked = None;
+                    *parked = None;
                 }
             }
+            (Side::Backend, _) => {}
         }
         self.drive(ctx)
     }
@@ -304,7 +313,7 @@ impl<S: Transport> HttpSession<S> {
     /// Runs one stage once; every path hands back the stage that follows.
     fn turn(&mut self, ctx: &mut Ctx<'_, S>, stage: Stage<S>) -> Turn<S> {
         match stage {
-            Stage::ReadHead { since } => self.read_head(ctx, since),
+            Stage::ReadHead { since, parked } => self.read_head(ctx, since, parked),
             Stage::Connect {
                 ex,
                 mut up,
@@ -420,10 +429,15 @@ impl<S: Transport> HttpSession<S> {
         }
     }
 
-    fn read_head(&mut self, ctx: &mut Ctx<'_, S>, since: Option<Instant>) -> Turn<S> {
+    fn read_head(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        since: Option<Instant>,
+        parked: Option<Parked<S>>,
+    ) -> Turn<S> {
         let progress = match self.fill_client(ctx) {
             Ok(p) => p,
-            Err(r) => return (Stage::ReadHead { since }, Flow::Close(r)),
+            Err(r) => return (Stage::ReadHead { since, parked }, Flow::Close(r)),
         };
         let pending = self.cbuf.as_ref().map_or(&[][..], Buffer::pending);
         if pending.is_empty() {
@@ -432,7 +446,7 @@ impl<S: Transport> HttpSession<S> {
             } else {
                 Flow::progress(progress)
             };
-            return (Stage::ReadHead { since }, flow);
+            return (Stage::ReadHead { since, parked }, flow);
         }
         let since = since.unwrap_or(ctx.now);
         let blank = request::leading_empty_lines(pending);
@@ -442,49 +456,69 @@ impl<S: Transport> HttpSession<S> {
                 b.consumed(blank);
             }
             release_if_empty(&mut self.cbuf, ctx.pool);
-            return (Stage::ReadHead { since: Some(since) }, Flow::Progress);
+            return (
+                Stage::ReadHead {
+                    since: Some(since),
+                    parked,
+                },
+                Flow::Progress,
+            );
         }
         let full = self.cbuf.as_ref().is_some_and(Buffer::is_full);
-        match request::parse(pending, &mut self.s.req_drop, &mut self.s.req_inject) {
-            Ok(Some(head)) => {
-                if ctx.syslog.is_some() {
-                    keep_request_line(&mut self.req_line, pending);
-                }
-                if !self.service.acme.is_empty() {
-                    if let Some(token) = exchange::acme_token(pending) {
-                        let answer = Answer::acme(self.service.acme.get(token));
-                        self.service.stats.of(self.worker).response(answer.code());
-                        let stage = Stage::Answer {
-                            answer,
-                            sent: 0,
-                            ex: None,
-                            since,
-                        };
-                        return (stage, Flow::Progress);
+        let mut s = ctx.scratch.pop().unwrap_or_default();
+        let head = match request::parse(pending, &mut s.req_drop, &mut s.req_inject) {
+            Ok(Some(head)) => head,
+            other => {
+                recycle(ctx.scratch, s);
+                return match other {
+                    Ok(_) if full => self.fail(Status::HeaderTooLarge, None, since),
+                    Ok(_) if self.client_eof => (
+                        Stage::ReadHead {
+                            since: Some(since),
+                            parked,
+                        },
+                        Flow::Close(CloseReason::Done),
+                    ),
+                    Ok(_) => (
+                        Stage::ReadHead {
+                            since: Some(since),
+                            parked,
+                        },
+                        Flow::progress(progress),
+                    ),
+                    Err(HeadError::TooLarge) => self.fail(Status::HeaderTooLarge, None, since),
+                    Err(HeadError::NotImplemented(_)) => {
+                        self.fail(Status::NotImplemented, None, since)
                     }
-                }
-                self.begin_request(ctx, head, since)
+                    Err(HeadError::Malformed(why)) => {
+                        log::debug!(
+                            "http: port {}: bad request from {}: {why}",
+                            self.port(),
+                            self.peer
+                        );
+                        self.fail(Status::BadRequest, None, since)
+                    }
+                };
             }
-            Ok(None) if full => self.fail(Status::HeaderTooLarge, None, since),
-            Ok(None) if self.client_eof => (
-                Stage::ReadHead { since: Some(since) },
-                Flow::Close(CloseReason::Done),
-            ),
-            Ok(None) => (
-                Stage::ReadHead { since: Some(since) },
-                Flow::progress(progress),
-            ),
-            Err(HeadError::TooLarge) => self.fail(Status::HeaderTooLarge, None, since),
-            Err(HeadError::NotImplemented(_)) => self.fail(Status::NotImplemented, None, since),
-            Err(HeadError::Malformed(why)) => {
-                log::debug!(
-                    "http: port {}: bad request from {}: {why}",
-                    self.port(),
-                    self.peer
-                );
-                self.fail(Status::BadRequest, None, since)
+        };
+        if ctx.syslog.is_some() {
+            keep_request_line(&mut self.req_line, pending);
+        }
+        if !self.service.acme.is_empty() {
+            if let Some(token) = exchange::acme_token(pending) {
+                recycle(ctx.scratch, s);
+                let answer = Answer::acme(self.service.acme.get(token));
+                self.service.stats.of(self.worker).response(answer.code());
+                let stage = Stage::Answer {
+                    answer,
+                    sent: 0,
+                    ex: None,
+                    since,
+                };
+                return (stage, Flow::Progress);
             }
         }
+        self.begin_request(ctx, head, s, since, parked)
     }
 
     /// A complete, valid head: begin its exchange and choose a backend.
@@ -492,14 +526,16 @@ impl<S: Transport> HttpSession<S> {
         &mut self,
         ctx: &mut Ctx<'_, S>,
         head: RequestHead,
+        scratch: Scratch,
         since: Instant,
+        parked: Option<Parked<S>>,
     ) -> Turn<S> {
         let client = Client {
             peer: self.peer,
             tls: self.client.is_tls(),
             port: self.port(),
         };
-        let ex = Exchange::begin(head, &client, &mut self.s, since, ctx.now);
+        let ex = Exchange::begin(head, &client, scratch, since, ctx.now);
         let ex = match ctx.exchanges.pop() {
             Some(mut spare) => {
                 *spare = ex;
@@ -520,33 +556,42 @@ impl<S: Transport> HttpSession<S> {
             // connection belongs to a configuration that is gone.
             _ => return self.refuse(Status::Unavailable, ex),
         }
-        self.choose_backend(ctx, ex)
+        self.choose_backend(ctx, ex, parked)
     }
 
     /// Sticky backend if the cookie names a usable one, else the least
     /// loaded; the parked or a pooled connection if there is one, else a
     /// connect.
-    fn choose_backend(&mut self, ctx: &mut Ctx<'_, S>, mut ex: Box<Exchange>) -> Turn<S> {
+    fn choose_backend(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        mut ex: Box<Exchange>,
+        parked: Option<Parked<S>>,
+    ) -> Turn<S> {
         let backends = &self.service.backends;
         let sticky = ex
             .sticky()
             .and_then(|v| backends.iter().find(|b| b.named_by(&v)));
         // Among the least loaded, prefer the backend this client's previous
         // request used: its connection is still open here.
-        let parked = self.parked.as_ref().map(|(a, _)| *a).and_then(|a| {
+        let parked_on = parked.as_ref().map(|p| p.addr).and_then(|a| {
             let least = backends.iter().map(|b| b.active()).min()?;
             backends
                 .iter()
                 .find(|b| b.addr() == a && !b.is_draining() && b.active() <= least)
         });
         let chosen: Option<Arc<Backend>> = sticky
-            .or(if ex.sticky().is_none() { parked } else { None })
+            .or(if ex.sticky().is_none() {
+                parked_on
+            } else {
+                None
+            })
             .or_else(|| balance::pick(backends, ctx.cursor, None))
             .cloned();
         let Some(b) = chosen else {
             return self.refuse(Status::Unavailable, ex);
         };
-        if let Some((addr, conn)) = self.parked.take() {
+        if let Some(Parked { addr, conn }) = parked {
             if addr == b.addr() {
                 ex.set_reused(true);
                 let up = Upstream {
@@ -699,10 +744,10 @@ impl<S: Transport> HttpSession<S> {
                 return Err(Halt::Fail(Status::BadRequest));
             }
         };
-        let injects = ex.request_injects(&self.s);
+        let injects = ex.request_injects();
         let head = Outgoing {
             src: &buf.pending()[..end_of_fields],
-            drop: &self.s.req_drop,
+            drop: ex.request_drops(),
             injects: &injects,
             body: &after[..with_head],
         };
@@ -900,7 +945,7 @@ impl<S: Transport> HttpSession<S> {
             return Ok(true);
         }
         let is_head = ex.request().is_head;
-        let head = match response::parse(buf.pending(), is_head, &mut self.s.resp_drop) {
+        let head = match response::parse(buf.pending(), is_head, ex.response_drops_mut()) {
             Ok(Some(head)) => head,
             Ok(None) if buf.is_full() => return Err(Halt::Fail(Status::BadGateway)),
             Ok(None) => return Ok(false),
@@ -909,7 +954,7 @@ impl<S: Transport> HttpSession<S> {
         let code = head.code;
         let closing = self.draining || self.client_eof;
         let cookie = up.backend().cookie();
-        match ex.on_response(head, Some(cookie), closing, &mut self.s, ctx.now) {
+        match ex.on_response(head, Some(cookie), closing, ctx.now) {
             OnResponse::BadGateway => return Err(Halt::Fail(Status::BadGateway)),
             OnResponse::Interim => {}
             OnResponse::Forward | OnResponse::Tunnel => {
@@ -937,10 +982,10 @@ impl<S: Transport> HttpSession<S> {
         let Ok(with_head) = ex.response_with_head(after) else {
             return Err(Halt::Fail(Status::BadGateway));
         };
-        let injects = ex.response_injects(&self.s);
+        let injects = ex.response_injects();
         let head = Outgoing {
             src: &buf.pending()[..resp.end_of_fields],
-            drop: &self.s.resp_drop,
+            drop: ex.response_drops(),
             injects: &injects,
             body: &after[..with_head],
         };
@@ -965,7 +1010,7 @@ impl<S: Transport> HttpSession<S> {
     fn finish_exchange(
         &mut self,
         ctx: &mut Ctx<'_, S>,
-        ex: Box<Exchange>,
+        mut ex: Box<Exchange>,
         up: Upstream<S>,
         eof: bool,
     ) -> Turn<S> {
@@ -987,8 +1032,14 @@ impl<S: Transport> HttpSession<S> {
         };
         let finish = ex.finish(self.draining || self.client_eof, end);
         let addr = up.backend().addr();
+        let mut parked = None;
         match finish.backend {
-            Reuse::Park => self.parked = Some((addr, up.conn)),
+            Reuse::Park => {
+                parked = Some(Parked {
+                    addr,
+                    conn: up.conn,
+                })
+            }
             Reuse::Pool if is_current(ctx, self.port(), addr) => {
                 ctx.idle.put(ctx.net, addr, up.conn.into_stream(), ctx.now);
             }
@@ -997,11 +1048,15 @@ impl<S: Transport> HttpSession<S> {
         if let Some(b) = self.bbuf.take() {
             ctx.pool.give(b);
         }
+        recycle(ctx.scratch, ex.take_scratch());
         if ctx.exchanges.len() < MAX_FREE_EXCHANGES {
             ctx.exchanges.push(ex);
         }
         self.served = self.served.saturating_add(1);
-        let next = Stage::ReadHead { since: None };
+        let next = Stage::ReadHead {
+            since: None,
+            parked,
+        };
         if !finish.keep_client {
             // TLS says close_notify first; a plain socket's close is its
             // FIN, so a shutdown before it would only cost a syscall.
@@ -1010,7 +1065,6 @@ impl<S: Transport> HttpSession<S> {
             }
             return (next, Flow::Close(CloseReason::Done));
         }
-        self.s.req_inject.clear();
         release_if_empty(&mut self.cbuf, ctx.pool);
         (next, Flow::Progress)
     }
@@ -1085,15 +1139,17 @@ impl<S: Transport> HttpSession<S> {
     pub fn deadline(&self) -> Instant {
         let t = &self.service.timeouts;
         match &self.stage {
-            Stage::ReadHead { since: Some(since) } => *since + self.header_timeout,
+            Stage::ReadHead {
+                since: Some(since), ..
+            } => *since + self.header_timeout,
             // A new connection has the header timeout for its first
             // request, counted from accept: a silent connection does
             // not hold a slot for the whole client timeout.
-            Stage::ReadHead { since: None } if self.served == 0 => {
+            Stage::ReadHead { since: None, .. } if self.served == 0 => {
                 self.accepted + self.header_timeout
             }
             // Between requests of a keep-alive connection.
-            Stage::ReadHead { since: None } => self.client.last_io() + t.client,
+            Stage::ReadHead { since: None, .. } => self.client.last_io() + t.client,
             Stage::Connect { dialing, .. } => dialing.deadline,
             Stage::SendHead { up, .. } | Stage::Exchange { up, .. } | Stage::Tunnel { up, .. } => {
                 pipe::idle_deadline(&self.client, Some(&up.conn), t)
@@ -1110,10 +1166,10 @@ impl<S: Transport> HttpSession<S> {
         let server = self.service.timeouts.server;
         let stage = mem::replace(&mut self.stage, Stage::Moving);
         let (next, flow) = match stage {
-            Stage::ReadHead { since: Some(since) } => {
-                self.fail(Status::RequestTimeout, None, since)
-            }
-            s @ Stage::ReadHead { since: None } => {
+            Stage::ReadHead {
+                since: Some(since), ..
+            } => self.fail(Status::RequestTimeout, None, since),
+            s @ Stage::ReadHead { since: None, .. } => {
                 (s, Flow::Close(CloseReason::IdleTimeout(Side::Client)))
             }
             Stage::Connect { ex, up, dialing } => self.redial(ctx, ex, up, dialing),
@@ -1218,7 +1274,9 @@ impl<S: Transport> HttpSession<S> {
             ..self.access(Some(ex), lease, ex.timing.start, now)
         });
         self.marks = self.client.bytes();
-        self.req_line.clear();
+        // Freed, not kept: a connection between requests holds no memory
+        // for its next line.
+        self.req_line = String::new();
     }
 
     /// The access line a closing session still owes: the request in
@@ -1246,14 +1304,9 @@ impl<S: Transport> HttpSession<S> {
     }
 
     /// Gives the session's buffers back before it is dropped.
-    pub fn release(&mut self, pool: &mut BufferPool, scratch: &mut Vec<Scratch>) {
+    pub fn release(&mut self, pool: &mut BufferPool) {
         for b in [self.cbuf.take(), self.bbuf.take()].into_iter().flatten() {
             pool.give(b);
-        }
-        if scratch.len() < MAX_FREE_SCRATCH {
-            let mut s = mem::take(&mut self.s);
-            s.clear();
-            scratch.push(s);
         }
     }
 }
@@ -1311,6 +1364,14 @@ fn is_current<S>(ctx: &Ctx<'_, S>, port: u16, addr: SocketAddr) -> bool {
 
 /// Keeps "METHOD target" of the head at the front of `head` in `line`
 /// (reusing its allocation), at most 1 KiB of it.
+/// Gives a request's vectors back to the worker's free list, emptied.
+fn recycle(free: &mut Vec<Scratch>, mut s: Scratch) {
+    if free.len() < MAX_FREE_SCRATCH {
+        s.clear();
+        free.push(s);
+    }
+}
+
 fn keep_request_line(line: &mut String, head: &[u8]) {
     line.clear();
     let first = head

@@ -20,6 +20,7 @@
 //! challenges), with the termination code an access line gives it.
 
 use std::io::Write;
+use std::mem;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -31,22 +32,23 @@ use super::response::ResponseHead;
 use crate::proto::cookie::COOKIE_NAME;
 use crate::proto::syslog::Termination;
 
-/// The small vectors an HTTP connection needs for its heads. Sessions take
-/// them from the worker's free list and give them back, so connections after
-/// the first few allocate nothing.
+/// The small vectors a request needs for its heads. A session takes them
+/// from the worker's free list to parse a request head, the request's
+/// [`Exchange`] owns them until it ends, and they go back to the list: a
+/// connection between requests holds none, and requests after the first few
+/// allocate nothing.
 #[derive(Debug, Default)]
 pub struct Scratch {
     /// Request lines not forwarded (hop-by-hop, ours, the sticky cookie).
     pub req_drop: Vec<Range<usize>>,
     /// Lines added to the request besides `fwd`: the client's other cookies.
     pub req_inject: Vec<u8>,
+    /// `X-Forwarded-*` lines.
+    fwd: Vec<u8>,
     /// Response lines not forwarded.
     pub resp_drop: Vec<Range<usize>>,
     /// Lines added to the response.
     pub resp_inject: Vec<u8>,
-    /// `X-Forwarded-*` lines: the same for every request of a connection,
-    /// so formatted once.
-    fwd: Vec<u8>,
 }
 
 impl Scratch {
@@ -197,29 +199,33 @@ pub struct Exchange {
     replay: Option<usize>,
     /// When its parts happened.
     pub timing: Timing,
+    /// The lines its heads drop and add.
+    s: Scratch,
 }
 
 impl Exchange {
     /// A complete, valid request head from `client`, its first byte at
-    /// `start`, complete at `now`. Formats the connection's
-    /// `X-Forwarded-*` lines into `scratch` the first time.
+    /// `start`, complete at `now`; `scratch` holds the lines its parse
+    /// dropped and added. Adds the `X-Forwarded-*` lines. (Formatting
+    /// them for every request rather than once per connection costs well
+    /// under a microsecond and keeps idle connections free of them.)
     pub fn begin(
         head: RequestHead,
         client: &Client,
-        scratch: &mut Scratch,
+        mut scratch: Scratch,
         start: Instant,
         now: Instant,
     ) -> Exchange {
-        if scratch.fwd.is_empty() {
-            let ip = client.peer.ip().to_canonical();
-            let _ = write!(
-                scratch.fwd,
-                "X-Forwarded-For: {ip}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Port: {}\r\n",
-                if client.tls { "https" } else { "http" },
-                client.port
-            );
-        }
+        scratch.fwd.clear();
+        let ip = client.peer.ip().to_canonical();
+        let _ = write!(
+            scratch.fwd,
+            "X-Forwarded-For: {ip}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Port: {}\r\n",
+            if client.tls { "https" } else { "http" },
+            client.port
+        );
         Exchange {
+            s: scratch,
             conn_line: if head.upgrade {
                 b"Connection: upgrade\r\n"
             } else {
@@ -264,13 +270,35 @@ impl Exchange {
 
     /// The lines added to the forwarded request head, after the client's
     /// own: its other cookies, `X-Forwarded-*`, and `Connection`.
-    pub fn request_injects<'a>(&self, scratch: &'a Scratch) -> [&'a [u8]; 3] {
-        [&scratch.req_inject, &scratch.fwd, self.conn_line]
+    pub fn request_injects(&self) -> [&[u8]; 3] {
+        [&self.s.req_inject, &self.s.fwd, self.conn_line]
+    }
+
+    /// The client's request lines not forwarded.
+    pub fn request_drops(&self) -> &[Range<usize>] {
+        &self.s.req_drop
     }
 
     /// The lines added to the forwarded response head.
-    pub fn response_injects<'a>(&self, scratch: &'a Scratch) -> [&'a [u8]; 1] {
-        [&scratch.resp_inject]
+    pub fn response_injects(&self) -> [&[u8]; 1] {
+        [&self.s.resp_inject]
+    }
+
+    /// The backend's response lines not forwarded.
+    pub fn response_drops(&self) -> &[Range<usize>] {
+        &self.s.resp_drop
+    }
+
+    /// Where a response head's parse puts the lines it drops.
+    pub fn response_drops_mut(&mut self) -> &mut Vec<Range<usize>> {
+        &mut self.s.resp_drop
+    }
+
+    /// Ends the exchange: its vectors, emptied, for the next request.
+    pub fn take_scratch(&mut self) -> Scratch {
+        let mut s = mem::take(&mut self.s);
+        s.clear();
+        s
     }
 
     /// The request body, for relaying.
@@ -352,8 +380,10 @@ impl Exchange {
         self.req_body = Body::new(self.req.framing);
     }
 
-    /// A response head arrived at `now`. Fills `scratch.resp_inject` (and
-    /// adds to `scratch.resp_drop`) with what the forwarded head needs:
+    /// A response head arrived at `now` (its parse put the lines it drops
+    /// in [`Exchange::response_drops_mut`]). Fills the response's added
+    /// lines (and adds to the dropped ones) with what the forwarded head
+    /// needs:
     /// the sticky cookie for `cookie` (the backend's) when the client does
     /// not hold it, a rewritten `Content-Length`, and `Connection`.
     /// `closing`: the client connection ends after this response (the
@@ -363,21 +393,22 @@ impl Exchange {
         head: ResponseHead,
         cookie: Option<&[u8; 16]>,
         closing: bool,
-        scratch: &mut Scratch,
         now: Instant,
     ) -> OnResponse {
-        scratch.resp_inject.clear();
+        self.s.resp_inject.clear();
         let what = if head.is_switch() {
             if !self.req.upgrade {
                 return OnResponse::BadGateway;
             }
             // Passed on untouched.
-            scratch.resp_drop.clear();
+            self.s.resp_drop.clear();
             OnResponse::Tunnel
         } else if head.is_interim() {
             OnResponse::Interim
         } else {
-            self.response_lines(&head, cookie, closing, &mut scratch.resp_inject);
+            let mut out = mem::take(&mut self.s.resp_inject);
+            self.response_lines(&head, cookie, closing, &mut out);
+            self.s.resp_inject = out;
             OnResponse::Forward
         };
         if what != OnResponse::Interim {
@@ -387,10 +418,10 @@ impl Exchange {
         if self.dechunks(&head) {
             // An HTTP/1.0 client never sees chunked framing: the data
             // alone, ended by the close.
-            scratch
+            self.s
                 .resp_drop
                 .extend(head.transfer_encoding.iter().cloned());
-            scratch.resp_drop.sort_by_key(|r| r.start);
+            self.s.resp_drop.sort_by_key(|r| r.start);
             self.resp_body = Body::new(head.framing).dechunked();
         }
         self.resp = Some(head);
@@ -602,59 +633,61 @@ mod tests {
         }
     }
 
-    /// An exchange for the request `head`, its scratch, and a clock.
-    fn begin(head: &str) -> (Exchange, Scratch, Instant) {
+    /// An exchange for the request `head`, and a clock.
+    fn begin(head: &str) -> (Exchange, Instant) {
         let mut s = Scratch::default();
         let h = request::parse(head.as_bytes(), &mut s.req_drop, &mut s.req_inject)
             .unwrap()
             .unwrap();
         let now = Instant::now();
-        (Exchange::begin(h, &client(false), &mut s, now, now), s, now)
+        (Exchange::begin(h, &client(false), s, now, now), now)
     }
 
-    fn respond(
-        ex: &mut Exchange,
-        s: &mut Scratch,
-        head: &str,
-        closing: bool,
-    ) -> (OnResponse, String) {
-        let h = response::parse(head.as_bytes(), ex.request().is_head, &mut s.resp_drop)
+    fn respond(ex: &mut Exchange, head: &str, closing: bool) -> (OnResponse, String) {
+        let is_head = ex.request().is_head;
+        let h = response::parse(head.as_bytes(), is_head, ex.response_drops_mut())
             .unwrap()
             .unwrap();
-        let what = ex.on_response(h, Some(&COOKIE), closing, s, Instant::now());
-        (what, String::from_utf8_lossy(&s.resp_inject).into_owned())
+        let what = ex.on_response(h, Some(&COOKIE), closing, Instant::now());
+        let [lines] = ex.response_injects();
+        (what, String::from_utf8_lossy(lines).into_owned())
     }
 
     const GET: &str = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
 
     #[test]
-    fn begin_adds_forwarding_lines_once_and_the_connection_line() {
-        let mut s = Scratch::default();
+    fn begin_adds_forwarding_lines_and_the_connection_line() {
         let parse = |t: &str, s: &mut Scratch| {
             request::parse(t.as_bytes(), &mut s.req_drop, &mut s.req_inject)
                 .unwrap()
                 .unwrap()
         };
         let now = Instant::now();
+        let mut s = Scratch::default();
         let h = parse(GET, &mut s);
-        let ex = Exchange::begin(h, &client(true), &mut s, now, now);
-        let [cookies, fwd, conn] = ex.request_injects(&s);
+        let mut ex = Exchange::begin(h, &client(true), s, now, now);
+        let [cookies, fwd, conn] = ex.request_injects();
         assert_eq!(cookies, b"");
         assert_eq!(
             fwd,
             b"X-Forwarded-For: 192.0.2.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n"
         );
         assert_eq!(conn, b"Connection: keep-alive\r\n");
-        // The second request of the connection keeps the first's lines,
-        // even if asked with another client (it never is).
+        // The next request reuses the vectors, emptied: nothing of the
+        // first request's lines is left in them.
+        let mut s = ex.take_scratch();
+        assert!(s.req_drop.is_empty() && s.req_inject.is_empty() && s.fwd.is_empty());
         let h = parse(
             "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
             &mut s,
         );
-        let ex = Exchange::begin(h, &client(false), &mut s, now, now);
-        let [_, fwd, conn] = ex.request_injects(&s);
-        assert!(fwd.ends_with(b"X-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n"));
+        let ex = Exchange::begin(h, &client(false), s, now, now);
+        let [_, fwd, conn] = ex.request_injects();
+        assert_eq!(
+            fwd,
+            b"X-Forwarded-For: 192.0.2.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 443\r\n"
+        );
         assert_eq!(conn, b"Connection: upgrade\r\n");
     }
 
@@ -709,23 +742,23 @@ mod tests {
 
     #[test]
     fn the_sticky_cookie_is_set_unless_the_client_holds_it() {
-        let (mut ex, mut s, _) = begin(GET);
-        let (what, lines) = respond(&mut ex, &mut s, OK, false);
+        let (mut ex, _) = begin(GET);
+        let (what, lines) = respond(&mut ex, OK, false);
         assert_eq!(what, OnResponse::Forward);
         assert_eq!(
             lines,
             "Set-Cookie: CLOUD-TRITONCOMPUTE-RS=0123456789abcdef; path=/\r\nCache-Control: private\r\n"
         );
-        let (mut ex, mut s, _) = begin(
+        let (mut ex, _) = begin(
             "GET / HTTP/1.1\r\nHost: x\r\nCookie: CLOUD-TRITONCOMPUTE-RS=0123456789abcdef\r\n\r\n",
         );
         assert_eq!(ex.sticky(), Some(COOKIE));
-        let (_, lines) = respond(&mut ex, &mut s, OK, false);
+        let (_, lines) = respond(&mut ex, OK, false);
         assert_eq!(lines, "");
-        let (mut ex, mut s, _) = begin(
+        let (mut ex, _) = begin(
             "GET / HTTP/1.1\r\nHost: x\r\nCookie: CLOUD-TRITONCOMPUTE-RS=ffffffffffffffff\r\n\r\n",
         );
-        let (_, lines) = respond(&mut ex, &mut s, OK, false);
+        let (_, lines) = respond(&mut ex, OK, false);
         assert!(
             lines.starts_with("Set-Cookie: "),
             "a stale cookie is replaced"
@@ -777,8 +810,8 @@ mod tests {
             ),
         ];
         for (req, resp, closing, want) in cases {
-            let (mut ex, mut s, _) = begin(&format!("{req}{sticky}"));
-            let (what, lines) = respond(&mut ex, &mut s, resp, closing);
+            let (mut ex, _) = begin(&format!("{req}{sticky}"));
+            let (what, lines) = respond(&mut ex, resp, closing);
             assert_eq!(what, OnResponse::Forward);
             assert_eq!(lines, want, "{req:?} → {resp:?} closing={closing}");
         }
@@ -786,12 +819,12 @@ mod tests {
 
     #[test]
     fn an_http_1_0_client_never_sees_chunks() {
-        let (mut ex, mut s, _) = begin("GET / HTTP/1.0\r\n\r\n");
+        let (mut ex, _) = begin("GET / HTTP/1.0\r\n\r\n");
         let resp = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-        respond(&mut ex, &mut s, resp, false);
+        respond(&mut ex, resp, false);
         let te = resp.find("Transfer-Encoding").unwrap();
         assert!(
-            s.resp_drop.iter().any(|r| r.start == te),
+            ex.response_drops().iter().any(|r| r.start == te),
             "the line is dropped"
         );
         let (done, after) = ex.response_sent(0);
@@ -808,8 +841,8 @@ mod tests {
 
     #[test]
     fn interim_switch_and_unasked_switch() {
-        let (mut ex, mut s, _) = begin("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n");
-        let (what, lines) = respond(&mut ex, &mut s, "HTTP/1.1 100 Continue\r\n\r\n", false);
+        let (mut ex, _) = begin("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n");
+        let (what, lines) = respond(&mut ex, "HTTP/1.1 100 Continue\r\n\r\n", false);
         assert_eq!((what, lines.as_str()), (OnResponse::Interim, ""));
         assert_eq!(
             ex.timing.response, None,
@@ -817,30 +850,24 @@ mod tests {
         );
         assert_eq!(ex.response_sent(0).1, AfterHead::Interim);
         assert!(ex.response().is_none() && !ex.started());
-        let (what, _) = respond(&mut ex, &mut s, OK, false);
+        let (what, _) = respond(&mut ex, OK, false);
         assert_eq!(what, OnResponse::Forward);
         assert_eq!(ex.response_sent(0).1, AfterHead::Body);
         assert!(ex.started());
 
-        let (mut ex, mut s, _) = begin(GET);
-        let (what, _) = respond(
-            &mut ex,
-            &mut s,
-            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
-            false,
-        );
+        let (mut ex, _) = begin(GET);
+        let (what, _) = respond(&mut ex, "HTTP/1.1 101 Switching Protocols\r\n\r\n", false);
         assert_eq!(what, OnResponse::BadGateway);
 
-        let (mut ex, mut s, _) =
+        let (mut ex, _) =
             begin("GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n");
         let (what, lines) = respond(
             &mut ex,
-            &mut s,
             "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
             false,
         );
         assert_eq!((what, lines.as_str()), (OnResponse::Tunnel, ""));
-        assert!(s.resp_drop.is_empty(), "passed on untouched");
+        assert!(ex.response_drops().is_empty(), "passed on untouched");
         assert_eq!(ex.response_sent(0).1, AfterHead::Tunnel);
     }
 
@@ -904,8 +931,8 @@ mod tests {
             ),
         ];
         for (req, resp, closing, end, keep, reuse) in cases {
-            let (mut ex, mut s, _) = begin(req);
-            respond(&mut ex, &mut s, resp, closing);
+            let (mut ex, _) = begin(req);
+            respond(&mut ex, resp, closing);
             let f = ex.finish(closing, end);
             assert_eq!(
                 (f.keep_client, f.backend),
@@ -914,8 +941,8 @@ mod tests {
             );
         }
         // A request body not all sent: neither side can go on.
-        let (mut ex, mut s, _) = begin("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n");
-        respond(&mut ex, &mut s, OK, false);
+        let (mut ex, _) = begin("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n");
+        respond(&mut ex, OK, false);
         let f = ex.finish(false, end);
         assert_eq!((f.keep_client, f.backend), (false, Reuse::Drop));
         // No response at all: nothing is kept.
@@ -925,10 +952,10 @@ mod tests {
 
     #[test]
     fn timeouts_answer_504_only_before_the_status_line() {
-        let (mut ex, mut s, _) = begin(GET);
+        let (mut ex, _) = begin(GET);
         assert_eq!(ex.on_timeout(true), Timeout::Answer(Status::GatewayTimeout));
         assert_eq!(ex.on_timeout(false), Timeout::ClientIdle);
-        respond(&mut ex, &mut s, OK, false);
+        respond(&mut ex, OK, false);
         ex.response_sent(0);
         assert_eq!(ex.on_timeout(true), Timeout::BackendIdle);
         assert_eq!(ex.on_timeout(false), Timeout::ClientIdle);
