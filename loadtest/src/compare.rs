@@ -61,6 +61,8 @@ pub struct Options {
     pub haproxy: PathBuf,
     /// Each balancer capped at this fraction of one CPU.
     pub cpu_quota: Option<f64>,
+    /// Open loop at this many requests per second (else closed loop).
+    pub rate: Option<f64>,
 }
 
 /// Why a comparison could not run.
@@ -335,7 +337,7 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
                 scenario: opts.scenario,
                 connections: opts.connections,
                 duration: opts.duration,
-                rate: None,
+                rate: opts.rate,
                 threads: 1,
                 progress: false,
             };
@@ -672,6 +674,7 @@ fn report(opts: &Options, series: &[Series]) -> Value {
         "duration_s": opts.duration.as_secs_f64(),
         "repeat": opts.repeat,
         "cpu_quota": opts.cpu_quota,
+        "rate": opts.rate,
         "systems": systems,
         "ratio_vs_haproxy": ratios,
     })
@@ -699,6 +702,10 @@ fn print_table(opts: &Options, series: &[Series]) {
         opts.cpu_quota
             .map(|q| format!(", each balancer capped at {q} CPU"))
             .unwrap_or_default()
+            + &opts
+                .rate
+                .map(|r| format!(", open loop at {r:.0} req/s"))
+                .unwrap_or_default()
     );
     let unit = if stream { "Gbit/s" } else { "req/s" };
     let per = if stream {

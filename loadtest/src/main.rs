@@ -159,6 +159,10 @@ enum Command {
         /// balancers at equal CPU. Needs a writable cpu cgroup (root).
         #[arg(long)]
         cpu_quota: Option<f64>,
+        /// Open loop: requests due at this rate (req/s), latency counted
+        /// from when each was due, for tail latency below capacity.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Millions of short connections through each balancer, its memory
     /// sampled as they pass (does it plateau?).
@@ -309,6 +313,7 @@ fn main() -> ExitCode {
             baseline,
             haproxy,
             cpu_quota,
+            rate,
         } => {
             let opts = compare::Options {
                 scenario,
@@ -322,6 +327,7 @@ fn main() -> ExitCode {
                 baseline,
                 haproxy,
                 cpu_quota,
+                rate,
             };
             match compare::run(&opts) {
                 Ok(_) => ExitCode::SUCCESS,
@@ -352,6 +358,7 @@ fn main() -> ExitCode {
                     baseline: None,
                     haproxy,
                     cpu_quota: None,
+                    rate: None,
                 },
                 total,
                 every: every.max(1),
