@@ -193,6 +193,10 @@ pub struct Conn<S = TcpStream> {
     writable: bool,
     /// The peer's FIN (or an error) was already reported by an event.
     peer_closed: bool,
+    /// TLS records a full socket held back: they go as soon as it is
+    /// writable. (Records queued without a write attempt, a server's
+    /// session tickets, wait for the next write instead.)
+    backlog: bool,
     /// When bytes last moved, for idle timeouts.
     last_io: Instant,
     meter: Meter,
@@ -272,6 +276,7 @@ impl<S: Transport> Conn<S> {
             readable: false,
             writable: false,
             peer_closed: false,
+            backlog: false,
             last_io: now,
             meter,
             rx: 0,
@@ -358,16 +363,35 @@ impl<S: Transport> Conn<S> {
             return Ok(true);
         };
         let done = tls_flush(&mut self.stream, tls)?;
-        if !done {
-            self.writable = false;
-        }
+        self.held_back(done);
         Ok(done)
     }
 
-    /// Writes waiting TLS records if the socket may take them; false if
-    /// that failed.
+    /// A flush (or write) left records in rustls (`!done`): the socket is
+    /// full, and they go once it is writable.
+    fn held_back(&mut self, done: bool) {
+        self.backlog = !done;
+        if !done {
+            self.writable = false;
+        }
+    }
+
+    /// Writes the TLS records a full socket held back, if it may take them
+    /// now; false if that failed.
     pub fn flush_if_writable(&mut self) -> bool {
-        !(self.writable && self.pending_out() && self.flush().is_err())
+        !(self.writable && self.backlog && self.flush().is_err())
+    }
+
+    /// Sends a TLS close_notify (no FIN: the socket closes next, and its
+    /// close is the FIN). Records the socket cannot take now stay queued
+    /// for the session's last flush.
+    pub fn close_notify(&mut self) -> io::Result<()> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.send_close_notify();
+            let done = tls_flush(&mut self.stream, tls)?;
+            self.held_back(done);
+        }
+        Ok(())
     }
 
     /// Moves a client-side TLS handshake on: `Ok(true)` once it is done
@@ -379,7 +403,9 @@ impl<S: Transport> Conn<S> {
             return Ok(true);
         };
         loop {
-            if !tls_flush(&mut self.stream, tls)? {
+            let done = tls_flush(&mut self.stream, tls)?;
+            self.backlog = !done;
+            if !done {
                 self.writable = false;
             }
             if !tls.is_handshaking() {
@@ -409,8 +435,9 @@ impl<S: Transport> Conn<S> {
             tls.send_close_notify();
             // Records that cannot go now stay queued behind the data; the
             // session flushes them before it closes, and the FIN follows.
-            if !tls_flush(&mut self.stream, tls)? {
-                self.writable = false;
+            let done = tls_flush(&mut self.stream, tls)?;
+            self.held_back(done);
+            if !done {
                 return Ok(());
             }
         }
@@ -425,7 +452,20 @@ impl<S: Transport> Conn<S> {
         let room = buf.len();
         let r = match self.tls.as_deref_mut() {
             None => self.stream.read(buf),
-            Some(tls) => tls_read(&mut self.stream, tls, buf),
+            Some(tls) => {
+                let r = tls_read(&mut self.stream, tls, buf, !self.peer_closed);
+                // A handshake flight goes at once (TLS 1.2's last one comes
+                // after the client's Finished). What TLS 1.3 queues once
+                // the handshake is over (a server's session tickets) rides
+                // with the next write, the response: one segment fewer.
+                let after_tls13_handshake = !tls.is_handshaking()
+                    && tls.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+                if tls.wants_write() && !after_tls13_handshake {
+                    let done = matches!(tls_flush(&mut self.stream, tls), Ok(true));
+                    self.held_back(done);
+                }
+                r
+            }
         };
         match r {
             Ok(0) if room > 0 => Io::Eof,
@@ -480,20 +520,28 @@ impl<S: Transport> Conn<S> {
             return Io::Blocked;
         }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut flushed = true;
         let r = match (self.tls.as_deref_mut(), bufs) {
             // One slice: write(2), as cheap as it gets.
             (None, [one]) => self.stream.write(one),
             (None, _) => self.stream.write_vectored(bufs),
-            (Some(tls), _) => tls_write(&mut self.stream, tls, bufs),
+            (Some(tls), _) => tls_write(&mut self.stream, tls, bufs).map(|(n, done)| {
+                flushed = done;
+                n
+            }),
         };
+        if self.tls.is_some() {
+            self.backlog = !flushed;
+        }
         match r {
             Ok(0) if total > 0 => Io::Failed,
             Ok(n) => {
                 self.meter.wrote(n);
                 self.tx += n as u64;
                 self.last_io = now;
-                // A short write means the socket buffer is full.
-                if n < total {
+                // A short write means the socket buffer is full; so do TLS
+                // records left over.
+                if n < total || !flushed {
                     self.writable = false;
                     Io::Drained(n)
                 } else {
@@ -550,15 +598,21 @@ fn tls_flush<S: Write>(sock: &mut S, tls: &mut rustls::Connection) -> io::Result
 /// Plaintext from a TLS socket, with the same contract as a socket read:
 /// `Ok(0)` at the end (close_notify, or a FIN: many peers skip the alert),
 /// `WouldBlock` when nothing is buffered and the socket is drained. A short
-/// read means the socket is drained, as callers assume. Handshake records
-/// are answered on the way.
+/// read means the socket is drained, as callers assume; with
+/// `stop_when_short`, a short read from the socket is taken to mean the
+/// same (edge-triggered readiness reports the next arrival), so no read is
+/// made only to hear `WouldBlock`. Without it (a FIN was reported) reading
+/// goes on to see the end. Handshake records are processed on the way;
+/// the caller sends what they call for.
 fn tls_read<S: Read + Write>(
     sock: &mut S,
     tls: &mut rustls::Connection,
     buf: &mut [u8],
+    stop_when_short: bool,
 ) -> io::Result<usize> {
     let mut n = 0;
     let mut eof = false;
+    let mut drained = false;
     loop {
         match tls.reader().read(&mut buf[n..]) {
             Ok(0) => return Ok(n),
@@ -576,13 +630,21 @@ fn tls_read<S: Read + Write>(
         if eof {
             return Ok(n);
         }
-        match tls.read_tls(sock) {
+        if drained && stop_when_short {
+            return if n > 0 {
+                Ok(n)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let mut counted = Counted {
+            inner: &mut *sock,
+            short: false,
+        };
+        match tls.read_tls(&mut counted) {
             Ok(0) => eof = true,
-            Ok(_) => {}
+            Ok(_) => drained = counted.short,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Handshake answers (or alerts) go out now; the rest waits
-                // for the socket to be writable.
-                let _ = tls_flush(sock, tls);
                 return if n > 0 { Ok(n) } else { Err(e) };
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -593,28 +655,39 @@ fn tls_read<S: Read + Write>(
             let _ = tls_flush(sock, tls);
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
-        if tls.wants_write() {
-            let _ = tls_flush(sock, tls);
-        }
     }
 }
 
-/// Plaintext into a TLS socket. Records still waiting from the last write
-/// go first; while they cannot, nothing new is taken (`WouldBlock`), so
-/// what is buffered in rustls stays within one write's worth.
+/// A reader that notes whether its last read was short: fewer bytes than
+/// room for them, so the socket had no more.
+struct Counted<'a, S> {
+    inner: &'a mut S,
+    short: bool,
+}
+
+impl<S: Read> Read for Counted<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
+/// Plaintext into a TLS socket, and whether every record went out. Records
+/// still waiting (the session tickets after a handshake, a flight the
+/// socket could not take) go in the same `writev` as the new ones: one
+/// syscall and one segment fewer. The caller writes again only once the
+/// socket is writable after records were left over (`false`), so what is
+/// buffered in rustls stays within about two writes' worth.
 fn tls_write<S: Write>(
     sock: &mut S,
     tls: &mut rustls::Connection,
     bufs: &[IoSlice<'_>],
-) -> io::Result<usize> {
-    if !tls_flush(sock, tls)? {
-        return Err(io::ErrorKind::WouldBlock.into());
-    }
+) -> io::Result<(usize, bool)> {
     let n = tls.writer().write_vectored(bufs)?;
+    let flushed = tls_flush(sock, tls)?;
     if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
         return Err(io::ErrorKind::WouldBlock.into());
     }
-    // Records that do not fit now are sent by the next write or flush.
-    tls_flush(sock, tls)?;
-    Ok(n)
+    Ok((n, flushed))
 }

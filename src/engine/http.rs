@@ -1058,11 +1058,9 @@ impl<S: Transport> HttpSession<S> {
             parked,
         };
         if !finish.keep_client {
-            // TLS says close_notify first; a plain socket's close is its
-            // FIN, so a shutdown before it would only cost a syscall.
-            if self.client.is_tls() {
-                let _ = self.client.shutdown_write();
-            }
+            // TLS says close_notify first. The close is the FIN, so a
+            // shutdown before it would only cost a syscall.
+            let _ = self.client.close_notify();
             return (next, Flow::Close(CloseReason::Done));
         }
         release_if_empty(&mut self.cbuf, ctx.pool);

@@ -55,6 +55,10 @@ pub struct Wire {
     pub connected: Option<Result<(), io::ErrorKind>>,
     /// Writes fail from now on.
     pub broken: bool,
+    /// Read calls made, `WouldBlock` included.
+    pub read_calls: usize,
+    /// Write calls that wrote something (a `writev` counts once).
+    pub write_calls: usize,
 }
 
 /// One end of a scripted connection; clones share the wire.
@@ -105,6 +109,7 @@ impl Script {
 impl Read for Script {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut w = self.0.borrow_mut();
+        w.read_calls += 1;
         match w.reads.front_mut() {
             None => Err(io::ErrorKind::WouldBlock.into()),
             Some(Next::Eof) => Ok(0),
@@ -127,6 +132,39 @@ impl Read for Script {
 
 impl Write for Script {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.put(buf)?;
+        self.0.borrow_mut().write_calls += 1;
+        Ok(n)
+    }
+
+    /// As a socket's `writev`: as much of all the slices as there is room
+    /// for (std's default would take the first slice only).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut n = 0;
+        for b in bufs.iter().filter(|b| !b.is_empty()) {
+            match self.put(b) {
+                Ok(k) => {
+                    n += k;
+                    if k < b.len() {
+                        break;
+                    }
+                }
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        self.0.borrow_mut().write_calls += 1;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Script {
+    /// One slice onto the wire, as far as there is room.
+    fn put(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut w = self.0.borrow_mut();
         if w.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
@@ -140,29 +178,6 @@ impl Write for Script {
         }
         w.written.extend_from_slice(&buf[..n]);
         Ok(n)
-    }
-
-    /// As a socket's `writev`: as much of all the slices as there is room
-    /// for (std's default would take the first slice only).
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        let mut n = 0;
-        for b in bufs.iter().filter(|b| !b.is_empty()) {
-            match self.write(b) {
-                Ok(k) => {
-                    n += k;
-                    if k < b.len() {
-                        break;
-                    }
-                }
-                Err(e) if n == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -788,4 +803,140 @@ fn tcp_reset_passes_to_the_other_side_and_idle_times_out() {
         t.s.on_timer(&mut t.h.ctx()),
         Step::Closed(CloseReason::IdleTimeout(Side::Client))
     );
+}
+
+/// A TLS client talking to a server [`Conn`] over a scripted socket.
+struct TlsPair {
+    server: super::conn::Conn<Script>,
+    wire: Script,
+    client: rustls::ClientConnection,
+    now: Instant,
+}
+
+impl TlsPair {
+    fn new(version: &'static rustls::SupportedProtocolVersion) -> TlsPair {
+        let h = Harness::new("https-http://443:backend.example:8080", false);
+        let dir = std::env::temp_dir().join(format!(
+            "moirai-script-tls-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = crate::tls::certs::self_signed(&dir, &["lb.example.test".to_owned()]).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = crate::tls::config::server(crate::tls::certs::CertStore::new(key)).unwrap();
+        let provider = crate::tls::config::provider();
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(
+                crate::tls::danger::AcceptAnyServerCert::new(provider),
+            ))
+            .with_no_client_auth();
+        let client = rustls::ClientConnection::new(
+            Arc::new(client_config),
+            "lb.example.test".try_into().unwrap(),
+        )
+        .unwrap();
+        let wire = Script::connected();
+        let now = h.now;
+        let meter = super::conn::Meter::client(&h.service(), 0);
+        let mut server = super::conn::Conn::new(wire.clone(), now, meter)
+            .with_tls(rustls::ServerConnection::new(config).unwrap().into());
+        server.note(Readiness::BOTH);
+        TlsPair {
+            server,
+            wire,
+            client,
+            now,
+        }
+    }
+
+    /// The client's pending records reach the server's socket.
+    fn client_sends(&mut self) {
+        let mut out = Vec::new();
+        while self.client.wants_write() {
+            self.client.write_tls(&mut out).unwrap();
+        }
+        self.wire.push(&out);
+        self.server.note(Readiness::BOTH);
+    }
+
+    /// The server reads; what it wrote reaches the client. Returns the
+    /// plaintext read.
+    fn server_reads(&mut self) -> Vec<u8> {
+        let mut buf = [0u8; 4096];
+        let n = self.server.recv(&mut buf, self.now).moved().unwrap_or(0);
+        self.deliver();
+        buf[..n].to_vec()
+    }
+
+    /// What the server wrote reaches the client.
+    fn deliver(&mut self) {
+        let written = std::mem::take(&mut self.wire.0.borrow_mut().written);
+        let mut rd = &written[..];
+        while !rd.is_empty() {
+            self.client.read_tls(&mut rd).unwrap();
+            self.client.process_new_packets().unwrap();
+        }
+    }
+
+    fn calls(&self) -> (usize, usize) {
+        let w = self.wire.0.borrow();
+        (w.read_calls, w.write_calls)
+    }
+}
+
+/// TLS 1.3: the session tickets queued once the client's Finished is read
+/// go out in the same write as the response; each flight is read with
+/// one read (a short read drained the socket).
+#[test]
+fn tls13_tickets_ride_with_the_response_and_a_flight_takes_one_read() {
+    let mut t = TlsPair::new(&rustls::version::TLS13);
+    t.client_sends(); // ClientHello
+    assert!(t.server_reads().is_empty());
+    assert_eq!(
+        t.calls(),
+        (1, 1),
+        "one read, the server's flight in one write"
+    );
+    assert!(!t.client.is_handshaking());
+
+    // The client's Finished and its request arrive together.
+    t.client
+        .writer()
+        .write_all(b"GET / HTTP/1.1\r\n\r\n")
+        .unwrap();
+    t.client_sends();
+    assert_eq!(t.server_reads(), b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(t.calls(), (2, 1), "the tickets wait");
+
+    let response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let sent = t.server.send(&[io::IoSlice::new(response)], t.now);
+    assert_eq!(sent.moved(), Some(response.len()));
+    assert_eq!(t.calls(), (2, 2), "tickets and response in one write");
+    t.deliver();
+    let mut got = Vec::new();
+    let _ = t.client.reader().read_to_end(&mut got);
+    assert_eq!(got, response);
+    // The client got the tickets: it could resume.
+    assert!(t
+        .client
+        .negotiated_cipher_suite()
+        .is_some_and(|s| s.version() == &rustls::version::TLS13));
+}
+
+/// TLS 1.2: the server's last flight (after the client's Finished) is
+/// part of the handshake and goes at once; the client waits for it.
+#[test]
+fn tls12_sends_its_finished_at_once() {
+    let mut t = TlsPair::new(&rustls::version::TLS12);
+    t.client_sends(); // ClientHello
+    t.server_reads();
+    assert!(t.client.is_handshaking());
+    t.client_sends(); // key exchange, Finished
+    t.server_reads();
+    assert_eq!(t.calls().1, 2, "the server's Finished went out");
+    assert!(!t.client.is_handshaking(), "the client's handshake is done");
 }
