@@ -113,3 +113,183 @@ pub fn write(
     root.present()?;
     Ok(())
 }
+
+/// One scenario of a per-CPU chart: what each system did per CPU-second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerCpu {
+    pub scenario: String,
+    /// `req/s` or `Gbit/s`, per CPU.
+    pub unit: &'static str,
+    /// (system, work per CPU-second), HAProxy last.
+    pub values: Vec<(String, f64)>,
+}
+
+impl PerCpu {
+    /// From a `loadtest compare --json` report: each balancer's work per
+    /// CPU-second, from its CPU time per request (per 64 KiB for
+    /// `tcp-stream`). `None` for a report without balancers' CPU times.
+    pub fn from_report(report: &serde_json::Value) -> Option<PerCpu> {
+        let scenario = report["scenario"].as_str()?.to_owned();
+        let stream = scenario == "tcp-stream";
+        let systems = report["systems"].as_object()?;
+        let mut values: Vec<(String, f64)> = systems
+            .iter()
+            .filter_map(|(name, s)| {
+                let us = s["cpu_us_per_req"].as_f64().filter(|v| *v > 0.0)?;
+                // A request per `us` µs of CPU; a stream's unit of work is
+                // 64 KiB, 524,288 bits.
+                let per = if stream {
+                    524_288.0 / us / 1e3
+                } else {
+                    1e6 / us
+                };
+                Some((name.clone(), per))
+            })
+            .collect();
+        // HAProxy last: the panel's ratios are to it.
+        values.sort_by_key(|(name, _)| (name == "haproxy", name.clone()));
+        (!values.is_empty()).then_some(PerCpu {
+            scenario,
+            unit: if stream { "Gbit/s" } else { "req/s" },
+            values,
+        })
+    }
+}
+
+/// Writes to `path` one panel per scenario: each system's work per
+/// CPU-second, with its ratio to the last system of the panel.
+pub fn write_per_cpu(
+    path: &Path,
+    title: &str,
+    panels: &[PerCpu],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let cols = panels.len().clamp(1, 3);
+    let rows = panels.len().div_ceil(cols).max(1);
+    let root =
+        SVGBackend::new(path, (330 * cols as u32, 60 + 280 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 20))?;
+    let areas = root.split_evenly((rows, cols));
+    for (panel, area) in panels.iter().zip(areas.iter()) {
+        let n = panel.values.len();
+        let vmax = panel
+            .values
+            .iter()
+            .map(|(_, v)| *v)
+            .fold(f64::MIN_POSITIVE, f64::max)
+            * 1.25;
+        let mut chart = ChartBuilder::on(area)
+            .caption(
+                format!("{} ({} per CPU)", panel.scenario, panel.unit),
+                ("sans-serif", 15),
+            )
+            .margin(10)
+            .x_label_area_size(20)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..n as f64, 0f64..vmax)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_label_formatter(&|v| {
+                if *v >= 10_000.0 {
+                    format!("{:.0}k", v / 1e3)
+                } else {
+                    format!("{v:.1}")
+                }
+            })
+            .draw()?;
+        chart.draw_series(panel.values.iter().enumerate().map(|(i, (_, v))| {
+            Rectangle::new(
+                [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, *v)],
+                Palette99::pick(i).filled(),
+            )
+        }))?;
+        let base = panel.values.last().map_or(1.0, |(_, v)| *v);
+        chart.draw_series(panel.values.iter().enumerate().map(|(i, (name, v))| {
+            let amount = if panel.unit == "Gbit/s" {
+                format!("{v:.2}")
+            } else {
+                format!("{v:.0}")
+            };
+            let label = if i + 1 < n {
+                format!("{name} {amount} ({:.2}×)", v / base)
+            } else {
+                format!("{name} {amount}")
+            };
+            Text::new(
+                label,
+                (i as f64 + 0.1, *v + vmax * 0.04),
+                ("sans-serif", 12),
+            )
+        }))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_cpu_comes_from_cpu_time_per_request() {
+        let report = serde_json::json!({
+            "scenario": "http",
+            "systems": {
+                "moirai": {"cpu_us_per_req": 20.0},
+                "haproxy": {"cpu_us_per_req": 25.0},
+                "direct": {"cpu_us_per_req": null},
+            }
+        });
+        let p = PerCpu::from_report(&report).unwrap();
+        assert_eq!(p.unit, "req/s");
+        assert_eq!(
+            p.values,
+            [
+                ("moirai".to_owned(), 50_000.0),
+                ("haproxy".to_owned(), 40_000.0)
+            ]
+        );
+        let stream = serde_json::json!({
+            "scenario": "tcp-stream",
+            "systems": {"moirai": {"cpu_us_per_req": 100.0}}
+        });
+        let p = PerCpu::from_report(&stream).unwrap();
+        assert_eq!(p.unit, "Gbit/s");
+        // 64 KiB per 100 µs of CPU: 5.24 Gbit per CPU-second.
+        assert!((p.values[0].1 - 5.24288).abs() < 1e-9);
+        assert_eq!(PerCpu::from_report(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn the_per_cpu_chart_names_every_scenario_and_ratio() {
+        let dir = std::env::temp_dir().join(format!("chart-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("per-cpu.svg");
+        let panels = [
+            PerCpu {
+                scenario: "http".into(),
+                unit: "req/s",
+                values: vec![("moirai".into(), 45_000.0), ("haproxy".into(), 30_000.0)],
+            },
+            PerCpu {
+                scenario: "tcp-stream".into(),
+                unit: "Gbit/s",
+                values: vec![("moirai".into(), 6.5), ("haproxy".into(), 5.0)],
+            },
+        ];
+        write_per_cpu(&path, "per CPU", &panels).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        for text in [
+            "http (req/s per CPU)",
+            "tcp-stream (Gbit/s per CPU)",
+            "moirai 45000 (1.50×)",
+            "haproxy 30000",
+            "moirai 6.50 (1.30×)",
+        ] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+    }
+}

@@ -292,6 +292,8 @@ struct Series {
     p999: Vec<f64>,
     max: Vec<f64>,
     cpu_us_per_req: Vec<f64>,
+    /// The part of it spent in the kernel (syscalls, the network stack).
+    kernel_us_per_req: Vec<f64>,
     rss_kib: u64,
     errors: u64,
     latency: Option<Histogram<u64>>,
@@ -585,7 +587,12 @@ fn private_dir(p: &Path) -> io::Result<()> {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
 }
 
-fn record(s: &mut Series, r: &RunResult, cpu: Option<(Duration, Duration)>, rss_peak: Option<u64>) {
+fn record(
+    s: &mut Series,
+    r: &RunResult,
+    cpu: Option<(stats::CpuTime, stats::CpuTime)>,
+    rss_peak: Option<u64>,
+) {
     s.rps.push(r.rps());
     s.gbps.push(r.gbps());
     s.p50.push(r.percentile(50.0));
@@ -594,8 +601,10 @@ fn record(s: &mut Series, r: &RunResult, cpu: Option<(Duration, Duration)>, rss_
     s.p999.push(r.percentile(99.9));
     s.max.push(r.latency.max() as f64);
     if let Some((a, b)) = cpu {
-        let per = (b - a).as_secs_f64() * 1e6 / (r.requests.max(1) as f64);
-        s.cpu_us_per_req.push(per);
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / (r.requests.max(1) as f64);
+        s.cpu_us_per_req.push(per(b.total.saturating_sub(a.total)));
+        s.kernel_us_per_req
+            .push(per(b.kernel.saturating_sub(a.kernel)));
     }
     if let Some(k) = rss_peak {
         s.rss_kib = s.rss_kib.max(k);
@@ -652,6 +661,7 @@ fn report(opts: &Options, series: &[Series]) -> Value {
                 "p99_us": median(&s.p99),
                 "p999_us": median(&s.p999),
                 "cpu_us_per_req": if balancer { json!(median(&s.cpu_us_per_req)) } else { Value::Null },
+                "kernel_us_per_req": if balancer { json!(median(&s.kernel_us_per_req)) } else { Value::Null },
                 "rss_kib": if balancer { json!(s.rss_kib) } else { Value::Null },
                 "errors": s.errors,
                 "gbps": if stream { json!(median(&s.gbps)) } else { Value::Null },
@@ -713,15 +723,15 @@ fn print_table(opts: &Options, series: &[Series]) {
     } else {
         "CPU µs/req"
     };
-    let _ = writeln!(out, "| system | {unit} | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | {per} | peak RSS KiB | errors |");
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| system | {unit} | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | {per} | of which kernel | peak RSS KiB | errors |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
     // A bulk stream has no per-request latency.
     let lat = |v: &[f64]| if stream { "-".to_owned() } else { range(v, 0) };
     for (sys, s) in opts.systems.iter().zip(series) {
         let balancer = *sys != System::Direct;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             sys.name(),
             if stream {
                 range(&s.gbps, 2)
@@ -735,6 +745,11 @@ fn print_table(opts: &Options, series: &[Series]) {
             lat(&s.max),
             if balancer {
                 range(&s.cpu_us_per_req, 2)
+            } else {
+                "-".into()
+            },
+            if balancer {
+                range(&s.kernel_us_per_req, 2)
             } else {
                 "-".into()
             },

@@ -6,6 +6,8 @@
 //! - `compare`: the same load through moirai, HAProxy and directly,
 //!   interleaved, with the balancer's CPU time and memory.
 //! - `idle`: the memory cost of idle connections.
+//! - `chart`: one SVG of work per CPU-second from several `compare`
+//!   reports.
 //!
 //! Method and figures: docs/BENCHMARKS.md.
 
@@ -215,6 +217,20 @@ enum Command {
         #[arg(long)]
         tcp: bool,
     },
+    /// Draw each system's work per CPU-second (req/s per CPU, Gbit/s per
+    /// CPU for tcp-stream) from `compare --json` reports, one panel per
+    /// report.
+    Chart {
+        /// Where to write the SVG.
+        #[arg(long)]
+        svg: PathBuf,
+        /// The chart's title.
+        #[arg(long, default_value = "Work per CPU-second")]
+        title: String,
+        /// `compare --json` reports, one panel each, in this order.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -378,6 +394,17 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string()),
             }
         }
+        Command::Chart {
+            svg,
+            title,
+            reports,
+        } => match per_cpu_panels(&reports) {
+            Ok(panels) => match chart::write_per_cpu(&svg, &title, &panels) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("writing {}: {e}", svg.display())),
+            },
+            Err(e) => fail(&e),
+        },
         Command::Idle {
             target,
             connections,
@@ -412,6 +439,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The per-CPU panels of `reports`.
+fn per_cpu_panels(reports: &[PathBuf]) -> Result<Vec<chart::PerCpu>, String> {
+    reports
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+            chart::PerCpu::from_report(&v).ok_or_else(|| {
+                format!(
+                    "{}: not a compare report with balancers' CPU times",
+                    p.display()
+                )
+            })
+        })
+        .collect()
 }
 
 fn fail(msg: &str) -> ExitCode {

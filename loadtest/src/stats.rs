@@ -94,23 +94,33 @@ pub fn record(h: &mut Histogram<u64>, intended: Instant, done: Instant) {
     h.saturating_record(us);
 }
 
-/// utime + stime of a process, in clock ticks, from the text of
+/// (utime, stime) of a process, in clock ticks, from the text of
 /// `/proc/PID/stat` (the command name may hold spaces and parentheses).
-pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+pub fn parse_stat_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After the name: state is field 3; utime and stime are 14 and 15.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
+}
+
+/// CPU time a process has used, and how much of it in the kernel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuTime {
+    pub total: Duration,
+    pub kernel: Duration,
 }
 
 /// CPU time a process has used.
-pub fn cpu_time(pid: u32) -> Option<Duration> {
+pub fn cpu_time(pid: u32) -> Option<CpuTime> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let ticks = parse_stat_cpu_ticks(&stat)?;
-    let hz = clock_ticks();
-    Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+    let (user, sys) = parse_stat_cpu_ticks(&stat)?;
+    let hz = clock_ticks() as f64;
+    Some(CpuTime {
+        total: Duration::from_secs_f64((user + sys) as f64 / hz),
+        kernel: Duration::from_secs_f64(sys as f64 / hz),
+    })
 }
 
 fn clock_ticks() -> u64 {
@@ -220,7 +230,7 @@ mod tests {
     #[test]
     fn cpu_ticks_from_proc_stat() {
         let stat = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 1000 0 0 0 37 5 0 0 20 0 3 0 100 2000000 500 18446744073709551615";
-        assert_eq!(parse_stat_cpu_ticks(stat), Some(42));
+        assert_eq!(parse_stat_cpu_ticks(stat), Some((37, 5)));
         assert_eq!(parse_stat_cpu_ticks("garbage"), None);
         let own = std::fs::read_to_string("/proc/self/stat").unwrap();
         assert!(parse_stat_cpu_ticks(&own).is_some());

@@ -69,9 +69,16 @@ fn compare_writes_the_documented_json() {
         assert!(s["gbps"].is_null(), "{sys}: gbps is for tcp-stream");
     }
     for sys in ["moirai", "haproxy"] {
-        assert!(v["systems"][sys]["cpu_us_per_req"].as_f64().unwrap() > 0.0);
+        let cpu = v["systems"][sys]["cpu_us_per_req"].as_f64().unwrap();
+        let kernel = v["systems"][sys]["kernel_us_per_req"].as_f64().unwrap();
+        assert!(cpu > 0.0);
+        assert!(
+            (0.0..=cpu).contains(&kernel),
+            "{sys}: kernel {kernel} of {cpu}"
+        );
         assert!(v["systems"][sys]["rss_kib"].as_u64().unwrap() > 0);
     }
+    assert!(v["systems"]["direct"]["kernel_us_per_req"].is_null());
     for key in ["rps", "p99_us", "cpu_us_per_req", "rss_kib"] {
         assert!(
             v["ratio_vs_haproxy"][key].as_f64().unwrap() > 0.0,
