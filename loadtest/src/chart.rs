@@ -114,50 +114,71 @@ pub fn write(
     Ok(())
 }
 
+/// One system's bar in a per-CPU panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    pub system: String,
+    /// Work per CPU-second.
+    pub per_cpu: f64,
+    /// Work per CPU-second of kernel time alone: what the system would do
+    /// if its own code cost nothing, its syscalls and network stack
+    /// unchanged.
+    pub kernel_only: Option<f64>,
+}
+
 /// One scenario of a per-CPU chart: what each system did per CPU-second.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerCpu {
     pub scenario: String,
     /// `req/s` or `Gbit/s`, per CPU.
     pub unit: &'static str,
-    /// (system, work per CPU-second), HAProxy last.
-    pub values: Vec<(String, f64)>,
+    /// HAProxy last.
+    pub bars: Vec<Bar>,
 }
 
 impl PerCpu {
     /// From a `loadtest compare --json` report: each balancer's work per
     /// CPU-second, from its CPU time per request (per 64 KiB for
-    /// `tcp-stream`). `None` for a report without balancers' CPU times.
+    /// `tcp-stream`), and per second of its kernel time. `None` for a
+    /// report without balancers' CPU times.
     pub fn from_report(report: &serde_json::Value) -> Option<PerCpu> {
         let scenario = report["scenario"].as_str()?.to_owned();
         let stream = scenario == "tcp-stream";
+        // A request per `us` µs of CPU; a stream's unit of work is 64 KiB,
+        // 524,288 bits.
+        let work = |us: f64| {
+            if stream {
+                524_288.0 / us / 1e3
+            } else {
+                1e6 / us
+            }
+        };
         let systems = report["systems"].as_object()?;
-        let mut values: Vec<(String, f64)> = systems
+        let mut bars: Vec<Bar> = systems
             .iter()
             .filter_map(|(name, s)| {
                 let us = s["cpu_us_per_req"].as_f64().filter(|v| *v > 0.0)?;
-                // A request per `us` µs of CPU; a stream's unit of work is
-                // 64 KiB, 524,288 bits.
-                let per = if stream {
-                    524_288.0 / us / 1e3
-                } else {
-                    1e6 / us
-                };
-                Some((name.clone(), per))
+                let kernel = s["kernel_us_per_req"].as_f64().filter(|v| *v > 0.0);
+                Some(Bar {
+                    system: name.clone(),
+                    per_cpu: work(us),
+                    kernel_only: kernel.map(work),
+                })
             })
             .collect();
         // HAProxy last: the panel's ratios are to it.
-        values.sort_by_key(|(name, _)| (name == "haproxy", name.clone()));
-        (!values.is_empty()).then_some(PerCpu {
+        bars.sort_by_key(|b| (b.system == "haproxy", b.system.clone()));
+        (!bars.is_empty()).then_some(PerCpu {
             scenario,
             unit: if stream { "Gbit/s" } else { "req/s" },
-            values,
+            bars,
         })
     }
 }
 
 /// Writes to `path` one panel per scenario: each system's work per
-/// CPU-second, with its ratio to the last system of the panel.
+/// CPU-second, with its ratio to the last system of the panel, and a line
+/// where its kernel time alone would put it.
 pub fn write_per_cpu(
     path: &Path,
     title: &str,
@@ -166,18 +187,25 @@ pub fn write_per_cpu(
     let cols = panels.len().clamp(1, 3);
     let rows = panels.len().div_ceil(cols).max(1);
     let root =
-        SVGBackend::new(path, (330 * cols as u32, 60 + 280 * rows as u32)).into_drawing_area();
+        SVGBackend::new(path, (330 * cols as u32, 80 + 280 * rows as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 20))?;
+    let (root, legend) = root.split_vertically(280 * rows as u32);
+    legend.draw(&Text::new(
+        "dashed: the same system if its own code cost nothing (its kernel time alone per request)",
+        (20, 5),
+        ("sans-serif", 13),
+    ))?;
     let areas = root.split_evenly((rows, cols));
     for (panel, area) in panels.iter().zip(areas.iter()) {
-        let n = panel.values.len();
+        let n = panel.bars.len();
         let vmax = panel
-            .values
+            .bars
             .iter()
-            .map(|(_, v)| *v)
+            .map(|b| b.kernel_only.unwrap_or(0.0).max(b.per_cpu))
             .fold(f64::MIN_POSITIVE, f64::max)
-            * 1.25;
+            * 1.2;
+        let gbit = panel.unit == "Gbit/s";
         let mut chart = ChartBuilder::on(area)
             .caption(
                 format!("{} ({} per CPU)", panel.scenario, panel.unit),
@@ -185,41 +213,53 @@ pub fn write_per_cpu(
             )
             .margin(10)
             .x_label_area_size(20)
-            .y_label_area_size(60)
+            .y_label_area_size(50)
             .build_cartesian_2d(0f64..n as f64, 0f64..vmax)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
             .y_label_formatter(&|v| {
-                if *v >= 10_000.0 {
+                if gbit {
+                    format!("{v:.1}")
+                } else if *v >= 10_000.0 {
                     format!("{:.0}k", v / 1e3)
                 } else {
-                    format!("{v:.1}")
+                    format!("{v:.0}")
                 }
             })
             .draw()?;
-        chart.draw_series(panel.values.iter().enumerate().map(|(i, (_, v))| {
+        chart.draw_series(panel.bars.iter().enumerate().map(|(i, b)| {
             Rectangle::new(
-                [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, *v)],
+                [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, b.per_cpu)],
                 Palette99::pick(i).filled(),
             )
         }))?;
-        let base = panel.values.last().map_or(1.0, |(_, v)| *v);
-        chart.draw_series(panel.values.iter().enumerate().map(|(i, (name, v))| {
-            let amount = if panel.unit == "Gbit/s" {
-                format!("{v:.2}")
+        for (i, b) in panel.bars.iter().enumerate() {
+            if let Some(k) = b.kernel_only {
+                chart.draw_series(DashedLineSeries::new(
+                    [(i as f64 + 0.1, k), (i as f64 + 0.9, k)],
+                    4,
+                    3,
+                    BLACK.stroke_width(1),
+                ))?;
+            }
+        }
+        let base = panel.bars.last().map_or(1.0, |b| b.per_cpu);
+        chart.draw_series(panel.bars.iter().enumerate().map(|(i, b)| {
+            let amount = if gbit {
+                format!("{:.2}", b.per_cpu)
             } else {
-                format!("{v:.0}")
+                format!("{:.0}", b.per_cpu)
             };
             let label = if i + 1 < n {
-                format!("{name} {amount} ({:.2}×)", v / base)
+                format!("{} {amount} ({:.2}×)", b.system, b.per_cpu / base)
             } else {
-                format!("{name} {amount}")
+                format!("{} {amount}", b.system)
             };
             Text::new(
                 label,
-                (i as f64 + 0.1, *v + vmax * 0.04),
+                (i as f64 + 0.1, b.per_cpu - vmax * 0.02),
                 ("sans-serif", 12),
             )
         }))?;
@@ -237,18 +277,23 @@ mod tests {
         let report = serde_json::json!({
             "scenario": "http",
             "systems": {
-                "moirai": {"cpu_us_per_req": 20.0},
-                "haproxy": {"cpu_us_per_req": 25.0},
+                "moirai": {"cpu_us_per_req": 20.0, "kernel_us_per_req": 16.0},
+                "haproxy": {"cpu_us_per_req": 25.0, "kernel_us_per_req": null},
                 "direct": {"cpu_us_per_req": null},
             }
         });
         let p = PerCpu::from_report(&report).unwrap();
         assert_eq!(p.unit, "req/s");
+        let bar = |system: &str, per_cpu, kernel_only| Bar {
+            system: system.into(),
+            per_cpu,
+            kernel_only,
+        };
         assert_eq!(
-            p.values,
+            p.bars,
             [
-                ("moirai".to_owned(), 50_000.0),
-                ("haproxy".to_owned(), 40_000.0)
+                bar("moirai", 50_000.0, Some(62_500.0)),
+                bar("haproxy", 40_000.0, None)
             ]
         );
         let stream = serde_json::json!({
@@ -258,7 +303,7 @@ mod tests {
         let p = PerCpu::from_report(&stream).unwrap();
         assert_eq!(p.unit, "Gbit/s");
         // 64 KiB per 100 µs of CPU: 5.24 Gbit per CPU-second.
-        assert!((p.values[0].1 - 5.24288).abs() < 1e-9);
+        assert!((p.bars[0].per_cpu - 5.24288).abs() < 1e-9);
         assert_eq!(PerCpu::from_report(&serde_json::json!({})), None);
     }
 
@@ -267,16 +312,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("chart-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("per-cpu.svg");
+        let bar = |system: &str, per_cpu| Bar {
+            system: system.into(),
+            per_cpu,
+            kernel_only: Some(per_cpu * 1.1),
+        };
         let panels = [
             PerCpu {
                 scenario: "http".into(),
                 unit: "req/s",
-                values: vec![("moirai".into(), 45_000.0), ("haproxy".into(), 30_000.0)],
+                bars: vec![bar("moirai", 45_000.0), bar("haproxy", 30_000.0)],
             },
             PerCpu {
                 scenario: "tcp-stream".into(),
                 unit: "Gbit/s",
-                values: vec![("moirai".into(), 6.5), ("haproxy".into(), 5.0)],
+                bars: vec![bar("moirai", 6.5), bar("haproxy", 5.0)],
             },
         ];
         write_per_cpu(&path, "per CPU", &panels).unwrap();
@@ -288,6 +338,7 @@ mod tests {
             "moirai 45000 (1.50×)",
             "haproxy 30000",
             "moirai 6.50 (1.30×)",
+            "kernel time alone",
         ] {
             assert!(svg.contains(text), "{text} missing");
         }

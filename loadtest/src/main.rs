@@ -216,6 +216,9 @@ enum Command {
         /// Plain TCP connections instead of one HTTP request each.
         #[arg(long)]
         tcp: bool,
+        /// Write the figures as JSON too.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Draw each system's work per CPU-second (req/s per CPU, Gbit/s per
     /// CPU for tcp-stream) from `compare --json` reports, one panel per
@@ -410,6 +413,7 @@ fn main() -> ExitCode {
             connections,
             pid,
             tcp,
+            json,
         } => {
             let Some(pid) = pid.or_else(|| idle::listener_pid(target.port())) else {
                 return fail(&format!(
@@ -433,6 +437,23 @@ fn main() -> ExitCode {
                         per(before.anon, after.anon),
                         per(before.rss, after.rss)
                     );
+                    if let Some(p) = json {
+                        let v = serde_json::json!({
+                            "target": target.to_string(),
+                            "connections": connections,
+                            "http": !tcp,
+                            "rss_kib": {"before": before.rss, "after": after.rss},
+                            "anon_kib": {"before": before.anon, "after": after.anon},
+                            "bytes_per_connection": {
+                                "anon": per(before.anon, after.anon),
+                                "rss": per(before.rss, after.rss),
+                            },
+                        });
+                        let text = serde_json::to_string_pretty(&v).expect("json");
+                        if let Err(e) = std::fs::write(&p, text) {
+                            return fail(&format!("writing {}: {e}", p.display()));
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&format!("idle: {e}")),

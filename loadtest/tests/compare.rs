@@ -87,6 +87,32 @@ fn compare_writes_the_documented_json() {
     }
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("latency by percentile"));
+
+    // The report draws as a panel of work per CPU-second.
+    let per_cpu = dir.join("per-cpu.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .arg("chart")
+        .arg("--svg")
+        .arg(&per_cpu)
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chart = std::fs::read_to_string(&per_cpu).unwrap();
+    assert!(chart.contains("http (req/s per CPU)"), "{chart}");
+    let moirai = 1e6 / v["systems"]["moirai"]["cpu_us_per_req"].as_f64().unwrap();
+    assert!(chart.contains(&format!("moirai {moirai:.0} (")), "{chart}");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["chart", "--svg"])
+        .arg(&per_cpu)
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "an SVG is not a report");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -168,6 +194,60 @@ fn run_reports_open_loop_load_against_a_backend() {
     let n = v["requests"].as_u64().unwrap();
     assert!((150..=210).contains(&n), "{n} requests");
     assert_eq!(v["errors"], serde_json::json!({}));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn idle_reports_memory_per_connection_of_the_process_listening() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut backend = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["backend", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--kind", "http"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed().as_secs() < 5);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let dir = std::env::temp_dir().join(format!("loadtest-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("idle.json");
+    // No --pid: the process listening on the port is found.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["idle", "--target", &format!("127.0.0.1:{port}")])
+        .args(["--connections", "200", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let _ = backend.kill();
+    let _ = backend.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["connections"], 200);
+    assert_eq!(v["http"], true);
+    for kind in ["rss_kib", "anon_kib"] {
+        let (b, a) = (
+            v[kind]["before"].as_u64().unwrap(),
+            v[kind]["after"].as_u64().unwrap(),
+        );
+        assert!(b > 0 && a > 0, "{kind}");
+    }
+    let anon = v["anon_kib"]["after"].as_u64().unwrap() as f64
+        - v["anon_kib"]["before"].as_u64().unwrap() as f64;
+    let per = v["bytes_per_connection"]["anon"].as_f64().unwrap();
+    assert!((per - anon.max(0.0) * 1024.0 / 200.0).abs() < 1e-6, "{per}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("| 200 |"), "{table}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
