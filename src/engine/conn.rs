@@ -516,6 +516,17 @@ impl<S: Transport> Conn<S> {
 
     /// Writes `bufs` (in order) if the socket may take bytes.
     pub fn send(&mut self, bufs: &[IoSlice<'_>], now: Instant) -> Io {
+        self.send_then(bufs, false, now)
+    }
+
+    /// As [`Conn::send`], for the last bytes before the close: over TLS,
+    /// the close_notify goes in the same write when all of them were
+    /// taken.
+    pub fn send_last(&mut self, bufs: &[IoSlice<'_>], now: Instant) -> Io {
+        self.send_then(bufs, true, now)
+    }
+
+    fn send_then(&mut self, bufs: &[IoSlice<'_>], last: bool, now: Instant) -> Io {
         if !self.writable {
             return Io::Blocked;
         }
@@ -525,7 +536,7 @@ impl<S: Transport> Conn<S> {
             // One slice: write(2), as cheap as it gets.
             (None, [one]) => self.stream.write(one),
             (None, _) => self.stream.write_vectored(bufs),
-            (Some(tls), _) => tls_write(&mut self.stream, tls, bufs).map(|(n, done)| {
+            (Some(tls), _) => tls_write(&mut self.stream, tls, bufs, last).map(|(n, done)| {
                 flushed = done;
                 n
             }),
@@ -673,7 +684,8 @@ impl<S: Read> Read for Counted<'_, S> {
     }
 }
 
-/// Plaintext into a TLS socket, and whether every record went out. Records
+/// Plaintext into a TLS socket (then a close_notify, if `last` and all of
+/// it was taken), and whether every record went out. Records
 /// still waiting (the session tickets after a handshake, a flight the
 /// socket could not take) go in the same `writev` as the new ones: one
 /// syscall and one segment fewer. The caller writes again only once the
@@ -683,8 +695,12 @@ fn tls_write<S: Write>(
     sock: &mut S,
     tls: &mut rustls::Connection,
     bufs: &[IoSlice<'_>],
+    last: bool,
 ) -> io::Result<(usize, bool)> {
     let n = tls.writer().write_vectored(bufs)?;
+    if last && n == bufs.iter().map(|b| b.len()).sum::<usize>() {
+        tls.send_close_notify();
+    }
     let flushed = tls_flush(sock, tls)?;
     if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
         return Err(io::ErrorKind::WouldBlock.into());

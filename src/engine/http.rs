@@ -751,7 +751,7 @@ impl<S: Transport> HttpSession<S> {
             injects: &injects,
             body: &after[..with_head],
         };
-        let written = match head.write(&mut up.conn, sent, ctx.now) {
+        let written = match head.write(&mut up.conn, sent, false, ctx.now) {
             Io::Moved(w) | Io::Drained(w) => w,
             Io::Blocked => return Ok(Some(sent)),
             Io::Eof | Io::Failed => return Err(Halt::Retry { head_pending: true }),
@@ -982,6 +982,9 @@ impl<S: Transport> HttpSession<S> {
         let Ok(with_head) = ex.response_with_head(after) else {
             return Err(Halt::Fail(Status::BadGateway));
         };
+        // A response that ends the connection with this write carries the
+        // TLS close_notify too (one write, one segment fewer).
+        let last = ex.ends_with_head(with_head, self.draining || self.client_eof);
         let injects = ex.response_injects();
         let head = Outgoing {
             src: &buf.pending()[..resp.end_of_fields],
@@ -989,7 +992,7 @@ impl<S: Transport> HttpSession<S> {
             injects: &injects,
             body: &after[..with_head],
         };
-        let written = match head.write(&mut self.client, *sent, ctx.now) {
+        let written = match head.write(&mut self.client, *sent, last, ctx.now) {
             Io::Moved(w) | Io::Drained(w) => w,
             Io::Blocked => return Ok(None),
             Io::Eof | Io::Failed => return Err(Halt::Close(CloseReason::Reset(Side::Client))),
@@ -1334,8 +1337,9 @@ impl Outgoing<'_> {
         virtual_len(self.src.len(), self.drop, self.injects)
     }
 
-    /// Writes from byte `sent` of the whole on (nothing is copied).
-    fn write<S: Transport>(&self, dst: &mut Conn<S>, sent: usize, now: Instant) -> Io {
+    /// Writes from byte `sent` of the whole on (nothing is copied);
+    /// `last`: nothing follows before the close.
+    fn write<S: Transport>(&self, dst: &mut Conn<S>, sent: usize, last: bool, now: Instant) -> Io {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let mut n = head_slices(self.src, self.drop, self.injects, sent, &mut slices);
         let head = self.head_len();
@@ -1343,7 +1347,11 @@ impl Outgoing<'_> {
             slices[n] = IoSlice::new(&self.body[sent.saturating_sub(head)..]);
             n += 1;
         }
-        dst.send(&slices[..n], now)
+        if last {
+            dst.send_last(&slices[..n], now)
+        } else {
+            dst.send(&slices[..n], now)
+        }
     }
 
     /// With `sent` bytes of the whole written: `None` while the head is

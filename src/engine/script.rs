@@ -913,7 +913,7 @@ fn tls13_tickets_ride_with_the_response_and_a_flight_takes_one_read() {
     assert_eq!(t.calls(), (2, 1), "the tickets wait");
 
     let response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-    let sent = t.server.send(&[io::IoSlice::new(response)], t.now);
+    let sent = t.server.send_last(&[io::IoSlice::new(response)], t.now);
     assert_eq!(sent.moved(), Some(response.len()));
     assert_eq!(t.calls(), (2, 2), "tickets and response in one write");
     t.deliver();
@@ -939,4 +939,36 @@ fn tls12_sends_its_finished_at_once() {
     t.server_reads();
     assert_eq!(t.calls().1, 2, "the server's Finished went out");
     assert!(!t.client.is_handshaking(), "the client's handshake is done");
+}
+
+/// The last response of a closing TLS connection carries the close_notify
+/// in its write; the close_notify sent after it adds nothing.
+#[test]
+fn tls_close_notify_rides_with_the_last_response() {
+    let mut t = TlsPair::new(&rustls::version::TLS13);
+    t.client_sends();
+    t.server_reads();
+    t.client
+        .writer()
+        .write_all(b"GET / HTTP/1.1\r\n\r\n")
+        .unwrap();
+    t.client_sends();
+    t.server_reads();
+    let writes = t.calls().1;
+    let response = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    let sent = t.server.send_last(&[io::IoSlice::new(response)], t.now);
+    assert_eq!(sent.moved(), Some(response.len()));
+    assert_eq!(t.server.close_notify().ok(), Some(()));
+    assert_eq!(t.calls().1, writes + 1, "one write for both");
+    let written = std::mem::take(&mut t.wire.0.borrow_mut().written);
+    let mut rd = &written[..];
+    let mut closed = false;
+    while !rd.is_empty() {
+        t.client.read_tls(&mut rd).unwrap();
+        closed |= t.client.process_new_packets().unwrap().peer_has_closed();
+    }
+    assert!(closed, "the client saw the close_notify");
+    let mut got = Vec::new();
+    let _ = t.client.reader().read_to_end(&mut got);
+    assert_eq!(got, response);
 }

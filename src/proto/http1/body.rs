@@ -368,6 +368,17 @@ impl Body {
         }
     }
 
+    /// Whether `n` more body bytes complete it (nothing of its framing
+    /// left to write): a length-delimited body with `n` bytes to go, or
+    /// an empty one. Never for chunked or close-delimited bodies.
+    pub fn completes_with(&self, n: usize) -> bool {
+        match self.kind {
+            Kind::Done => n == 0 && self.is_done(),
+            Kind::Length(left) => left == n as u64,
+            _ => false,
+        }
+    }
+
     /// The body ends only when the sender closes.
     pub fn until_close(&self) -> bool {
         self.kind == Kind::UntilClose

@@ -516,6 +516,21 @@ impl Exchange {
         (sent, after)
     }
 
+    /// Whether the final response head, written with `with_head` body
+    /// bytes, completes the exchange and the client connection ends after
+    /// it (`closing` as for [`Exchange::finish`]): the same write may say
+    /// goodbye (TLS close_notify) instead of a write of its own.
+    pub fn ends_with_head(&self, with_head: usize, closing: bool) -> bool {
+        let Some(resp) = &self.resp else {
+            return false;
+        };
+        !resp.is_interim()
+            && !resp.is_switch()
+            && self.req_body.is_done()
+            && !self.client_keeps_alive(resp, closing)
+            && self.resp_body.completes_with(with_head)
+    }
+
     /// Both messages are complete: whether the client may send another
     /// request, and what becomes of the backend connection.
     pub fn finish(&self, closing: bool, backend: BackendEnd) -> Finish {
@@ -938,6 +953,45 @@ mod tests {
         assert_eq!((what, lines.as_str()), (OnResponse::Tunnel, ""));
         assert!(ex.response_drops().is_empty(), "passed on untouched");
         assert_eq!(ex.response_sent(0).1, AfterHead::Tunnel);
+    }
+
+    #[test]
+    fn the_last_head_of_a_closing_connection_may_say_goodbye() {
+        let close = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        // (request, response, closing, body bytes with the head, ends?)
+        let cases = [
+            (close, OK, false, 2, true),
+            (close, OK, false, 1, false),
+            (GET, OK, false, 2, false),
+            (GET, OK, true, 2, true),
+            (close, "HTTP/1.1 204 No Content\r\n\r\n", false, 0, true),
+            (
+                close,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                0,
+                false,
+            ),
+            (close, "HTTP/1.1 100 Continue\r\n\r\n", false, 0, false),
+        ];
+        for (req, resp, closing, with_head, ends) in cases {
+            let (mut ex, _) = begin(req);
+            respond(&mut ex, resp, closing);
+            assert_eq!(
+                ex.ends_with_head(with_head, closing),
+                ends,
+                "{req:?} {resp:?} closing {closing} with {with_head}"
+            );
+        }
+        let (ex, _) = begin(close);
+        assert!(!ex.ends_with_head(0, true), "no response yet");
+        let post = "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\n";
+        let (mut ex, _) = begin(post);
+        respond(&mut ex, OK, false);
+        assert!(
+            !ex.ends_with_head(2, false),
+            "the request body is still coming"
+        );
     }
 
     #[test]
