@@ -1,8 +1,8 @@
 //! `loadtest compare` end to end, 1 s per system: the report has the
 //! documented shape. Not a speed assertion.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
 
 fn moirai_binary() -> PathBuf {
     let loadtest = PathBuf::from(env!("CARGO_BIN_EXE_loadtest"));
@@ -19,43 +19,92 @@ fn moirai_binary() -> PathBuf {
     moirai
 }
 
-#[test]
-fn compare_writes_the_documented_json() {
-    let moirai = moirai_binary();
-    let dir = std::env::temp_dir().join(format!("loadtest-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("report.json");
-    let svg = dir.join("chart.svg");
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args([
-            "compare",
-            "--scenario",
-            "http",
-            "--duration",
-            "1s",
-            "--repeat",
-            "1",
-            "--connections",
-            "8",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .arg("--svg")
-        .arg(&svg)
-        .arg("--moirai")
-        .arg(&moirai)
-        .output()
-        .unwrap();
+/// Fails the test with the command's stderr unless it succeeded.
+fn assert_ok(out: &Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A `loadtest backend` of `kind` on a free loopback port, listening when
+/// returned and stopped when dropped.
+struct Backend {
+    child: Child,
+    port: u16,
+}
+
+impl Backend {
+    fn start(kind: &str) -> Backend {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+            .args(["backend", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--kind", kind])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let backend = Backend { child, port };
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed().as_secs() < 5);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        backend
+    }
+
+    fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `loadtest compare` with `args` (1 s, one repetition, 4
+/// connections), its report in `dir`: the output and the JSON report.
+fn compare_in(dir: &Path, args: &[&str]) -> (Output, Option<serde_json::Value>) {
+    let json = dir.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["compare", "--duration", "1s", "--repeat", "1"])
+        .args(["--connections", "4"])
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--moirai")
+        .arg(moirai_binary())
+        .output()
+        .unwrap();
+    let v = std::fs::read(&json)
+        .ok()
+        .map(|b| serde_json::from_slice(&b).unwrap());
+    (out, v)
+}
+
+#[test]
+fn compare_writes_the_documented_json() {
+    let dir = std::env::temp_dir().join(format!("loadtest-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let svg = dir.join("chart.svg");
+    let (out, v) = compare_in(
+        &dir,
+        &["--scenario", "http", "--svg", svg.to_str().unwrap()],
+    );
+    assert_ok(&out);
     let table = String::from_utf8(out.stdout).unwrap();
     for sys in ["| moirai |", "| haproxy |", "| direct |"] {
         assert!(table.contains(sys), "{table}");
     }
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = v.expect("a report");
     assert_eq!(v["scenario"], "http");
     assert_eq!(v["duration_s"], 1.0);
     assert_eq!(v["repeat"], 1);
@@ -97,11 +146,7 @@ fn compare_writes_the_documented_json() {
         .arg(&json)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let chart = std::fs::read_to_string(&per_cpu).unwrap();
     assert!(chart.contains("http (req/s per CPU)"), "{chart}");
     let moirai = 1e6 / v["systems"]["moirai"]["cpu_us_per_req"].as_f64().unwrap();
@@ -137,27 +182,7 @@ fn a_missing_haproxy_is_a_clear_error() {
 
 #[test]
 fn run_reports_open_loop_load_against_a_backend() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut backend = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args([
-            "backend",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--kind",
-            "echo",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed().as_secs() < 5);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let backend = Backend::start("echo");
     let dir = std::env::temp_dir().join(format!("loadtest-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("run.json");
@@ -165,7 +190,7 @@ fn run_reports_open_loop_load_against_a_backend() {
         .args([
             "run",
             "--target",
-            &format!("127.0.0.1:{port}"),
+            &backend.target(),
             "--scenario",
             "tcp-echo",
         ])
@@ -181,13 +206,8 @@ fn run_reports_open_loop_load_against_a_backend() {
         .arg(&json)
         .output()
         .unwrap();
-    let _ = backend.kill();
-    let _ = backend.wait();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    drop(backend);
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     // Open loop at 200/s for 1 s: about 200 requests, not as many as the
     // echo backend could take.
@@ -199,39 +219,19 @@ fn run_reports_open_loop_load_against_a_backend() {
 
 #[test]
 fn idle_reports_memory_per_connection_of_the_process_listening() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut backend = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(["backend", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--kind", "http"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed().as_secs() < 5);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let backend = Backend::start("http");
     let dir = std::env::temp_dir().join(format!("loadtest-idle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("idle.json");
     // No --pid: the process listening on the port is found.
     let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(["idle", "--target", &format!("127.0.0.1:{port}")])
+        .args(["idle", "--target", &backend.target()])
         .args(["--connections", "200", "--json"])
         .arg(&json)
         .output()
         .unwrap();
-    let _ = backend.kill();
-    let _ = backend.wait();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    drop(backend);
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["connections"], 200);
     assert_eq!(v["http"], true);
@@ -251,33 +251,12 @@ fn idle_reports_memory_per_connection_of_the_process_listening() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs `loadtest compare` with `args` (1 s, one repetition, 4
-/// connections) and returns (success, stdout, stderr, the JSON report).
+/// Runs `loadtest compare` with `args` (as [`compare_in`], in a directory
+/// of its own) and returns (success, stdout, stderr, the JSON report).
 fn compare(args: &[&str], name: &str) -> (bool, String, String, Option<serde_json::Value>) {
-    let moirai = moirai_binary();
     let dir = std::env::temp_dir().join(format!("loadtest-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args([
-            "compare",
-            "--duration",
-            "1s",
-            "--repeat",
-            "1",
-            "--connections",
-            "4",
-        ])
-        .args(args)
-        .arg("--json")
-        .arg(&json)
-        .arg("--moirai")
-        .arg(&moirai)
-        .output()
-        .unwrap();
-    let v = std::fs::read(&json)
-        .ok()
-        .map(|b| serde_json::from_slice(&b).unwrap());
+    let (out, v) = compare_in(&dir, args);
     let _ = std::fs::remove_dir_all(&dir);
     (
         out.status.success(),

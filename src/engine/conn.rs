@@ -458,9 +458,11 @@ impl<S: Transport> Conn<S> {
                 // after the client's Finished). What TLS 1.3 queues once
                 // the handshake is over (a server's session tickets) rides
                 // with the next write, the response: one segment fewer.
-                let after_tls13_handshake = !tls.is_handshaking()
-                    && tls.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
-                if tls.wants_write() && !after_tls13_handshake {
+                let holds = |tls: &rustls::Connection| {
+                    !tls.is_handshaking()
+                        && tls.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
+                };
+                if tls.wants_write() && !holds(tls) {
                     let done = matches!(tls_flush(&mut self.stream, tls), Ok(true));
                     self.held_back(done);
                 }

@@ -468,36 +468,17 @@ impl<S: Transport> HttpSession<S> {
         let mut s = ctx.scratch.pop().unwrap_or_default();
         let head = match request::parse(pending, &mut s.req_drop, &mut s.req_inject) {
             Ok(Some(head)) => head,
-            other => {
+            unfinished => {
                 recycle(ctx.scratch, s);
-                return match other {
+                let waiting = Stage::ReadHead {
+                    since: Some(since),
+                    parked,
+                };
+                return match unfinished {
                     Ok(_) if full => self.fail(Status::HeaderTooLarge, None, since),
-                    Ok(_) if self.client_eof => (
-                        Stage::ReadHead {
-                            since: Some(since),
-                            parked,
-                        },
-                        Flow::Close(CloseReason::Done),
-                    ),
-                    Ok(_) => (
-                        Stage::ReadHead {
-                            since: Some(since),
-                            parked,
-                        },
-                        Flow::progress(progress),
-                    ),
-                    Err(HeadError::TooLarge) => self.fail(Status::HeaderTooLarge, None, since),
-                    Err(HeadError::NotImplemented(_)) => {
-                        self.fail(Status::NotImplemented, None, since)
-                    }
-                    Err(HeadError::Malformed(why)) => {
-                        log::debug!(
-                            "http: port {}: bad request from {}: {why}",
-                            self.port(),
-                            self.peer
-                        );
-                        self.fail(Status::BadRequest, None, since)
-                    }
+                    Ok(_) if self.client_eof => (waiting, Flow::Close(CloseReason::Done)),
+                    Ok(_) => (waiting, Flow::progress(progress)),
+                    Err(e) => self.refuse_head(e, since),
                 };
             }
         };
@@ -519,6 +500,23 @@ impl<S: Transport> HttpSession<S> {
             }
         }
         self.begin_request(ctx, head, s, since, parked)
+    }
+
+    /// A request head that cannot be served: 431, 501 or 400.
+    fn refuse_head(&mut self, e: HeadError, since: Instant) -> Turn<S> {
+        let status = match e {
+            HeadError::TooLarge => Status::HeaderTooLarge,
+            HeadError::NotImplemented(_) => Status::NotImplemented,
+            HeadError::Malformed(why) => {
+                log::debug!(
+                    "http: port {}: bad request from {}: {why}",
+                    self.port(),
+                    self.peer
+                );
+                Status::BadRequest
+            }
+        };
+        self.fail(status, None, since)
     }
 
     /// A complete, valid head: begin its exchange and choose a backend.

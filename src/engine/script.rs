@@ -810,6 +810,8 @@ struct TlsPair {
     server: super::conn::Conn<Script>,
     wire: Script,
     client: rustls::ClientConnection,
+    /// Where the client keeps the session tickets it gets.
+    tickets: Arc<rustls::client::ClientSessionMemoryCache>,
     now: Instant,
 }
 
@@ -826,7 +828,7 @@ impl TlsPair {
         let _ = std::fs::remove_dir_all(&dir);
         let config = crate::tls::config::server(crate::tls::certs::CertStore::new(key)).unwrap();
         let provider = crate::tls::config::provider();
-        let client_config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        let mut client_config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&[version])
             .unwrap()
             .dangerous()
@@ -834,6 +836,8 @@ impl TlsPair {
                 crate::tls::danger::AcceptAnyServerCert::new(provider),
             ))
             .with_no_client_auth();
+        let tickets = Arc::new(rustls::client::ClientSessionMemoryCache::new(8));
+        client_config.resumption = rustls::client::Resumption::store(tickets.clone());
         let client = rustls::ClientConnection::new(
             Arc::new(client_config),
             "lb.example.test".try_into().unwrap(),
@@ -849,6 +853,7 @@ impl TlsPair {
             server,
             wire,
             client,
+            tickets,
             now,
         }
     }
@@ -882,6 +887,13 @@ impl TlsPair {
         }
     }
 
+    /// Whether the client holds a TLS 1.3 session ticket (taking one).
+    fn took_ticket(&self) -> bool {
+        use rustls::client::ClientSessionStore;
+        let name = "lb.example.test".try_into().unwrap();
+        self.tickets.take_tls13_ticket(&name).is_some()
+    }
+
     fn calls(&self) -> (usize, usize) {
         let w = self.wire.0.borrow();
         (w.read_calls, w.write_calls)
@@ -911,20 +923,22 @@ fn tls13_tickets_ride_with_the_response_and_a_flight_takes_one_read() {
     t.client_sends();
     assert_eq!(t.server_reads(), b"GET / HTTP/1.1\r\n\r\n");
     assert_eq!(t.calls(), (2, 1), "the tickets wait");
+    assert!(!t.took_ticket(), "no ticket yet");
 
     let response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-    let sent = t.server.send_last(&[io::IoSlice::new(response)], t.now);
+    let sent = t.server.send(&[io::IoSlice::new(response)], t.now);
     assert_eq!(sent.moved(), Some(response.len()));
     assert_eq!(t.calls(), (2, 2), "tickets and response in one write");
     t.deliver();
     let mut got = Vec::new();
     let _ = t.client.reader().read_to_end(&mut got);
     assert_eq!(got, response);
-    // The client got the tickets: it could resume.
-    assert!(t
-        .client
-        .negotiated_cipher_suite()
-        .is_some_and(|s| s.version() == &rustls::version::TLS13));
+    assert!(t.took_ticket(), "the tickets came with the response");
+    let state = t.client.process_new_packets().unwrap();
+    assert!(
+        !state.peer_has_closed(),
+        "a keep-alive response, no close_notify"
+    );
 }
 
 /// TLS 1.2: the server's last flight (after the client's Finished) is
