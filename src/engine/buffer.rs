@@ -37,11 +37,25 @@ impl Buffer {
     }
 
     /// Free room to read into. Empty when the buffer is full.
+    ///
+    /// Bytes already consumed make room: when more of it lies before the
+    /// pending bytes than after them, the pending bytes move to the
+    /// front. Without this, pipelined requests or a run of large interim
+    /// responses filled the buffer to its end while each message fitted,
+    /// and the last head found no room (a spurious 431 or 502). Callers
+    /// keep only offsets relative to [`Buffer::pending`], which the move
+    /// preserves; it copies at most one buffer, and only when a read
+    /// would otherwise get less than half the free room.
     pub fn spare(&mut self) -> &mut [u8] {
         if self.start == self.end {
             // Everything was written: reuse the buffer from the start.
             self.start = 0;
             self.end = 0;
+        } else if self.start > 0 && self.data.len() - (self.end as usize) < self.start as usize {
+            self.data
+                .copy_within(self.start as usize..self.end as usize, 0);
+            self.end -= self.start;
+            self.start = 0;
         }
         &mut self.data[self.end as usize..]
     }
@@ -56,9 +70,10 @@ impl Buffer {
         self.start = (self.start as usize + n).min(self.end as usize) as u32;
     }
 
-    /// No room left to read into.
+    /// No room left to read into, even after consumed bytes make room:
+    /// the pending bytes fill the whole buffer.
     pub fn is_full(&self) -> bool {
-        self.end as usize == self.data.len() && self.start != self.end
+        self.len() == self.data.len()
     }
 }
 
@@ -135,6 +150,37 @@ mod tests {
         assert_eq!(pool.idle(), 1);
         let _again = pool.take();
         assert_eq!(pool.allocated(), 1);
+    }
+
+    #[test]
+    fn consumed_bytes_make_room_and_pending_bytes_survive() {
+        let mut pool = BufferPool::new(1);
+        let mut b = pool.take();
+        // Filled to the end, most of it consumed: not full, and the next
+        // read gets the room consumed bytes left.
+        let n = b.spare().len();
+        for (i, byte) in b.spare().iter_mut().enumerate() {
+            *byte = (i % 251) as u8;
+        }
+        b.filled(n);
+        assert!(b.is_full());
+        b.consumed(n - 10);
+        assert!(!b.is_full());
+        let tail: Vec<u8> = b.pending().to_vec();
+        assert_eq!(b.spare().len(), n - 10);
+        assert_eq!(b.pending(), &tail[..], "moved, not changed");
+        b.spare()[..3].copy_from_slice(b"abc");
+        b.filled(3);
+        assert_eq!(&b.pending()[..10], &tail[..]);
+        assert_eq!(&b.pending()[10..], b"abc");
+        // Less consumed than the room after the end: nothing moves.
+        let mut c = pool.take();
+        c.spare()[..100].fill(7);
+        c.filled(100);
+        c.consumed(40);
+        let room = c.spare().len();
+        assert_eq!(room, BUFFER_SIZE - 100);
+        assert_eq!(c.pending(), &[7u8; 60][..]);
     }
 
     #[test]

@@ -165,6 +165,12 @@ pub struct HttpSession<S = TcpStream> {
     /// request take another client's idle backend connection
     /// (`http-reuse safe`).
     served: u32,
+    /// The backend a connection-bound login (NTLM, Negotiate) of this
+    /// client is on: every later request goes there while it is in the
+    /// set, and no connection of this client to it is ever pooled. Only
+    /// the first such backend is kept (HAProxy pins one server too).
+    /// Boxed: rare, and an idle connection's size counts.
+    pinned: Option<Box<SocketAddr>>,
     /// Set when the session ended but TLS records are still to be sent.
     closing: Option<CloseReason>,
     /// "METHOD target" of the current request, kept only for syslog.
@@ -205,6 +211,7 @@ impl<S: Transport> HttpSession<S> {
             header_timeout: ctx.header_timeout,
             accepted: ctx.now,
             served: 0,
+            pinned: None,
             closing: None,
             req_line: String::new(),
             marks: (0, 0),
@@ -567,6 +574,13 @@ impl<S: Transport> HttpSession<S> {
         parked: Option<Parked<S>>,
     ) -> Turn<S> {
         let backends = &self.service.backends;
+        // A login bound to a backend connection goes on where it began,
+        // before any cookie or load says otherwise; a backend that left
+        // the set ends the pin (the login starts over elsewhere).
+        let pinned = self
+            .pinned
+            .as_deref()
+            .and_then(|&a| backends.iter().find(|b| b.addr() == a));
         let sticky = ex
             .sticky()
             .and_then(|v| backends.iter().find(|b| b.named_by(&v)));
@@ -578,7 +592,8 @@ impl<S: Transport> HttpSession<S> {
                 .iter()
                 .find(|b| b.addr() == a && !b.is_draining() && b.active() <= least)
         });
-        let chosen: Option<Arc<Backend>> = sticky
+        let chosen: Option<Arc<Backend>> = pinned
+            .or(sticky)
             .or(if ex.sticky().is_none() {
                 parked_on
             } else {
@@ -586,6 +601,9 @@ impl<S: Transport> HttpSession<S> {
             })
             .or_else(|| balance::pick(backends, ctx.cursor, None))
             .cloned();
+        if pinned.is_none() {
+            self.pinned = None;
+        }
         let Some(b) = chosen else {
             return self.refuse(Status::Unavailable, ex);
         };
@@ -599,8 +617,10 @@ impl<S: Transport> HttpSession<S> {
                 return (Stage::SendHead { ex, up, sent: 0 }, Flow::Progress);
             }
             // A TLS connection cannot leave its session: its state is here.
-            // One to a backend that left the set or went down is closed.
-            if !conn.is_tls() && is_current(ctx, self.port(), addr) {
+            // Nor can a private one (a login on it). One to a backend that
+            // left the set or went down is closed.
+            let private = self.pinned.as_deref() == Some(&addr);
+            if !conn.is_tls() && !private && is_current(ctx, self.port(), addr) {
                 ctx.idle.put(ctx.net, addr, conn.into_stream(), ctx.now);
             }
         }
@@ -1026,13 +1046,22 @@ impl<S: Transport> HttpSession<S> {
                 ctx.now,
             );
         }
+        let addr = up.backend().addr();
+        if ex.connection_bound() && self.pinned.is_none() {
+            log::debug!(
+                "http: port {}: {} logs in on {addr} (NTLM/Negotiate): connection kept private",
+                self.port(),
+                self.peer
+            );
+            self.pinned = Some(Box::new(addr));
+        }
         let end = BackendEnd {
             eof,
             leftover: self.bbuf.as_ref().is_some_and(|b| !b.is_empty()),
             tls: up.conn.is_tls(),
+            private: self.pinned.as_deref() == Some(&addr),
         };
         let finish = ex.finish(self.draining || self.client_eof, end);
-        let addr = up.backend().addr();
         let mut parked = None;
         match finish.backend {
             Reuse::Park => {

@@ -667,6 +667,50 @@ fn http_dead_reused_connection_is_retried_for_a_get_only() {
     }
 }
 
+/// NTLM and Negotiate log in the connection, not the request: after a
+/// 401 offering one, the client's next requests go to the same backend
+/// (even on a new connection, and though the balancer would choose the
+/// other), and its backend connection never reaches the pool. A Basic
+/// 401 changes nothing.
+#[test]
+fn http_a_connection_bound_login_stays_with_its_client() {
+    let ntlm = b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n";
+    let basic =
+        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=x\r\nContent-Length: 0\r\n\r\n";
+    let cases = [
+        (&ntlm[..], "NTLM TlRMTVNTUAABAAAA", true),
+        (&basic[..], "Basic dXNlcjpwYXNz", false),
+    ];
+    for (challenge, credentials, private) in cases {
+        let mut t = Http::new(true);
+        let b = t.h.backend();
+        t.send(GET);
+        t.connect(&b, true);
+        t.answer(&b, challenge);
+        // The idle connection is closed by the backend: the login's next
+        // step needs a new one.
+        b.eof();
+        t.event(Side::Backend);
+        let b2 = t.h.backend();
+        t.send(
+            format!("GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: {credentials}\r\n\r\n")
+                .as_bytes(),
+        );
+        let [first, second] = t.h.net.dialed[..] else {
+            panic!("{:?}", t.h.net.dialed)
+        };
+        assert_eq!(first == second, private, "pinned: {first} {second}");
+        t.connect(&b2, true);
+        t.answer(&b2, OK);
+        // The client's last request: its connection ends, and the backend
+        // connection goes to the pool only if no login is on it.
+        t.send(b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        t.answer(&b2, OK);
+        assert_eq!(t.statuses(), [401, 200, 200]);
+        assert_eq!(t.h.idle.len(), usize::from(!private), "pooled");
+    }
+}
+
 #[test]
 fn http_bad_chunk_is_a_400_before_anything_is_forwarded() {
     let mut t = Http::new(false);

@@ -32,7 +32,7 @@ pub enum Framing {
 pub enum ChunkError {
     /// The chunk-size is not hex digits, or junk follows it.
     BadSize,
-    /// The size does not fit in 64 bits.
+    /// The size is [`MAX_CHUNK_SIZE`] or more.
     SizeTooLarge,
     /// A chunk extension is not `;name[=token|quoted-string]`.
     BadExtension,
@@ -50,7 +50,7 @@ impl ChunkError {
     pub fn reason(self) -> &'static str {
         match self {
             ChunkError::BadSize => "invalid chunk size",
-            ChunkError::SizeTooLarge => "chunk size overflows",
+            ChunkError::SizeTooLarge => "chunk size too large",
             ChunkError::BadExtension => "invalid chunk extension",
             ChunkError::MissingCrlf => "chunk line not ended by CRLF",
             ChunkError::BadTrailer => "invalid trailer field",
@@ -58,6 +58,12 @@ impl ChunkError {
         }
     }
 }
+
+/// Chunk sizes from this one up are refused (2^52, HAProxy 2.6's bound):
+/// no honest sender writes a chunk of four petabytes, and a size near
+/// 2^64 is where parsers overflow and start to disagree about where the
+/// chunk ends.
+pub const MAX_CHUNK_SIZE: u64 = 1 << 52;
 
 /// Longest chunk-size line (with extensions) accepted.
 const MAX_SIZE_LINE: u32 = 4096;
@@ -180,7 +186,7 @@ impl Parser {
             (Size { digits }, _) if b.is_ascii_hexdigit() => {
                 // 16 hex digits fill 64 bits; leading zeros count too,
                 // which no honest sender needs.
-                if digits >= 16 {
+                if digits >= 16 || self.size >= MAX_CHUNK_SIZE >> 4 {
                     return Err(ChunkError::SizeTooLarge);
                 }
                 self.size = (self.size << 4) | u64::from((b as char).to_digit(16).unwrap_or(0));
@@ -792,6 +798,16 @@ mod tests {
     }
 
     #[test]
+    fn chunk_sizes_just_below_the_bound_are_read() {
+        // 2^52 - 1 and leading zeros up to 16 digits: only the value
+        // counts against the bound.
+        for line in [&b"fffffffffffff\r\n"[..], b"000fffffffffffff\r\n"] {
+            let body = Body::new(Framing::Chunked);
+            assert_eq!(body.check(line), Ok(()), "{line:?}");
+        }
+    }
+
+    #[test]
     fn invalid_chunks_are_refused() {
         let bad = |s: &[u8], e: ChunkError| {
             assert_eq!(
@@ -808,6 +824,10 @@ mod tests {
         bad(b"0x10\r\n", ChunkError::BadSize);
         bad(b"5 garbage\r\n", ChunkError::BadSize);
         bad(b"11111111111111111\r\n", ChunkError::SizeTooLarge);
+        // From MAX_CHUNK_SIZE (2^52) up, whatever the digits look like.
+        bad(b"10000000000000\r\n", ChunkError::SizeTooLarge);
+        bad(b"fffffffffffffff\r\n", ChunkError::SizeTooLarge);
+        bad(b"0010000000000000\r\n", ChunkError::SizeTooLarge);
         bad(b"3\r\nabcX", ChunkError::MissingCrlf);
         bad(b"3\r\nabc\n", ChunkError::MissingCrlf);
         bad(b"3\nabc", ChunkError::MissingCrlf);

@@ -164,6 +164,9 @@ pub struct BackendEnd {
     pub leftover: bool,
     /// It speaks TLS: its state lives in the session, never in the pool.
     pub tls: bool,
+    /// An earlier exchange of this client made it private (a
+    /// connection-bound login): it never goes to another client.
+    pub private: bool,
 }
 
 /// What a timeout in the middle of a transaction means.
@@ -531,6 +534,15 @@ impl Exchange {
             && self.resp_body.completes_with(with_head)
     }
 
+    /// Whether this exchange binds its backend connection to its client:
+    /// the request logs in with NTLM or Negotiate (our own rule), or the
+    /// response offers one of them (HAProxy 2.6's). Such a connection is
+    /// never pooled, and the client keeps to its backend so the login's
+    /// next steps reach the same connection.
+    pub fn connection_bound(&self) -> bool {
+        self.req.connection_auth || self.resp.as_ref().is_some_and(|r| r.connection_auth)
+    }
+
     /// Both messages are complete: whether the client may send another
     /// request, and what becomes of the backend connection.
     pub fn finish(&self, closing: bool, backend: BackendEnd) -> Finish {
@@ -547,7 +559,7 @@ impl Exchange {
             // Kept on this client connection: no pool round trip, no
             // re-registration for its next request.
             Reuse::Park
-        } else if reusable && !backend.tls {
+        } else if reusable && !backend.tls && !backend.private && !self.connection_bound() {
             Reuse::Pool
         } else {
             Reuse::Drop
@@ -994,6 +1006,12 @@ mod tests {
         );
     }
 
+    const NTLM_401: &str =
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\nContent-Length: 2\r\n\r\n";
+    const NEGO_407: &str = "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\nContent-Length: 2\r\n\r\n";
+    const NTLM_GET: &str =
+        "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: NTLM TlRMTVNTUAADAAAA\r\n\r\n";
+
     #[test]
     fn finish_keeps_parks_pools_or_drops() {
         let end = BackendEnd::default();
@@ -1048,6 +1066,42 @@ mod tests {
                 "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                 OK,
                 false,
+                end,
+                false,
+                Reuse::Pool,
+            ),
+            // Connection-bound logins: parked for their own client, never
+            // pooled for another.
+            (GET, NTLM_401, false, end, true, Reuse::Park),
+            (GET, NTLM_401, true, end, false, Reuse::Drop),
+            (GET, NEGO_407, true, end, false, Reuse::Drop),
+            (NTLM_GET, OK, true, end, false, Reuse::Drop),
+            (NTLM_GET, OK, false, end, true, Reuse::Park),
+            (
+                GET,
+                OK,
+                true,
+                BackendEnd {
+                    private: true,
+                    ..end
+                },
+                false,
+                Reuse::Drop,
+            ),
+            // Basic authenticates the request: the connection is shared.
+            (
+                GET,
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=x\r\nContent-Length: 2\r\n\r\n",
+                true,
+                end,
+                false,
+                Reuse::Pool,
+            ),
+            // A challenge header on another status is not a login.
+            (
+                GET,
+                "HTTP/1.1 200 OK\r\nWWW-Authenticate: NTLM\r\nContent-Length: 2\r\n\r\n",
+                true,
                 end,
                 false,
                 Reuse::Pool,

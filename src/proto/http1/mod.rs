@@ -142,6 +142,21 @@ pub(crate) fn token_list_has(list: &[u8], token: &[u8]) -> bool {
     })
 }
 
+/// Whether an `Authorization`, `WWW-Authenticate` or
+/// `Proxy-Authenticate` value names a scheme that authenticates the
+/// connection rather than the request: NTLM or Negotiate (Kerberos,
+/// SPNEGO). Matched as HAProxy 2.6 matches them, by the prefix `NTLM` or
+/// `Nego` (case-insensitive), at the start of the value or of any element
+/// of a challenge list: a false match only costs connection reuse, a
+/// missed one hands a logged-in connection to another client.
+pub(crate) fn connection_bound_auth(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|part| {
+        let part = part.trim_ascii_start();
+        let starts = |p: &[u8]| part.len() >= p.len() && part[..p.len()].eq_ignore_ascii_case(p);
+        starts(b"NTLM") || starts(b"Nego")
+    })
+}
+
 /// Slices in one vectored head write; more segments go in later writes.
 pub const MAX_SLICES: usize = 32;
 
@@ -198,6 +213,32 @@ pub fn head_slices<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_bound_schemes() {
+        for v in [
+            &b"NTLM"[..],
+            b"ntlm TlRMTVNTUAABAAAA",
+            b"Negotiate YIIB",
+            b"  NEGOTIATE",
+            b"Basic realm=\"x\", NTLM",
+            b"Nego",
+        ] {
+            assert!(connection_bound_auth(v), "{:?}", String::from_utf8_lossy(v));
+        }
+        for v in [
+            &b"Basic dXNlcjpwYXNz"[..],
+            b"Bearer abc",
+            b"Digest realm=x",
+            b"",
+        ] {
+            assert!(
+                !connection_bound_auth(v),
+                "{:?}",
+                String::from_utf8_lossy(v)
+            );
+        }
+    }
 
     #[test]
     #[allow(clippy::single_range_in_vec_init)] // one dropped line, by design

@@ -31,6 +31,9 @@ pub struct RequestHead {
     /// GET, HEAD, OPTIONS, PUT or DELETE (RFC 9110 §9.2.2): may be sent
     /// again on a new connection when a reused one fails before answering.
     pub idempotent: bool,
+    /// `Authorization: NTLM` or `Negotiate`: a login bound to the backend
+    /// connection, which then belongs to this client alone.
+    pub connection_auth: bool,
 }
 
 /// Header lines the proxy drops or rewrites, per RFC 9110 §7.6.1 (hop by
@@ -100,6 +103,7 @@ pub fn parse(
     let mut upgrade_line = None;
     let mut hosts = 0;
     let mut sticky = None;
+    let mut connection_auth = false;
     // Names listed in Connection are hop by hop too; checked in a second pass.
     let mut connection_values: [&[u8]; 8] = [&[]; 8];
     let mut nconn = 0;
@@ -138,6 +142,8 @@ pub fn parse(
         } else if name.eq_ignore_ascii_case("upgrade") {
             upgrade_header = true;
             upgrade_line = Some(line_range(buf, h));
+        } else if name.eq_ignore_ascii_case("authorization") {
+            connection_auth |= super::connection_bound_auth(value);
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
             host_value = trim(value);
@@ -225,6 +231,7 @@ pub fn parse(
             req.method,
             Some("GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
         ),
+        connection_auth,
     }))
 }
 

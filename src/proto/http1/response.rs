@@ -28,6 +28,11 @@ pub struct ResponseHead {
     /// The `Transfer-Encoding` lines, to drop when the body is de-chunked
     /// for an HTTP/1.0 client.
     pub transfer_encoding: Vec<Range<usize>>,
+    /// A 401 whose `WWW-Authenticate` (or a 407 whose
+    /// `Proxy-Authenticate`) offers NTLM or Negotiate: the login that
+    /// follows is bound to this backend connection (HAProxy 2.6 makes it
+    /// private).
+    pub connection_auth: bool,
 }
 
 impl ResponseHead {
@@ -75,7 +80,16 @@ pub fn parse(
     let mut close = false;
     let mut keep_alive_token = false;
     let switch = code == 101;
+    let mut connection_auth = false;
+    let challenge = match code {
+        401 => Some("www-authenticate"),
+        407 => Some("proxy-authenticate"),
+        _ => None,
+    };
     for h in resp.headers.iter() {
+        if challenge.is_some_and(|c| h.name.eq_ignore_ascii_case(c)) {
+            connection_auth |= super::connection_bound_auth(h.value);
+        }
         if h.name.eq_ignore_ascii_case("content-length") {
             let v = parse_content_length(h.value)
                 .map_err(|_| HeadError::Malformed(Malformed::InvalidLength))?;
@@ -141,6 +155,7 @@ pub fn parse(
         keep_alive,
         length_rewritten,
         transfer_encoding: te_lines,
+        connection_auth,
     }))
 }
 
