@@ -203,7 +203,7 @@ fn moirai_forward(stream: &[u8], responses: bool, reads: &[u8], writes: &[u8]) -
                 continue;
             }
             match request::parse(buf, &mut drop, &mut inject) {
-                Ok(Some(h)) => (h.head_len, h.end_of_fields, h.framing, h.upgrade),
+                Ok(Some(h)) => (h.head_len, h.end_of_fields, h.framing, h.upgrade.is_some()),
                 Ok(None) if more(&mut avail, &mut reads) => continue,
                 _ => return f,
             }

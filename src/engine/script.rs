@@ -498,21 +498,14 @@ fn http_interim_responses_pass_and_the_final_one_follows() {
 fn http_101_becomes_a_tunnel() {
     let mut t = Http::new(false);
     let b = t.h.backend();
-    t.send(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+    t.send(WS_REQUEST);
     t.connect(&b, true);
     let seen = b.seen();
     assert!(seen.contains("Upgrade: websocket\r\n"), "{seen}");
     assert!(seen.contains("Connection: upgrade\r\n"), "{seen}");
-    t.answer(
-        &b,
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
-    );
+    t.answer(&b, WS_SWITCH.as_bytes());
     let got = t.client.seen();
-    assert_eq!(
-        got,
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
-        "passed untouched"
-    );
+    assert_eq!(got, WS_SWITCH, "passed untouched");
     b.clear_seen();
     t.send(b"\x81\x02hi");
     assert_eq!(b.0.borrow().written, b"\x81\x02hi");
@@ -525,6 +518,41 @@ fn http_101_becomes_a_tunnel() {
     t.client.eof();
     assert_eq!(t.event(Side::Client), Step::Closed(CloseReason::Done));
     assert!(b.shut());
+}
+
+/// A WebSocket upgrade request, with RFC 6455's example key.
+const WS_REQUEST: &[u8] = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+/// The switch that takes it.
+const WS_SWITCH: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+/// A `101` that does not take what the request offered is a 502, and the
+/// backend connection is closed: never a tunnel a client could choose.
+#[test]
+fn http_101_that_does_not_take_the_offer_is_a_502() {
+    let answers = [
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+    ];
+    for answer in answers {
+        let mut t = Http::new(false);
+        let b = t.h.backend();
+        t.send(WS_REQUEST);
+        t.connect(&b, true);
+        t.answer(&b, answer.as_bytes());
+        assert_eq!(t.statuses(), [502], "{answer:?}: {}", t.client.seen());
+        assert_eq!(
+            Rc::strong_count(&b.0),
+            1,
+            "{answer:?}: the backend connection is closed (dropped)"
+        );
+        // Nothing the client sends now reaches the backend.
+        b.clear_seen();
+        t.send(b"GET /through HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(b.seen(), "", "{answer:?}");
+    }
 }
 
 #[test]

@@ -268,7 +268,7 @@ fn websocket_upgrade_becomes_a_tunnel() {
     let b = HttpBackend::start("127.0.0.1:0", |req| {
         assert_eq!(req.header("upgrade").as_deref(), Some("websocket"));
         assert_eq!(req.header("connection").as_deref(), Some("upgrade"));
-        Reply::ThenEcho(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec())
+        Reply::ThenEcho(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".to_vec())
     });
     let (_m, port) = http_lb(b.port(), &[]);
     let mut c = Client::connect(local(port));

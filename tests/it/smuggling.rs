@@ -364,6 +364,32 @@ fn hostile_heads_are_refused_or_normalised_as_nginx_sees_them() {
     assert!(seen.iter().all(|l| l.ends_with("status=200")), "{seen:#?}");
 }
 
+/// nginx's `return 101` answers a WebSocket upgrade with a `101` that
+/// names no protocol and proves nothing (no `Sec-WebSocket-Accept`), then
+/// goes on parsing HTTP: an application that lets a client choose its
+/// status code. Tunnelled, it would let the client send requests moirai
+/// never sees, with forged `X-Forwarded-For`. It is a 502, the backend
+/// connection closed, and nothing after reaches nginx. A WebSocket
+/// upgrade without its key is a 400 before anything is forwarded.
+#[test]
+fn a_101_that_switches_to_nothing_opens_no_tunnel_past_moirai() {
+    let nginx = Nginx::start();
+    let (_m, port) = http_lb(nginx.port, &[]);
+    let upgrade = b"GET /switch HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let forged = b"GET /smuggled HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n";
+    let answer = raw(port, &[upgrade, forged]);
+    assert!(answer.starts_with("HTTP/1.1 502 "), "{answer:?}");
+    assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer:?}");
+    let no_key =
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let answer = raw(port, &[no_key]);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+    let seen = nginx.seen_settled(1, Duration::from_secs(1));
+    all_ours(&seen);
+    assert_eq!(seen.len(), 1, "only the upgrade request: {seen:#?}");
+    assert!(seen[0].starts_with("GET /switch "), "{seen:#?}");
+}
+
 #[test]
 fn a_silent_connection_is_closed_after_the_header_timeout() {
     let nginx = Nginx::start();

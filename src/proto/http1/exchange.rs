@@ -110,7 +110,8 @@ pub enum OnResponse {
     /// A `101` to an upgrade request: pass it on untouched, then carry
     /// bytes both ways.
     Tunnel,
-    /// Not an answer to this request (a `101` nobody asked for): 502.
+    /// Not an answer to this request (a `101` nobody asked for, or one
+    /// that does not take what the request offered): 502.
     BadGateway,
 }
 
@@ -267,7 +268,7 @@ impl Exchange {
         forwarding_lines(client, &mut scratch.fwd);
         Exchange {
             s: scratch,
-            conn_line: if head.upgrade {
+            conn_line: if head.upgrade.is_some() {
                 b"Connection: upgrade\r\n"
             } else {
                 b"Connection: keep-alive\r\n"
@@ -438,7 +439,13 @@ impl Exchange {
     ) -> OnResponse {
         self.s.resp_inject.clear();
         let what = if head.is_switch() {
-            if !self.req.upgrade {
+            // Only a real switch to a protocol the client asked for opens
+            // a tunnel (see `upgrade`); anything else is 502.
+            let taken = match (&self.req.upgrade, head.switch.as_deref()) {
+                (Some(offer), Some(answer)) => offer.accepts(answer),
+                _ => false,
+            };
+            if !taken {
                 return OnResponse::BadGateway;
             }
             // Passed on untouched.
@@ -744,7 +751,7 @@ mod tests {
         let mut s = ex.take_scratch();
         assert!(s.req_drop.is_empty() && s.req_inject.is_empty() && s.fwd.is_empty());
         let h = parse(
-            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: a2V5\r\n\r\n",
             &mut s,
         );
         let ex = Exchange::begin(h, &client(false), s, now, now);

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod exchange;
 pub mod request;
 pub mod response;
+pub mod upgrade;
 
 pub use exchange::Scratch;
 
@@ -64,6 +65,10 @@ pub enum Malformed {
     NoAuthority,
     /// An absolute-form target whose authority is not the `Host`.
     TargetHostMismatch,
+    /// More than one `Upgrade` line.
+    RepeatedUpgrade,
+    /// A WebSocket upgrade without exactly one `Sec-WebSocket-Key`.
+    WebSocketKey,
 }
 
 impl Malformed {
@@ -85,6 +90,8 @@ impl Malformed {
             Malformed::UnknownScheme => "absolute-form target with an unknown scheme",
             Malformed::NoAuthority => "absolute-form target without a plain authority",
             Malformed::TargetHostMismatch => "absolute-form target differs from Host",
+            Malformed::RepeatedUpgrade => "more than one Upgrade header",
+            Malformed::WebSocketKey => "WebSocket upgrade without exactly one Sec-WebSocket-Key",
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::ops::Range;
 
 use super::body::Framing;
+use super::upgrade::{Offer, OfferError};
 use super::{line_range, token_list_has, HeadError, Malformed, Unsupported, MAX_HEADERS};
 use crate::proto::cookie::COOKIE_NAME;
 
@@ -24,8 +25,9 @@ pub struct RequestHead {
     pub framing: Framing,
     /// The client wants the connection kept open after this exchange.
     pub keep_alive: bool,
-    /// `Connection: upgrade` with an `Upgrade` header (e.g. WebSocket).
-    pub upgrade: bool,
+    /// `Connection: upgrade` with an `Upgrade` header (e.g. WebSocket):
+    /// what it offers, for judging the `101`.
+    pub upgrade: Option<Box<Offer>>,
     /// The value of the sticky-session cookie, if the client sent one.
     pub sticky: Option<[u8; 16]>,
     /// GET, HEAD, OPTIONS, PUT or DELETE (RFC 9110 §9.2.2): may be sent
@@ -101,6 +103,10 @@ pub fn parse(
     let mut conn_upgrade = false;
     let mut upgrade_header = false;
     let mut upgrade_line = None;
+    let mut upgrade_value: &[u8] = &[];
+    // Two are enough to tell "exactly one" (RFC 6455 §4.1).
+    let mut websocket_keys: [&[u8]; 2] = [&[]; 2];
+    let mut nkeys = 0;
     let mut hosts = 0;
     let mut sticky = None;
     let mut connection_auth = false;
@@ -140,8 +146,19 @@ pub fn parse(
                 return Err(HeadError::Malformed(Malformed::ManyConnectionHeaders));
             }
         } else if name.eq_ignore_ascii_case("upgrade") {
+            if upgrade_header {
+                // Two `Upgrade` lines: which one the backend reads is
+                // its choice, not ours to guess.
+                return Err(HeadError::Malformed(Malformed::RepeatedUpgrade));
+            }
             upgrade_header = true;
             upgrade_line = Some(line_range(buf, h));
+            upgrade_value = value;
+        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+            if nkeys < websocket_keys.len() {
+                websocket_keys[nkeys] = value;
+            }
+            nkeys += 1;
         } else if name.eq_ignore_ascii_case("authorization") {
             connection_auth |= super::connection_bound_auth(value);
         } else if name.eq_ignore_ascii_case("host") {
@@ -211,8 +228,18 @@ pub fn parse(
     } else {
         conn_keep_alive && !conn_close
     };
-    let upgrade = conn_upgrade && upgrade_header && http11;
-    if upgrade {
+    let upgrade = if conn_upgrade && upgrade_header && http11 {
+        let keys = &websocket_keys[..nkeys.min(websocket_keys.len())];
+        match Offer::new(upgrade_value, keys) {
+            Ok(offer) => Some(Box::new(offer)),
+            Err(OfferError::WebSocketKey) => {
+                return Err(HeadError::Malformed(Malformed::WebSocketKey))
+            }
+        }
+    } else {
+        None
+    };
+    if upgrade.is_some() {
         // The one hop-by-hop header that must reach the backend; the proxy
         // writes its own `Connection: upgrade`.
         drop.retain(|r| Some(r) != upgrade_line.as_ref());
@@ -487,14 +514,22 @@ mod tests {
     #[test]
     fn upgrade_needs_both_headers() {
         let (out, h) = forwarded(
-            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
         );
-        assert!(h.upgrade);
-        assert_eq!(out, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n");
+        assert!(h.upgrade.is_some());
+        assert_eq!(out, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
         let h = p("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert!(!h.upgrade);
+        assert!(h.upgrade.is_none());
+        // A WebSocket upgrade without its key, or with two: 400.
+        for text in [
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: a\r\nSec-WebSocket-Key: b\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            assert!(matches!(p(text), Err(HeadError::Malformed(_))), "{text:?}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use super::body::Framing;
 use super::request::parse_content_length;
+use super::upgrade::Switch;
 use super::{line_range, token_list_has, HeadError, Malformed, MAX_HEADERS};
 
 /// What the proxy needs to know about a response.
@@ -33,6 +34,8 @@ pub struct ResponseHead {
     /// follows is bound to this backend connection (HAProxy 2.6 makes it
     /// private).
     pub connection_auth: bool,
+    /// For a `101`: what it says about the switch (boxed: rare).
+    pub switch: Option<Box<Switch>>,
 }
 
 impl ResponseHead {
@@ -80,6 +83,7 @@ pub fn parse(
     let mut close = false;
     let mut keep_alive_token = false;
     let switch = code == 101;
+    let mut said = switch.then(Box::<Switch>::default);
     let mut connection_auth = false;
     let challenge = match code {
         401 => Some("www-authenticate"),
@@ -89,6 +93,9 @@ pub fn parse(
     for h in resp.headers.iter() {
         if challenge.is_some_and(|c| h.name.eq_ignore_ascii_case(c)) {
             connection_auth |= super::connection_bound_auth(h.value);
+        }
+        if let Some(sw) = said.as_deref_mut() {
+            note_switch(sw, h);
         }
         if h.name.eq_ignore_ascii_case("content-length") {
             let v = parse_content_length(h.value)
@@ -156,7 +163,26 @@ pub fn parse(
         length_rewritten,
         transfer_encoding: te_lines,
         connection_auth,
+        switch: said,
     }))
+}
+
+/// Records what a `101`'s field `h` says about the switch.
+fn note_switch(sw: &mut Switch, h: &httparse::Header<'_>) {
+    if h.name.eq_ignore_ascii_case("connection") {
+        sw.connection_upgrade |= token_list_has(h.value, b"upgrade");
+    } else if h.name.eq_ignore_ascii_case("upgrade") {
+        if !sw.upgrade.is_empty() {
+            sw.upgrade.push(b',');
+        }
+        sw.upgrade.extend_from_slice(h.value);
+    } else if h.name.eq_ignore_ascii_case("sec-websocket-accept") {
+        // Two values: no single proof, so none.
+        sw.websocket_accept = match sw.websocket_accept {
+            None => Some(h.value.into()),
+            Some(_) => Some(Box::default()),
+        };
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ impl Nginx {
                      location / {{ default_type text/plain; return 200 \"ok $request_uri\"; }}\n\
                      location = /big.bin {{ }}\n\
                      location /missing {{ }}\n\
+                     location = /switch {{ return 101; }}\n\
                    }}\n}}\n"
             ),
         )
