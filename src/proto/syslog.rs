@@ -277,7 +277,11 @@ fn access_3164(out: &mut Vec<u8>, at: SystemTime, origin: &Origin, a: &Access<'_
         );
         match a.request {
             Some((m, t)) => {
-                let _ = write!(out, "\"{m} {t} {}\"", a.version);
+                out.push(b'"');
+                logged(out, m);
+                out.push(b' ');
+                logged(out, t);
+                let _ = write!(out, " {}\"", a.version);
             }
             None => out.extend_from_slice(b"\"<BADREQ>\""),
         }
@@ -339,9 +343,29 @@ pub fn access(out: &mut Vec<u8>, at: SystemTime, origin: &Origin, a: &Access<'_>
         let _ = write!(out, " {s}");
     }
     if let Some((m, t)) = a.request {
-        let _ = write!(out, " \"{m} {t}\"");
+        out.extend_from_slice(b" \"");
+        logged(out, m);
+        out.push(b' ');
+        logged(out, t);
+        out.push(b'"');
     }
     out.truncate(MAX_LEN);
+}
+
+/// `text` as HAProxy 2.6 logs a request line: `"`, `#`, controls and
+/// bytes of 0x7f and above as `#XX`, so a line cannot be ended, split or
+/// disguised by what a client sent, and the HAPROXYHTTP grok pattern
+/// still parses every line. (The parser refuses most of these bytes in
+/// a target already; `"` is valid in one and is escaped here.)
+fn logged(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in text.as_bytes() {
+        if b == b'"' || b == b'#' || !(0x20..0x7f).contains(&b) {
+            out.extend_from_slice(&[b'#', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        } else {
+            out.push(b);
+        }
+    }
 }
 
 /// An operational event (configuration applied, backend up or down,
@@ -392,7 +416,7 @@ mod tests {
         let line = String::from_utf8(out).unwrap();
         assert_eq!(
             line,
-            "<134>1 2026-11-18T11:06:40.123456Z lb-1 moirai 42 http [access@32473 client=\"192.0.2.7:50123\" service=\"80\" backend=\"10.0.0.5:8080\" status=\"200\" bytes_in=\"78\" bytes_out=\"1024\" request_us=\"10\" connect_us=\"250\" response_us=\"1500\" total_us=\"1800\" termination=\"--\"] 192.0.2.7:50123 :80 10.0.0.5:8080 200 \"GET /a\"b\""
+            "<134>1 2026-11-18T11:06:40.123456Z lb-1 moirai 42 http [access@32473 client=\"192.0.2.7:50123\" service=\"80\" backend=\"10.0.0.5:8080\" status=\"200\" bytes_in=\"78\" bytes_out=\"1024\" request_us=\"10\" connect_us=\"250\" response_us=\"1500\" total_us=\"1800\" termination=\"--\"] 192.0.2.7:50123 :80 10.0.0.5:8080 200 \"GET /a#22b\""
         );
     }
 
@@ -424,6 +448,23 @@ mod tests {
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
             "<134>Nov 18 11:06:40 lb-1 moirai[42]: 192.0.2.7:50123 [18/Nov/2026:11:06:40.103] fe1~ be1/rs2 3/0/1/15/20 200 1024 - - ---- 0/0/0/0/0 0/0 \"GET /a?b=1 HTTP/1.1\""
+        );
+        // What a client sent cannot end, split or disguise the line.
+        let hostile = Access {
+            request: Some(("GET", "/a\"b#c\r\n\u{1b}[31m\u{202e}?j={\"k\":[1]}")),
+            ..a.clone()
+        };
+        access_in(Format::Rfc3164, &mut out, at(), &o, &hostile);
+        let line = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            line.ends_with(" \"GET /a#22b#23c#0D#0A#1B[31m#E2#80#AE?j={#22k#22:[1]} HTTP/1.1\""),
+            "{line}"
+        );
+        access_in(Format::Rfc5424, &mut out, at(), &o, &hostile);
+        let line = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            line.ends_with(" \"GET /a#22b#23c#0D#0A#1B[31m#E2#80#AE?j={#22k#22:[1]}\""),
+            "{line}"
         );
         // moirai's own 503: no server, no connect, no response time.
         let own = Access {

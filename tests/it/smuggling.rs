@@ -342,6 +342,16 @@ fn hostile_heads_are_refused_or_normalised_as_nginx_sees_them() {
         &[b"GET http://evil.example/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"],
     );
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+    // Targets with bytes of 0x80 and above (a right-to-left override, a
+    // C1 control) or a fragment: 400, as HAProxy 2.6; nginx sees none.
+    for target in [&b"/\xe2\x80\xae/evil"[..], b"/\xc2\x9b[31m", b"/a#frag"] {
+        let req = [&b"GET "[..], target, b" HTTP/1.1\r\nHost: x\r\n\r\n"].concat();
+        let answer = raw(port, &[&req]);
+        assert!(
+            answer.starts_with("HTTP/1.1 400 "),
+            "{target:?}: {answer:?}"
+        );
+    }
     // Empty lines before a request line are skipped, never forwarded.
     let answer = raw(
         port,

@@ -250,7 +250,13 @@ fn grok(kind: &str, line: &str) -> String {
 /// httplog/tcplog text that existing parsers read.
 #[test]
 fn default_lines_are_rfc3164_httplog_that_haproxy_parsers_read() {
-    let Traffic { rx, m, .. } = one_request_and_one_connection(&[]);
+    let Traffic {
+        rx,
+        m,
+        hp,
+        _backends,
+        ..
+    } = one_request_and_one_connection(&[]);
     let http = rx.wait_for(&["\"GET /hello?x=1 HTTP/1.1\""]);
     assert!(http.starts_with("<134>"), "{http}");
     assert!(http.contains(&format!(" moirai[{}]: ", m.pid())), "{http}");
@@ -269,6 +275,20 @@ fn default_lines_are_rfc3164_httplog_that_haproxy_parsers_read() {
     let tcp = rx.wait_for(&[" fe1 be1/rs1 "]);
     let fields = grok("tcp", &tcp);
     assert!(fields.contains("term=--"), "{fields} ({tcp})");
+    // A target with quotes (JSON in a query string) is forwarded, and its
+    // line escapes them as HAProxy does, so the pattern still reads it.
+    let mut c = connect_within(local(hp), SECS(5));
+    c.write_all(b"GET /q?j={\"k\":[1]}&x=\"y\" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert!(got.starts_with(b"HTTP/1.1 200 "), "{got:?}");
+    let quoted = rx.wait_for(&["\"GET /q?j={#22k#22:[1]}&x=#22y#22 HTTP/1.1\""]);
+    let fields = grok("http", &quoted);
+    assert!(
+        fields.contains("req=/q?j={#22k#22:[1]}&x=#22y#22"),
+        "{fields}"
+    );
     // Events are RFC 3164 too.
     let up = rx.wait_for(&["is up"]);
     assert!(up.starts_with("<133>") && up.contains(" moirai["), "{up}");

@@ -65,6 +65,8 @@ pub enum Malformed {
     NoAuthority,
     /// An absolute-form target whose authority is not the `Host`.
     TargetHostMismatch,
+    /// A target byte outside 0x21–0x7e, or a `#`.
+    TargetBytes,
     /// More than one `Upgrade` line.
     RepeatedUpgrade,
     /// A WebSocket upgrade without exactly one `Sec-WebSocket-Key`.
@@ -90,6 +92,7 @@ impl Malformed {
             Malformed::UnknownScheme => "absolute-form target with an unknown scheme",
             Malformed::NoAuthority => "absolute-form target without a plain authority",
             Malformed::TargetHostMismatch => "absolute-form target differs from Host",
+            Malformed::TargetBytes => "request target with a control, non-ASCII byte or #",
             Malformed::RepeatedUpgrade => "more than one Upgrade header",
             Malformed::WebSocketKey => "WebSocket upgrade without exactly one Sec-WebSocket-Key",
         }

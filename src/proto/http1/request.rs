@@ -282,7 +282,20 @@ pub fn leading_empty_lines(buf: &[u8]) -> usize {
 /// rewriting `Host`: the backend and moirai must agree on which site the
 /// request is for, and a client that sends two different answers is
 /// probing for a disagreement.
+///
+/// Its bytes must be visible ASCII (0x21–0x7e, HAProxy 2.6's rule) and
+/// not `#`: a fragment is never sent (RFC 9110 §7.1), and bytes of 0x80
+/// and above or controls are read differently by the next parser and
+/// reach logs as whatever a terminal makes of them (C1 controls,
+/// right-to-left overrides). `"` and the other visible bytes pass
+/// (PHP's `?a[]=1`, JSON in query strings); logs escape them.
 fn check_target(target: &str, method: &str, host: &[u8]) -> Result<(), HeadError> {
+    if target
+        .bytes()
+        .any(|b| !(0x21..=0x7e).contains(&b) || b == b'#')
+    {
+        return Err(HeadError::Malformed(Malformed::TargetBytes));
+    }
     if target.starts_with('/') {
         return Ok(());
     }
@@ -548,6 +561,41 @@ mod tests {
         // One plain line is the client's own, forwarded where it was.
         let (out, _) = forwarded("POST / HTTP/1.1\r\nContent-Length: 5\r\nHost: a\r\n\r\n");
         assert_eq!(out, "POST / HTTP/1.1\r\nContent-Length: 5\r\nHost: a\r\n");
+    }
+
+    #[test]
+    fn targets_are_visible_ascii_without_a_fragment() {
+        for ok in [
+            "/a?b[]=1&c={\"d\":[1,2]}",
+            "/~user/%7e!$&'()*+,;=:@",
+            "/a|b^c`d\\e",
+        ] {
+            let text = format!("GET {ok} HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert!(matches!(p(&text), Ok(Some(_))), "{ok:?}");
+        }
+        // httparse takes these; moirai refuses them.
+        let ours = [
+            &b"/a#frag"[..],
+            b"/caf\xc3\xa9",
+            b"/\xe2\x80\xae",
+            b"/\xc2\x9b31m",
+        ];
+        // httparse refuses these itself.
+        let httparse = [&b"/a\x7fb"[..], b"/a\x01b", b"/a\tb"];
+        for (bad, why) in ours
+            .iter()
+            .map(|b| (b, Malformed::TargetBytes))
+            .chain(httparse.iter().map(|b| (b, Malformed::Syntax)))
+        {
+            let text = [&b"GET "[..], bad, b" HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
+            let r = parse(&text, &mut Vec::new(), &mut Vec::new());
+            assert_eq!(
+                r,
+                Err(HeadError::Malformed(why)),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
