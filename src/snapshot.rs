@@ -226,9 +226,9 @@ impl ServiceSnapshot {
 pub struct SyslogSpec {
     /// The remote collector (the `syslog` key), if any.
     pub addr: Option<SocketAddr>,
-    /// The local access-log writer (`--access-log`), if any: a loopback
-    /// UDP socket of the control plane that appends to the file.
-    pub local: Option<SocketAddr>,
+    /// The local access-log writer (`--access-log`), if any: a pipe to
+    /// the control plane's thread that appends to the file.
+    pub local: Option<crate::sys::logfile::LocalLog>,
     /// Hostname and pid for the header.
     pub origin: Arc<crate::proto::syslog::Origin>,
     /// RFC 3164 with HAProxy's text (default) or RFC 5424.

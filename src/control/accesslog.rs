@@ -1,50 +1,47 @@
 //! The optional local access log (`--access-log PATH`): every access line
-//! the workers send, appended to a file, one per line, as
+//! the workers produce, appended to a file, one per line, as
 //! `/var/log/haproxy.log` holds them on the HAProxy image. Rotate it with
 //! `logadm -w PATH -C 5 -c -s 100m` (copy and truncate: the file stays
 //! open).
 //!
-//! The workers never touch the file: they send the line as a datagram to
-//! a loopback socket of this thread, exactly as to a remote collector
-//! (non-blocking, dropped and counted when the buffer is full), and this
-//! thread writes. A slow disk costs lines, never a worker's time.
+//! The workers never touch the file: each writes its line into a pipe of
+//! this process (non-blocking; a full pipe drops the line, counted, as a
+//! full socket buffer does for remote syslog) and this thread writes the
+//! file. A slow disk costs lines, never a worker's time. A pipe, not a
+//! socket (see [`crate::sys::logfile`]): nothing outside the process can
+//! add a line.
+//!
+//! The file is opened by [`crate::sys::logfile::open_log`]: owner-only,
+//! never through a symbolic link, never in a directory others can write
+//! to.
 
-use std::io::Write;
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{BufReader, Write};
 use std::path::PathBuf;
 
-/// The writer thread's address, for the workers' sinks.
+use crate::sys::logfile::{self, next_frame, LocalLog, LogFileError, MAX_FRAME};
+
+/// The writer thread's pipe, for the workers' sinks.
 #[derive(Debug)]
 pub struct AccessLog {
-    /// Where workers send lines.
-    pub addr: SocketAddr,
+    /// Where workers write lines.
+    pub local: LocalLog,
 }
 
 impl AccessLog {
     /// Opens `path` for appending and starts the writer.
-    pub fn start(path: PathBuf) -> std::io::Result<AccessLog> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        let sock = UdpSocket::bind("127.0.0.1:0")?;
-        // Room for bursts: lines wait here while the disk catches up.
-        let _ = socket2::SockRef::from(&sock).set_recv_buffer_size(4 << 20);
-        let addr = sock.local_addr()?;
+    pub fn start(path: PathBuf) -> Result<AccessLog, AccessLogError> {
+        let mut file = logfile::open_log(&path).map_err(AccessLogError::File)?;
+        let (reader, writer) = logfile::log_pipe().map_err(AccessLogError::Setup)?;
         std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                let mut buf = vec![0u8; crate::proto::syslog::MAX_LEN + 1];
+                let mut frames = BufReader::with_capacity(64 << 10, reader);
+                let mut line = vec![0u8; MAX_FRAME];
                 let mut failing = false;
-                loop {
-                    let Ok(n) = sock.recv(&mut buf) else { continue };
-                    // Only lines from this process's workers (loopback,
-                    // any port): the syslog priority is not for a file.
-                    let line = strip_priority(&buf[..n]);
-                    let written = file.write_all(line).and_then(|()| file.write_all(b"\n"));
+                // Ends when every write end is closed (the process exits).
+                while let Some(n) = next_frame(&mut frames, &mut line) {
+                    let text = strip_priority(&line[..n]);
+                    let written = file.write_all(text).and_then(|()| file.write_all(b"\n"));
                     match written {
                         Ok(()) => failing = false,
                         Err(e) if !failing => {
@@ -54,8 +51,29 @@ impl AccessLog {
                         Err(_) => {}
                     }
                 }
-            })?;
-        Ok(AccessLog { addr })
+            })
+            .map_err(AccessLogError::Setup)?;
+        Ok(AccessLog {
+            local: LocalLog::new(writer),
+        })
+    }
+}
+
+/// Why the access log cannot start.
+#[derive(Debug)]
+pub enum AccessLogError {
+    /// The file is refused or cannot be opened.
+    File(LogFileError),
+    /// The pipe or the thread cannot be made.
+    Setup(std::io::Error),
+}
+
+impl std::fmt::Display for AccessLogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccessLogError::File(e) => write!(f, "access log: {e}"),
+            AccessLogError::Setup(e) => write!(f, "access log: {e}"),
+        }
     }
 }
 
@@ -71,7 +89,7 @@ fn strip_priority(line: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_priority;
+    use super::*;
 
     #[test]
     fn priorities_are_stripped() {

@@ -100,17 +100,11 @@ impl ErrorLog {
             return;
         }
         let Some(path) = &self.path else { return };
-        // Opened for each write: logadm may have moved the file.
-        let written = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-            })
-            .and_then(|mut f| f.write_all(lines.as_bytes()));
+        // Opened for each write (logadm may have moved the file), as
+        // every log file is: owner-only, never through a link.
+        let written = crate::sys::logfile::open_log(path)
+            .map_err(|e| e.to_string())
+            .and_then(|mut f| f.write_all(lines.as_bytes()).map_err(|e| e.to_string()));
         match written {
             Ok(()) => self.failing = false,
             Err(e) if !self.failing => {

@@ -123,6 +123,10 @@ pub enum RunError {
     Setup(&'static str, io::Error),
     /// A worker thread cannot be started.
     Spawn(io::Error),
+    /// The access log cannot be opened.
+    AccessLog(accesslog::AccessLogError),
+    /// The error log's path is refused.
+    ErrorLog(crate::sys::logfile::LogFileError),
     /// No configuration at start: the metadata could not be read within
     /// the start-up limit, or `loadbalancer` is not `true`. SMF's
     /// `SMF_EXIT_ERR_CONFIG` (96), so `svcs -x` points at it.
@@ -147,6 +151,8 @@ impl fmt::Display for RunError {
             RunError::State(e) => write!(f, "{e}"),
             RunError::Setup(what, e) => write!(f, "cannot set up {what}: {e}"),
             RunError::Spawn(e) => write!(f, "cannot start a worker thread: {e}"),
+            RunError::AccessLog(e) => write!(f, "{e}"),
+            RunError::ErrorLog(e) => write!(f, "error log: {e}"),
             RunError::Config(why) => f.write_str(why),
         }
     }
@@ -325,11 +331,11 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         renew_before: opts.acme_renew_before,
         dns_propagation: opts.acme_dns_propagation,
     };
+    if let Some(p) = &opts.error_log {
+        crate::sys::logfile::check_log_path(p).map_err(RunError::ErrorLog)?;
+    }
     let access = match &opts.access_log {
-        Some(p) => Some(
-            accesslog::AccessLog::start(p.clone())
-                .map_err(|e| RunError::Setup("the access log", e))?,
-        ),
+        Some(p) => Some(accesslog::AccessLog::start(p.clone()).map_err(RunError::AccessLog)?),
         None => None,
     };
     let ctl = Control {
@@ -789,7 +795,7 @@ impl Control {
     /// hosts file or DNS (a name not resolved yet means no remote syslog
     /// for now), and the local access log.
     fn syslog_spec(&self, config: &Config) -> Option<SyslogSpec> {
-        let local = self.logs.access.as_ref().map(|a| a.addr);
+        let local = self.logs.access.as_ref().map(|a| a.local.clone());
         let remote = config.syslog().and_then(|t| {
             let ip = match &t.host {
                 crate::config::SyslogHost::Ip(ip) => Some(*ip),

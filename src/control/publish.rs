@@ -434,7 +434,7 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     }
     if old.syslog != new.syslog {
         out.push(match &new.syslog {
-            Some(s) => match (s.addr, s.local) {
+            Some(s) => match (s.addr, &s.local) {
                 (Some(a), Some(_)) => format!("syslog to {a} and the access log"),
                 (Some(a), None) => format!("syslog to {a}"),
                 (None, _) => "access log only".to_owned(),

@@ -10,13 +10,16 @@ use std::time::SystemTime;
 use crate::metrics::stats::SyslogCounters;
 use crate::proto::syslog::{self, Access};
 use crate::snapshot::SyslogSpec;
+use crate::sys::logfile::{LineWriter, LocalLog};
 
 /// Sends access lines for one worker.
 #[derive(Debug)]
 pub struct Sink {
     spec: SyslogSpec,
-    /// Connected to the remote collector and to the local access log.
-    socks: Vec<UdpSocket>,
+    /// Connected to the remote collector.
+    remote: Option<UdpSocket>,
+    /// This worker's end of the local access log's pipe.
+    local: Option<LineWriter>,
     buf: Vec<u8>,
     counts: Arc<SyslogCounters>,
     worker: usize,
@@ -37,15 +40,12 @@ fn connected(to: SocketAddr) -> io::Result<UdpSocket> {
 impl Sink {
     /// A sender to `spec.addr` and `spec.local`.
     pub fn open(spec: SyslogSpec, counts: Arc<SyslogCounters>, worker: usize) -> io::Result<Sink> {
-        let socks = spec
-            .addr
-            .into_iter()
-            .chain(spec.local)
-            .map(connected)
-            .collect::<io::Result<Vec<_>>>()?;
+        let remote = spec.addr.map(connected).transpose()?;
+        let local = spec.local.as_ref().map(LocalLog::writer).transpose()?;
         Ok(Sink {
             spec,
-            socks,
+            remote,
+            local,
             buf: Vec::with_capacity(syslog::MAX_LEN),
             counts,
             worker,
@@ -66,10 +66,14 @@ impl Sink {
             &self.spec.origin,
             a,
         );
-        for s in &self.socks {
+        if let Some(s) = &self.remote {
             // WouldBlock (buffer full), ECONNREFUSED (no collector yet)
             // and the rest all mean the same here: this line is lost.
             let sent = s.send(&self.buf).is_ok();
+            self.counts.count(self.worker, sent);
+        }
+        if let Some(w) = &mut self.local {
+            let sent = w.send(&self.buf);
             self.counts.count(self.worker, sent);
         }
     }

@@ -23,14 +23,12 @@ fn spawn_run(
         .arg(metadata)
         .arg("--state-dir")
         .arg(state_dir)
-        .args([
-            "--workers",
-            "1",
-            "--nameserver",
-            "127.0.0.1:9",
-            "--error-log",
-            "none",
-        ])
+        .args(["--workers", "1", "--nameserver", "127.0.0.1:9"])
+        .args(if extra.contains(&"--error-log") {
+            &[][..]
+        } else {
+            &["--error-log", "none"][..]
+        })
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -535,6 +533,71 @@ fn the_access_log_option_writes_every_request_locally() {
         assert!(l.contains(" fe0 be0/rs1 "), "{l}");
         assert!(l.ends_with(&format!("\"GET /a{i} HTTP/1.1\"")), "{l}");
     }
+    // Owner-only, and nothing another local process could send a line
+    // to: the workers write into a pipe, and moirai (no syslog key here)
+    // holds no UDP socket at all.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(udp_sockets_of(m.pid()), 0);
+}
+
+/// How many UDP sockets (IPv4 and IPv6) process `pid` holds.
+fn udp_sockets_of(pid: u32) -> usize {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .flat_map(|t| {
+            std::fs::read_to_string(t)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(9).map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .filter(|inode| inodes.contains(inode))
+        .count()
+}
+
+/// A log path another user could choose the file of is refused at start,
+/// with the reason, for the access log and the error log alike: a
+/// symbolic link (to a root-owned file, which stays untouched), or a
+/// directory anybody can write to.
+#[test]
+fn log_files_moirai_cannot_own_are_refused_at_start() {
+    let md = metadata("http://18080:127.0.0.1:9");
+    let dir = temp_dir("log-refused");
+    let target = dir.join("crontab");
+    std::fs::write(&target, "root's file\n").unwrap();
+    let link = dir.join("access.log");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let open = temp_dir("log-open-dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let open_log = open.join("access.log");
+    for (flag, path, why) in [
+        ("--access-log", &link, "is a symbolic link"),
+        ("--error-log", &link, "is a symbolic link"),
+        ("--access-log", &open_log, "is writable by anybody"),
+        ("--error-log", &open_log, "is writable by anybody"),
+    ] {
+        let (code, err) = run_until_exit(
+            Some(&md),
+            &[flag, path.to_str().unwrap()],
+            Duration::from_secs(10),
+        );
+        assert_eq!(code, Some(2), "{flag} {}: {err}", path.display());
+        assert!(err.contains(why), "{flag}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "root's file\n");
+    assert!(!open_log.exists());
 }
 
 /// `moirai upgrade`: new connections keep coming (each request on a new
