@@ -709,6 +709,15 @@ impl Control {
                 p.path().display()
             ));
         }
+        // Sockets a previous upgrade handed over that no worker has taken
+        // yet (they wait for the first configuration) would not be handed
+        // on.
+        if !self.listen.inherited.is_empty() {
+            return Err(
+                "the last upgrade's listeners are not all taken yet (the first configuration is not in force); try again in a few seconds"
+                    .to_owned(),
+            );
+        }
         // Relative to what? The client's directory is not ours; `moirai
         // upgrade` sends an absolute path.
         if !path.is_absolute() {
