@@ -39,8 +39,10 @@ enum Command {
     Acme(AcmeArgs),
     /// Replace the running moirai by this program (default: the one it
     /// runs, e.g. after installing a new one there) without refusing a
-    /// connection: the listening sockets are handed over, requests in
-    /// flight finish first, the PID stays.
+    /// connection: the program is checked first (it must read the metadata
+    /// and be able to take the listening sockets, or nothing changes), then
+    /// the sockets are handed over, requests in flight finish first, the
+    /// PID stays.
     Upgrade(UpgradeArgs),
 }
 
@@ -267,6 +269,12 @@ struct RunArgs {
     /// error, warn, info, debug or trace.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: log::LevelFilter,
+    /// An upgrade's check of this program, run by the moirai it replaces:
+    /// parse the options, read the metadata, build the configuration and
+    /// check the listening sockets handed over; exit 0 if it could take
+    /// over, serving nothing.
+    #[arg(long, hide = true)]
+    preflight: bool,
 }
 
 const fn default_state_dir() -> &'static str {
@@ -320,24 +328,44 @@ fn main() -> ExitCode {
         ),
         Command::LogLevel(a) => control(&a.state_dir, &format!("log-level {}", a.level)),
         Command::Acme(a) => control(&a.state_dir, &format!("acme {}", a.action)),
-        Command::Upgrade(a) => control(
-            &a.state_dir,
-            &match &a.binary {
-                Some(b) => format!("upgrade {}", b.display()),
-                None => "upgrade".to_owned(),
-            },
-        ),
+        Command::Upgrade(a) => upgrade(a),
     }
 }
 
+/// `moirai upgrade`: the program is named to the daemon by its absolute
+/// path (a relative one means this shell's directory, not the daemon's),
+/// and the answer waits for the new program's pre-flight.
+fn upgrade(a: UpgradeArgs) -> ExitCode {
+    let line = match &a.binary {
+        Some(b) => match std::fs::canonicalize(b) {
+            Ok(p) => format!("upgrade {}", p.display()),
+            Err(e) => return fail(&format!("{}: {e}", b.display())),
+        },
+        None => "upgrade".to_owned(),
+    };
+    match ask_within(&a.state_dir, &line, UPGRADE_ANSWER) {
+        Ok(answer) => say(&answer),
+        Err(e) => fail(&e),
+    }
+}
+
+/// How long `moirai upgrade` waits for its answer: the pre-flight's 10 s
+/// and some.
+const UPGRADE_ANSWER: Duration = Duration::from_secs(20);
+
 /// Sends one command line to the running moirai and returns its answer.
 fn ask(state_dir: &std::path::Path, line: &str) -> Result<String, String> {
+    ask_within(state_dir, line, Duration::from_secs(5))
+}
+
+/// [`ask`], waiting up to `limit` for the answer.
+fn ask_within(state_dir: &std::path::Path, line: &str, limit: Duration) -> Result<String, String> {
     use std::io::{Read, Write};
     let path = state_dir.join(moirai::control::status::SOCKET);
     let mut text = String::new();
     std::os::unix::net::UnixStream::connect(&path)
         .and_then(|mut s| {
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.set_read_timeout(Some(limit))?;
             s.write_all(format!("{line}\n").as_bytes())?;
             s.read_to_string(&mut text)
         })
@@ -353,15 +381,18 @@ fn read_status(state_dir: &std::path::Path) -> Result<String, String> {
 /// A run-time control: prints the answer; exit 1 when moirai refused it.
 fn control(state_dir: &std::path::Path, line: &str) -> ExitCode {
     match ask(state_dir, line) {
-        Ok(answer) => {
-            println!("{}", answer.trim_end());
-            if answer.starts_with("ok") {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
+        Ok(answer) => say(&answer),
         Err(e) => fail(&e),
+    }
+}
+
+/// Prints moirai's answer; exit 1 unless it is `ok`.
+fn say(answer: &str) -> ExitCode {
+    println!("{}", answer.trim_end());
+    if answer.starts_with("ok") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -450,12 +481,36 @@ fn check(args: CheckArgs) -> ExitCode {
     }
 }
 
+/// `moirai run --preflight`: what the moirai being replaced asks before it
+/// hands over (see `moirai::control::preflight`). Warnings and errors go to
+/// stderr, which that moirai quotes; the last line says the outcome.
+fn preflight(args: RunArgs) -> ExitCode {
+    moirai::logging::init(args.log_level.min(log::LevelFilter::Warn));
+    let source = match args.source.open() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    match moirai::control::preflight::check(source, &args.listen_addresses) {
+        Ok(said) => {
+            eprintln!("moirai: {said}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("moirai: pre-flight: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 fn fail(msg: &str) -> ExitCode {
     eprintln!("moirai: {msg}");
     ExitCode::from(2)
 }
 
 fn run(args: RunArgs) -> ExitCode {
+    if args.preflight {
+        return preflight(args);
+    }
     moirai::logging::init(args.log_level);
     let source = match args.source.open() {
         Ok(s) => s,

@@ -14,6 +14,11 @@
 //! ([`commands`]), and what the status document and the metrics say
 //! ([`report`]). Every change reaches the workers the same way: through
 //! the snapshot builder ([`publish`]), as a new generation.
+//!
+//! `moirai upgrade` (or a refresh after the binary was replaced) checks the
+//! new program first ([`preflight`]) while everything keeps serving; only
+//! if it passes do the workers hand their listeners over and the process
+//! exec it. If the exec fails, new workers take the listeners back.
 
 pub mod accesslog;
 pub mod certs;
@@ -23,6 +28,7 @@ pub mod errlog;
 pub mod health;
 pub mod hosts;
 mod intake;
+pub mod preflight;
 pub mod publish;
 mod reload;
 mod report;
@@ -56,6 +62,10 @@ const DNS_TIMEOUT: Duration = Duration::from_secs(1);
 /// After an upgrade, how long the workers wait for every backend's first
 /// check before they get a configuration anyway.
 const UPGRADE_HOLD: Duration = Duration::from_secs(5);
+/// How long the workers get to lend their listeners to a pre-flight.
+const LEND_WAIT: Duration = Duration::from_secs(1);
+/// How often the loop looks at a pre-flight under way.
+const PREFLIGHT_TICK: Duration = Duration::from_millis(20);
 
 /// Everything `moirai run` configures.
 pub struct Options {
@@ -198,9 +208,17 @@ struct Control {
     /// How long a stop lets connections finish (`--grace`, or
     /// `config/grace` re-read on refresh).
     grace: Duration,
-    /// `moirai upgrade` asked for this program: hand the listeners over
-    /// and exec it.
+    /// The new program being checked before an upgrade.
+    preflight: Option<preflight::Preflight>,
+    /// The new program passed its pre-flight: hand the listeners over and
+    /// exec it.
     upgrade: Option<PathBuf>,
+    /// How workers open listeners, and where they report: to start new
+    /// ones if an upgrade's exec fails.
+    listen: ListenConfig,
+    reporter: worker::Reporter,
+    /// How many workers run.
+    workers: usize,
     /// The program running, and its identity when it started, to notice
     /// a new binary at refresh.
     exe: Option<(PathBuf, (u64, u64, i64))>,
@@ -221,7 +239,6 @@ pub fn run(opts: Options) -> Result<(), RunError> {
     let (mut ctl, mut lp) = start(opts)?;
     loop {
         match ctl.turn(&mut lp) {
-            Next::Go if ctl.upgrade.is_some() => break,
             Next::Go => {}
             Next::Stop => break,
             Next::Fatal(why) => {
@@ -230,11 +247,14 @@ pub fn run(opts: Options) -> Result<(), RunError> {
                 return Err(RunError::Config(why));
             }
         }
+        if let Some(path) = ctl.upgrade.take() {
+            // Returns only if the exec failed: serve on.
+            let e = ctl.handover(&path, &mut lp);
+            log::error!("upgrade: {e}; new workers take the listeners back and serve on");
+            ctl.resume()?;
+        }
     }
     let grace = ctl.grace;
-    if let Some(path) = ctl.upgrade.take() {
-        return ctl.handover(path, grace, lp);
-    }
     ctl.drain(grace, &mut lp);
     Ok(())
 }
@@ -267,7 +287,7 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
     let report_tx = worker::Reporter::new(report_tx, Some(Arc::clone(&waker)));
     let syslog_counts = Arc::new(crate::metrics::stats::SyslogCounters::new(workers_n));
     // Sockets a previous process handed over (`moirai upgrade`).
-    let inherited = Arc::new(crate::sys::net::Inherited::from_env());
+    let inherited = Arc::new(crate::sys::net::Inherited::from_env(workers_n));
     let inherited_n = inherited.len();
     let listen = ListenConfig {
         inherited,
@@ -283,7 +303,6 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         workers
             .push(worker::spawn(id, listen.clone(), report_tx.clone()).map_err(RunError::Spawn)?);
     }
-    drop(report_tx);
     if inherited_n > 0 {
         log::warn!(
             "upgrade: {inherited_n} listening sockets inherited; accepting once every backend is checked"
@@ -380,7 +399,11 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         fatal: None,
         listen_addresses: opts.listen_addresses.clone(),
         grace: opts.grace,
+        preflight: None,
         upgrade: None,
+        listen,
+        reporter: report_tx,
+        workers: workers_n,
         exe: std::env::current_exe()
             .ok()
             .and_then(|p| commands::exe_identity(&p).map(|id| (p, id))),
@@ -445,9 +468,14 @@ impl Control {
     /// One pass of the loop: waits for events (at most a tick, less when
     /// a health check is due), then dispatches them.
     fn turn(&mut self, lp: &mut Loop) -> Next {
-        let wait = self.health.next_wake().map_or(TICK, |t| {
+        let tick = if self.preflight.is_some() {
+            PREFLIGHT_TICK
+        } else {
+            TICK
+        };
+        let wait = self.health.next_wake().map_or(tick, |t| {
             t.saturating_duration_since(Instant::now())
-                .min(TICK)
+                .min(tick)
                 // Rounds up: waking a hair early would only loop again.
                 + Duration::from_millis(1)
         });
@@ -472,6 +500,7 @@ impl Control {
         }
         self.rollout
             .collect(&mut self.reload, &mut self.observed.exporter);
+        self.close_unclaimed();
         if lp.has(ControlToken::Wake) {
             self.metadata_updates();
             if self.dns.updates() {
@@ -486,6 +515,7 @@ impl Control {
                 s.serve(|line| self.command(line));
             }
         }
+        self.preflight_ended(lp);
         if self.upgrade.is_some() {
             return Next::Go;
         }
@@ -546,6 +576,9 @@ impl Control {
                 self.apply_smf(s);
             }
         }
+        // A new binary at our path: upgrade to it, pre-flight first (a
+        // failing one is logged and the running program serves on; the
+        // next refresh tries again).
         if let Some((path, id)) = self.exe.clone() {
             if commands::exe_identity(&path).is_some_and(|now| now != id) {
                 if let Err(e) = self.ask_upgrade(path) {
@@ -607,13 +640,14 @@ impl Control {
         }
     }
 
-    /// Answers one line from the control socket.
-    fn command(&mut self, line: &str) -> String {
+    /// Answers one line from the control socket; `None` for an upgrade,
+    /// answered when its pre-flight ends.
+    fn command(&mut self, line: &str) -> Option<String> {
         let cmd = match Command::parse(line) {
             Ok(c) => c,
-            Err(answer) => return answer,
+            Err(answer) => return Some(answer),
         };
-        match cmd {
+        Some(match cmd {
             Command::Status => self.parts().status().to_string(),
             Command::Backend { port, addr, state } => self.admin_command(port, addr, state),
             Command::LogLevel(l) => {
@@ -623,10 +657,10 @@ impl Control {
             }
             Command::Upgrade(path) => {
                 let Some(path) = path.or_else(|| self.exe.as_ref().map(|(p, _)| p.clone())) else {
-                    return "error: cannot tell which program runs; name it".to_owned();
+                    return Some("error: cannot tell which program runs; name it".to_owned());
                 };
                 match self.ask_upgrade(path) {
-                    Ok(msg) => format!("ok: {msg}"),
+                    Ok(()) => return None,
                     Err(e) => format!("error: {e}"),
                 }
             }
@@ -639,7 +673,7 @@ impl Control {
                         .to_owned()
                 }
             }
-        }
+        })
     }
 
     /// `backend disable|enable|drain PORT ADDRESS`: applied with a new
@@ -668,20 +702,103 @@ impl Control {
         }
     }
 
-    /// Checks that `path` can run, then asks for the hand-over: the loop
-    /// ends and [`Control::handover`] takes over.
-    fn ask_upgrade(&mut self, path: PathBuf) -> Result<String, String> {
+    /// Starts the pre-flight of `path` (absolute; symbolic links are
+    /// resolved, so the program checked is the one exec'd); nothing drains
+    /// before it passes ([`Control::preflight_ended`]).
+    fn ask_upgrade(&mut self, path: PathBuf) -> Result<(), String> {
         if self.upgrade.is_some() || self.rollout.is_stopping() {
             return Err("already stopping or upgrading".to_owned());
         }
+        if let Some(p) = &self.preflight {
+            return Err(format!(
+                "{} is being checked for an upgrade already",
+                p.path().display()
+            ));
+        }
+        // Sockets a previous upgrade handed over that no worker has taken
+        // yet (they wait for the first configuration) would not be handed
+        // on.
+        if !self.listen.inherited.is_empty() {
+            return Err(
+                "the last upgrade's listeners are not all taken yet (the first configuration is not in force); try again in a few seconds"
+                    .to_owned(),
+            );
+        }
+        // Relative to what? The client's directory is not ours; `moirai
+        // upgrade` sends an absolute path.
+        if !path.is_absolute() {
+            return Err(format!("{}: not an absolute path", path.display()));
+        }
+        let path = std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         commands::check_executable(&path)?;
+        let lent = self.rollout.lend(LEND_WAIT)?;
+        let p = preflight::Preflight::start(&path, std::env::args_os().skip(1), lent)
+            .map_err(|e| e.to_string())?;
         log::warn!(
-            "upgrade: handing the listeners to {} (requests in flight finish first)",
+            "upgrade: checking {} (pre-flight) before anything drains",
             path.display()
         );
-        let msg = format!("upgrading to {}", path.display());
-        self.upgrade = Some(path);
-        Ok(msg)
+        self.preflight = Some(p);
+        Ok(())
+    }
+
+    /// A pre-flight that ended: if it passed, the loop hands over to the
+    /// program ([`Control::handover`]); if not, nothing changed. A client
+    /// of the control socket waiting for it gets the answer.
+    fn preflight_ended(&mut self, lp: &mut Loop) {
+        let Some(verdict) = self.preflight.as_mut().and_then(|p| p.poll(Instant::now())) else {
+            return;
+        };
+        let Some(p) = self.preflight.take() else {
+            return;
+        };
+        let path = p.path().to_owned();
+        drop(p);
+        let answer = match verdict {
+            Ok(said) => {
+                log::warn!(
+                    "upgrade: {} passed its pre-flight ({said}); handing the listeners over (requests in flight finish first)",
+                    path.display()
+                );
+                let answer = format!("ok: upgrading to {} (pre-flight passed)", path.display());
+                self.upgrade = Some(path);
+                answer
+            }
+            Err(e) => {
+                log::error!("upgrade refused, still running this program: {e}");
+                format!("error: upgrade refused, still running this program: {e}")
+            }
+        };
+        if let Some(s) = lp.status.as_mut() {
+            s.answer_held(&answer);
+        }
+    }
+
+    /// After an upgrade, once every worker has opened the listeners of
+    /// the first configuration: inherited sockets nobody took (ports that
+    /// configuration does not have) are closed, not left queueing
+    /// connections nobody accepts.
+    fn close_unclaimed(&mut self) {
+        if !self.rollout.settled() || self.listen.inherited.is_empty() {
+            return;
+        }
+        let closed = self.listen.inherited.close_rest();
+        if !closed.is_empty() {
+            let what: Vec<String> = closed
+                .iter()
+                .map(|(a, p)| {
+                    format!(
+                        "{}:{p}",
+                        a.map_or_else(|| "*".to_owned(), |a| a.to_string())
+                    )
+                })
+                .collect();
+            log::warn!(
+                "upgrade: closed {} inherited listeners the configuration has no service for: {}",
+                closed.len(),
+                what.join(", ")
+            );
+        }
     }
 
     /// Writes the interval's errors per service to the local error log.
@@ -862,10 +979,22 @@ impl Control {
                 .poll(&mut lp.events, Some(Duration::from_millis(20)));
             if lp.has(ControlToken::Status) {
                 if let Some(s) = lp.status.as_mut() {
-                    s.serve(|line| match line {
-                        "" | "status" => self.parts().status().to_string(),
-                        _ => format!("error: moirai is {doing}"),
+                    s.serve(|line| {
+                        Some(match line {
+                            "" | "status" => self.parts().status().to_string(),
+                            _ => format!("error: moirai is {doing}"),
+                        })
                     });
+                }
+            }
+            // Answers to checks in flight are taken (readiness is
+            // edge-triggered: dropped now, it would never come again), so
+            // that if an upgrade's exec fails no backend is judged by a
+            // check timed out meanwhile.
+            let now = Instant::now();
+            for ev in lp.events.iter() {
+                if ControlToken::of(ev.token()) == Some(ControlToken::Health) {
+                    self.health.ready(lp.poll.registry(), ev.token(), now);
                 }
             }
         }
@@ -888,33 +1017,79 @@ impl Control {
         log::info!("stopped");
     }
 
-    /// `moirai upgrade`: the workers give their listening sockets up
-    /// (still open: new connections queue in the kernel) and drain as for
-    /// a stop; then this process becomes `path`, same PID (SMF sees
-    /// nothing), with the sockets inherited. Returns only on failure.
-    fn handover(mut self, path: PathBuf, grace: Duration, mut lp: Loop) -> Result<(), RunError> {
-        self.stop_workers(
-            ToWorker::Handover(Instant::now() + grace),
-            "upgrading",
-            &mut lp,
-        );
+    /// `moirai upgrade`, once `path` passed its pre-flight: the workers
+    /// give their listening sockets up (still open: new connections queue
+    /// in the kernel) and drain as for a stop; then this process becomes
+    /// `path`, same PID (SMF sees nothing), with the sockets inherited.
+    /// Returns only if that failed, with why: the sockets are still here,
+    /// for [`Control::resume`].
+    fn handover(&mut self, path: &std::path::Path, lp: &mut Loop) -> HandoverError {
+        let grace = self.grace;
+        self.stop_workers(ToWorker::Handover(Instant::now() + grace), "upgrading", lp);
         self.rollout.join();
-        // The next process binds the control socket again.
-        drop(lp.status.take());
-        let (env, n) = self
-            .rollout
-            .handover_env()
-            .map_err(|e| RunError::Setup("a listener for the upgrade", e))?;
+        let (env, n) = match self.rollout.handover_env() {
+            Ok(e) => e,
+            Err(e) => return HandoverError::Inherit(e),
+        };
         log::warn!(
             "upgrade: {n} listeners handed over; executing {}",
             path.display()
         );
+        // The control socket is closed on exec; the next program binds it
+        // again. `path` is absolute: no PATH search, and no shell.
         use std::os::unix::process::CommandExt;
-        let e = std::process::Command::new(&path)
+        let e = std::process::Command::new(path)
             .args(std::env::args_os().skip(1))
             .env(crate::sys::net::INHERITED_ENV, env)
             .exec();
-        Err(RunError::Setup("the upgraded program", e))
+        HandoverError::Exec(path.to_owned(), e)
+    }
+
+    /// After a hand-over whose exec failed: new workers adopt the
+    /// listening sockets the old ones handed over, as the upgraded program
+    /// would have, and get the running configuration at once.
+    fn resume(&mut self) -> Result<(), RunError> {
+        let (sockets, lost) = self.rollout.take_handed();
+        let n = sockets.len();
+        let workers_n = self.workers;
+        self.listen.inherited = Arc::new(crate::sys::net::Inherited::new(sockets, workers_n));
+        self.listen.shared = Arc::new(SharedListeners::default());
+        let mut workers = Vec::with_capacity(workers_n);
+        for id in 0..workers_n {
+            workers.push(
+                worker::spawn(id, self.listen.clone(), self.reporter.clone())
+                    .map_err(RunError::Spawn)?,
+            );
+        }
+        self.rollout.restart(workers);
+        self.rebuild(Instant::now());
+        log::error!(
+            "upgrade: not upgraded; {workers_n} workers serve on {n} listeners again{}",
+            if lost > 0 {
+                format!(" ({lost} lost)")
+            } else {
+                String::new()
+            }
+        );
+        Ok(())
+    }
+}
+
+/// Why an upgrade's hand-over did not end in the new program.
+#[derive(Debug)]
+enum HandoverError {
+    /// A listening socket could not be made inheritable.
+    Inherit(io::Error),
+    /// The exec failed (the file vanished, or is not a program after all).
+    Exec(PathBuf, io::Error),
+}
+
+impl fmt::Display for HandoverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandoverError::Inherit(e) => write!(f, "cannot hand a listener over: {e}"),
+            HandoverError::Exec(p, e) => write!(f, "cannot execute {}: {e}", p.display()),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::reload::Reloads;
 use crate::engine::worker::{FromWorker, ToWorker, WorkerHandle};
 use crate::metrics::export::Exporter;
 use crate::snapshot::Snapshot;
-use crate::sys::net::WorkerListener;
+use crate::sys::net::{self, ListenKey, WorkerListener};
 
 /// How often a listener that still cannot be opened is logged again.
 const NOT_LISTENING_REPEAT: Duration = Duration::from_secs(300);
@@ -336,9 +336,9 @@ impl Rollout {
     }
 
     /// The listening sockets handed over, as the next program finds them
-    /// (`fd@address@port;` each, `*` for every address), made inheritable.
+    /// ([`net::inherited_env_value`]), made inheritable; and how many.
     pub fn handover_env(&self) -> std::io::Result<(String, usize)> {
-        let mut env = String::new();
+        let mut items = Vec::new();
         let mut seen = HashSet::new();
         for (addr, port, l) in &self.handed {
             let fd = l.raw_fd();
@@ -347,9 +347,75 @@ impl Rollout {
                 continue;
             }
             l.inherit()?;
-            let addr = addr.map_or_else(|| "*".to_owned(), |a| a.to_string());
-            env.push_str(&format!("{fd}@{addr}@{port};"));
+            items.push((fd, *addr, *port));
         }
-        Ok((env, self.handed.len()))
+        let n = items.len();
+        Ok((net::inherited_env_value(items), n))
+    }
+
+    /// The listening sockets handed over, taken back after an upgrade
+    /// could not exec: each once, closed on exec again (the descriptors
+    /// made inheritable for the exec are closed).
+    pub fn take_handed(&mut self) -> (Vec<(ListenKey, std::net::TcpListener)>, usize) {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut lost = 0;
+        for (addr, port, l) in std::mem::take(&mut self.handed) {
+            if !seen.insert(l.raw_fd()) {
+                continue;
+            }
+            match l.duplicate() {
+                Ok(d) => out.push(((addr, port), d)),
+                Err(e) => {
+                    lost += 1;
+                    log::error!("upgrade: cannot take the listener of port {port} back: {e}");
+                }
+            }
+        }
+        (out, lost)
+    }
+
+    /// Duplicates of every worker's listening sockets, each socket once,
+    /// for an upgrade's pre-flight; the workers answer within `wait` or
+    /// the pre-flight is refused.
+    pub fn lend(&self, wait: Duration) -> Result<Vec<(ListenKey, std::net::TcpListener)>, String> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let asked = self
+            .workers
+            .iter()
+            .filter(|w| w.send(ToWorker::Lend(tx.clone())))
+            .count();
+        drop(tx);
+        let deadline = Instant::now() + wait;
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for _ in 0..asked {
+            let lent = rx
+                .recv_deadline(deadline)
+                .map_err(|_| "a worker did not lend its listeners in time".to_owned())?
+                .map_err(|e| format!("cannot duplicate a listener: {e}"))?;
+            for (addr, port, id, dup) in lent {
+                if seen.insert(id) {
+                    out.push(((addr, port), dup));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// New workers after an upgrade that could not exec: they get the
+    /// next snapshot published (no hold: the health checks carried on).
+    pub fn restart(&mut self, workers: Vec<WorkerHandle>) {
+        self.worker_gen = vec![0; workers.len()];
+        self.workers = workers;
+        self.pending.clear();
+        self.hold = None;
+        self.stopping = false;
+    }
+
+    /// Whether a configuration was published and every worker applied it
+    /// (so each has opened its listeners).
+    pub fn settled(&self) -> bool {
+        self.snapshot.generation > 0 && self.everywhere() >= self.snapshot.generation
     }
 }

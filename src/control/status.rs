@@ -9,7 +9,8 @@
 //!   `ok: ...` or `error: ...` (parsed by `commands::Command`).
 //!
 //! Served by the control thread between events; a client gets 200 ms to
-//! send its line and 500 ms to read the answer.
+//! send its line and 500 ms to read the answer. `upgrade` is answered when
+//! the new program's pre-flight ends (at most 10 s).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub const SOCKET: &str = "moirai.sock";
 pub struct StatusServer {
     listener: UnixListener,
     path: PathBuf,
+    /// Clients whose answer comes later (an upgrade's pre-flight).
+    held: Vec<UnixStream>,
 }
 
 impl StatusServer {
@@ -40,31 +43,25 @@ impl StatusServer {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
         registry.register(&mut listener, token, Interest::READABLE)?;
-        Ok(StatusServer { listener, path })
+        Ok(StatusServer {
+            listener,
+            path,
+            held: Vec::new(),
+        })
     }
 
     /// Answers every waiting client: `answer` gets the command line
-    /// (trimmed; empty for a client that sent none) and gives the reply.
-    pub fn serve(&mut self, mut answer: impl FnMut(&str) -> String) {
+    /// (trimmed; empty for a client that sent none) and gives the reply,
+    /// or `None` to hold the client until [`StatusServer::answer_held`]
+    /// (an upgrade answers when its pre-flight ends).
+    pub fn serve(&mut self, mut answer: impl FnMut(&str) -> Option<String>) {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
                     let line = read_command(&mut stream);
-                    let text = answer(line.trim());
-                    // The report is small and the socket buffer large; a
-                    // client that does not read is given up after 500 ms.
-                    let deadline = Instant::now() + Duration::from_millis(500);
-                    let mut sent = 0;
-                    while sent < text.len() && Instant::now() < deadline {
-                        match stream.write(&text.as_bytes()[sent..]) {
-                            Ok(0) => break,
-                            Ok(n) => sent += n,
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                                std::thread::sleep(Duration::from_millis(1))
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(_) => break,
-                        }
+                    match answer(line.trim()) {
+                        Some(text) => reply(&mut stream, &text),
+                        None => self.held.push(stream),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -74,6 +71,32 @@ impl StatusServer {
                     return;
                 }
             }
+        }
+    }
+
+    /// Answers the clients held by [`StatusServer::serve`].
+    pub fn answer_held(&mut self, text: &str) {
+        for mut stream in std::mem::take(&mut self.held) {
+            reply(&mut stream, text);
+        }
+    }
+}
+
+/// Writes the answer; the connection closes when `stream` is dropped.
+fn reply(stream: &mut UnixStream, text: &str) {
+    // The report is small and the socket buffer large; a client that does
+    // not read is given up after 500 ms.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut sent = 0;
+    while sent < text.len() && Instant::now() < deadline {
+        match stream.write(&text.as_bytes()[sent..]) {
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
         }
     }
 }

@@ -55,7 +55,16 @@ pub enum ToWorker {
     /// queues keep filling) and go to the control thread for the next
     /// program (`moirai upgrade`).
     Handover(Instant),
+    /// Send duplicates of the listening sockets, for an upgrade's
+    /// pre-flight to check; nothing changes here.
+    Lend(Sender<io::Result<Lent>>),
 }
+
+/// Duplicates of a worker's listening sockets: address (none: all), port,
+/// the listener's own descriptor (the same for every worker's duplicate of
+/// one shared socket, so the control thread counts it once) and the
+/// duplicate.
+pub type Lent = Vec<(Option<IpAddr>, u16, i32, std::net::TcpListener)>;
 
 /// Worker → control.
 #[derive(Debug)]
@@ -473,6 +482,9 @@ impl Worker {
                 Ok(ToWorker::Snapshot(s)) => newest = Some(s),
                 Ok(ToWorker::Drain(deadline)) => self.start_drain(deadline, now),
                 Ok(ToWorker::Handover(deadline)) => self.start_handover(deadline, now),
+                Ok(ToWorker::Lend(reply)) => {
+                    let _ = reply.send(self.lend());
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     // The control thread is gone: nobody can reconfigure or
@@ -585,7 +597,7 @@ impl Worker {
             });
             w.unbound.push((addr, Arc::clone(svc)));
         };
-        let socket = match net::listen(
+        let sockets = match net::listen(
             addr,
             port,
             self.listen.mode,
@@ -595,6 +607,35 @@ impl Worker {
             Ok(s) => s,
             Err(e) => return failed(self, e.to_string()),
         };
+        // Usually one; after an upgrade from a program with more workers,
+        // this worker's share of their sockets.
+        let mut polled = false;
+        let mut error = None;
+        for socket in sockets {
+            match self.poll_listener(addr, svc, socket) {
+                Ok(()) => polled = true,
+                Err(e) => error = Some(e),
+            }
+        }
+        match error {
+            Some(e) if !polled => failed(self, format!("cannot poll the listener: {e}")),
+            // Another socket of the port serves; this one is closed.
+            Some(e) => log::error!(
+                "worker {}: port {port}: cannot poll an inherited listener: {e}; closed",
+                self.id
+            ),
+            None => {}
+        }
+    }
+
+    /// Adds one open listening socket to the poll.
+    fn poll_listener(
+        &mut self,
+        addr: Option<IpAddr>,
+        svc: &Arc<ServiceSnapshot>,
+        socket: net::WorkerListener,
+    ) -> io::Result<()> {
+        let port = svc.port();
         let entry = self.listeners.vacant_entry();
         let index = entry.key();
         let gen = self.gens.bump();
@@ -612,15 +653,30 @@ impl Worker {
             gen,
         })
         .token();
-        if let Err(e) = self.poll.registry().register(
+        self.poll.registry().register(
             &mut slot.listener.socket.socket,
             token,
             Interest::READABLE,
-        ) {
-            return failed(self, format!("cannot poll the listener: {e}"));
-        }
+        )?;
         entry.insert(slot);
         self.by_port.entry(port).or_default().push(index);
+        Ok(())
+    }
+
+    /// Duplicates of every listening socket, for a pre-flight.
+    fn lend(&self) -> io::Result<Lent> {
+        self.listeners
+            .iter()
+            .map(|(_, slot)| {
+                let l = &slot.listener;
+                Ok((
+                    l.addr,
+                    l.service.port(),
+                    l.socket.raw_fd(),
+                    l.socket.duplicate()?,
+                ))
+            })
+            .collect()
     }
 
     /// Closes a listener after accepting what is already queued on it, so a

@@ -51,11 +51,13 @@ impl ListenMode {
 /// change), never per connection.
 #[derive(Debug, Default)]
 pub struct SharedListeners {
-    by_port: Mutex<HashMap<ListenKey, Weak<std::net::TcpListener>>>,
+    /// Usually one socket per key; several after an upgrade from a program
+    /// with a socket per worker.
+    by_port: Mutex<HashMap<ListenKey, Vec<Weak<std::net::TcpListener>>>>,
 }
 
 /// A listening address (none: all) and port.
-type ListenKey = (Option<IpAddr>, u16);
+pub type ListenKey = (Option<IpAddr>, u16);
 
 /// A worker's listening socket. In shared mode it also keeps the shared
 /// socket alive, so a worker that opens the port later finds the same one.
@@ -82,48 +84,148 @@ pub fn bind_on(
 /// `FD@ADDR@PORT` items (ADDR `*` for every address), `;`-separated.
 pub const INHERITED_ENV: &str = "MOIRAI_LISTEN_FDS";
 
+/// The [`INHERITED_ENV`] value naming `sockets` (descriptor, address,
+/// port).
+pub fn inherited_env_value(
+    sockets: impl IntoIterator<Item = (i32, Option<IpAddr>, u16)>,
+) -> String {
+    let mut env = String::new();
+    for (fd, addr, port) in sockets {
+        let addr = addr.map_or_else(|| "*".to_owned(), |a| a.to_string());
+        env.push_str(&format!("{fd}@{addr}@{port};"));
+    }
+    env
+}
+
+/// Why a socket named by [`INHERITED_ENV`] cannot be taken.
+#[derive(Debug)]
+pub enum InheritError {
+    /// An item that is not `FD@ADDR@PORT`.
+    Malformed(String),
+    /// The descriptor is not open, or a system call on it failed.
+    Unreadable(i32, io::Error),
+    /// The descriptor is not a socket.
+    NotASocket(i32),
+    /// A socket, but not an IPv4 or IPv6 stream socket.
+    NotTcp(i32),
+    /// A TCP socket that is not listening.
+    NotListening(i32),
+    /// A listening socket on another address or port than its name says.
+    Elsewhere(i32, ListenKey, SocketAddr),
+}
+
+impl std::fmt::Display for InheritError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InheritError::Malformed(item) => {
+                write!(f, "{INHERITED_ENV}: {item:?} is not FD@ADDRESS@PORT")
+            }
+            InheritError::Unreadable(fd, e) => write!(f, "inherited fd {fd}: {e}"),
+            InheritError::NotASocket(fd) => write!(f, "inherited fd {fd} is not a socket"),
+            InheritError::NotTcp(fd) => write!(f, "inherited fd {fd} is not a TCP socket"),
+            InheritError::NotListening(fd) => {
+                write!(f, "inherited fd {fd} is a TCP socket that does not listen")
+            }
+            InheritError::Elsewhere(fd, (addr, port), local) => write!(
+                f,
+                "inherited fd {fd} is named for {}:{port} but listens on {local}",
+                addr.map_or_else(|| "*".to_owned(), |a| a.to_string())
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InheritError {}
+
+/// Takes every socket [`INHERITED_ENV`] names, if it is set, and unsets it
+/// (so nothing this process starts inherits the claim). Each one is
+/// checked: a listening TCP socket on the address and port its name says;
+/// the others come back as errors (those that were sockets are closed).
+pub fn inherited_from_env() -> (Vec<(ListenKey, std::net::TcpListener)>, Vec<InheritError>) {
+    let Ok(text) = std::env::var(INHERITED_ENV) else {
+        return (Vec::new(), Vec::new());
+    };
+    std::env::remove_var(INHERITED_ENV);
+    let (mut ok, mut errors) = (Vec::new(), Vec::new());
+    for item in text.split(';').filter(|i| !i.is_empty()) {
+        match parse_item(item) {
+            Some((fd, key)) => match adopt(fd, key) {
+                Ok(l) => ok.push((key, l)),
+                Err(e) => errors.push(e),
+            },
+            None => errors.push(InheritError::Malformed(item.to_owned())),
+        }
+    }
+    (ok, errors)
+}
+
+/// `FD@ADDR@PORT`, understood.
+fn parse_item(item: &str) -> Option<(i32, ListenKey)> {
+    let mut f = item.split('@');
+    let (fd, addr, port) = (f.next()?, f.next()?, f.next()?);
+    if f.next().is_some() {
+        return None;
+    }
+    let addr = match addr {
+        "*" => None,
+        a => Some(a.parse().ok()?),
+    };
+    Some((fd.parse().ok()?, (addr, port.parse().ok()?)))
+}
+
 /// Listening sockets a previous process handed over (`moirai upgrade`),
 /// by address and port, taken by the workers instead of binding: the
 /// kernel's accept queues carry on, so no connection is refused or lost.
+///
+/// Every one of them is served: the old program may have had more workers
+/// than this one (one `SO_REUSEPORT` socket each, the kernel spreading new
+/// connections over all of them), so a worker takes its share of a port's
+/// sockets and may hold several. A socket left over, for a port the first
+/// configuration does not have, is closed once that configuration is in
+/// force ([`Inherited::close_rest`]) rather than left to queue connections
+/// nobody accepts.
 #[derive(Debug, Default)]
-pub struct Inherited(Mutex<HashMap<ListenKey, Vec<std::net::TcpListener>>>);
+pub struct Inherited {
+    by_key: Mutex<HashMap<ListenKey, Share>>,
+    /// The workers that will ask, to share each port's sockets out.
+    workers: usize,
+}
+
+/// One address and port's inherited sockets, and how many workers have
+/// taken their share.
+#[derive(Debug, Default)]
+struct Share {
+    sockets: Vec<std::net::TcpListener>,
+    takers: usize,
+}
 
 impl Inherited {
-    /// Takes the sockets named by [`INHERITED_ENV`], if set, and unsets it
-    /// (so nothing this process starts inherits the claim).
-    pub fn from_env() -> Inherited {
-        let Ok(text) = std::env::var(INHERITED_ENV) else {
-            return Inherited::default();
-        };
-        std::env::remove_var(INHERITED_ENV);
-        let mut map: HashMap<ListenKey, Vec<std::net::TcpListener>> = HashMap::new();
-        for item in text.split(';').filter(|i| !i.is_empty()) {
-            let mut f = item.split('@');
-            let (Some(fd), Some(addr), Some(port)) = (f.next(), f.next(), f.next()) else {
-                continue;
-            };
-            let (Ok(fd), Ok(port)) = (fd.parse::<i32>(), port.parse::<u16>()) else {
-                continue;
-            };
-            let addr = if addr == "*" {
-                None
-            } else {
-                match addr.parse() {
-                    Ok(a) => Some(a),
-                    Err(_) => continue,
-                }
-            };
-            match adopt(fd) {
-                Ok(l) => map.entry((addr, port)).or_default().push(l),
-                Err(e) => log::error!("upgrade: listener fd {fd} for port {port}: {e}"),
-            }
+    /// The sockets [`INHERITED_ENV`] names (see [`inherited_from_env`];
+    /// those that cannot be taken are logged and left out), for `workers`
+    /// workers.
+    pub fn from_env(workers: usize) -> Inherited {
+        let (sockets, errors) = inherited_from_env();
+        for e in errors {
+            log::error!("upgrade: {e}");
         }
-        Inherited(Mutex::new(map))
+        Inherited::new(sockets, workers)
+    }
+
+    /// `sockets` for `workers` workers to share.
+    pub fn new(sockets: Vec<(ListenKey, std::net::TcpListener)>, workers: usize) -> Inherited {
+        let mut by_key: HashMap<ListenKey, Share> = HashMap::new();
+        for (key, l) in sockets {
+            by_key.entry(key).or_default().sockets.push(l);
+        }
+        Inherited {
+            by_key: Mutex::new(by_key),
+            workers: workers.max(1),
+        }
     }
 
     /// How many sockets are still waiting to be taken.
     pub fn len(&self) -> usize {
-        self.0.lock().map_or(0, |m| m.values().map(Vec::len).sum())
+        self.lock().values().map(|s| s.sockets.len()).sum()
     }
 
     /// Whether none is waiting.
@@ -131,31 +233,111 @@ impl Inherited {
         self.len() == 0
     }
 
-    fn take(&self, key: ListenKey) -> Option<std::net::TcpListener> {
-        self.0.lock().ok()?.get_mut(&key)?.pop()
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ListenKey, Share>> {
+        self.by_key.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A worker's share of `key`'s sockets: what is left divided by the
+    /// workers still to come, rounded up, so the last one takes the rest.
+    fn take_share(&self, key: ListenKey) -> Vec<std::net::TcpListener> {
+        let mut map = self.lock();
+        let Some(share) = map.get_mut(&key) else {
+            return Vec::new();
+        };
+        let left = self.workers.saturating_sub(share.takers).max(1);
+        let n = share.sockets.len().div_ceil(left);
+        share.takers += 1;
+        let keep = share.sockets.len() - n;
+        share.sockets.split_off(keep)
+    }
+
+    /// Every socket of `key` (one shared socket serves every worker).
+    fn take_all(&self, key: ListenKey) -> Vec<std::net::TcpListener> {
+        self.lock()
+            .get_mut(&key)
+            .map(|s| std::mem::take(&mut s.sockets))
+            .unwrap_or_default()
+    }
+
+    /// Closes the sockets nobody took (ports the configuration does not
+    /// have); returns their addresses and ports.
+    ///
+    /// Connections the kernel had queued on them are reset: draining them
+    /// would mean accepting connections for a service this configuration
+    /// does not run, with nothing to send them to; a restart with that
+    /// service gone would lose them the same way.
+    pub fn close_rest(&self) -> Vec<ListenKey> {
+        let mut closed = Vec::new();
+        for (key, share) in self.lock().drain() {
+            closed.extend(std::iter::repeat_n(key, share.sockets.len()));
+        }
+        closed.sort();
+        closed
     }
 }
 
-/// A listening socket handed over by file descriptor: owned from now on,
-/// non-blocking, closed on exec again.
-fn adopt(fd: i32) -> io::Result<std::net::TcpListener> {
+/// A listening socket handed over by file descriptor, checked (see
+/// [`InheritError`]): owned from now on, non-blocking, closed on exec
+/// again.
+fn adopt(fd: i32, key: ListenKey) -> Result<std::net::TcpListener, InheritError> {
     use nix::sys::stat::{fstat, SFlag};
     use std::os::fd::{BorrowedFd, FromRawFd};
     // SAFETY: `fd` comes from INHERITED_ENV, written by the process that
-    // exec'd us for exactly this purpose; it is only borrowed for fstat,
+    // started us for exactly this purpose; it is only borrowed for fstat,
     // which fails cleanly (EBADF) if it is not open.
-    let st = fstat(unsafe { BorrowedFd::borrow_raw(fd) })?;
+    let st = fstat(unsafe { BorrowedFd::borrow_raw(fd) })
+        .map_err(|e| InheritError::Unreadable(fd, e.into()))?;
     if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFSOCK.bits() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a socket"));
+        return Err(InheritError::NotASocket(fd));
     }
     // SAFETY: fstat proved it open and a socket, and nothing else in this
-    // process owns it; ownership moves into the TcpListener.
+    // process owns it; ownership moves into the TcpListener (which closes
+    // it if a check below fails).
     let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-    set_cloexec(&l, true)?;
-    l.set_nonblocking(true)?;
+    let sock = SockRef::from(&l);
+    let local = sock
+        .local_addr()
+        .map_err(|e| InheritError::Unreadable(fd, e))?
+        .as_socket();
+    let Some(local) = local.filter(|_| sock.r#type().is_ok_and(|t| t == Type::STREAM)) else {
+        return Err(InheritError::NotTcp(fd));
+    };
+    if !is_listening(&l).map_err(|e| InheritError::Unreadable(fd, e))? {
+        return Err(InheritError::NotListening(fd));
+    }
+    let (addr, port) = key;
+    let at = addr.map_or(local.ip().is_unspecified(), |a| a == local.ip());
+    if local.port() != port || !at {
+        return Err(InheritError::Elsewhere(fd, key, local));
+    }
+    let io = |e: io::Error| InheritError::Unreadable(fd, e);
+    set_cloexec(&l, true).map_err(io)?;
+    l.set_nonblocking(true).map_err(io)?;
     // An older program may not have set it.
-    let _ = SockRef::from(&l).set_nodelay(true);
+    let _ = sock.set_nodelay(true);
     Ok(l)
+}
+
+/// `SO_ACCEPTCONN`: whether `listen` was called on the socket.
+fn is_listening(l: &std::net::TcpListener) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid descriptor (borrowed from `l`), and a buffer of the
+    // size given, which getsockopt writes at most.
+    let r = unsafe {
+        libc::getsockopt(
+            l.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut on as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(on != 0)
 }
 
 /// Sets or clears `FD_CLOEXEC` (cleared only on sockets handed to the next
@@ -174,7 +356,8 @@ fn set_cloexec(fd: impl std::os::fd::AsFd, on: bool) -> io::Result<()> {
 
 impl WorkerListener {
     /// The descriptor to hand over: the worker's own socket, or in shared
-    /// mode the shared one.
+    /// mode the shared one (the same number in every worker, so it also
+    /// tells the sockets apart).
     pub fn raw_fd(&self) -> i32 {
         use std::os::unix::io::AsRawFd;
         match &self._shared {
@@ -191,45 +374,72 @@ impl WorkerListener {
             None => set_cloexec(&self.socket, false),
         }
     }
+
+    /// A duplicate of the socket ([`WorkerListener::raw_fd`]'s), closed on
+    /// exec: lent to an upgrade's pre-flight, or kept when this listener
+    /// goes.
+    pub fn duplicate(&self) -> io::Result<std::net::TcpListener> {
+        use std::os::fd::AsFd;
+        let fd = match &self._shared {
+            Some(s) => s.as_fd().try_clone_to_owned()?,
+            None => self.socket.as_fd().try_clone_to_owned()?,
+        };
+        Ok(std::net::TcpListener::from(fd))
+    }
 }
 
-/// Opens this worker's listener for `port` on `addr`, or on all addresses
-/// (IPv6 and IPv4 where the host has IPv6, else IPv4 only); a socket an
-/// upgrade handed over is taken first.
+/// Opens this worker's listeners for `port` on `addr`, or on all addresses
+/// (IPv6 and IPv4 where the host has IPv6, else IPv4 only): its share of
+/// the sockets an upgrade handed over if there are any (possibly several),
+/// else one new socket.
 pub fn listen(
     addr: Option<IpAddr>,
     port: u16,
     mode: ListenMode,
     shared: &SharedListeners,
     inherited: &Inherited,
-) -> io::Result<WorkerListener> {
+) -> io::Result<Vec<WorkerListener>> {
     match mode {
-        ListenMode::ReusePort => Ok(WorkerListener {
-            socket: TcpListener::from_std(match inherited.take((addr, port)) {
-                Some(l) => l,
-                None => bind_on(addr, port, true)?,
-            }),
-            _shared: None,
-        }),
+        ListenMode::ReusePort => {
+            let mut socks = inherited.take_share((addr, port));
+            if socks.is_empty() {
+                socks.push(bind_on(addr, port, true)?);
+            }
+            Ok(socks
+                .into_iter()
+                .map(|l| WorkerListener {
+                    socket: TcpListener::from_std(l),
+                    _shared: None,
+                })
+                .collect())
+        }
         ListenMode::Shared => {
             let mut map = shared.by_port.lock().unwrap_or_else(|p| p.into_inner());
-            let sock = match map.get(&(addr, port)).and_then(Weak::upgrade) {
-                Some(s) => s,
-                None => {
-                    let s = Arc::new(match inherited.take((addr, port)) {
-                        Some(l) => l,
-                        None => bind_on(addr, port, false)?,
-                    });
-                    map.insert((addr, port), Arc::downgrade(&s));
+            let known: Option<Vec<Arc<std::net::TcpListener>>> = map
+                .get(&(addr, port))
+                .and_then(|ws| ws.iter().map(Weak::upgrade).collect());
+            let socks = match known {
+                Some(s) if !s.is_empty() => s,
+                _ => {
+                    let mut taken = inherited.take_all((addr, port));
+                    if taken.is_empty() {
+                        taken.push(bind_on(addr, port, false)?);
+                    }
+                    let s: Vec<_> = taken.into_iter().map(Arc::new).collect();
+                    map.insert((addr, port), s.iter().map(Arc::downgrade).collect());
                     s
                 }
             };
-            map.retain(|_, w| w.strong_count() > 0);
-            let dup = sock.try_clone()?;
-            Ok(WorkerListener {
-                socket: TcpListener::from_std(dup),
-                _shared: Some(sock),
-            })
+            map.retain(|_, ws| ws.iter().all(|w| w.strong_count() > 0));
+            socks
+                .into_iter()
+                .map(|sock| {
+                    Ok(WorkerListener {
+                        socket: TcpListener::from_std(sock.try_clone()?),
+                        _shared: Some(sock),
+                    })
+                })
+                .collect()
         }
     }
 }
@@ -319,7 +529,9 @@ mod tests {
 
     /// A listener on every address, nothing inherited.
     fn open(port: u16, mode: ListenMode, shared: &SharedListeners) -> WorkerListener {
-        listen(None, port, mode, shared, &Inherited::default()).unwrap()
+        let mut l = listen(None, port, mode, shared, &Inherited::default()).unwrap();
+        assert_eq!(l.len(), 1);
+        l.remove(0)
     }
 
     /// The worker skips its per-connection setsockopt only where the
@@ -364,7 +576,7 @@ mod tests {
                 &Inherited::default(),
             )
             .unwrap();
-            assert_eq!(l.socket.local_addr().unwrap().ip(), ip);
+            assert_eq!(l[0].socket.local_addr().unwrap().ip(), ip);
         }
     }
 
@@ -375,5 +587,92 @@ mod tests {
         let port = a.socket.local_addr().unwrap().port();
         let b = open(port, ListenMode::ReusePort, &shared);
         assert_eq!(b.socket.local_addr().unwrap().port(), port);
+    }
+
+    /// Fewer workers than the old program had: each takes its share of a
+    /// port's sockets, the last one the rest, so none is left unserved.
+    #[test]
+    fn inherited_sockets_are_shared_out_to_the_workers_there_are() {
+        let first = bind("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let port = first.local_addr().unwrap().port();
+        let key = (Some("127.0.0.1".parse().unwrap()), port);
+        let mut socks = vec![(key, first)];
+        for _ in 0..4 {
+            socks.push((
+                key,
+                bind(SocketAddr::new(key.0.unwrap(), port), true).unwrap(),
+            ));
+        }
+        let two = Inherited::new(socks, 2);
+        assert_eq!(two.take_share(key).len(), 3);
+        assert_eq!(two.take_share(key).len(), 2);
+        assert!(two.is_empty());
+        assert!(
+            two.take_share(key).is_empty(),
+            "a third worker binds its own"
+        );
+        // One worker takes all of them, through `listen`.
+        let socks = vec![
+            (
+                key,
+                bind(SocketAddr::new(key.0.unwrap(), port), true).unwrap(),
+            ),
+            (
+                key,
+                bind(SocketAddr::new(key.0.unwrap(), port), true).unwrap(),
+            ),
+        ];
+        let one = Inherited::new(socks, 1);
+        let shared = SharedListeners::default();
+        let got = listen(key.0, port, ListenMode::ReusePort, &shared, &one).unwrap();
+        assert_eq!(got.len(), 2);
+        // A port nobody opens is closed once the configuration is in force.
+        let other = bind("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let other_key = (key.0, other.local_addr().unwrap().port());
+        let left = Inherited::new(vec![(other_key, other)], 1);
+        assert_eq!(left.close_rest(), vec![other_key]);
+        assert!(left.is_empty());
+        std::net::TcpStream::connect(SocketAddr::new(key.0.unwrap(), other_key.1))
+            .expect_err("closed");
+    }
+
+    /// What an upgrade's pre-flight checks of each socket handed over.
+    #[test]
+    fn only_a_listening_tcp_socket_where_its_name_says_is_adopted() {
+        use std::os::fd::IntoRawFd;
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let l = bind(SocketAddr::new(ip, 0), true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let fd = l.into_raw_fd();
+        assert!(matches!(
+            adopt(fd, (Some(ip), port + 1)),
+            Err(InheritError::Elsewhere(..))
+        ));
+        // That closed it; a fresh one is taken.
+        let l = bind(SocketAddr::new(ip, 0), true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(adopt(l.into_raw_fd(), (Some(ip), port)).is_ok());
+        let unbound = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        assert!(matches!(
+            adopt(unbound.into_raw_fd(), (None, 80)),
+            Err(InheritError::NotListening(_))
+        ));
+        let udp = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap();
+        assert!(matches!(
+            adopt(udp.into_raw_fd(), (None, 80)),
+            Err(InheritError::NotTcp(_))
+        ));
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert!(matches!(
+            adopt(file.into_raw_fd(), (None, 80)),
+            Err(InheritError::NotASocket(_))
+        ));
+        assert_eq!(parse_item("7@*@80"), Some((7, (None, 80))));
+        assert_eq!(
+            parse_item("7@::1@80"),
+            Some((7, (Some("::1".parse().unwrap()), 80)))
+        );
+        assert_eq!(parse_item("7@*@80@1"), None);
+        assert_eq!(parse_item("x@*@80"), None);
     }
 }

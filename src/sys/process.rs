@@ -1,5 +1,6 @@
 //! What the process uses: descriptors, memory, CPU. Read for the metrics
-//! endpoint, on the control thread, once per scrape.
+//! endpoint, on the control thread, once per scrape. Also how a child is
+//! given descriptors ([`pass_fds`]).
 
 use std::time::Duration;
 
@@ -34,6 +35,28 @@ pub fn hostname() -> String {
     nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// Makes the child `cmd` starts inherit `fds`, which stay closed-on-exec
+/// here: cleared between fork and exec, in the child only, so no other
+/// program this process starts meanwhile (`svcprop`, `mdata-get`) holds
+/// them too.
+pub fn pass_fds(cmd: &mut std::process::Command, fds: Vec<std::os::fd::RawFd>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: it calls fcntl alone and
+    // allocates nothing (`fds` was allocated before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 fn cpu() -> Option<Duration> {

@@ -615,9 +615,70 @@ fn an_upgrade_with_shared_listeners_refuses_and_fails_nothing() {
     upgrade_under_load(&["--shared-listener"]);
 }
 
+/// New connections to a port, one request each, from 3 threads until
+/// stopped: what clients of a balancer being upgraded do.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(port: u16) -> Load {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let threads = (0..3)
+            .map(|_| {
+                let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        let ok = std::net::TcpStream::connect(local(port))
+                            .ok()
+                            .and_then(|s| {
+                                s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+                                Client::from_stream(s).try_exchange(&get("/"))
+                            })
+                            .is_some_and(|r| r.status == 200);
+                        if ok {
+                            done.fetch_add(1, Ordering::SeqCst);
+                        } else {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            done,
+            failed,
+            threads,
+        }
+    }
+
+    /// Requests answered so far.
+    fn done(&self) -> u64 {
+        self.done.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops; (answered, failed).
+    fn finish(self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (
+            self.done.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+        )
+    }
+}
+
 fn upgrade_under_load(extra: &[&str]) {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::sync::Arc;
     let web = HttpBackend::start("127.0.0.1:0", |req| {
         if req.path == "/slow" {
             std::thread::sleep(Duration::from_millis(700));
@@ -631,29 +692,7 @@ fn upgrade_under_load(extra: &[&str]) {
         extra,
     );
     let pid = m.pid();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let load: Vec<_> = (0..3)
-        .map(|_| {
-            let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    let ok = std::net::TcpStream::connect(local(port))
-                        .ok()
-                        .and_then(|s| {
-                            s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-                            Client::from_stream(s).try_exchange(&get("/"))
-                        })
-                        .is_some_and(|r| r.status == 200);
-                    if ok {
-                        done.fetch_add(1, Ordering::SeqCst);
-                    } else {
-                        failed.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(port);
     std::thread::sleep(Duration::from_millis(500));
     let mut slow = std::net::TcpStream::connect(local(port)).unwrap();
     std::io::Write::write_all(&mut slow, b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
@@ -675,17 +714,11 @@ fn upgrade_under_load(extra: &[&str]) {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     m.wait_log("listening sockets inherited", Duration::from_secs(10));
     m.wait_log("upgrade: every backend checked", Duration::from_secs(10));
-    let before = done.load(Ordering::SeqCst);
+    let before = load.done();
     std::thread::sleep(Duration::from_millis(1000));
-    stop.store(true, Ordering::SeqCst);
-    for l in load {
-        l.join().unwrap();
-    }
-    assert_eq!(failed.load(Ordering::SeqCst), 0, "{}", m.log_text());
-    assert!(
-        done.load(Ordering::SeqCst) > before + 20,
-        "the new program serves"
-    );
+    let (done, failed) = load.finish();
+    assert_eq!(failed, 0, "{}", m.log_text());
+    assert!(done > before + 20, "the new program serves");
     assert!(m.is_running());
     assert_eq!(m.pid(), pid);
     let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
@@ -741,6 +774,276 @@ fn refresh_after_installing_a_new_binary_upgrades() {
         child.try_wait().unwrap().is_none(),
         "the same process runs on"
     );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// An executable shell script in `dir`.
+fn script(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A script that runs the real moirai with the arguments it is given,
+/// except `--OPTION VALUE`, which it drops (then `then` is appended).
+fn moirai_without(
+    dir: &std::path::Path,
+    name: &str,
+    option: &str,
+    then: &str,
+) -> std::path::PathBuf {
+    script(
+        dir,
+        name,
+        &format!(
+            "skip=\nfor a; do\n  shift\n  if [ -n \"$skip\" ]; then skip=; continue; fi\n  if [ \"$a\" = --{option} ]; then skip=1; continue; fi\n  set -- \"$@\" \"$a\"\ndone\nexec {} \"$@\" {then}",
+            env!("CARGO_BIN_EXE_moirai")
+        ),
+    )
+}
+
+/// `moirai upgrade PROGRAM` (run in `cwd`): its exit code and what it
+/// printed.
+fn upgrade_to(m: &Moirai, program: &str, cwd: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(["upgrade", program, "--state-dir"])
+        .arg(m.dir.join("state"))
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// moirai with 2 workers in front of one backend, under [`Load`] for half
+/// a second; then `attempt`, and a second of load after it. Returns what
+/// `attempt` gave, with moirai, its port and the backend. Fails the test if a request failed or if
+/// nothing was served after the attempt.
+fn under_load<T>(
+    extra: &[&str],
+    attempt: impl FnOnce(&Moirai) -> T,
+) -> (T, Moirai, u16, HttpBackend) {
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let port = free_port();
+    let mut m = Moirai::start(
+        &metadata(&format!("http://{port}:127.0.0.1:{}", web.port())),
+        "",
+        extra,
+    );
+    let pid = m.pid();
+    let load = Load::start(port);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = attempt(&m);
+    let before = load.done();
+    std::thread::sleep(Duration::from_millis(1000));
+    let (done, failed) = load.finish();
+    assert_eq!(failed, 0, "{}", m.log_text());
+    assert!(
+        done > before + 20,
+        "served after the attempt: {done} vs {before}"
+    );
+    assert!(m.is_running());
+    assert_eq!(m.pid(), pid);
+    (out, m, port, web)
+}
+
+/// A refused upgrade changed nothing: no drain, no hand-over, the control
+/// socket answers.
+fn assert_nothing_changed(m: &Moirai) {
+    let log = m.log_text();
+    assert!(
+        log.contains("upgrade refused, still running this program"),
+        "{log}"
+    );
+    for never in ["draining", "handed over", "inherited"] {
+        assert!(!log.contains(never), "{never:?} in\n{log}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+    assert_eq!(v["draining"], false);
+}
+
+/// `moirai upgrade` to a program that cannot start (here one that exits
+/// at once, named relative to the operator's directory): refused before
+/// anything drains, with its exit status; the balancer serves on.
+#[test]
+fn an_upgrade_to_a_program_that_exits_at_once_changes_nothing() {
+    let dir = temp_dir("upgrade-exit");
+    script(&dir, "broken", "echo 'cannot start' >&2\nexit 3");
+    let ((code, said), m, _, _web) = under_load(&[], |m| upgrade_to(m, "./broken", &dir));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.starts_with("error: upgrade refused"), "{said}");
+    assert!(
+        said.contains(&format!("{}/broken failed its pre-flight", dir.display())),
+        "{said}"
+    );
+    assert!(said.contains("exit status: 3"), "{said}");
+    assert!(said.trim_end().ends_with("cannot start"), "{said}");
+    assert_nothing_changed(&m);
+}
+
+/// The new program starts but its own check of the metadata fails (here
+/// it reads a file whose `loadbalancer` is not `true`): refused with the
+/// program's own words; the balancer serves on.
+#[test]
+fn an_upgrade_whose_metadata_check_fails_changes_nothing() {
+    let dir = temp_dir("upgrade-md");
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        serde_json::json!({"cloud.tritoncompute:loadbalancer": "false"}).to_string(),
+    )
+    .unwrap();
+    let program = moirai_without(
+        &dir,
+        "moirai-bad-md",
+        "metadata-file",
+        &format!("--metadata-file {}", bad.display()),
+    );
+    let ((code, said), m, _, _web) =
+        under_load(&[], |m| upgrade_to(m, program.to_str().unwrap(), &dir));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("exit status: 96"), "{said}");
+    assert!(
+        said.contains("cloud.tritoncompute:loadbalancer is \"false\""),
+        "{said}"
+    );
+    assert_nothing_changed(&m);
+}
+
+/// The new program runs fewer workers (1) than the old (2, a
+/// `SO_REUSEPORT` socket each): it serves both inherited sockets, so no
+/// new connection hangs in a queue nobody accepts from.
+#[test]
+fn an_upgrade_to_fewer_workers_serves_every_inherited_listener() {
+    let dir = temp_dir("upgrade-fewer");
+    let program = moirai_without(&dir, "moirai-1", "workers", "--workers 1");
+    let ((code, said), m, port, _web) = under_load(&[], |m| {
+        let out = upgrade_to(m, program.to_str().unwrap(), &dir);
+        m.wait_log("listening sockets inherited", Duration::from_secs(10));
+        m.wait_log("upgrade: every backend checked", Duration::from_secs(10));
+        out
+    });
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        m.log_text().contains("1 workers of up to"),
+        "{}",
+        m.log_text()
+    );
+    let clients: Vec<_> = (0..40)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let s = std::net::TcpStream::connect(local(port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                Client::from_stream(s)
+                    .try_exchange(&get("/"))
+                    .is_some_and(|r| r.status == 200)
+            })
+        })
+        .collect();
+    let answered = clients
+        .into_iter()
+        .map(|c| c.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(answered, 40, "{}", m.log_text());
+}
+
+/// The pre-flight passed but the exec failed (the program vanished in
+/// between: here it deletes itself): new workers take the listeners back
+/// and serve on, and a later upgrade works.
+#[test]
+fn an_upgrade_whose_exec_fails_serves_on() {
+    let dir = temp_dir("upgrade-vanish");
+    let program = script(
+        &dir,
+        "moirai-once",
+        &format!("rm -f \"$0\"\nexec {} \"$@\"", env!("CARGO_BIN_EXE_moirai")),
+    );
+    let ((code, said), m, port, _web) = under_load(&[], |m| {
+        let out = upgrade_to(m, program.to_str().unwrap(), &dir);
+        m.wait_log(
+            "new workers take the listeners back",
+            Duration::from_secs(10),
+        );
+        out
+    });
+    assert_eq!(code, Some(0), "the pre-flight passed: {said}");
+    let log = m.log_text();
+    assert!(log.contains("cannot execute"), "{log}");
+    assert!(
+        log.contains("not upgraded; 2 workers serve on 2 listeners again"),
+        "{log}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+    assert_eq!(v["draining"], false);
+    // Restartable: the real program takes over next.
+    let (code, said) = upgrade_to(&m, env!("CARGO_BIN_EXE_moirai"), &dir);
+    assert_eq!(code, Some(0), "{said}");
+    m.wait_log("listening sockets inherited", Duration::from_secs(10));
+    m.wait_log("upgrade: every backend checked", Duration::from_secs(10));
+    let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+    assert_eq!(r.status, 200);
+}
+
+/// `svcadm refresh` after a broken binary was installed at the program's
+/// path: the same pre-flight refuses it, logged; the old program serves on.
+#[test]
+fn refresh_after_installing_a_broken_binary_refuses_the_upgrade() {
+    let dir = temp_dir("broken-binary");
+    let bin = dir.join("moirai");
+    std::fs::copy(env!("CARGO_BIN_EXE_moirai"), &bin).unwrap();
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let port = free_port();
+    let md = dir.join("md.json");
+    std::fs::write(
+        &md,
+        metadata(&format!("http://{port}:127.0.0.1:{}", web.port())),
+    )
+    .unwrap();
+    let log = dir.join("log");
+    let mut child = spawn_run(
+        &bin,
+        &md,
+        &dir.join("state"),
+        &[],
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let wait = |needle: &str| {
+        let start = Instant::now();
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            assert!(start.elapsed() < Duration::from_secs(10), "no {needle:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait("health: every backend checked");
+    let load = Load::start(port);
+    std::thread::sleep(Duration::from_millis(300));
+    script(&dir, "moirai.new", "exit 3");
+    std::fs::rename(dir.join("moirai.new"), &bin).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    wait("upgrade refused, still running this program");
+    let before = load.done();
+    std::thread::sleep(Duration::from_millis(1000));
+    let (done, failed) = load.finish();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(failed, 0, "{text}");
+    assert!(done > before + 20, "{text}");
+    assert!(text.contains("exit status: 3"), "{text}");
+    assert!(
+        !text.contains("draining") && !text.contains("handed over"),
+        "{text}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "still running");
     let _ = child.kill();
     let _ = child.wait();
 }
