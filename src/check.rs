@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::config::{keys, Config, ConfigError, Diagnostics, Reason, Service};
+use crate::config::{keys, timeouts, Config, ConfigError, Diagnostics, Reason, Service};
 use crate::control::certs::acme::{self, ChallengeChoice, Plan};
 
 /// The ACME challenges `moirai run` would use for `config` with
@@ -69,9 +69,9 @@ pub fn to_json(
             "fallback": p.fallback.map(|f| f.as_str()),
         })),
         "timeouts": {
-            "connect_ms": t.connect.as_millis() as u64,
-            "client_ms": t.client.as_millis() as u64,
-            "server_ms": t.server.as_millis() as u64,
+            "connect_ms": timeouts::key_ms(t.connect),
+            "client_ms": timeouts::key_ms(t.client),
+            "server_ms": timeouts::key_ms(t.server),
             "queue_ms": t.queue.as_millis() as u64,
         },
     })
@@ -146,11 +146,11 @@ pub fn to_text(
     let t = config.timeouts();
     let _ = writeln!(
         out,
-        "max_rs {}; timeouts connect {}ms client {}ms server {}ms queue {}ms",
+        "max_rs {}; timeouts connect {} client {} server {} queue {}ms",
         config.max_rs(),
-        t.connect.as_millis(),
-        t.client.as_millis(),
-        t.server.as_millis(),
+        timeouts::describe(t.connect),
+        timeouts::describe(t.client),
+        timeouts::describe(t.server),
         t.queue.as_millis()
     );
     if !config.certificate_names().is_empty() {

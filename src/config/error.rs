@@ -132,8 +132,10 @@ pub enum Reason {
     InvalidDuration(String),
     /// `timeouts` entries must be `name:value`.
     MalformedTimeouts(String),
-    /// The same timeout given twice.
+    /// The same timeout given twice: the last one is used.
     DuplicateTimeout(&'static str),
+    /// `0`: no timeout at all.
+    NoTimeout(&'static str),
 }
 
 impl Reason {
@@ -149,6 +151,8 @@ impl Reason {
                 | Reason::VerifyHostIgnored(_)
                 | Reason::NotAnInteger { .. }
                 | Reason::OutOfRange { .. }
+                | Reason::DuplicateTimeout(_)
+                | Reason::NoTimeout(_)
         )
     }
 }
@@ -236,15 +240,24 @@ impl fmt::Display for Reason {
             ),
             Reason::InvalidDuration(v) => write!(
                 f,
-                "{v:?} is not a duration; write milliseconds as 500 or 500ms, seconds as 5s (the whole key is ignored)"
+                "{v:?}: the value is not a duration; write milliseconds as 500 or 500ms, seconds as 5s (the whole key is ignored)"
             ),
             Reason::MalformedTimeouts(t) => write!(
                 f,
                 "{t:?} is not name:value; expected e.g. {{connect:2s,client:55s}} (the whole key is ignored)"
             ),
             Reason::DuplicateTimeout(k) => {
-                write!(f, "timeout {k:?} is given twice (the whole key is ignored)")
+                write!(f, "timeout {k:?} is given twice; the last one is used")
             }
+            Reason::NoTimeout(k) => write!(
+                f,
+                "{k}:0 means no {k} timeout at all, as HAProxy reads it: {}",
+                match *k {
+                    "connect" => "a connect waits until the system gives up",
+                    "client" => "idle client connections are never closed",
+                    _ => "a silent backend is waited for forever",
+                }
+            ),
         }
     }
 }

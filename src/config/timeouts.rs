@@ -2,7 +2,8 @@
 //! optional, values in milliseconds (`500`, `500ms`) or seconds (`5s`).
 //!
 //! As in Moirai, an unknown name or an unreadable value rejects the whole key
-//! (the defaults stay); client and server are capped at one hour.
+//! (the defaults stay); client and server are capped at one hour; `0`
+//! means no timeout (HAProxy's reading of what Moirai renders).
 
 use std::time::Duration;
 
@@ -38,9 +39,20 @@ pub const MAX_IDLE_MS: u64 = 3_600_000;
 /// The longest connect or queue timeout accepted (one day): beyond that the
 /// number is a typo, not a policy.
 const MAX_OTHER_MS: u64 = 86_400_000;
+/// What `0` means for `connect`, `client` and `server`: no timeout, as
+/// HAProxy reads the `timeout server 0` Moirai renders. Kept as a
+/// duration far past any process's life (a century), so every deadline
+/// computed from it is simply never reached; an `Instant` holds it on
+/// every platform moirai runs on.
+pub const NEVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 
-/// Parses the key's value. On a fatal error the defaults come back with one
-/// error; a capped value comes back capped, with an error that says so.
+/// Parses the key's value as Moirai does (`parse_timeouts`): entries
+/// `name:value` separated by commas (spaces between entries are accepted
+/// too), spaces around names and values trimmed, a name given twice
+/// taken from its last entry (a warning says so), `0` meaning no timeout
+/// (except for `queue`, where it means no queueing). On a fatal error the
+/// defaults come back with one error; a capped value comes back capped,
+/// with a warning.
 pub fn parse(value: &str) -> (Timeouts, Vec<ConfigError>) {
     let err = |offset: usize, reason: Reason| ConfigError {
         key: TIMEOUTS.to_owned(),
@@ -49,12 +61,12 @@ pub fn parse(value: &str) -> (Timeouts, Vec<ConfigError>) {
         text: value.to_owned(),
         reason,
     };
-    let mut body_at = 0;
-    let mut body = value;
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return (Timeouts::default(), Vec::new());
     }
+    let mut body_at = value.len() - value.trim_start().len();
+    let mut body = trimmed;
     if let Some(inner) = trimmed.strip_prefix('{') {
         let Some(inner) = inner.strip_suffix('}') else {
             return (
@@ -65,66 +77,60 @@ pub fn parse(value: &str) -> (Timeouts, Vec<ConfigError>) {
                 )],
             );
         };
-        body_at = value.find('{').map_or(0, |i| i + 1);
+        body_at += 1;
         body = inner;
     }
     let mut t = Timeouts::default();
     let mut seen = [false; 4];
     let mut warnings = Vec::new();
-    let mut off = body_at;
-    for part in body.split([',', ' ', '\n', '\t']) {
-        let at = off;
-        off += part.len() + 1;
-        if part.is_empty() {
-            continue;
-        }
-        let Some((name, v)) = part.split_once(':') else {
+    for (at, entry) in entries(body, body_at) {
+        let Some((name, v)) = entry.split_once(':') else {
             return (
                 Timeouts::default(),
-                vec![err(at, Reason::MalformedTimeouts(part.to_owned()))],
+                vec![err(at, Reason::MalformedTimeouts(entry.to_owned()))],
             );
         };
-        let (slot, name, max): (usize, &'static str, u64) = match name.to_ascii_lowercase().as_str()
-        {
-            "queue" => (0, "queue", MAX_OTHER_MS),
-            "connect" => (1, "connect", MAX_OTHER_MS),
-            "client" => (2, "client", MAX_IDLE_MS),
-            "server" => (3, "server", MAX_IDLE_MS),
-            _ => {
-                return (
-                    Timeouts::default(),
-                    vec![err(at, Reason::UnknownTimeout(name.to_owned()))],
-                )
-            }
-        };
+        let (slot, name, max): (usize, &'static str, u64) =
+            match name.trim().to_ascii_lowercase().as_str() {
+                "queue" => (0, "queue", MAX_OTHER_MS),
+                "connect" => (1, "connect", MAX_OTHER_MS),
+                "client" => (2, "client", MAX_IDLE_MS),
+                "server" => (3, "server", MAX_IDLE_MS),
+                _ => {
+                    return (
+                        Timeouts::default(),
+                        vec![err(at, Reason::UnknownTimeout(name.trim().to_owned()))],
+                    )
+                }
+            };
         if std::mem::replace(&mut seen[slot], true) {
-            return (
-                Timeouts::default(),
-                vec![err(at, Reason::DuplicateTimeout(name))],
-            );
+            warnings.push(err(at, Reason::DuplicateTimeout(name)));
         }
-        let v_at = at + part.find(':').map_or(0, |i| i + 1);
+        let v = v.trim();
         let Some(mut ms) = parse_duration_ms(v) else {
             return (
                 Timeouts::default(),
-                vec![err(v_at, Reason::InvalidDuration(v.to_owned()))],
+                vec![err(at, Reason::InvalidDuration(entry.to_owned()))],
             );
         };
-        let min = if slot == 0 { 0 } else { 1 };
-        if ms < min || ms > max {
-            let used = ms.clamp(min, max);
-            warnings.push(err(
-                v_at,
-                Reason::OutOfRange {
-                    value: v.to_owned(),
-                    min,
-                    max,
-                    used,
-                },
-            ));
-            ms = used;
-        }
-        let d = Duration::from_millis(ms);
+        let d = if ms == 0 && slot != 0 {
+            warnings.push(err(at, Reason::NoTimeout(name)));
+            NEVER
+        } else {
+            if ms > max {
+                warnings.push(err(
+                    at,
+                    Reason::OutOfRange {
+                        value: v.to_owned(),
+                        min: 0,
+                        max,
+                        used: max,
+                    },
+                ));
+                ms = max;
+            }
+            Duration::from_millis(ms)
+        };
         match slot {
             0 => t.queue = d,
             1 => t.connect = d,
@@ -135,8 +141,52 @@ pub fn parse(value: &str) -> (Timeouts, Vec<ConfigError>) {
     (t, warnings)
 }
 
-/// `N` or `Nms` (milliseconds), `Ns` (seconds); saturates far beyond any cap.
+/// The `name:value` entries of `body` (which starts at byte `at` of the
+/// key's value), with their offsets: separated by commas or line breaks,
+/// or by blanks before a word that holds a colon; a blank before a word
+/// without one belongs to the entry (`server: 300s`, `client:5 s`).
+fn entries(body: &str, at: usize) -> Vec<(usize, &str)> {
+    let mut out: Vec<(usize, &str)> = Vec::new();
+    let mut piece_at = at;
+    for piece in body.split([',', '\n']) {
+        let base = piece_at;
+        piece_at += piece.len() + 1;
+        let mut start: Option<usize> = None;
+        let mut words = piece
+            .split([' ', '\t', '\r'])
+            .scan(0, |off, w| {
+                let o = *off;
+                *off += w.len() + 1;
+                Some((o, w))
+            })
+            .filter(|(_, w)| !w.is_empty())
+            .peekable();
+        while let Some((o, w)) = words.next() {
+            let s = *start.get_or_insert(o);
+            // The entry so far has a name, a colon and a value; then a
+            // word with a colon past its first byte starts the next one
+            // (`client:5s server:10s`), and anything else belongs to it
+            // (`server : 300s`, `client:5 s`).
+            let so_far = &piece[s..o + w.len()];
+            let complete = so_far
+                .split_once(':')
+                .is_some_and(|(_, v)| !v.trim().is_empty());
+            let next_starts = words
+                .peek()
+                .is_some_and(|(_, n)| complete && n.find(':').is_some_and(|i| i > 0));
+            if next_starts || words.peek().is_none() {
+                start = None;
+                out.push((base + s, so_far.trim()));
+            }
+        }
+    }
+    out
+}
+
+/// `N` or `Nms` (milliseconds), `Ns` (seconds), blanks allowed around the
+/// number; saturates far beyond any cap.
 pub fn parse_duration_ms(s: &str) -> Option<u64> {
+    let s = s.trim();
     let (digits, scale) = if let Some(d) = s.strip_suffix("ms") {
         (d, 1)
     } else if let Some(d) = s.strip_suffix('s') {
@@ -144,10 +194,29 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
     } else {
         (s, 1)
     };
+    let digits = digits.trim();
     if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse::<u64>().ok().map(|n| n.saturating_mul(scale))
+}
+
+/// A timeout in milliseconds as the key writes it: `0` for none.
+pub fn key_ms(d: Duration) -> u64 {
+    if d >= NEVER {
+        0
+    } else {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A timeout for people: milliseconds, or `none`.
+pub fn describe(d: Duration) -> String {
+    if d >= NEVER {
+        "none".to_owned()
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 impl Timeouts {
@@ -156,9 +225,9 @@ impl Timeouts {
         format!(
             "{{queue:{}ms,connect:{}ms,client:{}ms,server:{}ms}}",
             self.queue.as_millis(),
-            self.connect.as_millis(),
-            self.client.as_millis(),
-            self.server.as_millis()
+            key_ms(self.connect),
+            key_ms(self.client),
+            key_ms(self.server)
         )
     }
 }
@@ -199,12 +268,73 @@ mod tests {
             "{connect:-1}",
             "{connect 2}",
             "{connect:1s",
-            "{client:1s,client:2s}",
+            "{server: 3 hours}",
         ] {
             let (t, e) = parse(v);
             assert_eq!(t, Timeouts::default(), "{v}");
             assert_eq!(e.len(), 1, "{v}");
         }
+    }
+
+    #[test]
+    fn spaces_are_trimmed_as_moirai_trims_them() {
+        for v in [
+            "{server: 300s}",
+            "{ server : 300s }",
+            " server:300 s ",
+            "{connect:2s, server:  300000ms}",
+            "connect:2s server:300s",
+        ] {
+            let (t, e) = parse(v);
+            assert!(e.is_empty(), "{v}: {e:?}");
+            assert_eq!(t.server, Duration::from_secs(300), "{v}");
+        }
+        let (t, e) = parse("client:5s server:10s,connect : 1s");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            (t.client, t.server, t.connect),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(10),
+                Duration::from_secs(1)
+            )
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_quoted_as_written() {
+        let (_, e) = parse("{connect:2s, server: 3 hours}");
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].reason,
+            Reason::InvalidDuration("server: 3 hours".into())
+        );
+        assert_eq!(e[0].offset, 13);
+    }
+
+    #[test]
+    fn a_name_given_twice_keeps_the_last_with_a_warning() {
+        let (t, e) = parse("{client:1s,client:2s}");
+        assert_eq!(t.client, Duration::from_secs(2));
+        assert_eq!(e.len(), 1);
+        assert!(e[0].is_warning());
+        assert_eq!(e[0].reason, Reason::DuplicateTimeout("client"));
+    }
+
+    #[test]
+    fn zero_means_no_timeout_except_for_the_queue() {
+        let (t, e) = parse("{connect:0,client:0ms,server:0s,queue:0}");
+        assert_eq!((t.connect, t.client, t.server), (NEVER, NEVER, NEVER));
+        assert_eq!(t.queue, Duration::ZERO);
+        assert_eq!(e.len(), 3);
+        assert!(e
+            .iter()
+            .all(|e| e.is_warning() && matches!(e.reason, Reason::NoTimeout(_))));
+        assert_eq!(describe(t.server), "none");
+        assert_eq!(parse(&t.to_metadata()).0, t);
+        // A deadline from it is far away, and computing it never panics.
+        let now = std::time::Instant::now();
+        assert!(now + NEVER > now + Duration::from_secs(86_400 * 365 * 50));
     }
 
     #[test]

@@ -374,6 +374,41 @@ fn backend_failures_get_502_503_504() {
     }
 }
 
+/// `0` means no timeout, as HAProxy reads the `timeout server 0` Moirai
+/// renders (once 1 ms here: a 504 at once, and idle keep-alive
+/// connections closed at once), written with the spaces Moirai trims.
+#[test]
+fn zero_timeouts_mean_none() {
+    let slow = HttpBackend::start("127.0.0.1:0", |_| {
+        std::thread::sleep(Duration::from_millis(1500));
+        ok("slow")
+    });
+    let port = free_port();
+    let mut md: serde_json::Value = serde_json::from_str(&metadata(&format!(
+        "http://{port}:127.0.0.1:{}",
+        slow.port()
+    )))
+    .unwrap();
+    md["cloud.tritoncompute:timeouts"] = "{ server: 0 , client : 0s }".into();
+    let m = Moirai::start(&md.to_string(), "", &[]);
+    assert!(
+        m.log_text().contains("server:0 means no server timeout"),
+        "{}",
+        m.log_text()
+    );
+    let mut c = Client::connect(local(port));
+    let r = c.exchange(&get("/")).unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"slow"[..]));
+    // Idle between requests: still open a while later.
+    c.r.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(1200)))
+        .unwrap();
+    assert!(!c.closed(), "an idle connection was closed");
+    c.r.get_ref().set_read_timeout(None).unwrap();
+    let r = c.exchange(&get("/again")).unwrap();
+    assert_eq!(r.status, 200);
+}
+
 #[test]
 fn a_slow_request_head_gets_408() {
     let b = HttpBackend::start("127.0.0.1:0", |_| ok("x"));
