@@ -61,6 +61,11 @@ pub struct CheckSpec {
         Arc<rustls::ClientConfig>,
         rustls::pki_types::ServerName<'static>,
     )>,
+    /// Open with a PROXY v2 LOCAL header: the backend of a `tcp-proxy-v2`
+    /// service expects one on every connection (nginx `proxy_protocol`,
+    /// HAProxy `accept-proxy` drop one without it), unless the check goes
+    /// to another port.
+    pub proxy_v2: bool,
     /// Successes that make a down backend usable.
     pub rise: u16,
     /// Failures that make a usable backend unusable.
@@ -153,8 +158,13 @@ struct Probe {
     started: Instant,
     deadline: Instant,
     connected: bool,
+    /// What the check writes: a PROXY header, an HTTP request, both or
+    /// nothing.
     request: Vec<u8>,
     written: usize,
+    /// An HTTP check reads and judges an answer; a TCP one is done once
+    /// its bytes are written.
+    answer_wanted: bool,
     answer: Vec<u8>,
     tls: Option<rustls::ClientConnection>,
 }
@@ -333,10 +343,14 @@ impl Checks {
         let Some(e) = self.entries.get(&key) else {
             return;
         };
-        let request = match &e.spec.http {
-            Some((path, host)) => proto::request(path, host),
-            None => Vec::new(),
-        };
+        let mut request = Vec::new();
+        if e.spec.proxy_v2 {
+            request.extend_from_slice(&crate::proto::proxy_v2::LOCAL);
+        }
+        if let Some((path, host)) = &e.spec.http {
+            request.extend_from_slice(&proto::request(path, host));
+        }
+        let answer_wanted = e.spec.http.is_some();
         let mut stream = match net::connect(e.spec.target) {
             Ok(s) => s,
             Err(err) => return self.record(key, Err(Failure::Connect(err.kind())), now),
@@ -369,6 +383,7 @@ impl Checks {
             connected: false,
             request,
             written: 0,
+            answer_wanted,
             answer: Vec::new(),
         });
         if let Some(e) = self.entries.get_mut(&key) {
@@ -417,6 +432,9 @@ impl Checks {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Some(Err(Failure::Io(e.kind()))),
             }
+        }
+        if !p.answer_wanted {
+            return Some(Ok(()));
         }
         let mut chunk = [0u8; 512];
         let mut closed = false;
@@ -578,8 +596,55 @@ mod tests {
             target,
             http: http.map(|p| (p.to_owned(), "test".to_owned())),
             tls: None,
+            proxy_v2: false,
             rise: 2,
             fall: 1,
+        }
+    }
+
+    /// A `tcp-proxy-v2` backend's checks open with the PROXY v2 LOCAL
+    /// header, then (for an HTTP check) the request; a TCP check is done
+    /// once the header is written.
+    #[test]
+    fn proxy_v2_checks_open_with_a_local_header() {
+        use std::io::Read;
+        for http in [None, Some("/healthz")] {
+            let mut poll = Poll::new().unwrap();
+            let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = backend.local_addr().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let Ok((mut c, _)) = backend.accept() else {
+                    return;
+                };
+                c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut got = vec![0u8; 16];
+                if c.read_exact(&mut got).is_err() {
+                    let _ = tx.send(got);
+                    return;
+                }
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                let mut rest = [0u8; 256];
+                let n = c.read(&mut rest).unwrap_or(0);
+                got.extend_from_slice(&rest[..n]);
+                let _ = tx.send(got);
+            });
+            let mut checks = Checks::new(100);
+            let key = (80, addr);
+            let s = CheckSpec {
+                proxy_v2: true,
+                rise: 1,
+                ..spec(addr, http)
+            };
+            checks.sync(poll.registry(), vec![(key, s)], Instant::now());
+            drive(&mut poll, &mut checks, |c| c.is_up(&key));
+            let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(&got[..16], &crate::proto::proxy_v2::LOCAL, "{http:?}");
+            let after = String::from_utf8_lossy(&got[16..]).into_owned();
+            match http {
+                Some(_) => assert!(after.starts_with("GET /healthz HTTP/1.1\r\n"), "{after}"),
+                None => assert_eq!(after, "", "a TCP check sends nothing more"),
+            }
         }
     }
 

@@ -305,6 +305,11 @@ impl Builder {
                                 .as_ref()
                                 .map(|p| (p.as_str().to_owned(), host.clone())),
                             tls: service_tls.as_ref().and_then(|t| t.client.clone()),
+                            // HAProxy's rule for a `send-proxy-v2` server:
+                            // its checks send the header too, unless they
+                            // go to another port.
+                            proxy_v2: spec.kind == ServiceKind::TcpProxyV2
+                                && spec.check.port.is_none_or(|p| p.get() == a.port()),
                             rise: spec.check.rise(),
                             fall: spec.check.fall(),
                         },

@@ -14,6 +14,30 @@ pub const SIGNATURE: [u8; 12] = [
 pub const MAX_LEN: usize = 16 + 36;
 
 const VERSION_PROXY: u8 = 0x21;
+const VERSION_LOCAL: u8 = 0x20;
+
+/// The header of a connection the balancer makes on its own behalf (a
+/// health check): command LOCAL, no addresses (family UNSPEC, length 0),
+/// so the receiver uses the connection's own, as HAProxy's checks of a
+/// `send-proxy-v2` server do.
+pub const LOCAL: [u8; 16] = [
+    0x0D,
+    0x0A,
+    0x0D,
+    0x0A,
+    0x00,
+    0x0D,
+    0x0A,
+    0x51,
+    0x55,
+    0x49,
+    0x54,
+    0x0A,
+    VERSION_LOCAL,
+    0x00,
+    0x00,
+    0x00,
+];
 const TCP_OVER_IPV4: u8 = 0x11;
 const TCP_OVER_IPV6: u8 = 0x21;
 
@@ -165,6 +189,14 @@ mod tests {
         );
         let (s, _, _) = decode(h.as_bytes()).unwrap();
         assert_eq!(s, "[::ffff:10.0.0.1]:1".parse().unwrap());
+    }
+
+    #[test]
+    fn the_local_header_is_the_signature_and_no_addresses() {
+        assert_eq!(LOCAL[..12], SIGNATURE);
+        assert_eq!(LOCAL[12] >> 4, 2, "version 2");
+        assert_eq!(LOCAL[12] & 0xf, 0, "command LOCAL");
+        assert_eq!(&LOCAL[13..], &[0, 0, 0], "UNSPEC, no address block");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{connect_within, free_port, local, metadata, temp_dir, Moirai};
+use crate::util::{connect_within, free_port, local, metadata, metadata_exact, temp_dir, Moirai};
 
 /// A backend that answers each HTTP request with the headers HAProxy added.
 fn header_echo() -> u16 {
@@ -112,4 +112,111 @@ fn haproxy_accepts_our_proxy_v2_header() {
         resp.contains(&format!("x-seen-dst: 127.0.0.1:{lport}")),
         "{resp}"
     );
+}
+
+/// nginx behind a `tcp-proxy-v2` service with `listen ... proxy_protocol`,
+/// checked at the same port as Moirai's README shows
+/// (`{check:/healthz,rise:2,fall:1}`): the checks open with a PROXY v2
+/// LOCAL header, as HAProxy's do for a `send-proxy-v2` server, so nginx
+/// answers them and the service comes up. (Without it nginx drops every
+/// check and the service never serves.)
+#[test]
+fn health_checks_reach_an_nginx_that_requires_the_proxy_protocol() {
+    let nginx = std::path::Path::new("/usr/sbin/nginx");
+    assert!(
+        nginx.exists(),
+        "nginx is needed: apt-get install -y nginx-light"
+    );
+    let dir = temp_dir("nginx-pp");
+    let d = dir.display();
+    let port = free_port();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/b;\n  proxy_temp_path {d}/p;\n  fastcgi_temp_path {d}/f;\n  uwsgi_temp_path {d}/u;\n  scgi_temp_path {d}/s;\n\
+               server {{\n    listen 127.0.0.1:{port} proxy_protocol;\n\
+                 location = /healthz {{ return 200 \"ok\"; }}\n\
+                 location / {{ default_type text/plain; return 200 \"client $proxy_protocol_addr\"; }}\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(nginx)
+        .args(["-c", &format!("{d}/nginx.conf"), "-p", &d.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    connect_within(local(port), Duration::from_secs(5));
+    let lport = free_port();
+    let m = Moirai::start(
+        &metadata_exact(&format!(
+            "tcp-proxy-v2://{lport}:127.0.0.1:{port}{{check:/healthz,rise:2,fall:1}}"
+        )),
+        "",
+        &[],
+    );
+    m.wait_log("(1 up, 0 down)", Duration::from_secs(10));
+    let mut c = connect_within(local(lport), Duration::from_secs(5));
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    let _ = c.read_to_string(&mut resp);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with("client 127.0.0.1"), "{resp}");
+}
+
+/// HAProxy with `accept-proxy` as the receiver: an HTTP check through it
+/// (its LOCAL header accepted, the request passed to the backend) brings
+/// the service up.
+#[test]
+fn health_checks_pass_through_haproxy_accept_proxy() {
+    let haproxy = std::path::Path::new("/usr/sbin/haproxy");
+    assert!(
+        haproxy.exists(),
+        "HAProxy is needed: apt-get install -y haproxy"
+    );
+    let backend = header_echo();
+    let hport = free_port();
+    let dir = temp_dir("haproxy-checks");
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+             frontend fe\n  bind 127.0.0.1:{hport} accept-proxy\n  default_backend be\n\
+             backend be\n  server s1 127.0.0.1:{backend}\n"
+        ),
+    )
+    .unwrap();
+    let mut hap = Command::new(haproxy)
+        .args(["-db", "-f"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    connect_within(local(hport), Duration::from_secs(5));
+    let lport = free_port();
+    let m = Moirai::start(
+        &metadata_exact(&format!(
+            "tcp-proxy-v2://{lport}:127.0.0.1:{hport}{{check:/,rise:1}}"
+        )),
+        "",
+        &[],
+    );
+    m.wait_log("(1 up, 0 down)", Duration::from_secs(10));
+    let mut c = connect_within(local(lport), Duration::from_secs(5));
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    let _ = c.read_to_string(&mut resp);
+    let _ = hap.kill();
+    let _ = hap.wait();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
 }
