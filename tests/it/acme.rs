@@ -448,3 +448,74 @@ fn dns_01_answers_through_metadata_for_cns_to_publish() {
         issuer_cn(&leaf)
     );
 }
+
+/// A wildcard `certificate_name`: a CA validates it by dns-01 only, so
+/// even with TLS on 443 (where a plain name takes tls-alpn-01) `moirai
+/// check` and the order go straight to dns-01 (once the order asked for
+/// tls-alpn-01 and retried forever). Issued by pebble, which offers only
+/// dns-01 for a wildcard, and served for a name under it.
+#[test]
+fn a_wildcard_name_is_ordered_by_dns_01() {
+    let name = format!("lb.{ZONE}");
+    let wild = format!("*.{name}");
+    // What check predicts for the guide's https on 443.
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "https-http://443:127.0.0.1:8080",
+        "cloud.tritoncompute:certificate_name": format!("{name}, {wild}"),
+    });
+    let dir = crate::util::temp_dir("wild-check");
+    std::fs::write(dir.join("md.json"), md.to_string()).unwrap();
+    let fake = crate::mdata::Fake::start();
+    for (k, v) in md.as_object().unwrap() {
+        fake.set(k, v.as_str().unwrap());
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(["check", "--mdata-socket", fake.path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("dns-01"), "{text}");
+    assert!(!text.contains("tls-alpn-01"), "{text}");
+
+    let mut dns = Dns::start(&[host("lb", "127.0.0.1")]);
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let tp = free_port();
+    let pebble = Pebble::start(free_port(), &dns);
+    let md = crate::mdata::Fake::start();
+    md.set("cloud.tritoncompute:loadbalancer", "true");
+    md.set(
+        "cloud.tritoncompute:portmap",
+        &format!("https-http://{tp}:127.0.0.1:{}", web.port()),
+    );
+    md.set(
+        "cloud.tritoncompute:certificate_name",
+        &format!("{name},{wild}"),
+    );
+    let m = pebble.moirai(
+        "{}",
+        &[
+            "--mdata-socket",
+            md.path.to_str().unwrap(),
+            "--acme-dns-propagation",
+            "3s",
+        ],
+    );
+    // Both names' answers live under _acme-challenge.lb.ZONE.
+    publish_dns_01(&md, &mut dns, &[&name], &m);
+    m.wait_log("tls: serving the ACME certificate for", SECS(40));
+    assert!(m.log_text().contains("by dns-01"), "{}", m.log_text());
+    let record = Arc::new(Record(
+        Default::default(),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    ));
+    let config = client_config(Arc::clone(&record));
+    let mut s = connect(&config, tp, &format!("www.{name}")).unwrap();
+    assert!(get(&mut s));
+    let leaf = record.0.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        issuer_cn(&leaf).contains("Pebble"),
+        "issuer {}",
+        issuer_cn(&leaf)
+    );
+}

@@ -155,6 +155,28 @@ pub fn plan(
             .any(|s| s.kind == ServiceKind::Http && port.is_none_or(|p| s.listen.get() == p))
     };
     let dns = metadata_writable.then_some(ChallengeKind::Dns01);
+    // A CA validates a wildcard name by dns-01 only (RFC 8555 §7.1.3):
+    // no other challenge could ever succeed for the order.
+    let wildcard = config
+        .certificate_names()
+        .iter()
+        .find(|n| n.as_str().starts_with("*."));
+    if let Some(w) = wildcard {
+        return match (choice, metadata_writable) {
+            (ChallengeChoice::Auto | ChallengeChoice::Only(ChallengeKind::Dns01), true) => {
+                Ok(Plan {
+                    first: ChallengeKind::Dns01,
+                    fallback: None,
+                })
+            }
+            (ChallengeChoice::Only(k), true) => Err(format!(
+                "--acme-challenge {k} cannot work: the wildcard name {w} is validated by dns-01 only"
+            )),
+            (_, false) => Err(format!(
+                "the wildcard name {w} is validated by dns-01 only, and the metadata source cannot write"
+            )),
+        };
+    }
     match choice {
         ChallengeChoice::Auto => {
             let first = if tls_on(Some(443)) {
@@ -198,6 +220,15 @@ pub fn plan(
                 ))
             }
         }
+    }
+}
+
+/// The library's name for a challenge kind.
+fn challenge_type(kind: ChallengeKind) -> ChallengeType {
+    match kind {
+        ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        ChallengeKind::Http01 => ChallengeType::Http01,
+        ChallengeKind::Dns01 => ChallengeType::Dns01,
     }
 }
 
@@ -515,7 +546,9 @@ impl Manager<'_> {
                 "acme: ordering a certificate for {} by {kind}",
                 w.names.join(", ")
             );
-            let result = rt.block_on(self.order(&w.names, kind));
+            let dns_possible = w.plan.first == ChallengeKind::Dns01
+                || w.plan.fallback == Some(ChallengeKind::Dns01);
+            let result = rt.block_on(self.order(&w.names, kind, dns_possible));
             (self.send)(AcmeEvent::ChallengesDone);
             match result {
                 Ok((cert_pem, key_pem)) => {
@@ -670,6 +703,7 @@ impl Manager<'_> {
         &self,
         names: &[String],
         kind: ChallengeKind,
+        dns_possible: bool,
     ) -> Result<(String, String), OrderError> {
         let account = self
             .account()
@@ -681,11 +715,12 @@ impl Manager<'_> {
             .new_order(&NewOrder::new(&identifiers))
             .await
             .map_err(|e| OrderError::at(OrderStep::NewOrder)(why(&e)))?;
-        let acme_type = match kind {
-            ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
-            ChallengeKind::Http01 => ChallengeType::Http01,
-            ChallengeKind::Dns01 => ChallengeType::Dns01,
-        };
+        // Each authorization is answered by `kind` where the CA offers
+        // it, else by dns-01 where that is all it offers and this
+        // balancer can write the answer (a wildcard name among plain
+        // ones); the choice is kept by name for telling the CA to look.
+        let mut chosen: Vec<(String, ChallengeKind)> = Vec::new();
+        let mut used_dns = false;
         // First every answer is published, then the CA is told to look:
         // dns-01 answers for several names share one metadata key (CNS
         // publishes its space-separated values as TXT records under every
@@ -705,13 +740,24 @@ impl Manager<'_> {
                 Identifier::Dns(n) => n.clone(),
                 other => format!("{other:?}"),
             };
-            let ch = a.challenge(acme_type.clone()).ok_or_else(|| {
-                OrderError::at(OrderStep::NoChallenge)(format!(
+            let offers = |t: ChallengeType| a.challenges.iter().any(|c| c.r#type == t);
+            let this = if offers(challenge_type(kind)) {
+                kind
+            } else if dns_possible && offers(ChallengeType::Dns01) {
+                log::info!("acme: the CA offers only dns-01 for {name}; answering by dns-01");
+                ChallengeKind::Dns01
+            } else {
+                return Err(OrderError::at(OrderStep::NoChallenge)(format!(
                     "the CA offers no {kind} challenge for {name}"
-                ))
-            })?;
+                )));
+            };
+            used_dns |= this == ChallengeKind::Dns01;
+            chosen.push((name.clone(), this));
+            let Some(ch) = a.challenge(challenge_type(this)) else {
+                continue;
+            };
             let key_auth = ch.key_authorization();
-            match kind {
+            match this {
                 ChallengeKind::TlsAlpn01 => {
                     let (cert_pem, key_pem) =
                         alpn_certificate(&name, key_auth.digest().as_ref())
@@ -737,9 +783,10 @@ impl Manager<'_> {
             }
             // Time for the certificate store, the snapshot (or CNS) to
             // carry the answers.
-            tokio::time::sleep(match kind {
-                ChallengeKind::Dns01 => self.opts.dns_propagation,
-                _ => Duration::from_millis(500),
+            tokio::time::sleep(if used_dns {
+                self.opts.dns_propagation
+            } else {
+                Duration::from_millis(500)
             })
             .await;
             let mut auths = order.authorizations();
@@ -748,7 +795,15 @@ impl Manager<'_> {
                 if a.status != AuthorizationStatus::Pending {
                     continue;
                 }
-                if let Some(mut ch) = a.challenge(acme_type.clone()) {
+                let name = match &a.identifier().identifier {
+                    Identifier::Dns(n) => n.clone(),
+                    other => format!("{other:?}"),
+                };
+                let this = chosen
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(kind, |(_, k)| *k);
+                if let Some(mut ch) = a.challenge(challenge_type(this)) {
                     ch.set_ready()
                         .await
                         .map_err(|e| OrderError::at(OrderStep::Challenge)(why(&e)))?;
@@ -892,6 +947,48 @@ mod tests {
         .into_iter()
         .collect();
         Config::from_metadata(&md).0
+    }
+
+    #[test]
+    fn a_wildcard_name_goes_straight_to_dns_01() {
+        let with_names = |names: &str| {
+            let md: Metadata = [
+                (keys::LOADBALANCER.to_owned(), "true".to_owned()),
+                (
+                    keys::PORTMAP.to_owned(),
+                    "https-http://443:a.example:80 http://80:a.example:80".to_owned(),
+                ),
+                (keys::CERTIFICATE_NAME.to_owned(), names.to_owned()),
+            ]
+            .into_iter()
+            .collect();
+            Config::from_metadata(&md).0
+        };
+        let dns_only = Ok(Plan {
+            first: ChallengeKind::Dns01,
+            fallback: None,
+        });
+        let auto = ChallengeChoice::Auto;
+        // With TLS on 443 and http on 80, a plain name takes tls-alpn-01;
+        // one wildcard among the names takes dns-01 for the order.
+        let plain = with_names("example.com");
+        assert_eq!(
+            plan(auto, &plain, true).unwrap().first,
+            ChallengeKind::TlsAlpn01
+        );
+        let wild = with_names("example.com, *.example.com");
+        assert_eq!(plan(auto, &wild, true), dns_only);
+        let only = ChallengeChoice::Only(ChallengeKind::Dns01);
+        assert_eq!(plan(only, &wild, true), dns_only);
+        for k in [ChallengeKind::TlsAlpn01, ChallengeKind::Http01] {
+            let e = plan(ChallengeChoice::Only(k), &wild, true).unwrap_err();
+            assert!(
+                e.contains("*.example.com") && e.contains("dns-01 only"),
+                "{e}"
+            );
+        }
+        let e = plan(auto, &wild, false).unwrap_err();
+        assert!(e.contains("cannot write"), "{e}");
     }
 
     #[test]
