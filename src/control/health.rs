@@ -120,6 +120,17 @@ pub fn haproxy_check_state(h: &Health, http: bool, tls: bool) -> Option<&'static
     })
 }
 
+/// How long `h`, down now, has been down in HAProxy's sense: since it
+/// went down, or since it appeared if checks failed before it was ever up.
+pub fn down_for(h: &Health) -> Duration {
+    if h.up || (h.transitions == 0 && h.failures == 0) {
+        return Duration::ZERO;
+    }
+    h.since
+        .and_then(|s| s.elapsed().ok())
+        .unwrap_or(Duration::ZERO)
+}
+
 /// What a backend's checks say now (a new backend: down, nothing checked).
 #[derive(Debug, Clone, Default)]
 pub struct Health {
@@ -139,6 +150,9 @@ pub struct Health {
     pub since: Option<std::time::SystemTime>,
     /// How many times `up` changed.
     pub transitions: u64,
+    /// Time spent down before `since`, once it had been up (the first
+    /// wait for a verdict is not downtime: HAProxy starts servers up).
+    pub downtime: Duration,
 }
 
 #[derive(Debug)]
@@ -504,6 +518,7 @@ impl Checks {
                     if h.streak >= e.spec.rise {
                         h.up = true;
                         h.streak = 0;
+                        h.downtime += down_for(h);
                         h.since = Some(std::time::SystemTime::now());
                         h.transitions += 1;
                         e.settled = true;

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::certs::Certificates;
 use super::commands::Admins;
@@ -219,6 +219,7 @@ impl Parts<'_> {
             .map(|s| ServiceView {
                 port: s.port(),
                 response_average: self.observed.exporter.response_average(s.port()),
+                connect_average: self.observed.exporter.connect_average(s.port()),
                 listening: self.rollout.is_listening(s.port()),
                 kind: s.spec.kind.as_str(),
                 stats: &s.stats,
@@ -234,6 +235,11 @@ impl Parts<'_> {
                             up: h.is_some_and(|h| h.up),
                             check_latency: h.and_then(|h| h.latency),
                             checks: h.map_or((0, 0), |h| (h.checks, h.failures)),
+                            weight: b.weight(),
+                            since: h.and_then(|h| h.since),
+                            transitions: h.map_or(0, |h| h.transitions),
+                            downtime: h
+                                .map_or(Duration::ZERO, |h| h.downtime + health::down_for(h)),
                             check_state: h.and_then(|h| {
                                 health::haproxy_check_state(
                                     h,
@@ -296,6 +302,8 @@ impl Parts<'_> {
                 .map(|(n, t)| (n.as_str(), *t))
                 .collect(),
             acme: self.certs.acme_counts(),
+            workers: self.observed.syslog_counts.workers(),
+            stopping: self.rollout.is_stopping(),
         };
         self.observed.exporter.render(&services, &control)
     }

@@ -16,7 +16,7 @@ use super::balance;
 use super::conn::{Conn, Meter, Transport};
 use super::step::{CloseReason, Ctx};
 use super::token::{EventTarget, Side};
-use crate::metrics::stats::record;
+use crate::metrics::stats::{micros, record};
 use crate::snapshot::{Backend, BackendLease, ServiceSnapshot};
 
 /// Connect attempts per connection or request: the first, plus one
@@ -151,7 +151,9 @@ pub fn progress<S: Transport>(
     up.conn.touch(ctx.now);
     let took = ctx.now.saturating_duration_since(dialing.since);
     record(&mut ctx.latency(service.port()).connect, took);
-    up.backend().stats().of(ctx.worker).opened.add(1);
+    let c = up.backend().stats().of(ctx.worker);
+    c.opened.add(1);
+    c.max_connect_us.raise(micros(took));
     Progress::Ready(took)
 }
 
@@ -164,6 +166,7 @@ fn attempt<S: Transport>(
 ) -> Result<(Upstream<S>, Dialing), CloseReason> {
     let backends = &service.backends;
     while attempt < CONNECT_ATTEMPTS {
+        let balanced = first.is_none();
         let chosen = first.take().or_else(|| {
             // With one backend, the retry goes to the same one.
             balance::pick(backends, ctx.cursor, avoid)
@@ -174,6 +177,7 @@ fn attempt<S: Transport>(
             return Err(CloseReason::NoBackend);
         };
         let lease = BackendLease::acquire(&b);
+        count_choice(ctx, service, &b, balanced, avoid);
         attempt += 1;
         let token = EventTarget::Session(ctx.id, Side::Backend).token();
         match ctx.net.connect(b.addr(), token) {
@@ -204,6 +208,27 @@ fn attempt<S: Transport>(
         }
     }
     Err(CloseReason::ConnectFailed)
+}
+
+/// A backend chosen for a connect: when, whether by load balancing, and
+/// whether it redispatches one that failed elsewhere (counted on the
+/// service and on the backend that failed, as HAProxy does).
+fn count_choice<S: Transport>(
+    ctx: &Ctx<'_, S>,
+    service: &ServiceSnapshot,
+    b: &Backend,
+    balanced: bool,
+    avoid: Option<std::net::SocketAddr>,
+) {
+    let c = b.stats().of(ctx.worker);
+    c.last_session.stamp(ctx.now);
+    c.balanced.add(u64::from(balanced));
+    if let Some(failed) = avoid.filter(|a| *a != b.addr()) {
+        service.stats.of(ctx.worker).redispatches.add(1);
+        if let Some(f) = service.backends.iter().find(|f| f.addr() == failed) {
+            f.stats().of(ctx.worker).redispatches.add(1);
+        }
+    }
 }
 
 /// A failed connect: an error on the backend, and a retry on both the

@@ -25,7 +25,7 @@ use super::pipe::{self, Streams};
 use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
 use super::syslog::Sink;
 use super::token::{EventTarget, Side};
-use crate::metrics::stats::record;
+use crate::metrics::stats::{micros, record};
 use crate::proto::http1::body::{self, Body, RelayError};
 use crate::proto::http1::errors::Status;
 use crate::proto::http1::exchange::{
@@ -391,6 +391,9 @@ impl<S: Transport> HttpSession<S> {
         let c = self.service.stats.of(self.worker);
         c.response(status.code());
         c.own[status.index()].add(1);
+        // A head never understood (400, 408, 431, 501) is still a request
+        // received, as HAProxy counts it.
+        c.requests.add(u64::from(ex.is_none()));
         let answer = Answer::Error(status);
         (
             Stage::Answer {
@@ -474,7 +477,10 @@ impl<S: Transport> HttpSession<S> {
         let full = self.cbuf.as_ref().is_some_and(Buffer::is_full);
         let mut s = ctx.scratch.pop().unwrap_or_default();
         let head = match request::parse(pending, &mut s.req_drop, &mut s.req_inject) {
-            Ok(Some(head)) => head,
+            Ok(Some(head)) => {
+                self.service.stats.of(self.worker).requests.add(1);
+                head
+            }
             unfinished => {
                 recycle(ctx.scratch, s);
                 let waiting = Stage::ReadHead {
@@ -497,6 +503,7 @@ impl<S: Transport> HttpSession<S> {
                 recycle(ctx.scratch, s);
                 let answer = Answer::acme(self.service.acme.get(token));
                 self.service.stats.of(self.worker).response(answer.code());
+                self.service.stats.of(self.worker).intercepted.add(1);
                 let stage = Stage::Answer {
                     answer,
                     sent: 0,
@@ -573,6 +580,7 @@ impl<S: Transport> HttpSession<S> {
         mut ex: Box<Exchange>,
         parked: Option<Parked<S>>,
     ) -> Turn<S> {
+        self.service.stats.of(ctx.worker).routed.add(1);
         let backends = &self.service.backends;
         // A login bound to a backend connection goes on where it began,
         // before any cookie or load says otherwise; a backend that left
@@ -592,6 +600,8 @@ impl<S: Transport> HttpSession<S> {
                 .iter()
                 .find(|b| b.addr() == a && !b.is_draining() && b.active() <= least)
         });
+        // What neither a login nor a cookie decides is load balancing's.
+        let balanced = pinned.is_none() && sticky.is_none();
         let chosen: Option<Arc<Backend>> = pinned
             .or(sticky)
             .or(if ex.sticky().is_none() {
@@ -607,9 +617,13 @@ impl<S: Transport> HttpSession<S> {
         let Some(b) = chosen else {
             return self.refuse(Status::Unavailable, ex);
         };
+        let counts = b.stats().of(ctx.worker);
+        counts.last_session.stamp(ctx.now);
+        counts.balanced.add(u64::from(balanced));
         if let Some(Parked { addr, conn }) = parked {
             if addr == b.addr() {
                 ex.set_reused(true);
+                counts.reuses.add(1);
                 let up = Upstream {
                     conn,
                     lease: BackendLease::acquire(&b),
@@ -647,6 +661,7 @@ impl<S: Transport> HttpSession<S> {
                 let mut conn = Conn::new(stream, ctx.now, Meter::backend(&b, ctx.worker));
                 conn.assume_writable();
                 ex.set_reused(true);
+                counts.reuses.add(1);
                 let up = Upstream {
                     conn,
                     lease: BackendLease::acquire(&b),
@@ -978,6 +993,11 @@ impl<S: Transport> HttpSession<S> {
             OnResponse::Forward | OnResponse::Tunnel => {
                 let took = ctx.now.saturating_duration_since(ex.timing.head);
                 record(&mut ctx.latency(self.port()).request, took);
+                up.backend()
+                    .stats()
+                    .of(ctx.worker)
+                    .max_response_us
+                    .raise(micros(took));
             }
         }
         self.service.stats.of(ctx.worker).response(code);

@@ -275,6 +275,17 @@ fn count_close(worker: usize, svc: &ServiceSnapshot, backend: Option<&Backend>, 
         CloseReason::NoBackend => c.no_backend.add(1),
         CloseReason::Done => {}
     }
+    // HAProxy's client and server aborts: a cut or a timeout while a
+    // backend was engaged, on the side that did it.
+    if let (CloseReason::Reset(side) | CloseReason::IdleTimeout(side), Some(b)) = (r, backend) {
+        let bc = b.stats().of(worker);
+        let (sc, bc) = match side {
+            Side::Client => (&c.client_aborts, &bc.client_aborts),
+            Side::Backend => (&c.server_aborts, &bc.server_aborts),
+        };
+        sc.add(1);
+        bc.add(1);
+    }
 }
 
 struct SessionSlot {

@@ -33,21 +33,29 @@ pub struct Exporter {
     /// Average response time of about the last 1024 requests, per
     /// service, in seconds (HAProxy's `rtime`).
     recent: HashMap<u16, f64>,
+    /// The same for backend connects (HAProxy's `ctime`).
+    recent_connect: HashMap<u16, f64>,
+}
+
+/// Moves the running average `avg` of about the last 1024 samples by a
+/// batch of latencies: by the batch's mean, weighted by its share of 1024.
+fn follow(avg: &mut HashMap<u16, f64>, port: u16, h: &Histogram<u64>) {
+    if h.is_empty() {
+        return;
+    }
+    let mean = h.mean() / 1e6;
+    let w = (h.len() as f64 / 1024.0).min(1.0);
+    avg.entry(port)
+        .and_modify(|a| *a += (mean - *a) * w)
+        .or_insert(mean);
 }
 
 impl Exporter {
     /// Adds a worker's latencies since its last batch.
     pub fn merge(&mut self, batch: Vec<(u16, Latency)>) {
         for (port, l) in batch {
-            if !l.request.is_empty() {
-                // Each batch moves the average by its share of 1024.
-                let mean = l.request.mean() / 1e6;
-                let w = (l.request.len() as f64 / 1024.0).min(1.0);
-                self.recent
-                    .entry(port)
-                    .and_modify(|a| *a += (mean - *a) * w)
-                    .or_insert(mean);
-            }
+            follow(&mut self.recent, port, &l.request);
+            follow(&mut self.recent_connect, port, &l.connect);
             let acc = self.latency.entry(port).or_default();
             // Same bounds everywhere, so adding cannot fail; if it ever
             // did, the batch is lost, not the process.
@@ -61,10 +69,16 @@ impl Exporter {
         self.recent.get(&port).copied()
     }
 
+    /// The recent average connect time of service `port`, in seconds.
+    pub fn connect_average(&self, port: u16) -> Option<f64> {
+        self.recent_connect.get(&port).copied()
+    }
+
     /// Forgets services that no longer exist.
     pub fn retain(&mut self, ports: &[u16]) {
         self.latency.retain(|p, _| ports.contains(p));
         self.recent.retain(|p, _| ports.contains(p));
+        self.recent_connect.retain(|p, _| ports.contains(p));
     }
 
     /// The whole exposition.
@@ -73,7 +87,7 @@ impl Exporter {
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
             record_services(services);
-            super::haproxy::record(services);
+            super::haproxy::record(services, control);
             record_control(control);
         });
         let mut out = handle.render();
@@ -363,6 +377,7 @@ mod tests {
         let services = [ServiceView {
             listening: true,
             response_average: None,
+            connect_average: None,
             port: 8080,
             kind: "http",
             stats: &svc,
@@ -374,6 +389,10 @@ mod tests {
                 check_latency: Some(Duration::from_micros(250)),
                 checks: (10, 1),
                 check_state: Some("L7OK"),
+                weight: 1,
+                since: None,
+                transitions: 1,
+                downtime: Duration::ZERO,
             }],
         }];
         let text = ex.render(&services, &ControlView::default());

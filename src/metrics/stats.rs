@@ -8,7 +8,8 @@
 //! second and merged there.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
@@ -32,6 +33,39 @@ impl Count {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Raises the value to `n` if it is below: a per-worker peak, whose
+    /// maximum over the shards is the exact peak (unlike a sum of peaks).
+    #[inline]
+    pub fn raise(&self, n: u64) {
+        if n > self.get() {
+            self.0.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Records `now` as a moment (see [`moment`]); 0 stays "never".
+    #[inline]
+    pub fn stamp(&self, now: Instant) {
+        self.0.store(moment(now), Ordering::Relaxed);
+    }
+}
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// `at` as milliseconds since the first moment taken, plus one, so that a
+/// [`Count`] holding a moment can say "never" with 0: a store of a number
+/// the workers already have (their batch time), no clock call.
+pub fn moment(at: Instant) -> u64 {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(at.saturating_duration_since(epoch).as_millis())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
+
+/// How long ago moment `m` was, in seconds; `None` for never (0).
+pub fn since_moment(m: u64) -> Option<f64> {
+    let now = moment(Instant::now());
+    (m > 0).then(|| now.saturating_sub(m) as f64 / 1000.0)
 }
 
 /// HTTP status classes 1xx..5xx.
@@ -66,6 +100,38 @@ pub struct Counters {
     /// Responses moirai made itself, by [`crate::proto::http1::errors::Status::index`]
     /// (400, 408, 431, 501, 502, 503, 504): counted on the error path only.
     pub own: [Count; 7],
+    /// Service: complete, valid request heads received (http types).
+    pub requests: Count,
+    /// Service: requests handed to backend selection (http types), a 503
+    /// for want of a backend included (HAProxy's backend `cum_req`).
+    pub routed: Count,
+    /// Service: requests moirai answered itself, not as an error (ACME
+    /// challenges; HAProxy's `intercepted`).
+    pub intercepted: Count,
+    /// Backend: times load balancing chose it (not a sticky cookie or a
+    /// pinned login), a connect redispatched to it included.
+    pub balanced: Count,
+    /// Backend: requests sent on a kept-alive connection, not a new one.
+    pub reuses: Count,
+    /// Connections cut or timed out by the client while a backend was
+    /// engaged (HAProxy's `cli_aborts`).
+    pub client_aborts: Count,
+    /// Connections cut or timed out by the backend (HAProxy's `srv_aborts`).
+    pub server_aborts: Count,
+    /// A failed connect retried on another backend (HAProxy's
+    /// `redispatches`): the service's, and the backend that failed.
+    pub redispatches: Count,
+    /// Backend: requests it failed to answer properly (502, 504 sent for
+    /// it; HAProxy's `eresp`).
+    pub response_errors: Count,
+    /// Backend: the last moment ([`moment`]) a request or connection was
+    /// given to it. The shards' maximum is the last over all workers.
+    pub last_session: Count,
+    /// Backend: the longest connect, in microseconds (shards: maximum).
+    pub max_connect_us: Count,
+    /// Backend: the longest response time (request head sent to response
+    /// head received), in microseconds (shards: maximum).
+    pub max_response_us: Count,
 }
 
 impl Counters {
@@ -106,6 +172,30 @@ pub struct Totals {
     pub no_backend: u64,
     /// See [`Counters::own`].
     pub own: [u64; 7],
+    /// See [`Counters::requests`].
+    pub requests: u64,
+    /// See [`Counters::routed`].
+    pub routed: u64,
+    /// See [`Counters::intercepted`].
+    pub intercepted: u64,
+    /// See [`Counters::balanced`].
+    pub balanced: u64,
+    /// See [`Counters::reuses`].
+    pub reuses: u64,
+    /// See [`Counters::client_aborts`].
+    pub client_aborts: u64,
+    /// See [`Counters::server_aborts`].
+    pub server_aborts: u64,
+    /// See [`Counters::redispatches`].
+    pub redispatches: u64,
+    /// See [`Counters::response_errors`].
+    pub response_errors: u64,
+    /// See [`Counters::last_session`]: the latest over the shards.
+    pub last_session: u64,
+    /// See [`Counters::max_connect_us`]: the maximum over the shards.
+    pub max_connect_us: u64,
+    /// See [`Counters::max_response_us`]: the maximum over the shards.
+    pub max_response_us: u64,
 }
 
 /// [`Counters`] with one cache-padded shard per worker.
@@ -149,6 +239,18 @@ impl Sharded {
             for (sum, r) in t.own.iter_mut().zip(&c.own) {
                 *sum += r.get();
             }
+            t.requests += c.requests.get();
+            t.routed += c.routed.get();
+            t.intercepted += c.intercepted.get();
+            t.balanced += c.balanced.get();
+            t.reuses += c.reuses.get();
+            t.client_aborts += c.client_aborts.get();
+            t.server_aborts += c.server_aborts.get();
+            t.redispatches += c.redispatches.get();
+            t.response_errors += c.response_errors.get();
+            t.last_session = t.last_session.max(c.last_session.get());
+            t.max_connect_us = t.max_connect_us.max(c.max_connect_us.get());
+            t.max_response_us = t.max_response_us.max(c.max_response_us.get());
         }
         t
     }
@@ -166,6 +268,11 @@ impl SyslogCounters {
                 .map(|_| CachePadded::new((Count::default(), Count::default())))
                 .collect(),
         )
+    }
+
+    /// How many workers count here.
+    pub fn workers(&self) -> usize {
+        self.0.len()
     }
 
     /// Counts a line of worker `w`: sent, or dropped.
@@ -193,6 +300,12 @@ const MAX_MICROS: u64 = 3_600_000_000;
 /// A latency histogram: 1 µs to an hour, two significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 2).expect("static bounds are valid")
+}
+
+/// `d` in whole microseconds, the unit peaks are kept in.
+#[inline]
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Records `d` (clamped to the histogram's range).
@@ -245,6 +358,23 @@ mod tests {
         assert_eq!(t.opened, 5);
         assert_eq!(t.responses, [0, 1, 0, 0, 1]);
         assert_eq!(t.bytes_in, 10);
+    }
+
+    #[test]
+    fn peaks_and_moments_take_the_shards_maximum() {
+        let s = Sharded::new(2);
+        s.of(0).max_connect_us.raise(30);
+        s.of(0).max_connect_us.raise(10);
+        s.of(1).max_connect_us.raise(20);
+        assert_eq!(s.totals().max_connect_us, 30);
+        assert_eq!(s.totals().last_session, 0);
+        assert_eq!(since_moment(0), None);
+        let t0 = Instant::now();
+        s.of(1).last_session.stamp(t0);
+        s.of(0).last_session.stamp(t0 - Duration::from_secs(1));
+        let last = s.totals().last_session;
+        assert_eq!(last, moment(t0));
+        assert!(since_moment(last).unwrap() < 5.0);
     }
 
     #[test]

@@ -25,6 +25,14 @@ pub struct BackendView<'a> {
     /// The last check's result as HAProxy names it (`L4OK`, `L7STS`...;
     /// one of [`super::haproxy::CHECK_STATES`]), none before the first.
     pub check_state: Option<&'static str>,
+    /// Its share relative to the others (1 unless SRV says otherwise).
+    pub weight: u16,
+    /// When its health last changed (or it appeared).
+    pub since: Option<SystemTime>,
+    /// How many times its health changed.
+    pub transitions: u64,
+    /// How long it has been down in all, the current stretch included.
+    pub downtime: Duration,
 }
 
 /// One service as the scrape sees it.
@@ -42,6 +50,8 @@ pub struct ServiceView<'a> {
     pub listening: bool,
     /// Average response time of recent requests, in seconds.
     pub response_average: Option<f64>,
+    /// Average connect time of recent backend connects, in seconds.
+    pub connect_average: Option<f64>,
 }
 
 /// One DNS name's lookups.
@@ -78,4 +88,8 @@ pub struct ControlView<'a> {
     pub certs: Vec<(&'a str, SystemTime)>,
     /// ACME orders started and failed, once ACME runs.
     pub acme: Option<(u64, u64)>,
+    /// Worker threads.
+    pub workers: usize,
+    /// Whether the process is draining to stop.
+    pub stopping: bool,
 }

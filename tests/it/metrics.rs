@@ -272,6 +272,11 @@ fn counters_match_known_traffic_exactly_and_promtool_accepts_the_exposition() {
     )
     .is_some());
 
+    promtool_accepts(&text);
+}
+
+/// `promtool check metrics` passes on `text`.
+fn promtool_accepts(text: &str) {
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -476,9 +481,12 @@ fn families(text: &str, prefix: &str) -> Families {
 /// Operators' dashboards read HAProxy's exporter: the `haproxy_*` families
 /// moirai exports exist in HAProxy 2.6's own output for the equivalent
 /// configuration (Moirai's names: fe0, be0, rs1..), with the same type,
-/// label sets and state/code values.
+/// label sets and state/code values; they cover at least three quarters of
+/// HAProxy's frontend, backend and server families; and after the same
+/// requests to both, the request and session counters agree.
 #[test]
 fn haproxy_families_match_a_running_haproxy() {
+    const REQUESTS: usize = 6;
     let a = HttpBackend::start("127.0.0.2:0", |_| ok("A"));
     let bport = a.port();
     let _b = HttpBackend::start(&format!("127.0.0.3:{bport}"), |_| ok("B"));
@@ -512,46 +520,54 @@ fn haproxy_families_match_a_running_haproxy() {
         .stderr(Stdio::null())
         .spawn()
         .expect("haproxy (scripts/test installs it)");
-    crate::util::connect_within(local(hp), SECS(5));
-    // Until HAProxy's own checks have a server up.
-    let start = Instant::now();
-    while Client::connect(local(hp))
-        .exchange(&get("/"))
-        .map(|r| r.status)
-        != Some(200)
-    {
-        assert!(start.elapsed() < SECS(10), "HAProxy never served");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(1000));
+    crate::util::connect_within(local(hm), SECS(5));
+    // Until HAProxy's own checks have both servers up, asked of its
+    // exporter so that no request reaches fe0 before the counted ones.
+    scrape_until(
+        hm,
+        "haproxy_backend_active_servers",
+        &[("proxy", "be0")],
+        2.0,
+    );
+    // Moirai::start waited until every backend was checked.
     for port in [lb, hp] {
-        for _ in 0..4 {
+        for _ in 0..REQUESTS {
             let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
             assert_eq!(r.status, 200);
         }
     }
-    // Moirai::start waited until every backend was checked.
-    let ours = families(&scrape(mp), "haproxy_");
-    let theirs = families(&scrape(hm), "haproxy_");
+    let ours_text = scrape(mp);
+    let theirs_text = scrape(hm);
     let _ = haproxy.kill();
     let _ = haproxy.wait();
-    // What dashboards need, at least.
+    let ours = families(&ours_text, "haproxy_");
+    let theirs = families(&theirs_text, "haproxy_");
+    // What dashboards read, at least.
     for name in [
         "haproxy_frontend_status",
         "haproxy_frontend_current_sessions",
         "haproxy_frontend_sessions_total",
+        "haproxy_frontend_connections_total",
         "haproxy_frontend_bytes_in_total",
         "haproxy_frontend_bytes_out_total",
+        "haproxy_frontend_http_requests_total",
         "haproxy_frontend_http_responses_total",
+        "haproxy_frontend_request_errors_total",
         "haproxy_backend_status",
         "haproxy_backend_active_servers",
         "haproxy_backend_current_sessions",
         "haproxy_backend_sessions_total",
         "haproxy_backend_bytes_in_total",
+        "haproxy_backend_http_requests_total",
         "haproxy_backend_http_responses_total",
         "haproxy_backend_connection_errors_total",
+        "haproxy_backend_response_errors_total",
+        "haproxy_backend_retry_warnings_total",
+        "haproxy_backend_redispatch_warnings_total",
         "haproxy_backend_response_time_average_seconds",
+        "haproxy_backend_connect_time_average_seconds",
         "haproxy_backend_queue_time_average_seconds",
+        "haproxy_backend_last_session_seconds",
         "haproxy_server_status",
         "haproxy_server_current_sessions",
         "haproxy_server_sessions_total",
@@ -559,6 +575,18 @@ fn haproxy_families_match_a_running_haproxy() {
         "haproxy_server_http_responses_total",
         "haproxy_server_connection_errors_total",
         "haproxy_server_check_status",
+        "haproxy_server_check_up_down_total",
+        "haproxy_server_downtime_seconds_total",
+        "haproxy_server_last_session_seconds",
+        "haproxy_process_start_time_seconds",
+        "haproxy_process_uptime_seconds",
+        "haproxy_process_max_fds",
+        "haproxy_process_nbthread",
+        "haproxy_process_nbproc",
+        "haproxy_process_current_connections",
+        "haproxy_process_connections_total",
+        "haproxy_process_requests_total",
+        "haproxy_process_max_connections",
     ] {
         assert!(ours.contains_key(name), "moirai exports no {name}");
     }
@@ -570,18 +598,101 @@ fn haproxy_families_match_a_running_haproxy() {
         assert_eq!(labels, their_labels, "{name}: label sets");
         assert_eq!(values, their_values, "{name}: state/code values");
     }
-    // And the values mean the same: both balancers saw 4 requests, 2xx.
-    let ours_text = scrape(mp);
-    let sum_2xx = |text: &str| -> f64 {
+    // Coverage: three quarters of HAProxy's proxy families at least.
+    let proxy = |n: &String| {
+        ["haproxy_frontend_", "haproxy_backend_", "haproxy_server_"]
+            .iter()
+            .any(|p| n.starts_with(p))
+    };
+    let all = theirs.keys().filter(|n| proxy(n)).count();
+    let shared = ours.keys().filter(|n| proxy(n)).count();
+    eprintln!("moirai exports {shared} of HAProxy's {all} frontend, backend and server families");
+    assert!(
+        shared * 4 >= all * 3,
+        "moirai exports {shared} of HAProxy's {all} frontend, backend and server families; missing: {:?}",
+        theirs
+            .keys()
+            .filter(|n| proxy(n) && !ours.contains_key(*n))
+            .collect::<Vec<_>>()
+    );
+    // The same traffic, the same counts.
+    let sum = |text: &str, name: &str, labels: &[(&str, &str)]| -> f64 {
         text.lines()
-            .filter(|l| {
-                l.starts_with("haproxy_frontend_http_responses_total{")
-                    && l.contains("code=\"2xx\"")
-                    && l.contains("proxy=\"fe0\"")
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter(|(series, _)| {
+                let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
             })
-            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .map(|(_, v)| v.parse::<f64>().unwrap())
             .sum()
     };
-    // moirai saw exactly its 4 requests, all 2xx.
-    assert_eq!(sum_2xx(&ours_text), 4.0, "{ours_text}");
+    let n = REQUESTS as f64;
+    for (name, labels) in [
+        (
+            "haproxy_frontend_http_requests_total",
+            &[("proxy", "fe0")][..],
+        ),
+        ("haproxy_frontend_connections_total", &[("proxy", "fe0")]),
+        ("haproxy_frontend_sessions_total", &[("proxy", "fe0")]),
+        (
+            "haproxy_frontend_http_responses_total",
+            &[("proxy", "fe0"), ("code", "2xx")],
+        ),
+        ("haproxy_backend_http_requests_total", &[("proxy", "be0")]),
+        ("haproxy_backend_sessions_total", &[("proxy", "be0")]),
+        ("haproxy_backend_loadbalanced_total", &[("proxy", "be0")]),
+        (
+            "haproxy_backend_connection_attempts_total",
+            &[("proxy", "be0")],
+        ),
+        (
+            "haproxy_server_http_responses_total",
+            &[("proxy", "be0"), ("code", "2xx")],
+        ),
+        ("haproxy_server_sessions_total", &[("proxy", "be0")]),
+        ("haproxy_server_loadbalanced_total", &[("proxy", "be0")]),
+    ] {
+        assert_eq!(
+            sum(&ours_text, name, labels),
+            n,
+            "moirai's {name}{labels:?}"
+        );
+        assert_eq!(
+            sum(&theirs_text, name, labels),
+            n,
+            "HAProxy's {name}{labels:?}"
+        );
+    }
+    // Nothing failed on either side.
+    for name in [
+        "haproxy_frontend_request_errors_total",
+        "haproxy_backend_response_errors_total",
+        "haproxy_backend_connection_errors_total",
+        "haproxy_backend_redispatch_warnings_total",
+    ] {
+        assert_eq!(sum(&ours_text, name, &[]), 0.0, "moirai's {name}");
+        assert_eq!(
+            sum(&theirs_text, name, &[("proxy", "fe0")])
+                + sum(&theirs_text, name, &[("proxy", "be0")]),
+            0.0,
+            "HAProxy's {name}"
+        );
+    }
+    for (name, want) in [
+        ("haproxy_process_nbproc", 1.0),
+        ("haproxy_backend_active_servers", 2.0),
+        ("haproxy_frontend_current_sessions", 0.0),
+    ] {
+        assert_eq!(value(&ours_text, name, &[]), Some(want), "moirai's {name}");
+    }
+    let last = value(&ours_text, "haproxy_backend_last_session_seconds", &[]).unwrap();
+    assert!((0.0..10.0).contains(&last), "last session {last} s ago");
+    assert!(value(&ours_text, "haproxy_process_nbthread", &[]).unwrap() >= 1.0);
+    assert!(value(&ours_text, "haproxy_process_max_connections", &[]).unwrap() >= 1.0);
+    assert!(value(&ours_text, "haproxy_process_uptime_seconds", &[]).is_some());
+    promtool_accepts(&ours_text);
 }
