@@ -252,9 +252,11 @@ struct RunArgs {
     syslog_format: moirai::proto::syslog::Format,
     /// Also write every access line (the syslog format) to this file, as
     /// the HAProxy image's /var/log/haproxy.log; rotate it with logadm
-    /// (`logadm -w PATH -C 5 -c -s 100m`) [default: off].
+    /// (`logadm -w PATH -C 5 -c -s 100m`); "none" is off. Off unless
+    /// asked; the SMF service asks for /var/log/moirai/access.log
+    /// (config/access_log).
     #[arg(long, value_name = "PATH")]
-    access_log: Option<PathBuf>,
+    access_log: Option<String>,
     /// How often the error log gets its lines.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     error_log_interval: Duration,
@@ -554,7 +556,7 @@ fn run(args: RunArgs) -> ExitCode {
         error_log: (args.error_log != "none").then(|| PathBuf::from(&args.error_log)),
         error_log_interval: args.error_log_interval,
         syslog_format: args.syslog_format,
-        access_log: args.access_log,
+        access_log: args.access_log.filter(|p| p != "none").map(PathBuf::from),
     };
     match moirai::control::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

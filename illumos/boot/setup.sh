@@ -41,8 +41,11 @@ mkdir -p "$STATE"
 chown root:root "$STATE"
 chmod 0700 "$STATE"
 
-# Rotation of the local error log (moirai writes it; logadm rotates).
+# Rotation of the local error and access logs (moirai writes them,
+# copy-and-truncate keeps its descriptors valid; logadm rotates), as the
+# HAProxy image rotated /var/log/haproxy.log.
 logadm -w "$ROOT/var/log/moirai/errors.log" -C 5 -c -s 100m
+logadm -w "$ROOT/var/log/moirai/access.log" -C 5 -c -s 100m
 
 # What the configuration would run, in the first-boot log.
 "$PREFIX/bin/moirai" check || true

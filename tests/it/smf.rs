@@ -107,6 +107,78 @@ fn the_start_method_uses_flags_moirai_accepts() {
     }
 }
 
+/// The start method as SMF runs it with the manifest's own property
+/// values: a local access log by default, as the HAProxy image keeps
+/// /var/log/haproxy.log. (The paths under /var move to a test directory
+/// and the binary to the one built; nothing else changes.)
+#[test]
+fn under_smf_the_access_log_is_on_by_default() {
+    use crate::util::http::{get, ok, Client, HttpBackend};
+    let config = MANIFEST
+        .split("<property_group name=\"config\"")
+        .nth(1)
+        .unwrap()
+        .split("</property_group>")
+        .next()
+        .unwrap();
+    let dir = crate::util::temp_dir("smf-access");
+    let mut exec = attr(method("start"), "exec").to_owned();
+    for p in config.split("<propval").skip(1) {
+        let value = attr(p, "value").replace("/var/", &format!("{}/var/", dir.display()));
+        exec = exec.replace(&format!("%{{config/{}}}", attr(p, "name")), &value);
+    }
+    assert!(!exec.contains("%{"), "{exec}");
+    let access = dir.join("var/log/moirai/access.log");
+    assert!(
+        exec.contains(&format!("--access-log {}", access.display())),
+        "{exec}"
+    );
+    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
+    let port = crate::util::free_port();
+    let md = dir.join("metadata.json");
+    std::fs::write(
+        &md,
+        crate::util::metadata(&format!("http://{port}:127.0.0.1:{}", web.port())),
+    )
+    .unwrap();
+    let mut words = exec.split_whitespace().skip(1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(words.by_ref())
+        .args([
+            "--metadata-file",
+            md.to_str().unwrap(),
+            "--nameserver",
+            "127.0.0.1:9",
+        ])
+        .args(["--error-log", "none"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let text = loop {
+        // 503 until the backend's first checks pass; then 200s.
+        let _ = std::net::TcpStream::connect(crate::util::local(port))
+            .ok()
+            .and_then(|s| Client::from_stream(s).exchange(&get("/smf")));
+        let text = std::fs::read_to_string(&access).unwrap_or_default();
+        if text.contains(" 200 ") && text.contains("\"GET /smf HTTP/1.1\"")
+            || start.elapsed() > std::time::Duration::from_secs(15)
+        {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains(" 200 ") && text.contains("\"GET /smf HTTP/1.1\""),
+        "{text:?}\n{}",
+        std::fs::read_to_string(dir.join("stderr")).unwrap_or_default()
+    );
+}
+
 const ILLUMOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/illumos");
 
 /// Commands the scripts run, replaced by stubs that log their arguments
@@ -242,6 +314,10 @@ fn first_boot_imports_and_enables_once_and_refuses_without_loadbalancer() {
         format!("chown root:root {}/var/moirai", root.display()),
         format!(
             "logadm -w {}/var/log/moirai/errors.log -C 5 -c -s 100m",
+            root.display()
+        ),
+        format!(
+            "logadm -w {}/var/log/moirai/access.log -C 5 -c -s 100m",
             root.display()
         ),
         format!(
