@@ -236,7 +236,7 @@ impl fmt::Display for Reason {
             Reason::InvalidSyslogTarget(t) => write!(f, "{t:?} is not HOST or HOST:PORT"),
             Reason::UnknownTimeout(k) => write!(
                 f,
-                "unknown timeout {k:?}; expected queue, connect, client or server (the whole key is ignored)"
+                "unknown timeout {k:?}; expected queue, connect, client, server or tunnel (the whole key is ignored)"
             ),
             Reason::InvalidDuration(v) => write!(
                 f,

@@ -21,6 +21,11 @@ pub struct Timeouts {
     pub server: Duration,
     /// Longest wait for a free backend slot (default 0: no queueing).
     pub queue: Duration,
+    /// moirai's own `tunnel` (HAProxy's `timeout tunnel`): once a
+    /// connection is a tunnel (a `tcp` stream, an upgraded HTTP
+    /// connection), how long it may be silent both ways; it replaces the
+    /// client and server timeouts there. Unset: those apply.
+    pub tunnel: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -30,6 +35,7 @@ impl Default for Timeouts {
             client: Duration::from_millis(55_000),
             server: Duration::from_millis(120_000),
             queue: Duration::ZERO,
+            tunnel: None,
         }
     }
 }
@@ -81,7 +87,7 @@ pub fn parse(value: &str) -> (Timeouts, Vec<ConfigError>) {
         body = inner;
     }
     let mut t = Timeouts::default();
-    let mut seen = [false; 4];
+    let mut seen = [false; 5];
     let mut warnings = Vec::new();
     for (at, entry) in entries(body, body_at) {
         let Some((name, v)) = entry.split_once(':') else {
@@ -96,6 +102,7 @@ pub fn parse(value: &str) -> (Timeouts, Vec<ConfigError>) {
                 "connect" => (1, "connect", MAX_OTHER_MS),
                 "client" => (2, "client", MAX_IDLE_MS),
                 "server" => (3, "server", MAX_IDLE_MS),
+                "tunnel" => (4, "tunnel", MAX_IDLE_MS),
                 _ => {
                     return (
                         Timeouts::default(),
@@ -107,7 +114,14 @@ pub fn parse(value: &str) -> (Timeouts, Vec<ConfigError>) {
             warnings.push(err(at, Reason::DuplicateTimeout(name)));
         }
         let v = v.trim();
-        let Some(mut ms) = parse_duration_ms(v) else {
+        // `tunnel` is ours (Moirai refuses the key with it anyway), so it
+        // also takes minutes and hours, as HAProxy's `timeout tunnel 1h`.
+        let read = if slot == 4 {
+            parse_tunnel_ms(v)
+        } else {
+            parse_duration_ms(v)
+        };
+        let Some(mut ms) = read else {
             return (
                 Timeouts::default(),
                 vec![err(at, Reason::InvalidDuration(entry.to_owned()))],
@@ -135,7 +149,8 @@ pub fn parse(value: &str) -> (Timeouts, Vec<ConfigError>) {
             0 => t.queue = d,
             1 => t.connect = d,
             2 => t.client = d,
-            _ => t.server = d,
+            3 => t.server = d,
+            _ => t.tunnel = Some(d),
         }
     }
     (t, warnings)
@@ -201,6 +216,19 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
     digits.parse::<u64>().ok().map(|n| n.saturating_mul(scale))
 }
 
+/// [`parse_duration_ms`], or `Nm` (minutes), `Nh` (hours).
+fn parse_tunnel_ms(s: &str) -> Option<u64> {
+    parse_duration_ms(s).or_else(|| {
+        let s = s.trim();
+        let (digits, scale) = if let Some(d) = s.strip_suffix('h') {
+            (d, 3_600_000)
+        } else {
+            (s.strip_suffix('m')?, 60_000)
+        };
+        parse_duration_ms(digits).map(|n| n.saturating_mul(scale))
+    })
+}
+
 /// A timeout in milliseconds as the key writes it: `0` for none.
 pub fn key_ms(d: Duration) -> u64 {
     if d >= NEVER {
@@ -222,8 +250,12 @@ pub fn describe(d: Duration) -> String {
 impl Timeouts {
     /// Prints back in the key's own syntax (round-trips through [`parse`]).
     pub fn to_metadata(&self) -> String {
+        let tunnel = self
+            .tunnel
+            .map(|d| format!(",tunnel:{}ms", key_ms(d)))
+            .unwrap_or_default();
         format!(
-            "{{queue:{}ms,connect:{}ms,client:{}ms,server:{}ms}}",
+            "{{queue:{}ms,connect:{}ms,client:{}ms,server:{}ms{tunnel}}}",
             self.queue.as_millis(),
             key_ms(self.connect),
             key_ms(self.client),
@@ -335,6 +367,29 @@ mod tests {
         // A deadline from it is far away, and computing it never panics.
         let now = std::time::Instant::now();
         assert!(now + NEVER > now + Duration::from_secs(86_400 * 365 * 50));
+    }
+
+    #[test]
+    fn the_tunnel_timeout_is_ours_and_capped_like_the_idle_ones() {
+        assert_eq!(parse("{client:5s}").0.tunnel, None);
+        for v in [
+            "{client:5s,tunnel:1h}",
+            "{client:5s,tunnel:60m}",
+            "{client:5s,tunnel:3600s}",
+        ] {
+            let (t, e) = parse(v);
+            assert!(e.is_empty(), "{v}: {e:?}");
+            assert_eq!(t.tunnel, Some(Duration::from_secs(3600)), "{v}");
+        }
+        // Only the tunnel takes minutes and hours: Moirai's own names keep
+        // Moirai's units.
+        assert_eq!(parse("{client:1h}").1.len(), 1);
+        let (t, e) = parse("{tunnel:7200s}");
+        assert_eq!(t.tunnel, Some(Duration::from_millis(MAX_IDLE_MS)));
+        assert_eq!(e.len(), 1);
+        assert_eq!(parse("{tunnel:0}").0.tunnel, Some(NEVER));
+        let (t, _) = parse("{tunnel:90s,server:5s}");
+        assert_eq!(parse(&t.to_metadata()).0, t);
     }
 
     #[test]

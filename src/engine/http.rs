@@ -1199,9 +1199,10 @@ impl<S: Transport> HttpSession<S> {
             // Between requests of a keep-alive connection.
             Stage::ReadHead { since: None, .. } => self.client.last_io() + t.client,
             Stage::Connect { dialing, .. } => dialing.deadline,
-            Stage::SendHead { up, .. } | Stage::Exchange { up, .. } | Stage::Tunnel { up, .. } => {
+            Stage::SendHead { up, .. } | Stage::Exchange { up, .. } => {
                 pipe::idle_deadline(&self.client, Some(&up.conn), t)
             }
+            Stage::Tunnel { up, .. } => pipe::tunnel_deadline(&self.client, &up.conn, t),
             Stage::Answer { .. } => self.client.last_io() + LINGER * 5,
             Stage::Linger { until } => *until,
             Stage::Moving => self.accepted,
@@ -1238,7 +1239,18 @@ impl<S: Transport> HttpSession<S> {
                     eof,
                 })
             }
-            s @ Stage::Tunnel { .. } => (s, Flow::Close(CloseReason::IdleTimeout(Side::Client))),
+            Stage::Tunnel { ex, up, pipe } => {
+                let side = pipe::idle_side(
+                    &self.client,
+                    Some(&up.conn),
+                    &self.service.timeouts,
+                    ctx.now,
+                );
+                (
+                    Stage::Tunnel { ex, up, pipe },
+                    Flow::Close(CloseReason::IdleTimeout(side)),
+                )
+            }
             s @ (Stage::Answer { .. } | Stage::Linger { .. } | Stage::Moving) => {
                 (s, Flow::Close(CloseReason::Done))
             }

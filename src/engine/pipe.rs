@@ -101,16 +101,35 @@ pub fn idle_deadline<S: Transport>(
     backend.map_or(c, |b| c.min(b.last_io() + t.server))
 }
 
-/// Which side of a moving connection timed out at `now`.
+/// When an established tunnel (a `tcp` stream, an upgraded HTTP
+/// connection) times out: with the `tunnel` timeout, after that long
+/// silent both ways (HAProxy's `timeout tunnel`, which replaces the
+/// client and server timeouts there); without it, as any moving
+/// connection.
+pub fn tunnel_deadline<S: Transport>(
+    client: &Conn<S>,
+    backend: &Conn<S>,
+    t: &crate::config::Timeouts,
+) -> Instant {
+    match t.tunnel {
+        Some(d) => client.last_io().max(backend.last_io()) + d,
+        None => idle_deadline(client, Some(backend), t),
+    }
+}
+
+/// Which side of a moving connection timed out at `now` (for a tunnel
+/// with its own timeout: the side silent longer).
 pub fn idle_side<S: Transport>(
     client: &Conn<S>,
+    backend: Option<&Conn<S>>,
     t: &crate::config::Timeouts,
     now: Instant,
 ) -> Side {
-    if now >= client.last_io() + t.client {
-        Side::Client
-    } else {
-        Side::Backend
+    match (t.tunnel, backend) {
+        (Some(_), Some(b)) if b.last_io() < client.last_io() => Side::Backend,
+        (Some(_), _) => Side::Client,
+        (None, _) if now >= client.last_io() + t.client => Side::Client,
+        (None, _) => Side::Backend,
     }
 }
 

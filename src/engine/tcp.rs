@@ -156,7 +156,7 @@ impl<S: Transport> TcpSession<S> {
         match &self.stage {
             Stage::Connecting(_, dialing) => dialing.deadline,
             Stage::Streaming(up) => {
-                pipe::idle_deadline(&self.client, Some(&up.conn), &self.service.timeouts)
+                pipe::tunnel_deadline(&self.client, &up.conn, &self.service.timeouts)
             }
             Stage::Failed => self.accepted,
         }
@@ -170,8 +170,9 @@ impl<S: Transport> TcpSession<S> {
                 Ok(()) => self.drive(ctx),
                 Err(r) => Step::Closed(r),
             },
-            Stage::Streaming(_) => Step::Closed(CloseReason::IdleTimeout(pipe::idle_side(
+            Stage::Streaming(ref up) => Step::Closed(CloseReason::IdleTimeout(pipe::idle_side(
                 &self.client,
+                Some(&up.conn),
                 &self.service.timeouts,
                 ctx.now,
             ))),

@@ -285,6 +285,61 @@ fn websocket_upgrade_becomes_a_tunnel() {
     }
 }
 
+/// `tunnel` (moirai's own, HAProxy's `timeout tunnel`): an upgraded
+/// connection idle past the client timeout stays open while the tunnel
+/// timeout has not passed, then closes; without it, the client timeout
+/// closes it. The same for a `tcp` stream.
+#[test]
+fn the_tunnel_timeout_replaces_client_and_server_for_tunnels() {
+    use crate::util::backend::{Backend, Behaviour};
+    let ws = HttpBackend::start("127.0.0.1:0", |_| {
+        Reply::ThenEcho(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".to_vec())
+    });
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let upgrade = b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    for tunnel in [None, Some("3s")] {
+        let (hp, tp) = (free_port(), free_port());
+        let mut md: serde_json::Value = serde_json::from_str(&metadata(&format!(
+            "http://{hp}:127.0.0.1:{} tcp://{tp}:127.0.0.1:{}",
+            ws.port(),
+            echo.addr.port()
+        )))
+        .unwrap();
+        md["cloud.tritoncompute:timeouts"] = match tunnel {
+            Some(t) => format!("{{client:1s,server:1s,tunnel:{t}}}"),
+            None => "{client:1s,server:1s}".to_owned(),
+        }
+        .into();
+        let _m = Moirai::start(&md.to_string(), "", &[]);
+        let mut c = Client::connect(local(hp));
+        assert_eq!(c.exchange(upgrade).unwrap().status, 101);
+        let mut t = crate::util::connect_within(local(tp), Duration::from_secs(5));
+        // Silent both ways for 1.8 s: past client and server, not tunnel.
+        std::thread::sleep(Duration::from_millis(1800));
+        c.send(b"\x81\x02hi");
+        let mut back = [0u8; 4];
+        let ws_alive = c.r.read_exact(&mut back).is_ok() && back == *b"\x81\x02hi";
+        let _ = t.write_all(b"ping");
+        t.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut got = [0u8; 4];
+        let tcp_alive = t.read_exact(&mut got).is_ok() && got == *b"ping";
+        assert_eq!(
+            (ws_alive, tcp_alive),
+            (tunnel.is_some(), tunnel.is_some()),
+            "{tunnel:?}"
+        );
+        if tunnel.is_some() {
+            // Then silent past the tunnel timeout: closed.
+            std::thread::sleep(Duration::from_millis(3500));
+            c.r.get_ref()
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            assert!(c.closed(), "the tunnel outlived its timeout");
+            assert!(matches!(t.read(&mut got), Ok(0) | Err(_)));
+        }
+    }
+}
+
 /// Cookie value from a response, if it sets one.
 fn cookie_of(r: &crate::util::http::Resp) -> Option<String> {
     r.headers("set-cookie").iter().find_map(|c| {
