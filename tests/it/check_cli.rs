@@ -2,6 +2,9 @@
 
 use std::process::{Command, Output};
 
+use std::time::Duration;
+
+use crate::dns::{host, Dns, ZONE};
 use crate::util::temp_dir;
 
 fn check(json: &str, extra: &[&str]) -> Output {
@@ -251,12 +254,15 @@ fn what_moirai_accepts_is_a_warning_and_exits_0() {
         .iter()
         .map(|w| w["reason"].as_str().unwrap().to_owned())
         .collect();
+    // `{}` runs here; Moirai's parameter parser refuses it (a mixed pair
+    // differs), which comes last, with every other difference from Moirai.
     let expect = [
         "rise 300 is above 100",
         "\"fall\" is given twice; the last value is used",
         "does not start with '/'; using \"/healthz\"",
         "no closing '}'",
         "10 is outside 32 to 1024; using 32",
+        "moirai accepts an empty parameter; Triton-Moirai drops this portmap entry",
     ];
     assert_eq!(reasons.len(), expect.len(), "{reasons:?}");
     for (r, e) in reasons.iter().zip(expect) {
@@ -268,7 +274,7 @@ fn what_moirai_accepts_is_a_warning_and_exits_0() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         text.lines().filter(|l| l.starts_with("warning: ")).count(),
-        5,
+        6,
         "{text}"
     );
     assert!(!text.contains("error:"), "{text}");
@@ -349,4 +355,166 @@ fn check_says_which_acme_challenge_comes_first() {
         .as_str()
         .unwrap()
         .contains("no ACME challenge can work"));
+}
+
+fn warnings_of(v: &serde_json::Value) -> Vec<String> {
+    v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `moirai run` exits 96 without `loadbalancer` "true": `check` says so
+/// and exits 1.
+#[test]
+fn load_balancing_off_exits_1_with_the_reason() {
+    for md in [
+        r#"{"cloud.tritoncompute:portmap":"http://80:a.example:8080"}"#,
+        r#"{"cloud.tritoncompute:loadbalancer":"false","cloud.tritoncompute:portmap":"http://80:a.example:8080"}"#,
+    ] {
+        let out = check(md, &[]);
+        assert_eq!(out.status.code(), Some(1), "{md}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or("");
+        assert!(
+            line.starts_with("error: cloud.tritoncompute:loadbalancer: load balancing is off")
+                && line.contains("exits 96"),
+            "{text}"
+        );
+        assert_eq!(json_of(&check(md, &["--json"]))["valid"], false);
+    }
+}
+
+/// A misspelt key, type or parameter: the closest known name is named.
+#[test]
+fn unknown_names_say_the_closest_known_one() {
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "http://80:a.example:8080 htp://81:a.example:8080 http://82:a.example:8080{chek:/h}",
+        "cloud.tritoncompute:certifcate_name": "example.com",
+    })
+    .to_string();
+    let out = check(&md, &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    let errors: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        errors[0].contains("\"htp\" (did you mean `http`?)"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("\"chek\" (did you mean `check`?)"),
+        "{errors:?}"
+    );
+    let w = &v["warnings"][0];
+    assert_eq!(w["key"], "cloud.tritoncompute:certifcate_name");
+    assert_eq!(
+        w["reason"],
+        "unknown key, ignored (did you mean `certificate_name`?)"
+    );
+}
+
+#[test]
+fn an_empty_portmap_is_a_warning() {
+    let out = check(r#"{"cloud.tritoncompute:loadbalancer":"true"}"#, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(
+            "warning: cloud.tritoncompute:portmap: the portmap is empty: no service runs"
+        ),
+        "{text}"
+    );
+}
+
+/// A mixed pair (Moirai and moirai on the same metadata) differs wherever
+/// an extension of ours is used: each is a warning naming what Moirai does.
+#[test]
+fn extensions_and_port_65535_say_what_moirai_does() {
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "https://443:a.example:8443{verify_host:api.example.com} tcp://65535:b.example:5432 tcp://5432:[2001:db8::5]:5432",
+        "cloud.tritoncompute:timeouts": "{connect:1s client:30s}",
+    })
+    .to_string();
+    let out = check(&md, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "warnings only");
+    let v = json_of(&out);
+    assert_eq!(v["services"].as_array().unwrap().len(), 3, "all run here");
+    let w = warnings_of(&v);
+    let drops = "Triton-Moirai drops this portmap entry (the service does not run there)";
+    assert_eq!(
+        w,
+        [
+            format!("moirai accepts the parameter \"verify_host\"; {drops}"),
+            format!("moirai accepts port 65535; {drops}"),
+            format!("moirai accepts an IPv6 backend literal; {drops}"),
+            "moirai accepts a space between timeouts; Triton-Moirai refuses this key (its defaults run there)".to_owned(),
+        ]
+    );
+    assert_eq!(v["warnings"][1]["entry"], 1);
+}
+
+/// `--resolve` asks DNS now, as `run` would: a name with two A records,
+/// an NXDOMAIN one, an IP literal and a hosts-file name.
+#[test]
+fn resolve_says_per_service_how_many_addresses_or_why_none() {
+    let dns = Dns::start(&[host("web.svc", "127.0.0.2"), host("web.svc", "127.0.0.3")]);
+    let dir = temp_dir("check-resolve");
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.7 pinned.test\n").unwrap();
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": format!(
+            "http://80:web.svc.{ZONE}:8080 http://81:gone.svc.{ZONE}:8080 tcp://82:10.0.0.9:5 tcp://83:pinned.test:6"
+        ),
+    })
+    .to_string();
+    let ns = dns.nameserver();
+    let args = [
+        "--resolve",
+        "--nameserver",
+        &ns,
+        "--hosts-file",
+        hosts.to_str().unwrap(),
+    ];
+    let start = std::time::Instant::now();
+    let out = check(&md, &args);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "  2 addresses from DNS: 127.0.0.2:8080 127.0.0.3:8080",
+        "  no backends from DNS: NXDOMAIN",
+        "  1 address from the portmap: 10.0.0.9:5",
+        "  1 address from hosts file: 127.0.0.7:6",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let v = json_of(&check(&md, &json_args));
+    assert_eq!(
+        v["services"][0]["resolved"],
+        serde_json::json!({"source": "DNS", "backends": ["127.0.0.2:8080", "127.0.0.3:8080"], "none": null})
+    );
+    assert!(v["services"][1]["resolved"]["none"]
+        .as_str()
+        .unwrap()
+        .starts_with("NXDOMAIN"));
+    // Without --resolve nothing is asked.
+    assert_eq!(
+        json_of(&check(&md, &["--json"]))["services"][0]["resolved"],
+        serde_json::Value::Null
+    );
 }
