@@ -428,6 +428,17 @@ pub fn status_text(v: &Value) -> String {
             } else {
                 health
             };
+            // The operator's word comes first: a disabled backend's check
+            // failures are expected, not the problem to chase.
+            let health = match b["state"].as_str() {
+                Some("maint") => {
+                    format!("MAINT (moirai backend disable; no traffic; check: {health})")
+                }
+                Some("drain") => {
+                    format!("DRAIN (moirai backend drain; sticky clients only; check: {health})")
+                }
+                _ => health,
+            };
             let _ = writeln!(
                 out,
                 "  {:<5} {:<40} weight {:<3} active {:<5} {health} since {} ({} changes); sessions {} 5xx {} connect errors {} retries {}",
@@ -610,5 +621,34 @@ mod tests {
         let found = resolve(&config, &Err("no nameserver".into()), &Hosts::default());
         assert_eq!(found[0].backends, ["10.0.0.9:5".parse().unwrap()]);
         assert_eq!(found[1].none.as_deref(), Some("no nameserver"));
+    }
+
+    #[test]
+    fn status_text_shows_the_operator_state() {
+        let doc = |state: &str, up: bool| {
+            json!({"services": [{"service": "http://80:a.b:1", "backends": [{
+                "server": "rs1", "address": "10.0.0.1:1", "state": state, "up": up,
+                "last_failure": "connect failed: refused", "retiring": false,
+            }]}]})
+        };
+        let line = |v: &Value| {
+            status_text(v)
+                .lines()
+                .find(|l| l.contains("10.0.0.1:1"))
+                .unwrap()
+                .to_owned()
+        };
+        let l = line(&doc("maint", false));
+        assert!(
+            l.contains("MAINT (moirai backend disable; no traffic; check: down (connect failed"),
+            "{l}"
+        );
+        let l = line(&doc("drain", true));
+        assert!(
+            l.contains("DRAIN (moirai backend drain; sticky clients only; check: up)"),
+            "{l}"
+        );
+        let l = line(&doc("up", true));
+        assert!(l.contains(" up since") && !l.contains("MAINT"), "{l}");
     }
 }

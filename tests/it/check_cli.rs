@@ -5,7 +5,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::dns::{host, Dns, ZONE};
-use crate::util::temp_dir;
+use crate::util::http::{ok, HttpBackend};
+use crate::util::{free_port, metadata, temp_dir, Moirai};
 
 fn check(json: &str, extra: &[&str]) -> Output {
     let dir = temp_dir("check");
@@ -517,4 +518,44 @@ fn resolve_says_per_service_how_many_addresses_or_why_none() {
         json_of(&check(&md, &["--json"]))["services"][0]["resolved"],
         serde_json::Value::Null
     );
+}
+
+/// `moirai status` (text) shows a backend the operator took out: MAINT
+/// after `backend disable`, DRAIN after `backend drain`.
+#[test]
+fn status_text_shows_maint_and_drain() {
+    let web = HttpBackend::start("127.0.0.2:0", |_| ok("A"));
+    let bport = web.port();
+    let port = free_port();
+    let m = Moirai::start(
+        &metadata(&format!("http://{port}:web.test:{bport}")),
+        "127.0.0.2 web.test\n",
+        &[],
+    );
+    let addr = format!("127.0.0.2:{bport}");
+    let line = |m: &Moirai| {
+        let text = m.status(false);
+        text.lines()
+            .find(|l| l.contains(&addr))
+            .unwrap_or_else(|| panic!("no line for {addr} in\n{text}"))
+            .to_owned()
+    };
+    let ctl = |action: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+            .args(["backend", action, &port.to_string(), &addr, "--state-dir"])
+            .arg(m.dir.join("state"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    };
+    assert!(!line(&m).contains("MAINT"));
+    ctl("disable");
+    let l = line(&m);
+    assert!(l.contains(" MAINT (moirai backend disable"), "{l}");
+    ctl("drain");
+    let l = line(&m);
+    assert!(l.contains(" DRAIN (moirai backend drain"), "{l}");
+    ctl("enable");
+    let l = line(&m);
+    assert!(!l.contains("MAINT") && !l.contains("DRAIN"), "{l}");
 }
