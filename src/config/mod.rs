@@ -425,7 +425,7 @@ mod tests {
                     72,
                     Reason::NotInMoirai(X::BracketedIpv6, DropsEntry)
                 ),
-                (Some(2), 60, Reason::NotInMoirai(X::Port65535, DropsEntry)),
+                (Some(2), 66, Reason::NotInMoirai(X::Port65535, DropsEntry)),
                 (
                     Some(3),
                     105,
@@ -461,6 +461,17 @@ mod tests {
         );
         assert!(found(&[(keys::TIMEOUTS, "{connect:1s, client:5s}")]).is_empty());
         assert!(found(&[(keys::TIMEOUTS, "{Bogus:1s}")]).is_empty());
+        // Odd text never panics (offsets stay on character boundaries).
+        for odd in [
+            "{é:1}",
+            " {",
+            "é{}",
+            "http://1:a.b:1{é,}",
+            "{ connect:1s }",
+            "}",
+        ] {
+            let _ = found(&[(keys::PORTMAP, odd), (keys::TIMEOUTS, odd)]);
+        }
         let said = moirai_differences(&md(&[(keys::PORTMAP, "tcp://1:a.b:65535")]))[0].to_string();
         assert!(
             said.contains("moirai accepts port 65535; Triton-Moirai drops this portmap entry"),

@@ -592,7 +592,8 @@ pub fn extensions_in(entry: &str, service: &Service) -> Vec<(usize, Extension)> 
                         .then(|| entry.find('['))
                         .flatten()
                 }
-                Extension::Port65535 => port_65535.then_some(0),
+                // At the first place the number is written.
+                Extension::Port65535 => port_65535.then(|| entry.find("65535").unwrap_or(0)),
                 Extension::Timeout(_) | Extension::SpaceSeparatedTimeouts => None,
             };
             at.map(|at| (at, x))
