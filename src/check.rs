@@ -5,8 +5,135 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::config::{keys, timeouts, Config, ConfigError, Diagnostics, Reason, Service};
+use std::net::SocketAddr;
+
+use crate::config::{
+    keys, timeouts, BackendTarget, Config, ConfigError, Diagnostics, Metadata, Reason, Service,
+};
 use crate::control::certs::acme::{self, ChallengeChoice, Plan};
+use crate::control::dns::{self, resolver::Resolver};
+use crate::control::hosts::Hosts;
+
+/// What `moirai check` says beyond what parsing found: that `moirai run`
+/// would exit at once (load balancing off), and each of our extensions the
+/// metadata uses, which a Triton-Moirai balancer beside this one would not
+/// run.
+pub fn predict(md: &Metadata, config: &Config, diag: &mut Diagnostics) {
+    let on_key = diag.errors.iter().any(|e| e.key == keys::LOADBALANCER);
+    if !config.enabled() && !on_key {
+        let value = md.get(keys::LOADBALANCER).map(String::as_str).unwrap_or("");
+        let why = if value.trim().is_empty() {
+            "empty or missing".to_owned()
+        } else {
+            format!("{:?}", value.trim())
+        };
+        // First: the key sorts first, and it outweighs everything else.
+        diag.errors.insert(
+            0,
+            ConfigError {
+                key: keys::LOADBALANCER.to_owned(),
+                entry: None,
+                offset: 0,
+                text: value.to_owned(),
+                reason: Reason::LoadBalancerOff(why),
+            },
+        );
+    }
+    diag.warnings.extend(crate::config::moirai_differences(md));
+}
+
+/// What `--resolve` found for one service: its backends now, or why none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// Where the answer came from: `the portmap` (an IP literal), `hosts file`
+    /// or `DNS`.
+    pub source: &'static str,
+    /// The backends, sorted (as `run` sorts them before `max_rs`).
+    pub backends: Vec<SocketAddr>,
+    /// Why there are none: NXDOMAIN, no SRV records, no answer in time...
+    pub none: Option<String>,
+}
+
+/// Looks up every service's backends now, as `moirai run` would: an IP
+/// literal is itself, a name with a port is asked of the hosts file and
+/// then of DNS (A/AAAA), a name without one of DNS (SRV). `resolver` is
+/// `Err` when no nameserver is known, which is then the reason.
+pub fn resolve(config: &Config, resolver: &Result<Resolver, String>, hosts: &Hosts) -> Vec<Lookup> {
+    config
+        .services()
+        .iter()
+        .map(|s| lookup(&s.backend, resolver, hosts))
+        .collect()
+}
+
+fn lookup(backend: &BackendTarget, resolver: &Result<Resolver, String>, hosts: &Hosts) -> Lookup {
+    let found = |source, mut backends: Vec<SocketAddr>| {
+        backends.sort();
+        backends.dedup();
+        Lookup {
+            source,
+            backends,
+            none: None,
+        }
+    };
+    match backend {
+        BackendTarget::Ip(a) => return found("the portmap", vec![*a]),
+        // Only A/AAAA names are in the hosts file, as for `run`.
+        BackendTarget::Dns { name, port } => {
+            if let Some(ips) = hosts.lookup(name) {
+                let backends = ips
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, port.get()))
+                    .collect();
+                return found("hosts file", backends);
+            }
+        }
+        BackendTarget::Srv { .. } => {}
+    }
+    let answer = match (resolver, dns::dns_target(backend)) {
+        (Ok(r), Some(target)) => r.lookup(&target).map_err(|e| e.to_string()),
+        (Err(e), _) => Err(e.clone()),
+        (Ok(_), None) => Err("nothing to look up".to_owned()),
+    };
+    match answer {
+        Ok(a) if !a.backends.is_empty() => found("DNS", a.backends.iter().map(|b| b.0).collect()),
+        Ok(a) => Lookup {
+            source: "DNS",
+            backends: Vec::new(),
+            none: Some(
+                a.empty
+                    .map_or_else(|| "no records".to_owned(), |e| e.to_string()),
+            ),
+        },
+        Err(e) => Lookup {
+            source: "DNS",
+            backends: Vec::new(),
+            none: Some(e),
+        },
+    }
+}
+
+/// One `--resolve` answer as a line: how many backends and which, or why
+/// none; `max_rs` says how many of them are used.
+fn lookup_text(l: &Lookup, max_rs: u16) -> String {
+    match &l.none {
+        Some(why) => format!("no backends from {}: {why}", l.source),
+        None => {
+            let n = l.backends.len();
+            let list: Vec<String> = l.backends.iter().map(ToString::to_string).collect();
+            let mut line = format!(
+                "{n} {} from {}: {}",
+                if n == 1 { "address" } else { "addresses" },
+                l.source,
+                list.join(" ")
+            );
+            if n > usize::from(max_rs) {
+                let _ = write!(line, " (the lowest {max_rs} are used: max_rs)");
+            }
+            line
+        }
+    }
+}
 
 /// The ACME challenges `moirai run` would use for `config` with
 /// `--acme-challenge choice` and this metadata source: `None` when no
@@ -47,8 +174,24 @@ pub fn to_json(
     diag: &Diagnostics,
     acme: Option<&Plan>,
     listen: &[std::net::IpAddr],
+    lookups: Option<&[Lookup]>,
 ) -> Value {
-    let services: Vec<Value> = config.services().iter().map(service_json).collect();
+    let services: Vec<Value> = config
+        .services()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut v = service_json(s);
+            if let Some(l) = lookups.and_then(|l| l.get(i)) {
+                v["resolved"] = json!({
+                    "source": l.source,
+                    "backends": l.backends.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "none": l.none,
+                });
+            }
+            v
+        })
+        .collect();
     let t = config.timeouts();
     json!({
         "valid": diag.errors.is_empty(),
@@ -100,14 +243,10 @@ pub fn to_text(
     diag: &Diagnostics,
     acme: Option<&Plan>,
     listen: &[std::net::IpAddr],
+    lookups: Option<&[Lookup]>,
 ) -> String {
     let mut out = String::new();
-    if !config.enabled() {
-        out.push_str(
-            "load balancing is off: cloud.tritoncompute:loadbalancer is not \"true\"; no service runs\n",
-        );
-    }
-    for s in config.services() {
+    for (i, s) in config.services().iter().enumerate() {
         let how = match s.backend.resolve_mode() {
             "ip" => "address",
             "a" => "A/AAAA",
@@ -141,6 +280,9 @@ pub fn to_text(
             _ => {}
         }
         out.push('\n');
+        if let Some(l) = lookups.and_then(|l| l.get(i)) {
+            let _ = writeln!(out, "  {}", lookup_text(l, config.max_rs()));
+        }
     }
     let _ = writeln!(out, "listening on {}", listen_list(listen).join(", "));
     let t = config.timeouts();
@@ -286,6 +428,17 @@ pub fn status_text(v: &Value) -> String {
             } else {
                 health
             };
+            // The operator's word comes first: a disabled backend's check
+            // failures are expected, not the problem to chase.
+            let health = match b["state"].as_str() {
+                Some("maint") => {
+                    format!("MAINT (moirai backend disable; no traffic; check: {health})")
+                }
+                Some("drain") => {
+                    format!("DRAIN (moirai backend drain; sticky clients only; check: {health})")
+                }
+                _ => health,
+            };
             let _ = writeln!(
                 out,
                 "  {:<5} {:<40} weight {:<3} active {:<5} {health} since {} ({} changes); sessions {} 5xx {} connect errors {} retries {}",
@@ -370,4 +523,132 @@ fn problem_text(e: &Value) -> String {
         e["text"].as_str().unwrap_or("")
     );
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::metadata_of;
+
+    fn predicted(pairs: &[(&str, &str)]) -> Diagnostics {
+        let md = metadata_of(pairs);
+        let (config, mut diag) = Config::from_metadata(&md);
+        predict(&md, &config, &mut diag);
+        diag
+    }
+
+    #[test]
+    fn load_balancing_off_is_an_error_as_run_exits_96() {
+        for (value, said) in [
+            (None, "the key is empty or missing"),
+            (Some("false"), "the key is \"false\""),
+            (Some(" "), "the key is empty or missing"),
+        ] {
+            let mut pairs = vec![(keys::PORTMAP, "http://80:a.b:1")];
+            pairs.extend(value.map(|v| (keys::LOADBALANCER, v)));
+            let d = predicted(&pairs);
+            assert_eq!(d.errors.len(), 1, "{value:?}: {:?}", d.errors);
+            let e = &d.errors[0];
+            assert_eq!(e.key, keys::LOADBALANCER);
+            assert!(matches!(e.reason, Reason::LoadBalancerOff(_)));
+            let text = e.to_string();
+            assert!(text.contains(said) && text.contains("exits 96"), "{text}");
+        }
+        // "yes" is refused by the parser already: one error, not two.
+        let d = predicted(&[
+            (keys::LOADBALANCER, "yes"),
+            (keys::PORTMAP, "http://80:a.b:1"),
+        ]);
+        assert_eq!(d.errors.len(), 1);
+        assert_eq!(d.errors[0].reason, Reason::NotABoolean);
+        let d = predicted(&[
+            (keys::LOADBALANCER, "true"),
+            (keys::PORTMAP, "http://80:a.b:1"),
+        ]);
+        assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn extensions_are_warnings_after_the_parsers() {
+        let d = predicted(&[
+            (keys::LOADBALANCER, "true"),
+            (keys::PORTMAP, "https://443:a.b:1{verify_host:a.b,rise:200}"),
+        ]);
+        assert!(d.errors.is_empty());
+        let w: Vec<_> = d.warnings.iter().map(|w| &w.reason).collect();
+        assert_eq!(
+            w,
+            [
+                &Reason::LargeCount("rise", 200),
+                &Reason::NotInMoirai(
+                    crate::config::error::Extension::Parameter("verify_host"),
+                    crate::config::error::MoiraiDoes::DropsEntry
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn lookups_say_how_many_or_why_none() {
+        let l = Lookup {
+            source: "DNS",
+            backends: vec![
+                "10.0.0.1:80".parse().unwrap(),
+                "10.0.0.2:80".parse().unwrap(),
+            ],
+            none: None,
+        };
+        assert_eq!(
+            lookup_text(&l, 32),
+            "2 addresses from DNS: 10.0.0.1:80 10.0.0.2:80"
+        );
+        assert!(lookup_text(&l, 1).ends_with("(the lowest 1 are used: max_rs)"));
+        let l = Lookup {
+            source: "DNS",
+            backends: Vec::new(),
+            none: Some("NXDOMAIN: the name does not exist".into()),
+        };
+        assert_eq!(
+            lookup_text(&l, 32),
+            "no backends from DNS: NXDOMAIN: the name does not exist"
+        );
+        // An IP literal needs no lookup; no nameserver is a reason.
+        let md = metadata_of(&[
+            (keys::LOADBALANCER, "true"),
+            (keys::PORTMAP, "tcp://1:10.0.0.9:5 tcp://2:a.example:5"),
+        ]);
+        let (config, _) = Config::from_metadata(&md);
+        let found = resolve(&config, &Err("no nameserver".into()), &Hosts::default());
+        assert_eq!(found[0].backends, ["10.0.0.9:5".parse().unwrap()]);
+        assert_eq!(found[1].none.as_deref(), Some("no nameserver"));
+    }
+
+    #[test]
+    fn status_text_shows_the_operator_state() {
+        let doc = |state: &str, up: bool| {
+            json!({"services": [{"service": "http://80:a.b:1", "backends": [{
+                "server": "rs1", "address": "10.0.0.1:1", "state": state, "up": up,
+                "last_failure": "connect failed: refused", "retiring": false,
+            }]}]})
+        };
+        let line = |v: &Value| {
+            status_text(v)
+                .lines()
+                .find(|l| l.contains("10.0.0.1:1"))
+                .unwrap()
+                .to_owned()
+        };
+        let l = line(&doc("maint", false));
+        assert!(
+            l.contains("MAINT (moirai backend disable; no traffic; check: down (connect failed"),
+            "{l}"
+        );
+        let l = line(&doc("drain", true));
+        assert!(
+            l.contains("DRAIN (moirai backend drain; sticky clients only; check: up)"),
+            "{l}"
+        );
+        let l = line(&doc("up", true));
+        assert!(l.contains(" up since") && !l.contains("MAINT"), "{l}");
+    }
 }

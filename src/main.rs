@@ -161,6 +161,43 @@ struct CheckArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Look every service's backends up now and say, per service, how many
+    /// addresses there are, or why none (NXDOMAIN, no SRV, no answer).
+    #[arg(long)]
+    resolve: bool,
+    /// With --resolve: the --nameserver list that `moirai run` is given
+    /// (repeatable); default: those of --resolv-conf.
+    #[arg(long = "nameserver", value_name = "IP:PORT", requires = "resolve")]
+    nameservers: Vec<std::net::SocketAddr>,
+    /// With --resolve: where the default nameservers are listed.
+    #[arg(long, value_name = "PATH", default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
+    /// With --resolve: the static names consulted before DNS, as `moirai
+    /// run --hosts-file`.
+    #[arg(long, value_name = "PATH", default_value = "/etc/hosts")]
+    hosts_file: PathBuf,
+}
+
+/// How long `moirai check --resolve` waits for each nameserver, as `run`
+/// does.
+const CHECK_DNS_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl CheckArgs {
+    /// The backends of every service, looked up now (`--resolve`).
+    fn lookups(&self, config: &Config) -> Option<Vec<moirai::check::Lookup>> {
+        use moirai::control::dns::resolver::Resolver;
+        if !self.resolve {
+            return None;
+        }
+        let resolver = if self.nameservers.is_empty() {
+            Resolver::from_resolv_conf(&self.resolv_conf, CHECK_DNS_TIMEOUT)
+                .map_err(|e| format!("no nameserver: {}: {e}", self.resolv_conf.display()))
+        } else {
+            Ok(Resolver::new(self.nameservers.clone(), CHECK_DNS_TIMEOUT))
+        };
+        let hosts = moirai::control::hosts::Hosts::load(&self.hosts_file);
+        Some(moirai::check::resolve(config, &resolver, &hosts))
+    }
 }
 
 #[derive(Args)]
@@ -458,21 +495,24 @@ fn check(args: CheckArgs) -> ExitCode {
         }
     };
     let (config, mut errors) = Config::from_metadata(&md);
+    moirai::check::predict(&md, &config, &mut errors);
     let acme = moirai::check::acme_plan(
         &config,
         args.acme_challenge,
         source.can_write(),
         &mut errors,
     );
+    let lookups = args.lookups(&config);
+    let (listen, lookups) = (&args.listen_addresses, lookups.as_deref());
     if args.json {
         println!(
             "{}",
-            moirai::check::to_json(&config, &errors, acme.as_ref(), &args.listen_addresses)
+            moirai::check::to_json(&config, &errors, acme.as_ref(), listen, lookups)
         );
     } else {
         print!(
             "{}",
-            moirai::check::to_text(&config, &errors, acme.as_ref(), &args.listen_addresses)
+            moirai::check::to_text(&config, &errors, acme.as_ref(), listen, lookups)
         );
     }
     // Warnings alone still run: exit 0.

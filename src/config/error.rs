@@ -45,14 +45,75 @@ impl ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// What Triton-Moirai does with metadata that uses one of our
+/// [`Extension`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoiraiDoes {
+    /// Its portmap parser rejects the entry: that service does not run
+    /// there.
+    DropsEntry,
+    /// It refuses the whole key: its defaults run there.
+    RefusesKey,
+}
+
+impl fmt::Display for MoiraiDoes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MoiraiDoes::DropsEntry => "drops this portmap entry (the service does not run there)",
+            MoiraiDoes::RefusesKey => "refuses this key (its defaults run there)",
+        })
+    }
+}
+
+/// Something moirai reads that Triton-Moirai does not. During a migration
+/// one Moirai and one moirai may run the same metadata; each extension
+/// used makes them differ, so `moirai check` warns on each one it sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extension {
+    /// A portmap parameter of ours (Moirai knows check, port, rise, fall).
+    Parameter(&'static str),
+    /// A `timeouts` name of ours (Moirai knows queue, connect, client,
+    /// server).
+    Timeout(&'static str),
+    /// A parameter or timeout name not in lower case: Moirai matches names
+    /// exactly.
+    UpperCaseName,
+    /// An empty parameter, as in `{}` or `{check:/h,}`: Moirai wants
+    /// `name:value` between every two commas.
+    EmptyParameter,
+    /// An IPv6 backend literal in brackets: Moirai splits the entry at
+    /// every `:`.
+    BracketedIpv6,
+    /// Port 65535 to listen on, connect to or check: Moirai's ports stop at
+    /// 65534.
+    Port65535,
+    /// `timeouts` separated by spaces: Moirai splits at commas only.
+    SpaceSeparatedTimeouts,
+}
+
+impl fmt::Display for Extension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Extension::Parameter(p) => write!(f, "the parameter {p:?}"),
+            Extension::Timeout(t) => write!(f, "the timeout {t:?}"),
+            Extension::UpperCaseName => f.write_str("a name with capitals"),
+            Extension::EmptyParameter => f.write_str("an empty parameter"),
+            Extension::BracketedIpv6 => f.write_str("an IPv6 backend literal"),
+            Extension::Port65535 => f.write_str("port 65535"),
+            Extension::SpaceSeparatedTimeouts => f.write_str("a space between timeouts"),
+        }
+    }
+}
+
 /// Why a key or entry was refused. Precise variants, so tests and metrics can
 /// tell the cases apart; `Display` gives the sentence an operator reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     /// `loadbalancer` holds something other than `true` or `false`.
     NotABoolean,
-    /// The service type before `://` is not one of the six.
-    UnknownServiceType(String),
+    /// The service type before `://` is not one of the six; the nearest
+    /// one, if it looks like a typo of it.
+    UnknownServiceType(String, Option<&'static str>),
     /// The entry has no `://` after its type.
     MissingScheme,
     /// A port is absent where one is required.
@@ -71,8 +132,11 @@ pub enum Reason {
     UnbalancedBraces,
     /// Text after the backend that is neither `:port` nor `{params}`.
     TrailingText(String),
-    /// A health-check parameter that is not check, port, rise or fall.
-    UnknownParameter(String),
+    /// A parameter that is not one of [`PARAMETERS`] (lower case); the
+    /// nearest one, if it looks like a typo of it.
+    ///
+    /// [`PARAMETERS`]: super::portmap::PARAMETERS
+    UnknownParameter(String, Option<&'static str>),
     /// A health-check parameter without `:value`.
     ParameterWithoutValue(String),
     /// A parameter given twice in one entry; the last value is used
@@ -136,6 +200,20 @@ pub enum Reason {
     DuplicateTimeout(&'static str),
     /// `0`: no timeout at all.
     NoTimeout(&'static str),
+    /// A `cloud.tritoncompute:` key that no balancer reads (the text after
+    /// the prefix): ignored, probably misspelt (warning).
+    /// The nearest known key, if it looks like a typo of it.
+    UnknownKey(String, Option<&'static str>),
+    /// The portmap holds no entry: nothing is served (warning).
+    EmptyPortmap,
+    /// `loadbalancer` is not `true`: `moirai run` exits 96
+    /// (`SMF_EXIT_ERR_CONFIG`) at start. Said by `moirai check` only; the
+    /// running balancer keeps its configuration instead.
+    LoadBalancerOff(String),
+    /// Something of ours that Triton-Moirai does not read: what runs here
+    /// does not run on a Moirai balancer with the same metadata (a
+    /// migration's mixed pair). Said by `moirai check` (warning).
+    NotInMoirai(Extension, MoiraiDoes),
 }
 
 impl Reason {
@@ -153,17 +231,64 @@ impl Reason {
                 | Reason::OutOfRange { .. }
                 | Reason::DuplicateTimeout(_)
                 | Reason::NoTimeout(_)
+                | Reason::UnknownKey(..)
+                | Reason::EmptyPortmap
+                | Reason::NotInMoirai(..)
         )
     }
+}
+
+/// ` (did you mean `NAME`?)` when a known name is near, else nothing: the
+/// usual unknown name is a typo of a known one.
+fn did_you_mean(near: Option<&str>) -> String {
+    near.map(|k| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+/// The known name nearest to `word` (ignoring ASCII case), if it is near
+/// enough to be a typo: at most one edit in three characters, never more
+/// than three.
+pub fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase();
+    known
+        .into_iter()
+        .map(|k| (edit_distance(&word, &k.to_ascii_lowercase()), k))
+        .filter(|&(d, k)| d <= 3 && d * 3 <= word.len().max(k.len()))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
+}
+
+/// Damerau-Levenshtein distance (optimal string alignment) over bytes: a
+/// swapped pair of letters, the commonest typo, counts as one edit.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    // Three rows: two back (for transpositions), one back, this one.
+    let mut two: Vec<usize> = vec![0; b.len() + 1];
+    let mut one: Vec<usize> = (0..=b.len()).collect();
+    let mut row: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        row[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (one[j] + 1).min(row[j - 1] + 1).min(one[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(two[j - 2] + 1);
+            }
+        }
+        std::mem::swap(&mut two, &mut one);
+        std::mem::swap(&mut one, &mut row);
+    }
+    one[b.len()]
 }
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::NotABoolean => f.write_str("must be \"true\" to enable load balancing"),
-            Reason::UnknownServiceType(t) => write!(
+            Reason::UnknownServiceType(t, near) => write!(
                 f,
-                "unknown service type {t:?}; expected http, https, https+insecure, https-http, tcp or tcp-proxy-v2"
+                "unknown service type {t:?}{}; expected http, https, https+insecure, https-http, tcp or tcp-proxy-v2",
+                did_you_mean(*near)
             ),
             Reason::MissingScheme => {
                 f.write_str("expected TYPE://LISTEN_PORT:BACKEND[:PORT][{PARAMS}]")
@@ -183,9 +308,11 @@ impl fmt::Display for Reason {
             ),
             Reason::UnbalancedBraces => f.write_str("unbalanced { } around health-check parameters"),
             Reason::TrailingText(t) => write!(f, "unexpected text {t:?} after the backend"),
-            Reason::UnknownParameter(p) => {
-                write!(f, "unknown parameter {p:?}; expected check, port, rise, fall or verify_host")
-            }
+            Reason::UnknownParameter(p, near) => write!(
+                f,
+                "unknown parameter {p:?}{}; expected check, port, rise, fall or verify_host",
+                did_you_mean(*near)
+            ),
             Reason::ParameterWithoutValue(p) => write!(f, "parameter {p:?} needs a value after ':'"),
             Reason::DuplicateParameter(p) => {
                 write!(f, "parameter {p:?} is given twice; the last value is used")
@@ -236,7 +363,8 @@ impl fmt::Display for Reason {
             Reason::InvalidSyslogTarget(t) => write!(f, "{t:?} is not HOST or HOST:PORT"),
             Reason::UnknownTimeout(k) => write!(
                 f,
-                "unknown timeout {k:?}; expected queue, connect, client, server or tunnel (the whole key is ignored)"
+                "unknown timeout {k:?}{}; expected queue, connect, client, server or tunnel (the whole key is ignored)",
+                did_you_mean(closest(k, ["queue", "connect", "client", "server", "tunnel"]))
             ),
             Reason::InvalidDuration(v) => write!(
                 f,
@@ -258,6 +386,15 @@ impl fmt::Display for Reason {
                     _ => "a silent backend is waited for forever",
                 }
             ),
+            Reason::UnknownKey(_, near) => write!(f, "unknown key, ignored{}", did_you_mean(*near)),
+            Reason::EmptyPortmap => f.write_str("the portmap is empty: no service runs"),
+            Reason::LoadBalancerOff(why) => write!(
+                f,
+                "load balancing is off: the key is {why}, not \"true\"; `moirai run` exits 96 (SMF_EXIT_ERR_CONFIG) and serves nothing"
+            ),
+            Reason::NotInMoirai(what, does) => {
+                write!(f, "moirai accepts {what}; Triton-Moirai {does}")
+            }
         }
     }
 }
@@ -265,5 +402,57 @@ impl fmt::Display for Reason {
 impl Serialize for Reason {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_a_swap_as_one() {
+        assert_eq!(edit_distance("http", "http"), 0);
+        assert_eq!(edit_distance("htp", "http"), 1);
+        assert_eq!(edit_distance("chcek", "check"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("certifcate_nmae", "certificate_name"), 2);
+    }
+
+    #[test]
+    fn closest_suggests_typos_only() {
+        let types = [
+            "http",
+            "https",
+            "https+insecure",
+            "https-http",
+            "tcp",
+            "tcp-proxy-v2",
+        ];
+        let params = ["check", "port", "rise", "fall", "verify_host"];
+        assert_eq!(closest("htp", types), Some("http"));
+        assert_eq!(closest("HTTPS-HTP", types), Some("https-http"));
+        assert_eq!(closest("tpc", types), Some("tcp"));
+        assert_eq!(closest("ftp", types), None);
+        assert_eq!(closest("HTTP", types), Some("http"), "itself first");
+        assert_eq!(closest("chek", params), Some("check"));
+        assert_eq!(closest("verifyhost", params), Some("verify_host"));
+        assert_eq!(closest("bogus", params), None);
+    }
+
+    #[test]
+    fn unknown_names_say_the_closest_known_one() {
+        let said = |r: Reason| r.to_string();
+        assert!(said(Reason::UnknownServiceType("htp".into(), Some("http")))
+            .contains("unknown service type \"htp\" (did you mean `http`?)"));
+        assert!(said(Reason::UnknownParameter("x".into(), None))
+            .ends_with("\"x\"; expected check, port, rise, fall or verify_host"));
+        assert!(said(Reason::UnknownTimeout("conect".into())).contains("`connect`"));
+        assert_eq!(
+            said(Reason::UnknownKey(
+                "certifcate_name".into(),
+                Some("certificate_name")
+            )),
+            "unknown key, ignored (did you mean `certificate_name`?)"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroU16;
 
-use super::error::{ConfigError, Reason};
+use super::error::{ConfigError, Extension, Reason};
 use super::hostname::HostName;
 
 /// Prefix shared by every key moirai reads.
@@ -39,6 +39,58 @@ pub const ALL: [&str; 8] = [
     SYSLOG,
     TIMEOUTS,
 ];
+
+/// Every extension of ours, each of which makes Triton-Moirai drop the
+/// portmap entry or refuse the key (`timeouts`) that uses it: `moirai
+/// check` warns on each one it sees, for a migration's mixed pair. A new
+/// one is one more line here (a parameter or timeout name needs nothing
+/// else).
+pub const EXTENSIONS: &[Extension] = &[
+    Extension::Parameter("verify_host"),
+    Extension::UpperCaseName,
+    Extension::EmptyParameter,
+    Extension::BracketedIpv6,
+    Extension::Port65535,
+    Extension::SpaceSeparatedTimeouts,
+    Extension::Timeout("tunnel"),
+];
+
+/// The [`Extension`]s a `timeouts` value uses, each with its offset; only
+/// meaningful for a value that parsed (else moirai refuses it too).
+pub fn timeout_extensions(value: &str) -> Vec<(usize, Extension)> {
+    let lead = value.len() - value.trim_start().len();
+    let (body_at, body) = match value.trim().strip_prefix('{') {
+        Some(b) => (lead + 1, b.strip_suffix('}').unwrap_or(b)),
+        None => (lead, value.trim()),
+    };
+    // (offset, name, whether spaces separate it from the next one)
+    let mut names: Vec<(usize, &str, bool)> = Vec::new();
+    let mut off = body_at;
+    for piece in body.split(',') {
+        let at = off + (piece.len() - piece.trim_start().len());
+        off += piece.len() + 1;
+        let piece = piece.trim();
+        let name = piece.split_once(':').map_or(piece, |(n, _)| n).trim();
+        // Moirai trims around names and values (`server: 300s`, `5 s`),
+        // but splits entries on commas only: a second colon in a piece is
+        // a second entry that only spaces separate.
+        names.push((at, name, piece.matches(':').count() > 1));
+    }
+    EXTENSIONS
+        .iter()
+        .filter_map(|&x| {
+            let found = match x {
+                Extension::Timeout(t) => names.iter().find(|n| n.1.eq_ignore_ascii_case(t)),
+                Extension::UpperCaseName => names
+                    .iter()
+                    .find(|n| n.1.bytes().any(|b| b.is_ascii_uppercase())),
+                Extension::SpaceSeparatedTimeouts => names.iter().find(|n| n.2),
+                _ => None,
+            };
+            found.map(|n| (n.0, x))
+        })
+        .collect()
+}
 
 /// Default and range of `max_rs`.
 pub const MAX_RS_DEFAULT: u16 = 32;

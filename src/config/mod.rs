@@ -87,7 +87,17 @@ impl Config {
         let (enabled, e) = keys::parse_loadbalancer(get(keys::LOADBALANCER));
         errors.extend(e);
 
+        errors.extend(unknown_keys(md));
         let (parsed, e) = portmap::parse(get(keys::PORTMAP));
+        if parsed.is_empty() && e.is_empty() {
+            errors.push(ConfigError {
+                key: keys::PORTMAP.to_owned(),
+                entry: None,
+                offset: 0,
+                text: get(keys::PORTMAP).to_owned(),
+                reason: Reason::EmptyPortmap,
+            });
+        }
         errors.extend(e);
         let mut services: Vec<Service> = Vec::with_capacity(parsed.len());
         let mut first_on_port: BTreeMap<u16, usize> = BTreeMap::new();
@@ -143,7 +153,12 @@ impl Config {
 
         errors.sort_by_key(|e| {
             (
-                keys::ALL.iter().position(|k| *k == e.key),
+                // Unknown keys last, by name.
+                keys::ALL
+                    .iter()
+                    .position(|k| *k == e.key)
+                    .unwrap_or(keys::ALL.len()),
+                (!keys::ALL.contains(&e.key.as_str())).then(|| e.key.clone()),
                 e.entry,
                 e.offset,
             )
@@ -196,6 +211,65 @@ impl Config {
     pub fn timeouts(&self) -> &Timeouts {
         &self.timeouts
     }
+}
+
+/// A warning for each `cloud.tritoncompute:` key no balancer reads: the
+/// usual one is a misspelt key, whose setting silently does nothing.
+fn unknown_keys(md: &Metadata) -> Vec<ConfigError> {
+    md.iter()
+        .filter(|(k, _)| k.starts_with(keys::PREFIX) && !keys::ALL.contains(&k.as_str()))
+        .map(|(k, v)| ConfigError {
+            key: k.clone(),
+            entry: None,
+            offset: 0,
+            text: v.clone(),
+            reason: {
+                let name = &k[keys::PREFIX.len()..];
+                let known = keys::ALL.map(|k| &k[keys::PREFIX.len()..]);
+                Reason::UnknownKey(name.to_owned(), error::closest(name, known))
+            },
+        })
+        .collect()
+}
+
+/// Warnings for what moirai runs and Triton-Moirai would not: each of our
+/// [`keys::EXTENSIONS`] the metadata uses, with what Moirai does instead.
+/// Only valid entries and a valid `timeouts` count (what moirai refuses
+/// itself is an error already). For `moirai check`: a balancer running
+/// alone needs no reminder that its metadata is its own.
+pub fn moirai_differences(md: &Metadata) -> Vec<ConfigError> {
+    let get = |k: &str| md.get(k).map(String::as_str).unwrap_or("");
+    let mut out = Vec::new();
+    let text = get(keys::PORTMAP);
+    for (span, service) in portmap::parse(text).0 {
+        let entry = &text[span.start..span.end];
+        out.extend(
+            portmap::extensions_in(entry, &service)
+                .into_iter()
+                .map(|(at, x)| ConfigError {
+                    key: keys::PORTMAP.to_owned(),
+                    entry: Some(span.index),
+                    offset: span.start + at,
+                    text: entry.to_owned(),
+                    reason: Reason::NotInMoirai(x, error::MoiraiDoes::DropsEntry),
+                }),
+        );
+    }
+    let value = get(keys::TIMEOUTS);
+    if timeouts::parse(value).1.iter().all(ConfigError::is_warning) {
+        out.extend(
+            keys::timeout_extensions(value)
+                .into_iter()
+                .map(|(at, x)| ConfigError {
+                    key: keys::TIMEOUTS.to_owned(),
+                    entry: None,
+                    offset: at,
+                    text: value.to_owned(),
+                    reason: Reason::NotInMoirai(x, error::MoiraiDoes::RefusesKey),
+                }),
+        );
+    }
+    out
 }
 
 /// Metadata from `(key, value)` pairs, for tests.
@@ -285,6 +359,124 @@ mod tests {
         assert_eq!(d.errors.len(), 1);
         assert_eq!(d.errors[0].reason, Reason::MetricsPortTaken(8405, 1));
         assert!(d.errors[0].to_string().contains("metrics are not served"));
+    }
+
+    #[test]
+    fn unknown_keys_and_an_empty_portmap_are_warnings() {
+        let (c, d) = Config::from_metadata(&md(&[
+            (keys::LOADBALANCER, "true"),
+            ("cloud.tritoncompute:zzz", "1"),
+            ("cloud.tritoncompute:certifcate_name", "example.com"),
+        ]));
+        assert!(c.enabled());
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let w: Vec<_> = d
+            .warnings
+            .iter()
+            .map(|w| (w.key.as_str(), &w.reason))
+            .collect();
+        assert_eq!(
+            w,
+            [
+                (keys::PORTMAP, &Reason::EmptyPortmap),
+                (
+                    "cloud.tritoncompute:certifcate_name",
+                    &Reason::UnknownKey("certifcate_name".into(), Some("certificate_name"))
+                ),
+                (
+                    "cloud.tritoncompute:zzz",
+                    &Reason::UnknownKey("zzz".into(), None)
+                ),
+            ]
+        );
+        assert!(d.warnings[1]
+            .to_string()
+            .contains("did you mean `certificate_name`?"));
+        // An entry, even a bad one, is not an empty portmap.
+        let (_, d) = Config::from_metadata(&md(&[(keys::PORTMAP, "bogus")]));
+        assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    }
+
+    #[test]
+    fn each_extension_says_what_moirai_does_with_it() {
+        let found = |pairs: &[(&str, &str)]| -> Vec<(Option<usize>, usize, Reason)> {
+            moirai_differences(&md(pairs))
+                .into_iter()
+                .map(|e| (e.entry, e.offset, e.reason))
+                .collect()
+        };
+        use error::{Extension as X, MoiraiDoes::*};
+        let text = "http://80:a.b:1 https://443:a.b:1{check:/h,verify_host:a.b} tcp://65535:[::1]:1{rise:2,} http://81:a.b:1{CHECK:/x} http://82:a.b:1{}";
+        assert_eq!(
+            found(&[(keys::PORTMAP, text)]),
+            [
+                (
+                    Some(1),
+                    43,
+                    Reason::NotInMoirai(X::Parameter("verify_host"), DropsEntry)
+                ),
+                (
+                    Some(2),
+                    87,
+                    Reason::NotInMoirai(X::EmptyParameter, DropsEntry)
+                ),
+                (
+                    Some(2),
+                    72,
+                    Reason::NotInMoirai(X::BracketedIpv6, DropsEntry)
+                ),
+                (Some(2), 66, Reason::NotInMoirai(X::Port65535, DropsEntry)),
+                (
+                    Some(3),
+                    105,
+                    Reason::NotInMoirai(X::UpperCaseName, DropsEntry)
+                ),
+                (
+                    Some(4),
+                    131,
+                    Reason::NotInMoirai(X::EmptyParameter, DropsEntry)
+                ),
+            ]
+        );
+        // A backend or check port of 65535 too; 65534 is fine.
+        assert_eq!(found(&[(keys::PORTMAP, "tcp://1:a.b:65535")]).len(), 1);
+        assert_eq!(
+            found(&[(keys::PORTMAP, "tcp://1:a.b:1{port:65535}")]).len(),
+            1
+        );
+        assert!(found(&[(keys::PORTMAP, "tcp://65534:a.b:65534{port:65534}")]).is_empty());
+        // Refused entries are errors already: no second word on them.
+        assert!(found(&[(keys::PORTMAP, "http://80:a.b:1{bogus:1,verify_host:x}")]).is_empty());
+        // Timeouts: Moirai refuses the whole key.
+        assert_eq!(
+            found(&[(keys::TIMEOUTS, "{Connect:1s client:5s}")]),
+            [
+                (None, 1, Reason::NotInMoirai(X::UpperCaseName, RefusesKey)),
+                (
+                    None,
+                    1,
+                    Reason::NotInMoirai(X::SpaceSeparatedTimeouts, RefusesKey)
+                ),
+            ]
+        );
+        assert!(found(&[(keys::TIMEOUTS, "{connect:1s, client:5s}")]).is_empty());
+        assert!(found(&[(keys::TIMEOUTS, "{Bogus:1s}")]).is_empty());
+        // Odd text never panics (offsets stay on character boundaries).
+        for odd in [
+            "{é:1}",
+            " {",
+            "é{}",
+            "http://1:a.b:1{é,}",
+            "{ connect:1s }",
+            "}",
+        ] {
+            let _ = found(&[(keys::PORTMAP, odd), (keys::TIMEOUTS, odd)]);
+        }
+        let said = moirai_differences(&md(&[(keys::PORTMAP, "tcp://1:a.b:65535")]))[0].to_string();
+        assert!(
+            said.contains("moirai accepts port 65535; Triton-Moirai drops this portmap entry"),
+            "{said}"
+        );
     }
 
     #[test]

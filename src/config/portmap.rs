@@ -10,9 +10,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU16;
 
-use super::error::{ConfigError, Reason};
+use super::error::{closest, ConfigError, Extension, Reason};
 pub use super::hostname::HostName;
-use super::keys::PORTMAP;
+use super::keys::{EXTENSIONS, PORTMAP};
 
 /// The six service types of the guide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -402,8 +402,11 @@ pub fn parse_entry_with_warnings(entry: &str) -> Result<(Service, Vec<EntryError
     let Some(sep) = entry.find("://") else {
         return Err((0, Reason::MissingScheme));
     };
-    let kind = ServiceKind::parse(&entry[..sep])
-        .ok_or_else(|| (0, Reason::UnknownServiceType(entry[..sep].to_owned())))?;
+    let kind = ServiceKind::parse(&entry[..sep]).ok_or_else(|| {
+        let t = &entry[..sep];
+        let near = closest(t, ServiceKind::ALL.map(ServiceKind::as_str));
+        (0, Reason::UnknownServiceType(t.to_owned(), near))
+    })?;
     let mut pos = sep + 3;
 
     // Listen port, up to the next ':'.
@@ -558,6 +561,66 @@ fn parse_backend(s: &str) -> Result<BackendTarget, EntryError> {
     })
 }
 
+/// Every parameter name, lower case (as written, any case is read).
+pub const PARAMETERS: [&str; 5] = ["check", "port", "rise", "fall", "verify_host"];
+
+/// The [`Extension`]s one valid entry uses, each with its offset in the
+/// entry: Triton-Moirai drops such an entry.
+pub fn extensions_in(entry: &str, service: &Service) -> Vec<(usize, Extension)> {
+    let names = parameter_names(entry);
+    let port_65535 = [
+        Some(service.listen.get()),
+        service.backend.port(),
+        service.check.port.map(NonZeroU16::get),
+    ]
+    .contains(&Some(u16::MAX));
+    EXTENSIONS
+        .iter()
+        .filter_map(|&x| {
+            let at = match x {
+                Extension::Parameter(p) => names
+                    .iter()
+                    .find(|n| n.1.eq_ignore_ascii_case(p))
+                    .map(|n| n.0),
+                Extension::UpperCaseName => names
+                    .iter()
+                    .find(|n| n.1.bytes().any(|b| b.is_ascii_uppercase()))
+                    .map(|n| n.0),
+                Extension::EmptyParameter => names.iter().find(|n| n.1.is_empty()).map(|n| n.0),
+                Extension::BracketedIpv6 => {
+                    matches!(&service.backend, BackendTarget::Ip(a) if a.is_ipv6())
+                        .then(|| entry.find('['))
+                        .flatten()
+                }
+                // At the first place the number is written.
+                Extension::Port65535 => port_65535.then(|| entry.find("65535").unwrap_or(0)),
+                Extension::Timeout(_) | Extension::SpaceSeparatedTimeouts => None,
+            };
+            at.map(|at| (at, x))
+        })
+        .collect()
+}
+
+/// The parameter names of an entry as written (empty for an empty
+/// parameter), each with its offset in the entry.
+fn parameter_names(entry: &str) -> Vec<(usize, &str)> {
+    let Some(open) = entry.find('{') else {
+        return Vec::new();
+    };
+    let inner = &entry[open + 1..];
+    let inner = inner.strip_suffix('}').unwrap_or(inner);
+    let mut off = open + 1;
+    inner
+        .split(',')
+        .map(|piece| {
+            let at = off + (piece.len() - piece.trim_start().len());
+            off += piece.len() + 1;
+            let name = piece.split_once(':').map_or(piece, |(n, _)| n);
+            (at, name.trim())
+        })
+        .collect()
+}
+
 /// What `verify_host:` gave, and where.
 type VerifyHost = Option<(usize, HostName)>;
 
@@ -587,13 +650,9 @@ fn parse_params(s: &str) -> Result<(HealthCheck, VerifyHost, Vec<EntryError>), E
             return Err((at, Reason::ParameterWithoutValue(name.to_owned())));
         }
         let lower = name.trim().to_ascii_lowercase();
-        let known: &'static str = match lower.as_str() {
-            "check" => "check",
-            "port" => "port",
-            "rise" => "rise",
-            "fall" => "fall",
-            "verify_host" => "verify_host",
-            other => return Err((at, Reason::UnknownParameter(other.to_owned()))),
+        let Some(&known) = PARAMETERS.iter().find(|p| **p == lower) else {
+            let near = closest(&lower, PARAMETERS);
+            return Err((at, Reason::UnknownParameter(lower, near)));
         };
         if seen.contains(&known) {
             warnings.push((at, Reason::DuplicateParameter(known)));
@@ -712,7 +771,7 @@ mod tests {
         let cases: &[Case] = &[
             ("http:/80:a:1", 0, |r| matches!(r, Reason::MissingScheme)),
             ("ftp://80:a:1", 0, |r| {
-                matches!(r, Reason::UnknownServiceType(_))
+                matches!(r, Reason::UnknownServiceType(..))
             }),
             ("http://", 7, |r| matches!(r, Reason::MissingPort("listen"))),
             ("http://80", 9, |r| matches!(r, Reason::MissingBackend)),
@@ -772,7 +831,7 @@ mod tests {
                 matches!(r, Reason::UnbalancedBraces)
             }),
             ("http://80:a.b:1{bogus:1}", 16, |r| {
-                matches!(r, Reason::UnknownParameter(_))
+                matches!(r, Reason::UnknownParameter(..))
             }),
             ("http://80:a.b:1{check}", 16, |r| {
                 matches!(r, Reason::ParameterWithoutValue(_))

@@ -2,7 +2,11 @@
 
 use std::process::{Command, Output};
 
-use crate::util::temp_dir;
+use std::time::Duration;
+
+use crate::dns::{host, Dns, ZONE};
+use crate::util::http::{ok, HttpBackend};
+use crate::util::{free_port, metadata, temp_dir, Moirai};
 
 fn check(json: &str, extra: &[&str]) -> Output {
     let dir = temp_dir("check");
@@ -251,12 +255,15 @@ fn what_moirai_accepts_is_a_warning_and_exits_0() {
         .iter()
         .map(|w| w["reason"].as_str().unwrap().to_owned())
         .collect();
+    // `{}` runs here; Moirai's parameter parser refuses it (a mixed pair
+    // differs), which comes last, with every other difference from Moirai.
     let expect = [
         "rise 300 is above 100",
         "\"fall\" is given twice; the last value is used",
         "does not start with '/'; using \"/healthz\"",
         "no closing '}'",
         "10 is outside 32 to 1024; using 32",
+        "moirai accepts an empty parameter; Triton-Moirai drops this portmap entry",
     ];
     assert_eq!(reasons.len(), expect.len(), "{reasons:?}");
     for (r, e) in reasons.iter().zip(expect) {
@@ -268,7 +275,7 @@ fn what_moirai_accepts_is_a_warning_and_exits_0() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         text.lines().filter(|l| l.starts_with("warning: ")).count(),
-        5,
+        6,
         "{text}"
     );
     assert!(!text.contains("error:"), "{text}");
@@ -349,4 +356,234 @@ fn check_says_which_acme_challenge_comes_first() {
         .as_str()
         .unwrap()
         .contains("no ACME challenge can work"));
+}
+
+fn warnings_of(v: &serde_json::Value) -> Vec<String> {
+    v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `moirai run` exits 96 without `loadbalancer` "true": `check` says so
+/// and exits 1.
+#[test]
+fn load_balancing_off_exits_1_with_the_reason() {
+    for md in [
+        r#"{"cloud.tritoncompute:portmap":"http://80:a.example:8080"}"#,
+        r#"{"cloud.tritoncompute:loadbalancer":"false","cloud.tritoncompute:portmap":"http://80:a.example:8080"}"#,
+    ] {
+        let out = check(md, &[]);
+        assert_eq!(out.status.code(), Some(1), "{md}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or("");
+        assert!(
+            line.starts_with("error: cloud.tritoncompute:loadbalancer: load balancing is off")
+                && line.contains("exits 96"),
+            "{text}"
+        );
+        assert_eq!(json_of(&check(md, &["--json"]))["valid"], false);
+    }
+}
+
+/// A misspelt key, type or parameter: the closest known name is named.
+#[test]
+fn unknown_names_say_the_closest_known_one() {
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "http://80:a.example:8080 htp://81:a.example:8080 http://82:a.example:8080{chek:/h}",
+        "cloud.tritoncompute:certifcate_name": "example.com",
+    })
+    .to_string();
+    let out = check(&md, &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    let errors: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        errors[0].contains("\"htp\" (did you mean `http`?)"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("\"chek\" (did you mean `check`?)"),
+        "{errors:?}"
+    );
+    let w = &v["warnings"][0];
+    assert_eq!(w["key"], "cloud.tritoncompute:certifcate_name");
+    assert_eq!(
+        w["reason"],
+        "unknown key, ignored (did you mean `certificate_name`?)"
+    );
+}
+
+#[test]
+fn an_empty_portmap_is_a_warning() {
+    let out = check(r#"{"cloud.tritoncompute:loadbalancer":"true"}"#, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(
+            "warning: cloud.tritoncompute:portmap: the portmap is empty: no service runs"
+        ),
+        "{text}"
+    );
+}
+
+/// A mixed pair (Moirai and moirai on the same metadata) differs wherever
+/// an extension of ours is used: each is a warning naming what Moirai does.
+#[test]
+fn extensions_and_port_65535_say_what_moirai_does() {
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "https://443:a.example:8443{verify_host:api.example.com} tcp://65535:b.example:5432 tcp://5432:[2001:db8::5]:5432",
+        "cloud.tritoncompute:timeouts": "{connect:1s client:30s}",
+    })
+    .to_string();
+    let out = check(&md, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "warnings only");
+    let v = json_of(&out);
+    assert_eq!(v["services"].as_array().unwrap().len(), 3, "all run here");
+    let w = warnings_of(&v);
+    let drops = "Triton-Moirai drops this portmap entry (the service does not run there)";
+    assert_eq!(
+        w,
+        [
+            format!("moirai accepts the parameter \"verify_host\"; {drops}"),
+            format!("moirai accepts port 65535; {drops}"),
+            format!("moirai accepts an IPv6 backend literal; {drops}"),
+            "moirai accepts a space between timeouts; Triton-Moirai refuses this key (its defaults run there)".to_owned(),
+        ]
+    );
+    assert_eq!(v["warnings"][1]["entry"], 1);
+}
+
+/// Spaces Moirai trims (around a name or a value) are no extension; our
+/// `tunnel` timeout is one (Moirai refuses the whole key), and `0` says
+/// that no timeout is in force.
+#[test]
+fn timeouts_moirai_reads_alike_and_the_tunnel_timeout() {
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": "http://80:a.example:8080",
+        "cloud.tritoncompute:timeouts": "{ server: 0 , client : 30 s, tunnel:1h }",
+    })
+    .to_string();
+    let out = check(&md, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "warnings only");
+    let v = json_of(&out);
+    let w = warnings_of(&v);
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(
+        w[0].starts_with("server:0 means no server timeout"),
+        "{w:#?}"
+    );
+    assert_eq!(
+        w[1],
+        "moirai accepts the timeout \"tunnel\"; Triton-Moirai refuses this key (its defaults run there)"
+    );
+    assert_eq!(v["timeouts"]["server_ms"], 0);
+    assert_eq!(v["timeouts"]["client_ms"], 30_000);
+}
+
+/// `--resolve` asks DNS now, as `run` would: a name with two A records,
+/// an NXDOMAIN one, an IP literal and a hosts-file name.
+#[test]
+fn resolve_says_per_service_how_many_addresses_or_why_none() {
+    let dns = Dns::start(&[host("web.svc", "127.0.0.2"), host("web.svc", "127.0.0.3")]);
+    let dir = temp_dir("check-resolve");
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.7 pinned.test\n").unwrap();
+    let md = serde_json::json!({
+        "cloud.tritoncompute:loadbalancer": "true",
+        "cloud.tritoncompute:portmap": format!(
+            "http://80:web.svc.{ZONE}:8080 http://81:gone.svc.{ZONE}:8080 tcp://82:10.0.0.9:5 tcp://83:pinned.test:6"
+        ),
+    })
+    .to_string();
+    let ns = dns.nameserver();
+    let args = [
+        "--resolve",
+        "--nameserver",
+        &ns,
+        "--hosts-file",
+        hosts.to_str().unwrap(),
+    ];
+    let start = std::time::Instant::now();
+    let out = check(&md, &args);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "  2 addresses from DNS: 127.0.0.2:8080 127.0.0.3:8080",
+        "  no backends from DNS: NXDOMAIN",
+        "  1 address from the portmap: 10.0.0.9:5",
+        "  1 address from hosts file: 127.0.0.7:6",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let v = json_of(&check(&md, &json_args));
+    assert_eq!(
+        v["services"][0]["resolved"],
+        serde_json::json!({"source": "DNS", "backends": ["127.0.0.2:8080", "127.0.0.3:8080"], "none": null})
+    );
+    assert!(v["services"][1]["resolved"]["none"]
+        .as_str()
+        .unwrap()
+        .starts_with("NXDOMAIN"));
+    // Without --resolve nothing is asked.
+    assert_eq!(
+        json_of(&check(&md, &["--json"]))["services"][0]["resolved"],
+        serde_json::Value::Null
+    );
+}
+
+/// `moirai status` (text) shows a backend the operator took out: MAINT
+/// after `backend disable`, DRAIN after `backend drain`.
+#[test]
+fn status_text_shows_maint_and_drain() {
+    let web = HttpBackend::start("127.0.0.2:0", |_| ok("A"));
+    let bport = web.port();
+    let port = free_port();
+    let m = Moirai::start(
+        &metadata(&format!("http://{port}:web.test:{bport}")),
+        "127.0.0.2 web.test\n",
+        &[],
+    );
+    let addr = format!("127.0.0.2:{bport}");
+    let line = |m: &Moirai| {
+        let text = m.status(false);
+        text.lines()
+            .find(|l| l.contains(&addr))
+            .unwrap_or_else(|| panic!("no line for {addr} in\n{text}"))
+            .to_owned()
+    };
+    let ctl = |action: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+            .args(["backend", action, &port.to_string(), &addr, "--state-dir"])
+            .arg(m.dir.join("state"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    };
+    assert!(!line(&m).contains("MAINT"));
+    ctl("disable");
+    let l = line(&m);
+    assert!(l.contains(" MAINT (moirai backend disable"), "{l}");
+    ctl("drain");
+    let l = line(&m);
+    assert!(l.contains(" DRAIN (moirai backend drain"), "{l}");
+    ctl("enable");
+    let l = line(&m);
+    assert!(!l.contains("MAINT") && !l.contains("DRAIN"), "{l}");
 }
