@@ -157,6 +157,14 @@ pub enum Reason {
     /// `verify_host:` on a service that does not verify backends (not
     /// `https`): ignored (warning).
     VerifyHostIgnored(&'static str),
+    /// One of moirai's HTTP parameters on a type it does not apply to:
+    /// ignored (warning).
+    ParameterIgnored(&'static str, &'static str),
+    /// `redirect:` is not `https` or `https:PORT`.
+    InvalidRedirect(String),
+    /// `redirect` without `trust_forwarded`: every request is redirected
+    /// and the backend part is never used (warning).
+    RedirectWithoutBackend,
     /// `certificate_name` is set but no ACME challenge can work here.
     NoAcmeChallenge(String),
     /// `metrics_port` is a service's listen port: the service keeps the
@@ -227,6 +235,8 @@ impl Reason {
                 | Reason::MissingClosingBrace
                 | Reason::LargeCount(..)
                 | Reason::VerifyHostIgnored(_)
+                | Reason::ParameterIgnored(..)
+                | Reason::RedirectWithoutBackend
                 | Reason::NotAnInteger { .. }
                 | Reason::OutOfRange { .. }
                 | Reason::DuplicateTimeout(_)
@@ -310,7 +320,7 @@ impl fmt::Display for Reason {
             Reason::TrailingText(t) => write!(f, "unexpected text {t:?} after the backend"),
             Reason::UnknownParameter(p, near) => write!(
                 f,
-                "unknown parameter {p:?}{}; expected check, port, rise, fall or verify_host",
+                "unknown parameter {p:?}{}; expected check, port, rise, fall, verify_host, redirect or trust_forwarded",
                 did_you_mean(*near)
             ),
             Reason::ParameterWithoutValue(p) => write!(f, "parameter {p:?} needs a value after ':'"),
@@ -338,6 +348,17 @@ impl fmt::Display for Reason {
             Reason::VerifyHostIgnored(kind) => write!(
                 f,
                 "verify_host applies to https services only; ignored on {kind}"
+            ),
+            Reason::ParameterIgnored(p, kind) => write!(
+                f,
+                "{p} applies to {} services only; ignored on {kind}",
+                if *p == "redirect" { "http" } else { "HTTP" }
+            ),
+            Reason::InvalidRedirect(v) => {
+                write!(f, "redirect {v:?} is not https or https:PORT")
+            }
+            Reason::RedirectWithoutBackend => f.write_str(
+                "every request is redirected to https: the backend is never used and not health-checked (add trust_forwarded to proxy requests a trusted proxy received over https)",
             ),
             Reason::NoAcmeChallenge(why) => {
                 write!(f, "{why}; the self-signed certificate is served")

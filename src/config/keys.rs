@@ -53,6 +53,8 @@ pub const EXTENSIONS: &[Extension] = &[
     Extension::Port65535,
     Extension::SpaceSeparatedTimeouts,
     Extension::Timeout("tunnel"),
+    Extension::Parameter("redirect"),
+    Extension::Parameter("trust_forwarded"),
 ];
 
 /// The [`Extension`]s a `timeouts` value uses, each with its offset; only

@@ -12,7 +12,7 @@ use std::num::NonZeroU16;
 
 use super::error::{closest, ConfigError, Extension, Reason};
 pub use super::hostname::HostName;
-use super::keys::{EXTENSIONS, PORTMAP};
+use super::keys::{IpPrefix, EXTENSIONS, PORTMAP};
 
 /// The six service types of the guide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -245,6 +245,27 @@ pub struct Service {
     /// backend certificates must carry, also sent as SNI. Without it the
     /// chain is verified and the name is not, as in Moirai.
     pub verify_host: Option<HostName>,
+    /// `redirect:https[:PORT]` (moirai's own, `http` only): every request
+    /// is answered with a redirect to https on this port (443 unless
+    /// given), no backend contacted.
+    pub redirect: Option<NonZeroU16>,
+    /// `trust_forwarded:PREFIX ...` (moirai's own, HTTP types): clients
+    /// from these prefixes (another proxy, a CDN) may set
+    /// `X-Forwarded-Proto` and `-Port`, which then pass through.
+    pub trust_forwarded: Vec<IpPrefix>,
+}
+
+impl Service {
+    /// Whether the backends are used at all: a redirecting service only
+    /// proxies requests a trusted proxy says came over https.
+    pub fn uses_backends(&self) -> bool {
+        self.redirect.is_none() || !self.trust_forwarded.is_empty()
+    }
+
+    /// Whether `ip` may set `X-Forwarded-Proto`/`-Port`.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trust_forwarded.iter().any(|p| p.contains(ip))
+    }
 }
 
 impl fmt::Display for Service {
@@ -267,6 +288,17 @@ impl fmt::Display for Service {
         }
         if let Some(n) = &self.verify_host {
             params.push(format!("verify_host:{n}"));
+        }
+        if let Some(p) = self.redirect {
+            params.push(format!("redirect:https:{p}"));
+        }
+        if !self.trust_forwarded.is_empty() {
+            let list: Vec<String> = self
+                .trust_forwarded
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            params.push(format!("trust_forwarded:{}", list.join(" ")));
         }
         if !params.is_empty() {
             write!(f, "{{{}}}", params.join(","))?;
@@ -455,17 +487,36 @@ pub fn parse_entry_with_warnings(entry: &str) -> Result<(Service, Vec<EntryError
     };
 
     let backend = parse_backend(&entry[pos..target_end]).map_err(|(rel, r)| (pos + rel, r))?;
-    let (check, mut verify_host) = match params {
+    let Params {
+        check,
+        mut verify_host,
+        mut redirect,
+        mut trust_forwarded,
+    } = match params {
         Some((off, p)) => {
-            let (check, verify_host, w) = parse_params(p).map_err(|(rel, r)| (off + rel, r))?;
+            let (params, w) = parse_params(p).map_err(|(rel, r)| (off + rel, r))?;
             warnings.extend(w.into_iter().map(|(rel, r)| (off + rel, r)));
-            (check, verify_host.map(|(at, n)| (off + at, n)))
+            params.shifted(off)
         }
-        None => (HealthCheck::default(), None),
+        None => Params::default(),
     };
     if let Some((at, _)) = verify_host.as_ref().filter(|_| kind != ServiceKind::Https) {
         warnings.push((*at, Reason::VerifyHostIgnored(kind.as_str())));
         verify_host = None;
+    }
+    if let Some((at, _)) = redirect.as_ref().filter(|_| kind != ServiceKind::Http) {
+        warnings.push((*at, Reason::ParameterIgnored("redirect", kind.as_str())));
+        redirect = None;
+    }
+    if let Some((at, _)) = trust_forwarded.as_ref().filter(|_| !kind.is_http()) {
+        warnings.push((
+            *at,
+            Reason::ParameterIgnored("trust_forwarded", kind.as_str()),
+        ));
+        trust_forwarded = None;
+    }
+    if let Some((at, _)) = redirect.as_ref().filter(|_| trust_forwarded.is_none()) {
+        warnings.push((*at, Reason::RedirectWithoutBackend));
     }
     warnings.sort_by_key(|w| w.0);
     Ok((
@@ -475,6 +526,8 @@ pub fn parse_entry_with_warnings(entry: &str) -> Result<(Service, Vec<EntryError
             backend,
             check,
             verify_host: verify_host.map(|(_, n)| n),
+            redirect: redirect.map(|(_, p)| p),
+            trust_forwarded: trust_forwarded.map(|(_, l)| l).unwrap_or_default(),
         },
         warnings,
     ))
@@ -562,7 +615,15 @@ fn parse_backend(s: &str) -> Result<BackendTarget, EntryError> {
 }
 
 /// Every parameter name, lower case (as written, any case is read).
-pub const PARAMETERS: [&str; 5] = ["check", "port", "rise", "fall", "verify_host"];
+pub const PARAMETERS: [&str; 7] = [
+    "check",
+    "port",
+    "rise",
+    "fall",
+    "verify_host",
+    "redirect",
+    "trust_forwarded",
+];
 
 /// The [`Extension`]s one valid entry uses, each with its offset in the
 /// entry: Triton-Moirai drops such an entry.
@@ -621,14 +682,38 @@ fn parameter_names(entry: &str) -> Vec<(usize, &str)> {
         .collect()
 }
 
-/// What `verify_host:` gave, and where.
-type VerifyHost = Option<(usize, HostName)>;
+/// What an entry's parameters gave; moirai's own ones with where they
+/// were written (for a warning that points at them).
+#[derive(Debug, Default)]
+struct Params {
+    check: HealthCheck,
+    verify_host: Option<(usize, HostName)>,
+    redirect: Option<(usize, NonZeroU16)>,
+    trust_forwarded: Option<(usize, Vec<IpPrefix>)>,
+}
 
-/// `check:/p,port:N,rise:N,fall:N,verify_host:NAME` in any order. As in
-/// Moirai, a parameter given twice takes its last value (with a warning).
-fn parse_params(s: &str) -> Result<(HealthCheck, VerifyHost, Vec<EntryError>), EntryError> {
+impl Params {
+    /// With offsets counted from `off` on.
+    fn shifted(mut self, off: usize) -> Params {
+        if let Some(v) = self.verify_host.as_mut() {
+            v.0 += off;
+        }
+        if let Some(v) = self.redirect.as_mut() {
+            v.0 += off;
+        }
+        if let Some(v) = self.trust_forwarded.as_mut() {
+            v.0 += off;
+        }
+        self
+    }
+}
+
+/// `check:/p,port:N,rise:N,fall:N,verify_host:NAME,redirect:https[:N],
+/// trust_forwarded:PREFIX ...` in any order. As in Moirai, a parameter
+/// given twice takes its last value (with a warning).
+fn parse_params(s: &str) -> Result<(Params, Vec<EntryError>), EntryError> {
     let mut hc = HealthCheck::default();
-    let mut verify_host = None;
+    let mut out = Params::default();
     let mut warnings = Vec::new();
     let mut seen: Vec<&'static str> = Vec::new();
     let mut off = 0;
@@ -676,7 +761,28 @@ fn parse_params(s: &str) -> Result<(HealthCheck, VerifyHost, Vec<EntryError>), E
             "verify_host" => {
                 let name = HostName::parse(value)
                     .map_err(|why| (value_at, Reason::InvalidHostName(value.to_owned(), why)))?;
-                verify_host = Some((at, name));
+                out.verify_host = Some((at, name));
+            }
+            "redirect" => {
+                let bad = || (value_at, Reason::InvalidRedirect(value.to_owned()));
+                let (scheme, port) = match value.split_once(':') {
+                    Some((s, p)) => (s.trim(), parse_port(p.trim()).ok_or_else(bad)?),
+                    None => (value, NonZeroU16::new(443).ok_or_else(bad)?),
+                };
+                if !scheme.eq_ignore_ascii_case("https") {
+                    return Err(bad());
+                }
+                out.redirect = Some((at, port));
+            }
+            "trust_forwarded" => {
+                let list = value
+                    .split_whitespace()
+                    .map(|p| {
+                        IpPrefix::parse(p)
+                            .ok_or_else(|| (value_at, Reason::InvalidPrefix(p.to_owned())))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.trust_forwarded = Some((at, list));
             }
             what => {
                 let n = parse_count(value)
@@ -692,7 +798,8 @@ fn parse_params(s: &str) -> Result<(HealthCheck, VerifyHost, Vec<EntryError>), E
             }
         }
     }
-    Ok((hc, verify_host, warnings))
+    out.check = hc;
+    Ok((out, warnings))
 }
 
 fn parse_count(s: &str) -> Option<Count> {
@@ -712,6 +819,48 @@ mod tests {
 
     fn err(s: &str) -> EntryError {
         parse_entry(s).expect_err(s)
+    }
+
+    #[test]
+    fn redirect_and_trust_forwarded_are_ours_for_http() {
+        let s = ok("http://80:web.example:8080{redirect:https}");
+        assert_eq!(s.redirect.map(NonZeroU16::get), Some(443));
+        assert!(!s.uses_backends());
+        let s = ok("http://80:web.example:8080{redirect:HTTPS:8443,trust_forwarded:203.0.113.0/24 2001:db8::/32}");
+        assert_eq!(s.redirect.map(NonZeroU16::get), Some(8443));
+        assert!(s.uses_backends());
+        assert!(s.trusts("203.0.113.9".parse().unwrap()));
+        assert!(s.trusts("::ffff:203.0.113.9".parse().unwrap()));
+        assert!(s.trusts("2001:db8::7".parse().unwrap()));
+        assert!(!s.trusts("198.51.100.1".parse().unwrap()));
+        assert_eq!(parse_entry(&s.to_string()).unwrap(), s);
+        for bad in [
+            "http://80:w.example:80{redirect:http}",
+            "http://80:w.example:80{redirect:https:0}",
+            "http://80:w.example:80{redirect:https:x}",
+            "http://80:w.example:80{trust_forwarded:10.0.0.0/33}",
+            "http://80:w.example:80{trust_forwarded:nope}",
+        ] {
+            assert!(parse_entry(bad).is_err(), "{bad}");
+        }
+        // On types they do not apply to: ignored, with a warning.
+        let (s, w) = parse_entry_with_warnings(
+            "tcp://80:w.example:80{redirect:https,trust_forwarded:10.0.0.0/8}",
+        )
+        .unwrap();
+        assert_eq!((s.redirect, s.trust_forwarded.len()), (None, 0));
+        assert_eq!(
+            w.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+            [
+                Reason::ParameterIgnored("redirect", "tcp"),
+                Reason::ParameterIgnored("trust_forwarded", "tcp")
+            ]
+        );
+        let (_, w) = parse_entry_with_warnings("http://80:w.example:80{redirect:https}").unwrap();
+        assert_eq!(
+            w.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+            [Reason::RedirectWithoutBackend]
+        );
     }
 
     #[test]

@@ -292,28 +292,33 @@ impl Builder {
                     b.set_draining(admin.get(&(port, a)) == Some(&Admin::Drain));
                     kept_backend_stats.insert((port, a), Arc::clone(b.stats_arc()));
                     kept.insert((port, a), Arc::clone(&b));
-                    self.checks.push((
-                        (port, a),
-                        CheckSpec {
-                            target: SocketAddr::new(
-                                a.ip(),
-                                spec.check.port.map_or(a.port(), |p| p.get()),
-                            ),
-                            http: spec
-                                .check
-                                .path
-                                .as_ref()
-                                .map(|p| (p.as_str().to_owned(), host.clone())),
-                            tls: service_tls.as_ref().and_then(|t| t.client.clone()),
-                            // HAProxy's rule for a `send-proxy-v2` server:
-                            // its checks send the header too, unless they
-                            // go to another port.
-                            proxy_v2: spec.kind == ServiceKind::TcpProxyV2
-                                && spec.check.port.is_none_or(|p| p.get() == a.port()),
-                            rise: spec.check.rise(),
-                            fall: spec.check.fall(),
-                        },
-                    ));
+                    // A service that only redirects never uses its
+                    // backends: nothing to check (and no checks sent to
+                    // servers that may not expect them).
+                    if spec.uses_backends() {
+                        self.checks.push((
+                            (port, a),
+                            CheckSpec {
+                                target: SocketAddr::new(
+                                    a.ip(),
+                                    spec.check.port.map_or(a.port(), |p| p.get()),
+                                ),
+                                http: spec
+                                    .check
+                                    .path
+                                    .as_ref()
+                                    .map(|p| (p.as_str().to_owned(), host.clone())),
+                                tls: service_tls.as_ref().and_then(|t| t.client.clone()),
+                                // HAProxy's rule for a `send-proxy-v2` server:
+                                // its checks send the header too, unless they
+                                // go to another port.
+                                proxy_v2: spec.kind == ServiceKind::TcpProxyV2
+                                    && spec.check.port.is_none_or(|p| p.get() == a.port()),
+                                rise: spec.check.rise(),
+                                fall: spec.check.fall(),
+                            },
+                        ));
+                    }
                     b
                 })
                 .filter(|b| {

@@ -513,6 +513,35 @@ impl<S: Transport> HttpSession<S> {
                 return (stage, Flow::Progress);
             }
         }
+        if let Some(port) = self.service.spec.redirect {
+            // A trusted proxy that received the request over https is
+            // proxied (no redirect loop behind a CDN); everyone else is
+            // sent to https without a backend.
+            let https_before = self.service.spec.trusts(self.peer.ip())
+                && head
+                    .forwarded_proto
+                    .as_ref()
+                    .is_some_and(|(_, https)| *https);
+            if !https_before {
+                recycle(ctx.scratch, s);
+                let answer = Answer::redirect(pending, &head, port.get());
+                let c = self.service.stats.of(self.worker);
+                c.response(answer.code());
+                if matches!(answer, Answer::Redirect { .. }) {
+                    c.redirects.add(1);
+                    c.intercepted.add(1);
+                } else {
+                    c.own[Status::BadRequest.index()].add(1);
+                }
+                let stage = Stage::Answer {
+                    answer,
+                    sent: 0,
+                    ex: None,
+                    since,
+                };
+                return (stage, Flow::Progress);
+            }
+        }
         self.begin_request(ctx, head, s, since, parked)
     }
 
@@ -546,6 +575,7 @@ impl<S: Transport> HttpSession<S> {
             peer: self.peer,
             tls: self.client.is_tls(),
             port: self.port(),
+            trusted: self.service.spec.trusts(self.peer.ip()),
         };
         let ex = Exchange::begin(head, &client, scratch, since, ctx.now);
         let ex = match ctx.exchanges.pop() {

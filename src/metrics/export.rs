@@ -159,6 +159,7 @@ fn record_services(services: &[ServiceView<'_>]) {
         (names::SERVICE_CONNECT_ERRORS, true),
         (names::SERVICE_RETRIES, true),
         (names::SERVICE_TIMEOUTS, true),
+        (names::SERVICE_REDIRECTS, true),
         (names::BACKEND_CONNECTIONS, true),
         (names::BACKEND_ACTIVE, false),
         (names::BACKEND_RESPONSES, true),
@@ -186,6 +187,7 @@ fn record_services(services: &[ServiceView<'_>]) {
         counter!(names::SERVICE_CONNECT_ERRORS.0, &l).absolute(t.connect_errors);
         counter!(names::SERVICE_RETRIES.0, &l).absolute(t.retries);
         counter!(names::SERVICE_TIMEOUTS.0, &l).absolute(t.timeouts);
+        counter!(names::SERVICE_REDIRECTS.0, &l).absolute(t.redirects);
         let http = s.kind.starts_with("http");
         if http {
             for (class, n) in CLASSES.iter().zip(t.responses) {

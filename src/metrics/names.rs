@@ -53,6 +53,11 @@ pub const SERVICE_RETRIES: Name = (
     "moirai_service_retries_total",
     "Backend connects retried on another backend after a failure.",
 );
+/// Requests answered with a redirect to https (`redirect:`).
+pub const SERVICE_REDIRECTS: Name = (
+    "moirai_service_redirects_total",
+    "Requests answered with a redirect to https (the redirect parameter), no backend contacted.",
+);
 /// Connections ended by the client or server timeout.
 pub const SERVICE_TIMEOUTS: Name = (
     "moirai_service_timeouts_total",

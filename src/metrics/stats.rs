@@ -108,6 +108,8 @@ pub struct Counters {
     /// Service: requests moirai answered itself, not as an error (ACME
     /// challenges; HAProxy's `intercepted`).
     pub intercepted: Count,
+    /// Service: requests redirected to https (`redirect:`).
+    pub redirects: Count,
     /// Backend: times load balancing chose it (not a sticky cookie or a
     /// pinned login), a connect redispatched to it included.
     pub balanced: Count,
@@ -178,6 +180,8 @@ pub struct Totals {
     pub routed: u64,
     /// See [`Counters::intercepted`].
     pub intercepted: u64,
+    /// See [`Counters::redirects`].
+    pub redirects: u64,
     /// See [`Counters::balanced`].
     pub balanced: u64,
     /// See [`Counters::reuses`].
@@ -242,6 +246,7 @@ impl Sharded {
             t.requests += c.requests.get();
             t.routed += c.routed.get();
             t.intercepted += c.intercepted.get();
+            t.redirects += c.redirects.get();
             t.balanced += c.balanced.get();
             t.reuses += c.reuses.get();
             t.client_aborts += c.client_aborts.get();

@@ -340,6 +340,114 @@ fn the_tunnel_timeout_replaces_client_and_server_for_tunnels() {
     }
 }
 
+/// `redirect:https[:PORT]` on an http service: curl following redirects
+/// lands on the https service with the same host, path and query; a POST
+/// stays a POST (308); no backend of the http service is contacted.
+/// With `trust_forwarded`, a trusted proxy's request that says it came
+/// over https is proxied (no loop behind a CDN) and its
+/// `X-Forwarded-Proto` reaches the backend; an untrusted client's is
+/// redirected, and replaced where proxied.
+#[test]
+fn redirects_to_https_and_trusted_forwarding() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    let b = HttpBackend::start("127.0.0.1:0", move |req| {
+        log.lock().unwrap().push(format!(
+            "{} {} proto={}",
+            req.method,
+            req.path,
+            req.header("x-forwarded-proto").unwrap_or_default()
+        ));
+        ok(format!("{} {}", req.method, req.path))
+    });
+    let (hp, tp, fp, up) = (free_port(), free_port(), free_port(), free_port());
+    let bp = b.port();
+    let md = metadata(&format!(
+        "http://{hp}:127.0.0.1:{bp}{{redirect:https:{tp}}} https-http://{tp}:127.0.0.1:{bp} \
+         http://{fp}:127.0.0.1:{bp}{{redirect:https,trust_forwarded:127.0.0.0/8 2001:db8::/32}} \
+         http://{up}:127.0.0.1:{bp}{{trust_forwarded:10.0.0.0/8}}"
+    ));
+    let access = crate::util::temp_dir("redirect-log").join("access.log");
+    let m = Moirai::start(&md, "", &["--access-log", access.to_str().unwrap()]);
+    assert!(
+        m.log_text()
+            .contains("every request is redirected to https"),
+        "{}",
+        m.log_text()
+    );
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-k",
+                "-L",
+                "--max-time",
+                "10",
+                "-w",
+                "\n%{http_code} %{num_redirects} %{url_effective}",
+            ])
+            .args(args)
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let got = curl(&[&format!("http://127.0.0.1:{hp}/a/b?c=1&d=2")]);
+    assert_eq!(
+        got,
+        format!("GET /a/b?c=1&d=2\n200 1 https://127.0.0.1:{tp}/a/b?c=1&d=2")
+    );
+    let got = curl(&["-d", "x=1", &format!("http://127.0.0.1:{hp}/form")]);
+    assert_eq!(
+        got,
+        format!("POST /form\n200 1 https://127.0.0.1:{tp}/form")
+    );
+    // The raw answers: 301 for GET, 308 for POST, no backend touched.
+    let mut c = Client::connect(local(hp));
+    let r = c.exchange(&get("/x")).unwrap();
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location").unwrap(),
+        format!("https://test:{tp}/x")
+    );
+    let backend_requests = seen.lock().unwrap().len();
+    assert_eq!(backend_requests, 2, "only the two followed to https");
+
+    // Behind a trusted proxy: https before it means proxied as is.
+    let mut c = Client::connect(local(fp));
+    let r = c
+        .exchange(b"GET /cdn HTTP/1.1\r\nHost: site.example\r\nX-Forwarded-Proto: https\r\n\r\n")
+        .unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"GET /cdn"[..]));
+    assert_eq!(seen.lock().unwrap().last().unwrap(), "GET /cdn proto=https");
+    let r = c.exchange(&get("/plain")).unwrap();
+    assert_eq!(r.status, 301, "no https before the proxy: redirected");
+    assert_eq!(r.header("location").unwrap(), "https://test/plain");
+    // Not trusted: its word is replaced by moirai's.
+    let mut c = Client::connect(local(up));
+    let r = c
+        .exchange(b"GET /spoof HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\n\r\n")
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap(),
+        "GET /spoof proto=http"
+    );
+    // Logged as redirects: HAProxy's `LR` termination, no server.
+    let start = Instant::now();
+    let line = loop {
+        let text = std::fs::read_to_string(&access).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains("\"GET /x HTTP/1.1\"")) {
+            break l.to_owned();
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        line.contains("/<NOSRV> ") && line.contains(" 301 ") && line.contains(" LR-- "),
+        "{line}"
+    );
+}
+
 /// Cookie value from a response, if it sets one.
 fn cookie_of(r: &crate::util::http::Resp) -> Option<String> {
     r.headers("set-cookie").iter().find_map(|c| {

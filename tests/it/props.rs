@@ -52,13 +52,37 @@ fn check() -> impl Strategy<Value = HealthCheck> {
 }
 
 fn service() -> impl Strategy<Value = Service> {
-    (kind(), port(), backend(), check()).prop_map(|(kind, listen, backend, check)| Service {
-        kind,
-        listen,
-        backend,
-        check,
-        verify_host: None,
-    })
+    (
+        kind(),
+        port(),
+        backend(),
+        check(),
+        port(),
+        any::<bool>(),
+        any::<[u8; 4]>(),
+    )
+        .prop_map(|(kind, listen, backend, check, to, redirect, net)| {
+            let http = kind == ServiceKind::Http;
+            Service {
+                kind,
+                listen,
+                backend,
+                check,
+                verify_host: None,
+                // moirai's own parameters where they apply, so printing
+                // them back is checked too.
+                redirect: (http && redirect).then_some(to),
+                trust_forwarded: if http {
+                    let v4 = std::net::Ipv4Addr::from(net);
+                    vec![
+                        moirai::config::IpPrefix::parse(&format!("{v4}/24")).unwrap(),
+                        moirai::config::IpPrefix::parse("2001:db8::/32").unwrap(),
+                    ]
+                } else {
+                    Vec::new()
+                },
+            }
+        })
 }
 
 proptest! {

@@ -71,6 +71,9 @@ pub struct Client {
     pub tls: bool,
     /// The service's listen port.
     pub port: u16,
+    /// It is in the service's `trust_forwarded` prefixes: the
+    /// `X-Forwarded-Proto`/`-Port` it sends pass through.
+    pub trusted: bool,
 }
 
 /// When the parts of a transaction happened, for its access line.
@@ -211,7 +214,9 @@ pub struct Exchange {
 /// first). Every request formats them, so IPv4 addresses and the port are
 /// written digit by digit rather than through `fmt`, which costs several
 /// times more.
-fn forwarding_lines(client: &Client, out: &mut Vec<u8>) {
+/// `proto`/`port`: whether moirai writes `X-Forwarded-Proto`/`-Port`
+/// (not when a trusted client's own pass through).
+fn forwarding_lines(client: &Client, out: &mut Vec<u8>, proto: bool, port: bool) {
     out.clear();
     out.extend_from_slice(b"X-Forwarded-For: ");
     match client.peer.ip().to_canonical() {
@@ -227,13 +232,19 @@ fn forwarding_lines(client: &Client, out: &mut Vec<u8>) {
             let _ = write!(out, "{ip}");
         }
     }
-    out.extend_from_slice(if client.tls {
-        b"\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: "
-    } else {
-        b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: "
-    });
-    push_decimal(out, client.port);
     out.extend_from_slice(b"\r\n");
+    if proto {
+        out.extend_from_slice(if client.tls {
+            b"X-Forwarded-Proto: https\r\n"
+        } else {
+            b"X-Forwarded-Proto: http\r\n"
+        });
+    }
+    if port {
+        out.extend_from_slice(b"X-Forwarded-Port: ");
+        push_decimal(out, client.port);
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// `n` in decimal.
@@ -265,7 +276,22 @@ impl Exchange {
         start: Instant,
         now: Instant,
     ) -> Exchange {
-        forwarding_lines(client, &mut scratch.fwd);
+        // A trusted proxy's own X-Forwarded-Proto/-Port pass through
+        // (their lines leave the dropped ones); everyone else's are
+        // replaced by moirai's.
+        let keep = |line: &Option<Range<usize>>, drop: &mut Vec<Range<usize>>| match line {
+            Some(r) if client.trusted => {
+                drop.retain(|d| d != r);
+                true
+            }
+            _ => false,
+        };
+        let proto_kept = keep(
+            &head.forwarded_proto.as_ref().map(|(r, _)| r.clone()),
+            &mut scratch.req_drop,
+        );
+        let port_kept = keep(&head.forwarded_port, &mut scratch.req_drop);
+        forwarding_lines(client, &mut scratch.fwd, !proto_kept, !port_kept);
         Exchange {
             s: scratch,
             conn_line: if head.upgrade.is_some() {
@@ -614,6 +640,13 @@ fn with_head(body: &Body, after: &[u8]) -> Result<usize, ChunkError> {
 pub enum Answer {
     /// One of its error responses.
     Error(Status),
+    /// A redirect to https (`redirect:` on an http service).
+    Redirect {
+        /// 301 or 308.
+        code: u16,
+        /// The whole response.
+        bytes: Vec<u8>,
+    },
     /// A response it makes (an ACME HTTP-01 challenge).
     Local {
         /// Its status code.
@@ -644,11 +677,56 @@ impl Answer {
         }
     }
 
+    /// The redirect of the request `head` (at the front of `buf`) to
+    /// https on `port`: the same host without its port, the same path and
+    /// query; 301 for GET and HEAD, 308 for any other method so a POST
+    /// stays a POST (HAProxy's `redirect scheme` says 302, which clients
+    /// turn into a GET). A request without a usable `Host` is a 400: there
+    /// is nowhere to send it.
+    pub fn redirect(buf: &[u8], head: &RequestHead, port: u16) -> Answer {
+        let host = head
+            .host
+            .as_ref()
+            .and_then(|r| buf.get(r.clone()))
+            .and_then(host_without_port);
+        let line = buf.split(|&b| b == b'\r').next().unwrap_or(&[]);
+        let mut parts = line.split(|&b| b == b' ');
+        let (method, target) = (parts.next().unwrap_or(&[]), parts.next().unwrap_or(&[]));
+        let Some(host) = host else {
+            return Answer::Error(Status::BadRequest);
+        };
+        // An absolute-form target's authority is the Host (checked by the
+        // parser): keep its path and query.
+        let path = match target.windows(3).position(|w| w == b"://") {
+            Some(i) => {
+                let rest = &target[i + 3..];
+                rest.iter()
+                    .position(|&b| b == b'/' || b == b'?')
+                    .map_or(&b"/"[..], |j| &rest[j..])
+            }
+            None if target == b"*" => b"/",
+            None => target,
+        };
+        let (code, reason) = if method == b"GET" || method == b"HEAD" {
+            (301, "Moved Permanently")
+        } else {
+            (308, "Permanent Redirect")
+        };
+        let mut bytes = format!("HTTP/1.1 {code} {reason}\r\nLocation: https://").into_bytes();
+        bytes.extend_from_slice(host);
+        if port != 443 {
+            let _ = write!(bytes, ":{port}");
+        }
+        bytes.extend_from_slice(path);
+        bytes.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        Answer::Redirect { code, bytes }
+    }
+
     /// The whole response.
     pub fn bytes(&self) -> &[u8] {
         match self {
             Answer::Error(s) => s.response(),
-            Answer::Local { bytes, .. } => bytes,
+            Answer::Local { bytes, .. } | Answer::Redirect { bytes, .. } => bytes,
         }
     }
 
@@ -656,7 +734,7 @@ impl Answer {
     pub fn code(&self) -> u16 {
         match self {
             Answer::Error(s) => s.code(),
-            Answer::Local { code, .. } => *code,
+            Answer::Local { code, .. } | Answer::Redirect { code, .. } => *code,
         }
     }
 
@@ -664,9 +742,36 @@ impl Answer {
     pub fn termination(&self) -> Termination {
         match self {
             Answer::Local { .. } => Termination::NORMAL,
+            // Locally processed, in the request phase: HAProxy's `LR`.
+            Answer::Redirect { .. } => Termination(*b"LR"),
             Answer::Error(s) => termination(*s),
         }
     }
+}
+
+/// A `Host` value without its port, if it is a plain name, an IPv4
+/// address or a bracketed IPv6 one: nothing else goes into a `Location`.
+fn host_without_port(host: &[u8]) -> Option<&[u8]> {
+    let name = if host.first() == Some(&b'[') {
+        let end = host.iter().position(|&b| b == b']')?;
+        let (v6, rest) = host.split_at(end + 1);
+        let ok = v6[1..end]
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+        (ok && (rest.is_empty() || rest[0] == b':')).then_some(v6)?
+    } else {
+        let name = host.split(|&b| b == b':').next()?;
+        let ok = !name.is_empty()
+            && name
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'));
+        ok.then_some(name)?
+    };
+    // What follows the name must be a port.
+    let rest = &host[name.len()..];
+    let port_ok = rest.is_empty()
+        || (rest[0] == b':' && rest.len() <= 6 && rest[1..].iter().all(u8::is_ascii_digit));
+    port_ok.then_some(name)
 }
 
 /// HAProxy's termination state for a transaction the balancer answered
@@ -702,6 +807,7 @@ mod tests {
             peer: "[::ffff:192.0.2.9]:40000".parse().unwrap(),
             tls,
             port: 443,
+            trusted: false,
         }
     }
 
@@ -781,9 +887,10 @@ mod tests {
                 peer: peer.parse().unwrap(),
                 tls,
                 port,
+                trusted: false,
             };
             let mut out = b"stale".to_vec();
-            forwarding_lines(&client, &mut out);
+            forwarding_lines(&client, &mut out, true, true);
             let want = format!(
                 "X-Forwarded-For: {}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Port: {}\r\n",
                 client.peer.ip().to_canonical(),
@@ -1018,6 +1125,106 @@ mod tests {
     const NEGO_407: &str = "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\nContent-Length: 2\r\n\r\n";
     const NTLM_GET: &str =
         "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: NTLM TlRMTVNTUAADAAAA\r\n\r\n";
+
+    #[test]
+    fn redirects_keep_host_path_and_method() {
+        let cases = [
+            (
+                "GET /a?b=1 HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+                443,
+                "301 Moved Permanently",
+                "https://example.com/a?b=1",
+            ),
+            (
+                "HEAD / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                8443,
+                "301 Moved Permanently",
+                "https://example.com:8443/",
+            ),
+            (
+                "POST /form HTTP/1.1\r\nHost: example.com\r\nContent-Length: 0\r\n\r\n",
+                443,
+                "308 Permanent Redirect",
+                "https://example.com/form",
+            ),
+            (
+                "GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                443,
+                "301 Moved Permanently",
+                "https://example.com/x",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: [2001:db8::1]:80\r\n\r\n",
+                443,
+                "301 Moved Permanently",
+                "https://[2001:db8::1]/",
+            ),
+            (
+                "OPTIONS * HTTP/1.1\r\nHost: a.example\r\n\r\n",
+                443,
+                "308 Permanent Redirect",
+                "https://a.example/",
+            ),
+        ];
+        for (req, port, status, location) in cases {
+            let (ex, _) = begin(req);
+            let a = Answer::redirect(req.as_bytes(), ex.request(), port);
+            let text = String::from_utf8(a.bytes().to_vec()).unwrap();
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("\r\nLocation: {location}\r\n")),
+                "{text}"
+            );
+            assert_eq!(a.termination(), Termination(*b"LR"));
+        }
+        // Nowhere to send it: a Host that is not a name, or none at all.
+        for req in [
+            "GET / HTTP/1.1\r\nHost: a\"b.example\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a.example:x\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\n",
+        ] {
+            let (ex, _) = begin(req);
+            let a = Answer::redirect(req.as_bytes(), ex.request(), 443);
+            assert_eq!(a, Answer::Error(Status::BadRequest), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn a_trusted_clients_forwarded_proto_and_port_pass_through() {
+        let req = "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n\r\n";
+        for trusted in [false, true] {
+            let mut s = Scratch::default();
+            let h = request::parse(req.as_bytes(), &mut s.req_drop, &mut s.req_inject)
+                .unwrap()
+                .unwrap();
+            assert_eq!(h.forwarded_proto.as_ref().map(|p| p.1), Some(true));
+            let now = Instant::now();
+            let c = Client {
+                trusted,
+                ..client(false)
+            };
+            let ex = Exchange::begin(h, &c, s, now, now);
+            let [_, fwd, _] = ex.request_injects();
+            let kept: Vec<&[u8]> = ex
+                .request_drops()
+                .iter()
+                .map(|r| &req.as_bytes()[r.clone()])
+                .collect();
+            if trusted {
+                assert_eq!(fwd, b"X-Forwarded-For: 192.0.2.9\r\n");
+                assert!(kept.is_empty(), "{kept:?}");
+            } else {
+                assert_eq!(
+                    fwd,
+                    b"X-Forwarded-For: 192.0.2.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 443\r\n"
+                );
+                assert_eq!(kept.len(), 2);
+            }
+        }
+    }
 
     #[test]
     fn finish_keeps_parks_pools_or_drops() {

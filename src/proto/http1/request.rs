@@ -36,6 +36,14 @@ pub struct RequestHead {
     /// `Authorization: NTLM` or `Negotiate`: a login bound to the backend
     /// connection, which then belongs to this client alone.
     pub connection_auth: bool,
+    /// The `Host` value's bytes in the head, for a redirect's `Location`.
+    pub host: Option<Range<usize>>,
+    /// The client's one `X-Forwarded-Proto` line (in the dropped lines
+    /// unless the client is trusted), and whether it says `https`. None
+    /// when absent or repeated: a repeated one is nobody's word.
+    pub forwarded_proto: Option<(Range<usize>, bool)>,
+    /// The client's one `X-Forwarded-Port` line, as above.
+    pub forwarded_port: Option<Range<usize>>,
 }
 
 /// Header lines the proxy drops or rewrites, per RFC 9110 §7.6.1 (hop by
@@ -110,6 +118,10 @@ pub fn parse(
     let mut hosts = 0;
     let mut sticky = None;
     let mut connection_auth = false;
+    let mut host_range = None;
+    // (line, says https, lines seen)
+    let mut xf_proto: (Option<(Range<usize>, bool)>, usize) = (None, 0);
+    let mut xf_port: (Option<Range<usize>>, usize) = (None, 0);
     // Names listed in Connection are hop by hop too; checked in a second pass.
     let mut connection_values: [&[u8]; 8] = [&[]; 8];
     let mut nconn = 0;
@@ -164,6 +176,19 @@ pub fn parse(
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
             host_value = trim(value);
+            let start = value.as_ptr() as usize - buf.as_ptr() as usize
+                + (value.len() - value.trim_ascii_start().len());
+            host_range = Some(start..start + host_value.len());
+        } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
+            xf_proto = (
+                Some((
+                    line_range(buf, h),
+                    trim(value).eq_ignore_ascii_case(b"https"),
+                )),
+                xf_proto.1 + 1,
+            );
+        } else if name.eq_ignore_ascii_case("x-forwarded-port") {
+            xf_port = (Some(line_range(buf, h)), xf_port.1 + 1);
         } else if name.eq_ignore_ascii_case("cookie") {
             if let Some(v) = take_sticky(value, cookie_rest) {
                 sticky = sticky.or(Some(v));
@@ -259,6 +284,9 @@ pub fn parse(
             Some("GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
         ),
         connection_auth,
+        host: host_range,
+        forwarded_proto: xf_proto.0.filter(|_| xf_proto.1 == 1),
+        forwarded_port: xf_port.0.filter(|_| xf_port.1 == 1),
     }))
 }
 
