@@ -539,6 +539,8 @@ impl Control {
         lp.metrics.expire(lp.poll.registry(), now);
         self.health_updates(Instant::now());
         self.certs.log_name_mismatches();
+        // Provided certificates swapped live, expiry warned about.
+        self.certs.tick(Instant::now());
         self.error_log_tick(Instant::now());
         if self.hosts.refresh() {
             self.hosts_changed();

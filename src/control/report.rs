@@ -158,6 +158,8 @@ impl Parts<'_> {
                 })
             })
             .collect();
+        let now = SystemTime::now();
+        // What each certificate is and where it comes from; never its key.
         let certificates: Vec<_> = self
             .certs
             .info()
@@ -169,6 +171,8 @@ impl Parts<'_> {
                     "issuer": c.issuer,
                     "not_after": c.not_after.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
                     "source": c.source,
+                    "file": c.file.as_ref().map(|f| f.display().to_string()),
+                    "warning": c.expiry_warning(now),
                 })
             })
             .collect();
@@ -180,6 +184,8 @@ impl Parts<'_> {
             "applied_at": self.rollout.applied_at().map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             "draining": self.rollout.is_stopping(),
             "certificates": certificates,
+            // Provided certificate files not served: file and reason.
+            "certificate_errors": self.certs.provided_errors(),
             "acme": self.certs.acme_status().map(|(w, state)| json!({
                 "names": w.names,
                 "plan": w.plan.to_string(),

@@ -251,13 +251,21 @@ fn record_control(c: &ControlView<'_>) {
         (names::RSS, false),
         (names::START_TIME, false),
         (names::CERT_EXPIRY, false),
+        (names::CERT_EXPIRING, false),
         (names::ACME_ATTEMPTS, true),
         (names::ACME_FAILURES, true),
     ] {
         describe(n, is_counter);
     }
+    // Judged at scrape time, so an alert needs no arithmetic on dates.
+    let warn_from = SystemTime::now() + crate::tls::provided::EXPIRY_WARNING;
     for (name, t) in &c.certs {
         gauge!(names::CERT_EXPIRY.0, "name" => (*name).to_owned()).set(unix_seconds(*t));
+        gauge!(names::CERT_EXPIRING.0, "name" => (*name).to_owned()).set(if *t < warn_from {
+            1.0
+        } else {
+            0.0
+        });
     }
     if let Some((attempts, failures)) = c.acme {
         counter!(names::ACME_ATTEMPTS.0).absolute(attempts);

@@ -195,10 +195,15 @@ pub const SYSLOG_DROPPED: Name = (
 /// Syslog lines sent.
 pub const SYSLOG_SENT: Name = ("moirai_syslog_sent_total", "Syslog lines sent.");
 
-/// Certificate expiry, per name with an ACME certificate.
+/// Certificate expiry, per name with a provided or ACME certificate.
 pub const CERT_EXPIRY: Name = (
     "moirai_certificate_expiry_timestamp_seconds",
     "When the certificate served for the name expires (Unix time).",
+);
+/// 1 when that certificate expires within 14 days (or has), else 0.
+pub const CERT_EXPIRING: Name = (
+    "moirai_certificate_expiring",
+    "1 when the certificate served for the name expires within 14 days or has expired, else 0.",
 );
 /// ACME orders started.
 pub const ACME_ATTEMPTS: Name = (

@@ -29,6 +29,31 @@ struct Certs {
     default: Arc<CertifiedKey>,
     /// Lower-case names, `*.domain` for wildcards.
     by_name: HashMap<String, Arc<CertifiedKey>>,
+    /// The operator's certificates (`STATE_DIR/certs`), by name as
+    /// `by_name`; looked up first, so they win over ACME for every name
+    /// they cover, exactly or by wildcard.
+    provided: HashMap<String, Arc<CertifiedKey>>,
+}
+
+/// Whether a certificate name (`*.domain` for a wildcard) covers a host
+/// name, as clients judge it (RFC 6125 §6.4.3): a wildcard stands for
+/// exactly one label, so `*.example.com` covers `a.example.com`, not
+/// `example.com` nor `a.b.example.com`. Case-insensitive.
+pub fn covers(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(parent) => name
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest.eq_ignore_ascii_case(parent)),
+        None => pattern.eq_ignore_ascii_case(name),
+    }
+}
+
+/// The key for `name` in a map by name: exact, then a wildcard one level up.
+fn find(map: &HashMap<String, Arc<CertifiedKey>>, name: &str) -> Option<Arc<CertifiedKey>> {
+    map.get(name).cloned().or_else(|| {
+        let parent = name.split_once('.')?.1;
+        map.get(&format!("*.{parent}")).cloned()
+    })
 }
 
 pub use super::config::ACME_TLS_ALPN;
@@ -49,6 +74,7 @@ impl CertStore {
             current: ArcSwap::from_pointee(Certs {
                 default,
                 by_name: HashMap::new(),
+                provided: HashMap::new(),
             }),
             challenges: Mutex::new(HashMap::new()),
         })
@@ -71,6 +97,19 @@ impl CertStore {
                 Arc::clone(&old.default)
             },
             by_name,
+            provided: old.provided.clone(),
+        }));
+    }
+
+    /// Replaces every provided certificate at once (names lower-case,
+    /// `*.domain` for wildcards): the next handshake for a name sees the
+    /// new set, handshakes under way keep the key they picked.
+    pub fn set_provided(&self, provided: HashMap<String, Arc<CertifiedKey>>) {
+        let old = self.current.load();
+        self.current.store(Arc::new(Certs {
+            default: Arc::clone(&old.default),
+            by_name: old.by_name.clone(),
+            provided,
         }));
     }
 
@@ -101,17 +140,13 @@ impl CertStore {
         self.challenges.lock().ok()?.get(&name).cloned()
     }
 
-    /// The certificate for `sni`: exact name, then a wildcard one level up,
-    /// then the default (no SNI, or a name nobody asked for).
+    /// The certificate for `sni`: a provided one (exact name, then a
+    /// wildcard one level up), then ACME's the same way, then the default
+    /// (no SNI, or a name nobody asked for).
     pub fn lookup(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
         let c = self.current.load();
         sni.map(str::to_ascii_lowercase)
-            .and_then(|n| {
-                c.by_name.get(&n).cloned().or_else(|| {
-                    let parent = n.split_once('.')?.1;
-                    c.by_name.get(&format!("*.{parent}")).cloned()
-                })
-            })
+            .and_then(|n| find(&c.provided, &n).or_else(|| find(&c.by_name, &n)))
             .unwrap_or_else(|| Arc::clone(&c.default))
     }
 }
@@ -241,5 +276,52 @@ mod tests {
         assert!(Arc::ptr_eq(&store.lookup(None), &other));
         assert!(Arc::ptr_eq(&store.lookup(Some("unknown.test")), &other));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn provided_certificates_win_over_acme_and_leave_other_names_alone() {
+        let dir = std::env::temp_dir().join(format!("moirai-tls-own-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fallback = self_signed(&dir, &["default.test".to_owned()]).unwrap();
+        std::fs::remove_file(dir.join(SELF_SIGNED_CERT)).unwrap();
+        let acme = self_signed(&dir, &["acme.test".to_owned()]).unwrap();
+        std::fs::remove_file(dir.join(SELF_SIGNED_CERT)).unwrap();
+        let own = self_signed(&dir, &["own.test".to_owned()]).unwrap();
+        let store = CertStore::new(Arc::clone(&fallback));
+        store.install(
+            &[
+                "a.test".to_owned(),
+                "x.b.test".to_owned(),
+                "c.test".to_owned(),
+            ],
+            Arc::clone(&acme),
+            true,
+        );
+        store.set_provided(HashMap::from([
+            ("a.test".to_owned(), Arc::clone(&own)),
+            ("*.b.test".to_owned(), Arc::clone(&own)),
+        ]));
+        assert!(Arc::ptr_eq(&store.lookup(Some("A.test")), &own));
+        assert!(Arc::ptr_eq(&store.lookup(Some("x.b.test")), &own));
+        assert!(Arc::ptr_eq(&store.lookup(Some("c.test")), &acme));
+        assert!(Arc::ptr_eq(&store.lookup(Some("b.test")), &acme));
+        assert!(Arc::ptr_eq(&store.lookup(None), &acme));
+        // An ACME renewal keeps the provided layer.
+        store.install(&["a.test".to_owned()], Arc::clone(&acme), true);
+        assert!(Arc::ptr_eq(&store.lookup(Some("a.test")), &own));
+        store.set_provided(HashMap::new());
+        assert!(Arc::ptr_eq(&store.lookup(Some("a.test")), &acme));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_wildcard_covers_one_label() {
+        assert!(covers("*.example.com", "a.example.com"));
+        assert!(covers("*.example.com", "A.Example.COM"));
+        assert!(!covers("*.example.com", "example.com"));
+        assert!(!covers("*.example.com", "a.b.example.com"));
+        assert!(!covers("*.example.com", ".example.com"));
+        assert!(covers("a.test", "A.TEST"));
+        assert!(!covers("a.test", "b.a.test"));
     }
 }

@@ -7,6 +7,8 @@
 //!   store) and `https+insecure`.
 //! - [`certs`]: certificates by SNI, swapped atomically for every worker
 //!   at once; PEM loading; the persisted self-signed P-256 certificate.
+//! - [`provided`]: the operator's own certificates (`STATE_DIR/certs`),
+//!   read and judged (key privacy, key against leaf, names).
 //! - [`chain`]: the `https` verifier: chain and validity, not the name (as
 //!   Moirai's HAProxy), with names that did not match recorded.
 //! - [`danger`]: the `https+insecure` verifier, named for what it is.
@@ -17,6 +19,7 @@ pub mod certs;
 pub mod chain;
 pub mod config;
 pub mod danger;
+pub mod provided;
 pub mod validity;
 
 use std::fmt;

@@ -109,6 +109,69 @@ fn tbs_names_and_dates(cert_der: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     Some((issuer, validity, subject))
 }
 
+/// The DNS names (dNSName entries) of a DER certificate's subjectAltName
+/// extension: empty when it has none. What clients match a name against
+/// (RFC 6125 §6.4.4: not the common name when a SAN is present, and
+/// browsers no longer read the common name at all).
+pub fn dns_names(cert_der: &[u8]) -> Option<Vec<String>> {
+    let (0x30, cert, _) = element(cert_der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = element(cert)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = element(rest)?.2;
+    }
+    // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo.
+    for _ in 0..6 {
+        rest = element(rest)?.2;
+    }
+    // Then [1] and [2] unique identifiers, if present, and [3] extensions.
+    while !rest.is_empty() {
+        let (tag, body, next) = element(rest)?;
+        rest = next;
+        if tag != 0xa3 {
+            continue;
+        }
+        let (0x30, mut exts, _) = element(body)? else {
+            return None;
+        };
+        while !exts.is_empty() {
+            let (_, ext, next) = element(exts)?;
+            exts = next;
+            let (0x06, oid, mut fields) = element(ext)? else {
+                return None;
+            };
+            // 2.5.29.17, subjectAltName.
+            if oid != [0x55, 0x1d, 0x11] {
+                continue;
+            }
+            if fields.first() == Some(&0x01) {
+                fields = element(fields)?.2; // critical
+            }
+            let (0x04, value, _) = element(fields)? else {
+                return None;
+            };
+            let (0x30, mut general, _) = element(value)? else {
+                return None;
+            };
+            let mut names = Vec::new();
+            while !general.is_empty() {
+                let (tag, v, next) = element(general)?;
+                general = next;
+                // [2] IMPLICIT IA5String: dNSName.
+                if tag == 0x82 {
+                    names.push(String::from_utf8_lossy(v).into_owned());
+                }
+            }
+            return Some(names);
+        }
+    }
+    Some(Vec::new())
+}
+
 /// (subject, issuer) of a DER certificate, each its common name (or
 /// organization).
 pub fn subject_and_issuer(cert_der: &[u8]) -> Option<(String, String)> {
@@ -171,6 +234,26 @@ mod tests {
     }
 
     #[test]
+    fn dns_names_of_the_subject_alt_name() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["a.test".to_owned(), "*.b.test".to_owned()])
+            .unwrap();
+        p.subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        let cert = p.self_signed(&key).unwrap();
+        assert_eq!(
+            dns_names(cert.der()),
+            Some(vec!["a.test".to_owned(), "*.b.test".to_owned()])
+        );
+        let none = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        assert_eq!(dns_names(none.der()), Some(Vec::new()));
+        assert_eq!(dns_names(b"junk"), None);
+    }
+
+    #[test]
     fn garbage_is_none() {
         assert_eq!(validity(b""), None);
         assert_eq!(validity(&[0x30, 0x82, 0xff, 0xff]), None);
@@ -178,6 +261,7 @@ mod tests {
         for n in 0..64u8 {
             let junk: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37) ^ n).collect();
             let _ = validity(&junk);
+            let _ = dns_names(&junk);
         }
     }
 }

@@ -13,6 +13,7 @@ mod layout;
 mod mdata;
 mod metrics;
 mod operator;
+mod owncerts;
 mod private;
 mod props;
 mod proxy_v2;

@@ -1,14 +1,17 @@
 //! Certificates: the TLS material every TLS service shares (the store
 //! served by SNI, the server and backend configurations), the ACME
 //! manager that replaces the self-signed certificate ([`acme`], its own
-//! thread), and what the status document says about both.
+//! thread), the operator's own certificates that win over both for their
+//! names ([`provided`], watched here), and what the status document and
+//! the metrics say about them all, expiry warnings included.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 pub mod acme;
+pub mod provided;
 
 use super::publish::TlsMaterial;
 use crate::config::Config;
@@ -27,8 +30,10 @@ pub struct CertInfo {
     pub issuer: String,
     /// When it expires, if its dates could be read.
     pub not_after: Option<SystemTime>,
-    /// "acme" or "self-signed".
+    /// "provided", "acme" or "self-signed".
     pub source: &'static str,
+    /// The file a provided certificate comes from.
+    pub file: Option<PathBuf>,
 }
 
 impl CertInfo {
@@ -37,22 +42,39 @@ impl CertInfo {
         let der = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem)
             .next()
             .and_then(Result::ok);
-        let (subject, issuer) = der
-            .as_ref()
-            .and_then(|d| tls::validity::subject_and_issuer(d))
-            .unwrap_or_default();
+        CertInfo::of_der(names, der.as_deref().unwrap_or_default(), source)
+    }
+
+    fn of_der(names: Vec<String>, der: &[u8], source: &'static str) -> CertInfo {
+        let (subject, issuer) = tls::validity::subject_and_issuer(der).unwrap_or_default();
         CertInfo {
             names,
             subject,
             issuer,
-            not_after: der
-                .as_ref()
-                .and_then(|d| tls::validity::validity(d))
-                .map(|(_, na)| na),
+            not_after: tls::validity::validity(der).map(|(_, na)| na),
             source,
+            file: None,
+        }
+    }
+
+    /// A warning when it expires within
+    /// [`tls::provided::EXPIRY_WARNING`] of `now`, or has.
+    pub fn expiry_warning(&self, now: SystemTime) -> Option<String> {
+        let t = self.not_after?;
+        let date = humantime::format_rfc3339_seconds(t);
+        match t.duration_since(now) {
+            Err(_) => Some(format!("expired on {date}")),
+            Ok(left) if left < tls::provided::EXPIRY_WARNING => Some(format!(
+                "expires on {date}, in {} days",
+                left.as_secs() / 86_400
+            )),
+            Ok(_) => None,
         }
     }
 }
+
+/// How often provided certificates and expiry are looked at.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// The certificates and how they are obtained.
 pub struct Certificates {
@@ -73,10 +95,19 @@ pub struct Certificates {
     plan_error: Option<String>,
     /// Pending HTTP-01 answers, in every `http` service's snapshot.
     challenges: Arc<HashMap<String, String>>,
-    /// Expiry of the certificate served per name.
+    /// Expiry of the certificate served per name: provided, then ACME's
+    /// for the names no provided certificate covers.
     expiry: Vec<(String, SystemTime)>,
+    /// Expiry of the ACME certificate per name.
+    acme_expiry: Vec<(String, SystemTime)>,
     /// The certificates served (self-signed, ACME).
     info: Vec<CertInfo>,
+    /// The operator's certificates.
+    provided: provided::Watch,
+    /// When to look at them (and at expiry) next.
+    next_watch: Option<Instant>,
+    /// Expiry warnings logged: (source, names, not_after), once each.
+    warned: HashSet<(&'static str, Vec<String>, SystemTime)>,
     /// What ACME is doing or last did, in words.
     state: Option<String>,
     waker: Arc<Waker>,
@@ -93,6 +124,7 @@ impl Certificates {
     ) -> Certificates {
         Certificates {
             material: None,
+            provided: provided::Watch::new(&state_dir),
             state_dir,
             ca_file,
             name_mismatches: Arc::default(),
@@ -103,7 +135,10 @@ impl Certificates {
             plan_error: None,
             challenges: Arc::default(),
             expiry: Vec::new(),
+            acme_expiry: Vec::new(),
             info: Vec::new(),
+            next_watch: None,
+            warned: HashSet::new(),
             state: None,
             waker,
         }
@@ -119,9 +154,89 @@ impl Certificates {
         &self.challenges
     }
 
-    /// The certificates served.
-    pub fn info(&self) -> &[CertInfo] {
-        &self.info
+    /// The certificates served: provided, then ACME's and self-signed.
+    pub fn info(&self) -> Vec<CertInfo> {
+        self.provided
+            .serving()
+            .map(|(pem, p)| CertInfo {
+                file: Some(pem.to_owned()),
+                ..CertInfo::of_der(p.names.clone(), p.leaf(), "provided")
+            })
+            .chain(self.info.iter().cloned())
+            .collect()
+    }
+
+    /// Why provided certificate files (or their directory) are not served,
+    /// each naming the file.
+    pub fn provided_errors(&self) -> Vec<String> {
+        self.provided.errors()
+    }
+
+    /// Looks at the provided certificates (swapping those that changed
+    /// into the store) and at expiry, about once a second; a no-op before
+    /// the first TLS service.
+    pub fn tick(&mut self, now: Instant) {
+        if self.material.is_none() || self.next_watch.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_watch = Some(now + WATCH_EVERY);
+        self.watch_provided(false);
+        self.warn_expiring(SystemTime::now());
+    }
+
+    fn watch_provided(&mut self, first: bool) {
+        if !self.provided.scan(first) {
+            return;
+        }
+        if let Some(m) = &self.material {
+            m.store.set_provided(self.provided.by_name());
+        }
+        self.merge_expiry();
+    }
+
+    /// Provided names' expiry, then ACME's for the names no provided
+    /// certificate covers (as the store serves them).
+    fn merge_expiry(&mut self) {
+        let mut expiry: Vec<(String, SystemTime)> = Vec::new();
+        for (_, p) in self.provided.serving() {
+            let Some((_, na)) = tls::validity::validity(p.leaf()) else {
+                continue;
+            };
+            for n in &p.names {
+                if !expiry.iter().any(|(e, _)| e == n) {
+                    expiry.push((n.clone(), na));
+                }
+            }
+        }
+        let provided: Vec<String> = expiry.iter().map(|(n, _)| n.clone()).collect();
+        expiry.extend(
+            self.acme_expiry
+                .iter()
+                .filter(|(n, _)| !provided.iter().any(|p| tls::certs::covers(p, n)))
+                .cloned(),
+        );
+        self.expiry = expiry;
+    }
+
+    /// Logs, once per certificate, one expiring within two weeks (ACME
+    /// renews a month ahead, so an ACME one here failed to renew).
+    fn warn_expiring(&mut self, now: SystemTime) {
+        for c in self.info() {
+            let (Some(warning), Some(t)) = (c.expiry_warning(now), c.not_after) else {
+                continue;
+            };
+            if self.warned.insert((c.source, c.names.clone(), t)) {
+                log::warn!(
+                    "tls: the {} certificate for {}{} {warning}; replace it",
+                    c.source,
+                    c.names.join(", "),
+                    c.file
+                        .as_ref()
+                        .map(|f| format!(" ({})", f.display()))
+                        .unwrap_or_default()
+                );
+            }
+        }
     }
 
     /// What was last asked of ACME, and what it is doing.
@@ -154,6 +269,8 @@ impl Certificates {
     pub fn follow(&mut self, config: &Config, metadata_writable: bool) {
         if self.material.is_none() && config.services().iter().any(|s| s.kind.is_tls()) {
             self.material = self.make(config);
+            // Before the first handshake, not a settling look later.
+            self.watch_provided(true);
         }
         self.follow_names(config, metadata_writable);
     }
@@ -342,8 +459,10 @@ impl Certificates {
             if fresh { "issued" } else { "stored" }
         ));
         if let Some(t) = not_after {
-            self.expiry.retain(|(n, _)| !names.contains(n));
-            self.expiry.extend(names.iter().map(|n| (n.clone(), t)));
+            self.acme_expiry.retain(|(n, _)| !names.contains(n));
+            self.acme_expiry
+                .extend(names.iter().map(|n| (n.clone(), t)));
+            self.merge_expiry();
         }
     }
 
