@@ -358,14 +358,35 @@ pub fn status_text(v: &Value) -> String {
         );
     }
     for c in v["certificates"].as_array().into_iter().flatten() {
-        let _ = writeln!(
+        let names: Vec<&str> = c["names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let _ = write!(
             out,
-            "certificate ({}) {} issued by {}, valid until {}",
+            "certificate ({}) {} for {} issued by {}, valid until {}",
             c["source"].as_str().unwrap_or("?"),
             c["subject"].as_str().unwrap_or("?"),
+            if names.is_empty() {
+                "-".to_owned()
+            } else {
+                names.join(", ")
+            },
             c["issuer"].as_str().unwrap_or("?"),
             c["not_after"].as_str().unwrap_or("?")
         );
+        if let Some(f) = c["file"].as_str() {
+            let _ = write!(out, " ({f})");
+        }
+        out.push('\n');
+        if let Some(w) = c["warning"].as_str() {
+            let _ = writeln!(out, "  warning: {w}");
+        }
+    }
+    for e in v["certificate_errors"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "error: certificate {}", e.as_str().unwrap_or("?"));
     }
     if let Some(a) = v["acme"].as_object() {
         let _ = writeln!(

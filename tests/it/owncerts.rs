@@ -280,6 +280,17 @@ fn provided_certificates_are_served_by_sni_and_shown_without_their_keys() {
         "{metrics}"
     );
 
+    // The text form says the same: source, names, issuer, the warning.
+    let text = m.status(false);
+    assert!(
+        text.lines().any(|l| l.starts_with("certificate (provided)")
+            && l.contains("for *.b.test issued by Own CA B")),
+        "{text}"
+    );
+    assert!(
+        text.contains("  warning: ") && text.contains("in 4 days"),
+        "{text}"
+    );
     for text in [m.status(true), m.status(false), m.log_text(), metrics] {
         assert_no_key(&text, &[&a_key, &b_key]);
     }
