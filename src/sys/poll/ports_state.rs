@@ -84,7 +84,7 @@ pub trait PortOps {
 /// both. `&Self` also implements [`PortOps`].
 pub trait PortSys: Sized + Send + Sync + std::fmt::Debug {
     /// What `port_getn` fills (`port_event_t`).
-    type Event: Copy + std::fmt::Debug + Send;
+    type Event: Copy + std::fmt::Debug;
 
     /// `port_create`, close-on-exec.
     fn create() -> io::Result<Self>;

@@ -4,9 +4,9 @@
 //!
 //! The totals of the process are kept in statics (every worker has its own
 //! port). With `MOIRAI_EMULATED_PORTS_STATS=DIR` in the environment, they
-//! are written to `DIR/<pid>` at most once a second, from the poll loop,
+//! are written to `DIR/<pid>` at most every 100 ms, from the poll loop,
 //! so a process killed with SIGKILL (as the load tester stops its systems)
-//! still leaves counts at most a second old.
+//! still leaves counts at most 100 ms old.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -77,14 +77,14 @@ fn dump() -> &'static Dump {
     })
 }
 
-/// Writes the totals if asked to and a second has passed since the last
+/// Writes the totals if asked to and 100 ms have passed since the last
 /// write. Called once per `port_getn`.
 pub fn maybe_write() {
     let d = dump();
     let Some(path) = &d.path else { return };
     let now = d.start.elapsed().as_millis() as u64;
     let last = d.last.load(Relaxed);
-    if now < last + 1000
+    if now < last + 100
         || d.last
             .compare_exchange(last, now, Relaxed, Relaxed)
             .is_err()
