@@ -554,6 +554,12 @@ fn run(args: RunArgs) -> ExitCode {
         return preflight(args);
     }
     moirai::logging::init(args.log_level);
+    // First, so every log (and every bug report) says which poller ran.
+    log::info!(
+        "moirai {} starting; poller: {}",
+        moirai::VERSION,
+        moirai::sys::poll::name()
+    );
     let source = match args.source.open() {
         Ok(s) => s,
         Err(e) => return fail(&e),

@@ -15,9 +15,12 @@ use std::sync::{Arc, Mutex, Weak};
 use nix::errno::Errno;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-#[cfg(target_os = "illumos")]
+// The emulated event ports (feature `emulated-event-ports`) take every
+// illumos branch here too, so a Linux test run is what illumos runs: the
+// poller's socket wrappers, one shared listener, no SO_REUSEPORT.
+#[cfg(any(target_os = "illumos", feature = "emulated-event-ports"))]
 pub use super::poll::event_ports::io::{TcpListener, TcpStream};
-#[cfg(not(target_os = "illumos"))]
+#[cfg(not(any(target_os = "illumos", feature = "emulated-event-ports")))]
 pub use mio::net::{TcpListener, TcpStream};
 /// The control socket's types: polled like the TCP ones (the illumos
 /// backend registers mio's Unix sockets as they are).
@@ -38,7 +41,11 @@ pub enum ListenMode {
 impl ListenMode {
     /// What this platform supports natively.
     pub fn native() -> ListenMode {
-        if cfg!(any(target_os = "illumos", target_os = "solaris")) {
+        if cfg!(any(
+            target_os = "illumos",
+            target_os = "solaris",
+            feature = "emulated-event-ports"
+        )) {
             ListenMode::Shared
         } else {
             ListenMode::ReusePort
@@ -482,12 +489,20 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListe
     Ok(socket.into())
 }
 
-#[cfg(not(any(target_os = "illumos", target_os = "solaris")))]
+#[cfg(not(any(
+    target_os = "illumos",
+    target_os = "solaris",
+    feature = "emulated-event-ports"
+)))]
 fn set_reuse_port(socket: &Socket) -> io::Result<()> {
     socket.set_reuse_port(true)
 }
 
-#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+#[cfg(any(
+    target_os = "illumos",
+    target_os = "solaris",
+    feature = "emulated-event-ports"
+))]
 fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
     // Native illumos programs have no SO_REUSEPORT; ListenMode::native()
     // never asks for it there, and a forced request is refused plainly.
@@ -564,6 +579,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        feature = "emulated-event-ports",
+        ignore = "SO_REUSEPORT is refused as on illumos"
+    )]
     fn a_listen_address_binds_that_address_only() {
         let shared = SharedListeners::default();
         for ip in ["127.0.0.2", "::1"] {
@@ -581,6 +600,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        feature = "emulated-event-ports",
+        ignore = "SO_REUSEPORT is refused as on illumos"
+    )]
     fn reuse_port_lets_every_worker_bind() {
         let shared = SharedListeners::default();
         let a = open(0, ListenMode::ReusePort, &shared);
@@ -592,6 +615,10 @@ mod tests {
     /// Fewer workers than the old program had: each takes its share of a
     /// port's sockets, the last one the rest, so none is left unserved.
     #[test]
+    #[cfg_attr(
+        feature = "emulated-event-ports",
+        ignore = "SO_REUSEPORT is refused as on illumos"
+    )]
     fn inherited_sockets_are_shared_out_to_the_workers_there_are() {
         let first = bind("127.0.0.1:0".parse().unwrap(), true).unwrap();
         let port = first.local_addr().unwrap().port();
@@ -638,6 +665,10 @@ mod tests {
 
     /// What an upgrade's pre-flight checks of each socket handed over.
     #[test]
+    #[cfg_attr(
+        feature = "emulated-event-ports",
+        ignore = "SO_REUSEPORT is refused as on illumos"
+    )]
     fn only_a_listening_tcp_socket_where_its_name_says_is_adopted() {
         use std::os::fd::IntoRawFd;
         let ip: IpAddr = "127.0.0.1".parse().unwrap();

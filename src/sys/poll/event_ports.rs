@@ -2,7 +2,9 @@
 //! uses on Linux (`Poll`, `Registry`, `Events`, `Event`, `Waker`).
 //!
 //! Registration bookkeeping and the edge-triggered emulation are in
-//! [`super::ports_state`]; the syscalls in [`super::event_ports_sys`]. The
+//! [`super::ports_state`]; the syscalls behind its [`PortSys`] seam, in
+//! `event_ports_sys` on illumos or `event_ports_emul` (an emulation over
+//! epoll) on Linux with the feature `emulated-event-ports`. The
 //! socket types in [`io`] report `WouldBlock` and short reads/writes back to
 //! the bookkeeping, which is what re-arms a one-shot association.
 
@@ -15,8 +17,14 @@ use std::time::Duration;
 
 use mio::{Interest, Token};
 
-use super::event_ports_sys::{self, Port};
-use super::ports_state::{Associations, Readiness, Rearm, READ, WRITE};
+use super::ports_state::{Associations, PortSys, Readiness, Rearm, READ, WRITE};
+use super::Port;
+
+/// The poller's name for the log: `event ports`, or `event ports
+/// (emulated)`.
+pub fn name() -> &'static str {
+    Port::name()
+}
 
 /// State shared by a poller, its registry, its waker and the sockets
 /// registered with it. Only the owning worker touches it in practice; the
@@ -49,6 +57,7 @@ impl Hook {
     /// The descriptor is being closed.
     pub fn forget(&self) {
         self.shared.state().forget(self.fd);
+        self.shared.port.closing(self.fd);
     }
 }
 
@@ -177,7 +186,7 @@ impl Poll {
         shared.port.getn(&mut events.raw, timeout)?;
         let mut state = shared.state();
         for raw in &events.raw {
-            if let Some(r) = state.delivered(event_ports_sys::raw_event(raw)) {
+            if let Some(r) = state.delivered(Port::decode(raw)) {
                 events.out.push(Event(r));
             }
         }
@@ -188,7 +197,7 @@ impl Poll {
 /// A batch of events.
 #[derive(Debug)]
 pub struct Events {
-    raw: Vec<libc::port_event>,
+    raw: Vec<<Port as PortSys>::Event>,
     out: Vec<Event>,
 }
 
@@ -263,3 +272,6 @@ impl Waker {
         self.shared.port.send()
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests;

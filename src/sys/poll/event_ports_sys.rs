@@ -1,12 +1,14 @@
 //! The event-port syscalls, and nothing else: `port_create`,
-//! `port_associate`, `port_dissociate`, `port_getn`, `port_send`. All the
-//! bookkeeping is in [`super::ports_state`].
+//! `port_associate`, `port_dissociate`, `port_getn`, `port_send`, behind
+//! the [`PortSys`] and [`PortOps`] seam. All the bookkeeping is in
+//! [`super::ports_state`]; Linux runs the same poller over an emulation
+//! (`event_ports_emul`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::ports_state::{PortOps, RawEvent};
+use super::ports_state::{PortOps, PortSys, RawEvent};
 
 /// An event port.
 #[derive(Debug)]
@@ -20,9 +22,10 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-impl Port {
-    /// `port_create`, close-on-exec.
-    pub fn create() -> io::Result<Port> {
+impl PortSys for Port {
+    type Event = libc::port_event;
+
+    fn create() -> io::Result<Port> {
         // SAFETY: port_create takes no arguments and returns a new fd or -1.
         let fd = check(unsafe { libc::port_create() })?;
         // SAFETY: `fd` was just returned by port_create and is owned by no
@@ -33,10 +36,7 @@ impl Port {
         Ok(port)
     }
 
-    /// `port_getn`: waits up to `timeout` (forever if None) for at least one
-    /// event and stores up to `buf.len()`; returns how many. A timeout
-    /// (`ETIME`) or a signal (`EINTR`) returns what arrived, possibly none.
-    pub fn getn(
+    fn getn(
         &self,
         buf: &mut Vec<libc::port_event>,
         timeout: Option<Duration>,
@@ -77,27 +77,24 @@ impl Port {
         Ok(buf.len())
     }
 
-    /// `port_send`: wakes a `getn` with a user event.
-    pub fn send(&self) -> io::Result<()> {
+    fn send(&self) -> io::Result<()> {
         // SAFETY: a user event carries no pointer we dereference.
         check(unsafe { libc::port_send(self.0.as_raw_fd(), 0, std::ptr::null_mut()) }).map(drop)
     }
 
-    /// The port's descriptor.
-    pub fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
-
-/// Decodes one event from `getn`.
-pub fn raw_event(e: &libc::port_event) -> RawEvent {
-    if libc::c_int::from(e.portev_source) == libc::PORT_SOURCE_FD {
-        RawEvent::Fd {
-            fd: e.portev_object as RawFd,
-            revents: e.portev_events,
+    fn decode(e: &libc::port_event) -> RawEvent {
+        if libc::c_int::from(e.portev_source) == libc::PORT_SOURCE_FD {
+            RawEvent::Fd {
+                fd: e.portev_object as RawFd,
+                revents: e.portev_events,
+            }
+        } else {
+            RawEvent::User
         }
-    } else {
-        RawEvent::User
+    }
+
+    fn name() -> &'static str {
+        "event ports"
     }
 }
 

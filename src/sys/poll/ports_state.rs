@@ -26,6 +26,20 @@ use std::io;
 
 use mio::Token;
 
+/// Deliberate bugs, switched on by tests only, to show that a run through
+/// the emulated event ports catches what illumos would.
+#[cfg(test)]
+pub mod mutation {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Forget every re-association the I/O wrappers ask for: the
+        /// missing `port_associate` after an event. On this thread only,
+        /// so tests running beside it are not affected.
+        pub static NO_REARM: Cell<bool> = const { Cell::new(false) };
+    }
+}
+
 /// Readable direction bit.
 pub const READ: u8 = 1;
 /// Writable direction bit.
@@ -61,6 +75,43 @@ pub trait PortOps {
     fn associate(&mut self, fd: i32, events: i32) -> io::Result<()>;
     /// `port_dissociate(port, PORT_SOURCE_FD, fd)`.
     fn dissociate(&mut self, fd: i32) -> io::Result<()>;
+}
+
+/// The rest of the event-port interface: the port itself, waiting and
+/// waking. Implemented by the real syscalls on illumos
+/// (`event_ports_sys`) and by an emulation on Linux (`event_ports_emul`,
+/// feature `emulated-event-ports`), so the poller above runs unchanged on
+/// both. `&Self` also implements [`PortOps`].
+pub trait PortSys: Sized + Send + Sync + std::fmt::Debug {
+    /// What `port_getn` fills (`port_event_t`).
+    type Event: Copy + std::fmt::Debug;
+
+    /// `port_create`, close-on-exec.
+    fn create() -> io::Result<Self>;
+
+    /// `port_getn` with `nget` 1: waits up to `timeout` (forever if None)
+    /// for at least one event and stores up to `buf.capacity()` (at least
+    /// one); returns how many. A timeout (`ETIME`) or a signal (`EINTR`)
+    /// is not an error: it returns what had arrived, possibly nothing.
+    fn getn(
+        &self,
+        buf: &mut Vec<Self::Event>,
+        timeout: Option<std::time::Duration>,
+    ) -> io::Result<usize>;
+
+    /// `port_send(port, 0, NULL)`: queues one user event (a wake-up).
+    fn send(&self) -> io::Result<()>;
+
+    /// Decodes one event `getn` returned.
+    fn decode(e: &Self::Event) -> RawEvent;
+
+    /// `fd` is about to be closed. The illumos kernel dissociates a
+    /// descriptor and drops its queued event when the descriptor closes,
+    /// so there this is nothing; an emulation does it here.
+    fn closing(&self, _fd: i32) {}
+
+    /// The poller's name for the log (`event ports`, ...).
+    fn name() -> &'static str;
 }
 
 /// One event as `port_getn` returned it.
@@ -195,6 +246,10 @@ impl Associations {
     /// The I/O wrapper saw the engine run out of work in `dirs` on `fd`:
     /// re-arm those directions at the next poll.
     pub fn want(&mut self, fd: i32, dirs: u8) {
+        #[cfg(test)]
+        if mutation::NO_REARM.with(std::cell::Cell::get) {
+            return;
+        }
         if let Some(e) = self.entries.get_mut(&fd) {
             let add = dirs & e.interest & !e.armed & !e.want;
             if add != 0 {

@@ -200,10 +200,10 @@ impl Moirai {
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
-                c.args(args).arg(env!("CARGO_BIN_EXE_moirai"));
+                c.args(args).arg(moirai_bin());
                 c
             }
-            None => Command::new(env!("CARGO_BIN_EXE_moirai")),
+            None => Command::new(moirai_bin()),
         };
         cmd.arg("run");
         if !extra.iter().any(|a| a.starts_with("--mdata")) {
@@ -292,7 +292,7 @@ impl Moirai {
 
     /// What `moirai status` (or `moirai status --json`) prints.
     pub fn status(&self, json: bool) -> String {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moirai"));
+        let mut cmd = Command::new(moirai_bin());
         cmd.args(["status", "--state-dir"])
             .arg(self.dir.join("state"));
         if json {
@@ -440,4 +440,14 @@ pub fn rss_kib(pid: u32) -> u64 {
 /// A local address on `127.0.0.1` with `port`.
 pub fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The moirai the engine-level tests run: `MOIRAI_BIN` when set (e.g. a
+/// build with `--features emulated-event-ports`, which `scripts/test` runs
+/// a chosen subset against), else the one cargo built for this test run.
+pub fn moirai_bin() -> std::path::PathBuf {
+    match std::env::var_os("MOIRAI_BIN") {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => std::path::PathBuf::from(env!("CARGO_BIN_EXE_moirai")),
+    }
 }
