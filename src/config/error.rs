@@ -465,8 +465,9 @@ mod tests {
         let said = |r: Reason| r.to_string();
         assert!(said(Reason::UnknownServiceType("htp".into(), Some("http")))
             .contains("unknown service type \"htp\" (did you mean `http`?)"));
-        assert!(said(Reason::UnknownParameter("x".into(), None))
-            .ends_with("\"x\"; expected check, port, rise, fall, verify_host, redirect or trust_forwarded"));
+        assert!(said(Reason::UnknownParameter("x".into(), None)).ends_with(
+            "\"x\"; expected check, port, rise, fall, verify_host, redirect or trust_forwarded"
+        ));
         assert!(said(Reason::UnknownTimeout("conect".into())).contains("`connect`"));
         assert_eq!(
             said(Reason::UnknownKey(

@@ -804,11 +804,20 @@ impl Worker {
                     return;
                 }
                 Accepted::Failed(e) => {
+                    // Paused and looked at again like an exhausted one: an
+                    // event port re-arms a listener only when accept says
+                    // WouldBlock, and epoll (edge-triggered) raises no new
+                    // event for connections already queued, so a plain
+                    // return would leave the port unserved on illumos and
+                    // stalled on Linux; a pause keeps a persistent error
+                    // from spinning or flooding the log.
                     log::error!(
-                        "worker {}: accept on port {} failed: {e}",
+                        "worker {}: accept on port {} failed: {e}; trying again in {} ms",
                         self.id,
-                        slot.listener.service.port()
+                        slot.listener.service.port(),
+                        EXHAUSTION_PAUSE.as_millis()
                     );
+                    slot.listener.paused_until = Some(now + EXHAUSTION_PAUSE);
                     return;
                 }
             }
