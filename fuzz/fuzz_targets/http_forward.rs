@@ -120,6 +120,7 @@ fuzz_target!(|i: Input| {
         peer: "192.0.2.1:40000".parse().unwrap(),
         tls: false,
         port: 80,
+        trusted: false,
     };
     let now = Instant::now();
     let mut ex = Exchange::begin(head, &client, scratch, now, now);
