@@ -498,49 +498,40 @@ impl<S: Transport> HttpSession<S> {
         if ctx.syslog.is_some() {
             keep_request_line(&mut self.req_line, pending);
         }
-        if !self.service.acme.is_empty() {
-            if let Some(token) = exchange::acme_token(pending) {
-                recycle(ctx.scratch, s);
-                let answer = Answer::acme(self.service.acme.get(token));
-                self.service.stats.of(self.worker).response(answer.code());
-                self.service.stats.of(self.worker).intercepted.add(1);
-                let stage = Stage::Answer {
-                    answer,
-                    sent: 0,
-                    ex: None,
-                    since,
-                };
-                return (stage, Flow::Progress);
-            }
-        }
-        if let Some(port) = self.service.spec.redirect {
-            // A trusted proxy that received the request over https is
-            // proxied (no redirect loop behind a CDN); everyone else is
-            // sent to https without a backend.
-            let https_before = self.service.spec.trusts(self.peer.ip())
-                && head
-                    .forwarded_proto
-                    .as_ref()
-                    .is_some_and(|(_, https)| *https);
-            if !https_before {
-                recycle(ctx.scratch, s);
-                let answer = Answer::redirect(pending, &head, port.get());
-                let c = self.service.stats.of(self.worker);
-                c.response(answer.code());
-                if matches!(answer, Answer::Redirect { .. }) {
+        // Requests the balancer answers itself, before any backend: ACME
+        // challenges, then a redirecting service's requests (unless a
+        // trusted proxy received them over https: proxied, no redirect
+        // loop behind a CDN).
+        let local = match (self.service.acme.is_empty(), exchange::acme_token(pending)) {
+            (false, Some(token)) => Some(Answer::acme(self.service.acme.get(token))),
+            _ => self.service.spec.redirect.and_then(|port| {
+                let https_before = self.service.spec.trusts(self.peer.ip())
+                    && head
+                        .forwarded_proto
+                        .as_ref()
+                        .is_some_and(|(_, https)| *https);
+                (!https_before).then(|| Answer::redirect(pending, &head, port.get()))
+            }),
+        };
+        if let Some(answer) = local {
+            recycle(ctx.scratch, s);
+            let c = self.service.stats.of(self.worker);
+            c.response(answer.code());
+            match &answer {
+                Answer::Redirect { .. } => {
                     c.redirects.add(1);
                     c.intercepted.add(1);
-                } else {
-                    c.own[Status::BadRequest.index()].add(1);
                 }
-                let stage = Stage::Answer {
-                    answer,
-                    sent: 0,
-                    ex: None,
-                    since,
-                };
-                return (stage, Flow::Progress);
+                Answer::Local { .. } => c.intercepted.add(1),
+                Answer::Error(status) => c.own[status.index()].add(1),
             }
+            let stage = Stage::Answer {
+                answer,
+                sent: 0,
+                ex: None,
+                since,
+            };
+            return (stage, Flow::Progress);
         }
         self.begin_request(ctx, head, s, since, parked)
     }

@@ -406,9 +406,11 @@ fn a_certificate_is_issued_served_renewed_and_swapped_under_load() {
     assert!(m.log_text().contains("just issued"));
 }
 
-#[test]
-fn dns_01_answers_through_metadata_for_cns_to_publish() {
-    let name = format!("lb.{ZONE}");
+/// An https-http service in front of a backend, whose certificate for
+/// `names` (the key's value) pebble issues by dns-01 through metadata,
+/// the answers published under `_acme-challenge.{under}` as CNS would;
+/// `extra`: more `moirai run` arguments. Returns once it is served.
+fn issued_by_dns_01(names: &str, under: &str, extra: &[&str]) -> Issued {
     let mut dns = Dns::start(&[host("lb", "127.0.0.1")]);
     let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
     let tp = free_port();
@@ -420,28 +422,49 @@ fn dns_01_answers_through_metadata_for_cns_to_publish() {
         "cloud.tritoncompute:portmap",
         &format!("https-http://{tp}:127.0.0.1:{}", web.port()),
     );
-    md.set("cloud.tritoncompute:certificate_name", &name);
-    let m = pebble.moirai(
-        "{}",
-        &[
-            "--mdata-socket",
-            md.path.to_str().unwrap(),
-            "--acme-challenge",
-            "dns-01",
-            "--acme-dns-propagation",
-            "3s",
-        ],
-    );
-    publish_dns_01(&md, &mut dns, &[&name], &m);
-    m.wait_log("tls: serving the ACME certificate for", SECS(30));
+    md.set("cloud.tritoncompute:certificate_name", names);
+    let mut args = vec![
+        "--mdata-socket",
+        md.path.to_str().unwrap(),
+        "--acme-dns-propagation",
+        "3s",
+    ];
+    args.extend_from_slice(extra);
+    let m = pebble.moirai("{}", &args);
+    publish_dns_01(&md, &mut dns, &[under], &m);
+    m.wait_log("tls: serving the ACME certificate for", SECS(40));
+    Issued {
+        m,
+        tp,
+        _parts: (dns, web, pebble, md),
+    }
+}
+
+/// A balancer [`issued_by_dns_01`] started, and what it needs alive.
+struct Issued {
+    m: Moirai,
+    tp: u16,
+    _parts: (Dns, HttpBackend, Pebble, crate::mdata::Fake),
+}
+
+/// The leaf served on `port` for `sni`, after one request through it.
+fn served_leaf(port: u16, sni: &str) -> Vec<u8> {
     let record = Arc::new(Record(
         Default::default(),
         Arc::new(rustls::crypto::ring::default_provider()),
     ));
     let config = client_config(Arc::clone(&record));
-    let mut s = connect(&config, tp, &name).unwrap();
+    let mut s = connect(&config, port, sni).unwrap();
     assert!(get(&mut s));
     let leaf = record.0.lock().unwrap().last().cloned().unwrap();
+    leaf
+}
+
+#[test]
+fn dns_01_answers_through_metadata_for_cns_to_publish() {
+    let name = format!("lb.{ZONE}");
+    let i = issued_by_dns_01(&name, &name, &["--acme-challenge", "dns-01"]);
+    let leaf = served_leaf(i.tp, &name);
     assert!(
         issuer_cn(&leaf).contains("Pebble"),
         "issuer {}",
@@ -478,41 +501,10 @@ fn a_wildcard_name_is_ordered_by_dns_01() {
     assert!(text.contains("dns-01"), "{text}");
     assert!(!text.contains("tls-alpn-01"), "{text}");
 
-    let mut dns = Dns::start(&[host("lb", "127.0.0.1")]);
-    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
-    let tp = free_port();
-    let pebble = Pebble::start(free_port(), &dns);
-    let md = crate::mdata::Fake::start();
-    md.set("cloud.tritoncompute:loadbalancer", "true");
-    md.set(
-        "cloud.tritoncompute:portmap",
-        &format!("https-http://{tp}:127.0.0.1:{}", web.port()),
-    );
-    md.set(
-        "cloud.tritoncompute:certificate_name",
-        &format!("{name},{wild}"),
-    );
-    let m = pebble.moirai(
-        "{}",
-        &[
-            "--mdata-socket",
-            md.path.to_str().unwrap(),
-            "--acme-dns-propagation",
-            "3s",
-        ],
-    );
     // Both names' answers live under _acme-challenge.lb.ZONE.
-    publish_dns_01(&md, &mut dns, &[&name], &m);
-    m.wait_log("tls: serving the ACME certificate for", SECS(40));
-    assert!(m.log_text().contains("by dns-01"), "{}", m.log_text());
-    let record = Arc::new(Record(
-        Default::default(),
-        Arc::new(rustls::crypto::ring::default_provider()),
-    ));
-    let config = client_config(Arc::clone(&record));
-    let mut s = connect(&config, tp, &format!("www.{name}")).unwrap();
-    assert!(get(&mut s));
-    let leaf = record.0.lock().unwrap().last().cloned().unwrap();
+    let i = issued_by_dns_01(&format!("{name},{wild}"), &name, &[]);
+    assert!(i.m.log_text().contains("by dns-01"), "{}", i.m.log_text());
+    let leaf = served_leaf(i.tp, &format!("www.{name}"));
     assert!(
         issuer_cn(&leaf).contains("Pebble"),
         "issuer {}",

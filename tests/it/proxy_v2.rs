@@ -114,6 +114,54 @@ fn haproxy_accepts_our_proxy_v2_header() {
     );
 }
 
+/// A peer process (nginx, HAProxy), killed on drop.
+struct Peer(std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `program` with `args` and waits until `port` accepts.
+fn peer(program: &str, args: &[&str], port: u16) -> Peer {
+    assert!(
+        std::path::Path::new(program).exists(),
+        "{program} is needed as a real peer: scripts/test installs it"
+    );
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    connect_within(local(port), Duration::from_secs(5));
+    Peer(child)
+}
+
+/// One request through a `tcp-proxy-v2` service in front of `port`,
+/// health-checked at that same port with `params`, once its backend is up:
+/// the response.
+fn through_a_checked_service(port: u16, params: &str) -> String {
+    let lport = free_port();
+    let m = Moirai::start(
+        &metadata_exact(&format!(
+            "tcp-proxy-v2://{lport}:127.0.0.1:{port}{{{params}}}"
+        )),
+        "",
+        &[],
+    );
+    m.wait_log("(1 up, 0 down)", Duration::from_secs(10));
+    let mut c = connect_within(local(lport), Duration::from_secs(5));
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    let _ = c.read_to_string(&mut resp);
+    resp
+}
+
 /// nginx behind a `tcp-proxy-v2` service with `listen ... proxy_protocol`,
 /// checked at the same port as Moirai's README shows
 /// (`{check:/healthz,rise:2,fall:1}`): the checks open with a PROXY v2
@@ -122,11 +170,6 @@ fn haproxy_accepts_our_proxy_v2_header() {
 /// check and the service never serves.)
 #[test]
 fn health_checks_reach_an_nginx_that_requires_the_proxy_protocol() {
-    let nginx = std::path::Path::new("/usr/sbin/nginx");
-    assert!(
-        nginx.exists(),
-        "nginx is needed: apt-get install -y nginx-light"
-    );
     let dir = temp_dir("nginx-pp");
     let d = dir.display();
     let port = free_port();
@@ -142,30 +185,13 @@ fn health_checks_reach_an_nginx_that_requires_the_proxy_protocol() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(nginx)
-        .args(["-c", &format!("{d}/nginx.conf"), "-p", &d.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    connect_within(local(port), Duration::from_secs(5));
-    let lport = free_port();
-    let m = Moirai::start(
-        &metadata_exact(&format!(
-            "tcp-proxy-v2://{lport}:127.0.0.1:{port}{{check:/healthz,rise:2,fall:1}}"
-        )),
-        "",
-        &[],
+    let conf = format!("{d}/nginx.conf");
+    let _nginx = peer(
+        "/usr/sbin/nginx",
+        &["-c", &conf, "-p", &d.to_string()],
+        port,
     );
-    m.wait_log("(1 up, 0 down)", Duration::from_secs(10));
-    let mut c = connect_within(local(lport), Duration::from_secs(5));
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut resp = String::new();
-    let _ = c.read_to_string(&mut resp);
-    let _ = child.kill();
-    let _ = child.wait();
+    let resp = through_a_checked_service(port, "check:/healthz,rise:2,fall:1");
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.ends_with("client 127.0.0.1"), "{resp}");
 }
@@ -175,15 +201,9 @@ fn health_checks_reach_an_nginx_that_requires_the_proxy_protocol() {
 /// the service up.
 #[test]
 fn health_checks_pass_through_haproxy_accept_proxy() {
-    let haproxy = std::path::Path::new("/usr/sbin/haproxy");
-    assert!(
-        haproxy.exists(),
-        "HAProxy is needed: apt-get install -y haproxy"
-    );
     let backend = header_echo();
     let hport = free_port();
-    let dir = temp_dir("haproxy-checks");
-    let cfg = dir.join("haproxy.cfg");
+    let cfg = temp_dir("haproxy-checks").join("haproxy.cfg");
     std::fs::write(
         &cfg,
         format!(
@@ -193,30 +213,11 @@ fn health_checks_pass_through_haproxy_accept_proxy() {
         ),
     )
     .unwrap();
-    let mut hap = Command::new(haproxy)
-        .args(["-db", "-f"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    connect_within(local(hport), Duration::from_secs(5));
-    let lport = free_port();
-    let m = Moirai::start(
-        &metadata_exact(&format!(
-            "tcp-proxy-v2://{lport}:127.0.0.1:{hport}{{check:/,rise:1}}"
-        )),
-        "",
-        &[],
+    let _haproxy = peer(
+        "/usr/sbin/haproxy",
+        &["-db", "-f", cfg.to_str().unwrap()],
+        hport,
     );
-    m.wait_log("(1 up, 0 down)", Duration::from_secs(10));
-    let mut c = connect_within(local(lport), Duration::from_secs(5));
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut resp = String::new();
-    let _ = c.read_to_string(&mut resp);
-    let _ = hap.kill();
-    let _ = hap.wait();
+    let resp = through_a_checked_service(hport, "check:/,rise:1");
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
 }
