@@ -252,6 +252,12 @@ impl Harness {
     /// A harness whose one service is the portmap `entry`, with backends
     /// `B1` and `B2` (or only `B1` when `two` is false).
     pub fn new(entry: &str, two: bool) -> Harness {
+        Harness::with_acme(entry, two, HashMap::new())
+    }
+
+    /// As [`Harness::new`], with these pending ACME http-01 answers
+    /// (token → key authorization).
+    pub fn with_acme(entry: &str, two: bool, acme: HashMap<String, String>) -> Harness {
         let spec = portmap::parse_entry(entry).expect("a valid test entry");
         let addrs: &[&str] = if two { &[B1, B2] } else { &[B1] };
         let backends = addrs
@@ -270,7 +276,7 @@ impl Harness {
             no_backends: None,
             stats: Arc::new(Sharded::new(1)),
             tls: None,
-            acme: Arc::default(),
+            acme: Arc::new(acme),
         });
         Harness {
             net: ScriptNet::default(),
@@ -736,6 +742,51 @@ fn http_a_connection_bound_login_stays_with_its_client() {
         t.answer(&b2, OK);
         assert_eq!(t.statuses(), [401, 200, 200]);
         assert_eq!(t.h.idle.len(), usize::from(!private), "pooled");
+    }
+}
+
+/// A redirecting service still answers ACME http-01 challenges (its
+/// certificate may be ordered through this very listener), redirects
+/// everything else without a backend, and proxies a trusted proxy's
+/// request that came over https.
+#[test]
+fn http_redirects_but_answers_acme_challenges_first() {
+    let mut h = Harness::with_acme(
+        "http://80:backend.example:8080{redirect:https,trust_forwarded:198.51.100.0/24}",
+        false,
+        [("tok".to_owned(), "tok.key-auth".to_owned())].into(),
+    );
+    let svc = h.service();
+    let cases: [(&[u8], &str); 3] = [
+        (
+            b"GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 200 OK",
+        ),
+        (
+            b"GET /page?q=1 HTTP/1.1\r\nHost: site.example\r\n\r\n",
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: https://site.example/page?q=1\r\n",
+        ),
+        (
+            b"GET /p HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\n\r\n",
+            "",
+        ),
+    ];
+    for (request, answer) in cases {
+        let client = Script::connected();
+        let mut s =
+            HttpSession::start(&mut h.ctx(), Arc::clone(&svc), client.clone(), peer()).unwrap();
+        let dialed = h.net.dialed.len();
+        client.push(request);
+        s.on_event(&mut h.ctx(), Side::Client, Readiness::BOTH);
+        let got = client.seen();
+        if answer.is_empty() {
+            // The peer (198.51.100.7) is trusted and says https: proxied.
+            assert_eq!(h.net.dialed.len(), dialed + 1, "{got}");
+            assert_eq!(got, "");
+        } else {
+            assert!(got.starts_with(answer), "{got}");
+            assert_eq!(h.net.dialed.len(), dialed, "no backend contacted");
+        }
     }
 }
 

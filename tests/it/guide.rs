@@ -236,7 +236,14 @@ fn every_guide_example_parses_as_documented() {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (config, errors) = Config::from_metadata(&md);
+        let (config, mut errors) = Config::from_metadata(&md);
+        // An example that only adds a key to a running configuration
+        // (a certificate) has no portmap of its own: that alone is said.
+        if !md.contains_key(moirai::config::keys::PORTMAP) {
+            errors
+                .warnings
+                .retain(|w| w.reason != moirai::config::Reason::EmptyPortmap);
+        }
         assert!(errors.is_empty(), "{}: {errors:?}", case.what);
         assert!(config.enabled(), "{}", case.what);
         assert_eq!(
