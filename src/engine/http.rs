@@ -165,12 +165,18 @@ pub struct HttpSession<S = TcpStream> {
     /// request take another client's idle backend connection
     /// (`http-reuse safe`).
     served: u32,
-    /// The backend a connection-bound login (NTLM, Negotiate) of this
-    /// client is on: every later request goes there while it is in the
-    /// set, and no connection of this client to it is ever pooled. Only
-    /// the first such backend is kept (HAProxy pins one server too).
-    /// Boxed: rare, and an idle connection's size counts.
+    /// The backend of this client's latest connection-bound login (NTLM,
+    /// Negotiate): every later request goes there while it is in the set
+    /// (HAProxy pins the server too). Boxed: rare, and an idle
+    /// connection's size counts.
     pinned: Option<Box<SocketAddr>>,
+    /// This client logged in on a backend connection at least once: from
+    /// then on none of its backend connections is ever pooled, whichever
+    /// backend it is on. A property of the session rather than of an
+    /// address, so a login that a failed connect moved to another backend
+    /// (or a pin that ended with its backend) still never reaches another
+    /// client.
+    logged_in: bool,
     /// Set when the session ended but TLS records are still to be sent.
     closing: Option<CloseReason>,
     /// "METHOD target" of the current request, kept only for syslog.
@@ -212,6 +218,7 @@ impl<S: Transport> HttpSession<S> {
             accepted: ctx.now,
             served: 0,
             pinned: None,
+            logged_in: false,
             closing: None,
             req_line: String::new(),
             marks: (0, 0),
@@ -498,6 +505,14 @@ impl<S: Transport> HttpSession<S> {
         if ctx.syslog.is_some() {
             keep_request_line(&mut self.req_line, pending);
         }
+        // What this request meets is the port's configuration now (a
+        // `redirect` added or removed since the connection opened counts);
+        // a port that serves something else is refused in begin_request.
+        if let Some(cur) = ctx.current(self.port()) {
+            if cur.spec.kind == self.service.spec.kind && !Arc::ptr_eq(cur, &self.service) {
+                self.service = Arc::clone(cur);
+            }
+        }
         // Requests the balancer answers itself, before any backend: ACME
         // challenges, then a redirecting service's requests (unless a
         // trusted proxy received them over https: proxied, no redirect
@@ -654,7 +669,7 @@ impl<S: Transport> HttpSession<S> {
             // A TLS connection cannot leave its session: its state is here.
             // Nor can a private one (a login on it). One to a backend that
             // left the set or went down is closed.
-            let private = self.pinned.as_deref() == Some(&addr);
+            let private = self.logged_in;
             if !conn.is_tls() && !private && is_current(ctx, self.port(), addr) {
                 ctx.idle.put(ctx.net, addr, conn.into_stream(), ctx.now);
             }
@@ -1088,19 +1103,24 @@ impl<S: Transport> HttpSession<S> {
             );
         }
         let addr = up.backend().addr();
-        if ex.connection_bound() && self.pinned.is_none() {
-            log::debug!(
-                "http: port {}: {} logs in on {addr} (NTLM/Negotiate): connection kept private",
-                self.port(),
-                self.peer
-            );
-            self.pinned = Some(Box::new(addr));
+        if ex.connection_bound() {
+            if !self.logged_in {
+                log::debug!(
+                    "http: port {}: {} logs in on {addr} (NTLM/Negotiate): its connections stay private",
+                    self.port(),
+                    self.peer
+                );
+            }
+            self.logged_in = true;
+            if self.pinned.as_deref() != Some(&addr) {
+                self.pinned = Some(Box::new(addr));
+            }
         }
         let end = BackendEnd {
             eof,
             leftover: self.bbuf.as_ref().is_some_and(|b| !b.is_empty()),
             tls: up.conn.is_tls(),
-            private: self.pinned.as_deref() == Some(&addr),
+            private: self.logged_in,
         };
         let finish = ex.finish(self.draining || self.client_eof, end);
         let mut parked = None;

@@ -790,6 +790,43 @@ fn http_redirects_but_answers_acme_challenges_first() {
     }
 }
 
+/// A login moved by a failed connect: pinned to B1, whose connect then
+/// fails, the login's next request is redialled to B2 and logs in there.
+/// No connection of this client may reach the shared pool afterwards
+/// (once the B2 connection was pooled when the next request went back to
+/// the old pin).
+#[test]
+fn http_a_login_moved_by_a_failed_connect_stays_private() {
+    let nego = b"GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: Negotiate YIIB\r\n\r\n";
+    let mut t = Http::new(true);
+    let b1 = t.h.backend();
+    t.send(nego);
+    t.connect(&b1, true);
+    t.answer(&b1, OK);
+    // The pinned backend's idle connection closes; its next connect is
+    // refused at once, so the dialer moves the request to the other one.
+    b1.eof();
+    t.event(Side::Backend);
+    t.h.refuse();
+    let b2 = t.h.backend();
+    t.send(nego);
+    let [first, again, moved] = t.h.net.dialed[..] else {
+        panic!("{:?}", t.h.net.dialed)
+    };
+    assert_eq!(first, again, "pinned");
+    assert_ne!(again, moved, "redialled");
+    t.connect(&b2, true);
+    t.answer(&b2, OK);
+    // Requests without credentials after that, the last one closing: the
+    // logged-in connection is reused, then closed, never pooled.
+    t.send(GET);
+    t.answer(&b2, OK);
+    t.send(b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    t.answer(&b2, OK);
+    assert_eq!(t.statuses(), [200, 200, 200, 200]);
+    assert_eq!(t.h.idle.len(), 0, "a logged-in connection was pooled");
+}
+
 #[test]
 fn http_bad_chunk_is_a_400_before_anything_is_forwarded() {
     let mut t = Http::new(false);

@@ -16,7 +16,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, PipeReader, PipeWriter, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,6 +29,11 @@ pub enum LogFileError {
     Symlink(PathBuf),
     /// It exists and is not a regular file.
     NotAFile(PathBuf),
+    /// It has other names (hard links): another user could have made it
+    /// a second name of a file of root's.
+    Linked(PathBuf, u64),
+    /// Another user owns it (or its directory).
+    NotOurs(PathBuf, u32),
     /// Creating or opening it failed.
     Io(PathBuf, io::Error),
 }
@@ -50,6 +55,16 @@ impl fmt::Display for LogFileError {
             LogFileError::NotAFile(p) => {
                 write!(f, "log file {} is not a regular file", p.display())
             }
+            LogFileError::Linked(p, n) => write!(
+                f,
+                "log file {} has {n} names (hard links); moirai writes only a file of its own",
+                p.display()
+            ),
+            LogFileError::NotOurs(p, uid) => write!(
+                f,
+                "{} belongs to user {uid}, not to moirai's user or root; choose another path",
+                p.display()
+            ),
             LogFileError::Io(p, e) => write!(f, "log file {}: {e}", p.display()),
         }
     }
@@ -65,13 +80,24 @@ pub fn check_log_path(path: &Path) -> Result<(), LogFileError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).map_err(|e| LogFileError::Io(dir.to_owned(), e))?;
+    // Made 0755 whatever the umask, so a group-writable umask does not
+    // make moirai refuse a directory it created itself.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| LogFileError::Io(dir.to_owned(), e))?;
     // The directory itself is judged where it leads: a link to /tmp is
     // as open as /tmp.
     let m = std::fs::metadata(dir).map_err(|e| LogFileError::Io(dir.to_owned(), e))?;
     let mode = m.permissions().mode() & 0o7777;
-    if mode & 0o002 != 0 {
+    // Writable by others or by a group: someone else could plant a link,
+    // or a second name of a file of root's, there.
+    if mode & 0o022 != 0 {
         return Err(LogFileError::OpenDirectory(dir.to_owned(), mode));
+    }
+    if !owned(m.uid()) {
+        return Err(LogFileError::NotOurs(dir.to_owned(), m.uid()));
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Err(LogFileError::Symlink(path.to_owned())),
@@ -93,7 +119,7 @@ pub fn open_log(path: &Path) -> Result<File, LogFileError> {
         // The check above and this open are two steps: O_NOFOLLOW makes
         // a link planted between them fail here instead of being followed.
         // O_NONBLOCK: a FIFO planted there must not hang the open.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => LogFileError::Symlink(path.to_owned()),
@@ -105,6 +131,12 @@ pub fn open_log(path: &Path) -> Result<File, LogFileError> {
     if !m.file_type().is_file() {
         return Err(LogFileError::NotAFile(path.to_owned()));
     }
+    if m.nlink() != 1 {
+        return Err(LogFileError::Linked(path.to_owned(), m.nlink()));
+    }
+    if !owned(m.uid()) {
+        return Err(LogFileError::NotOurs(path.to_owned(), m.uid()));
+    }
     if m.mode() & 0o077 != 0 {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| LogFileError::Io(path.to_owned(), e))?;
@@ -115,6 +147,13 @@ pub fn open_log(path: &Path) -> Result<File, LogFileError> {
         );
     }
     Ok(file)
+}
+
+/// Whether a file owned by `uid` is moirai's own: its user's, or root's.
+fn owned(uid: u32) -> bool {
+    // SAFETY: geteuid takes nothing, cannot fail and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    uid == 0 || uid == me
 }
 
 /// A pipe for lines from the workers to the access-log writer: in this
@@ -231,6 +270,21 @@ mod tests {
             open_log(&d.join("sub")),
             Err(LogFileError::NotAFile(_))
         ));
+        // A second name of a file of root's, planted where the log goes.
+        let planted = d.join("hard.log");
+        std::fs::hard_link(&target, &planted).unwrap();
+        assert!(matches!(
+            open_log(&planted),
+            Err(LogFileError::Linked(_, 2))
+        ));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "root's file\n");
+        // A directory its group may write to.
+        let shared = dir("group", 0o775);
+        assert!(matches!(
+            open_log(&shared.join("a.log")),
+            Err(LogFileError::OpenDirectory(_, 0o775))
+        ));
+        let _ = std::fs::remove_dir_all(&shared);
         let open = dir("open", 0o1777);
         assert!(matches!(
             open_log(&open.join("a.log")),

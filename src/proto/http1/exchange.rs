@@ -291,7 +291,14 @@ impl Exchange {
             &mut scratch.req_drop,
         );
         let port_kept = keep(&head.forwarded_port, &mut scratch.req_drop);
-        forwarding_lines(client, &mut scratch.fwd, !proto_kept, !port_kept);
+        // Proto and port describe one hop: with the proxy's proto, moirai's
+        // own port would make `https://host:80`, so it is left out.
+        forwarding_lines(
+            client,
+            &mut scratch.fwd,
+            !proto_kept,
+            !port_kept && !proto_kept,
+        );
         Exchange {
             s: scratch,
             conn_line: if head.upgrade.is_some() {
@@ -697,7 +704,12 @@ impl Answer {
         };
         // An absolute-form target's authority is the Host (checked by the
         // parser): keep its path and query.
-        let path = match target.windows(3).position(|w| w == b"://") {
+        let absolute = !target.starts_with(b"/");
+        let path = match target
+            .windows(3)
+            .position(|w| w == b"://")
+            .filter(|_| absolute)
+        {
             Some(i) => {
                 let rest = &target[i + 3..];
                 rest.iter()
@@ -1070,10 +1082,10 @@ mod tests {
         assert_eq!(what, OnResponse::BadGateway);
 
         let (mut ex, _) =
-            begin("GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n");
+            begin("GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: example/1\r\n\r\n");
         let (what, lines) = respond(
             &mut ex,
-            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: example/1\r\n\r\n",
             false,
         );
         assert_eq!((what, lines.as_str()), (OnResponse::Tunnel, ""));
@@ -1165,6 +1177,12 @@ mod tests {
                 "308 Permanent Redirect",
                 "https://a.example/",
             ),
+            (
+                "GET /login?next=http://x/y HTTP/1.1\r\nHost: a.example\r\n\r\n",
+                443,
+                "301 Moved Permanently",
+                "https://a.example/login?next=http://x/y",
+            ),
         ];
         for (req, port, status, location) in cases {
             let (ex, _) = begin(req);
@@ -1190,6 +1208,23 @@ mod tests {
             let a = Answer::redirect(req.as_bytes(), ex.request(), 443);
             assert_eq!(a, Answer::Error(Status::BadRequest), "{req:?}");
         }
+    }
+
+    #[test]
+    fn a_trusted_proxys_proto_without_a_port_gets_no_port_of_ours() {
+        let req = "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\n\r\n";
+        let mut s = Scratch::default();
+        let h = request::parse(req.as_bytes(), &mut s.req_drop, &mut s.req_inject)
+            .unwrap()
+            .unwrap();
+        let now = Instant::now();
+        let c = Client {
+            trusted: true,
+            ..client(false)
+        };
+        let ex = Exchange::begin(h, &c, s, now, now);
+        let [_, fwd, _] = ex.request_injects();
+        assert_eq!(fwd, b"X-Forwarded-For: 192.0.2.9\r\n");
     }
 
     #[test]

@@ -253,7 +253,14 @@ pub fn parse(
     } else {
         conn_keep_alive && !conn_close
     };
-    let upgrade = if conn_upgrade && upgrade_header && http11 {
+    // `h2c` is never offered to a backend: after its 101 the client
+    // speaks HTTP/2 on a connection moirai no longer parses, so every
+    // request in it would pass unseen (no X-Forwarded-*, no balancing, no
+    // access line: the known h2c smuggling). The request goes on as plain
+    // HTTP/1.1 without its Upgrade line, as RFC 9110 §7.8 lets a server
+    // ignore an upgrade.
+    let h2c = token_list_has(upgrade_value, b"h2c");
+    let upgrade = if conn_upgrade && upgrade_header && http11 && !h2c {
         let keys = &websocket_keys[..nkeys.min(websocket_keys.len())];
         match Offer::new(upgrade_value, keys) {
             Ok(offer) => Some(Box::new(offer)),
@@ -563,6 +570,13 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(h.upgrade.is_none());
+        // h2c is not offered: the request goes on as plain HTTP/1.1,
+        // its Upgrade line not forwarded.
+        let (out, h) = forwarded(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+        );
+        assert!(h.upgrade.is_none());
+        assert_eq!(out, "GET / HTTP/1.1\r\nHost: a\r\n");
         // A WebSocket upgrade without its key, or with two: 400.
         for text in [
             "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
