@@ -725,11 +725,17 @@ fn upgrade_under_load(extra: &[&str]) {
     assert_eq!(v["pid"], pid, "the same process, a new program");
 }
 
-/// A new binary installed at the same path: `svcadm refresh` (SIGHUP)
-/// upgrades to it, with the same hand-over.
-#[test]
-fn refresh_after_installing_a_new_binary_upgrades() {
-    let dir = temp_dir("new-binary");
+/// `moirai run` from a copy of the binary in `dir` (so a test can replace
+/// it), serving one http service, once its backend is checked.
+struct Copied {
+    bin: std::path::PathBuf,
+    port: u16,
+    log: std::path::PathBuf,
+    child: std::process::Child,
+    _web: HttpBackend,
+}
+
+fn run_a_copy(dir: &std::path::Path) -> Copied {
     let bin = dir.join("moirai");
     std::fs::copy(env!("CARGO_BIN_EXE_moirai"), &bin).unwrap();
     let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
@@ -741,24 +747,48 @@ fn refresh_after_installing_a_new_binary_upgrades() {
     )
     .unwrap();
     let log = dir.join("log");
-    let mut child = spawn_run(
+    let child = spawn_run(
         &bin,
         &md,
         &dir.join("state"),
         &[],
         std::fs::File::create(&log).unwrap().into(),
     );
-    let wait = |needle: &str| {
-        let start = Instant::now();
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains(needle)
-        {
-            assert!(start.elapsed() < Duration::from_secs(10), "no {needle:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    wait("health: every backend checked");
+    wait_for(&log, "health: every backend checked");
+    Copied {
+        bin,
+        port,
+        log,
+        child,
+        _web: web,
+    }
+}
+
+/// Waits (10 s at most) until the file `log` holds `needle`.
+fn wait_for(log: &std::path::Path, needle: &str) {
+    let start = Instant::now();
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(needle)
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "no {needle:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A new binary installed at the same path: `svcadm refresh` (SIGHUP)
+/// upgrades to it, with the same hand-over.
+#[test]
+fn refresh_after_installing_a_new_binary_upgrades() {
+    let dir = temp_dir("new-binary");
+    let Copied {
+        bin,
+        port,
+        log,
+        mut child,
+        _web,
+    } = run_a_copy(&dir);
+    let wait = |needle: &str| wait_for(&log, needle);
     // Installing: a new file at the same path (a new inode, as pkgsrc or
     // cp-then-mv would leave).
     std::fs::copy(env!("CARGO_BIN_EXE_moirai"), dir.join("moirai.new")).unwrap();
@@ -995,35 +1025,14 @@ fn an_upgrade_whose_exec_fails_serves_on() {
 #[test]
 fn refresh_after_installing_a_broken_binary_refuses_the_upgrade() {
     let dir = temp_dir("broken-binary");
-    let bin = dir.join("moirai");
-    std::fs::copy(env!("CARGO_BIN_EXE_moirai"), &bin).unwrap();
-    let web = HttpBackend::start("127.0.0.1:0", |_| ok("W"));
-    let port = free_port();
-    let md = dir.join("md.json");
-    std::fs::write(
-        &md,
-        metadata(&format!("http://{port}:127.0.0.1:{}", web.port())),
-    )
-    .unwrap();
-    let log = dir.join("log");
-    let mut child = spawn_run(
-        &bin,
-        &md,
-        &dir.join("state"),
-        &[],
-        std::fs::File::create(&log).unwrap().into(),
-    );
-    let wait = |needle: &str| {
-        let start = Instant::now();
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains(needle)
-        {
-            assert!(start.elapsed() < Duration::from_secs(10), "no {needle:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    wait("health: every backend checked");
+    let Copied {
+        bin,
+        port,
+        log,
+        mut child,
+        _web,
+    } = run_a_copy(&dir);
+    let wait = |needle: &str| wait_for(&log, needle);
     let load = Load::start(port);
     std::thread::sleep(Duration::from_millis(300));
     script(&dir, "moirai.new", "exit 3");

@@ -66,16 +66,21 @@ fn stop_outlasts_the_drain_and_refresh_is_sighup() {
     assert!(!MANIFEST.contains("ignore_error"));
 }
 
-/// `svccfg` is enough: every config property has a description.
-#[test]
-fn every_config_property_is_described() {
-    let config = MANIFEST
+/// The manifest's `config` property group.
+fn config_group() -> &'static str {
+    MANIFEST
         .split("<property_group name=\"config\"")
         .nth(1)
         .unwrap()
         .split("</property_group>")
         .next()
-        .unwrap();
+        .unwrap()
+}
+
+/// `svccfg` is enough: every config property has a description.
+#[test]
+fn every_config_property_is_described() {
+    let config = config_group();
     let names: Vec<&str> = config
         .split("<propval")
         .skip(1)
@@ -114,13 +119,7 @@ fn the_start_method_uses_flags_moirai_accepts() {
 #[test]
 fn under_smf_the_access_log_is_on_by_default() {
     use crate::util::http::{get, ok, Client, HttpBackend};
-    let config = MANIFEST
-        .split("<property_group name=\"config\"")
-        .nth(1)
-        .unwrap()
-        .split("</property_group>")
-        .next()
-        .unwrap();
+    let config = config_group();
     let dir = crate::util::temp_dir("smf-access");
     let mut exec = attr(method("start"), "exec").to_owned();
     for p in config.split("<propval").skip(1) {
