@@ -6,7 +6,6 @@
 //! clients with and without SNI), renews it, and swaps it under load
 //! without a failed handshake or a dropped connection.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -15,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::dns::{host, Dns, ZONE};
 use crate::util::http::{ok, HttpBackend};
+use crate::util::tls::{client_config, connect, get, leaf_for, Record};
 use crate::util::{free_port, local, metadata, temp_dir, Moirai, SECS};
 
 struct Pebble {
@@ -109,103 +109,6 @@ impl Drop for Pebble {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A rustls client that accepts any certificate and records the leaf.
-#[derive(Debug)]
-struct Record(
-    std::sync::Mutex<Vec<Vec<u8>>>,
-    Arc<rustls::crypto::CryptoProvider>,
-);
-
-impl rustls::client::danger::ServerCertVerifier for Record {
-    fn verify_server_cert(
-        &self,
-        end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        self.0.lock().unwrap().push(end_entity.to_vec());
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn client_config(record: Arc<Record>) -> Arc<rustls::ClientConfig> {
-    let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(record)
-    .with_no_client_auth();
-    // Fresh handshakes every time: resumption would skip the certificate.
-    c.resumption = rustls::client::Resumption::disabled();
-    Arc::new(c)
-}
-
-/// One HTTPS GET on a TLS stream; true on `200` with body `W`.
-fn get(tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>) -> bool {
-    if tls.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").is_err() {
-        return false;
-    }
-    // The response is small: read until the body (1 byte, "W") arrives.
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.ends_with(b"\r\n\r\nW") {
-        match tls.read(&mut buf) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    got.starts_with(b"HTTP/1.1 200")
-}
-
-fn connect(
-    config: &Arc<rustls::ClientConfig>,
-    port: u16,
-    sni: &str,
-) -> Option<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-    let sock = TcpStream::connect(local(port)).ok()?;
-    sock.set_read_timeout(Some(SECS(10))).ok()?;
-    // An IP address as the name: rustls then sends no SNI at all.
-    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).ok()?;
-    let conn = rustls::ClientConnection::new(Arc::clone(config), name).ok()?;
-    Some(rustls::StreamOwned::new(conn, sock))
-}
-
-/// The leaf a client gets from `port` for `sni` ("127.0.0.1": no SNI).
-fn leaf_for(port: u16, sni: &str) -> Vec<u8> {
-    let record = Arc::new(Record(
-        Default::default(),
-        Arc::new(rustls::crypto::ring::default_provider()),
-    ));
-    let config = client_config(Arc::clone(&record));
-    let mut s = connect(&config, port, sni).expect("a TLS connection");
-    assert!(get(&mut s), "https through {sni}");
-    let leaf = record.0.lock().unwrap().last().cloned().unwrap();
-    leaf
 }
 
 /// Plays CNS: waits for moirai to write the dns-01 answers through the
@@ -447,24 +350,11 @@ struct Issued {
     _parts: (Dns, HttpBackend, Pebble, crate::mdata::Fake),
 }
 
-/// The leaf served on `port` for `sni`, after one request through it.
-fn served_leaf(port: u16, sni: &str) -> Vec<u8> {
-    let record = Arc::new(Record(
-        Default::default(),
-        Arc::new(rustls::crypto::ring::default_provider()),
-    ));
-    let config = client_config(Arc::clone(&record));
-    let mut s = connect(&config, port, sni).unwrap();
-    assert!(get(&mut s));
-    let leaf = record.0.lock().unwrap().last().cloned().unwrap();
-    leaf
-}
-
 #[test]
 fn dns_01_answers_through_metadata_for_cns_to_publish() {
     let name = format!("lb.{ZONE}");
     let i = issued_by_dns_01(&name, &name, &["--acme-challenge", "dns-01"]);
-    let leaf = served_leaf(i.tp, &name);
+    let leaf = leaf_for(i.tp, &name);
     assert!(
         issuer_cn(&leaf).contains("Pebble"),
         "issuer {}",
@@ -504,7 +394,7 @@ fn a_wildcard_name_is_ordered_by_dns_01() {
     // Both names' answers live under _acme-challenge.lb.ZONE.
     let i = issued_by_dns_01(&format!("{name},{wild}"), &name, &[]);
     assert!(i.m.log_text().contains("by dns-01"), "{}", i.m.log_text());
-    let leaf = served_leaf(i.tp, &format!("www.{name}"));
+    let leaf = leaf_for(i.tp, &format!("www.{name}"));
     assert!(
         issuer_cn(&leaf).contains("Pebble"),
         "issuer {}",

@@ -10,105 +10,16 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 use crate::util::http::{ok, HttpBackend};
+use crate::util::tls::{connect_recording as connect, get, leaf_for};
 use crate::util::{free_port, local, Moirai, SECS};
 
 /// A rustls client that accepts any certificate and records the leaf.
-#[derive(Debug)]
-struct Record(
-    std::sync::Mutex<Vec<Vec<u8>>>,
-    Arc<rustls::crypto::CryptoProvider>,
-);
-
-impl rustls::client::danger::ServerCertVerifier for Record {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        self.0.lock().unwrap().push(end_entity.to_vec());
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-/// A TLS connection to `port` with `sni` ("127.0.0.1": no SNI), and the
-/// record of the leaf it was served. No resumption: every handshake gets
-/// a certificate.
-fn connect(port: u16, sni: &str) -> (Tls, Arc<Record>) {
-    let record = Arc::new(Record(
-        Default::default(),
-        Arc::new(rustls::crypto::ring::default_provider()),
-    ));
-    let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::clone(&record) as _)
-    .with_no_client_auth();
-    c.resumption = rustls::client::Resumption::disabled();
-    let sock = TcpStream::connect(local(port)).unwrap();
-    sock.set_read_timeout(Some(SECS(10))).unwrap();
-    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(c), name).unwrap();
-    (rustls::StreamOwned::new(conn, sock), record)
-}
-
-/// One keep-alive GET; true on `200` with body `W`.
-fn get(tls: &mut Tls) -> bool {
-    if tls.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.ends_with(b"\r\n\r\nW") {
-        match tls.read(&mut buf) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    got.starts_with(b"HTTP/1.1 200")
-}
-
-/// The leaf a new handshake with `sni` is served.
-fn leaf_for(port: u16, sni: &str) -> Vec<u8> {
-    let (mut s, record) = connect(port, sni);
-    assert!(get(&mut s), "https through {sni}");
-    let leaf = record.0.lock().unwrap().last().cloned().unwrap();
-    leaf
-}
-
 /// A certificate for `names` issued by a CA named `ca`, expiring `days`
 /// from now: (certificate PEM, key PEM, leaf DER).
 fn issue(names: &[&str], ca: &str, days: u64) -> (String, String, Vec<u8>) {

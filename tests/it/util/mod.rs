@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod http;
 pub mod nginx;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
