@@ -505,14 +505,16 @@ impl<S: Transport> HttpSession<S> {
         if ctx.syslog.is_some() {
             keep_request_line(&mut self.req_line, pending);
         }
-        // What this request meets is the port's configuration now (a
-        // `redirect` added or removed since the connection opened counts);
-        // a port that serves something else is refused in begin_request.
-        if let Some(cur) = ctx.current(self.port()) {
-            if cur.spec.kind == self.service.spec.kind && !Arc::ptr_eq(cur, &self.service) {
-                self.service = Arc::clone(cur);
-            }
-        }
+        // Every request meets the port's configuration now: its backends
+        // (HAProxy balances each request over the current set) and its
+        // `redirect`, `trust_forwarded` and ACME answers.
+        let current = follow_current(&mut self.service, ctx);
+        let client = Client {
+            peer: self.peer,
+            tls: self.client.is_tls(),
+            port: self.port(),
+            trusted: self.service.spec.trusts(self.peer.ip()),
+        };
         // Requests the balancer answers itself, before any backend: ACME
         // challenges, then a redirecting service's requests (unless a
         // trusted proxy received them over https: proxied, no redirect
@@ -520,7 +522,7 @@ impl<S: Transport> HttpSession<S> {
         let local = match (self.service.acme.is_empty(), exchange::acme_token(pending)) {
             (false, Some(token)) => Some(Answer::acme(self.service.acme.get(token))),
             _ => self.service.spec.redirect.and_then(|port| {
-                let https_before = self.service.spec.trusts(self.peer.ip())
+                let https_before = client.trusted
                     && head
                         .forwarded_proto
                         .as_ref()
@@ -548,7 +550,13 @@ impl<S: Transport> HttpSession<S> {
             };
             return (stage, Flow::Progress);
         }
-        self.begin_request(ctx, head, s, since, parked)
+        if !current {
+            // The port serves something else now, or nothing: this
+            // connection belongs to a configuration that is gone.
+            let ex = Exchange::begin(head, &client, s, since, ctx.now);
+            return self.refuse(Status::Unavailable, Box::new(ex));
+        }
+        self.begin_request(ctx, head, s, since, parked, client)
     }
 
     /// A request head that cannot be served: 431, 501 or 400.
@@ -576,13 +584,8 @@ impl<S: Transport> HttpSession<S> {
         scratch: Scratch,
         since: Instant,
         parked: Option<Parked<S>>,
+        client: Client,
     ) -> Turn<S> {
-        let client = Client {
-            peer: self.peer,
-            tls: self.client.is_tls(),
-            port: self.port(),
-            trusted: self.service.spec.trusts(self.peer.ip()),
-        };
         let ex = Exchange::begin(head, &client, scratch, since, ctx.now);
         let ex = match ctx.exchanges.pop() {
             Some(mut spare) => {
@@ -591,19 +594,6 @@ impl<S: Transport> HttpSession<S> {
             }
             None => Box::new(ex),
         };
-        // Every request is balanced over the worker's current set, as
-        // HAProxy balances each request: a backend removed or marked down
-        // since the connection opened gets nothing more from it.
-        match ctx.current(self.port()) {
-            Some(cur) if cur.spec.kind == self.service.spec.kind => {
-                if !Arc::ptr_eq(cur, &self.service) {
-                    self.service = Arc::clone(cur);
-                }
-            }
-            // The port serves something else now, or nothing: this
-            // connection belongs to a configuration that is gone.
-            _ => return self.refuse(Status::Unavailable, ex),
-        }
         self.choose_backend(ctx, ex, parked)
     }
 
@@ -669,8 +659,7 @@ impl<S: Transport> HttpSession<S> {
             // A TLS connection cannot leave its session: its state is here.
             // Nor can a private one (a login on it). One to a backend that
             // left the set or went down is closed.
-            let private = self.logged_in;
-            if !conn.is_tls() && !private && is_current(ctx, self.port(), addr) {
+            if !conn.is_tls() && !self.logged_in && is_current(ctx, self.port(), addr) {
                 ctx.idle.put(ctx.net, addr, conn.into_stream(), ctx.now);
             }
         }
@@ -1458,6 +1447,21 @@ impl Outgoing<'_> {
     /// not all out, else how many body bytes went after it.
     fn body_written(&self, sent: usize) -> Option<usize> {
         sent.checked_sub(self.head_len())
+    }
+}
+
+/// Takes the current service of `service`'s port when it is still of
+/// the same kind: false when the port serves something else now, or
+/// nothing.
+fn follow_current<S>(service: &mut Arc<ServiceSnapshot>, ctx: &Ctx<'_, S>) -> bool {
+    match ctx.current(service.port()) {
+        Some(cur) if cur.spec.kind == service.spec.kind => {
+            if !Arc::ptr_eq(cur, service) {
+                *service = Arc::clone(cur);
+            }
+            true
+        }
+        _ => false,
     }
 }
 

@@ -349,7 +349,7 @@ fn is_listening(l: &std::net::TcpListener) -> io::Result<bool> {
 
 /// Sets or clears `FD_CLOEXEC` (cleared only on sockets handed to the next
 /// program by an upgrade).
-fn set_cloexec(fd: impl std::os::fd::AsFd, on: bool) -> io::Result<()> {
+pub(crate) fn set_cloexec(fd: impl std::os::fd::AsFd, on: bool) -> io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag};
     let flags = FdFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFD)?);
     let flags = if on {

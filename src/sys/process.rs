@@ -44,15 +44,13 @@ pub fn hostname() -> String {
 pub fn pass_fds(cmd: &mut std::process::Command, fds: Vec<std::os::fd::RawFd>) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec, where
-    // only async-signal-safe calls are allowed: it calls fcntl alone and
-    // allocates nothing (`fds` was allocated before the fork).
+    // only async-signal-safe calls are allowed: set_cloexec is two fcntl
+    // calls through nix and allocates nothing (`fds` was allocated before
+    // the fork). Each fd is open (the caller holds it) for the borrow.
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &fds {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                super::net::set_cloexec(std::os::fd::BorrowedFd::borrow_raw(fd), false)?;
             }
             Ok(())
         });

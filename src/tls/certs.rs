@@ -27,6 +27,12 @@ pub const SELF_SIGNED_KEY: &str = "selfsigned.key";
 #[derive(Debug)]
 struct Certs {
     default: Arc<CertifiedKey>,
+    /// What a handshake is served, by name (exact, or `*.domain`): the
+    /// provided certificates over ACME's, merged once per change so a
+    /// handshake looks in one map. An ACME name a provided certificate
+    /// covers (exactly or by wildcard) is left out: the provided one
+    /// wins for it.
+    served: HashMap<String, Arc<CertifiedKey>>,
     /// Lower-case names, `*.domain` for wildcards.
     by_name: HashMap<String, Arc<CertifiedKey>>,
     /// The operator's certificates (`STATE_DIR/certs`), by name as
@@ -71,11 +77,7 @@ impl CertStore {
     /// A store serving `default` to every handshake.
     pub fn new(default: Arc<CertifiedKey>) -> Arc<CertStore> {
         Arc::new(CertStore {
-            current: ArcSwap::from_pointee(Certs {
-                default,
-                by_name: HashMap::new(),
-                provided: HashMap::new(),
-            }),
+            current: ArcSwap::from_pointee(Certs::new(default, HashMap::new(), HashMap::new())),
             challenges: Mutex::new(HashMap::new()),
         })
     }
@@ -90,15 +92,13 @@ impl CertStore {
         for n in names {
             by_name.insert(n.to_ascii_lowercase(), Arc::clone(&key));
         }
-        self.current.store(Arc::new(Certs {
-            default: if as_default {
-                Arc::clone(&key)
-            } else {
-                Arc::clone(&old.default)
-            },
-            by_name,
-            provided: old.provided.clone(),
-        }));
+        let default = if as_default {
+            Arc::clone(&key)
+        } else {
+            Arc::clone(&old.default)
+        };
+        self.current
+            .store(Arc::new(Certs::new(default, by_name, old.provided.clone())));
     }
 
     /// Replaces every provided certificate at once (names lower-case,
@@ -106,11 +106,11 @@ impl CertStore {
     /// new set, handshakes under way keep the key they picked.
     pub fn set_provided(&self, provided: HashMap<String, Arc<CertifiedKey>>) {
         let old = self.current.load();
-        self.current.store(Arc::new(Certs {
-            default: Arc::clone(&old.default),
-            by_name: old.by_name.clone(),
+        self.current.store(Arc::new(Certs::new(
+            Arc::clone(&old.default),
+            old.by_name.clone(),
             provided,
-        }));
+        )));
     }
 
     /// Answers TLS-ALPN-01 for `name` with `key` until
@@ -146,8 +146,29 @@ impl CertStore {
     pub fn lookup(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
         let c = self.current.load();
         sni.map(str::to_ascii_lowercase)
-            .and_then(|n| find(&c.provided, &n).or_else(|| find(&c.by_name, &n)))
+            .and_then(|n| find(&c.served, &n))
             .unwrap_or_else(|| Arc::clone(&c.default))
+    }
+}
+
+impl Certs {
+    fn new(
+        default: Arc<CertifiedKey>,
+        by_name: HashMap<String, Arc<CertifiedKey>>,
+        provided: HashMap<String, Arc<CertifiedKey>>,
+    ) -> Certs {
+        let mut served: HashMap<String, Arc<CertifiedKey>> = by_name
+            .iter()
+            .filter(|(name, _)| !provided.keys().any(|p| covers(p, name)))
+            .map(|(n, k)| (n.clone(), Arc::clone(k)))
+            .collect();
+        served.extend(provided.iter().map(|(n, k)| (n.clone(), Arc::clone(k))));
+        Certs {
+            default,
+            served,
+            by_name,
+            provided,
+        }
     }
 }
 
@@ -160,19 +181,28 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
+/// The certificates in PEM text, in order (none is not an error here).
+pub fn pem_chain(
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, rustls::pki_types::pem::Error> {
+    CertificateDer::pem_slice_iter(pem).collect()
+}
+
+/// A private key as the TLS provider signs with it.
+pub fn signing_key(
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+    super::config::provider().key_provider.load_private_key(key)
+}
+
 /// A certified key from PEM text: the chain (leaf first) and its key.
 pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("certificate PEM: {e}"))?;
+    let chain = pem_chain(cert_pem).map_err(|e| format!("certificate PEM: {e}"))?;
     if chain.is_empty() {
         return Err("no certificate in the PEM".to_owned());
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("key PEM: {e}"))?;
-    let signing = super::config::provider()
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| format!("key: {e}"))?;
+    let signing = signing_key(key).map_err(|e| format!("key: {e}"))?;
     Ok(Arc::new(CertifiedKey::new(chain, signing)))
 }
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use rustls::sign::CertifiedKey;
 
 /// The directory, in the state directory.
@@ -179,8 +179,7 @@ fn check_key_file(path: &Path) -> Result<(), ProvidedError> {
 /// key): the chain, the key's privacy, the key against the leaf, the names.
 pub fn load(pem: &Path) -> Result<Provided, ProvidedError> {
     let text = std::fs::read(pem).map_err(|e| ProvidedError::Io(pem.to_owned(), e))?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&text)
-        .collect::<Result<_, _>>()
+    let chain = super::certs::pem_chain(&text)
         .map_err(|e| ProvidedError::CertPem(pem.to_owned(), e.to_string()))?;
     if chain.is_empty() {
         return Err(ProvidedError::NoCertificate(pem.to_owned()));
@@ -208,10 +207,8 @@ pub fn load(pem: &Path) -> Result<Provided, ProvidedError> {
     if key_file == pem {
         check_key_file(pem)?;
     }
-    let signing = super::config::provider()
-        .key_provider
-        .load_private_key(key)
-        .map_err(|_| ProvidedError::BadKey(key_file.clone()))?;
+    let signing =
+        super::certs::signing_key(key).map_err(|_| ProvidedError::BadKey(key_file.clone()))?;
     let certified = CertifiedKey::new(chain, signing);
     match certified.keys_match() {
         // ring's keys all know their public half; "unknown" cannot happen,

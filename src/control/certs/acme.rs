@@ -223,6 +223,14 @@ pub fn plan(
     }
 }
 
+/// An authorization's name, for logs and for matching its challenge.
+fn identifier_name(id: &Identifier) -> String {
+    match id {
+        Identifier::Dns(n) => n.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// The library's name for a challenge kind.
 fn challenge_type(kind: ChallengeKind) -> ChallengeType {
     match kind {
@@ -736,10 +744,7 @@ impl Manager<'_> {
                 s => return Err(OrderError::at(OrderStep::Invalid)(format!("{s:?}"))),
             }
             pending += 1;
-            let name = match a.identifier().identifier {
-                Identifier::Dns(n) => n.clone(),
-                other => format!("{other:?}"),
-            };
+            let name = identifier_name(a.identifier().identifier);
             let offers = |t: ChallengeType| a.challenges.iter().any(|c| c.r#type == t);
             let this = if offers(challenge_type(kind)) {
                 kind
@@ -795,10 +800,7 @@ impl Manager<'_> {
                 if a.status != AuthorizationStatus::Pending {
                     continue;
                 }
-                let name = match &a.identifier().identifier {
-                    Identifier::Dns(n) => n.clone(),
-                    other => format!("{other:?}"),
-                };
+                let name = identifier_name(a.identifier().identifier);
                 let this = chosen
                     .iter()
                     .find(|(n, _)| *n == name)

@@ -124,6 +124,21 @@ pub struct EmulatedPort {
     wake: EventFd,
     table: Mutex<Table>,
     user: Mutex<VecDeque<(i32, usize)>>,
+    /// `port_getn`'s epoll buffer, kept between calls (one per port, as
+    /// each worker polls its own).
+    ready: Mutex<Vec<EpollEvent>>,
+}
+
+/// Whether `fd` is a socket (sockfs reports its events its own way).
+fn kind_of(fd: RawFd) -> Result<Kind, Errno> {
+    let st = fstat(borrow(fd)?)?;
+    Ok(
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK {
+            Kind::Socket
+        } else {
+            Kind::Other
+        },
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -169,33 +184,34 @@ impl EmulatedPort {
             wake,
             table: Mutex::new(Table::default()),
             user: Mutex::new(VecDeque::new()),
+            ready: Mutex::new(Vec::new()),
         })
     }
 
     /// `port_associate(port, PORT_SOURCE_FD, fd, events, user)`.
     pub fn associate(&self, fd: RawFd, events: i32, user: usize) -> Result<(), Errno> {
-        let st = fstat(borrow(fd)?)?;
-        let kind = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK {
-            Kind::Socket
-        } else {
-            Kind::Other
-        };
         let mut t = lock(&self.table);
         let gen = t.next_gen;
         t.next_gen = t.next_gen.wrapping_add(1);
         let ev = EpollEvent::new(epoll_flags(events), data(fd, gen));
         let known = t.by_fd.get(&fd).copied();
-        let r = match known {
+        // The file's kind is looked up only for a file new here: a
+        // re-association (one per event) is one epoll_ctl, as illumos's is
+        // one port_associate.
+        let (r, kind) = match known {
             // In the epoll set (armed or spent): modify, unless the file
             // was closed and the number reused (ENOENT: a new file).
-            Some(_) => match self.epoll.modify(borrow(fd)?, &mut ev.clone()) {
-                Err(Errno::ENOENT) => self.epoll.add(borrow(fd)?, ev),
-                r => r,
+            Some(a) => match self.epoll.modify(borrow(fd)?, &mut ev.clone()) {
+                Err(Errno::ENOENT) => (self.epoll.add(borrow(fd)?, ev), kind_of(fd)?),
+                r => (r, a.kind),
             },
-            None => match self.epoll.add(borrow(fd)?, ev) {
-                Err(Errno::EEXIST) => self.epoll.modify(borrow(fd)?, &mut ev.clone()),
-                r => r,
-            },
+            None => {
+                let r = match self.epoll.add(borrow(fd)?, ev) {
+                    Err(Errno::EEXIST) => self.epoll.modify(borrow(fd)?, &mut ev.clone()),
+                    r => r,
+                };
+                (r, kind_of(fd)?)
+            }
         };
         r?;
         stats::bump(|c: &Counters| &c.associate, 1);
@@ -280,7 +296,8 @@ impl EmulatedPort {
             return Err(Errno::EINVAL);
         }
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut ready = vec![EpollEvent::empty(); max.min(1024)];
+        let mut ready = lock(&self.ready);
+        ready.resize(max.min(1024), EpollEvent::empty());
         let mut first = true;
         let r = loop {
             self.take_user(out, max);
