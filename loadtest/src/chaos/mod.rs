@@ -1,0 +1,2 @@
+pub mod haproxy;
+pub mod spec;

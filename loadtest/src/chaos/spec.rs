@@ -1,0 +1,64 @@
+//! What the soak builds: its services and their backends, shared by the
+//! moirai and HAProxy sides so both balance exactly the same thing.
+
+use std::net::SocketAddr;
+
+/// A service type, as the portmap names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceKind {
+    Http,
+    HttpsHttp,
+    Https,
+    Tcp,
+    TcpProxyV2,
+}
+
+impl ServiceKind {
+    /// The portmap's word for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            ServiceKind::Http => "http",
+            ServiceKind::HttpsHttp => "https-http",
+            ServiceKind::Https => "https",
+            ServiceKind::Tcp => "tcp",
+            ServiceKind::TcpProxyV2 => "tcp-proxy-v2",
+        }
+    }
+
+    /// Whether the balancer speaks HTTP on it (and so can health-check
+    /// with `GET` and answer 503).
+    pub fn is_http(self) -> bool {
+        matches!(
+            self,
+            ServiceKind::Http | ServiceKind::HttpsHttp | ServiceKind::Https
+        )
+    }
+
+    /// Whether clients speak TLS to the balancer.
+    pub fn client_tls(self) -> bool {
+        matches!(self, ServiceKind::HttpsHttp | ServiceKind::Https)
+    }
+}
+
+/// Where a service's backends come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Fixed addresses, one portmap entry each.
+    Ip(Vec<SocketAddr>),
+    /// A CNS name's A records, all on one port.
+    Cns { name: String, port: u16 },
+}
+
+/// One service of the soak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// A short label for reports (`web`, `api`, ...).
+    pub label: &'static str,
+    pub kind: ServiceKind,
+    /// The balancer's listening port (on 127.0.0.1).
+    pub listen: u16,
+    pub target: Target,
+    /// HTTP health-check path (`check:` in the portmap); TCP connect
+    /// checks without it.
+    pub check: Option<String>,
+}
