@@ -14,6 +14,7 @@
 mod affinity;
 mod backend;
 mod cgroup;
+mod chaos;
 mod chart;
 mod compare;
 mod gen;
@@ -234,6 +235,23 @@ enum Command {
         #[arg(required = true)]
         reports: Vec<PathBuf>,
     },
+    /// The chaos soak's backend: simple, stateless, killed and restarted
+    /// by the soak (which starts it; not for use by hand).
+    #[command(hide = true)]
+    ChaosBackend {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Named in every answer.
+        #[arg(long)]
+        name: String,
+        /// What to do with connections.
+        #[arg(long, value_enum)]
+        kind: chaos::backend::BackendKind,
+        /// `GET /health` answers 503 while this file exists.
+        #[arg(long)]
+        health_file: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -247,6 +265,15 @@ fn main() -> ExitCode {
         } => match backend::run(listen, kind, body_size, body, report_proxy) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("backend: {e}")),
+        },
+        Command::ChaosBackend {
+            listen,
+            name,
+            kind,
+            health_file,
+        } => match chaos::backend::run(listen, name, kind, health_file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("chaos-backend: {e}")),
         },
         Command::Run {
             target,
