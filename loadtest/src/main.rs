@@ -14,8 +14,6 @@
 mod affinity;
 mod backend;
 mod cgroup;
-// Not wired to a command yet; the `chaos` subcommand lands separately.
-#[allow(dead_code)]
 mod chaos;
 mod chart;
 mod compare;
@@ -169,6 +167,36 @@ enum Command {
         #[arg(long)]
         rate: Option<f64>,
     },
+    /// Everything at once: load on five services while backends die,
+    /// DNS flaps, the metadata changes and the balancer is refreshed and
+    /// upgraded; every failure classified (docs/RELIABILITY.md).
+    Chaos {
+        /// How long the load and the chaos last (`60`, `3m` is not
+        /// accepted: seconds, or `180s`).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Seeds the schedule of faults and the clients' choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// `moirai`, `haproxy` or both (one after the other, same seed).
+        #[arg(long, value_delimiter = ',', default_value = "moirai")]
+        systems: Vec<String>,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Keep the run's files (logs, configs) in this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Multiplies every client class's rate.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// The moirai binary [default: next to loadtest].
+        #[arg(long)]
+        moirai: Option<PathBuf>,
+        /// The HAProxy binary.
+        #[arg(long, default_value = "/usr/sbin/haproxy")]
+        haproxy: PathBuf,
+    },
     /// Millions of short connections through each balancer, its memory
     /// sampled as they pass (does it plateau?).
     Soak {
@@ -237,6 +265,23 @@ enum Command {
         #[arg(required = true)]
         reports: Vec<PathBuf>,
     },
+    /// The chaos soak's backend: simple, stateless, killed and restarted
+    /// by the soak (which starts it; not for use by hand).
+    #[command(hide = true)]
+    ChaosBackend {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Named in every answer.
+        #[arg(long)]
+        name: String,
+        /// What to do with connections.
+        #[arg(long, value_enum)]
+        kind: chaos::backend::BackendKind,
+        /// `GET /health` answers 503 while this file exists.
+        #[arg(long)]
+        health_file: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -250,6 +295,15 @@ fn main() -> ExitCode {
         } => match backend::run(listen, kind, body_size, body, report_proxy) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("backend: {e}")),
+        },
+        Command::ChaosBackend {
+            listen,
+            name,
+            kind,
+            health_file,
+        } => match chaos::backend::run(listen, name, kind, health_file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("chaos-backend: {e}")),
         },
         Command::Run {
             target,
@@ -398,6 +452,65 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Chaos {
+            duration,
+            seed,
+            systems,
+            json,
+            dir,
+            scale,
+            moirai,
+            haproxy,
+        } => {
+            let mut names = Vec::new();
+            for s in &systems {
+                match s.as_str() {
+                    "moirai" => names.push("moirai"),
+                    "haproxy" => names.push("haproxy"),
+                    other => return fail(&format!("--systems: {other:?} is not moirai or haproxy")),
+                }
+            }
+            let moirai = match moirai {
+                Some(p) => p,
+                None => match std::env::current_exe() {
+                    Ok(exe) => exe.with_file_name("moirai"),
+                    Err(e) => return fail(&format!("finding moirai: {e}")),
+                },
+            };
+            if names.contains(&"moirai") && !moirai.exists() {
+                return fail(&format!(
+                    "no moirai at {}: build it (cargo build -p moirai) or pass --moirai",
+                    moirai.display()
+                ));
+            }
+            let opts = chaos::ChaosOptions {
+                duration,
+                seed,
+                systems: names,
+                moirai,
+                haproxy,
+                dir,
+                scale,
+            };
+            match chaos::run(&opts) {
+                Ok(report) => {
+                    chaos::print(&report);
+                    if let Some(p) = json {
+                        if let Err(e) =
+                            std::fs::write(&p, serde_json::to_string_pretty(&report).expect("json"))
+                        {
+                            return fail(&format!("writing {}: {e}", p.display()));
+                        }
+                    }
+                    if chaos::passed(&report) {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => fail(&e),
             }
         }
         Command::Chart {

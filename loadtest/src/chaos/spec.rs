@@ -14,17 +14,6 @@ pub enum ServiceKind {
 }
 
 impl ServiceKind {
-    /// The portmap's word for it.
-    pub fn word(self) -> &'static str {
-        match self {
-            ServiceKind::Http => "http",
-            ServiceKind::HttpsHttp => "https-http",
-            ServiceKind::Https => "https",
-            ServiceKind::Tcp => "tcp",
-            ServiceKind::TcpProxyV2 => "tcp-proxy-v2",
-        }
-    }
-
     /// Whether the balancer speaks HTTP on it (and so can health-check
     /// with `GET` and answer 503).
     pub fn is_http(self) -> bool {

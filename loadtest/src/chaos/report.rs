@@ -1,0 +1,364 @@
+//! The verdict: every failure classified against the soak's own evidence
+//! (its event log, the balancer's status each second, which clients
+//! misbehaved), resources first minute against last, and a table.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{json, Value};
+
+use super::clients::Failure;
+use super::events::{Event, Kind};
+use super::{ChaosOptions, Run, Sample};
+
+/// RSS may grow by this fraction plus [`RSS_SLACK_KIB`] and still be flat.
+const RSS_GROWTH: f64 = 0.10;
+const RSS_SLACK_KIB: u64 = 2048;
+/// File descriptors may differ by this many and still be flat.
+const FD_SLACK: u64 = 16;
+
+/// Why a failure was expected, or None.
+fn expected(f: &Failure, run: &Run) -> Option<String> {
+    if f.misbehaving {
+        return Some("client misbehaved".into());
+    }
+    // In flight on a backend of its service at the moment that backend's
+    // process was killed or stopped.
+    if let Some(e) = run.events.iter().find(|e| {
+        e.kind.ends_backend() && e.service == Some(f.service) && e.t >= f.start && e.t <= f.end
+    }) {
+        return Some(format!(
+            "in flight on {} when it was {} at {:.3}s",
+            e.target,
+            if e.kind == Kind::BackendKill { "killed" } else { "stopped" },
+            e.t
+        ));
+    }
+    // Its service had no backend up: by the balancer's own status ...
+    let port = run.ports.get(f.service).copied().unwrap_or(0);
+    if let Some(s) = run
+        .samples
+        .iter()
+        .find(|s| s.t >= f.start - 1.0 && s.t <= f.end + 1.0 && s.up.get(&port) == Some(&0))
+    {
+        return Some(format!("{} had no backend up (status at {:.1}s)", f.service, s.t));
+    }
+    // ... or by the event log: every backend's process gone.
+    if every_backend_gone(run, f.service, f.end) {
+        return Some(format!("every backend of {} was down (event log)", f.service));
+    }
+    None
+}
+
+/// Whether every backend process of `service` was gone at `t`.
+fn every_backend_gone(run: &Run, service: &str, t: f64) -> bool {
+    let Some(members) = run.members.get(service) else {
+        return false;
+    };
+    members.iter().all(|name| {
+        run.events
+            .iter()
+            .filter(|e| e.t <= t && &e.target == name)
+            .filter(|e| e.kind.ends_backend() || e.kind == Kind::BackendStart)
+            .last()
+            .is_some_and(|e| e.kind.ends_backend())
+    })
+}
+
+/// The events in force around a failure: the latest one before it ended
+/// names its cause in the per-event counts.
+fn nearby<'a>(f: &Failure, events: &'a [Event]) -> Vec<&'a Event> {
+    events
+        .iter()
+        .filter(|e| e.t >= f.start - 3.0 && e.t <= f.end + 0.5)
+        .collect()
+}
+
+/// Digits to `N`, so repeated log lines group.
+fn shape(line: &str) -> String {
+    let mut out = String::new();
+    let mut digit = false;
+    for c in line.chars() {
+        if c.is_ascii_digit() {
+            if !digit {
+                out.push('N');
+            }
+            digit = true;
+        } else {
+            digit = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Access-log lines by client port (moirai's evidence for a failure:
+/// backend, timers and termination state).
+fn access_by_port(run: &Run) -> HashMap<u16, Vec<String>> {
+    let mut by = HashMap::new();
+    let Some(text) = run
+        .access_log
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    else {
+        return by;
+    };
+    for line in text.lines() {
+        if let Some(port) = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("127.0.0.1:"))
+            .and_then(|p| p.parse::<u16>().ok())
+        {
+            by.entry(port).or_insert_with(Vec::new).push(line.to_owned());
+        }
+    }
+    by
+}
+
+fn window(samples: &[Sample], from: f64, to: f64) -> Vec<&Sample> {
+    samples.iter().filter(|s| s.t >= from && s.t < to).collect()
+}
+
+/// One system's report.
+fn one(run: &Run) -> Value {
+    let access = access_by_port(run);
+    let mut unexpected = Vec::new();
+    let mut expected_n = 0u64;
+    let mut by_cause: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut by_event: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut expected_list = Vec::new();
+    for f in &run.failures {
+        let near = nearby(f, &run.events);
+        let evidence = access.get(&f.local_port).cloned().unwrap_or_default();
+        let entry = json!({
+            "service": f.service,
+            "class": f.class,
+            "start_s": (f.start * 1000.0).round() / 1000.0,
+            "end_s": (f.end * 1000.0).round() / 1000.0,
+            "cause": f.cause,
+            "client_port": f.local_port,
+            "access_log": evidence.iter().rev().take(2).collect::<Vec<_>>(),
+            "events": near.iter().map(|e| format!("{:.3}s {} {} {}", e.t, e.kind.name(), e.target, e.detail)).collect::<Vec<_>>(),
+        });
+        match expected(f, run) {
+            Some(why) => {
+                expected_n += 1;
+                *by_cause.entry("expected").or_default().entry(why.split(" at ").next().unwrap_or("").split(" (").next().unwrap_or("").to_owned()).or_default() += 1;
+                if expected_list.len() < 40 {
+                    let mut e = entry;
+                    e["why"] = json!(why);
+                    expected_list.push(e);
+                }
+            }
+            None => {
+                *by_cause.entry("unexpected").or_default().entry(format!("{}/{}: {}", f.service, f.class, f.cause)).or_default() += 1;
+                let kind = near.last().map_or("none", |e| e.kind.name());
+                *by_event.entry(kind).or_default() += 1;
+                unexpected.push(entry);
+            }
+        }
+    }
+    let mut services: BTreeMap<&str, BTreeMap<&str, Value>> = BTreeMap::new();
+    let (mut requests, mut ok, mut retried) = (0u64, 0u64, 0u64);
+    for ((svc, class), t) in &run.tally {
+        requests += t.ok + t.failed;
+        ok += t.ok;
+        retried += t.retried;
+        services
+            .entry(svc)
+            .or_default()
+            .insert(class, json!({"ok": t.ok, "failed": t.failed, "retried": t.retried}));
+    }
+    let first = window(&run.samples, 0.0, 60.0);
+    let last = window(&run.samples, run.duration - 60.0, run.duration + 1.0);
+    let max = |w: &[&Sample], f: fn(&Sample) -> u64| w.iter().map(|s| f(s)).max().unwrap_or(0);
+    let rss = (max(&first, |s| s.rss_kib), max(&last, |s| s.rss_kib));
+    let fds = (max(&first, |s| s.fds), max(&last, |s| s.fds));
+    let threads = (max(&first, |s| s.threads), max(&last, |s| s.threads));
+    let flat = rss.1 as f64 <= rss.0 as f64 * (1.0 + RSS_GROWTH) + RSS_SLACK_KIB as f64
+        && fds.1 <= fds.0 + FD_SLACK
+        && threads.1 <= threads.0;
+    let cpu = match (run.samples.first(), run.samples.last()) {
+        (Some(a), Some(b)) if b.t > a.t => (b.cpu_s - a.cpu_s) / (b.t - a.t) * 100.0,
+        _ => 0.0,
+    };
+    let panics = run.log.lines().filter(|l| l.contains("panicked")).count();
+    let mut levels: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
+    for l in run.log.lines() {
+        let level = l.split_whitespace().nth(1).unwrap_or("");
+        if level == "ERROR" || level == "WARN" {
+            let msg = l.split_once(level).map_or(l, |(_, m)| m).trim();
+            let msg: String = shape(msg).chars().take(160).collect();
+            *levels.entry(if level == "ERROR" { "error" } else { "warn" }).or_default().entry(msg).or_default() += 1;
+        }
+    }
+    let mut events: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in &run.events {
+        *events.entry(e.kind.name()).or_default() += 1;
+    }
+    // What was lost within 3 s after each reload-like event.
+    let reloads: Vec<f64> = run
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                Kind::Refresh | Kind::Upgrade | Kind::MetadataValid | Kind::MetadataInvalid | Kind::MetadataRestore
+            )
+        })
+        .map(|e| e.t)
+        .collect();
+    let around_reloads = run
+        .failures
+        .iter()
+        .filter(|f| !f.misbehaving && reloads.iter().any(|&t| f.end >= t && f.end <= t + 3.0))
+        .count();
+    let real_failures = run.failures.iter().filter(|f| !f.misbehaving).count() as f64;
+    let status_at_end = run.status_at_end.as_ref().map(|s| json!({
+        "generation": s["generation"],
+        "metadata_error": s["metadata_error"],
+        "services": s["services"].as_array().map(|v| v.iter().map(|svc| json!({
+            "service": svc["service"],
+            "connections": svc["connections"],
+            "responses": svc["responses"],
+            "backends": svc["backends"].as_array().map(|b| b.iter().map(|b| format!("{} {}", b["address"].as_str().unwrap_or(""), b["state"].as_str().unwrap_or(""))).collect::<Vec<_>>()),
+        })).collect::<Vec<_>>()),
+        "certificates": s["certificates"],
+        }));
+    let event_log: Vec<String> = run.events.iter().map(|e| format!("{:.3}s {} {} {}", e.t, e.kind.name(), e.target, e.detail)).collect();
+    let error_log_tail: Vec<&str> = run.errors_log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+    let per_100k = |n: f64| if requests == 0 { 0.0 } else { (n * 100_000.0 / requests as f64 * 10.0).round() / 10.0 };
+    json!({
+        "system": run.system,
+        "duration_s": run.duration.round(),
+        "requests": requests,
+        "ok": ok,
+        "retried_on_closed_keepalive": retried,
+        "unexpected_failures": unexpected.len(),
+        "expected_failures": expected_n,
+        "failures_per_100k": per_100k(real_failures),
+        "unexpected_per_100k": per_100k(unexpected.len() as f64),
+        "lost_around_reloads": around_reloads,
+        "reload_like_events": reloads.len(),
+        "rss_kib_first_minute": rss.0,
+        "rss_kib_last_minute": rss.1,
+        "fds_first_minute": fds.0,
+        "fds_last_minute": fds.1,
+        "threads_first_minute": threads.0,
+        "threads_last_minute": threads.1,
+        "flat": flat,
+        "cpu_percent_of_one_core": (cpu * 10.0).round() / 10.0,
+        "panics": panics,
+        "log": levels,
+        "services": services,
+        "failures_by_cause": by_cause,
+        "unexpected_by_event": by_event,
+        "unexpected": unexpected.iter().take(200).collect::<Vec<_>>(),
+        "expected_examples": expected_list,
+        "events": events,
+        "event_log": event_log,
+        "metrics_scrapes": {"ok": run.scrapes.0, "failed": run.scrapes.1},
+        "syslog_lines_received": run.syslog_lines,
+        "connections_closed_after_load_s": run.drained_after.map(|d| (d * 10.0).round() / 10.0),
+        "connections_open_at_end": run.open_at_end,
+        "error_log_tail": error_log_tail,
+        "status_at_end": status_at_end,
+    })
+}
+
+/// The whole report: the system under test's figures at the top level
+/// (moirai's when it ran), each system's in `systems`.
+pub fn combine(opts: &ChaosOptions, runs: &[Run]) -> Value {
+    let each: Vec<Value> = runs.iter().map(one).collect();
+    let main = each
+        .iter()
+        .find(|r| r["system"] == "moirai")
+        .or(each.first())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let pick = |k: &str| main.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "seed": opts.seed,
+        "duration_s": opts.duration.as_secs_f64(),
+        "system": pick("system"),
+        "unexpected_failures": pick("unexpected_failures"),
+        "expected_failures": pick("expected_failures"),
+        "requests": pick("requests"),
+        "rss_kib_first_minute": pick("rss_kib_first_minute"),
+        "rss_kib_last_minute": pick("rss_kib_last_minute"),
+        "fds_first_minute": pick("fds_first_minute"),
+        "fds_last_minute": pick("fds_last_minute"),
+        "flat": pick("flat"),
+        "panics": pick("panics"),
+        "systems": each,
+    })
+}
+
+/// Whether the run met the goals: no unexpected failure, no panic, flat.
+pub fn passed(report: &Value) -> bool {
+    report["unexpected_failures"] == 0 && report["panics"] == 0 && report["flat"] == true
+}
+
+/// The readable table.
+pub fn print(report: &Value) {
+    for r in report["systems"].as_array().into_iter().flatten() {
+        println!(
+            "\n== {} ({} s, seed {})",
+            r["system"].as_str().unwrap_or("?"),
+            r["duration_s"],
+            report["seed"]
+        );
+        println!("{:<9} {:<16} {:>9} {:>7} {:>7}", "service", "class", "ok", "failed", "retried");
+        for (svc, classes) in r["services"].as_object().into_iter().flatten() {
+            for (class, t) in classes.as_object().into_iter().flatten() {
+                println!(
+                    "{:<9} {:<16} {:>9} {:>7} {:>7}",
+                    svc, class, t["ok"], t["failed"], t["retried"]
+                );
+            }
+        }
+        println!(
+            "requests {}  unexpected {}  expected {}  failures/100k {}  lost around {} reloads: {}",
+            r["requests"],
+            r["unexpected_failures"],
+            r["expected_failures"],
+            r["failures_per_100k"],
+            r["reload_like_events"],
+            r["lost_around_reloads"]
+        );
+        for (kind, causes) in r["failures_by_cause"].as_object().into_iter().flatten() {
+            for (cause, n) in causes.as_object().into_iter().flatten() {
+                println!("  {kind:<10} {n:>6}  {cause}");
+            }
+        }
+        if let Some(u) = r["unexpected"].as_array() {
+            for f in u.iter().take(15) {
+                println!("  UNEXPECTED {}", f);
+            }
+        }
+        println!(
+            "RSS KiB first/last minute {}/{}  fds {}/{}  threads {}/{}  flat {}  CPU {}% of a core  panics {}",
+            r["rss_kib_first_minute"],
+            r["rss_kib_last_minute"],
+            r["fds_first_minute"],
+            r["fds_last_minute"],
+            r["threads_first_minute"],
+            r["threads_last_minute"],
+            r["flat"],
+            r["cpu_percent_of_one_core"],
+            r["panics"]
+        );
+        println!(
+            "events {}  metrics scrapes {}  syslog lines {}  connections closed {}s after the load",
+            r["events"], r["metrics_scrapes"], r["syslog_lines_received"], r["connections_closed_after_load_s"]
+        );
+        for (level, msgs) in r["log"].as_object().into_iter().flatten() {
+            for (m, n) in msgs.as_object().into_iter().flatten() {
+                println!("  log {level} x{n}: {m}");
+            }
+        }
+    }
+    println!(
+        "\nverdict: {}",
+        if passed(report) { "PASS" } else { "FAIL" }
+    );
+}
