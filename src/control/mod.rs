@@ -222,6 +222,8 @@ struct Control {
     /// The program running, and its identity when it started, to notice
     /// a new binary at refresh.
     exe: Option<(PathBuf, (u64, u64, i64))>,
+    /// `--state-dir`.
+    state_dir: PathBuf,
 }
 
 /// What the loop polls besides the subsystems' own sockets.
@@ -371,7 +373,17 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
             reports,
             (inherited_n > 0).then(|| Instant::now() + UPGRADE_HOLD),
         ),
-        dns: dns::Discovery::new(dns_watcher),
+        dns: {
+            let mut d = dns::Discovery::new(dns_watcher);
+            let carried = dns::carry::path(&opts.state_dir);
+            if inherited_n > 0 {
+                d.adopt_from(&carried);
+            } else {
+                // Not an upgrade: a leftover of one that failed.
+                let _ = std::fs::remove_file(&carried);
+            }
+            d
+        },
         certs: certs::Certificates::new(
             opts.state_dir.clone(),
             opts.ca_file.clone(),
@@ -407,6 +419,7 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         exe: std::env::current_exe()
             .ok()
             .and_then(|p| commands::exe_identity(&p).map(|id| (p, id))),
+        state_dir: opts.state_dir.clone(),
     };
     let status = match status::StatusServer::bind(
         &opts.state_dir,
@@ -1037,6 +1050,7 @@ impl Control {
             "upgrade: {n} listeners handed over; executing {}",
             path.display()
         );
+        self.dns.carry_to(&dns::carry::path(&self.state_dir));
         // The control socket is closed on exec; the next program binds it
         // again. `path` is absolute: no PATH search, and no shell.
         use std::os::unix::process::CommandExt;

@@ -177,6 +177,58 @@ fn with_dns_down_traffic_goes_to_the_last_good_set() {
     assert_eq!(roundtrip(&mut c, b"ok").unwrap(), b"ok");
 }
 
+/// `moirai upgrade` while the nameserver is down: the new program starts
+/// with the old one's last good answers, not with none (503 until DNS came
+/// back, found by the chaos soak).
+#[test]
+fn an_upgrade_with_dns_down_keeps_the_last_good_set() {
+    let a = HttpBackend::start("127.0.0.2:0", |_| ok("up"));
+    let mut dns = Dns::start(&[host("web.svc", "127.0.0.2")]);
+    let port = free_port();
+    let m = Moirai::start(
+        &metadata(&format!("http://{port}:web.svc.{ZONE}:{}", a.port())),
+        "",
+        &["--nameserver", &dns.nameserver(), "--max-ttl", "1s"],
+    );
+    let start = Instant::now();
+    while Client::connect(local(port))
+        .exchange(&get("/"))
+        .map(|r| r.status)
+        != Some(200)
+    {
+        assert!(start.elapsed() < SECS(10), "never served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    dns.stop();
+    m.wait_log("keeping the last good set", SECS(10));
+    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
+        .args(["upgrade", "--state-dir"])
+        .arg(m.dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    m.wait_log("listening sockets inherited", SECS(10));
+    m.wait_log("upgrade: every backend checked", SECS(10));
+    // Several TTLs with DNS still down: every request served.
+    let start = Instant::now();
+    while start.elapsed() < SECS(2) {
+        let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+        assert_eq!(r.status, 200, "{}", m.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        m.log_text()
+            .contains("DNS answers carried over from the previous program"),
+        "{}",
+        m.log_text()
+    );
+    assert!(!m.dir.join("state").join("dns-carry.json").exists());
+}
+
 #[test]
 fn nxdomain_empties_the_set_and_recovery_refills_it() {
     let a = HttpBackend::start("127.0.0.2:0", |_| ok("up"));

@@ -7,13 +7,16 @@
 //!   reports changes to the control loop.
 //! - [`Discovery`]: the control loop's side: which names to watch, the last
 //!   good answer of each, and why a name has none.
+//! - [`carry`]: the last good answers, carried over an upgrade.
 
+pub mod carry;
 pub mod resolver;
 pub mod watcher;
 pub mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::SystemTime;
 
 use super::hosts::Hosts;
@@ -126,12 +129,75 @@ impl Discovery {
         if targets != self.watched {
             w.watch(targets.clone());
             self.watched = targets;
-            let watched = &self.watched;
-            self.found.good.retain(|t, _| watched.contains(t));
-            self.found.empty.retain(|t, _| watched.contains(t));
-            self.found.errors.retain(|t, _| watched.contains(t));
-            self.counts.retain(|t, _| watched.contains(t));
         }
+        // Always, not only on a change: answers carried over an upgrade
+        // ([`Discovery::adopt_from`]) for names no longer watched go at
+        // the first configuration even when it watches nothing.
+        let watched = &self.watched;
+        self.found.good.retain(|t, _| watched.contains(t));
+        self.found.empty.retain(|t, _| watched.contains(t));
+        self.found.errors.retain(|t, _| watched.contains(t));
+        self.counts.retain(|t, _| watched.contains(t));
+        self.answered.retain(|t, _| watched.contains(t));
+    }
+
+    /// Writes the last good answers to `path` (see [`carry`]), for the
+    /// program an upgrade executes; a failure is logged, and that program
+    /// then starts with no answers, as before.
+    pub fn carry_to(&self, path: &Path) {
+        if self.watcher.is_none() {
+            return;
+        }
+        let text = carry::encode(&self.found.good, &self.answered, SystemTime::now());
+        match crate::state::write_private(path, text.as_bytes()) {
+            Ok(()) => log::info!(
+                "upgrade: {} last good DNS answers carried in {}",
+                self.found.good.len(),
+                path.display()
+            ),
+            Err(e) => log::warn!(
+                "upgrade: cannot carry the last good DNS answers in {}: {e}; the new program starts without them",
+                path.display()
+            ),
+        }
+    }
+
+    /// Takes the answers the previous program carried to `path` (and
+    /// removes the file), as last good answers: the first build has their
+    /// backends, as if they had just been received, until the watcher's
+    /// own answers replace them. Names the configuration does not watch
+    /// go at the first [`Discovery::watch`]. A file older than
+    /// [`carry::MAX_AGE`] is a leftover and ignored; one that cannot be
+    /// read is logged and ignored.
+    pub fn adopt_from(&mut self, path: &Path) {
+        let carried = match carry::take(path) {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!(
+                    "upgrade: ignoring the DNS answers carried in {}: {e}",
+                    path.display()
+                );
+                return;
+            }
+        };
+        if self.watcher.is_none() {
+            return;
+        }
+        if !carried.fresh(SystemTime::now()) {
+            log::warn!(
+                "upgrade: ignoring the DNS answers carried in {}: written more than {} s ago",
+                path.display(),
+                carry::MAX_AGE.as_secs()
+            );
+            return;
+        }
+        let n = carried.names.len();
+        for c in carried.names {
+            self.answered.insert(c.target.clone(), c.answered);
+            self.found.good.insert(c.target, c.backends);
+        }
+        log::info!("upgrade: {n} last good DNS answers carried over from the previous program");
     }
 
     /// Takes the discovery thread's answers; true when what is usable
