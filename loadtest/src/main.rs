@@ -469,7 +469,9 @@ fn main() -> ExitCode {
                 match s.as_str() {
                     "moirai" => names.push("moirai"),
                     "haproxy" => names.push("haproxy"),
-                    other => return fail(&format!("--systems: {other:?} is not moirai or haproxy")),
+                    other => {
+                        return fail(&format!("--systems: {other:?} is not moirai or haproxy"))
+                    }
                 }
             }
             let moirai = match moirai {

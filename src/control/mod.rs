@@ -66,6 +66,14 @@ const UPGRADE_HOLD: Duration = Duration::from_secs(5);
 const LEND_WAIT: Duration = Duration::from_secs(1);
 /// How often the loop looks at a pre-flight under way.
 const PREFLIGHT_TICK: Duration = Duration::from_millis(20);
+/// How long the workers get to give their listeners back at a hand-over.
+const HANDBACK_WAIT: Duration = Duration::from_secs(1);
+/// Names, to the upgraded program, the stand-in it must stop once it
+/// serves.
+const STANDIN_ENV: &str = "MOIRAI_STANDIN_PID";
+/// Tells a stand-in which process it stands in for: if that one dies
+/// (killed mid-upgrade), nothing would ever stop the stand-in.
+const STANDIN_OF_ENV: &str = "MOIRAI_STANDIN_OF";
 
 /// Everything `moirai run` configures.
 pub struct Options {
@@ -224,6 +232,16 @@ struct Control {
     exe: Option<(PathBuf, (u64, u64, i64))>,
     /// `--state-dir`.
     state_dir: PathBuf,
+    /// During an upgrade: the stand-in this program started to serve on
+    /// the listeners while its own connections drain.
+    standin: Option<std::process::Child>,
+    /// After an upgrade: the previous program's stand-in, to be told to
+    /// drain once this program serves (`Some(false)`) and reaped when it
+    /// has (`Some(true)`).
+    previous: Option<(u32, bool)>,
+    /// When this program is an upgrade's stand-in: the process it stands
+    /// in for (its parent).
+    standin_of: Option<u32>,
 }
 
 /// What the loop polls besides the subsystems' own sockets.
@@ -305,6 +323,18 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         workers
             .push(worker::spawn(id, listen.clone(), report_tx.clone()).map_err(RunError::Spawn)?);
     }
+    // The stand-in serving while the previous program drained (none when
+    // this program is the stand-in, or was started by hand).
+    let previous = std::env::var(STANDIN_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|_| inherited_n > 0)
+        .map(|pid| (pid, false));
+    std::env::remove_var(STANDIN_ENV);
+    let standin_of = std::env::var(STANDIN_OF_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    std::env::remove_var(STANDIN_OF_ENV);
     if inherited_n > 0 {
         log::warn!(
             "upgrade: {inherited_n} listening sockets inherited; accepting once every backend is checked"
@@ -375,12 +405,17 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         ),
         dns: {
             let mut d = dns::Discovery::new(dns_watcher);
-            let carried = dns::carry::path(&opts.state_dir);
+            let carried = if standin_of.is_some() {
+                dns::carry::standin_path(&opts.state_dir)
+            } else {
+                dns::carry::path(&opts.state_dir)
+            };
             if inherited_n > 0 {
                 d.adopt_from(&carried);
             } else {
                 // Not an upgrade: a leftover of one that failed.
                 let _ = std::fs::remove_file(&carried);
+                let _ = std::fs::remove_file(dns::carry::standin_path(&opts.state_dir));
             }
             d
         },
@@ -420,6 +455,9 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
             .ok()
             .and_then(|p| commands::exe_identity(&p).map(|id| (p, id))),
         state_dir: opts.state_dir.clone(),
+        standin: None,
+        previous,
+        standin_of,
     };
     let status = match status::StatusServer::bind(
         &opts.state_dir,
@@ -500,6 +538,18 @@ impl Control {
         }
         let now = Instant::now();
         self.check_startup(lp.startup_timeout);
+        if self.previous.is_some() {
+            self.stop_standin();
+        }
+        if let Some(of) = self.standin_of {
+            if crate::sys::process::parent_pid() != of {
+                log::warn!(
+                    "upgrade: process {of}, which this stand-in served for, is gone; draining"
+                );
+                self.standin_of = None;
+                return Next::Stop;
+            }
+        }
         if let Some(why) = self.fatal.take() {
             return Next::Fatal(why);
         }
@@ -988,6 +1038,11 @@ impl Control {
     /// nothing else would apply.
     fn stop_workers(&mut self, how: ToWorker, doing: &str, lp: &mut Loop) {
         self.rollout.stop(how);
+        self.wait_workers(doing, lp);
+    }
+
+    /// Waits until every worker has ended; see [`Control::stop_workers`].
+    fn wait_workers(&mut self, doing: &str, lp: &mut Loop) {
         while !self.rollout.finished() {
             let _ = lp
                 .poll
@@ -1034,18 +1089,52 @@ impl Control {
 
     /// `moirai upgrade`, once `path` passed its pre-flight: the workers
     /// give their listening sockets up (still open: new connections queue
-    /// in the kernel) and drain as for a stop; then this process becomes
-    /// `path`, same PID (SMF sees nothing), with the sockets inherited.
-    /// Returns only if that failed, with why: the sockets are still here,
-    /// for [`Control::resume`].
+    /// in the kernel) and drain as for a stop. Meanwhile a stand-in,
+    /// `path` started as a child on the same sockets, serves: new
+    /// connections wait only for it to start, not for the longest open
+    /// connection to end. Then this process becomes `path`, same PID (SMF
+    /// sees nothing), with the sockets inherited; once it serves, it tells
+    /// the stand-in to drain. Returns only if the exec failed, with why:
+    /// the sockets are still here, for [`Control::resume`].
     fn handover(&mut self, path: &std::path::Path, lp: &mut Loop) -> HandoverError {
         let grace = self.grace;
-        self.stop_workers(ToWorker::Handover(Instant::now() + grace), "upgrading", lp);
-        self.rollout.join();
+        self.rollout
+            .stop(ToWorker::Handover(Instant::now() + grace));
+        self.rollout.wait_handed(HANDBACK_WAIT);
         let (env, n) = match self.rollout.handover_env() {
             Ok(e) => e,
-            Err(e) => return HandoverError::Inherit(e),
+            Err(e) => {
+                self.wait_workers("upgrading", lp);
+                self.rollout.join();
+                return HandoverError::Inherit(e);
+            }
         };
+        // The stand-in: the same program and arguments, on the sockets
+        // (made inheritable by `handover_env`), with the last good DNS
+        // answers in a file of its own.
+        self.dns
+            .carry_to(&dns::carry::standin_path(&self.state_dir));
+        match std::process::Command::new(path)
+            .args(std::env::args_os().skip(1))
+            .env(crate::sys::net::INHERITED_ENV, &env)
+            .env_remove(STANDIN_ENV)
+            .env(STANDIN_OF_ENV, std::process::id().to_string())
+            .stdin(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(child) => {
+                log::warn!(
+                    "upgrade: stand-in {} serves on the {n} listeners while open connections finish",
+                    child.id()
+                );
+                self.standin = Some(child);
+            }
+            Err(e) => log::error!(
+                "upgrade: no stand-in ({e}); new connections wait until open ones finish"
+            ),
+        }
+        self.wait_workers("upgrading", lp);
+        self.rollout.join();
         log::warn!(
             "upgrade: {n} listeners handed over; executing {}",
             path.display()
@@ -1054,11 +1143,36 @@ impl Control {
         // The control socket is closed on exec; the next program binds it
         // again. `path` is absolute: no PATH search, and no shell.
         use std::os::unix::process::CommandExt;
-        let e = std::process::Command::new(path)
-            .args(std::env::args_os().skip(1))
-            .env(crate::sys::net::INHERITED_ENV, env)
-            .exec();
+        let mut cmd = std::process::Command::new(path);
+        cmd.args(std::env::args_os().skip(1))
+            .env(crate::sys::net::INHERITED_ENV, env);
+        if let Some(c) = &self.standin {
+            cmd.env(STANDIN_ENV, c.id().to_string());
+        }
+        let e = cmd.exec();
         HandoverError::Exec(path.to_owned(), e)
+    }
+
+    /// After an upgrade: once this program serves, the stand-in that
+    /// served meanwhile is told to drain (its connections finish within
+    /// its grace), and reaped when it has ended.
+    fn stop_standin(&mut self) {
+        match self.previous {
+            Some((pid, false))
+                if !self.rollout.holding() && self.rollout.applied_at().is_some() =>
+            {
+                match crate::sys::process::terminate(pid) {
+                    Ok(()) => log::info!("upgrade: serving; stand-in {pid} drains"),
+                    Err(e) => log::warn!("upgrade: cannot stop stand-in {pid}: {e}"),
+                }
+                self.previous = Some((pid, true));
+            }
+            Some((pid, true)) if crate::sys::process::reaped(pid) => {
+                log::info!("upgrade: stand-in {pid} ended");
+                self.previous = None;
+            }
+            _ => {}
+        }
     }
 
     /// After a hand-over whose exec failed: new workers adopt the
@@ -1079,6 +1193,11 @@ impl Control {
         }
         self.rollout.restart(workers);
         self.rebuild(Instant::now());
+        // Serving again: the stand-in drains.
+        if let Some(c) = self.standin.take() {
+            let _ = crate::sys::process::terminate(c.id());
+            self.previous = Some((c.id(), true));
+        }
         log::error!(
             "upgrade: not upgraded; {workers_n} workers serve on {n} listeners again{}",
             if lost > 0 {

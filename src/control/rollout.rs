@@ -45,6 +45,8 @@ pub struct Rollout {
     /// nothing: the inherited queues wait) until every backend has been
     /// checked, or this deadline, so the first clients meet no 503.
     hold: Option<Instant>,
+    /// Sessions cut, reported while [`Rollout::wait_handed`] waited.
+    early_cut: usize,
     /// Listening sockets the workers handed over for an upgrade.
     handed: Vec<(Option<IpAddr>, u16, WorkerListener)>,
     /// Listeners that cannot be opened, by (port, address): the reason
@@ -77,6 +79,7 @@ impl Rollout {
             applied_at: None,
             settled_note: None,
             hold,
+            early_cut: 0,
             handed: Vec::new(),
             not_listening: HashMap::new(),
             served: HashSet::new(),
@@ -116,6 +119,12 @@ impl Rollout {
             .iter()
             .filter(move |((p, _), _)| *p == port)
             .map(|((_, a), (why, _))| (*a, why.as_str()))
+    }
+
+    /// Whether an upgrade's hold still keeps the configuration from the
+    /// workers.
+    pub fn holding(&self) -> bool {
+        self.hold.is_some()
     }
 
     /// The first complete round of checks after an upgrade: the hold
@@ -313,6 +322,27 @@ impl Rollout {
         }
     }
 
+    /// After [`Rollout::stop`] with a hand-over: waits (up to `limit`)
+    /// until every worker has given its listening sockets back, which
+    /// each does first, before its connections drain.
+    pub fn wait_handed(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut from = 0;
+        while from < self.workers.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.reports.recv_timeout(left) {
+                Ok(FromWorker::Listeners(l)) => {
+                    self.handed.extend(l);
+                    from += 1;
+                }
+                Ok(FromWorker::Exited { cut, .. }) => self.early_cut += cut,
+                // Latency batches and acks mean nothing to a hand-over.
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+
     /// Whether every worker thread has ended.
     pub fn finished(&self) -> bool {
         self.workers.iter().all(|w| w.join.is_finished())
@@ -324,7 +354,7 @@ impl Rollout {
         for w in std::mem::take(&mut self.workers) {
             let _ = w.join.join();
         }
-        let mut cut = 0;
+        let mut cut = std::mem::take(&mut self.early_cut);
         while let Ok(r) = self.reports.try_recv() {
             match r {
                 FromWorker::Exited { cut: c, .. } => cut += c,

@@ -29,6 +29,10 @@ pub struct StatusServer {
     path: PathBuf,
     /// Clients whose answer comes later (an upgrade's pre-flight).
     held: Vec<UnixStream>,
+    /// The socket file's inode: an upgrade's stand-in binds the path
+    /// after this process did, and the next program after it; each
+    /// removes the file on exit only while it is still its own.
+    inode: Option<u64>,
 }
 
 impl StatusServer {
@@ -43,10 +47,12 @@ impl StatusServer {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
         registry.register(&mut listener, token, Interest::READABLE)?;
+        let inode = inode_of(&path);
         Ok(StatusServer {
             listener,
             path,
             held: Vec::new(),
+            inode,
         })
     }
 
@@ -122,8 +128,15 @@ fn read_command(stream: &mut UnixStream) -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+fn inode_of(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| m.ino())
+}
+
 impl Drop for StatusServer {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.inode.is_some() && inode_of(&self.path) == self.inode {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }

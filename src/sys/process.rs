@@ -83,6 +83,35 @@ fn rss() -> Option<u64> {
     None
 }
 
+/// Asks process `pid` to stop (SIGTERM): an upgrade's stand-in, once the
+/// upgraded program serves.
+pub fn terminate(pid: u32) -> std::io::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| std::io::Error::other("pid out of range"))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Whether child `pid` has ended (and is reaped now); an error (not our
+/// child, or already reaped) counts as ended.
+pub fn reaped(pid: u32) -> bool {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let Ok(pid) = i32::try_from(pid) else {
+        return true;
+    };
+    !matches!(
+        waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
+        Ok(WaitStatus::StillAlive)
+    )
+}
+
+/// This process's parent: a stand-in notices its upgrading parent died.
+pub fn parent_pid() -> u32 {
+    u32::try_from(nix::unistd::getppid().as_raw()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

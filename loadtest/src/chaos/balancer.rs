@@ -70,8 +70,6 @@ impl Moirai {
             "5s".into(),
             "--access-log".into(),
             access.display().to_string(),
-            "--grace".into(),
-            "20s".into(),
         ];
         if let Some(p) = world.pebble.as_ref() {
             args.extend([
@@ -224,7 +222,13 @@ impl Balancer {
     }
 
     /// `moirai backend ACTION PORT ADDR` for the service labelled `service`.
-    pub fn admin(&mut self, world: &World, action: &str, service: &str, addr: SocketAddr) -> io::Result<()> {
+    pub fn admin(
+        &mut self,
+        world: &World,
+        action: &str,
+        service: &str,
+        addr: SocketAddr,
+    ) -> io::Result<()> {
         let port = world
             .services(false)
             .iter()

@@ -118,13 +118,16 @@ pub struct Chaos {
     next_upgrade: Instant,
     next_retry: Instant,
     next_fault: Instant,
+    /// When the action being logged began, in seconds since the start.
+    began: f64,
 }
 
 impl Chaos {
     pub fn new(rng: Rng, t0: Instant, duration: Duration) -> Chaos {
         let mut rng = rng;
         // The first upgrade lands inside even a 60-second run.
-        let first = Duration::from_secs_f64(duration.as_secs_f64().min(120.0) * (0.3 + 0.3 * rng.unit()));
+        let first =
+            Duration::from_secs_f64(duration.as_secs_f64().min(120.0) * (0.3 + 0.3 * rng.unit()));
         Chaos {
             rng,
             t0,
@@ -138,12 +141,15 @@ impl Chaos {
             next_upgrade: t0 + first,
             next_retry: t0 + Duration::from_secs(15),
             next_fault: t0 + Duration::from_secs(2),
+            began: 0.0,
         }
     }
 
+    /// Logs an event at the time its action began (a kill is logged after
+    /// the process is reaped, but a request it failed may end before).
     fn note(&mut self, kind: Kind, target: &str, service: Option<&'static str>, detail: String) {
         self.log.push(Event {
-            t: self.t0.elapsed().as_secs_f64(),
+            t: self.began,
             kind,
             target: target.to_owned(),
             service,
@@ -164,6 +170,7 @@ impl Chaos {
     pub fn step(&mut self, world: &mut World, lb: &mut Balancer) {
         self.due(world, lb, false);
         let now = Instant::now();
+        self.began = self.t0.elapsed().as_secs_f64();
         if now >= self.next_upgrade {
             let r = lb.upgrade(world, self.wide);
             self.note(Kind::Upgrade, lb.name(), None, result(r));
@@ -190,6 +197,7 @@ impl Chaos {
             self.undo.drain(..).partition(|u| all || u.due <= now);
         self.undo = later;
         for u in ready {
+            self.began = self.t0.elapsed().as_secs_f64();
             match u.what {
                 UndoKind::Start(name) => {
                     if let Some(b) = world.backend(&name) {
@@ -263,7 +271,14 @@ impl Chaos {
             (3, F::Answer),
             (6, F::Metadata),
             (3, F::Refresh),
-            (if moirai && world.pebble.is_some() { 1 } else { 0 }, F::Pebble),
+            (
+                if moirai && world.pebble.is_some() {
+                    1
+                } else {
+                    0
+                },
+                F::Pebble,
+            ),
             (2, F::Syslog),
         ];
         match *self.rng.pick(&choices) {
@@ -299,7 +314,12 @@ impl Chaos {
                 let b = &world.backends[i];
                 let (name, service) = (b.name.clone(), b.service);
                 if std::fs::write(&b.health_file, "down").is_ok() {
-                    self.note(Kind::HealthDown, &name, Some(service), "checks answer 503".into());
+                    self.note(
+                        Kind::HealthDown,
+                        &name,
+                        Some(service),
+                        "checks answer 503".into(),
+                    );
                     self.undo_in((3, 12), UndoKind::HealthUp(name));
                 }
             }
@@ -350,7 +370,12 @@ impl Chaos {
                     .map(|(_, ip)| *ip)
                     .collect();
                 let r = world.set_web_records(&ips);
-                self.note(Kind::DnsAnswer, "dns", Some("web"), format!("{} {}", ips.join(" "), result(r)));
+                self.note(
+                    Kind::DnsAnswer,
+                    "dns",
+                    Some("web"),
+                    format!("{} {}", ips.join(" "), result(r)),
+                );
             }
             F::Metadata => {
                 if self.metadata_broken {
@@ -364,13 +389,20 @@ impl Chaos {
                             Kind::MetadataValid,
                             "metadata",
                             Some("stream"),
-                            format!("stream {} {}", if self.wide { "wide" } else { "narrow" }, result(r)),
+                            format!(
+                                "stream {} {}",
+                                if self.wide { "wide" } else { "narrow" },
+                                result(r)
+                            ),
                         );
                     }
                     3 => {
                         let extra = BTreeMap::from([(
                             "cloud.tritoncompute:portmap".to_owned(),
-                            format!("{},bogus://1:nowhere,http://99999:x", world.portmap(self.wide)),
+                            format!(
+                                "{},bogus://1:nowhere,http://99999:x",
+                                world.portmap(self.wide)
+                            ),
                         )]);
                         let r = lb.apply(world, self.wide, &extra, true);
                         self.metadata_broken = true;

@@ -124,7 +124,12 @@ impl Rates {
 }
 
 /// Starts every client class; returns their threads.
-fn start_clients(shared: &Arc<Shared>, world: &World, rng: &mut Rng, rates: &Rates) -> Vec<std::thread::JoinHandle<()>> {
+fn start_clients(
+    shared: &Arc<Shared>,
+    world: &World,
+    rng: &mut Rng,
+    rates: &Rates,
+) -> Vec<std::thread::JoinHandle<()>> {
     let p = &world.ports;
     let at = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let web = Target {
@@ -163,34 +168,85 @@ fn start_clients(shared: &Arc<Shared>, world: &World, rng: &mut Rng, rates: &Rat
     for _ in 0..2 {
         let (s, t, r) = (shared.clone(), web.clone(), rng.fork());
         let rate = rates.keepalive / 2.0;
-        spawn(Box::new(move || clients::keepalive(s, t, "keep-alive", rate, r, false)));
+        spawn(Box::new(move || {
+            clients::keepalive(s, t, "keep-alive", rate, r, false)
+        }));
     }
     let (s, t, r, rate) = (shared.clone(), web.clone(), rng.fork(), rates.closing);
-    spawn(Box::new(move || clients::closing(s, t, "closing", rate, r, false)));
+    spawn(Box::new(move || {
+        clients::closing(s, t, "closing", rate, r, false)
+    }));
     let (s, t, r, rate) = (shared.clone(), web.clone(), rng.fork(), rates.uploads);
     spawn(Box::new(move || clients::uploads(s, t, "uploads", rate, r)));
     let (s, t, r, rate) = (shared.clone(), web.clone(), rng.fork(), rates.upgrades);
-    spawn(Box::new(move || clients::upgrades(s, t, "upgrades", rate, r)));
+    spawn(Box::new(move || {
+        clients::upgrades(s, t, "upgrades", rate, r)
+    }));
     let (s, t, r, rate) = (shared.clone(), app.clone(), rng.fork(), rates.tls_resume);
-    spawn(Box::new(move || clients::closing(s, t, "tls-resumed", rate, r, true)));
+    spawn(Box::new(move || {
+        clients::closing(s, t, "tls-resumed", rate, r, true)
+    }));
     let (s, t, r, rate) = (shared.clone(), app.clone(), rng.fork(), rates.tls_fresh);
-    spawn(Box::new(move || clients::closing(s, t, "tls-full", rate, r, false)));
+    spawn(Box::new(move || {
+        clients::closing(s, t, "tls-full", rate, r, false)
+    }));
     let (s, t, r, rate) = (shared.clone(), app.clone(), rng.fork(), rates.uploads / 2.0);
-    spawn(Box::new(move || clients::uploads(s, t, "tls-uploads", rate, r)));
-    let (s, t, r, rate) = (shared.clone(), secure.clone(), rng.fork(), rates.tls_keepalive);
-    spawn(Box::new(move || clients::keepalive(s, t, "tls-keep-alive", rate, r, false)));
+    spawn(Box::new(move || {
+        clients::uploads(s, t, "tls-uploads", rate, r)
+    }));
+    let (s, t, r, rate) = (
+        shared.clone(),
+        secure.clone(),
+        rng.fork(),
+        rates.tls_keepalive,
+    );
+    spawn(Box::new(move || {
+        clients::keepalive(s, t, "tls-keep-alive", rate, r, false)
+    }));
     let (s, t, r, rate) = (shared.clone(), secure.clone(), rng.fork(), rates.tls_resume);
-    spawn(Box::new(move || clients::closing(s, t, "tls-resumed", rate, r, true)));
-    let (s, t, r, rate) = (shared.clone(), stream.clone(), rng.fork(), rates.long_streams);
-    spawn(Box::new(move || clients::streams(s, t, "long", rate, r, true, false)));
-    let (s, t, r, rate) = (shared.clone(), stream.clone(), rng.fork(), rates.short_streams);
-    spawn(Box::new(move || clients::streams(s, t, "short", rate, r, false, false)));
-    let (s, t, r, rate) = (shared.clone(), proxied.clone(), rng.fork(), rates.short_streams);
-    spawn(Box::new(move || clients::streams(s, t, "short", rate, r, false, true)));
-    let (s, t, r, rate) = (shared.clone(), proxied, rng.fork(), rates.long_streams / 2.0);
-    spawn(Box::new(move || clients::streams(s, t, "long", rate, r, true, true)));
+    spawn(Box::new(move || {
+        clients::closing(s, t, "tls-resumed", rate, r, true)
+    }));
+    let (s, t, r, rate) = (
+        shared.clone(),
+        stream.clone(),
+        rng.fork(),
+        rates.long_streams,
+    );
+    spawn(Box::new(move || {
+        clients::streams(s, t, "long", rate, r, true, false)
+    }));
+    let (s, t, r, rate) = (
+        shared.clone(),
+        stream.clone(),
+        rng.fork(),
+        rates.short_streams,
+    );
+    spawn(Box::new(move || {
+        clients::streams(s, t, "short", rate, r, false, false)
+    }));
+    let (s, t, r, rate) = (
+        shared.clone(),
+        proxied.clone(),
+        rng.fork(),
+        rates.short_streams,
+    );
+    spawn(Box::new(move || {
+        clients::streams(s, t, "short", rate, r, false, true)
+    }));
+    let (s, t, r, rate) = (
+        shared.clone(),
+        proxied,
+        rng.fork(),
+        rates.long_streams / 2.0,
+    );
+    spawn(Box::new(move || {
+        clients::streams(s, t, "long", rate, r, true, true)
+    }));
     let (s, r, rate) = (shared.clone(), rng.fork(), rates.misbehaving);
-    spawn(Box::new(move || clients::misbehaving(s, web, stream, rate, r)));
+    spawn(Box::new(move || {
+        clients::misbehaving(s, web, stream, rate, r)
+    }));
     threads
 }
 
@@ -256,9 +312,13 @@ fn run_one(opts: &ChaosOptions, system: &'static str, dir: &Path) -> Result<Run,
     let is_moirai = system == "moirai";
     let mut world = World::start(dir, is_moirai).map_err(|e| format!("starting the world: {e}"))?;
     let mut lb = if is_moirai {
-        Balancer::Moirai(Moirai::start(&opts.moirai, &world, dir).map_err(|e| format!("starting moirai: {e}"))?)
+        Balancer::Moirai(
+            Moirai::start(&opts.moirai, &world, dir)
+                .map_err(|e| format!("starting moirai: {e}"))?,
+        )
     } else {
-        Balancer::haproxy(&opts.haproxy, &world, &dir.join("haproxy")).map_err(|e| format!("starting haproxy: {e}"))?
+        Balancer::haproxy(&opts.haproxy, &world, &dir.join("haproxy"))
+            .map_err(|e| format!("starting haproxy: {e}"))?
     };
     let mut rng = Rng::new(opts.seed);
     let shared = Shared::new().map_err(|e| format!("tls client: {e}"))?;
@@ -279,7 +339,9 @@ fn run_one(opts: &ChaosOptions, system: &'static str, dir: &Path) -> Result<Run,
         if last_line.elapsed() >= Duration::from_secs(10) {
             last_line = Instant::now();
             let tally = shared.tally.lock().map(|t| t.clone()).unwrap_or_default();
-            let (ok, failed): (u64, u64) = tally.values().fold((0, 0), |a, t| (a.0 + t.ok, a.1 + t.failed));
+            let (ok, failed): (u64, u64) = tally
+                .values()
+                .fold((0, 0), |a, t| (a.0 + t.ok, a.1 + t.failed));
             eprintln!(
                 "chaos: {system} {:>5.0}s  ok {ok}  failed {failed}  events {}",
                 shared.now(),
@@ -333,7 +395,11 @@ fn run_one(opts: &ChaosOptions, system: &'static str, dir: &Path) -> Result<Run,
         system,
         duration,
         tally: shared.tally.lock().map(|t| t.clone()).unwrap_or_default(),
-        failures: shared.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+        failures: shared
+            .failures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default(),
         events: chaos.log.clone(),
         samples,
         scrapes,

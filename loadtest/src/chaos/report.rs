@@ -29,7 +29,11 @@ fn expected(f: &Failure, run: &Run) -> Option<String> {
         return Some(format!(
             "in flight on {} when it was {} at {:.3}s",
             e.target,
-            if e.kind == Kind::BackendKill { "killed" } else { "stopped" },
+            if e.kind == Kind::BackendKill {
+                "killed"
+            } else {
+                "stopped"
+            },
             e.t
         ));
     }
@@ -40,11 +44,17 @@ fn expected(f: &Failure, run: &Run) -> Option<String> {
         .iter()
         .find(|s| s.t >= f.start - 1.0 && s.t <= f.end + 1.0 && s.up.get(&port) == Some(&0))
     {
-        return Some(format!("{} had no backend up (status at {:.1}s)", f.service, s.t));
+        return Some(format!(
+            "{} had no backend up (status at {:.1}s)",
+            f.service, s.t
+        ));
     }
     // ... or by the event log: every backend's process gone.
     if every_backend_gone(run, f.service, f.end) {
-        return Some(format!("every backend of {} was down (event log)", f.service));
+        return Some(format!(
+            "every backend of {} was down (event log)",
+            f.service
+        ));
     }
     None
 }
@@ -57,9 +67,9 @@ fn every_backend_gone(run: &Run, service: &str, t: f64) -> bool {
     members.iter().all(|name| {
         run.events
             .iter()
+            .rev()
             .filter(|e| e.t <= t && &e.target == name)
-            .filter(|e| e.kind.ends_backend() || e.kind == Kind::BackendStart)
-            .last()
+            .find(|e| e.kind.ends_backend() || e.kind == Kind::BackendStart)
             .is_some_and(|e| e.kind.ends_backend())
     })
 }
@@ -108,7 +118,9 @@ fn access_by_port(run: &Run) -> HashMap<u16, Vec<String>> {
             .find_map(|w| w.strip_prefix("127.0.0.1:"))
             .and_then(|p| p.parse::<u16>().ok())
         {
-            by.entry(port).or_insert_with(Vec::new).push(line.to_owned());
+            by.entry(port)
+                .or_insert_with(Vec::new)
+                .push(line.to_owned());
         }
     }
     by
@@ -142,7 +154,19 @@ fn one(run: &Run) -> Value {
         match expected(f, run) {
             Some(why) => {
                 expected_n += 1;
-                *by_cause.entry("expected").or_default().entry(why.split(" at ").next().unwrap_or("").split(" (").next().unwrap_or("").to_owned()).or_default() += 1;
+                *by_cause
+                    .entry("expected")
+                    .or_default()
+                    .entry(
+                        why.split(" at ")
+                            .next()
+                            .unwrap_or("")
+                            .split(" (")
+                            .next()
+                            .unwrap_or("")
+                            .to_owned(),
+                    )
+                    .or_default() += 1;
                 if expected_list.len() < 40 {
                     let mut e = entry;
                     e["why"] = json!(why);
@@ -150,7 +174,11 @@ fn one(run: &Run) -> Value {
                 }
             }
             None => {
-                *by_cause.entry("unexpected").or_default().entry(format!("{}/{}: {}", f.service, f.class, f.cause)).or_default() += 1;
+                *by_cause
+                    .entry("unexpected")
+                    .or_default()
+                    .entry(format!("{}/{}: {}", f.service, f.class, f.cause))
+                    .or_default() += 1;
                 let kind = near.last().map_or("none", |e| e.kind.name());
                 *by_event.entry(kind).or_default() += 1;
                 unexpected.push(entry);
@@ -163,10 +191,10 @@ fn one(run: &Run) -> Value {
         requests += t.ok + t.failed;
         ok += t.ok;
         retried += t.retried;
-        services
-            .entry(svc)
-            .or_default()
-            .insert(class, json!({"ok": t.ok, "failed": t.failed, "retried": t.retried}));
+        services.entry(svc).or_default().insert(
+            class,
+            json!({"ok": t.ok, "failed": t.failed, "retried": t.retried}),
+        );
     }
     let first = window(&run.samples, 0.0, 60.0);
     let last = window(&run.samples, run.duration - 60.0, run.duration + 1.0);
@@ -188,7 +216,11 @@ fn one(run: &Run) -> Value {
         if level == "ERROR" || level == "WARN" {
             let msg = l.split_once(level).map_or(l, |(_, m)| m).trim();
             let msg: String = shape(msg).chars().take(160).collect();
-            *levels.entry(if level == "ERROR" { "error" } else { "warn" }).or_default().entry(msg).or_default() += 1;
+            *levels
+                .entry(if level == "ERROR" { "error" } else { "warn" })
+                .or_default()
+                .entry(msg)
+                .or_default() += 1;
         }
     }
     let mut events: BTreeMap<&str, u64> = BTreeMap::new();
@@ -202,7 +234,11 @@ fn one(run: &Run) -> Value {
         .filter(|e| {
             matches!(
                 e.kind,
-                Kind::Refresh | Kind::Upgrade | Kind::MetadataValid | Kind::MetadataInvalid | Kind::MetadataRestore
+                Kind::Refresh
+                    | Kind::Upgrade
+                    | Kind::MetadataValid
+                    | Kind::MetadataInvalid
+                    | Kind::MetadataRestore
             )
         })
         .map(|e| e.t)
@@ -224,9 +260,27 @@ fn one(run: &Run) -> Value {
         })).collect::<Vec<_>>()),
         "certificates": s["certificates"],
         }));
-    let event_log: Vec<String> = run.events.iter().map(|e| format!("{:.3}s {} {} {}", e.t, e.kind.name(), e.target, e.detail)).collect();
-    let error_log_tail: Vec<&str> = run.errors_log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
-    let per_100k = |n: f64| if requests == 0 { 0.0 } else { (n * 100_000.0 / requests as f64 * 10.0).round() / 10.0 };
+    let event_log: Vec<String> = run
+        .events
+        .iter()
+        .map(|e| format!("{:.3}s {} {} {}", e.t, e.kind.name(), e.target, e.detail))
+        .collect();
+    let error_log_tail: Vec<&str> = run
+        .errors_log
+        .lines()
+        .rev()
+        .take(20)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let per_100k = |n: f64| {
+        if requests == 0 {
+            0.0
+        } else {
+            (n * 100_000.0 / requests as f64 * 10.0).round() / 10.0
+        }
+    };
     json!({
         "system": run.system,
         "duration_s": run.duration.round(),
@@ -307,7 +361,10 @@ pub fn print(report: &Value) {
             r["duration_s"],
             report["seed"]
         );
-        println!("{:<9} {:<16} {:>9} {:>7} {:>7}", "service", "class", "ok", "failed", "retried");
+        println!(
+            "{:<9} {:<16} {:>9} {:>7} {:>7}",
+            "service", "class", "ok", "failed", "retried"
+        );
         for (svc, classes) in r["services"].as_object().into_iter().flatten() {
             for (class, t) in classes.as_object().into_iter().flatten() {
                 println!(
@@ -349,7 +406,10 @@ pub fn print(report: &Value) {
         );
         println!(
             "events {}  metrics scrapes {}  syslog lines {}  connections closed {}s after the load",
-            r["events"], r["metrics_scrapes"], r["syslog_lines_received"], r["connections_closed_after_load_s"]
+            r["events"],
+            r["metrics_scrapes"],
+            r["syslog_lines_received"],
+            r["connections_closed_after_load_s"]
         );
         for (level, msgs) in r["log"].as_object().into_iter().flatten() {
             for (m, n) in msgs.as_object().into_iter().flatten() {

@@ -37,8 +37,8 @@ pub fn free_port() -> u16 {
         let p = NEXT.fetch_add(1, Ordering::SeqCst);
         let p = 20_000 + (p - 20_000) % 12_000;
         let p = u16::try_from(p).unwrap_or(20_000);
-        let free = TcpListener::bind(("0.0.0.0", p)).is_ok()
-            && UdpSocket::bind(("127.0.0.1", p)).is_ok();
+        let free =
+            TcpListener::bind(("0.0.0.0", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok();
         if free {
             return p;
         }
@@ -385,14 +385,58 @@ impl World {
         chaos("b2", WEB_IPS[0], ports.web_be, "web", BackendKind::Http);
         chaos("b3", WEB_IPS[1], ports.web_be, "web", BackendKind::Http);
         chaos("a5", "127.0.0.5", ports.app_be, "app", BackendKind::Http);
-        chaos("e8", "127.0.0.8", ports.echo_be, "stream", BackendKind::Echo);
-        chaos("e9", "127.0.0.9", ports.echo_be, "stream", BackendKind::Echo);
-        chaos("e10", "127.0.0.10", ports.echo_be, "stream", BackendKind::Echo);
-        chaos("p11", "127.0.0.11", ports.proxy_be, "proxied", BackendKind::ProxyEcho);
-        chaos("p12", "127.0.0.12", ports.proxy_be, "proxied", BackendKind::ProxyEcho);
+        chaos(
+            "e8",
+            "127.0.0.8",
+            ports.echo_be,
+            "stream",
+            BackendKind::Echo,
+        );
+        chaos(
+            "e9",
+            "127.0.0.9",
+            ports.echo_be,
+            "stream",
+            BackendKind::Echo,
+        );
+        chaos(
+            "e10",
+            "127.0.0.10",
+            ports.echo_be,
+            "stream",
+            BackendKind::Echo,
+        );
+        chaos(
+            "p11",
+            "127.0.0.11",
+            ports.proxy_be,
+            "proxied",
+            BackendKind::ProxyEcho,
+        );
+        chaos(
+            "p12",
+            "127.0.0.12",
+            ports.proxy_be,
+            "proxied",
+            BackendKind::ProxyEcho,
+        );
         backends.push(nginx(dir, "n4", WEB_IPS[2], ports.web_be, "web", None)?);
-        backends.push(nginx(dir, "t6", "127.0.0.6", ports.tls_be, "secure", Some((&tls_cert, &tls_key)))?);
-        backends.push(nginx(dir, "t7", "127.0.0.7", ports.tls_be, "secure", Some((&tls_cert, &tls_key)))?);
+        backends.push(nginx(
+            dir,
+            "t6",
+            "127.0.0.6",
+            ports.tls_be,
+            "secure",
+            Some((&tls_cert, &tls_key)),
+        )?);
+        backends.push(nginx(
+            dir,
+            "t7",
+            "127.0.0.7",
+            ports.tls_be,
+            "secure",
+            Some((&tls_cert, &tls_key)),
+        )?);
         for b in &mut backends {
             b.start()?;
         }
@@ -538,8 +582,14 @@ impl World {
         let stream = if wide { "echo.wide" } else { "echo.pool" };
         [
             format!("http://{}:{WEB_NAME}:{}{{check:/health}}", p.web, p.web_be),
-            format!("https-http://{}:127.0.0.5:{}{{check:/health}}", p.app, p.app_be),
-            format!("https://{}:tls.pool:{}{{check:/health}}", p.secure, p.tls_be),
+            format!(
+                "https-http://{}:127.0.0.5:{}{{check:/health}}",
+                p.app, p.app_be
+            ),
+            format!(
+                "https://{}:tls.pool:{}{{check:/health}}",
+                p.secure, p.tls_be
+            ),
             format!("tcp://{}:{stream}:{}", p.stream, p.echo_be),
             format!("tcp-proxy-v2://{}:proxy.pool:{}", p.proxied, p.proxy_be),
         ]
@@ -550,7 +600,10 @@ impl World {
     pub fn metadata(&self, wide: bool, extra: &BTreeMap<String, String>) -> String {
         let mut m = serde_json::Map::new();
         let mut put = |k: &str, v: String| {
-            m.insert(format!("cloud.tritoncompute:{k}"), serde_json::Value::String(v));
+            m.insert(
+                format!("cloud.tritoncompute:{k}"),
+                serde_json::Value::String(v),
+            );
         };
         put("loadbalancer", "true".into());
         put("portmap", self.portmap(wide));
@@ -724,7 +777,10 @@ fn pebble(dir: &Path, http_port: u16, dns: SocketAddr) -> io::Result<Pebble> {
     .env("PEBBLE_WFE_NONCEREJECT", "0")
     .env("PEBBLE_AUTHZREUSE", "0");
     proc.start()?;
-    wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(10))?;
+    wait_listening(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(10),
+    )?;
     Ok(Pebble {
         proc,
         port,

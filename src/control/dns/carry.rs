@@ -27,9 +27,19 @@ const VERSION: u32 = 1;
 /// wrote it crashed before the exec), not a hand-over: ignored.
 pub const MAX_AGE: Duration = Duration::from_secs(10 * 60);
 
+/// The stand-in's copy: its own file, so that the upgraded program's copy,
+/// written when the drain ends (possibly before the stand-in has read
+/// its own), is never the one the stand-in takes.
+pub const STANDIN_FILE: &str = "dns-carry.standin.json";
+
 /// Where the answers go in `state_dir`.
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE)
+}
+
+/// Where the stand-in's answers go in `state_dir`.
+pub fn standin_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(STANDIN_FILE)
 }
 
 /// Last good answers: backends (address, weight) per lookup.
