@@ -268,10 +268,20 @@ pub fn run(opts: Options) -> Result<(), RunError> {
             }
         }
         if let Some(path) = ctl.upgrade.take() {
-            // Returns only if the exec failed: serve on.
-            let e = ctl.handover(&path, &mut lp);
-            log::error!("upgrade: {e}; new workers take the listeners back and serve on");
-            ctl.resume()?;
+            // Returns only if the exec failed (serve on) or a stop came.
+            match ctl.handover(&path, &mut lp) {
+                HandoverError::Stopping => {
+                    log::info!("upgrade: not executed: stopping (the stand-in drains)");
+                    return Ok(());
+                }
+                e => {
+                    log::error!("upgrade: {e}; new workers take the listeners back and serve on");
+                    ctl.resume()?;
+                    // The stand-in gives the metrics port up as it drains.
+                    lp.metrics
+                        .expect_busy_until(Instant::now() + Duration::from_secs(5));
+                }
+            }
         }
     }
     let grace = ctl.grace;
@@ -318,23 +328,23 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         header_timeout: opts.header_timeout,
         syslog_counts: Arc::clone(&syslog_counts),
     };
-    let mut workers = Vec::with_capacity(workers_n);
-    for id in 0..workers_n {
-        workers
-            .push(worker::spawn(id, listen.clone(), report_tx.clone()).map_err(RunError::Spawn)?);
-    }
+    // Read (and removed) before any other thread runs.
     // The stand-in serving while the previous program drained (none when
     // this program is the stand-in, or was started by hand).
     let previous = std::env::var(STANDIN_ENV)
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
-        .filter(|_| inherited_n > 0)
         .map(|pid| (pid, false));
     std::env::remove_var(STANDIN_ENV);
     let standin_of = std::env::var(STANDIN_OF_ENV)
         .ok()
         .and_then(|v| v.parse::<u32>().ok());
     std::env::remove_var(STANDIN_OF_ENV);
+    let mut workers = Vec::with_capacity(workers_n);
+    for id in 0..workers_n {
+        workers
+            .push(worker::spawn(id, listen.clone(), report_tx.clone()).map_err(RunError::Spawn)?);
+    }
     if inherited_n > 0 {
         log::warn!(
             "upgrade: {inherited_n} listening sockets inherited; accepting once every backend is checked"
@@ -389,7 +399,7 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         Some(p) => Some(accesslog::AccessLog::start(p.clone()).map_err(RunError::AccessLog)?),
         None => None,
     };
-    let ctl = Control {
+    let mut ctl = Control {
         source,
         hosts: hosts::Hosts::load(opts.hosts_file),
         builder: publish::Builder::new(workers_n),
@@ -459,12 +469,22 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         previous,
         standin_of,
     };
-    let status = match status::StatusServer::bind(
-        &opts.state_dir,
-        poll.registry(),
-        ControlToken::Status.token(),
-    ) {
-        Ok(s) => Some(s),
+    if ctl.standin_of.is_some() {
+        ctl.certs.serve_only();
+    }
+    // A stand-in takes no commands: the program it stands in for answers
+    // them until the upgraded one does, and the socket stays theirs.
+    let status = match ctl.standin_of {
+        Some(_) => Ok(None),
+        None => status::StatusServer::bind(
+            &opts.state_dir,
+            poll.registry(),
+            ControlToken::Status.token(),
+        )
+        .map(Some),
+    };
+    let status = match status {
+        Ok(s) => s,
         Err(e) => {
             log::warn!("no status socket in {}: {e}", opts.state_dir.display());
             None
@@ -539,7 +559,7 @@ impl Control {
         let now = Instant::now();
         self.check_startup(lp.startup_timeout);
         if self.previous.is_some() {
-            self.stop_standin();
+            self.stop_standin(lp);
         }
         if let Some(of) = self.standin_of {
             if crate::sys::process::parent_pid() != of {
@@ -557,6 +577,11 @@ impl Control {
             for sig in lp.signals.take() {
                 match sig {
                     Signal::Terminate => return Next::Stop,
+                    Signal::Reload if self.standin_of.is_some() => {
+                        log::info!(
+                            "upgrade: a stand-in leaves SIGHUP to the program it stands in for"
+                        );
+                    }
                     Signal::Reload => self.on_sighup(),
                 }
             }
@@ -595,10 +620,13 @@ impl Control {
                 _ => {}
             }
         }
-        lp.metrics.configure(
-            lp.poll.registry(),
-            self.configured.config().and_then(Config::metrics),
-        );
+        // While the stand-in serves, it holds the metrics port.
+        if !matches!(self.previous, Some((_, false))) {
+            lp.metrics.configure(
+                lp.poll.registry(),
+                self.configured.config().and_then(Config::metrics),
+            );
+        }
         lp.metrics.expire(lp.poll.registry(), now);
         self.health_updates(Instant::now());
         self.certs.log_name_mismatches();
@@ -771,8 +799,13 @@ impl Control {
     /// resolved, so the program checked is the one exec'd); nothing drains
     /// before it passes ([`Control::preflight_ended`]).
     fn ask_upgrade(&mut self, path: PathBuf) -> Result<(), String> {
-        if self.upgrade.is_some() || self.rollout.is_stopping() {
+        if self.upgrade.is_some() || self.rollout.is_stopping() || self.standin_of.is_some() {
             return Err("already stopping or upgrading".to_owned());
+        }
+        if let Some((pid, _)) = self.previous {
+            return Err(format!(
+                "the last upgrade's stand-in (pid {pid}) is still draining; try again once it has ended (at most the grace period)"
+            ));
         }
         if let Some(p) = &self.preflight {
             return Err(format!(
@@ -1075,6 +1108,9 @@ impl Control {
     /// answering meanwhile (with `"draining": true`).
     fn drain(mut self, grace: Duration, lp: &mut Loop) {
         let deadline = Instant::now() + grace;
+        // Whoever serves next (an upgraded program, after a stand-in)
+        // may take the metrics port now.
+        lp.metrics.close(lp.poll.registry());
         log::info!(
             "draining: no new connections; open ones have {} s to finish",
             grace.as_secs()
@@ -1101,40 +1137,48 @@ impl Control {
         self.rollout
             .stop(ToWorker::Handover(Instant::now() + grace));
         self.rollout.wait_handed(HANDBACK_WAIT);
-        let (env, n) = match self.rollout.handover_env() {
-            Ok(e) => e,
-            Err(e) => {
-                self.wait_workers("upgrading", lp);
-                self.rollout.join();
-                return HandoverError::Inherit(e);
+        let (standin_env, fds) = self.rollout.handover_fds();
+        if !fds.is_empty() {
+            // The metrics port goes to the stand-in.
+            lp.metrics.close(lp.poll.registry());
+            // The stand-in: the same program and arguments, on the sockets
+            // (inheritable in that child only), with the last good DNS
+            // answers in a file of its own.
+            self.dns
+                .carry_to(&dns::carry::standin_path(&self.state_dir));
+            let mut cmd = std::process::Command::new(path);
+            cmd.args(std::env::args_os().skip(1))
+                .env(crate::sys::net::INHERITED_ENV, &standin_env)
+                .env_remove(STANDIN_ENV)
+                .env(STANDIN_OF_ENV, std::process::id().to_string())
+                .stdin(std::process::Stdio::null());
+            let n = fds.len();
+            crate::sys::process::pass_fds(&mut cmd, fds);
+            match cmd.spawn() {
+                Ok(child) => {
+                    log::warn!(
+                        "upgrade: stand-in {} serves on the {n} listeners while open connections finish",
+                        child.id()
+                    );
+                    self.standin = Some(child);
+                }
+                Err(e) => log::error!(
+                    "upgrade: no stand-in ({e}); new connections wait until open ones finish"
+                ),
             }
-        };
-        // The stand-in: the same program and arguments, on the sockets
-        // (made inheritable by `handover_env`), with the last good DNS
-        // answers in a file of its own.
-        self.dns
-            .carry_to(&dns::carry::standin_path(&self.state_dir));
-        match std::process::Command::new(path)
-            .args(std::env::args_os().skip(1))
-            .env(crate::sys::net::INHERITED_ENV, &env)
-            .env_remove(STANDIN_ENV)
-            .env(STANDIN_OF_ENV, std::process::id().to_string())
-            .stdin(std::process::Stdio::null())
-            .spawn()
-        {
-            Ok(child) => {
-                log::warn!(
-                    "upgrade: stand-in {} serves on the {n} listeners while open connections finish",
-                    child.id()
-                );
-                self.standin = Some(child);
-            }
-            Err(e) => log::error!(
-                "upgrade: no stand-in ({e}); new connections wait until open ones finish"
-            ),
         }
         self.wait_workers("upgrading", lp);
         self.rollout.join();
+        // Every worker has reported by now: the exec gets every socket.
+        let (env, n) = match self.rollout.handover_env() {
+            Ok(e) => e,
+            Err(e) => return HandoverError::Inherit(e),
+        };
+        // `svcadm disable` meanwhile: stop here rather than exec a program
+        // that SMF is about to kill (the stand-in got it too and drains).
+        if lp.signals.take().contains(&Signal::Terminate) {
+            return HandoverError::Stopping;
+        }
         log::warn!(
             "upgrade: {n} listeners handed over; executing {}",
             path.display()
@@ -1156,11 +1200,14 @@ impl Control {
     /// After an upgrade: once this program serves, the stand-in that
     /// served meanwhile is told to drain (its connections finish within
     /// its grace), and reaped when it has ended.
-    fn stop_standin(&mut self) {
+    fn stop_standin(&mut self, lp: &mut Loop) {
         match self.previous {
             Some((pid, false))
                 if !self.rollout.holding() && self.rollout.applied_at().is_some() =>
             {
+                // It gives the metrics port up as it starts draining.
+                lp.metrics
+                    .expect_busy_until(Instant::now() + Duration::from_secs(5));
                 match crate::sys::process::terminate(pid) {
                     Ok(()) => log::info!("upgrade: serving; stand-in {pid} drains"),
                     Err(e) => log::warn!("upgrade: cannot stop stand-in {pid}: {e}"),
@@ -1217,6 +1264,8 @@ enum HandoverError {
     Inherit(io::Error),
     /// The exec failed (the file vanished, or is not a program after all).
     Exec(PathBuf, io::Error),
+    /// SIGTERM came during the drain: stop, do not exec.
+    Stopping,
 }
 
 impl fmt::Display for HandoverError {
@@ -1224,6 +1273,7 @@ impl fmt::Display for HandoverError {
         match self {
             HandoverError::Inherit(e) => write!(f, "cannot hand a listener over: {e}"),
             HandoverError::Exec(p, e) => write!(f, "cannot execute {}: {e}", p.display()),
+            HandoverError::Stopping => f.write_str("stopping (SIGTERM during the drain)"),
         }
     }
 }

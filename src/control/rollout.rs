@@ -365,6 +365,22 @@ impl Rollout {
         cut
     }
 
+    /// The listening sockets handed over, as a child finds them
+    /// ([`net::inherited_env_value`]), and their descriptors (still
+    /// closed-on-exec here: [`crate::sys::process::pass_fds`]).
+    pub fn handover_fds(&self) -> (String, Vec<std::os::fd::RawFd>) {
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        for (addr, port, l) in &self.handed {
+            let fd = l.raw_fd();
+            if seen.insert(fd) {
+                items.push((fd, *addr, *port));
+            }
+        }
+        let fds = items.iter().map(|(fd, _, _)| *fd).collect();
+        (net::inherited_env_value(items), fds)
+    }
+
     /// The listening sockets handed over, as the next program finds them
     /// ([`net::inherited_env_value`]), made inheritable; and how many.
     pub fn handover_env(&self) -> std::io::Result<(String, usize)> {

@@ -112,6 +112,9 @@ pub struct MetricsServer {
     conn_base: usize,
     /// The port that failed to bind, so the error is logged once.
     failed: Option<u16>,
+    /// Until then the port is expected to be busy (an upgrade's stand-in
+    /// still holds it): binding is retried without an error.
+    patient_until: Option<std::time::Instant>,
 }
 
 impl MetricsServer {
@@ -126,7 +129,26 @@ impl MetricsServer {
             listener_token,
             conn_base,
             failed: None,
+            patient_until: None,
         }
+    }
+
+    /// Closes the listener (an upgrade hands the port to its stand-in, a
+    /// drain to whoever serves next); the next [`MetricsServer::configure`]
+    /// opens it again.
+    pub fn close(&mut self, registry: &Registry) {
+        if let Some((port, mut ls)) = self.listener.take() {
+            for l in &mut ls {
+                let _ = registry.deregister(l);
+            }
+            log::info!("metrics: endpoint on :{port} closed for the next program");
+        }
+    }
+
+    /// The port may stay busy until `until` (the stand-in is closing it):
+    /// binding meanwhile is retried quietly.
+    pub fn expect_busy_until(&mut self, until: std::time::Instant) {
+        self.patient_until = Some(until);
     }
 
     /// Whether `token` is the endpoint's.
@@ -203,6 +225,13 @@ impl MetricsServer {
                         .collect::<Vec<_>>()
                         .join(" ")
                 );
+            }
+            Err(e)
+                if self
+                    .patient_until
+                    .is_some_and(|t| std::time::Instant::now() < t) =>
+            {
+                log::debug!("metrics: :{} still busy: {e} (retrying)", cfg.port);
             }
             Err(e) => {
                 if self.failed != Some(cfg.port) {

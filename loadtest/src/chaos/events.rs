@@ -84,6 +84,9 @@ pub struct Event {
     /// The backend's service label, when it is about one backend.
     pub service: Option<&'static str>,
     pub detail: String,
+    /// When the action was over (a killed process reaped, a stopped one
+    /// exited): a backend dies somewhere in `t..=t_end`.
+    pub t_end: f64,
 }
 
 /// Something to undo at `due`.
@@ -154,6 +157,7 @@ impl Chaos {
             target: target.to_owned(),
             service,
             detail,
+            t_end: self.t0.elapsed().as_secs_f64(),
         });
     }
 
@@ -301,9 +305,9 @@ impl Chaos {
                         "TERM"
                     };
                     let _ = b.proc.signal(sig);
-                    self.note(Kind::BackendStop, &name, Some(service), format!("SIG{sig}"));
                     // Let it finish before the restart binds its port.
                     b.proc.stop(Duration::from_secs(5));
+                    self.note(Kind::BackendStop, &name, Some(service), format!("SIG{sig}"));
                 }
                 self.undo_in((1, 8), UndoKind::Start(name));
             }

@@ -24,7 +24,7 @@ fn expected(f: &Failure, run: &Run) -> Option<String> {
     // In flight on a backend of its service at the moment that backend's
     // process was killed or stopped.
     if let Some(e) = run.events.iter().find(|e| {
-        e.kind.ends_backend() && e.service == Some(f.service) && e.t >= f.start && e.t <= f.end
+        e.kind.ends_backend() && e.service == Some(f.service) && e.t <= f.end && e.t_end >= f.start
     }) {
         return Some(format!(
             "in flight on {} when it was {} at {:.3}s",
@@ -49,29 +49,94 @@ fn expected(f: &Failure, run: &Run) -> Option<String> {
             f.service, s.t
         ));
     }
-    // ... or by the event log: every backend's process gone.
-    if every_backend_gone(run, f.service, f.end) {
+    // ... or by the event log: every backend out at the moment.
+    if let Some(why) = every_backend_out(run, f.service, f.end) {
         return Some(format!(
-            "every backend of {} was down (event log)",
+            "no backend of {} could serve: {why} (event log)",
             f.service
         ));
     }
     None
 }
 
-/// Whether every backend process of `service` was gone at `t`.
-fn every_backend_gone(run: &Run, service: &str, t: f64) -> bool {
-    let Some(members) = run.members.get(service) else {
-        return false;
-    };
-    members.iter().all(|name| {
-        run.events
-            .iter()
-            .rev()
-            .filter(|e| e.t <= t && &e.target == name)
-            .find(|e| e.kind.ends_backend() || e.kind == Kind::BackendStart)
-            .is_some_and(|e| e.kind.ends_backend())
-    })
+/// How long a backend that came back (restarted, passing its checks
+/// again, named by DNS again) takes to be up for the balancer: two checks
+/// (`rise` 2) 2 s apart, and a moment.
+const COMEBACK: f64 = 4.5;
+
+/// Whether every backend of `service` was out at `t` by the event log
+/// (process gone, failing its checks, disabled or draining, not named by
+/// DNS or the metadata, or back for less than [`COMEBACK`]); each one's
+/// reason when so.
+fn every_backend_out(run: &Run, service: &str, t: f64) -> Option<String> {
+    let members = run.members.get(service)?;
+    let mut why = Vec::new();
+    for name in members {
+        let mut out: Option<&'static str> = None;
+        let mut back_at: Option<f64> = None;
+        let set = |o: Option<&'static str>,
+                   at: f64,
+                   out_: &mut Option<&'static str>,
+                   back: &mut Option<f64>| {
+            if o.is_none() && out_.is_some() {
+                *back = Some(at);
+            }
+            *out_ = o;
+        };
+        // The stream pool's third backend is named only while the
+        // metadata is "wide"; the web pool's by the DNS answer.
+        if name == "e10" {
+            out = Some("not in the metadata");
+        }
+        for e in run.events.iter().filter(|e| e.t <= t) {
+            let about_me = &e.target == name;
+            match e.kind {
+                Kind::BackendKill | Kind::BackendStop if about_me => {
+                    set(Some("process gone"), e.t, &mut out, &mut back_at)
+                }
+                Kind::BackendStart if about_me => set(None, e.t_end, &mut out, &mut back_at),
+                Kind::HealthDown if about_me => {
+                    set(Some("failing its checks"), e.t, &mut out, &mut back_at)
+                }
+                Kind::HealthUp if about_me => set(None, e.t, &mut out, &mut back_at),
+                Kind::AdminDisable | Kind::AdminDrain if about_me && e.detail == "ok" => {
+                    set(Some("disabled or draining"), e.t, &mut out, &mut back_at)
+                }
+                Kind::AdminEnable if about_me => out = None,
+                Kind::MetadataValid if name == "e10" => {
+                    let wide = e.detail.contains("wide");
+                    set(
+                        (!wide).then_some("not in the metadata"),
+                        e.t,
+                        &mut out,
+                        &mut back_at,
+                    );
+                }
+                Kind::DnsAnswer if service == "web" => {
+                    let ip = super::world::WEB_IPS[["b2", "b3", "n4"]
+                        .iter()
+                        .position(|n| n == name)
+                        .unwrap_or(0)];
+                    let named = e.detail.split_whitespace().any(|w| w == ip);
+                    set(
+                        (!named).then_some("not in the DNS answer"),
+                        e.t,
+                        &mut out,
+                        &mut back_at,
+                    );
+                }
+                _ => {}
+            }
+        }
+        match (out, back_at) {
+            (Some(o), _) => why.push(format!("{name} {o}")),
+            (None, Some(b)) if t - b < COMEBACK => {
+                why.push(format!("{name} back {:.1}s ago", t - b))
+            }
+            _ => return None,
+        }
+    }
+    Some(why.join(", "))
 }
 
 /// The events in force around a failure: the latest one before it ended
@@ -137,6 +202,7 @@ fn one(run: &Run) -> Value {
     let mut expected_n = 0u64;
     let mut by_cause: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
     let mut by_event: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut all_by_event: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
     let mut expected_list = Vec::new();
     for f in &run.failures {
         let near = nearby(f, &run.events);
@@ -151,7 +217,16 @@ fn one(run: &Run) -> Value {
             "access_log": evidence.iter().rev().take(2).collect::<Vec<_>>(),
             "events": near.iter().map(|e| format!("{:.3}s {} {} {}", e.t, e.kind.name(), e.target, e.detail)).collect::<Vec<_>>(),
         });
-        match expected(f, run) {
+        // The failure's event: the latest one in force around it.
+        let kind = near.last().map_or("none", |e| e.kind.name());
+        let verdict = expected(f, run);
+        let counts = all_by_event.entry(kind).or_default();
+        if verdict.is_some() {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
+        match verdict {
             Some(why) => {
                 expected_n += 1;
                 *by_cause
@@ -179,7 +254,6 @@ fn one(run: &Run) -> Value {
                     .or_default()
                     .entry(format!("{}/{}: {}", f.service, f.class, f.cause))
                     .or_default() += 1;
-                let kind = near.last().map_or("none", |e| e.kind.name());
                 *by_event.entry(kind).or_default() += 1;
                 unexpected.push(entry);
             }
@@ -198,7 +272,13 @@ fn one(run: &Run) -> Value {
     }
     let first = window(&run.samples, 0.0, 60.0);
     let last = window(&run.samples, run.duration - 60.0, run.duration + 1.0);
-    let max = |w: &[&Sample], f: fn(&Sample) -> u64| w.iter().map(|s| f(s)).max().unwrap_or(0);
+    // Medians: a minute's connections come and go (a long stream holds
+    // two descriptors for up to 25 s); a leak moves the median too.
+    let max = |w: &[&Sample], f: fn(&Sample) -> u64| {
+        let mut v: Vec<u64> = w.iter().map(|s| f(s)).collect();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
     let rss = (max(&first, |s| s.rss_kib), max(&last, |s| s.rss_kib));
     let fds = (max(&first, |s| s.fds), max(&last, |s| s.fds));
     let threads = (max(&first, |s| s.threads), max(&last, |s| s.threads));
@@ -249,6 +329,13 @@ fn one(run: &Run) -> Value {
         .filter(|f| !f.misbehaving && reloads.iter().any(|&t| f.end >= t && f.end <= t + 3.0))
         .count();
     let real_failures = run.failures.iter().filter(|f| !f.misbehaving).count() as f64;
+    // Every 10 s: what the balancer held (the plateau, or not).
+    let series: Vec<Value> = run
+        .samples
+        .iter()
+        .step_by(10)
+        .map(|s| json!([s.t.round(), s.rss_kib, s.fds, s.threads, s.open]))
+        .collect();
     let status_at_end = run.status_at_end.as_ref().map(|s| json!({
         "generation": s["generation"],
         "metadata_error": s["metadata_error"],
@@ -300,12 +387,14 @@ fn one(run: &Run) -> Value {
         "threads_first_minute": threads.0,
         "threads_last_minute": threads.1,
         "flat": flat,
+        "series_t_rss_fds_threads_open": series,
         "cpu_percent_of_one_core": (cpu * 10.0).round() / 10.0,
         "panics": panics,
         "log": levels,
         "services": services,
         "failures_by_cause": by_cause,
         "unexpected_by_event": by_event,
+        "failures_by_event": all_by_event.iter().map(|(k, (e, u))| ((*k).to_owned(), json!({"expected": e, "unexpected": u}))).collect::<serde_json::Map<_, _>>(),
         "unexpected": unexpected.iter().take(200).collect::<Vec<_>>(),
         "expected_examples": expected_list,
         "events": events,
@@ -404,6 +493,12 @@ pub fn print(report: &Value) {
             r["cpu_percent_of_one_core"],
             r["panics"]
         );
+        for (kind, n) in r["failures_by_event"].as_object().into_iter().flatten() {
+            println!(
+                "  after {kind:<18} expected {:>5}  unexpected {:>3}",
+                n["expected"], n["unexpected"]
+            );
+        }
         println!(
             "events {}  metrics scrapes {}  syslog lines {}  connections closed {}s after the load",
             r["events"],
@@ -415,6 +510,25 @@ pub fn print(report: &Value) {
             for (m, n) in msgs.as_object().into_iter().flatten() {
                 println!("  log {level} x{n}: {m}");
             }
+        }
+    }
+    let systems = report["systems"].as_array().cloned().unwrap_or_default();
+    if systems.len() > 1 {
+        println!("\n== side by side (same seed; each system gets the events it can take)");
+        println!(
+            "{:<8} {:>9} {:>13} {:>13} {:>10} {:>15}",
+            "system", "requests", "failed/100k", "unexpected", "reloads", "lost at reloads"
+        );
+        for r in &systems {
+            println!(
+                "{:<8} {:>9} {:>13} {:>13} {:>10} {:>15}",
+                r["system"].as_str().unwrap_or("?"),
+                r["requests"],
+                r["failures_per_100k"],
+                r["unexpected_failures"],
+                r["reload_like_events"],
+                r["lost_around_reloads"]
+            );
         }
     }
     println!(

@@ -88,6 +88,8 @@ pub struct Certificates {
     logged_mismatches: Vec<(String, Vec<String>)>,
     /// The ACME manager, once a configuration names a certificate.
     acme: Option<acme::Acme>,
+    /// Whether ACME orders (false in an upgrade's stand-in).
+    orders: bool,
     acme_opts: acme::AcmeOptions,
     /// What was last asked of the ACME manager.
     wanted: Option<acme::Want>,
@@ -130,6 +132,7 @@ impl Certificates {
             name_mismatches: Arc::default(),
             logged_mismatches: Vec::new(),
             acme: None,
+            orders: true,
             acme_opts,
             wanted: None,
             plan_error: None,
@@ -305,8 +308,14 @@ impl Certificates {
         }
     }
 
+    /// Serves the certificates in the state directory and orders none:
+    /// an upgrade's stand-in, beside the program that does.
+    pub fn serve_only(&mut self) {
+        self.orders = false;
+    }
+
     fn follow_names(&mut self, config: &Config, metadata_writable: bool) {
-        if self.material.is_none() {
+        if self.material.is_none() || !self.orders {
             return;
         }
         let names: Vec<String> = config
