@@ -229,18 +229,17 @@ fn one(run: &Run) -> Value {
         match verdict {
             Some(why) => {
                 expected_n += 1;
+                let cause = why
+                    .split(" at ")
+                    .next()
+                    .unwrap_or("")
+                    .split(" (")
+                    .next()
+                    .unwrap_or("");
                 *by_cause
                     .entry("expected")
                     .or_default()
-                    .entry(
-                        why.split(" at ")
-                            .next()
-                            .unwrap_or("")
-                            .split(" (")
-                            .next()
-                            .unwrap_or("")
-                            .to_owned(),
-                    )
+                    .entry(shape(cause))
                     .or_default() += 1;
                 if expected_list.len() < 40 {
                     let mut e = entry;
