@@ -201,16 +201,7 @@ fn an_upgrade_with_dns_down_keeps_the_last_good_set() {
     }
     dns.stop();
     m.wait_log("keeping the last good set", SECS(10));
-    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
-        .args(["upgrade", "--state-dir"])
-        .arg(m.dir.join("state"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    m.upgrade();
     m.wait_log("listening sockets inherited", SECS(10));
     // The upgraded program (not its stand-in) serves.
     m.wait_log("upgrade: serving; stand-in", SECS(10));

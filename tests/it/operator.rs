@@ -697,16 +697,7 @@ fn upgrade_under_load(extra: &[&str]) {
     let mut slow = std::net::TcpStream::connect(local(port)).unwrap();
     std::io::Write::write_all(&mut slow, b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
-        .args(["upgrade", "--state-dir"])
-        .arg(m.dir.join("state"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    m.upgrade();
     // The request in flight finishes on the old program.
     slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut answer = String::new();
@@ -752,16 +743,7 @@ fn an_upgrade_does_not_make_new_connections_wait_for_long_ones() {
     let mut long = std::net::TcpStream::connect(local(port)).unwrap();
     long.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     echoes(&mut long, b"before");
-    let out = Command::new(env!("CARGO_BIN_EXE_moirai"))
-        .args(["upgrade", "--state-dir"])
-        .arg(m.dir.join("state"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    m.upgrade();
     m.wait_log("stand-in", Duration::from_secs(5));
     // New connections while the long one is open: each answered within
     // 6 s (the stand-in starts and checks the backend; the default grace

@@ -439,45 +439,16 @@ fn ok_from(
     }
 }
 
-/// Keep-alive GETs on one connection per thread.
-pub fn keepalive(
+/// GETs at `rate`: on one kept connection (`keep`) or a new connection
+/// each (`Connection: close`); with TLS, with or without session
+/// resumption (`resume`).
+pub fn requests(
     shared: Arc<Shared>,
     t: Target,
     class: &'static str,
     rate: f64,
     mut rng: Rng,
-    fresh_tls: bool,
-) {
-    let mut conn = None;
-    let tls = t.tls.then(|| {
-        if fresh_tls {
-            shared.tls_fresh.clone()
-        } else {
-            shared.tls.clone()
-        }
-    });
-    let req = get("lb.cns.test", "/ka", false);
-    paced(&shared, period(rate), &mut rng, |_| {
-        exchange(
-            &shared,
-            &t,
-            class,
-            &mut conn,
-            tls.as_ref(),
-            &req,
-            ok_from(t.pool, "GET", "/ka", Vec::new()),
-        );
-    });
-}
-
-/// One new connection per request (`Connection: close`); with TLS, with
-/// or without session resumption.
-pub fn closing(
-    shared: Arc<Shared>,
-    t: Target,
-    class: &'static str,
-    rate: f64,
-    mut rng: Rng,
+    keep: bool,
     resume: bool,
 ) {
     let tls = t.tls.then(|| {
@@ -487,17 +458,19 @@ pub fn closing(
             shared.tls_fresh.clone()
         }
     });
-    let req = get("lb.cns.test", "/close", true);
+    let path = if keep { "/ka" } else { "/close" };
+    let req = get("lb.cns.test", path, !keep);
+    let mut kept = None;
     paced(&shared, period(rate), &mut rng, |_| {
-        let mut conn = None;
+        let mut fresh = None;
         exchange(
             &shared,
             &t,
             class,
-            &mut conn,
+            if keep { &mut kept } else { &mut fresh },
             tls.as_ref(),
             &req,
-            ok_from(t.pool, "GET", "/close", Vec::new()),
+            ok_from(t.pool, "GET", path, Vec::new()),
         );
     });
 }

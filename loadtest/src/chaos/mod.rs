@@ -169,12 +169,12 @@ fn start_clients(
         let (s, t, r) = (shared.clone(), web.clone(), rng.fork());
         let rate = rates.keepalive / 2.0;
         spawn(Box::new(move || {
-            clients::keepalive(s, t, "keep-alive", rate, r, false)
+            clients::requests(s, t, "keep-alive", rate, r, true, true)
         }));
     }
     let (s, t, r, rate) = (shared.clone(), web.clone(), rng.fork(), rates.closing);
     spawn(Box::new(move || {
-        clients::closing(s, t, "closing", rate, r, false)
+        clients::requests(s, t, "closing", rate, r, false, true)
     }));
     let (s, t, r, rate) = (shared.clone(), web.clone(), rng.fork(), rates.uploads);
     spawn(Box::new(move || clients::uploads(s, t, "uploads", rate, r)));
@@ -184,11 +184,11 @@ fn start_clients(
     }));
     let (s, t, r, rate) = (shared.clone(), app.clone(), rng.fork(), rates.tls_resume);
     spawn(Box::new(move || {
-        clients::closing(s, t, "tls-resumed", rate, r, true)
+        clients::requests(s, t, "tls-resumed", rate, r, false, true)
     }));
     let (s, t, r, rate) = (shared.clone(), app.clone(), rng.fork(), rates.tls_fresh);
     spawn(Box::new(move || {
-        clients::closing(s, t, "tls-full", rate, r, false)
+        clients::requests(s, t, "tls-full", rate, r, false, false)
     }));
     let (s, t, r, rate) = (shared.clone(), app.clone(), rng.fork(), rates.uploads / 2.0);
     spawn(Box::new(move || {
@@ -201,11 +201,11 @@ fn start_clients(
         rates.tls_keepalive,
     );
     spawn(Box::new(move || {
-        clients::keepalive(s, t, "tls-keep-alive", rate, r, false)
+        clients::requests(s, t, "tls-keep-alive", rate, r, true, true)
     }));
     let (s, t, r, rate) = (shared.clone(), secure.clone(), rng.fork(), rates.tls_resume);
     spawn(Box::new(move || {
-        clients::closing(s, t, "tls-resumed", rate, r, true)
+        clients::requests(s, t, "tls-resumed", rate, r, false, true)
     }));
     let (s, t, r, rate) = (
         shared.clone(),

@@ -629,23 +629,31 @@ pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// A CA for the TLS backends and their certificate, and a self-signed
-/// front certificate; returns (ca.pem, backend cert, backend key, front
-/// cert+key pem).
-fn certificates(dir: &Path) -> io::Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
+/// A fresh CA named `ca_name` and a leaf for `names` signed by it, as PEM:
+/// (CA certificate, leaf certificate, leaf key).
+fn ca_and_leaf(ca_name: &str, names: Vec<String>) -> io::Result<(String, String, String)> {
     let e = |x: rcgen::Error| err(format!("certificate: {x}"));
     let ca_key = rcgen::KeyPair::generate().map_err(e)?;
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(e)?;
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "chaos backend CA");
+        .push(rcgen::DnType::CommonName, ca_name);
     let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
     let issuer = rcgen::Issuer::new(ca, ca_key);
     let key = rcgen::KeyPair::generate().map_err(e)?;
-    let cert = rcgen::CertificateParams::new(vec!["tls.pool".into()])
+    let cert = rcgen::CertificateParams::new(names)
         .map_err(e)?
         .signed_by(&key, &issuer)
         .map_err(e)?;
+    Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
+}
+
+/// A CA for the TLS backends and their certificate, and a self-signed
+/// front certificate; returns (ca.pem, backend cert, backend key, front
+/// cert+key pem).
+fn certificates(dir: &Path) -> io::Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
+    let e = |x: rcgen::Error| err(format!("certificate: {x}"));
+    let (ca, cert, key) = ca_and_leaf("chaos backend CA", vec!["tls.pool".into()])?;
     let front_key = rcgen::KeyPair::generate().map_err(e)?;
     let front = rcgen::CertificateParams::new(vec![CERT_NAME.into()])
         .map_err(e)?
@@ -657,9 +665,9 @@ fn certificates(dir: &Path) -> io::Result<(PathBuf, PathBuf, PathBuf, PathBuf)> 
         dir.join("backend.key"),
         dir.join("front.pem"),
     );
-    std::fs::write(&paths.0, ca_cert.pem())?;
-    std::fs::write(&paths.1, cert.pem())?;
-    std::fs::write(&paths.2, key.serialize_pem())?;
+    std::fs::write(&paths.0, ca)?;
+    std::fs::write(&paths.1, cert)?;
+    std::fs::write(&paths.2, key)?;
     std::fs::write(&paths.3, front.pem() + &front_key.serialize_pem())?;
     Ok(paths)
 }
@@ -732,24 +740,15 @@ fn pebble(dir: &Path, http_port: u16, dns: SocketAddr) -> io::Result<Pebble> {
     if !bin.exists() {
         return Err(err("pebble is needed: apt-get install -y pebble"));
     }
-    let e = |x: rcgen::Error| err(format!("certificate: {x}"));
     let pdir = dir.join("pebble");
     std::fs::create_dir_all(&pdir)?;
-    let ca_key = rcgen::KeyPair::generate().map_err(e)?;
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(e)?;
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "pebble test CA");
-    let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().map_err(e)?;
-    let cert = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .map_err(e)?
-        .signed_by(&key, &issuer)
-        .map_err(e)?;
-    std::fs::write(pdir.join("ca.pem"), ca_cert.pem())?;
-    std::fs::write(pdir.join("cert.pem"), cert.pem())?;
-    std::fs::write(pdir.join("key.pem"), key.serialize_pem())?;
+    let (ca, cert, key) = ca_and_leaf(
+        "pebble test CA",
+        vec!["localhost".into(), "127.0.0.1".into()],
+    )?;
+    std::fs::write(pdir.join("ca.pem"), ca)?;
+    std::fs::write(pdir.join("cert.pem"), cert)?;
+    std::fs::write(pdir.join("key.pem"), key)?;
     let (port, mgmt, tls) = (free_port(), free_port(), free_port());
     let config = serde_json::json!({"pebble": {
         "listenAddress": format!("127.0.0.1:{port}"),

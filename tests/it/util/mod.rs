@@ -308,6 +308,20 @@ impl Moirai {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `moirai upgrade` to the same program; asserts it was accepted.
+    pub fn upgrade(&self) {
+        let out = Command::new(moirai_bin())
+            .args(["upgrade", "--state-dir"])
+            .arg(self.dir.join("state"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
     /// Sends a signal.
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
