@@ -148,6 +148,37 @@ fn nearby<'a>(f: &Failure, events: &'a [Event]) -> Vec<&'a Event> {
         .collect()
 }
 
+/// Error lines the soak's own faults explain, each with the fault: the
+/// metadata it breaks, the pre-flight an upgrade runs against broken
+/// metadata, pebble and the syslog receiver it takes away. Any other
+/// error line, or a panic, is unexpected.
+const EXPLAINED_ERRORS: &[(&str, &str)] = &[
+    ("cannot read metadata", "metadata-vanished"),
+    (
+        "config: cloud.tritoncompute:",
+        "metadata-invalid or metadata-typo",
+    ),
+    ("cloud.tritoncompute:loadbalancer is", "metadata-typo"),
+    (
+        "upgrade refused",
+        "an upgrade while the metadata was broken",
+    ),
+    ("acme", "pebble-down"),
+    ("syslog", "syslog-down"),
+];
+
+/// The balancer's error lines no fault of the soak explains.
+fn unexpected_log_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            l.contains("panicked")
+                || (l.split_whitespace().nth(1) == Some("ERROR")
+                    && !EXPLAINED_ERRORS.iter().any(|(p, _)| l.contains(p)))
+        })
+        .map(|l| l.chars().take(300).collect())
+        .collect()
+}
+
 /// Digits to `N`, so repeated log lines group.
 fn shape(line: &str) -> String {
     let mut out = String::new();
@@ -289,6 +320,7 @@ fn one(run: &Run) -> Value {
         _ => 0.0,
     };
     let panics = run.log.lines().filter(|l| l.contains("panicked")).count();
+    let odd_lines = unexpected_log_lines(&run.log);
     let mut levels: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
     for l in run.log.lines() {
         let level = l.split_whitespace().nth(1).unwrap_or("");
@@ -389,6 +421,7 @@ fn one(run: &Run) -> Value {
         "series_t_rss_fds_threads_open": series,
         "cpu_percent_of_one_core": (cpu * 10.0).round() / 10.0,
         "panics": panics,
+        "unexpected_log_lines": odd_lines,
         "log": levels,
         "services": services,
         "failures_by_cause": by_cause,
@@ -431,13 +464,20 @@ pub fn combine(opts: &ChaosOptions, runs: &[Run]) -> Value {
         "fds_last_minute": pick("fds_last_minute"),
         "flat": pick("flat"),
         "panics": pick("panics"),
+        "unexpected_log_lines": pick("unexpected_log_lines"),
         "systems": each,
     })
 }
 
-/// Whether the run met the goals: no unexpected failure, no panic, flat.
+/// Whether the run met the goals: no unexpected failure, no panic, no
+/// unexplained error line, flat.
 pub fn passed(report: &Value) -> bool {
-    report["unexpected_failures"] == 0 && report["panics"] == 0 && report["flat"] == true
+    report["unexpected_failures"] == 0
+        && report["panics"] == 0
+        && report["flat"] == true
+        && report["unexpected_log_lines"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
 }
 
 /// The readable table.
@@ -505,6 +545,27 @@ pub fn print(report: &Value) {
             r["syslog_lines_received"],
             r["connections_closed_after_load_s"]
         );
+        for l in r["unexpected_log_lines"].as_array().into_iter().flatten() {
+            println!("  UNEXPECTED LOG LINE {}", l.as_str().unwrap_or(""));
+        }
+        if let Some(st) = r["status_at_end"].as_object() {
+            println!(
+                "status at the end: generation {}, metadata error {}",
+                st["generation"], st["metadata_error"]
+            );
+            for svc in st["services"].as_array().into_iter().flatten() {
+                println!("  {} backends {}", svc["service"], svc["backends"]);
+            }
+        }
+        for l in r["error_log_tail"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .rev()
+            .take(5)
+        {
+            println!("  error log: {}", l.as_str().unwrap_or(""));
+        }
         for (level, msgs) in r["log"].as_object().into_iter().flatten() {
             for (m, n) in msgs.as_object().into_iter().flatten() {
                 println!("  log {level} x{n}: {m}");
@@ -534,4 +595,127 @@ pub fn print(report: &Value) {
         "\nverdict: {}",
         if passed(report) { "PASS" } else { "FAIL" }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unexplained_error_lines_and_panics_are_unexpected() {
+        let log = "\
+2026-12-07T03:16:07.890Z ERROR config: cloud.tritoncompute:portmap entry 5 at byte 211: unknown service type \"bogus\"
+2026-12-07T03:16:08.000Z WARN  health: service :1 backend 127.0.0.2:80 is down
+2026-12-07T03:16:55.582Z ERROR cannot read metadata (x: No such file); keeping the running configuration
+2026-12-07T03:17:00.000Z ERROR worker 1 exited unexpectedly (3 sessions open)
+thread 'worker-0' panicked at src/engine/worker.rs:1:1:
+";
+        let odd = unexpected_log_lines(log);
+        assert_eq!(odd.len(), 2, "{odd:?}");
+        assert!(odd[0].contains("worker 1 exited"));
+        assert!(odd[1].contains("panicked"));
+    }
+
+    fn event(t: f64, kind: Kind, target: &str, service: &'static str, detail: &str) -> Event {
+        Event {
+            t,
+            kind,
+            target: target.to_owned(),
+            service: Some(service),
+            detail: detail.to_owned(),
+            t_end: t + 0.01,
+        }
+    }
+
+    fn run(events: Vec<Event>) -> Run {
+        Run {
+            system: "moirai",
+            duration: 60.0,
+            tally: BTreeMap::new(),
+            failures: Vec::new(),
+            events,
+            samples: Vec::new(),
+            scrapes: (0, 0),
+            syslog_lines: 0,
+            drained_after: None,
+            open_at_end: None,
+            log: String::new(),
+            errors_log: String::new(),
+            status_at_end: None,
+            ports: HashMap::from([("web", 80)]),
+            members: HashMap::from([(
+                "web",
+                vec!["b2".to_owned(), "b3".to_owned(), "n4".to_owned()],
+            )]),
+            access_log: None,
+        }
+    }
+
+    fn failure(start: f64, end: f64, misbehaving: bool) -> Failure {
+        Failure {
+            service: "web",
+            class: "closing",
+            start,
+            end,
+            cause: "status 503".into(),
+            local_port: 1,
+            misbehaving,
+        }
+    }
+
+    #[test]
+    fn a_failure_is_expected_only_with_evidence() {
+        // Nothing happened: unexpected.
+        let quiet = run(vec![]);
+        assert_eq!(expected(&failure(10.0, 10.1, false), &quiet), None);
+        // A misbehaving client's failure is its own.
+        assert!(expected(&failure(10.0, 10.1, true), &quiet).is_some());
+        // In flight while a backend of its service died.
+        let kill = run(vec![event(
+            10.05,
+            Kind::BackendKill,
+            "b2",
+            "web",
+            "SIGKILL",
+        )]);
+        let why = expected(&failure(10.0, 10.1, false), &kill).unwrap();
+        assert!(why.contains("in flight on b2"), "{why}");
+        // Started after the kill was over, with b3 and n4 up: unexpected.
+        assert_eq!(expected(&failure(11.0, 11.1, false), &kill), None);
+        // Another service's backend dying is no excuse.
+        let other = run(vec![event(
+            10.05,
+            Kind::BackendKill,
+            "e8",
+            "stream",
+            "SIGKILL",
+        )]);
+        assert_eq!(expected(&failure(10.0, 10.1, false), &other), None);
+    }
+
+    #[test]
+    fn a_service_is_out_when_every_backend_is_out_by_the_event_log() {
+        let all_out = run(vec![
+            event(1.0, Kind::DnsAnswer, "dns", "web", "127.0.0.2 127.0.0.3 ok"),
+            event(5.0, Kind::HealthDown, "b3", "web", "checks answer 503"),
+            event(8.0, Kind::BackendKill, "b2", "web", "SIGKILL"),
+        ]);
+        let why = expected(&failure(9.0, 9.1, false), &all_out).unwrap();
+        assert!(why.contains("n4 not in the DNS answer"), "{why}");
+        assert!(why.contains("b3 failing its checks"), "{why}");
+        // Before the kill, b2 could serve.
+        assert_eq!(expected(&failure(7.0, 7.1, false), &all_out), None);
+        // A backend back for less than two checks does not count yet ...
+        let mut back = all_out.events.clone();
+        back.push(event(9.0, Kind::HealthUp, "b3", "web", ""));
+        let back = run(back);
+        assert!(expected(&failure(10.0, 10.1, false), &back).is_some());
+        // ... but it does after them.
+        assert_eq!(expected(&failure(20.0, 20.1, false), &back), None);
+    }
+
+    #[test]
+    fn shapes_group_numbers() {
+        assert_eq!(shape("t6 back 0.3s ago"), "tN back N.Ns ago");
+    }
 }
