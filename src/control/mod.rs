@@ -780,7 +780,14 @@ impl Control {
         if self.rollout.snapshot().service(port).is_none() {
             return format!("error: no service listens on port {port}");
         }
-        if self.builder.candidates(port).all(|b| b.addr() != addr) {
+        // `enable` also clears the state of an address no longer among the
+        // backends (DNS dropped it for a while): otherwise the operator
+        // could not undo a drain, and the backend would come back drained
+        // (the chaos soak found it so).
+        let remembered = self.admins.states().contains_key(&(port, addr));
+        if self.builder.candidates(port).all(|b| b.addr() != addr)
+            && !(state.is_none() && remembered)
+        {
             return format!("error: {addr} is not a backend of service :{port}");
         }
         let saved = self.admins.set(port, addr, state);

@@ -600,6 +600,53 @@ fn log_files_moirai_cannot_own_are_refused_at_start() {
     assert!(!open_log.exists());
 }
 
+/// A drained backend that DNS (here the hosts file) stops naming can still
+/// be enabled: otherwise it would come back drained, and the operator could
+/// not undo it (found by the chaos soak: its `web` service ran on one
+/// backend while another, back in DNS, stayed drained).
+#[test]
+fn a_drained_backend_gone_from_dns_can_be_enabled() {
+    let a = HttpBackend::start("127.0.0.2:0", |_| ok("A"));
+    let bport = a.port();
+    let _b = HttpBackend::start(&format!("127.0.0.3:{bport}"), |_| ok("B"));
+    let port = free_port();
+    let md = metadata(&format!("http://{port}:web.test:{bport}"));
+    let m = Moirai::start(&md, "127.0.0.2 web.test\n127.0.0.3 web.test\n", &[]);
+    let b_addr = format!("127.0.0.3:{bport}");
+    let (code, said) = moirai_cmd(&m, &["backend", "drain", &port.to_string(), &b_addr]);
+    assert_eq!(code, Some(0), "{said}");
+    // B leaves the name.
+    crate::util::write_atomic(&m.hosts, "127.0.0.2 web.test\n");
+    let start = Instant::now();
+    while m.status(false).contains("127.0.0.3") {
+        assert!(start.elapsed() < Duration::from_secs(10), "B still listed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, said) = moirai_cmd(&m, &["backend", "enable", &port.to_string(), &b_addr]);
+    assert_eq!(
+        code,
+        Some(0),
+        "enable of a remembered, absent backend: {said}"
+    );
+    // An address never configured is still refused (a typo).
+    let (code, _) = moirai_cmd(&m, &["backend", "enable", &port.to_string(), "127.0.0.9:1"]);
+    assert_eq!(code, Some(1));
+    // B is named again and takes new clients, not drained.
+    crate::util::write_atomic(&m.hosts, "127.0.0.2 web.test\n127.0.0.3 web.test\n");
+    let start = Instant::now();
+    loop {
+        let r = Client::connect(local(port)).exchange(&get("/")).unwrap();
+        if r.body == b"B" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "B never served again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `moirai upgrade`: new connections keep coming (each request on a new
 /// connection) across the hand-over: none refused, none failed, the same
 /// PID, and a request in flight finishes on the old program.

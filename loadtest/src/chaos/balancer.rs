@@ -131,8 +131,9 @@ impl Moirai {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
             Err(err(format!(
-                "moirai {}: {}",
+                "moirai {}: {}{}",
                 args.join(" "),
+                String::from_utf8_lossy(&out.stdout).trim(),
                 String::from_utf8_lossy(&out.stderr).trim()
             )))
         }
