@@ -306,6 +306,8 @@ pub struct Run {
     pub ports: HashMap<&'static str, u16>,
     pub members: HashMap<&'static str, Vec<String>>,
     pub access_log: Option<PathBuf>,
+    /// Descriptors and threads at rest, before the load and after it.
+    pub at_rest: ((u64, u64), (u64, u64)),
 }
 
 fn run_one(opts: &ChaosOptions, system: &'static str, dir: &Path) -> Result<Run, String> {
@@ -323,6 +325,8 @@ fn run_one(opts: &ChaosOptions, system: &'static str, dir: &Path) -> Result<Run,
     let mut rng = Rng::new(opts.seed);
     let shared = Shared::new().map_err(|e| format!("tls client: {e}"))?;
     let rates = Rates::scaled(opts.scale);
+    // At rest before the load: what the balancer holds with no client.
+    let at_start = sample(&lb, 0.0);
     let clients = start_clients(&shared, &world, &mut rng.fork(), &rates);
     let scrape = scraper(shared.clone(), world.ports.metrics);
     let until = shared.t0 + opts.duration;
@@ -373,6 +377,11 @@ fn run_one(opts: &ChaosOptions, system: &'static str, dir: &Path) -> Result<Run,
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+    // At rest again: idle backend connections expire after 4 s (moirai's
+    // pool; HAProxy closes its own); what is left beyond the start is held
+    // by nothing the load still needs.
+    std::thread::sleep(Duration::from_secs(6));
+    let at_end = sample(&lb, shared.now());
     let (log, errors_log, status_at_end, access_log) = match &lb {
         Balancer::Moirai(m) => (
             std::fs::read_to_string(&m.log).unwrap_or_default(),
@@ -412,6 +421,10 @@ fn run_one(opts: &ChaosOptions, system: &'static str, dir: &Path) -> Result<Run,
         ports,
         members,
         access_log,
+        at_rest: (
+            (at_start.fds, at_start.threads),
+            (at_end.fds, at_end.threads),
+        ),
     };
     drop(lb);
     drop(world);

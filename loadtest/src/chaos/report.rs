@@ -13,7 +13,7 @@ use super::{ChaosOptions, Run, Sample};
 /// RSS may grow by this fraction plus [`RSS_SLACK_KIB`] and still be flat.
 const RSS_GROWTH: f64 = 0.10;
 const RSS_SLACK_KIB: u64 = 2048;
-/// File descriptors may differ by this many and still be flat.
+/// File descriptors at rest may differ by this many and still be flat.
 const FD_SLACK: u64 = 16;
 
 /// Why a failure was expected, or None.
@@ -312,9 +312,15 @@ fn one(run: &Run) -> Value {
     let rss = (max(&first, |s| s.rss_kib), max(&last, |s| s.rss_kib));
     let fds = (max(&first, |s| s.fds), max(&last, |s| s.fds));
     let threads = (max(&first, |s| s.threads), max(&last, |s| s.threads));
+    // Under load the descriptor count follows the connections open and
+    // the idle backend connections pooled (a few hundred either way);
+    // a leak shows at rest: after the load, once every connection has
+    // closed and the pool has expired, against before it.
+    let ((fds_start, threads_start), (fds_end, threads_end)) = run.at_rest;
     let flat = rss.1 as f64 <= rss.0 as f64 * (1.0 + RSS_GROWTH) + RSS_SLACK_KIB as f64
-        && fds.1 <= fds.0 + FD_SLACK
-        && threads.1 <= threads.0;
+        && fds_end <= fds_start + FD_SLACK
+        && threads.1 <= threads.0
+        && threads_end <= threads_start;
     let cpu = match (run.samples.first(), run.samples.last()) {
         (Some(a), Some(b)) if b.t > a.t => (b.cpu_s - a.cpu_s) / (b.t - a.t) * 100.0,
         _ => 0.0,
@@ -415,6 +421,9 @@ fn one(run: &Run) -> Value {
         "rss_kib_last_minute": rss.1,
         "fds_first_minute": fds.0,
         "fds_last_minute": fds.1,
+        "fds_at_rest_before_load": fds_start,
+        "fds_at_rest_after_load": fds_end,
+        "threads_at_rest": [threads_start, threads_end],
         "threads_first_minute": threads.0,
         "threads_last_minute": threads.1,
         "flat": flat,
@@ -462,6 +471,8 @@ pub fn combine(opts: &ChaosOptions, runs: &[Run]) -> Value {
         "rss_kib_last_minute": pick("rss_kib_last_minute"),
         "fds_first_minute": pick("fds_first_minute"),
         "fds_last_minute": pick("fds_last_minute"),
+        "fds_at_rest_before_load": pick("fds_at_rest_before_load"),
+        "fds_at_rest_after_load": pick("fds_at_rest_after_load"),
         "flat": pick("flat"),
         "panics": pick("panics"),
         "unexpected_log_lines": pick("unexpected_log_lines"),
@@ -521,11 +532,13 @@ pub fn print(report: &Value) {
             }
         }
         println!(
-            "RSS KiB first/last minute {}/{}  fds {}/{}  threads {}/{}  flat {}  CPU {}% of a core  panics {}",
+            "RSS KiB first/last minute {}/{}  fds {}/{} (at rest {}/{})  threads {}/{}  flat {}  CPU {}% of a core  panics {}",
             r["rss_kib_first_minute"],
             r["rss_kib_last_minute"],
             r["fds_first_minute"],
             r["fds_last_minute"],
+            r["fds_at_rest_before_load"],
+            r["fds_at_rest_after_load"],
             r["threads_first_minute"],
             r["threads_last_minute"],
             r["flat"],
@@ -648,6 +661,7 @@ thread 'worker-0' panicked at src/engine/worker.rs:1:1:
                 vec!["b2".to_owned(), "b3".to_owned(), "n4".to_owned()],
             )]),
             access_log: None,
+            at_rest: ((40, 7), (40, 7)),
         }
     }
 
