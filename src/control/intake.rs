@@ -37,6 +37,15 @@ pub struct Configured {
     source_error: Option<String>,
     /// Why the running configuration is kept despite `loadbalancer`.
     kept_running: Option<String>,
+    /// The metadata of the configuration applied last: what an upgrade
+    /// hands to the next program.
+    good: Option<Metadata>,
+    /// After an upgrade: the previous program's [`Configured::good`], used
+    /// if this program's first read fails or says `loadbalancer` is not
+    /// `true` (the previous program was serving it a moment ago and would
+    /// have kept serving; so does this one). Dropped once any
+    /// configuration is applied.
+    fallback: Option<Metadata>,
 }
 
 impl Configured {
@@ -76,6 +85,37 @@ impl Configured {
     /// The loop applied `config`.
     pub fn applied(&mut self, config: Config) {
         self.config = Some(config);
+        self.fallback = None;
+    }
+
+    /// The metadata of the configuration applied last.
+    pub fn good(&self) -> Option<&Metadata> {
+        self.good.as_ref()
+    }
+
+    /// After an upgrade: the previous program's configuration, in case
+    /// this program's first read cannot give one.
+    pub fn with_fallback(&mut self, md: Metadata) {
+        self.fallback = Some(md);
+    }
+
+    /// At start, with nothing running: the previous program's metadata
+    /// instead of a read that gives no configuration, if it gives one.
+    fn fall_back(&mut self, why: &str) -> Option<Intake> {
+        if self.config.is_some() {
+            return None;
+        }
+        let md = self.fallback.take()?;
+        let (config, _) = Config::from_metadata(&md);
+        if !config.enabled() {
+            return None;
+        }
+        log::error!(
+            "{why}: serving the configuration the previous program served (upgrade) until the metadata is fixed"
+        );
+        self.kept_running = Some(why.to_owned());
+        self.good = Some(md);
+        Some(Intake::Apply(config))
     }
 
     /// What a read means. `rebuild`: apply even an unchanged configuration
@@ -90,6 +130,10 @@ impl Configured {
         let md = match read {
             Ok(md) => md,
             Err(msg) => {
+                if let Some(i) = self.fall_back(&format!("cannot read metadata ({msg})")) {
+                    self.source_error = Some(msg);
+                    return i;
+                }
                 if self.source_error.as_deref() != Some(&msg) {
                     log::error!(
                         "cannot read metadata ({msg}); keeping the running configuration (generation {generation})"
@@ -115,6 +159,9 @@ impl Configured {
                     format!("{loadbalancer:?}")
                 }
             );
+            if let Some(i) = self.fall_back(&why) {
+                return i;
+            }
             if self.config.is_none() {
                 // At start: nothing to keep serving; say so to SMF.
                 return Intake::Fatal(format!(
@@ -134,9 +181,11 @@ impl Configured {
         if self.kept_running.take().is_some() {
             log::info!("cloud.tritoncompute:loadbalancer is \"true\" again");
         }
+        let md = self.metadata.clone();
         if !rebuild && self.config.as_ref() == Some(&config) {
             return Intake::Unchanged;
         }
+        self.good = md;
         Intake::Apply(config)
     }
 
@@ -194,5 +243,51 @@ mod tests {
         assert!(c.config().is_some(), "still running");
         assert!(matches!(c.read(Ok(on), false, 1), Intake::Unchanged));
         assert!(c.kept_running().is_none());
+    }
+
+    /// Found by the chaos soak: an upgrade while `loadbalancer` read
+    /// "ture" made the upgraded program exit 96, and the balancer was gone.
+    #[test]
+    fn an_upgraded_program_serves_what_the_previous_one_served() {
+        let off = md(&[("cloud.tritoncompute:loadbalancer", "ture")]);
+        let on = md(&[
+            ("cloud.tritoncompute:loadbalancer", "true"),
+            ("cloud.tritoncompute:portmap", "http://80:10.0.0.5:8080"),
+        ]);
+        let mut c = Configured::new("a test");
+        c.with_fallback(on.clone());
+        let Intake::Apply(config) = c.read(Ok(off.clone()), false, 0) else {
+            panic!("the previous program's configuration applies");
+        };
+        assert_eq!(c.good(), Some(&on));
+        assert!(c.kept_running().is_some(), "said in status");
+        c.applied(config);
+        assert!(matches!(
+            c.read(Ok(off.clone()), false, 1),
+            Intake::KeptRunning(_)
+        ));
+        // Unreadable at start: the same.
+        let mut d = Configured::new("a test");
+        d.with_fallback(on.clone());
+        assert!(matches!(
+            d.read(Err("gone".into()), false, 0),
+            Intake::Apply(_)
+        ));
+        // Without one, or with one that is off itself: exit, as before.
+        let mut e = Configured::new("a test");
+        e.with_fallback(off.clone());
+        assert!(matches!(
+            e.read(Ok(off.clone()), false, 0),
+            Intake::Fatal(_)
+        ));
+        // Once a configuration ran, the fallback is gone.
+        let mut f = Configured::new("a test");
+        f.with_fallback(on.clone());
+        let Intake::Apply(config) = f.read(Ok(on.clone()), false, 0) else {
+            panic!("its own configuration applies");
+        };
+        f.applied(config);
+        assert!(f.fallback.is_none());
+        assert_eq!(f.good(), Some(&on));
     }
 }

@@ -472,6 +472,16 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
     if ctl.standin_of.is_some() {
         ctl.certs.serve_only();
     }
+    let carried = metadata_carry_path(&opts.state_dir, ctl.standin_of.is_some());
+    if inherited_n > 0 {
+        if let Some(md) = take_metadata_carry(&carried) {
+            ctl.configured.with_fallback(md);
+        }
+    } else {
+        // Not an upgrade: leftovers of one that failed.
+        let _ = std::fs::remove_file(&carried);
+        let _ = std::fs::remove_file(metadata_carry_path(&opts.state_dir, true));
+    }
     // A stand-in takes no commands: the program it stands in for answers
     // them until the upgraded one does, and the socket stays theirs.
     let status = match ctl.standin_of {
@@ -1153,6 +1163,7 @@ impl Control {
             // answers in a file of its own.
             self.dns
                 .carry_to(&dns::carry::standin_path(&self.state_dir));
+            self.carry_metadata(true);
             let mut cmd = std::process::Command::new(path);
             cmd.args(std::env::args_os().skip(1))
                 .env(crate::sys::net::INHERITED_ENV, &standin_env)
@@ -1191,6 +1202,7 @@ impl Control {
             path.display()
         );
         self.dns.carry_to(&dns::carry::path(&self.state_dir));
+        self.carry_metadata(false);
         // The control socket is closed on exec; the next program binds it
         // again. `path` is absolute: no PATH search, and no shell.
         use std::os::unix::process::CommandExt;
@@ -1202,6 +1214,23 @@ impl Control {
         }
         let e = cmd.exec();
         HandoverError::Exec(path.to_owned(), e)
+    }
+
+    /// Hands the metadata of the running configuration to the next program
+    /// (or its stand-in): if its own first read says `loadbalancer` is not
+    /// `true`, or fails, it serves this instead of exiting.
+    fn carry_metadata(&self, standin: bool) {
+        let Some(md) = self.configured.good() else {
+            return;
+        };
+        let path = metadata_carry_path(&self.state_dir, standin);
+        let text = serde_json::to_string(md).unwrap_or_default();
+        if let Err(e) = crate::state::write_private(&path, text.as_bytes()) {
+            log::warn!(
+                "upgrade: cannot hand the configuration over in {}: {e}",
+                path.display()
+            );
+        }
     }
 
     /// After an upgrade: once this program serves, the stand-in that
@@ -1265,6 +1294,35 @@ impl Control {
 }
 
 /// Why an upgrade's hand-over did not end in the new program.
+/// Where an upgrade leaves the running configuration's metadata.
+fn metadata_carry_path(state_dir: &std::path::Path, standin: bool) -> PathBuf {
+    state_dir.join(if standin {
+        "metadata-carry.standin.json"
+    } else {
+        "metadata-carry.json"
+    })
+}
+
+/// The metadata an upgrade left, read once and removed; none if missing,
+/// unreadable or written more than 10 minutes ago (a leftover).
+fn take_metadata_carry(path: &std::path::Path) -> Option<crate::config::Metadata> {
+    let fresh = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < Duration::from_secs(600));
+    let text = std::fs::read_to_string(path).ok();
+    let _ = std::fs::remove_file(path);
+    let md = serde_json::from_str(&text?).ok();
+    if md.is_none() {
+        log::warn!(
+            "upgrade: {} is not a configuration; ignored",
+            path.display()
+        );
+    }
+    md.filter(|_| fresh)
+}
+
 #[derive(Debug)]
 enum HandoverError {
     /// A listening socket could not be made inheritable.

@@ -819,6 +819,46 @@ fn an_upgrade_does_not_make_new_connections_wait_for_long_ones() {
     assert_eq!(v["pid"], pid);
 }
 
+/// The metadata broken (`loadbalancer: ture`) after an upgrade's pre-flight
+/// passed, while the old program drains: the upgraded program serves the
+/// configuration the old one served, as the old one would have kept doing,
+/// instead of exiting 96 (the chaos soak lost the whole balancer so).
+#[test]
+fn an_upgrade_onto_broken_metadata_keeps_serving() {
+    use crate::util::backend::{Backend, Behaviour};
+    use std::io::{Read, Write};
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let port = free_port();
+    let mut m = Moirai::start(
+        &metadata(&format!("tcp://{port}:127.0.0.1:{}", echo.addr.port())),
+        "",
+        &[],
+    );
+    let echoes = |s: &mut std::net::TcpStream, msg: &[u8]| {
+        s.write_all(msg).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg);
+    };
+    // A long connection keeps the old program draining.
+    let mut long = std::net::TcpStream::connect(local(port)).unwrap();
+    long.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    echoes(&mut long, b"before");
+    m.upgrade();
+    m.wait_log("stand-in", Duration::from_secs(5));
+    m.set_metadata(&serde_json::json!({"cloud.tritoncompute:loadbalancer": "ture"}).to_string());
+    std::thread::sleep(Duration::from_millis(300));
+    drop(long);
+    m.wait_log("until the metadata is fixed", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(m.is_running(), "{}", m.log_text());
+    let mut c = std::net::TcpStream::connect(local(port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    echoes(&mut c, b"after");
+    let v: serde_json::Value = serde_json::from_str(&m.status(true)).unwrap();
+    assert!(v["loadbalancer_kept"].is_string(), "{v}");
+}
+
 /// `moirai run` from a copy of the binary in `dir` (so a test can replace
 /// it), serving one http service, once its backend is checked.
 struct Copied {
