@@ -72,65 +72,82 @@ fn every_backend_out(run: &Run, service: &str, t: f64) -> Option<String> {
     let members = run.members.get(service)?;
     let mut why = Vec::new();
     for name in members {
-        let mut out: Option<&'static str> = None;
-        let mut back_at: Option<f64> = None;
-        let set = |o: Option<&'static str>,
-                   at: f64,
-                   out_: &mut Option<&'static str>,
-                   back: &mut Option<f64>| {
-            if o.is_none() && out_.is_some() {
-                *back = Some(at);
-            }
-            *out_ = o;
-        };
+        // Each reason to be out is its own: DNS naming a backend again
+        // does not make it pass its checks.
+        let mut gone = false;
+        let mut failing = false;
+        let mut admin = false;
+        let mut unnamed_dns = false;
         // The stream pool's third backend is named only while the
-        // metadata is "wide"; the web pool's by the DNS answer.
-        if name == "e10" {
-            out = Some("not in the metadata");
-        }
+        // metadata is "wide".
+        let mut unnamed_md = name == "e10";
+        let mut back_at: Option<f64> = None;
         for e in run.events.iter().filter(|e| e.t <= t) {
             let about_me = &e.target == name;
-            match e.kind {
+            let was_out = gone || failing || admin || unnamed_dns || unnamed_md;
+            let at = match e.kind {
                 Kind::BackendKill | Kind::BackendStop if about_me => {
-                    set(Some("process gone"), e.t, &mut out, &mut back_at)
+                    gone = true;
+                    e.t
                 }
-                Kind::BackendStart if about_me => set(None, e.t_end, &mut out, &mut back_at),
+                Kind::BackendStart if about_me => {
+                    gone = false;
+                    e.t_end
+                }
                 Kind::HealthDown if about_me => {
-                    set(Some("failing its checks"), e.t, &mut out, &mut back_at)
+                    failing = true;
+                    e.t
                 }
-                Kind::HealthUp if about_me => set(None, e.t, &mut out, &mut back_at),
+                Kind::HealthUp if about_me => {
+                    failing = false;
+                    e.t
+                }
                 Kind::AdminDisable | Kind::AdminDrain if about_me && e.detail == "ok" => {
-                    set(Some("disabled or draining"), e.t, &mut out, &mut back_at)
+                    admin = true;
+                    e.t
                 }
-                Kind::AdminEnable if about_me => out = None,
+                Kind::AdminEnable if about_me && e.detail == "ok" => {
+                    // Health state carried on meanwhile: back at once.
+                    admin = false;
+                    if !(gone || failing || unnamed_dns || unnamed_md) {
+                        back_at = None;
+                    }
+                    continue;
+                }
                 Kind::MetadataValid if name == "e10" => {
-                    let wide = e.detail.contains("wide");
-                    set(
-                        (!wide).then_some("not in the metadata"),
-                        e.t,
-                        &mut out,
-                        &mut back_at,
-                    );
+                    unnamed_md = !e.detail.contains("wide");
+                    e.t
                 }
                 Kind::DnsAnswer if service == "web" => {
                     let ip = super::world::WEB_IPS[["b2", "b3", "n4"]
                         .iter()
                         .position(|n| n == name)
                         .unwrap_or(0)];
-                    let named = e.detail.split_whitespace().any(|w| w == ip);
-                    set(
-                        (!named).then_some("not in the DNS answer"),
-                        e.t,
-                        &mut out,
-                        &mut back_at,
-                    );
+                    unnamed_dns = !e.detail.split_whitespace().any(|w| w == ip);
+                    e.t
                 }
-                _ => {}
+                _ => continue,
+            };
+            let is_out = gone || failing || admin || unnamed_dns || unnamed_md;
+            if was_out && !is_out {
+                back_at = Some(at);
             }
         }
-        match (out, back_at) {
-            (Some(o), _) => why.push(format!("{name} {o}")),
-            (None, Some(b)) if t - b < COMEBACK => {
+        let mut reasons = Vec::new();
+        for (flag, what) in [
+            (gone, "process gone"),
+            (failing, "failing its checks"),
+            (admin, "disabled or draining"),
+            (unnamed_dns, "not in the DNS answer"),
+            (unnamed_md, "not in the metadata"),
+        ] {
+            if flag {
+                reasons.push(what);
+            }
+        }
+        match (reasons.is_empty(), back_at) {
+            (false, _) => why.push(format!("{name} {}", reasons.join(" and "))),
+            (true, Some(b)) if t - b < COMEBACK => {
                 why.push(format!("{name} back {:.1}s ago", t - b))
             }
             _ => return None,
@@ -726,6 +743,27 @@ thread 'worker-0' panicked at src/engine/worker.rs:1:1:
         assert!(expected(&failure(10.0, 10.1, false), &back).is_some());
         // ... but it does after them.
         assert_eq!(expected(&failure(20.0, 20.1, false), &back), None);
+    }
+
+    /// Seed 6 found it: DNS naming a backend again does not make it pass
+    /// the checks it was failing.
+    #[test]
+    fn each_reason_to_be_out_holds_on_its_own() {
+        let r = run(vec![
+            event(41.6, Kind::HealthDown, "n4", "web", "checks answer 503"),
+            event(
+                44.1,
+                Kind::DnsAnswer,
+                "dns",
+                "web",
+                "127.0.0.2 127.0.0.4 ok",
+            ),
+            event(45.2, Kind::BackendStop, "b2", "web", "SIGTERM"),
+        ]);
+        let why = expected(&failure(48.6, 48.7, false), &r).unwrap();
+        assert!(why.contains("n4 failing its checks"), "{why}");
+        assert!(why.contains("b3 not in the DNS answer"), "{why}");
+        assert!(why.contains("b2 process gone"), "{why}");
     }
 
     #[test]
