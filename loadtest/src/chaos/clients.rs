@@ -224,6 +224,8 @@ fn read_response(io: &mut dyn Io, head_request: bool) -> Result<Response, Fail> 
                 })
             }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            // A signal (a backend child exiting) is not the peer's doing.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 let mut f = io_fail("response", &e);
                 f.silent &= buf.is_empty();
@@ -256,6 +258,7 @@ fn read_response(io: &mut dyn Io, head_request: bool) -> Result<Response, Fail> 
             match io.read(&mut chunk) {
                 Ok(0) => return Err(Fail::new("closed inside the body")),
                 Ok(n) => body.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(io_fail("body", &e)),
             }
         }
@@ -268,6 +271,7 @@ fn read_response(io: &mut dyn Io, head_request: bool) -> Result<Response, Fail> 
             match io.read(&mut chunk) {
                 Ok(0) => return Err(Fail::new("closed inside a chunked body")),
                 Ok(n) => body.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(io_fail("body", &e)),
             }
         }
@@ -276,6 +280,7 @@ fn read_response(io: &mut dyn Io, head_request: bool) -> Result<Response, Fail> 
             match io.read(&mut chunk) {
                 Ok(0) => break,
                 Ok(n) => body.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(io_fail("body", &e)),
             }
         }
