@@ -764,15 +764,10 @@ fn upgrade_under_load(extra: &[&str]) {
     assert_eq!(v["pid"], pid, "the same process, a new program");
 }
 
-/// `moirai upgrade` while a long tcp connection is open: new connections
-/// are served at once (by the stand-in, then the upgraded program), not
-/// after the open one ends; the open one carries on, and the stand-in
-/// ends once it has. The chaos soak found new connections waiting 11.5 s
-/// in the accept queue behind long streams (up to the grace period).
-#[test]
-fn an_upgrade_does_not_make_new_connections_wait_for_long_ones() {
+/// One `tcp` service in front of an echo backend on 127.0.0.1; the
+/// backend, the service's port and moirai.
+fn tcp_echo_lb() -> (crate::util::backend::Backend, u16, Moirai) {
     use crate::util::backend::{Backend, Behaviour};
-    use std::io::{Read, Write};
     let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
     let port = free_port();
     let m = Moirai::start(
@@ -780,13 +775,23 @@ fn an_upgrade_does_not_make_new_connections_wait_for_long_ones() {
         "",
         &[],
     );
+    (echo, port, m)
+}
+
+/// Sends `msg` and asserts the same bytes come back.
+fn echoes(s: &mut std::net::TcpStream, msg: &[u8]) {
+    assert_eq!(crate::util::roundtrip(s, msg).unwrap(), msg);
+}
+
+/// `moirai upgrade` while a long tcp connection is open: new connections
+/// are served at once (by the stand-in, then the upgraded program), not
+/// after the open one ends; the open one carries on, and the stand-in
+/// ends once it has. The chaos soak found new connections waiting 11.5 s
+/// in the accept queue behind long streams (up to the grace period).
+#[test]
+fn an_upgrade_does_not_make_new_connections_wait_for_long_ones() {
+    let (_echo, port, m) = tcp_echo_lb();
     let pid = m.pid();
-    let echoes = |s: &mut std::net::TcpStream, msg: &[u8]| {
-        s.write_all(msg).unwrap();
-        let mut back = vec![0u8; msg.len()];
-        s.read_exact(&mut back).unwrap();
-        assert_eq!(back, msg);
-    };
     let mut long = std::net::TcpStream::connect(local(port)).unwrap();
     long.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     echoes(&mut long, b"before");
@@ -825,21 +830,7 @@ fn an_upgrade_does_not_make_new_connections_wait_for_long_ones() {
 /// instead of exiting 96 (the chaos soak lost the whole balancer so).
 #[test]
 fn an_upgrade_onto_broken_metadata_keeps_serving() {
-    use crate::util::backend::{Backend, Behaviour};
-    use std::io::{Read, Write};
-    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
-    let port = free_port();
-    let mut m = Moirai::start(
-        &metadata(&format!("tcp://{port}:127.0.0.1:{}", echo.addr.port())),
-        "",
-        &[],
-    );
-    let echoes = |s: &mut std::net::TcpStream, msg: &[u8]| {
-        s.write_all(msg).unwrap();
-        let mut back = vec![0u8; msg.len()];
-        s.read_exact(&mut back).unwrap();
-        assert_eq!(back, msg);
-    };
+    let (_echo, port, mut m) = tcp_echo_lb();
     // A long connection keeps the old program draining.
     let mut long = std::net::TcpStream::connect(local(port)).unwrap();
     long.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
