@@ -384,19 +384,15 @@ impl Rollout {
     /// The listening sockets handed over, as the next program finds them
     /// ([`net::inherited_env_value`]), made inheritable; and how many.
     pub fn handover_env(&self) -> std::io::Result<(String, usize)> {
-        let mut items = Vec::new();
+        // Shared mode: every worker names the same socket; once.
         let mut seen = HashSet::new();
-        for (addr, port, l) in &self.handed {
-            let fd = l.raw_fd();
-            // Shared mode: every worker names the same socket; once.
-            if !seen.insert(fd) {
-                continue;
+        for (_, _, l) in &self.handed {
+            if seen.insert(l.raw_fd()) {
+                l.inherit()?;
             }
-            l.inherit()?;
-            items.push((fd, *addr, *port));
         }
-        let n = items.len();
-        Ok((net::inherited_env_value(items), n))
+        let (env, fds) = self.handover_fds();
+        Ok((env, fds.len()))
     }
 
     /// The listening sockets handed over, taken back after an upgrade
