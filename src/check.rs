@@ -351,6 +351,12 @@ pub fn status_text(v: &Value) -> String {
             ""
         }
     );
+    if let Some(of) = v["stand_in_for"].as_u64() {
+        let _ = writeln!(
+            out,
+            "upgrade in progress: this stand-in serves new connections while process {of} finishes its own"
+        );
+    }
     if let Some(why) = v["loadbalancer_kept"].as_str() {
         let _ = writeln!(
             out,

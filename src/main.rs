@@ -399,17 +399,9 @@ fn ask(state_dir: &std::path::Path, line: &str) -> Result<String, String> {
 
 /// [`ask`], waiting up to `limit` for the answer.
 fn ask_within(state_dir: &std::path::Path, line: &str, limit: Duration) -> Result<String, String> {
-    use std::io::{Read, Write};
     let path = state_dir.join(moirai::control::status::SOCKET);
-    let mut text = String::new();
-    std::os::unix::net::UnixStream::connect(&path)
-        .and_then(|mut s| {
-            s.set_read_timeout(Some(limit))?;
-            s.write_all(format!("{line}\n").as_bytes())?;
-            s.read_to_string(&mut text)
-        })
-        .map_err(|e| format!("cannot reach moirai at {}: {e}", path.display()))?;
-    Ok(text)
+    moirai::control::status::ask(&path, line, limit)
+        .map_err(|e| format!("cannot reach moirai at {}: {e}", path.display()))
 }
 
 /// One status document from the running moirai.

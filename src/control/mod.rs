@@ -68,6 +68,9 @@ const LEND_WAIT: Duration = Duration::from_secs(1);
 const PREFLIGHT_TICK: Duration = Duration::from_millis(20);
 /// How long the workers get to give their listeners back at a hand-over.
 const HANDBACK_WAIT: Duration = Duration::from_secs(1);
+/// How long a status relayed to an upgrade's stand-in may take; the
+/// client waits, and the draining program's loop with it.
+const STANDIN_STATUS_WAIT: Duration = Duration::from_millis(300);
 /// Names, to the upgraded program, the stand-in it must stop once it
 /// serves.
 const STANDIN_ENV: &str = "MOIRAI_STANDIN_PID";
@@ -483,16 +486,20 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         let _ = std::fs::remove_file(metadata_carry_path(&opts.state_dir, true));
     }
     // A stand-in takes no commands: the program it stands in for answers
-    // them until the upgraded one does, and the socket stays theirs.
-    let status = match ctl.standin_of {
-        Some(_) => Ok(None),
-        None => status::StatusServer::bind(
-            &opts.state_dir,
-            poll.registry(),
-            ControlToken::Status.token(),
-        )
-        .map(Some),
+    // them until the upgraded one does, and `moirai.sock` stays theirs.
+    // It answers `status` on a socket of its own, which the program
+    // draining relays to: the view of whoever takes new connections.
+    let socket = match ctl.standin_of {
+        Some(_) => status::STANDIN_SOCKET,
+        None => status::SOCKET,
     };
+    let status = status::StatusServer::bind(
+        &opts.state_dir,
+        socket,
+        poll.registry(),
+        ControlToken::Status.token(),
+    )
+    .map(Some);
     let status = match status {
         Ok(s) => s,
         Err(e) => {
@@ -515,6 +522,25 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         startup_timeout: opts.startup_timeout,
     };
     Ok((ctl, lp))
+}
+
+/// While this program drains for an upgrade: the status document of its
+/// stand-in `pid`, which takes the new connections, or `None` if it cannot
+/// answer (not serving yet, or gone): the caller answers with its own.
+fn relay_status(state_dir: &std::path::Path, pid: u32) -> Option<String> {
+    let path = state_dir.join(status::STANDIN_SOCKET);
+    match status::ask(&path, "status", STANDIN_STATUS_WAIT) {
+        // Only a document of its own (an error line, or another process
+        // on the path, and this program answers for itself), once it
+        // serves: until its first configuration is in force, new
+        // connections wait in the kernel, and this program's view says
+        // more than an empty one.
+        Ok(text) => {
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            (v["pid"] == pid && !v["applied_at"].is_null()).then_some(text)
+        }
+        Err(_) => None,
+    }
 }
 
 /// What the loop does after a turn.
@@ -740,6 +766,7 @@ impl Control {
             listen_addresses: &self.listen_addresses,
             metadata_source: self.source.describe(),
             metadata_error: self.configured.source_error(),
+            stand_in_for: self.standin_of,
         }
     }
 
@@ -750,6 +777,14 @@ impl Control {
             Ok(c) => c,
             Err(answer) => return Some(answer),
         };
+        if let Some(of) = self.standin_of {
+            if cmd != Command::Status {
+                return Some(format!(
+                    "error: this is an upgrade's stand-in for process {of}; commands go to {}",
+                    status::SOCKET
+                ));
+            }
+        }
         Some(match cmd {
             Command::Status => self.parts().status().to_string(),
             Command::Backend { port, addr, state } => self.admin_command(port, addr, state),
@@ -1099,9 +1134,13 @@ impl Control {
                 .poll(&mut lp.events, Some(Duration::from_millis(20)));
             if lp.has(ControlToken::Status) {
                 if let Some(s) = lp.status.as_mut() {
+                    let standin = self.standin.as_ref().map(|c| c.id());
+                    let dir = &self.state_dir;
                     s.serve(|line| {
                         Some(match line {
-                            "" | "status" => self.parts().status().to_string(),
+                            "" | "status" => standin
+                                .and_then(|pid| relay_status(dir, pid))
+                                .unwrap_or_else(|| self.parts().status().to_string()),
                             _ => format!("error: moirai is {doing}"),
                         })
                     });

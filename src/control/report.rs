@@ -46,6 +46,8 @@ pub struct Parts<'a> {
     pub listen_addresses: &'a [IpAddr],
     pub metadata_source: &'a str,
     pub metadata_error: Option<&'a str>,
+    /// An upgrade's stand-in: the process it serves for.
+    pub stand_in_for: Option<u32>,
 }
 
 impl Parts<'_> {
@@ -183,6 +185,7 @@ impl Parts<'_> {
             "uptime_s": self.observed.started.elapsed().map_or(0, |d| d.as_secs()),
             "applied_at": self.rollout.applied_at().map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             "draining": self.rollout.is_stopping(),
+            "stand_in_for": self.stand_in_for,
             "certificates": certificates,
             // Provided certificate files not served: file and reason.
             "certificate_errors": self.certs.provided_errors(),

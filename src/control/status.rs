@@ -11,6 +11,12 @@
 //! Served by the control thread between events; a client gets 200 ms to
 //! send its line and 500 ms to read the answer. `upgrade` is answered when
 //! the new program's pre-flight ends (at most 10 s).
+//!
+//! During an upgrade, while the old program drains, the stand-in serves
+//! new connections; it answers `status` only, on `moirai.standin.sock`,
+//! and the old program relays `status` there: what `moirai status` shows
+//! is then what the program taking new connections sees (DNS, checks),
+//! not the frozen view of one that takes none.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -21,6 +27,9 @@ use crate::sys::poll::{Interest, Registry, Token};
 
 /// The socket's file name in the state directory.
 pub const SOCKET: &str = "moirai.sock";
+
+/// An upgrade's stand-in's socket (`status` only), in the same directory.
+pub const STANDIN_SOCKET: &str = "moirai.standin.sock";
 
 /// The listening socket.
 #[derive(Debug)]
@@ -36,9 +45,15 @@ pub struct StatusServer {
 }
 
 impl StatusServer {
-    /// Binds `dir/moirai.sock` (replacing a stale one) and registers it.
-    pub fn bind(dir: &Path, registry: &Registry, token: Token) -> io::Result<StatusServer> {
-        let path = dir.join(SOCKET);
+    /// Binds `dir/name` ([`SOCKET`] or [`STANDIN_SOCKET`]), replacing a
+    /// stale one, and registers it.
+    pub fn bind(
+        dir: &Path,
+        name: &str,
+        registry: &Registry,
+        token: Token,
+    ) -> io::Result<StatusServer> {
+        let path = dir.join(name);
         let _ = std::fs::remove_file(&path);
         let mut listener = UnixListener::bind(&path)?;
         {
@@ -86,6 +101,20 @@ impl StatusServer {
             reply(&mut stream, text);
         }
     }
+}
+
+/// Sends one command line to the program listening on `path` and returns
+/// its whole answer, read within `limit`: the CLI's side, and the old
+/// program's relay to its stand-in.
+pub fn ask(path: &Path, line: &str, limit: Duration) -> io::Result<String> {
+    use std::io::Read;
+    let mut s = std::os::unix::net::UnixStream::connect(path)?;
+    s.set_read_timeout(Some(limit))?;
+    s.set_write_timeout(Some(limit))?;
+    s.write_all(format!("{line}\n").as_bytes())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Writes the answer; the connection closes when `stream` is dropped.

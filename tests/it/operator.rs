@@ -824,6 +824,88 @@ fn an_upgrade_does_not_make_new_connections_wait_for_long_ones() {
     assert_eq!(v["pid"], pid);
 }
 
+/// `moirai status` while an upgrade's old program drains answers with the
+/// view of the stand-in, which takes the new connections: a backend that
+/// fails meanwhile shows down. The chaos soak saw 503s from the stand-in
+/// (its CNS name gone) while `moirai status` still showed the draining
+/// program's frozen view, every backend up.
+#[test]
+fn status_during_an_upgrade_is_the_stand_ins_view() {
+    use crate::util::backend::{Backend, Behaviour};
+    // One service carries a long connection (the old program drains until
+    // it ends); the other's backend is checked on its own port, and fails.
+    let echo = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let doomed = Backend::start("127.0.0.1:0", Behaviour::Echo);
+    let (port, other) = (free_port(), free_port());
+    let d = doomed.addr.port();
+    let m = Moirai::start(
+        &metadata(&format!(
+            "tcp://{port}:127.0.0.1:{},tcp://{other}:127.0.0.1:{d}{{port:{d}}}",
+            echo.addr.port()
+        )),
+        "",
+        &[],
+    );
+    let pid = m.pid();
+    let mut long = std::net::TcpStream::connect(local(port)).unwrap();
+    long.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    echoes(&mut long, b"before");
+    m.upgrade();
+    m.wait_log("stand-in", Duration::from_secs(5));
+    let status = || -> serde_json::Value { serde_json::from_str(&m.status(true)).unwrap() };
+    let backend_up = |v: &serde_json::Value| {
+        let mut services = v["services"].as_array().unwrap().iter();
+        let s = services.find(|s| s["listen"] == other);
+        s.unwrap_or_else(|| panic!("no :{other} in {v}"))["backends"][0]["up"].clone()
+    };
+    // The stand-in answers once it has started.
+    let start = Instant::now();
+    let v = loop {
+        let v = status();
+        if v["pid"] != pid {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{}", m.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(v["stand_in_for"], pid, "{v}");
+    assert!(m.status(false).contains("upgrade in progress"));
+    // The stand-in's own socket answers nothing but `status`.
+    let ask_standin = |line: &str| {
+        let mut s =
+            std::os::unix::net::UnixStream::connect(m.dir.join("state/moirai.standin.sock"))
+                .unwrap();
+        std::io::Write::write_all(&mut s, format!("{line}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+        answer
+    };
+    assert!(
+        ask_standin("log-level debug").starts_with("error: this is an upgrade's stand-in"),
+        "{}",
+        ask_standin("log-level debug")
+    );
+    let stand_in = v["pid"].clone();
+    // The backend fails while the old program still drains.
+    drop(doomed);
+    let start = Instant::now();
+    let v = loop {
+        let v = status();
+        if backend_up(&v) == false {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(8), "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(v["pid"], stand_in, "{v}");
+    // Done draining: the upgraded program answers for itself again.
+    drop(long);
+    m.wait_log("upgrade: serving; stand-in", Duration::from_secs(10));
+    let v = status();
+    assert_eq!(v["pid"], pid);
+    assert!(v["stand_in_for"].is_null(), "{v}");
+}
+
 /// The metadata broken (`loadbalancer: ture`) after an upgrade's pre-flight
 /// passed, while the old program drains: the upgraded program serves the
 /// configuration the old one served, as the old one would have kept doing,
