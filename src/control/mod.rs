@@ -786,7 +786,13 @@ impl Control {
             }
         }
         Some(match cmd {
-            Command::Status => self.parts().status().to_string(),
+            // Upgraded, not serving yet (checking the backends): the
+            // previous program's stand-in still takes every connection.
+            Command::Status => match self.previous {
+                Some((pid, false)) => relay_status(&self.state_dir, pid),
+                _ => None,
+            }
+            .unwrap_or_else(|| self.parts().status().to_string()),
             Command::Backend { port, addr, state } => self.admin_command(port, addr, state),
             Command::LogLevel(l) => {
                 log::set_max_level(l);
