@@ -17,6 +17,7 @@
 //! The engine knows [`crate::snapshot`], [`crate::proto`] and [`crate::sys`],
 //! never the control plane or the metadata sources.
 
+pub mod access;
 pub mod balance;
 pub mod buffer;
 pub mod conn;
@@ -25,6 +26,7 @@ pub mod http;
 pub mod listener;
 pub mod pipe;
 pub mod pool;
+pub mod session;
 pub mod step;
 pub mod syslog;
 pub mod tcp;

@@ -40,9 +40,9 @@ pub struct Streams<'a, S> {
     /// The backend's socket.
     pub backend: &'a mut Conn<S>,
     /// Client → backend bytes not yet written.
-    pub up: &'a mut Option<Buffer>,
+    pub to_backend: &'a mut Option<Buffer>,
     /// Backend → client bytes not yet written.
-    pub down: &'a mut Option<Buffer>,
+    pub to_client: &'a mut Option<Buffer>,
     /// Where each direction's FIN stands.
     pub pipe: &'a mut Pipe,
     /// Bytes owed to the backend first.
@@ -60,7 +60,7 @@ pub fn round<S: Transport>(
     let up = transfer(
         s.client,
         s.backend,
-        s.up,
+        s.to_backend,
         &mut s.pipe.up,
         s.preface,
         pool,
@@ -70,7 +70,7 @@ pub fn round<S: Transport>(
     let down = transfer(
         s.backend,
         s.client,
-        s.down,
+        s.to_client,
         &mut s.pipe.down,
         None,
         pool,

@@ -22,6 +22,7 @@ use super::buffer::BufferPool;
 use super::conn::{Net, Readiness, Transport};
 use super::http::HttpSession;
 use super::pool::IdlePool;
+use super::session::Session;
 use super::step::{CloseReason, Ctx, Step};
 use super::tcp::TcpSession;
 use super::token::{Side, SlotId};

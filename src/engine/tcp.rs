@@ -11,16 +11,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::access;
 use super::buffer::{Buffer, BufferPool};
 use super::conn::{Conn, Meter, Readiness, Transport};
 use super::connect::{self, Dialing, Progress, Upstream};
 use super::pipe::{self, Preface, Streams};
+use super::session::Session;
 use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
 use super::syslog::Sink;
 use super::token::Side;
 use crate::config::ServiceKind;
 use crate::proto::pipe::Pipe;
 use crate::proto::proxy_v2;
+use crate::proto::syslog::Access;
 use crate::snapshot::{Backend, ServiceSnapshot};
 use crate::sys::net::TcpStream;
 
@@ -38,8 +41,10 @@ pub struct TcpSession<S = TcpStream> {
     service: Arc<ServiceSnapshot>,
     client: Conn<S>,
     stage: Stage<S>,
-    up: Option<Buffer>,
-    down: Option<Buffer>,
+    /// Client → backend bytes not yet written.
+    to_backend: Option<Buffer>,
+    /// Backend → client bytes not yet written.
+    to_client: Option<Buffer>,
     pipe: Pipe,
     preface: Option<Preface>,
     /// The client, and when it was accepted, for the access line.
@@ -70,8 +75,8 @@ impl<S: Transport> TcpSession<S> {
         Ok(TcpSession {
             client: Conn::new(client, ctx.now, meter),
             stage: Stage::Connecting(up, dialing),
-            up: None,
-            down: None,
+            to_backend: None,
+            to_client: None,
             pipe: Pipe::default(),
             preface,
             service,
@@ -81,8 +86,21 @@ impl<S: Transport> TcpSession<S> {
         })
     }
 
+    /// The connect failed or timed out: once more elsewhere.
+    fn redial(&mut self, ctx: &mut Ctx<'_, S>) -> Result<(), CloseReason> {
+        let Stage::Connecting(up, dialing) = std::mem::replace(&mut self.stage, Stage::Failed)
+        else {
+            return Ok(());
+        };
+        let (up, dialing) = connect::redial(ctx, &self.service, up, dialing)?;
+        self.stage = Stage::Connecting(up, dialing);
+        Ok(())
+    }
+}
+
+impl<S: Transport> Session<S> for TcpSession<S> {
     /// Handles an event on one side.
-    pub fn on_event(&mut self, ctx: &mut Ctx<'_, S>, side: Side, r: Readiness) -> Step {
+    fn on_event(&mut self, ctx: &mut Ctx<'_, S>, side: Side, r: Readiness) -> Step {
         match (side, &mut self.stage) {
             (Side::Client, _) => self.client.note(r),
             (Side::Backend, Stage::Connecting(up, _) | Stage::Streaming(up)) => up.conn.note(r),
@@ -93,7 +111,7 @@ impl<S: Transport> TcpSession<S> {
 
     /// Completes the connect, then moves bytes both ways until nothing
     /// more can move now.
-    pub fn drive(&mut self, ctx: &mut Ctx<'_, S>) -> Step {
+    fn drive(&mut self, ctx: &mut Ctx<'_, S>) -> Step {
         loop {
             match &mut self.stage {
                 Stage::Failed => return Step::Closed(CloseReason::ConnectFailed),
@@ -123,8 +141,8 @@ impl<S: Transport> TcpSession<S> {
                         let streams = Streams {
                             client: &mut self.client,
                             backend: &mut backend.conn,
-                            up: &mut self.up,
-                            down: &mut self.down,
+                            to_backend: &mut self.to_backend,
+                            to_client: &mut self.to_client,
                             pipe: &mut self.pipe,
                             preface: self.preface.as_mut(),
                         };
@@ -140,19 +158,8 @@ impl<S: Transport> TcpSession<S> {
         }
     }
 
-    /// The connect failed or timed out: once more elsewhere.
-    fn redial(&mut self, ctx: &mut Ctx<'_, S>) -> Result<(), CloseReason> {
-        let Stage::Connecting(up, dialing) = std::mem::replace(&mut self.stage, Stage::Failed)
-        else {
-            return Ok(());
-        };
-        let (up, dialing) = connect::redial(ctx, &self.service, up, dialing)?;
-        self.stage = Stage::Connecting(up, dialing);
-        Ok(())
-    }
-
     /// When the session must be looked at again if nothing happens.
-    pub fn deadline(&self) -> Instant {
+    fn deadline(&self) -> Instant {
         match &self.stage {
             Stage::Connecting(_, dialing) => dialing.deadline,
             Stage::Streaming(up) => {
@@ -164,7 +171,7 @@ impl<S: Transport> TcpSession<S> {
 
     /// The session's deadline passed: redispatch a connect, or close an
     /// idle stream.
-    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, S>) -> Step {
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, S>) -> Step {
         match self.stage {
             Stage::Connecting(..) => match self.redial(ctx) {
                 Ok(()) => self.drive(ctx),
@@ -180,18 +187,13 @@ impl<S: Transport> TcpSession<S> {
         }
     }
 
-    /// The listen port of the session's service.
-    pub fn port(&self) -> u16 {
-        self.service.port()
-    }
-
     /// The session's service.
-    pub fn service(&self) -> &ServiceSnapshot {
+    fn service(&self) -> &ServiceSnapshot {
         &self.service
     }
 
     /// The backend it uses or tries, if any.
-    pub fn backend(&self) -> Option<&Backend> {
+    fn backend(&self) -> Option<&Backend> {
         match &self.stage {
             Stage::Connecting(up, _) | Stage::Streaming(up) => Some(up.backend()),
             Stage::Failed => None,
@@ -199,31 +201,22 @@ impl<S: Transport> TcpSession<S> {
     }
 
     /// The connection's access line, sent as it closes.
-    pub fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
-        let backend = self.backend();
-        sink.access(&crate::proto::syslog::Access {
-            kind: "tcp",
-            client: self.peer,
-            service: self.service.port(),
-            frontend: self.service.index,
-            tls: false,
-            server: backend.map_or(0, Backend::slot),
-            version: "",
-            backend: backend.map(Backend::addr),
-            status: None,
-            request: None,
+    fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
+        sink.access(&Access {
             bytes: self.client.bytes(),
-            t_request: None,
             t_connect: self.connect_took,
-            t_response: None,
             t_total: now.saturating_duration_since(self.accepted),
             term: r.termination(),
+            ..access::line(&self.service, self.peer, self.backend())
         });
     }
 
     /// Gives the session's buffers back before it is dropped.
-    pub fn release(&mut self, pool: &mut BufferPool) {
-        for b in [self.up.take(), self.down.take()].into_iter().flatten() {
+    fn release(&mut self, pool: &mut BufferPool) {
+        for b in [self.to_backend.take(), self.to_client.take()]
+            .into_iter()
+            .flatten()
+        {
             pool.give(b);
         }
     }

@@ -339,7 +339,7 @@ impl Exchange {
     }
 
     /// Whether the client already has a final status line.
-    pub fn started(&self) -> bool {
+    pub fn status_sent(&self) -> bool {
         self.started
     }
 
@@ -1071,11 +1071,11 @@ mod tests {
             "an interim response is not the answer"
         );
         assert_eq!(ex.response_sent(0).1, AfterHead::Interim);
-        assert!(ex.response().is_none() && !ex.started());
+        assert!(ex.response().is_none() && !ex.status_sent());
         let (what, _) = respond(&mut ex, OK, false);
         assert_eq!(what, OnResponse::Forward);
         assert_eq!(ex.response_sent(0).1, AfterHead::Body);
-        assert!(ex.started());
+        assert!(ex.status_sent());
 
         let (mut ex, _) = begin(GET);
         let (what, _) = respond(&mut ex, "HTTP/1.1 101 Switching Protocols\r\n\r\n", false);

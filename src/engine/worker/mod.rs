@@ -7,6 +7,11 @@
 //! service and backend they started with; only new connections see the new
 //! snapshot.
 
+mod listen;
+mod messages;
+
+pub use messages::{FromWorker, Lent, Reporter, ToWorker};
+
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -17,18 +22,19 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use slab::Slab;
 
-use super::balance::RoundRobin;
-use super::buffer::BufferPool;
-use super::conn::{Os, Readiness};
-use super::http::HttpSession;
-use super::listener::{Accepted, Listener, EXHAUSTION_PAUSE};
-use super::pool::IdlePool;
-use super::step::{CloseReason, Ctx, Step};
-use super::syslog::Sink;
-use super::tcp::TcpSession;
-use super::timer::{TimerKey, Wheel, TICK};
-use super::token::{EventTarget, Generations, Side, SlotId};
 use crate::config::ServiceKind;
+use crate::engine::access;
+use crate::engine::balance::RoundRobin;
+use crate::engine::buffer::BufferPool;
+use crate::engine::conn::{Os, Readiness};
+use crate::engine::http::HttpSession;
+use crate::engine::pool::IdlePool;
+use crate::engine::session::Session;
+use crate::engine::step::{CloseReason, Ctx, Step};
+use crate::engine::syslog::Sink;
+use crate::engine::tcp::TcpSession;
+use crate::engine::timer::{TimerKey, Wheel, TICK};
+use crate::engine::token::{EventTarget, Generations, Side, SlotId};
 use crate::metrics::stats::{Latency, SyslogCounters};
 use crate::proto::http1::exchange::Exchange;
 use crate::proto::http1::Scratch;
@@ -36,102 +42,12 @@ use crate::proto::syslog::Access;
 use crate::snapshot::{Backend, ServiceSnapshot, Snapshot};
 use crate::sys::net::{self, ListenMode, SharedListeners, TcpStream};
 use crate::sys::poll::{Event, Events, Interest, Poll, Waker};
+use listen::{ListenerSlot, BIND_RETRY};
 
-/// How often a listener that could not be opened is tried again.
-const BIND_RETRY: Duration = Duration::from_secs(2);
 /// Idle buffers a worker keeps (16 KiB each).
 const POOL_KEEP: usize = 4096;
 /// How often latencies go to the control thread.
 const LATENCY_HANDOVER: Duration = Duration::from_secs(1);
-
-/// Control → worker.
-#[derive(Debug, Clone)]
-pub enum ToWorker {
-    /// Run this configuration from now on.
-    Snapshot(Arc<Snapshot>),
-    /// Stop accepting; finish open sessions until the deadline, then exit.
-    Drain(Instant),
-    /// As `Drain`, but the listening sockets stay open (their accept
-    /// queues keep filling) and go to the control thread for the next
-    /// program (`moirai upgrade`).
-    Handover(Instant),
-    /// Send duplicates of the listening sockets, for an upgrade's
-    /// pre-flight to check; nothing changes here.
-    Lend(Sender<io::Result<Lent>>),
-}
-
-/// Duplicates of a worker's listening sockets: address (none: all), port,
-/// the listener's own descriptor (the same for every worker's duplicate of
-/// one shared socket, so the control thread counts it once) and the
-/// duplicate.
-pub type Lent = Vec<(Option<IpAddr>, u16, i32, std::net::TcpListener)>;
-
-/// Worker → control.
-#[derive(Debug)]
-pub enum FromWorker {
-    /// A snapshot is in force on this worker.
-    Applied {
-        /// Which worker.
-        worker: usize,
-        /// The generation applied.
-        generation: u64,
-        /// When it was applied.
-        at: Instant,
-    },
-    /// A listener that had failed is open now.
-    Listening {
-        /// The port.
-        port: u16,
-        /// The address (none: all).
-        addr: Option<IpAddr>,
-    },
-    /// A listener could not be opened (it is retried).
-    ListenFailed {
-        /// Which worker.
-        worker: usize,
-        /// The port.
-        port: u16,
-        /// The address (none: all).
-        addr: Option<IpAddr>,
-        /// Why.
-        error: String,
-    },
-    /// The listening sockets of a handover, sent just before `Exited`.
-    Listeners(Vec<(Option<IpAddr>, u16, net::WorkerListener)>),
-    /// Latencies recorded since the last batch, by service port.
-    Latency(Vec<(u16, Latency)>),
-    /// The worker finished draining and exited.
-    Exited {
-        /// Which worker.
-        worker: usize,
-        /// Sessions still open at exit (cut by the grace deadline).
-        cut: usize,
-    },
-}
-
-/// A worker's way to report to the control thread: a message, then a
-/// wake-up, so the control loop logs "generation N applied" when it
-/// happens rather than at its next tick.
-#[derive(Debug, Clone)]
-pub struct Reporter {
-    tx: Sender<FromWorker>,
-    waker: Option<Arc<Waker>>,
-}
-
-impl Reporter {
-    /// Reports on `tx`, waking `waker` after each message.
-    pub fn new(tx: Sender<FromWorker>, waker: Option<Arc<Waker>>) -> Reporter {
-        Reporter { tx, waker }
-    }
-
-    fn send(&self, msg: FromWorker) {
-        if self.tx.send(msg).is_ok() {
-            if let Some(w) = &self.waker {
-                let _ = w.wake();
-            }
-        }
-    }
-}
 
 /// How a worker opens listeners, and how many connections it may hold.
 #[derive(Debug, Clone)]
@@ -188,74 +104,12 @@ pub fn spawn(id: usize, listen: ListenConfig, reports: Reporter) -> io::Result<W
     Ok(WorkerHandle { tx, waker, join })
 }
 
-/// A session of either kind; the worker treats them alike. Boxed, so a
-/// slab entry is a few words and each connection holds only its own kind's
-/// state, sized exactly (an idle keep-alive connection is most of what a
-/// busy balancer holds). The allocation costs tens of nanoseconds against
-/// the dozen syscalls of a new connection.
-enum AnySession {
-    Tcp(Box<TcpSession>),
-    Http(Box<HttpSession>),
-}
-
-impl AnySession {
-    fn on_event(&mut self, ctx: &mut Ctx<'_>, side: Side, r: Readiness) -> Step {
-        match self {
-            AnySession::Tcp(s) => s.on_event(ctx, side, r),
-            AnySession::Http(s) => s.on_event(ctx, side, r),
-        }
-    }
-    fn drive(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        match self {
-            AnySession::Tcp(s) => s.drive(ctx),
-            AnySession::Http(s) => s.drive(ctx),
-        }
-    }
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        match self {
-            AnySession::Tcp(s) => s.on_timer(ctx),
-            AnySession::Http(s) => s.on_timer(ctx),
-        }
-    }
-    fn deadline(&self) -> Instant {
-        match self {
-            AnySession::Tcp(s) => s.deadline(),
-            AnySession::Http(s) => s.deadline(),
-        }
-    }
-    fn port(&self) -> u16 {
-        match self {
-            AnySession::Tcp(s) => s.port(),
-            AnySession::Http(s) => s.port(),
-        }
-    }
-    fn release(&mut self, pool: &mut BufferPool) {
-        match self {
-            AnySession::Tcp(s) => s.release(pool),
-            AnySession::Http(s) => s.release(pool),
-        }
-    }
-    fn service(&self) -> &ServiceSnapshot {
-        match self {
-            AnySession::Tcp(s) => s.service(),
-            AnySession::Http(s) => s.service(),
-        }
-    }
-    fn backend(&self) -> Option<&Backend> {
-        match self {
-            AnySession::Tcp(s) => s.backend(),
-            AnySession::Http(s) => s.backend(),
-        }
-    }
-    /// Sends the access line a closing session still owes: a tcp
-    /// connection's, or an http request's that did not finish.
-    fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
-        match self {
-            AnySession::Tcp(s) => s.log_close(sink, r, now),
-            AnySession::Http(s) => s.log_close(sink, r, now),
-        }
-    }
-}
+/// A session of any kind, boxed: a slab entry is a few words and each
+/// connection holds only its own kind's state, sized exactly (an idle
+/// keep-alive connection is most of what a busy balancer holds). The
+/// allocation costs tens of nanoseconds against the dozen syscalls of a
+/// new connection.
+type AnySession = Box<dyn Session>;
 
 /// Counts a client connection's end: closed, and a timeout on the side
 /// that timed out (the service's for the client side; the backend's too for
@@ -311,12 +165,7 @@ impl SessionSlot {
     }
 }
 
-struct ListenerSlot {
-    gen: u32,
-    listener: Listener,
-}
-
-struct Worker {
+pub(super) struct Worker {
     id: usize,
     poll: Poll,
     rx: Receiver<ToWorker>,
@@ -548,10 +397,7 @@ impl Worker {
             let idle: Vec<SlotId> = self
                 .sessions
                 .iter()
-                .filter(|(_, s)| match &s.session {
-                    AnySession::Http(h) => gone.contains(&h.port()) && h.is_idle(),
-                    AnySession::Tcp(_) => false,
-                })
+                .filter(|(_, s)| gone.contains(&s.session.port()) && s.session.is_idle())
                 .map(|(i, s)| SlotId {
                     index: i as u32,
                     gen: s.gen,
@@ -582,131 +428,6 @@ impl Worker {
             generation,
             at: Instant::now(),
         });
-    }
-
-    /// Opens the service's listeners, one per listen address.
-    fn open(&mut self, svc: &Arc<ServiceSnapshot>) {
-        self.by_port.entry(svc.port()).or_default();
-        if self.listen.addresses.is_empty() {
-            self.open_one(None, svc);
-        } else {
-            let addrs = Arc::clone(&self.listen.addresses);
-            for &a in addrs.iter() {
-                self.open_one(Some(a), svc);
-            }
-        }
-    }
-
-    fn open_one(&mut self, addr: Option<IpAddr>, svc: &Arc<ServiceSnapshot>) {
-        let port = svc.port();
-        let failed = |w: &mut Worker, error: String| {
-            w.reports.send(FromWorker::ListenFailed {
-                worker: w.id,
-                port,
-                addr,
-                error,
-            });
-            w.unbound.push((addr, Arc::clone(svc)));
-        };
-        let sockets = match net::listen(
-            addr,
-            port,
-            self.listen.mode,
-            &self.listen.shared,
-            &self.listen.inherited,
-        ) {
-            Ok(s) => s,
-            Err(e) => return failed(self, e.to_string()),
-        };
-        // Usually one; after an upgrade from a program with more workers,
-        // this worker's share of their sockets.
-        let mut polled = false;
-        let mut error = None;
-        for socket in sockets {
-            match self.poll_listener(addr, svc, socket) {
-                Ok(()) => polled = true,
-                Err(e) => error = Some(e),
-            }
-        }
-        match error {
-            Some(e) if !polled => failed(self, format!("cannot poll the listener: {e}")),
-            // Another socket of the port serves; this one is closed.
-            Some(e) => log::error!(
-                "worker {}: port {port}: cannot poll an inherited listener: {e}; closed",
-                self.id
-            ),
-            None => {}
-        }
-    }
-
-    /// Adds one open listening socket to the poll.
-    fn poll_listener(
-        &mut self,
-        addr: Option<IpAddr>,
-        svc: &Arc<ServiceSnapshot>,
-        socket: net::WorkerListener,
-    ) -> io::Result<()> {
-        let port = svc.port();
-        let entry = self.listeners.vacant_entry();
-        let index = entry.key();
-        let gen = self.gens.bump();
-        let mut slot = ListenerSlot {
-            gen,
-            listener: Listener {
-                socket,
-                addr,
-                service: Arc::clone(svc),
-                paused_until: None,
-            },
-        };
-        let token = EventTarget::Listener(SlotId {
-            index: index as u32,
-            gen,
-        })
-        .token();
-        self.poll.registry().register(
-            &mut slot.listener.socket.socket,
-            token,
-            Interest::READABLE,
-        )?;
-        entry.insert(slot);
-        self.by_port.entry(port).or_default().push(index);
-        Ok(())
-    }
-
-    /// Duplicates of every listening socket, for a pre-flight.
-    fn lend(&self) -> io::Result<Lent> {
-        self.listeners
-            .iter()
-            .map(|(_, slot)| {
-                let l = &slot.listener;
-                Ok((
-                    l.addr,
-                    l.service.port(),
-                    l.socket.raw_fd(),
-                    l.socket.duplicate()?,
-                ))
-            })
-            .collect()
-    }
-
-    /// Closes a listener after accepting what is already queued on it, so a
-    /// removed service does not reset connections the kernel had accepted.
-    fn close_listener(&mut self, port: u16, now: Instant) {
-        let Some(slots) = self.by_port.remove(&port) else {
-            return;
-        };
-        for i in slots {
-            self.accept_all(i, now);
-            let mut slot = self.listeners.remove(i);
-            // Deregister explicitly: in shared mode other workers hold
-            // duplicates of this descriptor, so closing ours would not
-            // remove the registration.
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut slot.listener.socket.socket);
-        }
     }
 
     /// An upgrade: listeners leave the poll but stay open, for the control
@@ -744,118 +465,17 @@ impl Worker {
         // their grace.
         let mut idle = Vec::new();
         for (i, slot) in self.sessions.iter_mut() {
-            if let AnySession::Http(h) = &mut slot.session {
-                if h.is_idle() {
-                    idle.push(SlotId {
-                        index: i as u32,
-                        gen: slot.gen,
-                    });
-                } else {
-                    h.set_draining();
-                }
+            if slot.session.is_idle() {
+                idle.push(SlotId {
+                    index: i as u32,
+                    gen: slot.gen,
+                });
+            } else {
+                slot.session.set_draining();
             }
         }
         for id in idle {
             self.with_session(id, now, |_, _| Step::Closed(CloseReason::Done));
-        }
-    }
-
-    fn on_listener(&mut self, id: SlotId, now: Instant) {
-        let i = id.index as usize;
-        match self.listeners.get(i) {
-            Some(slot) if slot.gen == id.gen && slot.listener.paused_until.is_none() => {
-                self.accept_all(i, now)
-            }
-            _ => {}
-        }
-    }
-
-    fn accept_all(&mut self, i: usize, now: Instant) {
-        loop {
-            if self.sessions.len() >= self.listen.max_sessions {
-                if !self.full && self.draining.is_none() {
-                    log::warn!(
-                        "worker {}: at its limit of {} connections; new ones wait in the accept queue",
-                        self.id,
-                        self.listen.max_sessions
-                    );
-                }
-                self.full = true;
-                return;
-            }
-            let Some(slot) = self.listeners.get_mut(i) else {
-                return;
-            };
-            match slot.listener.accept() {
-                Accepted::Conn(stream, peer) => {
-                    let svc = Arc::clone(&slot.listener.service);
-                    self.start_session(svc, stream, peer, now);
-                }
-                Accepted::Empty => return,
-                Accepted::Skip => continue,
-                Accepted::Exhausted(e) => {
-                    log::warn!(
-                        "worker {}: port {}: {e}; pausing accepts for {} ms",
-                        self.id,
-                        slot.listener.service.port(),
-                        EXHAUSTION_PAUSE.as_millis()
-                    );
-                    slot.listener.paused_until = Some(now + EXHAUSTION_PAUSE);
-                    return;
-                }
-                Accepted::Failed(e) => {
-                    // Paused and looked at again like an exhausted one: an
-                    // event port re-arms a listener only when accept says
-                    // WouldBlock, and epoll (edge-triggered) raises no new
-                    // event for connections already queued, so a plain
-                    // return would leave the port unserved on illumos and
-                    // stalled on Linux; a pause keeps a persistent error
-                    // from spinning or flooding the log.
-                    log::error!(
-                        "worker {}: accept on port {} failed: {e}; trying again in {} ms",
-                        self.id,
-                        slot.listener.service.port(),
-                        EXHAUSTION_PAUSE.as_millis()
-                    );
-                    slot.listener.paused_until = Some(now + EXHAUSTION_PAUSE);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn resume_listeners(&mut self, now: Instant) {
-        let due: Vec<usize> = self
-            .listeners
-            .iter()
-            .filter(|(_, s)| s.listener.paused_until.is_some_and(|t| now >= t))
-            .map(|(i, _)| i)
-            .collect();
-        for i in due {
-            self.listeners[i].listener.paused_until = None;
-            // Edge-triggered: connections queued while paused raise no new
-            // event, so look now.
-            self.accept_all(i, now);
-        }
-        if self.next_bind_retry.is_some_and(|t| now >= t) && self.draining.is_none() {
-            let pending = std::mem::take(&mut self.unbound);
-            for (addr, svc) in pending {
-                // Skip services a newer snapshot removed meanwhile.
-                if let Some(current) = self.snapshot.service(svc.port()).cloned() {
-                    self.open_one(addr, &current);
-                    if !self
-                        .unbound
-                        .iter()
-                        .any(|(a, s)| *a == addr && s.port() == svc.port())
-                    {
-                        self.reports.send(FromWorker::Listening {
-                            port: svc.port(),
-                            addr,
-                        });
-                    }
-                }
-            }
-            self.next_bind_retry = (!self.unbound.is_empty()).then(|| now + BIND_RETRY);
         }
     }
 
@@ -907,10 +527,11 @@ impl Worker {
         };
         let started = match watched {
             Err(_) => Err(CloseReason::Reset(Side::Client)),
-            Ok(()) if kind.is_http() => HttpSession::start(&mut ctx, svc, stream, peer)
-                .map(|s| AnySession::Http(Box::new(s))),
+            Ok(()) if kind.is_http() => {
+                HttpSession::start(&mut ctx, svc, stream, peer).map(|s| Box::new(s) as AnySession)
+            }
             Ok(()) => TcpSession::start(&mut ctx, svc, stream, peer, local)
-                .map(|s| AnySession::Tcp(Box::new(s))),
+                .map(|s| Box::new(s) as AnySession),
         };
         match started {
             Ok(session) => {
@@ -925,22 +546,8 @@ impl Worker {
                 count_close(self.id, &counted, None, r);
                 if let Some(sink) = self.syslog.as_mut() {
                     sink.access(&Access {
-                        kind: if kind.is_http() { "http" } else { "tcp" },
-                        client: peer,
-                        service: port,
-                        frontend: counted.index,
-                        tls: counted.spec.kind.is_tls(),
-                        server: 0,
-                        version: "HTTP/1.1",
-                        backend: None,
-                        status: None,
-                        request: None,
-                        bytes: (0, 0),
-                        t_request: None,
-                        t_connect: None,
-                        t_response: None,
-                        t_total: Duration::ZERO,
                         term: r.termination(),
+                        ..access::line(&counted, peer, None)
                     });
                 }
                 match r {

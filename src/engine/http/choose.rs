@@ -1,0 +1,142 @@
+//! Where a request goes: its backend (a login's pin, a sticky cookie, the
+//! backend whose connection is parked here, or the balancer's pick) and
+//! the connection to it (the parked one, one from the worker's idle pool,
+//! or a new connect). The leg begins here.
+
+use std::sync::Arc;
+
+use super::leg::{Leg, LegStep};
+use super::logline::RequestLog;
+use super::{is_current, Flow, HttpSession, Parked, Stage, Turn};
+use crate::engine::balance;
+use crate::engine::conn::{Conn, Meter, Transport};
+use crate::engine::connect::{self, Upstream};
+use crate::engine::session::Session;
+use crate::engine::step::Ctx;
+use crate::engine::token::{EventTarget, Side};
+use crate::proto::http1::errors::Status;
+use crate::proto::http1::exchange::Exchange;
+use crate::snapshot::{Backend, BackendLease};
+use crate::sys::poll::Interest;
+
+impl<S: Transport> HttpSession<S> {
+    /// Sticky backend if the cookie names a usable one, else the least
+    /// loaded; the parked or a pooled connection if there is one, else a
+    /// connect.
+    pub(super) fn choose_backend(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        mut ex: Box<Exchange>,
+        log: RequestLog,
+        parked: Option<Parked<S>>,
+    ) -> Turn<S> {
+        self.service.stats.of(ctx.worker).routed.add(1);
+        let (chosen, balanced) = self.pick(ctx, &ex, parked.as_ref());
+        let Some(b) = chosen else {
+            return self.refuse(Status::Unavailable, ex, log);
+        };
+        let counts = b.stats().of(ctx.worker);
+        counts.last_session.stamp(ctx.now);
+        counts.balanced.add(u64::from(balanced));
+        if let Some(Parked { addr, conn }) = parked {
+            if addr == b.addr() {
+                ex.set_reused(true);
+                counts.reuses.add(1);
+                let up = Upstream {
+                    conn,
+                    lease: BackendLease::acquire(&b),
+                };
+                return sending(ex, up, log);
+            }
+            // A TLS connection cannot leave its session: its state is here.
+            // Nor can a private one (a login on it). One to a backend that
+            // left the set or went down is closed.
+            if !conn.is_tls() && !self.logged_in && is_current(ctx, self.port(), addr) {
+                ctx.idle.put(ctx.net, addr, conn.into_stream(), ctx.now);
+            }
+        }
+        let tls_backend = self
+            .service
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client.is_some());
+        // `http-reuse safe`: a client's first request never rides another
+        // client's connection, so whatever a backend might still send on it
+        // (a late or unsolicited response) can never answer a newcomer.
+        let pooled = if tls_backend || self.served == 0 {
+            None
+        } else {
+            ctx.idle.take(b.addr(), ctx.now)
+        };
+        if let Some(mut stream) = pooled {
+            let token = EventTarget::Session(ctx.id, Side::Backend).token();
+            if ctx
+                .net
+                .watch(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                .is_ok()
+            {
+                let mut conn = Conn::new(stream, ctx.now, Meter::backend(&b, ctx.worker));
+                conn.assume_writable();
+                ex.set_reused(true);
+                counts.reuses.add(1);
+                let up = Upstream {
+                    conn,
+                    lease: BackendLease::acquire(&b),
+                };
+                return sending(ex, up, log);
+            }
+        }
+        let dialed = connect::dial(ctx, &self.service, Some(&b));
+        self.connecting(ctx, ex, log, None, dialed)
+    }
+
+    /// The backend for `ex`, and whether load balancing chose it (rather
+    /// than a login's pin or a cookie). A login bound to a backend
+    /// connection goes on where it began, before any cookie or load says
+    /// otherwise; a backend that left the set ends the pin (the login
+    /// starts over elsewhere).
+    fn pick(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        ex: &Exchange,
+        parked: Option<&Parked<S>>,
+    ) -> (Option<Arc<Backend>>, bool) {
+        let backends = &self.service.backends;
+        let pinned = self
+            .pinned
+            .as_deref()
+            .and_then(|&a| backends.iter().find(|b| b.addr() == a));
+        let sticky = ex
+            .sticky()
+            .and_then(|v| backends.iter().find(|b| b.named_by(&v)));
+        // Among the least loaded, prefer the backend this client's previous
+        // request used: its connection is still open here.
+        let parked_on = parked.map(|p| p.addr).and_then(|a| {
+            let least = backends.iter().map(|b| b.active()).min()?;
+            backends
+                .iter()
+                .find(|b| b.addr() == a && !b.is_draining() && b.active() <= least)
+        });
+        // What neither a login nor a cookie decides is load balancing's.
+        let balanced = pinned.is_none() && sticky.is_none();
+        let chosen: Option<Arc<Backend>> = pinned
+            .or(sticky)
+            .or(if ex.sticky().is_none() {
+                parked_on
+            } else {
+                None
+            })
+            .or_else(|| balance::pick(backends, ctx.cursor, None))
+            .cloned();
+        if pinned.is_none() {
+            self.pinned = None;
+        }
+        (chosen, balanced)
+    }
+}
+
+/// A leg on a connection already open: its head goes out next.
+fn sending<S: Transport>(ex: Box<Exchange>, up: Upstream<S>, log: RequestLog) -> Turn<S> {
+    let leg = Leg::new(ex, up, log, LegStep::SendHead { sent: 0 });
+    (Stage::Leg(leg), Flow::Progress)
+}

@@ -1,0 +1,672 @@
+//! A leg: one request in flight on a backend, with its own exchange,
+//! backend connection, buffer of the backend's bytes and access line
+//! facts. Its steps: `Connect` (skipped on a parked or pooled
+//! connection), `SendHead`, then `Exchange` (request body up, response
+//! down) until both messages are complete. The client side it reads from
+//! and writes to is the session's.
+
+use std::time::Instant;
+
+use super::logline::RequestLog;
+use super::write::{relay, Outgoing};
+use super::{is_current, recycle, Flow, HttpSession, Parked, Stage, Turn, MAX_FREE_EXCHANGES};
+use crate::config::Timeouts;
+use crate::engine::buffer::Buffer;
+use crate::engine::conn::{release_if_empty, Conn, Io, Transport};
+use crate::engine::connect::{self, Dialing, Progress, Upstream};
+use crate::engine::pipe;
+use crate::engine::session::Session;
+use crate::engine::step::{CloseReason, Ctx};
+use crate::engine::token::Side;
+use crate::metrics::stats::{micros, record};
+use crate::proto::http1::body::RelayError;
+use crate::proto::http1::errors::Status;
+use crate::proto::http1::exchange::{AfterHead, BackendEnd, Exchange, OnResponse, Reuse, Sent};
+use crate::proto::http1::{request, response};
+use crate::proto::pipe::Pipe;
+
+/// One request in flight on a backend.
+#[derive(Debug)]
+pub(super) struct Leg<S> {
+    /// The transaction: every decision about this request and its
+    /// response.
+    pub ex: Box<Exchange>,
+    /// The backend connection, with its lease on the backend.
+    pub up: Upstream<S>,
+    /// Bytes from the backend (response heads and bodies) not yet written
+    /// to the client.
+    pub to_client: Option<Buffer>,
+    pub log: RequestLog,
+    pub step: LegStep,
+}
+
+/// Where a leg stands.
+#[derive(Debug)]
+pub(super) enum LegStep {
+    /// The backend connect is under way (boxed: a connect is rare next to
+    /// the requests a kept connection carries, and the leg's size is every
+    /// connection's).
+    Connect(Box<Dialing>),
+    /// Writing the request head; `sent` bytes of it are out.
+    SendHead { sent: usize },
+    /// Request body up, response down; `head_sent` bytes of the response
+    /// head are out; `backend_eof`: the backend sent its FIN.
+    Exchange { head_sent: usize, backend_eof: bool },
+}
+
+/// Why a step of a leg stopped short of its normal course.
+enum Halt {
+    /// The connection ends.
+    Close(CloseReason),
+    /// Answer with this status (or cut, if the client has a status).
+    Fail(Status),
+    /// The backend connection failed before answering: send again if
+    /// the exchange allows it, else 502.
+    Retry { head_pending: bool },
+}
+
+/// What a round of the exchange step leads to.
+enum Round {
+    /// Nothing more to do before an event.
+    Wait,
+    /// Bytes moved: run again.
+    Moved,
+    /// The `101` went out: tunnel.
+    Tunnel,
+    /// Both messages are complete.
+    Finished,
+}
+
+impl Round {
+    fn of(progress: bool) -> Round {
+        if progress {
+            Round::Moved
+        } else {
+            Round::Wait
+        }
+    }
+}
+
+impl<S: Transport> Leg<S> {
+    pub(super) fn new(
+        ex: Box<Exchange>,
+        up: Upstream<S>,
+        log: RequestLog,
+        step: LegStep,
+    ) -> Leg<S> {
+        Leg {
+            ex,
+            up,
+            to_client: None,
+            log,
+            step,
+        }
+    }
+
+    /// Sends the TLS records a full backend socket held back; false if
+    /// the connection failed.
+    pub(super) fn flush_backend(&mut self) -> bool {
+        match self.step {
+            LegStep::Connect(_) => true,
+            LegStep::SendHead { .. } | LegStep::Exchange { .. } => self.up.conn.flush_if_writable(),
+        }
+    }
+
+    /// When the leg must be looked at again if nothing happens.
+    pub(super) fn deadline(&self, client: &Conn<S>, t: &Timeouts) -> Instant {
+        match &self.step {
+            LegStep::Connect(dialing) => dialing.deadline,
+            LegStep::SendHead { .. } | LegStep::Exchange { .. } => {
+                pipe::idle_deadline(client, Some(&self.up.conn), t)
+            }
+        }
+    }
+}
+
+impl<S: Transport> HttpSession<S> {
+    /// Runs the leg's step once.
+    pub(super) fn run_leg(&mut self, ctx: &mut Ctx<'_, S>, mut leg: Leg<S>) -> Turn<S> {
+        match &mut leg.step {
+            LegStep::Connect(dialing) => {
+                match connect::progress(ctx, &self.service, &mut leg.up, dialing) {
+                    Progress::Waiting => (Stage::Leg(leg), Flow::Wait),
+                    Progress::Ready(took) => {
+                        leg.ex.timing.connect = Some(took);
+                        leg.ex.set_reused(false);
+                        leg.step = LegStep::SendHead { sent: 0 };
+                        (Stage::Leg(leg), Flow::Progress)
+                    }
+                    Progress::Failed(e) => {
+                        log::debug!("http: connect to {} failed: {e}", leg.up.backend().addr());
+                        self.redial(ctx, leg)
+                    }
+                }
+            }
+            LegStep::SendHead { sent } => {
+                let sent = *sent;
+                self.send_head(ctx, leg, sent)
+            }
+            LegStep::Exchange { .. } => self.exchange(ctx, leg),
+        }
+    }
+
+    /// The leg's deadline passed: a redispatch, an answer or a close.
+    pub(super) fn leg_timer(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
+        if let LegStep::Connect(_) = leg.step {
+            return self.redial(ctx, leg);
+        }
+        let idle = ctx.now >= leg.up.conn.last_io() + self.service.timeouts.server;
+        let t = leg.ex.on_timeout(idle);
+        self.time_out(ctx, t, leg)
+    }
+
+    /// Answers the leg's request with `status`; its backend connection is
+    /// dropped, its buffer given back.
+    pub(super) fn refuse_leg(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        status: Status,
+        leg: Leg<S>,
+    ) -> Turn<S> {
+        let Leg {
+            ex, log, to_client, ..
+        } = leg;
+        if let Some(b) = to_client {
+            ctx.pool.give(b);
+        }
+        self.refuse(status, ex, log)
+    }
+
+    /// The dialer's answer for a request: a connect under way, or 503.
+    pub(super) fn connecting(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        ex: Box<Exchange>,
+        log: RequestLog,
+        to_client: Option<Buffer>,
+        dialed: Result<(Upstream<S>, Dialing), CloseReason>,
+    ) -> Turn<S> {
+        match dialed {
+            Ok((up, dialing)) => {
+                let mut leg = Leg::new(ex, up, log, LegStep::Connect(Box::new(dialing)));
+                leg.to_client = to_client;
+                (Stage::Leg(leg), Flow::Progress)
+            }
+            Err(_) => {
+                if let Some(b) = to_client {
+                    ctx.pool.give(b);
+                }
+                self.refuse(Status::Unavailable, ex, log)
+            }
+        }
+    }
+
+    /// The connect failed or timed out: once more on another backend, then
+    /// 503 (HAProxy's `retries 1` + `redispatch`).
+    fn redial(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
+        let Leg {
+            ex,
+            up,
+            to_client,
+            log,
+            step,
+        } = leg;
+        match step {
+            LegStep::Connect(dialing) => {
+                let dialed = connect::redial(ctx, &self.service, up, *dialing);
+                self.connecting(ctx, ex, log, to_client, dialed)
+            }
+            // Only a connect is dialed again.
+            step => {
+                let leg = Leg {
+                    ex,
+                    up,
+                    to_client,
+                    log,
+                    step,
+                };
+                (Stage::Leg(leg), Flow::Wait)
+            }
+        }
+    }
+
+    /// A reused connection died before answering an idempotent request
+    /// whose bytes are still held: the dialer sends it again on a new
+    /// connection to the same backend.
+    fn resend(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
+        let Leg {
+            mut ex,
+            up,
+            to_client,
+            log,
+            ..
+        } = leg;
+        ex.retry();
+        let dialed = connect::resend(ctx, &self.service, up);
+        self.connecting(ctx, ex, log, to_client, dialed)
+    }
+
+    /// Acts on a step that stopped short.
+    fn halt(&mut self, ctx: &mut Ctx<'_, S>, halt: Halt, leg: Leg<S>) -> Turn<S> {
+        match halt {
+            Halt::Close(r) => (Stage::Leg(leg), Flow::Close(r)),
+            // The client already has a status line: all we can do is cut.
+            Halt::Fail(_) if leg.ex.status_sent() => (
+                Stage::Leg(leg),
+                Flow::Close(CloseReason::Reset(Side::Backend)),
+            ),
+            Halt::Fail(status) => self.refuse_leg(ctx, status, leg),
+            Halt::Retry { head_pending } => {
+                let answered = leg.ex.response().is_some()
+                    || leg.to_client.as_ref().is_some_and(|b| !b.is_empty());
+                if !leg.ex.may_retry(answered, head_pending) {
+                    return self.refuse_leg(ctx, Status::BadGateway, leg);
+                }
+                self.resend(ctx, leg)
+            }
+        }
+    }
+
+    // ---- sending the request head ------------------------------------
+
+    fn send_head(&mut self, ctx: &mut Ctx<'_, S>, mut leg: Leg<S>, sent: usize) -> Turn<S> {
+        match self.write_request_head(ctx, &mut leg, sent) {
+            Ok(Some(sent)) => {
+                let flow = Flow::progress(leg.up.conn.is_writable());
+                leg.step = LegStep::SendHead { sent };
+                (Stage::Leg(leg), flow)
+            }
+            Ok(None) => {
+                leg.step = LegStep::Exchange {
+                    head_sent: 0,
+                    backend_eof: false,
+                };
+                (Stage::Leg(leg), Flow::Progress)
+            }
+            Err(h) => self.halt(ctx, h, leg),
+        }
+    }
+
+    /// Writes (more of) the request head, with the body bytes that may
+    /// go with it: `Some(sent)` while part of the head is still to go.
+    fn write_request_head(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        leg: &mut Leg<S>,
+        sent: usize,
+    ) -> Result<Option<usize>, Halt> {
+        let Some(buf) = self.to_backend.as_ref() else {
+            return Err(Halt::Close(CloseReason::Reset(Side::Client)));
+        };
+        let ex = &mut leg.ex;
+        let req = ex.request();
+        let (head_len, end_of_fields) = (req.head_len, req.end_of_fields);
+        let after = &buf.pending()[head_len..];
+        let with_head = match ex.request_with_head(after) {
+            Ok(m) => m,
+            Err(e) => {
+                log::debug!(
+                    "http: port {}: bad request body from {}: {}",
+                    self.service.port(),
+                    self.peer,
+                    e.reason()
+                );
+                return Err(Halt::Fail(Status::BadRequest));
+            }
+        };
+        let injects = ex.request_injects();
+        let head = Outgoing {
+            src: &buf.pending()[..end_of_fields],
+            drop: ex.request_drops(),
+            injects: &injects,
+            body: &after[..with_head],
+        };
+        let written = match head.write(&mut leg.up.conn, sent, false, ctx.now) {
+            Io::Moved(w) | Io::Drained(w) => w,
+            Io::Blocked => return Ok(Some(sent)),
+            Io::Eof | Io::Failed => return Err(Halt::Retry { head_pending: true }),
+        };
+        let Some(body) = head.body_written(sent + written) else {
+            return Ok(Some(sent + written));
+        };
+        if let Sent::Consume(n) = ex.request_sent(body) {
+            if let Some(b) = self.to_backend.as_mut() {
+                b.consumed(n);
+            }
+        }
+        Ok(None)
+    }
+
+    // ---- request body up, response down -----------------------------
+
+    fn exchange(&mut self, ctx: &mut Ctx<'_, S>, mut leg: Leg<S>) -> Turn<S> {
+        match self.exchange_round(ctx, &mut leg) {
+            Ok(Round::Wait) => (Stage::Leg(leg), Flow::Wait),
+            Ok(Round::Moved) => (Stage::Leg(leg), Flow::Progress),
+            Ok(Round::Tunnel) => (
+                Stage::Tunnel {
+                    leg,
+                    pipe: Pipe::default(),
+                },
+                Flow::Progress,
+            ),
+            Ok(Round::Finished) => self.finish_leg(ctx, leg),
+            Err(h) => self.halt(ctx, h, leg),
+        }
+    }
+
+    /// One round of the exchange step, in the order bytes flow: the
+    /// request body up, more from the client, the backend's bytes in, the
+    /// response head, the response body down.
+    fn exchange_round(&mut self, ctx: &mut Ctx<'_, S>, leg: &mut Leg<S>) -> Result<Round, Halt> {
+        let mut progress = self.request_up(ctx, leg)?;
+        if !leg.backend_eof() {
+            progress |= self.response_in(ctx, leg)?;
+        }
+        if leg.ex.response().is_none() {
+            match self.parse_response(ctx, leg)? {
+                true => progress = true,
+                // Closed before a whole response head: 502 (or once more,
+                // for a reused connection that closed without a byte).
+                false if leg.backend_eof() => {
+                    return Err(Halt::Retry {
+                        head_pending: false,
+                    })
+                }
+                false => return Ok(Round::of(progress)),
+            }
+        }
+        if leg.ex.response().is_some() && !leg.ex.status_sent() {
+            match self.write_response_head(ctx, leg)? {
+                None => return Ok(Round::of(progress)),
+                Some(AfterHead::Tunnel) => return Ok(Round::Tunnel),
+                Some(AfterHead::Interim | AfterHead::Body) => progress = true,
+            }
+        }
+        if leg.ex.status_sent() && !leg.ex.response_done() {
+            progress |= self.response_down(ctx, leg)?;
+        }
+        if leg.ex.response_done() {
+            return Ok(Round::Finished);
+        }
+        release_if_empty(&mut leg.to_client, ctx.pool);
+        Ok(Round::of(progress))
+    }
+
+    /// The request body to the backend, and more from the client while
+    /// its buffer has room (the rest of the body, or pipelined requests
+    /// that wait their turn).
+    fn request_up(&mut self, ctx: &mut Ctx<'_, S>, leg: &mut Leg<S>) -> Result<bool, Halt> {
+        let mut progress = false;
+        if !leg.ex.request_done() {
+            match relay(
+                &mut self.to_backend,
+                leg.ex.request_body(),
+                &mut leg.up.conn,
+                ctx.now,
+            ) {
+                Ok(p) => progress |= p,
+                Err(RelayError::Write(_)) => return Err(Halt::Fail(Status::BadGateway)),
+                Err(RelayError::Framing(e)) => {
+                    // The head already went out: the backend connection
+                    // holds part of a message and is never reused.
+                    log::debug!(
+                        "http: port {}: bad request body from {}: {}",
+                        self.port(),
+                        self.peer,
+                        e.reason()
+                    );
+                    return Err(Halt::Close(CloseReason::BadFraming(Side::Client)));
+                }
+            }
+        }
+        if !self.client_eof {
+            progress |= self.fill_client(ctx).map_err(Halt::Close)?;
+        }
+        if self.client_eof
+            && !leg.ex.request_body().input_done()
+            && self.to_backend.as_ref().is_none_or(Buffer::is_empty)
+        {
+            // The client gave up in the middle of its request body.
+            return Err(Halt::Close(CloseReason::Reset(Side::Client)));
+        }
+        Ok(progress)
+    }
+
+    /// Reads what the backend sent.
+    fn response_in(&mut self, ctx: &mut Ctx<'_, S>, leg: &mut Leg<S>) -> Result<bool, Halt> {
+        match leg.up.conn.fill(&mut leg.to_client, ctx.pool, ctx.now) {
+            Io::Moved(_) | Io::Drained(_) => {
+                // The backend answered: the request is not sent again.
+                if let (Some(n), Some(b)) = (leg.ex.backend_spoke(), self.to_backend.as_mut()) {
+                    b.consumed(n);
+                }
+                Ok(true)
+            }
+            Io::Eof => {
+                leg.set_backend_eof();
+                Ok(true)
+            }
+            Io::Blocked => Ok(false),
+            Io::Failed if leg.ex.response().is_none() => Err(Halt::Retry {
+                head_pending: false,
+            }),
+            Io::Failed => Err(Halt::Close(CloseReason::Reset(Side::Backend))),
+        }
+    }
+
+    /// The response body to the client, up to its end.
+    fn response_down(&mut self, ctx: &mut Ctx<'_, S>, leg: &mut Leg<S>) -> Result<bool, Halt> {
+        let progress = match relay(
+            &mut leg.to_client,
+            leg.ex.response_body(),
+            &mut self.client,
+            ctx.now,
+        ) {
+            Ok(p) => p,
+            Err(RelayError::Write(_)) => return Err(Halt::Close(CloseReason::Reset(Side::Client))),
+            Err(RelayError::Framing(e)) => {
+                // The client keeps what was valid; both connections end.
+                log::debug!(
+                    "http: port {}: bad response body from {}: {}",
+                    self.port(),
+                    leg.up.backend().addr(),
+                    e.reason()
+                );
+                return Err(Halt::Close(CloseReason::BadFraming(Side::Backend)));
+            }
+        };
+        let flushed = leg.to_client.as_ref().is_none_or(Buffer::is_empty);
+        // Framing moirai still has to write is not a truncation.
+        if leg.backend_eof() && flushed && !leg.ex.response_body().input_done() {
+            if leg.ex.response_body().until_close() {
+                // Close-delimited: the close is the end.
+                leg.ex.response_body().end_at_close();
+            } else {
+                return Err(Halt::Close(CloseReason::Reset(Side::Backend)));
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Looks for a response head in the backend's bytes and asks the
+    /// exchange what to do with it; true when something was done.
+    fn parse_response(&mut self, ctx: &mut Ctx<'_, S>, leg: &mut Leg<S>) -> Result<bool, Halt> {
+        let Some(buf) = leg.to_client.as_mut() else {
+            return Ok(false);
+        };
+        // Empty lines before a status line (an old server's extra CRLF
+        // after a body) are skipped, never forwarded.
+        let blank = request::leading_empty_lines(buf.pending());
+        if blank > 0 {
+            buf.consumed(blank);
+            return Ok(true);
+        }
+        let ex = &mut leg.ex;
+        let is_head = ex.request().is_head;
+        let head = match response::parse(buf.pending(), is_head, ex.response_drops_mut()) {
+            Ok(Some(head)) => head,
+            Ok(None) if buf.is_full() => return Err(Halt::Fail(Status::BadGateway)),
+            Ok(None) => return Ok(false),
+            Err(_) => return Err(Halt::Fail(Status::BadGateway)),
+        };
+        let code = head.code;
+        let closing = self.draining || self.client_eof;
+        let backend = leg.up.backend();
+        match ex.on_response(head, Some(backend.cookie()), closing, ctx.now) {
+            OnResponse::BadGateway => return Err(Halt::Fail(Status::BadGateway)),
+            OnResponse::Interim => {}
+            OnResponse::Forward | OnResponse::Tunnel => {
+                let took = ctx.now.saturating_duration_since(ex.timing.head);
+                record(&mut ctx.latency(self.port()).request, took);
+                backend
+                    .stats()
+                    .of(ctx.worker)
+                    .max_response_us
+                    .raise(micros(took));
+            }
+        }
+        self.service.stats.of(ctx.worker).response(code);
+        backend.stats().of(ctx.worker).response(code);
+        Ok(true)
+    }
+
+    /// Writes (more of) the response head: `None` while part of it is
+    /// still to go, else what follows it.
+    fn write_response_head(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        leg: &mut Leg<S>,
+    ) -> Result<Option<AfterHead>, Halt> {
+        let LegStep::Exchange { head_sent, .. } = &mut leg.step else {
+            return Ok(None);
+        };
+        let ex = &mut leg.ex;
+        let (Some(resp), Some(buf)) = (ex.response(), leg.to_client.as_ref()) else {
+            return Ok(None);
+        };
+        let after = &buf.pending()[resp.head_len..];
+        let Ok(with_head) = ex.response_with_head(after) else {
+            return Err(Halt::Fail(Status::BadGateway));
+        };
+        // A response that ends the connection with this write carries the
+        // TLS close_notify too (one write, one segment fewer).
+        let last = ex.ends_with_head(with_head, self.draining || self.client_eof);
+        let injects = ex.response_injects();
+        let head = Outgoing {
+            src: &buf.pending()[..resp.end_of_fields],
+            drop: ex.response_drops(),
+            injects: &injects,
+            body: &after[..with_head],
+        };
+        let written = match head.write(&mut self.client, *head_sent, last, ctx.now) {
+            Io::Moved(w) | Io::Drained(w) => w,
+            Io::Blocked => return Ok(None),
+            Io::Eof | Io::Failed => return Err(Halt::Close(CloseReason::Reset(Side::Client))),
+        };
+        let Some(body) = head.body_written(*head_sent + written) else {
+            *head_sent += written;
+            return Ok(None);
+        };
+        *head_sent = 0;
+        let (done, after) = ex.response_sent(body);
+        if let Some(b) = leg.to_client.as_mut() {
+            b.consumed(done);
+        }
+        Ok(Some(after))
+    }
+
+    /// Both messages are complete: its access line goes out, and each side
+    /// is kept or dropped as the exchange says.
+    fn finish_leg(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
+        let Leg {
+            mut ex,
+            up,
+            to_client,
+            log,
+            step,
+        } = leg;
+        if let Some(sink) = ctx.syslog.as_deref_mut() {
+            self.log_request(sink, &ex, &up.lease, &log, ctx.now);
+        }
+        let addr = up.backend().addr();
+        if ex.connection_bound() {
+            if !self.logged_in {
+                log::debug!(
+                    "http: port {}: {} logs in on {addr} (NTLM/Negotiate): its connections stay private",
+                    self.port(),
+                    self.peer
+                );
+            }
+            self.logged_in = true;
+            if self.pinned.as_deref() != Some(&addr) {
+                self.pinned = Some(Box::new(addr));
+            }
+        }
+        let end = BackendEnd {
+            eof: matches!(
+                step,
+                LegStep::Exchange {
+                    backend_eof: true,
+                    ..
+                }
+            ),
+            leftover: to_client.as_ref().is_some_and(|b| !b.is_empty()),
+            tls: up.conn.is_tls(),
+            private: self.logged_in,
+        };
+        let finish = ex.finish(self.draining || self.client_eof, end);
+        let mut parked = None;
+        match finish.backend {
+            Reuse::Park => {
+                parked = Some(Parked {
+                    addr,
+                    conn: up.conn,
+                })
+            }
+            Reuse::Pool if is_current(ctx, self.port(), addr) => {
+                ctx.idle.put(ctx.net, addr, up.conn.into_stream(), ctx.now);
+            }
+            Reuse::Pool | Reuse::Drop => {}
+        }
+        if let Some(b) = to_client {
+            ctx.pool.give(b);
+        }
+        recycle(ctx.scratch, ex.take_scratch());
+        if ctx.exchanges.len() < MAX_FREE_EXCHANGES {
+            ctx.exchanges.push(ex);
+        }
+        self.served = self.served.saturating_add(1);
+        let next = Stage::ReadHead {
+            since: None,
+            parked,
+        };
+        if !finish.keep_client {
+            // TLS says close_notify first. The close is the FIN, so a
+            // shutdown before it would only cost a syscall.
+            let _ = self.client.close_notify();
+            return (next, Flow::Close(CloseReason::Done));
+        }
+        release_if_empty(&mut self.to_backend, ctx.pool);
+        (next, Flow::Progress)
+    }
+}
+
+impl<S> Leg<S> {
+    /// The backend sent its FIN.
+    fn backend_eof(&self) -> bool {
+        matches!(
+            self.step,
+            LegStep::Exchange {
+                backend_eof: true,
+                ..
+            }
+        )
+    }
+
+    fn set_backend_eof(&mut self) {
+        if let LegStep::Exchange { backend_eof, .. } = &mut self.step {
+            *backend_eof = true;
+        }
+    }
+}

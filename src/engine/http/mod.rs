@@ -1,0 +1,511 @@
+//! One HTTP/1.x client connection (`http` and the https types). The
+//! session owns the connection: the client socket, the buffer of what the
+//! client sent, keep-alive, drain, and the stages that need no backend:
+//! reading a request head, the balancer's own answers, lingering after
+//! one, and the tunnel after a `101`. Each request that goes to a backend
+//! is a [`Leg`](leg::Leg): its exchange (which makes every decision), its
+//! backend connection, the bytes from it, its access line's facts. HTTP/1
+//! runs one leg at a time.
+//!
+//! Stages, each holding what it needs: `ReadHead` → `Leg` (connect,
+//! skipped with a parked or pooled connection; send the head; then
+//! request body up and response down) → `ReadHead` for the next request;
+//! or `Tunnel` after a `101`; or `Answer` (the balancer's own response)
+//! then `Linger`.
+//!
+//! The parts, by file: reading a head and answering without a backend
+//! (`head.rs`), choosing the backend and its connection (`choose.rs`), the
+//! leg's stages (`leg.rs`), writing heads and relaying bodies
+//! (`write.rs`), access lines (`logline.rs`).
+
+mod choose;
+mod head;
+mod leg;
+mod logline;
+mod write;
+
+use std::mem;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::buffer::{Buffer, BufferPool};
+use super::conn::{Conn, Io, Meter, Readiness, Transport};
+use super::pipe::{self, Streams};
+use super::session::Session;
+use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
+use super::syslog::Sink;
+use super::token::Side;
+use crate::proto::http1::errors::Status;
+use crate::proto::http1::exchange::{Answer, Exchange, Timeout};
+use crate::proto::http1::Scratch;
+use crate::proto::pipe::Pipe;
+use crate::snapshot::{Backend, ServiceSnapshot};
+use crate::sys::net::TcpStream;
+
+use leg::Leg;
+use logline::RequestLog;
+
+/// How long a request head may take once its first byte arrived, unless
+/// configured otherwise.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an answer waits for the client to stop sending before the
+/// connection is closed (closing with unread input would reset it and
+/// could destroy the answer).
+const LINGER: Duration = Duration::from_secs(1);
+/// Scratch vectors kept in the worker's free list.
+const MAX_FREE_SCRATCH: usize = 1024;
+/// Finished exchanges kept for reuse in the worker's free list.
+const MAX_FREE_EXCHANGES: usize = 1024;
+
+#[derive(Debug)]
+enum Stage<S> {
+    /// Waiting for a request head; `since` its first byte. `parked`: the
+    /// previous request's backend connection, kept for this one.
+    ReadHead {
+        since: Option<Instant>,
+        parked: Option<Parked<S>>,
+    },
+    /// A request on its way to a backend and its response on the way
+    /// back.
+    Leg(Leg<S>),
+    /// After a `101`: bytes both ways over the leg's connection.
+    Tunnel { leg: Leg<S>, pipe: Pipe },
+    /// The balancer's own answer; `sent` bytes of it are out. `ex` is the
+    /// request it answers, when one was understood.
+    Answer {
+        answer: Answer,
+        sent: usize,
+        ex: Option<Box<Exchange>>,
+        log: RequestLog,
+        since: Instant,
+    },
+    /// After an answer: reading and discarding until the client closes.
+    Linger { until: Instant },
+    /// Only while a stage's handler runs: the stage is out of its slot.
+    Vacant,
+}
+
+/// A backend connection kept between a client's requests, with the
+/// backend's address.
+#[derive(Debug)]
+struct Parked<S> {
+    addr: SocketAddr,
+    conn: Conn<S>,
+}
+
+/// What a stage's handler says about the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Something moved: run again.
+    Progress,
+    /// Nothing more can happen before an event.
+    Wait,
+    /// The connection ends.
+    Close(CloseReason),
+}
+
+impl Flow {
+    fn progress(progress: bool) -> Flow {
+        if progress {
+            Flow::Progress
+        } else {
+            Flow::Wait
+        }
+    }
+}
+
+type Turn<S> = (Stage<S>, Flow);
+
+/// One client connection of an HTTP service.
+#[derive(Debug)]
+pub struct HttpSession<S = TcpStream> {
+    service: Arc<ServiceSnapshot>,
+    peer: SocketAddr,
+    client: Conn<S>,
+    stage: Stage<S>,
+    /// Bytes from the client (request heads and bodies) not yet written
+    /// to a backend.
+    to_backend: Option<Buffer>,
+    /// The worker is draining: no further request on this connection.
+    draining: bool,
+    /// The client sent its FIN.
+    client_eof: bool,
+    header_timeout: Duration,
+    /// When the client connected: its first request head must be complete
+    /// a header timeout after this (HAProxy's `timeout http-request`).
+    accepted: Instant,
+    /// Requests answered on this connection. Only after the first may a
+    /// request take another client's idle backend connection
+    /// (`http-reuse safe`).
+    served: u32,
+    /// The backend of this client's latest connection-bound login (NTLM,
+    /// Negotiate): every later request goes there while it is in the set
+    /// (HAProxy pins the server too). Boxed: rare, and an idle
+    /// connection's size counts.
+    pinned: Option<Box<SocketAddr>>,
+    /// This client logged in on a backend connection at least once: from
+    /// then on none of its backend connections is ever pooled, whichever
+    /// backend it is on. A property of the session rather than of an
+    /// address, so a login that a failed connect moved to another backend
+    /// (or a pin that ended with its backend) still never reaches another
+    /// client.
+    logged_in: bool,
+    /// Set when the session ended but TLS records are still to be sent.
+    closing: Option<CloseReason>,
+    /// The client connection's byte counters (read, written) when the
+    /// last access line was sent: the next request's line counts from
+    /// there.
+    logged_bytes: (u64, u64),
+    /// The worker, whose counter shard this session writes.
+    worker: usize,
+}
+
+impl<S: Transport> HttpSession<S> {
+    /// A session for an accepted (and watched) client, waiting for its
+    /// first request.
+    pub fn start(
+        ctx: &mut Ctx<'_, S>,
+        service: Arc<ServiceSnapshot>,
+        client: S,
+        peer: SocketAddr,
+    ) -> Result<HttpSession<S>, CloseReason> {
+        let mut client = Conn::new(client, ctx.now, Meter::client(&service, ctx.worker));
+        if let Some(tls) = &service.tls {
+            let server = rustls::ServerConnection::new(Arc::clone(&tls.server))
+                .map_err(|_| CloseReason::Reset(Side::Client))?;
+            client = client.with_tls(server.into());
+        }
+        Ok(HttpSession {
+            service,
+            peer,
+            client,
+            stage: Stage::ReadHead {
+                since: None,
+                parked: None,
+            },
+            to_backend: None,
+            draining: false,
+            client_eof: false,
+            header_timeout: ctx.header_timeout,
+            accepted: ctx.now,
+            served: 0,
+            pinned: None,
+            logged_in: false,
+            closing: None,
+            logged_bytes: (0, 0),
+            worker: ctx.worker,
+        })
+    }
+
+    /// Runs one stage once; every path hands back the stage that follows.
+    fn turn(&mut self, ctx: &mut Ctx<'_, S>, stage: Stage<S>) -> Turn<S> {
+        match stage {
+            Stage::ReadHead { since, parked } => self.read_head(ctx, since, parked),
+            Stage::Leg(leg) => self.run_leg(ctx, leg),
+            Stage::Tunnel { mut leg, mut pipe } => {
+                let streams = Streams {
+                    client: &mut self.client,
+                    backend: &mut leg.up.conn,
+                    to_backend: &mut self.to_backend,
+                    to_client: &mut leg.to_client,
+                    pipe: &mut pipe,
+                    preface: None,
+                };
+                let flow = match pipe::round(streams, ctx.pool, ctx.now) {
+                    Ok(p) => Flow::progress(p),
+                    Err(r) => Flow::Close(r),
+                };
+                (Stage::Tunnel { leg, pipe }, flow)
+            }
+            Stage::Answer {
+                answer,
+                sent,
+                ex,
+                log,
+                since,
+            } => self.answer(ctx, answer, sent, ex, log, since),
+            Stage::Linger { until } => self.linger(ctx, until),
+            Stage::Vacant => (Stage::Vacant, Flow::Close(CloseReason::Done)),
+        }
+    }
+
+    /// Closes once the client's TLS records are all out.
+    fn close_after_flush(&mut self, reason: CloseReason) -> Step {
+        match self.client.flush() {
+            Ok(true) => Step::Closed(reason),
+            Ok(false) => Step::Open,
+            Err(_) => Step::Closed(CloseReason::Reset(Side::Client)),
+        }
+    }
+
+    /// Starts answering with `status` and closing. `ex` and `log`: the
+    /// request it answers, as far as it was understood.
+    fn fail(
+        &mut self,
+        status: Status,
+        ex: Option<Box<Exchange>>,
+        log: RequestLog,
+        since: Instant,
+    ) -> Turn<S> {
+        log::debug!(
+            "http: port {}: {} for {}",
+            self.port(),
+            status.code(),
+            self.peer
+        );
+        let c = self.service.stats.of(self.worker);
+        c.response(status.code());
+        c.own[status.index()].add(1);
+        // A head never understood (400, 408, 431, 501) is still a request
+        // received, as HAProxy counts it.
+        c.requests.add(u64::from(ex.is_none()));
+        let answer = Answer::Error(status);
+        (
+            Stage::Answer {
+                answer,
+                sent: 0,
+                ex,
+                log,
+                since,
+            },
+            Flow::Progress,
+        )
+    }
+
+    /// [`HttpSession::fail`] for a request that was understood: its
+    /// exchange goes with the answer, for the access line.
+    fn refuse(&mut self, status: Status, ex: Box<Exchange>, log: RequestLog) -> Turn<S> {
+        let since = ex.timing.start;
+        self.fail(status, Some(ex), log, since)
+    }
+
+    /// A failure that is not about one request: nothing of a request goes
+    /// with the answer.
+    fn fail_connection(&mut self, status: Status, since: Instant) -> Turn<S> {
+        let log = RequestLog::new(self.logged_bytes);
+        self.fail(status, None, log, since)
+    }
+
+    /// Reads what the client sent into its buffer.
+    fn fill_client(&mut self, ctx: &mut Ctx<'_, S>) -> Result<bool, CloseReason> {
+        match self.client.fill(&mut self.to_backend, ctx.pool, ctx.now) {
+            Io::Eof => {
+                self.client_eof = true;
+                Ok(true)
+            }
+            Io::Failed => Err(CloseReason::Reset(Side::Client)),
+            io => Ok(io.progressed()),
+        }
+    }
+
+    /// After an answer: read and discard until the client closes, so
+    /// unread input does not turn our close into a reset.
+    fn linger(&mut self, ctx: &mut Ctx<'_, S>, until: Instant) -> Turn<S> {
+        if let Some(b) = self.to_backend.as_mut() {
+            b.consumed(b.len());
+        }
+        let flow = match self.client.fill(&mut self.to_backend, ctx.pool, ctx.now) {
+            Io::Moved(_) | Io::Drained(_) => Flow::Progress,
+            Io::Eof | Io::Failed => Flow::Close(CloseReason::Done),
+            Io::Blocked => Flow::Wait,
+        };
+        (Stage::Linger { until }, flow)
+    }
+
+    /// What a timed-out leg leads to: an answer, or a close on the side
+    /// that went quiet.
+    fn time_out(&mut self, ctx: &mut Ctx<'_, S>, t: Timeout, leg: Leg<S>) -> Turn<S> {
+        match t {
+            Timeout::Answer(status) => self.refuse_leg(ctx, status, leg),
+            Timeout::BackendIdle => (
+                Stage::Leg(leg),
+                Flow::Close(CloseReason::IdleTimeout(Side::Backend)),
+            ),
+            Timeout::ClientIdle => (
+                Stage::Leg(leg),
+                Flow::Close(CloseReason::IdleTimeout(Side::Client)),
+            ),
+        }
+    }
+}
+
+impl<S: Transport> Session<S> for HttpSession<S> {
+    fn on_event(&mut self, ctx: &mut Ctx<'_, S>, side: Side, r: Readiness) -> Step {
+        match (side, &mut self.stage) {
+            (Side::Client, _) => self.client.note(r),
+            (Side::Backend, Stage::Leg(leg) | Stage::Tunnel { leg, .. }) => leg.up.conn.note(r),
+            (Side::Backend, Stage::ReadHead { parked, .. }) => {
+                // An idle backend connection has nothing to say: any
+                // input or hang-up means the backend is closing it.
+                if r.says_anything() {
+                    *parked = None;
+                }
+            }
+            (Side::Backend, _) => {}
+        }
+        self.drive(ctx)
+    }
+
+    fn drive(&mut self, ctx: &mut Ctx<'_, S>) -> Step {
+        if let Some(reason) = self.closing {
+            return self.close_after_flush(reason);
+        }
+        // TLS records left over from earlier writes go first: handshake
+        // flights, the tail of a response.
+        if !self.client.flush_if_writable() {
+            return Step::Closed(CloseReason::Reset(Side::Client));
+        }
+        if let Stage::Leg(leg) = &mut self.stage {
+            if !leg.flush_backend() {
+                return Step::Closed(CloseReason::Reset(Side::Backend));
+            }
+        }
+        for _ in 0..ROUNDS_PER_TURN {
+            let stage = mem::replace(&mut self.stage, Stage::Vacant);
+            let (next, flow) = self.turn(ctx, stage);
+            self.stage = next;
+            match flow {
+                Flow::Progress => continue,
+                Flow::Wait => return Step::Open,
+                // Everything was written to rustls; the records still have
+                // to reach the socket before it closes.
+                Flow::Close(reason)
+                    if self.client.pending_out() && reason != CloseReason::Reset(Side::Client) =>
+                {
+                    self.closing = Some(reason);
+                    return self.close_after_flush(reason);
+                }
+                Flow::Close(reason) => return Step::Closed(reason),
+            }
+        }
+        Step::Again
+    }
+
+    fn deadline(&self) -> Instant {
+        let t = &self.service.timeouts;
+        match &self.stage {
+            Stage::ReadHead {
+                since: Some(since), ..
+            } => *since + self.header_timeout,
+            // A new connection has the header timeout for its first
+            // request, counted from accept: a silent connection does
+            // not hold a slot for the whole client timeout.
+            Stage::ReadHead { since: None, .. } if self.served == 0 => {
+                self.accepted + self.header_timeout
+            }
+            // Between requests of a keep-alive connection.
+            Stage::ReadHead { since: None, .. } => self.client.last_io() + t.client,
+            Stage::Leg(leg) => leg.deadline(&self.client, t),
+            Stage::Tunnel { leg, .. } => pipe::tunnel_deadline(&self.client, &leg.up.conn, t),
+            Stage::Answer { .. } => self.client.last_io() + LINGER * 5,
+            Stage::Linger { until } => *until,
+            Stage::Vacant => self.accepted,
+        }
+    }
+
+    /// 408, 504, a redispatch, or a close, as the stage says.
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, S>) -> Step {
+        let stage = mem::replace(&mut self.stage, Stage::Vacant);
+        let (next, flow) = match stage {
+            Stage::ReadHead {
+                since: Some(since), ..
+            } => self.fail_connection(Status::RequestTimeout, since),
+            s @ Stage::ReadHead { since: None, .. } => {
+                (s, Flow::Close(CloseReason::IdleTimeout(Side::Client)))
+            }
+            Stage::Leg(leg) => self.leg_timer(ctx, leg),
+            Stage::Tunnel { leg, pipe } => {
+                let side = pipe::idle_side(
+                    &self.client,
+                    Some(&leg.up.conn),
+                    &self.service.timeouts,
+                    ctx.now,
+                );
+                (
+                    Stage::Tunnel { leg, pipe },
+                    Flow::Close(CloseReason::IdleTimeout(side)),
+                )
+            }
+            s @ (Stage::Answer { .. } | Stage::Linger { .. } | Stage::Vacant) => {
+                (s, Flow::Close(CloseReason::Done))
+            }
+        };
+        self.stage = next;
+        match flow {
+            Flow::Close(r) => Step::Closed(r),
+            Flow::Progress | Flow::Wait => self.drive(ctx),
+        }
+    }
+
+    fn service(&self) -> &ServiceSnapshot {
+        &self.service
+    }
+
+    /// The backend of the request in progress, if any.
+    fn backend(&self) -> Option<&Backend> {
+        match &self.stage {
+            Stage::Leg(leg) | Stage::Tunnel { leg, .. } => Some(&**leg.up.backend()),
+            _ => None,
+        }
+    }
+
+    /// The request in progress, or the answer being given. An idle
+    /// keep-alive connection closing owes none.
+    fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
+        self.log_unfinished(sink, r, now);
+    }
+
+    fn release(&mut self, pool: &mut BufferPool) {
+        let leg = match &mut self.stage {
+            Stage::Leg(leg) | Stage::Tunnel { leg, .. } => leg.to_client.take(),
+            _ => None,
+        };
+        for b in [self.to_backend.take(), leg].into_iter().flatten() {
+            pool.give(b);
+        }
+    }
+
+    /// Waiting for a request that has not begun.
+    fn is_idle(&self) -> bool {
+        matches!(self.stage, Stage::ReadHead { since: None, .. })
+            && self.served > 0
+            && self.to_backend.as_ref().is_none_or(Buffer::is_empty)
+    }
+
+    /// The exchange in progress is the last (its response says
+    /// `Connection: close` if it has not started).
+    fn set_draining(&mut self) {
+        self.draining = true;
+    }
+}
+
+/// Takes the current service of `service`'s port when it is still of
+/// the same kind: false when the port serves something else now, or
+/// nothing.
+fn follow_current<S>(service: &mut Arc<ServiceSnapshot>, ctx: &Ctx<'_, S>) -> bool {
+    match ctx.current(service.port()) {
+        Some(cur) if cur.spec.kind == service.spec.kind => {
+            if !Arc::ptr_eq(cur, service) {
+                *service = Arc::clone(cur);
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Whether `addr` is a usable backend of the session's service now: only
+/// then may a connection to it wait in the pool.
+fn is_current<S>(ctx: &Ctx<'_, S>, port: u16, addr: SocketAddr) -> bool {
+    ctx.current(port)
+        .is_some_and(|s| s.backends.iter().any(|b| b.addr() == addr))
+}
+
+/// Gives a request's vectors back to the worker's free list, emptied.
+fn recycle(free: &mut Vec<Scratch>, mut s: Scratch) {
+    if free.len() < MAX_FREE_SCRATCH {
+        s.clear();
+        free.push(s);
+    }
+}

@@ -1,0 +1,57 @@
+//! What the worker asks of every session, whatever its service speaks: one
+//! interface, so a third kind (an HTTP/2 connection) is one more `impl`,
+//! not a tenth arm in each of the worker's matches.
+
+use std::time::Instant;
+
+use super::buffer::BufferPool;
+use super::conn::{Readiness, Transport};
+use super::step::{CloseReason, Ctx, Step};
+use super::syslog::Sink;
+use super::token::Side;
+use crate::snapshot::{Backend, ServiceSnapshot};
+use crate::sys::net::TcpStream;
+
+/// A client connection and what it carries. `S` is the socket type: the
+/// kernel's in the worker, a script in tests.
+pub trait Session<S: Transport = TcpStream> {
+    /// Handles readiness on one of its sockets, then runs.
+    fn on_event(&mut self, ctx: &mut Ctx<'_, S>, side: Side, r: Readiness) -> Step;
+
+    /// Runs until nothing more can happen now.
+    fn drive(&mut self, ctx: &mut Ctx<'_, S>) -> Step;
+
+    /// When it must be looked at again if nothing happens.
+    fn deadline(&self) -> Instant;
+
+    /// Its deadline passed.
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, S>) -> Step;
+
+    /// The service it was accepted for (or follows now).
+    fn service(&self) -> &ServiceSnapshot;
+
+    /// The listen port of its service.
+    fn port(&self) -> u16 {
+        self.service().port()
+    }
+
+    /// The backend it uses or tries now, if any.
+    fn backend(&self) -> Option<&Backend>;
+
+    /// Sends the access line a closing session still owes (a tcp
+    /// connection's, or an http request's that did not finish).
+    fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant);
+
+    /// Gives its buffers back before it is dropped.
+    fn release(&mut self, pool: &mut BufferPool);
+
+    /// Nothing begun and nothing owed: closing it now loses nothing (an
+    /// HTTP connection between requests). A tcp connection never is.
+    fn is_idle(&self) -> bool {
+        false
+    }
+
+    /// The balancer is stopping: what is in flight finishes, nothing new
+    /// starts on this connection. A tcp connection has nothing to change.
+    fn set_draining(&mut self) {}
+}
