@@ -327,7 +327,7 @@ fn start(opts: Options) -> Result<(Control, Loop), RunError> {
         mode: opts.listen_mode,
         addresses: Arc::new(opts.listen_addresses.clone()),
         shared: Arc::new(SharedListeners::default()),
-        max_sessions,
+        descriptors: 2 * max_sessions,
         header_timeout: opts.header_timeout,
         syslog_counts: Arc::clone(&syslog_counts),
     };

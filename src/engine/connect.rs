@@ -2,6 +2,9 @@
 //! session already chose one), connects, counts, and retries once on
 //! another backend (HAProxy's `retries 1` + `redispatch`).
 //!
+//! The caller names the socket's poll token (its leg's): a redial or a
+//! resend keeps it, the new socket taking the old one's place.
+//!
 //! An immediate connect failure and a failure reported later are the same
 //! thing to the counters: a connect error on the backend, and a retry when
 //! another attempt follows. Nothing here re-enters a session: [`dial`] and
@@ -13,11 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::balance;
-use super::conn::{Conn, Meter, Transport};
+use super::conn::{Conn, Transport};
+use super::meter::Meter;
 use super::step::{CloseReason, Ctx};
-use super::token::{EventTarget, Side};
 use crate::metrics::stats::{micros, record};
 use crate::snapshot::{Backend, BackendLease, ServiceSnapshot};
+use crate::sys::poll::Token;
 
 /// Connect attempts per connection or request: the first, plus one
 /// redispatch.
@@ -70,8 +74,9 @@ pub fn dial<S: Transport>(
     ctx: &mut Ctx<'_, S>,
     service: &ServiceSnapshot,
     first: Option<&Arc<Backend>>,
+    token: Token,
 ) -> Result<(Upstream<S>, Dialing), CloseReason> {
-    attempt(ctx, service, 0, first.cloned(), None)
+    attempt(ctx, service, token, 0, first.cloned(), None)
 }
 
 /// The connect in `up` failed or timed out: counted, and tried once more on
@@ -81,6 +86,7 @@ pub fn redial<S: Transport>(
     service: &ServiceSnapshot,
     up: Upstream<S>,
     dialing: Dialing,
+    token: Token,
 ) -> Result<(Upstream<S>, Dialing), CloseReason> {
     let failed = Arc::clone(up.backend());
     log::debug!(
@@ -90,7 +96,14 @@ pub fn redial<S: Transport>(
     );
     count_failure(ctx.worker, service, &failed, dialing.attempt);
     drop(up);
-    attempt(ctx, service, dialing.attempt, None, Some(failed.addr()))
+    attempt(
+        ctx,
+        service,
+        token,
+        dialing.attempt,
+        None,
+        Some(failed.addr()),
+    )
 }
 
 /// A reused connection in `up` died before the backend answered a request
@@ -103,6 +116,7 @@ pub fn resend<S: Transport>(
     ctx: &mut Ctx<'_, S>,
     service: &ServiceSnapshot,
     up: Upstream<S>,
+    token: Token,
 ) -> Result<(Upstream<S>, Dialing), CloseReason> {
     let b = Arc::clone(up.backend());
     drop(up);
@@ -113,7 +127,7 @@ pub fn resend<S: Transport>(
     );
     b.stats().of(ctx.worker).retries.add(1);
     service.stats.of(ctx.worker).retries.add(1);
-    dial(ctx, service, Some(&b))
+    dial(ctx, service, Some(&b), token)
 }
 
 /// Moves the connect in `up` on: its result once an event came, then the
@@ -160,6 +174,7 @@ pub fn progress<S: Transport>(
 fn attempt<S: Transport>(
     ctx: &mut Ctx<'_, S>,
     service: &ServiceSnapshot,
+    token: Token,
     mut attempt: u8,
     mut first: Option<Arc<Backend>>,
     mut avoid: Option<std::net::SocketAddr>,
@@ -179,7 +194,6 @@ fn attempt<S: Transport>(
         let lease = BackendLease::acquire(&b);
         count_choice(ctx, service, &b, balanced, avoid);
         attempt += 1;
-        let token = EventTarget::Session(ctx.id, Side::Backend).token();
         match ctx.net.connect(b.addr(), token) {
             Ok(stream) => {
                 let mut conn = Conn::new(stream, ctx.now, Meter::backend(&b, ctx.worker));

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::buffer::BufferPool;
 use super::conn::{Readiness, Transport};
+use super::legs::Legs;
 use super::step::{CloseReason, Ctx, Step};
 use super::syslog::Sink;
 use super::token::Side;
@@ -42,8 +43,9 @@ pub trait Session<S: Transport = TcpStream> {
     /// connection's, or an http request's that did not finish).
     fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant);
 
-    /// Gives its buffers back before it is dropped.
-    fn release(&mut self, pool: &mut BufferPool);
+    /// Gives its buffers back, and frees its legs' slots, before it is
+    /// dropped (its sockets close with it).
+    fn release(&mut self, pool: &mut BufferPool, legs: &mut Legs);
 
     /// Nothing begun and nothing owed: closing it now loses nothing (an
     /// HTTP connection between requests). A tcp connection never is.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::balance::RoundRobin;
 use super::buffer::BufferPool;
 use super::conn::Net;
+use super::legs::Legs;
 use super::pool::IdlePool;
 use super::syslog::Sink;
 use super::token::{Side, SlotId};
@@ -79,8 +80,11 @@ pub struct Ctx<'a, S = TcpStream> {
     pub pool: &'a mut BufferPool,
     /// Time of this event batch.
     pub now: Instant,
-    /// The session's slot, for its tokens.
+    /// The session's slot: its client socket's token, and the session a
+    /// new leg belongs to.
     pub id: SlotId,
+    /// The worker's leg table: a slot for each backend socket.
+    pub legs: &'a mut Legs,
     /// The worker's round-robin cursor for this service.
     pub cursor: &'a mut RoundRobin,
     /// The worker's snapshot in force. Only looked into once per HTTP

@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 
 use super::access;
 use super::buffer::{Buffer, BufferPool};
-use super::conn::{Conn, Meter, Readiness, Transport};
+use super::conn::{Conn, Readiness, Transport};
 use super::connect::{self, Dialing, Progress, Upstream};
+use super::legs::Legs;
+use super::meter::Meter;
 use super::pipe::{self, Preface, Streams};
 use super::session::Session;
 use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
 use super::syslog::Sink;
-use super::token::Side;
+use super::token::{EventTarget, Side, SlotId};
 use crate::config::ServiceKind;
 use crate::proto::pipe::Pipe;
 use crate::proto::proxy_v2;
@@ -52,6 +54,8 @@ pub struct TcpSession<S = TcpStream> {
     accepted: Instant,
     /// How long the successful backend connect took.
     connect_took: Option<Duration>,
+    /// The slot of the backend socket, for its events.
+    leg: SlotId,
 }
 
 impl<S: Transport> TcpSession<S> {
@@ -70,7 +74,9 @@ impl<S: Transport> TcpSession<S> {
             }
             _ => None,
         };
-        let (up, dialing) = connect::dial(ctx, &service, None)?;
+        let leg = ctx.legs.open(ctx.id);
+        let (up, dialing) = connect::dial(ctx, &service, None, EventTarget::Leg(leg).token())
+            .inspect_err(|_| ctx.legs.close(leg))?;
         let meter = Meter::client(&service, ctx.worker);
         Ok(TcpSession {
             client: Conn::new(client, ctx.now, meter),
@@ -83,6 +89,7 @@ impl<S: Transport> TcpSession<S> {
             peer,
             accepted: ctx.now,
             connect_took: None,
+            leg,
         })
     }
 
@@ -92,7 +99,8 @@ impl<S: Transport> TcpSession<S> {
         else {
             return Ok(());
         };
-        let (up, dialing) = connect::redial(ctx, &self.service, up, dialing)?;
+        let token = EventTarget::Leg(self.leg).token();
+        let (up, dialing) = connect::redial(ctx, &self.service, up, dialing, token)?;
         self.stage = Stage::Connecting(up, dialing);
         Ok(())
     }
@@ -212,7 +220,8 @@ impl<S: Transport> Session<S> for TcpSession<S> {
     }
 
     /// Gives the session's buffers back before it is dropped.
-    fn release(&mut self, pool: &mut BufferPool) {
+    fn release(&mut self, pool: &mut BufferPool, legs: &mut Legs) {
+        legs.close(self.leg);
         for b in [self.to_backend.take(), self.to_client.take()]
             .into_iter()
             .flatten()

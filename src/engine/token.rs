@@ -1,6 +1,14 @@
 //! Poll tokens. A token names what an event is for: the waker, a listener,
-//! or one side of a session, plus a generation so an event that was queued
-//! for a slot before it was reused is recognised and dropped.
+//! a session's client socket, a leg's backend socket (a request's, for
+//! HTTP; the one backend connection, for tcp) or an idle pooled
+//! connection, plus a generation so an event that was queued for a slot
+//! before it was reused is recognised and dropped.
+//!
+//! The 64 bits: 3 for the kind, 32 for the slot's index in its slab (the
+//! worker's sessions, its [`Legs`](super::legs::Legs), its listeners or
+//! its idle pool), 29 for the slot's generation. A generation wraps after
+//! 2^29 reuses of one slot; an event cannot wait in a poll batch that
+//! long.
 
 use crate::sys::poll::Token;
 
@@ -29,8 +37,11 @@ pub enum EventTarget {
     Waker,
     /// A listening socket.
     Listener(SlotId),
-    /// One side of a session.
-    Session(SlotId, Side),
+    /// A session's client socket.
+    Client(SlotId),
+    /// A leg's backend socket: the slot is in the worker's leg table,
+    /// which names the session.
+    Leg(SlotId),
     /// An idle backend connection in the worker's pool: any event on it
     /// means the backend spoke or hung up unasked.
     Idle(SlotId),
@@ -46,8 +57,8 @@ impl EventTarget {
         let (tag, id) = match self {
             EventTarget::Waker => (0u64, SlotId { index: 0, gen: 0 }),
             EventTarget::Listener(id) => (1, id),
-            EventTarget::Session(id, Side::Client) => (2, id),
-            EventTarget::Session(id, Side::Backend) => (3, id),
+            EventTarget::Client(id) => (2, id),
+            EventTarget::Leg(id) => (3, id),
             EventTarget::Idle(id) => (4, id),
         };
         let v = tag
@@ -66,8 +77,8 @@ impl EventTarget {
         match v & ((1 << TAG_BITS) - 1) {
             0 => EventTarget::Waker,
             1 => EventTarget::Listener(id),
-            2 => EventTarget::Session(id, Side::Client),
-            3 => EventTarget::Session(id, Side::Backend),
+            2 => EventTarget::Client(id),
+            3 => EventTarget::Leg(id),
             _ => EventTarget::Idle(id),
         }
     }
@@ -78,7 +89,7 @@ impl EventTarget {
 pub struct Generations(u32);
 
 impl Generations {
-    /// The next generation (wraps within 30 bits).
+    /// The next generation (wraps within 29 bits).
     pub fn bump(&mut self) -> u32 {
         self.0 = (self.0 + 1) & GEN_MASK;
         self.0
@@ -98,8 +109,8 @@ mod tests {
         for t in [
             EventTarget::Waker,
             EventTarget::Listener(id),
-            EventTarget::Session(id, Side::Client),
-            EventTarget::Session(SlotId { index: 7, gen: 3 }, Side::Backend),
+            EventTarget::Client(id),
+            EventTarget::Leg(SlotId { index: 7, gen: 3 }),
             EventTarget::Idle(id),
         ] {
             assert_eq!(EventTarget::from_token(t.token()), t);

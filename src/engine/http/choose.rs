@@ -9,11 +9,12 @@ use super::leg::{Leg, LegStep};
 use super::logline::RequestLog;
 use super::{is_current, Flow, HttpSession, Parked, Stage, Turn};
 use crate::engine::balance;
-use crate::engine::conn::{Conn, Meter, Transport};
+use crate::engine::conn::{Conn, Transport};
 use crate::engine::connect::{self, Upstream};
+use crate::engine::meter::Meter;
 use crate::engine::session::Session;
 use crate::engine::step::Ctx;
-use crate::engine::token::{EventTarget, Side};
+use crate::engine::token::{EventTarget, SlotId};
 use crate::proto::http1::errors::Status;
 use crate::proto::http1::exchange::Exchange;
 use crate::snapshot::{Backend, BackendLease};
@@ -38,7 +39,7 @@ impl<S: Transport> HttpSession<S> {
         let counts = b.stats().of(ctx.worker);
         counts.last_session.stamp(ctx.now);
         counts.balanced.add(u64::from(balanced));
-        if let Some(Parked { addr, conn }) = parked {
+        if let Some(Parked { addr, conn, id }) = parked {
             if addr == b.addr() {
                 ex.set_reused(true);
                 counts.reuses.add(1);
@@ -46,8 +47,9 @@ impl<S: Transport> HttpSession<S> {
                     conn,
                     lease: BackendLease::acquire(&b),
                 };
-                return sending(ex, up, log);
+                return sending(id, ex, up, log);
             }
+            ctx.legs.close(id);
             // A TLS connection cannot leave its session: its state is here.
             // Nor can a private one (a login on it). One to a backend that
             // left the set or went down is closed.
@@ -69,7 +71,8 @@ impl<S: Transport> HttpSession<S> {
             ctx.idle.take(b.addr(), ctx.now)
         };
         if let Some(mut stream) = pooled {
-            let token = EventTarget::Session(ctx.id, Side::Backend).token();
+            let id = ctx.legs.open(ctx.id);
+            let token = EventTarget::Leg(id).token();
             if ctx
                 .net
                 .watch(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
@@ -83,11 +86,14 @@ impl<S: Transport> HttpSession<S> {
                     conn,
                     lease: BackendLease::acquire(&b),
                 };
-                return sending(ex, up, log);
+                return sending(id, ex, up, log);
             }
+            ctx.legs.close(id);
         }
-        let dialed = connect::dial(ctx, &self.service, Some(&b));
-        self.connecting(ctx, ex, log, None, dialed)
+        let id = ctx.legs.open(ctx.id);
+        let token = EventTarget::Leg(id).token();
+        let dialed = connect::dial(ctx, &self.service, Some(&b), token);
+        self.connecting(ctx, id, ex, log, None, dialed)
     }
 
     /// The backend for `ex`, and whether load balancing chose it (rather
@@ -136,7 +142,12 @@ impl<S: Transport> HttpSession<S> {
 }
 
 /// A leg on a connection already open: its head goes out next.
-fn sending<S: Transport>(ex: Box<Exchange>, up: Upstream<S>, log: RequestLog) -> Turn<S> {
-    let leg = Leg::new(ex, up, log, LegStep::SendHead { sent: 0 });
+fn sending<S: Transport>(
+    id: SlotId,
+    ex: Box<Exchange>,
+    up: Upstream<S>,
+    log: RequestLog,
+) -> Turn<S> {
+    let leg = Leg::new(id, ex, up, log, LegStep::SendHead { sent: 0 });
     (Stage::Leg(leg), Flow::Progress)
 }

@@ -17,13 +17,14 @@ use crate::engine::connect::{self, Dialing, Progress, Upstream};
 use crate::engine::pipe;
 use crate::engine::session::Session;
 use crate::engine::step::{CloseReason, Ctx};
-use crate::engine::token::Side;
+use crate::engine::token::{EventTarget, Side, SlotId};
 use crate::metrics::stats::{micros, record};
 use crate::proto::http1::body::RelayError;
 use crate::proto::http1::errors::Status;
 use crate::proto::http1::exchange::{AfterHead, BackendEnd, Exchange, OnResponse, Reuse, Sent};
 use crate::proto::http1::{request, response};
 use crate::proto::pipe::Pipe;
+use crate::sys::poll::Token;
 
 /// One request in flight on a backend.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ pub(super) struct Leg<S> {
     pub to_client: Option<Buffer>,
     pub log: RequestLog,
     pub step: LegStep,
+    /// Its slot in the worker's leg table: the backend socket's token.
+    pub id: SlotId,
 }
 
 /// Where a leg stands.
@@ -89,6 +92,7 @@ impl Round {
 
 impl<S: Transport> Leg<S> {
     pub(super) fn new(
+        id: SlotId,
         ex: Box<Exchange>,
         up: Upstream<S>,
         log: RequestLog,
@@ -100,7 +104,13 @@ impl<S: Transport> Leg<S> {
             to_client: None,
             log,
             step,
+            id,
         }
+    }
+
+    /// Its backend socket's poll token.
+    fn token(&self) -> Token {
+        EventTarget::Leg(self.id).token()
     }
 
     /// Sends the TLS records a full backend socket held back; false if
@@ -169,18 +179,25 @@ impl<S: Transport> HttpSession<S> {
         leg: Leg<S>,
     ) -> Turn<S> {
         let Leg {
-            ex, log, to_client, ..
+            ex,
+            log,
+            to_client,
+            id,
+            ..
         } = leg;
+        ctx.legs.close(id);
         if let Some(b) = to_client {
             ctx.pool.give(b);
         }
         self.refuse(status, ex, log)
     }
 
-    /// The dialer's answer for a request: a connect under way, or 503.
+    /// The dialer's answer for a request on leg `id`: a connect under
+    /// way, or 503.
     pub(super) fn connecting(
         &mut self,
         ctx: &mut Ctx<'_, S>,
+        id: SlotId,
         ex: Box<Exchange>,
         log: RequestLog,
         to_client: Option<Buffer>,
@@ -188,11 +205,12 @@ impl<S: Transport> HttpSession<S> {
     ) -> Turn<S> {
         match dialed {
             Ok((up, dialing)) => {
-                let mut leg = Leg::new(ex, up, log, LegStep::Connect(Box::new(dialing)));
+                let mut leg = Leg::new(id, ex, up, log, LegStep::Connect(Box::new(dialing)));
                 leg.to_client = to_client;
                 (Stage::Leg(leg), Flow::Progress)
             }
             Err(_) => {
+                ctx.legs.close(id);
                 if let Some(b) = to_client {
                     ctx.pool.give(b);
                 }
@@ -204,17 +222,19 @@ impl<S: Transport> HttpSession<S> {
     /// The connect failed or timed out: once more on another backend, then
     /// 503 (HAProxy's `retries 1` + `redispatch`).
     fn redial(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
+        let token = leg.token();
         let Leg {
             ex,
             up,
             to_client,
             log,
             step,
+            id,
         } = leg;
         match step {
             LegStep::Connect(dialing) => {
-                let dialed = connect::redial(ctx, &self.service, up, *dialing);
-                self.connecting(ctx, ex, log, to_client, dialed)
+                let dialed = connect::redial(ctx, &self.service, up, *dialing, token);
+                self.connecting(ctx, id, ex, log, to_client, dialed)
             }
             // Only a connect is dialed again.
             step => {
@@ -224,6 +244,7 @@ impl<S: Transport> HttpSession<S> {
                     to_client,
                     log,
                     step,
+                    id,
                 };
                 (Stage::Leg(leg), Flow::Wait)
             }
@@ -234,16 +255,18 @@ impl<S: Transport> HttpSession<S> {
     /// whose bytes are still held: the dialer sends it again on a new
     /// connection to the same backend.
     fn resend(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
+        let token = leg.token();
         let Leg {
             mut ex,
             up,
             to_client,
             log,
+            id,
             ..
         } = leg;
         ex.retry();
-        let dialed = connect::resend(ctx, &self.service, up);
-        self.connecting(ctx, ex, log, to_client, dialed)
+        let dialed = connect::resend(ctx, &self.service, up, token);
+        self.connecting(ctx, id, ex, log, to_client, dialed)
     }
 
     /// Acts on a step that stopped short.
@@ -585,6 +608,7 @@ impl<S: Transport> HttpSession<S> {
             to_client,
             log,
             step,
+            id,
         } = leg;
         if let Some(sink) = ctx.syslog.as_deref_mut() {
             self.log_request(sink, &ex, &up.lease, &log, ctx.now);
@@ -622,12 +646,15 @@ impl<S: Transport> HttpSession<S> {
                 parked = Some(Parked {
                     addr,
                     conn: up.conn,
+                    id,
                 })
             }
+            // The pool watches it under a token of its own.
             Reuse::Pool if is_current(ctx, self.port(), addr) => {
+                ctx.legs.close(id);
                 ctx.idle.put(ctx.net, addr, up.conn.into_stream(), ctx.now);
             }
-            Reuse::Pool | Reuse::Drop => {}
+            Reuse::Pool | Reuse::Drop => ctx.legs.close(id),
         }
         if let Some(b) = to_client {
             ctx.pool.give(b);

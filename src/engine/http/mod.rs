@@ -30,12 +30,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::buffer::{Buffer, BufferPool};
-use super::conn::{Conn, Io, Meter, Readiness, Transport};
+use super::conn::{Conn, Io, Readiness, Transport};
+use super::legs::Legs;
+use super::meter::Meter;
 use super::pipe::{self, Streams};
 use super::session::Session;
 use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
 use super::syslog::Sink;
-use super::token::Side;
+use super::token::{Side, SlotId};
 use crate::proto::http1::errors::Status;
 use crate::proto::http1::exchange::{Answer, Exchange, Timeout};
 use crate::proto::http1::Scratch;
@@ -87,11 +89,12 @@ enum Stage<S> {
 }
 
 /// A backend connection kept between a client's requests, with the
-/// backend's address.
+/// backend's address and its leg slot (the socket's token).
 #[derive(Debug)]
 struct Parked<S> {
     addr: SocketAddr,
     conn: Conn<S>,
+    id: SlotId,
 }
 
 /// What a stage's handler says about the loop.
@@ -339,7 +342,9 @@ impl<S: Transport> Session<S> for HttpSession<S> {
                 // An idle backend connection has nothing to say: any
                 // input or hang-up means the backend is closing it.
                 if r.says_anything() {
-                    *parked = None;
+                    if let Some(p) = parked.take() {
+                        ctx.legs.close(p.id);
+                    }
                 }
             }
             (Side::Backend, _) => {}
@@ -456,9 +461,18 @@ impl<S: Transport> Session<S> for HttpSession<S> {
         self.log_unfinished(sink, r, now);
     }
 
-    fn release(&mut self, pool: &mut BufferPool) {
+    fn release(&mut self, pool: &mut BufferPool, legs: &mut Legs) {
         let leg = match &mut self.stage {
-            Stage::Leg(leg) | Stage::Tunnel { leg, .. } => leg.to_client.take(),
+            Stage::Leg(leg) | Stage::Tunnel { leg, .. } => {
+                legs.close(leg.id);
+                leg.to_client.take()
+            }
+            Stage::ReadHead {
+                parked: Some(p), ..
+            } => {
+                legs.close(p.id);
+                None
+            }
             _ => None,
         };
         for b in [self.to_backend.take(), leg].into_iter().flatten() {

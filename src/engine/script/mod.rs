@@ -10,6 +10,7 @@
 //! step the session answered.
 
 mod http;
+mod slots;
 mod tcp;
 mod tls;
 
@@ -25,6 +26,7 @@ use super::balance::RoundRobin;
 use super::buffer::BufferPool;
 use super::conn::{Net, Readiness, Transport};
 use super::http::HttpSession;
+use super::legs::Legs;
 use super::pool::IdlePool;
 use super::session::Session;
 use super::step::{CloseReason, Ctx, Step};
@@ -247,6 +249,8 @@ pub struct Harness {
     pub exchanges: Vec<Box<crate::proto::http1::exchange::Exchange>>,
     pub latency: HashMap<u16, Latency>,
     pub now: Instant,
+    /// The leg table the sessions' backend sockets take slots in.
+    pub legs: Legs,
 }
 
 /// Backend addresses of the test services.
@@ -297,6 +301,7 @@ impl Harness {
             exchanges: Vec::new(),
             latency: HashMap::new(),
             now: Instant::now(),
+            legs: Legs::default(),
         }
     }
 
@@ -324,6 +329,7 @@ impl Harness {
             pool: &mut self.pool,
             now: self.now,
             id: SlotId { index: 0, gen: 1 },
+            legs: &mut self.legs,
             cursor: &mut self.cursor,
             snapshot: &self.snapshot,
             idle: &mut self.idle,

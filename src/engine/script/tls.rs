@@ -42,7 +42,7 @@ impl TlsPair {
         .unwrap();
         let wire = Script::connected();
         let now = h.now;
-        let meter = crate::engine::conn::Meter::client(&h.service(), 0);
+        let meter = crate::engine::meter::Meter::client(&h.service(), 0);
         let mut server = crate::engine::conn::Conn::new(wire.clone(), now, meter)
             .with_tls(rustls::ServerConnection::new(config).unwrap().into());
         server.note(Readiness::BOTH);

@@ -159,14 +159,25 @@ impl Worker {
         }
     }
 
+    /// Whether one more client fits: its socket, and the backend socket
+    /// it may open. Sessions hold their client socket, their legs one
+    /// backend socket each, and a session without a leg may open one; an
+    /// HTTP/1 or tcp session has at most one leg, so what is promised is
+    /// the sessions plus the larger of the legs and the sessions.
+    pub(super) fn has_room(&self) -> bool {
+        let sessions = self.sessions.len();
+        let promised = sessions + self.legs.len().max(sessions);
+        promised + 2 <= self.listen.descriptors
+    }
+
     pub(super) fn accept_all(&mut self, i: usize, now: Instant) {
         loop {
-            if self.sessions.len() >= self.listen.max_sessions {
+            if !self.has_room() {
                 if !self.full && self.draining.is_none() {
                     log::warn!(
                         "worker {}: at its limit of {} connections; new ones wait in the accept queue",
                         self.id,
-                        self.listen.max_sessions
+                        self.listen.descriptors / 2
                     );
                 }
                 self.full = true;

@@ -28,6 +28,7 @@ use crate::engine::balance::RoundRobin;
 use crate::engine::buffer::BufferPool;
 use crate::engine::conn::{Os, Readiness};
 use crate::engine::http::HttpSession;
+use crate::engine::legs::Legs;
 use crate::engine::pool::IdlePool;
 use crate::engine::session::Session;
 use crate::engine::step::{CloseReason, Ctx, Step};
@@ -61,10 +62,11 @@ pub struct ListenConfig {
     pub inherited: Arc<net::Inherited>,
     /// The shared sockets, for [`ListenMode::Shared`].
     pub shared: Arc<SharedListeners>,
-    /// Sessions this worker may hold (each needs two descriptors). At the
-    /// limit it stops accepting, so new clients wait in the kernel's accept
-    /// queue instead of being accepted and dropped (HAProxy's `maxconn`).
-    pub max_sessions: usize,
+    /// Descriptors this worker's connections may hold: a client socket
+    /// per session, a backend socket per leg. At the limit it stops
+    /// accepting, so new clients wait in the kernel's accept queue instead
+    /// of being accepted and dropped (HAProxy's `maxconn`).
+    pub descriptors: usize,
     /// How long an HTTP request head may take once its first byte came
     /// (then 408): slow clients cannot hold a worker's sessions.
     pub header_timeout: Duration,
@@ -179,13 +181,16 @@ pub(super) struct Worker {
     unbound: Vec<(Option<IpAddr>, Arc<ServiceSnapshot>)>,
     next_bind_retry: Option<Instant>,
     sessions: Slab<SessionSlot>,
+    /// A slot for each backend socket of a session.
+    legs: Legs,
     gens: Generations,
     pool: BufferPool,
     wheel: Wheel,
     cursors: HashMap<u16, RoundRobin>,
     again: Vec<SlotId>,
     draining: Option<Instant>,
-    /// Accepting stopped at `max_sessions`; resumes when sessions end.
+    /// Accepting stopped at the descriptor limit; resumes when
+    /// connections end.
     full: bool,
     idle: IdlePool,
     next_idle_expiry: Instant,
@@ -221,6 +226,7 @@ impl Worker {
             unbound: Vec::new(),
             next_bind_retry: None,
             sessions: Slab::with_capacity(1024),
+            legs: Legs::default(),
             gens: Generations::default(),
             pool: BufferPool::new(POOL_KEEP),
             wheel: Wheel::new(Instant::now()),
@@ -272,7 +278,12 @@ impl Worker {
                 match EventTarget::from_token(ev.token()) {
                     EventTarget::Waker => messages = true,
                     EventTarget::Listener(id) => self.on_listener(id, now),
-                    EventTarget::Session(id, side) => self.on_session_event(id, side, ev, now),
+                    EventTarget::Client(id) => self.on_session_event(id, Side::Client, ev, now),
+                    EventTarget::Leg(leg) => {
+                        if let Some(id) = self.legs.session_of(leg) {
+                            self.on_session_event(id, Side::Backend, ev, now);
+                        }
+                    }
                     EventTarget::Idle(id) => self.idle.on_event(id),
                 }
             }
@@ -309,7 +320,7 @@ impl Worker {
                     self.reports.send(FromWorker::Latency(batch));
                 }
             }
-            if self.full && self.sessions.len() < self.listen.max_sessions {
+            if self.full && self.has_room() {
                 self.full = false;
                 let open: Vec<usize> = self.by_port.values().flatten().copied().collect();
                 for i in open {
@@ -327,7 +338,7 @@ impl Worker {
         }
         let cut = self.sessions.len();
         for (_, mut slot) in std::mem::take(&mut self.sessions) {
-            slot.session.release(&mut self.pool);
+            slot.session.release(&mut self.pool, &mut self.legs);
         }
         self.reports.send(FromWorker::Exited {
             worker: self.id,
@@ -507,7 +518,7 @@ impl Worker {
         }
         let watched = os.0.register(
             &mut stream,
-            EventTarget::Session(id, Side::Client).token(),
+            EventTarget::Client(id).token(),
             Interest::READABLE | Interest::WRITABLE,
         );
         let mut ctx = Ctx {
@@ -515,6 +526,7 @@ impl Worker {
             pool: &mut self.pool,
             now,
             id,
+            legs: &mut self.legs,
             cursor: self.cursors.entry(port).or_default(),
             snapshot: &self.snapshot,
             idle: &mut self.idle,
@@ -586,6 +598,7 @@ impl Worker {
             pool: &mut self.pool,
             now,
             id,
+            legs: &mut self.legs,
             cursor: self.cursors.entry(port).or_default(),
             snapshot: &self.snapshot,
             idle: &mut self.idle,
@@ -624,7 +637,7 @@ impl Worker {
                 if let Some((t, _)) = slot.timer.take() {
                     self.wheel.cancel(t);
                 }
-                slot.session.release(&mut self.pool);
+                slot.session.release(&mut self.pool, &mut self.legs);
             }
         }
     }
