@@ -4,11 +4,13 @@
 //!
 //! - [`pipe`]: byte passthrough with half-close bookkeeping (`tcp`).
 //! - [`proxy_v2`]: the PROXY protocol v2 preface (`tcp-proxy-v2`).
-//! - [`http1`]: HTTP/1.x heads, framing and the balancer's own answers.
+//! - [`http1`]: HTTP/1.x heads, framing, and the HTTP/1 front's words.
+//! - [`answer`]: what the balancer answers itself, in no version's words.
 //! - [`cookie`]: the sticky-session cookie.
 //! - [`syslog`]: RFC 5424 access and event lines.
 //! - [`health`]: the HTTP health-check request and its verdict.
 
+pub mod answer;
 pub mod cookie;
 pub mod health;
 pub mod http1;

@@ -6,14 +6,18 @@ use std::io::IoSlice;
 use std::time::Instant;
 
 use super::logline::RequestLog;
-use super::{follow_current, recycle, Flow, HttpSession, Parked, Stage, Turn, LINGER};
+use super::{
+    answering, follow_current, recycle, Answering, Flow, HttpSession, Parked, Stage, Turn, LINGER,
+};
 use crate::engine::buffer::Buffer;
 use crate::engine::conn::{release_if_empty, Io, Transport};
 use crate::engine::session::Session;
 use crate::engine::step::{CloseReason, Ctx};
 use crate::engine::token::Side;
+use crate::proto::answer::Answer;
 use crate::proto::http1::errors::Status;
-use crate::proto::http1::exchange::{self, Answer, Client, Exchange};
+use crate::proto::http1::exchange::{Client, Exchange};
+use crate::proto::http1::front;
 use crate::proto::http1::request::{self, RequestHead};
 use crate::proto::http1::HeadError;
 
@@ -99,17 +103,10 @@ impl<S: Transport> HttpSession<S> {
                     c.redirects.add(1);
                     c.intercepted.add(1);
                 }
-                Answer::Local { .. } => c.intercepted.add(1),
+                Answer::Challenge(_) => c.intercepted.add(1),
                 Answer::Error(status) => c.own[status.index()].add(1),
             }
-            let stage = Stage::Answer {
-                answer,
-                sent: 0,
-                ex: None,
-                log,
-                since,
-            };
-            return (stage, Flow::Progress);
+            return (answering(answer, None, log, since), Flow::Progress);
         }
         let ex = Exchange::begin(head, &client, s, since, ctx.now);
         if !current {
@@ -132,7 +129,7 @@ impl<S: Transport> HttpSession<S> {
     /// proxy received them over https: proxied, no redirect loop behind a
     /// CDN).
     fn local_answer(&self, pending: &[u8], head: &RequestHead, client: &Client) -> Option<Answer> {
-        match (self.service.acme.is_empty(), exchange::acme_token(pending)) {
+        match (self.service.acme.is_empty(), front::acme_token(pending)) {
             (false, Some(token)) => Some(Answer::acme(self.service.acme.get(token))),
             _ => self.service.spec.redirect.and_then(|port| {
                 let https_before = client.trusted
@@ -140,7 +137,7 @@ impl<S: Transport> HttpSession<S> {
                         .forwarded_proto
                         .as_ref()
                         .is_some_and(|(_, https)| *https);
-                (!https_before).then(|| Answer::redirect(pending, head, port.get()))
+                (!https_before).then(|| front::redirect(pending, head, port.get()))
             }),
         }
     }
@@ -164,33 +161,20 @@ impl<S: Transport> HttpSession<S> {
 
     /// Sends (more of) the balancer's own answer, then its access line,
     /// then lingers.
-    pub(super) fn answer(
-        &mut self,
-        ctx: &mut Ctx<'_, S>,
-        answer: Answer,
-        sent: usize,
-        ex: Option<Box<Exchange>>,
-        log: RequestLog,
-        since: Instant,
-    ) -> Turn<S> {
-        let bytes = answer.bytes();
-        if sent < bytes.len() {
-            let (sent, flow) = match self.client.send(&[IoSlice::new(&bytes[sent..])], ctx.now) {
-                Io::Moved(n) | Io::Drained(n) => (sent + n, Flow::Progress),
-                Io::Blocked => (sent, Flow::Wait),
-                Io::Eof | Io::Failed => (sent, Flow::Close(CloseReason::Reset(Side::Client))),
+    pub(super) fn answer(&mut self, ctx: &mut Ctx<'_, S>, mut a: Answering) -> Turn<S> {
+        if a.sent < a.out.len() {
+            let flow = match self.client.send(&[IoSlice::new(&a.out[a.sent..])], ctx.now) {
+                Io::Moved(n) | Io::Drained(n) => {
+                    a.sent += n;
+                    Flow::Progress
+                }
+                Io::Blocked => Flow::Wait,
+                Io::Eof | Io::Failed => Flow::Close(CloseReason::Reset(Side::Client)),
             };
-            let stage = Stage::Answer {
-                answer,
-                sent,
-                ex,
-                log,
-                since,
-            };
-            return (stage, flow);
+            return (Stage::Answer(a), flow);
         }
         if let Some(sink) = ctx.syslog.as_deref_mut() {
-            self.log_answer(sink, &answer, ex.as_deref(), &log, since, ctx.now);
+            self.log_answer(sink, &a.answer, a.ex.as_deref(), &a.log, a.since, ctx.now);
         }
         let _ = self.client.shutdown_write();
         (

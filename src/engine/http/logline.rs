@@ -9,7 +9,8 @@ use crate::engine::access;
 use crate::engine::conn::Transport;
 use crate::engine::step::CloseReason;
 use crate::engine::syslog::Sink;
-use crate::proto::http1::exchange::{Answer, Exchange};
+use crate::proto::answer::Answer;
+use crate::proto::http1::exchange::Exchange;
 use crate::proto::syslog::{Access, Termination};
 use crate::snapshot::BackendLease;
 
@@ -121,13 +122,9 @@ impl<S: Transport> HttpSession<S> {
     /// progress, or the answer it was giving.
     pub(super) fn log_unfinished(&self, sink: &mut Sink, r: CloseReason, now: Instant) {
         match &self.stage {
-            Stage::Answer {
-                answer,
-                ex,
-                log,
-                since,
-                ..
-            } => self.log_answer(sink, answer, ex.as_deref(), log, *since, now),
+            Stage::Answer(a) => {
+                self.log_answer(sink, &a.answer, a.ex.as_deref(), &a.log, a.since, now)
+            }
             Stage::Leg(leg) | Stage::Tunnel { leg, .. } => sink.access(&Access {
                 term: r.termination(),
                 ..self.access(

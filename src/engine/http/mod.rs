@@ -24,6 +24,7 @@ mod leg;
 mod logline;
 mod write;
 
+use std::borrow::Cow;
 use std::mem;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,8 +39,10 @@ use super::session::Session;
 use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
 use super::syslog::Sink;
 use super::token::{Side, SlotId};
+use crate::proto::answer::Answer;
 use crate::proto::http1::errors::Status;
-use crate::proto::http1::exchange::{Answer, Exchange, Timeout};
+use crate::proto::http1::exchange::{Exchange, Timeout};
+use crate::proto::http1::front;
 use crate::proto::http1::Scratch;
 use crate::proto::pipe::Pipe;
 use crate::snapshot::{Backend, ServiceSnapshot};
@@ -73,19 +76,25 @@ enum Stage<S> {
     Leg(Leg<S>),
     /// After a `101`: bytes both ways over the leg's connection.
     Tunnel { leg: Leg<S>, pipe: Pipe },
-    /// The balancer's own answer; `sent` bytes of it are out. `ex` is the
-    /// request it answers, when one was understood.
-    Answer {
-        answer: Answer,
-        sent: usize,
-        ex: Option<Box<Exchange>>,
-        log: RequestLog,
-        since: Instant,
-    },
+    /// The balancer's own answer.
+    Answer(Answering),
     /// After an answer: reading and discarding until the client closes.
     Linger { until: Instant },
     /// Only while a stage's handler runs: the stage is out of its slot.
     Vacant,
+}
+
+/// The balancer's own answer on its way: written by the HTTP/1 front as
+/// `out`, `sent` bytes of it out. `ex` is the request it answers, when one
+/// was understood.
+#[derive(Debug)]
+struct Answering {
+    answer: Answer,
+    out: Cow<'static, [u8]>,
+    sent: usize,
+    ex: Option<Box<Exchange>>,
+    log: RequestLog,
+    since: Instant,
 }
 
 /// A backend connection kept between a client's requests, with the
@@ -221,13 +230,7 @@ impl<S: Transport> HttpSession<S> {
                 };
                 (Stage::Tunnel { leg, pipe }, flow)
             }
-            Stage::Answer {
-                answer,
-                sent,
-                ex,
-                log,
-                since,
-            } => self.answer(ctx, answer, sent, ex, log, since),
+            Stage::Answer(a) => self.answer(ctx, a),
             Stage::Linger { until } => self.linger(ctx, until),
             Stage::Vacant => (Stage::Vacant, Flow::Close(CloseReason::Done)),
         }
@@ -263,15 +266,8 @@ impl<S: Transport> HttpSession<S> {
         // A head never understood (400, 408, 431, 501) is still a request
         // received, as HAProxy counts it.
         c.requests.add(u64::from(ex.is_none()));
-        let answer = Answer::Error(status);
         (
-            Stage::Answer {
-                answer,
-                sent: 0,
-                ex,
-                log,
-                since,
-            },
+            answering(Answer::Error(status), ex, log, since),
             Flow::Progress,
         )
     }
@@ -403,7 +399,7 @@ impl<S: Transport> Session<S> for HttpSession<S> {
             Stage::ReadHead { since: None, .. } => self.client.last_io() + t.client,
             Stage::Leg(leg) => leg.deadline(&self.client, t),
             Stage::Tunnel { leg, .. } => pipe::tunnel_deadline(&self.client, &leg.up.conn, t),
-            Stage::Answer { .. } => self.client.last_io() + LINGER * 5,
+            Stage::Answer(_) => self.client.last_io() + LINGER * 5,
             Stage::Linger { until } => *until,
             Stage::Vacant => self.accepted,
         }
@@ -432,7 +428,7 @@ impl<S: Transport> Session<S> for HttpSession<S> {
                     Flow::Close(CloseReason::IdleTimeout(side)),
                 )
             }
-            s @ (Stage::Answer { .. } | Stage::Linger { .. } | Stage::Vacant) => {
+            s @ (Stage::Answer(_) | Stage::Linger { .. } | Stage::Vacant) => {
                 (s, Flow::Close(CloseReason::Done))
             }
         };
@@ -492,6 +488,24 @@ impl<S: Transport> Session<S> for HttpSession<S> {
     fn set_draining(&mut self) {
         self.draining = true;
     }
+}
+
+/// The stage that sends `answer` (to the request `ex`, if one was
+/// understood), as the HTTP/1 front writes it.
+fn answering<S>(
+    answer: Answer,
+    ex: Option<Box<Exchange>>,
+    log: RequestLog,
+    since: Instant,
+) -> Stage<S> {
+    Stage::Answer(Answering {
+        out: front::answer_bytes(&answer),
+        answer,
+        sent: 0,
+        ex,
+        log,
+        since,
+    })
 }
 
 /// Takes the current service of `service`'s port when it is still of

@@ -63,6 +63,23 @@ impl Status {
         }
     }
 
+    /// The reason phrase of its status line.
+    pub fn reason(self) -> &'static str {
+        let line = self.response().split(|&b| b == b'\r').next().unwrap_or(&[]);
+        // "HTTP/1.1 NNN reason": the 13 bytes before it are ASCII.
+        std::str::from_utf8(line.get(13..).unwrap_or(&[])).unwrap_or("")
+    }
+
+    /// The body of its response: one line saying what happened.
+    pub fn text(self) -> &'static str {
+        let r = self.response();
+        let body = r
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(&[][..], |i| &r[i + 4..]);
+        std::str::from_utf8(body).unwrap_or("")
+    }
+
     /// The whole response, with `Connection: close`.
     pub fn response(self) -> &'static [u8] {
         match self {

@@ -16,8 +16,9 @@
 //!   backend connection;
 //! - [`Exchange::on_timeout`], [`Exchange::may_retry`]: the failures.
 //!
-//! [`Answer`] is what the balancer says itself (its errors, ACME
-//! challenges), with the termination code an access line gives it.
+//! What the balancer says itself (its errors, ACME challenges,
+//! redirects) is a [`crate::proto::answer::Answer`], written for HTTP/1
+//! by [`super::front`].
 
 use std::io::Write;
 use std::mem;
@@ -30,7 +31,6 @@ use super::errors::Status;
 use super::request::RequestHead;
 use super::response::ResponseHead;
 use crate::proto::cookie::COOKIE_NAME;
-use crate::proto::syslog::Termination;
 
 /// The small vectors a request needs for its heads. A session takes them
 /// from the worker's free list to parse a request head, the request's
@@ -642,175 +642,13 @@ fn with_head(body: &Body, after: &[u8]) -> Result<usize, ChunkError> {
     })
 }
 
-/// What the balancer answers itself, then closes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// One of its error responses.
-    Error(Status),
-    /// A redirect to https (`redirect:` on an http service).
-    Redirect {
-        /// 301 or 308.
-        code: u16,
-        /// The whole response.
-        bytes: Vec<u8>,
-    },
-    /// A response it makes (an ACME HTTP-01 challenge).
-    Local {
-        /// Its status code.
-        code: u16,
-        /// The whole response.
-        bytes: Vec<u8>,
-    },
-}
-
-impl Answer {
-    /// The answer to an ACME HTTP-01 validation: the key authorization,
-    /// or 404 for a token that is not (or no longer) pending.
-    pub fn acme(key_auth: Option<&String>) -> Answer {
-        match key_auth {
-            Some(k) => Answer::Local {
-                code: 200,
-                bytes: format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{k}",
-                    k.len()
-                )
-                .into_bytes(),
-            },
-            None => Answer::Local {
-                code: 404,
-                bytes: b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .to_vec(),
-            },
-        }
-    }
-
-    /// The redirect of the request `head` (at the front of `buf`) to
-    /// https on `port`: the same host without its port, the same path and
-    /// query; 301 for GET and HEAD, 308 for any other method so a POST
-    /// stays a POST (HAProxy's `redirect scheme` says 302, which clients
-    /// turn into a GET). A request without a usable `Host` is a 400: there
-    /// is nowhere to send it.
-    pub fn redirect(buf: &[u8], head: &RequestHead, port: u16) -> Answer {
-        let host = head
-            .host
-            .as_ref()
-            .and_then(|r| buf.get(r.clone()))
-            .and_then(host_without_port);
-        let line = buf.split(|&b| b == b'\r').next().unwrap_or(&[]);
-        let mut parts = line.split(|&b| b == b' ');
-        let (method, target) = (parts.next().unwrap_or(&[]), parts.next().unwrap_or(&[]));
-        let Some(host) = host else {
-            return Answer::Error(Status::BadRequest);
-        };
-        // An absolute-form target's authority is the Host (checked by the
-        // parser): keep its path and query.
-        let absolute = !target.starts_with(b"/");
-        let path = match target
-            .windows(3)
-            .position(|w| w == b"://")
-            .filter(|_| absolute)
-        {
-            Some(i) => {
-                let rest = &target[i + 3..];
-                rest.iter()
-                    .position(|&b| b == b'/' || b == b'?')
-                    .map_or(&b"/"[..], |j| &rest[j..])
-            }
-            None if target == b"*" => b"/",
-            None => target,
-        };
-        let (code, reason) = if method == b"GET" || method == b"HEAD" {
-            (301, "Moved Permanently")
-        } else {
-            (308, "Permanent Redirect")
-        };
-        let mut bytes = format!("HTTP/1.1 {code} {reason}\r\nLocation: https://").into_bytes();
-        bytes.extend_from_slice(host);
-        if port != 443 {
-            let _ = write!(bytes, ":{port}");
-        }
-        bytes.extend_from_slice(path);
-        bytes.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        Answer::Redirect { code, bytes }
-    }
-
-    /// The whole response.
-    pub fn bytes(&self) -> &[u8] {
-        match self {
-            Answer::Error(s) => s.response(),
-            Answer::Local { bytes, .. } | Answer::Redirect { bytes, .. } => bytes,
-        }
-    }
-
-    /// Its status code.
-    pub fn code(&self) -> u16 {
-        match self {
-            Answer::Error(s) => s.code(),
-            Answer::Local { code, .. } | Answer::Redirect { code, .. } => *code,
-        }
-    }
-
-    /// HAProxy's termination state for a transaction answered so.
-    pub fn termination(&self) -> Termination {
-        match self {
-            Answer::Local { .. } => Termination::NORMAL,
-            // Locally processed, in the request phase: HAProxy's `LR`.
-            Answer::Redirect { .. } => Termination(*b"LR"),
-            Answer::Error(s) => termination(*s),
-        }
-    }
-}
-
-/// A `Host` value without its port, if it is a plain name, an IPv4
-/// address or a bracketed IPv6 one: nothing else goes into a `Location`.
-fn host_without_port(host: &[u8]) -> Option<&[u8]> {
-    let name = if host.first() == Some(&b'[') {
-        let end = host.iter().position(|&b| b == b']')?;
-        let (v6, rest) = host.split_at(end + 1);
-        let ok = v6[1..end]
-            .iter()
-            .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
-        (ok && (rest.is_empty() || rest[0] == b':')).then_some(v6)?
-    } else {
-        let name = host.split(|&b| b == b':').next()?;
-        let ok = !name.is_empty()
-            && name
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'));
-        ok.then_some(name)?
-    };
-    // What follows the name must be a port.
-    let rest = &host[name.len()..];
-    let port_ok = rest.is_empty()
-        || (rest[0] == b':' && rest.len() <= 6 && rest[1..].iter().all(u8::is_ascii_digit));
-    port_ok.then_some(name)
-}
-
-/// HAProxy's termination state for a transaction the balancer answered
-/// with `status`: who ended it (server, client, proxy) and in which phase.
-pub fn termination(status: Status) -> Termination {
-    Termination(match status {
-        Status::Unavailable => *b"SC",
-        Status::GatewayTimeout => *b"sH",
-        Status::BadGateway => *b"SH",
-        Status::RequestTimeout => *b"cR",
-        Status::BadRequest | Status::HeaderTooLarge | Status::NotImplemented => *b"PR",
-    })
-}
-
-/// The token of `GET /.well-known/acme-challenge/TOKEN`, if the head at
-/// the front of `head` is that request.
-pub fn acme_token(head: &[u8]) -> Option<&str> {
-    const PREFIX: &[u8] = b"GET /.well-known/acme-challenge/";
-    let rest = head.strip_prefix(PREFIX)?;
-    let end = rest.iter().position(|&b| b == b' ' || b == b'?')?;
-    std::str::from_utf8(&rest[..end]).ok()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::front::{acme_token, answer_bytes, redirect};
     use super::*;
+    use crate::proto::answer::Answer;
     use crate::proto::http1::{request, response};
+    use crate::proto::syslog::Termination;
 
     const COOKIE: [u8; 16] = *b"0123456789abcdef";
 
@@ -1186,8 +1024,8 @@ mod tests {
         ];
         for (req, port, status, location) in cases {
             let (ex, _) = begin(req);
-            let a = Answer::redirect(req.as_bytes(), ex.request(), port);
-            let text = String::from_utf8(a.bytes().to_vec()).unwrap();
+            let a = redirect(req.as_bytes(), ex.request(), port);
+            let text = String::from_utf8(answer_bytes(&a).to_vec()).unwrap();
             assert!(
                 text.starts_with(&format!("HTTP/1.1 {status}\r\n")),
                 "{text}"
@@ -1205,7 +1043,7 @@ mod tests {
             "GET / HTTP/1.0\r\n\r\n",
         ] {
             let (ex, _) = begin(req);
-            let a = Answer::redirect(req.as_bytes(), ex.request(), 443);
+            let a = redirect(req.as_bytes(), ex.request(), 443);
             assert_eq!(a, Answer::Error(Status::BadRequest), "{req:?}");
         }
     }
@@ -1409,12 +1247,12 @@ mod tests {
         let a = Answer::acme(Some(&key));
         assert_eq!(a.code(), 200);
         assert_eq!(a.termination(), Termination::NORMAL);
-        assert!(a
-            .bytes()
-            .ends_with(b"Content-Length: 9\r\nConnection: close\r\n\r\ntok.thumb"));
+        assert!(
+            answer_bytes(&a).ends_with(b"Content-Length: 9\r\nConnection: close\r\n\r\ntok.thumb")
+        );
         assert_eq!(Answer::acme(None).code(), 404);
         assert_eq!(
-            Answer::Error(Status::Unavailable).bytes(),
+            &*answer_bytes(&Answer::Error(Status::Unavailable)),
             Status::Unavailable.response()
         );
     }

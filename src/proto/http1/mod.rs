@@ -7,6 +7,7 @@
 pub mod body;
 pub mod errors;
 pub mod exchange;
+pub mod front;
 pub mod request;
 pub mod response;
 pub mod upgrade;
