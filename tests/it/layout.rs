@@ -181,7 +181,6 @@ const OVER_700_ALLOWED: &[&str] = &[
     "src/engine/conn.rs",
     "src/engine/script.rs",
     "src/proto/http1/exchange.rs",
-    "src/control/mod.rs",
     "src/control/certs/acme.rs",
     "src/metrics/names.rs",
     "src/config/portmap.rs",
