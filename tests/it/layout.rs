@@ -182,7 +182,6 @@ const OVER_700_ALLOWED: &[&str] = &[
     "src/engine/script.rs",
     "src/proto/http1/exchange.rs",
     "src/control/certs/acme.rs",
-    "src/config/portmap.rs",
     "loadtest/src/chaos/world.rs",
     "loadtest/src/chaos/clients.rs",
 ];
