@@ -181,7 +181,6 @@ const OVER_700_ALLOWED: &[&str] = &[
     "src/engine/conn.rs",
     "src/engine/script.rs",
     "src/proto/http1/exchange.rs",
-    "src/control/certs/acme.rs",
     "loadtest/src/chaos/world.rs",
     "loadtest/src/chaos/clients.rs",
 ];
