@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use crate::config::{
     keys, timeouts, BackendTarget, Config, ConfigError, Diagnostics, Metadata, Reason, Service,
 };
-use crate::control::certs::acme::{self, ChallengeChoice, Plan};
+use crate::control::certs::plan::{self, ChallengeChoice, Plan};
 use crate::control::dns::{self, resolver::Resolver};
 use crate::control::hosts::Hosts;
 
@@ -148,7 +148,7 @@ pub fn acme_plan(
     if config.certificate_names().is_empty() || !config.services().iter().any(|s| s.kind.is_tls()) {
         return None;
     }
-    match acme::plan(choice, config, metadata_writable) {
+    match plan::plan(choice, config, metadata_writable) {
         Ok(p) => Some(p),
         Err(why) => {
             let names: Vec<&str> = config

@@ -9,12 +9,9 @@ pub fn pin_self(cpu: usize) {
     if cpu >= cpus {
         return;
     }
-    // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set, and
-    // CPU_SET/sched_setaffinity only read and write that local set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        let _ = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
     }
 }
 

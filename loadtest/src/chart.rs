@@ -5,13 +5,23 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::compare::{ChartSeries, System, CURVE_POINTS};
+/// Per-system data the chart needs.
+pub struct ChartSeries {
+    pub rps: f64,
+    pub gbps: f64,
+    /// (percentile, µs) points.
+    pub curve: Vec<(f64, f64)>,
+}
 
-/// Writes the chart to `path`.
+/// Percentiles drawn on the latency curves.
+pub const CURVE_POINTS: [f64; 8] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0];
+
+/// Writes the chart to `path`: one curve and one bar per system, named
+/// by `systems`.
 pub fn write(
     path: &Path,
     scenario: &str,
-    systems: &[System],
+    systems: &[String],
     data: &[ChartSeries],
 ) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
@@ -57,7 +67,7 @@ pub fn write(
                     .map(|(k, (_, v))| (k as f64, v.max(1.0))),
                 color.stroke_width(2),
             ))?
-            .label(format!("{sys:?}").to_lowercase())
+            .label(sys)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
@@ -96,9 +106,7 @@ pub fn write(
         )
     }))?;
     bars.draw_series(values.iter().enumerate().map(|(i, v)| {
-        let name = systems
-            .get(i)
-            .map_or(String::new(), |s| format!("{s:?}").to_lowercase());
+        let name = systems.get(i).map_or("", String::as_str);
         let label = if stream {
             format!("{name} {v:.2}")
         } else {

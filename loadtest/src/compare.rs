@@ -6,45 +6,21 @@
 //! CPU 0, the balancer under test has CPU 1 alone; moirai runs one worker and
 //! HAProxy one thread, both without logs, with 16 KiB buffers, configured
 //! from one service description.
+//!
+//! Starting the systems is `launch.rs`'s (`loadtest soak` starts them the
+//! same way); the SVG is `chart.rs`'s.
 
-use std::io::{self, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{self, Write as _};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+use crate::chart::{ChartSeries, CURVE_POINTS};
 use crate::gen::{self, Plan, Scenario};
+use crate::launch::{launch, moirai_path, CompareError, Launched, Setup, System};
 use crate::stats::{self, median, RunResult};
-
-/// The systems that can be compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum System {
-    /// moirai, one worker.
-    Moirai,
-    /// moirai with the metrics endpoint on, scraped every second.
-    MoiraiMetrics,
-    /// Another moirai binary (`--baseline`), e.g. an older build.
-    Baseline,
-    /// HAProxy from the Debian package, one thread.
-    Haproxy,
-    /// No balancer: the physical ceiling.
-    Direct,
-}
-
-impl System {
-    fn name(self) -> &'static str {
-        match self {
-            System::Moirai => "moirai",
-            System::MoiraiMetrics => "moirai-metrics",
-            System::Baseline => "baseline",
-            System::Haproxy => "haproxy",
-            System::Direct => "direct",
-        }
-    }
-}
 
 /// What to compare.
 #[derive(Debug, Clone)]
@@ -65,220 +41,17 @@ pub struct Options {
     pub rate: Option<f64>,
 }
 
-/// Why a comparison could not run.
-#[derive(Debug)]
-pub enum CompareError {
-    /// HAProxy was asked for and is not installed.
-    NoHaproxy(PathBuf),
-    /// The moirai binary was not found.
-    NoMoirai,
-    /// A scenario this version cannot run.
-    Unsupported(&'static str),
-    /// Something failed to start or answer.
-    Io(String, io::Error),
-    /// `--cpu-quota` cannot be honoured.
-    Cgroup(crate::cgroup::CgroupError),
-}
-
-impl std::fmt::Display for CompareError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CompareError::NoHaproxy(p) => write!(
-                f,
-                "HAProxy is not installed at {}: install it with `apt-get install -y haproxy` \
-                 (or pass --haproxy PATH, or leave it out with --systems moirai,direct)",
-                p.display()
-            ),
-            CompareError::NoMoirai => f.write_str(
-                "the moirai binary was not found next to loadtest: build it with \
-                 `cargo build --release -p moirai` or pass --moirai PATH",
-            ),
-            CompareError::Unsupported(s) => write!(f, "{s}"),
-            CompareError::Io(what, e) => write!(f, "{what}: {e}"),
-            CompareError::Cgroup(e) => write!(f, "{e}"),
+impl Options {
+    /// What [`launch`] starts for these options.
+    pub(crate) fn setup(&self) -> Setup<'_> {
+        Setup {
+            scenario: self.scenario,
+            systems: &self.systems,
+            baseline: self.baseline.as_deref(),
+            haproxy: &self.haproxy,
+            cpu_quota: self.cpu_quota,
         }
     }
-}
-
-impl std::error::Error for CompareError {}
-
-/// A child process, killed when dropped.
-pub(crate) struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), CompareError> {
-    let start = Instant::now();
-    loop {
-        match TcpStream::connect(addr) {
-            Ok(_) => return Ok(()),
-            Err(e) if start.elapsed() > Duration::from_secs(10) => {
-                return Err(CompareError::Io(
-                    format!("{what} did not listen on {addr}"),
-                    e,
-                ))
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
-/// Whether a GET over TLS to `addr` gets a 200 (the tls scenarios).
-fn tls_answers(addr: SocketAddr) -> bool {
-    let Ok(cfg) = gen::client_config() else {
-        return false;
-    };
-    let Ok(name) = rustls::pki_types::ServerName::try_from("loadtest") else {
-        return false;
-    };
-    let Ok(conn) = rustls::ClientConnection::new(cfg, name) else {
-        return false;
-    };
-    let Ok(sock) = TcpStream::connect(addr) else {
-        return false;
-    };
-    let _ = sock.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut s = rustls::StreamOwned::new(conn, sock);
-    let mut buf = [0u8; 16];
-    s.write_all(b"GET / HTTP/1.1\r\nHost: probe\r\n\r\n")
-        .is_ok()
-        && s.read_exact(&mut buf).is_ok()
-        && buf.starts_with(b"HTTP/1.1 200")
-}
-
-/// Waits until `addr` answers through to a backend of `kind`: a balancer
-/// with no usable backend yet closes at once instead.
-fn wait_serving(addr: SocketAddr, kind: &str, tls: bool) -> Result<(), CompareError> {
-    let start = Instant::now();
-    loop {
-        let ok = if tls {
-            tls_answers(addr)
-        } else {
-            TcpStream::connect(addr).is_ok_and(|mut s| {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-            let probe: &[u8] = match kind {
-                "http" => b"GET / HTTP/1.1\r\nHost: probe\r\n\r\n",
-                "echo" => b"x",
-                _ => b"",
-            };
-            let mut buf = [0u8; 16];
-            s.write_all(probe).is_ok()
-                && matches!(s.read(&mut buf), Ok(n) if n > 0 && (kind != "http" || buf.starts_with(b"HTTP/1.1 200")))
-            })
-        };
-        if ok {
-            return Ok(());
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            return Err(CompareError::Io(
-                format!("{addr} did not reach its backend"),
-                io::Error::from(io::ErrorKind::TimedOut),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Scrapes a metrics endpoint once a second (Prometheus scrapes every 15 s
-/// by default; this is 15 times the cost) until dropped.
-struct Scraper {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Scraper {
-    fn start(addr: SocketAddr) -> Scraper {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !s.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(mut c) = TcpStream::connect(addr) {
-                    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-                    let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: loadtest\r\n\r\n");
-                    let mut sink = Vec::new();
-                    let _ = c.read_to_end(&mut sink);
-                }
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        });
-        Scraper {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Scraper {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// `taskset -c CPU` in front of a command, when taskset and the CPU exist.
-fn pinned(program: &Path, cpu: usize) -> Command {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus > cpu && Path::new("/usr/bin/taskset").exists() {
-        let mut c = Command::new("/usr/bin/taskset");
-        c.arg("-c").arg(cpu.to_string()).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
-pub(crate) fn moirai_path(opts: &Options) -> Result<PathBuf, CompareError> {
-    if let Some(p) = &opts.moirai {
-        return Ok(p.clone());
-    }
-    let here = std::env::current_exe().map_err(|e| CompareError::Io("current exe".into(), e))?;
-    let sibling = here.with_file_name("moirai");
-    if sibling.exists() {
-        return Ok(sibling);
-    }
-    // Test binaries live one level down, in deps/.
-    let parent = here
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.join("moirai"));
-    match parent {
-        Some(p) if p.exists() => Ok(p),
-        _ => Err(CompareError::NoMoirai),
-    }
-}
-
-/// The HAProxy configuration equivalent to one moirai service; `https-http`
-/// terminates TLS with the certificate and key in `pem`.
-pub fn haproxy_config(kind: &str, listen: u16, backend: SocketAddr, pem: Option<&Path>) -> String {
-    let http_mode = kind == "http" || kind == "https-http";
-    let mode = if http_mode { "http" } else { "tcp" };
-    let ssl = match pem {
-        Some(p) if kind == "https-http" => format!(" ssl crt {}", p.display()),
-        _ => String::new(),
-    };
-    let http = if http_mode {
-        "  option forwardfor\n  http-reuse safe\n"
-    } else {
-        ""
-    };
-    format!(
-        "global\n  nbthread 1\n  maxconn 8000\n  tune.bufsize 16384\n\
-         defaults\n  mode {mode}\n{http}  balance leastconn\n  retries 1\n  option redispatch\n\
-           timeout connect 2s\n  timeout client 55s\n  timeout server 120s\n\
-         frontend fe\n  bind 127.0.0.1:{listen}{ssl}\n  default_backend be\n\
-         backend be\n  server s1 {backend}\n"
-    )
 }
 
 /// One system's measurements over the repetitions.
@@ -309,7 +82,7 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
         .iter()
         .any(|s| matches!(s, System::Moirai | System::MoiraiMetrics))
     {
-        Some(moirai_path(opts)?)
+        Some(moirai_path(opts.moirai.as_deref())?)
     } else {
         None
     };
@@ -329,7 +102,7 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
         targets,
         scrapers,
         caps,
-    } = launch(opts, moirai_bin.as_ref(), 1)?;
+    } = launch(&opts.setup(), moirai_bin.as_ref(), 1)?;
 
     let mut series: Vec<Series> = targets.iter().map(|_| Series::default()).collect();
     for rep in 0..opts.repeat {
@@ -372,219 +145,25 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
     let report = report(opts, &series);
     print_table(opts, &series);
     if let Some(p) = &opts.svg {
-        crate::chart::write(
-            p,
-            opts.scenario.name(),
-            &opts.systems,
-            &series_view(&series),
-        )
-        .map_err(|e| {
-            CompareError::Io(
-                format!("writing {}", p.display()),
-                io::Error::other(e.to_string()),
-            )
-        })?;
+        let names: Vec<String> = opts
+            .systems
+            .iter()
+            .map(|s| format!("{s:?}").to_lowercase())
+            .collect();
+        crate::chart::write(p, opts.scenario.name(), &names, &series_view(&series)).map_err(
+            |e| {
+                CompareError::Io(
+                    format!("writing {}", p.display()),
+                    io::Error::other(e.to_string()),
+                )
+            },
+        )?;
     }
     if let Some(p) = &opts.json {
         std::fs::write(p, serde_json::to_string_pretty(&report).expect("json"))
             .map_err(io("writing the JSON"))?;
     }
     Ok(report)
-}
-
-/// A balancer (or the backend itself) under test.
-pub(crate) type Target = (System, SocketAddr, Option<u32>, Option<Guard>);
-
-/// What [`launch`] started: kept alive while the load runs.
-pub(crate) struct Launched {
-    pub dir: PathBuf,
-    pub backend: Guard,
-    pub targets: Vec<Target>,
-    scrapers: Vec<Scraper>,
-    /// The balancers' CPU caps (`--cpu-quota`), dropped after them.
-    pub caps: Vec<crate::cgroup::CpuCap>,
-}
-
-/// Starts the backend (CPU 0) and every system of `opts` (CPU 1), each
-/// balancer with `workers` workers or threads, then pins this process to
-/// CPU 0.
-pub(crate) fn launch(
-    opts: &Options,
-    moirai_bin: Option<&PathBuf>,
-    workers: usize,
-) -> Result<Launched, CompareError> {
-    let io = |what: &str| {
-        let what = what.to_owned();
-        move |e| CompareError::Io(what.clone(), e)
-    };
-    let dir = std::env::temp_dir().join(format!("loadtest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(io("temp dir"))?;
-
-    // The backend, on CPU 0 with the load generator.
-    let (backend_kind, service_kind) = match opts.scenario {
-        Scenario::Http | Scenario::HttpClose => ("http", "http"),
-        Scenario::Tls | Scenario::TlsHandshake => ("http", "https-http"),
-        Scenario::TcpEcho | Scenario::TcpClose => ("echo", "tcp"),
-        Scenario::TcpStream => ("source", "tcp"),
-    };
-    let tls = service_kind == "https-http";
-    // One P-256 certificate, self-signed, for both balancers.
-    let tls_dir = dir.join("tls");
-    let haproxy_pem = dir.join("haproxy.pem");
-    if tls {
-        private_dir(&tls_dir).map_err(io("the certificate directory"))?;
-        moirai::tls::certs::self_signed(&tls_dir, &["loadtest".to_owned()]).map_err(|e| {
-            CompareError::Io("the certificate".into(), io::Error::other(e.to_string()))
-        })?;
-        let cert = std::fs::read(tls_dir.join(moirai::tls::certs::SELF_SIGNED_CERT))
-            .map_err(io("the certificate"))?;
-        let key = std::fs::read(tls_dir.join(moirai::tls::certs::SELF_SIGNED_KEY))
-            .map_err(io("the key"))?;
-        std::fs::write(&haproxy_pem, [cert, key].concat()).map_err(io("haproxy.pem"))?;
-    }
-    let me = std::env::current_exe().map_err(io("current exe"))?;
-    let bport = free_port().map_err(io("port"))?;
-    let backend_addr = SocketAddr::from(([127, 0, 0, 1], bport));
-    let _backend = Guard(
-        pinned(&me, 0)
-            .args([
-                "backend",
-                "--listen",
-                &backend_addr.to_string(),
-                "--kind",
-                backend_kind,
-                "--body-size",
-                "64",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(io("starting the backend"))?,
-    );
-    wait_listening(backend_addr, "the backend")?;
-
-    let mut targets: Vec<(System, SocketAddr, Option<u32>, Option<Guard>)> = Vec::new();
-    let mut scrapers: Vec<Scraper> = Vec::new();
-    let mut caps: Vec<crate::cgroup::CpuCap> = Vec::new();
-    let mut cap = |sys: System, pid: u32| -> Result<(), CompareError> {
-        if let Some(q) = opts.cpu_quota {
-            let name = format!("loadtest-{}-{}", std::process::id(), sys.name());
-            let c = crate::cgroup::CpuCap::new(&name, q).map_err(CompareError::Cgroup)?;
-            c.add(pid).map_err(CompareError::Cgroup)?;
-            caps.push(c);
-        }
-        Ok(())
-    };
-    for &sys in &opts.systems {
-        match sys {
-            System::Direct => targets.push((sys, backend_addr, None, None)),
-            System::Moirai | System::MoiraiMetrics | System::Baseline => {
-                let port = free_port().map_err(io("port"))?;
-                let md = dir.join(format!("{}.json", sys.name()));
-                let mut metadata = json!({
-                    "cloud.tritoncompute:loadbalancer": "true",
-                    "cloud.tritoncompute:portmap": format!("{service_kind}://{port}:{backend_addr}"),
-                });
-                let metrics_port = free_port().map_err(io("port"))?;
-                if sys == System::MoiraiMetrics {
-                    metadata["cloud.tritoncompute:metrics_acl"] = "127.0.0.1".into();
-                    metadata["cloud.tritoncompute:metrics_port"] = metrics_port.to_string().into();
-                }
-                std::fs::write(&md, metadata.to_string()).map_err(io("metadata file"))?;
-                let bin = match sys {
-                    System::Baseline => opts.baseline.as_ref().ok_or(CompareError::Unsupported(
-                        "--systems baseline needs --baseline PATH",
-                    ))?,
-                    _ => moirai_bin.as_ref().ok_or(CompareError::NoMoirai)?,
-                };
-                let state = dir.join(format!("state-{}", sys.name()));
-                if tls {
-                    // The shared certificate, where moirai looks for its
-                    // self-signed one.
-                    private_dir(&state).map_err(io("the state directory"))?;
-                    for f in [
-                        moirai::tls::certs::SELF_SIGNED_CERT,
-                        moirai::tls::certs::SELF_SIGNED_KEY,
-                    ] {
-                        std::fs::copy(tls_dir.join(f), state.join(f))
-                            .map_err(io("the certificate"))?;
-                    }
-                }
-                let child = pinned(bin, 1)
-                    .args([
-                        "run",
-                        "--workers",
-                        &workers.to_string(),
-                        "--log-level",
-                        "error",
-                        "--metadata-file",
-                    ])
-                    .arg(&md)
-                    .arg("--state-dir")
-                    .arg(&state)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .map_err(io("starting moirai"))?;
-                let pid = child.id();
-                let g = Guard(child);
-                cap(sys, pid)?;
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                wait_listening(addr, "moirai")?;
-                // New backends start down until their health checks pass.
-                wait_serving(addr, backend_kind, tls)?;
-                if sys == System::MoiraiMetrics {
-                    scrapers.push(Scraper::start(SocketAddr::from((
-                        [127, 0, 0, 1],
-                        metrics_port,
-                    ))));
-                }
-                targets.push((sys, addr, Some(pid), Some(g)));
-            }
-            System::Haproxy => {
-                let port = free_port().map_err(io("port"))?;
-                let cfg = dir.join("haproxy.cfg");
-                std::fs::write(
-                    &cfg,
-                    haproxy_config(service_kind, port, backend_addr, Some(&haproxy_pem))
-                        .replace("nbthread 1", &format!("nbthread {workers}")),
-                )
-                .map_err(io("haproxy.cfg"))?;
-                let child = pinned(&opts.haproxy, 1)
-                    .arg("-db")
-                    .arg("-f")
-                    .arg(&cfg)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .map_err(io("starting haproxy"))?;
-                let pid = child.id();
-                let g = Guard(child);
-                cap(sys, pid)?;
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                wait_listening(addr, "haproxy")?;
-                wait_serving(addr, backend_kind, tls)?;
-                targets.push((sys, addr, Some(pid), Some(g)));
-            }
-        }
-    }
-    // taskset execs the program, so the child's pid is the balancer's.
-    crate::affinity::pin_self(0);
-    Ok(Launched {
-        dir,
-        backend: _backend,
-        targets,
-        scrapers,
-        caps,
-    })
-}
-
-/// A directory only its owner may read (moirai refuses a state directory
-/// others can write, and keys must stay private).
-fn private_dir(p: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(p)?;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
 }
 
 fn record(
@@ -615,17 +194,6 @@ fn record(
         None => s.latency = Some(r.latency.clone()),
     }
 }
-
-/// Per-system data the chart needs.
-pub struct ChartSeries {
-    pub rps: f64,
-    pub gbps: f64,
-    /// (percentile, µs) points.
-    pub curve: Vec<(f64, f64)>,
-}
-
-/// Percentiles drawn on the latency curves.
-pub const CURVE_POINTS: [f64; 8] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0];
 
 fn series_view(series: &[Series]) -> Vec<ChartSeries> {
     series
@@ -760,31 +328,5 @@ fn print_table(opts: &Options, series: &[Series]) {
             },
             s.errors
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn haproxy_gets_the_moirai_equivalent() {
-        let b: SocketAddr = "127.0.0.1:9000".parse().unwrap();
-        let http = haproxy_config("http", 8080, b, None);
-        assert!(
-            http.contains("mode http")
-                && http.contains("option forwardfor")
-                && http.contains("http-reuse safe")
-        );
-        assert!(http.contains("nbthread 1") && http.contains("tune.bufsize 16384"));
-        assert!(!http.contains("\n  log "), "logging stays off");
-        let tcp = haproxy_config("tcp", 8080, b, None);
-        assert!(tcp.contains("mode tcp") && !tcp.contains("forwardfor"));
-        assert!(tcp.contains("bind 127.0.0.1:8080") && tcp.contains("server s1 127.0.0.1:9000"));
-        assert!(!tcp.contains(" ssl "));
-        let pem = Path::new("/tmp/x.pem");
-        let https = haproxy_config("https-http", 8443, b, Some(pem));
-        assert!(https.contains("bind 127.0.0.1:8443 ssl crt /tmp/x.pem"));
-        assert!(https.contains("mode http") && https.contains("option forwardfor"));
     }
 }

@@ -19,6 +19,7 @@ mod chart;
 mod compare;
 mod gen;
 mod idle;
+mod launch;
 mod soak;
 mod stats;
 
@@ -30,8 +31,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::compare::System;
 use crate::gen::{Plan, Scenario};
+use crate::launch::System;
 
 #[derive(Parser)]
 #[command(

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::compare::{self, CompareError, Launched, Options, System};
+use crate::compare::Options;
 use crate::gen::{self, Plan, Scenario};
+use crate::launch::{self, CompareError, Launched, System};
 use crate::stats;
 
 /// The connections after which the reference sample is taken.
@@ -57,7 +58,7 @@ pub fn run(opts: &SoakOptions) -> Result<Value, CompareError> {
         ));
     }
     let moirai_bin = if opts.compare.systems.contains(&System::Moirai) {
-        Some(compare::moirai_path(&opts.compare)?)
+        Some(launch::moirai_path(opts.compare.moirai.as_deref())?)
     } else {
         None
     };
@@ -66,7 +67,7 @@ pub fn run(opts: &SoakOptions) -> Result<Value, CompareError> {
         backend: _backend,
         targets,
         ..
-    } = compare::launch(&opts.compare, moirai_bin.as_ref(), opts.workers)?;
+    } = launch::launch(&opts.compare.setup(), moirai_bin.as_ref(), opts.workers)?;
     let mut all = Vec::new();
     for (sys, addr, pid, _) in &targets {
         let Some(pid) = *pid else { continue };

@@ -10,13 +10,15 @@ pub mod error;
 pub mod hostname;
 pub mod keys;
 pub mod portmap;
+pub mod service;
 pub mod timeouts;
 
 use std::collections::BTreeMap;
 
 pub use error::{ConfigError, Reason};
+pub use hostname::HostName;
 pub use keys::{IpPrefix, SyslogHost, SyslogTarget};
-pub use portmap::{BackendTarget, CheckPath, Count, HealthCheck, HostName, Service, ServiceKind};
+pub use service::{BackendTarget, CheckPath, Count, HealthCheck, Service, ServiceKind};
 pub use timeouts::Timeouts;
 
 /// What parsing found wrong: errors (something was not applied) and

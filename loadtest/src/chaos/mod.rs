@@ -11,6 +11,7 @@
 //! - `clients`: the load, and what each request must get.
 //! - `events`: the chaos schedule and its log.
 //! - `report`: classification, JSON and the table.
+//! - `outcome`: what one system's run leaves for the report.
 //! - `backend`, `dns`, `haproxy`: the backend process, the flapping DNS
 //!   front, HAProxy's configuration and reloads.
 
@@ -20,13 +21,14 @@ mod clients;
 pub mod dns;
 mod events;
 mod haproxy;
+mod outcome;
 mod report;
 mod rng;
 mod spec;
 mod world;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,37 +37,10 @@ use serde_json::Value;
 
 use self::balancer::{Balancer, Moirai};
 use self::clients::{Shared, Target};
+use self::outcome::{Run, Sample};
 use self::rng::Rng;
+pub use self::spec::ChaosOptions;
 use self::world::World;
-
-/// What to soak, for how long.
-#[derive(Debug, Clone)]
-pub struct ChaosOptions {
-    pub duration: Duration,
-    pub seed: u64,
-    /// `moirai`, `haproxy` or both, one after the other, same seed.
-    pub systems: Vec<&'static str>,
-    pub moirai: PathBuf,
-    pub haproxy: PathBuf,
-    /// Where the run's files go (kept); a fresh temporary one without it.
-    pub dir: Option<PathBuf>,
-    /// Load multiplier over the default rates.
-    pub scale: f64,
-}
-
-/// One second's sample of the balancer.
-#[derive(Debug, Clone, Default)]
-pub struct Sample {
-    pub t: f64,
-    pub rss_kib: u64,
-    pub fds: u64,
-    pub threads: u64,
-    pub cpu_s: f64,
-    /// Backends up per listen port.
-    pub up: HashMap<u16, usize>,
-    /// Client connections open (moirai's status).
-    pub open: Option<u64>,
-}
 
 fn sample(lb: &Balancer, t: f64) -> Sample {
     let mut s = Sample {
@@ -284,30 +259,6 @@ pub fn run(opts: &ChaosOptions) -> Result<Value, String> {
         let _ = std::fs::remove_dir_all(&base);
     }
     Ok(report)
-}
-
-/// Everything one system's run left for the report.
-pub struct Run {
-    pub system: &'static str,
-    pub duration: f64,
-    pub tally: std::collections::BTreeMap<(&'static str, &'static str), clients::Tally>,
-    pub failures: Vec<clients::Failure>,
-    pub events: Vec<events::Event>,
-    pub samples: Vec<Sample>,
-    pub scrapes: (u64, u64),
-    pub syslog_lines: u64,
-    /// Seconds until the balancer's client connections were all closed
-    /// after the load stopped (moirai); None if they never were.
-    pub drained_after: Option<f64>,
-    pub open_at_end: Option<u64>,
-    pub log: String,
-    pub errors_log: String,
-    pub status_at_end: Option<Value>,
-    pub ports: HashMap<&'static str, u16>,
-    pub members: HashMap<&'static str, Vec<String>>,
-    pub access_log: Option<PathBuf>,
-    /// Descriptors and threads at rest, before the load and after it.
-    pub at_rest: ((u64, u64), (u64, u64)),
 }
 
 fn run_one(opts: &ChaosOptions, system: &'static str, dir: &Path) -> Result<Run, String> {

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use super::clients::Failure;
 use super::events::{Event, Kind};
-use super::{ChaosOptions, Run, Sample};
+use super::outcome::{Run, Sample};
+use super::spec::ChaosOptions;
 
 /// RSS may grow by this fraction plus [`RSS_SLACK_KIB`] and still be flat.
 const RSS_GROWTH: f64 = 0.10;

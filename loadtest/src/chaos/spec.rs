@@ -1,7 +1,25 @@
-//! What the soak builds: its services and their backends, shared by the
-//! moirai and HAProxy sides so both balance exactly the same thing.
+//! What the soak is asked for and what it builds: its services and their
+//! backends, shared by the moirai and HAProxy sides so both balance
+//! exactly the same thing.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to soak, for how long.
+#[derive(Debug, Clone)]
+pub struct ChaosOptions {
+    pub duration: Duration,
+    pub seed: u64,
+    /// `moirai`, `haproxy` or both, one after the other, same seed.
+    pub systems: Vec<&'static str>,
+    pub moirai: PathBuf,
+    pub haproxy: PathBuf,
+    /// Where the run's files go (kept); a fresh temporary one without it.
+    pub dir: Option<PathBuf>,
+    /// Load multiplier over the default rates.
+    pub scale: f64,
+}
 
 /// A service type, as the portmap names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

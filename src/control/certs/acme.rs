@@ -13,17 +13,9 @@
 //! `triton.cns.acme-challenge` through the metadata protocol, for CNS to
 //! publish as TXT records, which is Moirai's own method.
 //!
-//! Which one: [`plan`]. With `--acme-challenge auto` (the default),
-//! TLS-ALPN-01 when a TLS service listens on 443, HTTP-01 when an `http`
-//! service listens on 80, otherwise dns-01; when a TLS-ALPN-01 or HTTP-01
-//! validation fails (it may have reached the other balancer of an HA
-//! pair), the next attempt uses dns-01.
-//!
-//! Failed validations count against the CA's limits (Let's Encrypt: 5
-//! per name, account and hour), so after one the next try waits at least
-//! [`VALIDATION_BACKOFF`], doubling, and never more than
-//! [`MAX_FAILED_PER_HOUR`] fail in any hour. A switch of method is tried
-//! at once: it is a different question, not a retry.
+//! Which challenge, and how soon a failed validation is tried again, is
+//! decided without I/O in `plan.rs` ([`super::plan`]), which `moirai
+//! check` reports too; this manager follows it.
 //!
 //! State in `STATE_DIR/acme/` (keys 0600): `account.json` (credentials and
 //! the directory they belong to), `cert.pem` + `key.pem` (the current
@@ -43,6 +35,10 @@ use instant_acme::{
     NewOrder, OrderStatus, RetryPolicy,
 };
 
+use super::acme_error::why;
+pub use super::acme_error::{OrderError, OrderStep};
+pub use super::plan::{plan, ChallengeChoice, ChallengeKind, Plan};
+use super::plan::{validation_window, HOUR, VALIDATION_BACKOFF};
 use crate::sys::poll::Waker;
 use crate::tls::certs::write_private;
 
@@ -52,176 +48,6 @@ pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 /// The metadata key dns-01 answers are written to (CNS publishes it).
 pub const DNS_CHALLENGE_KEY: &str = "triton.cns.acme-challenge";
-
-/// How a challenge is answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChallengeKind {
-    /// In the TLS handshake of a TLS service (port 443 in production).
-    TlsAlpn01,
-    /// On the `http` listener (port 80 in production).
-    Http01,
-    /// As a TXT record published by CNS from instance metadata.
-    Dns01,
-}
-
-impl ChallengeKind {
-    /// The name ACME and `--acme-challenge` use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChallengeKind::TlsAlpn01 => "tls-alpn-01",
-            ChallengeKind::Http01 => "http-01",
-            ChallengeKind::Dns01 => "dns-01",
-        }
-    }
-}
-
-impl std::fmt::Display for ChallengeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// `--acme-challenge`: chosen by the configuration, or one method only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChallengeChoice {
-    /// TLS-ALPN-01 on 443, else HTTP-01 on 80, else dns-01; dns-01 after a
-    /// failed validation of the others.
-    Auto,
-    /// Always this one (tests on high ports, or an operator's choice).
-    Only(ChallengeKind),
-}
-
-impl std::str::FromStr for ChallengeChoice {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<ChallengeChoice, String> {
-        Ok(match s {
-            "auto" => ChallengeChoice::Auto,
-            "tls-alpn-01" => ChallengeChoice::Only(ChallengeKind::TlsAlpn01),
-            "http-01" => ChallengeChoice::Only(ChallengeKind::Http01),
-            "dns-01" => ChallengeChoice::Only(ChallengeKind::Dns01),
-            _ => return Err(format!("{s:?} is not auto, tls-alpn-01, http-01 or dns-01")),
-        })
-    }
-}
-
-impl std::fmt::Display for ChallengeChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ChallengeChoice::Auto => f.write_str("auto"),
-            ChallengeChoice::Only(k) => k.fmt(f),
-        }
-    }
-}
-
-/// The challenges an order tries: `first`, then `fallback` after a failed
-/// validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Plan {
-    /// Tried first.
-    pub first: ChallengeKind,
-    /// Tried after `first` fails validation.
-    pub fallback: Option<ChallengeKind>,
-}
-
-impl std::fmt::Display for Plan {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.first)?;
-        if let Some(b) = self.fallback {
-            write!(f, ", then {b} if validation fails")?;
-        }
-        Ok(())
-    }
-}
-
-/// Which challenges can work for `config` here: the listeners it has, and
-/// whether the metadata source can write (dns-01). An error says why none
-/// can.
-pub fn plan(
-    choice: ChallengeChoice,
-    config: &crate::config::Config,
-    metadata_writable: bool,
-) -> Result<Plan, String> {
-    use crate::config::ServiceKind;
-    let services = config.services();
-    let tls_on = |port: Option<u16>| {
-        services
-            .iter()
-            .any(|s| s.kind.is_tls() && port.is_none_or(|p| s.listen.get() == p))
-    };
-    let http_on = |port: Option<u16>| {
-        services
-            .iter()
-            .any(|s| s.kind == ServiceKind::Http && port.is_none_or(|p| s.listen.get() == p))
-    };
-    let dns = metadata_writable.then_some(ChallengeKind::Dns01);
-    // A CA validates a wildcard name by dns-01 only (RFC 8555 §7.1.3):
-    // no other challenge could ever succeed for the order.
-    let wildcard = config
-        .certificate_names()
-        .iter()
-        .find(|n| n.as_str().starts_with("*."));
-    if let Some(w) = wildcard {
-        return match (choice, metadata_writable) {
-            (ChallengeChoice::Auto | ChallengeChoice::Only(ChallengeKind::Dns01), true) => {
-                Ok(Plan {
-                    first: ChallengeKind::Dns01,
-                    fallback: None,
-                })
-            }
-            (ChallengeChoice::Only(k), true) => Err(format!(
-                "--acme-challenge {k} cannot work: the wildcard name {w} is validated by dns-01 only"
-            )),
-            (_, false) => Err(format!(
-                "the wildcard name {w} is validated by dns-01 only, and the metadata source cannot write"
-            )),
-        };
-    }
-    match choice {
-        ChallengeChoice::Auto => {
-            let first = if tls_on(Some(443)) {
-                Some(ChallengeKind::TlsAlpn01)
-            } else if http_on(Some(80)) {
-                Some(ChallengeKind::Http01)
-            } else {
-                None
-            };
-            match (first, dns) {
-                (Some(first), fallback) => Ok(Plan { first, fallback }),
-                (None, Some(d)) => Ok(Plan {
-                    first: d,
-                    fallback: None,
-                }),
-                (None, None) => Err(
-                    "no ACME challenge can work: no TLS service on port 443 (tls-alpn-01), no http service on port 80 (http-01), and the metadata source cannot write (dns-01)"
-                        .to_owned(),
-                ),
-            }
-        }
-        ChallengeChoice::Only(k) => {
-            let ok = match k {
-                ChallengeKind::TlsAlpn01 => tls_on(None),
-                ChallengeKind::Http01 => http_on(None),
-                ChallengeKind::Dns01 => metadata_writable,
-            };
-            if ok {
-                Ok(Plan {
-                    first: k,
-                    fallback: None,
-                })
-            } else {
-                Err(format!(
-                    "--acme-challenge {k} cannot work: {}",
-                    match k {
-                        ChallengeKind::TlsAlpn01 => "no TLS service",
-                        ChallengeKind::Http01 => "no http service",
-                        ChallengeKind::Dns01 => "the metadata source cannot write",
-                    }
-                ))
-            }
-        }
-    }
-}
 
 /// An authorization's name, for logs and for matching its challenge.
 fn identifier_name(id: &Identifier) -> String {
@@ -395,92 +221,8 @@ struct Manager<'a> {
 /// The first retry after a failure to reach the CA; doubled up to an hour.
 const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// The first retry after a failed validation, doubled up to an hour.
-pub const VALIDATION_BACKOFF: Duration = Duration::from_secs(300);
-/// Failed validations allowed in any hour (Let's Encrypt allows 5 per
-/// name, account and hour).
-pub const MAX_FAILED_PER_HOUR: usize = 4;
-const HOUR: Duration = Duration::from_secs(3600);
 /// Never two orders for the same names closer than this (CA rate limits).
 const MIN_REORDER: Duration = Duration::from_secs(10);
-
-/// Where an order failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStep {
-    /// The order's async runtime could not start.
-    Runtime,
-    /// The account could not be loaded, made or registered.
-    Account,
-    /// The CA refused the new order.
-    NewOrder,
-    /// An authorization could not be fetched.
-    Authorization,
-    /// The CA says an authorization is invalid (a validation failed).
-    Invalid,
-    /// The CA offers no challenge of the method asked for.
-    NoChallenge,
-    /// The TLS-ALPN-01 certificate could not be made.
-    AlpnCertificate,
-    /// The CA refused to start a validation.
-    Challenge,
-    /// The CA's validation failed: its own words follow.
-    Validation,
-    /// The key or the signing request could not be made.
-    Request,
-    /// The CA refused to finalize.
-    Finalize,
-    /// The certificate could not be fetched.
-    Certificate,
-}
-
-/// Why an order failed: the step, and the CA's or library's words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderError {
-    /// Where.
-    pub step: OrderStep,
-    /// What was said.
-    pub detail: String,
-}
-
-impl OrderError {
-    fn at(step: OrderStep) -> impl FnOnce(String) -> OrderError {
-        move |detail| OrderError { step, detail }
-    }
-
-    /// The CA tried the challenge and it failed (vs. never got that far).
-    pub fn is_validation(&self) -> bool {
-        matches!(self.step, OrderStep::Invalid | OrderStep::Validation)
-    }
-}
-
-impl std::fmt::Display for OrderError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let d = &self.detail;
-        match self.step {
-            OrderStep::Runtime => write!(f, "cannot start the ACME runtime: {d}"),
-            OrderStep::NewOrder => write!(f, "new order: {d}"),
-            OrderStep::Authorization => write!(f, "authorization: {d}"),
-            OrderStep::Invalid => write!(f, "authorization is {d}"),
-            OrderStep::Challenge => write!(f, "challenge: {d}"),
-            OrderStep::Finalize => write!(f, "finalize: {d}"),
-            OrderStep::Certificate => write!(f, "certificate: {d}"),
-            OrderStep::Account
-            | OrderStep::NoChallenge
-            | OrderStep::AlpnCertificate
-            | OrderStep::Validation
-            | OrderStep::Request => f.write_str(d),
-        }
-    }
-}
-
-/// When the next order may start after a failed validation at `now`,
-/// given the recent failures (oldest first, all within the last hour,
-/// this one included): at most [`MAX_FAILED_PER_HOUR`] in any hour.
-fn validation_window(failed: &[Instant], now: Instant) -> Option<Instant> {
-    (failed.len() >= MAX_FAILED_PER_HOUR)
-        .then(|| failed[failed.len() - MAX_FAILED_PER_HOUR] + HOUR)
-        .filter(|t| *t > now)
-}
 
 impl Manager<'_> {
     fn run(self) {
@@ -864,39 +606,6 @@ impl Manager<'_> {
     }
 }
 
-/// An ACME error with its cause named: the CA's problem document, or
-/// what failed underneath (DNS, the connection, TLS verification) with
-/// every layer's words, instead of hyper's bare "client error (Connect)".
-fn why(e: &instant_acme::Error) -> String {
-    if let instant_acme::Error::Api(problem) = e {
-        return format!("the CA refused: {problem}");
-    }
-    let mut parts = vec![e.to_string()];
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    let all = parts.join(": ");
-    let lower = all.to_ascii_lowercase();
-    let kind = if lower.contains("dns error") || lower.contains("failed to lookup") {
-        "DNS"
-    } else if lower.contains("certificate")
-        || lower.contains("invalid peer")
-        || lower.contains("tls")
-    {
-        "TLS verification"
-    } else if lower.contains("connect") || lower.contains("connection refused") {
-        "connect"
-    } else {
-        "request"
-    };
-    format!("{kind}: {all}")
-}
-
 /// The TLS-ALPN-01 certificate for `name` (RFC 8737 §3): self-signed,
 /// `name` as its only SAN, and the critical acmeIdentifier extension
 /// holding the SHA-256 digest of the key authorization.
@@ -939,123 +648,6 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{keys, Config, Metadata};
-
-    fn config(portmap: &str) -> Config {
-        let md: Metadata = [
-            (keys::LOADBALANCER.to_owned(), "true".to_owned()),
-            (keys::PORTMAP.to_owned(), portmap.to_owned()),
-        ]
-        .into_iter()
-        .collect();
-        Config::from_metadata(&md).0
-    }
-
-    #[test]
-    fn a_wildcard_name_goes_straight_to_dns_01() {
-        let with_names = |names: &str| {
-            let md: Metadata = [
-                (keys::LOADBALANCER.to_owned(), "true".to_owned()),
-                (
-                    keys::PORTMAP.to_owned(),
-                    "https-http://443:a.example:80 http://80:a.example:80".to_owned(),
-                ),
-                (keys::CERTIFICATE_NAME.to_owned(), names.to_owned()),
-            ]
-            .into_iter()
-            .collect();
-            Config::from_metadata(&md).0
-        };
-        let dns_only = Ok(Plan {
-            first: ChallengeKind::Dns01,
-            fallback: None,
-        });
-        let auto = ChallengeChoice::Auto;
-        // With TLS on 443 and http on 80, a plain name takes tls-alpn-01;
-        // one wildcard among the names takes dns-01 for the order.
-        let plain = with_names("example.com");
-        assert_eq!(
-            plan(auto, &plain, true).unwrap().first,
-            ChallengeKind::TlsAlpn01
-        );
-        let wild = with_names("example.com, *.example.com");
-        assert_eq!(plan(auto, &wild, true), dns_only);
-        let only = ChallengeChoice::Only(ChallengeKind::Dns01);
-        assert_eq!(plan(only, &wild, true), dns_only);
-        for k in [ChallengeKind::TlsAlpn01, ChallengeKind::Http01] {
-            let e = plan(ChallengeChoice::Only(k), &wild, true).unwrap_err();
-            assert!(
-                e.contains("*.example.com") && e.contains("dns-01 only"),
-                "{e}"
-            );
-        }
-        let e = plan(auto, &wild, false).unwrap_err();
-        assert!(e.contains("cannot write"), "{e}");
-    }
-
-    #[test]
-    fn auto_picks_by_listener_and_falls_back_to_dns_01() {
-        let auto = ChallengeChoice::Auto;
-        let tls = config("https-http://443:a.example:80");
-        assert_eq!(
-            plan(auto, &tls, true),
-            Ok(Plan {
-                first: ChallengeKind::TlsAlpn01,
-                fallback: Some(ChallengeKind::Dns01)
-            })
-        );
-        assert_eq!(plan(auto, &tls, false).unwrap().fallback, None);
-        let http = config("http://80:a.example:80 https-http://8443:a.example:80");
-        assert_eq!(
-            plan(auto, &http, true).unwrap().first,
-            ChallengeKind::Http01
-        );
-        let both = config("http://80:a.example:80 https-http://443:a.example:80");
-        assert_eq!(
-            plan(auto, &both, true).unwrap().first,
-            ChallengeKind::TlsAlpn01
-        );
-        let neither = config("https-http://8443:a.example:80");
-        assert_eq!(
-            plan(auto, &neither, true),
-            Ok(Plan {
-                first: ChallengeKind::Dns01,
-                fallback: None
-            })
-        );
-        assert!(plan(auto, &neither, false)
-            .unwrap_err()
-            .contains("no ACME challenge can work"));
-    }
-
-    #[test]
-    fn explicit_choices_need_their_listener_or_a_writable_source() {
-        let c = config("https-http://8443:a.example:80");
-        let only = |k| ChallengeChoice::Only(k);
-        assert_eq!(
-            plan(only(ChallengeKind::TlsAlpn01), &c, false)
-                .unwrap()
-                .first,
-            ChallengeKind::TlsAlpn01
-        );
-        assert!(plan(only(ChallengeKind::Http01), &c, true).is_err());
-        assert!(plan(only(ChallengeKind::Dns01), &c, false).is_err());
-        assert_eq!("auto".parse(), Ok(ChallengeChoice::Auto));
-        assert!("tls-sni-01".parse::<ChallengeChoice>().is_err());
-    }
-
-    #[test]
-    fn at_most_a_handful_of_failed_validations_an_hour() {
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        let failed: Vec<Instant> = (0..3).map(|i| at(i * 60)).collect();
-        assert_eq!(validation_window(&failed, at(180)), None);
-        let failed: Vec<Instant> = (0..4).map(|i| at(i * 60)).collect();
-        // The fifth may come only when the first is an hour old.
-        assert_eq!(validation_window(&failed, at(180)), Some(at(3600)));
-        assert_eq!(validation_window(&failed, at(3601)), None);
-    }
-
     #[test]
     fn the_alpn_certificate_carries_the_name_and_the_digest() {
         let digest = [7u8; 32];

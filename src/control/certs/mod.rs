@@ -1,7 +1,8 @@
 //! Certificates: the TLS material every TLS service shares (the store
 //! served by SNI, the server and backend configurations), the ACME
 //! manager that replaces the self-signed certificate ([`acme`], its own
-//! thread), the operator's own certificates that win over both for their
+//! thread, following the I/O-free [`plan`] and reporting failures as
+//! [`acme_error`] words), the operator's own certificates that win over both for their
 //! names ([`provided`], watched here), and what the status document and
 //! the metrics say about them all, expiry warnings included.
 
@@ -11,6 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub mod acme;
+pub mod acme_error;
+pub mod plan;
 pub mod provided;
 
 use super::publish::TlsMaterial;
