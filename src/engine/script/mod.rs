@@ -9,6 +9,7 @@
 //! and the TCP session. Each asserts on the bytes each peer saw and the
 //! step the session answered.
 
+mod front;
 mod http;
 mod tcp;
 mod tls;
