@@ -11,6 +11,7 @@
 
 mod front;
 mod http;
+mod leg;
 mod tcp;
 mod tls;
 
