@@ -12,6 +12,7 @@
 mod front;
 mod http;
 mod leg;
+mod logs;
 mod tcp;
 mod tls;
 
