@@ -4,15 +4,19 @@
 use super::*;
 
 /// An HTTP session on a scripted client, with its harness.
-struct Http {
-    h: Harness,
-    s: HttpSession<Script>,
-    client: Script,
+pub(super) struct Http {
+    pub(super) h: Harness,
+    pub(super) s: HttpSession<Script>,
+    pub(super) client: Script,
 }
 
 impl Http {
-    fn new(two: bool) -> Http {
-        let mut h = Harness::new("http://80:backend.example:8080", two);
+    pub(super) fn new(two: bool) -> Http {
+        Http::with(Harness::new("http://80:backend.example:8080", two))
+    }
+
+    /// A session on a client of `h`'s service.
+    pub(super) fn with(mut h: Harness) -> Http {
         let client = Script::connected();
         let svc = h.service();
         let s = HttpSession::start(&mut h.ctx(), svc, client.clone(), peer()).unwrap();
@@ -20,22 +24,22 @@ impl Http {
     }
 
     /// The client sends `bytes`, and the event says so.
-    fn send(&mut self, bytes: &[u8]) -> Step {
+    pub(super) fn send(&mut self, bytes: &[u8]) -> Step {
         self.client.push(bytes);
         self.event(Side::Client)
     }
 
-    fn event(&mut self, side: Side) -> Step {
+    pub(super) fn event(&mut self, side: Side) -> Step {
         self.s.on_event(&mut self.h.ctx(), side, Readiness::BOTH)
     }
 
     /// An event that also reports the peer's FIN.
-    fn fin(&mut self, side: Side) -> Step {
+    pub(super) fn fin(&mut self, side: Side) -> Step {
         self.s.on_event(&mut self.h.ctx(), side, Readiness::FIN)
     }
 
     /// `backend`'s connect completes (or fails), and the event says so.
-    fn connect(&mut self, backend: &Script, ok: bool) -> Step {
+    pub(super) fn connect(&mut self, backend: &Script, ok: bool) -> Step {
         backend.0.borrow_mut().connected = Some(if ok {
             Ok(())
         } else {
@@ -45,17 +49,17 @@ impl Http {
     }
 
     /// The backend sends `bytes`.
-    fn answer(&mut self, backend: &Script, bytes: &[u8]) -> Step {
+    pub(super) fn answer(&mut self, backend: &Script, bytes: &[u8]) -> Step {
         backend.push(bytes);
         self.event(Side::Backend)
     }
 
-    fn timer(&mut self) -> Step {
+    pub(super) fn timer(&mut self) -> Step {
         self.s.on_timer(&mut self.h.ctx())
     }
 
     /// The status of every response the client got, in order.
-    fn statuses(&self) -> Vec<u16> {
+    pub(super) fn statuses(&self) -> Vec<u16> {
         let seen = self.client.seen();
         seen.match_indices("HTTP/1.1 ")
             .filter(|(i, _)| seen.get(i + 12..).is_some_and(|r| r.starts_with(' ')))
@@ -180,9 +184,9 @@ fn http_101_becomes_a_tunnel() {
 }
 
 /// A WebSocket upgrade request, with RFC 6455's example key.
-const WS_REQUEST: &[u8] = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+pub(super) const WS_REQUEST: &[u8] = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
 /// The switch that takes it.
-const WS_SWITCH: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+pub(super) const WS_SWITCH: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 
 /// A `101` that does not take what the request offered is a 502, and the
 /// backend connection is closed: never a tunnel a client could choose.

@@ -9,7 +9,10 @@
 //! and the TCP session. Each asserts on the bytes each peer saw and the
 //! step the session answered.
 
+mod front;
 mod http;
+mod leg;
+mod logs;
 mod slots;
 mod tcp;
 mod tls;
