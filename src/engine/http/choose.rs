@@ -27,7 +27,7 @@ impl<S: Transport> HttpSession<S> {
     pub(super) fn choose_backend(
         &mut self,
         ctx: &mut Ctx<'_, S>,
-        mut ex: Box<Exchange>,
+        ex: Box<Exchange>,
         log: RequestLog,
         parked: Option<Parked<S>>,
     ) -> Turn<S> {
@@ -41,13 +41,8 @@ impl<S: Transport> HttpSession<S> {
         counts.balanced.add(u64::from(balanced));
         if let Some(Parked { addr, conn, id }) = parked {
             if addr == b.addr() {
-                ex.set_reused(true);
                 counts.reuses.add(1);
-                let up = Upstream {
-                    conn,
-                    lease: BackendLease::acquire(&b),
-                };
-                return sending(id, ex, up, log);
+                return reusing(id, ex, conn, &b, log);
             }
             ctx.legs.close(id);
             // A TLS connection cannot leave its session: its state is here.
@@ -80,13 +75,8 @@ impl<S: Transport> HttpSession<S> {
             {
                 let mut conn = Conn::new(stream, ctx.now, Meter::backend(&b, ctx.worker));
                 conn.assume_writable();
-                ex.set_reused(true);
                 counts.reuses.add(1);
-                let up = Upstream {
-                    conn,
-                    lease: BackendLease::acquire(&b),
-                };
-                return sending(id, ex, up, log);
+                return reusing(id, ex, conn, &b, log);
             }
             ctx.legs.close(id);
         }
@@ -141,13 +131,20 @@ impl<S: Transport> HttpSession<S> {
     }
 }
 
-/// A leg on a connection already open: its head goes out next.
-fn sending<S: Transport>(
+/// A leg on a connection to `b` already open (parked or pooled): its
+/// head goes out next.
+fn reusing<S: Transport>(
     id: SlotId,
-    ex: Box<Exchange>,
-    up: Upstream<S>,
+    mut ex: Box<Exchange>,
+    conn: Conn<S>,
+    b: &Arc<Backend>,
     log: RequestLog,
 ) -> Turn<S> {
+    ex.set_reused(true);
+    let up = Upstream {
+        conn,
+        lease: BackendLease::acquire(b),
+    };
     let leg = Leg::new(id, ex, up, log, LegStep::SendHead { sent: 0 });
     (Stage::Leg(leg), Flow::Progress)
 }

@@ -15,10 +15,12 @@
 //!
 //! The parts, by file: reading a head and answering without a backend
 //! (`head.rs`), choosing the backend and its connection (`choose.rs`), the
-//! leg's stages (`leg.rs`), writing heads and relaying bodies
+//! leg's stages (`leg.rs`) and its end (`finish.rs`), writing heads and
+//! relaying bodies
 //! (`write.rs`), access lines (`logline.rs`).
 
 mod choose;
+mod finish;
 mod head;
 mod leg;
 mod logline;
