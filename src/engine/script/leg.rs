@@ -239,6 +239,24 @@ fn a_backend_reset_before_any_response_byte_is_a_502() {
     assert!(dropped(&b));
 }
 
+/// A reused connection reset before any response byte: a GET whose bytes
+/// are held goes once more on a new connection, unseen by the client.
+#[test]
+fn a_backend_reset_on_a_reused_connection_sends_a_get_again() {
+    let (mut t, b) = served();
+    t.send(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(lines(&b.seen()), ["GET /a HTTP/1.1", "GET /b HTTP/1.1"]);
+    let fresh = t.h.backend();
+    b.fail();
+    assert_eq!(t.event(Side::Backend), Step::Open);
+    assert!(dropped(&b));
+    assert_eq!(t.h.net.dialed.len(), 2);
+    t.connect(&fresh, true);
+    assert_eq!(lines(&fresh.seen()), ["GET /b HTTP/1.1"]);
+    t.answer(&fresh, OK);
+    assert_eq!(t.statuses(), [200, 200]);
+}
+
 #[test]
 fn a_backend_reset_after_the_status_line_cuts_the_client() {
     let mut t = Http::new(false);

@@ -1278,4 +1278,247 @@ mod tests {
         );
         assert_eq!(acme_token(b"GET /other HTTP/1.1\r\n"), None);
     }
+
+    /// The response head as forwarded: the backend's fields less the
+    /// dropped lines, plus the added ones and the final CRLF.
+    fn forwarded(ex: &Exchange, head: &str) -> String {
+        let resp = ex.response().unwrap();
+        let src = &head.as_bytes()[..resp.end_of_fields];
+        let [lines] = ex.response_injects();
+        let mut out = [std::io::IoSlice::new(&[]); super::super::MAX_SLICES];
+        let n = super::super::head_slices(src, ex.response_drops(), &[lines], 0, &mut out);
+        out[..n]
+            .iter()
+            .map(|s| String::from_utf8_lossy(s))
+            .collect()
+    }
+
+    /// Whether the client connection outlives the response: HTTP/1.1
+    /// unless it says `close`, HTTP/1.0 only if it says `keep-alive`; and
+    /// the `Connection` line that tells it so.
+    #[test]
+    fn keep_alive_follows_the_version_and_the_connection_line() {
+        let sticky = "Cookie: CLOUD-TRITONCOMPUTE-RS=0123456789abcdef\r\n\r\n";
+        let cases = [
+            // (request, keeps the client, line added, backend)
+            ("GET / HTTP/1.1\r\nHost: x\r\n", true, "", Reuse::Park),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+                false,
+                "Connection: close\r\n",
+                Reuse::Pool,
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n",
+                false,
+                "Connection: close\r\n",
+                Reuse::Pool,
+            ),
+            (
+                "GET / HTTP/1.0\r\n",
+                false,
+                "Connection: close\r\n",
+                Reuse::Pool,
+            ),
+            (
+                "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n",
+                true,
+                "Connection: keep-alive\r\n",
+                Reuse::Park,
+            ),
+            (
+                "GET / HTTP/1.0\r\nConnection: close\r\n",
+                false,
+                "Connection: close\r\n",
+                Reuse::Pool,
+            ),
+        ];
+        for (req, keep, line, reuse) in cases {
+            let (mut ex, _) = begin(&format!("{req}{sticky}"));
+            assert_eq!(ex.request().keep_alive, keep, "{req:?}");
+            let (_, lines) = respond(&mut ex, OK, false);
+            assert_eq!(lines, line, "{req:?}");
+            ex.response_sent(2);
+            let f = ex.finish(false, BackendEnd::default());
+            assert_eq!((f.keep_client, f.backend), (keep, reuse), "{req:?}");
+        }
+    }
+
+    /// Only GET, HEAD, OPTIONS, PUT and DELETE are sent again after a
+    /// reused connection dies, whatever their body.
+    #[test]
+    fn only_idempotent_methods_may_be_sent_again() {
+        let cases = [
+            ("GET", true),
+            ("HEAD", true),
+            ("OPTIONS", true),
+            ("PUT", true),
+            ("DELETE", true),
+            ("POST", false),
+            ("PATCH", false),
+        ];
+        for (method, again) in cases {
+            let head = format!("{method} /r HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+            let (mut ex, _) = begin(&head);
+            ex.set_reused(true);
+            assert!(
+                ex.may_retry(false, true) == again,
+                "{method} with its head still going out"
+            );
+            let held = ex.request_sent(0);
+            assert_eq!(held == Sent::Hold, again, "{method}: {held:?}");
+            assert_eq!(ex.may_retry(false, false), again, "{method} sent");
+        }
+    }
+
+    /// A new connection that fails is the backend's failure, not a stale
+    /// keep-alive: never sent again, held head or not. Nor is a request
+    /// whose body was not all written with the head (its bytes are gone).
+    #[test]
+    fn a_new_connection_or_a_partly_sent_body_is_never_sent_again() {
+        let (mut ex, _) = begin(GET);
+        assert!(!ex.may_retry(false, true), "head pending");
+        assert_eq!(ex.request_sent(0), Sent::Consume(GET.len()));
+        assert!(!ex.may_retry(false, false));
+
+        let put = "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n";
+        let (mut ex, _) = begin(put);
+        ex.set_reused(true);
+        assert_eq!(ex.request_sent(3), Sent::Consume(put.len() + 3));
+        assert!(!ex.may_retry(false, false), "the body's bytes are gone");
+        assert!(!ex.request_done());
+    }
+
+    /// A retry starts the request over on a new connection: no response,
+    /// a fresh body, and its bytes are consumed this time.
+    #[test]
+    fn a_retry_starts_the_request_over_once() {
+        let put = "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n";
+        let (mut ex, _) = begin(put);
+        ex.set_reused(true);
+        assert_eq!(ex.request_sent(2), Sent::Hold);
+        assert!(ex.request_done());
+        ex.retry();
+        assert!(ex.response().is_none() && !ex.status_sent());
+        assert!(!ex.request_done(), "the body goes again from its start");
+        assert_eq!(ex.backend_spoke(), None, "nothing held any more");
+        // The dialer's new connection.
+        ex.set_reused(false);
+        assert_eq!(ex.request_sent(2), Sent::Consume(put.len() + 2));
+        assert!(!ex.may_retry(false, true), "once");
+    }
+
+    /// A timeout is a 504 until the final status line went out: after an
+    /// interim response, and after a final head parsed but not yet
+    /// written, the client still has no status.
+    #[test]
+    fn a_timeout_is_a_504_until_the_final_head_is_out() {
+        let post = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n";
+        let (mut ex, _) = begin(post);
+        respond(&mut ex, "HTTP/1.1 100 Continue\r\n\r\n", false);
+        assert_eq!(ex.response_sent(0).1, AfterHead::Interim);
+        assert_eq!(ex.on_timeout(true), Timeout::Answer(Status::GatewayTimeout));
+        respond(&mut ex, OK, false);
+        assert!(!ex.status_sent());
+        assert_eq!(ex.on_timeout(true), Timeout::Answer(Status::GatewayTimeout));
+        assert_eq!(ex.on_timeout(false), Timeout::ClientIdle);
+        assert_eq!(ex.response_sent(0).1, AfterHead::Body);
+        assert_eq!(ex.on_timeout(true), Timeout::BackendIdle);
+    }
+
+    /// An HTTP/1.0 client asking for keep-alive gets a chunked response
+    /// de-chunked, so ended by the close: the client connection ends, the
+    /// backend's (whose framing was intact) goes to the pool.
+    #[test]
+    fn a_dechunked_response_ends_the_client_but_not_the_backend() {
+        let (mut ex, _) = begin("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (_, lines) = respond(&mut ex, chunked, false);
+        assert!(lines.ends_with("Connection: close\r\n"), "{lines:?}");
+        let head = forwarded(&ex, chunked);
+        assert!(!head.contains("Transfer-Encoding"), "{head}");
+        assert!(!ex.ends_with_head(0, false), "the body is still to come");
+        ex.response_sent(0);
+        let mut out = Vec::new();
+        super::super::body::relay(ex.response_body(), b"0\r\n\r\n", |b| {
+            b.iter().for_each(|x| out.extend_from_slice(x));
+            Ok(b.iter().map(|x| x.len()).sum())
+        })
+        .unwrap();
+        assert!(ex.response_done());
+        assert_eq!(out, b"", "no last chunk for a client that never saw one");
+        let f = ex.finish(false, BackendEnd::default());
+        assert_eq!((f.keep_client, f.backend), (false, Reuse::Pool));
+    }
+
+    /// A draining balancer's last response says goodbye in its head's
+    /// write whenever that write completes it: a whole small body, a
+    /// bodiless status, the answer to a HEAD.
+    #[test]
+    fn a_draining_connections_last_head_may_say_goodbye() {
+        let head = "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let cases = [
+            // (request, response, body bytes with the head, ends?)
+            (GET, OK, 2, true),
+            (GET, OK, 0, false),
+            (GET, "HTTP/1.1 304 Not Modified\r\n\r\n", 0, true),
+            (
+                head,
+                "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n",
+                0,
+                true,
+            ),
+            (
+                GET,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                0,
+                false,
+            ),
+        ];
+        for (req, resp, with_head, ends) in cases {
+            let (mut ex, _) = begin(req);
+            let (_, lines) = respond(&mut ex, resp, true);
+            assert!(lines.ends_with("Connection: close\r\n"), "{lines:?}");
+            assert_eq!(ex.ends_with_head(with_head, true), ends, "{req:?} {resp:?}");
+            // Not draining, a keep-alive client never says goodbye.
+            let (mut ex, _) = begin(req);
+            respond(&mut ex, resp, false);
+            assert!(!ex.ends_with_head(with_head, false), "{req:?} {resp:?}");
+        }
+    }
+
+    /// A list or repeat of one Content-Length reaches the client as one
+    /// canonical line, the backend's lines dropped.
+    #[test]
+    fn a_content_length_list_is_rewritten_as_one_line() {
+        for resp in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nX-A: 1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nContent-Length: 2\r\n\r\n",
+        ] {
+            let (mut ex, _) = begin(
+                "GET / HTTP/1.1\r\nHost: x\r\nCookie: CLOUD-TRITONCOMPUTE-RS=0123456789abcdef\r\n\r\n",
+            );
+            let (what, _) = respond(&mut ex, resp, false);
+            assert_eq!(what, OnResponse::Forward);
+            assert_eq!(
+                forwarded(&ex, resp),
+                "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\n",
+                "{resp:?}"
+            );
+        }
+    }
+
+    /// A HEAD's response has no body whatever its length says: done with
+    /// its head, and the connections go on.
+    #[test]
+    fn a_head_requests_response_is_done_with_its_head() {
+        let (mut ex, _) = begin("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let resp = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+        respond(&mut ex, resp, false);
+        assert_eq!(ex.response_with_head(b"next"), Ok(0), "nothing of the next");
+        assert_eq!(ex.response_sent(0), (resp.len(), AfterHead::Body));
+        assert!(ex.response_done());
+        let f = ex.finish(false, BackendEnd::default());
+        assert_eq!((f.keep_client, f.backend), (true, Reuse::Park));
+    }
 }
