@@ -181,8 +181,6 @@ const OVER_700_ALLOWED: &[&str] = &[
     "src/engine/conn.rs",
     "src/engine/script.rs",
     "src/proto/http1/exchange.rs",
-    "loadtest/src/chaos/world.rs",
-    "loadtest/src/chaos/clients.rs",
 ];
 
 /// The most lines a file may have before its `#[cfg(test)]` module
