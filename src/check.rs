@@ -325,9 +325,29 @@ pub fn to_text(
     out
 }
 
-/// `moirai status` for people: one block per service, then DNS and errors.
+/// `moirai status` for people: who answers and what it serves, then one
+/// block per service, then DNS and the configuration's problems.
 pub fn status_text(v: &Value) -> String {
     let mut out = String::new();
+    process_lines(&mut out, v);
+    certificate_lines(&mut out, v);
+    for s in v["services"].as_array().into_iter().flatten() {
+        service_block(&mut out, s);
+    }
+    for d in v["dns"].as_array().into_iter().flatten() {
+        dns_line(&mut out, d);
+    }
+    for (list, label) in [("config_errors", "error"), ("config_warnings", "warning")] {
+        for e in v[list].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "{label}: {}", problem_text(e));
+        }
+    }
+    out
+}
+
+/// The process: version, generation, pid, the upgrade or drain under way,
+/// a `loadbalancer` flip ignored.
+fn process_lines(out: &mut String, v: &Value) {
     let _ = writeln!(
         out,
         "moirai {} generation {} (metadata from {}{})",
@@ -363,6 +383,10 @@ pub fn status_text(v: &Value) -> String {
             "error: {why}: the running configuration is kept; disable the service to stop"
         );
     }
+}
+
+/// Certificates served, their errors, ACME, and the listen addresses.
+fn certificate_lines(out: &mut String, v: &Value) {
     for c in v["certificates"].as_array().into_iter().flatten() {
         let names: Vec<&str> = c["names"]
             .as_array()
@@ -406,122 +430,126 @@ pub fn status_text(v: &Value) -> String {
         let a: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
         let _ = writeln!(out, "listening on {}", a.join(", "));
     }
-    for s in v["services"].as_array().into_iter().flatten() {
+}
+
+/// One service: its listeners and counts, why it has no backends, a TLS
+/// name mismatch, then one line per backend and per removed backend.
+fn service_block(out: &mut String, s: &Value) {
+    let _ = writeln!(
+        out,
+        "{} ({}; {} connections, {} in all; check {})",
+        s["service"].as_str().unwrap_or("?"),
+        if s["listening"].as_bool() == Some(false) {
+            "NOT LISTENING"
+        } else {
+            "listening"
+        },
+        s["connections"],
+        s["connections_total"],
+        s["check"]["type"].as_str().unwrap_or("?")
+    );
+    for n in s["not_listening"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "  {}", n.as_str().unwrap_or("?"));
+    }
+    let backends = s["backends"].as_array().map_or(&[][..], Vec::as_slice);
+    if let Some(why) = s["no_backends"].as_str() {
+        let _ = writeln!(out, "  no backends: {why}");
+    }
+    if let Some(m) = s["tls_name_mismatch"].as_object() {
+        let names: Vec<&str> = m["certificate_names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         let _ = writeln!(
             out,
-            "{} ({}; {} connections, {} in all; check {})",
-            s["service"].as_str().unwrap_or("?"),
-            if s["listening"].as_bool() == Some(false) {
-                "NOT LISTENING"
-            } else {
-                "listening"
-            },
-            s["connections"],
-            s["connections_total"],
-            s["check"]["type"].as_str().unwrap_or("?")
+            "  tls: backend certificates are for {}, not {} (chain verified, name not; verify_host:NAME requires one)",
+            if names.is_empty() { "other names".to_owned() } else { names.join(", ") },
+            m["name"].as_str().unwrap_or("?")
         );
-        for n in s["not_listening"].as_array().into_iter().flatten() {
-            let _ = writeln!(out, "  {}", n.as_str().unwrap_or("?"));
-        }
-        let backends = s["backends"].as_array().map_or(&[][..], Vec::as_slice);
-        if let Some(why) = s["no_backends"].as_str() {
-            let _ = writeln!(out, "  no backends: {why}");
-        }
-        if let Some(m) = s["tls_name_mismatch"].as_object() {
-            let names: Vec<&str> = m["certificate_names"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let _ = writeln!(
-                out,
-                "  tls: backend certificates are for {}, not {} (chain verified, name not; verify_host:NAME requires one)",
-                if names.is_empty() { "other names".to_owned() } else { names.join(", ") },
-                m["name"].as_str().unwrap_or("?")
-            );
-        }
-        for b in backends {
-            let health = if b["up"].as_bool() == Some(true) {
-                "up".to_owned()
-            } else {
-                match b["last_failure"].as_str() {
-                    Some(why) => format!("down ({why})"),
-                    None => "down (checking)".to_owned(),
-                }
-            };
-            let health = if b["retiring"].as_bool() == Some(true) {
-                format!("{health}, replaced: in rotation until a new backend is up")
-            } else {
-                health
-            };
-            // The operator's word comes first: a disabled backend's check
-            // failures are expected, not the problem to chase.
-            let health = match b["state"].as_str() {
-                Some("maint") => {
-                    format!("MAINT (moirai backend disable; no traffic; check: {health})")
-                }
-                Some("drain") => {
-                    format!("DRAIN (moirai backend drain; sticky clients only; check: {health})")
-                }
-                _ => health,
-            };
-            let _ = writeln!(
-                out,
-                "  {:<5} {:<40} weight {:<3} active {:<5} {health} since {} ({} changes); sessions {} 5xx {} connect errors {} retries {}",
-                b["server"].as_str().unwrap_or("?"),
-                b["address"].as_str().unwrap_or("?"),
-                b["weight"],
-                b["active"],
-                b["since"].as_str().unwrap_or("?"),
-                b["transitions"],
-                b["sessions_total"],
-                b["responses_5xx"],
-                b["connect_errors"],
-                b["retries"]
-            );
-        }
-        for b in s["removed"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                out,
-                "  {:<40} removed, still holding {} connections",
-                b["address"].as_str().unwrap_or("?"),
-                b["active"]
-            );
-        }
     }
-    for d in v["dns"].as_array().into_iter().flatten() {
-        let answer = match d["last_answer"].as_array() {
-            Some(a) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(" "),
-            None => "(no answer yet)".to_owned(),
-        };
-        let _ = write!(
+    for b in backends {
+        backend_line(out, b);
+    }
+    for b in s["removed"].as_array().into_iter().flatten() {
+        let _ = writeln!(
             out,
-            "dns {} {}: {answer}",
-            d["lookup"].as_str().unwrap_or("?"),
-            d["name"].as_str().unwrap_or("?")
+            "  {:<40} removed, still holding {} connections",
+            b["address"].as_str().unwrap_or("?"),
+            b["active"]
         );
-        if let Some(e) = d["empty"].as_str() {
-            let _ = write!(out, "(none: {e})");
-        }
-        if let Some(age) = d["answer_age_s"].as_u64() {
-            let _ = write!(out, " [answered {age} s ago]");
-        }
-        if let Some(e) = d["error"].as_str() {
-            let _ = write!(out, " [last error: {e}]");
-        }
-        out.push('\n');
     }
-    for (list, label) in [("config_errors", "error"), ("config_warnings", "warning")] {
-        for e in v[list].as_array().into_iter().flatten() {
-            let _ = writeln!(out, "{label}: {}", problem_text(e));
+}
+
+/// One backend of a service, the operator's state before its health.
+fn backend_line(out: &mut String, b: &Value) {
+    let health = if b["up"].as_bool() == Some(true) {
+        "up".to_owned()
+    } else {
+        match b["last_failure"].as_str() {
+            Some(why) => format!("down ({why})"),
+            None => "down (checking)".to_owned(),
         }
+    };
+    let health = if b["retiring"].as_bool() == Some(true) {
+        format!("{health}, replaced: in rotation until a new backend is up")
+    } else {
+        health
+    };
+    // The operator's word comes first: a disabled backend's check
+    // failures are expected, not the problem to chase.
+    let health = match b["state"].as_str() {
+        Some("maint") => {
+            format!("MAINT (moirai backend disable; no traffic; check: {health})")
+        }
+        Some("drain") => {
+            format!("DRAIN (moirai backend drain; sticky clients only; check: {health})")
+        }
+        _ => health,
+    };
+    let _ = writeln!(
+        out,
+        "  {:<5} {:<40} weight {:<3} active {:<5} {health} since {} ({} changes); sessions {} 5xx {} connect errors {} retries {}",
+        b["server"].as_str().unwrap_or("?"),
+        b["address"].as_str().unwrap_or("?"),
+        b["weight"],
+        b["active"],
+        b["since"].as_str().unwrap_or("?"),
+        b["transitions"],
+        b["sessions_total"],
+        b["responses_5xx"],
+        b["connect_errors"],
+        b["retries"]
+    );
+}
+
+/// One DNS lookup: its last answer, its age, its last error.
+fn dns_line(out: &mut String, d: &Value) {
+    let answer = match d["last_answer"].as_array() {
+        Some(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => "(no answer yet)".to_owned(),
+    };
+    let _ = write!(
+        out,
+        "dns {} {}: {answer}",
+        d["lookup"].as_str().unwrap_or("?"),
+        d["name"].as_str().unwrap_or("?")
+    );
+    if let Some(e) = d["empty"].as_str() {
+        let _ = write!(out, "(none: {e})");
     }
-    out
+    if let Some(age) = d["answer_age_s"].as_u64() {
+        let _ = write!(out, " [answered {age} s ago]");
+    }
+    if let Some(e) = d["error"].as_str() {
+        let _ = write!(out, " [last error: {e}]");
+    }
+    out.push('\n');
 }
 
 /// `--listen-address`es as shown: `["all"]` when there are none.

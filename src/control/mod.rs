@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Metadata};
 use crate::engine::worker::ToWorker;
 use crate::metadata::reader;
-use crate::snapshot::{Snapshot, SyslogSpec};
+use crate::snapshot::Snapshot;
 use crate::sys::signals::Signal;
 use commands::{Command, SmfSetting};
 use intake::Intake;
@@ -477,7 +477,7 @@ impl Control {
     /// what the health checks say, and starts checking new backends.
     fn build(&mut self, config: &Config) -> Arc<Snapshot> {
         self.certs.follow(config, self.source.writable());
-        let mut snap = self.builder.build(
+        let snap = self.builder.build(
             config,
             &publish::Inputs {
                 hosts: &self.hosts,
@@ -487,42 +487,19 @@ impl Control {
                 acme: self.certs.challenges(),
                 now: Instant::now(),
                 admin: self.admins.states(),
+                syslog: publish::SyslogInputs {
+                    local: self.logs.access.as_ref().map(|a| &a.local),
+                    origin: &self.logs.origin,
+                    format: self.logs.format,
+                },
             },
         );
-        snap.syslog = self.syslog_spec(config);
         if snap.syslog != self.rollout.snapshot().syslog {
             crate::logging::set_remote(snap.syslog.clone());
         }
         self.health
             .sync(&self.registry, self.builder.check_specs(), Instant::now());
         Arc::new(snap)
-    }
-
-    /// Where syslog goes: the `syslog` key's address, or its name from the
-    /// hosts file or DNS (a name not resolved yet means no remote syslog
-    /// for now), and the local access log.
-    fn syslog_spec(&self, config: &Config) -> Option<SyslogSpec> {
-        let local = self.logs.access.as_ref().map(|a| a.local.clone());
-        let remote = config.syslog().and_then(|t| {
-            let ip = match &t.host {
-                crate::config::SyslogHost::Ip(ip) => Some(*ip),
-                crate::config::SyslogHost::Name(n) => self
-                    .hosts
-                    .lookup(n)
-                    .and_then(|ips| ips.first().copied())
-                    .or_else(|| self.dns.address(n.as_str(), t.port.get())),
-            };
-            if ip.is_none() {
-                log::debug!("syslog: {t} is not resolved yet");
-            }
-            ip.map(|ip| std::net::SocketAddr::new(ip, t.port.get()))
-        });
-        (remote.is_some() || local.is_some()).then(|| SyslogSpec {
-            addr: remote,
-            local,
-            origin: Arc::clone(&self.logs.origin),
-            format: self.logs.format,
-        })
     }
 
     /// Publishes the running configuration again after DNS, health, ACME

@@ -1,4 +1,7 @@
-//! Building snapshots and handing them to the workers.
+//! Building snapshots: one function of the configuration, the hosts
+//! file, DNS answers, health verdicts, certificates, operator states and
+//! the syslog destination. Delivering them to the workers is
+//! `rollout.rs`'s.
 //!
 //! Backends are kept by (service port, address) across generations, so a
 //! backend that stays in the set keeps its `Arc` and with it the live
@@ -23,10 +26,12 @@ use std::time::{Duration, Instant};
 use super::dns::{dns_target, Discovered};
 use super::health::{CheckSpec, Checks, Key};
 use super::hosts::Hosts;
-use crate::config::{BackendTarget, Config, ServiceKind};
+use crate::config::{BackendTarget, Config, Service, ServiceKind};
 use crate::metrics::stats::Sharded;
 use crate::proto::cookie;
-use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, ServiceTls, Snapshot};
+use crate::proto::syslog::{Format, Origin};
+use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, ServiceTls, Snapshot, SyslogSpec};
+use crate::sys::logfile::LocalLog;
 
 /// What a snapshot is built from, besides the configuration.
 #[derive(Clone, Copy)]
@@ -46,6 +51,20 @@ pub struct Inputs<'a> {
     /// Backends an operator put in maintenance or drain
     /// (`moirai backend disable|drain`).
     pub admin: &'a HashMap<(u16, SocketAddr), Admin>,
+    /// What the syslog destination is made of besides the `syslog` key.
+    pub syslog: SyslogInputs<'a>,
+}
+
+/// What a snapshot's syslog destination is made of besides the `syslog`
+/// key (its name resolves through the hosts file and DNS, as backends do).
+#[derive(Clone, Copy)]
+pub struct SyslogInputs<'a> {
+    /// The local access-log writer (`--access-log`), if any.
+    pub local: Option<&'a LocalLog>,
+    /// This host and process, for the line headers.
+    pub origin: &'a Arc<Origin>,
+    /// The line format (`--syslog-format`).
+    pub format: Format,
 }
 
 /// What an operator set for one backend.
@@ -170,248 +189,354 @@ impl Builder {
     }
 
     /// The snapshot for `config`: names from the hosts file first, then
-    /// DNS; of those, the backends the health checks say are up.
+    /// DNS; of those, the backends the health checks say are up; and where
+    /// syslog goes. Each step is one function below.
     pub fn build(&mut self, config: &Config, inputs: &Inputs<'_>) -> Snapshot {
-        let Inputs {
-            hosts,
-            dns,
-            health,
-            tls,
-            acme,
-            now,
-            admin,
-        } = *inputs;
         self.generation += 1;
-        let mut last_usable = HashMap::new();
-        let mut retiring = HashMap::new();
-        let mut kept = HashMap::new();
-        let mut kept_service_stats = HashMap::new();
-        let mut kept_backend_stats = HashMap::new();
-        // How each backend of the last snapshot was checked: a replaced one
-        // kept in rotation goes on being checked the same way.
-        let previous: HashMap<Key, CheckSpec> =
-            std::mem::take(&mut self.checks).into_iter().collect();
+        let mut round = Round {
+            previous: std::mem::take(&mut self.checks).into_iter().collect(),
+            ..Round::default()
+        };
         let mut services = Vec::with_capacity(config.services().len());
         for (index, spec) in config.services().iter().enumerate() {
-            let service_tls = match (spec.kind, tls) {
-                (k, _) if !k.is_tls() => None,
-                // Without certificates a TLS service cannot start; the
-                // control loop reports it.
-                (_, None) => continue,
-                (ServiceKind::HttpsHttp, Some(m)) => Some(ServiceTls {
-                    server: Arc::clone(&m.server),
-                    client: None,
-                }),
-                (k, Some(m)) => {
-                    let client =
-                        match (k, &spec.verify_host) {
-                            (ServiceKind::Https, Some(name)) => {
-                                rustls::pki_types::ServerName::try_from(name.to_string())
-                                    .ok()
-                                    .map(|n| (Arc::clone(&m.strict), n))
-                            }
-                            (ServiceKind::Https, None) => backend_server_name(&spec.backend)
-                                .map(|n| (Arc::clone(&m.verified), n)),
-                            _ => backend_server_name(&spec.backend)
-                                .map(|n| (Arc::clone(&m.insecure), n)),
-                        };
-                    Some(ServiceTls {
-                        server: Arc::clone(&m.server),
-                        client,
-                    })
-                }
+            // Without certificates a TLS service cannot start; the
+            // control loop reports it.
+            let Some(tls) = service_tls(spec, inputs.tls) else {
+                continue;
             };
-            let port = spec.listen.get();
-            let from_hosts = match &spec.backend {
-                BackendTarget::Dns { name, port } => hosts.lookup(name).map(|ips| {
-                    ips.iter()
-                        .map(|ip| (SocketAddr::new(*ip, port.get()), 1))
-                        .collect()
-                }),
-                _ => None,
-            };
-            let (mut addrs, no_backends): (Vec<(SocketAddr, u16)>, Option<NoBackends>) =
-                match (&spec.backend, from_hosts) {
-                    (BackendTarget::Ip(a), _) => (vec![(*a, 1)], None),
-                    (_, Some(list)) => (list, None),
-                    (t, None) => {
-                        let target = dns_target(t).expect("names only here");
-                        match dns.good.get(&target) {
-                            Some(list) => (list.clone(), None),
-                            None if !dns.enabled => (
-                                Vec::new(),
-                                Some(NoBackends::Unresolved(format!(
-                                    "{} is not in the hosts file and DNS discovery is off",
-                                    target.name()
-                                ))),
-                            ),
-                            None => (
-                                Vec::new(),
-                                Some(NoBackends::Unresolved(match dns.errors.get(&target) {
-                                    Some(e) => format!("{}: {e}", target.name()),
-                                    None => format!("{}: waiting for DNS", target.name()),
-                                })),
-                            ),
-                        }
-                    }
-                };
-            // A stable choice when there are more than max_rs: sorted order,
-            // so every generation keeps the same ones.
-            addrs.sort_by_key(|(a, _)| (matches!(a.ip(), IpAddr::V6(_)), *a));
-            addrs.dedup_by_key(|(a, _)| *a);
-            addrs.truncate(usize::from(config.max_rs()));
-            let resolved = addrs.len();
-            let resolved_addrs: Vec<SocketAddr> = addrs.iter().map(|(a, _)| *a).collect();
-            let host = match &spec.backend {
-                BackendTarget::Ip(a) => a.to_string(),
-                BackendTarget::Dns { name, .. } | BackendTarget::Srv { name } => name.to_string(),
-            };
-            // Sticky cookies are hashed here, once per build, not per
-            // request: the same values on every balancer with this entry.
-            let keys = cookie::Keys::of(spec);
-            let mut backends: Vec<Arc<Backend>> = addrs
-                .into_iter()
-                .enumerate()
-                .map(|(k, (a, w))| {
-                    // max_rs is at most 1024: the slot fits.
-                    let slot = (k + 1) as u16;
-                    let issued = cookie::value(&keys.issued, a);
-                    let b = match self.backends.get(&(port, a)) {
-                        Some(b) if b.weight() == w.max(1) && *b.cookie() == issued => Arc::clone(b),
-                        _ => Arc::new(
-                            Backend::with_weight(a, w)
-                                .with_cookie(issued, cookie::value(&keys.moirai, a))
-                                .with_stats(Arc::clone(
-                                    self.backend_stats
-                                        .entry((port, a))
-                                        .or_insert_with(|| Arc::new(Sharded::new(self.workers))),
-                                )),
-                        ),
-                    };
-                    b.set_slot(slot);
-                    b.set_draining(admin.get(&(port, a)) == Some(&Admin::Drain));
-                    kept_backend_stats.insert((port, a), Arc::clone(b.stats_arc()));
-                    kept.insert((port, a), Arc::clone(&b));
-                    // A service that only redirects never uses its
-                    // backends: nothing to check (and no checks sent to
-                    // servers that may not expect them).
-                    if spec.uses_backends() {
-                        self.checks.push((
-                            (port, a),
-                            CheckSpec {
-                                target: SocketAddr::new(
-                                    a.ip(),
-                                    spec.check.port.map_or(a.port(), |p| p.get()),
-                                ),
-                                http: spec
-                                    .check
-                                    .path
-                                    .as_ref()
-                                    .map(|p| (p.as_str().to_owned(), host.clone())),
-                                tls: service_tls.as_ref().and_then(|t| t.client.clone()),
-                                // HAProxy's rule for a `send-proxy-v2` server:
-                                // its checks send the header too, unless they
-                                // go to another port.
-                                proxy_v2: spec.kind == ServiceKind::TcpProxyV2
-                                    && spec.check.port.is_none_or(|p| p.get() == a.port()),
-                                rise: spec.check.rise(),
-                                fall: spec.check.fall(),
-                            },
-                        ));
-                    }
-                    b
-                })
-                .filter(|b| {
-                    health.is_up(&(port, b.addr()))
-                        && admin.get(&(port, b.addr())) != Some(&Admin::Disable)
-                })
-                .collect();
-            if backends.is_empty() && resolved > 0 {
-                // Make before break: see the module doc. Only while
-                // replacements exist: a name that vanished (NXDOMAIN) is
-                // an operator's "no traffic", not a swap.
-                let (since, mut list) = self.retiring.remove(&port).unwrap_or((now, Vec::new()));
-                if now < since + RETIRE_LIMIT {
-                    for b in self.last_usable.get(&port).into_iter().flatten() {
-                        if !list.iter().any(|r| r.addr() == b.addr()) {
-                            list.push(Arc::clone(b));
-                        }
-                    }
-                    list.retain(|b| {
-                        let key = (port, b.addr());
-                        let Some(spec) = previous.get(&key) else {
-                            return false;
-                        };
-                        if resolved_addrs.contains(&b.addr()) {
-                            return false;
-                        }
-                        self.checks.push((key, spec.clone()));
-                        kept.insert(key, Arc::clone(b));
-                        kept_backend_stats.insert(key, Arc::clone(b.stats_arc()));
-                        true
-                    });
-                    backends = list
-                        .iter()
-                        .filter(|b| health.is_up(&(port, b.addr())))
-                        .map(Arc::clone)
-                        .collect();
-                    if !list.is_empty() {
-                        retiring.insert(port, (since, list));
-                    }
-                }
-            }
-            last_usable.insert(port, backends.clone());
-            let no_backends = match no_backends {
-                Some(n) => Some(n),
-                None if resolved == 0 => Some(NoBackends::Empty(
-                    dns_target(&spec.backend)
-                        .and_then(|t| dns.empty.get(&t).cloned())
-                        .unwrap_or_default(),
-                )),
-                None if backends.is_empty() => Some(NoBackends::AllDown(resolved)),
-                None => None,
-            };
-            let stats = Arc::clone(
-                self.service_stats
-                    .entry(port)
-                    .or_insert_with(|| Arc::new(Sharded::new(self.workers))),
-            );
-            kept_service_stats.insert(port, Arc::clone(&stats));
-            services.push(Arc::new(ServiceSnapshot {
-                index,
-                acme: if spec.kind == ServiceKind::Http {
-                    Arc::clone(acme)
-                } else {
-                    Arc::default()
-                },
-                tls: service_tls,
-                stats,
-                spec: spec.clone(),
-                timeouts: *config.timeouts(),
-                backends,
-                no_backends,
-            }));
+            services.push(self.service(config, index, spec, tls, inputs, &mut round));
         }
-        // Backends leaving every service: remembered while they still
-        // carry connections.
+        self.keep(round);
+        Snapshot {
+            generation: self.generation,
+            services,
+            syslog: syslog_spec(config, inputs),
+        }
+    }
+
+    /// One service of the snapshot: its backends resolved, made or kept,
+    /// checked and filtered, kept in rotation through a swap, and why it
+    /// has none.
+    fn service(
+        &mut self,
+        config: &Config,
+        index: usize,
+        spec: &Service,
+        service_tls: Option<ServiceTls>,
+        inputs: &Inputs<'_>,
+        round: &mut Round,
+    ) -> Arc<ServiceSnapshot> {
+        let port = spec.listen.get();
+        let (addrs, no_backends) = resolve(config, spec, inputs.hosts, inputs.dns);
+        let resolved = addrs.len();
+        let resolved_addrs: Vec<SocketAddr> = addrs.iter().map(|(a, _)| *a).collect();
+        let mut backends = self.backends(spec, addrs, service_tls.as_ref(), inputs, round);
+        if backends.is_empty() && resolved > 0 {
+            backends = self.keep_replaced(port, &resolved_addrs, inputs, round);
+        }
+        round.last_usable.insert(port, backends.clone());
+        let no_backends = match no_backends {
+            Some(n) => Some(n),
+            None if resolved == 0 => Some(NoBackends::Empty(
+                dns_target(&spec.backend)
+                    .and_then(|t| inputs.dns.empty.get(&t).cloned())
+                    .unwrap_or_default(),
+            )),
+            None if backends.is_empty() => Some(NoBackends::AllDown(resolved)),
+            None => None,
+        };
+        let stats = Arc::clone(
+            self.service_stats
+                .entry(port)
+                .or_insert_with(|| Arc::new(Sharded::new(self.workers))),
+        );
+        round.service_stats.insert(port, Arc::clone(&stats));
+        Arc::new(ServiceSnapshot {
+            index,
+            acme: if spec.kind == ServiceKind::Http {
+                Arc::clone(inputs.acme)
+            } else {
+                Arc::default()
+            },
+            tls: service_tls,
+            stats,
+            spec: spec.clone(),
+            timeouts: *config.timeouts(),
+            backends,
+            no_backends,
+        })
+    }
+
+    /// The usable backends at `addrs`: each kept (with its `Arc` and
+    /// counters) if its weight and cookie are unchanged, made otherwise;
+    /// numbered, marked draining, checked, and left out while down or
+    /// disabled.
+    fn backends(
+        &mut self,
+        spec: &Service,
+        addrs: Vec<(SocketAddr, u16)>,
+        service_tls: Option<&ServiceTls>,
+        inputs: &Inputs<'_>,
+        round: &mut Round,
+    ) -> Vec<Arc<Backend>> {
+        let port = spec.listen.get();
+        let admin = inputs.admin;
+        let host = match &spec.backend {
+            BackendTarget::Ip(a) => a.to_string(),
+            BackendTarget::Dns { name, .. } | BackendTarget::Srv { name } => name.to_string(),
+        };
+        // Sticky cookies are hashed here, once per build, not per
+        // request: the same values on every balancer with this entry.
+        let keys = cookie::Keys::of(spec);
+        addrs
+            .into_iter()
+            .enumerate()
+            .map(|(k, (a, w))| {
+                // max_rs is at most 1024: the slot fits.
+                let slot = (k + 1) as u16;
+                let issued = cookie::value(&keys.issued, a);
+                let b = match self.backends.get(&(port, a)) {
+                    Some(b) if b.weight() == w.max(1) && *b.cookie() == issued => Arc::clone(b),
+                    _ => Arc::new(
+                        Backend::with_weight(a, w)
+                            .with_cookie(issued, cookie::value(&keys.moirai, a))
+                            .with_stats(Arc::clone(
+                                self.backend_stats
+                                    .entry((port, a))
+                                    .or_insert_with(|| Arc::new(Sharded::new(self.workers))),
+                            )),
+                    ),
+                };
+                b.set_slot(slot);
+                b.set_draining(admin.get(&(port, a)) == Some(&Admin::Drain));
+                round
+                    .backend_stats
+                    .insert((port, a), Arc::clone(b.stats_arc()));
+                round.backends.insert((port, a), Arc::clone(&b));
+                // A service that only redirects never uses its
+                // backends: nothing to check (and no checks sent to
+                // servers that may not expect them).
+                if spec.uses_backends() {
+                    self.checks
+                        .push(((port, a), check_spec(spec, a, &host, service_tls)));
+                }
+                b
+            })
+            .filter(|b| {
+                inputs.health.is_up(&(port, b.addr()))
+                    && admin.get(&(port, b.addr())) != Some(&Admin::Disable)
+            })
+            .collect()
+    }
+
+    /// Make before break (see the module doc), for a service whose
+    /// resolved backends are all down: the ones it replaced stay in
+    /// rotation, and checked as before, until [`RETIRE_LIMIT`]; returns
+    /// those up. Only while replacements exist: a name that vanished
+    /// (NXDOMAIN) is an operator's "no traffic", not a swap.
+    fn keep_replaced(
+        &mut self,
+        port: u16,
+        resolved_addrs: &[SocketAddr],
+        inputs: &Inputs<'_>,
+        round: &mut Round,
+    ) -> Vec<Arc<Backend>> {
+        let now = inputs.now;
+        let (since, mut list) = self.retiring.remove(&port).unwrap_or((now, Vec::new()));
+        if now >= since + RETIRE_LIMIT {
+            return Vec::new();
+        }
+        for b in self.last_usable.get(&port).into_iter().flatten() {
+            if !list.iter().any(|r| r.addr() == b.addr()) {
+                list.push(Arc::clone(b));
+            }
+        }
+        list.retain(|b| {
+            let key = (port, b.addr());
+            let Some(spec) = round.previous.get(&key) else {
+                return false;
+            };
+            if resolved_addrs.contains(&b.addr()) {
+                return false;
+            }
+            self.checks.push((key, spec.clone()));
+            round.backends.insert(key, Arc::clone(b));
+            round.backend_stats.insert(key, Arc::clone(b.stats_arc()));
+            true
+        });
+        let up = list
+            .iter()
+            .filter(|b| inputs.health.is_up(&(port, b.addr())))
+            .map(Arc::clone)
+            .collect();
+        if !list.is_empty() {
+            round.retiring.insert(port, (since, list));
+        }
+        up
+    }
+
+    /// Ends a build: what it kept replaces what the builder held, and
+    /// backends leaving every service are remembered while they still
+    /// carry connections.
+    fn keep(&mut self, round: Round) {
         for (key, b) in self.backends.drain() {
-            if !kept.contains_key(&key) && b.active() > 0 {
+            if !round.backends.contains_key(&key) && b.active() > 0 {
                 self.gone.push((key.0, b));
             }
         }
         self.gone
-            .retain(|(p, b)| b.active() > 0 && !kept.contains_key(&(*p, b.addr())));
-        self.backends = kept;
-        self.last_usable = last_usable;
-        self.retiring = retiring;
-        self.service_stats = kept_service_stats;
-        self.backend_stats = kept_backend_stats;
-        Snapshot {
-            generation: self.generation,
-            services,
-            syslog: None,
-        }
+            .retain(|(p, b)| b.active() > 0 && !round.backends.contains_key(&(*p, b.addr())));
+        self.backends = round.backends;
+        self.last_usable = round.last_usable;
+        self.retiring = round.retiring;
+        self.service_stats = round.service_stats;
+        self.backend_stats = round.backend_stats;
     }
+}
+
+/// One build under way: how the last snapshot checked each backend (a
+/// replaced one kept in rotation goes on being checked the same way), and
+/// what this build keeps for the next, filled service by service and
+/// swapped in at its end ([`Builder::keep`]).
+#[derive(Default)]
+struct Round {
+    previous: HashMap<Key, CheckSpec>,
+    backends: HashMap<Key, Arc<Backend>>,
+    last_usable: HashMap<u16, Vec<Arc<Backend>>>,
+    retiring: HashMap<u16, (Instant, Vec<Arc<Backend>>)>,
+    service_stats: HashMap<u16, Arc<Sharded>>,
+    backend_stats: HashMap<Key, Arc<Sharded>>,
+}
+
+/// The TLS sides of `spec`: `Some(None)` for a plain service, `None` for
+/// a TLS service without certificates (it cannot start).
+fn service_tls(spec: &Service, tls: Option<&TlsMaterial>) -> Option<Option<ServiceTls>> {
+    Some(match (spec.kind, tls) {
+        (k, _) if !k.is_tls() => None,
+        (_, None) => return None,
+        (ServiceKind::HttpsHttp, Some(m)) => Some(ServiceTls {
+            server: Arc::clone(&m.server),
+            client: None,
+        }),
+        (k, Some(m)) => {
+            let client = match (k, &spec.verify_host) {
+                (ServiceKind::Https, Some(name)) => {
+                    rustls::pki_types::ServerName::try_from(name.to_string())
+                        .ok()
+                        .map(|n| (Arc::clone(&m.strict), n))
+                }
+                (ServiceKind::Https, None) => {
+                    backend_server_name(&spec.backend).map(|n| (Arc::clone(&m.verified), n))
+                }
+                _ => backend_server_name(&spec.backend).map(|n| (Arc::clone(&m.insecure), n)),
+            };
+            Some(ServiceTls {
+                server: Arc::clone(&m.server),
+                client,
+            })
+        }
+    })
+}
+
+/// The addresses (and weights) `spec`'s backend entry stands for: an IP
+/// literal, the hosts file, else DNS's last good answer; or why there are
+/// none. A stable choice when there are more than `max_rs`: sorted order,
+/// so every generation keeps the same ones.
+fn resolve(
+    config: &Config,
+    spec: &Service,
+    hosts: &Hosts,
+    dns: &Discovered,
+) -> (Vec<(SocketAddr, u16)>, Option<NoBackends>) {
+    let from_hosts = match &spec.backend {
+        BackendTarget::Dns { name, port } => hosts.lookup(name).map(|ips| {
+            ips.iter()
+                .map(|ip| (SocketAddr::new(*ip, port.get()), 1))
+                .collect()
+        }),
+        _ => None,
+    };
+    let (mut addrs, no_backends): (Vec<(SocketAddr, u16)>, Option<NoBackends>) =
+        match (&spec.backend, from_hosts) {
+            (BackendTarget::Ip(a), _) => (vec![(*a, 1)], None),
+            (_, Some(list)) => (list, None),
+            (t, None) => {
+                let target = dns_target(t).expect("names only here");
+                match dns.good.get(&target) {
+                    Some(list) => (list.clone(), None),
+                    None if !dns.enabled => (
+                        Vec::new(),
+                        Some(NoBackends::Unresolved(format!(
+                            "{} is not in the hosts file and DNS discovery is off",
+                            target.name()
+                        ))),
+                    ),
+                    None => (
+                        Vec::new(),
+                        Some(NoBackends::Unresolved(match dns.errors.get(&target) {
+                            Some(e) => format!("{}: {e}", target.name()),
+                            None => format!("{}: waiting for DNS", target.name()),
+                        })),
+                    ),
+                }
+            }
+        };
+    addrs.sort_by_key(|(a, _)| (matches!(a.ip(), IpAddr::V6(_)), *a));
+    addrs.dedup_by_key(|(a, _)| *a);
+    addrs.truncate(usize::from(config.max_rs()));
+    (addrs, no_backends)
+}
+
+/// How the backend at `a` of `spec` is health-checked; `host` names it in
+/// an HTTP check's `Host`.
+fn check_spec(
+    spec: &Service,
+    a: SocketAddr,
+    host: &str,
+    service_tls: Option<&ServiceTls>,
+) -> CheckSpec {
+    CheckSpec {
+        target: SocketAddr::new(a.ip(), spec.check.port.map_or(a.port(), |p| p.get())),
+        http: spec
+            .check
+            .path
+            .as_ref()
+            .map(|p| (p.as_str().to_owned(), host.to_owned())),
+        tls: service_tls.and_then(|t| t.client.clone()),
+        // HAProxy's rule for a `send-proxy-v2` server: its checks send the
+        // header too, unless they go to another port.
+        proxy_v2: spec.kind == ServiceKind::TcpProxyV2
+            && spec.check.port.is_none_or(|p| p.get() == a.port()),
+        rise: spec.check.rise(),
+        fall: spec.check.fall(),
+    }
+}
+
+/// Where syslog goes: the `syslog` key's address, or its name from the
+/// hosts file or DNS (a name not resolved yet means no remote syslog for
+/// now), and the local access log.
+fn syslog_spec(config: &Config, inputs: &Inputs<'_>) -> Option<SyslogSpec> {
+    let local = inputs.syslog.local.cloned();
+    let remote = config.syslog().and_then(|t| {
+        let ip = match &t.host {
+            crate::config::SyslogHost::Ip(ip) => Some(*ip),
+            crate::config::SyslogHost::Name(n) => inputs
+                .hosts
+                .lookup(n)
+                .and_then(|ips| ips.first().copied())
+                .or_else(|| inputs.dns.address(n.as_str(), t.port.get())),
+        };
+        if ip.is_none() {
+            log::debug!("syslog: {t} is not resolved yet");
+        }
+        ip.map(|ip| SocketAddr::new(ip, t.port.get()))
+    });
+    (remote.is_some() || local.is_some()).then(|| SyslogSpec {
+        addr: remote,
+        local,
+        origin: Arc::clone(inputs.syslog.origin),
+        format: inputs.syslog.format,
+    })
 }
 
 /// What changed between two snapshots, one phrase per change, for the log.
@@ -477,6 +602,7 @@ mod tests {
         static ACME: std::sync::OnceLock<Arc<HashMap<String, String>>> = std::sync::OnceLock::new();
         static ADMIN: std::sync::OnceLock<HashMap<(u16, SocketAddr), Admin>> =
             std::sync::OnceLock::new();
+        static ORIGIN: std::sync::OnceLock<Arc<Origin>> = std::sync::OnceLock::new();
         Inputs {
             hosts,
             dns: NONE.get_or_init(Discovered::default),
@@ -485,6 +611,11 @@ mod tests {
             acme: ACME.get_or_init(Arc::default),
             now,
             admin: ADMIN.get_or_init(HashMap::new),
+            syslog: SyslogInputs {
+                local: None,
+                origin: ORIGIN.get_or_init(|| Arc::new(Origin::new("test", 1))),
+                format: Format::default(),
+            },
         }
     }
 

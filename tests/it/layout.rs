@@ -174,11 +174,9 @@ fn no_module_imports_one_that_imports_it_back() {
 }
 
 /// Files allowed over [`MAX_LINES`] for now; each must still be over it,
-/// so the list only shrinks.
-const OVER_700_ALLOWED: &[&str] = &[
-    "loadtest/src/chaos/world.rs",
-    "loadtest/src/chaos/clients.rs",
-];
+/// so the list only shrinks. Empty: a file that grows past the limit is
+/// split along a seam, not listed.
+const OVER_700_ALLOWED: &[&str] = &[];
 
 /// The most lines a file may have before its `#[cfg(test)]` module
 /// (comments and blank lines count: they are read too).

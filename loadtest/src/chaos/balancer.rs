@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::haproxy::{Haproxy, HaproxyCtx};
-use super::world::{write_atomic, Proc, World};
+use super::process::{write_atomic, Proc};
+use super::world::World;
 
 pub enum Balancer {
     Moirai(Moirai),

@@ -1,7 +1,7 @@
 //! The soak's clients: open-loop load on every service (each class at a
 //! set rate, on its own threads), every request and connection with a
 //! 10 s deadline, every outcome recorded. Misbehaving clients run beside
-//! them; whatever happens to those is theirs.
+//! them (`misbehave.rs`); whatever happens to those is theirs.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -77,7 +77,7 @@ impl Shared {
         self.t0.elapsed().as_secs_f64()
     }
 
-    fn stopping(&self) -> bool {
+    pub(super) fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 
@@ -87,11 +87,11 @@ impl Shared {
         }
     }
 
-    fn ok(&self, key: (&'static str, &'static str)) {
+    pub(super) fn ok(&self, key: (&'static str, &'static str)) {
         self.count(key, |t| t.ok += 1);
     }
 
-    fn fail(
+    pub(super) fn fail(
         &self,
         key: (&'static str, &'static str),
         start: Instant,
@@ -128,9 +128,9 @@ struct Conn {
 
 /// Why one attempt failed; `silent` when the peer closed before sending
 /// a byte of the answer (what makes a retry on a reused connection safe).
-struct Fail {
-    cause: String,
-    silent: bool,
+pub(super) struct Fail {
+    pub(super) cause: String,
+    pub(super) silent: bool,
 }
 
 impl Fail {
@@ -142,7 +142,7 @@ impl Fail {
     }
 }
 
-fn io_fail(what: &str, e: &io::Error) -> Fail {
+pub(super) fn io_fail(what: &str, e: &io::Error) -> Fail {
     let cause = match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!("{what}: timeout"),
         io::ErrorKind::ConnectionReset => format!("{what}: reset"),
@@ -161,7 +161,7 @@ fn io_fail(what: &str, e: &io::Error) -> Fail {
     }
 }
 
-fn connect(addr: SocketAddr) -> Result<TcpStream, Fail> {
+pub(super) fn connect(addr: SocketAddr) -> Result<TcpStream, Fail> {
     let s = TcpStream::connect_timeout(&addr, DEADLINE).map_err(|e| io_fail("connect", &e))?;
     let _ = s.set_nodelay(true);
     s.set_read_timeout(Some(DEADLINE))
@@ -333,7 +333,7 @@ pub struct Target {
 /// Runs `f` every `period` (with a seeded phase) until the soak stops;
 /// open loop: a late unit does not push the schedule back (a backlog of
 /// more than a second is dropped, so one stall never becomes a burst).
-fn paced(shared: &Shared, period: Duration, rng: &mut Rng, mut f: impl FnMut(&mut Rng)) {
+pub(super) fn paced(shared: &Shared, period: Duration, rng: &mut Rng, mut f: impl FnMut(&mut Rng)) {
     let phase = Duration::from_secs_f64(period.as_secs_f64() * rng.unit());
     let mut next = Instant::now() + phase;
     while !shared.stopping() {
@@ -680,106 +680,6 @@ pub fn streams(
     }
 }
 
-fn period(rate: f64) -> Duration {
+pub(super) fn period(rate: f64) -> Duration {
     Duration::from_secs_f64(1.0 / rate.max(0.01))
-}
-
-/// Clients that misbehave: slowloris heads, readers that never read,
-/// uploads reset halfway. Their outcomes are recorded as theirs; what
-/// matters is that nobody else notices them.
-pub fn misbehaving(shared: Arc<Shared>, web: Target, stream: Target, rate: f64, mut rng: Rng) {
-    let mut threads: Vec<std::thread::JoinHandle<()>> = Vec::new();
-    paced(&shared, period(rate), &mut rng, |rng| {
-        let kind = rng.range(0, 4);
-        let mut r = rng.fork();
-        let (sh, web, stream) = (Arc::clone(&shared), web.clone(), stream.clone());
-        threads.retain(|h| !h.is_finished());
-        threads.push(std::thread::spawn(move || {
-            let class = [
-                "slowloris",
-                "never-reads",
-                "reset-mid-body",
-                "tcp-never-reads",
-            ][kind as usize];
-            let target = if kind == 3 { &stream } else { &web };
-            let key = (target.service, class);
-            let start = Instant::now();
-            let mut port = 0;
-            let res = misbehave(&sh, target, kind, &mut r, &mut port);
-            match res {
-                Ok(()) => sh.ok(key),
-                Err(f) => sh.fail(key, start, port, f.cause, true),
-            }
-        }));
-    });
-    for h in threads {
-        let _ = h.join();
-    }
-}
-
-fn misbehave(
-    shared: &Shared,
-    t: &Target,
-    kind: u64,
-    rng: &mut Rng,
-    port: &mut u16,
-) -> Result<(), Fail> {
-    let mut s = connect(t.addr)?;
-    *port = s.local_addr().map(|a| a.port()).unwrap_or(0);
-    match kind {
-        // Slowloris: a header byte every 2 s; the balancer should end it
-        // at its request-header timeout.
-        0 => {
-            let head =
-                b"GET /slow HTTP/1.1\r\nHost: lb.cns.test\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaa\r\n";
-            for b in head.iter() {
-                if shared.stopping() {
-                    break;
-                }
-                s.write_all(&[*b]).map_err(|e| io_fail("slowloris", &e))?;
-                std::thread::sleep(Duration::from_secs(2));
-            }
-            Ok(())
-        }
-        // A big response nobody reads, held 5 to 15 s, then a reset.
-        1 => {
-            s.write_all(b"GET /big?n=67108864 HTTP/1.1\r\nHost: lb.cns.test\r\n\r\n")
-                .map_err(|e| io_fail("never-reads", &e))?;
-            sleep_unless_stopped(shared, Duration::from_secs(rng.range(5, 15)));
-            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
-            Ok(())
-        }
-        // An upload reset a tenth of the way through its body.
-        2 => {
-            s.write_all(
-                b"POST /upload HTTP/1.1\r\nHost: lb.cns.test\r\nContent-Length: 1048576\r\n\r\n",
-            )
-            .map_err(|e| io_fail("reset-mid-body", &e))?;
-            s.write_all(&vec![b'r'; 100 * 1024])
-                .map_err(|e| io_fail("reset-mid-body", &e))?;
-            std::thread::sleep(Duration::from_millis(rng.range(10, 500)));
-            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
-            Ok(())
-        }
-        // Floods an echo backend and never reads the echo.
-        _ => {
-            let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
-            let chunk = vec![b'f'; 64 * 1024];
-            let until = Instant::now() + Duration::from_secs(rng.range(3, 10));
-            while Instant::now() < until && !shared.stopping() {
-                if s.write_all(&chunk).is_err() {
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
-            Ok(())
-        }
-    }
-}
-
-fn sleep_unless_stopped(shared: &Shared, d: Duration) {
-    let until = Instant::now() + d;
-    while Instant::now() < until && !shared.stopping() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -7,8 +7,10 @@
 //! log: expected only with evidence, unexpected otherwise.
 //!
 //! - `world`: the processes around the balancer.
+//! - `process`: one child process, and the port and HTTP helpers.
 //! - `balancer`: moirai or HAProxy, and how each takes an event.
-//! - `clients`: the load, and what each request must get.
+//! - `clients`: the load, and what each request must get; `misbehave`:
+//!   the clients that misbehave beside it.
 //! - `events`: the chaos schedule and its log.
 //! - `report`: classification, JSON and the table.
 //! - `outcome`: what one system's run leaves for the report.
@@ -21,7 +23,9 @@ mod clients;
 pub mod dns;
 mod events;
 mod haproxy;
+mod misbehave;
 mod outcome;
+mod process;
 mod report;
 mod rng;
 mod spec;
@@ -220,7 +224,7 @@ fn start_clients(
     }));
     let (s, r, rate) = (shared.clone(), rng.fork(), rates.misbehaving);
     spawn(Box::new(move || {
-        clients::misbehaving(s, web, stream, rate, r)
+        misbehave::misbehaving(s, web, stream, rate, r)
     }));
     threads
 }
@@ -231,7 +235,7 @@ fn scraper(shared: Arc<Shared>, port: u16) -> std::thread::JoinHandle<(u64, u64)
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let (mut ok, mut failed) = (0, 0);
         while !shared.stop.load(Ordering::Relaxed) {
-            match world::http_get(addr, "/metrics", Duration::from_secs(5)) {
+            match process::http_get(addr, "/metrics", Duration::from_secs(5)) {
                 Ok((200, body)) if !body.is_empty() => ok += 1,
                 _ => failed += 1,
             }

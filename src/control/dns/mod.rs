@@ -37,6 +37,20 @@ pub struct Discovered {
     pub enabled: bool,
 }
 
+impl Discovered {
+    /// The first address `name` resolved to (for `name:port` lookups).
+    pub fn address(&self, name: &str, port: u16) -> Option<IpAddr> {
+        let target = Target::Addr {
+            name: name.to_owned(),
+            port,
+        };
+        self.good
+            .get(&target)
+            .and_then(|v| v.first())
+            .map(|(a, _)| a.ip())
+    }
+}
+
 /// The DNS lookup a backend entry needs, if any.
 pub fn dns_target(t: &BackendTarget) -> Option<Target> {
     match t {
@@ -257,18 +271,5 @@ impl Discovery {
             }
         }
         changed
-    }
-
-    /// The first address `name` resolved to (for `name:port` lookups).
-    pub fn address(&self, name: &str, port: u16) -> Option<IpAddr> {
-        let target = Target::Addr {
-            name: name.to_owned(),
-            port,
-        };
-        self.found
-            .good
-            .get(&target)
-            .and_then(|v| v.first())
-            .map(|(a, _)| a.ip())
     }
 }
