@@ -18,8 +18,10 @@ use crate::snapshot::BackendLease;
 #[derive(Debug, Default)]
 pub(super) struct RequestLog {
     /// "METHOD target", kept only when access lines are sent (at most
-    /// 32 + 1 + 1024 bytes).
-    line: String,
+    /// 32 + 1 + 1024 bytes). A boxed `str`, not a `String`: it never
+    /// grows once made, and a leg is the largest stage, so every
+    /// connection, idle ones included, would carry the capacity word.
+    line: Option<Box<str>>,
     /// The client connection's byte counters (read, written) when this
     /// request began: its line counts the bytes since.
     client_bytes_at_start: (u64, u64),
@@ -30,15 +32,13 @@ impl RequestLog {
     /// `client_bytes`.
     pub(super) fn new(client_bytes: (u64, u64)) -> RequestLog {
         RequestLog {
-            line: String::new(),
+            line: None,
             client_bytes_at_start: client_bytes,
         }
     }
 
     /// Keeps "METHOD target" of the head at the front of `head`.
     pub(super) fn keep_request_line(&mut self, head: &[u8]) {
-        let line = &mut self.line;
-        line.clear();
         let first = head
             .split(|&b| b == b'\r' || b == b'\n')
             .next()
@@ -46,9 +46,11 @@ impl RequestLog {
         let mut parts = first.split(|&b| b == b' ').filter(|p| !p.is_empty());
         let method = parts.next().unwrap_or(b"-");
         let target = parts.next().unwrap_or(b"-");
+        let mut line = String::with_capacity(method.len().min(32) + 1 + target.len().min(1024));
         line.push_str(&String::from_utf8_lossy(&method[..method.len().min(32)]));
         line.push(' ');
         line.push_str(&String::from_utf8_lossy(&target[..target.len().min(1024)]));
+        self.line = Some(line.into_boxed_str());
     }
 }
 
@@ -64,8 +66,10 @@ impl<S: Transport> HttpSession<S> {
     ) -> Access<'a> {
         let (rx, tx) = self.client.bytes();
         let (rx0, tx0) = log.client_bytes_at_start;
-        let request =
-            (!log.line.is_empty()).then(|| log.line.split_once(' ').unwrap_or(("-", "-")));
+        let request = log
+            .line
+            .as_deref()
+            .map(|l| l.split_once(' ').unwrap_or(("-", "-")));
         let base = access::line(&self.service, self.peer, lease.map(|l| &**l.backend()));
         Access {
             version: if ex.is_some_and(|e| !e.request().http11) {

@@ -114,7 +114,7 @@ fn http_keep_alive_reuses_the_parked_connection() {
 #[test]
 fn an_idle_http_session_stays_small() {
     let size = std::mem::size_of::<HttpSession>();
-    assert!(size <= 416, "HttpSession is {size} bytes");
+    assert!(size <= 408, "HttpSession is {size} bytes");
 }
 
 #[test]
