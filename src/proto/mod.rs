@@ -5,11 +5,14 @@
 //! - [`pipe`]: byte passthrough with half-close bookkeeping (`tcp`).
 //! - [`proxy_v2`]: the PROXY protocol v2 preface (`tcp-proxy-v2`).
 //! - [`http1`]: HTTP/1.x heads, framing and the balancer's own answers.
+//! - [`h2`]: HTTP/2 frames, HPACK, streams and flow control, and the
+//!   translation to and from HTTP/1.1.
 //! - [`cookie`]: the sticky-session cookie.
 //! - [`syslog`]: RFC 5424 access and event lines.
 //! - [`health`]: the HTTP health-check request and its verdict.
 
 pub mod cookie;
+pub mod h2;
 pub mod health;
 pub mod http1;
 pub mod pipe;
