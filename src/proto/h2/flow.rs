@@ -136,3 +136,96 @@ impl RecvWindow {
         self.owed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn increase_to_the_maximum_is_fine_past_it_overflows() {
+        let mut w = Window::new(65_535);
+        w.increase(MAX_WINDOW - 65_535).unwrap();
+        assert_eq!(w.available(), MAX_WINDOW);
+        assert_eq!(w.increase(1), Err(FlowError::Overflow));
+        assert_eq!(w.available(), MAX_WINDOW);
+    }
+
+    #[test]
+    fn consuming_more_than_the_window_is_refused() {
+        let mut w = Window::new(10);
+        w.consume(10).unwrap();
+        assert_eq!(w.consume(1), Err(FlowError::Exceeded));
+        assert_eq!(w.available(), 0);
+    }
+
+    #[test]
+    fn a_window_may_go_negative_and_come_back() {
+        let mut w = Window::new(100);
+        w.spend(100);
+        w.adjust(-50).unwrap();
+        assert_eq!(w.get(), -50);
+        assert_eq!(w.available(), 0);
+        w.increase(60).unwrap();
+        assert_eq!(w.available(), 10);
+    }
+
+    #[test]
+    fn adjust_checks_the_maximum() {
+        let mut w = Window::new(MAX_WINDOW);
+        assert_eq!(w.adjust(1), Err(FlowError::Overflow));
+    }
+
+    #[test]
+    fn spend_never_goes_below_available() {
+        let mut w = Window::new(5);
+        w.spend(10);
+        assert_eq!(w.get(), 0);
+    }
+
+    #[test]
+    fn credits_wait_for_half_a_window() {
+        let mut r = RecvWindow::new(100);
+        r.receive(60).unwrap();
+        assert_eq!(r.release(49), None);
+        assert_eq!(r.owed(), 49);
+        assert_eq!(r.release(1), Some(50));
+        assert_eq!(r.available(), 90);
+    }
+
+    #[test]
+    fn credits_never_exceed_the_target() {
+        let mut r = RecvWindow::new(100);
+        r.receive(10).unwrap();
+        // The front releases more than it received: capped.
+        assert_eq!(r.release(1_000), None);
+        assert_eq!(r.owed(), 10);
+        assert_eq!(r.available(), 90);
+    }
+
+    #[test]
+    fn the_connection_window_opens_with_its_first_credit() {
+        let mut r = RecvWindow::starting_at(65_535, 1 << 20);
+        assert_eq!(r.release(0), Some((1 << 20) - 65_535));
+        assert_eq!(r.available(), 1 << 20);
+    }
+
+    proptest! {
+        #[test]
+        fn a_receive_window_never_exceeds_its_target(ops in proptest::collection::vec((any::<bool>(), 0u32..70_000), 0..50)) {
+            let mut r = RecvWindow::new(65_535);
+            let mut outstanding = 0u64;
+            for (recv, n) in ops {
+                if recv {
+                    if r.receive(n).is_ok() { outstanding += u64::from(n); }
+                } else {
+                    let n = (u64::from(n)).min(outstanding) as u32;
+                    outstanding -= u64::from(n);
+                    r.release(n);
+                }
+                prop_assert!(r.available() <= 65_535);
+                prop_assert!(u64::from(r.available()) + u64::from(r.owed()) + outstanding == 65_535);
+            }
+        }
+    }
+}

@@ -695,3 +695,304 @@ pub fn write_data_header(out: &mut Vec<u8>, stream: StreamId, len: usize, end_st
     let fl = if end_stream { flags::END_STREAM } else { 0 };
     write_header(out, len, Kind::Data, fl, stream);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(f: Frame<'_>) {
+        let mut out = Vec::new();
+        f.encode(&mut out);
+        let h = Header::parse(&out).unwrap();
+        assert_eq!(h.length as usize, out.len() - HEADER_LEN);
+        assert_eq!(parse(&h, &out[HEADER_LEN..]).unwrap(), f);
+    }
+
+    fn s(n: u32) -> StreamId {
+        StreamId::new(n)
+    }
+
+    fn h(kind: Kind, length: u32, flags: u8, stream: u32) -> Header {
+        Header {
+            length,
+            kind,
+            flags,
+            stream: s(stream),
+        }
+    }
+
+    #[test]
+    fn header_round_trips() {
+        let hd = h(Kind::Headers, 0x12_3456, 0x25, 0x7fff_fffe);
+        assert_eq!(Header::parse(&hd.encode()), Some(hd));
+        assert_eq!(Header::parse(&[0; 8]), None);
+    }
+
+    #[test]
+    fn the_reserved_bit_of_the_stream_is_ignored() {
+        let b = [0, 0, 0, 4, 0, 0x80, 0, 0, 0];
+        assert_eq!(Header::parse(&b).unwrap().stream, s(0));
+    }
+
+    #[test]
+    fn every_kind_round_trips_its_byte() {
+        for b in 0..=255u8 {
+            assert_eq!(Kind::from_u8(b).to_u8(), b);
+        }
+    }
+
+    #[test]
+    fn data_round_trips_with_and_without_padding() {
+        round_trip(Frame::Data {
+            stream: s(1),
+            end_stream: true,
+            data: b"abc",
+            pad: None,
+        });
+        round_trip(Frame::Data {
+            stream: s(3),
+            end_stream: false,
+            data: b"",
+            pad: Some(255),
+        });
+    }
+
+    #[test]
+    fn headers_round_trip_with_priority_and_padding() {
+        round_trip(Frame::Headers {
+            stream: s(5),
+            end_stream: true,
+            end_headers: false,
+            priority: Some(Priority {
+                exclusive: true,
+                dependency: s(3),
+                weight: 15,
+            }),
+            fragment: b"\x82\x86",
+            pad: Some(3),
+        });
+    }
+
+    #[test]
+    fn control_frames_round_trip() {
+        round_trip(Frame::Priority {
+            stream: s(1),
+            priority: Priority {
+                exclusive: false,
+                dependency: s(0),
+                weight: 255,
+            },
+        });
+        round_trip(Frame::RstStream {
+            stream: s(1),
+            code: ErrorCode::Cancel,
+        });
+        round_trip(Frame::Settings {
+            ack: false,
+            params: &[0, 3, 0, 0, 0, 100],
+        });
+        round_trip(Frame::Settings {
+            ack: true,
+            params: &[],
+        });
+        round_trip(Frame::Ping {
+            ack: true,
+            payload: *b"abcdefgh",
+        });
+        round_trip(Frame::GoAway {
+            last_stream: s(7),
+            code: ErrorCode::EnhanceYourCalm,
+            debug: b"calm",
+        });
+        round_trip(Frame::WindowUpdate {
+            stream: s(0),
+            increment: 0x7fff_ffff,
+        });
+        round_trip(Frame::Continuation {
+            stream: s(1),
+            end_headers: true,
+            fragment: b"x",
+        });
+        round_trip(Frame::PushPromise {
+            stream: s(1),
+            promised: s(2),
+            end_headers: true,
+            fragment: b"y",
+            pad: Some(1),
+        });
+        round_trip(Frame::Unknown {
+            kind: 0xee,
+            stream: s(9),
+            flags: 0xff,
+            payload: b"?",
+        });
+    }
+
+    #[test]
+    fn a_frame_over_the_maximum_is_too_large() {
+        assert_eq!(
+            h(Kind::Data, 16_385, 0, 1).check(DEFAULT_MAX_FRAME_SIZE),
+            Err(FrameError::TooLarge)
+        );
+        assert_eq!(
+            h(Kind::Data, 16_384, 0, 1).check(DEFAULT_MAX_FRAME_SIZE),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn stream_frames_need_a_stream() {
+        for k in [
+            Kind::Data,
+            Kind::Headers,
+            Kind::Priority,
+            Kind::RstStream,
+            Kind::PushPromise,
+            Kind::Continuation,
+        ] {
+            assert_eq!(
+                h(k, 5, 0, 0).check(DEFAULT_MAX_FRAME_SIZE),
+                Err(FrameError::NeedsStream(k))
+            );
+        }
+    }
+
+    #[test]
+    fn connection_frames_need_stream_zero() {
+        for (k, len) in [(Kind::Settings, 0), (Kind::Ping, 8), (Kind::GoAway, 8)] {
+            assert_eq!(
+                h(k, len, 0, 1).check(DEFAULT_MAX_FRAME_SIZE),
+                Err(FrameError::NeedsConnection(k))
+            );
+        }
+        // WINDOW_UPDATE may be on either.
+        assert_eq!(h(Kind::WindowUpdate, 4, 0, 0).check(16_384), Ok(()));
+        assert_eq!(h(Kind::WindowUpdate, 4, 0, 3).check(16_384), Ok(()));
+    }
+
+    #[test]
+    fn fixed_sizes_are_checked() {
+        for (k, good, st) in [
+            (Kind::Priority, 5, 1),
+            (Kind::RstStream, 4, 1),
+            (Kind::WindowUpdate, 4, 0),
+            (Kind::Ping, 8, 0),
+        ] {
+            assert_eq!(h(k, good, 0, st).check(16_384), Ok(()));
+            let e = h(k, good + 1, 0, st).check(16_384).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::FrameSize);
+        }
+    }
+
+    #[test]
+    fn only_a_wrong_size_priority_is_a_stream_error() {
+        let e = h(Kind::Priority, 4, 0, 3).check(16_384).unwrap_err();
+        assert_eq!(e.stream(), Some(s(3)));
+        let e = h(Kind::RstStream, 5, 0, 3).check(16_384).unwrap_err();
+        assert_eq!(e.stream(), None);
+    }
+
+    #[test]
+    fn settings_sizes_are_checked() {
+        assert!(h(Kind::Settings, 7, 0, 0).check(16_384).is_err());
+        assert!(h(Kind::Settings, 12, 0, 0).check(16_384).is_ok());
+        assert!(h(Kind::Settings, 6, flags::ACK, 0).check(16_384).is_err());
+    }
+
+    #[test]
+    fn goaway_needs_eight_bytes() {
+        assert!(h(Kind::GoAway, 7, 0, 0).check(16_384).is_err());
+        assert!(h(Kind::GoAway, 8, 0, 0).check(16_384).is_ok());
+    }
+
+    #[test]
+    fn padding_must_leave_room() {
+        let hd = h(Kind::Data, 3, flags::PADDED, 1);
+        assert_eq!(
+            parse(&hd, &[2, 0, 0]).unwrap(),
+            Frame::Data {
+                stream: s(1),
+                end_stream: false,
+                data: b"",
+                pad: Some(2),
+            }
+        );
+        assert_eq!(parse(&hd, &[3, 0, 0]), Err(FrameError::Padding(Kind::Data)));
+        let hd = h(Kind::Data, 0, flags::PADDED, 1);
+        assert_eq!(parse(&hd, &[]), Err(FrameError::Padding(Kind::Data)));
+    }
+
+    #[test]
+    fn headers_with_priority_need_five_bytes() {
+        let hd = h(Kind::Headers, 4, flags::PRIORITY, 1);
+        assert!(parse(&hd, &[0; 4]).is_err());
+    }
+
+    #[test]
+    fn push_promise_needs_its_promised_stream() {
+        let hd = h(Kind::PushPromise, 3, 0, 1);
+        assert!(parse(&hd, &[0; 3]).is_err());
+    }
+
+    #[test]
+    fn window_update_drops_the_reserved_bit() {
+        let hd = h(Kind::WindowUpdate, 4, 0, 0);
+        assert_eq!(
+            parse(&hd, &[0xff, 0xff, 0xff, 0xff]).unwrap(),
+            Frame::WindowUpdate {
+                stream: s(0),
+                increment: 0x7fff_ffff,
+            }
+        );
+    }
+
+    #[test]
+    fn a_payload_of_the_wrong_length_is_refused() {
+        let hd = h(Kind::Data, 3, 0, 1);
+        assert!(parse(&hd, b"ab").is_err());
+    }
+
+    #[test]
+    fn settings_params_are_read_in_order() {
+        let p = [0, 3, 0, 0, 0, 100, 0, 4, 0, 1, 0, 0];
+        let v: Vec<_> = settings_params(&p).collect();
+        assert_eq!(v, vec![(3, 100), (4, 65_536)]);
+    }
+
+    #[test]
+    fn writers_write_what_parse_reads() {
+        let mut out = Vec::new();
+        write_settings_ack(&mut out);
+        write_data_header(&mut out, s(1), 0, true);
+        let hs: Vec<_> = [0, 9]
+            .iter()
+            .map(|&i| Header::parse(&out[i..]).unwrap())
+            .collect();
+        assert_eq!((hs[0].kind, hs[0].flags), (Kind::Settings, flags::ACK));
+        assert_eq!((hs[1].kind, hs[1].flags), (Kind::Data, flags::END_STREAM));
+    }
+
+    proptest! {
+        #[test]
+        fn data_frames_round_trip(data in proptest::collection::vec(any::<u8>(), 0..300),
+                                  pad in proptest::option::of(any::<u8>()),
+                                  end in any::<bool>(), id in 1u32..0x7fff_ffff) {
+            round_trip(Frame::Data { stream: s(id), end_stream: end, data: &data, pad });
+        }
+
+        #[test]
+        fn any_payload_parses_or_is_refused(kind in any::<u8>(), fl in any::<u8>(),
+                                            id in any::<u32>(),
+                                            p in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let hd = Header { length: p.len() as u32, kind: Kind::from_u8(kind), flags: fl, stream: StreamId::new(id) };
+            if let Ok(f) = parse(&hd, &p) {
+                // What parses, re-encodes to a frame that parses the same.
+                let mut out = Vec::new();
+                f.encode(&mut out);
+                let h2 = Header::parse(&out).unwrap();
+                prop_assert_eq!(parse(&h2, &out[HEADER_LEN..]).unwrap(), f);
+            }
+        }
+    }
+}

@@ -407,3 +407,425 @@ pub fn encode<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'a [u8],
         encode_field(out, n, v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const WIDE: ListLimits = ListLimits {
+        max_list_size: usize::MAX,
+        max_fields: usize::MAX,
+    };
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn pairs(d: &Decoded) -> Vec<(String, String)> {
+        d.fields
+            .iter()
+            .map(|f| {
+                (
+                    String::from_utf8_lossy(&f.name).into_owned(),
+                    String::from_utf8_lossy(&f.value).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn p(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn rfc_c2_1_literal_with_indexing() {
+        let mut d = Decoder::default();
+        let r = d
+            .decode(
+                &hex("400a637573746f6d2d6b65790d637573746f6d2d686561646572"),
+                WIDE,
+            )
+            .unwrap();
+        assert_eq!(pairs(&r), p(&[("custom-key", "custom-header")]));
+        assert_eq!(d.table_size(), 55);
+    }
+
+    #[test]
+    fn rfc_c2_2_literal_without_indexing() {
+        let mut d = Decoder::default();
+        let r = d
+            .decode(&hex("040c2f73616d706c652f70617468"), WIDE)
+            .unwrap();
+        assert_eq!(pairs(&r), p(&[(":path", "/sample/path")]));
+        assert_eq!(d.table_size(), 0);
+    }
+
+    #[test]
+    fn rfc_c2_3_literal_never_indexed() {
+        let mut d = Decoder::default();
+        let r = d
+            .decode(&hex("100870617373776f726406736563726574"), WIDE)
+            .unwrap();
+        assert_eq!(pairs(&r), p(&[("password", "secret")]));
+        assert_eq!(d.table_size(), 0);
+    }
+
+    #[test]
+    fn rfc_c2_4_indexed() {
+        let mut d = Decoder::default();
+        let r = d.decode(&[0x82], WIDE).unwrap();
+        assert_eq!(pairs(&r), p(&[(":method", "GET")]));
+    }
+
+    fn requests(wires: [&str; 3]) {
+        let mut d = Decoder::default();
+        let base = [(":method", "GET"), (":scheme", "http"), (":path", "/")];
+        let r = d.decode(&hex(wires[0]), WIDE).unwrap();
+        let mut want = p(&base);
+        want.push((":authority".into(), "www.example.com".into()));
+        assert_eq!(pairs(&r), want);
+        assert_eq!(d.table_size(), 57);
+        let r = d.decode(&hex(wires[1]), WIDE).unwrap();
+        want.push(("cache-control".into(), "no-cache".into()));
+        assert_eq!(pairs(&r), want);
+        assert_eq!(d.table_size(), 110);
+        let r = d.decode(&hex(wires[2]), WIDE).unwrap();
+        let want = p(&[
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/index.html"),
+            (":authority", "www.example.com"),
+            ("custom-key", "custom-value"),
+        ]);
+        assert_eq!(pairs(&r), want);
+        assert_eq!(d.table_size(), 164);
+    }
+
+    #[test]
+    fn rfc_c3_requests_without_huffman() {
+        requests([
+            "828684410f7777772e6578616d706c652e636f6d",
+            "828684be58086e6f2d6361636865",
+            "828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565",
+        ]);
+    }
+
+    #[test]
+    fn rfc_c4_requests_with_huffman() {
+        requests([
+            "828684418cf1e3c2e5f23a6ba0ab90f4ff",
+            "828684be5886a8eb10649cbf",
+            "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf",
+        ]);
+    }
+
+    #[test]
+    fn one_byte_inputs_never_panic() {
+        for b in 0..=255u8 {
+            let mut d = Decoder::default();
+            let _ = d.decode(&[b], WIDE);
+        }
+    }
+
+    #[test]
+    fn index_zero_and_past_the_table_are_refused() {
+        let mut d = Decoder::default();
+        assert_eq!(d.decode(&[0x80], WIDE), Err(DecodeError::BadIndex));
+        assert_eq!(d.decode(&[0x80 | 62], WIDE), Err(DecodeError::BadIndex));
+        assert_eq!(d.decode(&[0x40 | 62, 0], WIDE), Err(DecodeError::BadIndex));
+    }
+
+    #[test]
+    fn truncated_blocks_are_refused() {
+        let mut d = Decoder::default();
+        assert_eq!(
+            d.decode(&[0x40, 0x05, b'a'], WIDE),
+            Err(DecodeError::Truncated)
+        );
+        assert_eq!(d.decode(&[0xff], WIDE), Err(DecodeError::Truncated));
+        assert_eq!(d.decode(&[0x04], WIDE), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn huge_integers_are_refused() {
+        let mut d = Decoder::default();
+        let r = d.decode(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], WIDE);
+        assert_eq!(r, Err(DecodeError::IntegerOverflow));
+        // 2^32 exactly: 127 + continuation bytes.
+        let r = d.decode(&[0xff, 0x81, 0xff, 0xff, 0xff, 0x0f], WIDE);
+        assert_eq!(r, Err(DecodeError::IntegerOverflow));
+    }
+
+    #[test]
+    fn integers_round_trip() {
+        for v in [0, 1, 30, 31, 126, 127, 128, 1337, 65_535, u32::MAX as usize] {
+            for n in [4u8, 5, 6, 7] {
+                let mut out = Vec::new();
+                write_integer(&mut out, 0, n, v);
+                let mut at = 0;
+                assert_eq!(integer(&out, &mut at, n).unwrap() as usize, v);
+                assert_eq!(at, out.len());
+            }
+        }
+    }
+
+    #[test]
+    fn the_rfc_c1_integer_examples_decode() {
+        let mut at = 0;
+        assert_eq!(integer(&[0x0a], &mut at, 5).unwrap(), 10);
+        let mut at = 0;
+        assert_eq!(integer(&[0x1f, 0x9a, 0x0a], &mut at, 5).unwrap(), 1337);
+        let mut at = 0;
+        assert_eq!(integer(&[0x2a], &mut at, 7).unwrap(), 42);
+    }
+
+    #[test]
+    fn size_updates_only_at_the_start() {
+        let mut d = Decoder::default();
+        assert_eq!(
+            d.decode(&[0x82, 0x20], WIDE),
+            Err(DecodeError::SizeUpdateNotAtStart)
+        );
+        let mut d = Decoder::default();
+        // Two at the start are allowed (§4.2).
+        let r = d.decode(&[0x20, 0x3f, 0x01, 0x82], WIDE).unwrap();
+        assert_eq!(r.count, 1);
+        assert_eq!(d.table_max(), 32);
+    }
+
+    #[test]
+    fn size_updates_above_our_setting_are_refused() {
+        let mut d = Decoder::new(100);
+        let mut b = Vec::new();
+        write_integer(&mut b, 0x20, 5, 101);
+        assert_eq!(d.decode(&b, WIDE), Err(DecodeError::SizeUpdateTooLarge));
+        let mut b = Vec::new();
+        write_integer(&mut b, 0x20, 5, 100);
+        d.decode(&b, WIDE).unwrap();
+    }
+
+    #[test]
+    fn a_smaller_table_evicts_the_oldest_entries() {
+        let mut d = Decoder::default();
+        let mut b = Vec::new();
+        for v in ["a", "b", "c"] {
+            b.push(0x40);
+            write_string(&mut b, b"k");
+            write_string(&mut b, v.as_bytes());
+        }
+        d.decode(&b, WIDE).unwrap();
+        assert_eq!(d.table_size(), 3 * 34);
+        // Room for two entries: "a" (the oldest) goes.
+        let mut b = Vec::new();
+        write_integer(&mut b, 0x20, 5, 68);
+        b.push(0x80 | 63);
+        let r = d.decode(&b, WIDE).unwrap();
+        assert_eq!(pairs(&r), p(&[("k", "b")]));
+        assert_eq!(d.table_size(), 68);
+    }
+
+    #[test]
+    fn an_entry_larger_than_the_table_empties_it() {
+        let mut d = Decoder::new(40);
+        let mut b = vec![0x40];
+        write_string(&mut b, b"k");
+        write_string(&mut b, b"v");
+        b.push(0x40);
+        write_string(&mut b, b"key");
+        write_string(&mut b, b"a-value-too-long");
+        let r = d.decode(&b, WIDE).unwrap();
+        assert_eq!(r.count, 2);
+        assert_eq!(d.table_size(), 0);
+    }
+
+    #[test]
+    fn lists_over_the_size_limit_are_decoded_and_marked() {
+        let mut d = Decoder::default();
+        let mut b = Vec::new();
+        encode(&mut b, [(&b"a"[..], &b"1"[..]), (b"b", b"2")]);
+        let limits = ListLimits {
+            max_list_size: 60,
+            max_fields: 100,
+        };
+        let r = d.decode(&b, limits).unwrap();
+        assert_eq!(r.over, Some(Over::ListSize));
+        assert!(r.fields.is_empty());
+        assert_eq!(r.list_size, 68);
+        assert_eq!(r.count, 2);
+    }
+
+    #[test]
+    fn lists_over_the_field_count_are_marked() {
+        let mut d = Decoder::default();
+        let b = vec![0x82; 101];
+        let r = d
+            .decode(
+                &b,
+                ListLimits {
+                    max_list_size: usize::MAX,
+                    max_fields: 100,
+                },
+            )
+            .unwrap();
+        assert_eq!(r.over, Some(Over::FieldCount));
+        let r = d
+            .decode(
+                &b[..100],
+                ListLimits {
+                    max_list_size: usize::MAX,
+                    max_fields: 100,
+                },
+            )
+            .unwrap();
+        assert_eq!((r.over, r.fields.len()), (None, 100));
+    }
+
+    #[test]
+    fn an_over_list_still_updates_the_table() {
+        let mut d = Decoder::default();
+        let mut b = vec![0x40];
+        write_string(&mut b, b"big");
+        write_string(&mut b, &[b'x'; 100]);
+        let tight = ListLimits {
+            max_list_size: 10,
+            max_fields: 100,
+        };
+        assert!(d.decode(&b, tight).unwrap().over.is_some());
+        // The next block refers to the entry the refused one added.
+        let r = d.decode(&[0x80 | 62], WIDE).unwrap();
+        assert_eq!(r.fields[0].name, b"big");
+    }
+
+    #[test]
+    fn the_encoder_uses_the_static_table() {
+        let mut b = Vec::new();
+        encode_field(&mut b, b":status", b"200");
+        assert_eq!(b, [0x88]);
+        let mut b = Vec::new();
+        encode_field(&mut b, b":status", b"302");
+        assert_eq!(b, [0x08, 3, b'3', b'0', b'2']);
+        let mut b = Vec::new();
+        encode_field(&mut b, b"x-a", b"b");
+        assert_eq!(b, [0x00, 3, b'x', b'-', b'a', 1, b'b']);
+    }
+
+    #[test]
+    fn the_encoder_never_touches_the_decoders_table() {
+        let mut b = Vec::new();
+        encode(&mut b, STATIC.iter().map(|&(n, v)| (n, v)));
+        encode_field(&mut b, b"x-custom", &[b'v'; 300]);
+        let mut d = Decoder::default();
+        let r = d.decode(&b, WIDE).unwrap();
+        assert_eq!(r.count, 62);
+        assert_eq!(d.table_size(), 0);
+    }
+
+    fn story(dir: &str) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/proto/h2/testdata/hpack-test-case")
+            .join(dir);
+        let mut n = 0;
+        for e in std::fs::read_dir(&root).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let cases = json["cases"].as_array().unwrap();
+            let allowed = cases
+                .iter()
+                .filter_map(|c| c["header_table_size"].as_u64())
+                .max()
+                .unwrap_or(4096)
+                .max(4096) as usize;
+            let mut d = Decoder::new(allowed);
+            for c in cases {
+                let wire = hex(c["wire"].as_str().unwrap());
+                let r = d.decode(&wire, WIDE).unwrap();
+                let want: Vec<(String, String)> = c["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|h| h.as_object().unwrap().iter())
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                    .collect();
+                assert_eq!(pairs(&r), want, "{dir} seqno {}", c["seqno"]);
+                // Our encoder's block decodes to the same list.
+                let mut ours = Vec::new();
+                encode(
+                    &mut ours,
+                    r.fields.iter().map(|f| (&f.name[..], &f.value[..])),
+                );
+                let again = Decoder::default().decode(&ours, WIDE).unwrap();
+                assert_eq!(again.fields, r.fields);
+                n += 1;
+            }
+        }
+        assert!(n > 10, "{dir}: only {n} cases");
+    }
+
+    #[test]
+    fn corpus_nghttp2() {
+        story("nghttp2");
+    }
+
+    #[test]
+    fn corpus_nghttp2_change_table_size() {
+        story("nghttp2-change-table-size");
+    }
+
+    #[test]
+    fn corpus_nghttp2_16384_4096() {
+        story("nghttp2-16384-4096");
+    }
+
+    #[test]
+    fn corpus_go_hpack() {
+        story("go-hpack");
+    }
+
+    #[test]
+    fn corpus_python_hpack() {
+        story("python-hpack");
+    }
+
+    #[test]
+    fn corpus_haskell_linear_huffman() {
+        story("haskell-http2-linear-huffman");
+    }
+
+    #[test]
+    fn corpus_haskell_static() {
+        story("haskell-http2-static");
+    }
+
+    #[test]
+    fn corpus_node_http2_hpack() {
+        story("node-http2-hpack");
+    }
+
+    proptest! {
+        #[test]
+        fn any_block_decodes_or_fails_cleanly(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut d = Decoder::default();
+            if let Ok(r) = d.decode(&b, ListLimits { max_list_size: 4096, max_fields: 100 }) {
+                prop_assert!(r.fields.len() <= 100);
+                prop_assert!(r.over.is_some() || r.list_size <= 4096);
+            }
+            prop_assert!(d.table_size() <= d.table_max());
+        }
+
+        #[test]
+        fn encoded_lists_round_trip(list in proptest::collection::vec(
+            (proptest::collection::vec(any::<u8>(), 0..20), proptest::collection::vec(any::<u8>(), 0..200)), 0..20)) {
+            let mut b = Vec::new();
+            encode(&mut b, list.iter().map(|(n, v)| (&n[..], &v[..])));
+            let r = Decoder::default().decode(&b, WIDE).unwrap();
+            let got: Vec<_> = r.fields.into_iter().map(|f| (f.name, f.value)).collect();
+            prop_assert_eq!(got, list);
+        }
+    }
+}

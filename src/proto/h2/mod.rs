@@ -28,6 +28,8 @@ pub mod limits;
 pub mod recv;
 pub mod settings;
 pub mod stream;
+#[cfg(test)]
+mod testkit;
 pub mod to_h1;
 pub mod to_h2;
 

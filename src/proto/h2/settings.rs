@@ -182,3 +182,100 @@ impl Ours {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_rfc_initial_values() {
+        let s = Settings::default();
+        assert_eq!(s.header_table_size, 4096);
+        assert!(s.enable_push);
+        assert_eq!(s.initial_window_size, 65_535);
+        assert_eq!(s.max_frame_size, 16_384);
+        assert_eq!(s.max_concurrent_streams, None);
+    }
+
+    #[test]
+    fn enable_push_must_be_0_or_1() {
+        let mut s = Settings::default();
+        s.apply(ENABLE_PUSH, 0).unwrap();
+        assert!(!s.enable_push);
+        assert_eq!(s.apply(ENABLE_PUSH, 2), Err(SettingsError::EnablePush(2)));
+        assert_eq!(SettingsError::EnablePush(2).code(), ErrorCode::Protocol);
+    }
+
+    #[test]
+    fn initial_window_size_above_2_31_is_a_flow_control_error() {
+        let mut s = Settings::default();
+        s.apply(INITIAL_WINDOW_SIZE, MAX_WINDOW).unwrap();
+        let e = s.apply(INITIAL_WINDOW_SIZE, MAX_WINDOW + 1).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::FlowControl);
+        assert_eq!(s.initial_window_size, MAX_WINDOW);
+    }
+
+    #[test]
+    fn max_frame_size_must_be_in_range() {
+        let mut s = Settings::default();
+        assert!(s.apply(MAX_FRAME_SIZE, 16_383).is_err());
+        assert!(s.apply(MAX_FRAME_SIZE, 1 << 24).is_err());
+        s.apply(MAX_FRAME_SIZE, (1 << 24) - 1).unwrap();
+        assert_eq!(s.max_frame_size, (1 << 24) - 1);
+    }
+
+    #[test]
+    fn connect_protocol_and_priorities_flags_are_checked() {
+        let mut s = Settings::default();
+        s.apply(ENABLE_CONNECT_PROTOCOL, 1).unwrap();
+        assert!(s.apply(ENABLE_CONNECT_PROTOCOL, 2).is_err());
+        s.apply(NO_RFC7540_PRIORITIES, 1).unwrap();
+        assert!(s.apply(NO_RFC7540_PRIORITIES, 7).is_err());
+    }
+
+    #[test]
+    fn unknown_settings_are_ignored() {
+        let mut s = Settings::default();
+        s.apply(0x99, 12345).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn other_values_are_recorded() {
+        let mut s = Settings::default();
+        s.apply(HEADER_TABLE_SIZE, 0).unwrap();
+        s.apply(MAX_CONCURRENT_STREAMS, 7).unwrap();
+        s.apply(MAX_HEADER_LIST_SIZE, 999).unwrap();
+        assert_eq!(s.header_table_size, 0);
+        assert_eq!(s.max_concurrent_streams, Some(7));
+        assert_eq!(s.max_header_list_size, Some(999));
+    }
+
+    #[test]
+    fn we_never_announce_push_or_extended_connect() {
+        let p = Ours::default().params();
+        assert!(!p
+            .iter()
+            .any(|&(id, _)| id == ENABLE_PUSH || id == ENABLE_CONNECT_PROTOCOL));
+        assert!(p.contains(&(MAX_CONCURRENT_STREAMS, 100)));
+        assert!(p.contains(&(MAX_HEADER_LIST_SIZE, 16_384)));
+    }
+
+    #[test]
+    fn our_windows_are_clamped_to_what_the_codec_supports() {
+        let o = Ours {
+            initial_window_size: 10,
+            connection_window: u32::MAX,
+            ..Ours::default()
+        }
+        .clamped();
+        assert_eq!(o.initial_window_size, DEFAULT_WINDOW);
+        assert_eq!(o.connection_window, MAX_WINDOW);
+        let p = Ours {
+            initial_window_size: 100_000,
+            ..Ours::default()
+        }
+        .params();
+        assert!(p.contains(&(INITIAL_WINDOW_SIZE, 100_000)));
+    }
+}
