@@ -617,3 +617,266 @@ impl Connection {
         matches!(self.shutdown, Shutdown::Final(last) if id > last)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    fn status(code: &str) -> Vec<Field> {
+        vec![Field::new(b":status", code.as_bytes())]
+    }
+
+    #[test]
+    fn a_response_goes_out_as_headers_then_data() {
+        let mut c = Client::new();
+        c.send(&get(1)).unwrap();
+        c.conn.send_headers(sid(1), &status("200"), false).unwrap();
+        assert_eq!(c.conn.send_data(sid(1), b"hello", true).unwrap(), 5);
+        let f = c.take_frames();
+        assert_eq!(f[0].0.kind, Kind::Headers);
+        assert_eq!(f[0].1, [0x88]);
+        assert_eq!(
+            (f[1].0.kind, f[1].0.flags, &f[1].1[..]),
+            (Kind::Data, 1, &b"hello"[..])
+        );
+        assert_eq!(c.conn.stream_state(sid(1)), State::Closed);
+        assert_eq!(c.conn.active_streams(), 0);
+    }
+
+    #[test]
+    fn data_is_cut_at_the_clients_frame_size() {
+        let mut c = Client::new();
+        c.send(&get(1)).unwrap();
+        c.conn.send_headers(sid(1), &status("200"), false).unwrap();
+        c.take_frames();
+        let n = c.conn.send_data(sid(1), &[7; 40_000], true).unwrap();
+        assert_eq!(n, 40_000);
+        let lens: Vec<_> = c.take_frames().iter().map(|(h, _)| h.length).collect();
+        assert_eq!(lens, vec![16_384, 16_384, 7_232]);
+    }
+
+    #[test]
+    fn data_stops_at_the_window_and_end_stream_waits() {
+        let mut c = Client::new();
+        c.send(&get(1)).unwrap();
+        c.conn.send_headers(sid(1), &status("200"), false).unwrap();
+        c.take_frames();
+        let n = c.conn.send_data(sid(1), &[0; 70_000], true).unwrap();
+        assert_eq!(n, 65_535);
+        let f = c.take_frames();
+        assert!(f
+            .iter()
+            .all(|(h, _)| h.flags & frame::flags::END_STREAM == 0));
+        assert_eq!(c.conn.send_window(sid(1)), 0);
+        assert_eq!(c.conn.send_data(sid(1), &[0; 10], true).unwrap(), 0);
+        assert!(c.take_frames().is_empty());
+        c.send(&window_update(0, 100)).unwrap();
+        c.send(&window_update(1, 100)).unwrap();
+        assert!(c
+            .events
+            .contains(&Got::Event(Event::WindowOpen { stream: sid(1) })));
+        assert_eq!(c.conn.send_data(sid(1), &[0; 10], true).unwrap(), 10);
+        assert_eq!(c.conn.stream_state(sid(1)), State::Closed);
+    }
+
+    #[test]
+    fn an_empty_end_stream_needs_no_window() {
+        let mut c = Client::new();
+        c.send(&get(1)).unwrap();
+        c.conn.send_headers(sid(1), &status("200"), false).unwrap();
+        c.conn.send_data(sid(1), &[0; 65_535], false).unwrap();
+        assert_eq!(c.conn.send_data(sid(1), b"", true).unwrap(), 0);
+        assert_eq!(c.conn.stream_state(sid(1)), State::Closed);
+    }
+
+    #[test]
+    fn a_large_block_is_split_into_continuations() {
+        let mut c = Client::new();
+        c.send(&get(1)).unwrap();
+        let mut f = status("200");
+        f.push(Field::new(b"x-big", &[b'a'; 40_000]));
+        c.conn.send_headers(sid(1), &f, true).unwrap();
+        let fr = c.take_frames();
+        let kinds: Vec<_> = fr.iter().map(|(h, _)| (h.kind, h.flags)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Kind::Headers, frame::flags::END_STREAM),
+                (Kind::Continuation, 0),
+                (Kind::Continuation, frame::flags::END_HEADERS),
+            ]
+        );
+        let block: Vec<u8> = fr.iter().flat_map(|(_, p)| p.clone()).collect();
+        let d = Decoder::default()
+            .decode(
+                &block,
+                hpack::ListLimits {
+                    max_list_size: usize::MAX,
+                    max_fields: 10,
+                },
+            )
+            .unwrap();
+        assert_eq!(d.fields, f);
+    }
+
+    #[test]
+    fn interim_responses_keep_the_stream_open() {
+        let mut c = Client::new();
+        c.send(&headers(1, &POST, false)).unwrap();
+        c.conn.send_headers(sid(1), &status("100"), false).unwrap();
+        assert_eq!(c.conn.stream_state(sid(1)), State::Open);
+        c.conn.send_headers(sid(1), &status("200"), true).unwrap();
+        assert_eq!(c.conn.stream_state(sid(1)), State::HalfClosedLocal);
+        // The client may still finish its body.
+        c.send(&data(1, b"x", true)).unwrap();
+        assert_eq!(c.conn.stream_state(sid(1)), State::Closed);
+    }
+
+    #[test]
+    fn sending_on_an_unknown_or_ended_stream_is_refused() {
+        let mut c = Client::new();
+        assert_eq!(
+            c.conn.send_headers(sid(1), &status("200"), true),
+            Err(SendError::UnknownStream)
+        );
+        c.send(&headers(1, &POST, false)).unwrap();
+        c.conn.send_headers(sid(1), &status("200"), true).unwrap();
+        assert_eq!(c.conn.send_data(sid(1), b"x", false), Err(SendError::State));
+        assert_eq!(
+            c.conn.send_headers(sid(1), &status("200"), true),
+            Err(SendError::State)
+        );
+    }
+
+    #[test]
+    fn nothing_is_sent_after_a_connection_error() {
+        let mut c = Client::new();
+        c.send(&get(1)).unwrap();
+        let _ = c.send(&rst(99, ErrorCode::Cancel));
+        assert_eq!(
+            c.conn.send_headers(sid(1), &status("200"), true),
+            Err(SendError::Closed)
+        );
+        assert_eq!(
+            c.conn.reset(sid(1), ErrorCode::Cancel),
+            Err(SendError::Closed)
+        );
+    }
+
+    #[test]
+    fn our_reset_forgets_the_stream() {
+        let mut c = Client::new();
+        c.send(&headers(1, &POST, false)).unwrap();
+        c.take_frames();
+        c.conn.reset(sid(1), ErrorCode::Internal).unwrap();
+        assert_eq!(c.resets(), vec![(1, ErrorCode::Internal)]);
+        assert_eq!(
+            c.conn.reset(sid(1), ErrorCode::Internal),
+            Err(SendError::UnknownStream)
+        );
+        // The client's DATA in flight is answered STREAM_CLOSED, not an error.
+        c.send(&data(1, b"x", false)).unwrap();
+        assert_eq!(c.resets(), vec![(1, ErrorCode::StreamClosed)]);
+    }
+
+    #[test]
+    fn graceful_shutdown_takes_two_goaways() {
+        let mut c = Client::new();
+        c.send(&get(1)).unwrap();
+        c.conn.shutdown();
+        let f = c.take_frames();
+        assert_eq!(f[0].0.kind, Kind::GoAway);
+        assert_eq!(f[0].1[..4], 0x7fff_ffffu32.to_be_bytes());
+        assert_eq!(f[1].0.kind, Kind::Ping);
+        // A stream opened while the first GOAWAY travels is still served.
+        c.send(&get(3)).unwrap();
+        assert!(matches!(c.events[..], [Got::Event(Event::Request { .. })]));
+        c.send(&ping(true, SHUTDOWN_PING)).unwrap();
+        assert_eq!(c.goaway(), Some((3, ErrorCode::NoError)));
+        // Streams above the last are ignored.
+        c.send(&get(5)).unwrap();
+        assert!(c.events.is_empty());
+        assert_eq!(c.conn.active_streams(), 2);
+        assert!(!c.conn.is_done());
+        for id in [1, 3] {
+            c.conn.send_headers(sid(id), &status("204"), true).unwrap();
+        }
+        assert!(c.conn.is_done());
+    }
+
+    #[test]
+    fn a_second_shutdown_call_sends_the_final_goaway_at_once() {
+        let mut c = Client::new();
+        c.send(&get(1)).unwrap();
+        c.conn.shutdown();
+        c.take_frames();
+        c.conn.shutdown();
+        assert_eq!(c.goaway(), Some((1, ErrorCode::NoError)));
+        c.conn.shutdown();
+        assert!(c.take_frames().is_empty());
+    }
+
+    #[test]
+    fn another_ping_ack_does_not_finish_the_shutdown() {
+        let mut c = Client::new();
+        c.conn.shutdown();
+        c.take_frames();
+        c.send(&ping(true, [1; 8])).unwrap();
+        assert!(c.take_frames().is_empty());
+    }
+
+    #[test]
+    fn the_hpack_state_survives_a_refused_stream() {
+        let config = Config {
+            ours: Ours {
+                max_concurrent_streams: 1,
+                ..Ours::default()
+            },
+            ..Config::default()
+        };
+        let mut c = Client::with(config);
+        c.send(&get(1)).unwrap();
+        // An indexed-literal block for stream 3 (refused), then stream 5
+        // referring to the entry it added.
+        let mut b3 = block(&GET);
+        b3.push(0x40);
+        b3.push(1);
+        b3.push(b'k');
+        b3.push(1);
+        b3.push(b'v');
+        let mut bytes = enc(frame::Frame::Headers {
+            stream: sid(3),
+            end_stream: true,
+            end_headers: true,
+            priority: None,
+            fragment: &b3,
+            pad: None,
+        });
+        c.send(&bytes).unwrap();
+        c.conn.send_headers(sid(1), &status("200"), true).unwrap();
+        let mut b5 = block(&GET);
+        b5.push(0x80 | 62);
+        bytes = enc(frame::Frame::Headers {
+            stream: sid(5),
+            end_stream: true,
+            end_headers: true,
+            priority: None,
+            fragment: &b5,
+            pad: None,
+        });
+        c.send(&bytes).unwrap();
+        let Some(Got::Event(Event::Request { fields, .. })) = c.events.first() else {
+            panic!("no request: {:?}", c.events);
+        };
+        assert_eq!(fields.last(), Some(&Field::new(b"k", b"v")));
+    }
+
+    #[test]
+    fn stream_faults_have_their_codes() {
+        assert_eq!(StreamFault::Closed.code(), ErrorCode::StreamClosed);
+        assert_eq!(StreamFault::Refused.code(), ErrorCode::RefusedStream);
+        assert_eq!(StreamFault::FlowControl.code(), ErrorCode::FlowControl);
+        assert_eq!(StreamFault::ContentLength.code(), ErrorCode::Protocol);
+    }
+}

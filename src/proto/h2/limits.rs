@@ -211,3 +211,63 @@ impl Counters {
         self.limits[l.index()] += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_counts_within_its_window() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(1);
+        let mut r = Rate::default();
+        assert!(!r.hit(t0, w, 2));
+        assert!(!r.hit(t0 + Duration::from_millis(500), w, 2));
+        assert!(r.hit(t0 + Duration::from_millis(999), w, 2));
+        assert_eq!(r.count(), 3);
+    }
+
+    #[test]
+    fn a_new_window_starts_a_new_count() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(1);
+        let mut r = Rate::default();
+        r.hit(t0, w, 1);
+        assert!(!r.hit(t0 + w, w, 1));
+        assert_eq!(r.count(), 1);
+    }
+
+    #[test]
+    fn a_clock_going_back_keeps_the_window() {
+        let t0 = Instant::now() + Duration::from_secs(5);
+        let w = Duration::from_secs(1);
+        let mut r = Rate::default();
+        r.hit(t0, w, 1);
+        assert!(r.hit(t0 - Duration::from_secs(3), w, 1));
+    }
+
+    #[test]
+    fn connection_limits_end_with_enhance_your_calm_or_compression() {
+        for l in Limit::ALL {
+            match l {
+                Limit::ListSize | Limit::FieldCount | Limit::ConcurrentStreams => {
+                    assert_eq!(l.connection_code(), None)
+                }
+                Limit::TableUpdate => assert_eq!(l.connection_code(), Some(ErrorCode::Compression)),
+                _ => assert_eq!(l.connection_code(), Some(ErrorCode::EnhanceYourCalm)),
+            }
+        }
+    }
+
+    #[test]
+    fn every_limit_has_its_own_counter_and_name() {
+        let mut c = Counters::default();
+        for (i, l) in Limit::ALL.iter().enumerate() {
+            assert_eq!(l.index(), i);
+            c.hit(*l);
+        }
+        assert!(Limit::ALL.iter().all(|&l| c.hits(l) == 1));
+        let names: std::collections::BTreeSet<_> = Limit::ALL.iter().map(|l| l.name()).collect();
+        assert_eq!(names.len(), Limit::ALL.len());
+    }
+}

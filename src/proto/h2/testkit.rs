@@ -205,6 +205,6 @@ impl Client {
                 let c = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
                 (l, ErrorCode::from_u32(c))
             })
-            .last()
+            .next_back()
     }
 }

@@ -353,3 +353,405 @@ pub fn trailers(fields: &[Field]) -> Result<Vec<u8>, Malformed> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn f(list: &[(&str, &str)]) -> Vec<Field> {
+        list.iter()
+            .map(|(n, v)| Field::new(n.as_bytes(), v.as_bytes()))
+            .collect()
+    }
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/a?b=c"),
+            (":authority", "example.com"),
+        ]
+    }
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<Field> {
+        let mut l = base();
+        l.extend_from_slice(extra);
+        f(&l)
+    }
+
+    fn head(r: &Request) -> String {
+        String::from_utf8(r.head.clone()).unwrap()
+    }
+
+    #[test]
+    fn a_get_becomes_an_http11_head() {
+        let r = request(&with(&[("accept", "*/*")]), true).unwrap();
+        assert_eq!(
+            head(&r),
+            "GET /a?b=c HTTP/1.1\r\nhost: example.com\r\naccept: */*\r\n\r\n"
+        );
+        assert_eq!(r.body, Body::None);
+        assert_eq!(r.host, b"example.com");
+    }
+
+    #[test]
+    fn a_body_without_length_is_chunked() {
+        let mut l = base();
+        l[0] = (":method", "POST");
+        let r = request(&f(&l), false).unwrap();
+        assert_eq!(r.body, Body::Chunked);
+        assert!(head(&r).ends_with("transfer-encoding: chunked\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_body_with_length_keeps_one_content_length() {
+        let r = request(
+            &with(&[("content-length", "5"), ("content-length", "5")]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.body, Body::Length(5));
+        assert_eq!(head(&r).matches("content-length").count(), 1);
+    }
+
+    #[test]
+    fn a_post_without_body_says_content_length_0() {
+        let mut l = base();
+        l[0] = (":method", "POST");
+        let r = request(&f(&l), true).unwrap();
+        assert!(head(&r).contains("content-length: 0\r\n"));
+        let r = request(&with(&[]), true).unwrap();
+        assert!(!head(&r).contains("content-length"));
+    }
+
+    #[test]
+    fn uppercase_names_are_malformed() {
+        assert_eq!(
+            request(&with(&[("Accept", "x")]), true),
+            Err(Malformed::Name)
+        );
+    }
+
+    #[test]
+    fn names_must_be_tokens() {
+        for n in ["", "a b", "a:b", "a\r\nb", "é"] {
+            assert_eq!(
+                request(&with(&[(n, "x")]), true),
+                Err(Malformed::Name),
+                "{n:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_with_cr_lf_or_nul_are_malformed() {
+        for v in ["a\rb", "a\nb", "a\0b", "a\x01b", "a\x7fb"] {
+            assert_eq!(
+                request(&with(&[("x", v)]), true),
+                Err(Malformed::ValueBytes),
+                "{v:?}"
+            );
+        }
+        // Tabs inside and obs-text are fine.
+        request(&with(&[("x", "a\tb\u{e9}")]), true).unwrap();
+    }
+
+    #[test]
+    fn values_with_edge_whitespace_are_malformed() {
+        for v in [" a", "a ", "\ta", "a\t"] {
+            assert_eq!(
+                request(&with(&[("x", v)]), true),
+                Err(Malformed::ValueWhitespace)
+            );
+        }
+    }
+
+    #[test]
+    fn connection_specific_fields_are_malformed() {
+        for n in [
+            "connection",
+            "proxy-connection",
+            "keep-alive",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            assert_eq!(
+                request(&with(&[(n, "x")]), false),
+                Err(Malformed::ConnectionSpecific),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn te_may_only_say_trailers_and_is_not_forwarded() {
+        assert_eq!(request(&with(&[("te", "gzip")]), true), Err(Malformed::Te));
+        let r = request(&with(&[("te", "trailers")]), true).unwrap();
+        assert!(!head(&r).contains("te:"));
+    }
+
+    #[test]
+    fn pseudo_headers_must_come_first_and_once() {
+        let mut l = vec![("accept", "x")];
+        l.extend(base());
+        assert_eq!(request(&f(&l), true), Err(Malformed::PseudoAfterField));
+        assert_eq!(
+            request(
+                &with(&[("accept", "x")])
+                    .into_iter()
+                    .chain(f(&[(":path", "/")]))
+                    .collect::<Vec<_>>(),
+                true
+            ),
+            Err(Malformed::PseudoAfterField)
+        );
+        let mut l = base();
+        l.insert(1, (":method", "GET"));
+        assert_eq!(request(&f(&l), true), Err(Malformed::RepeatedPseudo));
+    }
+
+    #[test]
+    fn unknown_pseudo_headers_and_protocol_are_malformed() {
+        for p in [":status", ":protocol", ":foo"] {
+            let mut l = base();
+            l.insert(0, (p, "x"));
+            assert_eq!(request(&f(&l), true), Err(Malformed::UnknownPseudo));
+        }
+    }
+
+    #[test]
+    fn method_scheme_and_path_are_required() {
+        for (i, e) in [
+            (0, Malformed::Method),
+            (1, Malformed::Scheme),
+            (2, Malformed::Path),
+        ] {
+            let mut l = base();
+            l.remove(i);
+            assert_eq!(request(&f(&l), true), Err(e));
+        }
+    }
+
+    #[test]
+    fn the_method_must_be_a_token() {
+        let mut l = base();
+        l[0] = (":method", "GE T");
+        assert_eq!(request(&f(&l), true), Err(Malformed::Method));
+        l[0] = (":method", "");
+        assert_eq!(request(&f(&l), true), Err(Malformed::Method));
+    }
+
+    #[test]
+    fn the_scheme_must_be_http_or_https() {
+        let mut l = base();
+        l[1] = (":scheme", "ftp");
+        assert_eq!(request(&f(&l), true), Err(Malformed::Scheme));
+        l[1] = (":scheme", "http");
+        request(&f(&l), true).unwrap();
+    }
+
+    #[test]
+    fn the_path_starts_with_a_slash_or_is_an_options_asterisk() {
+        let mut l = base();
+        for p in ["", "a", "http://x/"] {
+            l[2] = (":path", p);
+            assert_eq!(request(&f(&l), true), Err(Malformed::Path), "{p:?}");
+        }
+        l[2] = (":path", "*");
+        assert_eq!(request(&f(&l), true), Err(Malformed::Path));
+        l[0] = (":method", "OPTIONS");
+        let r = request(&f(&l), true).unwrap();
+        assert!(head(&r).starts_with("OPTIONS * HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn path_bytes_are_checked() {
+        let mut l = base();
+        for p in ["/a b", "/a#b", "/a\u{e9}", "/a\tb", "/\r\nx: y"] {
+            l[2] = (":path", p);
+            assert_eq!(request(&f(&l), true), Err(Malformed::PathBytes), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn connect_is_refused_with_501() {
+        let l = f(&[(":method", "CONNECT"), (":authority", "example.com:443")]);
+        let e = request(&l, false).unwrap_err();
+        assert_eq!((e, e.status()), (Malformed::Connect, 501));
+    }
+
+    #[test]
+    fn authority_and_host_that_disagree_are_refused() {
+        assert_eq!(
+            request(&with(&[("host", "evil.example")]), true),
+            Err(Malformed::AuthorityHostMismatch)
+        );
+    }
+
+    #[test]
+    fn authority_and_host_that_agree_make_one_host_line() {
+        let r = request(&with(&[("host", "EXAMPLE.com")]), true).unwrap();
+        assert_eq!(head(&r).matches("host:").count(), 1);
+        assert!(head(&r).contains("host: example.com\r\n"));
+    }
+
+    #[test]
+    fn host_alone_is_used_without_authority() {
+        let mut l = base();
+        l.remove(3);
+        l.push(("host", "h.example:8080"));
+        let r = request(&f(&l), true).unwrap();
+        assert_eq!(r.host, b"h.example:8080");
+        assert_eq!(head(&r).matches("host:").count(), 1);
+    }
+
+    #[test]
+    fn no_host_at_all_is_malformed() {
+        let mut l = base();
+        l.remove(3);
+        assert_eq!(request(&f(&l), true), Err(Malformed::NoHost));
+    }
+
+    #[test]
+    fn two_hosts_are_malformed() {
+        let r = request(
+            &with(&[("host", "example.com"), ("host", "example.com")]),
+            true,
+        );
+        assert_eq!(r, Err(Malformed::ManyHosts));
+    }
+
+    #[test]
+    fn authorities_with_userinfo_or_odd_bytes_are_refused() {
+        for a in ["user@example.com", "a/b", "a b", "", "a?b", "a#"] {
+            let mut l = base();
+            l[3] = (":authority", a);
+            assert_eq!(request(&f(&l), true), Err(Malformed::Authority), "{a:?}");
+        }
+        let mut l = base();
+        l[3] = (":authority", "[::1]:8443");
+        request(&f(&l), true).unwrap();
+    }
+
+    #[test]
+    fn content_length_must_be_one_number() {
+        assert_eq!(
+            request(&with(&[("content-length", "1,1")]), false),
+            Err(Malformed::ContentLength)
+        );
+        assert_eq!(
+            request(&with(&[("content-length", "+1")]), false),
+            Err(Malformed::ContentLength)
+        );
+        assert_eq!(
+            request(&with(&[("content-length", "99999999999999999999")]), false),
+            Err(Malformed::ContentLength)
+        );
+        assert_eq!(
+            request(
+                &with(&[("content-length", "1"), ("content-length", "2")]),
+                false
+            ),
+            Err(Malformed::ConflictingLength)
+        );
+    }
+
+    #[test]
+    fn a_length_on_a_request_without_body_is_malformed() {
+        assert_eq!(
+            request(&with(&[("content-length", "3")]), true),
+            Err(Malformed::LengthWithoutBody)
+        );
+        let r = request(&with(&[("content-length", "0")]), true).unwrap();
+        assert!(head(&r).contains("content-length: 0\r\n"));
+    }
+
+    #[test]
+    fn cookie_crumbs_are_joined() {
+        let r = request(
+            &with(&[("cookie", "a=1"), ("x", "y"), ("cookie", "b=2")]),
+            true,
+        )
+        .unwrap();
+        assert_eq!(head(&r).matches("cookie:").count(), 1);
+        assert!(head(&r).contains("cookie: a=1; b=2\r\n"));
+    }
+
+    #[test]
+    fn trailers_drop_framing_fields_and_refuse_pseudo_headers() {
+        let t = trailers(&f(&[
+            ("x-sum", "1"),
+            ("content-length", "9"),
+            ("host", "x"),
+        ]))
+        .unwrap();
+        assert_eq!(t, b"x-sum: 1\r\n");
+        assert_eq!(
+            trailers(&f(&[(":path", "/")])),
+            Err(Malformed::PseudoInTrailers)
+        );
+        assert_eq!(trailers(&f(&[("x", "a\nb")])), Err(Malformed::ValueBytes));
+        assert_eq!(trailers(&f(&[("X", "a")])), Err(Malformed::Name));
+    }
+
+    #[test]
+    fn every_refusal_has_a_status_and_reason() {
+        assert_eq!(Malformed::Name.status(), 400);
+        assert!(!Malformed::AuthorityHostMismatch.reason().is_empty());
+    }
+
+    fn arb_field() -> impl Strategy<Value = Field> {
+        let names = prop_oneof![
+            Just(b"host".to_vec()),
+            Just(b"content-length".to_vec()),
+            Just(b"cookie".to_vec()),
+            Just(b"te".to_vec()),
+            Just(b"transfer-encoding".to_vec()),
+            Just(b":path".to_vec()),
+            Just(b":authority".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..6),
+        ];
+        (names, proptest::collection::vec(any::<u8>(), 0..8))
+            .prop_map(|(name, value)| Field { name, value })
+    }
+
+    proptest! {
+        #[test]
+        fn no_forbidden_byte_reaches_the_head_and_framing_is_consistent(
+            extra in proptest::collection::vec(arb_field(), 0..6),
+            end in any::<bool>(),
+            method in prop_oneof![Just("GET"), Just("POST"), Just("OPTIONS")],
+        ) {
+            let mut l = f(&[(":method", method), (":scheme", "https"), (":path", "/"), (":authority", "a.example")]);
+            l.extend(extra);
+            if let Ok(r) = request(&l, end) {
+                let text = &r.head[..r.head.len() - 4];
+                // Every line ends in CRLF, no bare CR, LF or NUL elsewhere.
+                for line in text.split(|&b| b == b'\n') {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    prop_assert!(!line.iter().any(|&b| b == b'\r' || b == 0));
+                }
+                prop_assert!(r.head.ends_with(b"\r\n\r\n"));
+                let s = String::from_utf8_lossy(&r.head).to_string();
+                let lines: Vec<&str> = s.split("\r\n").collect();
+                // The first line has exactly three parts.
+                prop_assert_eq!(lines[0].split(' ').count(), 3);
+                let count = |p: &str| lines.iter().filter(|l| l.starts_with(p)).count();
+                prop_assert_eq!(count("host: "), 1);
+                prop_assert!(count("cookie: ") <= 1);
+                let te = count("transfer-encoding: ");
+                let cl = count("content-length: ");
+                prop_assert!(te + cl <= 1, "both framings: {}", s);
+                prop_assert_eq!(te == 1, r.body == Body::Chunked);
+                prop_assert!(!end || te == 0);
+                for l in &lines[1..] {
+                    if l.is_empty() { continue; }
+                    let (n, _) = l.split_once(": ").unwrap();
+                    prop_assert!(valid_name(n.as_bytes()), "{}", n);
+                    prop_assert!(!matches!(n, "connection" | "upgrade" | "keep-alive" | "te" | "proxy-connection"));
+                }
+            }
+        }
+    }
+}

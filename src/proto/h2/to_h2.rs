@@ -105,3 +105,105 @@ pub fn trailers(fields: &[(&[u8], &[u8])]) -> Result<Vec<Field>, Refused> {
     convert(fields, &mut out, &[b"content-length", b"host", b"trailer"])?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(r: &[Field]) -> Vec<String> {
+        r.iter()
+            .map(|f| String::from_utf8(f.name.clone()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn status_comes_first_and_names_are_lowercased() {
+        let r = response(200, &[(b"Content-Type", b"text/plain"), (b"X-A", b"1")]).unwrap();
+        assert_eq!(names(&r.fields), [":status", "content-type", "x-a"]);
+        assert_eq!(r.fields[0].value, b"200");
+        assert!(!r.interim);
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_dropped() {
+        let r = response(
+            200,
+            &[
+                (b"Connection", b"close, X-Private"),
+                (b"Keep-Alive", b"timeout=5"),
+                (b"Transfer-Encoding", b"chunked"),
+                (b"Upgrade", b"h2c"),
+                (b"Proxy-Connection", b"x"),
+                (b"TE", b"trailers"),
+                (b"X-Private", b"secret"),
+                (b"X-Public", b"ok"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(names(&r.fields), [":status", "x-public"]);
+    }
+
+    #[test]
+    fn content_length_is_kept() {
+        let r = response(200, &[(b"Content-Length", b"12")]).unwrap();
+        assert_eq!(names(&r.fields), [":status", "content-length"]);
+    }
+
+    #[test]
+    fn interim_responses_are_marked() {
+        let r = response(103, &[(b"Link", b"</a.css>; rel=preload")]).unwrap();
+        assert!(r.interim);
+        assert!(response(100, &[]).unwrap().interim);
+    }
+
+    #[test]
+    fn switching_protocols_cannot_cross() {
+        assert_eq!(
+            response(101, &[(b"Upgrade", b"websocket")]),
+            Err(Refused::SwitchingProtocols)
+        );
+    }
+
+    #[test]
+    fn statuses_outside_100_to_999_are_refused() {
+        assert_eq!(response(99, &[]), Err(Refused::Status));
+        assert_eq!(response(1000, &[]), Err(Refused::Status));
+    }
+
+    #[test]
+    fn bad_names_and_values_are_refused() {
+        assert_eq!(response(200, &[(b"a b", b"x")]), Err(Refused::Name));
+        assert_eq!(response(200, &[(b"", b"x")]), Err(Refused::Name));
+        assert_eq!(response(200, &[(b"x", b"a\r\nb")]), Err(Refused::Value));
+        assert_eq!(response(200, &[(b"x", b" a")]), Err(Refused::Value));
+    }
+
+    #[test]
+    fn trailers_drop_framing_fields() {
+        let t = trailers(&[
+            (b"X-Checksum", b"abc"),
+            (b"Content-Length", b"3"),
+            (b"Host", b"h"),
+        ])
+        .unwrap();
+        assert_eq!(names(&t), ["x-checksum"]);
+        assert_eq!(trailers(&[(b"x", b"\0")]), Err(Refused::Value));
+    }
+
+    #[test]
+    fn a_translated_response_encodes_and_decodes() {
+        let r = response(404, &[(b"Server", b"moirai")]).unwrap();
+        let mut b = Vec::new();
+        super::super::hpack::encode(&mut b, r.fields.iter().map(|f| (&f.name[..], &f.value[..])));
+        let d = super::super::hpack::Decoder::default()
+            .decode(
+                &b,
+                super::super::hpack::ListLimits {
+                    max_list_size: 1000,
+                    max_fields: 10,
+                },
+            )
+            .unwrap();
+        assert_eq!(d.fields, r.fields);
+    }
+}
