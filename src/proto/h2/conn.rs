@@ -5,7 +5,7 @@
 //! takes the bytes read and the time, [`Connection::output`] is what to
 //! write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::time::Instant;
 
@@ -303,7 +303,13 @@ pub struct Connection {
     pub(super) new_streams: u32,
     pub(super) settings_unacked: u32,
     pub(super) client_gone: bool,
+    /// Streams we reset lately: frames the client sent before our
+    /// RST_STREAM reached it are ignored, not answered (§5.1 "closed").
+    pub(super) reset_lately: VecDeque<StreamId>,
 }
+
+/// How many reset streams are remembered.
+const RESET_MEMORY: usize = 128;
 
 impl Connection {
     /// A connection whose client preface is still to come. Our SETTINGS
@@ -340,6 +346,7 @@ impl Connection {
             new_streams: 0,
             settings_unacked: 1,
             client_gone: false,
+            reset_lately: VecDeque::new(),
         };
         frame::write_settings(&mut c.out, &ours.params());
         if let Some(inc) = c.recv_window.release(0) {
@@ -567,7 +574,21 @@ impl Connection {
             return Err(SendError::UnknownStream);
         }
         frame::write_rst_stream(&mut self.out, id, code);
+        self.remember_reset(id);
         Ok(())
+    }
+
+    /// Notes a stream we sent RST_STREAM on.
+    pub(super) fn remember_reset(&mut self, id: StreamId) {
+        if self.reset_lately.len() == RESET_MEMORY {
+            self.reset_lately.pop_front();
+        }
+        self.reset_lately.push_back(id);
+    }
+
+    /// Whether we reset `id` lately: its frames in flight are ignored.
+    pub(super) fn was_reset(&self, id: StreamId) -> bool {
+        self.reset_lately.contains(&id)
     }
 
     /// `n` bytes of a stream's DATA were handed on: credits them back to
@@ -775,9 +796,12 @@ mod tests {
             c.conn.reset(sid(1), ErrorCode::Internal),
             Err(SendError::UnknownStream)
         );
-        // The client's DATA in flight is answered STREAM_CLOSED, not an error.
+        // The client's DATA in flight is ignored (§5.1 "closed"), and
+        // costs it no stream error.
         c.send(&data(1, b"x", false)).unwrap();
-        assert_eq!(c.resets(), vec![(1, ErrorCode::StreamClosed)]);
+        assert!(c.resets().is_empty());
+        assert!(c.events.is_empty());
+        assert_eq!(c.conn.counters().stream_errors_sent, 0);
     }
 
     #[test]

@@ -150,6 +150,7 @@ impl Connection {
         let end_stream = h.has(flags::END_STREAM);
         let fault = match self.streams.get_mut(&id) {
             None if id > self.last_stream => return Err(ConnFault::Idle(Kind::Data)),
+            None if self.reset_lately.contains(&id) => return Ok(false),
             None => Some(StreamFault::Closed),
             Some(s) => match stream::next(s.state, Transition::RecvData { end_stream }) {
                 Err(_) => Some(StreamFault::Closed),
@@ -207,11 +208,15 @@ impl Connection {
                 let over = match self.streams.get_mut(&id) {
                     Some(s) => {
                         s.received += n as u64;
-                        s.length.is_some_and(|l| s.received > l)
+                        Some(s.length.is_some_and(|l| s.received > l))
                     }
-                    None => false,
+                    // Reset by the front since the frame began.
+                    None => None,
                 };
-                if over {
+                if over.is_none() {
+                    d.deliver = false;
+                    self.credit(id, n as u32, false);
+                } else if over == Some(true) {
                     self.stream_error(id, StreamFault::ContentLength)?;
                     d.deliver = false;
                     self.credit(id, n as u32, false);
@@ -271,6 +276,7 @@ impl Connection {
         fault: StreamFault,
     ) -> Result<(), ConnFault> {
         self.streams.remove(&id);
+        self.remember_reset(id);
         self.counters.stream_errors_sent += 1;
         self.events.push(Event::StreamError { stream: id, fault });
         self.control(|o| frame::write_rst_stream(o, id, fault.code()))?;
@@ -549,6 +555,10 @@ impl Connection {
             return Ok(());
         }
         if id <= self.last_stream {
+            if self.was_reset(id) {
+                // Trailers in flight when we reset the stream.
+                return Ok(());
+            }
             return Err(ConnFault::HeadersOnClosed);
         }
         // A new stream.
@@ -832,8 +842,38 @@ mod tests {
     fn headers_on_a_closed_stream_end_the_connection() {
         let mut c = Client::new();
         c.send(&get(1)).unwrap();
-        c.conn.reset(sid(1), ErrorCode::Cancel).unwrap();
+        c.conn
+            .send_headers(sid(1), &[Field::new(b":status", b"204")], true)
+            .unwrap();
         assert_eq!(fault(&mut c, &get(1)), ConnFault::HeadersOnClosed);
+    }
+
+    #[test]
+    fn trailers_in_flight_after_our_reset_are_ignored() {
+        let mut c = Client::new();
+        c.send(&headers(1, &POST, false)).unwrap();
+        c.conn.reset(sid(1), ErrorCode::Cancel).unwrap();
+        c.take_frames();
+        let mut b = data(1, b"late", false);
+        b.extend(headers(1, &[("x-sum", "1")], true));
+        c.send(&b).unwrap();
+        assert!(c.events.is_empty());
+        assert!(c.take_frames().is_empty());
+        // HPACK stayed in step.
+        c.send(&get(3)).unwrap();
+        assert_eq!(request(&c).0, 3);
+    }
+
+    #[test]
+    fn data_for_a_stream_reset_mid_frame_is_not_delivered() {
+        let mut c = Client::new();
+        c.send(&headers(1, &POST, false)).unwrap();
+        let d = data(1, b"0123456789", false);
+        c.send(&d[..12]).unwrap();
+        assert_eq!(c.events, vec![Got::Data(sid(1), b"012".to_vec())]);
+        c.conn.reset(sid(1), ErrorCode::Cancel).unwrap();
+        c.send(&d[12..]).unwrap();
+        assert!(c.events.is_empty());
     }
 
     #[test]
