@@ -182,6 +182,9 @@ pub enum ConnFault {
     WindowOverflow,
     /// A WINDOW_UPDATE of 0 on the connection.
     ZeroIncrement,
+    /// The front ended the connection ([`Connection::abort`]): a
+    /// timeout, SETTINGS_TIMEOUT among them.
+    Ended,
 }
 
 /// A front call the connection refused: a bug in the caller, nothing sent.
@@ -413,6 +416,27 @@ impl Connection {
     /// What the connection saw and refused.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Whether the client acknowledged our SETTINGS. A front that waits
+    /// too long for it calls [`Connection::abort`] with SETTINGS_TIMEOUT
+    /// (§6.5.3): the codec has no clock.
+    pub fn settings_acked(&self) -> bool {
+        self.settings_unacked == 0
+    }
+
+    /// Ends the connection now with GOAWAY(`code`): the front's timers
+    /// (SETTINGS_TIMEOUT, idle). Later calls to `receive` return the error.
+    pub fn abort(&mut self, code: ErrorCode) {
+        if matches!(self.phase, Phase::Failed(_)) {
+            return;
+        }
+        frame::write_goaway(&mut self.out, self.last_stream, code, &[]);
+        self.phase = Phase::Failed(ConnError {
+            code,
+            fault: ConnFault::Ended,
+        });
+        self.streams.clear();
     }
 
     /// The client's settings.
@@ -894,6 +918,32 @@ mod tests {
             panic!("no request: {:?}", c.events);
         };
         assert_eq!(fields.last(), Some(&Field::new(b"k", b"v")));
+    }
+
+    #[test]
+    fn our_settings_are_acked_by_the_client() {
+        let mut c = Client::new();
+        assert!(!c.conn.settings_acked());
+        let mut ack = Vec::new();
+        frame::write_settings_ack(&mut ack);
+        c.send(&ack).unwrap();
+        assert!(c.conn.settings_acked());
+    }
+
+    #[test]
+    fn abort_sends_goaway_and_ends_the_connection() {
+        let mut c = Client::new();
+        c.send(&get(1)).unwrap();
+        c.conn.abort(ErrorCode::SettingsTimeout);
+        assert_eq!(c.goaway(), Some((1, ErrorCode::SettingsTimeout)));
+        let e = c.send(&get(3)).unwrap_err();
+        assert_eq!(
+            (e.code, e.fault),
+            (ErrorCode::SettingsTimeout, ConnFault::Ended)
+        );
+        assert!(c.conn.is_done());
+        c.conn.abort(ErrorCode::Internal);
+        assert!(c.take_frames().is_empty());
     }
 
     #[test]
