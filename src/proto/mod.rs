@@ -5,6 +5,8 @@
 //! - [`pipe`]: byte passthrough with half-close bookkeeping (`tcp`).
 //! - [`proxy_v2`]: the PROXY protocol v2 preface (`tcp-proxy-v2`).
 //! - [`http1`]: HTTP/1.x heads, framing, and the HTTP/1 front's words.
+//! - [`h2`]: HTTP/2 frames, HPACK, streams and flow control, and the
+//!   translation to and from HTTP/1.1.
 //! - [`answer`]: what the balancer answers itself, in no version's words.
 //! - [`cookie`]: the sticky-session cookie.
 //! - [`syslog`]: RFC 5424 access and event lines.
@@ -12,6 +14,7 @@
 
 pub mod answer;
 pub mod cookie;
+pub mod h2;
 pub mod health;
 pub mod http1;
 pub mod pipe;

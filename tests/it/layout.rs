@@ -238,3 +238,50 @@ fn unsafe_code_lives_in_sys_only() {
         .collect();
     assert!(outside.is_empty(), "unsafe outside src/sys: {outside:?}");
 }
+
+#[test]
+fn the_http2_codec_does_no_io() {
+    // What would let `proto/h2` touch a socket, the clock or a thread.
+    const FORBIDDEN: [&str; 13] = [
+        "std::net",
+        "io::Read",
+        "io::Write",
+        "TcpStream",
+        "UdpSocket",
+        "mio::",
+        "crate::sys",
+        "Instant::now",
+        "SystemTime::now",
+        "std::thread",
+        "thread::spawn",
+        "std::fs",
+        "libc::",
+    ];
+    let found = |text: &str| FORBIDDEN.iter().find(|f| text.contains(*f)).copied();
+    // The check bites.
+    assert_eq!(
+        found("let s = std::net::TcpStream::connect(a);"),
+        Some("std::net")
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/proto/h2");
+    let mut list = Vec::new();
+    files(&dir, &mut list);
+    assert!(list.len() > 5, "no codec files in {}", dir.display());
+    // Modules compiled for tests only (`#[cfg(test)] mod x;`) may use the
+    // clock to drive the codec.
+    let root = std::fs::read_to_string(dir.join("mod.rs")).unwrap();
+    let test_only: Vec<String> = root
+        .split("#[cfg(test)]\nmod ")
+        .skip(1)
+        .filter_map(|s| s.split_once(';').map(|(m, _)| format!("{m}.rs")))
+        .collect();
+    let bad: Vec<String> = list
+        .iter()
+        .filter(|f| !test_only.iter().any(|t| f.ends_with(t)))
+        .filter_map(|f| {
+            let text = code(&std::fs::read_to_string(f).unwrap());
+            found(&text).map(|what| format!("{}: {what}", f.display()))
+        })
+        .collect();
+    assert!(bad.is_empty(), "I/O in src/proto/h2: {bad:?}");
+}

@@ -1,0 +1,834 @@
+//! HPACK (RFC 7541): our own decoder, with the limits inside it, and a
+//! small encoder (static table and literals only, so we never hold a
+//! dynamic table for the peer and never send a table-size update).
+//!
+//! The decoder must see every block of a connection, refused or not, or
+//! its dynamic table drifts from the client's; so a list over our limits
+//! is decoded to the end, its fields dropped, and reported as
+//! [`Decoded::over`], while a block that breaks HPACK itself is a
+//! connection error (COMPRESSION_ERROR). Huffman strings are decoded by
+//! [`super::huffman`].
+
+use std::collections::VecDeque;
+
+use super::huffman::{self, HuffmanError};
+
+/// The per-field overhead of RFC 7541 §4.1 (and SETTINGS_MAX_HEADER_LIST_SIZE).
+pub const ENTRY_OVERHEAD: usize = 32;
+/// SETTINGS_HEADER_TABLE_SIZE's initial value; we never announce another.
+pub const DEFAULT_TABLE_SIZE: usize = 4096;
+
+/// The static table (RFC 7541 Appendix A), index 1 first.
+pub const STATIC: [(&[u8], &[u8]); 61] = [
+    (b":authority", b""),
+    (b":method", b"GET"),
+    (b":method", b"POST"),
+    (b":path", b"/"),
+    (b":path", b"/index.html"),
+    (b":scheme", b"http"),
+    (b":scheme", b"https"),
+    (b":status", b"200"),
+    (b":status", b"204"),
+    (b":status", b"206"),
+    (b":status", b"304"),
+    (b":status", b"400"),
+    (b":status", b"404"),
+    (b":status", b"500"),
+    (b"accept-charset", b""),
+    (b"accept-encoding", b"gzip, deflate"),
+    (b"accept-language", b""),
+    (b"accept-ranges", b""),
+    (b"accept", b""),
+    (b"access-control-allow-origin", b""),
+    (b"age", b""),
+    (b"allow", b""),
+    (b"authorization", b""),
+    (b"cache-control", b""),
+    (b"content-disposition", b""),
+    (b"content-encoding", b""),
+    (b"content-language", b""),
+    (b"content-length", b""),
+    (b"content-location", b""),
+    (b"content-range", b""),
+    (b"content-type", b""),
+    (b"cookie", b""),
+    (b"date", b""),
+    (b"etag", b""),
+    (b"expect", b""),
+    (b"expires", b""),
+    (b"from", b""),
+    (b"host", b""),
+    (b"if-match", b""),
+    (b"if-modified-since", b""),
+    (b"if-none-match", b""),
+    (b"if-range", b""),
+    (b"if-unmodified-since", b""),
+    (b"last-modified", b""),
+    (b"link", b""),
+    (b"location", b""),
+    (b"max-forwards", b""),
+    (b"proxy-authenticate", b""),
+    (b"proxy-authorization", b""),
+    (b"range", b""),
+    (b"referer", b""),
+    (b"refresh", b""),
+    (b"retry-after", b""),
+    (b"server", b""),
+    (b"set-cookie", b""),
+    (b"strict-transport-security", b""),
+    (b"transfer-encoding", b""),
+    (b"user-agent", b""),
+    (b"vary", b""),
+    (b"via", b""),
+    (b"www-authenticate", b""),
+];
+
+/// One decoded field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Name, as sent (validated by [`super::to_h1`], not here).
+    pub name: Vec<u8>,
+    /// Value, as sent.
+    pub value: Vec<u8>,
+}
+
+impl Field {
+    /// A field from two byte strings.
+    pub fn new(name: &[u8], value: &[u8]) -> Field {
+        Field {
+            name: name.to_vec(),
+            value: value.to_vec(),
+        }
+    }
+
+    /// Its size as RFC 7541 §4.1 counts it.
+    pub fn size(&self) -> usize {
+        self.name.len() + self.value.len() + ENTRY_OVERHEAD
+    }
+}
+
+/// Why a block breaks HPACK: always a connection error, COMPRESSION_ERROR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The block ends inside a representation.
+    Truncated,
+    /// An integer over 2^32 − 1 or with too many continuation bytes.
+    IntegerOverflow,
+    /// An index that is 0 or past the dynamic table.
+    BadIndex,
+    /// A dynamic table size update after the first field (§4.2).
+    SizeUpdateNotAtStart,
+    /// A size update larger than SETTINGS_HEADER_TABLE_SIZE (§6.3).
+    SizeUpdateTooLarge,
+    /// A Huffman string that is not valid.
+    Huffman(HuffmanError),
+}
+
+impl DecodeError {
+    /// The reason, for logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            DecodeError::Truncated => "HPACK block ends inside a field",
+            DecodeError::IntegerOverflow => "HPACK integer too large",
+            DecodeError::BadIndex => "HPACK index out of range",
+            DecodeError::SizeUpdateNotAtStart => "HPACK table size update after a field",
+            DecodeError::SizeUpdateTooLarge => "HPACK table size update above our setting",
+            DecodeError::Huffman(_) => "invalid HPACK Huffman string",
+        }
+    }
+}
+
+/// Which limit a header list went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// name + value + 32 summed over the fields, past the list size.
+    ListSize,
+    /// More fields than allowed.
+    FieldCount,
+}
+
+/// The limits a decoded list is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListLimits {
+    /// Largest list size (SETTINGS_MAX_HEADER_LIST_SIZE we announce).
+    pub max_list_size: usize,
+    /// Most fields (100, as for HTTP/1).
+    pub max_fields: usize,
+}
+
+/// A decoded block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decoded {
+    /// The fields, in order; empty when `over` is set.
+    pub fields: Vec<Field>,
+    /// The list size (§4.1), counted to the end even when over.
+    pub list_size: usize,
+    /// Fields seen, counted to the end even when over.
+    pub count: usize,
+    /// The limit the list went over, if any.
+    pub over: Option<Over>,
+}
+
+/// The dynamic table (§2.3.2), newest entry first.
+#[derive(Debug, Default)]
+struct DynamicTable {
+    entries: VecDeque<Field>,
+    size: usize,
+    max: usize,
+}
+
+impl DynamicTable {
+    fn evict_to(&mut self, max: usize) {
+        while self.size > max {
+            match self.entries.pop_back() {
+                Some(e) => self.size -= e.size(),
+                None => break,
+            }
+        }
+    }
+
+    fn insert(&mut self, f: Field) {
+        let s = f.size();
+        if s > self.max {
+            // §4.4: an entry larger than the table empties it.
+            self.entries.clear();
+            self.size = 0;
+            return;
+        }
+        self.evict_to(self.max - s);
+        self.size += s;
+        self.entries.push_front(f);
+    }
+
+    fn set_max(&mut self, max: usize) {
+        self.max = max;
+        self.evict_to(max);
+    }
+}
+
+/// A connection's HPACK decoder.
+#[derive(Debug)]
+pub struct Decoder {
+    table: DynamicTable,
+    /// SETTINGS_HEADER_TABLE_SIZE we announced: no update may go above.
+    allowed: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(DEFAULT_TABLE_SIZE)
+    }
+}
+
+/// Reads an integer with an `n`-bit prefix (§5.1) from `buf[*at..]`.
+fn integer(buf: &[u8], at: &mut usize, n: u8) -> Result<u32, DecodeError> {
+    let first = *buf.get(*at).ok_or(DecodeError::Truncated)?;
+    *at += 1;
+    let mask = ((1u16 << n) - 1) as u8;
+    let mut v = u64::from(first & mask);
+    if v < u64::from(mask) {
+        return Ok(v as u32);
+    }
+    let mut shift = 0u32;
+    loop {
+        let b = *buf.get(*at).ok_or(DecodeError::Truncated)?;
+        *at += 1;
+        v += u64::from(b & 0x7f) << shift;
+        if v > u64::from(u32::MAX) {
+            return Err(DecodeError::IntegerOverflow);
+        }
+        if b & 0x80 == 0 {
+            return Ok(v as u32);
+        }
+        shift += 7;
+        if shift > 28 {
+            return Err(DecodeError::IntegerOverflow);
+        }
+    }
+}
+
+/// Reads a string literal (§5.2).
+fn string(buf: &[u8], at: &mut usize) -> Result<Vec<u8>, DecodeError> {
+    let huff = buf.get(*at).ok_or(DecodeError::Truncated)? & 0x80 != 0;
+    let len = integer(buf, at, 7)? as usize;
+    let end = at.checked_add(len).ok_or(DecodeError::Truncated)?;
+    let raw = buf.get(*at..end).ok_or(DecodeError::Truncated)?;
+    *at = end;
+    if huff {
+        let mut out = Vec::with_capacity(len * 8 / 5);
+        huffman::decode(raw, &mut out).map_err(DecodeError::Huffman)?;
+        Ok(out)
+    } else {
+        Ok(raw.to_vec())
+    }
+}
+
+impl Decoder {
+    /// A decoder for a connection where we announced `allowed` as
+    /// SETTINGS_HEADER_TABLE_SIZE (4096 unless we sent another).
+    pub fn new(allowed: usize) -> Decoder {
+        Decoder {
+            table: DynamicTable {
+                max: allowed,
+                ..DynamicTable::default()
+            },
+            allowed,
+        }
+    }
+
+    /// The dynamic table's current size (§4.1).
+    pub fn table_size(&self) -> usize {
+        self.table.size
+    }
+
+    /// The dynamic table's current maximum.
+    pub fn table_max(&self) -> usize {
+        self.table.max
+    }
+
+    fn lookup(&self, index: u32) -> Result<(&[u8], &[u8]), DecodeError> {
+        let i = index as usize;
+        if i == 0 {
+            return Err(DecodeError::BadIndex);
+        }
+        if let Some((n, v)) = STATIC.get(i - 1) {
+            return Ok((n, v));
+        }
+        let e = self
+            .table
+            .entries
+            .get(i - 1 - STATIC.len())
+            .ok_or(DecodeError::BadIndex)?;
+        Ok((&e.name, &e.value))
+    }
+
+    /// Decodes one complete header block, holding the list to `limits`.
+    pub fn decode(&mut self, block: &[u8], limits: ListLimits) -> Result<Decoded, DecodeError> {
+        let mut out = Decoded::default();
+        let mut at = 0;
+        let mut fields_started = false;
+        while at < block.len() {
+            let b = block[at];
+            let field = if b & 0x80 != 0 {
+                // Indexed field (§6.1).
+                let i = integer(block, &mut at, 7)?;
+                let (n, v) = self.lookup(i)?;
+                Field::new(n, v)
+            } else if b & 0xe0 == 0x20 {
+                // Dynamic table size update (§6.3).
+                if fields_started {
+                    return Err(DecodeError::SizeUpdateNotAtStart);
+                }
+                let max = integer(block, &mut at, 5)? as usize;
+                if max > self.allowed {
+                    return Err(DecodeError::SizeUpdateTooLarge);
+                }
+                self.table.set_max(max);
+                continue;
+            } else {
+                // Literal: with incremental indexing (01, 6-bit index),
+                // without indexing (0000) or never indexed (0001), 4-bit.
+                let indexing = b & 0xc0 == 0x40;
+                let idx = integer(block, &mut at, if indexing { 6 } else { 4 })?;
+                let name = if idx == 0 {
+                    string(block, &mut at)?
+                } else {
+                    self.lookup(idx)?.0.to_vec()
+                };
+                let value = string(block, &mut at)?;
+                let f = Field { name, value };
+                if indexing {
+                    self.table.insert(f.clone());
+                }
+                f
+            };
+            fields_started = true;
+            out.count += 1;
+            out.list_size = out.list_size.saturating_add(field.size());
+            if out.over.is_none() {
+                if out.count > limits.max_fields {
+                    out.over = Some(Over::FieldCount);
+                } else if out.list_size > limits.max_list_size {
+                    out.over = Some(Over::ListSize);
+                }
+                if out.over.is_some() {
+                    out.fields = Vec::new();
+                } else {
+                    out.fields.push(field);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Appends an integer with an `n`-bit prefix, `flags` in the high bits.
+pub fn write_integer(out: &mut Vec<u8>, flags: u8, n: u8, v: usize) {
+    let max = (1usize << n) - 1;
+    if v < max {
+        out.push(flags | v as u8);
+        return;
+    }
+    out.push(flags | max as u8);
+    let mut rest = v - max;
+    while rest >= 0x80 {
+        out.push((rest as u8 & 0x7f) | 0x80);
+        rest >>= 7;
+    }
+    out.push(rest as u8);
+}
+
+fn write_string(out: &mut Vec<u8>, s: &[u8]) {
+    write_integer(out, 0, 7, s.len());
+    out.extend_from_slice(s);
+}
+
+/// Appends one field: fully indexed when the static table has the exact
+/// pair, else a literal without indexing, its name indexed when the static
+/// table has the name. Raw strings: no Huffman, no dynamic table.
+pub fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    if let Some(i) = STATIC.iter().position(|&(n, v)| n == name && v == value) {
+        write_integer(out, 0x80, 7, i + 1);
+        return;
+    }
+    match STATIC.iter().position(|&(n, _)| n == name) {
+        Some(i) => write_integer(out, 0, 4, i + 1),
+        None => {
+            out.push(0);
+            write_string(out, name);
+        }
+    }
+    write_string(out, value);
+}
+
+/// Appends a whole list.
+pub fn encode<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) {
+    for (n, v) in fields {
+        encode_field(out, n, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const WIDE: ListLimits = ListLimits {
+        max_list_size: usize::MAX,
+        max_fields: usize::MAX,
+    };
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn pairs(d: &Decoded) -> Vec<(String, String)> {
+        d.fields
+            .iter()
+            .map(|f| {
+                (
+                    String::from_utf8_lossy(&f.name).into_owned(),
+                    String::from_utf8_lossy(&f.value).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn p(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn rfc_c2_1_literal_with_indexing() {
+        let mut d = Decoder::default();
+        let r = d
+            .decode(
+                &hex("400a637573746f6d2d6b65790d637573746f6d2d686561646572"),
+                WIDE,
+            )
+            .unwrap();
+        assert_eq!(pairs(&r), p(&[("custom-key", "custom-header")]));
+        assert_eq!(d.table_size(), 55);
+    }
+
+    #[test]
+    fn rfc_c2_2_literal_without_indexing() {
+        let mut d = Decoder::default();
+        let r = d
+            .decode(&hex("040c2f73616d706c652f70617468"), WIDE)
+            .unwrap();
+        assert_eq!(pairs(&r), p(&[(":path", "/sample/path")]));
+        assert_eq!(d.table_size(), 0);
+    }
+
+    #[test]
+    fn rfc_c2_3_literal_never_indexed() {
+        let mut d = Decoder::default();
+        let r = d
+            .decode(&hex("100870617373776f726406736563726574"), WIDE)
+            .unwrap();
+        assert_eq!(pairs(&r), p(&[("password", "secret")]));
+        assert_eq!(d.table_size(), 0);
+    }
+
+    #[test]
+    fn rfc_c2_4_indexed() {
+        let mut d = Decoder::default();
+        let r = d.decode(&[0x82], WIDE).unwrap();
+        assert_eq!(pairs(&r), p(&[(":method", "GET")]));
+    }
+
+    fn requests(wires: [&str; 3]) {
+        let mut d = Decoder::default();
+        let base = [(":method", "GET"), (":scheme", "http"), (":path", "/")];
+        let r = d.decode(&hex(wires[0]), WIDE).unwrap();
+        let mut want = p(&base);
+        want.push((":authority".into(), "www.example.com".into()));
+        assert_eq!(pairs(&r), want);
+        assert_eq!(d.table_size(), 57);
+        let r = d.decode(&hex(wires[1]), WIDE).unwrap();
+        want.push(("cache-control".into(), "no-cache".into()));
+        assert_eq!(pairs(&r), want);
+        assert_eq!(d.table_size(), 110);
+        let r = d.decode(&hex(wires[2]), WIDE).unwrap();
+        let want = p(&[
+            (":method", "GET"),
+            (":scheme", "https"),
+            (":path", "/index.html"),
+            (":authority", "www.example.com"),
+            ("custom-key", "custom-value"),
+        ]);
+        assert_eq!(pairs(&r), want);
+        assert_eq!(d.table_size(), 164);
+    }
+
+    #[test]
+    fn rfc_c3_requests_without_huffman() {
+        requests([
+            "828684410f7777772e6578616d706c652e636f6d",
+            "828684be58086e6f2d6361636865",
+            "828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565",
+        ]);
+    }
+
+    #[test]
+    fn rfc_c4_requests_with_huffman() {
+        requests([
+            "828684418cf1e3c2e5f23a6ba0ab90f4ff",
+            "828684be5886a8eb10649cbf",
+            "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf",
+        ]);
+    }
+
+    #[test]
+    fn one_byte_inputs_never_panic() {
+        // Only the 61 static indexes and the 31 one-byte size updates are
+        // whole blocks; everything else is refused, never a panic.
+        let ok: Vec<u8> = (0..=255u8)
+            .filter(|&b| Decoder::default().decode(&[b], WIDE).is_ok())
+            .collect();
+        let want: Vec<u8> = (0x20..=0x3e).chain(0x81..=0xbd).collect();
+        assert_eq!(ok, want);
+    }
+
+    #[test]
+    fn index_zero_and_past_the_table_are_refused() {
+        let mut d = Decoder::default();
+        assert_eq!(d.decode(&[0x80], WIDE), Err(DecodeError::BadIndex));
+        assert_eq!(d.decode(&[0x80 | 62], WIDE), Err(DecodeError::BadIndex));
+        assert_eq!(d.decode(&[0x40 | 62, 0], WIDE), Err(DecodeError::BadIndex));
+    }
+
+    #[test]
+    fn truncated_blocks_are_refused() {
+        let mut d = Decoder::default();
+        assert_eq!(
+            d.decode(&[0x40, 0x05, b'a'], WIDE),
+            Err(DecodeError::Truncated)
+        );
+        assert_eq!(d.decode(&[0xff], WIDE), Err(DecodeError::Truncated));
+        assert_eq!(d.decode(&[0x04], WIDE), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn huge_integers_are_refused() {
+        let mut d = Decoder::default();
+        let r = d.decode(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], WIDE);
+        assert_eq!(r, Err(DecodeError::IntegerOverflow));
+        // 2^32 exactly: 127 + continuation bytes.
+        let r = d.decode(&[0xff, 0x81, 0xff, 0xff, 0xff, 0x0f], WIDE);
+        assert_eq!(r, Err(DecodeError::IntegerOverflow));
+    }
+
+    #[test]
+    fn integers_round_trip() {
+        for v in [0, 1, 30, 31, 126, 127, 128, 1337, 65_535, u32::MAX as usize] {
+            for n in [4u8, 5, 6, 7] {
+                let mut out = Vec::new();
+                write_integer(&mut out, 0, n, v);
+                let mut at = 0;
+                assert_eq!(integer(&out, &mut at, n).unwrap() as usize, v);
+                assert_eq!(at, out.len());
+            }
+        }
+    }
+
+    #[test]
+    fn the_rfc_c1_integer_examples_decode() {
+        let mut at = 0;
+        assert_eq!(integer(&[0x0a], &mut at, 5).unwrap(), 10);
+        let mut at = 0;
+        assert_eq!(integer(&[0x1f, 0x9a, 0x0a], &mut at, 5).unwrap(), 1337);
+        let mut at = 0;
+        assert_eq!(integer(&[0x2a], &mut at, 7).unwrap(), 42);
+    }
+
+    #[test]
+    fn size_updates_only_at_the_start() {
+        let mut d = Decoder::default();
+        assert_eq!(
+            d.decode(&[0x82, 0x20], WIDE),
+            Err(DecodeError::SizeUpdateNotAtStart)
+        );
+        let mut d = Decoder::default();
+        // Two at the start are allowed (§4.2).
+        let r = d.decode(&[0x20, 0x3f, 0x01, 0x82], WIDE).unwrap();
+        assert_eq!(r.count, 1);
+        assert_eq!(d.table_max(), 32);
+    }
+
+    #[test]
+    fn size_updates_above_our_setting_are_refused() {
+        let mut d = Decoder::new(100);
+        let mut b = Vec::new();
+        write_integer(&mut b, 0x20, 5, 101);
+        assert_eq!(d.decode(&b, WIDE), Err(DecodeError::SizeUpdateTooLarge));
+        let mut b = Vec::new();
+        write_integer(&mut b, 0x20, 5, 100);
+        d.decode(&b, WIDE).unwrap();
+    }
+
+    #[test]
+    fn a_smaller_table_evicts_the_oldest_entries() {
+        let mut d = Decoder::default();
+        let mut b = Vec::new();
+        for v in ["a", "b", "c"] {
+            b.push(0x40);
+            write_string(&mut b, b"k");
+            write_string(&mut b, v.as_bytes());
+        }
+        d.decode(&b, WIDE).unwrap();
+        assert_eq!(d.table_size(), 3 * 34);
+        // Room for two entries: "a" (the oldest) goes.
+        let mut b = Vec::new();
+        write_integer(&mut b, 0x20, 5, 68);
+        b.push(0x80 | 63);
+        let r = d.decode(&b, WIDE).unwrap();
+        assert_eq!(pairs(&r), p(&[("k", "b")]));
+        assert_eq!(d.table_size(), 68);
+    }
+
+    #[test]
+    fn an_entry_larger_than_the_table_empties_it() {
+        let mut d = Decoder::new(40);
+        let mut b = vec![0x40];
+        write_string(&mut b, b"k");
+        write_string(&mut b, b"v");
+        b.push(0x40);
+        write_string(&mut b, b"key");
+        write_string(&mut b, b"a-value-too-long");
+        let r = d.decode(&b, WIDE).unwrap();
+        assert_eq!(r.count, 2);
+        assert_eq!(d.table_size(), 0);
+    }
+
+    #[test]
+    fn lists_over_the_size_limit_are_decoded_and_marked() {
+        let mut d = Decoder::default();
+        let mut b = Vec::new();
+        encode(&mut b, [(&b"a"[..], &b"1"[..]), (b"b", b"2")]);
+        let limits = ListLimits {
+            max_list_size: 60,
+            max_fields: 100,
+        };
+        let r = d.decode(&b, limits).unwrap();
+        assert_eq!(r.over, Some(Over::ListSize));
+        assert!(r.fields.is_empty());
+        assert_eq!(r.list_size, 68);
+        assert_eq!(r.count, 2);
+    }
+
+    #[test]
+    fn lists_over_the_field_count_are_marked() {
+        let mut d = Decoder::default();
+        let b = vec![0x82; 101];
+        let r = d
+            .decode(
+                &b,
+                ListLimits {
+                    max_list_size: usize::MAX,
+                    max_fields: 100,
+                },
+            )
+            .unwrap();
+        assert_eq!(r.over, Some(Over::FieldCount));
+        let r = d
+            .decode(
+                &b[..100],
+                ListLimits {
+                    max_list_size: usize::MAX,
+                    max_fields: 100,
+                },
+            )
+            .unwrap();
+        assert_eq!((r.over, r.fields.len()), (None, 100));
+    }
+
+    #[test]
+    fn an_over_list_still_updates_the_table() {
+        let mut d = Decoder::default();
+        let mut b = vec![0x40];
+        write_string(&mut b, b"big");
+        write_string(&mut b, &[b'x'; 100]);
+        let tight = ListLimits {
+            max_list_size: 10,
+            max_fields: 100,
+        };
+        assert!(d.decode(&b, tight).unwrap().over.is_some());
+        // The next block refers to the entry the refused one added.
+        let r = d.decode(&[0x80 | 62], WIDE).unwrap();
+        assert_eq!(r.fields[0].name, b"big");
+    }
+
+    #[test]
+    fn the_encoder_uses_the_static_table() {
+        let mut b = Vec::new();
+        encode_field(&mut b, b":status", b"200");
+        assert_eq!(b, [0x88]);
+        let mut b = Vec::new();
+        encode_field(&mut b, b":status", b"302");
+        assert_eq!(b, [0x08, 3, b'3', b'0', b'2']);
+        let mut b = Vec::new();
+        encode_field(&mut b, b"x-a", b"b");
+        assert_eq!(b, [0x00, 3, b'x', b'-', b'a', 1, b'b']);
+    }
+
+    #[test]
+    fn the_encoder_never_touches_the_decoders_table() {
+        let mut b = Vec::new();
+        encode(&mut b, STATIC.iter().map(|&(n, v)| (n, v)));
+        encode_field(&mut b, b"x-custom", &[b'v'; 300]);
+        let mut d = Decoder::default();
+        let r = d.decode(&b, WIDE).unwrap();
+        assert_eq!(r.count, 62);
+        assert_eq!(d.table_size(), 0);
+    }
+
+    fn story(dir: &str) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/proto/h2/testdata/hpack-test-case")
+            .join(dir);
+        let mut n = 0;
+        for e in std::fs::read_dir(&root).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let cases = json["cases"].as_array().unwrap();
+            let allowed = cases
+                .iter()
+                .filter_map(|c| c["header_table_size"].as_u64())
+                .max()
+                .unwrap_or(4096)
+                .max(4096) as usize;
+            let mut d = Decoder::new(allowed);
+            for c in cases {
+                let wire = hex(c["wire"].as_str().unwrap());
+                let r = d.decode(&wire, WIDE).unwrap();
+                let want: Vec<(String, String)> = c["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|h| h.as_object().unwrap().iter())
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                    .collect();
+                assert_eq!(pairs(&r), want, "{dir} seqno {}", c["seqno"]);
+                // Our encoder's block decodes to the same list.
+                let mut ours = Vec::new();
+                encode(
+                    &mut ours,
+                    r.fields.iter().map(|f| (&f.name[..], &f.value[..])),
+                );
+                let again = Decoder::default().decode(&ours, WIDE).unwrap();
+                assert_eq!(again.fields, r.fields);
+                n += 1;
+            }
+        }
+        assert!(n > 10, "{dir}: only {n} cases");
+    }
+
+    #[test]
+    fn corpus_nghttp2() {
+        story("nghttp2");
+    }
+
+    #[test]
+    fn corpus_nghttp2_change_table_size() {
+        story("nghttp2-change-table-size");
+    }
+
+    #[test]
+    fn corpus_nghttp2_16384_4096() {
+        story("nghttp2-16384-4096");
+    }
+
+    #[test]
+    fn corpus_go_hpack() {
+        story("go-hpack");
+    }
+
+    #[test]
+    fn corpus_python_hpack() {
+        story("python-hpack");
+    }
+
+    #[test]
+    fn corpus_haskell_linear_huffman() {
+        story("haskell-http2-linear-huffman");
+    }
+
+    #[test]
+    fn corpus_haskell_static() {
+        story("haskell-http2-static");
+    }
+
+    #[test]
+    fn corpus_node_http2_hpack() {
+        story("node-http2-hpack");
+    }
+
+    proptest! {
+        #[test]
+        fn any_block_decodes_or_fails_cleanly(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut d = Decoder::default();
+            if let Ok(r) = d.decode(&b, ListLimits { max_list_size: 4096, max_fields: 100 }) {
+                prop_assert!(r.fields.len() <= 100);
+                prop_assert!(r.over.is_some() || r.list_size <= 4096);
+            }
+            prop_assert!(d.table_size() <= d.table_max());
+        }
+
+        #[test]
+        fn encoded_lists_round_trip(list in proptest::collection::vec(
+            (proptest::collection::vec(any::<u8>(), 0..20), proptest::collection::vec(any::<u8>(), 0..200)), 0..20)) {
+            let mut b = Vec::new();
+            encode(&mut b, list.iter().map(|(n, v)| (&n[..], &v[..])));
+            let r = Decoder::default().decode(&b, WIDE).unwrap();
+            let got: Vec<_> = r.fields.into_iter().map(|f| (f.name, f.value)).collect();
+            prop_assert_eq!(got, list);
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! An HTTP/1.1 response head into HTTP/2 fields, as a pure function for
+//! the front: names lowercased, hop-by-hop fields dropped (§8.2.2), 1xx
+//! carried as interim blocks (101 cannot be), trailers carried without
+//! their framing fields. The head was parsed by `proto/http1`; this only
+//! re-checks what HTTP/2 is stricter about.
+
+use super::hpack::Field;
+use super::to_h1::check_value;
+
+/// Why a backend's response cannot go to an HTTP/2 client: the front
+/// answers 502.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// 101 Switching Protocols: no upgrade on HTTP/2 (§8.6).
+    SwitchingProtocols,
+    /// A status outside 100–999.
+    Status,
+    /// A field name that is not a token.
+    Name,
+    /// A field value with a control byte or edge whitespace.
+    Value,
+}
+
+/// A response block to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// `:status` first, then the fields.
+    pub fields: Vec<Field>,
+    /// A 1xx: more blocks follow, END_STREAM never set on it.
+    pub interim: bool,
+}
+
+/// Fields that mean something only on one HTTP/1.1 connection.
+const HOP_BY_HOP: [&[u8]; 7] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"transfer-encoding",
+    b"upgrade",
+    b"te",
+    b"http2-settings",
+];
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The names a `Connection` field lists (they are hop-by-hop too).
+fn connection_tokens<'a>(fields: &[(&'a [u8], &'a [u8])]) -> Vec<Vec<u8>> {
+    fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(|t| t.trim_ascii().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn convert(
+    fields: &[(&[u8], &[u8])],
+    out: &mut Vec<Field>,
+    also_drop: &[&[u8]],
+) -> Result<(), Refused> {
+    let listed = connection_tokens(fields);
+    for &(name, value) in fields {
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return Err(Refused::Name);
+        }
+        let name = name.to_ascii_lowercase();
+        if HOP_BY_HOP.contains(&&name[..])
+            || also_drop.contains(&&name[..])
+            || listed.contains(&name)
+        {
+            continue;
+        }
+        check_value(value).map_err(|_| Refused::Value)?;
+        out.push(Field {
+            name,
+            value: value.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Translates a response head: its status and its fields as parsed.
+pub fn response(status: u16, fields: &[(&[u8], &[u8])]) -> Result<Response, Refused> {
+    if status == 101 {
+        return Err(Refused::SwitchingProtocols);
+    }
+    if !(100..=999).contains(&status) {
+        return Err(Refused::Status);
+    }
+    let mut out = vec![Field::new(b":status", status.to_string().as_bytes())];
+    convert(fields, &mut out, &[])?;
+    Ok(Response {
+        fields: out,
+        interim: status < 200,
+    })
+}
+
+/// Translates a chunked response's trailer fields; framing and routing
+/// fields are dropped, as they never belong in trailers.
+pub fn trailers(fields: &[(&[u8], &[u8])]) -> Result<Vec<Field>, Refused> {
+    let mut out = Vec::new();
+    convert(fields, &mut out, &[b"content-length", b"host", b"trailer"])?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(r: &[Field]) -> Vec<String> {
+        r.iter()
+            .map(|f| String::from_utf8(f.name.clone()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn status_comes_first_and_names_are_lowercased() {
+        let r = response(200, &[(b"Content-Type", b"text/plain"), (b"X-A", b"1")]).unwrap();
+        assert_eq!(names(&r.fields), [":status", "content-type", "x-a"]);
+        assert_eq!(r.fields[0].value, b"200");
+        assert!(!r.interim);
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_dropped() {
+        let r = response(
+            200,
+            &[
+                (b"Connection", b"close, X-Private"),
+                (b"Keep-Alive", b"timeout=5"),
+                (b"Transfer-Encoding", b"chunked"),
+                (b"Upgrade", b"h2c"),
+                (b"Proxy-Connection", b"x"),
+                (b"TE", b"trailers"),
+                (b"X-Private", b"secret"),
+                (b"X-Public", b"ok"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(names(&r.fields), [":status", "x-public"]);
+    }
+
+    #[test]
+    fn content_length_is_kept() {
+        let r = response(200, &[(b"Content-Length", b"12")]).unwrap();
+        assert_eq!(names(&r.fields), [":status", "content-length"]);
+    }
+
+    #[test]
+    fn interim_responses_are_marked() {
+        let r = response(103, &[(b"Link", b"</a.css>; rel=preload")]).unwrap();
+        assert!(r.interim);
+        assert!(response(100, &[]).unwrap().interim);
+    }
+
+    #[test]
+    fn switching_protocols_cannot_cross() {
+        assert_eq!(
+            response(101, &[(b"Upgrade", b"websocket")]),
+            Err(Refused::SwitchingProtocols)
+        );
+    }
+
+    #[test]
+    fn statuses_outside_100_to_999_are_refused() {
+        assert_eq!(response(99, &[]), Err(Refused::Status));
+        assert_eq!(response(1000, &[]), Err(Refused::Status));
+    }
+
+    #[test]
+    fn bad_names_and_values_are_refused() {
+        assert_eq!(response(200, &[(b"a b", b"x")]), Err(Refused::Name));
+        assert_eq!(response(200, &[(b"", b"x")]), Err(Refused::Name));
+        assert_eq!(response(200, &[(b"x", b"a\r\nb")]), Err(Refused::Value));
+        assert_eq!(response(200, &[(b"x", b" a")]), Err(Refused::Value));
+    }
+
+    #[test]
+    fn trailers_drop_framing_fields() {
+        let t = trailers(&[
+            (b"X-Checksum", b"abc"),
+            (b"Content-Length", b"3"),
+            (b"Host", b"h"),
+        ])
+        .unwrap();
+        assert_eq!(names(&t), ["x-checksum"]);
+        assert_eq!(trailers(&[(b"x", b"\0")]), Err(Refused::Value));
+    }
+
+    #[test]
+    fn a_translated_response_encodes_and_decodes() {
+        let r = response(404, &[(b"Server", b"moirai")]).unwrap();
+        let mut b = Vec::new();
+        super::super::hpack::encode(&mut b, r.fields.iter().map(|f| (&f.name[..], &f.value[..])));
+        let d = super::super::hpack::Decoder::default()
+            .decode(
+                &b,
+                super::super::hpack::ListLimits {
+                    max_list_size: 1000,
+                    max_fields: 10,
+                },
+            )
+            .unwrap();
+        assert_eq!(d.fields, r.fields);
+    }
+}
