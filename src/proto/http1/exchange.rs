@@ -207,7 +207,7 @@ pub struct Exchange {
     /// When its parts happened.
     pub timing: Timing,
     /// The lines its heads drop and add.
-    s: Scratch,
+    scratch: Scratch,
 }
 
 /// Writes the `X-Forwarded-*` lines for `client` into `out` (emptied
@@ -300,7 +300,7 @@ impl Exchange {
             !port_kept && !proto_kept,
         );
         Exchange {
-            s: scratch,
+            scratch,
             conn_line: if head.upgrade.is_some() {
                 b"Connection: upgrade\r\n"
             } else {
@@ -346,32 +346,32 @@ impl Exchange {
     /// The lines added to the forwarded request head, after the client's
     /// own: its other cookies, `X-Forwarded-*`, and `Connection`.
     pub fn request_injects(&self) -> [&[u8]; 3] {
-        [&self.s.req_inject, &self.s.fwd, self.conn_line]
+        [&self.scratch.req_inject, &self.scratch.fwd, self.conn_line]
     }
 
     /// The client's request lines not forwarded.
     pub fn request_drops(&self) -> &[Range<usize>] {
-        &self.s.req_drop
+        &self.scratch.req_drop
     }
 
     /// The lines added to the forwarded response head.
     pub fn response_injects(&self) -> [&[u8]; 1] {
-        [&self.s.resp_inject]
+        [&self.scratch.resp_inject]
     }
 
     /// The backend's response lines not forwarded.
     pub fn response_drops(&self) -> &[Range<usize>] {
-        &self.s.resp_drop
+        &self.scratch.resp_drop
     }
 
     /// Where a response head's parse puts the lines it drops.
     pub fn response_drops_mut(&mut self) -> &mut Vec<Range<usize>> {
-        &mut self.s.resp_drop
+        &mut self.scratch.resp_drop
     }
 
     /// Ends the exchange: its vectors, emptied, for the next request.
     pub fn take_scratch(&mut self) -> Scratch {
-        let mut s = mem::take(&mut self.s);
+        let mut s = mem::take(&mut self.scratch);
         s.clear();
         s
     }
@@ -470,7 +470,7 @@ impl Exchange {
         closing: bool,
         now: Instant,
     ) -> OnResponse {
-        self.s.resp_inject.clear();
+        self.scratch.resp_inject.clear();
         let what = if head.is_switch() {
             // Only a real switch to a protocol the client asked for opens
             // a tunnel (see `upgrade`); anything else is 502.
@@ -482,14 +482,14 @@ impl Exchange {
                 return OnResponse::BadGateway;
             }
             // Passed on untouched.
-            self.s.resp_drop.clear();
+            self.scratch.resp_drop.clear();
             OnResponse::Tunnel
         } else if head.is_interim() {
             OnResponse::Interim
         } else {
-            let mut out = mem::take(&mut self.s.resp_inject);
+            let mut out = mem::take(&mut self.scratch.resp_inject);
             self.response_lines(&head, cookie, closing, &mut out);
-            self.s.resp_inject = out;
+            self.scratch.resp_inject = out;
             OnResponse::Forward
         };
         if what != OnResponse::Interim {
@@ -499,10 +499,10 @@ impl Exchange {
         if self.dechunks(&head) {
             // An HTTP/1.0 client never sees chunked framing: the data
             // alone, ended by the close.
-            self.s
+            self.scratch
                 .resp_drop
                 .extend(head.transfer_encoding.iter().cloned());
-            self.s.resp_drop.sort_by_key(|r| r.start);
+            self.scratch.resp_drop.sort_by_key(|r| r.start);
             self.resp_body = Body::new(head.framing).dechunked();
         }
         self.resp = Some(head);
