@@ -329,18 +329,27 @@ fn moirai_cmd(m: &Moirai, args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// The hosts file naming both backends of [`two_backends_by_name`].
+const BOTH_NAMED: &str = "127.0.0.2 web.test\n127.0.0.3 web.test\n";
+
+/// Two backends on one port, 127.0.0.2 answering `A` and 127.0.0.3
+/// answering `B` (named `web.test` by [`BOTH_NAMED`]); a free port for the
+/// service in front of them, and the backends' port.
+fn two_backends_by_name() -> ([HttpBackend; 2], u16, u16) {
+    let a = HttpBackend::start("127.0.0.2:0", |_| ok("A"));
+    let bport = a.port();
+    let b = HttpBackend::start(&format!("127.0.0.3:{bport}"), |_| ok("B"));
+    ([a, b], free_port(), bport)
+}
+
 /// Maintenance without editing metadata: disable, drain and enable a
 /// backend over the control socket, kept across a restart; log level and
 /// ACME retry too; the socket is the owner's only.
 #[test]
 fn run_time_controls_over_the_control_socket() {
-    let a = HttpBackend::start("127.0.0.2:0", |_| ok("A"));
-    let bport = a.port();
-    let _b = HttpBackend::start(&format!("127.0.0.3:{bport}"), |_| ok("B"));
-    let port = free_port();
+    let (_backends, port, bport) = two_backends_by_name();
     let md = metadata(&format!("http://{port}:web.test:{bport}"));
-    let hosts = "127.0.0.2 web.test\n127.0.0.3 web.test\n";
-    let m = Moirai::start(&md, hosts, &[]);
+    let m = Moirai::start(&md, BOTH_NAMED, &[]);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(m.dir.join("state/moirai.sock"))
         .unwrap()
@@ -606,12 +615,9 @@ fn log_files_moirai_cannot_own_are_refused_at_start() {
 /// backend while another, back in DNS, stayed drained).
 #[test]
 fn a_drained_backend_gone_from_dns_can_be_enabled() {
-    let a = HttpBackend::start("127.0.0.2:0", |_| ok("A"));
-    let bport = a.port();
-    let _b = HttpBackend::start(&format!("127.0.0.3:{bport}"), |_| ok("B"));
-    let port = free_port();
+    let (_backends, port, bport) = two_backends_by_name();
     let md = metadata(&format!("http://{port}:web.test:{bport}"));
-    let m = Moirai::start(&md, "127.0.0.2 web.test\n127.0.0.3 web.test\n", &[]);
+    let m = Moirai::start(&md, BOTH_NAMED, &[]);
     let b_addr = format!("127.0.0.3:{bport}");
     let (code, said) = moirai_cmd(&m, &["backend", "drain", &port.to_string(), &b_addr]);
     assert_eq!(code, Some(0), "{said}");
@@ -632,7 +638,7 @@ fn a_drained_backend_gone_from_dns_can_be_enabled() {
     let (code, _) = moirai_cmd(&m, &["backend", "enable", &port.to_string(), "127.0.0.9:1"]);
     assert_eq!(code, Some(1));
     // B is named again and takes new clients, not drained.
-    crate::util::write_atomic(&m.hosts, "127.0.0.2 web.test\n127.0.0.3 web.test\n");
+    crate::util::write_atomic(&m.hosts, BOTH_NAMED);
     let start = Instant::now();
     loop {
         let r = Client::connect(local(port)).exchange(&get("/")).unwrap();

@@ -148,7 +148,8 @@ impl<S: Transport> HttpSession<S> {
                     }
                     Progress::Failed(e) => {
                         log::debug!("http: connect to {} failed: {e}", leg.up.backend().addr());
-                        self.redial(ctx, leg)
+                        let dialing = **dialing;
+                        self.redial(ctx, leg, dialing)
                     }
                 }
             }
@@ -162,8 +163,9 @@ impl<S: Transport> HttpSession<S> {
 
     /// The leg's deadline passed: a redispatch, an answer or a close.
     pub(super) fn leg_timer(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
-        if let LegStep::Connect(_) = leg.step {
-            return self.redial(ctx, leg);
+        if let LegStep::Connect(dialing) = &leg.step {
+            let dialing = **dialing;
+            return self.redial(ctx, leg, dialing);
         }
         let idle = ctx.now >= leg.up.conn.last_io() + self.service.timeouts.server;
         let t = leg.ex.on_timeout(idle);
@@ -215,34 +217,18 @@ impl<S: Transport> HttpSession<S> {
 
     /// The connect failed or timed out: once more on another backend, then
     /// 503 (HAProxy's `retries 1` + `redispatch`).
-    fn redial(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
+    fn redial(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>, dialing: Dialing) -> Turn<S> {
         let token = leg.token();
         let Leg {
             ex,
             up,
             to_client,
             log,
-            step,
             id,
+            ..
         } = leg;
-        match step {
-            LegStep::Connect(dialing) => {
-                let dialed = connect::redial(ctx, &self.service, up, *dialing, token);
-                self.connecting(ctx, id, ex, log, to_client, dialed)
-            }
-            // Only a connect is dialed again.
-            step => {
-                let leg = Leg {
-                    ex,
-                    up,
-                    to_client,
-                    log,
-                    step,
-                    id,
-                };
-                (Stage::Leg(leg), Flow::Wait)
-            }
-        }
+        let dialed = connect::redial(ctx, &self.service, up, dialing, token);
+        self.connecting(ctx, id, ex, log, to_client, dialed)
     }
 
     /// A reused connection died before answering an idempotent request
