@@ -233,9 +233,27 @@ impl<S: Transport> Conn<S> {
         &self.stream
     }
 
-    /// The socket itself, for the idle pool.
-    pub fn into_stream(self) -> S {
-        self.stream
+    /// The socket, to watch it under another token.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// A connection taken from the idle pool, back in service at `now`:
+    /// counting into `meter` (the backend's counters in the service that
+    /// takes it), its byte counts from zero, writable as it was when it
+    /// was parked, and nothing heard yet.
+    pub fn resume(self, now: Instant, meter: Meter) -> Conn<S> {
+        Conn {
+            readable: false,
+            writable: true,
+            peer_closed: false,
+            backlog: false,
+            last_io: now,
+            meter,
+            rx: 0,
+            tx: 0,
+            ..self
+        }
     }
 
     /// Whether this socket speaks TLS.
@@ -252,12 +270,6 @@ impl<S: Transport> Conn<S> {
     /// progress has nothing to say before one does).
     pub fn heard_from(&self) -> bool {
         self.readable || self.writable
-    }
-
-    /// Takes this socket as writable without an event (a pooled connection
-    /// that was writable when it was parked).
-    pub fn assume_writable(&mut self) {
-        self.writable = true;
     }
 
     /// When bytes last moved.

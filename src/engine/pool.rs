@@ -8,6 +8,12 @@
 //! byte the backend sent unasked, a hang-up, an error) closes it at once.
 //! A late or unsolicited response therefore never waits in the pool for
 //! the next request, and a connection is checked once more before reuse.
+//!
+//! The pool holds a whole [`Conn`], not just its socket, so that a
+//! connection's TLS state could stay with it. Only plain connections are
+//! pooled today (a session's TLS backend connection is dropped at its
+//! end): pooling TLS ones is a change of behaviour, and comes with the
+//! HTTP/2 front, which needs it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use super::conn::{Net, Transport};
+use super::conn::{Conn, Net, Transport};
 use super::token::{EventTarget, Generations, SlotId};
 use crate::sys::net::TcpStream;
 use crate::sys::poll::Interest;
@@ -28,7 +34,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 #[derive(Debug)]
 struct Idle<S> {
-    stream: S,
+    conn: Conn<S>,
     addr: SocketAddr,
     since: Instant,
     gen: u32,
@@ -54,14 +60,14 @@ impl<S> Default for IdlePool<S> {
 }
 
 impl<S: Transport> IdlePool<S> {
-    /// Keeps `stream` for reuse, watched for unsolicited input; false (and
-    /// the stream is dropped) if the backend already has its share or the
-    /// stream cannot be watched.
+    /// Keeps `conn` for reuse, watched for unsolicited input; false (and
+    /// the connection is dropped) if the backend already has its share or
+    /// the socket cannot be watched.
     pub fn put(
         &mut self,
         net: &mut dyn Net<S>,
         addr: SocketAddr,
-        mut stream: S,
+        mut conn: Conn<S>,
         now: Instant,
     ) -> bool {
         let keys = self.by_backend.entry(addr).or_default();
@@ -75,12 +81,15 @@ impl<S: Transport> IdlePool<S> {
             gen,
         })
         .token();
-        if net.watch(&mut stream, token, Interest::READABLE).is_err() {
+        if net
+            .watch(conn.stream_mut(), token, Interest::READABLE)
+            .is_err()
+        {
             return false;
         }
         keys.push(entry.key());
         entry.insert(Idle {
-            stream,
+            conn,
             addr,
             since: now,
             gen,
@@ -91,8 +100,9 @@ impl<S: Transport> IdlePool<S> {
     /// The most recently used live connection to `addr`, if any (the
     /// caller re-registers it under its own token). Dead ones found on the
     /// way (too old, closed by the backend, or with unexpected bytes) are
-    /// dropped.
-    pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<S> {
+    /// dropped. The connection keeps its counters and meter: the caller
+    /// puts it back in service with [`Conn::resume`].
+    pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<Conn<S>> {
         let keys = self.by_backend.get_mut(&addr)?;
         let mut found = None;
         while let Some(key) = keys.pop() {
@@ -103,8 +113,8 @@ impl<S: Transport> IdlePool<S> {
                 continue;
             }
             // Any byte or EOF waiting means the backend spoke unasked.
-            if c.stream.is_quiet() {
-                found = Some(c.stream);
+            if c.conn.stream().is_quiet() {
+                found = Some(c.conn);
                 break;
             }
         }

@@ -49,7 +49,7 @@ impl<S: Transport> HttpSession<S> {
             // Nor can a private one (a login on it). One to a backend that
             // left the set or went down is closed.
             if !conn.is_tls() && !self.logged_in && is_current(ctx, self.port(), addr) {
-                ctx.idle.put(ctx.net, addr, conn.into_stream(), ctx.now);
+                ctx.idle.put(ctx.net, addr, conn, ctx.now);
             }
         }
         let tls_backend = self
@@ -65,16 +65,19 @@ impl<S: Transport> HttpSession<S> {
         } else {
             ctx.idle.take(b.addr(), ctx.now)
         };
-        if let Some(mut stream) = pooled {
+        if let Some(mut conn) = pooled {
             let id = ctx.legs.open(ctx.id);
             let token = EventTarget::Leg(id).token();
             if ctx
                 .net
-                .watch(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                .watch(
+                    conn.stream_mut(),
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                )
                 .is_ok()
             {
-                let mut conn = Conn::new(stream, ctx.now, Meter::backend(&b, ctx.worker));
-                conn.assume_writable();
+                let conn = conn.resume(ctx.now, Meter::backend(&b, ctx.worker));
                 counts.reuses.add(1);
                 return reusing(id, ex, conn, &b, log);
             }

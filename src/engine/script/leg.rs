@@ -127,6 +127,33 @@ fn a_clients_first_request_never_takes_a_pooled_connection() {
     assert_eq!(client.seen().matches("HTTP/1.1 200 OK\r\n").count(), 2);
 }
 
+/// The pool keeps the whole connection; taken back into service it counts
+/// into the taker's meter from zero, writable as it was parked.
+#[test]
+fn a_pooled_connection_resumes_with_fresh_counts() {
+    use crate::engine::conn::Conn;
+    use crate::engine::meter::Meter;
+    use std::io::IoSlice;
+
+    let mut t = Http::new(false);
+    let svc = t.h.service();
+    let backend = &svc.backends[0];
+    let wire = Script::connected();
+    let mut conn = Conn::new(wire.clone(), t.h.now, Meter::backend(backend, 0));
+    conn.note(Readiness::BOTH);
+    assert!(conn.send(&[IoSlice::new(b"abc")], t.h.now).progressed());
+    assert_eq!(conn.bytes(), (0, 3));
+    let addr: SocketAddr = B1.parse().unwrap();
+    assert!(t.h.idle.put(&mut t.h.net, addr, conn, t.h.now));
+    t.h.later(Duration::from_secs(1));
+    let conn = t.h.idle.take(addr, t.h.now).expect("pooled");
+    let conn = conn.resume(t.h.now, Meter::backend(backend, 0));
+    assert_eq!(conn.bytes(), (0, 0));
+    assert!(conn.is_writable());
+    assert_eq!(conn.last_io(), t.h.now);
+    assert_eq!(wire.seen(), "abc", "the same socket");
+}
+
 // ---- sending the head ------------------------------------------------
 
 #[test]
