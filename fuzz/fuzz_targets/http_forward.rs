@@ -19,8 +19,9 @@ use std::time::Instant;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use moirai::proto::http1::body::{relay, Body, Framing};
-use moirai::proto::http1::exchange::{Client, Exchange};
+use moirai::proto::http1::exchange::Exchange;
 use moirai::proto::http1::{head_slices, request, Scratch, MAX_SLICES};
+use moirai::proto::transaction::Client;
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -125,18 +126,12 @@ fuzz_target!(|i: Input| {
     let now = Instant::now();
     let mut ex = Exchange::begin(head, &client, scratch, now, now);
     let head = ex.request().clone();
-    let injects = ex.request_injects();
+    let going = ex.request_head(&buf).expect("a body we encoded is valid");
     let mut out = Vec::new();
     let mut skip = 0;
     loop {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let n = head_slices(
-            &buf[..head.end_of_fields],
-            ex.request_drops(),
-            &injects,
-            skip,
-            &mut slices,
-        );
+        let n = head_slices(going.src, going.drop, &going.injects, skip, &mut slices);
         if n == 0 {
             break;
         }

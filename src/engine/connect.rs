@@ -107,11 +107,11 @@ pub fn redial<S: Transport>(
 }
 
 /// A reused connection in `up` died before the backend answered a request
-/// that may be sent again ([`Exchange::may_retry`]): counted as a retry on
+/// that may be sent again ([`Exchange::on_failure`]): counted as a retry on
 /// the backend and the service, then a new connection to the same backend
 /// (HAProxy's `retry-on conn-failure empty-response`).
 ///
-/// [`Exchange::may_retry`]: crate::proto::http1::exchange::Exchange::may_retry
+/// [`Exchange::on_failure`]: crate::proto::http1::exchange::Exchange::on_failure
 pub fn resend<S: Transport>(
     ctx: &mut Ctx<'_, S>,
     service: &ServiceSnapshot,

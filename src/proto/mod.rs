@@ -7,6 +7,8 @@
 //! - [`http1`]: HTTP/1.x heads, framing, and the HTTP/1 front's words.
 //! - [`h2`]: HTTP/2 frames, HPACK, streams and flow control, and the
 //!   translation to and from HTTP/1.1.
+//! - [`transaction`]: one request and its response, in no version's
+//!   words: stickiness, forwarding values, retries, timeouts, reuse.
 //! - [`answer`]: what the balancer answers itself, in no version's words.
 //! - [`cookie`]: the sticky-session cookie.
 //! - [`syslog`]: RFC 5424 access and event lines.
@@ -20,3 +22,4 @@ pub mod http1;
 pub mod pipe;
 pub mod proxy_v2;
 pub mod syslog;
+pub mod transaction;

@@ -143,7 +143,7 @@ fn reusing<S: Transport>(
     b: &Arc<Backend>,
     log: RequestLog,
 ) -> Turn<S> {
-    ex.set_reused(true);
+    ex.reusing();
     let up = Upstream {
         conn,
         lease: BackendLease::acquire(b),

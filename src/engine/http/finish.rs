@@ -8,7 +8,7 @@ use super::{is_current, recycle, Flow, HttpSession, Parked, Stage, Turn, MAX_FRE
 use crate::engine::conn::{release_if_empty, Transport};
 use crate::engine::session::Session;
 use crate::engine::step::{CloseReason, Ctx};
-use crate::proto::http1::exchange::{BackendEnd, Reuse};
+use crate::proto::transaction::{BackendEnd, Reuse};
 
 impl<S: Transport> HttpSession<S> {
     /// Both messages are complete: its access line goes out, and each side

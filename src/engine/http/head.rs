@@ -16,10 +16,11 @@ use crate::engine::step::{CloseReason, Ctx};
 use crate::engine::token::Side;
 use crate::proto::answer::Answer;
 use crate::proto::http1::errors::Status;
-use crate::proto::http1::exchange::{Client, Exchange};
+use crate::proto::http1::exchange::Exchange;
 use crate::proto::http1::front;
 use crate::proto::http1::request::{self, RequestHead};
 use crate::proto::http1::HeadError;
+use crate::proto::transaction::Client;
 
 impl<S: Transport> HttpSession<S> {
     /// Reads until a request head is complete, then answers it here or

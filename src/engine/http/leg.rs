@@ -19,11 +19,13 @@ use crate::engine::session::Session;
 use crate::engine::step::{CloseReason, Ctx};
 use crate::engine::token::{EventTarget, Side, SlotId};
 use crate::metrics::stats::{micros, record};
+use crate::proto::http1::back::OnResponse;
 use crate::proto::http1::body::RelayError;
 use crate::proto::http1::errors::Status;
-use crate::proto::http1::exchange::{AfterHead, Exchange, OnResponse, Sent};
-use crate::proto::http1::{request, response};
+use crate::proto::http1::exchange::{AfterHead, Exchange};
+use crate::proto::http1::request;
 use crate::proto::pipe::Pipe;
+use crate::proto::transaction::{Failure, Sent};
 use crate::sys::poll::Token;
 
 /// One request in flight on a backend.
@@ -141,8 +143,7 @@ impl<S: Transport> HttpSession<S> {
                 match connect::progress(ctx, &self.service, &mut leg.up, dialing) {
                     Progress::Waiting => (Stage::Leg(leg), Flow::Wait),
                     Progress::Ready(took) => {
-                        leg.ex.timing.connect = Some(took);
-                        leg.ex.set_reused(false);
+                        leg.ex.connected(took);
                         leg.step = LegStep::SendHead { sent: 0 };
                         (Stage::Leg(leg), Flow::Progress)
                     }
@@ -237,20 +238,19 @@ impl<S: Transport> HttpSession<S> {
     fn resend(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
         let token = leg.token();
         let Leg {
-            mut ex,
+            ex,
             up,
             to_client,
             log,
             id,
             ..
         } = leg;
-        ex.retry();
         let dialed = connect::resend(ctx, &self.service, up, token);
         self.connecting(ctx, id, ex, log, to_client, dialed)
     }
 
     /// Acts on a step that stopped short.
-    fn halt(&mut self, ctx: &mut Ctx<'_, S>, halt: Halt, leg: Leg<S>) -> Turn<S> {
+    fn halt(&mut self, ctx: &mut Ctx<'_, S>, halt: Halt, mut leg: Leg<S>) -> Turn<S> {
         match halt {
             Halt::Close(r) => (Stage::Leg(leg), Flow::Close(r)),
             // The client already has a status line: all we can do is cut.
@@ -262,10 +262,10 @@ impl<S: Transport> HttpSession<S> {
             Halt::Retry { head_pending } => {
                 let answered = leg.ex.response().is_some()
                     || leg.to_client.as_ref().is_some_and(|b| !b.is_empty());
-                if !leg.ex.may_retry(answered, head_pending) {
-                    return self.refuse_leg(ctx, Status::BadGateway, leg);
+                match leg.ex.on_failure(answered, head_pending) {
+                    Failure::Resend => self.resend(ctx, leg),
+                    Failure::BadGateway => self.refuse_leg(ctx, Status::BadGateway, leg),
                 }
-                self.resend(ctx, leg)
             }
         }
     }
@@ -302,11 +302,8 @@ impl<S: Transport> HttpSession<S> {
             return Err(Halt::Close(CloseReason::Reset(Side::Client)));
         };
         let ex = &mut leg.ex;
-        let req = ex.request();
-        let (head_len, end_of_fields) = (req.head_len, req.end_of_fields);
-        let after = &buf.pending()[head_len..];
-        let with_head = match ex.request_with_head(after) {
-            Ok(m) => m,
+        let out = match ex.request_head(buf.pending()) {
+            Ok(out) => out,
             Err(e) => {
                 log::debug!(
                     "http: port {}: bad request body from {}: {}",
@@ -317,14 +314,8 @@ impl<S: Transport> HttpSession<S> {
                 return Err(Halt::Fail(Status::BadRequest));
             }
         };
-        let injects = ex.request_injects();
-        let head = Outgoing {
-            src: &buf.pending()[..end_of_fields],
-            drop: ex.request_drops(),
-            injects: &injects,
-            body: &after[..with_head],
-        };
-        let written = match head.write(&mut leg.up.conn, sent, false, ctx.now) {
+        let head = Outgoing::from(&out);
+        let written = match head.write(&mut leg.up.conn, sent, out.last, ctx.now) {
             Io::Moved(w) | Io::Drained(w) => w,
             Io::Blocked => return Ok(Some(sent)),
             Io::Eof | Io::Failed => return Err(Halt::Retry { head_pending: true }),
@@ -506,21 +497,19 @@ impl<S: Transport> HttpSession<S> {
             return Ok(true);
         }
         let ex = &mut leg.ex;
-        let is_head = ex.request().is_head;
-        let head = match response::parse(buf.pending(), is_head, ex.response_drops_mut()) {
-            Ok(Some(head)) => head,
+        let closing = self.draining || self.client_eof;
+        let backend = leg.up.backend();
+        let what = match ex.read_response(buf.pending(), Some(backend.cookie()), closing, ctx.now) {
+            Ok(Some(what)) => what,
             Ok(None) if buf.is_full() => return Err(Halt::Fail(Status::BadGateway)),
             Ok(None) => return Ok(false),
             Err(_) => return Err(Halt::Fail(Status::BadGateway)),
         };
-        let code = head.code;
-        let closing = self.draining || self.client_eof;
-        let backend = leg.up.backend();
-        match ex.on_response(head, Some(backend.cookie()), closing, ctx.now) {
+        match what {
             OnResponse::BadGateway => return Err(Halt::Fail(Status::BadGateway)),
             OnResponse::Interim => {}
             OnResponse::Forward | OnResponse::Tunnel => {
-                let took = ctx.now.saturating_duration_since(ex.timing.head);
+                let took = ctx.now.saturating_duration_since(ex.timing().head);
                 record(&mut ctx.latency(self.port()).request, took);
                 backend
                     .stats()
@@ -529,6 +518,7 @@ impl<S: Transport> HttpSession<S> {
                     .raise(micros(took));
             }
         }
+        let code = ex.response().map_or(0, |r| r.code);
         self.service.stats.of(ctx.worker).response(code);
         backend.stats().of(ctx.worker).response(code);
         Ok(true)
@@ -545,24 +535,16 @@ impl<S: Transport> HttpSession<S> {
             return Ok(None);
         };
         let ex = &mut leg.ex;
-        let (Some(resp), Some(buf)) = (ex.response(), leg.to_client.as_ref()) else {
+        let Some(buf) = leg.to_client.as_ref() else {
             return Ok(None);
         };
-        let after = &buf.pending()[resp.head_len..];
-        let Ok(with_head) = ex.response_with_head(after) else {
-            return Err(Halt::Fail(Status::BadGateway));
+        let out = match ex.response_head(buf.pending(), self.draining || self.client_eof) {
+            Ok(Some(out)) => out,
+            Ok(None) => return Ok(None),
+            Err(_) => return Err(Halt::Fail(Status::BadGateway)),
         };
-        // A response that ends the connection with this write carries the
-        // TLS close_notify too (one write, one segment fewer).
-        let last = ex.ends_with_head(with_head, self.draining || self.client_eof);
-        let injects = ex.response_injects();
-        let head = Outgoing {
-            src: &buf.pending()[..resp.end_of_fields],
-            drop: ex.response_drops(),
-            injects: &injects,
-            body: &after[..with_head],
-        };
-        let written = match head.write(&mut self.client, *head_sent, last, ctx.now) {
+        let head = Outgoing::from(&out);
+        let written = match head.write(&mut self.client, *head_sent, out.last, ctx.now) {
             Io::Moved(w) | Io::Drained(w) => w,
             Io::Blocked => return Ok(None),
             Io::Eof | Io::Failed => return Err(Halt::Close(CloseReason::Reset(Side::Client))),

@@ -79,8 +79,8 @@ impl<S: Transport> HttpSession<S> {
             },
             request,
             bytes: (rx - rx0, tx - tx0),
-            t_connect: ex.and_then(|e| e.timing.connect),
-            t_response: ex.and_then(|e| e.timing.response()),
+            t_connect: ex.and_then(|e| e.timing().connect),
+            t_response: ex.and_then(|e| e.timing().response()),
             t_total: now.saturating_duration_since(since),
             ..base
         }
@@ -97,10 +97,10 @@ impl<S: Transport> HttpSession<S> {
         now: Instant,
     ) {
         sink.access(&Access {
-            t_request: Some(ex.timing.request()),
+            t_request: Some(ex.timing().request()),
             status: ex.response().map(|r| r.code),
             term: Termination::NORMAL,
-            ..self.access(Some(ex), Some(lease), log, ex.timing.start, now)
+            ..self.access(Some(ex), Some(lease), log, ex.timing().start, now)
         });
         self.logged_bytes = self.client.bytes();
     }
@@ -135,7 +135,7 @@ impl<S: Transport> HttpSession<S> {
                     Some(&leg.ex),
                     Some(&leg.up.lease),
                     &leg.log,
-                    leg.ex.timing.start,
+                    leg.ex.timing().start,
                     now,
                 )
             }),

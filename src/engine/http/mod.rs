@@ -43,10 +43,11 @@ use super::syslog::Sink;
 use super::token::{Side, SlotId};
 use crate::proto::answer::Answer;
 use crate::proto::http1::errors::Status;
-use crate::proto::http1::exchange::{Exchange, Timeout};
+use crate::proto::http1::exchange::Exchange;
 use crate::proto::http1::front;
 use crate::proto::http1::Scratch;
 use crate::proto::pipe::Pipe;
+use crate::proto::transaction::Timeout;
 use crate::snapshot::{Backend, ServiceSnapshot};
 use crate::sys::net::TcpStream;
 
@@ -277,7 +278,7 @@ impl<S: Transport> HttpSession<S> {
     /// [`HttpSession::fail`] for a request that was understood: its
     /// exchange goes with the answer, for the access line.
     fn refuse(&mut self, status: Status, ex: Box<Exchange>, log: RequestLog) -> Turn<S> {
-        let since = ex.timing.start;
+        let since = ex.timing().start;
         self.fail(status, Some(ex), log, since)
     }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::engine::buffer::Buffer;
 use crate::engine::conn::{Conn, Io, Transport};
 use crate::proto::http1::body::{self, Body, RelayError};
+use crate::proto::http1::exchange::HeadOut;
 use crate::proto::http1::{head_slices, virtual_len, MAX_SLICES};
 
 /// A head to write: `src` (up to its final CRLF) without the `drop`
@@ -19,6 +20,17 @@ pub(super) struct Outgoing<'a> {
     pub drop: &'a [std::ops::Range<usize>],
     pub injects: &'a [&'a [u8]],
     pub body: &'a [u8],
+}
+
+impl<'a> From<&'a HeadOut<'a>> for Outgoing<'a> {
+    fn from(h: &'a HeadOut<'a>) -> Outgoing<'a> {
+        Outgoing {
+            src: h.src,
+            drop: h.drop,
+            injects: &h.injects,
+            body: h.body,
+        }
+    }
 }
 
 impl Outgoing<'_> {

@@ -1,36 +1,42 @@
-//! One HTTP transaction, without I/O: every decision the balancer makes
-//! about a request and its response, as HAProxy's `http_ana.c` makes them
-//! apart from the code that moves bytes. The engine's HTTP session parses
-//! heads with [`super::request`] and [`super::response`], asks an
-//! [`Exchange`] what to do, and does it; nothing here reads a socket or a
-//! clock, so every decision is unit-tested with plain values.
+//! One HTTP/1 request and its response, without I/O: the version-neutral
+//! [`Transaction`] (stickiness, forwarding values, retry and replay,
+//! timeouts, reuse, timing) with the HTTP/1 heads and bodies it is about,
+//! decided through the front's rules ([`super::front`]: keep-alive,
+//! `Connection`, de-chunking, the rewritten `Content-Length`) and the
+//! back's ([`super::back`]: the request's `Connection` and
+//! `X-Forwarded-*` lines, what a response head means). The engine's leg
+//! does what it says; nothing here reads a socket or a clock.
 //!
-//! The calls, in the order of a transaction:
+//! One call per step of a leg, each saying what to do next:
 //! - [`Exchange::begin`]: the head to forward and the lines to add;
-//! - [`Exchange::request_with_head`] / [`Exchange::request_sent`]: what goes
-//!   in the head's write, and whether the request is held for a resend;
-//! - [`Exchange::on_response`]: forward, pass an interim response on,
-//!   switch to a tunnel, or refuse (502), with the sticky cookie to add;
-//! - [`Exchange::response_sent`]: the head went out;
+//! - [`Exchange::request_head`] then [`Exchange::request_sent`]: what the
+//!   head's write carries, and whether the request is held for a resend;
+//! - [`Exchange::backend_spoke`]: the held request is done with;
+//! - [`Exchange::read_response`]: forward, pass an interim response on,
+//!   switch to a tunnel, or refuse (502);
+//! - [`Exchange::response_head`] then [`Exchange::response_sent`]: what
+//!   the response head's write carries, and what follows it;
 //! - [`Exchange::finish`]: keep the client? park, pool or drop the
 //!   backend connection;
-//! - [`Exchange::on_timeout`], [`Exchange::may_retry`]: the failures.
+//! - [`Exchange::on_failure`], [`Exchange::on_timeout`]: the failures.
 //!
 //! What the balancer says itself (its errors, ACME challenges,
 //! redirects) is a [`crate::proto::answer::Answer`], written for HTTP/1
 //! by [`super::front`].
 
-use std::io::Write;
 use std::mem;
-use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::back::{self, OnResponse};
 use super::body::{Body, ChunkError, Framing};
-use super::errors::Status;
+use super::front;
 use super::request::RequestHead;
-use super::response::ResponseHead;
-use crate::proto::cookie::COOKIE_NAME;
+use super::response::{self, ResponseHead};
+use super::HeadError;
+use crate::proto::transaction::{
+    BackendEnd, Client, Failure, Finish, Sent, Timeout, Timing, Transaction,
+};
 
 /// The small vectors a request needs for its heads. A session takes them
 /// from the worker's free list to parse a request head, the request's
@@ -62,60 +68,22 @@ impl Scratch {
     }
 }
 
-/// The client connection a request came on.
+/// A head to write: `src` (up to its final CRLF) without the `drop`
+/// ranges, plus the `injects` and CRLF, then the `body` bytes that go in
+/// the same write.
 #[derive(Debug, Clone, Copy)]
-pub struct Client {
-    /// Its address.
-    pub peer: SocketAddr,
-    /// It speaks TLS to us.
-    pub tls: bool,
-    /// The service's listen port.
-    pub port: u16,
-    /// It is in the service's `trust_forwarded` prefixes: the
-    /// `X-Forwarded-Proto`/`-Port` it sends pass through.
-    pub trusted: bool,
-}
-
-/// When the parts of a transaction happened, for its access line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
-    /// The request's first byte.
-    pub start: Instant,
-    /// Its head was complete.
-    pub head: Instant,
-    /// How long a new backend connection took (none for a reused one).
-    pub connect: Option<Duration>,
-    /// The final response head arrived.
-    pub response: Option<Instant>,
-}
-
-impl Timing {
-    /// From the first byte to the complete head.
-    pub fn request(&self) -> Duration {
-        self.head.saturating_duration_since(self.start)
-    }
-
-    /// From the complete request head to the response head.
-    pub fn response(&self) -> Option<Duration> {
-        self.response
-            .map(|t| t.saturating_duration_since(self.head))
-    }
-}
-
-/// What to do with a response head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnResponse {
-    /// The final response: forward it with the lines in `resp_inject`.
-    Forward,
-    /// A 1xx (not 101): pass it on as it is; the final one is still to
-    /// come.
-    Interim,
-    /// A `101` to an upgrade request: pass it on untouched, then carry
-    /// bytes both ways.
-    Tunnel,
-    /// Not an answer to this request (a `101` nobody asked for, or one
-    /// that does not take what the request offered): 502.
-    BadGateway,
+pub struct HeadOut<'a> {
+    /// The head as received, up to its final CRLF.
+    pub src: &'a [u8],
+    /// Its lines not forwarded.
+    pub drop: &'a [Range<usize>],
+    /// Lines added before the final CRLF, in order.
+    pub injects: [&'a [u8]; 3],
+    /// Body bytes that ride in the head's write.
+    pub body: &'a [u8],
+    /// Nothing follows before the connection ends: the same write may say
+    /// goodbye (TLS close_notify) instead of a write of its own.
+    pub last: bool,
 }
 
 /// What follows a response head that went out.
@@ -129,138 +97,20 @@ pub enum AfterHead {
     Tunnel,
 }
 
-/// What to do with the client's buffered bytes once the request went out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sent {
-    /// Done with this many bytes.
-    Consume(usize),
-    /// Keep them until the backend answers: the connection was reused and
-    /// may turn out dead, and the request may be sent again.
-    Hold,
-}
-
-/// What becomes of the backend connection after a transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reuse {
-    /// Kept by this client's connection for its next request.
-    Park,
-    /// Given to the worker's pool, if the backend is still in service.
-    Pool,
-    /// Closed.
-    Drop,
-}
-
-/// How a transaction ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Finish {
-    /// The client connection stays open for another request.
-    pub keep_client: bool,
-    /// The backend connection's fate.
-    pub backend: Reuse,
-}
-
-/// What the backend connection was like when the response ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BackendEnd {
-    /// It sent its FIN.
-    pub eof: bool,
-    /// It sent bytes after the response (never part of another one).
-    pub leftover: bool,
-    /// It speaks TLS: its state lives in the session, never in the pool.
-    pub tls: bool,
-    /// An earlier exchange of this client made it private (a
-    /// connection-bound login): it never goes to another client.
-    pub private: bool,
-}
-
-/// What a timeout in the middle of a transaction means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timeout {
-    /// Answer with this, then close.
-    Answer(Status),
-    /// The backend is silent and the client already has a status line:
-    /// close both.
-    BackendIdle,
-    /// The client is silent: close both.
-    ClientIdle,
-}
-
 /// One request and its response.
 #[derive(Debug)]
 pub struct Exchange {
+    /// What every version decides alike.
+    tx: Transaction,
     req: RequestHead,
     req_body: Body,
     /// The response head being forwarded (interim or final).
     resp: Option<ResponseHead>,
     resp_body: Body,
-    /// The final response head went out: the client has a status.
-    started: bool,
     /// The `Connection` line sent with the request.
     conn_line: &'static [u8],
-    /// The backend connection was reused (parked or pooled).
-    reused: bool,
-    /// The request was already sent once more.
-    retried: bool,
-    /// Bytes of the request (head and whole body) held at the front of
-    /// the client's buffer until the backend answers.
-    replay: Option<usize>,
-    /// When its parts happened.
-    pub timing: Timing,
     /// The lines its heads drop and add.
     scratch: Scratch,
-}
-
-/// Writes the `X-Forwarded-*` lines for `client` into `out` (emptied
-/// first). Every request formats them, so IPv4 addresses and the port are
-/// written digit by digit rather than through `fmt`, which costs several
-/// times more.
-/// `proto`/`port`: whether moirai writes `X-Forwarded-Proto`/`-Port`
-/// (not when a trusted client's own pass through).
-fn forwarding_lines(client: &Client, out: &mut Vec<u8>, proto: bool, port: bool) {
-    out.clear();
-    out.extend_from_slice(b"X-Forwarded-For: ");
-    match client.peer.ip().to_canonical() {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                push_decimal(out, octet.into());
-            }
-        }
-        ip @ IpAddr::V6(_) => {
-            let _ = write!(out, "{ip}");
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-    if proto {
-        out.extend_from_slice(if client.tls {
-            b"X-Forwarded-Proto: https\r\n"
-        } else {
-            b"X-Forwarded-Proto: http\r\n"
-        });
-    }
-    if port {
-        out.extend_from_slice(b"X-Forwarded-Port: ");
-        push_decimal(out, client.port);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 impl Exchange {
@@ -276,50 +126,18 @@ impl Exchange {
         start: Instant,
         now: Instant,
     ) -> Exchange {
-        // A trusted proxy's own X-Forwarded-Proto/-Port pass through
-        // (their lines leave the dropped ones); everyone else's are
-        // replaced by moirai's.
-        let keep = |line: &Option<Range<usize>>, drop: &mut Vec<Range<usize>>| match line {
-            Some(r) if client.trusted => {
-                drop.retain(|d| d != r);
-                true
-            }
-            _ => false,
-        };
-        let proto_kept = keep(
-            &head.forwarded_proto.as_ref().map(|(r, _)| r.clone()),
-            &mut scratch.req_drop,
-        );
-        let port_kept = keep(&head.forwarded_port, &mut scratch.req_drop);
-        // Proto and port describe one hop: with the proxy's proto, moirai's
-        // own port would make `https://host:80`, so it is left out.
-        forwarding_lines(
-            client,
-            &mut scratch.fwd,
-            !proto_kept,
-            !port_kept && !proto_kept,
-        );
+        let tx = Transaction::new(back::request_facts(&head), start, now);
+        let fwd = tx.forwarding(client);
+        back::keep_forwarded(&head, &fwd, &mut scratch.req_drop);
+        back::forwarding_lines(&fwd, &mut scratch.fwd);
         Exchange {
+            tx,
             scratch,
-            conn_line: if head.upgrade.is_some() {
-                b"Connection: upgrade\r\n"
-            } else {
-                b"Connection: keep-alive\r\n"
-            },
+            conn_line: back::connection_line(&head),
             req_body: Body::new(head.framing),
             req: head,
             resp: None,
             resp_body: Body::new(Framing::None),
-            started: false,
-            reused: false,
-            retried: false,
-            replay: None,
-            timing: Timing {
-                start,
-                head: now,
-                connect: None,
-                response: None,
-            },
         }
     }
 
@@ -333,40 +151,30 @@ impl Exchange {
         self.resp.as_ref()
     }
 
+    /// When its parts happened.
+    pub fn timing(&self) -> &Timing {
+        &self.tx.timing
+    }
+
+    /// A new backend connection took `took` to connect.
+    pub fn connected(&mut self, took: std::time::Duration) {
+        self.tx.timing.connect = Some(took);
+        self.tx.set_reused(false);
+    }
+
+    /// The request rides a parked or pooled connection.
+    pub fn reusing(&mut self) {
+        self.tx.set_reused(true);
+    }
+
     /// The sticky cookie the client sent, if any.
     pub fn sticky(&self) -> Option<[u8; 16]> {
-        self.req.sticky
+        self.tx.sticky()
     }
 
     /// Whether the client already has a final status line.
     pub fn status_sent(&self) -> bool {
-        self.started
-    }
-
-    /// The lines added to the forwarded request head, after the client's
-    /// own: its other cookies, `X-Forwarded-*`, and `Connection`.
-    pub fn request_injects(&self) -> [&[u8]; 3] {
-        [&self.scratch.req_inject, &self.scratch.fwd, self.conn_line]
-    }
-
-    /// The client's request lines not forwarded.
-    pub fn request_drops(&self) -> &[Range<usize>] {
-        &self.scratch.req_drop
-    }
-
-    /// The lines added to the forwarded response head.
-    pub fn response_injects(&self) -> [&[u8]; 1] {
-        [&self.scratch.resp_inject]
-    }
-
-    /// The backend's response lines not forwarded.
-    pub fn response_drops(&self) -> &[Range<usize>] {
-        &self.scratch.resp_drop
-    }
-
-    /// Where a response head's parse puts the lines it drops.
-    pub fn response_drops_mut(&mut self) -> &mut Vec<Range<usize>> {
-        &mut self.scratch.resp_drop
+        self.tx.status_sent()
     }
 
     /// Ends the exchange: its vectors, emptied, for the next request.
@@ -393,149 +201,123 @@ impl Exchange {
 
     /// Whether the whole response body went out.
     pub fn response_done(&self) -> bool {
-        self.started && self.resp_body.is_done()
+        self.tx.status_sent() && self.resp_body.is_done()
     }
 
-    /// The backend connection was reused (true) or is new (false).
-    pub fn set_reused(&mut self, reused: bool) {
-        self.reused = reused;
-    }
-
-    /// The request body bytes buffered after its head (`after`) that go
-    /// in the head's write: none for a chunked body, which is checked as
-    /// far as it arrived (while a 400 is still possible) and re-framed
-    /// later.
-    pub fn request_with_head(&self, after: &[u8]) -> Result<usize, ChunkError> {
-        with_head(&self.req_body, after)
-    }
-
-    /// As [`Exchange::request_with_head`], for the response (a bad chunk
-    /// is still a 502 here).
-    pub fn response_with_head(&self, after: &[u8]) -> Result<usize, ChunkError> {
-        with_head(&self.resp_body, after)
+    /// The request head to write, from the client's buffered bytes
+    /// `buffered` (the head at their front), with the body bytes that go
+    /// in the same write. A chunk error in what arrived of the body is a
+    /// 400.
+    pub fn request_head<'a>(&'a self, buffered: &'a [u8]) -> Result<HeadOut<'a>, ChunkError> {
+        let after = &buffered[self.req.head_len..];
+        let with_head = back::with_head(&self.req_body, after)?;
+        Ok(HeadOut {
+            src: &buffered[..self.req.end_of_fields],
+            drop: &self.scratch.req_drop,
+            injects: [&self.scratch.req_inject, &self.scratch.fwd, self.conn_line],
+            body: &after[..with_head],
+            last: false,
+        })
     }
 
     /// The request head and `written` body bytes after it went out.
     pub fn request_sent(&mut self, written: usize) -> Sent {
         let sent = self.req.head_len + self.req_body.wrote(written);
-        if self.reused && !self.retried && self.req.idempotent && self.req_body.is_done() {
-            self.replay = Some(sent);
-            Sent::Hold
-        } else {
-            Sent::Consume(sent)
-        }
+        self.tx.request_sent(sent, self.req_body.is_done())
     }
 
     /// The backend sent its first bytes: the held request (if any) cannot
     /// be sent again and its bytes are done with.
     pub fn backend_spoke(&mut self) -> Option<usize> {
-        self.replay.take()
+        self.tx.backend_spoke()
     }
 
-    /// Whether a request whose backend connection failed before any
-    /// response byte may be sent once more on a new connection: only
-    /// after a reused connection (which the backend may have closed while
-    /// idle), once, for an idempotent method whose bytes are still held
-    /// (`head_pending`: the head is still being written). HAProxy's
-    /// `retry-on conn-failure empty-response`.
-    pub fn may_retry(&self, answered: bool, head_pending: bool) -> bool {
-        self.reused
-            && !self.retried
-            && !answered
-            && self.req.idempotent
-            && (head_pending || self.replay.is_some())
+    /// The backend connection failed before any response byte
+    /// (`answered`: some arrived; `head_pending`: the request head is still
+    /// being written). A resend starts the request over from its first
+    /// byte.
+    pub fn on_failure(&mut self, answered: bool, head_pending: bool) -> Failure {
+        let f = self.tx.on_failure(answered, head_pending);
+        if f == Failure::Resend {
+            self.resp = None;
+            self.req_body = Body::new(self.req.framing);
+        }
+        f
     }
 
-    /// The request goes again on a new connection: from its first byte.
-    pub fn retry(&mut self) {
-        self.retried = true;
-        self.reused = false;
-        self.replay = None;
-        self.resp = None;
-        self.req_body = Body::new(self.req.framing);
-    }
-
-    /// A response head arrived at `now` (its parse put the lines it drops
-    /// in [`Exchange::response_drops_mut`]). Fills the response's added
-    /// lines (and adds to the dropped ones) with what the forwarded head
-    /// needs:
+    /// Looks for a response head at the front of the backend's bytes
+    /// `buffered`, arrived at `now`: `Ok(None)` until it is complete. For a
+    /// final response, fills the lines the forwarded head drops and adds:
     /// the sticky cookie for `cookie` (the backend's) when the client does
     /// not hold it, a rewritten `Content-Length`, and `Connection`.
     /// `closing`: the client connection ends after this response (the
-    /// balancer drains, or the client half-closed).
-    pub fn on_response(
+    /// balancer drains, or the client half-closed). A head that is not
+    /// valid HTTP/1 is the caller's 502.
+    pub fn read_response(
         &mut self,
-        head: ResponseHead,
+        buffered: &[u8],
         cookie: Option<&[u8; 16]>,
         closing: bool,
         now: Instant,
-    ) -> OnResponse {
-        self.scratch.resp_inject.clear();
-        let what = if head.is_switch() {
-            // Only a real switch to a protocol the client asked for opens
-            // a tunnel (see `upgrade`); anything else is 502.
-            let taken = match (&self.req.upgrade, head.switch.as_deref()) {
-                (Some(offer), Some(answer)) => offer.accepts(answer),
-                _ => false,
-            };
-            if !taken {
-                return OnResponse::BadGateway;
-            }
-            // Passed on untouched.
-            self.scratch.resp_drop.clear();
-            OnResponse::Tunnel
-        } else if head.is_interim() {
-            OnResponse::Interim
-        } else {
-            let mut out = mem::take(&mut self.scratch.resp_inject);
-            self.response_lines(&head, cookie, closing, &mut out);
-            self.scratch.resp_inject = out;
-            OnResponse::Forward
+    ) -> Result<Option<OnResponse>, HeadError> {
+        let s = &mut self.scratch;
+        s.resp_drop.clear();
+        s.resp_inject.clear();
+        let Some(head) = response::parse(buffered, self.req.is_head, &mut s.resp_drop)? else {
+            return Ok(None);
         };
+        let what = back::classify(&self.req, &head);
+        match what {
+            OnResponse::BadGateway => return Ok(Some(what)),
+            // Passed on untouched.
+            OnResponse::Tunnel => s.resp_drop.clear(),
+            OnResponse::Interim => {}
+            OnResponse::Forward => {
+                let cookie = self.tx.cookie_to_set(cookie);
+                front::response_lines(&self.req, &head, cookie, closing, &mut s.resp_inject);
+            }
+        }
         if what != OnResponse::Interim {
-            self.timing.response = Some(now);
+            self.tx.responded(head.connection_auth, now);
         }
-        self.resp_body = Body::new(head.framing);
-        if self.dechunks(&head) {
-            // An HTTP/1.0 client never sees chunked framing: the data
-            // alone, ended by the close.
-            self.scratch
-                .resp_drop
-                .extend(head.transfer_encoding.iter().cloned());
-            self.scratch.resp_drop.sort_by_key(|r| r.start);
-            self.resp_body = Body::new(head.framing).dechunked();
-        }
+        front::response_drops(&self.req, &head, &mut s.resp_drop);
+        self.resp_body = if front::dechunks(&self.req, &head) {
+            Body::new(head.framing).dechunked()
+        } else {
+            Body::new(head.framing)
+        };
         self.resp = Some(head);
-        what
+        Ok(Some(what))
     }
 
-    fn response_lines(
-        &self,
-        head: &ResponseHead,
-        cookie: Option<&[u8; 16]>,
+    /// The response head to write, from the backend's buffered bytes
+    /// `buffered` (the head at their front), with the body bytes that go
+    /// in the same write; `None` before a response head. `closing` as for
+    /// [`Exchange::read_response`]. A chunk error in the body is a 502.
+    pub fn response_head<'a>(
+        &'a self,
+        buffered: &'a [u8],
         closing: bool,
-        out: &mut Vec<u8>,
-    ) {
-        // Insert the sticky cookie when the client does not already hold
-        // the right one (insert, indirect, nocache: a response that sets
-        // it must not be cached and shared).
-        if let Some(v) = cookie {
-            if self.req.sticky.as_ref() != Some(v) {
-                out.extend_from_slice(b"Set-Cookie: ");
-                out.extend_from_slice(COOKIE_NAME.as_bytes());
-                out.push(b'=');
-                out.extend_from_slice(v);
-                out.extend_from_slice(b"; path=/\r\nCache-Control: private\r\n");
-            }
-        }
-        if let Some(n) = head.length_rewritten {
-            let _ = write!(out, "Content-Length: {n}\r\n");
-        }
-        if !self.client_keeps_alive(head, closing) {
-            out.extend_from_slice(b"Connection: close\r\n");
-        } else if !self.req.http11 {
-            out.extend_from_slice(b"Connection: keep-alive\r\n");
-        }
+    ) -> Result<Option<HeadOut<'a>>, ChunkError> {
+        let Some(resp) = &self.resp else {
+            return Ok(None);
+        };
+        let after = &buffered[resp.head_len..];
+        let with_head = back::with_head(&self.resp_body, after)?;
+        // A response that ends the connection with this write carries the
+        // TLS close_notify too (one write, one segment fewer).
+        let last = !resp.is_interim()
+            && !resp.is_switch()
+            && self.req_body.is_done()
+            && !front::keeps_alive(&self.req, resp, closing)
+            && self.resp_body.completes_with(with_head);
+        Ok(Some(HeadOut {
+            src: &buffered[..resp.end_of_fields],
+            drop: &self.scratch.resp_drop,
+            injects: [&self.scratch.resp_inject, &[], &[]],
+            body: &after[..with_head],
+            last,
+        }))
     }
 
     /// The response head and `written` body bytes after it went out: how
@@ -550,7 +332,7 @@ impl Exchange {
             self.resp = None;
             return (sent, AfterHead::Interim);
         }
-        self.started = true;
+        self.tx.status_went();
         let after = if resp.is_switch() {
             AfterHead::Tunnel
         } else {
@@ -559,87 +341,32 @@ impl Exchange {
         (sent, after)
     }
 
-    /// Whether the final response head, written with `with_head` body
-    /// bytes, completes the exchange and the client connection ends after
-    /// it (`closing` as for [`Exchange::finish`]): the same write may say
-    /// goodbye (TLS close_notify) instead of a write of its own.
-    pub fn ends_with_head(&self, with_head: usize, closing: bool) -> bool {
-        let Some(resp) = &self.resp else {
-            return false;
-        };
-        !resp.is_interim()
-            && !resp.is_switch()
-            && self.req_body.is_done()
-            && !self.client_keeps_alive(resp, closing)
-            && self.resp_body.completes_with(with_head)
-    }
-
-    /// Whether this exchange binds its backend connection to its client:
-    /// the request logs in with NTLM or Negotiate (our own rule), or the
-    /// response offers one of them (HAProxy 2.6's). Such a connection is
-    /// never pooled, and the client keeps to its backend so the login's
-    /// next steps reach the same connection.
+    /// Whether this exchange binds its backend connection to its client
+    /// (see [`Transaction::connection_bound`]).
     pub fn connection_bound(&self) -> bool {
-        self.req.connection_auth || self.resp.as_ref().is_some_and(|r| r.connection_auth)
+        self.tx.connection_bound()
     }
 
     /// Both messages are complete: whether the client may send another
-    /// request, and what becomes of the backend connection.
+    /// request (`closing` as for [`Exchange::read_response`]), and what
+    /// becomes of the backend connection.
     pub fn finish(&self, closing: bool, backend: BackendEnd) -> Finish {
-        let Some(resp) = &self.resp else {
-            return Finish {
-                keep_client: false,
-                backend: Reuse::Drop,
-            };
+        let done = self.req_body.is_done();
+        let (keep_client, reusable) = match &self.resp {
+            Some(resp) => (
+                front::keeps_alive(&self.req, resp, closing) && done,
+                back::reusable(resp, done),
+            ),
+            None => (false, false),
         };
-        let keep_client = self.client_keeps_alive(resp, closing) && self.req_body.is_done();
-        let reusable =
-            resp.keep_alive && self.req_body.is_done() && !backend.eof && !backend.leftover;
-        let backend = if reusable && keep_client {
-            // Kept on this client connection: no pool round trip, no
-            // re-registration for its next request.
-            Reuse::Park
-        } else if reusable && !backend.tls && !backend.private && !self.connection_bound() {
-            Reuse::Pool
-        } else {
-            Reuse::Drop
-        };
-        Finish {
-            keep_client,
-            backend,
-        }
+        self.tx.finish(keep_client, reusable, backend)
     }
 
     /// The backend or client went quiet past its timeout
     /// (`backend_idle`: the backend's).
     pub fn on_timeout(&self, backend_idle: bool) -> Timeout {
-        match (backend_idle, self.started) {
-            (true, false) => Timeout::Answer(Status::GatewayTimeout),
-            (true, true) => Timeout::BackendIdle,
-            (false, _) => Timeout::ClientIdle,
-        }
+        self.tx.on_timeout(backend_idle)
     }
-
-    fn client_keeps_alive(&self, head: &ResponseHead, closing: bool) -> bool {
-        !closing
-            && self.req.keep_alive
-            && head.framing != Framing::UntilClose
-            && !self.dechunks(head)
-    }
-
-    /// A chunked response to an HTTP/1.0 request is de-chunked.
-    fn dechunks(&self, head: &ResponseHead) -> bool {
-        head.framing == Framing::Chunked && !self.req.http11
-    }
-}
-
-fn with_head(body: &Body, after: &[u8]) -> Result<usize, ChunkError> {
-    body.check(after)?;
-    Ok(if body.is_chunked() {
-        0
-    } else {
-        body.data(after).len()
-    })
 }
 
 #[cfg(test)]
@@ -647,10 +374,74 @@ mod tests {
     use super::super::front::{acme_token, answer_bytes, redirect};
     use super::*;
     use crate::proto::answer::Answer;
-    use crate::proto::http1::{request, response};
+    use crate::proto::http1::errors::Status;
+    use crate::proto::http1::request;
     use crate::proto::syslog::Termination;
+    use crate::proto::transaction::Reuse;
 
     const COOKIE: [u8; 16] = *b"0123456789abcdef";
+
+    /// Views of an exchange's state for the tests: through its real calls
+    /// where one exists (a head's write, a failure), else its vectors.
+    impl Exchange {
+        fn request_injects(&self) -> [&[u8]; 3] {
+            [&self.scratch.req_inject, &self.scratch.fwd, self.conn_line]
+        }
+
+        fn request_drops(&self) -> &[Range<usize>] {
+            &self.scratch.req_drop
+        }
+
+        fn response_injects(&self) -> [&[u8]; 1] {
+            [&self.scratch.resp_inject]
+        }
+
+        fn response_drops(&self) -> &[Range<usize>] {
+            &self.scratch.resp_drop
+        }
+
+        /// Body bytes of `after` that ride in the request head's write.
+        fn request_with_head(&self, after: &[u8]) -> Result<usize, ChunkError> {
+            let mut buf = vec![b'-'; self.req.head_len];
+            buf.extend_from_slice(after);
+            self.request_head(&buf).map(|h| h.body.len())
+        }
+
+        /// Body bytes of `after` that ride in the response head's write.
+        fn response_with_head(&self, after: &[u8]) -> Result<usize, ChunkError> {
+            let head_len = self.resp.as_ref().map_or(0, |r| r.head_len);
+            let mut buf = vec![b'-'; head_len];
+            buf.extend_from_slice(after);
+            let out = self.response_head(&buf, false)?;
+            Ok(out.map_or(0, |h| h.body.len()))
+        }
+
+        /// Whether the response head's write with `with_head` body bytes
+        /// is the connection's last.
+        fn ends_with_head(&self, with_head: usize, closing: bool) -> bool {
+            let Some(resp) = &self.resp else {
+                return false;
+            };
+            let buf = vec![b'x'; resp.head_len + with_head];
+            matches!(self.response_head(&buf, closing), Ok(Some(h)) if h.last)
+        }
+
+        fn may_retry(&self, answered: bool, head_pending: bool) -> bool {
+            self.tx.may_resend(answered, head_pending)
+        }
+
+        fn set_reused(&mut self, reused: bool) {
+            if reused {
+                self.reusing();
+            } else {
+                self.connected(std::time::Duration::ZERO);
+            }
+        }
+
+        fn retry(&mut self) {
+            assert_eq!(self.on_failure(false, true), Failure::Resend);
+        }
+    }
 
     fn client(tls: bool) -> Client {
         Client {
@@ -672,11 +463,10 @@ mod tests {
     }
 
     fn respond(ex: &mut Exchange, head: &str, closing: bool) -> (OnResponse, String) {
-        let is_head = ex.request().is_head;
-        let h = response::parse(head.as_bytes(), is_head, ex.response_drops_mut())
+        let what = ex
+            .read_response(head.as_bytes(), Some(&COOKIE), closing, Instant::now())
             .unwrap()
             .unwrap();
-        let what = ex.on_response(h, Some(&COOKIE), closing, Instant::now());
         let [lines] = ex.response_injects();
         (what, String::from_utf8_lossy(lines).into_owned())
     }
@@ -740,7 +530,12 @@ mod tests {
                 trusted: false,
             };
             let mut out = b"stale".to_vec();
-            forwarding_lines(&client, &mut out, true, true);
+            let fwd = crate::proto::transaction::Forwarding {
+                for_ip: client.peer.ip().to_canonical(),
+                tls: Some(tls),
+                port: Some(port),
+            };
+            back::forwarding_lines(&fwd, &mut out);
             let want = format!(
                 "X-Forwarded-For: {}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Port: {}\r\n",
                 client.peer.ip().to_canonical(),
@@ -905,7 +700,8 @@ mod tests {
         let (what, lines) = respond(&mut ex, "HTTP/1.1 100 Continue\r\n\r\n", false);
         assert_eq!((what, lines.as_str()), (OnResponse::Interim, ""));
         assert_eq!(
-            ex.timing.response, None,
+            ex.timing().response,
+            None,
             "an interim response is not the answer"
         );
         assert_eq!(ex.response_sent(0).1, AfterHead::Interim);

@@ -1,12 +1,21 @@
-//! The HTTP/1 front's own words: moirai's answers written as HTTP/1
-//! responses, and what a request line says before any backend is asked
-//! (an ACME challenge's token, the parts a redirect keeps).
+//! The HTTP/1 front: what moirai says to an HTTP/1 client in HTTP/1's
+//! words. Its own answers written as HTTP/1 responses; what a request line
+//! says before any backend is asked (an ACME challenge's token, the parts
+//! a redirect keeps); and the rules for a backend's response on its way to
+//! the client: whether the client connection stays open (keep-alive), the
+//! `Connection` line that says so, de-chunking for an HTTP/1.0 client, a
+//! `Content-Length` list rewritten as one line, and the sticky cookie's
+//! `Set-Cookie` line.
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::ops::Range;
 
+use super::body::Framing;
 use super::request::RequestHead;
+use super::response::ResponseHead;
 use crate::proto::answer::Answer;
+use crate::proto::cookie::COOKIE_NAME;
 
 /// `answer` as one HTTP/1.1 response that closes the connection. The
 /// errors are static bytes (nothing is allocated for a 503).
@@ -42,6 +51,59 @@ pub fn redirect(buf: &[u8], head: &RequestHead, port: u16) -> Answer {
     let mut parts = line.split(|&b| b == b' ');
     let (method, target) = (parts.next().unwrap_or(&[]), parts.next().unwrap_or(&[]));
     Answer::redirect(method, host, target, port)
+}
+
+/// Whether the client connection stays open after `resp` to `req`. Not
+/// when it is `closing` (the balancer drains, or the client half-closed),
+/// not when the client asked to close, not after a close-delimited
+/// response, and not after one moirai de-chunks (the close is its end).
+pub fn keeps_alive(req: &RequestHead, resp: &ResponseHead, closing: bool) -> bool {
+    !closing && req.keep_alive && resp.framing != Framing::UntilClose && !dechunks(req, resp)
+}
+
+/// A chunked response to an HTTP/1.0 request is de-chunked: such a client
+/// never sees chunked framing, only the data, ended by the close.
+pub fn dechunks(req: &RequestHead, resp: &ResponseHead) -> bool {
+    resp.framing == Framing::Chunked && !req.http11
+}
+
+/// What a response head to `req` sheds on its way to the client, added to
+/// the lines its parse dropped (`drops`, kept in order): the
+/// `Transfer-Encoding` line of a de-chunked response.
+pub fn response_drops(req: &RequestHead, resp: &ResponseHead, drops: &mut Vec<Range<usize>>) {
+    if dechunks(req, resp) {
+        drops.extend(resp.transfer_encoding.iter().cloned());
+        drops.sort_by_key(|r| r.start);
+    }
+}
+
+/// The lines added to the final response head `resp` to `req`, into
+/// `out`: the sticky cookie `cookie` to set (insert, indirect, nocache: a
+/// response that sets it must not be cached and shared), a rewritten
+/// `Content-Length`, and the `Connection` line when keep-alive differs
+/// from what the client's version assumes.
+pub fn response_lines(
+    req: &RequestHead,
+    resp: &ResponseHead,
+    cookie: Option<&[u8; 16]>,
+    closing: bool,
+    out: &mut Vec<u8>,
+) {
+    if let Some(v) = cookie {
+        out.extend_from_slice(b"Set-Cookie: ");
+        out.extend_from_slice(COOKIE_NAME.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"; path=/\r\nCache-Control: private\r\n");
+    }
+    if let Some(n) = resp.length_rewritten {
+        let _ = write!(out, "Content-Length: {n}\r\n");
+    }
+    if !keeps_alive(req, resp, closing) {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if !req.http11 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
 }
 
 /// The token of `GET /.well-known/acme-challenge/TOKEN`, if the head at

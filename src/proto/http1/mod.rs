@@ -1,9 +1,12 @@
 //! HTTP/1.x without I/O: request and response heads ([`request`],
 //! [`response`]), body framing ([`body`]), the balancer's own answers
-//! ([`errors`]) and the decisions of one transaction ([`exchange`]). The
-//! engine's HTTP session feeds these bytes and does what they say; nothing
-//! here touches a socket.
+//! ([`errors`]), the rules of the client side ([`front`]) and of the
+//! backend side ([`back`]), and one request's exchange ([`exchange`]),
+//! which decides through them and through the version-neutral
+//! [`crate::proto::transaction`]. The engine's HTTP session feeds these
+//! bytes and does what they say; nothing here touches a socket.
 
+pub mod back;
 pub mod body;
 pub mod errors;
 pub mod exchange;
