@@ -301,6 +301,25 @@ impl<S: Transport> Conn<S> {
         }
     }
 
+    /// Whether an idle connection is still fit for a request: nothing to
+    /// read and not closed. On TLS, records that carry no data (a TLS 1.3
+    /// server's late session tickets, a key update before a long idle)
+    /// are taken in and do not count: only data, a close_notify, a FIN or
+    /// an error do. Records rustls queues in answer (a key update of our
+    /// own) go out now, or the connection is not fit.
+    pub fn still_fit(&mut self) -> bool {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return self.stream.is_quiet();
+        };
+        let mut probe = [0u8; 1];
+        match tls_read(&mut self.stream, tls, &mut probe, false) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // Data, the end, or a broken connection.
+            _ => return false,
+        }
+        matches!(tls_flush(&mut self.stream, tls), Ok(true))
+    }
+
     /// Whether TLS records are waiting to be written to the socket.
     pub fn pending_out(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.wants_write())

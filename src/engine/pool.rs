@@ -1,22 +1,22 @@
-//! Idle keep-alive connections to backends, per worker and per backend
-//! address, so HTTP clients that close after each request (or many short
-//! clients) do not cost a backend connect each time. Bounded in number and
-//! age.
+//! Idle keep-alive connections to backends, per worker and per
+//! [`Route`] (a backend address, plain or in one TLS context), so HTTP
+//! clients that close after each request (or many short clients) do not
+//! cost a backend connect, or a TLS handshake, each time. Bounded in
+//! number and age.
 //!
 //! A pooled connection is watched: it stays registered with the worker's
-//! poll under its own [`EventTarget::Idle`] token, and any event on it (a
+//! poll under its own [`EventTarget::Idle`] token, and an event on it (a
 //! byte the backend sent unasked, a hang-up, an error) closes it at once.
 //! A late or unsolicited response therefore never waits in the pool for
 //! the next request, and a connection is checked once more before reuse.
-//!
-//! The pool holds a whole [`Conn`], not just its socket, so that a
-//! connection's TLS state could stay with it. Only plain connections are
-//! pooled today (a session's TLS backend connection is dropped at its
-//! end): pooling TLS ones is a change of behaviour, and comes with the
-//! HTTP/2 front, which needs it.
+//! The pool holds the whole [`Conn`], TLS state included: on a TLS
+//! connection, records that carry no data (a TLS 1.3 server's session
+//! tickets, a key update) are taken in and the connection stays; only
+//! data, a close or an error end it ([`Conn::still_fit`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -32,10 +32,44 @@ pub const MAX_IDLE_PER_BACKEND: usize = 64;
 /// timeouts (nginx 75 s, Apache 5 s), so the backend rarely closes first.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// Which idle connections may carry a request: those to `addr`, plain, or
+/// made in the same TLS context (the service's client configuration, by
+/// identity, and the name it sends and verifies). A connection verified
+/// under one service's rules never serves a service with other rules
+/// (`https+insecure` beside `https`, another `verify_host`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// The backend's address.
+    pub addr: SocketAddr,
+    tls: Option<(usize, rustls::pki_types::ServerName<'static>)>,
+}
+
+impl Route {
+    /// Plain TCP to `addr`.
+    pub fn plain(addr: SocketAddr) -> Route {
+        Route { addr, tls: None }
+    }
+
+    /// TLS to `addr` with `config`, sending and verifying `name`. The
+    /// configuration is told apart by its address: a pooled connection
+    /// holds it, so the address cannot be reused while the route is in the
+    /// pool.
+    pub fn tls(
+        addr: SocketAddr,
+        config: &Arc<rustls::ClientConfig>,
+        name: &rustls::pki_types::ServerName<'static>,
+    ) -> Route {
+        Route {
+            addr,
+            tls: Some((Arc::as_ptr(config) as usize, name.clone())),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Idle<S> {
     conn: Conn<S>,
-    addr: SocketAddr,
+    route: Route,
     since: Instant,
     gen: u32,
 }
@@ -44,8 +78,8 @@ struct Idle<S> {
 #[derive(Debug)]
 pub struct IdlePool<S = TcpStream> {
     conns: Slab<Idle<S>>,
-    /// Slab keys per backend, most recently parked last.
-    by_backend: HashMap<SocketAddr, Vec<usize>>,
+    /// Slab keys per route, most recently parked last.
+    by_route: HashMap<Route, Vec<usize>>,
     gens: Generations,
 }
 
@@ -53,24 +87,30 @@ impl<S> Default for IdlePool<S> {
     fn default() -> IdlePool<S> {
         IdlePool {
             conns: Slab::new(),
-            by_backend: HashMap::new(),
+            by_route: HashMap::new(),
             gens: Generations::default(),
         }
     }
 }
 
 impl<S: Transport> IdlePool<S> {
-    /// Keeps `conn` for reuse, watched for unsolicited input; false (and
-    /// the connection is dropped) if the backend already has its share or
-    /// the socket cannot be watched.
+    /// Keeps `conn` for reuse on `route`, watched for unsolicited input;
+    /// false (and the connection is dropped) if the route already has its
+    /// share, TLS records for the backend cannot all go out now, or the
+    /// socket cannot be watched.
     pub fn put(
         &mut self,
         net: &mut dyn Net<S>,
-        addr: SocketAddr,
+        route: Route,
         mut conn: Conn<S>,
         now: Instant,
     ) -> bool {
-        let keys = self.by_backend.entry(addr).or_default();
+        // An idle connection owes the backend nothing: whatever rustls
+        // queued (a key update's answer) goes now or never.
+        if !matches!(conn.flush(), Ok(true)) {
+            return false;
+        }
+        let keys = self.by_route.entry(route.clone()).or_default();
         if keys.len() >= MAX_IDLE_PER_BACKEND {
             return false;
         }
@@ -90,57 +130,68 @@ impl<S: Transport> IdlePool<S> {
         keys.push(entry.key());
         entry.insert(Idle {
             conn,
-            addr,
+            route,
             since: now,
             gen,
         });
         true
     }
 
-    /// The most recently used live connection to `addr`, if any (the
+    /// The most recently used live connection on `route`, if any (the
     /// caller re-registers it under its own token). Dead ones found on the
     /// way (too old, closed by the backend, or with unexpected bytes) are
     /// dropped. The connection keeps its counters and meter: the caller
     /// puts it back in service with [`Conn::resume`].
-    pub fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<Conn<S>> {
-        let keys = self.by_backend.get_mut(&addr)?;
+    pub fn take(&mut self, route: &Route, now: Instant) -> Option<Conn<S>> {
+        let keys = self.by_route.get_mut(route)?;
         let mut found = None;
         while let Some(key) = keys.pop() {
-            let Some(c) = self.conns.try_remove(key) else {
+            let Some(mut c) = self.conns.try_remove(key) else {
                 continue;
             };
             if now.saturating_duration_since(c.since) >= IDLE_TIMEOUT {
                 continue;
             }
             // Any byte or EOF waiting means the backend spoke unasked.
-            if c.conn.stream().is_quiet() {
+            if c.conn.still_fit() {
                 found = Some(c.conn);
                 break;
             }
         }
         if keys.is_empty() {
-            self.by_backend.remove(&addr);
+            self.by_route.remove(route);
         }
         found
     }
 
     /// An event on a pooled connection: the backend sent bytes nobody
-    /// asked for, or closed. The connection is closed now.
-    pub fn on_event(&mut self, id: SlotId) {
+    /// asked for, or closed, and the connection is closed now; or (TLS)
+    /// only records without data arrived, and it stays, watched again
+    /// (event ports deliver an event once per association).
+    pub fn on_event(&mut self, net: &mut dyn Net<S>, id: SlotId) {
         let key = id.index as usize;
-        if self.conns.get(key).is_none_or(|c| c.gen != id.gen) {
+        let Some(c) = self.conns.get_mut(key).filter(|c| c.gen == id.gen) else {
+            return;
+        };
+        let token = EventTarget::Idle(id).token();
+        if c.conn.is_tls()
+            && c.conn.still_fit()
+            && net
+                .watch(c.conn.stream_mut(), token, Interest::READABLE)
+                .is_ok()
+        {
             return;
         }
         let c = self.conns.remove(key);
-        if let Some(keys) = self.by_backend.get_mut(&c.addr) {
+        if let Some(keys) = self.by_route.get_mut(&c.route) {
             keys.retain(|&k| k != key);
             if keys.is_empty() {
-                self.by_backend.remove(&c.addr);
+                self.by_route.remove(&c.route);
             }
         }
         log::debug!(
             "idle connection to {} closed: the backend spoke or hung up unasked",
-            c.addr
+            c.route.addr
         );
     }
 
@@ -148,8 +199,8 @@ impl<S: Transport> IdlePool<S> {
     /// left every service or went down.
     pub fn retain_backends(&mut self, mut keep: impl FnMut(SocketAddr) -> bool) {
         let conns = &mut self.conns;
-        self.by_backend.retain(|addr, keys| {
-            if keep(*addr) {
+        self.by_route.retain(|route, keys| {
+            if keep(route.addr) {
                 return true;
             }
             for &k in keys.iter() {
@@ -162,7 +213,7 @@ impl<S: Transport> IdlePool<S> {
     /// Drops connections idle for too long.
     pub fn expire(&mut self, now: Instant) {
         let conns = &mut self.conns;
-        self.by_backend.retain(|_, keys| {
+        self.by_route.retain(|_, keys| {
             keys.retain(|&k| {
                 let old = conns
                     .get(k)
@@ -177,7 +228,7 @@ impl<S: Transport> IdlePool<S> {
         if self.conns.is_empty() {
             // Give back the slab's memory after a burst.
             self.conns = Slab::new();
-            self.by_backend.shrink_to_fit();
+            self.by_route.shrink_to_fit();
         }
     }
 

@@ -137,8 +137,6 @@ pub struct BackendEnd {
     pub eof: bool,
     /// It sent bytes after the response (never part of another one).
     pub leftover: bool,
-    /// It speaks TLS: its state lives in the session, never in the pool.
-    pub tls: bool,
     /// An earlier exchange of this client made it private (a
     /// connection-bound login): it never goes to another client.
     pub private: bool,
@@ -301,12 +299,13 @@ impl Transaction {
     /// connection may carry another one (the back's framing says so and
     /// nothing is left on it). Kept on this client connection when both
     /// go on (no pool round trip, no re-registration), pooled when only
-    /// the backend does and nothing makes it private, else closed.
+    /// the backend does and nothing makes it private (plain or TLS alike:
+    /// the pool keeps a TLS connection's state), else closed.
     pub fn finish(&self, keep_client: bool, reusable: bool, backend: BackendEnd) -> Finish {
         let reusable = reusable && !backend.eof && !backend.leftover;
         let backend = if reusable && keep_client {
             Reuse::Park
-        } else if reusable && !backend.tls && !backend.private && !self.connection_bound() {
+        } else if reusable && !backend.private && !self.connection_bound() {
             Reuse::Pool
         } else {
             Reuse::Drop
@@ -452,16 +451,12 @@ mod tests {
         };
         assert_eq!(f(true, true, eof), Reuse::Drop);
         assert_eq!(f(true, true, leftover), Reuse::Drop);
-        for private in [
-            BackendEnd { tls: true, ..end },
-            BackendEnd {
-                private: true,
-                ..end
-            },
-        ] {
-            assert_eq!(f(true, true, private), Reuse::Park, "{private:?}");
-            assert_eq!(f(false, true, private), Reuse::Drop, "{private:?}");
-        }
+        let private = BackendEnd {
+            private: true,
+            ..end
+        };
+        assert_eq!(f(true, true, private), Reuse::Park);
+        assert_eq!(f(false, true, private), Reuse::Drop);
         assert!(!t.finish(false, true, end).keep_client);
     }
 

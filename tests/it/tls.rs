@@ -6,11 +6,12 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::util::http::{ok, HttpBackend};
-use crate::util::{free_port, metadata, temp_dir, Moirai};
+use crate::util::{free_port, metadata, metadata_exact, temp_dir, Moirai};
 
 /// curl against `https://127.0.0.1:port/`, trusting anything; returns
 /// (exit ok, stdout).
@@ -115,6 +116,21 @@ pub(crate) fn ca_and_cert(name: &str) -> (String, String, String) {
 
 /// A TLS backend on 127.0.0.1 answering every request with `body`.
 pub(crate) fn tls_backend(cert_pem: &str, key_pem: &str, body: &'static str) -> u16 {
+    tls_backend_with(cert_pem, key_pem, body, false).0
+}
+
+/// As [`tls_backend`], with the count of connections that carried a
+/// request. A
+/// request for `/close` is answered with `Connection: close`. With
+/// `key_update`, each keep-alive response is followed 150 ms later by a
+/// TLS 1.3 key update: a record with no data, sent while the connection
+/// is idle (as a server rolling its keys before a long idle does).
+pub(crate) fn tls_backend_with(
+    cert_pem: &str,
+    key_pem: &str,
+    body: &'static str,
+    key_update: bool,
+) -> (u16, Arc<AtomicUsize>) {
     use rustls::pki_types::pem::PemObject;
     let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<_, _>>()
@@ -132,10 +148,12 @@ pub(crate) fn tls_backend(cert_pem: &str, key_pem: &str, body: &'static str) -> 
     );
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(sock) = conn else { continue };
-            let config = Arc::clone(&config);
+            let (config, count) = (Arc::clone(&config), Arc::clone(&count));
             std::thread::spawn(move || {
                 let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
                 let Ok(tls) = rustls::ServerConnection::new(config) else {
@@ -143,29 +161,84 @@ pub(crate) fn tls_backend(cert_pem: &str, key_pem: &str, body: &'static str) -> 
                 };
                 let stream = rustls::StreamOwned::new(tls, sock);
                 let mut r = BufReader::new(stream);
+                let mut first = true;
                 loop {
                     let mut line = String::new();
+                    let mut close = false;
                     // Read one request head (no bodies in these tests).
                     loop {
                         line.clear();
                         match r.read_line(&mut line) {
                             Ok(0) | Err(_) => return,
                             Ok(_) if line == "\r\n" => break,
-                            Ok(_) => {}
+                            Ok(_) => close |= line.starts_with("GET /close "),
                         }
                     }
+                    // Connections that carried a request: health checks
+                    // do not count.
+                    if std::mem::take(&mut first) {
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
                     let resp = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{}\r\n{body}",
+                        body.len(),
+                        if close { "Connection: close\r\n" } else { "" }
                     );
-                    if r.get_mut().write_all(resp.as_bytes()).is_err() {
+                    if r.get_mut().write_all(resp.as_bytes()).is_err() || close {
                         return;
+                    }
+                    if key_update {
+                        std::thread::sleep(Duration::from_millis(150));
+                        let s = r.get_mut();
+                        if s.conn.refresh_traffic_keys().is_err()
+                            || s.conn.write_tls(&mut s.sock).is_err()
+                        {
+                            return;
+                        }
                     }
                 }
             });
         }
     });
-    port
+    (port, accepted)
+}
+
+/// TLS backend connections are pooled like plain ones (`http-reuse
+/// safe`: never for a client's first request), and a record without data
+/// that arrives while one is idle (a key update, late session tickets)
+/// is taken in, not mistaken for a stray response.
+#[test]
+fn tls_backend_connections_are_pooled_through_a_key_update() {
+    let (_ca, cert, key) = ca_and_cert("api.example.com");
+    let (backend, accepted) = tls_backend_with(&cert, &key, "pooled", true);
+    let port = free_port();
+    let portmap = format!("https+insecure://{port}:tlsbe.test:{backend}");
+    // Checked by a TLS handshake on the backend itself, which carries no
+    // request and so is not counted.
+    let m = Moirai::start(
+        &metadata_exact(&portmap),
+        "127.0.0.1 tlsbe.test\n",
+        &["--workers", "1"],
+    );
+    m.wait_log("every backend checked (1 up", Duration::from_secs(10));
+    // Client A closes after one request: its backend connection is pooled.
+    assert_eq!(
+        curl(port, &["-H", "Connection: close"]),
+        (true, "pooled".to_owned())
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    // The key update reaches the pooled connection while it is idle.
+    std::thread::sleep(Duration::from_millis(500));
+    // Client B: its first request gets a connection of its own, which the
+    // backend closes; its second takes A's from the pool.
+    let close = format!("https://127.0.0.1:{port}/close");
+    assert_eq!(curl(port, &[&close]), (true, "pooledpooled".to_owned()));
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "the pooled TLS connection served B's second request"
+    );
+    drop(m);
 }
 
 /// Moirai's rule (`ssl verify required`, no `verifyhost`): the chain is

@@ -45,25 +45,19 @@ impl<S: Transport> HttpSession<S> {
                 return reusing(id, ex, conn, &b, log);
             }
             ctx.legs.close(id);
-            // A TLS connection cannot leave its session: its state is here.
-            // Nor can a private one (a login on it). One to a backend that
-            // left the set or went down is closed.
-            if !conn.is_tls() && !self.logged_in && is_current(ctx, self.port(), addr) {
-                ctx.idle.put(ctx.net, addr, conn, ctx.now);
+            // A private connection (a login on it) never leaves its client.
+            // One to a backend that left the set or went down is closed.
+            if !self.logged_in && is_current(ctx, self.port(), addr) {
+                ctx.idle.put(ctx.net, self.route(addr), conn, ctx.now);
             }
         }
-        let tls_backend = self
-            .service
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.client.is_some());
         // `http-reuse safe`: a client's first request never rides another
         // client's connection, so whatever a backend might still send on it
         // (a late or unsolicited response) can never answer a newcomer.
-        let pooled = if tls_backend || self.served == 0 {
+        let pooled = if self.served == 0 {
             None
         } else {
-            ctx.idle.take(b.addr(), ctx.now)
+            ctx.idle.take(&self.route(b.addr()), ctx.now)
         };
         if let Some(mut conn) = pooled {
             let id = ctx.legs.open(ctx.id);

@@ -48,7 +48,6 @@ impl<S: Transport> HttpSession<S> {
                 }
             ),
             leftover: to_client.as_ref().is_some_and(|b| !b.is_empty()),
-            tls: up.conn.is_tls(),
             private: self.logged_in,
         };
         let finish = ex.finish(self.draining || self.client_eof, end);
@@ -64,7 +63,7 @@ impl<S: Transport> HttpSession<S> {
             // The pool watches it under a token of its own.
             Reuse::Pool if is_current(ctx, self.port(), addr) => {
                 ctx.legs.close(id);
-                ctx.idle.put(ctx.net, addr, up.conn, ctx.now);
+                ctx.idle.put(ctx.net, self.route(addr), up.conn, ctx.now);
             }
             Reuse::Pool | Reuse::Drop => ctx.legs.close(id),
         }

@@ -37,6 +37,7 @@ use super::conn::{Conn, Io, Readiness, Transport};
 use super::legs::Legs;
 use super::meter::Meter;
 use super::pipe::{self, Streams};
+use super::pool::Route;
 use super::session::Session;
 use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
 use super::syslog::Sink;
@@ -528,6 +529,17 @@ fn follow_current<S>(service: &mut Arc<ServiceSnapshot>, ctx: &Ctx<'_, S>) -> bo
 
 /// Whether `addr` is a usable backend of the session's service now: only
 /// then may a connection to it wait in the pool.
+impl<S> HttpSession<S> {
+    /// Which pooled connections to `addr` this service's requests may
+    /// take: plain ones, or those made in its TLS context.
+    fn route(&self, addr: SocketAddr) -> Route {
+        match self.service.tls.as_ref().and_then(|t| t.client.as_ref()) {
+            Some((config, name)) => Route::tls(addr, config, name),
+            None => Route::plain(addr),
+        }
+    }
+}
+
 fn is_current<S>(ctx: &Ctx<'_, S>, port: u16, addr: SocketAddr) -> bool {
     ctx.current(port)
         .is_some_and(|s| s.backends.iter().any(|b| b.addr() == addr))

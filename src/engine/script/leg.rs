@@ -10,6 +10,7 @@ use super::http::{Http, WS_REQUEST, WS_SWITCH};
 use super::*;
 use crate::config::Timeouts;
 use crate::engine::buffer::BUFFER_SIZE;
+use crate::engine::pool::Route;
 use crate::proto::http1::errors::Status;
 
 /// The balancer's own response for `status`, as text.
@@ -143,15 +144,56 @@ fn a_pooled_connection_resumes_with_fresh_counts() {
     conn.note(Readiness::BOTH);
     assert!(conn.send(&[IoSlice::new(b"abc")], t.h.now).progressed());
     assert_eq!(conn.bytes(), (0, 3));
-    let addr: SocketAddr = B1.parse().unwrap();
-    assert!(t.h.idle.put(&mut t.h.net, addr, conn, t.h.now));
+    let route = Route::plain(B1.parse().unwrap());
+    assert!(t.h.idle.put(&mut t.h.net, route.clone(), conn, t.h.now));
     t.h.later(Duration::from_secs(1));
-    let conn = t.h.idle.take(addr, t.h.now).expect("pooled");
+    let conn = t.h.idle.take(&route, t.h.now).expect("pooled");
     let conn = conn.resume(t.h.now, Meter::backend(backend, 0));
     assert_eq!(conn.bytes(), (0, 0));
     assert!(conn.is_writable());
     assert_eq!(conn.last_io(), t.h.now);
     assert_eq!(wire.seen(), "abc", "the same socket");
+}
+
+/// A pooled connection serves only its route: the same address, plain or
+/// in the same TLS context (configuration and name). One verified under
+/// one service's rules never serves another's.
+#[test]
+fn a_pooled_connection_serves_only_its_route() {
+    use crate::engine::conn::Conn;
+    use crate::engine::meter::Meter;
+    use rustls::pki_types::ServerName;
+
+    let mut h = Harness::new("http://80:backend.example:8080", false);
+    let svc = h.service();
+    let addr: SocketAddr = B1.parse().unwrap();
+    let config = || {
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        )
+    };
+    let (strict, insecure) = (config(), config());
+    let name = ServerName::try_from("api.example.com").unwrap();
+    let other = ServerName::try_from("other.example.com").unwrap();
+    let ours = Route::tls(addr, &strict, &name);
+    let wire = Script::connected();
+    let conn = Conn::new(wire, h.now, Meter::backend(&svc.backends[0], 0));
+    assert!(h.idle.put(&mut h.net, ours.clone(), conn, h.now));
+    for stranger in [
+        Route::plain(addr),
+        Route::tls(addr, &insecure, &name),
+        Route::tls(addr, &strict, &other),
+        Route::tls(B2.parse().unwrap(), &strict, &name),
+    ] {
+        assert!(h.idle.take(&stranger, h.now).is_none(), "{stranger:?}");
+    }
+    assert!(h.idle.take(&ours, h.now).is_some());
 }
 
 // ---- sending the head ------------------------------------------------

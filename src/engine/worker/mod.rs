@@ -284,7 +284,7 @@ impl Worker {
                             self.on_session_event(id, Side::Backend, ev, now);
                         }
                     }
-                    EventTarget::Idle(id) => self.idle.on_event(id),
+                    EventTarget::Idle(id) => self.idle.on_event(&mut Os(self.poll.registry()), id),
                 }
             }
             std::mem::swap(&mut again, &mut self.again);

@@ -905,14 +905,6 @@ mod tests {
             (
                 GET,
                 OK,
-                true,
-                BackendEnd { tls: true, ..end },
-                false,
-                Reuse::Drop,
-            ),
-            (
-                GET,
-                OK,
                 false,
                 BackendEnd { eof: true, ..end },
                 true,
