@@ -80,7 +80,8 @@ impl<S: Transport> HttpSession<S> {
         let id = ctx.legs.open(ctx.id);
         let token = EventTarget::Leg(id).token();
         let dialed = connect::dial(ctx, &self.service, Some(&b), token);
-        self.connecting(ctx, id, ex, log, None, dialed)
+        let outcome = Leg::connecting(ctx, id, ex, log, None, dialed);
+        self.after_leg(ctx, outcome)
     }
 
     /// The backend for `ex`, and whether load balancing chose it (rather

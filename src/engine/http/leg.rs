@@ -2,20 +2,24 @@
 //! backend connection, buffer of the backend's bytes and access line
 //! facts. Its steps: `Connect` (skipped on a parked or pooled
 //! connection), `SendHead`, then `Exchange` (request body up, response
-//! down) until both messages are complete. The client side it reads from
-//! and writes to is the session's.
+//! down) until both messages are complete.
+//!
+//! A leg knows nothing of the client connection: it reads its request
+//! from, and writes its response to, a [`Front`] (`front.rs`). A step
+//! answers with an [`Outcome`], and the session decides what its
+//! connection does next.
 
 use std::time::Instant;
 
+use super::front::Front;
 use super::logline::RequestLog;
 use super::write::{relay, Outgoing};
-use super::{Flow, HttpSession, Stage, Turn};
+use super::Flow;
 use crate::config::Timeouts;
 use crate::engine::buffer::Buffer;
 use crate::engine::conn::{release_if_empty, Conn, Io, Transport};
 use crate::engine::connect::{self, Dialing, Progress, Upstream};
 use crate::engine::pipe;
-use crate::engine::session::Session;
 use crate::engine::step::{CloseReason, Ctx};
 use crate::engine::token::{EventTarget, Side, SlotId};
 use crate::metrics::stats::{micros, record};
@@ -24,9 +28,23 @@ use crate::proto::http1::body::RelayError;
 use crate::proto::http1::errors::Status;
 use crate::proto::http1::exchange::{AfterHead, Exchange};
 use crate::proto::http1::request;
-use crate::proto::pipe::Pipe;
-use crate::proto::transaction::{Failure, Sent};
+use crate::proto::transaction::{Failure, Sent, Timeout};
+use crate::snapshot::ServiceSnapshot;
 use crate::sys::poll::Token;
+
+/// What a leg's step leads to.
+#[derive(Debug)]
+pub(super) enum Outcome<S> {
+    /// The leg goes on; the flow says whether to run it again.
+    Going(Leg<S>, Flow),
+    /// The `101` went out: bytes both ways over its connection.
+    Tunnel(Leg<S>),
+    /// Both messages are complete.
+    Finished(Leg<S>),
+    /// The request is answered with this status by the front; the leg's
+    /// backend side is gone (its slot freed, its buffer given back).
+    Refused(Status, Box<Exchange>, RequestLog),
+}
 
 /// One request in flight on a backend.
 #[derive(Debug)]
@@ -135,91 +153,103 @@ impl<S: Transport> Leg<S> {
     }
 }
 
-impl<S: Transport> HttpSession<S> {
-    /// Runs the leg's step once.
-    pub(super) fn run_leg(&mut self, ctx: &mut Ctx<'_, S>, mut leg: Leg<S>) -> Turn<S> {
-        match &mut leg.step {
+impl<S: Transport> Leg<S> {
+    /// Runs the leg's step once, for a request of `service` whose client
+    /// side is `front`.
+    pub(super) fn run(
+        mut self,
+        ctx: &mut Ctx<'_, S>,
+        service: &ServiceSnapshot,
+        front: &mut impl Front<S>,
+    ) -> Outcome<S> {
+        match &mut self.step {
             LegStep::Connect(dialing) => {
-                match connect::progress(ctx, &self.service, &mut leg.up, dialing) {
-                    Progress::Waiting => (Stage::Leg(leg), Flow::Wait),
+                match connect::progress(ctx, service, &mut self.up, dialing) {
+                    Progress::Waiting => Outcome::Going(self, Flow::Wait),
                     Progress::Ready(took) => {
-                        leg.ex.connected(took);
-                        leg.step = LegStep::SendHead { sent: 0 };
-                        (Stage::Leg(leg), Flow::Progress)
+                        self.ex.connected(took);
+                        self.step = LegStep::SendHead { sent: 0 };
+                        Outcome::Going(self, Flow::Progress)
                     }
                     Progress::Failed(e) => {
-                        log::debug!("http: connect to {} failed: {e}", leg.up.backend().addr());
+                        log::debug!("http: connect to {} failed: {e}", self.up.backend().addr());
                         let dialing = **dialing;
-                        self.redial(ctx, leg, dialing)
+                        self.redial(ctx, service, dialing)
                     }
                 }
             }
             LegStep::SendHead { sent } => {
                 let sent = *sent;
-                self.send_head(ctx, leg, sent)
+                self.send_head(ctx, service, front, sent)
             }
-            LegStep::Exchange { .. } => self.exchange(ctx, leg),
+            LegStep::Exchange { .. } => self.exchange(ctx, service, front),
         }
     }
 
     /// The leg's deadline passed: a redispatch, an answer or a close.
-    pub(super) fn leg_timer(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
-        if let LegStep::Connect(dialing) = &leg.step {
+    pub(super) fn on_timer(self, ctx: &mut Ctx<'_, S>, service: &ServiceSnapshot) -> Outcome<S> {
+        if let LegStep::Connect(dialing) = &self.step {
             let dialing = **dialing;
-            return self.redial(ctx, leg, dialing);
+            return self.redial(ctx, service, dialing);
         }
-        let idle = ctx.now >= leg.up.conn.last_io() + self.service.timeouts.server;
-        let t = leg.ex.on_timeout(idle);
-        self.time_out(ctx, t, leg)
+        let idle = ctx.now >= self.up.conn.last_io() + service.timeouts.server;
+        match self.ex.on_timeout(idle) {
+            Timeout::Answer(status) => self.refused(ctx, status),
+            Timeout::BackendIdle => {
+                Outcome::Going(self, Flow::Close(CloseReason::IdleTimeout(Side::Backend)))
+            }
+            Timeout::ClientIdle => {
+                Outcome::Going(self, Flow::Close(CloseReason::IdleTimeout(Side::Client)))
+            }
+        }
     }
 
-    /// Answers the leg's request with `status`; its backend connection is
-    /// dropped, its buffer given back.
-    pub(super) fn refuse_leg(
-        &mut self,
-        ctx: &mut Ctx<'_, S>,
-        status: Status,
-        leg: Leg<S>,
-    ) -> Turn<S> {
+    /// Ends the leg's backend side for the front to answer with `status`:
+    /// its backend connection is dropped, its buffer given back.
+    fn refused(self, ctx: &mut Ctx<'_, S>, status: Status) -> Outcome<S> {
         let Leg {
             ex,
             log,
             to_client,
             id,
             ..
-        } = leg;
+        } = self;
         end_leg(ctx, id, to_client);
-        self.refuse(status, ex, log)
+        Outcome::Refused(status, ex, log)
     }
 
     /// The dialer's answer for a request on leg `id`: a connect under
     /// way, or 503.
     pub(super) fn connecting(
-        &mut self,
         ctx: &mut Ctx<'_, S>,
         id: SlotId,
         ex: Box<Exchange>,
         log: RequestLog,
         to_client: Option<Buffer>,
         dialed: Result<(Upstream<S>, Dialing), CloseReason>,
-    ) -> Turn<S> {
+    ) -> Outcome<S> {
         match dialed {
             Ok((up, dialing)) => {
                 let mut leg = Leg::new(id, ex, up, log, LegStep::Connect(Box::new(dialing)));
                 leg.to_client = to_client;
-                (Stage::Leg(leg), Flow::Progress)
+                Outcome::Going(leg, Flow::Progress)
             }
             Err(_) => {
                 end_leg(ctx, id, to_client);
-                self.refuse(Status::Unavailable, ex, log)
+                Outcome::Refused(Status::Unavailable, ex, log)
             }
         }
     }
 
     /// The connect failed or timed out: once more on another backend, then
     /// 503 (HAProxy's `retries 1` + `redispatch`).
-    fn redial(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>, dialing: Dialing) -> Turn<S> {
-        let token = leg.token();
+    fn redial(
+        self,
+        ctx: &mut Ctx<'_, S>,
+        service: &ServiceSnapshot,
+        dialing: Dialing,
+    ) -> Outcome<S> {
+        let token = self.token();
         let Leg {
             ex,
             up,
@@ -227,16 +257,16 @@ impl<S: Transport> HttpSession<S> {
             log,
             id,
             ..
-        } = leg;
-        let dialed = connect::redial(ctx, &self.service, up, dialing, token);
-        self.connecting(ctx, id, ex, log, to_client, dialed)
+        } = self;
+        let dialed = connect::redial(ctx, service, up, dialing, token);
+        Leg::connecting(ctx, id, ex, log, to_client, dialed)
     }
 
     /// A reused connection died before answering an idempotent request
     /// whose bytes are still held: the dialer sends it again on a new
     /// connection to the same backend.
-    fn resend(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
-        let token = leg.token();
+    fn resend(self, ctx: &mut Ctx<'_, S>, service: &ServiceSnapshot) -> Outcome<S> {
+        let token = self.token();
         let Leg {
             ex,
             up,
@@ -244,27 +274,26 @@ impl<S: Transport> HttpSession<S> {
             log,
             id,
             ..
-        } = leg;
-        let dialed = connect::resend(ctx, &self.service, up, token);
-        self.connecting(ctx, id, ex, log, to_client, dialed)
+        } = self;
+        let dialed = connect::resend(ctx, service, up, token);
+        Leg::connecting(ctx, id, ex, log, to_client, dialed)
     }
 
     /// Acts on a step that stopped short.
-    fn halt(&mut self, ctx: &mut Ctx<'_, S>, halt: Halt, mut leg: Leg<S>) -> Turn<S> {
+    fn halt(mut self, ctx: &mut Ctx<'_, S>, service: &ServiceSnapshot, halt: Halt) -> Outcome<S> {
         match halt {
-            Halt::Close(r) => (Stage::Leg(leg), Flow::Close(r)),
+            Halt::Close(r) => Outcome::Going(self, Flow::Close(r)),
             // The client already has a status line: all we can do is cut.
-            Halt::Fail(_) if leg.ex.status_sent() => (
-                Stage::Leg(leg),
-                Flow::Close(CloseReason::Reset(Side::Backend)),
-            ),
-            Halt::Fail(status) => self.refuse_leg(ctx, status, leg),
+            Halt::Fail(_) if self.ex.status_sent() => {
+                Outcome::Going(self, Flow::Close(CloseReason::Reset(Side::Backend)))
+            }
+            Halt::Fail(status) => self.refused(ctx, status),
             Halt::Retry { head_pending } => {
-                let answered = leg.ex.response().is_some()
-                    || leg.to_client.as_ref().is_some_and(|b| !b.is_empty());
-                match leg.ex.on_failure(answered, head_pending) {
-                    Failure::Resend => self.resend(ctx, leg),
-                    Failure::BadGateway => self.refuse_leg(ctx, Status::BadGateway, leg),
+                let answered = self.ex.response().is_some()
+                    || self.to_client.as_ref().is_some_and(|b| !b.is_empty());
+                match self.ex.on_failure(answered, head_pending) {
+                    Failure::Resend => self.resend(ctx, service),
+                    Failure::BadGateway => self.refused(ctx, Status::BadGateway),
                 }
             }
         }
@@ -272,21 +301,27 @@ impl<S: Transport> HttpSession<S> {
 
     // ---- sending the request head ------------------------------------
 
-    fn send_head(&mut self, ctx: &mut Ctx<'_, S>, mut leg: Leg<S>, sent: usize) -> Turn<S> {
-        match self.write_request_head(ctx, &mut leg, sent) {
+    fn send_head(
+        mut self,
+        ctx: &mut Ctx<'_, S>,
+        service: &ServiceSnapshot,
+        front: &mut impl Front<S>,
+        sent: usize,
+    ) -> Outcome<S> {
+        match self.write_request_head(ctx, service, front, sent) {
             Ok(Some(sent)) => {
-                let flow = Flow::progress(leg.up.conn.is_writable());
-                leg.step = LegStep::SendHead { sent };
-                (Stage::Leg(leg), flow)
+                let flow = Flow::progress(self.up.conn.is_writable());
+                self.step = LegStep::SendHead { sent };
+                Outcome::Going(self, flow)
             }
             Ok(None) => {
-                leg.step = LegStep::Exchange {
+                self.step = LegStep::Exchange {
                     head_sent: 0,
                     backend_eof: false,
                 };
-                (Stage::Leg(leg), Flow::Progress)
+                Outcome::Going(self, Flow::Progress)
             }
-            Err(h) => self.halt(ctx, h, leg),
+            Err(h) => self.halt(ctx, service, h),
         }
     }
 
@@ -295,27 +330,28 @@ impl<S: Transport> HttpSession<S> {
     fn write_request_head(
         &mut self,
         ctx: &mut Ctx<'_, S>,
-        leg: &mut Leg<S>,
+        service: &ServiceSnapshot,
+        front: &mut impl Front<S>,
         sent: usize,
     ) -> Result<Option<usize>, Halt> {
-        let Some(buf) = self.to_backend.as_ref() else {
+        let peer = front.peer();
+        let Some(buf) = front.request().as_ref() else {
             return Err(Halt::Close(CloseReason::Reset(Side::Client)));
         };
-        let ex = &mut leg.ex;
+        let ex = &mut self.ex;
         let out = match ex.request_head(buf.pending()) {
             Ok(out) => out,
             Err(e) => {
                 log::debug!(
-                    "http: port {}: bad request body from {}: {}",
-                    self.service.port(),
-                    self.peer,
+                    "http: port {}: bad request body from {peer}: {}",
+                    service.port(),
                     e.reason()
                 );
                 return Err(Halt::Fail(Status::BadRequest));
             }
         };
         let head = Outgoing::from(&out);
-        let written = match head.write(&mut leg.up.conn, sent, out.last, ctx.now) {
+        let written = match head.write(&mut self.up.conn, sent, out.last, ctx.now) {
             Io::Moved(w) | Io::Drained(w) => w,
             Io::Blocked => return Ok(Some(sent)),
             Io::Eof | Io::Failed => return Err(Halt::Retry { head_pending: true }),
@@ -324,7 +360,7 @@ impl<S: Transport> HttpSession<S> {
             return Ok(Some(sent + written));
         };
         if let Sent::Consume(n) = ex.request_sent(body) {
-            if let Some(b) = self.to_backend.as_mut() {
+            if let Some(b) = front.request().as_mut() {
                 b.consumed(n);
             }
         }
@@ -333,36 +369,40 @@ impl<S: Transport> HttpSession<S> {
 
     // ---- request body up, response down -----------------------------
 
-    fn exchange(&mut self, ctx: &mut Ctx<'_, S>, mut leg: Leg<S>) -> Turn<S> {
-        match self.exchange_round(ctx, &mut leg) {
-            Ok(Round::Wait) => (Stage::Leg(leg), Flow::Wait),
-            Ok(Round::Moved) => (Stage::Leg(leg), Flow::Progress),
-            Ok(Round::Tunnel) => (
-                Stage::Tunnel {
-                    leg,
-                    pipe: Pipe::default(),
-                },
-                Flow::Progress,
-            ),
-            Ok(Round::Finished) => self.finish_leg(ctx, leg),
-            Err(h) => self.halt(ctx, h, leg),
+    fn exchange(
+        mut self,
+        ctx: &mut Ctx<'_, S>,
+        service: &ServiceSnapshot,
+        front: &mut impl Front<S>,
+    ) -> Outcome<S> {
+        match self.exchange_round(ctx, service, front) {
+            Ok(Round::Wait) => Outcome::Going(self, Flow::Wait),
+            Ok(Round::Moved) => Outcome::Going(self, Flow::Progress),
+            Ok(Round::Tunnel) => Outcome::Tunnel(self),
+            Ok(Round::Finished) => Outcome::Finished(self),
+            Err(h) => self.halt(ctx, service, h),
         }
     }
 
     /// One round of the exchange step, in the order bytes flow: the
     /// request body up, more from the client, the backend's bytes in, the
     /// response head, the response body down.
-    fn exchange_round(&mut self, ctx: &mut Ctx<'_, S>, leg: &mut Leg<S>) -> Result<Round, Halt> {
-        let mut progress = self.request_up(ctx, leg)?;
-        if !leg.backend_eof() {
-            progress |= self.response_in(ctx, leg)?;
+    fn exchange_round(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        service: &ServiceSnapshot,
+        front: &mut impl Front<S>,
+    ) -> Result<Round, Halt> {
+        let mut progress = self.request_up(ctx, service, front)?;
+        if !self.backend_eof() {
+            progress |= self.response_in(ctx, front)?;
         }
-        if leg.ex.response().is_none() {
-            match self.parse_response(ctx, leg)? {
+        if self.ex.response().is_none() {
+            match self.parse_response(ctx, service, front)? {
                 true => progress = true,
                 // Closed before a whole response head: 502 (or once more,
                 // for a reused connection that closed without a byte).
-                false if leg.backend_eof() => {
+                false if self.backend_eof() => {
                     return Err(Halt::Retry {
                         head_pending: false,
                     })
@@ -370,33 +410,38 @@ impl<S: Transport> HttpSession<S> {
                 false => return Ok(Round::of(progress)),
             }
         }
-        if leg.ex.response().is_some() && !leg.ex.status_sent() {
-            match self.write_response_head(ctx, leg)? {
+        if self.ex.response().is_some() && !self.ex.status_sent() {
+            match self.write_response_head(ctx, front)? {
                 None => return Ok(Round::of(progress)),
                 Some(AfterHead::Tunnel) => return Ok(Round::Tunnel),
                 Some(AfterHead::Interim | AfterHead::Body) => progress = true,
             }
         }
-        if leg.ex.status_sent() && !leg.ex.response_done() {
-            progress |= self.response_down(ctx, leg)?;
+        if self.ex.status_sent() && !self.ex.response_done() {
+            progress |= self.response_down(ctx, service, front)?;
         }
-        if leg.ex.response_done() {
+        if self.ex.response_done() {
             return Ok(Round::Finished);
         }
-        release_if_empty(&mut leg.to_client, ctx.pool);
+        release_if_empty(&mut self.to_client, ctx.pool);
         Ok(Round::of(progress))
     }
 
     /// The request body to the backend, and more from the client while
     /// its buffer has room (the rest of the body, or pipelined requests
     /// that wait their turn).
-    fn request_up(&mut self, ctx: &mut Ctx<'_, S>, leg: &mut Leg<S>) -> Result<bool, Halt> {
+    fn request_up(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        service: &ServiceSnapshot,
+        front: &mut impl Front<S>,
+    ) -> Result<bool, Halt> {
         let mut progress = false;
-        if !leg.ex.request_done() {
+        if !self.ex.request_done() {
             match relay(
-                &mut self.to_backend,
-                leg.ex.request_body(),
-                &mut leg.up.conn,
+                front.request(),
+                self.ex.request_body(),
+                &mut self.up.conn,
                 ctx.now,
             ) {
                 Ok(p) => progress |= p,
@@ -406,20 +451,20 @@ impl<S: Transport> HttpSession<S> {
                     // holds part of a message and is never reused.
                     log::debug!(
                         "http: port {}: bad request body from {}: {}",
-                        self.port(),
-                        self.peer,
+                        service.port(),
+                        front.peer(),
                         e.reason()
                     );
                     return Err(Halt::Close(CloseReason::BadFraming(Side::Client)));
                 }
             }
         }
-        if !self.client_eof {
-            progress |= self.fill_client(ctx).map_err(Halt::Close)?;
+        if !front.input_ended() {
+            progress |= front.pull(ctx).map_err(Halt::Close)?;
         }
-        if self.client_eof
-            && !leg.ex.request_body().input_done()
-            && self.to_backend.as_ref().is_none_or(Buffer::is_empty)
+        if front.input_ended()
+            && !self.ex.request_body().input_done()
+            && front.request().as_ref().is_none_or(Buffer::is_empty)
         {
             // The client gave up in the middle of its request body.
             return Err(Halt::Close(CloseReason::Reset(Side::Client)));
@@ -428,21 +473,25 @@ impl<S: Transport> HttpSession<S> {
     }
 
     /// Reads what the backend sent.
-    fn response_in(&mut self, ctx: &mut Ctx<'_, S>, leg: &mut Leg<S>) -> Result<bool, Halt> {
-        match leg.up.conn.fill(&mut leg.to_client, ctx.pool, ctx.now) {
+    fn response_in(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        front: &mut impl Front<S>,
+    ) -> Result<bool, Halt> {
+        match self.up.conn.fill(&mut self.to_client, ctx.pool, ctx.now) {
             Io::Moved(_) | Io::Drained(_) => {
                 // The backend answered: the request is not sent again.
-                if let (Some(n), Some(b)) = (leg.ex.backend_spoke(), self.to_backend.as_mut()) {
+                if let (Some(n), Some(b)) = (self.ex.backend_spoke(), front.request().as_mut()) {
                     b.consumed(n);
                 }
                 Ok(true)
             }
             Io::Eof => {
-                leg.set_backend_eof();
+                self.set_backend_eof();
                 Ok(true)
             }
             Io::Blocked => Ok(false),
-            Io::Failed if leg.ex.response().is_none() => Err(Halt::Retry {
+            Io::Failed if self.ex.response().is_none() => Err(Halt::Retry {
                 head_pending: false,
             }),
             Io::Failed => Err(Halt::Close(CloseReason::Reset(Side::Backend))),
@@ -450,32 +499,33 @@ impl<S: Transport> HttpSession<S> {
     }
 
     /// The response body to the client, up to its end.
-    fn response_down(&mut self, ctx: &mut Ctx<'_, S>, leg: &mut Leg<S>) -> Result<bool, Halt> {
-        let progress = match relay(
-            &mut leg.to_client,
-            leg.ex.response_body(),
-            &mut self.client,
-            ctx.now,
-        ) {
+    fn response_down(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        service: &ServiceSnapshot,
+        front: &mut impl Front<S>,
+    ) -> Result<bool, Halt> {
+        let progress = match front.send_body(&mut self.to_client, self.ex.response_body(), ctx.now)
+        {
             Ok(p) => p,
             Err(RelayError::Write(_)) => return Err(Halt::Close(CloseReason::Reset(Side::Client))),
             Err(RelayError::Framing(e)) => {
                 // The client keeps what was valid; both connections end.
                 log::debug!(
                     "http: port {}: bad response body from {}: {}",
-                    self.port(),
-                    leg.up.backend().addr(),
+                    service.port(),
+                    self.up.backend().addr(),
                     e.reason()
                 );
                 return Err(Halt::Close(CloseReason::BadFraming(Side::Backend)));
             }
         };
-        let flushed = leg.to_client.as_ref().is_none_or(Buffer::is_empty);
+        let flushed = self.to_client.as_ref().is_none_or(Buffer::is_empty);
         // Framing moirai still has to write is not a truncation.
-        if leg.backend_eof() && flushed && !leg.ex.response_body().input_done() {
-            if leg.ex.response_body().until_close() {
+        if self.backend_eof() && flushed && !self.ex.response_body().input_done() {
+            if self.ex.response_body().until_close() {
                 // Close-delimited: the close is the end.
-                leg.ex.response_body().end_at_close();
+                self.ex.response_body().end_at_close();
             } else {
                 return Err(Halt::Close(CloseReason::Reset(Side::Backend)));
             }
@@ -485,8 +535,13 @@ impl<S: Transport> HttpSession<S> {
 
     /// Looks for a response head in the backend's bytes and asks the
     /// exchange what to do with it; true when something was done.
-    fn parse_response(&mut self, ctx: &mut Ctx<'_, S>, leg: &mut Leg<S>) -> Result<bool, Halt> {
-        let Some(buf) = leg.to_client.as_mut() else {
+    fn parse_response(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        service: &ServiceSnapshot,
+        front: &mut impl Front<S>,
+    ) -> Result<bool, Halt> {
+        let Some(buf) = self.to_client.as_mut() else {
             return Ok(false);
         };
         // Empty lines before a status line (an old server's extra CRLF
@@ -496,9 +551,9 @@ impl<S: Transport> HttpSession<S> {
             buf.consumed(blank);
             return Ok(true);
         }
-        let ex = &mut leg.ex;
-        let closing = self.draining || self.client_eof;
-        let backend = leg.up.backend();
+        let ex = &mut self.ex;
+        let closing = front.closing();
+        let backend = self.up.backend();
         let what = match ex.read_response(buf.pending(), Some(backend.cookie()), closing, ctx.now) {
             Ok(Some(what)) => what,
             Ok(None) if buf.is_full() => return Err(Halt::Fail(Status::BadGateway)),
@@ -510,7 +565,7 @@ impl<S: Transport> HttpSession<S> {
             OnResponse::Interim => {}
             OnResponse::Forward | OnResponse::Tunnel => {
                 let took = ctx.now.saturating_duration_since(ex.timing().head);
-                record(&mut ctx.latency(self.port()).request, took);
+                record(&mut ctx.latency(service.port()).request, took);
                 backend
                     .stats()
                     .of(ctx.worker)
@@ -519,7 +574,7 @@ impl<S: Transport> HttpSession<S> {
             }
         }
         let code = ex.response().map_or(0, |r| r.code);
-        self.service.stats.of(ctx.worker).response(code);
+        service.stats.of(ctx.worker).response(code);
         backend.stats().of(ctx.worker).response(code);
         Ok(true)
     }
@@ -529,22 +584,22 @@ impl<S: Transport> HttpSession<S> {
     fn write_response_head(
         &mut self,
         ctx: &mut Ctx<'_, S>,
-        leg: &mut Leg<S>,
+        front: &mut impl Front<S>,
     ) -> Result<Option<AfterHead>, Halt> {
-        let LegStep::Exchange { head_sent, .. } = &mut leg.step else {
+        let LegStep::Exchange { head_sent, .. } = &mut self.step else {
             return Ok(None);
         };
-        let ex = &mut leg.ex;
-        let Some(buf) = leg.to_client.as_ref() else {
+        let ex = &mut self.ex;
+        let Some(buf) = self.to_client.as_ref() else {
             return Ok(None);
         };
-        let out = match ex.response_head(buf.pending(), self.draining || self.client_eof) {
+        let out = match ex.response_head(buf.pending(), front.closing()) {
             Ok(Some(out)) => out,
             Ok(None) => return Ok(None),
             Err(_) => return Err(Halt::Fail(Status::BadGateway)),
         };
         let head = Outgoing::from(&out);
-        let written = match head.write(&mut self.client, *head_sent, out.last, ctx.now) {
+        let written = match front.send_head(&head, *head_sent, out.last, ctx.now) {
             Io::Moved(w) | Io::Drained(w) => w,
             Io::Blocked => return Ok(None),
             Io::Eof | Io::Failed => return Err(Halt::Close(CloseReason::Reset(Side::Client))),
@@ -555,7 +610,7 @@ impl<S: Transport> HttpSession<S> {
         };
         *head_sent = 0;
         let (done, after) = ex.response_sent(body);
-        if let Some(b) = leg.to_client.as_mut() {
+        if let Some(b) = self.to_client.as_mut() {
             b.consumed(done);
         }
         Ok(Some(after))

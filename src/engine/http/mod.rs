@@ -15,12 +15,13 @@
 //!
 //! The parts, by file: reading a head and answering without a backend
 //! (`head.rs`), choosing the backend and its connection (`choose.rs`), the
-//! leg's stages (`leg.rs`) and its end (`finish.rs`), writing heads and
-//! relaying bodies
+//! leg's stages (`leg.rs`), the client side it works through (`front.rs`)
+//! and its end (`finish.rs`), writing heads and relaying bodies
 //! (`write.rs`), access lines (`logline.rs`).
 
 mod choose;
 mod finish;
+mod front;
 mod head;
 mod leg;
 mod logline;
@@ -45,14 +46,14 @@ use super::token::{Side, SlotId};
 use crate::proto::answer::Answer;
 use crate::proto::http1::errors::Status;
 use crate::proto::http1::exchange::Exchange;
-use crate::proto::http1::front;
+use crate::proto::http1::front::answer_bytes;
 use crate::proto::http1::Scratch;
 use crate::proto::pipe::Pipe;
-use crate::proto::transaction::Timeout;
 use crate::snapshot::{Backend, ServiceSnapshot};
 use crate::sys::net::TcpStream;
 
-use leg::Leg;
+use front::H1Front;
+use leg::{Leg, Outcome};
 use logline::RequestLog;
 
 /// How long a request head may take once its first byte arrived, unless
@@ -292,13 +293,40 @@ impl<S: Transport> HttpSession<S> {
 
     /// Reads what the client sent into its buffer.
     fn fill_client(&mut self, ctx: &mut Ctx<'_, S>) -> Result<bool, CloseReason> {
-        match self.client.fill(&mut self.to_backend, ctx.pool, ctx.now) {
-            Io::Eof => {
-                self.client_eof = true;
-                Ok(true)
-            }
-            Io::Failed => Err(CloseReason::Reset(Side::Client)),
-            io => Ok(io.progressed()),
+        fill(
+            &mut self.client,
+            &mut self.to_backend,
+            &mut self.client_eof,
+            ctx,
+        )
+    }
+
+    /// Runs the leg's step once, through the HTTP/1 front.
+    fn run_leg(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
+        let mut front = H1Front {
+            client: &mut self.client,
+            to_backend: &mut self.to_backend,
+            client_eof: &mut self.client_eof,
+            draining: self.draining,
+            peer: self.peer,
+        };
+        let outcome = leg.run(ctx, &self.service, &mut front);
+        self.after_leg(ctx, outcome)
+    }
+
+    /// What the connection does after a step of its leg.
+    fn after_leg(&mut self, ctx: &mut Ctx<'_, S>, outcome: Outcome<S>) -> Turn<S> {
+        match outcome {
+            Outcome::Going(leg, flow) => (Stage::Leg(leg), flow),
+            Outcome::Tunnel(leg) => (
+                Stage::Tunnel {
+                    leg,
+                    pipe: Pipe::default(),
+                },
+                Flow::Progress,
+            ),
+            Outcome::Finished(leg) => self.finish_leg(ctx, leg),
+            Outcome::Refused(status, ex, log) => self.refuse(status, ex, log),
         }
     }
 
@@ -315,21 +343,23 @@ impl<S: Transport> HttpSession<S> {
         };
         (Stage::Linger { until }, flow)
     }
+}
 
-    /// What a timed-out leg leads to: an answer, or a close on the side
-    /// that went quiet.
-    fn time_out(&mut self, ctx: &mut Ctx<'_, S>, t: Timeout, leg: Leg<S>) -> Turn<S> {
-        match t {
-            Timeout::Answer(status) => self.refuse_leg(ctx, status, leg),
-            Timeout::BackendIdle => (
-                Stage::Leg(leg),
-                Flow::Close(CloseReason::IdleTimeout(Side::Backend)),
-            ),
-            Timeout::ClientIdle => (
-                Stage::Leg(leg),
-                Flow::Close(CloseReason::IdleTimeout(Side::Client)),
-            ),
+/// Reads what the client sent into `to_backend`; its FIN sets
+/// `client_eof`.
+fn fill<S: Transport>(
+    client: &mut Conn<S>,
+    to_backend: &mut Option<Buffer>,
+    client_eof: &mut bool,
+    ctx: &mut Ctx<'_, S>,
+) -> Result<bool, CloseReason> {
+    match client.fill(to_backend, ctx.pool, ctx.now) {
+        Io::Eof => {
+            *client_eof = true;
+            Ok(true)
         }
+        Io::Failed => Err(CloseReason::Reset(Side::Client)),
+        io => Ok(io.progressed()),
     }
 }
 
@@ -419,7 +449,10 @@ impl<S: Transport> Session<S> for HttpSession<S> {
             s @ Stage::ReadHead { since: None, .. } => {
                 (s, Flow::Close(CloseReason::IdleTimeout(Side::Client)))
             }
-            Stage::Leg(leg) => self.leg_timer(ctx, leg),
+            Stage::Leg(leg) => {
+                let outcome = leg.on_timer(ctx, &self.service);
+                self.after_leg(ctx, outcome)
+            }
             Stage::Tunnel { leg, pipe } => {
                 let side = pipe::idle_side(
                     &self.client,
@@ -503,7 +536,7 @@ fn answering<S>(
     since: Instant,
 ) -> Stage<S> {
     Stage::Answer(Answering {
-        out: front::answer_bytes(&answer),
+        out: answer_bytes(&answer),
         answer,
         sent: 0,
         ex,
@@ -527,8 +560,6 @@ fn follow_current<S>(service: &mut Arc<ServiceSnapshot>, ctx: &Ctx<'_, S>) -> bo
     }
 }
 
-/// Whether `addr` is a usable backend of the session's service now: only
-/// then may a connection to it wait in the pool.
 impl<S> HttpSession<S> {
     /// Which pooled connections to `addr` this service's requests may
     /// take: plain ones, or those made in its TLS context.
@@ -540,6 +571,8 @@ impl<S> HttpSession<S> {
     }
 }
 
+/// Whether `addr` is a usable backend of the session's service now: only
+/// then may a connection to it wait in the pool.
 fn is_current<S>(ctx: &Ctx<'_, S>, port: u16, addr: SocketAddr) -> bool {
     ctx.current(port)
         .is_some_and(|s| s.backends.iter().any(|b| b.addr() == addr))
