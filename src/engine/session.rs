@@ -9,7 +9,7 @@ use super::conn::{Readiness, Transport};
 use super::legs::Legs;
 use super::step::{CloseReason, Ctx, Step};
 use super::syslog::Sink;
-use super::token::Side;
+use super::token::{Side, SlotId};
 use crate::snapshot::{Backend, ServiceSnapshot};
 use crate::sys::net::TcpStream;
 
@@ -18,6 +18,15 @@ use crate::sys::net::TcpStream;
 pub trait Session<S: Transport = TcpStream> {
     /// Handles readiness on one of its sockets, then runs.
     fn on_event(&mut self, ctx: &mut Ctx<'_, S>, side: Side, r: Readiness) -> Step;
+
+    /// Handles readiness on the backend socket of its leg `leg`, then
+    /// runs. A session with one backend socket at a time (tcp, HTTP/1)
+    /// takes it as its backend side; one with a leg per request in flight
+    /// (an HTTP/2 connection) finds the leg.
+    fn on_leg_event(&mut self, ctx: &mut Ctx<'_, S>, leg: SlotId, r: Readiness) -> Step {
+        let _ = leg;
+        self.on_event(ctx, Side::Backend, r)
+    }
 
     /// Runs until nothing more can happen now.
     fn drive(&mut self, ctx: &mut Ctx<'_, S>) -> Step;

@@ -281,7 +281,8 @@ impl Worker {
                     EventTarget::Client(id) => self.on_session_event(id, Side::Client, ev, now),
                     EventTarget::Leg(leg) => {
                         if let Some(id) = self.legs.session_of(leg) {
-                            self.on_session_event(id, Side::Backend, ev, now);
+                            let r = Readiness::from(ev);
+                            self.with_session(id, now, |s, ctx| s.on_leg_event(ctx, leg, r));
                         }
                     }
                     EventTarget::Idle(id) => self.idle.on_event(&mut Os(self.poll.registry()), id),
