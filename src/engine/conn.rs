@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use super::buffer::{Buffer, BufferPool};
 use super::meter::Meter;
+use super::tls_side::{BackendTls, Context, Tls};
 use crate::sys::net::{self, TcpStream};
 use crate::sys::poll::{Event, Interest, Registry, Token};
 
@@ -183,6 +184,23 @@ impl Io {
     }
 }
 
+/// How an idle backend connection stands ([`Conn::idle_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleState {
+    /// Nothing to read, not closed, no record on its way: fit for a
+    /// request.
+    Quiet,
+    /// A TLS record has begun to arrive and not ended: not fit now; what
+    /// it was shows once it is whole.
+    Arriving,
+    /// Data, a close or an error: close it.
+    Unfit,
+}
+
+/// Bytes one look at an idle TLS connection may read: a backend that
+/// streams records without data past this is flooding it.
+pub const IDLE_READ_BUDGET: usize = 16 * 1024;
+
 /// A socket and what its last events said about it.
 #[derive(Debug)]
 pub struct Conn<S = TcpStream> {
@@ -202,7 +220,7 @@ pub struct Conn<S = TcpStream> {
     rx: u64,
     tx: u64,
     /// TLS over the socket (https types): reads and writes go through it.
-    tls: Option<Box<rustls::Connection>>,
+    tls: Option<Box<Tls>>,
 }
 
 impl<S: Transport> Conn<S> {
@@ -224,8 +242,31 @@ impl<S: Transport> Conn<S> {
 
     /// The same socket, speaking TLS through `tls`.
     pub fn with_tls(mut self, tls: rustls::Connection) -> Conn<S> {
-        self.tls = Some(Box::new(tls));
+        self.tls = Some(Box::new(Tls::new(tls, None)));
         self
+    }
+
+    /// The same socket to a backend, speaking TLS through `tls`, made in
+    /// `context` (the service's verification rules and name).
+    pub fn with_backend_tls(mut self, tls: rustls::Connection, context: Context) -> Conn<S> {
+        self.tls = Some(Box::new(Tls::new(tls, Some(context))));
+        self
+    }
+
+    /// The context a backend TLS connection was made in.
+    pub fn tls_context(&self) -> Option<&Context> {
+        self.tls.as_ref().and_then(|t| t.context.as_ref())
+    }
+
+    /// Whether this backend connection may carry a request of a service
+    /// whose backend TLS is `tls` (none: plain): a plain one for a plain
+    /// service, a TLS one made with the same configuration and name.
+    pub fn made_for(&self, tls: BackendTls<'_>) -> bool {
+        match (self.tls_context(), tls) {
+            (None, None) => !self.is_tls(),
+            (Some(c), Some((config, name))) => c.is(config, name),
+            _ => false,
+        }
     }
 
     /// The socket, for the pool and for connect results.
@@ -244,15 +285,9 @@ impl<S: Transport> Conn<S> {
     /// was parked, and nothing heard yet.
     pub fn resume(self, now: Instant, meter: Meter) -> Conn<S> {
         Conn {
-            readable: false,
             writable: true,
-            peer_closed: false,
-            backlog: false,
-            last_io: now,
-            meter,
-            rx: 0,
-            tx: 0,
-            ..self
+            tls: self.tls,
+            ..Conn::new(self.stream, now, meter)
         }
     }
 
@@ -301,23 +336,50 @@ impl<S: Transport> Conn<S> {
         }
     }
 
-    /// Whether an idle connection is still fit for a request: nothing to
-    /// read and not closed. On TLS, records that carry no data (a TLS 1.3
-    /// server's late session tickets, a key update before a long idle)
-    /// are taken in and do not count: only data, a close_notify, a FIN or
-    /// an error do. Records rustls queues in answer (a key update of our
-    /// own) go out now, or the connection is not fit.
-    pub fn still_fit(&mut self) -> bool {
+    /// How an idle connection stands: quiet, or not fit for a request
+    /// (anything to read, or closed). On TLS, records that carry no data
+    /// (a TLS 1.3 server's late session tickets, a key update before a
+    /// long idle) are taken in and do not count: only data, a
+    /// close_notify, a FIN or an error do; a record that has begun to
+    /// arrive and not ended is `Arriving`. A backend streaming records
+    /// without data past [`IDLE_READ_BUDGET`] in one look is not fit.
+    /// What rustls queues in answer (a key update of our own) waits for
+    /// the next write, as RFC 8446 allows.
+    pub fn idle_state(&mut self) -> IdleState {
         let Some(tls) = self.tls.as_deref_mut() else {
-            return self.stream.is_quiet();
+            return if self.stream.is_quiet() {
+                IdleState::Quiet
+            } else {
+                IdleState::Unfit
+            };
         };
-        let mut probe = [0u8; 1];
-        match tls_read(&mut self.stream, tls, &mut probe, false) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // Data, the end, or a broken connection.
-            _ => return false,
+        let mut budget = IDLE_READ_BUDGET;
+        loop {
+            let mut probe = [0u8; 1];
+            match tls.reader().read(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // Data, a close_notify, a close without one, or an error.
+                _ => return IdleState::Unfit,
+            }
+            if budget == 0 {
+                return IdleState::Unfit;
+            }
+            match tls.read_from(&mut self.stream) {
+                Ok((0, _)) => return IdleState::Unfit,
+                Ok((n, _)) => budget = budget.saturating_sub(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return IdleState::Unfit,
+            }
+            if tls.process_new_packets().is_err() {
+                return IdleState::Unfit;
+            }
         }
-        matches!(tls_flush(&mut self.stream, tls), Ok(true))
+        if tls.records.mid_record() {
+            IdleState::Arriving
+        } else {
+            IdleState::Quiet
+        }
     }
 
     /// Whether TLS records are waiting to be written to the socket.
@@ -382,8 +444,8 @@ impl<S: Transport> Conn<S> {
             if !tls.wants_read() {
                 return Ok(false);
             }
-            match tls.read_tls(&mut self.stream) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            match tls.read_from(&mut self.stream) {
+                Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(_) => {
                     if let Err(e) = tls.process_new_packets() {
                         let _ = tls_flush(&mut self.stream, tls);
@@ -587,7 +649,7 @@ fn tls_flush<S: Write>(sock: &mut S, tls: &mut rustls::Connection) -> io::Result
 /// the caller sends what they call for.
 fn tls_read<S: Read + Write>(
     sock: &mut S,
-    tls: &mut rustls::Connection,
+    tls: &mut Tls,
     buf: &mut [u8],
     stop_when_short: bool,
 ) -> io::Result<usize> {
@@ -618,13 +680,9 @@ fn tls_read<S: Read + Write>(
                 Err(io::ErrorKind::WouldBlock.into())
             };
         }
-        let mut counted = Counted {
-            inner: &mut *sock,
-            short: false,
-        };
-        match tls.read_tls(&mut counted) {
-            Ok(0) => eof = true,
-            Ok(_) => drained = counted.short,
+        match tls.read_from(sock) {
+            Ok((0, _)) => eof = true,
+            Ok((_, short)) => drained = short,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return if n > 0 { Ok(n) } else { Err(e) };
             }
@@ -636,21 +694,6 @@ fn tls_read<S: Read + Write>(
             let _ = tls_flush(sock, tls);
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
-    }
-}
-
-/// A reader that notes whether its last read was short: fewer bytes than
-/// room for them, so the socket had no more.
-struct Counted<'a, S> {
-    inner: &'a mut S,
-    short: bool,
-}
-
-impl<S: Read> Read for Counted<'_, S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.short = n < buf.len();
-        Ok(n)
     }
 }
 

@@ -19,6 +19,7 @@ use super::balance;
 use super::conn::{Conn, Transport};
 use super::meter::Meter;
 use super::step::{CloseReason, Ctx};
+use super::tls_side::Context;
 use crate::metrics::stats::{micros, record};
 use crate::snapshot::{Backend, BackendLease, ServiceSnapshot};
 use crate::sys::poll::Token;
@@ -199,7 +200,13 @@ fn attempt<S: Transport>(
                 let mut conn = Conn::new(stream, ctx.now, Meter::backend(&b, ctx.worker));
                 if let Some((cfg, name)) = service.tls.as_ref().and_then(|t| t.client.as_ref()) {
                     match rustls::ClientConnection::new(Arc::clone(cfg), name.clone()) {
-                        Ok(c) => conn = conn.with_tls(c.into()),
+                        Ok(c) => {
+                            let context = Context {
+                                config: Arc::clone(cfg),
+                                name: name.clone(),
+                            };
+                            conn = conn.with_backend_tls(c.into(), context);
+                        }
                         Err(e) => {
                             log::warn!("https: no TLS session for {}: {e}", b.addr());
                             return Err(CloseReason::ConnectFailed);

@@ -33,6 +33,7 @@ pub mod step;
 pub mod syslog;
 pub mod tcp;
 pub mod timer;
+pub mod tls_side;
 pub mod token;
 pub mod worker;
 

@@ -1,5 +1,5 @@
-//! Idle keep-alive connections to backends, per worker and per
-//! [`Route`] (a backend address, plain or in one TLS context), so HTTP
+//! Idle keep-alive connections to backends, per worker and per route (a
+//! backend address, plain or in one TLS context), so HTTP
 //! clients that close after each request (or many short clients) do not
 //! cost a backend connect, or a TLS handshake, each time. Bounded in
 //! number and age.
@@ -12,16 +12,19 @@
 //! The pool holds the whole [`Conn`], TLS state included: on a TLS
 //! connection, records that carry no data (a TLS 1.3 server's session
 //! tickets, a key update) are taken in and the connection stays; only
-//! data, a close or an error end it ([`Conn::still_fit`]).
+//! data, a close or an error end it, and one with a record still on its
+//! way is not given out ([`Conn::idle_state`]).
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use super::conn::{Conn, Net, Transport};
+use super::conn::{Conn, IdleState, Net, Transport};
+use super::tls_side::BackendTls;
 use super::token::{EventTarget, Generations, SlotId};
 use crate::sys::net::TcpStream;
 use crate::sys::poll::Interest;
@@ -33,36 +36,30 @@ pub const MAX_IDLE_PER_BACKEND: usize = 64;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Which idle connections may carry a request: those to `addr`, plain, or
-/// made in the same TLS context (the service's client configuration, by
-/// identity, and the name it sends and verifies). A connection verified
-/// under one service's rules never serves a service with other rules
-/// (`https+insecure` beside `https`, another `verify_host`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Route {
-    /// The backend's address.
-    pub addr: SocketAddr,
-    tls: Option<(usize, rustls::pki_types::ServerName<'static>)>,
+/// made in the same TLS context (the client configuration, by identity,
+/// and the name sent and verified). A connection verified under one
+/// service's rules never serves a service with other rules
+/// (`https+insecure` beside `https`, another `verify_host`). The key is
+/// compact (the name by its hash, so a lookup allocates nothing); a
+/// connection found is checked against the full context before it is
+/// given out ([`Conn::made_for`]). A pooled connection holds its
+/// configuration, so that configuration's address is its own while it
+/// waits here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Route {
+    addr: SocketAddr,
+    config: usize,
+    name: u64,
 }
 
 impl Route {
-    /// Plain TCP to `addr`.
-    pub fn plain(addr: SocketAddr) -> Route {
-        Route { addr, tls: None }
-    }
-
-    /// TLS to `addr` with `config`, sending and verifying `name`. The
-    /// configuration is told apart by its address: a pooled connection
-    /// holds it, so the address cannot be reused while the route is in the
-    /// pool.
-    pub fn tls(
-        addr: SocketAddr,
-        config: &Arc<rustls::ClientConfig>,
-        name: &rustls::pki_types::ServerName<'static>,
-    ) -> Route {
-        Route {
-            addr,
-            tls: Some((Arc::as_ptr(config) as usize, name.clone())),
-        }
+    fn of(addr: SocketAddr, tls: BackendTls<'_>) -> Route {
+        let (config, name) = tls.map_or((0, 0), |(config, name)| {
+            let mut h = DefaultHasher::new();
+            name.hash(&mut h);
+            (Arc::as_ptr(config) as usize, h.finish())
+        });
+        Route { addr, config, name }
     }
 }
 
@@ -94,23 +91,23 @@ impl<S> Default for IdlePool<S> {
 }
 
 impl<S: Transport> IdlePool<S> {
-    /// Keeps `conn` for reuse on `route`, watched for unsolicited input;
-    /// false (and the connection is dropped) if the route already has its
-    /// share, TLS records for the backend cannot all go out now, or the
+    /// Keeps `conn`, a connection to `addr`, for reuse by requests made
+    /// under the rules it was made under; watched for unsolicited input.
+    /// False (and the connection is dropped) if its route already has its
+    /// share, TLS records a full socket held back cannot go now, or the
     /// socket cannot be watched.
     pub fn put(
         &mut self,
         net: &mut dyn Net<S>,
-        route: Route,
+        addr: SocketAddr,
         mut conn: Conn<S>,
         now: Instant,
     ) -> bool {
-        // An idle connection owes the backend nothing: whatever rustls
-        // queued (a key update's answer) goes now or never.
         if !matches!(conn.flush(), Ok(true)) {
             return false;
         }
-        let keys = self.by_route.entry(route.clone()).or_default();
+        let route = Route::of(addr, conn.tls_context().map(|c| (&c.config, &c.name)));
+        let keys = self.by_route.entry(route).or_default();
         if keys.len() >= MAX_IDLE_PER_BACKEND {
             return false;
         }
@@ -137,29 +134,31 @@ impl<S: Transport> IdlePool<S> {
         true
     }
 
-    /// The most recently used live connection on `route`, if any (the
-    /// caller re-registers it under its own token). Dead ones found on the
-    /// way (too old, closed by the backend, or with unexpected bytes) are
+    /// The most recently used live connection to `addr` made under the
+    /// rules `tls` (none: plain), if any (the caller re-registers it under
+    /// its own token). Dead ones found on the way (too old, closed by the
+    /// backend, with unexpected bytes, or with a record on its way) are
     /// dropped. The connection keeps its counters and meter: the caller
     /// puts it back in service with [`Conn::resume`].
-    pub fn take(&mut self, route: &Route, now: Instant) -> Option<Conn<S>> {
-        let keys = self.by_route.get_mut(route)?;
+    pub fn take(&mut self, addr: SocketAddr, tls: BackendTls<'_>, now: Instant) -> Option<Conn<S>> {
+        let route = Route::of(addr, tls);
+        let keys = self.by_route.get_mut(&route)?;
         let mut found = None;
         while let Some(key) = keys.pop() {
             let Some(mut c) = self.conns.try_remove(key) else {
                 continue;
             };
-            if now.saturating_duration_since(c.since) >= IDLE_TIMEOUT {
+            if now.saturating_duration_since(c.since) >= IDLE_TIMEOUT || !c.conn.made_for(tls) {
                 continue;
             }
             // Any byte or EOF waiting means the backend spoke unasked.
-            if c.conn.still_fit() {
+            if c.conn.idle_state() == IdleState::Quiet {
                 found = Some(c.conn);
                 break;
             }
         }
         if keys.is_empty() {
-            self.by_route.remove(route);
+            self.by_route.remove(&route);
         }
         found
     }
@@ -175,7 +174,7 @@ impl<S: Transport> IdlePool<S> {
         };
         let token = EventTarget::Idle(id).token();
         if c.conn.is_tls()
-            && c.conn.still_fit()
+            && c.conn.idle_state() != IdleState::Unfit
             && net
                 .watch(c.conn.stream_mut(), token, Interest::READABLE)
                 .is_ok()

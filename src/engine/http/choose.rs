@@ -40,7 +40,9 @@ impl<S: Transport> HttpSession<S> {
         counts.last_session.stamp(ctx.now);
         counts.balanced.add(u64::from(balanced));
         if let Some(Parked { addr, conn, id }) = parked {
-            if addr == b.addr() {
+            // Made under the rules the service has now: a reload may have
+            // changed them (another `verify_host`, another name).
+            if addr == b.addr() && conn.made_for(self.backend_tls()) {
                 counts.reuses.add(1);
                 return reusing(id, ex, conn, &b, log);
             }
@@ -48,7 +50,7 @@ impl<S: Transport> HttpSession<S> {
             // A private connection (a login on it) never leaves its client.
             // One to a backend that left the set or went down is closed.
             if !self.logged_in && is_current(ctx, self.port(), addr) {
-                ctx.idle.put(ctx.net, self.route(addr), conn, ctx.now);
+                ctx.idle.put(ctx.net, addr, conn, ctx.now);
             }
         }
         // `http-reuse safe`: a client's first request never rides another
@@ -57,7 +59,7 @@ impl<S: Transport> HttpSession<S> {
         let pooled = if self.served == 0 {
             None
         } else {
-            ctx.idle.take(&self.route(b.addr()), ctx.now)
+            ctx.idle.take(b.addr(), self.backend_tls(), ctx.now)
         };
         if let Some(mut conn) = pooled {
             let id = ctx.legs.open(ctx.id);

@@ -63,7 +63,7 @@ impl<S: Transport> HttpSession<S> {
             // The pool watches it under a token of its own.
             Reuse::Pool if is_current(ctx, self.port(), addr) => {
                 ctx.legs.close(id);
-                ctx.idle.put(ctx.net, self.route(addr), up.conn, ctx.now);
+                ctx.idle.put(ctx.net, addr, up.conn, ctx.now);
             }
             Reuse::Pool | Reuse::Drop => ctx.legs.close(id),
         }

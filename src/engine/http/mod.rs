@@ -38,10 +38,10 @@ use super::conn::{Conn, Io, Readiness, Transport};
 use super::legs::Legs;
 use super::meter::Meter;
 use super::pipe::{self, Streams};
-use super::pool::Route;
 use super::session::Session;
 use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
 use super::syslog::Sink;
+use super::tls_side::BackendTls;
 use super::token::{Side, SlotId};
 use crate::proto::answer::Answer;
 use crate::proto::http1::errors::Status;
@@ -561,13 +561,14 @@ fn follow_current<S>(service: &mut Arc<ServiceSnapshot>, ctx: &Ctx<'_, S>) -> bo
 }
 
 impl<S> HttpSession<S> {
-    /// Which pooled connections to `addr` this service's requests may
-    /// take: plain ones, or those made in its TLS context.
-    fn route(&self, addr: SocketAddr) -> Route {
-        match self.service.tls.as_ref().and_then(|t| t.client.as_ref()) {
-            Some((config, name)) => Route::tls(addr, config, name),
-            None => Route::plain(addr),
-        }
+    /// This service's backend TLS (none: plain): which pooled or parked
+    /// connections its requests may take.
+    fn backend_tls(&self) -> BackendTls<'_> {
+        self.service
+            .tls
+            .as_ref()
+            .and_then(|t| t.client.as_ref())
+            .map(|(config, name)| (config, name))
     }
 }
 
