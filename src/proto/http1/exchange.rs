@@ -86,6 +86,21 @@ pub struct HeadOut<'a> {
     pub last: bool,
 }
 
+/// What the client speaks: the rules a response goes out under. The
+/// request is HTTP/1.1 either way (an HTTP/2 stream's is the codec's
+/// translation, parsed like any other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSpeaks {
+    /// HTTP/1.x: keep-alive, `Connection`, de-chunking for HTTP/1.0
+    /// ([`super::front`]).
+    Http1,
+    /// An HTTP/2 stream: its front turns the head into fields and the
+    /// body into DATA, so a chunked body is always de-chunked, no
+    /// `Connection` line is added, the connection outlives every
+    /// response, and no response head is the connection's last write.
+    Http2,
+}
+
 /// What follows a response head that went out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterHead {
@@ -109,6 +124,8 @@ pub struct Exchange {
     resp_body: Body,
     /// The `Connection` line sent with the request.
     conn_line: &'static [u8],
+    /// The rules the response goes out under.
+    speaks: ClientSpeaks,
     /// The lines its heads drop and add.
     scratch: Scratch,
 }
@@ -134,10 +151,35 @@ impl Exchange {
             tx,
             scratch,
             conn_line: back::connection_line(&head),
+            speaks: ClientSpeaks::Http1,
             req_body: Body::new(head.framing),
             req: head,
             resp: None,
             resp_body: Body::new(Framing::None),
+        }
+    }
+
+    /// The request came as an HTTP/2 stream: its response goes out under
+    /// HTTP/2's rules.
+    pub fn for_http2_stream(&mut self) {
+        self.speaks = ClientSpeaks::Http2;
+    }
+
+    /// Whether a chunked response is de-chunked for this client.
+    fn dechunks(&self, resp: &ResponseHead) -> bool {
+        match self.speaks {
+            ClientSpeaks::Http1 => front::dechunks(&self.req, resp),
+            ClientSpeaks::Http2 => resp.framing == Framing::Chunked,
+        }
+    }
+
+    /// Whether the client connection outlives the response (`closing` as
+    /// for [`Exchange::read_response`]). An HTTP/2 connection always does:
+    /// ending it is its front's business.
+    fn keeps_client(&self, resp: &ResponseHead, closing: bool) -> bool {
+        match self.speaks {
+            ClientSpeaks::Http1 => front::keeps_alive(&self.req, resp, closing),
+            ClientSpeaks::Http2 => true,
         }
     }
 
@@ -274,14 +316,19 @@ impl Exchange {
             OnResponse::Interim => {}
             OnResponse::Forward => {
                 let cookie = self.tx.cookie_to_set(cookie);
-                front::response_lines(&self.req, &head, cookie, closing, &mut s.resp_inject);
+                match self.speaks {
+                    ClientSpeaks::Http1 => {
+                        front::response_lines(&self.req, &head, cookie, closing, &mut s.resp_inject)
+                    }
+                    ClientSpeaks::Http2 => front::added_lines(&head, cookie, &mut s.resp_inject),
+                }
             }
         }
         if what != OnResponse::Interim {
             self.tx.responded(head.connection_auth, now);
         }
-        front::response_drops(&self.req, &head, &mut s.resp_drop);
-        self.resp_body = if front::dechunks(&self.req, &head) {
+        self.resp_body = if self.dechunks(&head) {
+            front::dechunked_drops(&head, &mut self.scratch.resp_drop);
             Body::new(head.framing).dechunked()
         } else {
             Body::new(head.framing)
@@ -309,7 +356,7 @@ impl Exchange {
         let last = !resp.is_interim()
             && !resp.is_switch()
             && self.req_body.is_done()
-            && !front::keeps_alive(&self.req, resp, closing)
+            && !self.keeps_client(resp, closing)
             && self.resp_body.completes_with(with_head);
         Ok(Some(HeadOut {
             src: &buffered[..resp.end_of_fields],
@@ -354,7 +401,7 @@ impl Exchange {
         let done = self.req_body.is_done();
         let (keep_client, reusable) = match &self.resp {
             Some(resp) => (
-                front::keeps_alive(&self.req, resp, closing) && done,
+                self.keeps_client(resp, closing) && done,
                 back::reusable(resp, done),
             ),
             None => (false, false),
@@ -764,6 +811,44 @@ mod tests {
             !ex.ends_with_head(2, false),
             "the request body is still coming"
         );
+    }
+
+    /// An HTTP/2 stream's response: the cookie and a canonical length are
+    /// added but no `Connection` line, even when the connection is
+    /// closing; a chunked body is de-chunked, its framing line dropped;
+    /// the client connection outlives it and no head is its last write.
+    #[test]
+    fn an_http2_streams_response_follows_http2s_rules() {
+        let (mut ex, _) = begin(GET);
+        ex.for_http2_stream();
+        let resp = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (what, lines) = respond(&mut ex, resp, true);
+        assert_eq!(what, OnResponse::Forward);
+        assert_eq!(
+            lines,
+            "Set-Cookie: CLOUD-TRITONCOMPUTE-RS=0123456789abcdef; path=/\r\nCache-Control: private\r\n"
+        );
+        let te = resp.find("Transfer-Encoding").unwrap();
+        assert!(ex.response_drops().iter().any(|r| r.start == te));
+        assert_eq!(ex.response_sent(0), (resp.len(), AfterHead::Body));
+        let mut out = Vec::new();
+        super::super::body::relay(ex.response_body(), b"2\r\nhi\r\n0\r\n\r\n", |b| {
+            b.iter().for_each(|x| out.extend_from_slice(x));
+            Ok(b.iter().map(|x| x.len()).sum())
+        })
+        .unwrap();
+        assert_eq!(out, b"hi", "data only: DATA frames carry no chunks");
+        let f = ex.finish(true, BackendEnd::default());
+        assert_eq!((f.keep_client, f.backend), (true, Reuse::Park));
+
+        let close = "GET / HTTP/1.0\r\n\r\n";
+        let (mut ex, _) = begin(close);
+        ex.for_http2_stream();
+        let list = "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n";
+        let (_, lines) = respond(&mut ex, list, true);
+        assert!(lines.ends_with("Content-Length: 2\r\n"), "{lines:?}");
+        assert!(!lines.contains("Connection"), "{lines:?}");
+        assert!(!ex.ends_with_head(2, true), "the connection goes on");
     }
 
     const NTLM_401: &str =

@@ -67,28 +67,19 @@ pub fn dechunks(req: &RequestHead, resp: &ResponseHead) -> bool {
     resp.framing == Framing::Chunked && !req.http11
 }
 
-/// What a response head to `req` sheds on its way to the client, added to
-/// the lines its parse dropped (`drops`, kept in order): the
-/// `Transfer-Encoding` line of a de-chunked response.
-pub fn response_drops(req: &RequestHead, resp: &ResponseHead, drops: &mut Vec<Range<usize>>) {
-    if dechunks(req, resp) {
-        drops.extend(resp.transfer_encoding.iter().cloned());
-        drops.sort_by_key(|r| r.start);
-    }
+/// What a de-chunked response head sheds on its way to the client, added
+/// to the lines its parse dropped (`drops`, kept in order): its
+/// `Transfer-Encoding` line.
+pub fn dechunked_drops(resp: &ResponseHead, drops: &mut Vec<Range<usize>>) {
+    drops.extend(resp.transfer_encoding.iter().cloned());
+    drops.sort_by_key(|r| r.start);
 }
 
-/// The lines added to the final response head `resp` to `req`, into
-/// `out`: the sticky cookie `cookie` to set (insert, indirect, nocache: a
-/// response that sets it must not be cached and shared), a rewritten
-/// `Content-Length`, and the `Connection` line when keep-alive differs
-/// from what the client's version assumes.
-pub fn response_lines(
-    req: &RequestHead,
-    resp: &ResponseHead,
-    cookie: Option<&[u8; 16]>,
-    closing: bool,
-    out: &mut Vec<u8>,
-) {
+/// The lines any client's final response gains, into `out`: the sticky
+/// cookie `cookie` to set (insert, indirect, nocache: a response that
+/// sets it must not be cached and shared) and a rewritten
+/// `Content-Length` (a list of one value as one line).
+pub fn added_lines(resp: &ResponseHead, cookie: Option<&[u8; 16]>, out: &mut Vec<u8>) {
     if let Some(v) = cookie {
         out.extend_from_slice(b"Set-Cookie: ");
         out.extend_from_slice(COOKIE_NAME.as_bytes());
@@ -99,6 +90,19 @@ pub fn response_lines(
     if let Some(n) = resp.length_rewritten {
         let _ = write!(out, "Content-Length: {n}\r\n");
     }
+}
+
+/// The lines added to the final response head `resp` to `req` for an
+/// HTTP/1 client, into `out`: [`added_lines`], and the `Connection` line
+/// when keep-alive differs from what the client's version assumes.
+pub fn response_lines(
+    req: &RequestHead,
+    resp: &ResponseHead,
+    cookie: Option<&[u8; 16]>,
+    closing: bool,
+    out: &mut Vec<u8>,
+) {
+    added_lines(resp, cookie, out);
     if !keeps_alive(req, resp, closing) {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if !req.http11 {
