@@ -108,6 +108,12 @@ fn every_backend_out(run: &Run, service: &str, t: f64) -> Option<String> {
                     e.t
                 }
                 Kind::AdminEnable if about_me && e.detail == "ok" => {
+                    // In force once the command returned, as for a start:
+                    // the enable reaches the workers while it runs (seed
+                    // 31 found a request begun 4 ms into one).
+                    if e.t_end > t {
+                        continue;
+                    }
                     // Health state carried on meanwhile: back at once.
                     admin = false;
                     if !(gone || failing || unnamed_dns || unnamed_md) {
@@ -744,6 +750,24 @@ thread 'worker-0' panicked at src/engine/worker.rs:1:1:
         assert!(expected(&failure(10.0, 10.1, false), &back).is_some());
         // ... but it does after them.
         assert_eq!(expected(&failure(20.0, 20.1, false), &back), None);
+    }
+
+    /// An operator's enable is in force once its command returned: a
+    /// request that failed while it ran had no backend.
+    #[test]
+    fn an_enable_counts_once_its_command_returned() {
+        let mut events = vec![
+            event(1.0, Kind::DnsAnswer, "dns", "web", "127.0.0.2 127.0.0.3 ok"),
+            event(2.0, Kind::AdminDisable, "b3", "web", "ok"),
+            event(3.0, Kind::BackendKill, "b2", "web", "SIGKILL"),
+        ];
+        let mut enable = event(5.0, Kind::AdminEnable, "b3", "web", "ok");
+        enable.t_end = 5.05;
+        events.push(enable);
+        let r = run(events);
+        let why = expected(&failure(5.02, 5.02, false), &r).unwrap();
+        assert!(why.contains("b3 disabled or draining"), "{why}");
+        assert_eq!(expected(&failure(5.1, 5.1, false), &r), None);
     }
 
     /// Seed 6 found it: DNS naming a backend again does not make it pass
