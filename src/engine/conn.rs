@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use super::buffer::{Buffer, BufferPool};
 use super::meter::Meter;
-use super::tls_side::{BackendTls, Context, Tls};
+use super::tls_side::{tls_flush, tls_read, tls_write, BackendTls, Context, Tls};
 use crate::sys::net::{self, TcpStream};
 use crate::sys::poll::{Event, Interest, Registry, Token};
 
@@ -622,101 +622,4 @@ pub fn release_if_empty(slot: &mut Option<Buffer>, pool: &mut BufferPool) {
             pool.give(b);
         }
     }
-}
-
-/// Writes TLS records until none wait (`Ok(true)`) or the socket is full.
-fn tls_flush<S: Write>(sock: &mut S, tls: &mut rustls::Connection) -> io::Result<bool> {
-    while tls.wants_write() {
-        match tls.write_tls(sock) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-/// Plaintext from a TLS socket, with the same contract as a socket read:
-/// `Ok(0)` at the end (close_notify, or a FIN: many peers skip the alert),
-/// `WouldBlock` when nothing is buffered and the socket is drained. A short
-/// read means the socket is drained, as callers assume; with
-/// `stop_when_short`, a short read from the socket is taken to mean the
-/// same (edge-triggered readiness reports the next arrival), so no read is
-/// made only to hear `WouldBlock`. Without it (a FIN was reported) reading
-/// goes on to see the end. Handshake records are processed on the way;
-/// the caller sends what they call for.
-fn tls_read<S: Read + Write>(
-    sock: &mut S,
-    tls: &mut Tls,
-    buf: &mut [u8],
-    stop_when_short: bool,
-) -> io::Result<usize> {
-    let mut n = 0;
-    let mut eof = false;
-    let mut drained = false;
-    loop {
-        match tls.reader().read(&mut buf[n..]) {
-            Ok(0) => return Ok(n),
-            Ok(k) => {
-                n += k;
-                if n == buf.len() {
-                    return Ok(n);
-                }
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(n),
-            Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
-        }
-        if eof {
-            return Ok(n);
-        }
-        if drained && stop_when_short {
-            return if n > 0 {
-                Ok(n)
-            } else {
-                Err(io::ErrorKind::WouldBlock.into())
-            };
-        }
-        match tls.read_from(sock) {
-            Ok((0, _)) => eof = true,
-            Ok((_, short)) => drained = short,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return if n > 0 { Ok(n) } else { Err(e) };
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
-        }
-        if let Err(e) = tls.process_new_packets() {
-            // Send the alert that says why, then fail the connection.
-            let _ = tls_flush(sock, tls);
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-        }
-    }
-}
-
-/// Plaintext into a TLS socket (then a close_notify, if `last` and all of
-/// it was taken), and whether every record went out. Records
-/// still waiting (the session tickets after a handshake, a flight the
-/// socket could not take) go in the same `writev` as the new ones: one
-/// syscall and one segment fewer. The caller writes again only once the
-/// socket is writable after records were left over (`false`), so what is
-/// buffered in rustls stays within about two writes' worth.
-fn tls_write<S: Write>(
-    sock: &mut S,
-    tls: &mut rustls::Connection,
-    bufs: &[IoSlice<'_>],
-    last: bool,
-) -> io::Result<(usize, bool)> {
-    let n = tls.writer().write_vectored(bufs)?;
-    if last && n == bufs.iter().map(|b| b.len()).sum::<usize>() {
-        tls.send_close_notify();
-    }
-    let flushed = tls_flush(sock, tls)?;
-    if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
-        return Err(io::ErrorKind::WouldBlock.into());
-    }
-    Ok((n, flushed))
 }

@@ -25,6 +25,7 @@ mod front;
 mod head;
 mod leg;
 mod logline;
+pub mod stream;
 mod write;
 
 use std::borrow::Cow;

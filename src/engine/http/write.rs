@@ -34,7 +34,7 @@ impl<'a> From<&'a HeadOut<'a>> for Outgoing<'a> {
 }
 
 impl Outgoing<'_> {
-    fn head_len(&self) -> usize {
+    pub fn head_len(&self) -> usize {
         virtual_len(self.src.len(), self.drop, self.injects)
     }
 

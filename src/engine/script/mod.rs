@@ -13,6 +13,7 @@ mod front;
 mod http;
 mod leg;
 mod logs;
+mod pool;
 mod slots;
 mod tcp;
 mod tls;

@@ -29,7 +29,7 @@ pub mod recv;
 pub mod settings;
 pub mod stream;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 pub mod to_h1;
 pub mod to_h2;
 

@@ -1,0 +1,131 @@
+//! The idle pool, scripted: a pooled connection back in service with
+//! fresh counts, one made under one service's TLS rules never serving
+//! another's, and an idle TLS connection with a record on its way never
+//! handed on.
+
+use super::http::Http;
+use super::*;
+
+/// The pool keeps the whole connection; taken back into service it counts
+/// into the taker's meter from zero, writable as it was parked.
+#[test]
+fn a_pooled_connection_resumes_with_fresh_counts() {
+    use crate::engine::conn::Conn;
+    use crate::engine::meter::Meter;
+    use std::io::IoSlice;
+
+    let mut t = Http::new(false);
+    let svc = t.h.service();
+    let backend = &svc.backends[0];
+    let wire = Script::connected();
+    let mut conn = Conn::new(wire.clone(), t.h.now, Meter::backend(backend, 0));
+    conn.note(Readiness::BOTH);
+    assert!(conn.send(&[IoSlice::new(b"abc")], t.h.now).progressed());
+    assert_eq!(conn.bytes(), (0, 3));
+    let addr: SocketAddr = B1.parse().unwrap();
+    assert!(t.h.idle.put(&mut t.h.net, addr, conn, t.h.now));
+    t.h.later(Duration::from_secs(1));
+    let conn = t.h.idle.take(addr, None, t.h.now).expect("pooled");
+    let conn = conn.resume(t.h.now, Meter::backend(backend, 0));
+    assert_eq!(conn.bytes(), (0, 0));
+    assert!(conn.is_writable());
+    assert_eq!(conn.last_io(), t.h.now);
+    assert_eq!(wire.seen(), "abc", "the same socket");
+}
+
+/// A client configuration that trusts nothing: enough to make a
+/// backend TLS connection that never completes its handshake.
+fn client_config() -> Arc<rustls::ClientConfig> {
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth(),
+    )
+}
+
+/// A backend TLS connection on `wire`, made with `config` for `name`.
+fn tls_conn(
+    h: &Harness,
+    wire: Script,
+    config: &Arc<rustls::ClientConfig>,
+    name: &rustls::pki_types::ServerName<'static>,
+) -> crate::engine::conn::Conn<Script> {
+    use crate::engine::conn::Conn;
+    use crate::engine::meter::Meter;
+    use crate::engine::tls_side::Context;
+    let svc = h.service();
+    let tls = rustls::ClientConnection::new(Arc::clone(config), name.clone()).unwrap();
+    let context = Context {
+        config: Arc::clone(config),
+        name: name.clone(),
+    };
+    Conn::new(wire, h.now, Meter::backend(&svc.backends[0], 0))
+        .with_backend_tls(tls.into(), context)
+}
+
+/// A pooled connection serves only requests made under the rules it was
+/// made under: the same address, plain or the same TLS configuration and
+/// name. One verified under one service's rules never serves another's.
+#[test]
+fn a_pooled_connection_serves_only_its_own_rules() {
+    use rustls::pki_types::ServerName;
+
+    let mut h = Harness::new("http://80:backend.example:8080", false);
+    let addr: SocketAddr = B1.parse().unwrap();
+    let (strict, insecure) = (client_config(), client_config());
+    let name = ServerName::try_from("api.example.com").unwrap();
+    let other = ServerName::try_from("other.example.com").unwrap();
+    let conn = tls_conn(&h, Script::connected(), &strict, &name);
+    assert!(h.idle.put(&mut h.net, addr, conn, h.now));
+    let b2: SocketAddr = B2.parse().unwrap();
+    for (to, stranger) in [
+        (addr, None),
+        (addr, Some((&insecure, &name))),
+        (addr, Some((&strict, &other))),
+        (b2, Some((&strict, &name))),
+    ] {
+        assert!(
+            h.idle.take(to, stranger, h.now).is_none(),
+            "{to} {stranger:?}"
+        );
+    }
+    assert!(h.idle.take(addr, Some((&strict, &name)), h.now).is_some());
+    // A plain connection serves plain requests only.
+    let plain = crate::engine::conn::Conn::new(
+        Script::connected(),
+        h.now,
+        crate::engine::meter::Meter::backend(&h.service().backends[0], 0),
+    );
+    assert!(h.idle.put(&mut h.net, addr, plain, h.now));
+    assert!(h.idle.take(addr, Some((&strict, &name)), h.now).is_none());
+}
+
+/// An idle TLS connection with part of a record on the wire is not given
+/// out: what the record is shows only once it is whole, and a response
+/// in it would answer the next client. While it waits it stays watched.
+#[test]
+fn an_idle_tls_connection_with_a_record_on_its_way_is_not_taken() {
+    use crate::engine::conn::IdleState;
+    use rustls::pki_types::ServerName;
+
+    let h = Harness::new("http://80:backend.example:8080", false);
+    let config = client_config();
+    let name = ServerName::try_from("api.example.com").unwrap();
+    let wire = Script::connected();
+    let mut conn = tls_conn(&h, wire.clone(), &config, &name);
+    conn.note(Readiness::BOTH);
+    assert_eq!(conn.idle_state(), IdleState::Quiet);
+    // A record header announcing 100 bytes, and 10 of them.
+    wire.push(&[23, 3, 3, 0, 100]);
+    wire.push(&[0xaa; 10]);
+    conn.note(Readiness::BOTH);
+    assert_eq!(conn.idle_state(), IdleState::Arriving);
+    // Its end: not a record this connection can take.
+    wire.push(&[0xaa; 90]);
+    conn.note(Readiness::BOTH);
+    assert_eq!(conn.idle_state(), IdleState::Unfit);
+}
