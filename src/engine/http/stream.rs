@@ -312,12 +312,22 @@ mod tests {
         assert_eq!(io, Io::Moved(out.head_len()), "the head, no body");
         let io = Front::<Script>::send_head(&mut f, &out, out.head_len(), false, Instant::now());
         assert_eq!(io, Io::Blocked);
-        // The rest of the body waits as well.
-        let mut slot = None;
+        // The body waits as well, with its bytes in hand.
+        let mut pool = crate::engine::buffer::BufferPool::new(1);
+        let mut slot = Some(pool.take());
+        slot.as_mut().unwrap().spare()[..2].copy_from_slice(b"hi");
+        slot.as_mut().unwrap().filled(2);
         let mut body = Body::new(Framing::Length(2));
         let moved =
             Front::<Script>::send_body(&mut f, &mut slot, &mut body, Instant::now()).unwrap();
-        assert!(!moved);
+        assert!(!moved, "a closed window takes nothing");
+        assert_eq!(slot.as_ref().unwrap().pending(), b"hi", "nothing consumed");
+        assert!(!body.is_done());
+        assert_eq!(
+            kinds(&c.take_frames()),
+            [(Kind::Headers, false)],
+            "the head went, no DATA"
+        );
     }
 
     #[test]

@@ -106,15 +106,34 @@ fn a_pooled_connection_serves_only_its_own_rules() {
 
 /// An idle TLS connection with part of a record on the wire is not given
 /// out: what the record is shows only once it is whole, and a response
-/// in it would answer the next client. While it waits it stays watched.
+/// in it would answer the next client.
 #[test]
 fn an_idle_tls_connection_with_a_record_on_its_way_is_not_taken() {
     use crate::engine::conn::IdleState;
     use rustls::pki_types::ServerName;
 
-    let h = Harness::new("http://80:backend.example:8080", false);
+    let mut h = Harness::new("http://80:backend.example:8080", false);
+    let addr: SocketAddr = B1.parse().unwrap();
     let config = client_config();
     let name = ServerName::try_from("api.example.com").unwrap();
+    // Through the pool: the connection with half a record is not taken,
+    // a quiet one of the same rules is.
+    let (arriving, quiet) = (Script::connected(), Script::connected());
+    let quiet_conn = tls_conn(&h, quiet, &config, &name);
+    assert!(h.idle.put(&mut h.net, addr, quiet_conn, h.now));
+    let arriving_conn = tls_conn(&h, arriving.clone(), &config, &name);
+    assert!(h.idle.put(&mut h.net, addr, arriving_conn, h.now));
+    arriving.push(&[23, 3, 3, 0, 100]);
+    arriving.push(&[0xaa; 10]);
+    let taken = h
+        .idle
+        .take(addr, Some((&config, &name)), h.now)
+        .expect("the quiet one");
+    assert_eq!(h.idle.len(), 0, "the arriving one was dropped, not kept");
+    drop(taken);
+    assert_eq!(Rc::strong_count(&arriving.0), 1, "its socket is closed");
+
+    // The states, one by one.
     let wire = Script::connected();
     let mut conn = tls_conn(&h, wire.clone(), &config, &name);
     conn.note(Readiness::BOTH);
