@@ -184,10 +184,45 @@ pub struct ServiceTls {
     /// Terminates the clients' TLS.
     pub server: Arc<rustls::ServerConfig>,
     /// Speaks TLS to the backends, with the name to send and verify.
-    pub client: Option<(
-        Arc<rustls::ClientConfig>,
-        rustls::pki_types::ServerName<'static>,
-    )>,
+    pub client: Option<Arc<BackendTls>>,
+}
+
+/// A service's TLS towards its backends: the client configuration (its
+/// verification rules), the name sent (SNI) and verified, and that name's
+/// hash, computed once here for the idle pool's key. A backend TLS
+/// connection holds it: the context it was made in.
+#[derive(Debug)]
+pub struct BackendTls {
+    /// The client configuration.
+    pub config: Arc<rustls::ClientConfig>,
+    /// The name sent and verified.
+    pub name: rustls::pki_types::ServerName<'static>,
+    /// `name` hashed.
+    pub name_key: u64,
+}
+
+impl BackendTls {
+    /// `config` for `name`.
+    pub fn new(
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> BackendTls {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut h = DefaultHasher::new();
+        name.hash(&mut h);
+        BackendTls {
+            config,
+            name,
+            name_key: h.finish(),
+        }
+    }
+
+    /// Whether this is the same context as `other`: the same
+    /// configuration (by identity) and the same name. Snapshots rebuild
+    /// this value; the configurations live as long as the certificates.
+    pub fn same_as(&self, other: &BackendTls) -> bool {
+        Arc::ptr_eq(&self.config, &other.config) && self.name == other.name
+    }
 }
 
 /// A service as the workers run it.

@@ -30,7 +30,9 @@ use crate::config::{BackendTarget, Config, Service, ServiceKind};
 use crate::metrics::stats::Sharded;
 use crate::proto::cookie;
 use crate::proto::syslog::{Format, Origin};
-use crate::snapshot::{Backend, NoBackends, ServiceSnapshot, ServiceTls, Snapshot, SyslogSpec};
+use crate::snapshot::{
+    Backend, BackendTls, NoBackends, ServiceSnapshot, ServiceTls, Snapshot, SyslogSpec,
+};
 use crate::sys::logfile::LocalLog;
 
 /// What a snapshot is built from, besides the configuration.
@@ -423,12 +425,12 @@ fn service_tls(spec: &Service, tls: Option<&TlsMaterial>) -> Option<Option<Servi
                 (ServiceKind::Https, Some(name)) => {
                     rustls::pki_types::ServerName::try_from(name.to_string())
                         .ok()
-                        .map(|n| (Arc::clone(&m.strict), n))
+                        .map(|n| Arc::new(BackendTls::new(Arc::clone(&m.strict), n)))
                 }
-                (ServiceKind::Https, None) => {
-                    backend_server_name(&spec.backend).map(|n| (Arc::clone(&m.verified), n))
-                }
-                _ => backend_server_name(&spec.backend).map(|n| (Arc::clone(&m.insecure), n)),
+                (ServiceKind::Https, None) => backend_server_name(&spec.backend)
+                    .map(|n| Arc::new(BackendTls::new(Arc::clone(&m.verified), n))),
+                _ => backend_server_name(&spec.backend)
+                    .map(|n| Arc::new(BackendTls::new(Arc::clone(&m.insecure), n))),
             };
             Some(ServiceTls {
                 server: Arc::clone(&m.server),
@@ -502,7 +504,9 @@ fn check_spec(
             .path
             .as_ref()
             .map(|p| (p.as_str().to_owned(), host.to_owned())),
-        tls: service_tls.and_then(|t| t.client.clone()),
+        tls: service_tls
+            .and_then(|t| t.client.as_deref())
+            .map(|c| (Arc::clone(&c.config), c.name.clone())),
         // HAProxy's rule for a `send-proxy-v2` server: its checks send the
         // header too, unless they go to another port.
         proxy_v2: spec.kind == ServiceKind::TcpProxyV2

@@ -15,11 +15,13 @@
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::buffer::{Buffer, BufferPool};
 use super::meter::Meter;
-use super::tls_side::{tls_flush, tls_read, tls_write, BackendTls, Context, Tls};
+use super::tls_side::{tls_flush, tls_read, tls_write, Tls};
+use crate::snapshot::BackendTls;
 use crate::sys::net::{self, TcpStream};
 use crate::sys::poll::{Event, Interest, Registry, Token};
 
@@ -248,23 +250,27 @@ impl<S: Transport> Conn<S> {
 
     /// The same socket to a backend, speaking TLS through `tls`, made in
     /// `context` (the service's verification rules and name).
-    pub fn with_backend_tls(mut self, tls: rustls::Connection, context: Context) -> Conn<S> {
+    pub fn with_backend_tls(
+        mut self,
+        tls: rustls::Connection,
+        context: Arc<BackendTls>,
+    ) -> Conn<S> {
         self.tls = Some(Box::new(Tls::new(tls, Some(context))));
         self
     }
 
     /// The context a backend TLS connection was made in.
-    pub fn tls_context(&self) -> Option<&Context> {
-        self.tls.as_ref().and_then(|t| t.context.as_ref())
+    pub fn tls_context(&self) -> Option<&BackendTls> {
+        self.tls.as_ref().and_then(|t| t.context.as_deref())
     }
 
     /// Whether this backend connection may carry a request of a service
     /// whose backend TLS is `tls` (none: plain): a plain one for a plain
     /// service, a TLS one made with the same configuration and name.
-    pub fn made_for(&self, tls: BackendTls<'_>) -> bool {
+    pub fn made_for(&self, tls: Option<&BackendTls>) -> bool {
         match (self.tls_context(), tls) {
             (None, None) => !self.is_tls(),
-            (Some(c), Some((config, name))) => c.is(config, name),
+            (Some(c), Some(t)) => c.same_as(t),
             _ => false,
         }
     }

@@ -19,7 +19,6 @@ use super::balance;
 use super::conn::{Conn, Transport};
 use super::meter::Meter;
 use super::step::{CloseReason, Ctx};
-use super::tls_side::Context;
 use crate::metrics::stats::{micros, record};
 use crate::snapshot::{Backend, BackendLease, ServiceSnapshot};
 use crate::sys::poll::Token;
@@ -198,15 +197,9 @@ fn attempt<S: Transport>(
         match ctx.net.connect(b.addr(), token) {
             Ok(stream) => {
                 let mut conn = Conn::new(stream, ctx.now, Meter::backend(&b, ctx.worker));
-                if let Some((cfg, name)) = service.tls.as_ref().and_then(|t| t.client.as_ref()) {
-                    match rustls::ClientConnection::new(Arc::clone(cfg), name.clone()) {
-                        Ok(c) => {
-                            let context = Context {
-                                config: Arc::clone(cfg),
-                                name: name.clone(),
-                            };
-                            conn = conn.with_backend_tls(c.into(), context);
-                        }
+                if let Some(tls) = service.tls.as_ref().and_then(|t| t.client.as_ref()) {
+                    match rustls::ClientConnection::new(Arc::clone(&tls.config), tls.name.clone()) {
+                        Ok(c) => conn = conn.with_backend_tls(c.into(), Arc::clone(tls)),
                         Err(e) => {
                             log::warn!("https: no TLS session for {}: {e}", b.addr());
                             return Err(CloseReason::ConnectFailed);

@@ -16,7 +16,6 @@
 //! way is not given out ([`Conn::idle_state`]).
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +23,8 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use super::conn::{Conn, IdleState, Net, Transport};
-use super::tls_side::BackendTls;
 use super::token::{EventTarget, Generations, SlotId};
+use crate::snapshot::BackendTls;
 use crate::sys::net::TcpStream;
 use crate::sys::poll::Interest;
 
@@ -53,12 +52,8 @@ struct Route {
 }
 
 impl Route {
-    fn of(addr: SocketAddr, tls: BackendTls<'_>) -> Route {
-        let (config, name) = tls.map_or((0, 0), |(config, name)| {
-            let mut h = DefaultHasher::new();
-            name.hash(&mut h);
-            (Arc::as_ptr(config) as usize, h.finish())
-        });
+    fn of(addr: SocketAddr, tls: Option<&BackendTls>) -> Route {
+        let (config, name) = tls.map_or((0, 0), |t| (Arc::as_ptr(&t.config) as usize, t.name_key));
         Route { addr, config, name }
     }
 }
@@ -106,7 +101,7 @@ impl<S: Transport> IdlePool<S> {
         if !matches!(conn.flush(), Ok(true)) {
             return false;
         }
-        let route = Route::of(addr, conn.tls_context().map(|c| (&c.config, &c.name)));
+        let route = Route::of(addr, conn.tls_context());
         let keys = self.by_route.entry(route).or_default();
         if keys.len() >= MAX_IDLE_PER_BACKEND {
             return false;
@@ -140,7 +135,12 @@ impl<S: Transport> IdlePool<S> {
     /// backend, with unexpected bytes, or with a record on its way) are
     /// dropped. The connection keeps its counters and meter: the caller
     /// puts it back in service with [`Conn::resume`].
-    pub fn take(&mut self, addr: SocketAddr, tls: BackendTls<'_>, now: Instant) -> Option<Conn<S>> {
+    pub fn take(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<&BackendTls>,
+        now: Instant,
+    ) -> Option<Conn<S>> {
         let route = Route::of(addr, tls);
         let keys = self.by_route.get_mut(&route)?;
         let mut found = None;

@@ -1,7 +1,8 @@
 //! What a TLS socket keeps beside rustls's own state: where the bytes read
 //! so far stand in the record framing, and, for a backend connection, the
-//! context it was made in (the client configuration with its verification
-//! rules, and the name sent and verified). The idle pool needs both: the
+//! context it was made in (the service's [`BackendTls`]: the client
+//! configuration with its verification rules, and the name sent and
+//! verified). The idle pool needs both: the
 //! first to tell a connection that is quiet from one that is in the middle
 //! of receiving a record (rustls keeps a partial record to itself), the
 //! second to give a connection only to a service with the same rules.
@@ -12,29 +13,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use rustls::pki_types::ServerName;
-
-/// A service's backend TLS as the pool and the dialer take it: its client
-/// configuration and the name it sends and verifies; none for plain TCP.
-pub type BackendTls<'a> = Option<(&'a Arc<rustls::ClientConfig>, &'a ServerName<'static>)>;
-
-/// The context a backend TLS connection was made in.
-#[derive(Debug, Clone)]
-pub struct Context {
-    /// The client configuration: its verification rules. Held, so that
-    /// its address stays its own while the connection lives.
-    pub config: Arc<rustls::ClientConfig>,
-    /// The name sent (SNI) and verified.
-    pub name: ServerName<'static>,
-}
-
-impl Context {
-    /// Whether this is the context `(config, name)`: the same
-    /// configuration (by identity) and the same name.
-    pub fn is(&self, config: &Arc<rustls::ClientConfig>, name: &ServerName<'static>) -> bool {
-        Arc::ptr_eq(&self.config, config) && self.name == *name
-    }
-}
+use crate::snapshot::BackendTls;
 
 /// Where the bytes read from a TLS socket stand in its record framing
 /// (RFC 8446 §5.1, RFC 5246 §6.2: a 5-byte header whose last two bytes
@@ -85,12 +64,12 @@ pub struct Tls {
     /// The framing of what was read.
     pub records: Records,
     /// For a backend connection: the context it was made in.
-    pub context: Option<Context>,
+    pub context: Option<Arc<BackendTls>>,
 }
 
 impl Tls {
     /// `conn`, made in `context` (none for a client connection).
-    pub fn new(conn: rustls::Connection, context: Option<Context>) -> Tls {
+    pub fn new(conn: rustls::Connection, context: Option<Arc<BackendTls>>) -> Tls {
         Tls {
             conn,
             records: Records::default(),

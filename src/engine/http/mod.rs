@@ -42,7 +42,6 @@ use super::pipe::{self, Streams};
 use super::session::Session;
 use super::step::{CloseReason, Ctx, Step, ROUNDS_PER_TURN};
 use super::syslog::Sink;
-use super::tls_side::BackendTls;
 use super::token::{Side, SlotId};
 use crate::proto::answer::Answer;
 use crate::proto::http1::errors::Status;
@@ -50,7 +49,7 @@ use crate::proto::http1::exchange::Exchange;
 use crate::proto::http1::front::answer_bytes;
 use crate::proto::http1::Scratch;
 use crate::proto::pipe::Pipe;
-use crate::snapshot::{Backend, ServiceSnapshot};
+use crate::snapshot::{Backend, BackendTls, ServiceSnapshot};
 use crate::sys::net::TcpStream;
 
 use front::H1Front;
@@ -564,12 +563,8 @@ fn follow_current<S>(service: &mut Arc<ServiceSnapshot>, ctx: &Ctx<'_, S>) -> bo
 impl<S> HttpSession<S> {
     /// This service's backend TLS (none: plain): which pooled or parked
     /// connections its requests may take.
-    fn backend_tls(&self) -> BackendTls<'_> {
-        self.service
-            .tls
-            .as_ref()
-            .and_then(|t| t.client.as_ref())
-            .map(|(config, name)| (config, name))
+    fn backend_tls(&self) -> Option<&BackendTls> {
+        self.service.tls.as_ref().and_then(|t| t.client.as_deref())
     }
 }
 

@@ -5,6 +5,7 @@
 
 use super::http::Http;
 use super::*;
+use crate::snapshot::BackendTls;
 
 /// The pool keeps the whole connection; taken back into service it counts
 /// into the taker's meter from zero, writable as it was parked.
@@ -47,24 +48,20 @@ fn client_config() -> Arc<rustls::ClientConfig> {
     )
 }
 
-/// A backend TLS connection on `wire`, made with `config` for `name`.
-fn tls_conn(
-    h: &Harness,
-    wire: Script,
-    config: &Arc<rustls::ClientConfig>,
-    name: &rustls::pki_types::ServerName<'static>,
-) -> crate::engine::conn::Conn<Script> {
+/// A service's backend TLS: `config` for `name`.
+fn backend_tls(config: &Arc<rustls::ClientConfig>, name: &str) -> Arc<BackendTls> {
+    let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    Arc::new(BackendTls::new(Arc::clone(config), name))
+}
+
+/// A backend TLS connection on `wire`, made in `tls`.
+fn tls_conn(h: &Harness, wire: Script, tls: &Arc<BackendTls>) -> crate::engine::conn::Conn<Script> {
     use crate::engine::conn::Conn;
     use crate::engine::meter::Meter;
-    use crate::engine::tls_side::Context;
     let svc = h.service();
-    let tls = rustls::ClientConnection::new(Arc::clone(config), name.clone()).unwrap();
-    let context = Context {
-        config: Arc::clone(config),
-        name: name.clone(),
-    };
+    let c = rustls::ClientConnection::new(Arc::clone(&tls.config), tls.name.clone()).unwrap();
     Conn::new(wire, h.now, Meter::backend(&svc.backends[0], 0))
-        .with_backend_tls(tls.into(), context)
+        .with_backend_tls(c.into(), Arc::clone(tls))
 }
 
 /// A pooled connection serves only requests made under the rules it was
@@ -72,28 +69,32 @@ fn tls_conn(
 /// name. One verified under one service's rules never serves another's.
 #[test]
 fn a_pooled_connection_serves_only_its_own_rules() {
-    use rustls::pki_types::ServerName;
-
     let mut h = Harness::new("http://80:backend.example:8080", false);
     let addr: SocketAddr = B1.parse().unwrap();
     let (strict, insecure) = (client_config(), client_config());
-    let name = ServerName::try_from("api.example.com").unwrap();
-    let other = ServerName::try_from("other.example.com").unwrap();
-    let conn = tls_conn(&h, Script::connected(), &strict, &name);
+    let ours = backend_tls(&strict, "api.example.com");
+    let conn = tls_conn(&h, Script::connected(), &ours);
     assert!(h.idle.put(&mut h.net, addr, conn, h.now));
     let b2: SocketAddr = B2.parse().unwrap();
+    let (other_rules, other_name) = (
+        backend_tls(&insecure, "api.example.com"),
+        backend_tls(&strict, "other.example.com"),
+    );
     for (to, stranger) in [
         (addr, None),
-        (addr, Some((&insecure, &name))),
-        (addr, Some((&strict, &other))),
-        (b2, Some((&strict, &name))),
+        (addr, Some(&*other_rules)),
+        (addr, Some(&*other_name)),
+        (b2, Some(&*ours)),
     ] {
         assert!(
             h.idle.take(to, stranger, h.now).is_none(),
             "{to} {stranger:?}"
         );
     }
-    assert!(h.idle.take(addr, Some((&strict, &name)), h.now).is_some());
+    // The next snapshot rebuilds the service's backend TLS from the same
+    // configuration and name: still the same rules.
+    let rebuilt = backend_tls(&strict, "api.example.com");
+    assert!(h.idle.take(addr, Some(&rebuilt), h.now).is_some());
     // A plain connection serves plain requests only.
     let plain = crate::engine::conn::Conn::new(
         Script::connected(),
@@ -101,7 +102,7 @@ fn a_pooled_connection_serves_only_its_own_rules() {
         crate::engine::meter::Meter::backend(&h.service().backends[0], 0),
     );
     assert!(h.idle.put(&mut h.net, addr, plain, h.now));
-    assert!(h.idle.take(addr, Some((&strict, &name)), h.now).is_none());
+    assert!(h.idle.take(addr, Some(&*ours), h.now).is_none());
 }
 
 /// An idle TLS connection with part of a record on the wire is not given
@@ -110,32 +111,27 @@ fn a_pooled_connection_serves_only_its_own_rules() {
 #[test]
 fn an_idle_tls_connection_with_a_record_on_its_way_is_not_taken() {
     use crate::engine::conn::IdleState;
-    use rustls::pki_types::ServerName;
 
     let mut h = Harness::new("http://80:backend.example:8080", false);
     let addr: SocketAddr = B1.parse().unwrap();
-    let config = client_config();
-    let name = ServerName::try_from("api.example.com").unwrap();
+    let tls = backend_tls(&client_config(), "api.example.com");
     // Through the pool: the connection with half a record is not taken,
     // a quiet one of the same rules is.
     let (arriving, quiet) = (Script::connected(), Script::connected());
-    let quiet_conn = tls_conn(&h, quiet, &config, &name);
+    let quiet_conn = tls_conn(&h, quiet, &tls);
     assert!(h.idle.put(&mut h.net, addr, quiet_conn, h.now));
-    let arriving_conn = tls_conn(&h, arriving.clone(), &config, &name);
+    let arriving_conn = tls_conn(&h, arriving.clone(), &tls);
     assert!(h.idle.put(&mut h.net, addr, arriving_conn, h.now));
     arriving.push(&[23, 3, 3, 0, 100]);
     arriving.push(&[0xaa; 10]);
-    let taken = h
-        .idle
-        .take(addr, Some((&config, &name)), h.now)
-        .expect("the quiet one");
+    let taken = h.idle.take(addr, Some(&tls), h.now).expect("the quiet one");
     assert_eq!(h.idle.len(), 0, "the arriving one was dropped, not kept");
     drop(taken);
     assert_eq!(Rc::strong_count(&arriving.0), 1, "its socket is closed");
 
     // The states, one by one.
     let wire = Script::connected();
-    let mut conn = tls_conn(&h, wire.clone(), &config, &name);
+    let mut conn = tls_conn(&h, wire.clone(), &tls);
     conn.note(Readiness::BOTH);
     assert_eq!(conn.idle_state(), IdleState::Quiet);
     // A record header announcing 100 bytes, and 10 of them.
