@@ -162,6 +162,8 @@ pub enum Reason {
     ParameterIgnored(&'static str, &'static str),
     /// `redirect:` is not `https` or `https:PORT`.
     InvalidRedirect(String),
+    /// `h2:` is not `on` or `off`.
+    InvalidH2(String),
     /// `redirect` without `trust_forwarded`: every request is redirected
     /// and the backend part is never used (warning).
     RedirectWithoutBackend,
@@ -357,6 +359,7 @@ impl fmt::Display for Reason {
             Reason::InvalidRedirect(v) => {
                 write!(f, "redirect {v:?} is not https or https:PORT")
             }
+            Reason::InvalidH2(v) => write!(f, "h2 {v:?} is not on or off"),
             Reason::RedirectWithoutBackend => f.write_str(
                 "every request is redirected to https: the backend is never used and not health-checked (add trust_forwarded to proxy requests a trusted proxy received over https)",
             ),

@@ -55,6 +55,7 @@ pub const EXTENSIONS: &[Extension] = &[
     Extension::Timeout("tunnel"),
     Extension::Parameter("redirect"),
     Extension::Parameter("trust_forwarded"),
+    Extension::Parameter("h2"),
 ];
 
 /// The [`Extension`]s a `timeouts` value uses, each with its offset; only

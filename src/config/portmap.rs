@@ -200,6 +200,7 @@ pub fn parse_entry_with_warnings(entry: &str) -> Result<(Service, Vec<EntryError
         mut verify_host,
         mut redirect,
         mut trust_forwarded,
+        mut h2,
     } = match params {
         Some((off, p)) => {
             let (params, w) = parse_params(p).map_err(|(rel, r)| (off + rel, r))?;
@@ -223,6 +224,10 @@ pub fn parse_entry_with_warnings(entry: &str) -> Result<(Service, Vec<EntryError
         ));
         trust_forwarded = None;
     }
+    if let Some((at, _)) = h2.as_ref().filter(|_| !kind.is_http()) {
+        warnings.push((*at, Reason::ParameterIgnored("h2", kind.as_str())));
+        h2 = None;
+    }
     if let Some((at, _)) = redirect.as_ref().filter(|_| trust_forwarded.is_none()) {
         warnings.push((*at, Reason::RedirectWithoutBackend));
     }
@@ -236,6 +241,7 @@ pub fn parse_entry_with_warnings(entry: &str) -> Result<(Service, Vec<EntryError
             verify_host: verify_host.map(|(_, n)| n),
             redirect: redirect.map(|(_, p)| p),
             trust_forwarded: trust_forwarded.map(|(_, l)| l).unwrap_or_default(),
+            h2: h2.is_none_or(|(_, on)| on),
         },
         warnings,
     ))
@@ -323,7 +329,7 @@ fn parse_backend(s: &str) -> Result<BackendTarget, EntryError> {
 }
 
 /// Every parameter name, lower case (as written, any case is read).
-pub const PARAMETERS: [&str; 7] = [
+pub const PARAMETERS: [&str; 8] = [
     "check",
     "port",
     "rise",
@@ -331,6 +337,7 @@ pub const PARAMETERS: [&str; 7] = [
     "verify_host",
     "redirect",
     "trust_forwarded",
+    "h2",
 ];
 
 /// The [`Extension`]s one valid entry uses, each with its offset in the
@@ -398,6 +405,8 @@ struct Params {
     verify_host: Option<(usize, HostName)>,
     redirect: Option<(usize, NonZeroU16)>,
     trust_forwarded: Option<(usize, Vec<IpPrefix>)>,
+    /// `h2:on|off`, and whether on.
+    h2: Option<(usize, bool)>,
 }
 
 impl Params {
@@ -412,12 +421,15 @@ impl Params {
         if let Some(v) = self.trust_forwarded.as_mut() {
             v.0 += off;
         }
+        if let Some(v) = self.h2.as_mut() {
+            v.0 += off;
+        }
         self
     }
 }
 
 /// `check:/p,port:N,rise:N,fall:N,verify_host:NAME,redirect:https[:N],
-/// trust_forwarded:PREFIX ...` in any order. As in Moirai, a parameter
+/// trust_forwarded:PREFIX ...,h2:on|off` in any order. As in Moirai, a parameter
 /// given twice takes its last value (with a warning).
 fn parse_params(s: &str) -> Result<(Params, Vec<EntryError>), EntryError> {
     let mut hc = HealthCheck::default();
@@ -481,6 +493,14 @@ fn parse_params(s: &str) -> Result<(Params, Vec<EntryError>), EntryError> {
                     return Err(bad());
                 }
                 out.redirect = Some((at, port));
+            }
+            "h2" => {
+                let on = match value.to_ascii_lowercase().as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err((value_at, Reason::InvalidH2(value.to_owned()))),
+                };
+                out.h2 = Some((at, on));
             }
             "trust_forwarded" => {
                 let list = value

@@ -249,6 +249,10 @@ pub struct Service {
     /// from these prefixes (another proxy, a CDN) may set
     /// `X-Forwarded-Proto` and `-Port`, which then pass through.
     pub trust_forwarded: Vec<IpPrefix>,
+    /// HTTP/2 is offered to this service's clients (HTTP types): ALPN `h2`
+    /// on TLS, the cleartext preface on `http`. moirai's own `h2:off`
+    /// turns it off: HTTP/1.1 only, as Moirai.
+    pub h2: bool,
 }
 
 impl Service {
@@ -295,6 +299,9 @@ impl fmt::Display for Service {
                 .map(ToString::to_string)
                 .collect();
             params.push(format!("trust_forwarded:{}", list.join(" ")));
+        }
+        if !self.h2 {
+            params.push("h2:off".to_owned());
         }
         if !params.is_empty() {
             write!(f, "{{{}}}", params.join(","))?;

@@ -156,6 +156,8 @@ pub struct TlsMaterial {
     pub store: Arc<crate::tls::certs::CertStore>,
     /// The server side of every TLS service.
     pub server: Arc<rustls::ServerConfig>,
+    /// The same, without HTTP/2 (`h2:off`).
+    pub server_h1: Arc<rustls::ServerConfig>,
     /// The `https` backend side: the chain verified, not the name (an
     /// unusable trust store gives one that trusts nothing).
     pub verified: Arc<rustls::ClientConfig>,
@@ -413,11 +415,12 @@ struct Round {
 /// The TLS sides of `spec`: `Some(None)` for a plain service, `None` for
 /// a TLS service without certificates (it cannot start).
 fn service_tls(spec: &Service, tls: Option<&TlsMaterial>) -> Option<Option<ServiceTls>> {
+    let server = |m: &TlsMaterial| Arc::clone(if spec.h2 { &m.server } else { &m.server_h1 });
     Some(match (spec.kind, tls) {
         (k, _) if !k.is_tls() => None,
         (_, None) => return None,
         (ServiceKind::HttpsHttp, Some(m)) => Some(ServiceTls {
-            server: Arc::clone(&m.server),
+            server: server(m),
             client: None,
         }),
         (k, Some(m)) => {
@@ -433,7 +436,7 @@ fn service_tls(spec: &Service, tls: Option<&TlsMaterial>) -> Option<Option<Servi
                     .map(|n| Arc::new(BackendTls::new(Arc::clone(&m.insecure), n))),
             };
             Some(ServiceTls {
-                server: Arc::clone(&m.server),
+                server: server(m),
                 client,
             })
         }

@@ -302,6 +302,13 @@ impl<S: Transport> Conn<S> {
         self.tls.is_some()
     }
 
+    /// Whether the TLS handshake chose HTTP/2 (ALPN `h2`).
+    pub fn alpn_is_h2(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|t| t.alpn_protocol() == Some(b"h2"))
+    }
+
     /// Whether a write may be tried now.
     pub fn is_writable(&self) -> bool {
         self.writable

@@ -61,6 +61,18 @@ impl Legs {
     pub fn is_empty(&self) -> bool {
         self.slab.is_empty()
     }
+
+    /// Every leg open now (scripted tests send their events).
+    #[cfg(test)]
+    pub fn open_legs(&self) -> Vec<SlotId> {
+        self.slab
+            .iter()
+            .map(|(i, e)| SlotId {
+                index: i as u32,
+                gen: e.gen,
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -160,6 +160,10 @@ fn record_services(services: &[ServiceView<'_>]) {
         (names::SERVICE_RETRIES, true),
         (names::SERVICE_TIMEOUTS, true),
         (names::SERVICE_REDIRECTS, true),
+        (names::SERVICE_H2_CONNECTIONS, true),
+        (names::SERVICE_H2_STREAMS, true),
+        (names::SERVICE_H2_RESETS, true),
+        (names::SERVICE_H2_ERRORS, true),
         (names::BACKEND_CONNECTIONS, true),
         (names::BACKEND_ACTIVE, false),
         (names::BACKEND_RESPONSES, true),
@@ -190,6 +194,17 @@ fn record_services(services: &[ServiceView<'_>]) {
         counter!(names::SERVICE_REDIRECTS.0, &l).absolute(t.redirects);
         let http = s.kind.starts_with("http");
         if http {
+            counter!(names::SERVICE_H2_CONNECTIONS.0, &l).absolute(t.h2_connections);
+            counter!(names::SERVICE_H2_STREAMS.0, &l).absolute(t.h2_streams);
+            counter!(names::SERVICE_H2_ERRORS.0, &l).absolute(t.h2_errors);
+            for (side, n) in [("client", t.h2_resets_in), ("moirai", t.h2_resets_out)] {
+                let l = [
+                    ("service", svc.clone()),
+                    ("type", s.kind.to_owned()),
+                    ("side", side.to_owned()),
+                ];
+                counter!(names::SERVICE_H2_RESETS.0, &l).absolute(n);
+            }
             for (class, n) in CLASSES.iter().zip(t.responses) {
                 let l = [
                     ("service", svc.clone()),

@@ -64,6 +64,26 @@ pub const SERVICE_REDIRECTS: Name = (
     "moirai_service_redirects_total",
     "Requests answered with a redirect to https (the redirect parameter), no backend contacted.",
 );
+/// Client connections that spoke HTTP/2.
+pub const SERVICE_H2_CONNECTIONS: Name = (
+    "moirai_service_h2_connections_total",
+    "Client connections that spoke HTTP/2 (ALPN h2, or the cleartext preface).",
+);
+/// HTTP/2 request streams.
+pub const SERVICE_H2_STREAMS: Name = (
+    "moirai_service_h2_streams_total",
+    "HTTP/2 request streams opened by clients.",
+);
+/// HTTP/2 streams reset, by side.
+pub const SERVICE_H2_RESETS: Name = (
+    "moirai_service_h2_resets_total",
+    "HTTP/2 streams reset, by the side that sent RST_STREAM (client, or moirai).",
+);
+/// HTTP/2 connections ended by an error.
+pub const SERVICE_H2_ERRORS: Name = (
+    "moirai_service_h2_connection_errors_total",
+    "HTTP/2 connections ended by a protocol error or a limit (GOAWAY with an error code).",
+);
 /// Connections ended by the client or server timeout.
 pub const SERVICE_TIMEOUTS: Name = (
     "moirai_service_timeouts_total",

@@ -110,6 +110,18 @@ pub struct Counters {
     pub intercepted: Count,
     /// Service: requests redirected to https (`redirect:`).
     pub redirects: Count,
+    /// Service: client connections that spoke HTTP/2.
+    pub h2_connections: Count,
+    /// Service: HTTP/2 request streams opened.
+    pub h2_streams: Count,
+    /// Service: HTTP/2 streams the client reset.
+    pub h2_resets_in: Count,
+    /// Service: HTTP/2 streams moirai reset (a client's fault on the
+    /// stream, a backend that failed after the status).
+    pub h2_resets_out: Count,
+    /// Service: HTTP/2 connections ended by a protocol error or a limit
+    /// (a GOAWAY with an error code).
+    pub h2_errors: Count,
     /// Backend: times load balancing chose it (not a sticky cookie or a
     /// pinned login), a connect redispatched to it included.
     pub balanced: Count,
@@ -182,6 +194,16 @@ pub struct Totals {
     pub intercepted: u64,
     /// See [`Counters::redirects`].
     pub redirects: u64,
+    /// See [`Counters::h2_connections`].
+    pub h2_connections: u64,
+    /// See [`Counters::h2_streams`].
+    pub h2_streams: u64,
+    /// See [`Counters::h2_resets_in`].
+    pub h2_resets_in: u64,
+    /// See [`Counters::h2_resets_out`].
+    pub h2_resets_out: u64,
+    /// See [`Counters::h2_errors`].
+    pub h2_errors: u64,
     /// See [`Counters::balanced`].
     pub balanced: u64,
     /// See [`Counters::reuses`].
@@ -247,6 +269,11 @@ impl Sharded {
             t.routed += c.routed.get();
             t.intercepted += c.intercepted.get();
             t.redirects += c.redirects.get();
+            t.h2_connections += c.h2_connections.get();
+            t.h2_streams += c.h2_streams.get();
+            t.h2_resets_in += c.h2_resets_in.get();
+            t.h2_resets_out += c.h2_resets_out.get();
+            t.h2_errors += c.h2_errors.get();
             t.balanced += c.balanced.get();
             t.reuses += c.reuses.get();
             t.client_aborts += c.client_aborts.get();

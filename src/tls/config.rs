@@ -51,7 +51,8 @@ const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// The server side of every TLS service: certificates from `certs` (by
-/// SNI), ALPN `http/1.1`, resumption by ticket and by session cache.
+/// SNI), ALPN `h2` then `http/1.1`, resumption by ticket and by session
+/// cache.
 pub fn server(certs: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, TlsError> {
     let mut c = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)?
@@ -59,10 +60,18 @@ pub fn server(certs: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, T
         .with_cert_resolver(certs);
     // `acme-tls/1` is only ever chosen by a client that offers nothing
     // else: the CA validating TLS-ALPN-01 (see `certs::CertStore`).
-    c.alpn_protocols = vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
     c.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     c.ticketer = ring::Ticketer::new()?;
     Ok(Arc::new(c))
+}
+
+/// `server` without HTTP/2 (a service's `h2:off`): the same certificates,
+/// tickets and session cache, ALPN `http/1.1` only.
+pub fn without_h2(server: &ServerConfig) -> Arc<ServerConfig> {
+    let mut c = server.clone();
+    c.alpn_protocols.retain(|p| p != b"h2");
+    Arc::new(c)
 }
 
 /// The backend side of `https`, as Moirai has it: chains verified against

@@ -81,6 +81,7 @@ fn service() -> impl Strategy<Value = Service> {
                 } else {
                     Vec::new()
                 },
+                h2: !(http && redirect),
             }
         })
 }

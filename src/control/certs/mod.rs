@@ -547,6 +547,7 @@ impl Certificates {
         let insecure = tls::config::insecure_client().ok()?;
         Some(TlsMaterial {
             store,
+            server_h1: tls::config::without_h2(&server),
             server,
             verified,
             strict,

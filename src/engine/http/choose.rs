@@ -3,11 +3,12 @@
 //! the connection to it (the parked one, one from the worker's idle pool,
 //! or a new connect). The leg begins here.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::leg::{Leg, LegStep};
+use super::leg::{Leg, LegStep, Outcome};
 use super::logline::RequestLog;
-use super::{is_current, Flow, HttpSession, Parked, Stage, Turn};
+use super::{is_current, Flow, HttpSession, Parked, Turn};
 use crate::engine::balance;
 use crate::engine::conn::{Conn, Transport};
 use crate::engine::connect::{self, Upstream};
@@ -29,29 +30,56 @@ impl<S: Transport> HttpSession<S> {
         ctx: &mut Ctx<'_, S>,
         ex: Box<Exchange>,
         log: RequestLog,
-        parked: Option<Parked<S>>,
+        mut parked: Option<Parked<S>>,
     ) -> Turn<S> {
+        let prefer = parked.as_ref().map(|p| p.addr);
+        let outcome = self.begin_leg(ctx, ex, log, prefer, |addr| {
+            parked.take_if(|p| p.addr == addr)
+        });
+        if let Some(p) = parked {
+            self.unpark(ctx, p);
+        }
+        self.after_leg(ctx, outcome)
+    }
+
+    /// A parked connection this client's request did not take: to the
+    /// worker's pool, unless a login made it private (it never leaves its
+    /// client) or its backend left the set or went down (closed).
+    pub(super) fn unpark(&mut self, ctx: &mut Ctx<'_, S>, p: Parked<S>) {
+        ctx.legs.close(p.id);
+        if !self.logged_in && is_current(ctx, self.port(), p.addr) {
+            ctx.idle.put(ctx.net, p.addr, p.conn, ctx.now);
+        }
+    }
+
+    /// Begins the leg of `ex`: its backend, then a connection to it:
+    /// `parked` gives one of this client's own kept connections to a
+    /// backend if it has one (`prefer`: the backend of one of them), else
+    /// one from the worker's pool, else a connect.
+    pub(super) fn begin_leg(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        ex: Box<Exchange>,
+        log: RequestLog,
+        prefer: Option<SocketAddr>,
+        parked: impl FnOnce(SocketAddr) -> Option<Parked<S>>,
+    ) -> Outcome<S> {
         self.service.stats.of(ctx.worker).routed.add(1);
-        let (chosen, balanced) = self.pick(ctx, &ex, parked.as_ref());
+        let (chosen, balanced) = self.pick(ctx, &ex, prefer);
         let Some(b) = chosen else {
-            return self.refuse(Status::Unavailable, ex, log);
+            return Outcome::Refused(Status::Unavailable, ex, log);
         };
         let counts = b.stats().of(ctx.worker);
         counts.last_session.stamp(ctx.now);
         counts.balanced.add(u64::from(balanced));
-        if let Some(Parked { addr, conn, id }) = parked {
+        if let Some(p) = parked(b.addr()) {
             // Made under the rules the service has now: a reload may have
             // changed them (another `verify_host`, another name).
-            if addr == b.addr() && conn.made_for(self.backend_tls()) {
+            if p.conn.made_for(self.backend_tls()) {
                 counts.reuses.add(1);
-                return reusing(id, ex, conn, &b, log);
+                return reusing(p.id, ex, p.conn, &b, log);
             }
-            ctx.legs.close(id);
-            // A private connection (a login on it) never leaves its client.
-            // One to a backend that left the set or went down is closed.
-            if !self.logged_in && is_current(ctx, self.port(), addr) {
-                ctx.idle.put(ctx.net, addr, conn, ctx.now);
-            }
+            self.unpark(ctx, p);
         }
         // `http-reuse safe`: a client's first request never rides another
         // client's connection, so whatever a backend might still send on it
@@ -82,8 +110,7 @@ impl<S: Transport> HttpSession<S> {
         let id = ctx.legs.open(ctx.id);
         let token = EventTarget::Leg(id).token();
         let dialed = connect::dial(ctx, &self.service, Some(&b), token);
-        let outcome = Leg::connecting(ctx, id, ex, log, None, dialed);
-        self.after_leg(ctx, outcome)
+        Leg::connecting(ctx, id, ex, log, None, dialed)
     }
 
     /// The backend for `ex`, and whether load balancing chose it (rather
@@ -95,7 +122,7 @@ impl<S: Transport> HttpSession<S> {
         &mut self,
         ctx: &mut Ctx<'_, S>,
         ex: &Exchange,
-        parked: Option<&Parked<S>>,
+        prefer: Option<SocketAddr>,
     ) -> (Option<Arc<Backend>>, bool) {
         let backends = &self.service.backends;
         let pinned = self
@@ -107,7 +134,7 @@ impl<S: Transport> HttpSession<S> {
             .and_then(|v| backends.iter().find(|b| b.named_by(&v)));
         // Among the least loaded, prefer the backend this client's previous
         // request used: its connection is still open here.
-        let parked_on = parked.map(|p| p.addr).and_then(|a| {
+        let parked_on = prefer.and_then(|a| {
             let least = backends.iter().map(|b| b.active()).min()?;
             backends
                 .iter()
@@ -139,12 +166,12 @@ fn reusing<S: Transport>(
     conn: Conn<S>,
     b: &Arc<Backend>,
     log: RequestLog,
-) -> Turn<S> {
+) -> Outcome<S> {
     ex.reusing();
     let up = Upstream {
         conn,
         lease: BackendLease::acquire(b),
     };
     let leg = Leg::new(id, ex, up, log, LegStep::SendHead { sent: 0 });
-    (Stage::Leg(leg), Flow::Progress)
+    Outcome::Going(leg, Flow::Progress)
 }

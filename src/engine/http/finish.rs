@@ -4,6 +4,7 @@
 //! connection is parked for the client's next request, pooled or closed.
 
 use super::leg::{Leg, LegStep};
+use super::logline::Counted;
 use super::{is_current, recycle, Flow, HttpSession, Parked, Stage, Turn, MAX_FREE_EXCHANGES};
 use crate::engine::conn::{release_if_empty, Transport};
 use crate::engine::session::Session;
@@ -14,6 +15,34 @@ impl<S: Transport> HttpSession<S> {
     /// Both messages are complete: its access line goes out, and each side
     /// is kept or dropped as the exchange says.
     pub(super) fn finish_leg(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
+        let closing = self.draining || self.client_eof;
+        let (keep_client, parked) = self.settle(ctx, leg, Counted::Http1, closing);
+        let next = Stage::ReadHead {
+            since: None,
+            parked,
+        };
+        if !keep_client {
+            // TLS says close_notify first. The close is the FIN, so a
+            // shutdown before it would only cost a syscall.
+            let _ = self.client.close_notify();
+            return (next, Flow::Close(CloseReason::Done));
+        }
+        release_if_empty(&mut self.to_backend, ctx.pool);
+        (next, Flow::Progress)
+    }
+
+    /// The end of a finished leg, whatever the client speaks: its access
+    /// line (its bytes `counted` so), a login's pin, and its backend
+    /// connection pooled or closed, or handed back to be kept for this
+    /// client's next request. `closing`: the client connection ends after
+    /// this response. Answers whether the client connection goes on.
+    pub(super) fn settle(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        leg: Leg<S>,
+        counted: Counted,
+        closing: bool,
+    ) -> (bool, Option<Parked<S>>) {
         let Leg {
             mut ex,
             up,
@@ -23,7 +52,7 @@ impl<S: Transport> HttpSession<S> {
             id,
         } = leg;
         if let Some(sink) = ctx.syslog.as_deref_mut() {
-            self.log_request(sink, &ex, &up.lease, &log, ctx.now);
+            self.log_request(sink, &ex, &up.lease, &log, counted, ctx.now);
         }
         let addr = up.backend().addr();
         if ex.connection_bound() {
@@ -50,7 +79,7 @@ impl<S: Transport> HttpSession<S> {
             leftover: to_client.as_ref().is_some_and(|b| !b.is_empty()),
             private: self.logged_in,
         };
-        let finish = ex.finish(self.draining || self.client_eof, end);
+        let finish = ex.finish(closing, end);
         let mut parked = None;
         match finish.backend {
             Reuse::Park => {
@@ -75,17 +104,6 @@ impl<S: Transport> HttpSession<S> {
             ctx.exchanges.push(ex);
         }
         self.served = self.served.saturating_add(1);
-        let next = Stage::ReadHead {
-            since: None,
-            parked,
-        };
-        if !finish.keep_client {
-            // TLS says close_notify first. The close is the FIN, so a
-            // shutdown before it would only cost a syscall.
-            let _ = self.client.close_notify();
-            return (next, Flow::Close(CloseReason::Done));
-        }
-        release_if_empty(&mut self.to_backend, ctx.pool);
-        (next, Flow::Progress)
+        (finish.keep_client, parked)
     }
 }

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use super::logline::RequestLog;
 use super::{
-    answering, follow_current, recycle, Answering, Flow, HttpSession, Parked, Stage, Turn, LINGER,
+    answering, follow_current, h2, recycle, Answering, Flow, HttpSession, Parked, Stage, Turn,
+    LINGER,
 };
 use crate::engine::buffer::Buffer;
 use crate::engine::conn::{release_if_empty, Io, Transport};
@@ -36,6 +37,25 @@ impl<S: Transport> HttpSession<S> {
             Err(r) => return (Stage::ReadHead { since, parked }, Flow::Close(r)),
         };
         let pending = self.to_backend.as_ref().map_or(&[][..], Buffer::pending);
+        if self.served == 0 && self.service.spec.h2 {
+            // HTTP/2 is chosen before the first request: by the TLS
+            // handshake (ALPN), or in cleartext by the preface.
+            let cleartext = !self.client.is_tls();
+            match h2::preface(pending) {
+                _ if self.client.alpn_is_h2() => return self.start_h2(ctx),
+                Some(true) if cleartext => return self.start_h2(ctx),
+                Some(false) if cleartext && !self.client_eof && !pending.is_empty() => {
+                    return (
+                        Stage::ReadHead {
+                            since: Some(since.unwrap_or(ctx.now)),
+                            parked,
+                        },
+                        Flow::progress(progress),
+                    )
+                }
+                _ => {}
+            }
+        }
         if pending.is_empty() {
             let flow = if self.client_eof {
                 Flow::Close(CloseReason::Done)
@@ -89,47 +109,59 @@ impl<S: Transport> HttpSession<S> {
         // (HAProxy balances each request over the current set) and its
         // `redirect`, `trust_forwarded` and ACME answers.
         let current = follow_current(&mut self.service, ctx);
-        let client = Client {
+        let client = self.client_facts();
+        if let Some(answer) = self.local_answer(pending, &head, &client) {
+            recycle(ctx.scratch, s);
+            self.count_answer(&answer);
+            return (
+                Stage::Answer(answering(answer, None, log, since)),
+                Flow::Progress,
+            );
+        }
+        let ex = exchange(ctx, Exchange::begin(head, &client, s, since, ctx.now));
+        if !current {
+            // The port serves something else now, or nothing: this
+            // connection belongs to a configuration that is gone.
+            return self.refuse(Status::Unavailable, ex, log);
+        }
+        self.choose_backend(ctx, ex, log, parked)
+    }
+
+    /// What the transaction needs to know of this client.
+    pub(super) fn client_facts(&self) -> Client {
+        Client {
             peer: self.peer,
             tls: self.client.is_tls(),
             port: self.port(),
             trusted: self.service.spec.trusts(self.peer.ip()),
-        };
-        if let Some(answer) = self.local_answer(pending, &head, &client) {
-            recycle(ctx.scratch, s);
-            let c = self.service.stats.of(self.worker);
-            c.response(answer.code());
-            match &answer {
-                Answer::Redirect { .. } => {
-                    c.redirects.add(1);
-                    c.intercepted.add(1);
-                }
-                Answer::Challenge(_) => c.intercepted.add(1),
-                Answer::Error(status) => c.own[status.index()].add(1),
-            }
-            return (answering(answer, None, log, since), Flow::Progress);
         }
-        let ex = Exchange::begin(head, &client, s, since, ctx.now);
-        if !current {
-            // The port serves something else now, or nothing: this
-            // connection belongs to a configuration that is gone.
-            return self.refuse(Status::Unavailable, Box::new(ex), log);
-        }
-        let ex = match ctx.exchanges.pop() {
-            Some(mut spare) => {
-                *spare = ex;
-                spare
+    }
+
+    /// Counts an answer of the balancer's own that no backend was asked
+    /// for.
+    pub(super) fn count_answer(&self, answer: &Answer) {
+        let c = self.service.stats.of(self.worker);
+        c.response(answer.code());
+        match answer {
+            Answer::Redirect { .. } => {
+                c.redirects.add(1);
+                c.intercepted.add(1);
             }
-            None => Box::new(ex),
-        };
-        self.choose_backend(ctx, ex, log, parked)
+            Answer::Challenge(_) => c.intercepted.add(1),
+            Answer::Error(status) => c.own[status.index()].add(1),
+        }
     }
 
     /// Requests the balancer answers itself, before any backend: ACME
     /// challenges, then a redirecting service's requests (unless a trusted
     /// proxy received them over https: proxied, no redirect loop behind a
     /// CDN).
-    fn local_answer(&self, pending: &[u8], head: &RequestHead, client: &Client) -> Option<Answer> {
+    pub(super) fn local_answer(
+        &self,
+        pending: &[u8],
+        head: &RequestHead,
+        client: &Client,
+    ) -> Option<Answer> {
         match (self.service.acme.is_empty(), front::acme_token(pending)) {
             (false, Some(token)) => Some(Answer::acme(self.service.acme.get(token))),
             _ => self.service.spec.redirect.and_then(|port| {
@@ -144,7 +176,7 @@ impl<S: Transport> HttpSession<S> {
     }
 
     /// A request head that cannot be served: 431, 501 or 400.
-    fn refuse_head(&mut self, e: HeadError, since: Instant) -> Turn<S> {
+    pub(super) fn refuse_head(&mut self, e: HeadError, since: Instant) -> Turn<S> {
         let status = match e {
             HeadError::TooLarge => Status::HeaderTooLarge,
             HeadError::NotImplemented(_) => Status::NotImplemented,
@@ -184,5 +216,17 @@ impl<S: Transport> HttpSession<S> {
             },
             Flow::Progress,
         )
+    }
+}
+
+/// A new exchange, in the allocation of one that finished if the worker
+/// keeps one.
+pub(super) fn exchange<S>(ctx: &mut Ctx<'_, S>, ex: Exchange) -> Box<Exchange> {
+    match ctx.exchanges.pop() {
+        Some(mut spare) => {
+            *spare = ex;
+            spare
+        }
+        None => Box::new(ex),
     }
 }

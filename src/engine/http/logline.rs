@@ -22,9 +22,19 @@ pub(super) struct RequestLog {
     /// grows once made, and a leg is the largest stage, so every
     /// connection, idle ones included, would carry the capacity word.
     line: Option<Box<str>>,
-    /// The client connection's byte counters (read, written) when this
-    /// request began: its line counts the bytes since.
-    client_bytes_at_start: (u64, u64),
+    /// HTTP/1: the client connection's byte counters (read, written) when
+    /// this request began: its line counts the bytes since. An HTTP/2
+    /// stream: its own bytes (read, written), counted as they move.
+    bytes: (u64, u64),
+}
+
+/// Which bytes an access line counts, and in which version's name.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Counted {
+    /// An HTTP/1 request: the connection's bytes since it began.
+    Http1,
+    /// An HTTP/2 stream: its own.
+    Http2,
 }
 
 impl RequestLog {
@@ -33,8 +43,19 @@ impl RequestLog {
     pub(super) fn new(client_bytes: (u64, u64)) -> RequestLog {
         RequestLog {
             line: None,
-            client_bytes_at_start: client_bytes,
+            bytes: client_bytes,
         }
+    }
+
+    /// An HTTP/2 stream's: its bytes count from zero.
+    pub(super) fn stream() -> RequestLog {
+        RequestLog::default()
+    }
+
+    /// An HTTP/2 stream read `rx` more bytes and wrote `tx`.
+    pub(super) fn count(&mut self, rx: u64, tx: u64) {
+        self.bytes.0 += rx;
+        self.bytes.1 += tx;
     }
 
     /// Keeps "METHOD target" of the head at the front of `head`.
@@ -55,30 +76,39 @@ impl RequestLog {
 }
 
 impl<S: Transport> HttpSession<S> {
-    /// The access line of a request, with what is known now.
-    fn access<'a>(
+    /// The access line of a request, with what is known now, its bytes
+    /// counted as `counted` says.
+    pub(super) fn access_counted<'a>(
         &self,
+        counted: Counted,
         ex: Option<&Exchange>,
         lease: Option<&BackendLease>,
         log: &'a RequestLog,
         since: Instant,
         now: Instant,
     ) -> Access<'a> {
-        let (rx, tx) = self.client.bytes();
-        let (rx0, tx0) = log.client_bytes_at_start;
+        let (bytes, version) = match counted {
+            Counted::Http1 => {
+                let (rx, tx) = self.client.bytes();
+                let (rx0, tx0) = log.bytes;
+                let v = if ex.is_some_and(|e| !e.request().http11) {
+                    "HTTP/1.0"
+                } else {
+                    "HTTP/1.1"
+                };
+                ((rx - rx0, tx - tx0), v)
+            }
+            Counted::Http2 => (log.bytes, "HTTP/2.0"),
+        };
         let request = log
             .line
             .as_deref()
             .map(|l| l.split_once(' ').unwrap_or(("-", "-")));
         let base = access::line(&self.service, self.peer, lease.map(|l| &**l.backend()));
         Access {
-            version: if ex.is_some_and(|e| !e.request().http11) {
-                "HTTP/1.0"
-            } else {
-                "HTTP/1.1"
-            },
+            version,
             request,
-            bytes: (rx - rx0, tx - tx0),
+            bytes,
             t_connect: ex.and_then(|e| e.timing().connect),
             t_response: ex.and_then(|e| e.timing().response()),
             t_total: now.saturating_duration_since(since),
@@ -94,15 +124,19 @@ impl<S: Transport> HttpSession<S> {
         ex: &Exchange,
         lease: &BackendLease,
         log: &RequestLog,
+        counted: Counted,
         now: Instant,
     ) {
+        let since = ex.timing().start;
         sink.access(&Access {
             t_request: Some(ex.timing().request()),
             status: ex.response().map(|r| r.code),
             term: Termination::NORMAL,
-            ..self.access(Some(ex), Some(lease), log, ex.timing().start, now)
+            ..self.access_counted(counted, Some(ex), Some(lease), log, since, now)
         });
-        self.logged_bytes = self.client.bytes();
+        if let Counted::Http1 = counted {
+            self.logged_bytes = self.client.bytes();
+        }
     }
 
     /// Sends the access line of the balancer's own answer.
@@ -115,10 +149,43 @@ impl<S: Transport> HttpSession<S> {
         since: Instant,
         now: Instant,
     ) {
+        self.log_answer_counted(sink, Counted::Http1, answer, ex, log, since, now);
+    }
+
+    /// [`HttpSession::log_answer`], its bytes `counted` so.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn log_answer_counted(
+        &self,
+        sink: &mut Sink,
+        counted: Counted,
+        answer: &Answer,
+        ex: Option<&Exchange>,
+        log: &RequestLog,
+        since: Instant,
+        now: Instant,
+    ) {
         sink.access(&Access {
             status: Some(answer.code()),
             term: answer.termination(),
-            ..self.access(ex, None, log, since, now)
+            ..self.access_counted(counted, ex, None, log, since, now)
+        });
+    }
+
+    /// The access line of a request cut before it finished, for `r`:
+    /// its exchange, the lease on its backend, its facts.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn log_cut(
+        &self,
+        sink: &mut Sink,
+        counted: Counted,
+        (ex, lease, log): (&Exchange, &BackendLease, &RequestLog),
+        r: CloseReason,
+        now: Instant,
+    ) {
+        let since = ex.timing().start;
+        sink.access(&Access {
+            term: r.termination(),
+            ..self.access_counted(counted, Some(ex), Some(lease), log, since, now)
         });
     }
 
@@ -129,16 +196,11 @@ impl<S: Transport> HttpSession<S> {
             Stage::Answer(a) => {
                 self.log_answer(sink, &a.answer, a.ex.as_deref(), &a.log, a.since, now)
             }
-            Stage::Leg(leg) | Stage::Tunnel { leg, .. } => sink.access(&Access {
-                term: r.termination(),
-                ..self.access(
-                    Some(&leg.ex),
-                    Some(&leg.up.lease),
-                    &leg.log,
-                    leg.ex.timing().start,
-                    now,
-                )
-            }),
+            Stage::Leg(leg) | Stage::Tunnel { leg, .. } => {
+                let request = (&*leg.ex, &leg.up.lease, &leg.log);
+                self.log_cut(sink, Counted::Http1, request, r, now)
+            }
+            Stage::H2(h2) => self.h2_log_close(h2, sink, r, now),
             _ => {}
         }
     }

@@ -22,6 +22,7 @@
 mod choose;
 mod finish;
 mod front;
+pub mod h2;
 mod head;
 mod leg;
 mod logline;
@@ -83,6 +84,9 @@ enum Stage<S> {
     Tunnel { leg: Leg<S>, pipe: Pipe },
     /// The balancer's own answer.
     Answer(Answering),
+    /// HTTP/2: the codec and the streams (boxed: only such connections
+    /// pay for it).
+    H2(Box<h2::H2<S>>),
     /// After an answer: reading and discarding until the client closes.
     Linger { until: Instant },
     /// Only while a stage's handler runs: the stage is out of its slot.
@@ -237,6 +241,7 @@ impl<S: Transport> HttpSession<S> {
             }
             Stage::Answer(a) => self.answer(ctx, a),
             Stage::Linger { until } => self.linger(ctx, until),
+            Stage::H2(h2) => self.h2_turn(ctx, h2),
             Stage::Vacant => (Stage::Vacant, Flow::Close(CloseReason::Done)),
         }
     }
@@ -259,6 +264,18 @@ impl<S: Transport> HttpSession<S> {
         log: RequestLog,
         since: Instant,
     ) -> Turn<S> {
+        let a = self.failing(status, ex, log, since);
+        (Stage::Answer(a), Flow::Progress)
+    }
+
+    /// Counts the answer `status` (see [`HttpSession::fail`]) and makes it.
+    fn failing(
+        &mut self,
+        status: Status,
+        ex: Option<Box<Exchange>>,
+        log: RequestLog,
+        since: Instant,
+    ) -> Answering {
         log::debug!(
             "http: port {}: {} for {}",
             self.port(),
@@ -271,10 +288,7 @@ impl<S: Transport> HttpSession<S> {
         // A head never understood (400, 408, 431, 501) is still a request
         // received, as HAProxy counts it.
         c.requests.add(u64::from(ex.is_none()));
-        (
-            answering(Answer::Error(status), ex, log, since),
-            Flow::Progress,
-        )
+        answering(Answer::Error(status), ex, log, since)
     }
 
     /// [`HttpSession::fail`] for a request that was understood: its
@@ -364,6 +378,20 @@ fn fill<S: Transport>(
 }
 
 impl<S: Transport> Session<S> for HttpSession<S> {
+    fn on_leg_event(&mut self, ctx: &mut Ctx<'_, S>, leg: SlotId, r: Readiness) -> Step {
+        match mem::replace(&mut self.stage, Stage::Vacant) {
+            Stage::H2(mut h2) => {
+                self.h2_leg_event(ctx, &mut h2, leg, r);
+                self.stage = Stage::H2(h2);
+                self.drive(ctx)
+            }
+            stage => {
+                self.stage = stage;
+                self.on_event(ctx, Side::Backend, r)
+            }
+        }
+    }
+
     fn on_event(&mut self, ctx: &mut Ctx<'_, S>, side: Side, r: Readiness) -> Step {
         match (side, &mut self.stage) {
             (Side::Client, _) => self.client.note(r),
@@ -435,6 +463,7 @@ impl<S: Transport> Session<S> for HttpSession<S> {
             Stage::Tunnel { leg, .. } => pipe::tunnel_deadline(&self.client, &leg.up.conn, t),
             Stage::Answer(_) => self.client.last_io() + LINGER * 5,
             Stage::Linger { until } => *until,
+            Stage::H2(h2) => self.h2_deadline(h2),
             Stage::Vacant => self.accepted,
         }
     }
@@ -465,6 +494,7 @@ impl<S: Transport> Session<S> for HttpSession<S> {
                     Flow::Close(CloseReason::IdleTimeout(side)),
                 )
             }
+            Stage::H2(h2) => self.h2_timer(ctx, h2),
             s @ (Stage::Answer(_) | Stage::Linger { .. } | Stage::Vacant) => {
                 (s, Flow::Close(CloseReason::Done))
             }
@@ -484,6 +514,7 @@ impl<S: Transport> Session<S> for HttpSession<S> {
     fn backend(&self) -> Option<&Backend> {
         match &self.stage {
             Stage::Leg(leg) | Stage::Tunnel { leg, .. } => Some(&**leg.up.backend()),
+            Stage::H2(h2) => Self::h2_backend(h2),
             _ => None,
         }
     }
@@ -504,6 +535,10 @@ impl<S: Transport> Session<S> for HttpSession<S> {
                 parked: Some(p), ..
             } => {
                 legs.close(p.id);
+                None
+            }
+            Stage::H2(h2) => {
+                Self::h2_release(h2, pool, legs);
                 None
             }
             _ => None,
@@ -527,22 +562,22 @@ impl<S: Transport> Session<S> for HttpSession<S> {
     }
 }
 
-/// The stage that sends `answer` (to the request `ex`, if one was
-/// understood), as the HTTP/1 front writes it.
-fn answering<S>(
+/// `answer` (to the request `ex`, if one was understood) on its way, in
+/// the HTTP/1 bytes its front writes (an HTTP/2 stream translates them).
+fn answering(
     answer: Answer,
     ex: Option<Box<Exchange>>,
     log: RequestLog,
     since: Instant,
-) -> Stage<S> {
-    Stage::Answer(Answering {
+) -> Answering {
+    Answering {
         out: answer_bytes(&answer),
         answer,
         sent: 0,
         ex,
         log,
         since,
-    })
+    }
 }
 
 /// Takes the current service of `service`'s port when it is still of

@@ -60,6 +60,9 @@ pub struct StreamFront<'a> {
     pub peer: SocketAddr,
     /// Why the last head could not be sent, if it could not.
     pub refused: Option<Refused>,
+    /// Response bytes sent through it (the head as HTTP/1 counts it, then
+    /// DATA), for the stream's access line.
+    pub sent: u64,
 }
 
 impl StreamFront<'_> {
@@ -150,6 +153,7 @@ impl<S: Transport> Front<S> for StreamFront<'_> {
             }
         };
         let moved = head_len.saturating_sub(sent) + went;
+        self.sent += moved as u64;
         if moved == 0 && !body.is_empty() {
             Io::Blocked
         } else {
@@ -183,6 +187,7 @@ impl<S: Transport> Front<S> for StreamFront<'_> {
         if let Some(b) = slot.as_mut() {
             b.consumed(r.consumed);
         }
+        self.sent += r.written as u64;
         Ok(r.written > 0 || r.consumed > 0)
     }
 
@@ -216,6 +221,7 @@ mod tests {
             ended: true,
             peer: "192.0.2.9:40000".parse().unwrap(),
             refused: None,
+            sent: 0,
         }
     }
 

@@ -10,6 +10,7 @@
 //! step the session answered.
 
 mod front;
+mod h2;
 mod http;
 mod leg;
 mod logs;

@@ -1,0 +1,594 @@
+//! An HTTP/2 client connection: the codec ([`crate::proto::h2`]) reads
+//! frames and writes them; each request stream becomes a leg of its own,
+//! with its exchange, backend connection and access line, as an HTTP/1
+//! request does. The session enters this stage after the TLS handshake
+//! chose `h2` (ALPN) or when a cleartext client opens with the HTTP/2
+//! preface.
+//!
+//! One round: the client's bytes go through the codec and its events are
+//! acted on at once (their ranges point into this read); then every
+//! stream runs its step (`streams.rs`); then the codec's output goes to
+//! the client. Reading stops while that output is backed up, so a client
+//! that does not read cannot make us buffer without bound.
+//!
+//! Backend connections: a stream takes one of this client's own kept
+//! connections (a finished stream's), or an idle one from the worker's
+//! pool once a stream has finished here (`http-reuse safe`), or dials.
+//! At most [`MAX_LEGS`] streams hold a backend connection at once; the
+//! others wait their turn, so a hundred streams do not open a hundred
+//! connections.
+
+mod streams;
+
+use std::mem;
+use std::time::{Duration, Instant};
+
+use super::leg::{Leg, LegStep};
+use super::logline::RequestLog;
+use super::{Answering, Flow, HttpSession, Parked, Stage, Turn};
+use crate::engine::buffer::{Buffer, BufferPool};
+use crate::engine::conn::{Io, Readiness, Transport};
+use crate::engine::legs::Legs;
+use crate::engine::session::Session;
+use crate::engine::step::{CloseReason, Ctx};
+use crate::engine::syslog::Sink;
+use crate::engine::token::{Side, SlotId};
+use crate::proto::h2::conn::Config;
+use crate::proto::h2::{Connection, ErrorCode, Event, StreamId, PREFACE};
+use crate::proto::http1::exchange::Exchange;
+
+/// Streams that may hold a backend connection at once, per client
+/// connection; the rest wait for one of them to finish.
+pub const MAX_LEGS: usize = 16;
+/// Output queued for the client above which nothing more is read from it
+/// and no stream produces more.
+const OUTPUT_HIGH: usize = 256 * 1024;
+/// How long the client has to acknowledge our SETTINGS (RFC 9113 §6.5.3).
+const SETTINGS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes a stream must move (its request body in, its response out) for
+/// the move to count as activity: a client that opens its window a byte
+/// at a time, or dribbles its body, still meets the client timeout.
+const MIN_PROGRESS: u32 = 1024;
+/// How long a graceful shutdown waits for the PING that measures its
+/// round trip before the final GOAWAY goes anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Whether `pending`, the first bytes of a cleartext connection, are (so
+/// far) HTTP/2's connection preface: `Some(true)` when all of it is
+/// there, `Some(false)` while what came is a part of it.
+pub fn preface(pending: &[u8]) -> Option<bool> {
+    let n = pending.len().min(PREFACE.len());
+    (pending[..n] == PREFACE[..n]).then_some(n == PREFACE.len())
+}
+
+/// The HTTP/2 stage of a connection.
+#[derive(Debug)]
+pub(super) struct H2<S> {
+    codec: Connection,
+    streams: Vec<Stream<S>>,
+    /// Backend connections this client's finished streams left, for its
+    /// next ones.
+    parked: Vec<Parked<S>>,
+    /// The codec's events of one read (kept for its allocation).
+    events: Vec<Event>,
+    /// When the connection began speaking HTTP/2.
+    began: Instant,
+    /// When our graceful shutdown began, once it has.
+    shutdown: Option<Instant>,
+    /// The codec ended the connection: its GOAWAY goes out, then the
+    /// close.
+    failed: bool,
+}
+
+/// One request stream.
+#[derive(Debug)]
+struct Stream<S> {
+    id: StreamId,
+    /// The request as the backend gets it: the translated head, then the
+    /// body with our framing.
+    request: Option<Buffer>,
+    /// Body bytes, framed, that did not fit in `request` yet.
+    body: Vec<u8>,
+    /// DATA bytes received and not yet credited back to the client: the
+    /// credit goes as the bytes move on, so the client's window is what
+    /// bounds `body`.
+    owed: u32,
+    /// The body is chunked toward the backend (no content-length).
+    chunked: bool,
+    /// The client ended its side; the body's end is in `body`.
+    ended: bool,
+    /// When the stream last moved [`MIN_PROGRESS`] bytes (or began): its
+    /// client-side idle timeout counts from here, not from the
+    /// connection's traffic, which other streams keep up.
+    moved_at: Instant,
+    /// Bytes moved since `moved_at`.
+    moved: u32,
+    stage: StreamStage<S>,
+}
+
+/// Where a stream stands.
+#[derive(Debug)]
+enum StreamStage<S> {
+    /// Waiting for a backend connection: [`MAX_LEGS`] are in use.
+    Queued(Box<Exchange>, RequestLog),
+    /// On its way to a backend and back.
+    Leg(Leg<S>),
+    /// Our own answer, going out as frames.
+    Answer(Answering),
+    /// Answered before the client finished its request: the rest of it is
+    /// read and dropped until it ends. (RFC 9113 §8.1 allows a reset
+    /// instead, which curl, mid-upload, takes for an error.)
+    Discard,
+    /// Finished: it leaves at the end of the round.
+    Done,
+}
+
+impl<S> Stream<S> {
+    fn new(id: StreamId, chunked: bool, ended: bool, now: Instant) -> Stream<S> {
+        Stream {
+            id,
+            request: None,
+            body: Vec::new(),
+            owed: 0,
+            chunked,
+            ended,
+            moved_at: now,
+            moved: 0,
+            stage: StreamStage::Done,
+        }
+    }
+
+    /// `n` bytes of it moved at `now`.
+    fn moved(&mut self, n: u64, now: Instant) {
+        self.moved = self.moved.saturating_add(n.min(u64::from(u32::MAX)) as u32);
+        if self.moved >= MIN_PROGRESS {
+            self.moved = 0;
+            self.moved_at = now;
+        }
+    }
+
+    /// Whether body bytes still go somewhere (else they are credited back
+    /// and dropped).
+    fn takes_body(&self) -> bool {
+        !self.ended && matches!(self.stage, StreamStage::Queued(..) | StreamStage::Leg(_))
+    }
+
+    /// A DATA payload for the backend, framed.
+    fn push_data(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.owed = self.owed.saturating_add(data.len() as u32);
+        if self.chunked {
+            self.body
+                .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            self.body.extend_from_slice(data);
+            self.body.extend_from_slice(b"\r\n");
+        } else {
+            self.body.extend_from_slice(data);
+        }
+    }
+
+    /// The client ended the request, with `trailers` (their lines) if
+    /// it sent any.
+    fn push_end(&mut self, trailers: Option<&[u8]>) {
+        if matches!(self.stage, StreamStage::Discard) {
+            self.stage = StreamStage::Done;
+        }
+        if !self.takes_body() {
+            self.ended = true;
+            return;
+        }
+        if self.chunked {
+            self.body.extend_from_slice(b"0\r\n");
+            self.body.extend_from_slice(trailers.unwrap_or_default());
+            self.body.extend_from_slice(b"\r\n");
+        }
+        self.ended = true;
+    }
+
+    /// Moves what fits of `body` into `request`, crediting the client for
+    /// what moved; true if anything did.
+    fn feed(&mut self, codec: &mut Connection, pool: &mut BufferPool) -> bool {
+        if self.body.is_empty() {
+            return false;
+        }
+        let buf = self.request.get_or_insert_with(|| pool.take());
+        let room = buf.spare();
+        let n = room.len().min(self.body.len());
+        if n == 0 {
+            return false;
+        }
+        room[..n].copy_from_slice(&self.body[..n]);
+        buf.filled(n);
+        self.body.drain(..n);
+        // Framing bytes count as data here: the credit runs at most a
+        // chunk line ahead of the bytes.
+        let credit = self.owed.min(n as u32);
+        self.owed -= credit;
+        codec.release(self.id, credit);
+        if self.body.is_empty() {
+            self.body = Vec::new();
+        }
+        true
+    }
+
+    /// Whether it waits on its client: the rest of the request, or a
+    /// window to send its response in.
+    fn waits_on_client(&self, codec: &Connection) -> bool {
+        !self.ended || codec.send_window(self.id) == 0
+    }
+
+    /// The client will send nothing more the backend has not got.
+    fn input_ended(&self) -> bool {
+        self.ended && self.body.is_empty()
+    }
+
+    /// Frees what it holds: buffers to the pool, the client's credit for
+    /// bytes it will never move.
+    fn release(self, codec: &mut Connection, pool: &mut BufferPool) -> StreamStage<S> {
+        if self.owed > 0 {
+            codec.release(self.id, self.owed);
+        }
+        if let Some(b) = self.request {
+            pool.give(b);
+        }
+        self.stage
+    }
+}
+
+impl<S> H2<S> {
+    fn new(now: Instant) -> H2<S> {
+        H2 {
+            codec: Connection::new(Config::default()),
+            streams: Vec::new(),
+            parked: Vec::new(),
+            events: Vec::new(),
+            began: now,
+            shutdown: None,
+            failed: false,
+        }
+    }
+
+    fn stream_mut(&mut self, id: StreamId) -> Option<&mut Stream<S>> {
+        self.streams.iter_mut().find(|s| s.id == id)
+    }
+
+    /// Streams holding a backend connection now.
+    fn legs(&self) -> usize {
+        self.streams
+            .iter()
+            .filter(|s| matches!(s.stage, StreamStage::Leg(_)))
+            .count()
+    }
+}
+
+impl<S: Transport> HttpSession<S> {
+    /// The connection speaks HTTP/2 from here on; what the client sent so
+    /// far (the preface, and maybe more) is the codec's first input.
+    pub(super) fn start_h2(&mut self, ctx: &mut Ctx<'_, S>) -> Turn<S> {
+        log::debug!("http: port {}: {} speaks HTTP/2", self.port(), self.peer);
+        self.service.stats.of(self.worker).h2_connections.add(1);
+        (Stage::H2(Box::new(H2::new(ctx.now))), Flow::Progress)
+    }
+
+    /// One round of the HTTP/2 connection: input, streams, output. When
+    /// it ends, the backend connections it kept go to the worker's pool.
+    pub(super) fn h2_turn(&mut self, ctx: &mut Ctx<'_, S>, h2: Box<H2<S>>) -> Turn<S> {
+        let (mut stage, flow) = self.h2_round(ctx, h2);
+        if let (Stage::H2(h2), Flow::Close(_)) = (&mut stage, flow) {
+            for p in mem::take(&mut h2.parked) {
+                self.unpark(ctx, p);
+            }
+        }
+        (stage, flow)
+    }
+
+    fn h2_round(&mut self, ctx: &mut Ctx<'_, S>, mut h2: Box<H2<S>>) -> Turn<S> {
+        let mut progress = false;
+        if self.draining && h2.shutdown.is_none() {
+            h2.codec.shutdown();
+            h2.shutdown = Some(ctx.now);
+        }
+        if !h2.failed && h2.codec.output().len() < OUTPUT_HIGH {
+            if !self.client_eof {
+                match self.fill_client(ctx) {
+                    Ok(p) => progress |= p,
+                    Err(r) => return (Stage::H2(h2), Flow::Close(r)),
+                }
+            }
+            progress |= self.h2_receive(ctx, &mut h2);
+        }
+        if !h2.failed {
+            progress |= self.h2_streams(ctx, &mut h2);
+        }
+        match self.h2_write(ctx, &mut h2) {
+            Ok(p) => progress |= p,
+            Err(r) => return (Stage::H2(h2), Flow::Close(r)),
+        }
+        let flushed = h2.codec.output().is_empty();
+        if flushed && (h2.failed || h2.codec.is_done()) {
+            return (Stage::H2(h2), Flow::Close(CloseReason::Done));
+        }
+        if self.client_eof && !progress {
+            // Nothing more will come: what is in flight cannot finish
+            // under HTTP/2's flow control.
+            let r = if h2.streams.is_empty() {
+                CloseReason::Done
+            } else {
+                CloseReason::Reset(Side::Client)
+            };
+            return (Stage::H2(h2), Flow::Close(r));
+        }
+        (Stage::H2(h2), Flow::progress(progress))
+    }
+
+    /// Hands what the client sent to the codec, and acts on its events.
+    fn h2_receive(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>) -> bool {
+        let Some(input) = self.to_backend.take() else {
+            return false;
+        };
+        if input.is_empty() {
+            ctx.pool.give(input);
+            return false;
+        }
+        let result = h2.codec.receive(input.pending(), ctx.now);
+        let mut events = mem::take(&mut h2.events);
+        events.extend(h2.codec.events());
+        for event in events.drain(..) {
+            self.h2_event(ctx, h2, event, input.pending());
+        }
+        h2.events = events;
+        ctx.pool.give(input);
+        if let Err(e) = result {
+            log::debug!(
+                "http: port {}: HTTP/2 connection error from {}: {:?} ({:?})",
+                self.port(),
+                self.peer,
+                e.fault,
+                e.code
+            );
+            self.service
+                .stats
+                .of(self.worker)
+                .h2_errors
+                .add(u64::from(e.code != ErrorCode::NoError));
+            self.h2_cut_all(ctx, h2, CloseReason::Reset(Side::Client));
+            h2.failed = true;
+        }
+        true
+    }
+
+    /// Acts on one event of the codec; `input` is the read it came from.
+    fn h2_event(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, event: Event, input: &[u8]) {
+        match event {
+            Event::Request {
+                stream,
+                fields,
+                end_stream,
+            } => self.h2_open(ctx, h2, stream, &fields, end_stream),
+            Event::RequestTooLarge { stream, .. } => self.h2_too_large(ctx, h2, stream),
+            Event::Data { stream, range } => {
+                let data = &input[range];
+                match h2.stream_mut(stream) {
+                    Some(s) if s.takes_body() => {
+                        s.push_data(data);
+                        s.moved(data.len() as u64, ctx.now);
+                        if let StreamStage::Leg(leg) = &mut s.stage {
+                            leg.log.count(data.len() as u64, 0);
+                        }
+                    }
+                    Some(s) => {
+                        s.moved(data.len() as u64, ctx.now);
+                        h2.codec.release(stream, data.len() as u32);
+                    }
+                    None => h2.codec.release(stream, data.len() as u32),
+                }
+            }
+            Event::Trailers { stream, fields } => {
+                let lines = crate::proto::h2::to_h1::trailers(&fields).unwrap_or_default();
+                if let Some(s) = h2.stream_mut(stream) {
+                    s.push_end(Some(&lines));
+                }
+            }
+            Event::EndStream { stream } => {
+                if let Some(s) = h2.stream_mut(stream) {
+                    s.push_end(None);
+                }
+            }
+            Event::Reset { stream, .. } => {
+                self.service.stats.of(self.worker).h2_resets_in.add(1);
+                self.h2_cut(ctx, h2, stream, CloseReason::Reset(Side::Client));
+            }
+            Event::StreamError { stream, .. } => {
+                self.service.stats.of(self.worker).h2_resets_out.add(1);
+                self.h2_cut(ctx, h2, stream, CloseReason::Reset(Side::Client));
+            }
+            Event::WindowOpen { .. } | Event::GoAway { .. } => {}
+        }
+    }
+
+    /// Writes the codec's output; true if bytes went.
+    fn h2_write(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>) -> Result<bool, CloseReason> {
+        let mut progress = false;
+        while !h2.codec.output().is_empty() {
+            let out = h2.codec.output();
+            match self.client.send(&[std::io::IoSlice::new(out)], ctx.now) {
+                Io::Moved(n) | Io::Drained(n) => {
+                    h2.codec.written(n);
+                    progress = true;
+                }
+                Io::Blocked => break,
+                Io::Eof | Io::Failed => return Err(CloseReason::Reset(Side::Client)),
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Readiness on one of its backend sockets: a stream's leg, or a kept
+    /// connection (any word from that one means its backend closes it).
+    pub(super) fn h2_leg_event(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        h2: &mut H2<S>,
+        id: SlotId,
+        r: Readiness,
+    ) {
+        for s in &mut h2.streams {
+            if let StreamStage::Leg(leg) = &mut s.stage {
+                if leg.id == id {
+                    leg.up.conn.note(r);
+                    return;
+                }
+            }
+        }
+        if let Some(i) = h2.parked.iter().position(|p| p.id == id) {
+            if r.says_anything() {
+                let p = h2.parked.swap_remove(i);
+                ctx.legs.close(p.id);
+            }
+        }
+    }
+
+    /// When the connection must be looked at again if nothing happens.
+    pub(super) fn h2_deadline(&self, h2: &H2<S>) -> Instant {
+        let t = &self.service.timeouts;
+        let mut at = if !h2.codec.settings_acked() {
+            h2.began + SETTINGS_TIMEOUT
+        } else if h2.streams.is_empty() && self.served == 0 {
+            self.accepted + self.header_timeout
+        } else {
+            self.client.last_io() + t.client
+        };
+        if let Some(since) = h2.shutdown {
+            at = at.min(since + SHUTDOWN_GRACE);
+        }
+        h2.streams
+            .iter()
+            .filter_map(|s| self.stream_deadline(&h2.codec, s))
+            .fold(at, Instant::min)
+    }
+
+    /// When stream `s` must be looked at again: a leg when its backend has
+    /// been silent for the server timeout, or when the stream has waited
+    /// on its client (its request body, or a closed window) for the
+    /// client timeout.
+    fn stream_deadline(&self, codec: &Connection, s: &Stream<S>) -> Option<Instant> {
+        let t = &self.service.timeouts;
+        Some(match &s.stage {
+            StreamStage::Leg(leg) => match &leg.step {
+                LegStep::Connect(_) => leg.deadline(&self.client, t),
+                _ => {
+                    let backend = leg.up.conn.last_io() + t.server;
+                    if s.waits_on_client(codec) {
+                        backend.min(s.moved_at + t.client)
+                    } else {
+                        backend
+                    }
+                }
+            },
+            // It waits for this client's own streams, each bounded by the
+            // server timeout: that bounds the wait unless a queue timeout
+            // is set.
+            StreamStage::Queued(ex, _) => {
+                let wait = if t.queue.is_zero() { t.server } else { t.queue };
+                ex.timing().start + wait
+            }
+            StreamStage::Answer(_) => self.client.last_io() + super::LINGER * 5,
+            StreamStage::Discard => s.moved_at + t.client,
+            StreamStage::Done => return None,
+        })
+    }
+
+    /// A deadline passed: the streams' own (504, a redispatch, a cut),
+    /// then the connection's (SETTINGS not acknowledged, idle, a shutdown
+    /// whose round trip is taking too long).
+    pub(super) fn h2_timer(&mut self, ctx: &mut Ctx<'_, S>, mut h2: Box<H2<S>>) -> Turn<S> {
+        let now = ctx.now;
+        let mut i = 0;
+        while i < h2.streams.len() {
+            if self
+                .stream_deadline(&h2.codec, &h2.streams[i])
+                .is_some_and(|d| d <= now)
+            {
+                self.h2_stream_timer(ctx, &mut h2, i);
+            }
+            i += 1;
+        }
+        self.h2_sweep(ctx, &mut h2);
+        if let Some(since) = h2.shutdown.filter(|s| *s + SHUTDOWN_GRACE <= now) {
+            // The final GOAWAY, once; then the streams finish.
+            h2.codec.shutdown();
+            h2.shutdown = Some(since + Duration::from_secs(3600));
+        }
+        if !h2.codec.settings_acked() && h2.began + SETTINGS_TIMEOUT <= now {
+            h2.codec.abort(ErrorCode::SettingsTimeout);
+            h2.failed = true;
+            self.h2_cut_all(ctx, &mut h2, CloseReason::IdleTimeout(Side::Client));
+        } else if h2.streams.is_empty() && self.h2_deadline(&h2) <= now {
+            h2.codec.abort(ErrorCode::NoError);
+            h2.failed = true;
+        }
+        (Stage::H2(h2), Flow::Progress)
+    }
+
+    /// Ends every stream: the connection is going.
+    fn h2_cut_all(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, why: CloseReason) {
+        let ids: Vec<StreamId> = h2.streams.iter().map(|s| s.id).collect();
+        for id in ids {
+            self.h2_cut(ctx, h2, id, why);
+        }
+    }
+
+    /// The access lines its streams still owe, as the connection closes.
+    pub(super) fn h2_log_close(&self, h2: &H2<S>, sink: &mut Sink, r: CloseReason, now: Instant) {
+        for s in &h2.streams {
+            self.h2_log_unfinished(sink, &s.stage, r, now);
+        }
+    }
+
+    /// Frees every stream's leg and buffers, and the kept connections.
+    pub(super) fn h2_release(h2: &mut H2<S>, pool: &mut BufferPool, legs: &mut Legs) {
+        for s in h2.streams.drain(..) {
+            match s.release(&mut h2.codec, pool) {
+                StreamStage::Leg(leg) => {
+                    legs.close(leg.id);
+                    if let Some(b) = leg.to_client {
+                        pool.give(b);
+                    }
+                }
+                StreamStage::Queued(..)
+                | StreamStage::Answer(_)
+                | StreamStage::Discard
+                | StreamStage::Done => {}
+            }
+        }
+        for p in h2.parked.drain(..) {
+            legs.close(p.id);
+        }
+    }
+
+    /// The backend of its first stream on one.
+    pub(super) fn h2_backend(h2: &H2<S>) -> Option<&crate::snapshot::Backend> {
+        h2.streams.iter().find_map(|s| match &s.stage {
+            StreamStage::Leg(leg) => Some(&**leg.up.backend()),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preface_is_recognised_as_it_arrives() {
+        assert_eq!(preface(b"PRI * HTTP/2.0\r\n"), Some(false));
+        assert_eq!(preface(PREFACE), Some(true));
+        let mut more = PREFACE.to_vec();
+        more.extend_from_slice(&[0, 0, 0, 4]);
+        assert_eq!(preface(&more), Some(true));
+        assert_eq!(preface(b"GET / HTTP/1.1\r\n"), None);
+        assert_eq!(preface(b"PRIX"), None);
+    }
+}

@@ -1,0 +1,474 @@
+//! The streams of an HTTP/2 connection: a new request becomes a leg (or
+//! an answer of the balancer's own), each round runs every stream's step
+//! through its [`StreamFront`], and a stream that finished or was cut
+//! leaves with its access line.
+
+use std::mem;
+use std::time::Instant;
+
+use super::{Stream, StreamStage, H2, MAX_LEGS, OUTPUT_HIGH};
+use crate::engine::buffer::BUFFER_SIZE;
+use crate::engine::conn::{Io, Transport};
+use crate::engine::http::head::exchange;
+use crate::engine::http::leg::{Leg, LegStep, Outcome};
+use crate::engine::http::logline::{Counted, RequestLog};
+use crate::engine::http::stream::StreamFront;
+use crate::engine::http::write::Outgoing;
+use crate::engine::http::{answering, follow_current, recycle, Answering, Flow, HttpSession};
+use crate::engine::step::{CloseReason, Ctx};
+use crate::engine::syslog::Sink;
+use crate::engine::token::Side;
+use crate::proto::h2::hpack::Field;
+use crate::proto::h2::{to_h1, ErrorCode, StreamId};
+use crate::proto::http1::errors::Status;
+use crate::proto::http1::exchange::Exchange;
+use crate::proto::http1::{request, HeadError};
+
+impl<S: Transport> HttpSession<S> {
+    /// A new request on stream `id`: translated to HTTP/1.1, then answered
+    /// here or queued for a backend.
+    pub(super) fn h2_open(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        h2: &mut H2<S>,
+        id: StreamId,
+        fields: &[Field],
+        end_stream: bool,
+    ) {
+        self.service.stats.of(self.worker).h2_streams.add(1);
+        let req = match to_h1::request(fields, end_stream) {
+            Ok(r) => r,
+            Err(m) => {
+                // Malformed (RFC 9113 §8.1.1): a stream error.
+                log::debug!(
+                    "http: port {}: malformed HTTP/2 request from {}: {}",
+                    self.service.port(),
+                    self.peer,
+                    m.reason()
+                );
+                self.h2_reset(h2, id, ErrorCode::Protocol);
+                return;
+            }
+        };
+        let chunked = req.body == to_h1::Body::Chunked;
+        let mut stream = Stream::new(id, chunked, end_stream, ctx.now);
+        let mut log = RequestLog::stream();
+        log.count(req.head.len() as u64, 0);
+        if req.head.len() > BUFFER_SIZE {
+            let a = self.failing(Status::HeaderTooLarge, None, log, ctx.now);
+            stream.stage = StreamStage::Answer(a);
+            h2.streams.push(stream);
+            return;
+        }
+        let mut buf = ctx.pool.take();
+        buf.spare()[..req.head.len()].copy_from_slice(&req.head);
+        buf.filled(req.head.len());
+        let mut s = ctx.scratch.pop().unwrap_or_default();
+        let head = match request::parse(buf.pending(), &mut s.req_drop, &mut s.req_inject) {
+            Ok(Some(head)) => head,
+            other => {
+                recycle(ctx.scratch, s);
+                ctx.pool.give(buf);
+                let status = match other {
+                    Err(HeadError::NotImplemented(_)) => Status::NotImplemented,
+                    Err(HeadError::TooLarge) => Status::HeaderTooLarge,
+                    _ => Status::BadRequest,
+                };
+                let a = self.failing(status, None, log, ctx.now);
+                stream.stage = StreamStage::Answer(a);
+                h2.streams.push(stream);
+                return;
+            }
+        };
+        self.service.stats.of(self.worker).requests.add(1);
+        if ctx.syslog.is_some() {
+            log.keep_request_line(buf.pending());
+        }
+        let current = follow_current(&mut self.service, ctx);
+        let client = self.client_facts();
+        if let Some(answer) = self.local_answer(buf.pending(), &head, &client) {
+            recycle(ctx.scratch, s);
+            ctx.pool.give(buf);
+            self.count_answer(&answer);
+            stream.stage = StreamStage::Answer(answering(answer, None, log, ctx.now));
+            h2.streams.push(stream);
+            return;
+        }
+        let mut ex = exchange(ctx, Exchange::begin(head, &client, s, ctx.now, ctx.now));
+        ex.for_http2_stream();
+        stream.request = Some(buf);
+        stream.stage = if current {
+            StreamStage::Queued(ex, log)
+        } else {
+            // The port serves something else now, or nothing.
+            StreamStage::Answer(self.failing(Status::Unavailable, Some(ex), log, ctx.now))
+        };
+        h2.streams.push(stream);
+    }
+
+    /// A request whose header list went over our limits: 431 on its
+    /// stream.
+    pub(super) fn h2_too_large(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, id: StreamId) {
+        self.service.stats.of(self.worker).h2_streams.add(1);
+        let mut stream = Stream::new(id, false, false, ctx.now);
+        let log = RequestLog::stream();
+        stream.stage =
+            StreamStage::Answer(self.failing(Status::HeaderTooLarge, None, log, ctx.now));
+        h2.streams.push(stream);
+    }
+
+    /// Resets stream `id` of our own accord, counted.
+    fn h2_reset(&self, h2: &mut H2<S>, id: StreamId, code: ErrorCode) {
+        if h2.codec.reset(id, code).is_ok() {
+            self.service.stats.of(self.worker).h2_resets_out.add(1);
+        }
+    }
+
+    /// Runs every stream once: queued ones take the free backend slots,
+    /// oldest first, then each steps while the output has room. True if
+    /// anything moved.
+    pub(super) fn h2_streams(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>) -> bool {
+        let mut progress = false;
+        let mut legs = h2.legs();
+        for i in 0..h2.streams.len() {
+            if legs >= MAX_LEGS {
+                break;
+            }
+            if matches!(h2.streams[i].stage, StreamStage::Queued(..)) {
+                self.h2_begin(ctx, h2, i);
+                legs += 1;
+                progress = true;
+            }
+        }
+        for i in 0..h2.streams.len() {
+            if h2.codec.output().len() >= OUTPUT_HIGH {
+                break;
+            }
+            progress |= self.h2_step(ctx, h2, i);
+        }
+        self.h2_sweep(ctx, h2);
+        progress
+    }
+
+    /// Stream `i` leaves the queue: its backend and a connection to it.
+    fn h2_begin(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize) {
+        let StreamStage::Queued(ex, log) =
+            mem::replace(&mut h2.streams[i].stage, StreamStage::Done)
+        else {
+            return;
+        };
+        let prefer = h2.parked.last().map(|p| p.addr);
+        let parked = &mut h2.parked;
+        let outcome = self.begin_leg(ctx, ex, log, prefer, |addr| {
+            let j = parked.iter().rposition(|p| p.addr == addr)?;
+            Some(parked.swap_remove(j))
+        });
+        self.h2_outcome(ctx, h2, i, outcome, None);
+    }
+
+    /// One step of stream `i`: its body moves on, then its leg or answer
+    /// runs.
+    fn h2_step(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize) -> bool {
+        let H2 { codec, streams, .. } = h2;
+        let s = &mut streams[i];
+        let mut progress = s.feed(codec, ctx.pool);
+        match mem::replace(&mut s.stage, StreamStage::Done) {
+            StreamStage::Leg(mut leg) => {
+                if !leg.flush_backend() {
+                    s.stage = StreamStage::Leg(leg);
+                    self.h2_cut_at(ctx, h2, i, CloseReason::Reset(Side::Backend));
+                    return true;
+                }
+                let ended = s.input_ended();
+                let mut front = StreamFront {
+                    codec,
+                    stream: s.id,
+                    request: &mut s.request,
+                    ended,
+                    peer: self.peer,
+                    refused: None,
+                    sent: 0,
+                };
+                let outcome = leg.run(ctx, &self.service, &mut front);
+                let (sent, refused) = (front.sent, front.refused.is_some());
+                progress |= sent > 0;
+                s.moved(sent, ctx.now);
+                progress |= self.h2_outcome(ctx, h2, i, outcome, Some((sent, refused)));
+            }
+            StreamStage::Answer(a) => progress |= self.h2_answer(ctx, h2, i, a),
+            other => s.stage = other,
+        }
+        progress
+    }
+
+    /// What stream `i` does after a step of its leg; `front`: what the
+    /// step's front saw (bytes sent, a head HTTP/2 cannot carry).
+    fn h2_outcome(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        h2: &mut H2<S>,
+        i: usize,
+        outcome: Outcome<S>,
+        front: Option<(u64, bool)>,
+    ) -> bool {
+        let (sent, refused) = front.unwrap_or_default();
+        match outcome {
+            Outcome::Going(mut leg, flow) => {
+                leg.log.count(0, sent);
+                match flow {
+                    Flow::Progress | Flow::Wait => {
+                        h2.streams[i].stage = StreamStage::Leg(leg);
+                        flow == Flow::Progress
+                    }
+                    // The backend's head cannot go as HTTP/2 (a 101): 502.
+                    Flow::Close(_) if refused && !leg.ex.status_sent() => {
+                        let Leg {
+                            ex,
+                            log,
+                            to_client,
+                            id,
+                            ..
+                        } = leg;
+                        ctx.legs.close(id);
+                        if let Some(b) = to_client {
+                            ctx.pool.give(b);
+                        }
+                        let a = self.failing(Status::BadGateway, Some(ex), log, ctx.now);
+                        h2.streams[i].stage = StreamStage::Answer(a);
+                        true
+                    }
+                    Flow::Close(r) => {
+                        h2.streams[i].stage = StreamStage::Leg(leg);
+                        self.h2_cut_at(ctx, h2, i, r);
+                        true
+                    }
+                }
+            }
+            // Never over HTTP/2: the front refuses a 101.
+            Outcome::Tunnel(leg) => {
+                h2.streams[i].stage = StreamStage::Leg(leg);
+                self.h2_cut_at(ctx, h2, i, CloseReason::Reset(Side::Backend));
+                true
+            }
+            Outcome::Finished(mut leg) => {
+                leg.log.count(0, sent);
+                self.h2_finish(ctx, h2, i, leg);
+                true
+            }
+            Outcome::Refused(status, ex, log) => {
+                let a = self.failing(status, Some(ex), log, ctx.now);
+                h2.streams[i].stage = StreamStage::Answer(a);
+                true
+            }
+        }
+    }
+
+    /// Stream `i`'s response is complete: END_STREAM, its access line, and
+    /// its backend connection kept for the client's next streams, pooled
+    /// or closed.
+    fn h2_finish(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize, leg: Leg<S>) {
+        let s = &mut h2.streams[i];
+        let _ = h2.codec.send_data(s.id, &[], true);
+        s.stage = if s.ended {
+            StreamStage::Done
+        } else {
+            StreamStage::Discard
+        };
+        let (_, parked) = self.settle(ctx, leg, Counted::Http2, false);
+        if let Some(p) = parked {
+            if h2.parked.len() < MAX_LEGS {
+                h2.parked.push(p);
+            } else {
+                self.unpark(ctx, p);
+            }
+        }
+    }
+
+    /// Sends (more of) our own answer on stream `i`, then ends it.
+    fn h2_answer(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        h2: &mut H2<S>,
+        i: usize,
+        mut a: Answering,
+    ) -> bool {
+        let H2 { codec, streams, .. } = h2;
+        let s = &mut streams[i];
+        let split = a
+            .out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(a.out.len(), |p| p + 2);
+        let body_at = (split + 2).min(a.out.len());
+        let head = Outgoing {
+            src: &a.out[..split],
+            drop: &[],
+            injects: &[],
+            body: &a.out[body_at..],
+        };
+        let total = head.head_len() + head.body.len();
+        let mut front = StreamFront {
+            codec,
+            stream: s.id,
+            request: &mut s.request,
+            ended: true,
+            peer: self.peer,
+            refused: None,
+            sent: 0,
+        };
+        let mut progress = false;
+        if a.sent < total {
+            match crate::engine::http::front::Front::<S>::send_head(
+                &mut front, &head, a.sent, false, ctx.now,
+            ) {
+                Io::Moved(n) | Io::Drained(n) => {
+                    a.sent += n;
+                    progress = n > 0;
+                }
+                Io::Blocked => {}
+                Io::Eof | Io::Failed => {
+                    s.stage = StreamStage::Answer(a);
+                    self.h2_cut_at(ctx, h2, i, CloseReason::Reset(Side::Client));
+                    return true;
+                }
+            }
+        }
+        let sent = front.sent;
+        if a.sent < total {
+            a.log.count(0, sent);
+            s.stage = StreamStage::Answer(a);
+            return progress;
+        }
+        front.end();
+        a.log.count(0, sent);
+        s.stage = if s.ended {
+            StreamStage::Done
+        } else {
+            StreamStage::Discard
+        };
+        if let Some(sink) = ctx.syslog.as_deref_mut() {
+            let ex = a.ex.as_deref();
+            self.log_answer_counted(
+                sink,
+                Counted::Http2,
+                &a.answer,
+                ex,
+                &a.log,
+                a.since,
+                ctx.now,
+            );
+        }
+        true
+    }
+
+    /// Stream `id` ends before its time, for `why`.
+    pub(super) fn h2_cut(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        h2: &mut H2<S>,
+        id: StreamId,
+        why: CloseReason,
+    ) {
+        if let Some(i) = h2.streams.iter().position(|s| s.id == id) {
+            self.h2_cut_at(ctx, h2, i, why);
+        }
+        self.h2_sweep(ctx, h2);
+    }
+
+    /// Stream `i` ends before its time: its access line, its backend
+    /// connection closed (its request may be half sent), and RST_STREAM
+    /// unless the client reset it.
+    fn h2_cut_at(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize, why: CloseReason) {
+        let s = &mut h2.streams[i];
+        let stage = mem::replace(&mut s.stage, StreamStage::Done);
+        let id = s.id;
+        if let Some(sink) = ctx.syslog.as_deref_mut() {
+            self.h2_log_unfinished(sink, &stage, why, ctx.now);
+        }
+        match stage {
+            StreamStage::Leg(leg) => {
+                ctx.legs.close(leg.id);
+                if let Some(b) = leg.to_client {
+                    ctx.pool.give(b);
+                }
+            }
+            StreamStage::Queued(..)
+            | StreamStage::Answer(_)
+            | StreamStage::Discard
+            | StreamStage::Done => {}
+        }
+        let code = match why {
+            CloseReason::IdleTimeout(_) => ErrorCode::Cancel,
+            _ => ErrorCode::Internal,
+        };
+        // A client's reset already closed it in the codec: nothing is sent.
+        if why != CloseReason::Reset(Side::Client) || h2.codec.stream_state(id).is_active() {
+            self.h2_reset(h2, id, code);
+        }
+    }
+
+    /// A stream's deadline passed.
+    pub(super) fn h2_stream_timer(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize) {
+        let t = self.service.timeouts;
+        match mem::replace(&mut h2.streams[i].stage, StreamStage::Done) {
+            // The backend's silence, or a connect: the leg's own timeout
+            // (504, a close, a redispatch).
+            StreamStage::Leg(leg)
+                if matches!(leg.step, LegStep::Connect(_))
+                    || leg.up.conn.last_io() + t.server <= ctx.now =>
+            {
+                let outcome = leg.on_timer(ctx, &self.service);
+                self.h2_outcome(ctx, h2, i, outcome, None);
+            }
+            // The stream's own client side went quiet.
+            StreamStage::Leg(leg) => {
+                h2.streams[i].stage = StreamStage::Leg(leg);
+                self.h2_cut_at(ctx, h2, i, CloseReason::IdleTimeout(Side::Client));
+            }
+            // Waited too long for a backend connection: 503, as HAProxy's
+            // queue timeout.
+            StreamStage::Queued(ex, log) => {
+                let a = self.failing(Status::Unavailable, Some(ex), log, ctx.now);
+                h2.streams[i].stage = StreamStage::Answer(a);
+            }
+            stage => {
+                h2.streams[i].stage = stage;
+                self.h2_cut_at(ctx, h2, i, CloseReason::IdleTimeout(Side::Client));
+            }
+        }
+    }
+
+    /// Finished streams leave, their buffers and credit given back.
+    pub(super) fn h2_sweep(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>) {
+        let mut i = 0;
+        while i < h2.streams.len() {
+            if matches!(h2.streams[i].stage, StreamStage::Done) {
+                let s = h2.streams.remove(i);
+                s.release(&mut h2.codec, ctx.pool);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The access line a stream cut at `stage` owes.
+    pub(super) fn h2_log_unfinished(
+        &self,
+        sink: &mut Sink,
+        stage: &StreamStage<S>,
+        r: CloseReason,
+        now: Instant,
+    ) {
+        match stage {
+            StreamStage::Leg(leg) => {
+                let request = (&*leg.ex, &leg.up.lease, &leg.log);
+                self.log_cut(sink, Counted::Http2, request, r, now)
+            }
+            StreamStage::Answer(a) => {
+                let ex = a.ex.as_deref();
+                self.log_answer_counted(sink, Counted::Http2, &a.answer, ex, &a.log, a.since, now)
+            }
+            StreamStage::Queued(..) | StreamStage::Discard | StreamStage::Done => {}
+        }
+    }
+}
