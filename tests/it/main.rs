@@ -6,6 +6,7 @@ mod check_cli;
 mod dns;
 mod faults;
 mod guide;
+mod h2;
 mod ha;
 mod health;
 mod http;

@@ -559,21 +559,32 @@ impl Connection {
                 // Trailers in flight when we reset the stream.
                 return Ok(());
             }
-            return Err(ConnFault::HeadersOnClosed);
+            // The last stream opened was closed (STREAM_CLOSED, §5.1); an
+            // identifier below it is one a new stream cannot have
+            // (PROTOCOL_ERROR, §5.1.1), whether or not it was used.
+            return Err(if id == self.last_stream {
+                ConnFault::HeadersOnClosed
+            } else {
+                ConnFault::StreamId
+            });
         }
         // A new stream.
         self.last_stream = id;
-        self.new_streams += 1;
-        if self.new_streams > self.limits.max_new_streams_per_read {
-            return Err(ConnFault::Limit(Limit::NewStreamsPerRead));
-        }
         self.counters.streams_opened += 1;
         if let Some(f) = b.fault {
             return self.stream_error(id, f);
         }
+        // Refused before it counts as new in this read: a refusal is a
+        // stream error, which the stream-error limit bounds, and the
+        // stream one past the limit must be refused, not end the
+        // connection.
         if self.active_streams() >= self.ours.max_concurrent_streams as usize {
             self.counters.hit(Limit::ConcurrentStreams);
             return self.stream_error(id, StreamFault::Refused);
+        }
+        self.new_streams += 1;
+        if self.new_streams > self.limits.max_new_streams_per_read {
+            return Err(ConnFault::Limit(Limit::NewStreamsPerRead));
         }
         let length = to_h1::content_length(&decoded.fields).ok().flatten();
         let state = stream::next(
@@ -880,7 +891,7 @@ mod tests {
     fn stream_ids_must_grow_and_be_odd() {
         let mut c = Client::new();
         c.send(&get(5)).unwrap();
-        assert_eq!(fault(&mut c, &get(3)), ConnFault::HeadersOnClosed);
+        assert_eq!(fault(&mut c, &get(3)), ConnFault::StreamId);
         let mut c = Client::new();
         assert_eq!(fault(&mut c, &get(2)), ConnFault::StreamId);
     }

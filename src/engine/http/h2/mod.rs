@@ -34,7 +34,7 @@ use crate::engine::step::{CloseReason, Ctx};
 use crate::engine::syslog::Sink;
 use crate::engine::token::{Side, SlotId};
 use crate::proto::h2::conn::Config;
-use crate::proto::h2::{Connection, ErrorCode, Event, StreamId, PREFACE};
+use crate::proto::h2::{to_h1, Connection, ErrorCode, Event, StreamId, PREFACE};
 use crate::proto::http1::exchange::Exchange;
 
 /// Streams that may hold a backend connection at once, per client
@@ -385,12 +385,15 @@ impl<S: Transport> HttpSession<S> {
                     None => h2.codec.release(stream, data.len() as u32),
                 }
             }
-            Event::Trailers { stream, fields } => {
-                let lines = crate::proto::h2::to_h1::trailers(&fields).unwrap_or_default();
-                if let Some(s) = h2.stream_mut(stream) {
-                    s.push_end(Some(&lines));
+            Event::Trailers { stream, fields } => match to_h1::trailers(&fields) {
+                Ok(lines) => {
+                    if let Some(s) = h2.stream_mut(stream) {
+                        s.push_end(Some(&lines));
+                    }
                 }
-            }
+                // Malformed (a pseudo-header): a stream error.
+                Err(_) => self.h2_cut(ctx, h2, stream, CloseReason::BadFraming(Side::Client)),
+            },
             Event::EndStream { stream } => {
                 if let Some(s) = h2.stream_mut(stream) {
                     s.push_end(None);

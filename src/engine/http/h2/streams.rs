@@ -399,6 +399,7 @@ impl<S: Transport> HttpSession<S> {
         }
         let code = match why {
             CloseReason::IdleTimeout(_) => ErrorCode::Cancel,
+            CloseReason::BadFraming(Side::Client) => ErrorCode::Protocol,
             _ => ErrorCode::Internal,
         };
         // A client's reset already closed it in the codec: nothing is sent.
