@@ -451,6 +451,21 @@ fn service_block(out: &mut String, s: &Value) {
     for n in s["not_listening"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "  {}", n.as_str().unwrap_or("?"));
     }
+    let h2 = &s["h2"];
+    if h2["offered"].as_bool() == Some(true) {
+        let _ = writeln!(
+            out,
+            "  http/2: {} connections ({} in all), {} streams ({} in all); resets: {} by clients, {} by moirai; {} connection errors, {} limit hits",
+            h2["connections"],
+            h2["connections_total"],
+            h2["streams"],
+            h2["streams_total"],
+            h2["resets_by_client"],
+            h2["resets_by_moirai"],
+            h2["connection_errors"],
+            h2["limit_hits"],
+        );
+    }
     let backends = s["backends"].as_array().map_or(&[][..], Vec::as_slice);
     if let Some(why) = s["no_backends"].as_str() {
         let _ = writeln!(out, "  no backends: {why}");

@@ -78,6 +78,17 @@ impl Parts<'_> {
                         .collect::<std::collections::BTreeMap<_, _>>(),
                     "bytes_in": t.bytes_in,
                     "bytes_out": t.bytes_out,
+                    "h2": s.spec.kind.is_http().then(|| json!({
+                        "offered": s.spec.h2,
+                        "connections": t.h2_connections.saturating_sub(t.h2_closed),
+                        "connections_total": t.h2_connections,
+                        "streams": t.h2_streams.saturating_sub(t.h2_streams_done),
+                        "streams_total": t.h2_streams,
+                        "resets_by_client": t.h2_resets_in,
+                        "resets_by_moirai": t.h2_resets_out,
+                        "connection_errors": t.h2_errors.iter().sum::<u64>(),
+                        "limit_hits": t.h2_limits.iter().sum::<u64>(),
+                    })),
                     "check": {
                         "type": check_type,
                         "path": s.spec.check.path.as_ref().map(|p| p.as_str()),

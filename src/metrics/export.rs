@@ -164,6 +164,9 @@ fn record_services(services: &[ServiceView<'_>]) {
         (names::SERVICE_H2_STREAMS, true),
         (names::SERVICE_H2_RESETS, true),
         (names::SERVICE_H2_ERRORS, true),
+        (names::SERVICE_H2_ACTIVE, false),
+        (names::SERVICE_H2_STREAMS_ACTIVE, false),
+        (names::SERVICE_H2_LIMITS, true),
         (names::BACKEND_CONNECTIONS, true),
         (names::BACKEND_ACTIVE, false),
         (names::BACKEND_RESPONSES, true),
@@ -196,7 +199,27 @@ fn record_services(services: &[ServiceView<'_>]) {
         if http {
             counter!(names::SERVICE_H2_CONNECTIONS.0, &l).absolute(t.h2_connections);
             counter!(names::SERVICE_H2_STREAMS.0, &l).absolute(t.h2_streams);
-            counter!(names::SERVICE_H2_ERRORS.0, &l).absolute(t.h2_errors);
+            gauge!(names::SERVICE_H2_ACTIVE.0, &l)
+                .set(t.h2_connections.saturating_sub(t.h2_closed) as f64);
+            gauge!(names::SERVICE_H2_STREAMS_ACTIVE.0, &l)
+                .set(t.h2_streams.saturating_sub(t.h2_streams_done) as f64);
+            for (code, n) in t.h2_errors.iter().enumerate().skip(1) {
+                let name = crate::proto::h2::ErrorCode::from_u32(code as u32).name();
+                let l = [
+                    ("service", svc.clone()),
+                    ("type", s.kind.to_owned()),
+                    ("code", name.to_owned()),
+                ];
+                counter!(names::SERVICE_H2_ERRORS.0, &l).absolute(*n);
+            }
+            for (limit, n) in crate::proto::h2::limits::Limit::ALL.iter().zip(t.h2_limits) {
+                let l = [
+                    ("service", svc.clone()),
+                    ("type", s.kind.to_owned()),
+                    ("limit", limit.name().to_owned()),
+                ];
+                counter!(names::SERVICE_H2_LIMITS.0, &l).absolute(n);
+            }
             for (side, n) in [("client", t.h2_resets_in), ("moirai", t.h2_resets_out)] {
                 let l = [
                     ("service", svc.clone()),

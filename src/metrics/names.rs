@@ -79,10 +79,25 @@ pub const SERVICE_H2_RESETS: Name = (
     "moirai_service_h2_resets_total",
     "HTTP/2 streams reset, by the side that sent RST_STREAM (client, or moirai).",
 );
-/// HTTP/2 connections ended by an error.
+/// HTTP/2 connections ended by an error, by code.
 pub const SERVICE_H2_ERRORS: Name = (
     "moirai_service_h2_connection_errors_total",
-    "HTTP/2 connections ended by a protocol error or a limit (GOAWAY with an error code).",
+    "HTTP/2 connections ended by a protocol error or a limit, by the code of moirai's GOAWAY.",
+);
+/// HTTP/2 connections open now.
+pub const SERVICE_H2_ACTIVE: Name = (
+    "moirai_service_h2_connections",
+    "HTTP/2 client connections open now.",
+);
+/// HTTP/2 streams open now.
+pub const SERVICE_H2_STREAMS_ACTIVE: Name = (
+    "moirai_service_h2_streams",
+    "HTTP/2 request streams open now.",
+);
+/// HTTP/2 hardening limits hit, by limit.
+pub const SERVICE_H2_LIMITS: Name = (
+    "moirai_service_h2_limit_hits_total",
+    "Times a client hit one of moirai's HTTP/2 limits (rapid reset, CONTINUATION, HPACK, floods), by limit.",
 );
 /// Connections ended by the client or server timeout.
 pub const SERVICE_TIMEOUTS: Name = (

@@ -119,9 +119,18 @@ pub struct Counters {
     /// Service: HTTP/2 streams moirai reset (a client's fault on the
     /// stream, a backend that failed after the status).
     pub h2_resets_out: Count,
-    /// Service: HTTP/2 connections ended by a protocol error or a limit
-    /// (a GOAWAY with an error code).
-    pub h2_errors: Count,
+    /// Service: HTTP/2 connections ended by a protocol error or a limit,
+    /// by the code of our GOAWAY ([`crate::proto::h2::ErrorCode::to_u32`];
+    /// NO_ERROR is never counted).
+    pub h2_errors: [Count; H2_CODES],
+    /// Service: HTTP/2 client connections that ended; open = connections
+    /// - closed.
+    pub h2_closed: Count,
+    /// Service: HTTP/2 request streams that ended; open = streams - done.
+    pub h2_streams_done: Count,
+    /// Service: times each HTTP/2 hardening limit was hit, by
+    /// [`crate::proto::h2::limits::Limit::index`].
+    pub h2_limits: [Count; H2_LIMITS],
     /// Backend: times load balancing chose it (not a sticky cookie or a
     /// pinned login), a connect redispatched to it included.
     pub balanced: Count,
@@ -160,6 +169,11 @@ impl Counters {
         }
     }
 }
+
+/// HTTP/2 error codes counted (RFC 9113 §7: 0x0 to 0xd).
+pub const H2_CODES: usize = 14;
+/// HTTP/2 limits counted.
+pub const H2_LIMITS: usize = crate::proto::h2::limits::Limit::ALL.len();
 
 /// The sum of every worker's [`Counters`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -203,7 +217,13 @@ pub struct Totals {
     /// See [`Counters::h2_resets_out`].
     pub h2_resets_out: u64,
     /// See [`Counters::h2_errors`].
-    pub h2_errors: u64,
+    pub h2_errors: [u64; H2_CODES],
+    /// See [`Counters::h2_closed`].
+    pub h2_closed: u64,
+    /// See [`Counters::h2_streams_done`].
+    pub h2_streams_done: u64,
+    /// See [`Counters::h2_limits`].
+    pub h2_limits: [u64; H2_LIMITS],
     /// See [`Counters::balanced`].
     pub balanced: u64,
     /// See [`Counters::reuses`].
@@ -273,7 +293,14 @@ impl Sharded {
             t.h2_streams += c.h2_streams.get();
             t.h2_resets_in += c.h2_resets_in.get();
             t.h2_resets_out += c.h2_resets_out.get();
-            t.h2_errors += c.h2_errors.get();
+            for (sum, n) in t.h2_errors.iter_mut().zip(&c.h2_errors) {
+                *sum += n.get();
+            }
+            t.h2_closed += c.h2_closed.get();
+            t.h2_streams_done += c.h2_streams_done.get();
+            for (sum, n) in t.h2_limits.iter_mut().zip(&c.h2_limits) {
+                *sum += n.get();
+            }
             t.balanced += c.balanced.get();
             t.reuses += c.reuses.get();
             t.client_aborts += c.client_aborts.get();

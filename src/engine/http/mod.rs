@@ -526,6 +526,11 @@ impl<S: Transport> Session<S> for HttpSession<S> {
     }
 
     fn release(&mut self, pool: &mut BufferPool, legs: &mut Legs) {
+        if let Stage::H2(_) = self.stage {
+            if let Stage::H2(mut h2) = mem::replace(&mut self.stage, Stage::Vacant) {
+                self.h2_release(&mut h2, pool, legs);
+            }
+        }
         let leg = match &mut self.stage {
             Stage::Leg(leg) | Stage::Tunnel { leg, .. } => {
                 legs.close(leg.id);
@@ -537,10 +542,7 @@ impl<S: Transport> Session<S> for HttpSession<S> {
                 legs.close(p.id);
                 None
             }
-            Stage::H2(h2) => {
-                Self::h2_release(h2, pool, legs);
-                None
-            }
+
             _ => None,
         };
         for b in [self.to_backend.take(), leg].into_iter().flatten() {

@@ -482,3 +482,21 @@ fn h2_off_leaves_the_preface_to_http1() {
         t.client.seen()
     );
 }
+
+#[test]
+fn a_flood_ends_the_connection_and_counts_its_limit_and_code() {
+    use crate::proto::h2::limits::Limit;
+    let mut c = H2::new(false);
+    let flood: Vec<u8> = (0..150u8).flat_map(|i| ping(false, [i; 8])).collect();
+    assert_eq!(c.send(&flood), Step::Closed(CloseReason::Done));
+    assert_eq!(
+        c.goaways().last().map(|g| g.1),
+        Some(ErrorCode::EnhanceYourCalm)
+    );
+    let t = c.t.s.service().stats.totals();
+    assert_eq!(t.h2_limits[Limit::PingRate.index()], 1);
+    assert_eq!(t.h2_errors[ErrorCode::EnhanceYourCalm.to_u32() as usize], 1);
+    assert_eq!((t.h2_connections, t.h2_closed), (1, 0));
+    c.t.s.release(&mut c.t.h.pool, &mut c.t.h.legs);
+    assert_eq!(c.t.s.service().stats.totals().h2_closed, 1);
+}

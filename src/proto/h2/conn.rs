@@ -413,6 +413,20 @@ impl Connection {
         }
     }
 
+    /// Gives back the memory of its output and frame buffers when they
+    /// are empty: an idle connection should hold only its state.
+    pub fn shrink(&mut self) {
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            self.out = Vec::new();
+        }
+        if self.scratch.is_empty() && self.scratch.capacity() > 0 {
+            self.scratch = Vec::new();
+        }
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = Vec::new();
+        }
+    }
+
     /// What the connection saw and refused.
     pub fn counters(&self) -> &Counters {
         &self.counters

@@ -95,6 +95,28 @@ impl ErrorCode {
         }
     }
 
+    /// Its name in RFC 9113 §7 (`PROTOCOL_ERROR`); `UNKNOWN` for a code
+    /// the RFC does not define.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::NoError => "NO_ERROR",
+            ErrorCode::Protocol => "PROTOCOL_ERROR",
+            ErrorCode::Internal => "INTERNAL_ERROR",
+            ErrorCode::FlowControl => "FLOW_CONTROL_ERROR",
+            ErrorCode::SettingsTimeout => "SETTINGS_TIMEOUT",
+            ErrorCode::StreamClosed => "STREAM_CLOSED",
+            ErrorCode::FrameSize => "FRAME_SIZE_ERROR",
+            ErrorCode::RefusedStream => "REFUSED_STREAM",
+            ErrorCode::Cancel => "CANCEL",
+            ErrorCode::Compression => "COMPRESSION_ERROR",
+            ErrorCode::Connect => "CONNECT_ERROR",
+            ErrorCode::EnhanceYourCalm => "ENHANCE_YOUR_CALM",
+            ErrorCode::InadequateSecurity => "INADEQUATE_SECURITY",
+            ErrorCode::Http11Required => "HTTP_1_1_REQUIRED",
+            ErrorCode::Unknown(_) => "UNKNOWN",
+        }
+    }
+
     /// The code a wire value names; unknown values are kept.
     pub fn from_u32(v: u32) -> ErrorCode {
         match v {

@@ -33,6 +33,7 @@ use crate::engine::session::Session;
 use crate::engine::step::{CloseReason, Ctx};
 use crate::engine::syslog::Sink;
 use crate::engine::token::{Side, SlotId};
+use crate::metrics::stats::{Counters, H2_LIMITS};
 use crate::proto::h2::conn::Config;
 use crate::proto::h2::{to_h1, Connection, ErrorCode, Event, StreamId, PREFACE};
 use crate::proto::http1::exchange::Exchange;
@@ -78,6 +79,9 @@ pub(super) struct H2<S> {
     /// The codec ended the connection: its GOAWAY goes out, then the
     /// close.
     failed: bool,
+    /// The codec's limit hits already added to the service's counters
+    /// (allocated at the first hit: most connections never hit one).
+    reported: Option<Box<[u64; H2_LIMITS]>>,
 }
 
 /// One request stream.
@@ -247,6 +251,20 @@ impl<S> H2<S> {
             began: now,
             shutdown: None,
             failed: false,
+            reported: None,
+        }
+    }
+
+    /// Adds the limit hits since the last call to `counts`.
+    fn report_limits(&mut self, counts: &Counters) {
+        let hits = &self.codec.counters().limits;
+        if hits.iter().all(|&n| n == 0) {
+            return;
+        }
+        let seen = self.reported.get_or_insert_with(Default::default);
+        for ((c, &n), old) in counts.h2_limits.iter().zip(hits).zip(seen.iter_mut()) {
+            c.add(n - *old);
+            *old = n;
         }
     }
 
@@ -310,6 +328,11 @@ impl<S: Transport> HttpSession<S> {
         if flushed && (h2.failed || h2.codec.is_done()) {
             return (Stage::H2(h2), Flow::Close(CloseReason::Done));
         }
+        if flushed && h2.streams.is_empty() {
+            // Idle between requests: only the state stays.
+            h2.codec.shrink();
+            h2.events = Vec::new();
+        }
         if self.client_eof && !progress {
             // Nothing more will come: what is in flight cannot finish
             // under HTTP/2's flow control.
@@ -340,23 +363,39 @@ impl<S: Transport> HttpSession<S> {
         }
         h2.events = events;
         ctx.pool.give(input);
+        h2.report_limits(self.service.stats.of(self.worker));
         if let Err(e) = result {
             log::debug!(
-                "http: port {}: HTTP/2 connection error from {}: {:?} ({:?})",
+                "http: port {}: HTTP/2 connection error from {}: {:?} ({})",
                 self.port(),
                 self.peer,
                 e.fault,
-                e.code
+                e.code.name()
             );
-            self.service
-                .stats
-                .of(self.worker)
-                .h2_errors
-                .add(u64::from(e.code != ErrorCode::NoError));
-            self.h2_cut_all(ctx, h2, CloseReason::Reset(Side::Client));
-            h2.failed = true;
+            self.h2_failed(ctx, h2, e.code, CloseReason::Reset(Side::Client));
         }
         true
+    }
+
+    /// The connection ends with a GOAWAY of `code` (already queued): its
+    /// streams are cut for `why`, the code counted.
+    fn h2_failed(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        h2: &mut H2<S>,
+        code: ErrorCode,
+        why: CloseReason,
+    ) {
+        let c = self.service.stats.of(self.worker);
+        if let Some(n) = c
+            .h2_errors
+            .get(code.to_u32() as usize)
+            .filter(|_| code != ErrorCode::NoError)
+        {
+            n.add(1);
+        }
+        self.h2_cut_all(ctx, h2, why);
+        h2.failed = true;
     }
 
     /// Acts on one event of the codec; `input` is the read it came from.
@@ -526,8 +565,8 @@ impl<S: Transport> HttpSession<S> {
         }
         if !h2.codec.settings_acked() && h2.began + SETTINGS_TIMEOUT <= now {
             h2.codec.abort(ErrorCode::SettingsTimeout);
-            h2.failed = true;
-            self.h2_cut_all(ctx, &mut h2, CloseReason::IdleTimeout(Side::Client));
+            let why = CloseReason::IdleTimeout(Side::Client);
+            self.h2_failed(ctx, &mut h2, ErrorCode::SettingsTimeout, why);
         } else if h2.streams.is_empty() && self.h2_deadline(&h2) <= now {
             h2.codec.abort(ErrorCode::NoError);
             h2.failed = true;
@@ -551,7 +590,10 @@ impl<S: Transport> HttpSession<S> {
     }
 
     /// Frees every stream's leg and buffers, and the kept connections.
-    pub(super) fn h2_release(h2: &mut H2<S>, pool: &mut BufferPool, legs: &mut Legs) {
+    pub(super) fn h2_release(&self, h2: &mut H2<S>, pool: &mut BufferPool, legs: &mut Legs) {
+        let c = self.service.stats.of(self.worker);
+        c.h2_closed.add(1);
+        c.h2_streams_done.add(h2.streams.len() as u64);
         for s in h2.streams.drain(..) {
             match s.release(&mut h2.codec, pool) {
                 StreamStage::Leg(leg) => {

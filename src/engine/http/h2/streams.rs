@@ -47,6 +47,7 @@ impl<S: Transport> HttpSession<S> {
                     m.reason()
                 );
                 self.h2_reset(h2, id, ErrorCode::Protocol);
+                self.service.stats.of(self.worker).h2_streams_done.add(1);
                 return;
             }
         };
@@ -446,6 +447,7 @@ impl<S: Transport> HttpSession<S> {
             if matches!(h2.streams[i].stage, StreamStage::Done) {
                 let s = h2.streams.remove(i);
                 s.release(&mut h2.codec, ctx.pool);
+                self.service.stats.of(self.worker).h2_streams_done.add(1);
             } else {
                 i += 1;
             }
