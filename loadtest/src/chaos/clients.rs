@@ -49,6 +49,8 @@ pub struct Shared {
     pub failures: Mutex<Vec<Failure>>,
     pub tls: Arc<rustls::ClientConfig>,
     pub tls_fresh: Arc<rustls::ClientConfig>,
+    /// ALPN `h2` only: the HTTP/2 clients'.
+    pub tls_h2: Arc<rustls::ClientConfig>,
 }
 
 impl Shared {
@@ -63,6 +65,8 @@ impl Shared {
             .with_no_client_auth();
         let mut fresh = base.clone();
         fresh.resumption = rustls::client::Resumption::disabled();
+        let mut h2 = base.clone();
+        h2.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(Shared {
             t0: Instant::now(),
             stop: AtomicBool::new(false),
@@ -70,6 +74,7 @@ impl Shared {
             failures: Mutex::new(Vec::new()),
             tls: Arc::new(base),
             tls_fresh: Arc::new(fresh),
+            tls_h2: Arc::new(h2),
         }))
     }
 
@@ -134,7 +139,7 @@ pub(super) struct Fail {
 }
 
 impl Fail {
-    fn new(cause: impl Into<String>) -> Fail {
+    pub(super) fn new(cause: impl Into<String>) -> Fail {
         Fail {
             cause: cause.into(),
             silent: false,
@@ -298,7 +303,7 @@ fn read_response(io: &mut dyn Io, head_request: bool) -> Result<Response, Fail> 
 }
 
 /// Which backends may answer on a service: the first word of each body.
-fn from_pool(body: &[u8], pool: &[&str]) -> bool {
+pub(super) fn from_pool(body: &[u8], pool: &[&str]) -> bool {
     let word = body.split(|&b| b == b' ').next().unwrap_or(b"");
     pool.iter().any(|p| p.as_bytes() == word)
 }
@@ -306,7 +311,7 @@ fn from_pool(body: &[u8], pool: &[&str]) -> bool {
 /// The `chaos-backend` answer to a request with this body: its name,
 /// method, path, body length and CRC-32 (nginx answers name, method and
 /// path only).
-fn body_matches(resp: &[u8], method: &str, path: &str, sent: &[u8]) -> bool {
+pub(super) fn body_matches(resp: &[u8], method: &str, path: &str, sent: &[u8]) -> bool {
     let text = String::from_utf8_lossy(resp);
     let words: Vec<&str> = text.split_whitespace().collect();
     match words.as_slice() {

@@ -147,7 +147,8 @@ fn render_service(out: &mut String, ctx: &HaproxyCtx, i: usize, svc: &ServiceSpe
     let _ = writeln!(out, "frontend fe{i}");
     let mut bind = format!("  bind 127.0.0.1:{}", svc.listen);
     if svc.kind.client_tls() {
-        let _ = write!(bind, " ssl crt {}", ctx.pem.display());
+        // HTTP/2 as moirai offers it (the soak's h2 clients ask for it).
+        let _ = write!(bind, " ssl crt {} alpn h2,http/1.1", ctx.pem.display());
     }
     let _ = writeln!(out, "{bind}");
     let _ = writeln!(out, "  mode {mode}");
@@ -638,7 +639,7 @@ mod tests {
 
         // HttpsHttp: TLS at the front, plain HTTP behind, a CNS name, TCP check.
         let fe = section(&text, "frontend fe1");
-        assert!(fe.contains(&"bind 127.0.0.1:18443 ssl crt /srv/h/front.pem"));
+        assert!(fe.contains(&"bind 127.0.0.1:18443 ssl crt /srv/h/front.pem alpn h2,http/1.1"));
         let be = section(&text, "backend be1");
         assert!(!be.iter().any(|l| l.starts_with("option httpchk")));
         assert!(be.contains(
@@ -648,7 +649,7 @@ mod tests {
 
         // Https: TLS both sides, verified against the CA, no SNI.
         let fe = section(&text, "frontend fe2");
-        assert!(fe.contains(&"bind 127.0.0.1:18444 ssl crt /srv/h/front.pem"));
+        assert!(fe.contains(&"bind 127.0.0.1:18444 ssl crt /srv/h/front.pem alpn h2,http/1.1"));
         let be = section(&text, "backend be2");
         assert!(be.contains(&"option httpchk GET /ping"));
         assert!(be.contains(

@@ -22,6 +22,7 @@ mod balancer;
 mod clients;
 pub mod dns;
 mod events;
+mod h2;
 mod haproxy;
 mod misbehave;
 mod outcome;
@@ -83,6 +84,8 @@ struct Rates {
     long_streams: f64,
     short_streams: f64,
     misbehaving: f64,
+    /// Batches of one to four HTTP/2 streams.
+    h2: f64,
 }
 
 impl Rates {
@@ -98,6 +101,7 @@ impl Rates {
             long_streams: 0.7 * k,
             short_streams: 10.0 * k,
             misbehaving: 0.5 * k,
+            h2: 5.0 * k,
         }
     }
 }
@@ -222,6 +226,11 @@ fn start_clients(
     spawn(Box::new(move || {
         clients::streams(s, t, "long", rate, r, true, true)
     }));
+    // HTTP/2 clients: h2c (the preface) on `web`, ALPN h2 on `app`.
+    let (s, t, r, rate) = (shared.clone(), web.clone(), rng.fork(), rates.h2);
+    spawn(Box::new(move || h2::requests(s, t, "h2c", rate, r)));
+    let (s, t, r, rate) = (shared.clone(), app.clone(), rng.fork(), rates.h2);
+    spawn(Box::new(move || h2::requests(s, t, "h2-tls", rate, r)));
     let (s, r, rate) = (shared.clone(), rng.fork(), rates.misbehaving);
     spawn(Box::new(move || {
         misbehave::misbehaving(s, web, stream, rate, r)

@@ -398,11 +398,16 @@ impl<S: Transport> Session<S> for HttpSession<S> {
             (Side::Backend, Stage::Leg(leg) | Stage::Tunnel { leg, .. }) => leg.up.conn.note(r),
             (Side::Backend, Stage::ReadHead { parked, .. }) => {
                 // An idle backend connection has nothing to say: any
-                // input or hang-up means the backend is closing it.
+                // input or hang-up means the backend is closing it. Room
+                // to write is noted: the write that filled its buffer may
+                // have been the last before it was parked, and the edge
+                // that says the room came back comes only once.
                 if r.says_anything() {
                     if let Some(p) = parked.take() {
                         ctx.legs.close(p.id);
                     }
+                } else if let Some(p) = parked {
+                    p.conn.note(r);
                 }
             }
             (Side::Backend, _) => {}

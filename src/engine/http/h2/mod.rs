@@ -223,6 +223,32 @@ impl<S> Stream<S> {
         !self.ended || codec.send_window(self.id) == 0
     }
 
+    /// Where it stands, for a debug line.
+    fn describe(&self, codec: &Connection) -> String {
+        let stage = match &self.stage {
+            StreamStage::Queued(..) => "queued".to_owned(),
+            StreamStage::Leg(leg) => format!(
+                "leg {:?}, backend {}, response {}, request done {}",
+                leg.step,
+                leg.up.backend().addr(),
+                leg.ex.response().map_or(0, |r| r.code),
+                leg.ex.request_done()
+            ),
+            StreamStage::Answer(a) => format!("answer {} ({} sent)", a.answer.code(), a.sent),
+            StreamStage::Discard => "discarding".to_owned(),
+            StreamStage::Done => "done".to_owned(),
+        };
+        format!(
+            "{}: {stage}; request {} B waiting, body {} B, ended {}, owed {}, window {}",
+            self.id,
+            self.request.as_ref().map_or(0, Buffer::len),
+            self.body.len(),
+            self.ended,
+            self.owed,
+            codec.send_window(self.id)
+        )
+    }
+
     /// The client will send nothing more the backend has not got.
     fn input_ended(&self) -> bool {
         self.ended && self.body.is_empty()
@@ -488,6 +514,10 @@ impl<S: Transport> HttpSession<S> {
             if r.says_anything() {
                 let p = h2.parked.swap_remove(i);
                 ctx.legs.close(p.id);
+            } else {
+                // Room to write, which the next stream on it needs to
+                // know (the edge comes once).
+                h2.parked[i].conn.note(r);
             }
         }
     }
@@ -594,6 +624,16 @@ impl<S: Transport> HttpSession<S> {
         let c = self.service.stats.of(self.worker);
         c.h2_closed.add(1);
         c.h2_streams_done.add(h2.streams.len() as u64);
+        if log::log_enabled!(log::Level::Debug) {
+            for s in &h2.streams {
+                log::debug!(
+                    "http: port {}: {} closed with stream {}",
+                    self.service.port(),
+                    self.peer,
+                    s.describe(&h2.codec)
+                );
+            }
+        }
         for s in h2.streams.drain(..) {
             match s.release(&mut h2.codec, pool) {
                 StreamStage::Leg(leg) => {
