@@ -254,6 +254,9 @@ pub(super) struct Stream {
     /// The request's content-length, and body bytes seen.
     pub(super) length: Option<u64>,
     pub(super) received: u64,
+    /// We sent its response head (or a 1xx): a reset before this one is
+    /// the costly kind (the backend was asked for nothing it delivered).
+    pub(super) responded: bool,
 }
 
 /// Our two-step GOAWAY (§6.8).
@@ -557,6 +560,9 @@ impl Connection {
             };
             frame::write_header(&mut self.out, c.len(), Kind::Continuation, fl, id);
             self.out.extend_from_slice(c);
+        }
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.responded = true;
         }
         self.step(id, Transition::SendHeaders { end_stream })
             .map_err(|_| SendError::State)

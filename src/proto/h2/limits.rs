@@ -168,6 +168,11 @@ impl Rate {
     /// Counts one at `now`; true when that makes more than `max` in the
     /// current window. A clock that goes backwards keeps the window.
     pub fn hit(&mut self, now: Instant, window: Duration, max: u32) -> bool {
+        self.hit_by(now, window, max, 1)
+    }
+
+    /// [`Rate::hit`] for one that counts as `weight`.
+    pub fn hit_by(&mut self, now: Instant, window: Duration, max: u32, weight: u32) -> bool {
         match self.start {
             Some(s) if now.saturating_duration_since(s) < window => {}
             _ => {
@@ -175,7 +180,7 @@ impl Rate {
                 self.count = 0;
             }
         }
-        self.count = self.count.saturating_add(1);
+        self.count = self.count.saturating_add(weight);
         self.count > max
     }
 

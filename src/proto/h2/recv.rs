@@ -372,10 +372,16 @@ impl Connection {
             }
             Frame::RstStream { stream, code } => {
                 self.counters.resets_received += 1;
+                // A reset before any response counts twice: that is the
+                // rapid-reset pattern, work asked for and thrown away.
+                let weight = match self.streams.get(&stream) {
+                    Some(s) if !s.responded => 2,
+                    _ => 1,
+                };
                 if self
                     .rates
                     .resets
-                    .hit(now, l.window, l.max_resets_per_window)
+                    .hit_by(now, l.window, l.max_resets_per_window, weight)
                 {
                     return Err(ConnFault::Limit(Limit::ResetRate));
                 }
@@ -602,6 +608,7 @@ impl Connection {
                 recv: RecvWindow::new(self.ours.initial_window_size),
                 length,
                 received: 0,
+                responded: false,
             },
         );
         match decoded.over {
@@ -1133,19 +1140,40 @@ mod tests {
 
     #[test]
     fn rapid_resets_are_enhance_your_calm() {
+        // Each reset before a response counts twice.
         let mut c = Client::new();
         let max = Limits::default().max_resets_per_window;
-        for i in 0..max {
+        for i in 0..max / 2 {
             let id = 2 * i + 1;
             let mut b = get(id);
             b.extend(rst(id, ErrorCode::Cancel));
             c.send(&b).unwrap();
         }
-        let id = 2 * max + 1;
+        let id = max + 1;
         let mut b = get(id);
         b.extend(rst(id, ErrorCode::Cancel));
         assert_eq!(fault(&mut c, &b), ConnFault::Limit(Limit::ResetRate));
-        assert_eq!(c.conn.counters().resets_received, u64::from(max) + 1);
+        assert_eq!(c.conn.counters().resets_received, u64::from(max / 2) + 1);
+    }
+
+    #[test]
+    fn resets_after_a_response_count_once() {
+        let mut c = Client::new();
+        let max = Limits::default().max_resets_per_window;
+        let status = [Field::new(b":status", b"200")];
+        for i in 0..max {
+            let id = 2 * i + 1;
+            c.send(&get(id)).unwrap();
+            c.conn.send_headers(sid(id), &status, false).unwrap();
+            c.send(&rst(id, ErrorCode::Cancel)).unwrap();
+        }
+        let id = 2 * max + 1;
+        c.send(&get(id)).unwrap();
+        c.conn.send_headers(sid(id), &status, false).unwrap();
+        assert_eq!(
+            fault(&mut c, &rst(id, ErrorCode::Cancel)),
+            ConnFault::Limit(Limit::ResetRate)
+        );
     }
 
     #[test]
