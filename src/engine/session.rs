@@ -65,4 +65,11 @@ pub trait Session<S: Transport = TcpStream> {
     /// The balancer is stopping: what is in flight finishes, nothing new
     /// starts on this connection. A tcp connection has nothing to change.
     fn set_draining(&mut self) {}
+
+    /// Draining has something to say at once (an HTTP/2 connection's
+    /// GOAWAY), so the worker runs it after [`Session::set_draining`]
+    /// instead of waiting for its next event.
+    fn announces_drain(&self) -> bool {
+        false
+    }
 }

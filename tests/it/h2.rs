@@ -235,3 +235,39 @@ fn the_conformance_suite_passes_every_case_on_both_listeners() {
         );
     }
 }
+
+#[test]
+fn a_drain_says_goaway_and_lets_streams_in_flight_finish() {
+    use crate::util::http::{ok, HttpBackend};
+    let slow = HttpBackend::start("127.0.0.1:0", |req| {
+        if req.path == "/slow" {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        ok("done")
+    });
+    let port = free_port();
+    let mut m = Moirai::start(
+        &metadata(&format!("https-http://{port}:127.0.0.1:{}", slow.port())),
+        "",
+        &["--workers", "1", "--grace", "20s"],
+    );
+    m.wait_log("every backend checked (1 up", Duration::from_secs(10));
+    // nghttp with a stream in flight on one connection when the drain
+    // begins: the response comes, and so does the GOAWAY.
+    let client = Command::new("nghttp")
+        .args(["-nv", &format!("https://127.0.0.1:{port}/slow")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("nghttp");
+    std::thread::sleep(Duration::from_millis(500));
+    m.signal("TERM");
+    let out = client.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(":status: 200"), "{text}");
+    assert!(text.contains("recv GOAWAY frame"), "{text}");
+    assert!(
+        text.contains("last_stream_id=2147483647"),
+        "the first GOAWAY announces the drain: {text}"
+    );
+    assert_eq!(m.wait_exit(Duration::from_secs(10)), Some(0));
+}

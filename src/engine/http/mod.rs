@@ -567,6 +567,12 @@ impl<S: Transport> Session<S> for HttpSession<S> {
     fn set_draining(&mut self) {
         self.draining = true;
     }
+
+    /// An HTTP/2 connection sends its GOAWAY now: an idle one would
+    /// otherwise hear of the drain only at its next frame.
+    fn announces_drain(&self) -> bool {
+        matches!(self.stage, Stage::H2(_))
+    }
 }
 
 /// `answer` (to the request `ex`, if one was understood) on its way, in

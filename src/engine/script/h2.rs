@@ -430,8 +430,11 @@ fn a_drain_finishes_the_streams_in_flight_then_closes() {
     let b = c.t.h.backend();
     c.send(&get(1, "/a"));
     c.connect(&b);
+    // As the worker drains: the flag, then a run, since the GOAWAY goes
+    // now.
     c.t.s.set_draining();
-    c.t.event(Side::Client);
+    assert!(c.t.s.announces_drain());
+    assert_eq!(c.t.s.drive(&mut c.t.h.ctx()), Step::Open);
     assert_eq!(c.goaways(), [(0x7fff_ffff, ErrorCode::NoError)]);
     // The client answers the shutdown's PING: the final GOAWAY names
     // stream 1.
@@ -440,6 +443,19 @@ fn a_drain_finishes_the_streams_in_flight_then_closes() {
     // Stream 1 finishes; then the connection closes.
     assert_eq!(c.answer(&b, &ok("bye")), Step::Closed(CloseReason::Done));
     assert_eq!(c.response(1).body, b"bye");
+}
+
+#[test]
+fn an_idle_connection_drains_with_goaway_and_closes() {
+    let mut c = H2::new(false);
+    c.t.s.set_draining();
+    assert_eq!(c.t.s.drive(&mut c.t.h.ctx()), Step::Open);
+    assert_eq!(c.goaways(), [(0x7fff_ffff, ErrorCode::NoError)]);
+    // A request already on its way is still served... (none here); the
+    // PING's answer brings the final GOAWAY and the close.
+    let step = c.send(&ping(true, *b"moirai:g"));
+    assert_eq!(step, Step::Closed(CloseReason::Done));
+    assert_eq!(c.goaways().last(), Some(&(0, ErrorCode::NoError)));
 }
 
 #[test]

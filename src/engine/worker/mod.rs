@@ -476,18 +476,27 @@ impl Worker {
         // flight finish with `Connection: close`; tcp connections keep
         // their grace.
         let mut idle = Vec::new();
+        let mut announce = Vec::new();
         for (i, slot) in self.sessions.iter_mut() {
+            let id = SlotId {
+                index: i as u32,
+                gen: slot.gen,
+            };
             if slot.session.is_idle() {
-                idle.push(SlotId {
-                    index: i as u32,
-                    gen: slot.gen,
-                });
+                idle.push(id);
             } else {
                 slot.session.set_draining();
+                if slot.session.announces_drain() {
+                    announce.push(id);
+                }
             }
         }
         for id in idle {
             self.with_session(id, now, |_, _| Step::Closed(CloseReason::Done));
+        }
+        // HTTP/2 connections say GOAWAY now, idle or not.
+        for id in announce {
+            self.with_session(id, now, |s, ctx| s.drive(ctx));
         }
     }
 
