@@ -19,3 +19,15 @@ pub fn pin_self(cpu: usize) {
 /// harness runs unpinned; its report says what it measured either way.
 #[cfg(not(target_os = "linux"))]
 pub fn pin_self(_cpu: usize) {}
+
+/// `taskset -c CPU` in front of a command, when taskset and the CPU exist.
+pub(crate) fn pinned(program: &std::path::Path, cpu: usize) -> std::process::Command {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus > cpu && std::path::Path::new("/usr/bin/taskset").exists() {
+        let mut c = std::process::Command::new("/usr/bin/taskset");
+        c.arg("-c").arg(cpu.to_string()).arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    }
+}

@@ -8,7 +8,9 @@
 //! from one service description.
 //!
 //! Starting the systems is `launch.rs`'s (`loadtest soak` starts them the
-//! same way); the SVG is `chart.rs`'s.
+//! same way); the SVG is `chart.rs`'s. The multiplexed HTTP/2 scenarios
+//! (`h2`, `h2-100`) are driven by h2load on CPU 0 instead of the built-in
+//! generator (`h2load.rs`), and measured and reported the same way.
 
 use std::io::{self, Write as _};
 use std::path::PathBuf;
@@ -18,7 +20,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::chart::{ChartSeries, CURVE_POINTS};
-use crate::gen::{self, Plan, Scenario};
+use crate::gen::{Plan, Scenario};
 use crate::launch::{launch, moirai_path, CompareError, Launched, Setup, System};
 use crate::stats::{self, median, RunResult};
 
@@ -77,6 +79,7 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
     if opts.systems.contains(&System::Haproxy) && !opts.haproxy.exists() {
         return Err(CompareError::NoHaproxy(opts.haproxy.clone()));
     }
+    check_h2(opts)?;
     let moirai_bin = if opts
         .systems
         .iter()
@@ -117,8 +120,17 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
                 progress: false,
             };
             let cpu0 = pid.and_then(stats::cpu_time);
-            let r = gen::run(&plan).map_err(io("load"))?;
+            let r = crate::h2load::run_plan(&plan)
+                .map_err(io(&format!("load through {}", sys.name())))?;
             let cpu1 = pid.and_then(stats::cpu_time);
+            if opts.scenario.is_h2() && r.error_count() > 0 {
+                // Every HTTP/2 request must succeed (h2load's runs fail
+                // on their own).
+                return Err(CompareError::Io(
+                    format!("{} through {}", opts.scenario.name(), sys.name()),
+                    io::Error::other(format!("failed requests: {:?}", r.errors)),
+                ));
+            }
             eprintln!(
                 "run {}/{} {:>8}: {:>10.0} req/s  p99 {:>8.0} µs  errors {}",
                 rep + 1,
@@ -164,6 +176,35 @@ pub fn run(opts: &Options) -> Result<Value, CompareError> {
             .map_err(io("writing the JSON"))?;
     }
     Ok(report)
+}
+
+/// What the h2 scenarios need before anything starts: a balancer to
+/// speak HTTP/2 (the backend speaks HTTP/1.1 only), and h2load for the
+/// multiplexed ones, which run closed-loop only.
+fn check_h2(opts: &Options) -> Result<(), CompareError> {
+    if !opts.scenario.is_h2() {
+        return Ok(());
+    }
+    if opts.systems.contains(&System::Direct) {
+        return Err(CompareError::Unsupported(
+            "the h2 scenarios need a balancer in front (the backend speaks HTTP/1.1 only): \
+             leave out direct, e.g. --systems moirai,haproxy",
+        ));
+    }
+    if crate::h2load::streams(opts.scenario).is_some() {
+        if crate::h2load::path().is_none() {
+            return Err(CompareError::Unsupported(
+                "h2load is not installed: apt-get install -y nghttp2-client \
+                 (or set LOADTEST_H2LOAD to its path)",
+            ));
+        }
+        if opts.rate.is_some() {
+            return Err(CompareError::Unsupported(
+                "--rate: h2load drives h2 and h2-100 closed-loop only",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn record(
@@ -270,9 +311,12 @@ fn range(v: &[f64], digits: usize) -> String {
 fn print_table(opts: &Options, series: &[Series]) {
     let mut out = io::stdout().lock();
     let stream = opts.scenario == Scenario::TcpStream;
+    let streams = crate::h2load::streams(opts.scenario)
+        .map(|m| format!(" × {m} streams"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "\n`{}`, {} connections, {} × {:.0} s per system{}, medians (min–max)\n",
+        "\n`{}`, {} connections{streams}, {} × {:.0} s per system{}, medians (min–max)\n",
         opts.scenario.name(),
         opts.connections,
         opts.repeat,

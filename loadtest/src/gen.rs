@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::h2client;
 use crate::stats::{self, RunResult};
 
 /// What each request does.
@@ -31,6 +32,14 @@ pub enum Scenario {
     Tls,
     /// A full TLS handshake per request.
     TlsHandshake,
+    /// HTTP/2 over TLS (ALPN h2), 10 streams per connection (h2load).
+    H2,
+    /// HTTP/2 over TLS, 100 streams per connection (h2load).
+    #[value(name = "h2-100")]
+    H2x100,
+    /// One HTTP/2 request per TLS connection: a full handshake, the
+    /// preface and one GET each.
+    H2Handshake,
 }
 
 impl Scenario {
@@ -44,7 +53,18 @@ impl Scenario {
             Scenario::TcpStream => "tcp-stream",
             Scenario::Tls => "tls",
             Scenario::TlsHandshake => "tls-handshake",
+            Scenario::H2 => "h2",
+            Scenario::H2x100 => "h2-100",
+            Scenario::H2Handshake => "h2-handshake",
         }
+    }
+
+    /// Whether the clients speak HTTP/2 (TLS with ALPN h2).
+    pub fn is_h2(self) -> bool {
+        matches!(
+            self,
+            Scenario::H2 | Scenario::H2x100 | Scenario::H2Handshake
+        )
     }
 }
 
@@ -72,9 +92,11 @@ pub struct Plan {
 }
 
 /// Runs a plan and returns the merged result.
+/// (h2load's scenarios go through [`crate::h2load::run_plan`].)
 pub fn run(plan: &Plan) -> io::Result<RunResult> {
     let tls = match plan.scenario {
         Scenario::Tls | Scenario::TlsHandshake => Some(client_config()?),
+        Scenario::H2Handshake => Some(client_config_h2()?),
         _ => None,
     };
     let threads = plan.threads.clamp(1, plan.connections.max(1));
@@ -109,6 +131,16 @@ pub fn run(plan: &Plan) -> io::Result<RunResult> {
 /// their preferences), HTTP/1.1 by ALPN, and no session resumption: every
 /// `tls-handshake` connection is a full handshake.
 pub(crate) fn client_config() -> io::Result<Arc<rustls::ClientConfig>> {
+    client_config_alpn(b"http/1.1")
+}
+
+/// The same client offering only `h2` by ALPN (`h2-handshake`, `idle
+/// --h2`).
+pub(crate) fn client_config_h2() -> io::Result<Arc<rustls::ClientConfig>> {
+    client_config_alpn(b"h2")
+}
+
+fn client_config_alpn(alpn: &[u8]) -> io::Result<Arc<rustls::ClientConfig>> {
     let mut provider = (*moirai::tls::config::provider()).clone();
     provider
         .cipher_suites
@@ -121,7 +153,7 @@ pub(crate) fn client_config() -> io::Result<Arc<rustls::ClientConfig>> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    c.alpn_protocols = vec![alpn.to_vec()];
     c.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(c))
 }
@@ -159,6 +191,8 @@ struct Conn {
     stream: Option<TcpStream>,
     /// TLS over the stream (the tls scenarios).
     tls: Option<rustls::ClientConnection>,
+    /// The HTTP/2 response being read (`h2-handshake`).
+    h2: Option<h2client::Response>,
     phase: Phase,
     sent: usize,
     inbuf: Vec<u8>,
@@ -201,6 +235,7 @@ impl Worker {
             .map(|_| Conn {
                 stream: None,
                 tls: None,
+                h2: None,
                 phase: Phase::Idle,
                 sent: 0,
                 inbuf: Vec::with_capacity(4096),
@@ -321,6 +356,7 @@ impl Worker {
             Scenario::Http | Scenario::Tls => HTTP_REQUEST,
             Scenario::HttpClose | Scenario::TlsHandshake => HTTP_CLOSE_REQUEST,
             Scenario::TcpEcho | Scenario::TcpClose => ECHO,
+            Scenario::H2Handshake => h2client::request(),
             _ => b"",
         }
     }
@@ -360,6 +396,9 @@ impl Worker {
                                 Ok(t) => c.tls = Some(t),
                                 Err(_) => return self.fail(i, "tls", now),
                             }
+                        }
+                        if scenario == Scenario::H2Handshake {
+                            c.h2 = Some(h2client::Response::new());
                         }
                         if scenario == Scenario::TcpStream {
                             c.phase = Phase::Receiving;
@@ -443,6 +482,21 @@ impl Worker {
         if matches!(self.plan.scenario, Scenario::TcpEcho | Scenario::TcpClose) {
             return Ok(c.inbuf.len() >= ECHO.len());
         }
+        if self.plan.scenario == Scenario::H2Handshake {
+            let (Some(tls), Some(h2)) = (c.tls.as_mut(), c.h2.as_mut()) else {
+                return Err("tls");
+            };
+            if tls.alpn_protocol() != Some(b"h2") {
+                return Err("alpn");
+            }
+            let mut answer = Vec::new();
+            let done = h2.feed(&mut c.inbuf, &mut answer)?;
+            if !answer.is_empty() {
+                // Flushed at the top of the next round, or on the way out.
+                tls.writer().write_all(&answer).map_err(|_| "write")?;
+            }
+            return Ok(done);
+        }
         if c.expect.is_none() {
             let Some(end) = c.inbuf.windows(4).position(|w| w == b"\r\n\r\n") else {
                 return if c.inbuf.len() > 65536 {
@@ -490,10 +544,24 @@ impl Worker {
         self.done.fetch_add(1, Ordering::Relaxed);
         if matches!(
             self.plan.scenario,
-            Scenario::HttpClose | Scenario::TcpClose | Scenario::TlsHandshake
+            Scenario::HttpClose
+                | Scenario::TcpClose
+                | Scenario::TlsHandshake
+                | Scenario::H2Handshake
         ) {
+            let c = &mut self.conns[i];
+            if let (Some(stream), Some(tls)) = (c.stream.as_mut(), c.tls.as_mut()) {
+                if self.plan.scenario == Scenario::H2Handshake {
+                    // Ends as h2load ends a connection: GOAWAY, then
+                    // close_notify, then the FIN.
+                    let _ = tls.writer().write_all(&h2client::goodbye());
+                    tls.send_close_notify();
+                    let _ = tls_flush(stream, tls);
+                }
+            }
             self.conns[i].stream = None;
             self.conns[i].tls = None;
+            self.conns[i].h2 = None;
             if now < self.deadline {
                 self.connect(i, now);
             }

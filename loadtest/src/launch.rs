@@ -7,11 +7,12 @@
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::affinity::pinned;
 use crate::gen::{self, Scenario};
 
 /// The systems that can be compared.
@@ -202,18 +203,6 @@ impl Drop for Scraper {
     }
 }
 
-/// `taskset -c CPU` in front of a command, when taskset and the CPU exist.
-fn pinned(program: &Path, cpu: usize) -> Command {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus > cpu && Path::new("/usr/bin/taskset").exists() {
-        let mut c = Command::new("/usr/bin/taskset");
-        c.arg("-c").arg(cpu.to_string()).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
 /// The moirai binary: `moirai` (`--moirai`), else the one built beside
 /// this program.
 pub(crate) fn moirai_path(moirai: Option<&Path>) -> Result<PathBuf, CompareError> {
@@ -237,12 +226,23 @@ pub(crate) fn moirai_path(moirai: Option<&Path>) -> Result<PathBuf, CompareError
 }
 
 /// The HAProxy configuration equivalent to one moirai service; `https-http`
-/// terminates TLS with the certificate and key in `pem`.
-pub fn haproxy_config(kind: &str, listen: u16, backend: SocketAddr, pem: Option<&Path>) -> String {
+/// terminates TLS with the certificate and key in `pem`, offering `alpn`
+/// if given (`h2,http/1.1` for the h2 scenarios, as moirai's `https-http`
+/// offers both; none otherwise, as before the h2 scenarios).
+pub fn haproxy_config(
+    kind: &str,
+    listen: u16,
+    backend: SocketAddr,
+    pem: Option<&Path>,
+    alpn: Option<&str>,
+) -> String {
     let http_mode = kind == "http" || kind == "https-http";
     let mode = if http_mode { "http" } else { "tcp" };
     let ssl = match pem {
-        Some(p) if kind == "https-http" => format!(" ssl crt {}", p.display()),
+        Some(p) if kind == "https-http" => {
+            let alpn = alpn.map(|a| format!(" alpn {a}")).unwrap_or_default();
+            format!(" ssl crt {}{alpn}", p.display())
+        }
         _ => String::new(),
     };
     let http = if http_mode {
@@ -302,7 +302,11 @@ pub(crate) fn launch(
     // The backend, on CPU 0 with the load generator.
     let (backend_kind, service_kind) = match opts.scenario {
         Scenario::Http | Scenario::HttpClose => ("http", "http"),
-        Scenario::Tls | Scenario::TlsHandshake => ("http", "https-http"),
+        Scenario::Tls
+        | Scenario::TlsHandshake
+        | Scenario::H2
+        | Scenario::H2x100
+        | Scenario::H2Handshake => ("http", "https-http"),
         Scenario::TcpEcho | Scenario::TcpClose => ("echo", "tcp"),
         Scenario::TcpStream => ("source", "tcp"),
     };
@@ -427,8 +431,14 @@ pub(crate) fn launch(
                 let cfg = dir.join("haproxy.cfg");
                 std::fs::write(
                     &cfg,
-                    haproxy_config(service_kind, port, backend_addr, Some(&haproxy_pem))
-                        .replace("nbthread 1", &format!("nbthread {workers}")),
+                    haproxy_config(
+                        service_kind,
+                        port,
+                        backend_addr,
+                        Some(&haproxy_pem),
+                        opts.scenario.is_h2().then_some("h2,http/1.1"),
+                    )
+                    .replace("nbthread 1", &format!("nbthread {workers}")),
                 )
                 .map_err(io("haproxy.cfg"))?;
                 let child = pinned(opts.haproxy, 1)
@@ -475,7 +485,7 @@ mod tests {
     #[test]
     fn haproxy_gets_the_moirai_equivalent() {
         let b: SocketAddr = "127.0.0.1:9000".parse().unwrap();
-        let http = haproxy_config("http", 8080, b, None);
+        let http = haproxy_config("http", 8080, b, None, None);
         assert!(
             http.contains("mode http")
                 && http.contains("option forwardfor")
@@ -483,13 +493,18 @@ mod tests {
         );
         assert!(http.contains("nbthread 1") && http.contains("tune.bufsize 16384"));
         assert!(!http.contains("\n  log "), "logging stays off");
-        let tcp = haproxy_config("tcp", 8080, b, None);
+        let tcp = haproxy_config("tcp", 8080, b, None, None);
         assert!(tcp.contains("mode tcp") && !tcp.contains("forwardfor"));
         assert!(tcp.contains("bind 127.0.0.1:8080") && tcp.contains("server s1 127.0.0.1:9000"));
         assert!(!tcp.contains(" ssl "));
         let pem = Path::new("/tmp/x.pem");
-        let https = haproxy_config("https-http", 8443, b, Some(pem));
-        assert!(https.contains("bind 127.0.0.1:8443 ssl crt /tmp/x.pem"));
+        let https = haproxy_config("https-http", 8443, b, Some(pem), None);
+        assert!(https.contains("bind 127.0.0.1:8443 ssl crt /tmp/x.pem\n"));
         assert!(https.contains("mode http") && https.contains("option forwardfor"));
+        // The h2 scenarios offer h2 as moirai's https-http does; the same
+        // service otherwise.
+        let h2 = haproxy_config("https-http", 8443, b, Some(pem), Some("h2,http/1.1"));
+        assert!(h2.contains("bind 127.0.0.1:8443 ssl crt /tmp/x.pem alpn h2,http/1.1\n"));
+        assert_eq!(h2.replace(" alpn h2,http/1.1", ""), https);
     }
 }

@@ -5,7 +5,7 @@
 //!   percentiles (hdrhistogram) and throughput.
 //! - `compare`: the same load through moirai, HAProxy and directly,
 //!   interleaved, with the balancer's CPU time and memory.
-//! - `idle`: the memory cost of idle connections.
+//! - `idle`: the memory cost of idle connections (TCP, HTTP/1.1, h2).
 //! - `chart`: one SVG of work per CPU-second from several `compare`
 //!   reports.
 //!
@@ -18,6 +18,8 @@ mod chaos;
 mod chart;
 mod compare;
 mod gen;
+mod h2client;
+mod h2load;
 mod idle;
 mod launch;
 mod soak;
@@ -236,18 +238,37 @@ enum Command {
     },
     /// Hold idle keep-alive connections; report the balancer's memory.
     Idle {
-        /// The balancer's address.
-        #[arg(long)]
-        target: SocketAddr,
+        /// The balancer's address (or start balancers with --systems).
+        #[arg(long, required_unless_present = "systems")]
+        target: Option<SocketAddr>,
         /// How many connections.
         #[arg(long)]
         connections: usize,
         /// The balancer's pid [default: whoever listens on the port].
-        #[arg(long)]
+        #[arg(long, conflicts_with = "systems")]
         pid: Option<u32>,
         /// Plain TCP connections instead of one HTTP request each.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["h2", "tls"])]
         tcp: bool,
+        /// TLS connections (ALPN http/1.1), one HTTP/1.1 request each
+        /// (the target is an `https-http` service).
+        #[arg(long, conflicts_with = "h2")]
+        tls: bool,
+        /// TLS connections with ALPN h2, one HTTP/2 request each (the
+        /// target is an `https-http` service).
+        #[arg(long)]
+        h2: bool,
+        /// Start these balancers as `compare` does (one worker or thread,
+        /// CPU 1; the service --tcp, --tls, --h2 or plain HTTP needs) and
+        /// measure each in turn, instead of --target: moirai, haproxy.
+        #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "target")]
+        systems: Option<Vec<System>>,
+        /// The moirai binary, with --systems [default: next to loadtest].
+        #[arg(long)]
+        moirai: Option<PathBuf>,
+        /// The HAProxy binary, with --systems.
+        #[arg(long, default_value = "/usr/sbin/haproxy")]
+        haproxy: PathBuf,
         /// Write the figures as JSON too.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -324,7 +345,7 @@ fn main() -> ExitCode {
                 threads,
                 progress: true,
             };
-            let r = match gen::run(&plan) {
+            let r = match crate::h2load::run_plan(&plan) {
                 Ok(r) => r,
                 Err(e) => return fail(&format!("run: {e}")),
             };
@@ -532,51 +553,66 @@ fn main() -> ExitCode {
             connections,
             pid,
             tcp,
+            tls,
+            h2,
+            systems,
+            moirai,
+            haproxy,
             json,
         } => {
-            let Some(pid) = pid.or_else(|| idle::listener_pid(target.port())) else {
-                return fail(&format!(
-                    "no process found listening on port {}; pass --pid",
-                    target.port()
-                ));
+            let mode = match (tcp, tls, h2) {
+                (true, _, _) => idle::Mode::Tcp,
+                (_, true, _) => idle::Mode::Tls,
+                (_, _, true) => idle::Mode::H2,
+                _ => idle::Mode::Http,
             };
-            match idle::run(target, connections, !tcp, pid) {
-                Ok((before, after)) => {
-                    let per = |b: u64, a: u64| {
-                        a.saturating_sub(b) as f64 * 1024.0 / connections.max(1) as f64
+            let report = match (systems, target) {
+                (Some(systems), _) => {
+                    let opts = idle::SystemsOptions {
+                        systems,
+                        connections,
+                        mode,
+                        moirai,
+                        haproxy,
+                    };
+                    match idle::run_systems(&opts) {
+                        Ok(v) => v,
+                        Err(e) => return fail(&format!("idle: {e}")),
+                    }
+                }
+                (None, Some(target)) => {
+                    let Some(pid) = pid.or_else(|| idle::listener_pid(target.port())) else {
+                        return fail(&format!(
+                            "no process found listening on port {}; pass --pid",
+                            target.port()
+                        ));
+                    };
+                    let (before, after) = match idle::run(target, connections, mode, pid) {
+                        Ok(m) => m,
+                        Err(e) => return fail(&format!("idle: {e}")),
                     };
                     println!("| connections | RSS before KiB | RSS after KiB | anonymous before KiB | anonymous after KiB | bytes per idle connection (anonymous) | (RSS) |");
                     println!("|---|---|---|---|---|---|---|");
                     println!(
-                        "| {connections} | {} | {} | {} | {} | {:.0} | {:.0} |",
-                        before.rss,
-                        after.rss,
-                        before.anon,
-                        after.anon,
-                        per(before.anon, after.anon),
-                        per(before.rss, after.rss)
+                        "| {connections} | {}",
+                        idle::cells(before, after, connections)
                     );
-                    if let Some(p) = json {
-                        let v = serde_json::json!({
-                            "target": target.to_string(),
-                            "connections": connections,
-                            "http": !tcp,
-                            "rss_kib": {"before": before.rss, "after": after.rss},
-                            "anon_kib": {"before": before.anon, "after": after.anon},
-                            "bytes_per_connection": {
-                                "anon": per(before.anon, after.anon),
-                                "rss": per(before.rss, after.rss),
-                            },
-                        });
-                        let text = serde_json::to_string_pretty(&v).expect("json");
-                        if let Err(e) = std::fs::write(&p, text) {
-                            return fail(&format!("writing {}: {e}", p.display()));
-                        }
-                    }
-                    ExitCode::SUCCESS
+                    let mut v = idle::figures(before, after, connections);
+                    v["target"] = target.to_string().into();
+                    v["connections"] = connections.into();
+                    v["http"] = (mode != idle::Mode::Tcp).into();
+                    v["mode"] = mode.name().into();
+                    v
                 }
-                Err(e) => fail(&format!("idle: {e}")),
+                (None, None) => return fail("idle: give --target or --systems"),
+            };
+            if let Some(p) = json {
+                let text = serde_json::to_string_pretty(&report).expect("json");
+                if let Err(e) = std::fs::write(&p, text) {
+                    return fail(&format!("writing {}: {e}", p.display()));
+                }
             }
+            ExitCode::SUCCESS
         }
     }
 }

@@ -319,3 +319,84 @@ fn cpu_quota_caps_the_balancer_or_refuses() {
         "moirai used {cpu_share} of a CPU"
     );
 }
+
+/// The HTTP/2 scenarios run through both balancers (h2load for `h2` and
+/// `h2-100`, the built-in client for `h2-handshake`), every request a
+/// 2xx, and the report has the shape of every other scenario's.
+#[test]
+fn h2_scenarios_run_through_both_balancers() {
+    for scenario in ["h2", "h2-100", "h2-handshake"] {
+        let (ok, table, err, v) = compare(
+            &["--scenario", scenario, "--systems", "moirai,haproxy"],
+            scenario,
+        );
+        assert!(
+            ok,
+            "{scenario}: {err} (h2load is nghttp2-client; scripts/test installs it)"
+        );
+        assert!(
+            table.contains(&format!("`{scenario}`, 4 connections")),
+            "{table}"
+        );
+        let v = v.unwrap();
+        assert_eq!(v["scenario"], scenario);
+        for sys in ["moirai", "haproxy"] {
+            assert!(table.contains(&format!("| {sys} |")), "{table}");
+            let s = &v["systems"][sys];
+            for key in ["rps_median", "p50_us", "p99_us", "cpu_us_per_req"] {
+                assert!(s[key].as_f64().unwrap() > 0.0, "{scenario} {sys}.{key}");
+            }
+            let kernel = s["kernel_us_per_req"].as_f64().unwrap();
+            assert!(kernel >= 0.0 && kernel <= s["cpu_us_per_req"].as_f64().unwrap());
+            assert_eq!(s["errors"], 0, "{scenario} {sys}: {table}");
+        }
+        assert!(v["ratio_vs_haproxy"]["rps"].as_f64().unwrap() > 0.0);
+    }
+}
+
+/// The backend speaks HTTP/1.1 only: `direct` has nothing to say to an
+/// h2 client, and is refused before anything runs.
+#[test]
+fn h2_scenarios_refuse_direct() {
+    let (ok, _, err, v) = compare(
+        &["--scenario", "h2", "--systems", "moirai,direct"],
+        "h2-direct",
+    );
+    assert!(!ok && v.is_none());
+    assert!(err.contains("leave out direct"), "{err}");
+}
+
+/// `idle --systems --h2` starts both balancers with an https-http
+/// service and measures each with idle h2 connections.
+#[test]
+fn idle_h2_measures_both_balancers_it_starts() {
+    let dir = std::env::temp_dir().join(format!("loadtest-idle-h2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("idle.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["idle", "--systems", "moirai,haproxy", "--h2"])
+        .args(["--connections", "100", "--json"])
+        .arg(&json)
+        .arg("--moirai")
+        .arg(moirai_binary())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["mode"], "h2");
+    assert_eq!(v["connections"], 100);
+    for sys in ["moirai", "haproxy"] {
+        let s = &v["systems"][sys];
+        assert!(s["anon_kib"]["after"].as_u64().unwrap() > 0, "{sys}");
+        assert!(
+            s["bytes_per_connection"]["anon"].as_f64().unwrap() >= 0.0,
+            "{sys}"
+        );
+    }
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("| moirai | 100 |") && table.contains("| haproxy | 100 |"),
+        "{table}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
