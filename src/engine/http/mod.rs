@@ -382,8 +382,23 @@ impl<S: Transport> Session<S> for HttpSession<S> {
         match mem::replace(&mut self.stage, Stage::Vacant) {
             Stage::H2(mut h2) => {
                 self.h2_leg_event(ctx, &mut h2, leg, r);
+                // The responses of several backends that one poll
+                // reports go out in one write: this run queues frames,
+                // the worker's run after its batch of events writes them.
+                h2.defer_writes(true);
                 self.stage = Stage::H2(h2);
-                self.drive(ctx)
+                let step = self.drive(ctx);
+                match &mut self.stage {
+                    Stage::H2(h2) => {
+                        h2.defer_writes(false);
+                        if step == Step::Open && h2.has_output() {
+                            Step::Again
+                        } else {
+                            step
+                        }
+                    }
+                    _ => step,
+                }
             }
             stage => {
                 self.stage = stage;

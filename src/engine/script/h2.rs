@@ -66,14 +66,22 @@ impl H2 {
         self.t.send(bytes)
     }
 
-    /// Every backend socket reports readiness.
+    /// Every backend socket reports readiness, in one batch of events:
+    /// then, as the worker does, a session that said `Again` runs once
+    /// more (and writes what the batch queued).
     fn backends(&mut self) -> Step {
         let mut step = Step::Open;
+        let mut again = false;
         for leg in self.t.h.legs.open_legs() {
             step = self
                 .t
                 .s
                 .on_leg_event(&mut self.t.h.ctx(), leg, Readiness::BOTH);
+            again |= step == Step::Again;
+        }
+        while again && !matches!(step, Step::Closed(_)) {
+            step = self.t.s.drive(&mut self.t.h.ctx());
+            again = step == Step::Again;
         }
         step
     }
@@ -197,6 +205,27 @@ fn streams_interleave_each_on_its_own_backend_connection() {
         ("200", &b"one"[..], true)
     );
     assert_eq!(c.t.s.service().stats.totals().h2_streams, 2);
+}
+
+#[test]
+fn responses_that_arrive_together_go_out_in_one_write() {
+    let mut c = H2::new(false);
+    let (b1, b3) = (c.t.h.backend(), c.t.h.backend());
+    c.send(&[get(1, "/one"), get(3, "/three")].concat());
+    c.connect(&b1);
+    c.connect(&b3);
+    c.frames();
+    let before = c.t.client.0.borrow().write_calls;
+    b1.push(&ok("one"));
+    b3.push(&ok("three"));
+    assert_eq!(c.backends(), Step::Open);
+    assert_eq!(
+        c.t.client.0.borrow().write_calls - before,
+        1,
+        "both responses in one write"
+    );
+    assert_eq!(c.response(1).body, b"one");
+    assert_eq!(c.response(3).body, b"three");
 }
 
 #[test]

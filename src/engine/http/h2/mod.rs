@@ -79,6 +79,10 @@ pub(super) struct H2<S> {
     /// The codec ended the connection: its GOAWAY goes out, then the
     /// close.
     failed: bool,
+    /// Frames wait for the run after the worker's batch of events, so the
+    /// responses of several backends go out in one write (set while a
+    /// backend's event is handled).
+    defer_write: bool,
     /// The codec's limit hits already added to the service's counters
     /// (allocated at the first hit: most connections never hit one).
     reported: Option<Box<[u64; H2_LIMITS]>>,
@@ -107,6 +111,11 @@ struct Stream<S> {
     moved_at: Instant,
     /// Bytes moved since `moved_at`.
     moved: u32,
+    /// Something happened that its step must see (an event of its leg,
+    /// body or window from the client, its last step's progress); a
+    /// stream that is not ready is not stepped, so a round costs what
+    /// moved, not what is open.
+    ready: bool,
     stage: StreamStage<S>,
 }
 
@@ -138,6 +147,7 @@ impl<S> Stream<S> {
             ended,
             moved_at: now,
             moved: 0,
+            ready: true,
             stage: StreamStage::Done,
         }
     }
@@ -277,6 +287,7 @@ impl<S> H2<S> {
             began: now,
             shutdown: None,
             failed: false,
+            defer_write: false,
             reported: None,
         }
     }
@@ -292,6 +303,16 @@ impl<S> H2<S> {
             c.add(n - *old);
             *old = n;
         }
+    }
+
+    /// Holds frames for a later run ([`H2::defer_write`]), or not.
+    pub(super) fn defer_writes(&mut self, on: bool) {
+        self.defer_write = on;
+    }
+
+    /// Frames wait to be written.
+    pub(super) fn has_output(&self) -> bool {
+        !self.codec.output().is_empty()
     }
 
     fn stream_mut(&mut self, id: StreamId) -> Option<&mut Stream<S>> {
@@ -346,9 +367,11 @@ impl<S: Transport> HttpSession<S> {
         if !h2.failed {
             progress |= self.h2_streams(ctx, &mut h2);
         }
-        match self.h2_write(ctx, &mut h2) {
-            Ok(p) => progress |= p,
-            Err(r) => return (Stage::H2(h2), Flow::Close(r)),
+        if !h2.defer_write || h2.failed {
+            match self.h2_write(ctx, &mut h2) {
+                Ok(p) => progress |= p,
+                Err(r) => return (Stage::H2(h2), Flow::Close(r)),
+            }
         }
         let flushed = h2.codec.output().is_empty();
         if flushed && (h2.failed || h2.codec.is_done()) {
@@ -437,6 +460,7 @@ impl<S: Transport> HttpSession<S> {
                 let data = &input[range];
                 match h2.stream_mut(stream) {
                     Some(s) if s.takes_body() => {
+                        s.ready = true;
                         s.push_data(data);
                         s.moved(data.len() as u64, ctx.now);
                         if let StreamStage::Leg(leg) = &mut s.stage {
@@ -453,6 +477,7 @@ impl<S: Transport> HttpSession<S> {
             Event::Trailers { stream, fields } => match to_h1::trailers(&fields) {
                 Ok(lines) => {
                     if let Some(s) = h2.stream_mut(stream) {
+                        s.ready = true;
                         s.push_end(Some(&lines));
                     }
                 }
@@ -461,6 +486,7 @@ impl<S: Transport> HttpSession<S> {
             },
             Event::EndStream { stream } => {
                 if let Some(s) = h2.stream_mut(stream) {
+                    s.ready = true;
                     s.push_end(None);
                 }
             }
@@ -472,7 +498,17 @@ impl<S: Transport> HttpSession<S> {
                 self.service.stats.of(self.worker).h2_resets_out.add(1);
                 self.h2_cut(ctx, h2, stream, CloseReason::Reset(Side::Client));
             }
-            Event::WindowOpen { .. } | Event::GoAway { .. } => {}
+            Event::WindowOpen { stream } if stream.is_connection() => {
+                for s in &mut h2.streams {
+                    s.ready = true;
+                }
+            }
+            Event::WindowOpen { stream } => {
+                if let Some(s) = h2.stream_mut(stream) {
+                    s.ready = true;
+                }
+            }
+            Event::GoAway { .. } => {}
         }
     }
 
@@ -506,6 +542,7 @@ impl<S: Transport> HttpSession<S> {
             if let StreamStage::Leg(leg) = &mut s.stage {
                 if leg.id == id {
                     leg.up.conn.note(r);
+                    s.ready = true;
                     return;
                 }
             }

@@ -145,7 +145,13 @@ impl<S: Transport> HttpSession<S> {
             if h2.codec.output().len() >= OUTPUT_HIGH {
                 break;
             }
-            progress |= self.h2_step(ctx, h2, i);
+            if h2.streams[i].ready {
+                let moved = self.h2_step(ctx, h2, i);
+                // Only a step that moved may have more to do at once;
+                // otherwise its next event makes it ready.
+                h2.streams[i].ready = moved;
+                progress |= moved;
+            }
         }
         self.h2_sweep(ctx, h2);
         progress
@@ -412,6 +418,9 @@ impl<S: Transport> HttpSession<S> {
     /// A stream's deadline passed.
     pub(super) fn h2_stream_timer(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize) {
         let t = self.service.timeouts;
+        // Whatever comes of it (a 504 to send, a redispatch) is its next
+        // step's.
+        h2.streams[i].ready = true;
         match mem::replace(&mut h2.streams[i].stage, StreamStage::Done) {
             // The backend's silence, or a connect: the leg's own timeout
             // (504, a close, a redispatch).
