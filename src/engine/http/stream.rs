@@ -63,6 +63,27 @@ pub struct StreamFront<'a> {
     /// Response bytes sent through it (the head as HTTP/1 counts it, then
     /// DATA), for the stream's access line.
     pub sent: u64,
+    /// The connection's scratch space for heads, kept between responses.
+    pub scratch: &'a mut HeadScratch,
+}
+
+/// Room a response head is assembled and encoded in, kept by the
+/// connection so that a response allocates nothing for its head.
+#[derive(Debug, Default)]
+pub struct HeadScratch {
+    text: Vec<u8>,
+    block: Vec<u8>,
+}
+
+impl HeadScratch {
+    /// Gives back what an unusually large head grew them to.
+    pub fn shrink(&mut self) {
+        for v in [&mut self.text, &mut self.block] {
+            if v.capacity() > 4096 {
+                *v = Vec::new();
+            }
+        }
+    }
 }
 
 impl StreamFront<'_> {
@@ -70,7 +91,8 @@ impl StreamFront<'_> {
     /// interim one); its body bytes go after it through
     /// [`StreamFront::data`].
     fn headers(&mut self, head: &Outgoing<'_>) -> Result<(), Refused> {
-        let mut text = Vec::with_capacity(head.src.len() + 64);
+        let HeadScratch { text, block } = &mut *self.scratch;
+        text.clear();
         let mut skip = 0;
         loop {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
@@ -85,19 +107,19 @@ impl StreamFront<'_> {
         }
         let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
         let mut parsed = httparse::Response::new(&mut fields);
-        match parsed.parse(&text) {
+        match parsed.parse(text) {
             Ok(httparse::Status::Complete(_)) => {}
             _ => return Err(Refused::Head),
         }
         let code = parsed.code.ok_or(Refused::Head)?;
-        let pairs: Vec<(&[u8], &[u8])> = parsed
-            .headers
-            .iter()
-            .map(|h| (h.name.as_bytes(), h.value))
-            .collect();
-        let block = to_h2::response(code, &pairs).map_err(Refused::Translate)?;
+        let mut pairs: [(&[u8], &[u8]); MAX_FIELDS] = [(&[], &[]); MAX_FIELDS];
+        let n = parsed.headers.len();
+        for (p, h) in pairs.iter_mut().zip(parsed.headers.iter()) {
+            *p = (h.name.as_bytes(), h.value);
+        }
+        to_h2::encode_response(code, &pairs[..n], block).map_err(Refused::Translate)?;
         self.codec
-            .send_headers(self.stream, &block.fields, false)
+            .send_block(self.stream, block, false)
             .map_err(|_| Refused::Stream)
     }
 
@@ -213,8 +235,13 @@ mod tests {
         c
     }
 
-    fn front<'a>(c: &'a mut Client, request: &'a mut Option<Buffer>) -> StreamFront<'a> {
+    fn front<'a>(
+        c: &'a mut Client,
+        request: &'a mut Option<Buffer>,
+        scratch: &'a mut HeadScratch,
+    ) -> StreamFront<'a> {
         StreamFront {
+            scratch,
             codec: &mut c.conn,
             stream: sid(1),
             request,
@@ -277,7 +304,8 @@ mod tests {
         let old = text.find("X-Old").unwrap()..text.find("\r\n\r\n").unwrap() + 2;
         let added: [&[u8]; 1] = [b"Set-Cookie: a=b\r\n"];
         let out = head(text, std::slice::from_ref(&old), &added);
-        let mut f = front(&mut c, &mut req);
+        let mut scratch = HeadScratch::default();
+        let mut f = front(&mut c, &mut req, &mut scratch);
         let io = Front::<Script>::send_head(&mut f, &out, 0, false, Instant::now());
         assert_eq!(io, Io::Moved(out.head_len() + 2));
         assert!(f.end());
@@ -313,7 +341,8 @@ mod tests {
         let mut req = None;
         let text = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
         let out = head(text, &[], &[]);
-        let mut f = front(&mut c, &mut req);
+        let mut scratch = HeadScratch::default();
+        let mut f = front(&mut c, &mut req, &mut scratch);
         let io = Front::<Script>::send_head(&mut f, &out, 0, false, Instant::now());
         assert_eq!(io, Io::Moved(out.head_len()), "the head, no body");
         let io = Front::<Script>::send_head(&mut f, &out, out.head_len(), false, Instant::now());
@@ -340,7 +369,8 @@ mod tests {
     fn a_chunked_body_reaches_the_client_as_data_only() {
         let mut c = open();
         let mut req = None;
-        let mut f = front(&mut c, &mut req);
+        let mut scratch = HeadScratch::default();
+        let mut f = front(&mut c, &mut req, &mut scratch);
         let mut pool = crate::engine::buffer::BufferPool::new(1);
         let mut slot = Some(pool.take());
         let wire = b"2\r\nhi\r\n3\r\nyou\r\n0\r\n\r\n";
@@ -360,7 +390,8 @@ mod tests {
         let mut req = None;
         let text = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
         let out = head(text, &[], &[]);
-        let mut f = front(&mut c, &mut req);
+        let mut scratch = HeadScratch::default();
+        let mut f = front(&mut c, &mut req, &mut scratch);
         let io = Front::<Script>::send_head(&mut f, &out, 0, false, Instant::now());
         assert_eq!(io, Io::Failed);
         assert_eq!(

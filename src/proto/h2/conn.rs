@@ -530,15 +530,27 @@ impl Connection {
         fields: &[Field],
         end_stream: bool,
     ) -> Result<(), SendError> {
-        self.live()?;
-        let s = self.streams.get(&id).ok_or(SendError::UnknownStream)?;
-        stream::next(s.state, Transition::SendHeaders { end_stream })
-            .map_err(|_| SendError::State)?;
         let mut block = Vec::new();
         hpack::encode(
             &mut block,
             fields.iter().map(|f| (&f.name[..], &f.value[..])),
         );
+        self.send_block(id, &block, end_stream)
+    }
+
+    /// [`Connection::send_headers`] for a block already HPACK-encoded
+    /// (with the static table and literals only, as ours: nothing in the
+    /// client's decoder may depend on it).
+    pub fn send_block(
+        &mut self,
+        id: StreamId,
+        block: &[u8],
+        end_stream: bool,
+    ) -> Result<(), SendError> {
+        self.live()?;
+        let s = self.streams.get(&id).ok_or(SendError::UnknownStream)?;
+        stream::next(s.state, Transition::SendHeaders { end_stream })
+            .map_err(|_| SendError::State)?;
         let max = self.peer.max_frame_size as usize;
         let mut chunks = block.chunks(max).peekable();
         let first = chunks.next().unwrap_or(&[]);

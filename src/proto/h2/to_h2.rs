@@ -4,7 +4,7 @@
 //! their framing fields. The head was parsed by `proto/http1`; this only
 //! re-checks what HTTP/2 is stricter about.
 
-use super::hpack::Field;
+use super::hpack::{self, Field};
 use super::to_h1::check_value;
 
 /// Why a backend's response cannot go to an HTTP/2 client: the front
@@ -56,53 +56,100 @@ fn connection_tokens<'a>(fields: &[(&'a [u8], &'a [u8])]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Names longer than this are lowercased on the heap; the rest on the
+/// stack (every response goes through here).
+const SHORT_NAME: usize = 64;
+
+/// Hands each field HTTP/2 keeps to `emit`, its name lowercased, in
+/// order. Nothing is allocated unless a name is long or a `Connection`
+/// field lists names.
 fn convert(
     fields: &[(&[u8], &[u8])],
-    out: &mut Vec<Field>,
     also_drop: &[&[u8]],
+    mut emit: impl FnMut(&[u8], &[u8]),
 ) -> Result<(), Refused> {
     let listed = connection_tokens(fields);
+    let mut short = [0u8; SHORT_NAME];
+    let mut long = Vec::new();
     for &(name, value) in fields {
         if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
             return Err(Refused::Name);
         }
-        let name = name.to_ascii_lowercase();
-        if HOP_BY_HOP.contains(&&name[..])
-            || also_drop.contains(&&name[..])
-            || listed.contains(&name)
+        let name: &[u8] = if name.len() <= SHORT_NAME {
+            let s = &mut short[..name.len()];
+            s.copy_from_slice(name);
+            s.make_ascii_lowercase();
+            s
+        } else {
+            long.clear();
+            long.extend(name.iter().map(u8::to_ascii_lowercase));
+            &long
+        };
+        if HOP_BY_HOP.contains(&name)
+            || also_drop.contains(&name)
+            || listed.iter().any(|t| t[..] == *name)
         {
             continue;
         }
         check_value(value).map_err(|_| Refused::Value)?;
-        out.push(Field {
-            name,
-            value: value.to_vec(),
-        });
+        emit(name, value);
     }
     Ok(())
 }
 
-/// Translates a response head: its status and its fields as parsed.
-pub fn response(status: u16, fields: &[(&[u8], &[u8])]) -> Result<Response, Refused> {
+/// The status a response may carry to an HTTP/2 client, as its three
+/// digits.
+fn status_digits(status: u16) -> Result<[u8; 3], Refused> {
     if status == 101 {
         return Err(Refused::SwitchingProtocols);
     }
     if !(100..=999).contains(&status) {
         return Err(Refused::Status);
     }
-    let mut out = vec![Field::new(b":status", status.to_string().as_bytes())];
-    convert(fields, &mut out, &[])?;
+    Ok([
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ])
+}
+
+/// Translates a response head: its status and its fields as parsed.
+pub fn response(status: u16, fields: &[(&[u8], &[u8])]) -> Result<Response, Refused> {
+    let digits = status_digits(status)?;
+    let mut out = vec![Field::new(b":status", &digits)];
+    convert(fields, &[], |name, value| out.push(Field::new(name, value)))?;
     Ok(Response {
         fields: out,
         interim: status < 200,
     })
 }
 
+/// [`response`], HPACK-encoded straight into `block` (emptied first),
+/// without a field list: the front's path for every response. Answers
+/// whether it is an interim (1xx) block.
+pub fn encode_response(
+    status: u16,
+    fields: &[(&[u8], &[u8])],
+    block: &mut Vec<u8>,
+) -> Result<bool, Refused> {
+    let digits = status_digits(status)?;
+    block.clear();
+    hpack::encode_field(block, b":status", &digits);
+    convert(fields, &[], |name, value| {
+        hpack::encode_field(block, name, value)
+    })?;
+    Ok(status < 200)
+}
+
 /// Translates a chunked response's trailer fields; framing and routing
 /// fields are dropped, as they never belong in trailers.
 pub fn trailers(fields: &[(&[u8], &[u8])]) -> Result<Vec<Field>, Refused> {
     let mut out = Vec::new();
-    convert(fields, &mut out, &[b"content-length", b"host", b"trailer"])?;
+    convert(
+        fields,
+        &[b"content-length", b"host", b"trailer"],
+        |name, value| out.push(Field::new(name, value)),
+    )?;
     Ok(out)
 }
 
@@ -141,6 +188,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(names(&r.fields), [":status", "x-public"]);
+    }
+
+    #[test]
+    fn the_encoded_block_carries_the_same_fields() {
+        let head: [(&[u8], &[u8]); 4] = [
+            (b"Content-Type", b"text/plain"),
+            (b"Connection", b"x-hop"),
+            (b"X-Hop", b"1"),
+            (b"Set-Cookie", b"a=b"),
+        ];
+        let mut block = vec![1, 2, 3];
+        assert_eq!(encode_response(200, &head, &mut block), Ok(false));
+        let limits = hpack::ListLimits {
+            max_list_size: 1 << 16,
+            max_fields: 100,
+        };
+        let decoded = hpack::Decoder::new(4096).decode(&block, limits).unwrap();
+        assert_eq!(decoded.fields, response(200, &head).unwrap().fields);
+        assert_eq!(
+            names(&decoded.fields),
+            [":status", "content-type", "set-cookie"]
+        );
+        assert_eq!(
+            encode_response(101, &[], &mut block),
+            Err(Refused::SwitchingProtocols)
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::leg::{Leg, LegStep};
 use super::logline::RequestLog;
+use super::stream::HeadScratch;
 use super::{Answering, Flow, HttpSession, Parked, Stage, Turn};
 use crate::engine::buffer::{Buffer, BufferPool};
 use crate::engine::conn::{Io, Readiness, Transport};
@@ -72,6 +73,8 @@ pub(super) struct H2<S> {
     parked: Vec<Parked<S>>,
     /// The codec's events of one read (kept for its allocation).
     events: Vec<Event>,
+    /// Where response heads are assembled (kept for its allocation).
+    heads: HeadScratch,
     /// When the connection began speaking HTTP/2.
     began: Instant,
     /// When our graceful shutdown began, once it has.
@@ -284,6 +287,7 @@ impl<S> H2<S> {
             streams: Vec::new(),
             parked: Vec::new(),
             events: Vec::new(),
+            heads: HeadScratch::default(),
             began: now,
             shutdown: None,
             failed: false,
@@ -381,6 +385,7 @@ impl<S: Transport> HttpSession<S> {
             // Idle between requests: only the state stays.
             h2.codec.shrink();
             h2.events = Vec::new();
+            h2.heads.shrink();
         }
         if self.client_eof && !progress {
             // Nothing more will come: what is in flight cannot finish

@@ -176,7 +176,12 @@ impl<S: Transport> HttpSession<S> {
     /// One step of stream `i`: its body moves on, then its leg or answer
     /// runs.
     fn h2_step(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize) -> bool {
-        let H2 { codec, streams, .. } = h2;
+        let H2 {
+            codec,
+            streams,
+            heads,
+            ..
+        } = h2;
         let s = &mut streams[i];
         let mut progress = s.feed(codec, ctx.pool);
         match mem::replace(&mut s.stage, StreamStage::Done) {
@@ -195,6 +200,7 @@ impl<S: Transport> HttpSession<S> {
                     peer: self.peer,
                     refused: None,
                     sent: 0,
+                    scratch: heads,
                 };
                 let outcome = leg.run(ctx, &self.service, &mut front);
                 let (sent, refused) = (front.sent, front.refused.is_some());
@@ -299,7 +305,12 @@ impl<S: Transport> HttpSession<S> {
         i: usize,
         mut a: Answering,
     ) -> bool {
-        let H2 { codec, streams, .. } = h2;
+        let H2 {
+            codec,
+            streams,
+            heads,
+            ..
+        } = h2;
         let s = &mut streams[i];
         let split = a
             .out
@@ -322,6 +333,7 @@ impl<S: Transport> HttpSession<S> {
             peer: self.peer,
             refused: None,
             sent: 0,
+            scratch: heads,
         };
         let mut progress = false;
         if a.sent < total {
