@@ -75,17 +75,6 @@ pub struct HeadScratch {
     block: Vec<u8>,
 }
 
-impl HeadScratch {
-    /// Gives back what an unusually large head grew them to.
-    pub fn shrink(&mut self) {
-        for v in [&mut self.text, &mut self.block] {
-            if v.capacity() > 4096 {
-                *v = Vec::new();
-            }
-        }
-    }
-}
-
 impl StreamFront<'_> {
     /// Sends the response head `head` as a HEADERS block (a 1xx as an
     /// interim one); its body bytes go after it through

@@ -634,6 +634,26 @@ impl Connection {
         Ok(())
     }
 
+    /// Resets a stream for a client's fault only the front could see (a
+    /// request or trailers that break HTTP's rules once decoded): as a
+    /// stream error the codec finds itself, counted toward the limit on
+    /// them, past which the connection ends with GOAWAY
+    /// (ENHANCE_YOUR_CALM), returned as the error.
+    pub fn reject(&mut self, id: StreamId, code: ErrorCode) -> Result<(), ConnError> {
+        if let Phase::Failed(e) = self.phase {
+            return Err(e);
+        }
+        if self.streams.remove(&id).is_some() {
+            frame::write_rst_stream(&mut self.out, id, code);
+            self.remember_reset(id);
+        }
+        self.counters.stream_errors_sent += 1;
+        if self.counters.stream_errors_sent > self.limits.max_stream_errors {
+            return Err(self.fail(ConnFault::Limit(Limit::StreamErrors)));
+        }
+        Ok(())
+    }
+
     /// Notes a stream we sent RST_STREAM on.
     pub(super) fn remember_reset(&mut self, id: StreamId) {
         if self.reset_lately.len() == RESET_MEMORY {

@@ -310,10 +310,22 @@ impl Decoder {
         while at < block.len() {
             let b = block[at];
             let field = if b & 0x80 != 0 {
-                // Indexed field (§6.1).
+                // Indexed field (§6.1). Once the list is over a limit it
+                // is only counted, never copied: a block of one-byte
+                // references to a large entry must not cost a copy each.
                 let i = integer(block, &mut at, 7)?;
                 let (n, v) = self.lookup(i)?;
-                Field::new(n, v)
+                fields_started = true;
+                out.count += 1;
+                out.list_size = out.list_size.saturating_add(n.len() + v.len() + 32);
+                if out.over.is_none() {
+                    out.over = over(&out, limits);
+                    match out.over {
+                        Some(_) => out.fields = Vec::new(),
+                        None => out.fields.push(Field::new(n, v)),
+                    }
+                }
+                continue;
             } else if b & 0xe0 == 0x20 {
                 // Dynamic table size update (§6.3).
                 if fields_started {
@@ -346,19 +358,25 @@ impl Decoder {
             out.count += 1;
             out.list_size = out.list_size.saturating_add(field.size());
             if out.over.is_none() {
-                if out.count > limits.max_fields {
-                    out.over = Some(Over::FieldCount);
-                } else if out.list_size > limits.max_list_size {
-                    out.over = Some(Over::ListSize);
-                }
-                if out.over.is_some() {
-                    out.fields = Vec::new();
-                } else {
-                    out.fields.push(field);
+                out.over = over(&out, limits);
+                match out.over {
+                    Some(_) => out.fields = Vec::new(),
+                    None => out.fields.push(field),
                 }
             }
         }
         Ok(out)
+    }
+}
+
+/// The limit a list counted so far is over, if any.
+fn over(out: &Decoded, limits: ListLimits) -> Option<Over> {
+    if out.count > limits.max_fields {
+        Some(Over::FieldCount)
+    } else if out.list_size > limits.max_list_size {
+        Some(Over::ListSize)
+    } else {
+        None
     }
 }
 

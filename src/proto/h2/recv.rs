@@ -612,9 +612,16 @@ impl Connection {
             },
         );
         match decoded.over {
-            Some(over) => self
-                .events
-                .push(Event::RequestTooLarge { stream: id, over }),
+            Some(over) => {
+                self.events
+                    .push(Event::RequestTooLarge { stream: id, over });
+                // A 431 is a client's fault like a reset: a stream of
+                // oversized lists meets the same limit.
+                self.counters.stream_errors_sent += 1;
+                if self.counters.stream_errors_sent > self.limits.max_stream_errors {
+                    return Err(ConnFault::Limit(Limit::StreamErrors));
+                }
+            }
             None => {
                 if b.end_stream && length.is_some_and(|l| l > 0) {
                     return self.stream_error(id, StreamFault::ContentLength);
@@ -1082,6 +1089,27 @@ mod tests {
         f.pop();
         c.send(&headers(1, &f, true)).unwrap();
         assert_eq!(request(&c).1.len(), 100);
+    }
+
+    #[test]
+    fn oversized_lists_count_as_stream_errors() {
+        let config = Config {
+            limits: Limits {
+                max_stream_errors: 2,
+                ..Limits::default()
+            },
+            ..Config::default()
+        };
+        let mut c = Client::with(config);
+        let mut f = GET.to_vec();
+        f.extend(std::iter::repeat_n(("x", "y"), 97));
+        for id in [1, 3] {
+            c.send(&headers(id, &f, true)).unwrap();
+        }
+        assert_eq!(
+            fault(&mut c, &headers(5, &f, true)),
+            ConnFault::Limit(Limit::StreamErrors)
+        );
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub fn preface(pending: &[u8]) -> Option<bool> {
 
 /// The HTTP/2 stage of a connection.
 #[derive(Debug)]
-pub(super) struct H2<S> {
+pub struct H2<S> {
     codec: Connection,
     streams: Vec<Stream<S>>,
     /// Backend connections this client's finished streams left, for its
@@ -379,13 +379,17 @@ impl<S: Transport> HttpSession<S> {
         }
         let flushed = h2.codec.output().is_empty();
         if flushed && (h2.failed || h2.codec.is_done()) {
-            return (Stage::H2(h2), Flow::Close(CloseReason::Done));
+            return self.h2_linger(ctx, h2);
         }
         if flushed && h2.streams.is_empty() {
-            // Idle between requests: only the state stays.
+            // Idle between requests: only the state stays. (The vectors
+            // come back at the next burst's first request: one allocation
+            // each per burst, against a stream's size in every idle
+            // connection.)
             h2.codec.shrink();
             h2.events = Vec::new();
-            h2.heads.shrink();
+            h2.streams = Vec::new();
+            h2.heads = HeadScratch::default();
         }
         if self.client_eof && !progress {
             // Nothing more will come: what is in flight cannot finish
@@ -398,6 +402,27 @@ impl<S: Transport> HttpSession<S> {
             return (Stage::H2(h2), Flow::Close(r));
         }
         (Stage::H2(h2), Flow::progress(progress))
+    }
+
+    /// The last GOAWAY is out: the stage ends (its streams' lines, legs
+    /// and buffers go, its kept backend connections to the pool) and the
+    /// connection lingers, reading and dropping what the client still
+    /// sends until it closes: closing with its bytes unread would reset
+    /// the connection, and a reset can destroy the GOAWAY before the
+    /// client reads it.
+    fn h2_linger(&mut self, ctx: &mut Ctx<'_, S>, mut h2: Box<H2<S>>) -> Turn<S> {
+        for p in mem::take(&mut h2.parked) {
+            self.unpark(ctx, p);
+        }
+        if let Some(sink) = ctx.syslog.as_deref_mut() {
+            self.h2_log_close(&h2, sink, CloseReason::Reset(Side::Client), ctx.now);
+        }
+        self.h2_release(&mut h2, ctx.pool, ctx.legs);
+        if self.client.shutdown_write().is_err() {
+            return (Stage::Vacant, Flow::Close(CloseReason::Done));
+        }
+        let until = ctx.now + super::LINGER;
+        (Stage::Linger { until }, Flow::Progress)
     }
 
     /// Hands what the client sent to the codec, and acts on its events.

@@ -46,7 +46,7 @@ impl<S: Transport> HttpSession<S> {
                     self.peer,
                     m.reason()
                 );
-                self.h2_reset(h2, id, ErrorCode::Protocol);
+                self.h2_reject(h2, id);
                 self.service.stats.of(self.worker).h2_streams_done.add(1);
                 return;
             }
@@ -118,6 +118,23 @@ impl<S: Transport> HttpSession<S> {
         h2.streams.push(stream);
     }
 
+    /// Resets stream `id` for a fault of its client the codec could not
+    /// see (PROTOCOL_ERROR): counted toward the stream-error limit like
+    /// the codec's own, which ends the connection past it.
+    fn h2_reject(&self, h2: &mut H2<S>, id: StreamId) {
+        let c = self.service.stats.of(self.worker);
+        c.h2_resets_out.add(1);
+        if let Err(e) = h2.codec.reject(id, ErrorCode::Protocol) {
+            if let Some(n) = c.h2_errors.get(e.code.to_u32() as usize) {
+                n.add(1);
+            }
+            h2.report_limits(c);
+            // The GOAWAY is queued; the streams end with the connection
+            // (not here: a round may be walking them).
+            h2.failed = true;
+        }
+    }
+
     /// Resets stream `id` of our own accord, counted.
     fn h2_reset(&self, h2: &mut H2<S>, id: StreamId, code: ErrorCode) {
         if h2.codec.reset(id, code).is_ok() {
@@ -145,7 +162,8 @@ impl<S: Transport> HttpSession<S> {
             if h2.codec.output().len() >= OUTPUT_HIGH {
                 break;
             }
-            if h2.streams[i].ready {
+            let s = &h2.streams[i];
+            if s.ready && !matches!(s.stage, StreamStage::Queued(..)) {
                 let moved = self.h2_step(ctx, h2, i);
                 // Only a step that moved may have more to do at once;
                 // otherwise its next event makes it ready.
@@ -164,6 +182,9 @@ impl<S: Transport> HttpSession<S> {
         else {
             return;
         };
+        // Its first step (the connect, or the head on a kept connection)
+        // is due now: no event will say so.
+        h2.streams[i].ready = true;
         let prefer = h2.parked.last().map(|p| p.addr);
         let parked = &mut h2.parked;
         let outcome = self.begin_leg(ctx, ex, log, prefer, |addr| {
@@ -290,6 +311,9 @@ impl<S: Transport> HttpSession<S> {
         let (_, parked) = self.settle(ctx, leg, Counted::Http2, false);
         if let Some(p) = parked {
             if h2.parked.len() < MAX_LEGS {
+                // One at a time: most connections keep one or two, and an
+                // idle connection's memory counts.
+                h2.parked.reserve_exact(1);
                 h2.parked.push(p);
             } else {
                 self.unpark(ctx, p);
@@ -421,8 +445,11 @@ impl<S: Transport> HttpSession<S> {
             CloseReason::BadFraming(Side::Client) => ErrorCode::Protocol,
             _ => ErrorCode::Internal,
         };
-        // A client's reset already closed it in the codec: nothing is sent.
-        if why != CloseReason::Reset(Side::Client) || h2.codec.stream_state(id).is_active() {
+        if why == CloseReason::BadFraming(Side::Client) {
+            self.h2_reject(h2, id);
+        } else if why != CloseReason::Reset(Side::Client) || h2.codec.stream_state(id).is_active() {
+            // A client's reset already closed it in the codec: nothing
+            // is sent then.
             self.h2_reset(h2, id, code);
         }
     }
