@@ -181,22 +181,28 @@ fn open(addr: SocketAddr, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Con
     let port = s.local_addr().map(|a| a.port()).unwrap_or(0);
     let io: Box<dyn Io> = match tls {
         None => Box::new(s),
-        Some(cfg) => {
-            let name = rustls::pki_types::ServerName::try_from(super::world::CERT_NAME)
-                .map_err(|e| Fail::new(format!("tls name: {e}")))?;
-            let c = rustls::ClientConnection::new(Arc::clone(cfg), name)
-                .map_err(|e| Fail::new(format!("tls: {e}")))?;
-            let mut t = rustls::StreamOwned::new(c, s);
-            // Handshake now, so its failures are named as such.
-            while t.conn.is_handshaking() {
-                t.conn
-                    .complete_io(&mut t.sock)
-                    .map_err(|e| io_fail("tls handshake", &e))?;
-            }
-            Box::new(t)
-        }
+        Some(cfg) => Box::new(tls_stream(s, cfg)?),
     };
     Ok(Conn { io, port, used: 0 })
+}
+
+/// TLS to the soak's balancer over `s`, handshaken now, so that its
+/// failures are named as such.
+pub(super) fn tls_stream(
+    s: TcpStream,
+    cfg: &Arc<rustls::ClientConfig>,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, Fail> {
+    let name = rustls::pki_types::ServerName::try_from(super::world::CERT_NAME)
+        .map_err(|e| Fail::new(format!("tls name: {e}")))?;
+    let c = rustls::ClientConnection::new(Arc::clone(cfg), name)
+        .map_err(|e| Fail::new(format!("tls: {e}")))?;
+    let mut t = rustls::StreamOwned::new(c, s);
+    while t.conn.is_handshaking() {
+        t.conn
+            .complete_io(&mut t.sock)
+            .map_err(|e| io_fail("tls handshake", &e))?;
+    }
+    Ok(t)
 }
 
 /// A response: status, body, and whether the server will close.

@@ -15,7 +15,8 @@ use moirai::proto::h2::frame::{self, flags, Header, Kind, HEADER_LEN};
 use moirai::proto::h2::hpack::{self, Decoder, ListLimits};
 use moirai::proto::h2::{StreamId, PREFACE};
 
-use super::clients::{body_matches, connect, from_pool, io_fail, paced, period, Fail, Shared};
+use super::clients::{body_matches, connect, from_pool, io_fail, paced, period, tls_stream};
+use super::clients::{Fail, Shared};
 use super::clients::{Target, DEADLINE};
 use super::rng::Rng;
 
@@ -149,16 +150,7 @@ fn open(t: &Target, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<H2Conn, F
     let mut io: Box<dyn Io> = match tls {
         None => Box::new(s),
         Some(cfg) => {
-            let name = rustls::pki_types::ServerName::try_from(super::world::CERT_NAME)
-                .map_err(|e| Fail::new(format!("tls name: {e}")))?;
-            let c = rustls::ClientConnection::new(Arc::clone(cfg), name)
-                .map_err(|e| Fail::new(format!("tls: {e}")))?;
-            let mut t = rustls::StreamOwned::new(c, s);
-            while t.conn.is_handshaking() {
-                t.conn
-                    .complete_io(&mut t.sock)
-                    .map_err(|e| io_fail("tls handshake", &e))?;
-            }
+            let t = tls_stream(s, cfg)?;
             if t.conn.alpn_protocol() != Some(b"h2") {
                 return Err(Fail::new("ALPN did not choose h2"));
             }
