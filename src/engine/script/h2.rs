@@ -625,3 +625,75 @@ fn malformed_requests_and_trailers_meet_the_stream_error_limit() {
         }
     }
 }
+
+#[test]
+fn a_chunked_responses_trailers_end_the_stream_in_headers() {
+    let mut c = H2::new(false);
+    let b = c.t.h.backend();
+    c.send(&get(1, "/t"));
+    c.connect(&b);
+    c.answer(
+        &b,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nGrpc-Status: 0\r\nSet-Cookie: x\r\n\r\n",
+    );
+    c.frames();
+    let kinds: Vec<(Kind, bool)> = c
+        .got
+        .iter()
+        .filter(|(h, _)| h.stream.get() == 1)
+        .map(|(h, _)| (h.kind, h.flags & flags::END_STREAM != 0))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Kind::Headers, false),
+            (Kind::Data, false),
+            (Kind::Headers, true)
+        ],
+        "head, data, trailers ending the stream"
+    );
+    let r = c.response(1);
+    assert_eq!(r.body, b"hi");
+    assert_eq!(r.field("grpc-status"), Some("0"));
+    assert!(
+        !r.fields.iter().any(|(n, v)| n == "set-cookie" && v == "x"),
+        "a forbidden trailer is dropped: {r:?}"
+    );
+}
+
+#[test]
+fn our_answer_to_a_head_request_has_no_body() {
+    let mut c = H2::new(false);
+    c.t.h.refuse();
+    c.t.h.refuse();
+    let mut f = GET.to_vec();
+    f[0] = (":method", "HEAD");
+    c.send(&headers(1, &f, true));
+    let r = c.response(1);
+    assert_eq!((r.status(), r.ended), ("503", true));
+    assert!(r.body.is_empty(), "{r:?}");
+}
+
+#[test]
+fn an_early_answer_credits_the_body_it_will_not_forward() {
+    let mut c = H2::new(false);
+    // Stream 1's body fills its window while its backend answers at once.
+    let b = c.t.h.backend();
+    let mut f = POST.to_vec();
+    f.push(("content-length", "65535"));
+    c.send(&[headers(1, &f, false), data(1, &[1; 16_384], false)].concat());
+    c.connect(&b);
+    c.send(&data(1, &[2; 16_384], false));
+    c.answer(&b, b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n");
+    let r = c.response(1);
+    assert_eq!((r.status(), r.ended), ("413", true));
+    // Every byte it sent is credited back: the stream's window is whole
+    // again, so the client can send the rest and END_STREAM.
+    let credited: u32 = c
+        .got
+        .iter()
+        .filter(|(h, _)| h.kind == Kind::WindowUpdate && h.stream.get() == 1)
+        .map(|(_, p)| u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
+        .sum();
+    assert_eq!(credited, 2 * 16_384);
+}

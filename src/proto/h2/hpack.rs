@@ -247,6 +247,17 @@ fn integer(buf: &[u8], at: &mut usize, n: u8) -> Result<u32, DecodeError> {
     }
 }
 
+/// Steps over a string literal (§5.2) without decoding it.
+fn skip_string(buf: &[u8], at: &mut usize) -> Result<(), DecodeError> {
+    let len = integer(buf, at, 7)? as usize;
+    let end = at.checked_add(len).ok_or(DecodeError::Truncated)?;
+    if end > buf.len() {
+        return Err(DecodeError::Truncated);
+    }
+    *at = end;
+    Ok(())
+}
+
 /// Reads a string literal (§5.2).
 fn string(buf: &[u8], at: &mut usize) -> Result<Vec<u8>, DecodeError> {
     let huff = buf.get(*at).ok_or(DecodeError::Truncated)? & 0x80 != 0;
@@ -342,6 +353,19 @@ impl Decoder {
                 // without indexing (0000) or never indexed (0001), 4-bit.
                 let indexing = b & 0xc0 == 0x40;
                 let idx = integer(block, &mut at, if indexing { 6 } else { 4 })?;
+                if out.over.is_some() && !indexing {
+                    // Over a limit already, and it changes no table: its
+                    // strings are stepped over, not decoded or copied.
+                    if idx == 0 {
+                        skip_string(block, &mut at)?;
+                    } else {
+                        self.lookup(idx)?;
+                    }
+                    skip_string(block, &mut at)?;
+                    fields_started = true;
+                    out.count += 1;
+                    continue;
+                }
                 let name = if idx == 0 {
                     string(block, &mut at)?
                 } else {

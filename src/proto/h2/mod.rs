@@ -13,6 +13,7 @@
 //! - [`stream`]: the §5.1 stream states as a pure transition table.
 //! - [`limits`]: what the codec refuses to take from a client, and the
 //!   counters that say it did.
+//! - [`fault`]: what a client's frames can cost it, and why.
 //! - [`conn`] and [`recv`]: the connection: preface, frames in, events
 //!   out, frames to write.
 //! - [`to_h1`] and [`to_h2`]: the translation rules, as pure functions: an
@@ -20,6 +21,7 @@
 //!   HTTP/2 fields.
 
 pub mod conn;
+pub mod fault;
 pub mod flow;
 pub mod frame;
 pub mod hpack;

@@ -613,8 +613,11 @@ impl Connection {
         );
         match decoded.over {
             Some(over) => {
-                self.events
-                    .push(Event::RequestTooLarge { stream: id, over });
+                self.events.push(Event::RequestTooLarge {
+                    stream: id,
+                    end_stream: b.end_stream,
+                    over,
+                });
                 // A 431 is a client's fault like a reset: a stream of
                 // oversized lists meets the same limit.
                 self.counters.stream_errors_sent += 1;
@@ -1063,6 +1066,7 @@ mod tests {
             c.events,
             vec![Got::Event(Event::RequestTooLarge {
                 stream: sid(1),
+                end_stream: true,
                 over: Over::ListSize
             })]
         );
@@ -1081,6 +1085,7 @@ mod tests {
             c.events,
             vec![Got::Event(Event::RequestTooLarge {
                 stream: sid(1),
+                end_stream: true,
                 over: Over::FieldCount
             })]
         );

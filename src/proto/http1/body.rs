@@ -14,6 +14,8 @@
 
 use std::io::{self, IoSlice};
 
+pub use super::errors::ChunkError;
+
 /// How a message's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -25,38 +27,6 @@ pub enum Framing {
     Chunked,
     /// Until the sender closes (responses only).
     UntilClose,
-}
-
-/// A chunked body that breaks the grammar of RFC 9112 §7.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChunkError {
-    /// The chunk-size is not hex digits, or junk follows it.
-    BadSize,
-    /// The size is [`MAX_CHUNK_SIZE`] or more.
-    SizeTooLarge,
-    /// A chunk extension is not `;name[=token|quoted-string]`.
-    BadExtension,
-    /// A line does not end in CRLF, or chunk data is not followed by CRLF.
-    MissingCrlf,
-    /// A trailer line is not a field (token name, colon, value without
-    /// NUL, CTL or folding).
-    BadTrailer,
-    /// A size line is unreasonably long, or the trailers are.
-    TooLong,
-}
-
-impl ChunkError {
-    /// A short reason for logs.
-    pub fn reason(self) -> &'static str {
-        match self {
-            ChunkError::BadSize => "invalid chunk size",
-            ChunkError::SizeTooLarge => "chunk size too large",
-            ChunkError::BadExtension => "invalid chunk extension",
-            ChunkError::MissingCrlf => "chunk line not ended by CRLF",
-            ChunkError::BadTrailer => "invalid trailer field",
-            ChunkError::TooLong => "chunk line or trailers too long",
-        }
-    }
 }
 
 /// Chunk sizes from this one up are refused (2^52, HAProxy 2.6's bound):
@@ -315,6 +285,10 @@ pub struct Body {
     /// only its data is written (for an HTTP/1.0 recipient, which must
     /// never see chunked framing; the body then ends at the close).
     strip: bool,
+    /// De-chunked, and its trailer lines kept for a front that sends them
+    /// its own way (an HTTP/2 stream's HEADERS): `trailers[..ready]`,
+    /// never written by [`relay`].
+    keep_trailers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,6 +317,7 @@ impl Body {
             trailers_ready: 0,
             trailers_sent: 0,
             strip: false,
+            keep_trailers: false,
         }
     }
 
@@ -354,6 +329,24 @@ impl Body {
         self
     }
 
+    /// [`Body::dechunked`], its trailer lines kept (checked as ever, the
+    /// forbidden ones dropped) for [`Body::kept_trailers`].
+    pub fn dechunked_keeping_trailers(mut self) -> Body {
+        self.strip = true;
+        self.keep_trailers = true;
+        self
+    }
+
+    /// The trailer lines a [`Body::dechunked_keeping_trailers`] body
+    /// carried (`name: value\r\n` each), once it is done; empty without.
+    pub fn kept_trailers(&self) -> &[u8] {
+        if self.keep_trailers {
+            &self.trailers[..self.trailers_ready]
+        } else {
+            &[]
+        }
+    }
+
     /// The whole body has been parsed and everything for it written.
     pub fn is_done(&self) -> bool {
         let parsed = match self.kind {
@@ -361,7 +354,9 @@ impl Body {
             Kind::Chunked(p) => p.phase == Phase::Done,
             _ => false,
         };
-        parsed && self.frame_at == self.frame_len && self.trailers_sent == self.trailers.len()
+        parsed
+            && self.frame_at == self.frame_len
+            && (self.keep_trailers || self.trailers_sent == self.trailers.len())
     }
 
     /// Every input byte of the body has arrived and been parsed (output
@@ -464,8 +459,35 @@ impl Body {
         self.frame_len += n as u8;
     }
 
+    /// A trailer line is complete: kept (with its CRLF) unless it is one
+    /// that never travels in trailers.
+    fn end_trailer_line(&mut self) {
+        let line = &self.trailers[self.trailers_ready..];
+        let name = line.split(|&b| b == b':').next().unwrap_or(&[]);
+        if forbidden_trailer(name) {
+            self.trailers.truncate(self.trailers_ready);
+        } else {
+            self.trailers.extend_from_slice(b"\r\n");
+            self.trailers_ready = self.trailers.len();
+        }
+    }
+
+    /// The trailer part of [`Body::emit`] for a de-chunked body that
+    /// keeps its trailers: lines checked and collected, no framing.
+    fn keep_trailer(&mut self, e: Emit) {
+        match e {
+            Emit::Trailer(b) => self.trailers.push(b),
+            Emit::TrailerEnd => self.end_trailer_line(),
+            Emit::End => self.trailers.truncate(self.trailers_ready),
+            _ => {}
+        }
+    }
+
     fn emit(&mut self, e: Emit) {
         if self.strip {
+            if self.keep_trailers {
+                self.keep_trailer(e);
+            }
             return;
         }
         match e {
@@ -477,16 +499,7 @@ impl Body {
             }
             Emit::DataEnd => self.push_frame(b"\r\n"),
             Emit::Trailer(b) => self.trailers.push(b),
-            Emit::TrailerEnd => {
-                let line = &self.trailers[self.trailers_ready..];
-                let name = line.split(|&b| b == b':').next().unwrap_or(&[]);
-                if forbidden_trailer(name) {
-                    self.trailers.truncate(self.trailers_ready);
-                } else {
-                    self.trailers.extend_from_slice(b"\r\n");
-                    self.trailers_ready = self.trailers.len();
-                }
-            }
+            Emit::TrailerEnd => self.end_trailer_line(),
             // Without trailers the final CRLF joins the last chunk's
             // line: no allocation for the common case.
             Emit::End if self.trailers_ready == 0 => {
@@ -519,9 +532,15 @@ impl Body {
     /// Framing to write before [`Body::data`]: queued size lines and
     /// CRLFs, then the trailer section once it is checked.
     pub fn framing(&self) -> [&[u8]; 2] {
+        // Kept trailers are the front's to send, never written here.
+        let trailers = if self.keep_trailers {
+            &[][..]
+        } else {
+            &self.trailers[self.trailers_sent..self.trailers_ready]
+        };
         [
             &self.frame[usize::from(self.frame_at)..usize::from(self.frame_len)],
-            &self.trailers[self.trailers_sent..self.trailers_ready],
+            trailers,
         ]
     }
 
@@ -531,7 +550,11 @@ impl Body {
         let f = usize::from(self.frame_len - self.frame_at).min(n);
         self.frame_at += f as u8;
         n -= f;
-        let t = (self.trailers_ready - self.trailers_sent).min(n);
+        let t = if self.keep_trailers {
+            0
+        } else {
+            (self.trailers_ready - self.trailers_sent).min(n)
+        };
         self.trailers_sent += t;
         n -= t;
         if self.trailers_sent == self.trailers.len() && self.trailers_sent > 0 {
@@ -732,6 +755,49 @@ mod tests {
         }
         let body = Body::new(Framing::Chunked).dechunked();
         assert!(through_body(body, b"5\nhello\r\n0\r\n\r\n", 64).is_err());
+    }
+
+    #[test]
+    fn a_body_that_keeps_its_trailers_hands_them_over_checked() {
+        let stream = b"5\r\nhello\r\n0\r\nX-Sum: 7\r\nSet-Cookie: no\r\nGrpc-Status: 0\r\n\r\n";
+        for step in [1, 3, 64] {
+            let mut body = Body::new(Framing::Chunked).dechunked_keeping_trailers();
+            let mut out = Vec::new();
+            let mut at = 0;
+            while at < stream.len() {
+                let r = relay(
+                    &mut body,
+                    &stream[at..step.min(stream.len() - at) + at],
+                    |s| {
+                        let n: usize = s.iter().map(|x| x.len()).sum();
+                        s.iter().for_each(|x| out.extend_from_slice(x));
+                        Ok(n)
+                    },
+                )
+                .unwrap();
+                at += r.consumed;
+            }
+            assert_eq!(out, b"hello", "data only");
+            assert!(body.is_done(), "kept trailers are not waited for");
+            assert_eq!(
+                body.kept_trailers(),
+                b"X-Sum: 7\r\nGrpc-Status: 0\r\n",
+                "checked, the forbidden one dropped"
+            );
+        }
+        // Without trailers, nothing is kept; a plain de-chunked body keeps
+        // none either.
+        let (_, _, done) = through_body(
+            Body::new(Framing::Chunked).dechunked_keeping_trailers(),
+            b"0\r\n\r\n",
+            64,
+        )
+        .unwrap();
+        assert!(done);
+        assert!(Body::new(Framing::Chunked)
+            .dechunked()
+            .kept_trailers()
+            .is_empty());
     }
 
     fn whole(framing: Framing, data: &[u8]) -> Result<(usize, bool), ChunkError> {

@@ -94,6 +94,38 @@ impl Status {
     }
 }
 
+/// A chunked body that breaks the grammar of RFC 9112 §7.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkError {
+    /// The chunk-size is not hex digits, or junk follows it.
+    BadSize,
+    /// The size is [`super::body::MAX_CHUNK_SIZE`] or more.
+    SizeTooLarge,
+    /// A chunk extension is not `;name[=token|quoted-string]`.
+    BadExtension,
+    /// A line does not end in CRLF, or chunk data is not followed by CRLF.
+    MissingCrlf,
+    /// A trailer line is not a field (token name, colon, value without
+    /// NUL, CTL or folding).
+    BadTrailer,
+    /// A size line is unreasonably long, or the trailers are.
+    TooLong,
+}
+
+impl ChunkError {
+    /// A short reason for logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ChunkError::BadSize => "invalid chunk size",
+            ChunkError::SizeTooLarge => "chunk size too large",
+            ChunkError::BadExtension => "invalid chunk extension",
+            ChunkError::MissingCrlf => "chunk line not ended by CRLF",
+            ChunkError::BadTrailer => "invalid trailer field",
+            ChunkError::TooLong => "chunk line or trailers too long",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

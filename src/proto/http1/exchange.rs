@@ -329,7 +329,11 @@ impl Exchange {
         }
         self.resp_body = if self.dechunks(&head) {
             front::dechunked_drops(&head, &mut self.scratch.resp_drop);
-            Body::new(head.framing).dechunked()
+            match self.speaks {
+                ClientSpeaks::Http1 => Body::new(head.framing).dechunked(),
+                // HTTP/2 carries the trailers in a HEADERS frame.
+                ClientSpeaks::Http2 => Body::new(head.framing).dechunked_keeping_trailers(),
+            }
         } else {
             Body::new(head.framing)
         };

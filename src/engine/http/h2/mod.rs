@@ -18,6 +18,7 @@
 //! others wait their turn, so a hundred streams do not open a hundred
 //! connections.
 
+mod stream;
 mod streams;
 
 use std::mem;
@@ -27,7 +28,7 @@ use super::leg::{Leg, LegStep};
 use super::logline::RequestLog;
 use super::stream::HeadScratch;
 use super::{Answering, Flow, HttpSession, Parked, Stage, Turn};
-use crate::engine::buffer::{Buffer, BufferPool};
+use crate::engine::buffer::BufferPool;
 use crate::engine::conn::{Io, Readiness, Transport};
 use crate::engine::legs::Legs;
 use crate::engine::session::Session;
@@ -38,6 +39,7 @@ use crate::metrics::stats::{Counters, H2_LIMITS};
 use crate::proto::h2::conn::Config;
 use crate::proto::h2::{to_h1, Connection, ErrorCode, Event, StreamId, PREFACE};
 use crate::proto::http1::exchange::Exchange;
+use stream::Stream;
 
 /// Streams that may hold a backend connection at once, per client
 /// connection; the rest wait for one of them to finish.
@@ -91,37 +93,6 @@ pub struct H2<S> {
     reported: Option<Box<[u64; H2_LIMITS]>>,
 }
 
-/// One request stream.
-#[derive(Debug)]
-struct Stream<S> {
-    id: StreamId,
-    /// The request as the backend gets it: the translated head, then the
-    /// body with our framing.
-    request: Option<Buffer>,
-    /// Body bytes, framed, that did not fit in `request` yet.
-    body: Vec<u8>,
-    /// DATA bytes received and not yet credited back to the client: the
-    /// credit goes as the bytes move on, so the client's window is what
-    /// bounds `body`.
-    owed: u32,
-    /// The body is chunked toward the backend (no content-length).
-    chunked: bool,
-    /// The client ended its side; the body's end is in `body`.
-    ended: bool,
-    /// When the stream last moved [`MIN_PROGRESS`] bytes (or began): its
-    /// client-side idle timeout counts from here, not from the
-    /// connection's traffic, which other streams keep up.
-    moved_at: Instant,
-    /// Bytes moved since `moved_at`.
-    moved: u32,
-    /// Something happened that its step must see (an event of its leg,
-    /// body or window from the client, its last step's progress); a
-    /// stream that is not ready is not stepped, so a round costs what
-    /// moved, not what is open.
-    ready: bool,
-    stage: StreamStage<S>,
-}
-
 /// Where a stream stands.
 #[derive(Debug)]
 enum StreamStage<S> {
@@ -137,147 +108,6 @@ enum StreamStage<S> {
     Discard,
     /// Finished: it leaves at the end of the round.
     Done,
-}
-
-impl<S> Stream<S> {
-    fn new(id: StreamId, chunked: bool, ended: bool, now: Instant) -> Stream<S> {
-        Stream {
-            id,
-            request: None,
-            body: Vec::new(),
-            owed: 0,
-            chunked,
-            ended,
-            moved_at: now,
-            moved: 0,
-            ready: true,
-            stage: StreamStage::Done,
-        }
-    }
-
-    /// `n` bytes of it moved at `now`.
-    fn moved(&mut self, n: u64, now: Instant) {
-        self.moved = self.moved.saturating_add(n.min(u64::from(u32::MAX)) as u32);
-        if self.moved >= MIN_PROGRESS {
-            self.moved = 0;
-            self.moved_at = now;
-        }
-    }
-
-    /// Whether body bytes still go somewhere (else they are credited back
-    /// and dropped).
-    fn takes_body(&self) -> bool {
-        !self.ended && matches!(self.stage, StreamStage::Queued(..) | StreamStage::Leg(_))
-    }
-
-    /// A DATA payload for the backend, framed.
-    fn push_data(&mut self, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        self.owed = self.owed.saturating_add(data.len() as u32);
-        if self.chunked {
-            self.body
-                .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-            self.body.extend_from_slice(data);
-            self.body.extend_from_slice(b"\r\n");
-        } else {
-            self.body.extend_from_slice(data);
-        }
-    }
-
-    /// The client ended the request, with `trailers` (their lines) if
-    /// it sent any.
-    fn push_end(&mut self, trailers: Option<&[u8]>) {
-        if matches!(self.stage, StreamStage::Discard) {
-            self.stage = StreamStage::Done;
-        }
-        if !self.takes_body() {
-            self.ended = true;
-            return;
-        }
-        if self.chunked {
-            self.body.extend_from_slice(b"0\r\n");
-            self.body.extend_from_slice(trailers.unwrap_or_default());
-            self.body.extend_from_slice(b"\r\n");
-        }
-        self.ended = true;
-    }
-
-    /// Moves what fits of `body` into `request`, crediting the client for
-    /// what moved; true if anything did.
-    fn feed(&mut self, codec: &mut Connection, pool: &mut BufferPool) -> bool {
-        if self.body.is_empty() {
-            return false;
-        }
-        let buf = self.request.get_or_insert_with(|| pool.take());
-        let room = buf.spare();
-        let n = room.len().min(self.body.len());
-        if n == 0 {
-            return false;
-        }
-        room[..n].copy_from_slice(&self.body[..n]);
-        buf.filled(n);
-        self.body.drain(..n);
-        // Framing bytes count as data here: the credit runs at most a
-        // chunk line ahead of the bytes.
-        let credit = self.owed.min(n as u32);
-        self.owed -= credit;
-        codec.release(self.id, credit);
-        if self.body.is_empty() {
-            self.body = Vec::new();
-        }
-        true
-    }
-
-    /// Whether it waits on its client: the rest of the request, or a
-    /// window to send its response in.
-    fn waits_on_client(&self, codec: &Connection) -> bool {
-        !self.ended || codec.send_window(self.id) == 0
-    }
-
-    /// Where it stands, for a debug line.
-    fn describe(&self, codec: &Connection) -> String {
-        let stage = match &self.stage {
-            StreamStage::Queued(..) => "queued".to_owned(),
-            StreamStage::Leg(leg) => format!(
-                "leg {:?}, backend {}, response {}, request done {}",
-                leg.step,
-                leg.up.backend().addr(),
-                leg.ex.response().map_or(0, |r| r.code),
-                leg.ex.request_done()
-            ),
-            StreamStage::Answer(a) => format!("answer {} ({} sent)", a.answer.code(), a.sent),
-            StreamStage::Discard => "discarding".to_owned(),
-            StreamStage::Done => "done".to_owned(),
-        };
-        format!(
-            "{}: {stage}; request {} B waiting, body {} B, ended {}, owed {}, window {}",
-            self.id,
-            self.request.as_ref().map_or(0, Buffer::len),
-            self.body.len(),
-            self.ended,
-            self.owed,
-            codec.send_window(self.id)
-        )
-    }
-
-    /// The client will send nothing more the backend has not got.
-    fn input_ended(&self) -> bool {
-        self.ended && self.body.is_empty()
-    }
-
-    /// Frees what it holds: buffers to the pool, the client's credit for
-    /// bytes it will never move.
-    fn release(self, codec: &mut Connection, pool: &mut BufferPool) -> StreamStage<S> {
-        if self.owed > 0 {
-            codec.release(self.id, self.owed);
-        }
-        if let Some(b) = self.request {
-            pool.give(b);
-        }
-        self.stage
-    }
 }
 
 impl<S> H2<S> {
@@ -485,7 +315,9 @@ impl<S: Transport> HttpSession<S> {
                 fields,
                 end_stream,
             } => self.h2_open(ctx, h2, stream, &fields, end_stream),
-            Event::RequestTooLarge { stream, .. } => self.h2_too_large(ctx, h2, stream),
+            Event::RequestTooLarge {
+                stream, end_stream, ..
+            } => self.h2_too_large(ctx, h2, stream, end_stream),
             Event::Data { stream, range } => {
                 let data = &input[range];
                 match h2.stream_mut(stream) {
@@ -592,12 +424,19 @@ impl<S: Transport> HttpSession<S> {
     /// When the connection must be looked at again if nothing happens.
     pub(super) fn h2_deadline(&self, h2: &H2<S>) -> Instant {
         let t = &self.service.timeouts;
+        if h2.failed {
+            // Its GOAWAY is waiting for a client that does not read.
+            return self.client.last_io() + super::LINGER * 5;
+        }
         let mut at = if !h2.codec.settings_acked() {
             h2.began + SETTINGS_TIMEOUT
         } else if h2.streams.is_empty() && self.served == 0 {
             self.accepted + self.header_timeout
-        } else {
+        } else if h2.streams.is_empty() {
             self.client.last_io() + t.client
+        } else {
+            // Its streams' own deadlines say when; this only bounds them.
+            self.client.last_io() + t.client + t.server
         };
         if let Some(since) = h2.shutdown {
             at = at.min(since + SHUTDOWN_GRACE);
@@ -644,6 +483,14 @@ impl<S: Transport> HttpSession<S> {
     /// whose round trip is taking too long).
     pub(super) fn h2_timer(&mut self, ctx: &mut Ctx<'_, S>, mut h2: Box<H2<S>>) -> Turn<S> {
         let now = ctx.now;
+        if h2.failed {
+            // The last GOAWAY could not be written in time: nothing more
+            // will come of this connection.
+            return (
+                Stage::H2(h2),
+                Flow::Close(CloseReason::IdleTimeout(Side::Client)),
+            );
+        }
         let mut i = 0;
         while i < h2.streams.len() {
             if self

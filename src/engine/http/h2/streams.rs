@@ -6,7 +6,8 @@
 use std::mem;
 use std::time::Instant;
 
-use super::{Stream, StreamStage, H2, MAX_LEGS, OUTPUT_HIGH};
+use super::stream::Stream;
+use super::{StreamStage, H2, MAX_LEGS, OUTPUT_HIGH};
 use crate::engine::buffer::BUFFER_SIZE;
 use crate::engine::conn::{Io, Transport};
 use crate::engine::http::head::exchange;
@@ -53,6 +54,7 @@ impl<S: Transport> HttpSession<S> {
         };
         let chunked = req.body == to_h1::Body::Chunked;
         let mut stream = Stream::new(id, chunked, end_stream, ctx.now);
+        stream.head = req.method == b"HEAD";
         let mut log = RequestLog::stream();
         log.count(req.head.len() as u64, 0);
         if req.head.len() > BUFFER_SIZE {
@@ -109,9 +111,15 @@ impl<S: Transport> HttpSession<S> {
 
     /// A request whose header list went over our limits: 431 on its
     /// stream.
-    pub(super) fn h2_too_large(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, id: StreamId) {
+    pub(super) fn h2_too_large(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        h2: &mut H2<S>,
+        id: StreamId,
+        end_stream: bool,
+    ) {
         self.service.stats.of(self.worker).h2_streams.add(1);
-        let mut stream = Stream::new(id, false, false, ctx.now);
+        let mut stream = Stream::new(id, false, end_stream, ctx.now);
         let log = RequestLog::stream();
         stream.stage =
             StreamStage::Answer(self.failing(Status::HeaderTooLarge, None, log, ctx.now));
@@ -268,6 +276,7 @@ impl<S: Transport> HttpSession<S> {
                             ctx.pool.give(b);
                         }
                         let a = self.failing(Status::BadGateway, Some(ex), log, ctx.now);
+                        h2.streams[i].drop_body(&mut h2.codec, ctx.pool);
                         h2.streams[i].stage = StreamStage::Answer(a);
                         true
                     }
@@ -286,11 +295,12 @@ impl<S: Transport> HttpSession<S> {
             }
             Outcome::Finished(mut leg) => {
                 leg.log.count(0, sent);
-                self.h2_finish(ctx, h2, i, leg);
+                self.h2_finish(ctx, leg, h2, i);
                 true
             }
             Outcome::Refused(status, ex, log) => {
                 let a = self.failing(status, Some(ex), log, ctx.now);
+                h2.streams[i].drop_body(&mut h2.codec, ctx.pool);
                 h2.streams[i].stage = StreamStage::Answer(a);
                 true
             }
@@ -300,9 +310,19 @@ impl<S: Transport> HttpSession<S> {
     /// Stream `i`'s response is complete: END_STREAM, its access line, and
     /// its backend connection kept for the client's next streams, pooled
     /// or closed.
-    fn h2_finish(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize, leg: Leg<S>) {
+    fn h2_finish(&mut self, ctx: &mut Ctx<'_, S>, mut leg: Leg<S>, h2: &mut H2<S>, i: usize) {
         let s = &mut h2.streams[i];
-        let _ = h2.codec.send_data(s.id, &[], true);
+        // The backend's trailers (a chunked response's) end the stream
+        // in a HEADERS frame; else an empty DATA does.
+        let trailers = trailer_fields(leg.ex.response_body().kept_trailers());
+        let ended = match trailers {
+            Some(fields) if !fields.is_empty() => h2.codec.send_headers(s.id, &fields, true),
+            _ => Err(crate::proto::h2::conn::SendError::State),
+        };
+        if ended.is_err() {
+            let _ = h2.codec.send_data(s.id, &[], true);
+        }
+        s.drop_body(&mut h2.codec, ctx.pool);
         s.stage = if s.ended {
             StreamStage::Done
         } else {
@@ -341,7 +361,12 @@ impl<S: Transport> HttpSession<S> {
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
             .map_or(a.out.len(), |p| p + 2);
-        let body_at = (split + 2).min(a.out.len());
+        // A HEAD request's answer is its head alone.
+        let body_at = if s.head {
+            a.out.len()
+        } else {
+            (split + 2).min(a.out.len())
+        };
         let head = Outgoing {
             src: &a.out[..split],
             drop: &[],
@@ -522,4 +547,24 @@ impl<S: Transport> HttpSession<S> {
             StreamStage::Queued(..) | StreamStage::Discard | StreamStage::Done => {}
         }
     }
+}
+
+/// A chunked response's trailer lines (`name: value\r\n` each) as the
+/// fields of a trailing HEADERS frame; `None` when HTTP/2 cannot carry
+/// them (the stream then ends without).
+fn trailer_fields(lines: &[u8]) -> Option<Vec<crate::proto::h2::hpack::Field>> {
+    if lines.is_empty() {
+        return Some(Vec::new());
+    }
+    let pairs: Vec<(&[u8], &[u8])> = lines
+        .split(|&b| b == b'\n')
+        .filter_map(|l| l.strip_suffix(b"\r"))
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let colon = l.iter().position(|&b| b == b':').unwrap_or(l.len());
+            let value = l.get(colon + 1..).unwrap_or_default().trim_ascii();
+            (&l[..colon], value)
+        })
+        .collect();
+    crate::proto::h2::to_h2::trailers(&pairs).ok()
 }
