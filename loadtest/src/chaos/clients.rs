@@ -121,7 +121,7 @@ impl Shared {
 }
 
 /// A client connection, plain or TLS.
-trait Io: Read + Write + Send {}
+pub(super) trait Io: Read + Write + Send {}
 impl<T: Read + Write + Send> Io for T {}
 
 struct Conn {

@@ -7,7 +7,7 @@
 //! the client side needs only the writers and a decoder.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +16,7 @@ use moirai::proto::h2::hpack::{self, Decoder, ListLimits};
 use moirai::proto::h2::{StreamId, PREFACE};
 
 use super::clients::{body_matches, connect, from_pool, io_fail, paced, period, tls_stream};
-use super::clients::{Fail, Shared};
+use super::clients::{Fail, Io, Shared};
 use super::clients::{Target, DEADLINE};
 use super::rng::Rng;
 
@@ -24,9 +24,6 @@ use super::rng::Rng;
 const WINDOW: u32 = 1 << 24;
 /// The largest upload body.
 const MAX_UPLOAD: u64 = 60 * 1024;
-
-trait Io: Read + Write + Send {}
-impl<T: Read + Write + Send> Io for T {}
 
 /// One HTTP/2 connection, past both prefaces.
 struct H2Conn {

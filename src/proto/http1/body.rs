@@ -594,8 +594,9 @@ impl Body {
     }
 }
 
-/// `size` as a chunk-size line, `{hex}\r\n`; returns its length.
-fn hex(size: u64, out: &mut [u8; 18]) -> usize {
+/// `size` as a chunk-size line, `{hex}\r\n`; returns its length. (The
+/// HTTP/2 front frames a chunked request body with it too.)
+pub fn hex(size: u64, out: &mut [u8; 18]) -> usize {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digits = (16 - (size.leading_zeros() / 4) as usize).max(1);
     for i in 0..digits {

@@ -81,8 +81,11 @@ impl<S> Stream<S> {
         }
         self.owed = self.owed.saturating_add(data.len() as u32);
         if self.chunked {
-            self.body
-                .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            // The chunk line as the HTTP/1 body writer spells it, without
+            // a string per DATA frame.
+            let mut line = [0u8; 18];
+            let n = crate::proto::http1::body::hex(data.len() as u64, &mut line);
+            self.body.extend_from_slice(&line[..n]);
             self.body.extend_from_slice(data);
             self.body.extend_from_slice(b"\r\n");
         } else {
