@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         let mut again = Vec::new();
         encode(
             &mut again,
-            list.fields.iter().map(|f| (&f.name[..], &f.value[..])),
+            list.fields.iter().map(|f| (f.name, f.value)),
         );
         let wide = ListLimits {
             max_list_size: usize::MAX,

@@ -188,7 +188,7 @@ impl Response {
             .fields
             .iter()
             .find(|f| f.name == b":status")
-            .and_then(|f| std::str::from_utf8(&f.value).ok()?.parse::<u16>().ok())
+            .and_then(|f| std::str::from_utf8(f.value).ok()?.parse::<u16>().ok())
             .ok_or("bad_response")?;
         self.status = Some(status);
         match status {
@@ -293,11 +293,8 @@ mod tests {
                             },
                         )
                         .unwrap();
-                    let fields: Vec<(&[u8], &[u8])> = d
-                        .fields
-                        .iter()
-                        .map(|f| (&f.name[..], &f.value[..]))
-                        .collect();
+                    let fields: Vec<(&[u8], &[u8])> =
+                        d.fields.iter().map(|f| (f.name, f.value)).collect();
                     assert_eq!(
                         fields,
                         [

@@ -13,6 +13,7 @@
 //! - [`cookie`]: the sticky-session cookie.
 //! - [`syslog`]: RFC 5424 access and event lines.
 //! - [`health`]: the HTTP health-check request and its verdict.
+//! - [`token`]: RFC 9110 tokens, the bytes field names are made of.
 
 pub mod answer;
 pub mod cookie;
@@ -22,4 +23,5 @@ pub mod http1;
 pub mod pipe;
 pub mod proxy_v2;
 pub mod syslog;
+pub mod token;
 pub mod transaction;

@@ -287,9 +287,9 @@ fn batch(c: &mut H2Conn, streams: &mut [(u32, InFlight)]) -> Result<(), Fail> {
                     .decode(&block, limits)
                     .map_err(|e| Fail::new(format!("hpack: {e:?}")))?;
                 let s = &mut streams[i].1;
-                for f in decoded.fields {
+                for f in decoded.fields.iter() {
                     if f.name == b":status" {
-                        s.status = std::str::from_utf8(&f.value)
+                        s.status = std::str::from_utf8(f.value)
                             .ok()
                             .and_then(|v| v.parse().ok())
                             .unwrap_or(0);

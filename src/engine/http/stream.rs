@@ -5,7 +5,7 @@
 //! HTTP/1 request; only this side differs.
 //!
 //! The response head the exchange assembled (the backend's lines less the
-//! dropped ones, plus ours) is parsed once more and translated by
+//! dropped ones, plus ours) is split into its lines and translated by
 //! [`crate::proto::h2::to_h2`], so the client gets exactly the fields the
 //! HTTP/1 path would have sent, in HTTP/2's form. The body reaches here
 //! de-chunked ([`Exchange::for_http2_stream`]) and goes out as DATA
@@ -28,16 +28,10 @@ use crate::proto::h2::{to_h2, Connection, StreamId};
 use crate::proto::http1::body::{self, Body, RelayError};
 use crate::proto::http1::{head_slices, MAX_SLICES};
 
-/// The most header fields a response head may have here, as for HTTP/1
-/// (the exchange's own lines come on top of the backend's 100).
-const MAX_FIELDS: usize = 128;
-
 /// Why a response cannot go to an HTTP/2 client: the leg answers 502
 /// (before a status) or resets the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// The assembled head does not parse (it always should).
-    Head,
     /// HTTP/2 cannot carry it ([`to_h2::Refused`]).
     Translate(to_h2::Refused),
     /// The codec refused the stream (reset, or the connection ended).
@@ -75,6 +69,13 @@ pub struct HeadScratch {
     block: Vec<u8>,
 }
 
+impl HeadScratch {
+    /// Whether it holds no memory.
+    pub fn is_empty(&self) -> bool {
+        self.text.capacity() == 0 && self.block.capacity() == 0
+    }
+}
+
 impl StreamFront<'_> {
     /// Sends the response head `head` as a HEADERS block (a 1xx as an
     /// interim one); its body bytes go after it through
@@ -94,19 +95,7 @@ impl StreamFront<'_> {
                 skip += s.len();
             }
         }
-        let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-        let mut parsed = httparse::Response::new(&mut fields);
-        match parsed.parse(text) {
-            Ok(httparse::Status::Complete(_)) => {}
-            _ => return Err(Refused::Head),
-        }
-        let code = parsed.code.ok_or(Refused::Head)?;
-        let mut pairs: [(&[u8], &[u8]); MAX_FIELDS] = [(&[], &[]); MAX_FIELDS];
-        let n = parsed.headers.len();
-        for (p, h) in pairs.iter_mut().zip(parsed.headers.iter()) {
-            *p = (h.name.as_bytes(), h.value);
-        }
-        to_h2::encode_response(code, &pairs[..n], block).map_err(Refused::Translate)?;
+        to_h2::encode_head(text, block).map_err(Refused::Translate)?;
         self.codec
             .send_block(self.stream, block, false)
             .map_err(|_| Refused::Stream)
@@ -267,6 +256,7 @@ mod tests {
             .decode(payload, limits)
             .unwrap()
             .fields
+            .to_vec()
             .into_iter()
             .map(|f| {
                 (

@@ -9,32 +9,32 @@ use super::*;
 use crate::proto::h2::frame::{flags, Header, Kind};
 use crate::proto::h2::hpack::{Decoder, ListLimits};
 use crate::proto::h2::testkit::{
-    data, headers, parse_frames, ping, rst, settings, window_update, GET, POST,
+    data, headers, parse_frames, rst, settings, window_update, GET, POST,
 };
 use crate::proto::h2::{ErrorCode, PREFACE};
 
 /// A session that spoke the preface, with what its client got.
-struct H2 {
-    t: Http,
+pub(super) struct H2 {
+    pub(super) t: Http,
     /// Frames the client got and has not looked at.
     got: Vec<(Header, Vec<u8>)>,
 }
 
 /// One stream's response as the client got it.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Response {
+pub(super) struct Response {
     fields: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(super) body: Vec<u8>,
     ended: bool,
-    reset: Option<ErrorCode>,
+    pub(super) reset: Option<ErrorCode>,
 }
 
 impl Response {
-    fn status(&self) -> &str {
+    pub(super) fn status(&self) -> &str {
         self.field(":status").unwrap_or("")
     }
 
-    fn field(&self, name: &str) -> Option<&str> {
+    pub(super) fn field(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(n, _)| n == name)
@@ -43,11 +43,11 @@ impl Response {
 }
 
 impl H2 {
-    fn new(two: bool) -> H2 {
+    pub(super) fn new(two: bool) -> H2 {
         H2::on("http://80:backend.example:8080", two)
     }
 
-    fn on(entry: &str, two: bool) -> H2 {
+    pub(super) fn on(entry: &str, two: bool) -> H2 {
         let mut t = Http::with(Harness::new(entry, two));
         let mut hello = PREFACE.to_vec();
         hello.extend(settings(&[]));
@@ -62,14 +62,14 @@ impl H2 {
     }
 
     /// The client sends `bytes`.
-    fn send(&mut self, bytes: &[u8]) -> Step {
+    pub(super) fn send(&mut self, bytes: &[u8]) -> Step {
         self.t.send(bytes)
     }
 
     /// Every backend socket reports readiness, in one batch of events:
     /// then, as the worker does, a session that said `Again` runs once
     /// more (and writes what the batch queued).
-    fn backends(&mut self) -> Step {
+    pub(super) fn backends(&mut self) -> Step {
         let mut step = Step::Open;
         let mut again = false;
         for leg in self.t.h.legs.open_legs() {
@@ -87,19 +87,19 @@ impl H2 {
     }
 
     /// `backend`'s connect completes.
-    fn connect(&mut self, backend: &Script) -> Step {
+    pub(super) fn connect(&mut self, backend: &Script) -> Step {
         backend.0.borrow_mut().connected = Some(Ok(()));
         self.backends()
     }
 
     /// `backend` sends `bytes`.
-    fn answer(&mut self, backend: &Script, bytes: &[u8]) -> Step {
+    pub(super) fn answer(&mut self, backend: &Script, bytes: &[u8]) -> Step {
         backend.push(bytes);
         self.backends()
     }
 
     /// Takes the client's new frames into `got`.
-    fn frames(&mut self) -> &[(Header, Vec<u8>)] {
+    pub(super) fn frames(&mut self) -> &[(Header, Vec<u8>)] {
         let bytes = self.t.client.0.borrow().written.clone();
         self.t.client.clear_seen();
         self.got.extend(parse_frames(&bytes));
@@ -107,7 +107,7 @@ impl H2 {
     }
 
     /// Stream `id`'s response so far.
-    fn response(&mut self, id: u32) -> Response {
+    pub(super) fn response(&mut self, id: u32) -> Response {
         self.frames();
         let mut r = Response::default();
         let mut dec = Decoder::new(4096);
@@ -118,7 +118,7 @@ impl H2 {
         for (h, p) in self.got.iter().filter(|(h, _)| h.stream.get() == id) {
             match h.kind {
                 Kind::Headers => {
-                    for f in dec.decode(p, limits).unwrap().fields {
+                    for f in dec.decode(p, limits).unwrap().fields.to_vec() {
                         r.fields.push((
                             String::from_utf8(f.name).unwrap(),
                             String::from_utf8(f.value).unwrap(),
@@ -139,7 +139,7 @@ impl H2 {
     }
 
     /// GOAWAYs the client got, as (last stream, code).
-    fn goaways(&mut self) -> Vec<(u32, ErrorCode)> {
+    pub(super) fn goaways(&mut self) -> Vec<(u32, ErrorCode)> {
         self.frames();
         self.got
             .iter()
@@ -155,7 +155,7 @@ impl H2 {
     /// The connection ended as it should: its last GOAWAY and a FIN
     /// out, its streams' legs gone, and it reads until the client closes
     /// (so unread input cannot turn the close into a reset).
-    fn lingers(&mut self, step: Step) {
+    pub(super) fn lingers(&mut self, step: Step) {
         assert_eq!(step, Step::Open, "lingers");
         assert!(self.t.client.shut(), "the FIN follows the GOAWAY");
         assert_eq!(self.legs(), 0);
@@ -165,18 +165,18 @@ impl H2 {
         assert_eq!(self.t.fin(Side::Client), Step::Closed(CloseReason::Done));
     }
 
-    fn legs(&self) -> usize {
+    pub(super) fn legs(&self) -> usize {
         self.t.h.legs.len()
     }
 }
 
-fn get(stream: u32, path: &str) -> Vec<u8> {
+pub(super) fn get(stream: u32, path: &str) -> Vec<u8> {
     let mut f = GET.to_vec();
     f[2] = (":path", path);
     headers(stream, &f, true)
 }
 
-fn ok(body: &str) -> Vec<u8> {
+pub(super) fn ok(body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
         body.len()
@@ -471,158 +471,6 @@ fn backend_connections_are_capped_and_queued_streams_reuse_them() {
     for i in 0..n {
         let r = c.response(2 * i + 1);
         assert_eq!((r.status(), r.ended), ("200", true), "stream {}", 2 * i + 1);
-    }
-}
-
-#[test]
-fn a_drain_finishes_the_streams_in_flight_then_closes() {
-    let mut c = H2::new(false);
-    let b = c.t.h.backend();
-    c.send(&get(1, "/a"));
-    c.connect(&b);
-    // As the worker drains: the flag, then a run, since the GOAWAY goes
-    // now.
-    c.t.s.set_draining();
-    assert!(c.t.s.announces_drain());
-    assert_eq!(c.t.s.drive(&mut c.t.h.ctx()), Step::Open);
-    assert_eq!(c.goaways(), [(0x7fff_ffff, ErrorCode::NoError)]);
-    // The client answers the shutdown's PING: the final GOAWAY names
-    // stream 1.
-    c.send(&ping(true, *b"moirai:g"));
-    assert_eq!(c.goaways().last(), Some(&(1, ErrorCode::NoError)));
-    // Stream 1 finishes; then the connection closes.
-    let step = c.answer(&b, &ok("bye"));
-    c.lingers(step);
-    assert_eq!(c.response(1).body, b"bye");
-}
-
-#[test]
-fn an_idle_connection_drains_with_goaway_and_closes() {
-    let mut c = H2::new(false);
-    c.t.s.set_draining();
-    assert_eq!(c.t.s.drive(&mut c.t.h.ctx()), Step::Open);
-    assert_eq!(c.goaways(), [(0x7fff_ffff, ErrorCode::NoError)]);
-    // A request already on its way is still served... (none here); the
-    // PING's answer brings the final GOAWAY and the close.
-    let step = c.send(&ping(true, *b"moirai:g"));
-    c.lingers(step);
-    assert_eq!(c.goaways().last(), Some(&(0, ErrorCode::NoError)));
-}
-
-#[test]
-fn a_connection_error_ends_every_stream_with_a_goaway() {
-    let mut c = H2::new(false);
-    let b = c.t.h.backend();
-    c.send(&get(3, "/a"));
-    c.connect(&b);
-    // A stream id going backwards is a connection error.
-    let step = c.send(&get(1, "/again"));
-    c.lingers(step);
-    let g = c.goaways();
-    assert_eq!(g.last(), Some(&(3, ErrorCode::Protocol)), "{g:?}");
-    assert_eq!(c.legs(), 0);
-}
-
-#[test]
-fn an_idle_connection_says_goaway_at_the_client_timeout() {
-    let mut c = H2::new(false);
-    let b = c.t.h.backend();
-    c.send(&get(1, "/a"));
-    c.connect(&b);
-    c.answer(&b, &ok("a"));
-    c.t.h
-        .later(c.t.s.service().timeouts.client + Duration::from_secs(1));
-    let step = c.t.timer();
-    c.lingers(step);
-    assert_eq!(c.goaways(), [(1, ErrorCode::NoError)]);
-}
-
-#[test]
-fn h2_off_leaves_the_preface_to_http1() {
-    let mut t = Http::with(Harness::new(
-        "http://80:backend.example:8080{h2:off}",
-        false,
-    ));
-    t.send(PREFACE);
-    assert!(
-        t.client.seen().starts_with("HTTP/1.1 "),
-        "{}",
-        t.client.seen()
-    );
-}
-
-#[test]
-fn a_flood_ends_the_connection_and_counts_its_limit_and_code() {
-    use crate::proto::h2::limits::Limit;
-    let mut c = H2::new(false);
-    let flood: Vec<u8> = (0..150u8).flat_map(|i| ping(false, [i; 8])).collect();
-    let step = c.send(&flood);
-    c.lingers(step);
-    assert_eq!(
-        c.goaways().last().map(|g| g.1),
-        Some(ErrorCode::EnhanceYourCalm)
-    );
-    let t = c.t.s.service().stats.totals();
-    assert_eq!(t.h2_limits[Limit::PingRate.index()], 1);
-    assert_eq!(t.h2_errors[ErrorCode::EnhanceYourCalm.to_u32() as usize], 1);
-    // The HTTP/2 stage ended when the GOAWAY went; the connection
-    // lingers, and its release counts nothing twice.
-    assert_eq!((t.h2_connections, t.h2_closed), (1, 1));
-    c.t.s.release(&mut c.t.h.pool, &mut c.t.h.legs);
-    assert_eq!(c.t.s.service().stats.totals().h2_closed, 1);
-}
-
-/// What an idle HTTP/2 connection costs beyond an HTTP/1 one is its
-/// boxed stage: this keeps it from growing unnoticed (#33 asks for half
-/// of HAProxy's memory per idle h2 connection).
-#[test]
-fn an_idle_h2_stage_stays_small() {
-    use crate::sys::net::TcpStream;
-    let size = std::mem::size_of::<crate::engine::http::h2::H2<TcpStream>>();
-    assert!(size <= 1024, "H2 is {size} bytes");
-}
-
-/// MadeYouReset through the front: requests and trailers only the front
-/// finds malformed are stream errors like the codec's, and a stream of
-/// them ends the connection at the same limit.
-#[test]
-fn malformed_requests_and_trailers_meet_the_stream_error_limit() {
-    use crate::proto::h2::limits::{Limit, Limits};
-    let max = Limits::default().max_stream_errors as u32;
-    // Uppercase names: malformed once decoded (RFC 9113 §8.2.1).
-    let mut c = H2::new(false);
-    let mut bad = GET.to_vec();
-    bad.push(("X-Upper", "1"));
-    let all: Vec<u8> = (0..max)
-        .flat_map(|i| headers(2 * i + 1, &bad, true))
-        .collect();
-    assert_eq!(c.send(&all), Step::Open, "up to the limit, stream errors");
-    assert_eq!(c.response(1).reset, Some(ErrorCode::Protocol));
-    let step = c.send(&headers(2 * max + 1, &bad, true));
-    c.lingers(step);
-    assert_eq!(
-        c.goaways().last().map(|g| g.1),
-        Some(ErrorCode::EnhanceYourCalm)
-    );
-    let t = c.t.s.service().stats.totals();
-    assert_eq!(t.h2_limits[Limit::StreamErrors.index()], 1);
-    assert!(c.t.h.net.dialed.is_empty(), "none reached a backend");
-
-    // Trailers with a pseudo-header, each after a request that went to a
-    // backend: counted the same way.
-    let mut c = H2::new(false);
-    for i in 0..=max {
-        let id = 2 * i + 1;
-        let b = c.t.h.backend();
-        c.send(&headers(id, &POST, false));
-        c.connect(&b);
-        let step = c.send(&headers(id, &[(":path", "/x")], true));
-        if i < max {
-            assert_eq!(step, Step::Open);
-            assert_eq!(c.response(id).reset, Some(ErrorCode::Protocol));
-        } else {
-            c.lingers(step);
-        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod front;
 mod h2;
+mod h2_conn;
 mod http;
 mod leg;
 mod logs;

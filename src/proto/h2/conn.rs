@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::flow::{RecvWindow, Window};
 use super::frame::{self, Kind, HEADER_LEN};
-use super::hpack::{self, Decoder, Field, Over};
+use super::hpack::{self, Decoder, Field, Fields, Over};
 use super::limits::{Counters, Limit, Limits, Rate};
 use super::settings::{Ours, Settings};
 use super::stream::{self, State, Transition};
@@ -37,8 +37,9 @@ pub enum Event {
     Request {
         /// Its stream.
         stream: StreamId,
-        /// The decoded fields.
-        fields: Vec<Field>,
+        /// The decoded fields (give them back with
+        /// [`Connection::recycle`] once read).
+        fields: Fields,
         /// No body follows.
         end_stream: bool,
     },
@@ -64,8 +65,9 @@ pub enum Event {
     Trailers {
         /// Its stream.
         stream: StreamId,
-        /// The decoded fields.
-        fields: Vec<Field>,
+        /// The decoded fields (give them back with
+        /// [`Connection::recycle`] once read).
+        fields: Fields,
     },
     /// The request ended (END_STREAM on DATA, or on HEADERS with a body).
     EndStream {
@@ -199,6 +201,9 @@ pub struct Connection {
     pub(super) ours: Ours,
     pub(super) limits: Limits,
     pub(super) decoder: Decoder,
+    /// Lists given back by the front, decoded into next: a read brings
+    /// several requests at once.
+    pub(super) spares: Vec<Fields>,
     pub(super) streams: BTreeMap<StreamId, Stream>,
     /// The highest stream the client opened (or tried to).
     pub(super) last_stream: StreamId,
@@ -217,6 +222,11 @@ pub struct Connection {
     /// RST_STREAM reached it are ignored, not answered (§5.1 "closed").
     pub(super) reset_lately: VecDeque<StreamId>,
 }
+
+/// The largest field list kept for reuse, in heap bytes.
+const MAX_SPARE: usize = 4096;
+/// How many field lists are kept for reuse.
+const MAX_SPARES: usize = 16;
 
 /// How many reset streams are remembered.
 const RESET_MEMORY: usize = 128;
@@ -240,6 +250,7 @@ impl Connection {
             ours,
             limits: config.limits,
             decoder: Decoder::new(hpack::DEFAULT_TABLE_SIZE),
+            spares: Vec::new(),
             streams: BTreeMap::new(),
             last_stream: StreamId::CONNECTION,
             send_window: Window::new(super::settings::DEFAULT_WINDOW),
@@ -332,6 +343,25 @@ impl Connection {
         if self.events.is_empty() && self.events.capacity() > 0 {
             self.events = Vec::new();
         }
+        self.spares = Vec::new();
+    }
+
+    /// Takes back a request's or trailers' fields once the front has read
+    /// them: a later block is decoded into their allocation. (A few: a
+    /// read often brings several requests; a list grown large by one big
+    /// request is not kept.)
+    pub fn recycle(&mut self, fields: Fields) {
+        if fields.capacity() <= MAX_SPARE && self.spares.len() < MAX_SPARES {
+            self.spares.push(fields);
+        }
+    }
+
+    /// Whether [`Connection::shrink`] has nothing to give back.
+    pub fn is_slim(&self) -> bool {
+        self.out.capacity() == 0
+            && self.scratch.capacity() == 0
+            && self.events.capacity() == 0
+            && self.spares.capacity() == 0
     }
 
     /// What the connection saw and refused.
@@ -718,7 +748,7 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(d.fields, f);
+        assert_eq!(d.fields.to_vec(), f);
     }
 
     #[test]
@@ -873,7 +903,7 @@ mod tests {
         let Some(Got::Event(Event::Request { fields, .. })) = c.events.first() else {
             panic!("no request: {:?}", c.events);
         };
-        assert_eq!(fields.last(), Some(&Field::new(b"k", b"v")));
+        assert_eq!(fields.to_vec().last(), Some(&Field::new(b"k", b"v")));
     }
 
     #[test]

@@ -13,6 +13,9 @@ use std::collections::VecDeque;
 
 use super::huffman::{self, HuffmanError};
 
+/// Fields a list reserves room for before decoding at most (one per byte
+/// of its block up to this).
+const MAX_RESERVED_FIELDS: usize = 32;
 /// The per-field overhead of RFC 7541 §4.1 (and SETTINGS_MAX_HEADER_LIST_SIZE).
 pub const ENTRY_OVERHEAD: usize = 32;
 /// SETTINGS_HEADER_TABLE_SIZE's initial value; we never announce another.
@@ -107,6 +110,103 @@ impl Field {
     }
 }
 
+/// A decoded header list: every name and value in one buffer, so that a
+/// request's fields cost no allocation of their own (and none at all once
+/// the connection recycles its lists, [`super::Connection::recycle`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields {
+    bytes: Vec<u8>,
+    /// Each field's name end and value end in `bytes`; a field begins
+    /// where the one before it ended.
+    ends: Vec<(u32, u32)>,
+}
+
+/// One field of a [`Fields`] list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldRef<'a> {
+    /// Name, as sent.
+    pub name: &'a [u8],
+    /// Value, as sent.
+    pub value: &'a [u8],
+}
+
+impl Fields {
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Field `i`.
+    pub fn get(&self, i: usize) -> Option<FieldRef<'_>> {
+        let &(name_end, value_end) = self.ends.get(i)?;
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1].1,
+        };
+        Some(FieldRef {
+            name: &self.bytes[start as usize..name_end as usize],
+            value: &self.bytes[name_end as usize..value_end as usize],
+        })
+    }
+
+    /// The fields, in order.
+    pub fn iter(&self) -> impl Iterator<Item = FieldRef<'_>> + Clone {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// Appends a field.
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.bytes.extend_from_slice(name);
+        let name_end = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(value);
+        self.ends.push((name_end, self.bytes.len() as u32));
+    }
+
+    /// Empties it, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Heap bytes it holds.
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity() + self.ends.capacity() * std::mem::size_of::<(u32, u32)>()
+    }
+
+    /// As owned fields (for tests and tools).
+    pub fn to_vec(&self) -> Vec<Field> {
+        self.iter().map(|f| Field::new(f.name, f.value)).collect()
+    }
+
+    /// Ends a field whose name and value were written to `bytes` from
+    /// `start` on, the name `name_len` long.
+    fn close(&mut self, start: usize, name_len: usize) {
+        self.ends
+            .push(((start + name_len) as u32, self.bytes.len() as u32));
+    }
+}
+
+impl<'a> FromIterator<(&'a [u8], &'a [u8])> for Fields {
+    fn from_iter<I: IntoIterator<Item = (&'a [u8], &'a [u8])>>(iter: I) -> Fields {
+        let mut f = Fields::default();
+        for (n, v) in iter {
+            f.push(n, v);
+        }
+        f
+    }
+}
+
+impl From<&[Field]> for Fields {
+    fn from(list: &[Field]) -> Fields {
+        list.iter().map(|f| (&f.name[..], &f.value[..])).collect()
+    }
+}
+
 /// Why a block breaks HPACK: always a connection error, COMPRESSION_ERROR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
@@ -160,7 +260,7 @@ pub struct ListLimits {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Decoded {
     /// The fields, in order; empty when `over` is set.
-    pub fields: Vec<Field>,
+    pub fields: Fields,
     /// The list size (§4.1), counted to the end even when over.
     pub list_size: usize,
     /// Fields seen, counted to the end even when over.
@@ -258,19 +358,19 @@ fn skip_string(buf: &[u8], at: &mut usize) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// Reads a string literal (§5.2).
-fn string(buf: &[u8], at: &mut usize) -> Result<Vec<u8>, DecodeError> {
+/// Reads a string literal (§5.2), appending it to `out`.
+fn string(buf: &[u8], at: &mut usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let huff = buf.get(*at).ok_or(DecodeError::Truncated)? & 0x80 != 0;
     let len = integer(buf, at, 7)? as usize;
     let end = at.checked_add(len).ok_or(DecodeError::Truncated)?;
     let raw = buf.get(*at..end).ok_or(DecodeError::Truncated)?;
     *at = end;
     if huff {
-        let mut out = Vec::with_capacity(len * 8 / 5);
-        huffman::decode(raw, &mut out).map_err(DecodeError::Huffman)?;
-        Ok(out)
+        out.reserve(len * 8 / 5);
+        huffman::decode(raw, out).map_err(DecodeError::Huffman)
     } else {
-        Ok(raw.to_vec())
+        out.extend_from_slice(raw);
+        Ok(())
     }
 }
 
@@ -315,7 +415,26 @@ impl Decoder {
 
     /// Decodes one complete header block, holding the list to `limits`.
     pub fn decode(&mut self, block: &[u8], limits: ListLimits) -> Result<Decoded, DecodeError> {
-        let mut out = Decoded::default();
+        self.decode_into(block, limits, Fields::default())
+    }
+
+    /// [`Decoder::decode`] into `fields` (emptied first), a list whose
+    /// allocation is reused.
+    pub fn decode_into(
+        &mut self,
+        block: &[u8],
+        limits: ListLimits,
+        mut fields: Fields,
+    ) -> Result<Decoded, DecodeError> {
+        fields.clear();
+        // Decoded fields are seldom much longer than their block: one
+        // allocation each, not a doubling per field.
+        fields.bytes.reserve(block.len() * 2);
+        fields.ends.reserve(block.len().min(MAX_RESERVED_FIELDS));
+        let mut out = Decoded {
+            fields,
+            ..Decoded::default()
+        };
         let mut at = 0;
         let mut fields_started = false;
         while at < block.len() {
@@ -332,8 +451,8 @@ impl Decoder {
                 if out.over.is_none() {
                     out.over = over(&out, limits);
                     match out.over {
-                        Some(_) => out.fields = Vec::new(),
-                        None => out.fields.push(Field::new(n, v)),
+                        Some(_) => out.fields.clear(),
+                        None => out.fields.push(n, v),
                     }
                 }
                 continue;
@@ -366,27 +485,33 @@ impl Decoder {
                     out.count += 1;
                     continue;
                 }
-                let name = if idx == 0 {
-                    string(block, &mut at)?
+                // Name and value are decoded where the list keeps them.
+                let start = out.fields.bytes.len();
+                if idx == 0 {
+                    string(block, &mut at, &mut out.fields.bytes)?;
                 } else {
-                    self.lookup(idx)?.0.to_vec()
-                };
-                let value = string(block, &mut at)?;
-                let f = Field { name, value };
-                if indexing {
-                    self.table.insert(f.clone());
+                    let name = self.lookup(idx)?.0;
+                    out.fields.bytes.extend_from_slice(name);
                 }
-                f
+                let name_len = out.fields.bytes.len() - start;
+                string(block, &mut at, &mut out.fields.bytes)?;
+                let (name, value) = out.fields.bytes[start..].split_at(name_len);
+                if indexing {
+                    self.table.insert(Field::new(name, value));
+                }
+                (start, name_len)
             };
+            let (start, name_len) = field;
             fields_started = true;
             out.count += 1;
-            out.list_size = out.list_size.saturating_add(field.size());
+            let size = out.fields.bytes.len() - start + ENTRY_OVERHEAD;
+            out.list_size = out.list_size.saturating_add(size);
             if out.over.is_none() {
                 out.over = over(&out, limits);
-                match out.over {
-                    Some(_) => out.fields = Vec::new(),
-                    None => out.fields.push(field),
-                }
+            }
+            match out.over {
+                Some(_) => out.fields.clear(),
+                None => out.fields.close(start, name_len),
             }
         }
         Ok(out)
@@ -429,18 +554,86 @@ fn write_string(out: &mut Vec<u8>, s: &[u8]) {
 /// pair, else a literal without indexing, its name indexed when the static
 /// table has the name. Raw strings: no Huffman, no dynamic table.
 pub fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    if let Some(i) = STATIC.iter().position(|&(n, v)| n == name && v == value) {
-        write_integer(out, 0x80, 7, i + 1);
+    let Some(first) = static_name(name) else {
+        out.push(0);
+        write_string(out, name);
+        write_string(out, value);
         return;
-    }
-    match STATIC.iter().position(|&(n, _)| n == name) {
-        Some(i) => write_integer(out, 0, 4, i + 1),
+    };
+    // Entries of one name are adjacent.
+    let whole = STATIC[first..]
+        .iter()
+        .take_while(|(n, _)| *n == name)
+        .position(|&(_, v)| v == value);
+    match whole {
+        Some(k) => write_integer(out, 0x80, 7, first + k + 1),
         None => {
-            out.push(0);
-            write_string(out, name);
+            write_integer(out, 0, 4, first + 1);
+            write_string(out, value);
         }
     }
-    write_string(out, value);
+}
+
+/// The index in [`STATIC`] (from 0) of the first entry named `name`: a
+/// match the compiler turns into a switch on the length and a compare,
+/// where a scan of the table cost a comparison per entry, twice for each
+/// field of every response.
+fn static_name(name: &[u8]) -> Option<usize> {
+    Some(match name {
+        b":authority" => 0,
+        b":method" => 1,
+        b":path" => 3,
+        b":scheme" => 5,
+        b":status" => 7,
+        b"accept-charset" => 14,
+        b"accept-encoding" => 15,
+        b"accept-language" => 16,
+        b"accept-ranges" => 17,
+        b"accept" => 18,
+        b"access-control-allow-origin" => 19,
+        b"age" => 20,
+        b"allow" => 21,
+        b"authorization" => 22,
+        b"cache-control" => 23,
+        b"content-disposition" => 24,
+        b"content-encoding" => 25,
+        b"content-language" => 26,
+        b"content-length" => 27,
+        b"content-location" => 28,
+        b"content-range" => 29,
+        b"content-type" => 30,
+        b"cookie" => 31,
+        b"date" => 32,
+        b"etag" => 33,
+        b"expect" => 34,
+        b"expires" => 35,
+        b"from" => 36,
+        b"host" => 37,
+        b"if-match" => 38,
+        b"if-modified-since" => 39,
+        b"if-none-match" => 40,
+        b"if-range" => 41,
+        b"if-unmodified-since" => 42,
+        b"last-modified" => 43,
+        b"link" => 44,
+        b"location" => 45,
+        b"max-forwards" => 46,
+        b"proxy-authenticate" => 47,
+        b"proxy-authorization" => 48,
+        b"range" => 49,
+        b"referer" => 50,
+        b"refresh" => 51,
+        b"retry-after" => 52,
+        b"server" => 53,
+        b"set-cookie" => 54,
+        b"strict-transport-security" => 55,
+        b"transfer-encoding" => 56,
+        b"user-agent" => 57,
+        b"vary" => 58,
+        b"via" => 59,
+        b"www-authenticate" => 60,
+        _ => return None,
+    })
 }
 
 /// Appends a whole list.
@@ -472,8 +665,8 @@ mod tests {
             .iter()
             .map(|f| {
                 (
-                    String::from_utf8_lossy(&f.name).into_owned(),
-                    String::from_utf8_lossy(&f.value).into_owned(),
+                    String::from_utf8_lossy(f.name).into_owned(),
+                    String::from_utf8_lossy(f.value).into_owned(),
                 )
             })
             .collect()
@@ -744,7 +937,48 @@ mod tests {
         assert!(d.decode(&b, tight).unwrap().over.is_some());
         // The next block refers to the entry the refused one added.
         let r = d.decode(&[0x80 | 62], WIDE).unwrap();
-        assert_eq!(r.fields[0].name, b"big");
+        assert_eq!(r.fields.get(0).unwrap().name, b"big");
+    }
+
+    #[test]
+    fn static_names_are_found_at_their_first_entry() {
+        for (i, (name, _)) in STATIC.iter().enumerate() {
+            let first = STATIC.iter().position(|(n, _)| n == name).unwrap();
+            assert_eq!(static_name(name), Some(first), "entry {}", i + 1);
+        }
+        for other in [
+            &b""[..],
+            b":Status",
+            b"x-custom",
+            b"content-lengths",
+            b"dat",
+        ] {
+            assert_eq!(static_name(other), None);
+        }
+    }
+
+    proptest! {
+        /// The encoder's choice is the one a scan of the table makes.
+        #[test]
+        fn encoding_matches_a_scan_of_the_table(
+            i in 0..STATIC.len(),
+            value in proptest::option::of("[a-z0-9/ ,]{0,12}"),
+        ) {
+            let (name, v) = STATIC[i];
+            let value = value.map_or(v.to_vec(), String::into_bytes);
+            let mut out = Vec::new();
+            encode_field(&mut out, name, &value);
+            let mut want = Vec::new();
+            match STATIC.iter().position(|&(n, v)| n == name && v == &value[..]) {
+                Some(k) => write_integer(&mut want, 0x80, 7, k + 1),
+                None => {
+                    let k = STATIC.iter().position(|&(n, _)| n == name).unwrap();
+                    write_integer(&mut want, 0, 4, k + 1);
+                    write_string(&mut want, &value);
+                }
+            }
+            prop_assert_eq!(out, want);
+        }
     }
 
     #[test]
@@ -800,10 +1034,7 @@ mod tests {
                 assert_eq!(pairs(&r), want, "{dir} seqno {}", c["seqno"]);
                 // Our encoder's block decodes to the same list.
                 let mut ours = Vec::new();
-                encode(
-                    &mut ours,
-                    r.fields.iter().map(|f| (&f.name[..], &f.value[..])),
-                );
+                encode(&mut ours, r.fields.iter().map(|f| (f.name, f.value)));
                 let again = Decoder::default().decode(&ours, WIDE).unwrap();
                 assert_eq!(again.fields, r.fields);
                 n += 1;
@@ -869,7 +1100,7 @@ mod tests {
             let mut b = Vec::new();
             encode(&mut b, list.iter().map(|(n, v)| (&n[..], &v[..])));
             let r = Decoder::default().decode(&b, WIDE).unwrap();
-            let got: Vec<_> = r.fields.into_iter().map(|f| (f.name, f.value)).collect();
+            let got: Vec<_> = r.fields.to_vec().into_iter().map(|f| (f.name, f.value)).collect();
             prop_assert_eq!(got, list);
         }
     }

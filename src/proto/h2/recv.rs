@@ -509,16 +509,20 @@ impl Connection {
             max_list_size: self.ours.max_header_list_size as usize,
             max_fields: self.limits.max_fields,
         };
-        let decoded = self.decoder.decode(&b.bytes, limits).map_err(|e| {
-            if matches!(
-                e,
-                super::hpack::DecodeError::SizeUpdateNotAtStart
-                    | super::hpack::DecodeError::SizeUpdateTooLarge
-            ) {
-                self.counters.hit(Limit::TableUpdate);
-            }
-            ConnFault::Hpack(e)
-        })?;
+        let spare = self.spares.pop().unwrap_or_default();
+        let decoded = self
+            .decoder
+            .decode_into(&b.bytes, limits, spare)
+            .map_err(|e| {
+                if matches!(
+                    e,
+                    super::hpack::DecodeError::SizeUpdateNotAtStart
+                        | super::hpack::DecodeError::SizeUpdateTooLarge
+                ) {
+                    self.counters.hit(Limit::TableUpdate);
+                }
+                ConnFault::Hpack(e)
+            })?;
         if let Some(o) = decoded.over {
             self.counters.hit(match o {
                 super::hpack::Over::ListSize => Limit::ListSize,
@@ -646,7 +650,7 @@ mod tests {
 
     use super::super::conn::{Config, ConnFault, Connection, Event, StreamFault};
     use super::super::frame::{FrameError, Kind, Priority};
-    use super::super::hpack::{Field, Over};
+    use super::super::hpack::{Field, Fields, Over};
     use super::super::limits::{Limit, Limits};
     use super::super::settings::{self, Ours};
     use super::super::stream::State;
@@ -666,7 +670,7 @@ mod tests {
                     stream,
                     fields,
                     end_stream,
-                }) => Some((stream.get(), fields.clone(), *end_stream)),
+                }) => Some((stream.get(), fields.to_vec(), *end_stream)),
                 _ => None,
             })
             .expect("a request")
@@ -922,7 +926,7 @@ mod tests {
         c.send(&b).unwrap();
         assert!(c.events.contains(&Got::Event(Event::Trailers {
             stream: sid(1),
-            fields: vec![Field::new(b"x-sum", b"1")]
+            fields: Fields::from(&[Field::new(b"x-sum", b"1")][..])
         })));
         assert_eq!(c.conn.stream_state(sid(1)), State::HalfClosedRemote);
     }

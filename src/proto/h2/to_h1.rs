@@ -12,7 +12,10 @@
 //! mean for it, and a well-behaved client never sends two. The one we
 //! forward becomes the only `host` line.
 
-use super::hpack::Field;
+use std::ops::Range;
+
+use super::hpack::Fields;
+use crate::proto::token;
 
 /// Why a request was refused: the front answers 400 and resets the stream
 /// with PROTOCOL_ERROR (§8.1.1), or 501 for CONNECT.
@@ -119,12 +122,24 @@ pub enum Body {
 pub struct Request {
     /// The whole head, final empty line included.
     pub head: Vec<u8>,
-    /// The method.
-    pub method: Vec<u8>,
-    /// The host forwarded (for routing and logs).
-    pub host: Vec<u8>,
+    /// `head[..method_len]` is the method.
+    method_len: usize,
+    /// Where in `head` the host forwarded is.
+    host: Range<usize>,
     /// The framing.
     pub body: Body,
+}
+
+impl Request {
+    /// The method.
+    pub fn method(&self) -> &[u8] {
+        &self.head[..self.method_len]
+    }
+
+    /// The host forwarded (for routing and logs).
+    pub fn host(&self) -> &[u8] {
+        &self.head[self.host.clone()]
+    }
 }
 
 /// Fields an HTTP/2 request must not carry (§8.2.2).
@@ -136,19 +151,20 @@ const CONNECTION_SPECIFIC: [&[u8]; 5] = [
     b"upgrade",
 ];
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 /// A lowercase token (§8.2.1: uppercase names are malformed).
 pub fn valid_name(n: &[u8]) -> bool {
-    !n.is_empty() && n.iter().all(|&b| is_tchar(b) && !b.is_ascii_uppercase())
+    token::is_lowercase_token(n)
 }
 
 /// A value with no control byte but HTAB, and no leading or trailing
 /// whitespace.
 pub fn check_value(v: &[u8]) -> Result<(), Malformed> {
-    if v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+    // No early exit, so that the loop vectorizes: every value of every
+    // request and response comes through here.
+    let bad = v.iter().fold(false, |bad, &b| {
+        bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+    });
+    if bad {
         return Err(Malformed::ValueBytes);
     }
     let ws = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
@@ -168,10 +184,10 @@ fn valid_authority(a: &[u8]) -> bool {
 
 /// The request's `content-length`: None if absent; every value must be
 /// the same number.
-pub fn content_length(fields: &[Field]) -> Result<Option<u64>, Malformed> {
+pub fn content_length(fields: &Fields) -> Result<Option<u64>, Malformed> {
     let mut found = None;
     for f in fields.iter().filter(|f| f.name == b"content-length") {
-        let v = &f.value;
+        let v = f.value;
         if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
             return Err(Malformed::ContentLength);
         }
@@ -186,13 +202,23 @@ pub fn content_length(fields: &[Field]) -> Result<Option<u64>, Malformed> {
 
 /// Translates a request's fields (as decoded) into an HTTP/1.1 head.
 /// `end_stream`: the HEADERS frame ended the stream (no body).
-pub fn request(fields: &[Field], end_stream: bool) -> Result<Request, Malformed> {
+pub fn request(fields: &Fields, end_stream: bool) -> Result<Request, Malformed> {
+    request_in(fields, end_stream, Vec::with_capacity(256))
+}
+
+/// [`request`], the head written into `head` (emptied first): a vector
+/// the front reuses from one request to the next.
+pub fn request_in(
+    fields: &Fields,
+    end_stream: bool,
+    mut head: Vec<u8>,
+) -> Result<Request, Malformed> {
     let mut method = None;
     let mut scheme = None;
     let mut path = None;
     let mut authority = None;
     let mut regular = false;
-    for f in fields {
+    for f in fields.iter() {
         if let Some(p) = f.name.strip_prefix(b":") {
             if regular {
                 return Err(Malformed::PseudoAfterField);
@@ -207,15 +233,15 @@ pub fn request(fields: &[Field], end_stream: bool) -> Result<Request, Malformed>
             if slot.is_some() {
                 return Err(Malformed::RepeatedPseudo);
             }
-            *slot = Some(&f.value[..]);
+            *slot = Some(f.value);
             continue;
         }
         regular = true;
-        if !valid_name(&f.name) {
+        if !valid_name(f.name) {
             return Err(Malformed::Name);
         }
-        check_value(&f.value)?;
-        if CONNECTION_SPECIFIC.contains(&&f.name[..]) {
+        check_value(f.value)?;
+        if CONNECTION_SPECIFIC.contains(&f.name) {
             return Err(Malformed::ConnectionSpecific);
         }
         if f.name == b"te" && !f.value.eq_ignore_ascii_case(b"trailers") {
@@ -223,7 +249,7 @@ pub fn request(fields: &[Field], end_stream: bool) -> Result<Request, Malformed>
         }
     }
     let method = method.ok_or(Malformed::Method)?;
-    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+    if !token::is_token(method) {
         return Err(Malformed::Method);
     }
     if method == b"CONNECT" {
@@ -246,7 +272,7 @@ pub fn request(fields: &[Field], end_stream: bool) -> Result<Request, Malformed>
         _ => return Err(Malformed::Path),
     }
     let mut hosts = fields.iter().filter(|f| f.name == b"host");
-    let host = hosts.next().map(|f| &f.value[..]);
+    let host = hosts.next().map(|f| f.value);
     if hosts.next().is_some() {
         return Err(Malformed::ManyHosts);
     }
@@ -269,33 +295,46 @@ pub fn request(fields: &[Field], end_stream: bool) -> Result<Request, Malformed>
         (false, None) => Body::Chunked,
     };
 
-    let mut head = Vec::with_capacity(256);
-    for part in [method, b" ", path, b" HTTP/1.1\r\nhost: ", host, b"\r\n"] {
+    head.clear();
+    head.extend_from_slice(method);
+    let method_len = head.len();
+    for part in [b" ", path, b" HTTP/1.1\r\nhost: "] {
         head.extend_from_slice(part);
     }
-    let mut cookie: Option<Vec<u8>> = None;
+    let host_at = head.len();
+    head.extend_from_slice(host);
+    let host = host_at..head.len();
+    head.extend_from_slice(b"\r\n");
+    let mut cookies = false;
     for f in fields.iter().filter(|f| !f.name.starts_with(b":")) {
-        match &f.name[..] {
+        match f.name {
             // Replaced by ours, or hop-by-hop in HTTP/1.1.
             b"host" | b"content-length" | b"te" => continue,
+            // §8.2.3: crumbs joined with "; ", in one line where the
+            // first crumb was.
+            b"cookie" if cookies => continue,
             b"cookie" => {
-                // §8.2.3: crumbs joined with "; ".
-                let c = cookie.get_or_insert_with(Vec::new);
-                if !c.is_empty() {
-                    c.extend_from_slice(b"; ");
+                cookies = true;
+                head.extend_from_slice(b"cookie: ");
+                let crumbs = fields.iter().filter(|c| c.name == b"cookie");
+                for (i, c) in crumbs.enumerate() {
+                    if i > 0 {
+                        head.extend_from_slice(b"; ");
+                    }
+                    head.extend_from_slice(c.value);
                 }
-                c.extend_from_slice(&f.value);
+                head.extend_from_slice(b"\r\n");
                 continue;
             }
             _ => {}
         }
-        line(&mut head, &f.name, &f.value);
-    }
-    if let Some(c) = cookie {
-        line(&mut head, b"cookie", &c);
+        line(&mut head, f.name, f.value);
     }
     match body {
-        Body::Length(n) => line(&mut head, b"content-length", n.to_string().as_bytes()),
+        Body::Length(n) => {
+            let mut digits = [0u8; 20];
+            line(&mut head, b"content-length", decimal(n, &mut digits))
+        }
         Body::Chunked => line(&mut head, b"transfer-encoding", b"chunked"),
         Body::None
             if length == Some(0)
@@ -308,10 +347,23 @@ pub fn request(fields: &[Field], end_stream: bool) -> Result<Request, Malformed>
     head.extend_from_slice(b"\r\n");
     Ok(Request {
         head,
-        method: method.to_vec(),
-        host: host.to_vec(),
+        method_len,
+        host,
         body,
     })
+}
+
+/// `n` in decimal, in the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -337,18 +389,18 @@ const NOT_IN_TRAILERS: [&[u8]; 9] = [
 
 /// Request trailers as the lines of a chunked trailer section (without
 /// the final empty line). Framing and hop-by-hop fields are dropped.
-pub fn trailers(fields: &[Field]) -> Result<Vec<u8>, Malformed> {
+pub fn trailers(fields: &Fields) -> Result<Vec<u8>, Malformed> {
     let mut out = Vec::new();
-    for f in fields {
+    for f in fields.iter() {
         if f.name.starts_with(b":") {
             return Err(Malformed::PseudoInTrailers);
         }
-        if !valid_name(&f.name) {
+        if !valid_name(f.name) {
             return Err(Malformed::Name);
         }
-        check_value(&f.value)?;
-        if !NOT_IN_TRAILERS.contains(&&f.name[..]) {
-            line(&mut out, &f.name, &f.value);
+        check_value(f.value)?;
+        if !NOT_IN_TRAILERS.contains(&f.name) {
+            line(&mut out, f.name, f.value);
         }
     }
     Ok(out)
@@ -359,9 +411,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn f(list: &[(&str, &str)]) -> Vec<Field> {
+    fn f(list: &[(&str, &str)]) -> Fields {
         list.iter()
-            .map(|(n, v)| Field::new(n.as_bytes(), v.as_bytes()))
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
             .collect()
     }
 
@@ -374,7 +426,7 @@ mod tests {
         ]
     }
 
-    fn with(extra: &[(&'static str, &'static str)]) -> Vec<Field> {
+    fn with(extra: &[(&'static str, &'static str)]) -> Fields {
         let mut l = base();
         l.extend_from_slice(extra);
         f(&l)
@@ -392,7 +444,7 @@ mod tests {
             "GET /a?b=c HTTP/1.1\r\nhost: example.com\r\naccept: */*\r\n\r\n"
         );
         assert_eq!(r.body, Body::None);
-        assert_eq!(r.host, b"example.com");
+        assert_eq!(r.host(), b"example.com");
     }
 
     #[test]
@@ -499,9 +551,10 @@ mod tests {
         assert_eq!(
             request(
                 &with(&[("accept", "x")])
-                    .into_iter()
-                    .chain(f(&[(":path", "/")]))
-                    .collect::<Vec<_>>(),
+                    .iter()
+                    .chain(f(&[(":path", "/")]).iter())
+                    .map(|f| (f.name, f.value))
+                    .collect(),
                 true
             ),
             Err(Malformed::PseudoAfterField)
@@ -602,7 +655,7 @@ mod tests {
         l.remove(3);
         l.push(("host", "h.example:8080"));
         let r = request(&f(&l), true).unwrap();
-        assert_eq!(r.host, b"h.example:8080");
+        assert_eq!(r.host(), b"h.example:8080");
         assert_eq!(head(&r).matches("host:").count(), 1);
     }
 
@@ -701,7 +754,7 @@ mod tests {
         assert!(!Malformed::AuthorityHostMismatch.reason().is_empty());
     }
 
-    fn arb_field() -> impl Strategy<Value = Field> {
+    fn arb_field() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
         let names = prop_oneof![
             Just(b"host".to_vec()),
             Just(b"content-length".to_vec()),
@@ -713,7 +766,6 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..6),
         ];
         (names, proptest::collection::vec(any::<u8>(), 0..8))
-            .prop_map(|(name, value)| Field { name, value })
     }
 
     proptest! {
@@ -724,7 +776,9 @@ mod tests {
             method in prop_oneof![Just("GET"), Just("POST"), Just("OPTIONS")],
         ) {
             let mut l = f(&[(":method", method), (":scheme", "https"), (":path", "/"), (":authority", "a.example")]);
-            l.extend(extra);
+            for (n, v) in &extra {
+                l.push(n, v);
+            }
             if let Ok(r) = request(&l, end) {
                 let text = &r.head[..r.head.len() - 4];
                 // Every line ends in CRLF, no bare CR, LF or NUL elsewhere.

@@ -6,6 +6,7 @@
 
 use super::hpack::{self, Field};
 use super::to_h1::check_value;
+use crate::proto::token;
 
 /// Why a backend's response cannot go to an HTTP/2 client: the front
 /// answers 502.
@@ -19,6 +20,9 @@ pub enum Refused {
     Name,
     /// A field value with a control byte or edge whitespace.
     Value,
+    /// The head's status line is not one (it always is: the head was
+    /// parsed before).
+    Head,
 }
 
 /// A response block to send.
@@ -41,14 +45,9 @@ const HOP_BY_HOP: [&[u8]; 7] = [
     b"http2-settings",
 ];
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 /// The names a `Connection` field lists (they are hop-by-hop too).
-fn connection_tokens<'a>(fields: &[(&'a [u8], &'a [u8])]) -> Vec<Vec<u8>> {
+fn connection_tokens<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<Vec<u8>> {
     fields
-        .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
         .flat_map(|(_, v)| v.split(|&b| b == b','))
         .map(|t| t.trim_ascii().to_ascii_lowercase())
@@ -63,16 +62,16 @@ const SHORT_NAME: usize = 64;
 /// Hands each field HTTP/2 keeps to `emit`, its name lowercased, in
 /// order. Nothing is allocated unless a name is long or a `Connection`
 /// field lists names.
-fn convert(
-    fields: &[(&[u8], &[u8])],
+fn convert<'a>(
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
     also_drop: &[&[u8]],
     mut emit: impl FnMut(&[u8], &[u8]),
 ) -> Result<(), Refused> {
-    let listed = connection_tokens(fields);
+    let listed = connection_tokens(fields.clone());
     let mut short = [0u8; SHORT_NAME];
     let mut long = Vec::new();
-    for &(name, value) in fields {
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+    for (name, value) in fields {
+        if !token::is_token(name) {
             return Err(Refused::Name);
         }
         let name: &[u8] = if name.len() <= SHORT_NAME {
@@ -117,28 +116,92 @@ fn status_digits(status: u16) -> Result<[u8; 3], Refused> {
 pub fn response(status: u16, fields: &[(&[u8], &[u8])]) -> Result<Response, Refused> {
     let digits = status_digits(status)?;
     let mut out = vec![Field::new(b":status", &digits)];
-    convert(fields, &[], |name, value| out.push(Field::new(name, value)))?;
+    convert(fields.iter().copied(), &[], |name, value| {
+        out.push(Field::new(name, value))
+    })?;
     Ok(Response {
         fields: out,
         interim: status < 200,
     })
 }
 
-/// [`response`], HPACK-encoded straight into `block` (emptied first),
-/// without a field list: the front's path for every response. Answers
-/// whether it is an interim (1xx) block.
-pub fn encode_response(
-    status: u16,
-    fields: &[(&[u8], &[u8])],
-    block: &mut Vec<u8>,
-) -> Result<bool, Refused> {
+/// [`response`] for a whole HTTP/1.1 response head as text (status line,
+/// field lines, the empty line), HPACK-encoded straight into `block`
+/// (emptied first): the front's path for every response. Answers whether
+/// it is an interim (1xx) block.
+///
+/// The head is one the exchange assembled from what our parser accepted
+/// and our own lines, so it is split at its line ends, not parsed again;
+/// what HTTP/2 is stricter about is still checked field by field.
+pub fn encode_head(text: &[u8], block: &mut Vec<u8>) -> Result<bool, Refused> {
+    let mut lines = Lines(text);
+    let status = lines.next().and_then(status_of).ok_or(Refused::Head)?;
     let digits = status_digits(status)?;
     block.clear();
     hpack::encode_field(block, b":status", &digits);
+    let fields = lines.take_while(|l| !l.is_empty()).map(field_of);
     convert(fields, &[], |name, value| {
         hpack::encode_field(block, name, value)
     })?;
     Ok(status < 200)
+}
+
+/// The lines of a head, without their line ends (CRLF, or a bare LF:
+/// a field line holds neither), found with `memchr`.
+#[derive(Clone)]
+struct Lines<'a>(&'a [u8]);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let (line, rest) = match memchr::memchr(b'\n', self.0) {
+            Some(i) => (&self.0[..i], &self.0[i + 1..]),
+            None => (self.0, &[][..]),
+        };
+        self.0 = rest;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+}
+
+/// The status of an `HTTP/1.x NNN reason` line.
+fn status_of(line: &[u8]) -> Option<u16> {
+    let rest = line.strip_prefix(b"HTTP/1.")?;
+    if !rest.first()?.is_ascii_digit() || rest.get(1) != Some(&b' ') {
+        return None;
+    }
+    let digits = rest.get(2..5)?;
+    if !digits.iter().all(u8::is_ascii_digit) || rest.get(5).is_some_and(|&b| b != b' ') {
+        return None;
+    }
+    Some(digits.iter().fold(0, |n, &d| n * 10 + u16::from(d - b'0')))
+}
+
+/// A `name: value` line as its name and its value without the optional
+/// whitespace around it; a line without a colon has an empty name, which
+/// [`convert`] refuses.
+fn field_of(line: &[u8]) -> (&[u8], &[u8]) {
+    let Some(colon) = memchr::memchr(b':', line) else {
+        return (&[], line);
+    };
+    let ows = |b: &u8| matches!(b, b' ' | b'\t');
+    let mut value = &line[colon + 1..];
+    while let [first, rest @ ..] = value {
+        if !ows(first) {
+            break;
+        }
+        value = rest;
+    }
+    while let [rest @ .., last] = value {
+        if !ows(last) {
+            break;
+        }
+        value = rest;
+    }
+    (&line[..colon], value)
 }
 
 /// Translates a chunked response's trailer fields; framing and routing
@@ -146,7 +209,7 @@ pub fn encode_response(
 pub fn trailers(fields: &[(&[u8], &[u8])]) -> Result<Vec<Field>, Refused> {
     let mut out = Vec::new();
     convert(
-        fields,
+        fields.iter().copied(),
         &[b"content-length", b"host", b"trailer"],
         |name, value| out.push(Field::new(name, value)),
     )?;
@@ -198,22 +261,57 @@ mod tests {
             (b"X-Hop", b"1"),
             (b"Set-Cookie", b"a=b"),
         ];
+        let text = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection:  x-hop \r\n\
+                     X-Hop:1\nSet-Cookie: a=b\r\n\r\n";
         let mut block = vec![1, 2, 3];
-        assert_eq!(encode_response(200, &head, &mut block), Ok(false));
+        assert_eq!(encode_head(text, &mut block), Ok(false));
         let limits = hpack::ListLimits {
             max_list_size: 1 << 16,
             max_fields: 100,
         };
         let decoded = hpack::Decoder::new(4096).decode(&block, limits).unwrap();
-        assert_eq!(decoded.fields, response(200, &head).unwrap().fields);
         assert_eq!(
-            names(&decoded.fields),
+            decoded.fields.to_vec(),
+            response(200, &head).unwrap().fields
+        );
+        assert_eq!(
+            names(&decoded.fields.to_vec()),
             [":status", "content-type", "set-cookie"]
         );
         assert_eq!(
-            encode_response(101, &[], &mut block),
+            encode_head(b"HTTP/1.1 101 Switching\r\n\r\n", &mut block),
             Err(Refused::SwitchingProtocols)
         );
+        assert_eq!(encode_head(b"HTTP/1.0 103\r\n\r\n", &mut block), Ok(true));
+    }
+
+    #[test]
+    fn a_head_that_is_not_one_is_refused() {
+        let mut block = Vec::new();
+        for bad in [
+            &b""[..],
+            b"HTTP/2 200 OK\r\n\r\n",
+            b"HTTP/1.1 20 OK\r\n\r\n",
+            b"HTTP/1.1 2000\r\n\r\n",
+            b"HTTP/1.1  200\r\n\r\n",
+            b"HTTP/1.1 2x0 OK\r\n\r\n",
+        ] {
+            assert_eq!(encode_head(bad, &mut block), Err(Refused::Head), "{bad:?}");
+        }
+        let fields = |text: &[u8]| encode_head(text, &mut Vec::new());
+        assert_eq!(
+            fields(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n"),
+            Err(Refused::Name)
+        );
+        assert_eq!(
+            fields(b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n"),
+            Err(Refused::Name)
+        );
+        assert_eq!(
+            fields(b"HTTP/1.1 200 OK\r\nx: a\rb\r\n\r\n"),
+            Err(Refused::Value)
+        );
+        assert_eq!(fields(b"HTTP/1.1 200 OK\r\nX: \r\n\r\n"), Ok(false));
     }
 
     #[test]
@@ -277,6 +375,6 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(d.fields, r.fields);
+        assert_eq!(d.fields.to_vec(), r.fields);
     }
 }

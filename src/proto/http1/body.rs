@@ -14,6 +14,8 @@
 
 use std::io::{self, IoSlice};
 
+use crate::proto::token::is_tchar;
+
 pub use super::errors::ChunkError;
 
 /// How a message's body is delimited.
@@ -103,11 +105,6 @@ struct Parser {
     size: u64,
     /// Bytes of the current size line, or of all trailers.
     len: u32,
-}
-
-/// RFC 9110 §5.6.2 tchar.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn is_ws(b: u8) -> bool {

@@ -19,7 +19,7 @@ use crate::engine::http::{answering, follow_current, recycle, Answering, Flow, H
 use crate::engine::step::{CloseReason, Ctx};
 use crate::engine::syslog::Sink;
 use crate::engine::token::Side;
-use crate::proto::h2::hpack::Field;
+use crate::proto::h2::hpack::Fields;
 use crate::proto::h2::{to_h1, ErrorCode, StreamId};
 use crate::proto::http1::errors::Status;
 use crate::proto::http1::exchange::Exchange;
@@ -33,11 +33,12 @@ impl<S: Transport> HttpSession<S> {
         ctx: &mut Ctx<'_, S>,
         h2: &mut H2<S>,
         id: StreamId,
-        fields: &[Field],
+        fields: &Fields,
         end_stream: bool,
     ) {
         self.service.stats.of(self.worker).h2_streams.add(1);
-        let req = match to_h1::request(fields, end_stream) {
+        let scratch = mem::take(&mut h2.request_head);
+        let req = match to_h1::request_in(fields, end_stream, scratch) {
             Ok(r) => r,
             Err(m) => {
                 // Malformed (RFC 9113 §8.1.1): a stream error.
@@ -54,18 +55,22 @@ impl<S: Transport> HttpSession<S> {
         };
         let chunked = req.body == to_h1::Body::Chunked;
         let mut stream = Stream::new(id, chunked, end_stream, ctx.now);
-        stream.head = req.method == b"HEAD";
+        stream.head = req.method() == b"HEAD";
         let mut log = RequestLog::stream();
         log.count(req.head.len() as u64, 0);
-        if req.head.len() > BUFFER_SIZE {
+        let buf = (req.head.len() <= BUFFER_SIZE).then(|| {
+            let mut buf = ctx.pool.take();
+            buf.spare()[..req.head.len()].copy_from_slice(&req.head);
+            buf.filled(req.head.len());
+            buf
+        });
+        h2.request_head = req.head;
+        let Some(buf) = buf else {
             let a = self.failing(Status::HeaderTooLarge, None, log, ctx.now);
             stream.stage = StreamStage::Answer(a);
             h2.streams.push(stream);
             return;
-        }
-        let mut buf = ctx.pool.take();
-        buf.spare()[..req.head.len()].copy_from_slice(&req.head);
-        buf.filled(req.head.len());
+        };
         let mut s = ctx.scratch.pop().unwrap_or_default();
         let head = match request::parse(buf.pending(), &mut s.req_drop, &mut s.req_inject) {
             Ok(Some(head)) => head,
