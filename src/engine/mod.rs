@@ -28,6 +28,7 @@ pub mod listener;
 pub mod meter;
 pub mod pipe;
 pub mod pool;
+pub mod ports;
 pub mod session;
 pub mod step;
 pub mod syslog;

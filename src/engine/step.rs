@@ -3,7 +3,7 @@
 //! ([`Step`]), and why a session ended ([`CloseReason`], with HAProxy's
 //! termination code for it).
 
-use std::collections::HashMap;
+use crate::engine::ports::PortMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,7 +103,7 @@ pub struct Ctx<'a, S = TcpStream> {
     pub worker: usize,
     /// This worker's latencies by service port, handed to the control
     /// thread every second.
-    pub latency: &'a mut HashMap<u16, Latency>,
+    pub latency: &'a mut PortMap<Latency>,
     /// Where access lines go; `None` without the `syslog` key, and then no
     /// line is even formatted.
     pub syslog: Option<&'a mut Sink>,

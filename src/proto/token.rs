@@ -36,6 +36,11 @@ pub fn is_tchar(b: u8) -> bool {
     TCHAR[b as usize]
 }
 
+/// How many bytes `s` begins with are `tchar`s.
+pub fn token_len(s: &[u8]) -> usize {
+    s.iter().position(|&b| !is_tchar(b)).unwrap_or(s.len())
+}
+
 /// A non-empty token.
 pub fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))

@@ -253,7 +253,7 @@ pub struct Harness {
     pub scratch: Vec<Scratch>,
     #[allow(clippy::vec_box)]
     pub exchanges: Vec<Box<crate::proto::http1::exchange::Exchange>>,
-    pub latency: HashMap<u16, Latency>,
+    pub latency: crate::engine::ports::PortMap<Latency>,
     pub now: Instant,
     /// The leg table the sessions' backend sockets take slots in.
     pub legs: Legs,
@@ -305,7 +305,7 @@ impl Harness {
             idle: IdlePool::default(),
             scratch: Vec::new(),
             exchanges: Vec::new(),
-            latency: HashMap::new(),
+            latency: Default::default(),
             now: Instant::now(),
             legs: Legs::default(),
         }

@@ -12,7 +12,6 @@ mod messages;
 
 pub use messages::{FromWorker, Lent, Reporter, ToWorker};
 
-use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,6 +29,7 @@ use crate::engine::conn::{Os, Readiness};
 use crate::engine::http::HttpSession;
 use crate::engine::legs::Legs;
 use crate::engine::pool::IdlePool;
+use crate::engine::ports::PortMap;
 use crate::engine::session::Session;
 use crate::engine::step::{CloseReason, Ctx, Step};
 use crate::engine::syslog::Sink;
@@ -176,7 +176,7 @@ pub(super) struct Worker {
     snapshot: Arc<Snapshot>,
     listeners: Slab<ListenerSlot>,
     /// Listener slots by service port: one per listen address.
-    by_port: HashMap<u16, Vec<usize>>,
+    by_port: PortMap<Vec<usize>>,
     /// Listeners (address, service) that could not be opened yet.
     unbound: Vec<(Option<IpAddr>, Arc<ServiceSnapshot>)>,
     next_bind_retry: Option<Instant>,
@@ -186,7 +186,7 @@ pub(super) struct Worker {
     gens: Generations,
     pool: BufferPool,
     wheel: Wheel,
-    cursors: HashMap<u16, RoundRobin>,
+    cursors: PortMap<RoundRobin>,
     again: Vec<SlotId>,
     draining: Option<Instant>,
     /// Accepting stopped at the descriptor limit; resumes when
@@ -200,7 +200,7 @@ pub(super) struct Worker {
     #[allow(clippy::vec_box)]
     exchanges: Vec<Box<Exchange>>,
     /// Latencies by service port since the last hand-over.
-    latency: HashMap<u16, Latency>,
+    latency: PortMap<Latency>,
     next_latency_handover: Instant,
     /// Where access lines go, if the `syslog` key is set.
     syslog: Option<Sink>,
@@ -222,7 +222,7 @@ impl Worker {
             listen,
             snapshot: Arc::new(Snapshot::default()),
             listeners: Slab::new(),
-            by_port: HashMap::new(),
+            by_port: PortMap::default(),
             unbound: Vec::new(),
             next_bind_retry: None,
             sessions: Slab::with_capacity(1024),
@@ -230,7 +230,7 @@ impl Worker {
             gens: Generations::default(),
             pool: BufferPool::new(POOL_KEEP),
             wheel: Wheel::new(Instant::now()),
-            cursors: HashMap::new(),
+            cursors: PortMap::default(),
             again: Vec::new(),
             draining: None,
             full: false,
@@ -238,7 +238,7 @@ impl Worker {
             next_idle_expiry: Instant::now(),
             scratch: Vec::new(),
             exchanges: Vec::new(),
-            latency: HashMap::new(),
+            latency: PortMap::default(),
             next_latency_handover: Instant::now() + LATENCY_HANDOVER,
             syslog: None,
         }

@@ -201,6 +201,8 @@ pub struct Connection {
     pub(super) ours: Ours,
     pub(super) limits: Limits,
     pub(super) decoder: Decoder,
+    /// The last header block's vector, for the next one.
+    pub(super) block_spare: Vec<u8>,
     /// Lists given back by the front, decoded into next: a read brings
     /// several requests at once.
     pub(super) spares: Vec<Fields>,
@@ -227,6 +229,8 @@ pub struct Connection {
 const MAX_SPARE: usize = 4096;
 /// How many field lists are kept for reuse.
 const MAX_SPARES: usize = 16;
+/// The largest header block vector kept for the next block.
+pub(super) const MAX_BLOCK_SPARE: usize = 16 * 1024;
 
 /// How many reset streams are remembered.
 const RESET_MEMORY: usize = 128;
@@ -250,6 +254,7 @@ impl Connection {
             ours,
             limits: config.limits,
             decoder: Decoder::new(hpack::DEFAULT_TABLE_SIZE),
+            block_spare: Vec::new(),
             spares: Vec::new(),
             streams: BTreeMap::new(),
             last_stream: StreamId::CONNECTION,
@@ -344,6 +349,7 @@ impl Connection {
             self.events = Vec::new();
         }
         self.spares = Vec::new();
+        self.block_spare = Vec::new();
     }
 
     /// Takes back a request's or trailers' fields once the front has read
@@ -362,6 +368,7 @@ impl Connection {
             && self.scratch.capacity() == 0
             && self.events.capacity() == 0
             && self.spares.capacity() == 0
+            && self.block_spare.capacity() == 0
     }
 
     /// What the connection saw and refused.

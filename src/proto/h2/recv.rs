@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::conn::{
     Block, ConnFault, Connection, DataIn, Event, Phase, Reading, Shutdown, Stream, StreamFault,
-    SHUTDOWN_PING,
+    MAX_BLOCK_SPARE, SHUTDOWN_PING,
 };
 use super::flow::{RecvWindow, Window};
 use super::frame::{
@@ -327,10 +327,12 @@ impl Connection {
                 if fragment.len() > l.max_block_bytes {
                     return Err(ConnFault::Limit(Limit::BlockBytes));
                 }
+                let mut bytes = std::mem::take(&mut self.block_spare);
+                bytes.extend_from_slice(fragment);
                 self.block = Some(Block {
                     stream,
                     end_stream,
-                    bytes: fragment.to_vec(),
+                    bytes,
                     continuations: 0,
                     fault,
                 });
@@ -510,19 +512,22 @@ impl Connection {
             max_fields: self.limits.max_fields,
         };
         let spare = self.spares.pop().unwrap_or_default();
-        let decoded = self
-            .decoder
-            .decode_into(&b.bytes, limits, spare)
-            .map_err(|e| {
-                if matches!(
-                    e,
-                    super::hpack::DecodeError::SizeUpdateNotAtStart
-                        | super::hpack::DecodeError::SizeUpdateTooLarge
-                ) {
-                    self.counters.hit(Limit::TableUpdate);
-                }
-                ConnFault::Hpack(e)
-            })?;
+        let decoded = self.decoder.decode_into(&b.bytes, limits, spare);
+        let mut b = b;
+        if b.bytes.capacity() <= MAX_BLOCK_SPARE {
+            b.bytes.clear();
+            self.block_spare = std::mem::take(&mut b.bytes);
+        }
+        let decoded = decoded.map_err(|e| {
+            if matches!(
+                e,
+                super::hpack::DecodeError::SizeUpdateNotAtStart
+                    | super::hpack::DecodeError::SizeUpdateTooLarge
+            ) {
+                self.counters.hit(Limit::TableUpdate);
+            }
+            ConnFault::Hpack(e)
+        })?;
         if let Some(o) = decoded.over {
             self.counters.hit(match o {
                 super::hpack::Over::ListSize => Limit::ListSize,

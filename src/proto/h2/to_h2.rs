@@ -74,6 +74,9 @@ fn convert<'a>(
         if !token::is_token(name) {
             return Err(Refused::Name);
         }
+        // Checked even for a field that is dropped, as `encode_head`
+        // does: a value no HTTP/1 parser should have let through.
+        check_value(value).map_err(|_| Refused::Value)?;
         let name: &[u8] = if name.len() <= SHORT_NAME {
             let s = &mut short[..name.len()];
             s.copy_from_slice(name);
@@ -90,7 +93,6 @@ fn convert<'a>(
         {
             continue;
         }
-        check_value(value).map_err(|_| Refused::Value)?;
         emit(name, value);
     }
     Ok(())
@@ -131,40 +133,119 @@ pub fn response(status: u16, fields: &[(&[u8], &[u8])]) -> Result<Response, Refu
 /// it is an interim (1xx) block.
 ///
 /// The head is one the exchange assembled from what our parser accepted
-/// and our own lines, so it is split at its line ends, not parsed again;
-/// what HTTP/2 is stricter about is still checked field by field.
+/// and our own lines, so it is not parsed again: one pass over its bytes
+/// splits each line, checks what HTTP/2 is stricter about, lowercases
+/// the name and encodes the field. A `Connection` field, which may list
+/// names that came before it, sends the head through [`convert`] instead
+/// (rare: the exchange drops the ones backends send).
 pub fn encode_head(text: &[u8], block: &mut Vec<u8>) -> Result<bool, Refused> {
-    let mut lines = Lines(text);
-    let status = lines.next().and_then(status_of).ok_or(Refused::Head)?;
+    let (first, fields) = next_line(text);
+    let status = status_of(first).ok_or(Refused::Head)?;
     let digits = status_digits(status)?;
     block.clear();
+    block.reserve(text.len());
     hpack::encode_field(block, b":status", &digits);
-    let fields = lines.take_while(|l| !l.is_empty()).map(field_of);
-    convert(fields, &[], |name, value| {
+    let mut lower = [0u8; SHORT_NAME];
+    let mut long = Vec::new();
+    let mut rest = fields;
+    loop {
+        let n = token::token_len(rest);
+        if n == 0 && matches!(rest, [] | [b'\n', ..] | [b'\r', b'\n', ..]) {
+            break;
+        }
+        let (name, after) = rest.split_at(n);
+        let ([_, ..], [b':', after @ ..]) = (name, after) else {
+            return Err(Refused::Name);
+        };
+        let (value, next) = value_of(after)?;
+        rest = next;
+        let name: &[u8] = if n <= SHORT_NAME {
+            let l = &mut lower[..n];
+            l.copy_from_slice(name);
+            l.make_ascii_lowercase();
+            l
+        } else {
+            long.clear();
+            long.extend(name.iter().map(u8::to_ascii_lowercase));
+            &long
+        };
+        if name == b"connection" {
+            return encode_listing(status, &digits, fields, block);
+        }
+        if !HOP_BY_HOP.contains(&name) {
+            hpack::encode_field(block, name, value);
+        }
+    }
+    Ok(status < 200)
+}
+
+/// The value of a field line, from just after its colon: without the
+/// whitespace around it, and the rest of the head after its line end.
+/// A control byte but HTAB (a CR only right before the LF) refuses it.
+fn value_of(line: &[u8]) -> Result<(&[u8], &[u8]), Refused> {
+    let mut end = line.len();
+    let mut next = line.len();
+    for (i, &b) in line.iter().enumerate() {
+        if b >= 0x20 && b != 0x7f || b == b'\t' {
+            continue;
+        }
+        match (b, line.get(i + 1)) {
+            (b'\n', _) => (end, next) = (i, i + 1),
+            (b'\r', Some(b'\n')) => (end, next) = (i, i + 2),
+            _ => return Err(Refused::Value),
+        }
+        break;
+    }
+    let ows = |b: &u8| matches!(b, b' ' | b'\t');
+    let mut value = &line[..end];
+    while let [first, rest @ ..] = value {
+        if !ows(first) {
+            break;
+        }
+        value = rest;
+    }
+    while let [rest @ .., last] = value {
+        if !ows(last) {
+            break;
+        }
+        value = rest;
+    }
+    Ok((value, &line[next..]))
+}
+
+/// [`encode_head`]'s way for a head with a `Connection` field: its lines
+/// are split first, then [`convert`] drops what that field lists too.
+fn encode_listing(
+    status: u16,
+    digits: &[u8; 3],
+    mut rest: &[u8],
+    block: &mut Vec<u8>,
+) -> Result<bool, Refused> {
+    let mut fields = Vec::new();
+    while !rest.is_empty() {
+        let (line, after) = next_line(rest);
+        rest = after;
+        if line.is_empty() {
+            break;
+        }
+        fields.push(field_of(line));
+    }
+    block.clear();
+    hpack::encode_field(block, b":status", digits);
+    convert(fields.iter().copied(), &[], |name, value| {
         hpack::encode_field(block, name, value)
     })?;
     Ok(status < 200)
 }
 
-/// The lines of a head, without their line ends (CRLF, or a bare LF:
-/// a field line holds neither), found with `memchr`.
-#[derive(Clone)]
-struct Lines<'a>(&'a [u8]);
-
-impl<'a> Iterator for Lines<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let (line, rest) = match memchr::memchr(b'\n', self.0) {
-            Some(i) => (&self.0[..i], &self.0[i + 1..]),
-            None => (self.0, &[][..]),
-        };
-        self.0 = rest;
-        Some(line.strip_suffix(b"\r").unwrap_or(line))
-    }
+/// The first line of `text` without its line end (CRLF, or a bare LF: a
+/// field line holds neither), and what follows it.
+fn next_line(text: &[u8]) -> (&[u8], &[u8]) {
+    let (line, rest) = match text.iter().position(|&b| b == b'\n') {
+        Some(i) => (&text[..i], &text[i + 1..]),
+        None => (text, &[][..]),
+    };
+    (line.strip_suffix(b"\r").unwrap_or(line), rest)
 }
 
 /// The status of an `HTTP/1.x NNN reason` line.
@@ -184,7 +265,7 @@ fn status_of(line: &[u8]) -> Option<u16> {
 /// whitespace around it; a line without a colon has an empty name, which
 /// [`convert`] refuses.
 fn field_of(line: &[u8]) -> (&[u8], &[u8]) {
-    let Some(colon) = memchr::memchr(b':', line) else {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
         return (&[], line);
     };
     let ows = |b: &u8| matches!(b, b' ' | b'\t');
@@ -283,6 +364,80 @@ mod tests {
             Err(Refused::SwitchingProtocols)
         );
         assert_eq!(encode_head(b"HTTP/1.0 103\r\n\r\n", &mut block), Ok(true));
+    }
+
+    #[test]
+    fn a_connection_field_drops_the_fields_it_lists_before_it() {
+        const MANY: usize = 40;
+        let mut text = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..MANY {
+            text.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+        }
+        text.extend_from_slice(b"Connection: x-0\r\n\r\n");
+        let mut block = Vec::new();
+        assert_eq!(encode_head(&text, &mut block), Ok(false));
+        let limits = hpack::ListLimits {
+            max_list_size: 1 << 16,
+            max_fields: 100,
+        };
+        let decoded = hpack::Decoder::new(4096).decode(&block, limits).unwrap();
+        let names = names(&decoded.fields.to_vec());
+        // :status, then every field but the one the Connection line lists.
+        assert_eq!(names.len(), MANY);
+        assert_eq!(names[1], "x-1");
+        assert_eq!(names.last().unwrap(), &format!("x-{}", MANY - 1));
+    }
+
+    proptest::proptest! {
+        /// The one-pass encoder agrees with splitting the head first and
+        /// translating the fields ([`encode_listing`], the reference).
+        #[test]
+        fn one_pass_encoding_agrees_with_split_then_convert(
+            lines in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        proptest::strategy::Just("Content-Type".to_string()),
+                        proptest::strategy::Just("keep-alive".to_string()),
+                        proptest::strategy::Just("TE".to_string()),
+                        proptest::strategy::Just("".to_string()),
+                        "[A-Za-z0-9!#~ -]{1,8}",
+                    ],
+                    proptest::collection::vec(
+                        proptest::prop_oneof![
+                            proptest::strategy::Just(b' '),
+                            proptest::strategy::Just(b'\t'),
+                            proptest::strategy::Just(b'\r'),
+                            proptest::strategy::Just(0x7f),
+                            proptest::strategy::Just(1),
+                            b'a'..=b'z',
+                            b':'..=b'@',
+                        ],
+                        0..12,
+                    ),
+                ),
+                0..8,
+            ),
+            colon in proptest::bool::ANY,
+        ) {
+            let mut text = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for (name, value) in &lines {
+                text.extend_from_slice(name.as_bytes());
+                if colon {
+                    text.push(b':');
+                }
+                text.extend_from_slice(value);
+                text.extend_from_slice(b"\r\n");
+            }
+            text.extend_from_slice(b"\r\n");
+            let (mut fast, mut reference) = (Vec::new(), Vec::new());
+            let a = encode_head(&text, &mut fast);
+            let fields = &text[b"HTTP/1.1 200 OK\r\n".len()..];
+            let b = encode_listing(200, b"200", fields, &mut reference);
+            proptest::prop_assert_eq!(a, b);
+            if a.is_ok() {
+                proptest::prop_assert_eq!(fast, reference);
+            }
+        }
     }
 
     #[test]

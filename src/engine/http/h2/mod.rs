@@ -505,8 +505,11 @@ impl<S: Transport> HttpSession<S> {
                 LegStep::Connect(_) => leg.deadline(&self.client, t),
                 _ => {
                     let backend = leg.up.conn.last_io() + t.server;
-                    if s.waits_on_client(codec) {
-                        backend.min(s.moved_at + t.client)
+                    let client = s.moved_at + t.client;
+                    // Whether it waits on its client costs a look at the
+                    // codec's stream: only asked when it would matter.
+                    if client < backend && s.waits_on_client(codec) {
+                        client
                     } else {
                         backend
                     }
