@@ -40,6 +40,29 @@ pub trait Transport: Read + Write + fmt::Debug {
     /// Whether nothing waits to be read and the peer has not closed: an
     /// idle backend connection that is still fit for a request.
     fn is_quiet(&self) -> bool;
+    /// Writes several slices at once: by default `write_vectored`; the
+    /// kernel's sockets use sendmsg(2) ([`net::send_vectored`]).
+    fn send_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored(bufs)
+    }
+}
+
+/// A transport as the writer rustls flushes its records to: its vectored
+/// writes go through [`Transport::send_vectored`].
+struct Sending<'a, S>(&'a mut S);
+
+impl<S: Transport> Write for Sending<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.send_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }
 
 impl Transport for TcpStream {
@@ -71,6 +94,10 @@ impl Transport for TcpStream {
     fn is_quiet(&self) -> bool {
         let mut probe = [0u8; 1];
         matches!(self.peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    fn send_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        net::send_vectored(self, bufs)
     }
 }
 
@@ -405,7 +432,7 @@ impl<S: Transport> Conn<S> {
         let Some(tls) = self.tls.as_deref_mut() else {
             return Ok(true);
         };
-        let done = tls_flush(&mut self.stream, tls)?;
+        let done = tls_flush(&mut Sending(&mut self.stream), tls)?;
         self.held_back(done);
         Ok(done)
     }
@@ -431,7 +458,7 @@ impl<S: Transport> Conn<S> {
     pub fn close_notify(&mut self) -> io::Result<()> {
         if let Some(tls) = self.tls.as_deref_mut() {
             tls.send_close_notify();
-            let done = tls_flush(&mut self.stream, tls)?;
+            let done = tls_flush(&mut Sending(&mut self.stream), tls)?;
             self.held_back(done);
         }
         Ok(())
@@ -446,7 +473,7 @@ impl<S: Transport> Conn<S> {
             return Ok(true);
         };
         loop {
-            let done = tls_flush(&mut self.stream, tls)?;
+            let done = tls_flush(&mut Sending(&mut self.stream), tls)?;
             self.backlog = !done;
             if !done {
                 self.writable = false;
@@ -461,7 +488,7 @@ impl<S: Transport> Conn<S> {
                 Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(_) => {
                     if let Err(e) = tls.process_new_packets() {
-                        let _ = tls_flush(&mut self.stream, tls);
+                        let _ = tls_flush(&mut Sending(&mut self.stream), tls);
                         return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                     }
                 }
@@ -478,7 +505,7 @@ impl<S: Transport> Conn<S> {
             tls.send_close_notify();
             // Records that cannot go now stay queued behind the data; the
             // session flushes them before it closes, and the FIN follows.
-            let done = tls_flush(&mut self.stream, tls)?;
+            let done = tls_flush(&mut Sending(&mut self.stream), tls)?;
             self.held_back(done);
             if !done {
                 return Ok(());
@@ -506,7 +533,7 @@ impl<S: Transport> Conn<S> {
                         && tls.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
                 };
                 if tls.wants_write() && !holds(tls) {
-                    let done = matches!(tls_flush(&mut self.stream, tls), Ok(true));
+                    let done = matches!(tls_flush(&mut Sending(&mut self.stream), tls), Ok(true));
                     self.held_back(done);
                 }
                 r
@@ -580,11 +607,13 @@ impl<S: Transport> Conn<S> {
         let r = match (self.tls.as_deref_mut(), bufs) {
             // One slice: write(2), as cheap as it gets.
             (None, [one]) => self.stream.write(one),
-            (None, _) => self.stream.write_vectored(bufs),
-            (Some(tls), _) => tls_write(&mut self.stream, tls, bufs, last).map(|(n, done)| {
-                flushed = done;
-                n
-            }),
+            (None, _) => self.stream.send_vectored(bufs),
+            (Some(tls), _) => {
+                tls_write(&mut Sending(&mut self.stream), tls, bufs, last).map(|(n, done)| {
+                    flushed = done;
+                    n
+                })
+            }
         };
         if self.tls.is_some() {
             self.backlog = !flushed;

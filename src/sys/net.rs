@@ -522,6 +522,18 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     TcpStream::connect(addr)
 }
 
+/// Writes `bufs` to `stream` with sendmsg(2). A vectored write through
+/// writev(2) takes the VFS path (`vfs_writev`, the file position lock)
+/// before it reaches the socket; sendmsg goes to the socket layer, as
+/// std's single-slice writes (send(2)) already do. illumos has sendmsg
+/// too, and the event ports' socket reports it as a write.
+pub fn send_vectored(stream: &mut TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    #[cfg(any(target_os = "illumos", feature = "emulated-event-ports"))]
+    return stream.send_vectored(bufs);
+    #[cfg(not(any(target_os = "illumos", feature = "emulated-event-ports")))]
+    return SockRef::from(&*stream).send_vectored(bufs);
+}
+
 /// Makes the next close of `stream` send a RST instead of a FIN, to pass a
 /// reset from one side of a proxied connection to the other.
 pub fn set_reset_on_close(stream: &TcpStream) {

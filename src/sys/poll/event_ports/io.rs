@@ -52,6 +52,14 @@ impl TcpStream {
         self.inner.peek(buf)
     }
 
+    /// `sendmsg(2)`, reported to the poller as a write is.
+    pub fn send_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let asked = bufs.iter().map(|b| b.len()).sum();
+        let r = socket2::SockRef::from(&self.inner).send_vectored(bufs);
+        self.note(WRITE, asked, &r);
+        r
+    }
+
     /// `shutdown(2)`.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
