@@ -155,8 +155,12 @@ impl Fields {
     }
 
     /// The fields, in order.
-    pub fn iter(&self) -> impl Iterator<Item = FieldRef<'_>> + Clone {
-        (0..self.len()).filter_map(|i| self.get(i))
+    pub fn iter(&self) -> FieldsIter<'_> {
+        FieldsIter {
+            bytes: &self.bytes,
+            ends: self.ends.iter(),
+            start: 0,
+        }
     }
 
     /// Appends a field.
@@ -188,6 +192,29 @@ impl Fields {
     fn close(&mut self, start: usize, name_len: usize) {
         self.ends
             .push(((start + name_len) as u32, self.bytes.len() as u32));
+    }
+}
+
+/// The fields of a [`Fields`] list, in order.
+#[derive(Debug, Clone)]
+pub struct FieldsIter<'a> {
+    bytes: &'a [u8],
+    ends: std::slice::Iter<'a, (u32, u32)>,
+    start: usize,
+}
+
+impl<'a> Iterator for FieldsIter<'a> {
+    type Item = FieldRef<'a>;
+
+    fn next(&mut self) -> Option<FieldRef<'a>> {
+        let &(name_end, value_end) = self.ends.next()?;
+        let (name_end, value_end) = (name_end as usize, value_end as usize);
+        let field = FieldRef {
+            name: self.bytes.get(self.start..name_end)?,
+            value: self.bytes.get(name_end..value_end)?,
+        };
+        self.start = value_end;
+        Some(field)
     }
 }
 

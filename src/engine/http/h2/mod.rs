@@ -190,12 +190,16 @@ impl<S> H2<S> {
         self.streams.iter_mut().find(|s| s.id == id)
     }
 
-    /// Streams holding a backend connection now.
-    fn legs(&self) -> usize {
+    /// Streams holding a backend connection now, and whether any waits
+    /// for one.
+    fn legs_and_queue(&self) -> (usize, bool) {
         self.streams
             .iter()
-            .filter(|s| matches!(s.stage, StreamStage::Leg(_)))
-            .count()
+            .fold((0, false), |(legs, queued), s| match s.stage {
+                StreamStage::Leg(_) => (legs + 1, queued),
+                StreamStage::Queued(..) => (legs, true),
+                _ => (legs, queued),
+            })
     }
 }
 
@@ -488,17 +492,24 @@ impl<S: Transport> HttpSession<S> {
         if let Some(since) = h2.shutdown {
             at = at.min(since + SHUTDOWN_GRACE);
         }
-        h2.streams
-            .iter()
-            .filter_map(|s| self.stream_deadline(&h2.codec, s))
-            .fold(at, Instant::min)
+        h2.streams.iter().fold(at, |at, s| {
+            self.stream_deadline(&h2.codec, s, Some(at))
+                .map_or(at, |d| d.min(at))
+        })
     }
 
     /// When stream `s` must be looked at again: a leg when its backend has
     /// been silent for the server timeout, or when the stream has waited
     /// on its client (its request body, or a closed window) for the
-    /// client timeout.
-    fn stream_deadline(&self, codec: &Connection, s: &Stream<S>) -> Option<Instant> {
+    /// client timeout. With `below`, a deadline not before it may come
+    /// out later than it is (the caller keeps the earlier one anyway):
+    /// that spares most streams a look at the codec.
+    fn stream_deadline(
+        &self,
+        codec: &Connection,
+        s: &Stream<S>,
+        below: Option<Instant>,
+    ) -> Option<Instant> {
         let t = &self.service.timeouts;
         Some(match &s.stage {
             StreamStage::Leg(leg) => match &leg.step {
@@ -506,9 +517,10 @@ impl<S: Transport> HttpSession<S> {
                 _ => {
                     let backend = leg.up.conn.last_io() + t.server;
                     let client = s.moved_at + t.client;
+                    let bound = below.map_or(backend, |b| b.min(backend));
                     // Whether it waits on its client costs a look at the
                     // codec's stream: only asked when it would matter.
-                    if client < backend && s.waits_on_client(codec) {
+                    if client < bound && s.waits_on_client(codec) {
                         client
                     } else {
                         backend
@@ -544,7 +556,7 @@ impl<S: Transport> HttpSession<S> {
         let mut i = 0;
         while i < h2.streams.len() {
             if self
-                .stream_deadline(&h2.codec, &h2.streams[i])
+                .stream_deadline(&h2.codec, &h2.streams[i], None)
                 .is_some_and(|d| d <= now)
             {
                 self.h2_stream_timer(ctx, &mut h2, i);

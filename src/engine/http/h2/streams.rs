@@ -160,9 +160,9 @@ impl<S: Transport> HttpSession<S> {
     /// anything moved.
     pub(super) fn h2_streams(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>) -> bool {
         let mut progress = false;
-        let mut legs = h2.legs();
+        let (mut legs, queued) = h2.legs_and_queue();
         for i in 0..h2.streams.len() {
-            if legs >= MAX_LEGS {
+            if !queued || legs >= MAX_LEGS {
                 break;
             }
             if matches!(h2.streams[i].stage, StreamStage::Queued(..)) {
