@@ -83,6 +83,7 @@ impl StreamFront<'_> {
     fn headers(&mut self, head: &Outgoing<'_>) -> Result<(), Refused> {
         let HeadScratch { text, block } = &mut *self.scratch;
         text.clear();
+        text.reserve(head.head_len());
         let mut skip = 0;
         loop {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];

@@ -229,6 +229,11 @@ pub struct Connection {
 const MAX_SPARE: usize = 4096;
 /// How many field lists are kept for reuse.
 const MAX_SPARES: usize = 16;
+/// Output room a connection takes at once after a rest: a burst's
+/// responses, headers and small bodies.
+const OUT_AT_ONCE: usize = 4096;
+/// Events room taken at once after a rest.
+const EVENTS_AT_ONCE: usize = 16;
 /// The largest header block vector kept for the next block.
 pub(super) const MAX_BLOCK_SPARE: usize = 16 * 1024;
 
@@ -291,6 +296,7 @@ impl Connection {
             return Err(e);
         }
         self.new_streams = 0;
+        self.make_room();
         match self.read(input, now) {
             Ok(()) => Ok(()),
             Err(fault) => Err(self.fail(fault)),
@@ -352,12 +358,26 @@ impl Connection {
         self.block_spare = Vec::new();
     }
 
+    /// After a [`Connection::shrink`], the vectors a burst needs come back
+    /// in one allocation each, not in a doubling per frame or event.
+    fn make_room(&mut self) {
+        if self.out.capacity() == 0 {
+            self.out.reserve(OUT_AT_ONCE);
+        }
+        if self.events.capacity() == 0 {
+            self.events.reserve(EVENTS_AT_ONCE);
+        }
+    }
+
     /// Takes back a request's or trailers' fields once the front has read
     /// them: a later block is decoded into their allocation. (A few: a
     /// read often brings several requests; a list grown large by one big
     /// request is not kept.)
     pub fn recycle(&mut self, fields: Fields) {
         if fields.capacity() <= MAX_SPARE && self.spares.len() < MAX_SPARES {
+            if self.spares.capacity() == 0 {
+                self.spares.reserve(MAX_SPARES);
+            }
             self.spares.push(fields);
         }
     }
@@ -489,6 +509,7 @@ impl Connection {
         end_stream: bool,
     ) -> Result<(), SendError> {
         self.live()?;
+        self.make_room();
         let s = self.streams.get(&id).ok_or(SendError::UnknownStream)?;
         stream::next(s.state, Transition::SendHeaders { end_stream })
             .map_err(|_| SendError::State)?;
@@ -531,6 +552,7 @@ impl Connection {
         end_stream: bool,
     ) -> Result<usize, SendError> {
         self.live()?;
+        self.make_room();
         let s = self.streams.get(&id).ok_or(SendError::UnknownStream)?;
         if !s.state.can_send() {
             return Err(SendError::State);

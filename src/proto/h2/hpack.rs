@@ -16,6 +16,9 @@ use super::huffman::{self, HuffmanError};
 /// Fields a list reserves room for before decoding at most (one per byte
 /// of its block up to this).
 const MAX_RESERVED_FIELDS: usize = 32;
+/// Bytes a new list reserves at least: a block of one-byte references to
+/// table entries decodes to far more than twice its size.
+const MIN_LIST_BYTES: usize = 256;
 /// The per-field overhead of RFC 7541 §4.1 (and SETTINGS_MAX_HEADER_LIST_SIZE).
 pub const ENTRY_OVERHEAD: usize = 32;
 /// SETTINGS_HEADER_TABLE_SIZE's initial value; we never announce another.
@@ -134,6 +137,11 @@ impl Fields {
     /// How many fields.
     pub fn len(&self) -> usize {
         self.ends.len()
+    }
+
+    /// The names' and values' bytes, together.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Whether there are none.
@@ -456,7 +464,7 @@ impl Decoder {
         fields.clear();
         // Decoded fields are seldom much longer than their block: one
         // allocation each, not a doubling per field.
-        fields.bytes.reserve(block.len() * 2);
+        fields.bytes.reserve((block.len() * 2).max(MIN_LIST_BYTES));
         fields.ends.reserve(block.len().min(MAX_RESERVED_FIELDS));
         let mut out = Decoded {
             fields,

@@ -313,6 +313,8 @@ pub fn request_in(
     };
 
     head.clear();
+    // Every field's bytes, and room for the separators and our lines.
+    head.reserve(fields.byte_len() + 4 * fields.len() + 64);
     head.extend_from_slice(method);
     let method_len = head.len();
     for part in [b" ", path, b" HTTP/1.1\r\nhost: "] {

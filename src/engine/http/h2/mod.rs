@@ -56,12 +56,9 @@ const MIN_PROGRESS: u32 = 1024;
 /// How long a graceful shutdown waits for the PING that measures its
 /// round trip before the final GOAWAY goes anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// How long a connection with no stream keeps its working vectors before
-/// it gives them back: a client's next burst usually follows within a
-/// round trip, and growing them again for each burst cost more than the
-/// rest of a stream's bookkeeping; a connection quiet for this long is
-/// idle, and costs only its state.
-const REST_AFTER: Duration = Duration::from_millis(500);
+/// Streams a connection makes room for at its first one after a rest:
+/// one allocation per burst, not a doubling per stream.
+const STREAMS_AT_ONCE: usize = 8;
 
 /// Whether `pending`, the first bytes of a cleartext connection, are (so
 /// far) HTTP/2's connection preface: `Some(true)` when all of it is
@@ -87,9 +84,6 @@ pub struct H2<S> {
     request_head: Vec<u8>,
     /// When the connection began speaking HTTP/2.
     began: Instant,
-    /// Since when it has had no stream and nothing to write, while it
-    /// still holds working vectors ([`REST_AFTER`]).
-    quiet_since: Option<Instant>,
     /// When our graceful shutdown began, once it has.
     shutdown: Option<Instant>,
     /// The codec ended the connection: its GOAWAY goes out, then the
@@ -131,7 +125,6 @@ impl<S> H2<S> {
             heads: HeadScratch::default(),
             request_head: Vec::new(),
             began: now,
-            quiet_since: None,
             shutdown: None,
             failed: false,
             defer_write: false,
@@ -152,10 +145,15 @@ impl<S> H2<S> {
         }
     }
 
-    /// No stream and nothing to write at `now`: once that has lasted
-    /// [`REST_AFTER`], only the state stays (the vectors come back with the
-    /// next request).
-    fn rest(&mut self, now: Instant) {
+    /// No stream and nothing to write: only the state stays (the vectors
+    /// come back with the next request, each in one allocation).
+    ///
+    /// Keeping them through a short quiet spell saved regrowing them per
+    /// burst, but what a connection frees late sits between what the
+    /// connections opened meanwhile keep: idle memory grew by 600 bytes a
+    /// connection. They are given back at once, and sized right when they
+    /// come back instead.
+    fn rest(&mut self) {
         let slim = self.codec.is_slim()
             && self.streams.capacity() == 0
             && self.events.capacity() == 0
@@ -164,11 +162,6 @@ impl<S> H2<S> {
         if slim {
             return;
         }
-        let since = *self.quiet_since.get_or_insert(now);
-        if now < since + REST_AFTER {
-            return;
-        }
-        self.quiet_since = None;
         self.codec.shrink();
         self.events = Vec::new();
         self.streams = Vec::new();
@@ -253,9 +246,7 @@ impl<S: Transport> HttpSession<S> {
             return self.h2_linger(ctx, h2);
         }
         if flushed && h2.streams.is_empty() {
-            h2.rest(ctx.now);
-        } else {
-            h2.quiet_since = None;
+            h2.rest();
         }
         if self.client_eof && !progress {
             // Nothing more will come: what is in flight cannot finish
@@ -351,6 +342,9 @@ impl<S: Transport> HttpSession<S> {
                 fields,
                 end_stream,
             } => {
+                if h2.streams.capacity() == 0 {
+                    h2.streams.reserve(STREAMS_AT_ONCE);
+                }
                 self.h2_open(ctx, h2, stream, &fields, end_stream);
                 h2.codec.recycle(fields);
             }
@@ -462,18 +456,8 @@ impl<S: Transport> HttpSession<S> {
     }
 
     /// When the connection must be looked at again if nothing happens:
-    /// its own deadlines and its streams', or the end of a quiet spell
-    /// that gives its vectors back.
+    /// its own deadlines and its streams'.
     pub(super) fn h2_deadline(&self, h2: &H2<S>) -> Instant {
-        let at = self.h2_own_deadline(h2);
-        match h2.quiet_since {
-            Some(since) if h2.streams.is_empty() => at.min(since + REST_AFTER),
-            _ => at,
-        }
-    }
-
-    /// [`Self::h2_deadline`] less the quiet spell's end.
-    fn h2_own_deadline(&self, h2: &H2<S>) -> Instant {
         let t = &self.service.timeouts;
         if h2.failed {
             // Its GOAWAY is waiting for a client that does not read.
@@ -573,7 +557,7 @@ impl<S: Transport> HttpSession<S> {
             h2.codec.abort(ErrorCode::SettingsTimeout);
             let why = CloseReason::IdleTimeout(Side::Client);
             self.h2_failed(ctx, &mut h2, ErrorCode::SettingsTimeout, why);
-        } else if h2.streams.is_empty() && self.h2_own_deadline(&h2) <= now {
+        } else if h2.streams.is_empty() && self.h2_deadline(&h2) <= now {
             h2.codec.abort(ErrorCode::NoError);
             h2.failed = true;
         }
@@ -644,23 +628,17 @@ mod tests {
     use crate::sys::net::TcpStream;
 
     #[test]
-    fn a_quiet_stage_gives_its_vectors_back_after_a_rest() {
-        let t0 = Instant::now();
-        let mut h2 = H2::<TcpStream>::new(t0);
+    fn a_stage_without_streams_gives_its_vectors_back() {
+        let mut h2 = H2::<TcpStream>::new(Instant::now());
         // Our SETTINGS, written.
         h2.codec.written(h2.codec.output().len());
-        h2.codec.shrink();
-        h2.rest(t0);
-        assert_eq!(h2.quiet_since, None, "nothing held, no rest to wait for");
         h2.events.reserve(8);
         h2.streams.reserve(4);
-        h2.rest(t0);
-        h2.rest(t0 + REST_AFTER / 2);
-        assert_eq!(h2.quiet_since, Some(t0));
-        assert!(h2.streams.capacity() > 0, "kept for the next burst");
-        h2.rest(t0 + REST_AFTER);
-        assert_eq!(h2.quiet_since, None);
+        h2.request_head.reserve(64);
+        h2.rest();
         assert_eq!((h2.streams.capacity(), h2.events.capacity()), (0, 0));
+        assert_eq!(h2.request_head.capacity(), 0);
+        assert!(h2.codec.is_slim());
     }
 
     #[test]
