@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Instructions per HTTP/2 request of one moirai worker, counted by
+# callgrind: the same number run after run, where CPU time on this shared
+# VM moves by ±20% (docs/BENCHMARKS.md, "Instructions per request").
+# h2load (prior-knowledge h2c, 10 connections × 10 streams) through an
+# `http` service to the loadtest backend; warmed up, then counters zeroed,
+# N requests, counters dumped. The kernel's share is not counted: pair
+# the figure with `loadtest compare` for that.
+# Needs: valgrind, nghttp2-client (Debian).
+# Usage: benches/callgrind_h2.sh [REQUESTS] [MOIRAI-BINARY]
+set -euo pipefail
+n=${1:-20000}
+cd "$(dirname "$0")/.."
+cargo build --release -q -p moirai -p loadtest
+bin=${2:-target/release/moirai}
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+
+target/release/loadtest backend --listen 127.0.0.1:25502 --kind http --body-size 64 2>/dev/null &
+cat > "$tmp/md.json" <<JSON
+{"cloud.tritoncompute:loadbalancer":"true",
+ "cloud.tritoncompute:portmap":"http://25512:127.0.0.1:25502"}
+JSON
+valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
+  "$bin" run --metadata-file "$tmp/md.json" --state-dir "$tmp/state" \
+  --workers 1 --log-level error 2>"$tmp/valgrind.log" &
+vg=$!
+for _ in $(seq 120); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:25512/ || true)
+  [ "$code" = 200 ] && break
+  sleep 0.5
+done
+[ "$code" = 200 ] || { echo "moirai did not serve" >&2; exit 1; }
+h2load -n 2000 -c 10 -m 10 http://127.0.0.1:25512/ >/dev/null
+callgrind_control -z "$vg" >/dev/null 2>&1
+h2load -n "$n" -c 10 -m 10 http://127.0.0.1:25512/ | grep -E '^(requests|status codes):'
+callgrind_control -d "$vg" >/dev/null 2>&1
+sleep 1
+total=$(callgrind_annotate "$tmp/cg.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+echo "instructions per request: $((total / n)) ($total over $n requests)"
+# The heaviest lines by self cost (the thread's entry points, which
+# include everything, left out).
+callgrind_annotate --auto=no --threshold=100 "$tmp/cg.out.1" 2>/dev/null |
+  sed -n '/file:function/,$p' |
+  grep -v -e 'clone.S' -e 'start_thread' -e 'thread_start' -e 'call_once' -e '__rust_begin_short_backtrace' |
+  head -30
