@@ -1,6 +1,7 @@
 //! RFC 9110 §5.6.2 tokens, by table: every field name of every request
 //! and response is checked byte by byte, and a lookup is one load where
-//! a search of the delimiter list was a dozen compares.
+//! a search of the delimiter list was a dozen compares. And the optional
+//! whitespace (§5.6.3) around a field value.
 
 /// Whether each byte is a `tchar`.
 const TCHAR: [bool; 256] = {
@@ -52,6 +53,17 @@ pub fn is_lowercase_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b) && !b.is_ascii_uppercase())
 }
 
+/// `v` without the spaces and tabs at its ends.
+pub fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +79,12 @@ mod tests {
         assert!(!is_token(b"a b"));
         assert!(is_lowercase_token(b"x-a"));
         assert!(!is_lowercase_token(b"X-a"));
+    }
+
+    #[test]
+    fn only_spaces_and_tabs_are_trimmed() {
+        assert_eq!(trim_ows(b" \t a b \t"), b"a b");
+        assert_eq!(trim_ows(b"\x0ba\r"), b"\x0ba\r");
+        assert_eq!(trim_ows(b" \t "), b"");
     }
 }

@@ -196,21 +196,7 @@ fn value_of(line: &[u8]) -> Result<(&[u8], &[u8]), Refused> {
         }
         break;
     }
-    let ows = |b: &u8| matches!(b, b' ' | b'\t');
-    let mut value = &line[..end];
-    while let [first, rest @ ..] = value {
-        if !ows(first) {
-            break;
-        }
-        value = rest;
-    }
-    while let [rest @ .., last] = value {
-        if !ows(last) {
-            break;
-        }
-        value = rest;
-    }
-    Ok((value, &line[next..]))
+    Ok((token::trim_ows(&line[..end]), &line[next..]))
 }
 
 /// [`encode_head`]'s way for a head with a `Connection` field: its lines
@@ -268,21 +254,7 @@ fn field_of(line: &[u8]) -> (&[u8], &[u8]) {
     let Some(colon) = line.iter().position(|&b| b == b':') else {
         return (&[], line);
     };
-    let ows = |b: &u8| matches!(b, b' ' | b'\t');
-    let mut value = &line[colon + 1..];
-    while let [first, rest @ ..] = value {
-        if !ows(first) {
-            break;
-        }
-        value = rest;
-    }
-    while let [rest @ .., last] = value {
-        if !ows(last) {
-            break;
-        }
-        value = rest;
-    }
-    (&line[..colon], value)
+    (&line[..colon], token::trim_ows(&line[colon + 1..]))
 }
 
 /// Translates a chunked response's trailer fields; framing and routing
