@@ -36,10 +36,7 @@ fuzz_target!(|data: &[u8]| {
             Some(_) => assert!(list.fields.is_empty()),
         }
         let mut again = Vec::new();
-        encode(
-            &mut again,
-            list.fields.iter().map(|f| (f.name, f.value)),
-        );
+        encode(&mut again, list.fields.iter().map(|f| (f.name, f.value)));
         let wide = ListLimits {
             max_list_size: usize::MAX,
             max_fields: usize::MAX,
