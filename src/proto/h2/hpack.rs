@@ -149,19 +149,6 @@ impl Fields {
         self.ends.is_empty()
     }
 
-    /// Field `i`.
-    pub fn get(&self, i: usize) -> Option<FieldRef<'_>> {
-        let &(name_end, value_end) = self.ends.get(i)?;
-        let start = match i {
-            0 => 0,
-            _ => self.ends[i - 1].1,
-        };
-        Some(FieldRef {
-            name: &self.bytes[start as usize..name_end as usize],
-            value: &self.bytes[name_end as usize..value_end as usize],
-        })
-    }
-
     /// The fields, in order.
     pub fn iter(&self) -> FieldsIter<'_> {
         FieldsIter {
@@ -296,7 +283,8 @@ pub struct ListLimits {
 pub struct Decoded {
     /// The fields, in order; empty when `over` is set.
     pub fields: Fields,
-    /// The list size (§4.1), counted to the end even when over.
+    /// The list size (§4.1), counted to the end even when over (but for
+    /// literals stepped over once over: their decoded size is unknown).
     pub list_size: usize,
     /// Fields seen, counted to the end even when over.
     pub count: usize,
@@ -471,29 +459,20 @@ impl Decoder {
             ..Decoded::default()
         };
         let mut at = 0;
-        let mut fields_started = false;
         while at < block.len() {
             let b = block[at];
-            let field = if b & 0x80 != 0 {
+            if b & 0x80 != 0 {
                 // Indexed field (§6.1). Once the list is over a limit it
                 // is only counted, never copied: a block of one-byte
                 // references to a large entry must not cost a copy each.
                 let i = integer(block, &mut at, 7)?;
                 let (n, v) = self.lookup(i)?;
-                fields_started = true;
-                out.count += 1;
-                out.list_size = out.list_size.saturating_add(n.len() + v.len() + 32);
-                if out.over.is_none() {
-                    out.over = over(&out, limits);
-                    match out.over {
-                        Some(_) => out.fields.clear(),
-                        None => out.fields.push(n, v),
-                    }
+                if out.admit(n.len() + v.len(), limits) {
+                    out.fields.push(n, v);
                 }
-                continue;
             } else if b & 0xe0 == 0x20 {
                 // Dynamic table size update (§6.3).
-                if fields_started {
+                if out.count > 0 {
                     return Err(DecodeError::SizeUpdateNotAtStart);
                 }
                 let max = integer(block, &mut at, 5)? as usize;
@@ -501,7 +480,6 @@ impl Decoder {
                     return Err(DecodeError::SizeUpdateTooLarge);
                 }
                 self.table.set_max(max);
-                continue;
             } else {
                 // Literal: with incremental indexing (01, 6-bit index),
                 // without indexing (0000) or never indexed (0001), 4-bit.
@@ -509,14 +487,14 @@ impl Decoder {
                 let idx = integer(block, &mut at, if indexing { 6 } else { 4 })?;
                 if out.over.is_some() && !indexing {
                     // Over a limit already, and it changes no table: its
-                    // strings are stepped over, not decoded or copied.
+                    // strings are stepped over, not decoded or copied
+                    // (nor added to the list size: theirs is unknown).
                     if idx == 0 {
                         skip_string(block, &mut at)?;
                     } else {
                         self.lookup(idx)?;
                     }
                     skip_string(block, &mut at)?;
-                    fields_started = true;
                     out.count += 1;
                     continue;
                 }
@@ -534,22 +512,29 @@ impl Decoder {
                 if indexing {
                     self.table.insert(Field::new(name, value));
                 }
-                (start, name_len)
-            };
-            let (start, name_len) = field;
-            fields_started = true;
-            out.count += 1;
-            let size = out.fields.bytes.len() - start + ENTRY_OVERHEAD;
-            out.list_size = out.list_size.saturating_add(size);
-            if out.over.is_none() {
-                out.over = over(&out, limits);
-            }
-            match out.over {
-                Some(_) => out.fields.clear(),
-                None => out.fields.close(start, name_len),
+                if out.admit(out.fields.bytes.len() - start, limits) {
+                    out.fields.close(start, name_len);
+                }
             }
         }
         Ok(out)
+    }
+}
+
+impl Decoded {
+    /// Counts one more field of `len` name and value bytes against
+    /// `limits`: whether the list keeps it. Once over a limit, the list is
+    /// emptied (what a literal wrote into it too) and keeps nothing more.
+    fn admit(&mut self, len: usize, limits: ListLimits) -> bool {
+        self.count += 1;
+        self.list_size = self.list_size.saturating_add(len + ENTRY_OVERHEAD);
+        if self.over.is_none() {
+            self.over = over(self, limits);
+        }
+        if self.over.is_some() {
+            self.fields.clear();
+        }
+        self.over.is_none()
     }
 }
 
@@ -972,7 +957,7 @@ mod tests {
         assert!(d.decode(&b, tight).unwrap().over.is_some());
         // The next block refers to the entry the refused one added.
         let r = d.decode(&[0x80 | 62], WIDE).unwrap();
-        assert_eq!(r.fields.get(0).unwrap().name, b"big");
+        assert_eq!(r.fields.iter().next().unwrap().name, b"big");
     }
 
     #[test]

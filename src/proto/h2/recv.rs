@@ -504,7 +504,7 @@ impl Connection {
     /// A complete header block: decoded (always, to keep HPACK in step),
     /// then a new request, trailers, or a fault.
     fn end_block(&mut self, _now: Instant) -> Result<(), ConnFault> {
-        let Some(b) = self.block.take() else {
+        let Some(mut b) = self.block.take() else {
             return Ok(());
         };
         let limits = ListLimits {
@@ -513,7 +513,6 @@ impl Connection {
         };
         let spare = self.spares.pop().unwrap_or_default();
         let decoded = self.decoder.decode_into(&b.bytes, limits, spare);
-        let mut b = b;
         if b.bytes.capacity() <= MAX_BLOCK_SPARE {
             b.bytes.clear();
             self.block_spare = std::mem::take(&mut b.bytes);

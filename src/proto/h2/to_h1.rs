@@ -182,22 +182,7 @@ fn valid_authority(a: &[u8]) -> bool {
 
 /// The bytes [`valid_authority`] takes, by table (every request's host
 /// goes through it).
-const AUTHORITY: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric();
-        i += 1;
-    }
-    let extra = b"-._~!$&'()*+,;=:[]%";
-    let mut j = 0;
-    while j < extra.len() {
-        t[extra[j] as usize] = true;
-        j += 1;
-    }
-    t
-};
+const AUTHORITY: [bool; 256] = token::alphanumeric_and(b"-._~!$&'()*+,;=:[]%");
 
 /// The request's `content-length`: None if absent; every value must be
 /// the same number.

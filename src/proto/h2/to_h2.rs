@@ -59,6 +59,36 @@ fn connection_tokens<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> 
 /// stack (every response goes through here).
 const SHORT_NAME: usize = 64;
 
+/// Where field names are lowercased: on the stack, or on the heap when
+/// longer than [`SHORT_NAME`].
+struct Lowered {
+    short: [u8; SHORT_NAME],
+    long: Vec<u8>,
+}
+
+impl Default for Lowered {
+    fn default() -> Lowered {
+        Lowered {
+            short: [0; SHORT_NAME],
+            long: Vec::new(),
+        }
+    }
+}
+
+impl Lowered {
+    /// `name` in lowercase, valid until the next call.
+    fn of(&mut self, name: &[u8]) -> &[u8] {
+        if let Some(s) = self.short.get_mut(..name.len()) {
+            s.copy_from_slice(name);
+            s.make_ascii_lowercase();
+            return s;
+        }
+        self.long.clear();
+        self.long.extend(name.iter().map(u8::to_ascii_lowercase));
+        &self.long
+    }
+}
+
 /// Hands each field HTTP/2 keeps to `emit`, its name lowercased, in
 /// order. Nothing is allocated unless a name is long or a `Connection`
 /// field lists names.
@@ -68,8 +98,7 @@ fn convert<'a>(
     mut emit: impl FnMut(&[u8], &[u8]),
 ) -> Result<(), Refused> {
     let listed = connection_tokens(fields.clone());
-    let mut short = [0u8; SHORT_NAME];
-    let mut long = Vec::new();
+    let mut lower = Lowered::default();
     for (name, value) in fields {
         if !token::is_token(name) {
             return Err(Refused::Name);
@@ -77,16 +106,7 @@ fn convert<'a>(
         // Checked even for a field that is dropped, as `encode_head`
         // does: a value no HTTP/1 parser should have let through.
         check_value(value).map_err(|_| Refused::Value)?;
-        let name: &[u8] = if name.len() <= SHORT_NAME {
-            let s = &mut short[..name.len()];
-            s.copy_from_slice(name);
-            s.make_ascii_lowercase();
-            s
-        } else {
-            long.clear();
-            long.extend(name.iter().map(u8::to_ascii_lowercase));
-            &long
-        };
+        let name = lower.of(name);
         if HOP_BY_HOP.contains(&name)
             || also_drop.contains(&name)
             || listed.iter().any(|t| t[..] == *name)
@@ -145,8 +165,7 @@ pub fn encode_head(text: &[u8], block: &mut Vec<u8>) -> Result<bool, Refused> {
     block.clear();
     block.reserve(text.len());
     hpack::encode_field(block, b":status", &digits);
-    let mut lower = [0u8; SHORT_NAME];
-    let mut long = Vec::new();
+    let mut lower = Lowered::default();
     let mut rest = fields;
     loop {
         let n = token::token_len(rest);
@@ -159,16 +178,7 @@ pub fn encode_head(text: &[u8], block: &mut Vec<u8>) -> Result<bool, Refused> {
         };
         let (value, next) = value_of(after)?;
         rest = next;
-        let name: &[u8] = if n <= SHORT_NAME {
-            let l = &mut lower[..n];
-            l.copy_from_slice(name);
-            l.make_ascii_lowercase();
-            l
-        } else {
-            long.clear();
-            long.extend(name.iter().map(u8::to_ascii_lowercase));
-            &long
-        };
+        let name = lower.of(name);
         if name == b"connection" {
             return encode_listing(status, &digits, fields, block);
         }
@@ -410,6 +420,27 @@ mod tests {
                 proptest::prop_assert_eq!(fast, reference);
             }
         }
+    }
+
+    #[test]
+    fn names_longer_than_the_stack_room_are_lowercased_too() {
+        let long = format!("X-{}", "Ab".repeat(SHORT_NAME));
+        let text = format!("HTTP/1.1 200 OK\r\n{long}: 1\r\nX-Short: 2\r\n\r\n");
+        let mut block = Vec::new();
+        assert_eq!(encode_head(text.as_bytes(), &mut block), Ok(false));
+        let limits = hpack::ListLimits {
+            max_list_size: 1 << 16,
+            max_fields: 100,
+        };
+        let decoded = hpack::Decoder::new(4096).decode(&block, limits).unwrap();
+        let want = [
+            ":status".to_string(),
+            long.to_ascii_lowercase(),
+            "x-short".into(),
+        ];
+        assert_eq!(names(&decoded.fields.to_vec()), want);
+        let r = response(200, &[(long.as_bytes(), b"1")]).unwrap();
+        assert_eq!(names(&r.fields)[1], long.to_ascii_lowercase());
     }
 
     #[test]
