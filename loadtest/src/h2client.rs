@@ -67,8 +67,9 @@ pub struct Response {
     decoder: Decoder,
     /// A header block waiting for its CONTINUATION frames.
     block: Vec<u8>,
-    /// Whether `block` is being continued.
-    continuing: bool,
+    /// While `block` is being continued: whether its HEADERS frame ended
+    /// the stream (the response ends with the block's last frame).
+    continuing: Option<bool>,
     /// The response's status, once its head is decoded.
     pub status: Option<u16>,
     /// Body bytes of stream 1.
@@ -107,7 +108,7 @@ impl Response {
     }
 
     fn frame(&mut self, f: Frame<'_>, out: &mut Vec<u8>) -> Result<bool, Failure> {
-        if self.continuing && !matches!(f, Frame::Continuation { .. }) {
+        if self.continuing.is_some() && !matches!(f, Frame::Continuation { .. }) {
             // §6.10: nothing may come between a block's frames.
             return Err("bad_response");
         }
@@ -130,7 +131,7 @@ impl Response {
                 }
                 self.block.clear();
                 self.block.extend_from_slice(fragment);
-                self.continuing = !end_headers;
+                self.continuing = (!end_headers).then_some(end_stream);
                 if end_headers {
                     self.head()?;
                 }
@@ -141,15 +142,16 @@ impl Response {
                 end_headers,
                 fragment,
             } => {
-                if !self.continuing || stream.get() != STREAM {
+                let Some(end_stream) = self.continuing.filter(|_| stream.get() == STREAM) else {
                     return Err("bad_response");
-                }
+                };
                 self.block.extend_from_slice(fragment);
-                if end_headers {
-                    self.continuing = false;
-                    self.head()?;
+                if !end_headers {
+                    return Ok(false);
                 }
-                return Ok(false);
+                self.continuing = None;
+                self.head()?;
+                return self.ended(end_stream);
             }
             Frame::Data {
                 stream,
@@ -336,6 +338,39 @@ mod tests {
     #[test]
     fn a_head_split_over_continuation_is_decoded() {
         let mut buf = server(b"204", b"", true);
+        let mut r = Response::new();
+        assert_eq!(r.feed(&mut buf, &mut Vec::new()), Ok(true));
+        assert_eq!(r.status, Some(204));
+    }
+
+    /// A response without a body whose head is split: END_STREAM is on
+    /// the HEADERS frame, and the response ends with the CONTINUATION.
+    #[test]
+    fn a_split_head_that_ends_the_stream_ends_the_response() {
+        let mut block = Vec::new();
+        hpack::encode(&mut block, [(&b":status"[..], &b"204"[..]), (b"x-a", b"1")]);
+        let (a, b) = block.split_at(block.len() / 2);
+        let mut buf = Vec::new();
+        let end_stream = frame::flags::END_STREAM;
+        frame::write_header(
+            &mut buf,
+            a.len(),
+            frame::Kind::Headers,
+            end_stream,
+            stream_one(),
+        );
+        buf.extend_from_slice(a);
+        let mut r = Response::new();
+        assert_eq!(r.feed(&mut buf.clone(), &mut Vec::new()), Ok(false));
+        let end_headers = frame::flags::END_HEADERS;
+        frame::write_header(
+            &mut buf,
+            b.len(),
+            frame::Kind::Continuation,
+            end_headers,
+            stream_one(),
+        );
+        buf.extend_from_slice(b);
         let mut r = Response::new();
         assert_eq!(r.feed(&mut buf, &mut Vec::new()), Ok(true));
         assert_eq!(r.status, Some(204));

@@ -387,12 +387,20 @@ fn idle_h2_measures_both_balancers_it_starts() {
     assert_eq!(v["connections"], 100);
     for sys in ["moirai", "haproxy"] {
         let s = &v["systems"][sys];
-        assert!(s["anon_kib"]["after"].as_u64().unwrap() > 0, "{sys}");
+        let (before, after) = (
+            s["anon_kib"]["before"].as_u64().unwrap() as f64,
+            s["anon_kib"]["after"].as_u64().unwrap() as f64,
+        );
+        // 100 idle h2 connections cost each balancer memory: the figure
+        // is the growth, per connection, of what it allocated.
+        assert!(after > before, "{sys}: {before} → {after} KiB");
+        let per = s["bytes_per_connection"]["anon"].as_f64().unwrap();
         assert!(
-            s["bytes_per_connection"]["anon"].as_f64().unwrap() >= 0.0,
-            "{sys}"
+            (per - (after - before) * 1024.0 / 100.0).abs() < 1e-6,
+            "{sys}: {per}"
         );
     }
+    assert!(v["ratio_vs_haproxy"]["anon"].as_f64().unwrap() > 0.0);
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(
         table.contains("| moirai | 100 |") && table.contains("| haproxy | 100 |"),
