@@ -69,7 +69,16 @@ pub struct HeadScratch {
     block: Vec<u8>,
 }
 
+#[cfg(test)]
 impl HeadScratch {
+    /// One that holds `n` bytes of room in each vector.
+    pub fn with_room(n: usize) -> HeadScratch {
+        HeadScratch {
+            text: Vec::with_capacity(n),
+            block: Vec::with_capacity(n),
+        }
+    }
+
     /// Whether it holds no memory.
     pub fn is_empty(&self) -> bool {
         self.text.capacity() == 0 && self.block.capacity() == 0

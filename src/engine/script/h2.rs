@@ -25,7 +25,7 @@ pub(super) struct H2 {
 pub(super) struct Response {
     fields: Vec<(String, String)>,
     pub(super) body: Vec<u8>,
-    ended: bool,
+    pub(super) ended: bool,
     pub(super) reset: Option<ErrorCode>,
 }
 
@@ -541,6 +541,46 @@ fn an_early_answer_credits_the_body_it_will_not_forward() {
         .got
         .iter()
         .filter(|(h, _)| h.kind == Kind::WindowUpdate && h.stream.get() == 1)
+        .map(|(_, p)| u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
+        .sum();
+    assert_eq!(credited, 2 * 16_384);
+}
+
+/// A stream that waited too long for a backend connection is answered 503
+/// and the body it had sent is credited back at once, as for any answer
+/// of ours, so the client can finish it.
+#[test]
+fn a_queue_timeout_credits_the_body_of_the_stream_it_answers() {
+    use crate::engine::http::h2::MAX_LEGS;
+    let mut c = H2::new(false);
+    for _ in 0..MAX_LEGS {
+        c.t.h.backend();
+    }
+    let busy: Vec<u8> = (0..MAX_LEGS as u32)
+        .flat_map(|i| get(2 * i + 1, "/"))
+        .collect();
+    c.send(&busy);
+    let id = 2 * MAX_LEGS as u32 + 1;
+    let mut f = POST.to_vec();
+    f.push(("content-length", "65535"));
+    // Half its window: credit goes back in WINDOW_UPDATEs of half a window.
+    let body = [data(id, &[1; 16_384], false), data(id, &[2; 16_384], false)];
+    c.send(&[headers(id, &f, false), body.concat()].concat());
+    assert_eq!(
+        c.t.h.net.dialed.len(),
+        MAX_LEGS,
+        "it waits for a connection"
+    );
+    let t = c.t.s.service().timeouts;
+    let wait = if t.queue.is_zero() { t.server } else { t.queue };
+    c.t.h.later(wait + Duration::from_secs(1));
+    c.t.timer();
+    let r = c.response(id);
+    assert_eq!(r.status(), "503");
+    let credited: u32 = c
+        .got
+        .iter()
+        .filter(|(h, _)| h.kind == Kind::WindowUpdate && h.stream.get() == id)
         .map(|(_, p)| u32::from_be_bytes([p[0], p[1], p[2], p[3]]))
         .sum();
     assert_eq!(credited, 2 * 16_384);

@@ -383,6 +383,7 @@ impl Connection {
     }
 
     /// Whether [`Connection::shrink`] has nothing to give back.
+    #[cfg(test)]
     pub fn is_slim(&self) -> bool {
         self.out.capacity() == 0
             && self.scratch.capacity() == 0

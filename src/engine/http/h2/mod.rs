@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::leg::{Leg, LegStep};
 use super::logline::RequestLog;
-use super::stream::HeadScratch;
+use super::stream::{HeadScratch, StreamFront};
 use super::{Answering, Flow, HttpSession, Parked, Stage, Turn};
 use crate::engine::buffer::BufferPool;
 use crate::engine::conn::{Io, Readiness, Transport};
@@ -154,14 +154,6 @@ impl<S> H2<S> {
     /// connection. They are given back at once, and sized right when they
     /// come back instead.
     fn rest(&mut self) {
-        let slim = self.codec.is_slim()
-            && self.streams.capacity() == 0
-            && self.events.capacity() == 0
-            && self.heads.is_empty()
-            && self.request_head.capacity() == 0;
-        if slim {
-            return;
-        }
         self.codec.shrink();
         self.events = Vec::new();
         self.streams = Vec::new();
@@ -177,6 +169,28 @@ impl<S> H2<S> {
     /// Frames wait to be written.
     pub(super) fn has_output(&self) -> bool {
         !self.codec.output().is_empty()
+    }
+
+    /// Stream `i` as the front of its leg or of our answer: its request
+    /// bytes, and the codec and head scratch its response goes through.
+    fn front(&mut self, i: usize, peer: std::net::SocketAddr) -> StreamFront<'_> {
+        let H2 {
+            codec,
+            streams,
+            heads,
+            ..
+        } = self;
+        let s = &mut streams[i];
+        StreamFront {
+            codec,
+            stream: s.id,
+            ended: s.input_ended(),
+            request: &mut s.request,
+            peer,
+            refused: None,
+            sent: 0,
+            scratch: heads,
+        }
     }
 
     fn stream_mut(&mut self, id: StreamId) -> Option<&mut Stream<S>> {
@@ -635,9 +649,11 @@ mod tests {
         h2.events.reserve(8);
         h2.streams.reserve(4);
         h2.request_head.reserve(64);
+        h2.heads = HeadScratch::with_room(64);
         h2.rest();
         assert_eq!((h2.streams.capacity(), h2.events.capacity()), (0, 0));
         assert_eq!(h2.request_head.capacity(), 0);
+        assert!(h2.heads.is_empty());
         assert!(h2.codec.is_slim());
     }
 

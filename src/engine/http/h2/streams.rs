@@ -13,7 +13,6 @@ use crate::engine::conn::{Io, Transport};
 use crate::engine::http::head::exchange;
 use crate::engine::http::leg::{Leg, LegStep, Outcome};
 use crate::engine::http::logline::{Counted, RequestLog};
-use crate::engine::http::stream::StreamFront;
 use crate::engine::http::write::Outgoing;
 use crate::engine::http::{answering, follow_current, recycle, Answering, Flow, HttpSession};
 use crate::engine::step::{CloseReason, Ctx};
@@ -210,40 +209,23 @@ impl<S: Transport> HttpSession<S> {
     /// One step of stream `i`: its body moves on, then its leg or answer
     /// runs.
     fn h2_step(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize) -> bool {
-        let H2 {
-            codec,
-            streams,
-            heads,
-            ..
-        } = h2;
-        let s = &mut streams[i];
-        let mut progress = s.feed(codec, ctx.pool);
-        match mem::replace(&mut s.stage, StreamStage::Done) {
+        let mut progress = h2.streams[i].feed(&mut h2.codec, ctx.pool);
+        match mem::replace(&mut h2.streams[i].stage, StreamStage::Done) {
             StreamStage::Leg(mut leg) => {
                 if !leg.flush_backend() {
-                    s.stage = StreamStage::Leg(leg);
+                    h2.streams[i].stage = StreamStage::Leg(leg);
                     self.h2_cut_at(ctx, h2, i, CloseReason::Reset(Side::Backend));
                     return true;
                 }
-                let ended = s.input_ended();
-                let mut front = StreamFront {
-                    codec,
-                    stream: s.id,
-                    request: &mut s.request,
-                    ended,
-                    peer: self.peer,
-                    refused: None,
-                    sent: 0,
-                    scratch: heads,
-                };
+                let mut front = h2.front(i, self.peer);
                 let outcome = leg.run(ctx, &self.service, &mut front);
                 let (sent, refused) = (front.sent, front.refused.is_some());
                 progress |= sent > 0;
-                s.moved(sent, ctx.now);
+                h2.streams[i].moved(sent, ctx.now);
                 progress |= self.h2_outcome(ctx, h2, i, outcome, Some((sent, refused)));
             }
             StreamStage::Answer(a) => progress |= self.h2_answer(ctx, h2, i, a),
-            other => s.stage = other,
+            other => h2.streams[i].stage = other,
         }
         progress
     }
@@ -280,9 +262,7 @@ impl<S: Transport> HttpSession<S> {
                         if let Some(b) = to_client {
                             ctx.pool.give(b);
                         }
-                        let a = self.failing(Status::BadGateway, Some(ex), log, ctx.now);
-                        h2.streams[i].drop_body(&mut h2.codec, ctx.pool);
-                        h2.streams[i].stage = StreamStage::Answer(a);
+                        self.h2_answer_instead(ctx, h2, i, Status::BadGateway, ex, log);
                         true
                     }
                     Flow::Close(r) => {
@@ -304,12 +284,27 @@ impl<S: Transport> HttpSession<S> {
                 true
             }
             Outcome::Refused(status, ex, log) => {
-                let a = self.failing(status, Some(ex), log, ctx.now);
-                h2.streams[i].drop_body(&mut h2.codec, ctx.pool);
-                h2.streams[i].stage = StreamStage::Answer(a);
+                self.h2_answer_instead(ctx, h2, i, status, ex, log);
                 true
             }
         }
+    }
+
+    /// Stream `i` is answered by us with `status` instead of its backend:
+    /// the request body it will not forward is dropped and credited back
+    /// at once, so the client can finish sending it.
+    fn h2_answer_instead(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        h2: &mut H2<S>,
+        i: usize,
+        status: Status,
+        ex: Box<Exchange>,
+        log: RequestLog,
+    ) {
+        let a = self.failing(status, Some(ex), log, ctx.now);
+        h2.streams[i].drop_body(&mut h2.codec, ctx.pool);
+        h2.streams[i].stage = StreamStage::Answer(a);
     }
 
     /// Stream `i`'s response is complete: END_STREAM, its access line, and
@@ -354,20 +349,13 @@ impl<S: Transport> HttpSession<S> {
         i: usize,
         mut a: Answering,
     ) -> bool {
-        let H2 {
-            codec,
-            streams,
-            heads,
-            ..
-        } = h2;
-        let s = &mut streams[i];
         let split = a
             .out
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
             .map_or(a.out.len(), |p| p + 2);
         // A HEAD request's answer is its head alone.
-        let body_at = if s.head {
+        let body_at = if h2.streams[i].head {
             a.out.len()
         } else {
             (split + 2).min(a.out.len())
@@ -379,16 +367,7 @@ impl<S: Transport> HttpSession<S> {
             body: &a.out[body_at..],
         };
         let total = head.head_len() + head.body.len();
-        let mut front = StreamFront {
-            codec,
-            stream: s.id,
-            request: &mut s.request,
-            ended: true,
-            peer: self.peer,
-            refused: None,
-            sent: 0,
-            scratch: heads,
-        };
+        let mut front = h2.front(i, self.peer);
         let mut progress = false;
         if a.sent < total {
             match crate::engine::http::front::Front::<S>::send_head(
@@ -400,20 +379,23 @@ impl<S: Transport> HttpSession<S> {
                 }
                 Io::Blocked => {}
                 Io::Eof | Io::Failed => {
-                    s.stage = StreamStage::Answer(a);
+                    h2.streams[i].stage = StreamStage::Answer(a);
                     self.h2_cut_at(ctx, h2, i, CloseReason::Reset(Side::Client));
                     return true;
                 }
             }
         }
         let sent = front.sent;
-        if a.sent < total {
-            a.log.count(0, sent);
+        let done = a.sent >= total;
+        if done {
+            front.end();
+        }
+        a.log.count(0, sent);
+        let s = &mut h2.streams[i];
+        if !done {
             s.stage = StreamStage::Answer(a);
             return progress;
         }
-        front.end();
-        a.log.count(0, sent);
         s.stage = if s.ended {
             StreamStage::Done
         } else {
@@ -508,8 +490,7 @@ impl<S: Transport> HttpSession<S> {
             // Waited too long for a backend connection: 503, as HAProxy's
             // queue timeout.
             StreamStage::Queued(ex, log) => {
-                let a = self.failing(Status::Unavailable, Some(ex), log, ctx.now);
-                h2.streams[i].stage = StreamStage::Answer(a);
+                self.h2_answer_instead(ctx, h2, i, Status::Unavailable, ex, log);
             }
             stage => {
                 h2.streams[i].stage = stage;
