@@ -12,7 +12,8 @@
 //!   [`crate::proto::http1::exchange`]; [`pool`] keeps idle backend
 //!   connections for it.
 //! - [`balance`]: least-connections with round-robin ties.
-//! - [`buffer`], [`timer`], [`token`]: the worker's pool, wheel and names.
+//! - [`buffer`], [`timer`], [`token`]: the worker's pool, wheel and names;
+//!   [`rooms`]: its resting HTTP/2 connections' vectors.
 //!
 //! The engine knows [`crate::snapshot`], [`crate::proto`] and [`crate::sys`],
 //! never the control plane or the metadata sources.
@@ -29,6 +30,7 @@ pub mod meter;
 pub mod pipe;
 pub mod pool;
 pub mod ports;
+pub mod rooms;
 pub mod session;
 pub mod step;
 pub mod syslog;

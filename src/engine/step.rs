@@ -12,6 +12,7 @@ use super::buffer::BufferPool;
 use super::conn::Net;
 use super::legs::Legs;
 use super::pool::IdlePool;
+use super::rooms::Rooms;
 use super::syslog::Sink;
 use super::token::{Side, SlotId};
 use crate::metrics::stats::Latency;
@@ -99,6 +100,8 @@ pub struct Ctx<'a, S = TcpStream> {
     /// The worker's free exchanges: a keep-alive request reuses the
     /// allocation of one that finished.
     pub exchanges: &'a mut Vec<Box<Exchange>>,
+    /// The worker's free HTTP/2 connection vectors.
+    pub h2_rooms: &'a mut Rooms,
     /// Which worker: the shard its counters go to.
     pub worker: usize,
     /// This worker's latencies by service port, handed to the control

@@ -77,10 +77,26 @@ pub(super) enum LegStep {
     Exchange { head_sent: usize, backend_eof: bool },
 }
 
+/// What a step run in place leads to ([`Leg::advance`]).
+#[derive(Debug)]
+pub(super) enum Advance {
+    /// The leg goes on; the flow says whether to run it again.
+    Going(Flow),
+    /// The `101` went out.
+    Tunnel,
+    /// Both messages are complete.
+    Finished,
+    /// The step stopped short: [`Leg::conclude`] acts on it.
+    Halted(Halt),
+}
+
 /// Why a step of a leg stopped short of its normal course.
-enum Halt {
+#[derive(Debug)]
+pub(super) enum Halt {
     /// The connection ends.
     Close(CloseReason),
+    /// The connect failed: once more on another backend, or 503.
+    Redial(Dialing),
     /// Answer with this status (or cut, if the client has a status).
     Fail(Status),
     /// The backend connection failed before answering: send again if
@@ -162,19 +178,34 @@ impl<S: Transport> Leg<S> {
         service: &ServiceSnapshot,
         front: &mut impl Front<S>,
     ) -> Outcome<S> {
+        match self.advance(ctx, service, front) {
+            Advance::Going(flow) => Outcome::Going(self, flow),
+            other => self.conclude(ctx, service, other),
+        }
+    }
+
+    /// Runs the leg's step once where it stands; what only the leg as a
+    /// whole can become (a redial, an answer, its end) is left to
+    /// [`Leg::conclude`]. A leg that just goes on, as most steps do, is
+    /// not moved.
+    pub(super) fn advance(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        service: &ServiceSnapshot,
+        front: &mut impl Front<S>,
+    ) -> Advance {
         match &mut self.step {
             LegStep::Connect(dialing) => {
                 match connect::progress(ctx, service, &mut self.up, dialing) {
-                    Progress::Waiting => Outcome::Going(self, Flow::Wait),
+                    Progress::Waiting => Advance::Going(Flow::Wait),
                     Progress::Ready(took) => {
                         self.ex.connected(took);
                         self.step = LegStep::SendHead { sent: 0 };
-                        Outcome::Going(self, Flow::Progress)
+                        Advance::Going(Flow::Progress)
                     }
                     Progress::Failed(e) => {
                         log::debug!("http: connect to {} failed: {e}", self.up.backend().addr());
-                        let dialing = **dialing;
-                        self.redial(ctx, service, dialing)
+                        Advance::Halted(Halt::Redial(**dialing))
                     }
                 }
             }
@@ -182,7 +213,28 @@ impl<S: Transport> Leg<S> {
                 let sent = *sent;
                 self.send_head(ctx, service, front, sent)
             }
-            LegStep::Exchange { .. } => self.exchange(ctx, service, front),
+            LegStep::Exchange { .. } => match self.exchange_round(ctx, service, front) {
+                Ok(Round::Wait) => Advance::Going(Flow::Wait),
+                Ok(Round::Moved) => Advance::Going(Flow::Progress),
+                Ok(Round::Tunnel) => Advance::Tunnel,
+                Ok(Round::Finished) => Advance::Finished,
+                Err(h) => Advance::Halted(h),
+            },
+        }
+    }
+
+    /// The leg after a step of [`Leg::advance`] that said `advance`.
+    pub(super) fn conclude(
+        self,
+        ctx: &mut Ctx<'_, S>,
+        service: &ServiceSnapshot,
+        advance: Advance,
+    ) -> Outcome<S> {
+        match advance {
+            Advance::Going(flow) => Outcome::Going(self, flow),
+            Advance::Tunnel => Outcome::Tunnel(self),
+            Advance::Finished => Outcome::Finished(self),
+            Advance::Halted(h) => self.halt(ctx, service, h),
         }
     }
 
@@ -283,6 +335,7 @@ impl<S: Transport> Leg<S> {
     fn halt(mut self, ctx: &mut Ctx<'_, S>, service: &ServiceSnapshot, halt: Halt) -> Outcome<S> {
         match halt {
             Halt::Close(r) => Outcome::Going(self, Flow::Close(r)),
+            Halt::Redial(dialing) => self.redial(ctx, service, dialing),
             // The client already has a status line: all we can do is cut.
             Halt::Fail(_) if self.ex.status_sent() => {
                 Outcome::Going(self, Flow::Close(CloseReason::Reset(Side::Backend)))
@@ -302,26 +355,26 @@ impl<S: Transport> Leg<S> {
     // ---- sending the request head ------------------------------------
 
     fn send_head(
-        mut self,
+        &mut self,
         ctx: &mut Ctx<'_, S>,
         service: &ServiceSnapshot,
         front: &mut impl Front<S>,
         sent: usize,
-    ) -> Outcome<S> {
+    ) -> Advance {
         match self.write_request_head(ctx, service, front, sent) {
             Ok(Some(sent)) => {
                 let flow = Flow::progress(self.up.conn.is_writable());
                 self.step = LegStep::SendHead { sent };
-                Outcome::Going(self, flow)
+                Advance::Going(flow)
             }
             Ok(None) => {
                 self.step = LegStep::Exchange {
                     head_sent: 0,
                     backend_eof: false,
                 };
-                Outcome::Going(self, Flow::Progress)
+                Advance::Going(Flow::Progress)
             }
-            Err(h) => self.halt(ctx, service, h),
+            Err(h) => Advance::Halted(h),
         }
     }
 
@@ -368,21 +421,6 @@ impl<S: Transport> Leg<S> {
     }
 
     // ---- request body up, response down -----------------------------
-
-    fn exchange(
-        mut self,
-        ctx: &mut Ctx<'_, S>,
-        service: &ServiceSnapshot,
-        front: &mut impl Front<S>,
-    ) -> Outcome<S> {
-        match self.exchange_round(ctx, service, front) {
-            Ok(Round::Wait) => Outcome::Going(self, Flow::Wait),
-            Ok(Round::Moved) => Outcome::Going(self, Flow::Progress),
-            Ok(Round::Tunnel) => Outcome::Tunnel(self),
-            Ok(Round::Finished) => Outcome::Finished(self),
-            Err(h) => self.halt(ctx, service, h),
-        }
-    }
 
     /// One round of the exchange step, in the order bytes flow: the
     /// request body up, more from the client, the backend's bytes in, the

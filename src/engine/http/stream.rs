@@ -69,6 +69,23 @@ pub struct HeadScratch {
     block: Vec<u8>,
 }
 
+impl HeadScratch {
+    /// Heap bytes it holds.
+    pub fn capacity(&self) -> usize {
+        self.text.capacity() + self.block.capacity()
+    }
+
+    /// Its two vectors (the head's text, its encoded block).
+    pub fn into_parts(self) -> (Vec<u8>, Vec<u8>) {
+        (self.text, self.block)
+    }
+
+    /// One made of these vectors.
+    pub fn from_parts(text: Vec<u8>, block: Vec<u8>) -> HeadScratch {
+        HeadScratch { text, block }
+    }
+}
+
 #[cfg(test)]
 impl HeadScratch {
     /// One that holds `n` bytes of room in each vector.

@@ -253,6 +253,7 @@ pub struct Harness {
     pub scratch: Vec<Scratch>,
     #[allow(clippy::vec_box)]
     pub exchanges: Vec<Box<crate::proto::http1::exchange::Exchange>>,
+    pub h2_rooms: crate::engine::rooms::Rooms,
     pub latency: crate::engine::ports::PortMap<Latency>,
     pub now: Instant,
     /// The leg table the sessions' backend sockets take slots in.
@@ -305,6 +306,7 @@ impl Harness {
             idle: IdlePool::default(),
             scratch: Vec::new(),
             exchanges: Vec::new(),
+            h2_rooms: Default::default(),
             latency: Default::default(),
             now: Instant::now(),
             legs: Legs::default(),
@@ -342,6 +344,7 @@ impl Harness {
             header_timeout: super::http::HEADER_TIMEOUT,
             scratch: &mut self.scratch,
             exchanges: &mut self.exchanges,
+            h2_rooms: &mut self.h2_rooms,
             worker: 0,
             latency: &mut self.latency,
             syslog: None,

@@ -30,6 +30,7 @@ use crate::engine::http::HttpSession;
 use crate::engine::legs::Legs;
 use crate::engine::pool::IdlePool;
 use crate::engine::ports::PortMap;
+use crate::engine::rooms::Rooms;
 use crate::engine::session::Session;
 use crate::engine::step::{CloseReason, Ctx, Step};
 use crate::engine::syslog::Sink;
@@ -199,6 +200,8 @@ pub(super) struct Worker {
     /// purpose: each box moves whole into a session's stage and back.
     #[allow(clippy::vec_box)]
     exchanges: Vec<Box<Exchange>>,
+    /// Resting HTTP/2 connections' vectors, for the next busy ones.
+    h2_rooms: Rooms,
     /// Latencies by service port since the last hand-over.
     latency: PortMap<Latency>,
     next_latency_handover: Instant,
@@ -238,6 +241,7 @@ impl Worker {
             next_idle_expiry: Instant::now(),
             scratch: Vec::new(),
             exchanges: Vec::new(),
+            h2_rooms: Rooms::default(),
             latency: PortMap::default(),
             next_latency_handover: Instant::now() + LATENCY_HANDOVER,
             syslog: None,
@@ -543,6 +547,7 @@ impl Worker {
             header_timeout: self.listen.header_timeout,
             scratch: &mut self.scratch,
             exchanges: &mut self.exchanges,
+            h2_rooms: &mut self.h2_rooms,
             worker: self.id,
             latency: &mut self.latency,
             syslog: self.syslog.as_mut(),
@@ -615,6 +620,7 @@ impl Worker {
             header_timeout: self.listen.header_timeout,
             scratch: &mut self.scratch,
             exchanges: &mut self.exchanges,
+            h2_rooms: &mut self.h2_rooms,
             worker: self.id,
             latency: &mut self.latency,
             syslog: self.syslog.as_mut(),

@@ -342,24 +342,9 @@ impl Connection {
         }
     }
 
-    /// Gives back the memory of its output and frame buffers when they
-    /// are empty: an idle connection should hold only its state.
-    pub fn shrink(&mut self) {
-        if self.out.is_empty() && self.out.capacity() > 0 {
-            self.out = Vec::new();
-        }
-        if self.scratch.is_empty() && self.scratch.capacity() > 0 {
-            self.scratch = Vec::new();
-        }
-        if self.events.is_empty() && self.events.capacity() > 0 {
-            self.events = Vec::new();
-        }
-        self.spares = Vec::new();
-        self.block_spare = Vec::new();
-    }
-
-    /// After a [`Connection::shrink`], the vectors a burst needs come back
-    /// in one allocation each, not in a doubling per frame or event.
+    /// After a [`Connection::vacate`] without a room to furnish it, the
+    /// vectors a burst needs come back in one allocation each, not in a
+    /// doubling per frame or event.
     fn make_room(&mut self) {
         if self.out.capacity() == 0 {
             self.out.reserve(OUT_AT_ONCE);
@@ -382,7 +367,7 @@ impl Connection {
         }
     }
 
-    /// Whether [`Connection::shrink`] has nothing to give back.
+    /// Whether [`Connection::vacate`] has nothing to take out.
     #[cfg(test)]
     pub fn is_slim(&self) -> bool {
         self.out.capacity() == 0

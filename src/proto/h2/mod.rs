@@ -16,6 +16,8 @@
 //! - [`fault`]: what a client's frames can cost it, and why.
 //! - [`conn`] and [`recv`]: the connection: preface, frames in, events
 //!   out, frames to write.
+//! - [`room`]: the vectors a connection needs only while busy, as one
+//!   value a front can keep for the next busy connection.
 //! - [`to_h1`] and [`to_h2`]: the translation rules, as pure functions: an
 //!   HTTP/2 request into an HTTP/1.1 head, an HTTP/1.1 response head into
 //!   HTTP/2 fields.
@@ -28,6 +30,7 @@ pub mod hpack;
 pub mod huffman;
 pub mod limits;
 pub mod recv;
+pub mod room;
 pub mod settings;
 pub mod stream;
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! others wait their turn, so a hundred streams do not open a hundred
 //! connections.
 
+mod room;
 mod stream;
 mod streams;
 
@@ -96,6 +97,9 @@ pub struct H2<S> {
     /// The codec's limit hits already added to the service's counters
     /// (allocated at the first hit: most connections never hit one).
     reported: Option<Box<[u64; H2_LIMITS]>>,
+    /// Its vectors went to the worker's rooms ([`H2::rest`]): the next
+    /// round takes a room ([`H2::wake`]).
+    resting: bool,
 }
 
 /// Where a stream stands.
@@ -129,6 +133,7 @@ impl<S> H2<S> {
             failed: false,
             defer_write: false,
             reported: None,
+            resting: true,
         }
     }
 
@@ -143,22 +148,6 @@ impl<S> H2<S> {
             c.add(n - *old);
             *old = n;
         }
-    }
-
-    /// No stream and nothing to write: only the state stays (the vectors
-    /// come back with the next request, each in one allocation).
-    ///
-    /// Keeping them through a short quiet spell saved regrowing them per
-    /// burst, but what a connection frees late sits between what the
-    /// connections opened meanwhile keep: idle memory grew by 600 bytes a
-    /// connection. They are given back at once, and sized right when they
-    /// come back instead.
-    fn rest(&mut self) {
-        self.codec.shrink();
-        self.events = Vec::new();
-        self.streams = Vec::new();
-        self.heads = HeadScratch::default();
-        self.request_head = Vec::new();
     }
 
     /// Holds frames for a later run ([`H2::defer_write`]), or not.
@@ -191,6 +180,37 @@ impl<S> H2<S> {
             sent: 0,
             scratch: heads,
         }
+    }
+
+    /// Stream `i`'s front, with its leg if it is on one: both in place,
+    /// so a step of the leg moves nothing.
+    fn leg_front(
+        &mut self,
+        i: usize,
+        peer: std::net::SocketAddr,
+    ) -> Option<(StreamFront<'_>, &mut Leg<S>)> {
+        let H2 {
+            codec,
+            streams,
+            heads,
+            ..
+        } = self;
+        let s = &mut streams[i];
+        let ended = s.input_ended();
+        let StreamStage::Leg(leg) = &mut s.stage else {
+            return None;
+        };
+        let front = StreamFront {
+            codec,
+            stream: s.id,
+            ended,
+            request: &mut s.request,
+            peer,
+            refused: None,
+            sent: 0,
+            scratch: heads,
+        };
+        Some((front, leg))
     }
 
     fn stream_mut(&mut self, id: StreamId) -> Option<&mut Stream<S>> {
@@ -233,6 +253,9 @@ impl<S: Transport> HttpSession<S> {
 
     fn h2_round(&mut self, ctx: &mut Ctx<'_, S>, mut h2: Box<H2<S>>) -> Turn<S> {
         let mut progress = false;
+        if h2.resting {
+            h2.wake(ctx.h2_rooms);
+        }
         if self.draining && h2.shutdown.is_none() {
             h2.codec.shutdown();
             h2.shutdown = Some(ctx.now);
@@ -260,7 +283,7 @@ impl<S: Transport> HttpSession<S> {
             return self.h2_linger(ctx, h2);
         }
         if flushed && h2.streams.is_empty() {
-            h2.rest();
+            h2.rest(ctx.h2_rooms);
         }
         if self.client_eof && !progress {
             // Nothing more will come: what is in flight cannot finish
@@ -608,8 +631,9 @@ impl<S: Transport> HttpSession<S> {
                 );
             }
         }
-        for s in h2.streams.drain(..) {
-            match s.release(&mut h2.codec, pool) {
+        for mut s in h2.streams.drain(..) {
+            s.drop_body(&mut h2.codec, pool);
+            match s.stage {
                 StreamStage::Leg(leg) => {
                     legs.close(leg.id);
                     if let Some(b) = leg.to_client {
@@ -639,23 +663,6 @@ impl<S: Transport> HttpSession<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::net::TcpStream;
-
-    #[test]
-    fn a_stage_without_streams_gives_its_vectors_back() {
-        let mut h2 = H2::<TcpStream>::new(Instant::now());
-        // Our SETTINGS, written.
-        h2.codec.written(h2.codec.output().len());
-        h2.events.reserve(8);
-        h2.streams.reserve(4);
-        h2.request_head.reserve(64);
-        h2.heads = HeadScratch::with_room(64);
-        h2.rest();
-        assert_eq!((h2.streams.capacity(), h2.events.capacity()), (0, 0));
-        assert_eq!(h2.request_head.capacity(), 0);
-        assert!(h2.heads.is_empty());
-        assert!(h2.codec.is_slim());
-    }
 
     #[test]
     fn the_preface_is_recognised_as_it_arrives() {

@@ -144,9 +144,10 @@ impl<S> Stream<S> {
         !self.ended || codec.send_window(self.id) == 0
     }
 
-    /// The request will not reach a backend any more (answered early, or
-    /// refused): its waiting bytes are dropped and credited back, so the
-    /// client can finish sending (the rest is dropped as it comes).
+    /// The request will not reach a backend any more (answered early,
+    /// refused, or the stream ended): its waiting bytes are dropped and
+    /// credited back, so the client can finish sending (the rest is
+    /// dropped as it comes), and its buffer goes back to the pool.
     pub(super) fn drop_body(&mut self, codec: &mut Connection, pool: &mut BufferPool) {
         if self.owed > 0 {
             codec.release(self.id, self.owed);
@@ -187,17 +188,5 @@ impl<S> Stream<S> {
     /// The client will send nothing more the backend has not got.
     pub(super) fn input_ended(&self) -> bool {
         self.ended && self.body.is_empty()
-    }
-
-    /// Frees what it holds: buffers to the pool, the client's credit for
-    /// bytes it will never move.
-    pub(super) fn release(self, codec: &mut Connection, pool: &mut BufferPool) -> StreamStage<S> {
-        if self.owed > 0 {
-            codec.release(self.id, self.owed);
-        }
-        if let Some(b) = self.request {
-            pool.give(b);
-        }
-        self.stage
     }
 }

@@ -11,7 +11,7 @@ use super::{StreamStage, H2, MAX_LEGS, OUTPUT_HIGH};
 use crate::engine::buffer::BUFFER_SIZE;
 use crate::engine::conn::{Io, Transport};
 use crate::engine::http::head::exchange;
-use crate::engine::http::leg::{Leg, LegStep, Outcome};
+use crate::engine::http::leg::{Advance, Leg, LegStep, Outcome};
 use crate::engine::http::logline::{Counted, RequestLog};
 use crate::engine::http::write::Outgoing;
 use crate::engine::http::{answering, follow_current, recycle, Answering, Flow, HttpSession};
@@ -209,25 +209,48 @@ impl<S: Transport> HttpSession<S> {
     /// One step of stream `i`: its body moves on, then its leg or answer
     /// runs.
     fn h2_step(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize) -> bool {
-        let mut progress = h2.streams[i].feed(&mut h2.codec, ctx.pool);
-        match mem::replace(&mut h2.streams[i].stage, StreamStage::Done) {
-            StreamStage::Leg(mut leg) => {
-                if !leg.flush_backend() {
-                    h2.streams[i].stage = StreamStage::Leg(leg);
-                    self.h2_cut_at(ctx, h2, i, CloseReason::Reset(Side::Backend));
-                    return true;
-                }
-                let mut front = h2.front(i, self.peer);
-                let outcome = leg.run(ctx, &self.service, &mut front);
-                let (sent, refused) = (front.sent, front.refused.is_some());
-                progress |= sent > 0;
-                h2.streams[i].moved(sent, ctx.now);
-                progress |= self.h2_outcome(ctx, h2, i, outcome, Some((sent, refused)));
-            }
-            StreamStage::Answer(a) => progress |= self.h2_answer(ctx, h2, i, a),
-            other => h2.streams[i].stage = other,
+        let progress = h2.streams[i].feed(&mut h2.codec, ctx.pool);
+        if matches!(h2.streams[i].stage, StreamStage::Leg(_)) {
+            return self.h2_leg_step(ctx, h2, i) | progress;
         }
-        progress
+        match mem::replace(&mut h2.streams[i].stage, StreamStage::Done) {
+            StreamStage::Answer(a) => self.h2_answer(ctx, h2, i, a) | progress,
+            other => {
+                h2.streams[i].stage = other;
+                progress
+            }
+        }
+    }
+
+    /// One step of stream `i`'s leg, run where the leg stands; it leaves
+    /// the stream's stage only when it ends or becomes something else.
+    fn h2_leg_step(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize) -> bool {
+        let Some((mut front, leg)) = h2.leg_front(i, self.peer) else {
+            return false;
+        };
+        if !leg.flush_backend() {
+            self.h2_cut_at(ctx, h2, i, CloseReason::Reset(Side::Backend));
+            return true;
+        }
+        let advance = leg.advance(ctx, &self.service, &mut front);
+        let (sent, refused) = (front.sent, front.refused.is_some());
+        let going = match advance {
+            Advance::Going(flow @ (Flow::Progress | Flow::Wait)) => {
+                leg.log.count(0, sent);
+                Some(flow == Flow::Progress)
+            }
+            _ => None,
+        };
+        h2.streams[i].moved(sent, ctx.now);
+        if let Some(again) = going {
+            return again | (sent > 0);
+        }
+        let StreamStage::Leg(leg) = mem::replace(&mut h2.streams[i].stage, StreamStage::Done)
+        else {
+            return true;
+        };
+        let outcome = leg.conclude(ctx, &self.service, advance);
+        self.h2_outcome(ctx, h2, i, outcome, Some((sent, refused))) | (sent > 0)
     }
 
     /// What stream `i` does after a step of its leg; `front`: what the
@@ -501,15 +524,24 @@ impl<S: Transport> HttpSession<S> {
 
     /// Finished streams leave, their buffers and credit given back.
     pub(super) fn h2_sweep(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>) {
-        let mut i = 0;
-        while i < h2.streams.len() {
-            if matches!(h2.streams[i].stage, StreamStage::Done) {
-                let s = h2.streams.remove(i);
-                s.release(&mut h2.codec, ctx.pool);
-                self.service.stats.of(self.worker).h2_streams_done.add(1);
-            } else {
-                i += 1;
+        let H2 { streams, codec, .. } = h2;
+        let before = streams.len();
+        // In place and in order (the queue is oldest first): a stream
+        // moves only to close a gap.
+        streams.retain_mut(|s| {
+            let done = matches!(s.stage, StreamStage::Done);
+            if done {
+                s.drop_body(codec, ctx.pool);
             }
+            !done
+        });
+        let gone = before - streams.len();
+        if gone > 0 {
+            self.service
+                .stats
+                .of(self.worker)
+                .h2_streams_done
+                .add(gone as u64);
         }
     }
 
