@@ -23,6 +23,20 @@ pub const fn alphanumeric_and(extra: &[u8]) -> [bool; 256] {
     t
 }
 
+/// Each byte in lowercase if it is a `tchar`, else 0: a field name is
+/// checked and lowercased in one pass.
+pub const LOWER_TCHAR: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        if TCHAR[i] {
+            t[i] = (i as u8).to_ascii_lowercase();
+        }
+        i += 1;
+    }
+    t
+};
+
 /// A `tchar`.
 pub fn is_tchar(b: u8) -> bool {
     TCHAR[b as usize]
@@ -70,6 +84,14 @@ mod tests {
         assert!(!is_token(b"a b"));
         assert!(is_lowercase_token(b"x-a"));
         assert!(!is_lowercase_token(b"X-a"));
+        for b in 0..=255u8 {
+            let want = if is_tchar(b) {
+                b.to_ascii_lowercase()
+            } else {
+                0
+            };
+            assert_eq!(LOWER_TCHAR[b as usize], want, "byte {b:#04x}");
+        }
     }
 
     #[test]

@@ -549,22 +549,34 @@ fn over(out: &Decoded, limits: ListLimits) -> Option<Over> {
     }
 }
 
+/// The most bytes an integer takes: the prefix, then 7 bits a byte.
+const MAX_INTEGER: usize = 1 + (usize::BITS as usize).div_ceil(7);
+
 /// Appends an integer with an `n`-bit prefix, `flags` in the high bits.
+/// (Inlined, and written with one append: every field of every response
+/// has one or two, and a call and a capacity check per byte cost more
+/// than the encoding.)
+#[inline]
 pub fn write_integer(out: &mut Vec<u8>, flags: u8, n: u8, v: usize) {
     let max = (1usize << n) - 1;
     if v < max {
         out.push(flags | v as u8);
         return;
     }
-    out.push(flags | max as u8);
+    let mut b = [0u8; MAX_INTEGER];
+    b[0] = flags | max as u8;
     let mut rest = v - max;
+    let mut i = 1;
     while rest >= 0x80 {
-        out.push((rest as u8 & 0x7f) | 0x80);
+        b[i] = (rest as u8 & 0x7f) | 0x80;
         rest >>= 7;
+        i += 1;
     }
-    out.push(rest as u8);
+    b[i] = rest as u8;
+    out.extend_from_slice(&b[..=i]);
 }
 
+#[inline]
 fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     write_integer(out, 0, 7, s.len());
     out.extend_from_slice(s);
@@ -574,6 +586,8 @@ fn write_string(out: &mut Vec<u8>, s: &[u8]) {
 /// pair, else a literal without indexing, its name indexed when the static
 /// table has the name. Raw strings: no Huffman, no dynamic table.
 pub fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    // Room for all of it at once: the appends below then never grow.
+    out.reserve(1 + 2 * MAX_INTEGER + name.len() + value.len());
     let Some(first) = static_name(name) else {
         out.push(0);
         write_string(out, name);
@@ -831,6 +845,23 @@ mod tests {
                 assert_eq!(at, out.len());
             }
         }
+    }
+
+    #[test]
+    fn integers_encode_as_rfc_c1_says_and_fit_their_room() {
+        let mut out = vec![0xaa];
+        write_integer(&mut out, 0xe0, 5, 10);
+        write_integer(&mut out, 0xe0, 5, 1337);
+        write_integer(&mut out, 0, 8, 42);
+        assert_eq!(out, [0xaa, 0xea, 0xff, 0x9a, 0x0a, 42]);
+        let mut out = Vec::new();
+        write_integer(&mut out, 0, 1, usize::MAX);
+        assert_eq!(out.len(), MAX_INTEGER);
+        // Past what the decoder takes, but well formed: the prefix full,
+        // then continuation bytes, the last without its high bit.
+        assert_eq!(out[0], 1);
+        assert!(out[1..MAX_INTEGER - 1].iter().all(|&b| b & 0x80 != 0));
+        assert_eq!(out[MAX_INTEGER - 1] & 0x80, 0);
     }
 
     #[test]

@@ -168,7 +168,21 @@ pub fn encode_head(text: &[u8], block: &mut Vec<u8>) -> Result<bool, Refused> {
     let mut lower = Lowered::default();
     let mut rest = fields;
     loop {
-        let n = token::token_len(rest);
+        // The name checked and lowercased in one pass, on the stack (a
+        // longer one the slow way).
+        let mut n = 0;
+        while let Some(&b) = rest.get(n).filter(|_| n < SHORT_NAME) {
+            let l = token::LOWER_TCHAR[usize::from(b)];
+            if l == 0 {
+                break;
+            }
+            lower.short[n] = l;
+            n += 1;
+        }
+        let long = n == SHORT_NAME;
+        if long {
+            n = token::token_len(rest);
+        }
         if n == 0 && matches!(rest, [] | [b'\n', ..] | [b'\r', b'\n', ..]) {
             break;
         }
@@ -178,7 +192,11 @@ pub fn encode_head(text: &[u8], block: &mut Vec<u8>) -> Result<bool, Refused> {
         };
         let (value, next) = value_of(after)?;
         rest = next;
-        let name = lower.of(name);
+        let name = if long {
+            lower.of(name)
+        } else {
+            &lower.short[..n]
+        };
         if name == b"connection" {
             return encode_listing(status, &digits, fields, block);
         }
