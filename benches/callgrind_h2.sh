@@ -7,12 +7,19 @@
 # N requests, counters dumped. The kernel's share is not counted: pair
 # the figure with `loadtest compare` for that.
 # Needs: valgrind, nghttp2-client (Debian).
-# Usage: benches/callgrind_h2.sh [REQUESTS] [MOIRAI-BINARY]
+# With `h1` as the third argument, the same count for HTTP/1.1
+# keep-alive (`h2load --h1 -c 10`, one request at a time per connection).
+# Usage: benches/callgrind_h2.sh [REQUESTS] [MOIRAI-BINARY] [h2|h1]
 set -euo pipefail
 n=${1:-20000}
 cd "$(dirname "$0")/.."
 cargo build --release -q -p moirai -p loadtest
 bin=${2:-target/release/moirai}
+case ${3:-h2} in
+  h2) load=(-c 10 -m 10) ;;
+  h1) load=(--h1 -c 10 -m 1) ;;
+  *) echo "protocol: h2 or h1" >&2; exit 2 ;;
+esac
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
@@ -31,9 +38,9 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 [ "$code" = 200 ] || { echo "moirai did not serve" >&2; exit 1; }
-h2load -n 2000 -c 10 -m 10 http://127.0.0.1:25512/ >/dev/null
+h2load -n 2000 "${load[@]}" http://127.0.0.1:25512/ >/dev/null
 callgrind_control -z "$vg" >/dev/null 2>&1
-h2load -n "$n" -c 10 -m 10 http://127.0.0.1:25512/ | grep -E '^(requests|status codes):'
+h2load -n "$n" "${load[@]}" http://127.0.0.1:25512/ | grep -E '^(requests|status codes):'
 callgrind_control -d "$vg" >/dev/null 2>&1
 sleep 1
 total=$(callgrind_annotate "$tmp/cg.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')

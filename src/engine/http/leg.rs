@@ -170,21 +170,8 @@ impl<S: Transport> Leg<S> {
 }
 
 impl<S: Transport> Leg<S> {
-    /// Runs the leg's step once, for a request of `service` whose client
-    /// side is `front`.
-    pub(super) fn run(
-        mut self,
-        ctx: &mut Ctx<'_, S>,
-        service: &ServiceSnapshot,
-        front: &mut impl Front<S>,
-    ) -> Outcome<S> {
-        match self.advance(ctx, service, front) {
-            Advance::Going(flow) => Outcome::Going(self, flow),
-            other => self.conclude(ctx, service, other),
-        }
-    }
-
-    /// Runs the leg's step once where it stands; what only the leg as a
+    /// Runs the leg's step once where it stands, for a request of
+    /// `service` whose client side is `front`; what only the leg as a
     /// whole can become (a redial, an answer, its end) is left to
     /// [`Leg::conclude`]. A leg that just goes on, as most steps do, is
     /// not moved.

@@ -54,7 +54,7 @@ use crate::snapshot::{Backend, BackendTls, ServiceSnapshot};
 use crate::sys::net::TcpStream;
 
 use front::H1Front;
-use leg::{Leg, Outcome};
+use leg::{Advance, Leg, Outcome};
 use logline::RequestLog;
 
 /// How long a request head may take once its first byte arrived, unless
@@ -223,7 +223,12 @@ impl<S: Transport> HttpSession<S> {
     fn turn(&mut self, ctx: &mut Ctx<'_, S>, stage: Stage<S>) -> Turn<S> {
         match stage {
             Stage::ReadHead { since, parked } => self.read_head(ctx, since, parked),
-            Stage::Leg(leg) => self.run_leg(ctx, leg),
+            // `drive` runs a leg in place; this is only for completeness.
+            leg @ Stage::Leg(_) => {
+                self.stage = leg;
+                let flow = self.leg_in_place(ctx).unwrap_or(Flow::Wait);
+                (mem::replace(&mut self.stage, Stage::Vacant), flow)
+            }
             Stage::Tunnel { mut leg, mut pipe } => {
                 let streams = Streams {
                     client: &mut self.client,
@@ -316,7 +321,15 @@ impl<S: Transport> HttpSession<S> {
     }
 
     /// Runs the leg's step once, through the HTTP/1 front.
-    fn run_leg(&mut self, ctx: &mut Ctx<'_, S>, leg: Leg<S>) -> Turn<S> {
+    /// A round of a `Leg` stage, run where the stage stands: most steps
+    /// leave the leg going, and then neither the leg nor the stage (184
+    /// bytes) moves; only a step that ends the leg or makes it something
+    /// else takes it out. `None` for any other stage, which
+    /// [`HttpSession::turn`] runs.
+    fn leg_in_place(&mut self, ctx: &mut Ctx<'_, S>) -> Option<Flow> {
+        let Stage::Leg(leg) = &mut self.stage else {
+            return None;
+        };
         let mut front = H1Front {
             client: &mut self.client,
             to_backend: &mut self.to_backend,
@@ -324,8 +337,21 @@ impl<S: Transport> HttpSession<S> {
             draining: self.draining,
             peer: self.peer,
         };
-        let outcome = leg.run(ctx, &self.service, &mut front);
-        self.after_leg(ctx, outcome)
+        let advance = leg.advance(ctx, &self.service, &mut front);
+        if let Advance::Going(flow) = advance {
+            return Some(flow);
+        }
+        let leg = match mem::replace(&mut self.stage, Stage::Vacant) {
+            Stage::Leg(leg) => leg,
+            other => {
+                self.stage = other;
+                return None;
+            }
+        };
+        let outcome = leg.conclude(ctx, &self.service, advance);
+        let (next, flow) = self.after_leg(ctx, outcome);
+        self.stage = next;
+        Some(flow)
     }
 
     /// What the connection does after a step of its leg.
@@ -379,31 +405,30 @@ fn fill<S: Transport>(
 
 impl<S: Transport> Session<S> for HttpSession<S> {
     fn on_leg_event(&mut self, ctx: &mut Ctx<'_, S>, leg: SlotId, r: Readiness) -> Step {
-        match mem::replace(&mut self.stage, Stage::Vacant) {
-            Stage::H2(mut h2) => {
-                self.h2_leg_event(ctx, &mut h2, leg, r);
-                // The responses of several backends that one poll
-                // reports go out in one write: this run queues frames,
-                // the worker's run after its batch of events writes them.
-                h2.defer_writes(true);
-                self.stage = Stage::H2(h2);
-                let step = self.drive(ctx);
-                match &mut self.stage {
-                    Stage::H2(h2) => {
-                        h2.defer_writes(false);
-                        if step == Step::Open && h2.has_output() {
-                            Step::Again
-                        } else {
-                            step
-                        }
-                    }
-                    _ => step,
+        // (Looked at in place: an HTTP/1 stage is not moved per event.)
+        if !matches!(self.stage, Stage::H2(_)) {
+            return self.on_event(ctx, Side::Backend, r);
+        }
+        let Stage::H2(mut h2) = mem::replace(&mut self.stage, Stage::Vacant) else {
+            return Step::Closed(CloseReason::Done);
+        };
+        self.h2_leg_event(ctx, &mut h2, leg, r);
+        // The responses of several backends that one poll reports go out
+        // in one write: this run queues frames, the worker's run after
+        // its batch of events writes them.
+        h2.defer_writes(true);
+        self.stage = Stage::H2(h2);
+        let step = self.drive(ctx);
+        match &mut self.stage {
+            Stage::H2(h2) => {
+                h2.defer_writes(false);
+                if step == Step::Open && h2.has_output() {
+                    Step::Again
+                } else {
+                    step
                 }
             }
-            stage => {
-                self.stage = stage;
-                self.on_event(ctx, Side::Backend, r)
-            }
+            _ => step,
         }
     }
 
@@ -445,9 +470,19 @@ impl<S: Transport> Session<S> for HttpSession<S> {
             }
         }
         for _ in 0..ROUNDS_PER_TURN {
-            let stage = mem::replace(&mut self.stage, Stage::Vacant);
-            let (next, flow) = self.turn(ctx, stage);
-            self.stage = next;
+            let in_place = match self.stage {
+                Stage::Leg(_) => self.leg_in_place(ctx),
+                _ => None,
+            };
+            let flow = match in_place {
+                Some(flow) => flow,
+                None => {
+                    let stage = mem::replace(&mut self.stage, Stage::Vacant);
+                    let (next, flow) = self.turn(ctx, stage);
+                    self.stage = next;
+                    flow
+                }
+            };
             match flow {
                 Flow::Progress => continue,
                 Flow::Wait => return Step::Open,
