@@ -7,7 +7,7 @@
 use std::io::IoSlice;
 use std::time::Instant;
 
-use super::buffer::{Buffer, BufferPool};
+use super::buffer::{Buffer, BufferPool, BUFFER_SIZE, BULK_SIZE};
 use super::conn::{release_if_empty, Conn, Io, Transport};
 use super::step::CloseReason;
 use super::token::Side;
@@ -185,12 +185,23 @@ fn transfer<S: Transport>(
     }
 
     if !half.eof() {
+        // A bulk flow's next read goes into a bulk buffer, once the
+        // ordinary one it was in is empty.
+        if half.is_bulk() && slot.as_ref().is_none_or(|b| b.capacity() < BULK_SIZE) {
+            release_if_empty(slot, pool);
+            if slot.is_none() {
+                *slot = pool.take_bulk();
+            }
+        }
         match src.fill(slot, pool, now) {
             Io::Eof => {
                 half.saw_eof();
                 progress = true;
             }
-            Io::Moved(_) | Io::Drained(_) => progress = true,
+            Io::Moved(n) | Io::Drained(n) => {
+                half.read(n, BUFFER_SIZE);
+                progress = true;
+            }
             Io::Blocked => {}
             Io::Failed => return Err(src_side),
         }

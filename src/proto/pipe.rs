@@ -8,9 +8,23 @@
 pub struct Half {
     eof: bool,
     shut: bool,
+    bulk: bool,
 }
 
 impl Half {
+    /// A read took `n` bytes where `ordinary` is a whole ordinary buffer:
+    /// one that took at least that much found more waiting than such a
+    /// buffer holds, and the direction is bulk until a read takes less.
+    pub fn read(&mut self, n: usize, ordinary: usize) {
+        self.bulk = n >= ordinary;
+    }
+
+    /// Whether the last read found a bulk flow: the next buffer may be a
+    /// large one (fewer, larger reads and writes).
+    pub fn is_bulk(&self) -> bool {
+        self.bulk
+    }
+
     /// The source sent FIN: nothing more will be read this way.
     pub fn saw_eof(&mut self) {
         self.eof = true;
@@ -71,5 +85,17 @@ mod tests {
         p.down.saw_eof();
         p.down.did_shutdown();
         assert!(p.finished());
+    }
+
+    #[test]
+    fn a_direction_is_bulk_while_its_reads_fill_a_whole_buffer() {
+        let mut h = Half::default();
+        assert!(!h.is_bulk());
+        h.read(100, 16);
+        assert!(h.is_bulk());
+        h.read(16, 16);
+        assert!(h.is_bulk());
+        h.read(15, 16);
+        assert!(!h.is_bulk());
     }
 }

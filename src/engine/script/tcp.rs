@@ -201,3 +201,33 @@ fn tcp_release_gives_back_the_bytes_in_flight() {
     t.s.release(&mut t.h.pool, &mut t.h.legs);
     assert_eq!(t.h.pool.idle(), t.h.pool.allocated());
 }
+
+#[test]
+fn a_stream_whose_reads_fill_a_buffer_moves_through_bulk_ones() {
+    use crate::engine::buffer::BUFFER_SIZE;
+    let b = Script::connected();
+    let mut t = Tcp::new(false, &[Some(b.clone())]);
+    t.event(Side::Backend);
+    t.event(Side::Client);
+    let big: Vec<u8> = (0..3 * BUFFER_SIZE + 10).map(|i| (i % 251) as u8).collect();
+    let reads = |b: &Script| b.0.borrow().read_calls;
+    let mut want = Vec::new();
+    for round in 0..2 {
+        // An ordinary buffer fills, so the rest comes in one bulk read
+        // (ordinary buffers only would take four).
+        b.push(&big);
+        let before = reads(&b);
+        t.event(Side::Backend);
+        assert_eq!(reads(&b) - before, 2, "round {round}");
+        want.extend_from_slice(&big);
+        assert_eq!(t.client.0.borrow().written, want);
+        assert_eq!(t.h.pool.bulk_in_use(), 0, "given back once written");
+        // A short read after it ends the bulk flow: the next big one
+        // starts in an ordinary buffer again.
+        b.push(b"tail");
+        t.event(Side::Backend);
+        want.extend_from_slice(b"tail");
+        assert_eq!(t.client.0.borrow().written, want);
+    }
+    assert_eq!(t.h.pool.idle(), t.h.pool.allocated());
+}
