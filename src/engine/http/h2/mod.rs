@@ -163,6 +163,16 @@ impl<S> H2<S> {
     /// Stream `i` as the front of its leg or of our answer: its request
     /// bytes, and the codec and head scratch its response goes through.
     fn front(&mut self, i: usize, peer: std::net::SocketAddr) -> StreamFront<'_> {
+        self.front_and_stage(i, peer).0
+    }
+
+    /// [`H2::front`], with the stream's stage beside it: a step of its
+    /// leg runs in place, and moves nothing.
+    fn front_and_stage(
+        &mut self,
+        i: usize,
+        peer: std::net::SocketAddr,
+    ) -> (StreamFront<'_>, &mut StreamStage<S>) {
         let H2 {
             codec,
             streams,
@@ -170,7 +180,7 @@ impl<S> H2<S> {
             ..
         } = self;
         let s = &mut streams[i];
-        StreamFront {
+        let front = StreamFront {
             codec,
             stream: s.id,
             ended: s.input_ended(),
@@ -179,38 +189,8 @@ impl<S> H2<S> {
             refused: None,
             sent: 0,
             scratch: heads,
-        }
-    }
-
-    /// Stream `i`'s front, with its leg if it is on one: both in place,
-    /// so a step of the leg moves nothing.
-    fn leg_front(
-        &mut self,
-        i: usize,
-        peer: std::net::SocketAddr,
-    ) -> Option<(StreamFront<'_>, &mut Leg<S>)> {
-        let H2 {
-            codec,
-            streams,
-            heads,
-            ..
-        } = self;
-        let s = &mut streams[i];
-        let ended = s.input_ended();
-        let StreamStage::Leg(leg) = &mut s.stage else {
-            return None;
         };
-        let front = StreamFront {
-            codec,
-            stream: s.id,
-            ended,
-            request: &mut s.request,
-            peer,
-            refused: None,
-            sent: 0,
-            scratch: heads,
-        };
-        Some((front, leg))
+        (front, &mut s.stage)
     }
 
     fn stream_mut(&mut self, id: StreamId) -> Option<&mut Stream<S>> {

@@ -225,7 +225,7 @@ impl<S: Transport> HttpSession<S> {
     /// One step of stream `i`'s leg, run where the leg stands; it leaves
     /// the stream's stage only when it ends or becomes something else.
     fn h2_leg_step(&mut self, ctx: &mut Ctx<'_, S>, h2: &mut H2<S>, i: usize) -> bool {
-        let Some((mut front, leg)) = h2.leg_front(i, self.peer) else {
+        let (mut front, StreamStage::Leg(leg)) = h2.front_and_stage(i, self.peer) else {
             return false;
         };
         if !leg.flush_backend() {
