@@ -113,8 +113,16 @@ fn http_keep_alive_reuses_the_parked_connection() {
 /// (Test builds carry 16 bytes of mio's debug state per socket.)
 #[test]
 fn an_idle_http_session_stays_small() {
+    // Counted around its two sockets (the client's, and the backend's in
+    // its stage): the emulated event ports' socket carries its
+    // registration and is twice the kernel's, which this bound is not
+    // about.
+    let sockets = 2 * std::mem::size_of::<crate::sys::net::TcpStream>();
     let size = std::mem::size_of::<HttpSession>();
-    assert!(size <= 408, "HttpSession is {size} bytes");
+    assert!(
+        size - sockets <= 376,
+        "HttpSession is {size} bytes, {sockets} of them its sockets"
+    );
 }
 
 #[test]
