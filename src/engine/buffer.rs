@@ -157,7 +157,7 @@ impl BufferPool {
     /// Returns a buffer (its contents are discarded).
     pub fn give(&mut self, buf: Buffer) {
         if buf.data.len() == BULK_SIZE {
-            self.bulk_in_use -= 1;
+            self.bulk_in_use = self.bulk_in_use.saturating_sub(1);
             if self.bulk_free.len() < MAX_BULK_FREE {
                 self.bulk_free.push(buf.data);
             }

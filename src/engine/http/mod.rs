@@ -223,7 +223,8 @@ impl<S: Transport> HttpSession<S> {
     fn turn(&mut self, ctx: &mut Ctx<'_, S>, stage: Stage<S>) -> Turn<S> {
         match stage {
             Stage::ReadHead { since, parked } => self.read_head(ctx, since, parked),
-            // `drive` runs a leg in place; this is only for completeness.
+            // `drive` steps a leg in place before it comes here; one that
+            // came anyway is stepped the same way.
             leg @ Stage::Leg(_) => {
                 self.stage = leg;
                 let flow = self.leg_in_place(ctx).unwrap_or(Flow::Wait);
@@ -320,12 +321,11 @@ impl<S: Transport> HttpSession<S> {
         )
     }
 
-    /// Runs the leg's step once, through the HTTP/1 front.
-    /// A round of a `Leg` stage, run where the stage stands: most steps
-    /// leave the leg going, and then neither the leg nor the stage (184
-    /// bytes) moves; only a step that ends the leg or makes it something
-    /// else takes it out. `None` for any other stage, which
-    /// [`HttpSession::turn`] runs.
+    /// A round of a `Leg` stage through the HTTP/1 front, run where the
+    /// stage stands: most steps leave the leg going, and then neither the
+    /// leg nor the stage (184 bytes) moves; only a step that ends the leg
+    /// or makes it something else takes it out. `None` for any other
+    /// stage, which [`HttpSession::turn`] runs.
     fn leg_in_place(&mut self, ctx: &mut Ctx<'_, S>) -> Option<Flow> {
         let Stage::Leg(leg) = &mut self.stage else {
             return None;
