@@ -2,6 +2,7 @@
 //! 1xx, 204 and 304 have no body; chunked; Content-Length; else until
 //! close), with hop-by-hop lines marked to drop.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::body::Framing;
@@ -58,9 +59,11 @@ pub fn parse(
     drop: &mut Vec<Range<usize>>,
 ) -> Result<Option<ResponseHead>, HeadError> {
     drop.clear();
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(buf) {
+    // Uninitialised, as for requests (request.rs says why).
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parser = httparse::ParserConfig::default();
+    let head_len = match parser.parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
