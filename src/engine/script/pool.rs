@@ -1,7 +1,8 @@
 //! The idle pool, scripted: a pooled connection back in service with
 //! fresh counts, one made under one service's TLS rules never serving
 //! another's, and an idle TLS connection with a record on its way never
-//! handed on.
+//! handed on; and a clean connection the pool lets go closed with a
+//! reset, not a FIN.
 
 use super::http::Http;
 use super::*;
@@ -32,6 +33,59 @@ fn a_pooled_connection_resumes_with_fresh_counts() {
     assert!(conn.is_writable());
     assert_eq!(conn.last_io(), t.h.now);
     assert_eq!(wire.seen(), "abc", "the same socket");
+}
+
+/// A clean connection the pool does not keep (its route full) or gives up
+/// (too old, its backend gone) is closed with a reset: no FIN exchange,
+/// no TIME_WAIT holding an ephemeral port on our side. One it keeps is
+/// not touched.
+#[test]
+fn connections_the_pool_lets_go_are_reset() {
+    use crate::engine::conn::Conn;
+    use crate::engine::meter::Meter;
+    use crate::engine::pool::{IDLE_TIMEOUT, MAX_IDLE_PER_BACKEND};
+
+    let mut h = Harness::new("http://80:backend.example:8080", false);
+    let svc = h.service();
+    let backend = &svc.backends[0];
+    let addr: SocketAddr = B1.parse().unwrap();
+    let conn = |h: &Harness, wire: &Script| {
+        let mut c = Conn::new(wire.clone(), h.now, Meter::backend(backend, 0));
+        c.note(Readiness::BOTH);
+        c
+    };
+    let kept: Vec<Script> = (0..MAX_IDLE_PER_BACKEND)
+        .map(|_| Script::connected())
+        .collect();
+    for w in &kept {
+        let c = conn(&h, w);
+        assert!(h.idle.put(&mut h.net, addr, c, h.now));
+    }
+    let extra = Script::connected();
+    let c = conn(&h, &extra);
+    assert!(!h.idle.put(&mut h.net, addr, c, h.now), "the route is full");
+    assert!(extra.0.borrow().reset, "let go with a reset");
+    assert!(
+        kept.iter().all(|w| !w.0.borrow().reset),
+        "kept ones untouched"
+    );
+
+    // Too old: given up when found by a take, and by the sweep.
+    h.later(IDLE_TIMEOUT);
+    assert!(h.idle.take(addr, None, h.now).is_none());
+    h.idle.expire(h.now);
+    assert!(h.idle.is_empty());
+    assert!(
+        kept.iter().all(|w| w.0.borrow().reset),
+        "every old one reset"
+    );
+
+    // Its backend gone.
+    let gone = Script::connected();
+    let c = conn(&h, &gone);
+    assert!(h.idle.put(&mut h.net, addr, c, h.now));
+    h.idle.retain_backends(|a| a != addr);
+    assert!(h.idle.is_empty() && gone.0.borrow().reset);
 }
 
 /// A client configuration that trusts nothing: enough to make a
