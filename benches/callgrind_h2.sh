@@ -8,39 +8,45 @@
 # the figure with `loadtest compare` for that.
 # Needs: valgrind, nghttp2-client (Debian).
 # With `h1` as the third argument, the same count for HTTP/1.1
-# keep-alive (`h2load --h1 -c 10`, one request at a time per connection).
-# Usage: benches/callgrind_h2.sh [REQUESTS] [MOIRAI-BINARY] [h2|h1]
+# keep-alive (`h2load --h1 -c 10`, one request at a time per connection);
+# with `tls`, that load over TLS through an `https-http` service (its
+# self-signed certificate; the handshakes happen in the warm-up, before
+# the counters are zeroed).
+# Usage: benches/callgrind_h2.sh [REQUESTS] [MOIRAI-BINARY] [h2|h1|tls]
 set -euo pipefail
 n=${1:-20000}
 cd "$(dirname "$0")/.."
 cargo build --release -q -p moirai -p loadtest
 bin=${2:-target/release/moirai}
+kind=http scheme=http
 case ${3:-h2} in
   h2) load=(-c 10 -m 10) ;;
   h1) load=(--h1 -c 10 -m 1) ;;
-  *) echo "protocol: h2 or h1" >&2; exit 2 ;;
+  tls) load=(--h1 -c 10 -m 1) kind=https-http scheme=https ;;
+  *) echo "protocol: h2, h1 or tls" >&2; exit 2 ;;
 esac
+url=$scheme://127.0.0.1:25512/
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
 target/release/loadtest backend --listen 127.0.0.1:25502 --kind http --body-size 64 2>/dev/null &
 cat > "$tmp/md.json" <<JSON
 {"cloud.tritoncompute:loadbalancer":"true",
- "cloud.tritoncompute:portmap":"http://25512:127.0.0.1:25502"}
+ "cloud.tritoncompute:portmap":"$kind://25512:127.0.0.1:25502"}
 JSON
 valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
   "$bin" run --metadata-file "$tmp/md.json" --state-dir "$tmp/state" \
   --workers 1 --log-level error 2>"$tmp/valgrind.log" &
 vg=$!
 for _ in $(seq 120); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:25512/ || true)
+  code=$(curl -sk -o /dev/null -w '%{http_code}' "$url" || true)
   [ "$code" = 200 ] && break
   sleep 0.5
 done
 [ "$code" = 200 ] || { echo "moirai did not serve" >&2; exit 1; }
-h2load -n 2000 "${load[@]}" http://127.0.0.1:25512/ >/dev/null
+h2load -n 2000 "${load[@]}" "$url" >/dev/null
 callgrind_control -z "$vg" >/dev/null 2>&1
-h2load -n "$n" "${load[@]}" http://127.0.0.1:25512/ | grep -E '^(requests|status codes):'
+h2load -n "$n" "${load[@]}" "$url" | grep -E '^(requests|status codes):'
 callgrind_control -d "$vg" >/dev/null 2>&1
 sleep 1
 total=$(callgrind_annotate "$tmp/cg.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')

@@ -12,7 +12,7 @@
 # a CPU (a cgroup of its own), as `loadtest compare --cpu-quota 0.4`.
 # Needs: perf (linux-perf), haproxy (Debian).
 # Usage: [CAP=0.4] benches/kernel_profile.sh [SCENARIO] [SECONDS] [MOIRAI-BINARY]
-#   SCENARIO: http (default) or tcp-echo.
+#   SCENARIO: http (default), http-close or tcp-echo.
 set -euo pipefail
 scenario=${1:-http}
 secs=${2:-8}
@@ -48,9 +48,9 @@ cap() {
 }
 
 case $scenario in
-  http) backend_kind=http; kind=http; mode=http ;;
+  http|http-close) backend_kind=http; kind=http; mode=http ;;
   tcp-echo) backend_kind=echo; kind=tcp; mode=tcp ;;
-  *) echo "scenario: http or tcp-echo" >&2; exit 2 ;;
+  *) echo "scenario: http, http-close or tcp-echo" >&2; exit 2 ;;
 esac
 b=25802; m=25812; h=25822
 taskset -c 0 "$lt" backend --listen 127.0.0.1:$b --kind $backend_kind --body-size 64 \
@@ -63,7 +63,11 @@ taskset -c 1 "$bin" run --metadata-file "$tmp/md.json" --state-dir "$tmp/state" 
   --workers 1 --log-level error >/dev/null 2>&1 &
 moirai=$!
 http_opts=""
-[ $mode = http ] && http_opts=$'  option forwardfor\n  http-reuse safe'
+cookie=""
+if [ $mode = http ]; then
+  http_opts=$'  option forwardfor\n  http-reuse safe'
+  cookie=$'  cookie CLOUD-TRITONCOMPUTE-RS insert indirect nocache dynamic\n  dynamic-cookie-key loadtest'
+fi
 # As loadtest compare configures it (loadtest/src/launch.rs).
 cat > "$tmp/haproxy.cfg" <<CFG
 global
@@ -83,6 +87,7 @@ frontend fe
   bind 127.0.0.1:$h
   default_backend be
 backend be
+$cookie
   server s1 127.0.0.1:$b
 CFG
 taskset -c 1 haproxy -f "$tmp/haproxy.cfg" -db >/dev/null 2>&1 &

@@ -225,7 +225,11 @@ pub(crate) fn moirai_path(moirai: Option<&Path>) -> Result<PathBuf, CompareError
     }
 }
 
-/// The HAProxy configuration equivalent to one moirai service; `https-http`
+/// The HAProxy configuration equivalent to one moirai service, as Moirai
+/// writes it: HTTP services insert the sticky cookie `CLOUD-TRITONCOMPUTE-RS`
+/// (`insert indirect nocache dynamic`), which moirai inserts too, so both
+/// balancers write the same response heads (before 2026-12-07 HAProxy ran
+/// without it and wrote about 100 bytes less per response); `https-http`
 /// terminates TLS with the certificate and key in `pem`, offering `alpn`
 /// if given (`h2,http/1.1` for the h2 scenarios, as moirai's `https-http`
 /// offers both; none otherwise, as before the h2 scenarios).
@@ -250,12 +254,20 @@ pub fn haproxy_config(
     } else {
         ""
     };
+    let cookie = if http_mode {
+        concat!(
+            "  cookie CLOUD-TRITONCOMPUTE-RS insert indirect nocache dynamic\n",
+            "  dynamic-cookie-key loadtest\n"
+        )
+    } else {
+        ""
+    };
     format!(
         "global\n  nbthread 1\n  maxconn 8000\n  tune.bufsize 16384\n\
          defaults\n  mode {mode}\n{http}  balance leastconn\n  retries 1\n  option redispatch\n\
            timeout connect 2s\n  timeout client 55s\n  timeout server 120s\n\
          frontend fe\n  bind 127.0.0.1:{listen}{ssl}\n  default_backend be\n\
-         backend be\n  server s1 {backend}\n"
+         backend be\n{cookie}  server s1 {backend}\n"
     )
 }
 
@@ -493,8 +505,12 @@ mod tests {
         );
         assert!(http.contains("nbthread 1") && http.contains("tune.bufsize 16384"));
         assert!(!http.contains("\n  log "), "logging stays off");
+        // The sticky cookie, as Moirai's configuration and moirai insert it.
+        assert!(http.contains(
+            "cookie CLOUD-TRITONCOMPUTE-RS insert indirect nocache dynamic\n  dynamic-cookie-key "
+        ));
         let tcp = haproxy_config("tcp", 8080, b, None, None);
-        assert!(tcp.contains("mode tcp") && !tcp.contains("forwardfor"));
+        assert!(tcp.contains("mode tcp") && !tcp.contains("forwardfor") && !tcp.contains("cookie"));
         assert!(tcp.contains("bind 127.0.0.1:8080") && tcp.contains("server s1 127.0.0.1:9000"));
         assert!(!tcp.contains(" ssl "));
         let pem = Path::new("/tmp/x.pem");
