@@ -49,6 +49,9 @@ impl<S: Transport> HttpSession<S> {
         ctx.legs.close(p.id);
         if !self.logged_in && is_current(ctx, self.port(), p.addr) {
             ctx.idle.put(ctx.net, p.addr, p.conn, ctx.now);
+        } else {
+            // Clean but not for others: closed as the pool closes.
+            p.conn.reset_on_close();
         }
     }
 

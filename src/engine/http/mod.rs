@@ -594,7 +594,11 @@ impl<S: Transport> Session<S> for HttpSession<S> {
             Stage::ReadHead {
                 parked: Some(p), ..
             } => {
+                // Clean (parked after a whole exchange, dropped on any
+                // input): a reset, as the pool closes what it lets go,
+                // leaves no TIME_WAIT socket per departed client.
                 legs.close(p.id);
+                p.conn.reset_on_close();
                 None
             }
 

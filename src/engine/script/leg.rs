@@ -405,6 +405,24 @@ fn a_client_asking_to_close_gets_its_answer_and_the_backend_is_pooled() {
     assert!(!dropped(&b));
 }
 
+/// A keep-alive client that leaves while its backend connection is
+/// parked: the connection, clean, is closed with a reset, as the pool
+/// closes what it lets go: no TIME_WAIT socket on our side per client.
+#[test]
+fn a_parked_connection_of_a_client_that_leaves_is_reset() {
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    t.send(GET);
+    t.connect(&b, true);
+    assert_eq!(t.answer(&b, OK), Step::Open);
+    assert!(!dropped(&b), "parked");
+    t.client.eof();
+    assert!(matches!(t.fin(Side::Client), Step::Closed(_)));
+    assert!(!b.0.borrow().reset, "not before the session is released");
+    t.s.release(&mut t.h.pool, &mut t.h.legs);
+    assert!(b.0.borrow().reset, "a reset, not a FIN");
+}
+
 #[test]
 fn draining_closes_after_the_response_in_flight() {
     let mut t = Http::new(false);

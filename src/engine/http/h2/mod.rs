@@ -627,7 +627,9 @@ impl<S: Transport> HttpSession<S> {
             }
         }
         for p in h2.parked.drain(..) {
+            // Clean, as an HTTP/1 client's parked one (mod.rs, release).
             legs.close(p.id);
+            p.conn.reset_on_close();
         }
     }
 
