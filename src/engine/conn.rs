@@ -35,7 +35,9 @@ pub trait Transport: Read + Write + fmt::Debug {
     fn connect_result(&self) -> Option<io::Result<()>>;
     /// Sends small writes at once (request and response heads).
     fn set_nodelay(&self);
-    /// Makes the next close a reset, to pass one side's reset on.
+    /// Makes the next close a reset: to pass one side's reset on, or to
+    /// close a clean backend connection nobody will use without leaving
+    /// a TIME_WAIT socket (the pool's, a parked one).
     fn reset_on_close(&self);
     /// Whether nothing waits to be read and the peer has not closed: an
     /// idle backend connection that is still fit for a request.
@@ -651,7 +653,8 @@ impl<S: Transport> Conn<S> {
         }
     }
 
-    /// Passes a reset on: the next close of this socket is a RST.
+    /// The next close of this socket is a RST ([`Transport::reset_on_close`]
+    /// says when).
     pub fn reset_on_close(&self) {
         self.stream.reset_on_close();
     }

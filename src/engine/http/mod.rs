@@ -470,11 +470,7 @@ impl<S: Transport> Session<S> for HttpSession<S> {
             }
         }
         for _ in 0..ROUNDS_PER_TURN {
-            let in_place = match self.stage {
-                Stage::Leg(_) => self.leg_in_place(ctx),
-                _ => None,
-            };
-            let flow = match in_place {
+            let flow = match self.leg_in_place(ctx) {
                 Some(flow) => flow,
                 None => {
                     let stage = mem::replace(&mut self.stage, Stage::Vacant);

@@ -70,15 +70,20 @@ fn connections_the_pool_lets_go_are_reset() {
         "kept ones untouched"
     );
 
-    // Too old: given up when found by a take, and by the sweep.
+    // Too old: given up by the sweep, and when found by a take.
     h.later(IDLE_TIMEOUT);
-    assert!(h.idle.take(addr, None, h.now).is_none());
     h.idle.expire(h.now);
     assert!(h.idle.is_empty());
     assert!(
         kept.iter().all(|w| w.0.borrow().reset),
-        "every old one reset"
+        "every swept one reset"
     );
+    let old = Script::connected();
+    let c = conn(&h, &old);
+    assert!(h.idle.put(&mut h.net, addr, c, h.now));
+    h.later(IDLE_TIMEOUT);
+    assert!(h.idle.take(addr, None, h.now).is_none());
+    assert!(old.0.borrow().reset, "one a take finds too old reset");
 
     // Its backend gone.
     let gone = Script::connected();
