@@ -31,8 +31,9 @@ pub trait Transport: Read + Write + fmt::Debug {
     /// Sends a FIN: nothing more will be written.
     fn shutdown_write(&self) -> io::Result<()>;
     /// How a non-blocking connect ended: `None` while it is still in
-    /// progress, else success or the error.
-    fn connect_result(&self) -> Option<io::Result<()>>;
+    /// progress, else success or the error. `writable_alone`: events said
+    /// the socket is writable, and none said error or hang-up.
+    fn connect_result(&self, writable_alone: bool) -> Option<io::Result<()>>;
     /// Sends small writes at once (request and response heads).
     fn set_nodelay(&self);
     /// Makes the next close a reset: to pass one side's reset on, or to
@@ -46,6 +47,12 @@ pub trait Transport: Read + Write + fmt::Debug {
     /// kernel's sockets use sendmsg(2) ([`net::send_vectored`]).
     fn send_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.write_vectored(bufs)
+    }
+    /// Writes the last bytes before the close, which the caller makes at
+    /// once if all of them were taken: the kernel's sockets may then
+    /// send them with the FIN ([`net::send_final`]).
+    fn send_final(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.send_vectored(bufs)
     }
 }
 
@@ -72,7 +79,10 @@ impl Transport for TcpStream {
         self.shutdown(Shutdown::Write)
     }
 
-    fn connect_result(&self) -> Option<io::Result<()>> {
+    fn connect_result(&self, writable_alone: bool) -> Option<io::Result<()>> {
+        if net::WRITABLE_MEANS_CONNECTED && writable_alone {
+            return Some(Ok(()));
+        }
         match self.take_error() {
             Ok(Some(e)) | Err(e) => return Some(Err(e)),
             Ok(None) => {}
@@ -101,14 +111,20 @@ impl Transport for TcpStream {
     fn send_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         net::send_vectored(self, bufs)
     }
+
+    fn send_final(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        net::send_final(self, bufs)
+    }
 }
 
 /// Making and watching backend sockets: the part of the worker's poll a
 /// session uses.
 pub trait Net<S> {
     /// Starts a non-blocking connect to `addr` and watches it for both
-    /// directions under `token`.
-    fn connect(&mut self, addr: SocketAddr, token: Token) -> io::Result<S>;
+    /// directions under `token`. `we_speak_first`: bytes for the backend
+    /// are ready the moment it connects (a request, a PROXY header, a TLS
+    /// hello), so the handshake's last ACK may wait to ride on them.
+    fn connect(&mut self, addr: SocketAddr, token: Token, we_speak_first: bool) -> io::Result<S>;
     /// Watches `stream` for `interest` under `token` from now on.
     fn watch(&mut self, stream: &mut S, token: Token, interest: Interest) -> io::Result<()>;
 }
@@ -118,8 +134,13 @@ pub trait Net<S> {
 pub struct Os<'a>(pub &'a Registry);
 
 impl Net<TcpStream> for Os<'_> {
-    fn connect(&mut self, addr: SocketAddr, token: Token) -> io::Result<TcpStream> {
-        let mut s = net::connect(addr)?;
+    fn connect(
+        &mut self,
+        addr: SocketAddr,
+        token: Token,
+        we_speak_first: bool,
+    ) -> io::Result<TcpStream> {
+        let mut s = net::connect(addr, we_speak_first)?;
         self.0
             .register(&mut s, token, Interest::READABLE | Interest::WRITABLE)?;
         Ok(s)
@@ -341,6 +362,13 @@ impl<S: Transport> Conn<S> {
     /// Whether a write may be tried now.
     pub fn is_writable(&self) -> bool {
         self.writable
+    }
+
+    /// How this socket's connect ended (`None`: under way), from what the
+    /// events said if they can tell ([`Transport::connect_result`]).
+    pub fn connect_result(&self) -> Option<io::Result<()>> {
+        self.stream
+            .connect_result(self.writable && !self.peer_closed)
     }
 
     /// Whether any event arrived since the socket was made (a connect in
@@ -593,9 +621,10 @@ impl<S: Transport> Conn<S> {
         self.send_then(bufs, false, now)
     }
 
-    /// As [`Conn::send`], for the last bytes before the close: over TLS,
-    /// the close_notify goes in the same write when all of them were
-    /// taken.
+    /// As [`Conn::send`], for the last bytes before the close, which the
+    /// caller makes at once when all of them were taken: over TLS, the
+    /// close_notify goes in the same write; on a plain socket the FIN may
+    /// ride on them ([`Transport::send_final`]).
     pub fn send_last(&mut self, bufs: &[IoSlice<'_>], now: Instant) -> Io {
         self.send_then(bufs, true, now)
     }
@@ -607,6 +636,7 @@ impl<S: Transport> Conn<S> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut flushed = true;
         let r = match (self.tls.as_deref_mut(), bufs) {
+            (None, _) if last => self.stream.send_final(bufs),
             // One slice: write(2), as cheap as it gets.
             (None, [one]) => self.stream.write(one),
             (None, _) => self.stream.send_vectored(bufs),

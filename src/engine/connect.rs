@@ -144,7 +144,7 @@ pub fn progress<S: Transport>(
         if !up.conn.heard_from() {
             return Progress::Waiting;
         }
-        match up.conn.stream().connect_result() {
+        match up.conn.connect_result() {
             None => return Progress::Waiting,
             Some(Err(e)) => return Progress::Failed(e.to_string()),
             Some(Ok(())) => dialing.connected = true,
@@ -194,7 +194,10 @@ fn attempt<S: Transport>(
         let lease = BackendLease::acquire(&b);
         count_choice(ctx, service, &b, balanced, avoid);
         attempt += 1;
-        match ctx.net.connect(b.addr(), token) {
+        match ctx
+            .net
+            .connect(b.addr(), token, service.spec.kind.balancer_speaks_first())
+        {
             Ok(stream) => {
                 let mut conn = Conn::new(stream, ctx.now, Meter::backend(&b, ctx.worker));
                 if let Some(tls) = service.tls.as_ref().and_then(|t| t.client.as_ref()) {

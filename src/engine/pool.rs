@@ -80,7 +80,9 @@ struct Idle<S> {
 pub struct IdlePool<S = TcpStream> {
     conns: Slab<Idle<S>>,
     /// Slab keys per route, most recently parked last.
-    by_route: HashMap<Route, Vec<usize>>,
+    /// Routes are backend addresses from the configuration and DNS, not
+    /// a client's choice: a fast hasher, seeded per process.
+    by_route: HashMap<Route, Vec<usize>, foldhash::fast::RandomState>,
     gens: Generations,
 }
 
@@ -88,7 +90,7 @@ impl<S> Default for IdlePool<S> {
     fn default() -> IdlePool<S> {
         IdlePool {
             conns: Slab::new(),
-            by_route: HashMap::new(),
+            by_route: HashMap::default(),
             gens: Generations::default(),
         }
     }

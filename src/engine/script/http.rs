@@ -492,6 +492,29 @@ fn http_a_login_moved_by_a_failed_connect_stays_private() {
     assert_eq!(t.h.idle.len(), 0, "a logged-in connection was pooled");
 }
 
+/// The response that ends a client's connection is written as the
+/// socket's last bytes (so the FIN may ride on them, `net::send_final`),
+/// and the close follows in the same turn; a response the client's
+/// connection outlives is an ordinary write.
+#[test]
+fn the_response_before_a_close_is_the_sockets_final_write() {
+    let mut t = Http::new(false);
+    let b = t.h.backend();
+    t.send(GET);
+    t.connect(&b, true);
+    t.answer(&b, OK);
+    assert_eq!(t.client.0.borrow().final_writes, 0, "keep-alive");
+    t.send(b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(t.answer(&b, OK), Step::Closed(CloseReason::Done));
+    assert_eq!(t.statuses(), [200, 200]);
+    assert_eq!(t.client.0.borrow().final_writes, 1);
+    assert_eq!(
+        t.h.net.speaks_first,
+        [true],
+        "the request waits for the connect"
+    );
+}
+
 #[test]
 fn http_bad_chunk_is_a_400_before_anything_is_forwarded() {
     let mut t = Http::new(false);

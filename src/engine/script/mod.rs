@@ -22,7 +22,7 @@ mod tls;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -72,6 +72,8 @@ pub struct Wire {
     pub read_calls: usize,
     /// Write calls that wrote something (a `writev` counts once).
     pub write_calls: usize,
+    /// Writes made as the last before the close ([`Transport::send_final`]).
+    pub final_writes: usize,
 }
 
 /// One end of a scripted connection; clones share the wire.
@@ -200,7 +202,7 @@ impl Transport for Script {
         Ok(())
     }
 
-    fn connect_result(&self) -> Option<io::Result<()>> {
+    fn connect_result(&self, _: bool) -> Option<io::Result<()>> {
         self.0
             .borrow()
             .connected
@@ -216,6 +218,11 @@ impl Transport for Script {
     fn is_quiet(&self) -> bool {
         self.0.borrow().reads.is_empty()
     }
+
+    fn send_final(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.borrow_mut().final_writes += 1;
+        self.write_vectored(bufs)
+    }
 }
 
 /// Backend connects: each takes the next scripted outcome.
@@ -225,11 +232,14 @@ pub struct ScriptNet {
     pub outcomes: VecDeque<Result<Script, io::ErrorKind>>,
     /// Every address a connect was started to.
     pub dialed: Vec<SocketAddr>,
+    /// For each connect, whether its bytes were ready when it started.
+    pub speaks_first: Vec<bool>,
 }
 
 impl Net<Script> for ScriptNet {
-    fn connect(&mut self, addr: SocketAddr, _: Token) -> io::Result<Script> {
+    fn connect(&mut self, addr: SocketAddr, _: Token, we_speak_first: bool) -> io::Result<Script> {
         self.dialed.push(addr);
+        self.speaks_first.push(we_speak_first);
         match self.outcomes.pop_front() {
             Some(Ok(s)) => Ok(s),
             Some(Err(e)) => Err(e.into()),
