@@ -11,8 +11,13 @@
 # keep-alive (`h2load --h1 -c 10`, one request at a time per connection);
 # with `tls`, that load over TLS through an `https-http` service (its
 # self-signed certificate; the handshakes happen in the warm-up, before
-# the counters are zeroed).
-# Usage: benches/callgrind_h2.sh [REQUESTS] [MOIRAI-BINARY] [h2|h1|tls]
+# the counters are zeroed); with `close`, one HTTP/1.1 request per
+# connection (`loadtest run --scenario http-close`, 10 connections at a
+# time, for REQUESTS/1000 seconds: the count is what it served, so the
+# first argument sets the length, not the number).
+# With CG_OUT set, the callgrind profile is kept there, for
+# `callgrind_annotate --tree=caller` and the like.
+# Usage: benches/callgrind_h2.sh [REQUESTS] [MOIRAI-BINARY] [h2|h1|tls|close]
 set -euo pipefail
 n=${1:-20000}
 cd "$(dirname "$0")/.."
@@ -23,7 +28,8 @@ case ${3:-h2} in
   h2) load=(-c 10 -m 10) ;;
   h1) load=(--h1 -c 10 -m 1) ;;
   tls) load=(--h1 -c 10 -m 1) kind=https-http scheme=https ;;
-  *) echo "protocol: h2, h1 or tls" >&2; exit 2 ;;
+  close) load=() ;;
+  *) echo "protocol: h2, h1, tls or close" >&2; exit 2 ;;
 esac
 url=$scheme://127.0.0.1:25512/
 tmp=$(mktemp -d)
@@ -44,13 +50,27 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 [ "$code" = 200 ] || { echo "moirai did not serve" >&2; exit 1; }
-h2load -n 2000 "${load[@]}" "$url" >/dev/null
-callgrind_control -z "$vg" >/dev/null 2>&1
-h2load -n "$n" "${load[@]}" "$url" | grep -E '^(requests|status codes):'
-callgrind_control -d "$vg" >/dev/null 2>&1
+if [ "${3:-h2}" = close ]; then
+  run() {
+    target/release/loadtest run --target 127.0.0.1:25512 --scenario http-close \
+      --connections 10 --duration "$1" --json "$tmp/run.json" >/dev/null
+  }
+  run 2s
+  callgrind_control -z "$vg" >/dev/null 2>&1
+  run "$((n / 1000))s"
+  callgrind_control -d "$vg" >/dev/null 2>&1
+  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$tmp/run.json")
+  echo "requests: $n"
+else
+  h2load -n 2000 "${load[@]}" "$url" >/dev/null
+  callgrind_control -z "$vg" >/dev/null 2>&1
+  h2load -n "$n" "${load[@]}" "$url" | grep -E '^(requests|status codes):'
+  callgrind_control -d "$vg" >/dev/null 2>&1
+fi
 sleep 1
 total=$(callgrind_annotate "$tmp/cg.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
 echo "instructions per request: $((total / n)) ($total over $n requests)"
+[ -z "${CG_OUT:-}" ] || cp "$tmp/cg.out.1" "$CG_OUT"
 # The heaviest lines by self cost (the thread's entry points, which
 # include everything, left out).
 callgrind_annotate --auto=no --threshold=100 "$tmp/cg.out.1" 2>/dev/null |
