@@ -14,10 +14,12 @@
 # the counters are zeroed); with `close`, one HTTP/1.1 request per
 # connection (`loadtest run --scenario http-close`, 10 connections at a
 # time, for REQUESTS/1000 seconds: the count is what it served, so the
-# first argument sets the length, not the number).
+# first argument sets the length, not the number); with `handshake`, the
+# same over TLS (`--scenario tls-handshake`: a full handshake, one request
+# and the close, each).
 # With CG_OUT set, the callgrind profile is kept there, for
 # `callgrind_annotate --tree=caller` and the like.
-# Usage: benches/callgrind_h2.sh [REQUESTS] [MOIRAI-BINARY] [h2|h1|tls|close]
+# Usage: benches/callgrind_h2.sh [REQUESTS] [MOIRAI-BINARY] [h2|h1|tls|close|handshake]
 set -euo pipefail
 n=${1:-20000}
 cd "$(dirname "$0")/.."
@@ -28,8 +30,9 @@ case ${3:-h2} in
   h2) load=(-c 10 -m 10) ;;
   h1) load=(--h1 -c 10 -m 1) ;;
   tls) load=(--h1 -c 10 -m 1) kind=https-http scheme=https ;;
-  close) load=() ;;
-  *) echo "protocol: h2, h1, tls or close" >&2; exit 2 ;;
+  close) load=() scenario=http-close ;;
+  handshake) load=() scenario=tls-handshake kind=https-http scheme=https ;;
+  *) echo "protocol: h2, h1, tls, close or handshake" >&2; exit 2 ;;
 esac
 url=$scheme://127.0.0.1:25512/
 tmp=$(mktemp -d)
@@ -50,9 +53,9 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 [ "$code" = 200 ] || { echo "moirai did not serve" >&2; exit 1; }
-if [ "${3:-h2}" = close ]; then
+if [ -n "${scenario:-}" ]; then
   run() {
-    target/release/loadtest run --target 127.0.0.1:25512 --scenario http-close \
+    target/release/loadtest run --target 127.0.0.1:25512 --scenario "$scenario" \
       --connections 10 --duration "$1" --json "$tmp/run.json" >/dev/null
   }
   run 2s
