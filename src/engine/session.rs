@@ -52,6 +52,15 @@ pub trait Session<S: Transport = TcpStream> {
     /// connection's, or an http request's that did not finish).
     fn log_close(&self, sink: &mut Sink, r: CloseReason, now: Instant);
 
+    /// It closed (any reason: its client left, a timeout, an error): the
+    /// clean backend connections it kept for its client's next requests
+    /// go to the worker's pool, for other clients, or close as the pool
+    /// closes what it cannot keep. Called once, before
+    /// [`Session::release`]; a tcp connection keeps none.
+    fn hand_back(&mut self, ctx: &mut Ctx<'_, S>) {
+        let _ = ctx;
+    }
+
     /// Gives its buffers back, and frees its legs' slots, before it is
     /// dropped (its sockets close with it).
     fn release(&mut self, pool: &mut BufferPool, legs: &mut Legs);

@@ -83,6 +83,25 @@ fn a_first_request_never_takes_another_clients_backend_connection() {
 }
 
 #[test]
+fn a_departed_keep_alive_clients_backend_connection_stays_pooled() {
+    // A keep-alive client that leaves between requests leaves its backend
+    // connection clean: the worker's pool keeps it for other clients'
+    // later requests, as HAProxy keeps it, instead of closing it.
+    let b = HttpBackend::start("127.0.0.1:0", |_| ok("x"));
+    let (_m, port) = http_lb(b.port(), &["--workers", "1"]);
+    let mut c = Client::connect(local(port));
+    let r = c.exchange(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(r.status, 200);
+    drop(c);
+    // Closed, it would be gone within milliseconds; the pool keeps it 4 s.
+    let until = Instant::now() + Duration::from_millis(800);
+    while Instant::now() < until {
+        assert!(b.open() >= 1, "the backend connection was closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let b = HttpBackend::start("127.0.0.1:0", |req| ok(req.path.clone()));
     let (_m, port) = http_lb(b.port(), &[]);

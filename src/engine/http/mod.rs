@@ -576,6 +576,17 @@ impl<S: Transport> Session<S> for HttpSession<S> {
         self.log_unfinished(sink, r, now);
     }
 
+    fn hand_back(&mut self, ctx: &mut Ctx<'_, S>) {
+        let parked = match &mut self.stage {
+            Stage::ReadHead { parked, .. } => parked.take().into_iter().collect(),
+            Stage::H2(h2) => Self::h2_parked(h2),
+            _ => Vec::new(),
+        };
+        for p in parked {
+            self.unpark(ctx, p);
+        }
+    }
+
     fn release(&mut self, pool: &mut BufferPool, legs: &mut Legs) {
         if let Stage::H2(_) = self.stage {
             if let Stage::H2(mut h2) = mem::replace(&mut self.stage, Stage::Vacant) {
@@ -590,9 +601,10 @@ impl<S: Transport> Session<S> for HttpSession<S> {
             Stage::ReadHead {
                 parked: Some(p), ..
             } => {
-                // Clean (parked after a whole exchange, dropped on any
-                // input): a reset, as the pool closes what it lets go,
-                // leaves no TIME_WAIT socket per departed client.
+                // Not handed back (the worker is exiting). Clean (parked
+                // after a whole exchange, dropped on any input): a reset,
+                // as the pool closes what it lets go, leaves no TIME_WAIT
+                // socket.
                 legs.close(p.id);
                 p.conn.reset_on_close();
                 None

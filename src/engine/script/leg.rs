@@ -406,21 +406,38 @@ fn a_client_asking_to_close_gets_its_answer_and_the_backend_is_pooled() {
 }
 
 /// A keep-alive client that leaves while its backend connection is
-/// parked: the connection, clean, is closed with a reset, as the pool
-/// closes what it lets go: no TIME_WAIT socket on our side per client.
+/// parked, however it leaves (its FIN, the keep-alive timeout): the
+/// connection, clean, goes to the worker's pool for other clients, as
+/// HAProxy's does. Released without that (the worker exits), it is closed
+/// with a reset, as the pool closes what it lets go: no TIME_WAIT socket
+/// on our side.
 #[test]
-fn a_parked_connection_of_a_client_that_leaves_is_reset() {
-    let mut t = Http::new(false);
-    let b = t.h.backend();
-    t.send(GET);
-    t.connect(&b, true);
-    assert_eq!(t.answer(&b, OK), Step::Open);
-    assert!(!dropped(&b), "parked");
-    t.client.eof();
-    assert!(matches!(t.fin(Side::Client), Step::Closed(_)));
-    assert!(!b.0.borrow().reset, "not before the session is released");
-    t.s.release(&mut t.h.pool, &mut t.h.legs);
-    assert!(b.0.borrow().reset, "a reset, not a FIN");
+fn a_parked_connection_of_a_client_that_leaves_is_pooled() {
+    for (how, pooled) in [("FIN", true), ("timeout", true), ("exit", false)] {
+        let mut t = Http::new(false);
+        let b = t.h.backend();
+        t.send(GET);
+        t.connect(&b, true);
+        assert_eq!(t.answer(&b, OK), Step::Open);
+        assert!(!dropped(&b), "parked");
+        match how {
+            "FIN" => {
+                t.client.eof();
+                assert!(matches!(t.fin(Side::Client), Step::Closed(_)));
+            }
+            "timeout" => {
+                t.h.now = t.s.deadline();
+                assert!(matches!(t.timer(), Step::Closed(_)));
+            }
+            _ => {}
+        }
+        if pooled {
+            t.s.hand_back(&mut t.h.ctx());
+        }
+        t.s.release(&mut t.h.pool, &mut t.h.legs);
+        assert_eq!(t.h.idle.len(), usize::from(pooled), "{how}");
+        assert_eq!(b.0.borrow().reset, !pooled, "{how}: a reset, not a FIN");
+    }
 }
 
 #[test]

@@ -626,6 +626,9 @@ impl Worker {
             syslog: self.syslog.as_mut(),
         };
         let step = f(&mut slot.session, &mut ctx);
+        if let Step::Closed(_) = step {
+            slot.session.hand_back(&mut ctx);
+        }
         if matches!(step, Step::Open | Step::Again) {
             if let Some((d, old)) = slot.rearm() {
                 // One entry per session: an earlier deadline replaces it.

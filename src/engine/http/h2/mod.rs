@@ -633,6 +633,11 @@ impl<S: Transport> HttpSession<S> {
         }
     }
 
+    /// The backend connections its streams left, taken (for the pool).
+    pub(super) fn h2_parked(h2: &mut H2<S>) -> Vec<Parked<S>> {
+        mem::take(&mut h2.parked)
+    }
+
     /// The backend of its first stream on one.
     pub(super) fn h2_backend(h2: &H2<S>) -> Option<&crate::snapshot::Backend> {
         h2.streams.iter().find_map(|s| match &s.stage {
