@@ -14,16 +14,16 @@
 
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::buffer::{Buffer, BufferPool};
 use super::meter::Meter;
-use super::tls_side::{tls_flush, tls_read, tls_write, Tls};
+use super::tls_side::{tls_flush, tls_read, tls_write, RecordSink, Tls};
 use crate::snapshot::BackendTls;
-use crate::sys::net::{self, TcpStream};
-use crate::sys::poll::{Event, Interest, Registry, Token};
+use crate::sys::net::TcpStream;
+use crate::sys::poll::{Event, Interest, Token};
 
 /// A connected (or connecting) byte stream: what a [`Conn`] reads and
 /// writes through.
@@ -44,76 +44,61 @@ pub trait Transport: Read + Write + fmt::Debug {
     /// idle backend connection that is still fit for a request.
     fn is_quiet(&self) -> bool;
     /// Writes several slices at once: by default `write_vectored`; the
-    /// kernel's sockets use sendmsg(2) ([`net::send_vectored`]).
+    /// kernel's sockets use sendmsg(2) ([`crate::sys::net::send_vectored`]).
     fn send_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.write_vectored(bufs)
     }
     /// Writes the last bytes before the close, which the caller makes at
     /// once if all of them were taken: the kernel's sockets may then
-    /// send them with the FIN ([`net::send_final`]).
+    /// send them with the FIN ([`crate::sys::net::send_final`]).
     fn send_final(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.send_vectored(bufs)
     }
 }
 
 /// A transport as the writer rustls flushes its records to: its vectored
-/// writes go through [`Transport::send_vectored`].
-struct Sending<'a, S>(&'a mut S);
+/// writes go through [`Transport::send_vectored`], and once it is told
+/// the close follows, every write through [`Transport::send_final`].
+struct Sending<'a, S> {
+    sock: &'a mut S,
+    closing: bool,
+}
 
-impl<S: Transport> Write for Sending<'_, S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.0.send_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+impl<'a, S> Sending<'a, S> {
+    /// Records to `sock`, the close not announced.
+    fn new(sock: &'a mut S) -> Sending<'a, S> {
+        Sending {
+            sock,
+            closing: false,
+        }
     }
 }
 
-impl Transport for TcpStream {
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-
-    fn connect_result(&self, writable_alone: bool) -> Option<io::Result<()>> {
-        if net::WRITABLE_MEANS_CONNECTED && writable_alone {
-            return Some(Ok(()));
-        }
-        match self.take_error() {
-            Ok(Some(e)) | Err(e) => return Some(Err(e)),
-            Ok(None) => {}
-        }
-        match self.peer_addr() {
-            Ok(_) => Some(Ok(())),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => None,
-            Err(e) => Some(Err(e)),
+impl<S: Transport> Write for Sending<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.closing {
+            self.sock.send_final(&[IoSlice::new(buf)])
+        } else {
+            self.sock.write(buf)
         }
     }
 
-    fn set_nodelay(&self) {
-        // Without it heads wait for Nagle; failing only costs latency.
-        let _ = TcpStream::set_nodelay(self, true);
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if self.closing {
+            self.sock.send_final(bufs)
+        } else {
+            self.sock.send_vectored(bufs)
+        }
     }
 
-    fn reset_on_close(&self) {
-        net::set_reset_on_close(self);
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
     }
+}
 
-    fn is_quiet(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-    }
-
-    fn send_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        net::send_vectored(self, bufs)
-    }
-
-    fn send_final(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        net::send_final(self, bufs)
+impl<S: Transport> RecordSink for Sending<'_, S> {
+    fn closing(&mut self) {
+        self.closing = true;
     }
 }
 
@@ -127,33 +112,6 @@ pub trait Net<S> {
     fn connect(&mut self, addr: SocketAddr, token: Token, we_speak_first: bool) -> io::Result<S>;
     /// Watches `stream` for `interest` under `token` from now on.
     fn watch(&mut self, stream: &mut S, token: Token, interest: Interest) -> io::Result<()>;
-}
-
-/// The kernel's sockets, watched by a worker's poll.
-#[derive(Debug, Clone, Copy)]
-pub struct Os<'a>(pub &'a Registry);
-
-impl Net<TcpStream> for Os<'_> {
-    fn connect(
-        &mut self,
-        addr: SocketAddr,
-        token: Token,
-        we_speak_first: bool,
-    ) -> io::Result<TcpStream> {
-        let mut s = net::connect(addr, we_speak_first)?;
-        self.0
-            .register(&mut s, token, Interest::READABLE | Interest::WRITABLE)?;
-        Ok(s)
-    }
-
-    fn watch(
-        &mut self,
-        stream: &mut TcpStream,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.0.reregister(stream, token, interest)
-    }
 }
 
 /// What one event said about a socket.
@@ -462,7 +420,7 @@ impl<S: Transport> Conn<S> {
         let Some(tls) = self.tls.as_deref_mut() else {
             return Ok(true);
         };
-        let done = tls_flush(&mut Sending(&mut self.stream), tls)?;
+        let done = tls_flush(&mut Sending::new(&mut self.stream), tls)?;
         self.held_back(done);
         Ok(done)
     }
@@ -488,7 +446,7 @@ impl<S: Transport> Conn<S> {
     pub fn close_notify(&mut self) -> io::Result<()> {
         if let Some(tls) = self.tls.as_deref_mut() {
             tls.send_close_notify();
-            let done = tls_flush(&mut Sending(&mut self.stream), tls)?;
+            let done = tls_flush(&mut Sending::new(&mut self.stream), tls)?;
             self.held_back(done);
         }
         Ok(())
@@ -503,7 +461,7 @@ impl<S: Transport> Conn<S> {
             return Ok(true);
         };
         loop {
-            let done = tls_flush(&mut Sending(&mut self.stream), tls)?;
+            let done = tls_flush(&mut Sending::new(&mut self.stream), tls)?;
             self.backlog = !done;
             if !done {
                 self.writable = false;
@@ -518,7 +476,7 @@ impl<S: Transport> Conn<S> {
                 Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(_) => {
                     if let Err(e) = tls.process_new_packets() {
-                        let _ = tls_flush(&mut Sending(&mut self.stream), tls);
+                        let _ = tls_flush(&mut Sending::new(&mut self.stream), tls);
                         return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                     }
                 }
@@ -535,7 +493,7 @@ impl<S: Transport> Conn<S> {
             tls.send_close_notify();
             // Records that cannot go now stay queued behind the data; the
             // session flushes them before it closes, and the FIN follows.
-            let done = tls_flush(&mut Sending(&mut self.stream), tls)?;
+            let done = tls_flush(&mut Sending::new(&mut self.stream), tls)?;
             self.held_back(done);
             if !done {
                 return Ok(());
@@ -563,7 +521,10 @@ impl<S: Transport> Conn<S> {
                         && tls.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
                 };
                 if tls.wants_write() && !holds(tls) {
-                    let done = matches!(tls_flush(&mut Sending(&mut self.stream), tls), Ok(true));
+                    let done = matches!(
+                        tls_flush(&mut Sending::new(&mut self.stream), tls),
+                        Ok(true)
+                    );
                     self.held_back(done);
                 }
                 r
@@ -641,7 +602,7 @@ impl<S: Transport> Conn<S> {
             (None, [one]) => self.stream.write(one),
             (None, _) => self.stream.send_vectored(bufs),
             (Some(tls), _) => {
-                tls_write(&mut Sending(&mut self.stream), tls, bufs, last).map(|(n, done)| {
+                tls_write(&mut Sending::new(&mut self.stream), tls, bufs, last).map(|(n, done)| {
                     flushed = done;
                     n
                 })

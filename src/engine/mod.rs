@@ -4,7 +4,8 @@
 //! - [`listener`]: listening sockets keyed by port.
 //! - [`step`]: what a session borrows from its worker and answers it.
 //! - [`conn`]: one socket of a session (TLS, readiness, counting) and the
-//!   [`conn::Transport`]/[`conn::Net`] seams that tests script.
+//!   [`conn::Transport`]/[`conn::Net`] seams that tests script; [`os`]:
+//!   the kernel's side of those seams.
 //! - [`connect`]: the one dialer (choose, connect, retry once, count).
 //! - [`pipe`]: the byte pipe, both directions with half-close.
 //! - [`tcp`]: one proxied TCP connection (`tcp`, `tcp-proxy-v2`).
@@ -27,6 +28,7 @@ pub mod http;
 pub mod legs;
 pub mod listener;
 pub mod meter;
+pub mod os;
 pub mod pipe;
 pub mod pool;
 pub mod ports;

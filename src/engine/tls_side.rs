@@ -197,6 +197,14 @@ pub fn tls_read<S: Read + Write>(
     }
 }
 
+/// A socket rustls's records are flushed to, which may be told that the
+/// records it takes next are the last before the close.
+pub trait RecordSink: Write {
+    /// What follows ends with a close_notify, and the caller closes the
+    /// socket once it is all taken.
+    fn closing(&mut self) {}
+}
+
 /// Plaintext into a TLS socket (then a close_notify, if `last` and all of
 /// it was taken), and whether every record went out. Records
 /// still waiting (the session tickets after a handshake, a flight the
@@ -204,7 +212,7 @@ pub fn tls_read<S: Read + Write>(
 /// syscall and one segment fewer. The caller writes again only once the
 /// socket is writable after records were left over (`false`), so what is
 /// buffered in rustls stays within about two writes' worth.
-pub fn tls_write<S: Write>(
+pub fn tls_write<S: RecordSink>(
     sock: &mut S,
     tls: &mut rustls::Connection,
     bufs: &[IoSlice<'_>],
@@ -213,6 +221,7 @@ pub fn tls_write<S: Write>(
     let n = tls.writer().write_vectored(bufs)?;
     if last && n == bufs.iter().map(|b| b.len()).sum::<usize>() {
         tls.send_close_notify();
+        sock.closing();
     }
     let flushed = tls_flush(sock, tls)?;
     if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
