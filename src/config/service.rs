@@ -62,13 +62,6 @@ impl ServiceKind {
         !matches!(self, ServiceKind::Tcp | ServiceKind::TcpProxyV2)
     }
 
-    /// Whether the balancer has bytes for a backend the moment it
-    /// connects: a request (HTTP kinds read it before choosing), a TLS
-    /// hello, a PROXY header. On `tcp` the backend may speak first.
-    pub fn balancer_speaks_first(self) -> bool {
-        self != ServiceKind::Tcp
-    }
-
     /// Whether clients speak TLS to the balancer on this service.
     pub fn is_tls(self) -> bool {
         matches!(

@@ -365,7 +365,7 @@ impl Checks {
             request.extend_from_slice(&proto::request(path, host));
         }
         let answer_wanted = e.spec.http.is_some();
-        let mut stream = match net::connect(e.spec.target, false) {
+        let mut stream = match net::connect(e.spec.target) {
             Ok(s) => s,
             Err(err) => return self.record(key, Err(Failure::Connect(err.kind())), now),
         };

@@ -106,10 +106,8 @@ impl<S: Transport> RecordSink for Sending<'_, S> {
 /// session uses.
 pub trait Net<S> {
     /// Starts a non-blocking connect to `addr` and watches it for both
-    /// directions under `token`. `we_speak_first`: bytes for the backend
-    /// are ready the moment it connects (a request, a PROXY header, a TLS
-    /// hello), so the handshake's last ACK may wait to ride on them.
-    fn connect(&mut self, addr: SocketAddr, token: Token, we_speak_first: bool) -> io::Result<S>;
+    /// directions under `token`.
+    fn connect(&mut self, addr: SocketAddr, token: Token) -> io::Result<S>;
     /// Watches `stream` for `interest` under `token` from now on.
     fn watch(&mut self, stream: &mut S, token: Token, interest: Interest) -> io::Result<()>;
 }

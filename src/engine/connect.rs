@@ -194,10 +194,7 @@ fn attempt<S: Transport>(
         let lease = BackendLease::acquire(&b);
         count_choice(ctx, service, &b, balanced, avoid);
         attempt += 1;
-        match ctx
-            .net
-            .connect(b.addr(), token, service.spec.kind.balancer_speaks_first())
-        {
+        match ctx.net.connect(b.addr(), token) {
             Ok(stream) => {
                 let mut conn = Conn::new(stream, ctx.now, Meter::backend(&b, ctx.worker));
                 if let Some(tls) = service.tls.as_ref().and_then(|t| t.client.as_ref()) {

@@ -58,13 +58,8 @@ impl Transport for TcpStream {
 pub struct Os<'a>(pub &'a Registry);
 
 impl Net<TcpStream> for Os<'_> {
-    fn connect(
-        &mut self,
-        addr: SocketAddr,
-        token: Token,
-        we_speak_first: bool,
-    ) -> io::Result<TcpStream> {
-        let mut s = net::connect(addr, we_speak_first)?;
+    fn connect(&mut self, addr: SocketAddr, token: Token) -> io::Result<TcpStream> {
+        let mut s = net::connect(addr)?;
         self.0
             .register(&mut s, token, Interest::READABLE | Interest::WRITABLE)?;
         Ok(s)

@@ -528,40 +528,9 @@ pub const WRITABLE_MEANS_CONNECTED: bool = cfg!(all(
     not(feature = "emulated-event-ports")
 ));
 
-/// Starts a non-blocking connect to `addr`. When `we_speak_first` (our
-/// bytes are ready the moment it connects), on Linux the socket first
-/// leaves quick-ACK mode (`TCP_QUICKACK` 0, HAProxy's
-/// `tcp-smart-connect`), so the ACK that ends the handshake waits for
-/// those bytes and goes out with them: one segment fewer per backend
-/// connection, for one setsockopt. Without bytes ready (a `tcp` service,
-/// whose backend may speak first) the ACK must not wait: the backend
-/// accepts the connection only when it comes, up to 200 ms later.
-/// illumos has no such option: a plain connect there.
-pub fn connect(addr: SocketAddr, we_speak_first: bool) -> io::Result<TcpStream> {
-    #[cfg(any(not(target_os = "linux"), feature = "emulated-event-ports"))]
-    {
-        let _ = we_speak_first;
-        TcpStream::connect(addr)
-    }
-    #[cfg(all(target_os = "linux", not(feature = "emulated-event-ports")))]
-    {
-        if !we_speak_first {
-            return TcpStream::connect(addr);
-        }
-        let sock = Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking().cloexec(),
-            Some(Protocol::TCP),
-        )?;
-        // Failing only costs the segment.
-        let _ = sock.set_quickack(false);
-        match sock.connect(&addr.into()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(Errno::EINPROGRESS as i32) => {}
-            Err(e) => return Err(e),
-        }
-        Ok(TcpStream::from_std(sock.into()))
-    }
+/// Starts a non-blocking connect to `addr`.
+pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    TcpStream::connect(addr)
 }
 
 /// Writes `bufs` to `stream` with sendmsg(2). A vectored write through
@@ -685,32 +654,29 @@ mod tests {
         );
     }
 
-    /// A connect whose bytes are ready sends the handshake's last ACK with
-    /// them (SYN, then the bytes: two segments, not three); one whose
-    /// backend may speak first does not hold it back.
+    /// A close that finds bytes unread resets the connection and drops
+    /// what is still queued, the final write's held segment with it; the
+    /// FIN sent first (a shutdown) takes those bytes out before it.
     #[test]
     #[cfg(all(target_os = "linux", not(feature = "emulated-event-ports")))]
-    fn a_connect_that_speaks_first_sends_its_ack_with_the_bytes() {
+    fn a_final_write_shut_down_survives_a_resetting_close() {
         use std::io::{Read, Write};
-        use std::os::fd::AsRawFd;
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let sent = |speaks_first: bool| {
-            let mut s = connect(addr, speaks_first).unwrap();
-            while s.peer_addr().is_err() {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            s.write_all(b"hello").unwrap();
-            let (mut server, _) = l.accept().unwrap();
-            let mut got = [0u8; 5];
-            server.read_exact(&mut got).unwrap();
-            segments(s.as_raw_fd()).0
-        };
-        // Held back, the ACK goes out on its own after 200 ms at most: a
-        // run stalled that long between the connect and the write would
-        // see three, so one try in three must see two.
-        assert!((0..3).any(|_| sent(true) == 2), "the ACK went alone");
-        assert_eq!(sent(false), 3, "SYN, ACK, bytes");
+        let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let (ours, _) = l.accept().unwrap();
+        peer.write_all(b"unread").unwrap();
+        let mut probe = [0u8; 6];
+        assert_eq!(ours.peek(&mut probe).unwrap(), 6, "arrived, not read");
+        let mut ours = TcpStream::from_std(ours);
+        let bufs = [io::IoSlice::new(b"response")];
+        assert_eq!(send_final(&mut ours, &bufs).unwrap(), 8);
+        ours.shutdown(std::net::Shutdown::Write).unwrap();
+        drop(ours);
+        let mut got = [0u8; 8];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"response");
     }
 
     #[test]

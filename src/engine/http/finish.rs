@@ -22,9 +22,13 @@ impl<S: Transport> HttpSession<S> {
             parked,
         };
         if !keep_client {
-            // TLS says close_notify first. The close is the FIN, so a
-            // shutdown before it would only cost a syscall.
-            let _ = self.client.close_notify();
+            // close_notify (TLS), then the FIN, before the close: the last
+            // write held its final segment for the FIN (`send_final`), and
+            // a close that finds client bytes unread resets the connection
+            // and drops what is still queued. Shut down first, the
+            // response and its FIN are on their way whatever the close
+            // does.
+            let _ = self.client.shutdown_write();
             return (next, Flow::Close(CloseReason::Done));
         }
         release_if_empty(&mut self.to_backend, ctx.pool);

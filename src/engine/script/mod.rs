@@ -232,14 +232,11 @@ pub struct ScriptNet {
     pub outcomes: VecDeque<Result<Script, io::ErrorKind>>,
     /// Every address a connect was started to.
     pub dialed: Vec<SocketAddr>,
-    /// For each connect, whether its bytes were ready when it started.
-    pub speaks_first: Vec<bool>,
 }
 
 impl Net<Script> for ScriptNet {
-    fn connect(&mut self, addr: SocketAddr, _: Token, we_speak_first: bool) -> io::Result<Script> {
+    fn connect(&mut self, addr: SocketAddr, _: Token) -> io::Result<Script> {
         self.dialed.push(addr);
-        self.speaks_first.push(we_speak_first);
         match self.outcomes.pop_front() {
             Some(Ok(s)) => Ok(s),
             Some(Err(e)) => Err(e.into()),

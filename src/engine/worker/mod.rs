@@ -346,6 +346,9 @@ impl Worker {
         for (_, mut slot) in std::mem::take(&mut self.sessions) {
             slot.session.release(&mut self.pool, &mut self.legs);
         }
+        // The pool's connections (the drained sessions' among them) close
+        // as the pool closes what it lets go: reset, no TIME_WAIT left.
+        self.idle.retain_backends(|_| false);
         self.reports.send(FromWorker::Exited {
             worker: self.id,
             cut,
