@@ -623,26 +623,34 @@ mod tests {
         (info.tcpi_segs_out, info.tcpi_segs_in)
     }
 
-    /// A final write and the close that follows reach the peer as one
-    /// segment: the bytes and the FIN together.
+    /// A connected pair on loopback: the peer (blocking, reads time out
+    /// after 5 s) and our side, as the engine holds its sockets.
+    #[cfg(all(target_os = "linux", not(feature = "emulated-event-ports")))]
+    fn pair() -> (std::net::TcpStream, TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let (ours, _) = l.accept().unwrap();
+        ours.set_nodelay(true).unwrap();
+        (peer, TcpStream::from_std(ours))
+    }
+
+    /// A final write, the shutdown and the close that follow it reach the
+    /// peer as one segment: the bytes and the FIN together.
     #[test]
     #[cfg(all(target_os = "linux", not(feature = "emulated-event-ports")))]
     fn a_final_write_carries_the_fin() {
         use std::io::Read;
         use std::os::fd::AsRawFd;
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-            .unwrap();
-        let (ours, _) = l.accept().unwrap();
-        ours.set_nodelay(true).unwrap();
-        let mut ours = TcpStream::from_std(ours);
+        let (mut peer, mut ours) = pair();
         let before = segments(peer.as_raw_fd()).1;
         let bufs = [
             io::IoSlice::new(b"HTTP/1.1 200 OK\r\n"),
             io::IoSlice::new(b"\r\n"),
         ];
         assert_eq!(send_final(&mut ours, &bufs).unwrap(), 19);
+        ours.shutdown(std::net::Shutdown::Write).unwrap();
         drop(ours);
         let mut got = Vec::new();
         peer.read_to_end(&mut got).unwrap();
@@ -661,15 +669,14 @@ mod tests {
     #[cfg(all(target_os = "linux", not(feature = "emulated-event-ports")))]
     fn a_final_write_shut_down_survives_a_resetting_close() {
         use std::io::{Read, Write};
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-            .unwrap();
-        let (ours, _) = l.accept().unwrap();
+        let (mut peer, mut ours) = pair();
         peer.write_all(b"unread").unwrap();
         let mut probe = [0u8; 6];
-        assert_eq!(ours.peek(&mut probe).unwrap(), 6, "arrived, not read");
-        let mut ours = TcpStream::from_std(ours);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !matches!(ours.peek(&mut probe), Ok(6)) {
+            assert!(std::time::Instant::now() < until, "the bytes never came");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let bufs = [io::IoSlice::new(b"response")];
         assert_eq!(send_final(&mut ours, &bufs).unwrap(), 8);
         ours.shutdown(std::net::Shutdown::Write).unwrap();
