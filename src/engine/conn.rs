@@ -54,6 +54,12 @@ pub trait Transport: Read + Write + fmt::Debug {
     fn send_final(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.send_vectored(bufs)
     }
+    /// What must happen between a final write and the close: by
+    /// default the FIN, so that a close that finds bytes unread (and
+    /// resets) cannot drop what the final write left queued.
+    fn end_after_final(&self) -> io::Result<()> {
+        self.shutdown_write()
+    }
 }
 
 /// A transport as the writer rustls flushes its records to: its vectored
@@ -438,16 +444,20 @@ impl<S: Transport> Conn<S> {
         !(self.writable && self.backlog && self.flush().is_err())
     }
 
-    /// Sends a TLS close_notify (no FIN: the socket closes next, and its
-    /// close is the FIN). Records the socket cannot take now stay queued
-    /// for the session's last flush.
-    pub fn close_notify(&mut self) -> io::Result<()> {
+    /// Ends the connection after its final write, the close next: a TLS
+    /// close_notify (records the socket cannot take now stay queued for
+    /// the session's last flush), then what the socket wants before its
+    /// close ([`Transport::end_after_final`]).
+    pub fn end_after_final(&mut self) -> io::Result<()> {
         if let Some(tls) = self.tls.as_deref_mut() {
             tls.send_close_notify();
             let done = tls_flush(&mut Sending::new(&mut self.stream), tls)?;
             self.held_back(done);
+            if !done {
+                return Ok(());
+            }
         }
-        Ok(())
+        self.stream.end_after_final()
     }
 
     /// Moves a client-side TLS handshake on: `Ok(true)` once it is done

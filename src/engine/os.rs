@@ -51,6 +51,10 @@ impl Transport for TcpStream {
     fn send_final(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         net::send_final(self, bufs)
     }
+
+    fn end_after_final(&self) -> io::Result<()> {
+        net::end_after_final(self)
+    }
 }
 
 /// The kernel's sockets, watched by a worker's poll.

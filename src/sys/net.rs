@@ -560,6 +560,22 @@ pub fn send_final(stream: &mut TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Resul
     return SockRef::from(&*stream).send_vectored_with_flags(bufs, libc::MSG_MORE);
 }
 
+/// What a socket needs between its final write ([`send_final`]) and its
+/// close. On Linux the final segment waits in the send queue for the
+/// FIN, and a close that finds bytes unread resets the connection and
+/// drops that queue: the shutdown sends the FIN, with the segment, first.
+/// Elsewhere the bytes left at the write, and the close is the FIN:
+/// nothing, not a syscall more per closing response.
+pub fn end_after_final(stream: &TcpStream) -> io::Result<()> {
+    #[cfg(any(not(target_os = "linux"), feature = "emulated-event-ports"))]
+    {
+        let _ = stream;
+        Ok(())
+    }
+    #[cfg(all(target_os = "linux", not(feature = "emulated-event-ports")))]
+    stream.shutdown(std::net::Shutdown::Write)
+}
+
 /// Makes the next close of `stream` send a RST instead of a FIN, to pass a
 /// reset from one side of a proxied connection to the other.
 pub fn set_reset_on_close(stream: &TcpStream) {
@@ -636,7 +652,7 @@ mod tests {
         (peer, TcpStream::from_std(ours))
     }
 
-    /// A final write, the shutdown and the close that follow it reach the
+    /// A final write, and the end and the close that follow it, reach the
     /// peer as one segment: the bytes and the FIN together.
     #[test]
     #[cfg(all(target_os = "linux", not(feature = "emulated-event-ports")))]
@@ -650,7 +666,7 @@ mod tests {
             io::IoSlice::new(b"\r\n"),
         ];
         assert_eq!(send_final(&mut ours, &bufs).unwrap(), 19);
-        ours.shutdown(std::net::Shutdown::Write).unwrap();
+        end_after_final(&ours).unwrap();
         drop(ours);
         let mut got = Vec::new();
         peer.read_to_end(&mut got).unwrap();
@@ -664,7 +680,7 @@ mod tests {
 
     /// A close that finds bytes unread resets the connection and drops
     /// what is still queued, the final write's held segment with it; the
-    /// FIN sent first (a shutdown) takes those bytes out before it.
+    /// end after the final write (the FIN) takes those bytes out first.
     #[test]
     #[cfg(all(target_os = "linux", not(feature = "emulated-event-ports")))]
     fn a_final_write_shut_down_survives_a_resetting_close() {
@@ -679,7 +695,7 @@ mod tests {
         }
         let bufs = [io::IoSlice::new(b"response")];
         assert_eq!(send_final(&mut ours, &bufs).unwrap(), 8);
-        ours.shutdown(std::net::Shutdown::Write).unwrap();
+        end_after_final(&ours).unwrap();
         drop(ours);
         let mut got = [0u8; 8];
         peer.read_exact(&mut got).unwrap();

@@ -22,13 +22,11 @@ impl<S: Transport> HttpSession<S> {
             parked,
         };
         if !keep_client {
-            // close_notify (TLS), then the FIN, before the close: the last
-            // write held its final segment for the FIN (`send_final`), and
-            // a close that finds client bytes unread resets the connection
-            // and drops what is still queued. Shut down first, the
-            // response and its FIN are on their way whatever the close
-            // does.
-            let _ = self.client.shutdown_write();
+            // close_notify (TLS), then, where the last write held its
+            // final segment for the FIN (`send_final`), the FIN: a close
+            // that finds client bytes unread resets the connection and
+            // drops what is still queued.
+            let _ = self.client.end_after_final();
             return (next, Flow::Close(CloseReason::Done));
         }
         release_if_empty(&mut self.to_backend, ctx.pool);

@@ -154,7 +154,7 @@ fn tls12_sends_its_finished_at_once() {
 
 /// The last response of a closing TLS connection carries the close_notify
 /// in its write, made as the socket's final one (the FIN may ride on it);
-/// the close_notify sent after it adds nothing.
+/// ending the connection after it writes nothing more.
 #[test]
 fn tls_close_notify_rides_with_the_last_response() {
     let mut t = TlsPair::new(&rustls::version::TLS13);
@@ -170,7 +170,7 @@ fn tls_close_notify_rides_with_the_last_response() {
     let response = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
     let sent = t.server.send_last(&[io::IoSlice::new(response)], t.now);
     assert_eq!(sent.moved(), Some(response.len()));
-    assert_eq!(t.server.close_notify().ok(), Some(()));
+    assert_eq!(t.server.end_after_final().ok(), Some(()));
     assert_eq!(t.calls().1, writes + 1, "one write for both");
     assert_eq!(t.wire.0.borrow().final_writes, 1, "the final one");
     let written = std::mem::take(&mut t.wire.0.borrow_mut().written);
