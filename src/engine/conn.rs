@@ -445,19 +445,27 @@ impl<S: Transport> Conn<S> {
     }
 
     /// Ends the connection after its final write, the close next: a TLS
-    /// close_notify (records the socket cannot take now stay queued for
-    /// the session's last flush), then what the socket wants before its
-    /// close ([`Transport::end_after_final`]).
+    /// close_notify, then what the socket wants before its close
+    /// ([`Transport::end_after_final`]).
     pub fn end_after_final(&mut self) -> io::Result<()> {
-        if let Some(tls) = self.tls.as_deref_mut() {
-            tls.send_close_notify();
-            let done = tls_flush(&mut Sending::new(&mut self.stream), tls)?;
-            self.held_back(done);
-            if !done {
-                return Ok(());
-            }
+        if self.say_goodbye()? {
+            self.stream.end_after_final()?;
         }
-        self.stream.end_after_final()
+        Ok(())
+    }
+
+    /// Sends a TLS close_notify (none on a plain socket): whether every
+    /// record went out. Records that cannot go now stay queued behind the
+    /// data; the session flushes them before it closes, and the FIN
+    /// follows them.
+    fn say_goodbye(&mut self) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(true);
+        };
+        tls.send_close_notify();
+        let done = tls_flush(&mut Sending::new(&mut self.stream), tls)?;
+        self.held_back(done);
+        Ok(done)
     }
 
     /// Moves a client-side TLS handshake on: `Ok(true)` once it is done
@@ -497,17 +505,10 @@ impl<S: Transport> Conn<S> {
 
     /// Ends the sending direction: a TLS close_notify first, then the FIN.
     pub fn shutdown_write(&mut self) -> io::Result<()> {
-        if let Some(tls) = self.tls.as_deref_mut() {
-            tls.send_close_notify();
-            // Records that cannot go now stay queued behind the data; the
-            // session flushes them before it closes, and the FIN follows.
-            let done = tls_flush(&mut Sending::new(&mut self.stream), tls)?;
-            self.held_back(done);
-            if !done {
-                return Ok(());
-            }
+        if self.say_goodbye()? {
+            self.stream.shutdown_write()?;
         }
-        self.stream.shutdown_write()
+        Ok(())
     }
 
     /// Reads into `buf` if the socket may have bytes.

@@ -202,7 +202,7 @@ pub fn tls_read<S: Read + Write>(
 pub trait RecordSink: Write {
     /// What follows ends with a close_notify, and the caller closes the
     /// socket once it is all taken.
-    fn closing(&mut self) {}
+    fn closing(&mut self);
 }
 
 /// Plaintext into a TLS socket (then a close_notify, if `last` and all of

@@ -617,10 +617,9 @@ mod tests {
         }
     }
 
-    /// The kernel's count of segments a socket sent and received
-    /// (`tcpi_segs_out`, `tcpi_segs_in`).
+    /// The kernel's count of segments a socket received (`tcpi_segs_in`).
     #[cfg(all(target_os = "linux", not(feature = "emulated-event-ports")))]
-    fn segments(fd: std::os::fd::RawFd) -> (u32, u32) {
+    fn segments_in(fd: std::os::fd::RawFd) -> u32 {
         // SAFETY: tcp_info is plain integers, so all zeroes is a value.
         let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -636,7 +635,7 @@ mod tests {
             )
         };
         assert_eq!(rc, 0, "TCP_INFO: {}", io::Error::last_os_error());
-        (info.tcpi_segs_out, info.tcpi_segs_in)
+        info.tcpi_segs_in
     }
 
     /// A connected pair on loopback: the peer (blocking, reads time out
@@ -660,7 +659,7 @@ mod tests {
         use std::io::Read;
         use std::os::fd::AsRawFd;
         let (mut peer, mut ours) = pair();
-        let before = segments(peer.as_raw_fd()).1;
+        let before = segments_in(peer.as_raw_fd());
         let bufs = [
             io::IoSlice::new(b"HTTP/1.1 200 OK\r\n"),
             io::IoSlice::new(b"\r\n"),
@@ -672,7 +671,7 @@ mod tests {
         peer.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(
-            segments(peer.as_raw_fd()).1 - before,
+            segments_in(peer.as_raw_fd()) - before,
             1,
             "bytes and FIN apart"
         );

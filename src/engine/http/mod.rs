@@ -577,13 +577,18 @@ impl<S: Transport> Session<S> for HttpSession<S> {
     }
 
     fn hand_back(&mut self, ctx: &mut Ctx<'_, S>) {
-        let parked = match &mut self.stage {
-            Stage::ReadHead { parked, .. } => parked.take().into_iter().collect(),
-            Stage::H2(h2) => Self::h2_parked(h2),
-            _ => Vec::new(),
-        };
-        for p in parked {
-            self.unpark(ctx, p);
+        match &mut self.stage {
+            Stage::ReadHead { parked, .. } => {
+                if let Some(p) = parked.take() {
+                    self.unpark(ctx, p);
+                }
+            }
+            Stage::H2(h2) => {
+                for p in Self::h2_parked(h2) {
+                    self.unpark(ctx, p);
+                }
+            }
+            _ => {}
         }
     }
 
