@@ -1,14 +1,19 @@
 //! rustls configurations for the three TLS service types.
 //!
-//! The provider is ring: it builds with a C compiler alone on Linux and
-//! illumos (aws-lc-rs needs CMake and more), and its AES-GCM and P-256 are
-//! assembly on x86-64. Suites are Mozilla's "intermediate" set: TLS 1.3's
-//! three, and for TLS 1.2 only ECDHE with AES-GCM or ChaCha20-Poly1305.
+//! The provider is aws-lc-rs: its X25519 (s2n-bignum's) is what a full
+//! handshake spends most on, and it does it in less than half ring's time
+//! (docs/ARCHITECTURE.md, TLS). Suites are Mozilla's "intermediate" set:
+//! TLS 1.3's three, and for TLS 1.2 only ECDHE with AES-GCM or
+//! ChaCha20-Poly1305. Key exchange is X25519, P-256 and P-384 as the
+//! intermediate set has it (and today's image's OpenSSL 3.0): not
+//! aws-lc-rs's default X25519MLKEM768 hybrid first, which a client
+//! offering it would get at about a quarter more CPU per handshake
+//! (`benches/tls-providers`) and a ServerHello 1.1 KiB larger.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::crypto::{ring, CryptoProvider};
+use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::server::ResolvesServerCert;
@@ -23,9 +28,9 @@ const SESSION_CACHE: usize = 16 * 1024;
 /// TLS service and answered only with a challenge certificate.
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
-/// ring with the intermediate suites and key exchange groups.
+/// aws-lc-rs with the intermediate suites and key exchange groups.
 pub fn provider() -> Arc<CryptoProvider> {
-    use ring::cipher_suite as cs;
+    use aws_lc_rs::cipher_suite as cs;
     Arc::new(CryptoProvider {
         cipher_suites: vec![
             cs::TLS13_AES_128_GCM_SHA256,
@@ -39,11 +44,11 @@ pub fn provider() -> Arc<CryptoProvider> {
             cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
         ],
         kx_groups: vec![
-            ring::kx_group::X25519,
-            ring::kx_group::SECP256R1,
-            ring::kx_group::SECP384R1,
+            aws_lc_rs::kx_group::X25519,
+            aws_lc_rs::kx_group::SECP256R1,
+            aws_lc_rs::kx_group::SECP384R1,
         ],
-        ..ring::default_provider()
+        ..aws_lc_rs::default_provider()
     })
 }
 
@@ -62,7 +67,7 @@ pub fn server(certs: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, T
     // else: the CA validating TLS-ALPN-01 (see `certs::CertStore`).
     c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
     c.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
-    c.ticketer = ring::Ticketer::new()?;
+    c.ticketer = aws_lc_rs::Ticketer::new()?;
     Ok(Arc::new(c))
 }
 

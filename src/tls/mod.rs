@@ -1,7 +1,7 @@
 //! TLS: rustls configurations, the certificate store and its SNI resolver,
 //! the self-signed fallback, and the one verifier that does not verify.
 //!
-//! - [`config`]: the crypto provider (ring) with Mozilla "intermediate"
+//! - [`config`]: the crypto provider (aws-lc-rs) with Mozilla "intermediate"
 //!   suites, TLS 1.2 and 1.3, ALPN `http/1.1`, session resumption (tickets
 //!   and a cache); client configs for `https` (verified against a trust
 //!   store) and `https+insecure`.

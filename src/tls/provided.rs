@@ -56,7 +56,7 @@ pub enum ProvidedError {
     CertPem(PathBuf, String),
     /// Neither `NAME.pem` nor `NAME.key` holds a private key.
     NoKey(PathBuf, PathBuf),
-    /// The key's PEM is malformed or of a kind ring cannot sign with.
+    /// The key's PEM is malformed or of a kind aws-lc-rs cannot sign with.
     /// Deliberately without the parser's words, which may quote the key.
     BadKey(PathBuf),
     /// The key is not the one of the leaf certificate.
@@ -211,7 +211,7 @@ pub fn load(pem: &Path) -> Result<Provided, ProvidedError> {
         super::certs::signing_key(key).map_err(|_| ProvidedError::BadKey(key_file.clone()))?;
     let certified = CertifiedKey::new(chain, signing);
     match certified.keys_match() {
-        // ring's keys all know their public half; "unknown" cannot happen,
+        // aws-lc-rs's keys all know their public half; "unknown" cannot happen,
         // and would not be a reason to refuse.
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
         Err(_) => return Err(ProvidedError::KeyMismatch(pem.to_owned(), key_file)),

@@ -240,7 +240,7 @@ fn a_certificate_is_issued_served_renewed_and_swapped_under_load() {
     m.wait_log(issued, SECS(30));
     let record = Arc::new(Record(
         Default::default(),
-        Arc::new(rustls::crypto::ring::default_provider()),
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
     ));
     let config = client_config(Arc::clone(&record));
     let mut first = connect(&config, tp, &name).unwrap();

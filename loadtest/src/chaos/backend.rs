@@ -519,8 +519,8 @@ fn param(query: &str, key: &str) -> Option<u64> {
 
 /// Sec-WebSocket-Accept for a client's key (RFC 6455 §4.2.2).
 pub fn websocket_accept(key: &str) -> String {
-    let digest = ring::digest::digest(
-        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
         format!("{key}{WS_GUID}").as_bytes(),
     );
     base64::engine::general_purpose::STANDARD.encode(digest.as_ref())

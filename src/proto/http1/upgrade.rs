@@ -99,7 +99,7 @@ pub struct Switch {
 
 /// RFC 6455 §4.2.2: base64 of the SHA-1 of the key and the GUID.
 fn websocket_accept(key: &[u8]) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
     ctx.update(key);
     ctx.update(WEBSOCKET_GUID);
     base64::engine::general_purpose::STANDARD.encode(ctx.finish())

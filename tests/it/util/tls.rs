@@ -53,7 +53,7 @@ impl rustls::client::danger::ServerCertVerifier for Record {
 
 pub fn client_config(record: Arc<Record>) -> Arc<rustls::ClientConfig> {
     let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
@@ -95,7 +95,7 @@ pub fn connect(config: &Arc<rustls::ClientConfig>, port: u16, sni: &str) -> Opti
 pub fn leaf_for(port: u16, sni: &str) -> Vec<u8> {
     let record = Arc::new(Record(
         Default::default(),
-        Arc::new(rustls::crypto::ring::default_provider()),
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
     ));
     let config = client_config(Arc::clone(&record));
     let mut s = connect(&config, port, sni).expect("a TLS connection");
@@ -108,7 +108,7 @@ pub fn leaf_for(port: u16, sni: &str) -> Vec<u8> {
 pub fn connect_recording(port: u16, sni: &str) -> (Tls, Arc<Record>) {
     let record = Arc::new(Record(
         Default::default(),
-        Arc::new(rustls::crypto::ring::default_provider()),
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
     ));
     let config = client_config(Arc::clone(&record));
     let tls = connect(&config, port, sni).expect("a TLS connection");
