@@ -147,3 +147,28 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     }
     Ok(roots)
 }
+
+#[cfg(test)]
+mod tests {
+    use rustls::NamedGroup;
+
+    #[test]
+    fn key_exchange_is_x25519_first_and_never_the_hybrid() {
+        // aws-lc-rs's own default puts X25519MLKEM768 first in some
+        // rustls versions and features: a quarter more CPU per handshake
+        // than moirai means to spend (module docs).
+        let groups: Vec<NamedGroup> = super::provider()
+            .kx_groups
+            .iter()
+            .map(|g| g.name())
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                NamedGroup::X25519,
+                NamedGroup::secp256r1,
+                NamedGroup::secp384r1
+            ]
+        );
+    }
+}
