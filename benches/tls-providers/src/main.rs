@@ -128,15 +128,20 @@ fn run(name: &str, p: CryptoProvider) {
     println!("| {name} | {group} | {hs:.0} | {server_us:.1} | {gbps:.2} |");
 }
 
-/// `p` offering moirai's groups (src/tls/config.rs), in its order.
-fn moirai_groups(
-    p: CryptoProvider,
-    groups: [&'static dyn rustls::crypto::SupportedKxGroup; 3],
-) -> CryptoProvider {
-    CryptoProvider {
-        kx_groups: groups.to_vec(),
-        ..p
-    }
+/// `p` offering moirai's groups (src/tls/config.rs), in its order, as
+/// `p` names them.
+fn moirai_groups(p: CryptoProvider) -> CryptoProvider {
+    use rustls::NamedGroup;
+    let order = [
+        NamedGroup::X25519,
+        NamedGroup::secp256r1,
+        NamedGroup::secp384r1,
+    ];
+    let kx_groups = order
+        .iter()
+        .map(|want| *p.kx_groups.iter().find(|g| g.name() == *want).unwrap())
+        .collect();
+    CryptoProvider { kx_groups, ..p }
 }
 
 // rustls deprecates ring's default provider for its want of post-quantum
@@ -150,28 +155,8 @@ fn main() {
     );
     println!("|---|---|---|---|---|");
     for _ in 0..2 {
-        run(
-            "ring",
-            moirai_groups(
-                ring::default_provider(),
-                [
-                    ring::kx_group::X25519,
-                    ring::kx_group::SECP256R1,
-                    ring::kx_group::SECP384R1,
-                ],
-            ),
-        );
-        run(
-            "aws-lc-rs",
-            moirai_groups(
-                aws_lc_rs::default_provider(),
-                [
-                    aws_lc_rs::kx_group::X25519,
-                    aws_lc_rs::kx_group::SECP256R1,
-                    aws_lc_rs::kx_group::SECP384R1,
-                ],
-            ),
-        );
+        run("ring", moirai_groups(ring::default_provider()));
+        run("aws-lc-rs", moirai_groups(aws_lc_rs::default_provider()));
         run("aws-lc-rs, its default groups", aws_lc_rs::default_provider());
     }
 }
