@@ -406,13 +406,22 @@ mod tests {
         );
         assert!(!e.to_string().contains("PRIVATE KEY"));
 
-        // What is served stays served: P-256 (rcgen's default), P-384.
+        // What is served stays served: P-256 (rcgen's default), P-384,
+        // and RSA of exactly the largest size.
         let (c, k) = cert(&["a.test"]);
         write(&pem, &format!("{c}{k}"), 0o600);
         assert!(load(&pem).is_ok());
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-        let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
-        assert_eq!(unserved(&PrivateKeyDer::Pkcs8(der)), None);
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let rsa4096 = rcgen::KeyPair::from_pem(include_str!("testdata/rsa4096.key")).unwrap();
+        for key in [p384, rsa4096] {
+            let c = rcgen::CertificateParams::new(vec!["a.test".to_owned()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            write(&pem, &format!("{}{}", c.pem(), key.serialize_pem()), 0o600);
+            let p = load(&pem);
+            assert!(p.is_ok(), "{:?}: {:?}", key.algorithm(), p.err());
+        }
     }
 
     #[test]
